@@ -1,0 +1,54 @@
+# Retention analytics: `make report` for this month's report on the demo shop, `make test` for the suite.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := data/raw/demo
+KERNEL := retention
+
+## help: list the targets
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  make /'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet pip==26.3
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (retention)" >/dev/null
+	@touch $(STAMP)
+
+## setup: create .venv and install the pinned versions from requirements.lock
+setup: $(STAMP)
+
+$(DEMO)/orders.csv: | $(STAMP)
+	$(BIN)/retention demo --out $(DEMO)
+
+## demo: generate the demo shop in data/raw/demo (if missing)
+demo: $(DEMO)/orders.csv
+
+## report: run every notebook for the latest complete month of the demo shop (HTML in reports/)
+report: setup demo
+	$(BIN)/retention run --raw $(DEMO)
+
+## test: unit tests and nbval over the committed notebooks
+test: setup demo
+	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest --nbval notebooks --sanitize-with tests/nbval_sanitize.cfg -q -p no:cacheprovider
+
+## notebooks: re-execute the notebooks in place on the demo shop to refresh their stored outputs
+notebooks: setup demo
+	$(BIN)/python -m helpers.cli refresh-notebooks
+
+## lab: start JupyterLab with the project's kernel
+lab: setup demo
+	$(BIN)/jupyter lab notebooks
+
+## clean-reports: remove generated reports and processed data (raw data is kept)
+clean-reports:
+	rm -rf reports/*/ reports/index.html data/processed/*/
+
+.PHONY: help setup demo report test notebooks lab clean-reports

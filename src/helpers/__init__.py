@@ -1,0 +1,1 @@
+# helpers: retention analytics stages

@@ -1,0 +1,147 @@
+"""The `retention` command: demo data, validation, monthly runs and backfills.
+
+    retention demo --customers 20000 --seed 42 --out data/raw/demo
+    retention validate --raw data/raw/myshop [--as-of 2026-06-30] [--config config/myshop.yml]
+    retention run [--as-of 2026-06-30] [--raw data/raw/myshop] [--config FILE] [--only 01,04]
+    retention backfill --from 2026-01 --to 2026-06 [--raw DIR] [--config FILE]
+
+Every failure a user can cause prints one sentence and exits non-zero; no tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from helpers.paths import resolve
+
+DEFAULT_RAW = "data/raw/demo"
+DEFAULT_CONFIG = "config/default.yml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="retention", description="Monthly retention analytics for an online shop.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="write a deterministic demo shop in the raw data contract")
+    d.add_argument("--customers", type=int, default=20_000, help="buyers to simulate (default 20000)")
+    d.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    d.add_argument("--out", default=DEFAULT_RAW, help=f"output folder (default {DEFAULT_RAW})")
+
+    v = sub.add_parser("validate", help="check a shop's raw exports and print the data-quality report; writes nothing")
+    v.add_argument("--raw", default=DEFAULT_RAW, help="the shop's raw folder (default data/raw/demo)")
+    v.add_argument("--as-of", default=None, help="cut-off date YYYY-MM-DD (default: no cut-off)")
+    v.add_argument("--config", default=DEFAULT_CONFIG)
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    r = sub.add_parser("run", help="run the notebooks for one month and publish HTML reports")
+    r.add_argument("--as-of", default=None, help="cut-off date YYYY-MM-DD (default: last complete month in the data)")
+    r.add_argument("--raw", default=DEFAULT_RAW)
+    r.add_argument("--config", default=DEFAULT_CONFIG)
+    r.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,04")
+
+    b = sub.add_parser("backfill", help="run every month in a range, oldest first")
+    b.add_argument("--from", dest="month_from", required=True, help="first month YYYY-MM")
+    b.add_argument("--to", dest="month_to", required=True, help="last month YYYY-MM")
+    b.add_argument("--raw", default=DEFAULT_RAW)
+    b.add_argument("--config", default=DEFAULT_CONFIG)
+    b.add_argument("--only", default=None)
+
+    sub.add_parser("refresh-notebooks", help="re-execute notebooks/ in place with their default parameters (make notebooks)")
+    return p
+
+
+def _cmd_demo(args) -> int:
+    from helpers import demo
+
+    out = resolve(args.out)
+    print(f"Generating demo shop: {args.customers:,} customers, seed {args.seed} -> {args.out}")
+    truth = demo.generate(out, customers=args.customers, seed=args.seed)
+    rows = truth.get("rows", {}).get("orders_csv")
+    print(f"Done: {rows:,} order lines written." if rows else "Done.")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from helpers import clean
+    from helpers.config import load_config
+
+    cfg = load_config(args.config)
+    report = clean.validate(args.raw, cfg, as_of=args.as_of)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        table = clean.accounting_table(report)
+        print(table.drop(columns=["meaning"]).to_string(index=False))
+        for w in report["warnings"]:
+            print(f"warning: {w}")
+        print(clean.takeaway(report))
+    return 0
+
+
+def _as_of(args) -> str:
+    from helpers import clean
+    from helpers.config import load_config
+    from helpers.runner import last_complete_month_end
+
+    if args.as_of:
+        return args.as_of
+    last = clean.latest_order_date(args.raw, load_config(args.config))
+    as_of = last_complete_month_end(last)
+    print(f"No --as-of given: the data runs to {last}, so the last complete month ends {as_of}.")
+    return as_of
+
+
+def _only(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _cmd_run(args) -> int:
+    from helpers import runner
+
+    runner.run_month(_as_of(args), args.raw, args.config, only=_only(args.only))
+    print("Reports: reports/index.html")
+    return 0
+
+
+def _cmd_backfill(args) -> int:
+    from helpers import runner
+
+    runner.backfill(args.month_from, args.month_to, args.raw, args.config, only=_only(args.only))
+    print("Reports: reports/index.html")
+    return 0
+
+
+def _cmd_refresh(args) -> int:
+    from helpers import runner
+
+    runner.refresh_notebooks()
+    return 0
+
+
+COMMANDS = {"demo": _cmd_demo, "validate": _cmd_validate, "run": _cmd_run, "backfill": _cmd_backfill,
+            "refresh-notebooks": _cmd_refresh}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from helpers.artifacts import MissingArtifact
+    from helpers.config import ConfigError
+    from helpers.contract import ContractError
+    from helpers.runner import RunFailed
+
+    args = _parser().parse_args(argv)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    try:
+        return COMMANDS[args.command](args)
+    except (ContractError, ConfigError, MissingArtifact, RunFailed, FileNotFoundError, ValueError) as exc:
+        print(f"retention {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"retention {args.command}: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""One look for every figure: the seaborn theme and the few chart types the reports need.
+
+Every plot function takes ``ax=None`` and returns the axes, so a test can check what was drawn
+and a notebook can place two charts on one figure.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+FIGSIZE = (9, 4.5)
+PALETTE = "crest"
+
+
+def use_style() -> None:
+    """Apply the project's seaborn theme (call once at the top of a notebook)."""
+    sns.set_theme(context="notebook", style="whitegrid", palette="deep")
+    plt.rcParams.update({"figure.figsize": FIGSIZE, "figure.dpi": 100, "axes.titleweight": "bold",
+                         "axes.titlesize": 13, "savefig.bbox": "tight"})
+
+
+def _ax(ax):
+    if ax is None:
+        _, ax = plt.subplots(figsize=FIGSIZE)
+    return ax
+
+
+def money(value: float, currency: str = "EUR") -> str:
+    """12345.6 -> 'EUR 12,346'."""
+    return f"{currency} {value:,.0f}"
+
+
+def plot_monthly_bars(df: pd.DataFrame, x: str, y: str, title: str, ylabel: str, ax=None,
+                      line: str | None = None, line_label: str | None = None):
+    """Bars of `y` per month (`x`), optionally a second measure `line` on a right-hand axis."""
+    ax = _ax(ax)
+    sns.barplot(data=df, x=x, y=y, color=sns.color_palette()[0], ax=ax)
+    ax.set_title(title)
+    ax.set_xlabel("month")
+    ax.set_ylabel(ylabel)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    step = max(1, len(labels) // 12)
+    ax.set_xticks(range(0, len(labels), step), labels[::step], rotation=45, ha="right")
+    if line:
+        ax2 = ax.twinx()
+        ax2.plot(range(len(df)), df[line].to_numpy(), color=sns.color_palette()[3], marker="o", ms=3)
+        ax2.set_ylabel(line_label or line)
+        ax2.grid(False)
+    return ax
+
+
+def plot_share_bars(df: pd.DataFrame, category: str, value: str, title: str, xlabel: str, ax=None):
+    """Horizontal bars of `value` per `category`, largest first, labelled with the value."""
+    ax = _ax(ax)
+    d = df.sort_values(value, ascending=False)
+    sns.barplot(data=d, y=category, x=value, color=sns.color_palette()[0], ax=ax)
+    for container in ax.containers:
+        ax.bar_label(container, fmt="{:,.0f}", padding=3)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("")
+    return ax

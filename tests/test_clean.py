@@ -1,0 +1,201 @@
+"""Cleaning stage: every rule on a hand-built export, row accounting, encodings, clear errors."""
+from __future__ import annotations
+
+import json
+
+import ibis
+import pandas as pd
+import pytest
+
+from helpers import clean
+from helpers.config import config_from_dict, load_config
+from helpers.contract import ContractError
+from helpers.engine import connect
+
+HEADER = "order_id,customer_id,order_date,amount,status,discount_amount,currency\n"
+ROWS = [
+    "O1,C1,2025-01-02 10:00:00,\"12,50\",completed,0,EUR",   # kept, decimal comma
+    "O1,C1,2025-01-02 10:00:00,\"12,50\",completed,0,EUR",   # exact duplicate
+    "O2,,2025-01-03,3,completed,,EUR",                        # missing customer
+    "O3,C3,2025-13-45,5,completed,,EUR",                      # bad date
+    "O4,C4,2025-01-04,abc,completed,,EUR",                    # bad amount
+    "O5,TEST1,2025-01-04,5,test,,EUR",                        # test order
+    "O6,C6,2025-01-04,\"1.234,50\",cancelled,,EUR",           # cancelled
+    "O7,C7,2025-02-04,€ 20.00,returned,,EUR",                 # return written positive
+    "O8,C8,2025-03-04,-7.5,completed,1,EUR",                  # return as negative line
+    "O9,C9,2026-03-04,7.5,completed,1,EUR",                   # after as_of
+    ",C10,2025-03-05,7.5,completed,1,EUR",                    # missing order id
+]
+
+
+@pytest.fixture()
+def cfg():
+    return load_config("config/default.yml")
+
+
+@pytest.fixture()
+def shop(tmp_path):
+    raw = tmp_path / "raw" / "shop"
+    raw.mkdir(parents=True)
+    (raw / "orders.csv").write_text(HEADER + "\n".join(ROWS) + "\n", encoding="utf-8")
+    (raw / "customers.csv").write_text(
+        "customer_id,signup_date,email,gender,birth_year,region,marketing_opt_in\n"
+        "C1,2024-12-01,a@example.com,f,1980,North,1\n"
+        "C1,2024-12-02,a2@example.com,f,1980,North,1\n"
+        ",2024-12-01,x@example.com,m,1990,South,0\n"
+        "C7,2024-12-05,b@example.com,m,1850,South,yes\n"
+        "L1,2025-01-05,lead@example.com,,2001,East,0\n",
+        encoding="utf-8",
+    )
+    return raw
+
+
+def test_every_row_is_kept_quarantined_or_excluded_with_its_reason(shop, cfg, tmp_path):
+    report = clean.run(shop, "2025-12-31", cfg, processed_dir=tmp_path / "out")
+    orders = report["files"]["orders"]
+    assert orders["rows_raw"] == 11
+    assert orders["rows_kept"] == 3
+    assert orders["quarantined"] == {"missing_order_id": 1, "missing_customer_id": 1, "bad_date": 1, "bad_amount": 1}
+    assert orders["excluded"] == {"test_order": 1, "cancelled": 1, "after_as_of": 1, "duplicate_line": 1}
+
+
+def test_quarantine_file_lists_each_unusable_row_with_file_row_and_reason(shop, cfg, tmp_path):
+    clean.run(shop, "2025-12-31", cfg, processed_dir=tmp_path / "out")
+    q = pd.read_csv(tmp_path / "out" / "quarantine.csv", dtype=str, keep_default_na=False)
+    got = set(zip(q["file"], q["source_row"].astype(int), q["reason"]))
+    assert got == {("orders.csv", 3, "missing_customer_id"), ("orders.csv", 4, "bad_date"),
+                   ("orders.csv", 5, "bad_amount"), ("orders.csv", 11, "missing_order_id"),
+                   ("customers.csv", 3, "missing_customer_id")}
+
+
+def test_decimal_comma_and_currency_signs_parse_and_returns_are_negative(shop, cfg, tmp_path):
+    clean.run(shop, "2025-12-31", cfg, processed_dir=tmp_path / "out")
+    o = pd.read_parquet(tmp_path / "out" / "orders_clean.parquet").set_index("order_id")
+    assert o.loc["O1", "amount"] == 12.50
+    assert o.loc["O7", "amount"] == -20.0 and o.loc["O7", "is_return"]
+    assert o.loc["O8", "amount"] == -7.5 and o.loc["O8", "is_return"]
+    assert not o.loc["O1", "is_return"]
+    assert str(o["order_date"].dtype).startswith("datetime64")
+
+
+def test_data_quality_json_adds_up_and_names_no_machine_path(shop, cfg, tmp_path):
+    clean.run(shop, "2025-12-31", cfg, processed_dir=tmp_path / "out")
+    text = (tmp_path / "out" / "data_quality.json").read_text()
+    dq = json.loads(text)
+    for fr in dq["files"].values():
+        assert fr["rows_raw"] == fr["rows_kept"] + sum(fr["quarantined"].values()) + sum(fr["excluded"].values())
+    assert str(tmp_path) not in text
+    assert dq["orders"]["revenue_net"] == round(12.5 - 20 - 7.5, 2)
+
+
+def test_customers_are_deduplicated_and_leads_counted(shop, cfg, tmp_path):
+    report = clean.run(shop, "2025-12-31", cfg, processed_dir=tmp_path / "out")
+    c = pd.read_parquet(tmp_path / "out" / "customers_clean.parquet").set_index("customer_id")
+    assert sorted(c.index) == ["C1", "C7", "L1"]
+    assert c.loc["C1", "email"] == "a@example.com"  # first row wins
+    assert pd.isna(c.loc["C7", "birth_year"])       # 1850 is not a plausible birth year
+    assert bool(c.loc["C7", "marketing_opt_in"]) and not bool(c.loc["L1", "marketing_opt_in"])
+    assert report["files"]["customers"]["excluded"] == {"duplicate_customer": 1}
+    assert report["customers"]["leads_without_order"] == 1  # L1 never ordered
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("12.50", 12.5), ("12,50", 12.5), ("1.234,50", 1234.5), ("1,234.50", 1234.5), ("1,234", 1234.0),
+    ("€ 12.50", 12.5), ("12.50 EUR", 12.5), ("-3,5", -3.5), ("", None), ("abc", None), ("12-3", None),
+])
+def test_amounts_are_read_as_shops_write_them(text, expected):
+    t = ibis.memtable({"s": [text]}, schema={"s": "string"})
+    got = connect().execute(clean.parse_amount(t.s).name("v")).iloc[0]
+    assert (pd.isna(got) and expected is None) or got == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text,fmt,expected", [
+    ("2025-01-31", None, "2025-01-31 00:00:00"), ("2025-01-31 14:05:00", None, "2025-01-31 14:05:00"),
+    ("2025-13-45", None, None), ("not a date", None, None),
+    ("31.01.2025", "%d.%m.%Y", "2025-01-31 00:00:00"), ("45.13.2025", "%d.%m.%Y", None),
+    ("1/2/25 9:05", "%m/%d/%y %H:%M", "2025-01-02 09:05:00"),
+])
+def test_dates_are_read_or_become_null_never_an_error(text, fmt, expected):
+    t = ibis.memtable({"s": [text]}, schema={"s": "string"})
+    got = connect().execute(clean.parse_timestamp(t.s, fmt).name("v")).iloc[0]
+    assert (pd.isna(got) and expected is None) or str(pd.Timestamp(got)) == expected
+
+
+def test_cleaning_rules_run_on_an_in_memory_table_through_the_engine(cfg):
+    raw = ibis.memtable(pd.DataFrame({
+        "order_id": ["A", "B", "C"], "customer_id": ["X", "Y", "Z"],
+        "order_date": ["2025-01-01", "2025-01-02", "2025-02-30"], "amount": ["1", "2", "3"],
+        "source_row": [1, 2, 3]}))
+    tagged = clean.tag_orders(raw, "2025-12-31", cfg.cleaning)
+    reasons = connect(cfg.engine).execute(tagged.order_by("source_row").reason).tolist()
+    assert [r if isinstance(r, str) else None for r in reasons] == [None, None, "bad_date"]
+
+
+def test_column_map_translates_a_shops_own_export_names(tmp_path):
+    raw = tmp_path / "shopify"
+    raw.mkdir()
+    (raw / "orders.csv").write_text("Name,Email,Created at,Total\n#1001,a,2025-01-01,10.00\n", encoding="utf-8")
+    cfg = config_from_dict({"columns": {"orders": {"Name": "order_id", "Email": "customer_id",
+                                                   "Created at": "order_date", "Total": "amount"}}})
+    report = clean.run(raw, "2025-12-31", cfg)
+    assert report["files"]["orders"]["rows_kept"] == 1
+
+
+def test_missing_required_column_is_one_sentence_naming_file_and_column(tmp_path, cfg):
+    raw = tmp_path / "bad"
+    raw.mkdir()
+    (raw / "orders.csv").write_text("order_id,order_date,amount\nO1,2025-01-01,1\n", encoding="utf-8")
+    with pytest.raises(ContractError, match=r"orders.csv: required column 'customer_id' is missing"):
+        clean.run(raw, "2025-12-31", cfg)
+
+
+def test_missing_orders_file_says_where_it_was_expected(tmp_path, cfg):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ContractError, match=r"orders.csv is missing"):
+        clean.run(tmp_path / "empty", "2025-12-31", cfg)
+
+
+def test_cp1250_export_is_read_with_a_warning(tmp_path, cfg):
+    raw = tmp_path / "cz"
+    raw.mkdir()
+    (raw / "orders.csv").write_bytes((HEADER + "O1,Čapek,2025-01-02,\"10,00\",completed,0,CZK\n").encode("cp1250"))
+    report = clean.run(raw, "2025-12-31", cfg, processed_dir=tmp_path / "out")
+    assert report["files"]["orders"]["encoding"] == "cp1250"
+    assert any("not UTF-8" in w for w in report["warnings"])
+    assert pd.read_parquet(tmp_path / "out" / "orders_clean.parquet")["customer_id"].tolist() == ["Čapek"]
+
+
+def test_utf8_with_bom_reads_the_first_column(tmp_path, cfg):
+    raw = tmp_path / "bom"
+    raw.mkdir()
+    (raw / "orders.csv").write_bytes(("\ufeff" + HEADER + "O1,C1,2025-01-02,10,completed,0,EUR\n").encode("utf-8"))
+    assert clean.run(raw, "2025-12-31", cfg)["files"]["orders"]["rows_kept"] == 1
+
+
+def test_parquet_export_is_cleaned_like_csv(tmp_path, cfg):
+    raw = tmp_path / "pq"
+    raw.mkdir()
+    pd.DataFrame({"order_id": ["O1", "O2"], "customer_id": ["C1", None],
+                  "order_date": pd.to_datetime(["2025-01-01", "2025-01-02"]), "amount": [10.0, 5.0]}
+                 ).to_parquet(raw / "orders.parquet")
+    report = clean.run(raw, "2025-12-31", cfg)
+    assert report["files"]["orders"]["rows_kept"] == 1
+    assert report["files"]["orders"]["quarantined"] == {"missing_customer_id": 1}
+
+
+def test_same_input_gives_byte_identical_artifacts(shop, cfg, tmp_path):
+    clean.run(shop, "2025-12-31", cfg, processed_dir=tmp_path / "a")
+    clean.run(shop, "2025-12-31", cfg, processed_dir=tmp_path / "b")
+    for name in ("orders_clean.parquet", "customers_clean.parquet", "quarantine.csv", "data_quality.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_validate_writes_nothing(shop, cfg, tmp_path):
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    report = clean.validate(shop, cfg, as_of="2025-12-31")
+    assert report["files"]["orders"]["rows_raw"] == 11
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_latest_order_date_ignores_unreadable_dates(shop, cfg):
+    assert clean.latest_order_date(shop, cfg) == "2026-03-04"

@@ -1,0 +1,217 @@
+"""Tests for helpers.runner: tiny notebooks built with nbformat in a temporary project."""
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers.runner import (RunFailed, backfill, build_index, last_complete_month_end,
+                            run_month, shop_name)
+
+PARAMETERS = "as_of = '2020-01-31'\nraw_dir = ''\nprocessed_dir = ''\nconfig_path = ''"
+
+
+def make_project(root: Path) -> Path:
+    """A project skeleton: pyproject.toml, a demo raw folder, a config file, no notebooks yet."""
+    (root / "pyproject.toml").write_text("[project]\nname = 'fixture'\n")
+    (root / "data" / "raw" / "demo").mkdir(parents=True)
+    (root / "config").mkdir()
+    (root / "config" / "default.yml").write_text("currency: EUR\n")
+    (root / "notebooks").mkdir()
+    return root
+
+
+def make_notebook(root: Path, name: str, *code: str, title: str = "A tiny report") -> Path:
+    """notebooks/<name> with a title, a `parameters` cell and one code cell per `code`."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    parameters = nbformat.v4.new_code_cell(PARAMETERS)
+    parameters.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}"), parameters]
+    nb.cells += [nbformat.v4.new_code_cell(source) for source in code]
+    path = root / "notebooks" / name
+    nbformat.write(nb, str(path))
+    return path
+
+
+def stream_text(ipynb: Path) -> str:
+    nb = nbformat.read(str(ipynb), as_version=4)
+    return "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+                   for out in cell.outputs if out.output_type == "stream")
+
+
+def folder_bytes(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def june_run(tmp_path_factory):
+    """One successful two-notebook run for June 2026, shared by the tests that only read it."""
+    root = make_project(tmp_path_factory.mktemp("project"))
+    make_notebook(root, "01_hello.ipynb",
+                  "secret_variable_name = 'hello from ' + 'the first notebook'\n"
+                  "print(secret_variable_name)",
+                  title="Hello")
+    make_notebook(root, "02_params.ipynb",
+                  "from pathlib import Path\n"
+                  "print('as_of', as_of)\n"
+                  "print('raw_dir', raw_dir)\n"
+                  "print('processed_dir', processed_dir)\n"
+                  "print('config_path', config_path)\n"
+                  "print('config readable from kernel cwd', Path(config_path).is_file())")
+    lines = []
+    html_paths = run_month("2026-06-30", "data/raw/demo", root=root, log=lines.append)
+    return root, html_paths, lines
+
+
+def test_successful_run_writes_ipynb_and_html_per_notebook_under_shop_and_month(june_run):
+    root, html_paths, _ = june_run
+    month_dir = root / "reports" / "demo" / "2026-06"
+    assert html_paths == [month_dir / "01_hello.html", month_dir / "02_params.html"]
+    for stem in ("01_hello", "02_params"):
+        assert (month_dir / f"{stem}.ipynb").is_file()
+        assert (month_dir / f"{stem}.html").is_file()
+    assert not list(month_dir.glob(".*")), "no temp files left behind"
+
+
+def test_html_shows_cell_output_but_not_code_or_injected_parameters(june_run):
+    root, _, _ = june_run
+    page = (root / "reports" / "demo" / "2026-06" / "01_hello.html").read_text()
+    assert "hello from the first notebook" in page
+    assert "secret_variable_name" not in page
+    assert "celltag_injected-parameters" not in page
+    assert "data/processed/demo/2026-06" not in page
+    assert "<title>demo · 2026-06 · 01_hello</title>" in page
+
+
+def test_index_links_every_report_of_the_month(june_run):
+    root, _, _ = june_run
+    index = (root / "reports" / "index.html").read_text()
+    assert 'href="demo/2026-06/01_hello.html"' in index
+    assert 'href="demo/2026-06/02_params.html"' in index
+    assert "failed" not in index.replace(".failed", "")
+
+
+def test_injected_parameters_reach_the_notebook_as_paths_relative_to_root(june_run):
+    root, _, _ = june_run
+    out = stream_text(root / "reports" / "demo" / "2026-06" / "02_params.ipynb")
+    assert "as_of 2026-06-30\n" in out
+    assert "raw_dir data/raw/demo/\n" in out
+    assert "processed_dir data/processed/demo/2026-06/\n" in out
+    assert "config_path config/default.yml\n" in out
+    assert "config readable from kernel cwd True\n" in out
+    assert (root / "data" / "processed" / "demo" / "2026-06").is_dir()
+
+
+def test_no_machine_paths_end_up_in_saved_notebooks_or_reports(june_run):
+    root, _, _ = june_run
+    for path in (root / "reports").rglob("*"):
+        if path.is_file():
+            assert str(root) not in path.read_text(), path.name
+
+
+def test_progress_is_logged_per_notebook_with_a_total(june_run):
+    _, _, lines = june_run
+    assert lines[1].startswith("[1/2] 01_hello ... done in ") and lines[1].endswith(" s")
+    assert lines[2].startswith("[2/2] 02_params ... done in ")
+    assert lines[-1].startswith("demo 2026-06: 2 notebook(s) done in ")
+
+
+def test_run_record_says_the_month_succeeded(june_run):
+    root, _, _ = june_run
+    record = json.loads((root / "reports" / "demo" / "2026-06" / "run.json").read_text())
+    assert record["status"] == "ok"
+    assert record["as_of"] == "2026-06-30"
+    assert [n["name"] for n in record["notebooks"]] == ["01_hello", "02_params"]
+    assert record["notebooks"][0]["title"] == "Hello"
+
+
+def test_failing_notebook_raises_run_failed_keeps_partial_report_and_stops(tmp_path):
+    root = make_project(tmp_path)
+    make_notebook(root, "01_ok.ipynb", "print('first is fine')")
+    make_notebook(root, "02_breaks.ipynb",
+                  "print('before the error')",
+                  "{}['recency_days']",
+                  "print('never printed')")
+    make_notebook(root, "03_later.ipynb", "print('should not run')")
+    run_month("2026-05-31", "data/raw/demo", root=root, only=["01"], log=lambda _: None)
+    may = root / "reports" / "demo" / "2026-05"
+    may_before = folder_bytes(may)
+
+    with pytest.raises(RunFailed) as caught:
+        run_month("2026-06-30", "data/raw/demo", root=root, log=lambda _: None)
+
+    error = caught.value
+    june = root / "reports" / "demo" / "2026-06"
+    # cells: 0 title, 1 parameters, 2 injected parameters, 3 print, 4 the KeyError
+    assert (error.notebook, error.cell_index, error.ename) == ("02_breaks.ipynb", 4, "KeyError")
+    assert str(error) == ("02_breaks.ipynb failed at cell 4: KeyError: 'recency_days' "
+                          "(partial report: reports/demo/2026-06/02_breaks.html)")
+    assert error.output_html == june / "02_breaks.html"
+    assert error.output_ipynb == june / "02_breaks.ipynb"
+    page = error.output_html.read_text()
+    assert "KeyError" in page and "recency_days" in page
+    assert "before the error" in page and "never printed" not in page
+    assert not (june / "03_later.ipynb").exists() and not (june / "03_later.html").exists()
+    assert folder_bytes(may) == may_before
+    assert json.loads((june / "run.json").read_text())["status"] == "failed"
+    assert "latest run failed" in (root / "reports" / "index.html").read_text()
+
+
+def test_only_runs_just_the_listed_notebooks(tmp_path):
+    root = make_project(tmp_path)
+    for name in ("01_a.ipynb", "02_b.ipynb", "03_c.ipynb"):
+        make_notebook(root, name, "print('ran')")
+    lines = []
+    written = run_month("2026-06-30", root / "data" / "raw" / "demo", root=root, only=["01", "03"],
+                        log=lines.append)
+    june = root / "reports" / "demo" / "2026-06"
+    assert [p.name for p in written] == ["01_a.html", "03_c.html"]
+    assert sorted(p.name for p in june.glob("*.ipynb")) == ["01_a.ipynb", "03_c.ipynb"]
+    assert lines[1].startswith("[1/2] 01_a ... done in ")
+
+
+def test_only_with_an_unknown_prefix_is_rejected_before_running(tmp_path):
+    root = make_project(tmp_path)
+    make_notebook(root, "01_a.ipynb", "print('ran')")
+    with pytest.raises(ValueError, match="no notebook numbered 09"):
+        run_month("2026-06-30", "data/raw/demo", root=root, only=["09"])
+    assert not (root / "reports" / "demo").exists()
+
+
+def test_backfill_runs_one_folder_per_month_and_index_lists_newest_first(tmp_path):
+    root = make_project(tmp_path)
+    make_notebook(root, "01_as_of.ipynb", "print(as_of)")
+    written = backfill("2025-11", "2026-01", "data/raw/demo", root=root, log=lambda _: None)
+    demo = root / "reports" / "demo"
+    assert [p.parent.name for p in written] == ["2025-11", "2025-12", "2026-01"]
+    assert stream_text(demo / "2025-12" / "01_as_of.ipynb") == "2025-12-31\n"
+    index = (root / "reports" / "index.html").read_text()
+    assert index.index("2026-01") < index.index("2025-12") < index.index("2025-11")
+
+
+@pytest.mark.parametrize("max_order_date, expected", [
+    ("2026-06-30", "2026-06-30"),
+    ("2026-07-15", "2026-06-30"),
+    ("2024-03-01", "2024-02-29"),
+    ("2026-01-10", "2025-12-31"),
+    (date(2025, 12, 31), "2025-12-31"),
+    (datetime(2026, 6, 30, 23, 59), "2026-06-30"),
+    ("2026-06-30 08:15:00", "2026-06-30"),
+])
+def test_last_complete_month_end(max_order_date, expected):
+    assert last_complete_month_end(max_order_date) == expected
+
+
+@pytest.mark.parametrize("raw_dir", ["data/raw/demo", "data/raw/demo/", Path("/srv/data/raw/demo")])
+def test_shop_name_is_the_raw_folders_name(raw_dir):
+    assert shop_name(raw_dir) == "demo"
+
+
+def test_index_of_an_empty_reports_folder_says_there_are_none(tmp_path):
+    index = build_index(tmp_path / "reports")
+    assert index == tmp_path / "reports" / "index.html"
+    assert "No reports yet." in index.read_text()
