@@ -199,3 +199,40 @@ def test_validate_writes_nothing(shop, cfg, tmp_path):
 
 def test_latest_order_date_ignores_unreadable_dates(shop, cfg):
     assert clean.latest_order_date(shop, cfg) == "2026-03-04"
+
+
+# --------------------------------------------------------------------------- on the demo shop
+
+@pytest.fixture(scope="module")
+def demo_shop(tmp_path_factory):
+    from helpers import demo
+
+    raw = tmp_path_factory.mktemp("raw") / "demo"
+    truth = demo.generate(raw, customers=2_000, seed=7)
+    return raw, truth
+
+
+def test_demo_dirt_lands_in_quarantine_or_exclusion_with_the_right_reason(demo_shop, cfg, tmp_path):
+    raw, truth = demo_shop
+    report = clean.run(raw, truth["end"], cfg, processed_dir=tmp_path / "out")
+    orders = report["files"]["orders"]
+    dirt = truth["dirt"]
+    assert orders["quarantined"] == {"missing_customer_id": dirt["missing_customer_id"], "bad_date": dirt["bad_date"]}
+    assert orders["excluded"] == {"test_order": dirt["test_order"], "cancelled": dirt["cancelled"],
+                                  "duplicate_line": dirt["duplicate_line"]}
+    assert orders["rows_kept"] == truth["rows"]["clean_lines"] + truth["rows"]["return_lines"]
+    dirty = sum(orders["quarantined"].values()) + sum(orders["excluded"].values())
+    assert 0.01 <= dirty / orders["rows_raw"] <= 0.03  # "about 2%" of rows are dirt
+
+
+def test_demo_net_revenue_matches_an_independent_pandas_reading(demo_shop, cfg, tmp_path):
+    raw, truth = demo_shop
+    clean.run(raw, truth["end"], cfg, processed_dir=tmp_path / "out")
+    df = pd.read_csv(raw / "orders.csv", dtype=str, keep_default_na=False)
+    ok = (df.status.isin(["completed", "returned"]) & (df.customer_id != "")
+          & pd.to_datetime(df.order_date, errors="coerce", format="%Y-%m-%d %H:%M:%S").notna()
+          & ~df.customer_id.str.startswith("TEST"))
+    df = df[ok].drop_duplicates()
+    expected = df.amount.str.replace(",", ".").astype(float).sum()
+    got = pd.read_parquet(tmp_path / "out" / "orders_clean.parquet").amount.sum()
+    assert got == pytest.approx(expected, abs=0.01)

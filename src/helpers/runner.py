@@ -167,6 +167,7 @@ def _atomic_write(path: Path, data: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are published to other readers
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
@@ -286,6 +287,7 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
                     _tidy_saved_notebook(nb, source, ipynb_path, root)
                     entry["title"] = _notebook_title(nb)
                     nbformat.write(nb, str(tmp))
+                    os.chmod(tmp, 0o644)
                     os.replace(tmp, ipynb_path)  # papermill wrote the temp file; move into place
                     _atomic_write(html_path, notebook_to_html(nb, f"{shop} · {month} · {stem}"))
 
