@@ -5,18 +5,19 @@ in parameters and config is taken from the project root (the folder holding pypr
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 
-@lru_cache(maxsize=1)
-def project_root() -> Path:
-    """The nearest folder above the working directory (or this package) holding pyproject.toml."""
-    for start in (Path.cwd(), Path(__file__).resolve()):
-        for folder in (start, *start.parents):
-            if (folder / "pyproject.toml").exists() and (folder / "src" / "helpers").is_dir():
+def project_root(start: str | Path | None = None) -> Path:
+    """The folder holding pyproject.toml and src/helpers: searched upward from `start` (default: the
+    working directory), then from this package's own location (an editable install)."""
+    for base in ([Path(start)] if start else []) + [Path.cwd(), Path(__file__).resolve().parent]:
+        base = base.resolve()
+        for folder in (base, *base.parents):
+            if (folder / "pyproject.toml").is_file() and (folder / "src" / "helpers").is_dir():
                 return folder
-    return Path.cwd()
+    raise FileNotFoundError("no project folder (pyproject.toml with src/helpers) above the working "
+                            "directory; run from inside the project or pass root= explicitly")
 
 
 def resolve(path: str | Path) -> Path:
@@ -27,7 +28,12 @@ def resolve(path: str | Path) -> Path:
 
 def shop_name(raw_dir: str | Path) -> str:
     """The shop is the raw folder's name: data/raw/demo -> 'demo'."""
-    return Path(str(raw_dir).rstrip("/\\")).name
+    path = Path(raw_dir)
+    name = path.name or path.resolve().name
+    if not name or name in {".", ".."}:
+        raise ValueError(f"cannot tell the shop from raw_dir {str(raw_dir)!r}; "
+                         "pass the shop's folder, e.g. data/raw/demo")
+    return name
 
 
 def month_label(as_of: str) -> str:

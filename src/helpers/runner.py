@@ -31,6 +31,9 @@ from urllib.parse import quote
 
 import nbformat
 
+from helpers.paths import project_root as find_project_root
+from helpers.paths import shop_name
+
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_.+\.ipynb$")
 MONTH_PATTERN = re.compile(r"^\d{4}-\d{2}$")
 RUN_RECORD = "run.json"
@@ -94,16 +97,6 @@ def last_complete_month_end(max_order_date: date | datetime | str) -> str:
     return date(year, month, calendar.monthrange(year, month)[1]).isoformat()
 
 
-def shop_name(raw_dir: str | Path) -> str:
-    """The shop's name: the raw folder's name (``data/raw/demo`` -> ``"demo"``)."""
-    path = Path(raw_dir)
-    name = path.name or path.resolve().name
-    if not name or name in {".", ".."}:
-        raise ValueError(f"cannot tell the shop from raw_dir {str(raw_dir)!r}; "
-                         "pass the shop's folder, e.g. data/raw/demo")
-    return name
-
-
 def _to_date(value: date | datetime | str) -> date:
     if isinstance(value, datetime):  # also pandas.Timestamp
         return value.date()
@@ -133,18 +126,6 @@ def _parse_month(text: str) -> tuple[int, int]:
     if not MONTH_PATTERN.match(str(text)) or not 1 <= int(str(text)[5:]) <= 12:
         raise ValueError(f"expected a month like '2026-06', got {text!r}")
     return int(text[:4]), int(text[5:])
-
-
-def find_project_root(start: str | Path | None = None) -> Path:
-    """The folder holding ``pyproject.toml``: searched upward from ``start`` (default: the current
-    directory), then from this file's location (an editable install lives in ``src/helpers``)."""
-    for base in ([Path(start)] if start else []) + [Path.cwd(), Path(__file__).resolve().parent]:
-        base = base.resolve()
-        for folder in (base, *base.parents):
-            if (folder / "pyproject.toml").is_file():
-                return folder
-    raise FileNotFoundError("no pyproject.toml found above the current directory or the "
-                            "helpers package; pass root= explicitly")
 
 
 def _in_root(path: Path, root: Path) -> Path:
