@@ -467,22 +467,18 @@ def _customer_facts(customers: ir.Table, orders: ir.Table) -> dict:
 # --------------------------------------------------------------------------- presentation
 
 def accounting_table(report: dict) -> pd.DataFrame:
-    """One row per file and outcome: kept, each quarantine reason, each exclusion rule; shares of raw."""
+    """Per file: kept, each quarantine reason, each exclusion rule and the raw total, with shares of raw."""
     rows = []
-    for kind, fr in report["files"].items():
+    for fr in report["files"].values():
         raw = fr["rows_raw"] or 1
-        rows.append({"file": fr["file"], "outcome": "kept", "reason": "", "rows": fr["rows_kept"]})
-        for r, n in fr["quarantined"].items():
-            rows.append({"file": fr["file"], "outcome": "quarantined", "reason": r, "rows": n})
-        for r, n in fr["excluded"].items():
-            rows.append({"file": fr["file"], "outcome": "excluded", "reason": r, "rows": n})
-        rows.append({"file": fr["file"], "outcome": "raw total", "reason": "", "rows": fr["rows_raw"]})
-        for row in rows:
-            if row["file"] == fr["file"]:
-                row["share_of_raw"] = round(row["rows"] / raw, 4)
-    df = pd.DataFrame(rows, columns=["file", "outcome", "reason", "rows", "share_of_raw"])
-    df["meaning"] = df["reason"].map(REASON_TEXT).fillna("")
-    return df
+        outcomes = [("kept", "", fr["rows_kept"])]
+        outcomes += [("quarantined", r, n) for r, n in fr["quarantined"].items()]
+        outcomes += [("excluded", r, n) for r, n in fr["excluded"].items()]
+        outcomes += [("raw total", "", fr["rows_raw"])]
+        for outcome, reason, n in outcomes:
+            rows.append({"file": fr["file"], "outcome": outcome, "reason": reason, "rows": n,
+                         "share of raw": f"{n / raw:.2%}", "meaning": REASON_TEXT.get(reason, "")})
+    return pd.DataFrame(rows).set_index(["file", "outcome"])
 
 
 def warnings_text(report: dict) -> str:
@@ -494,8 +490,12 @@ def customers_table(report: dict) -> pd.DataFrame:
     """Customer-file facts (listed customers, leads, buyers missing from the file, consent share)."""
     facts = report.get("customers")
     if not facts:
-        return pd.DataFrame({"fact": ["customers.csv"], "value": ["not provided"]})
-    return pd.DataFrame({"fact": list(facts), "value": [f"{v:,}" if isinstance(v, int) else f"{v:.1%}" for v in facts.values()]})
+        return pd.DataFrame({"value": ["not provided"]}, index=pd.Index(["customers.csv"], name="fact"))
+    labels = {"customers_listed": "customers listed", "leads_without_order": "leads (signed up, never ordered)",
+              "buyers_not_in_customer_file": "buyers missing from customers.csv",
+              "marketing_opt_in_share": "share with marketing consent"}
+    values = [f"{v:,}" if isinstance(v, int) else f"{v:.1%}" for v in facts.values()]
+    return pd.DataFrame({"value": values}, index=pd.Index([labels.get(k, k) for k in facts], name="fact"))
 
 
 def takeaway(report: dict) -> str:

@@ -74,7 +74,7 @@ def _cmd_validate(args) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         table = clean.accounting_table(report)
-        print(table.drop(columns=["meaning"]).to_string(index=False))
+        print(table.reset_index().drop(columns=["meaning"]).to_string(index=False))
         for w in report["warnings"]:
             print(f"warning: {w}")
         print(clean.takeaway(report))

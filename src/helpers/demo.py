@@ -245,7 +245,7 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
 
 def _simulate_customers(rng: np.random.Generator, n: int, horizon: int) -> dict:
     """Per-customer latent traits: acquisition time t0 (days from start), lambda, p, nu, preferences."""
-    acquire_days = horizon - 60
+    acquire_days = horizon  # new customers keep arriving up to the last day, as in a live shop
     t0 = _growing_times(rng, n, acquire_days)
     bg, gg = BGNBD_TRUTH, GAMMA_GAMMA_TRUTH
     lam = rng.gamma(bg["r"], 1.0 / bg["alpha"], n)

@@ -5,9 +5,12 @@ and a notebook can place two charts on one figure.
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import FuncFormatter
 
 FIGSIZE = (9, 4.5)
 PALETTE = "crest"
@@ -26,6 +29,14 @@ def _ax(ax):
     return ax
 
 
+def say(sentence: str, width: int = 110) -> None:
+    """Print a computed takeaway, wrapped to the report's width (plain text, so nbval checks it)."""
+    print("\n".join(textwrap.fill(line, width) for line in sentence.splitlines()))
+
+
+thousands = FuncFormatter(lambda v, _: f"{v:,.0f}")
+
+
 def money(value: float, currency: str = "EUR") -> str:
     """12345.6 -> 'EUR 12,346'."""
     return f"{currency} {value:,.0f}"
@@ -39,14 +50,19 @@ def plot_monthly_bars(df: pd.DataFrame, x: str, y: str, title: str, ylabel: str,
     ax.set_title(title)
     ax.set_xlabel("month")
     ax.set_ylabel(ylabel)
+    ax.yaxis.set_major_formatter(thousands)
     labels = [t.get_text() for t in ax.get_xticklabels()]
     step = max(1, len(labels) // 12)
     ax.set_xticks(range(0, len(labels), step), labels[::step], rotation=45, ha="right")
     if line:
         ax2 = ax.twinx()
-        ax2.plot(range(len(df)), df[line].to_numpy(), color=sns.color_palette()[3], marker="o", ms=3)
+        ax2.plot(range(len(df)), df[line].to_numpy(), color=sns.color_palette()[3], marker="o", ms=3,
+                 label=line_label or line)
         ax2.set_ylabel(line_label or line)
+        ax2.yaxis.set_major_formatter(thousands)
+        ax2.set_ylim(bottom=0)
         ax2.grid(False)
+        ax2.legend(loc="upper left", frameon=False)
     return ax
 
 
