@@ -45,6 +45,8 @@ from helpers.paths import resolve
 
 QUARANTINE_REASONS = ("missing_order_id", "missing_customer_id", "bad_date", "bad_amount", "bad_discount")
 EXCLUSION_RULES = ("test_order", "cancelled", "after_as_of", "duplicate_line", "duplicate_customer")
+SORT_KEYS = {"orders": ["order_date", "order_id", "source_row"], "customers": ["customer_id"],
+             "campaigns": ["campaign_id", "customer_id", "source_row"]}
 REASON_TEXT = {
     "missing_order_id": "order_id is empty",
     "missing_customer_id": "customer_id is empty",
@@ -252,7 +254,7 @@ def kept_orders(tagged: ir.Table, rules: CleaningConfig, optional_present: list[
         coupon_code=opt_text("coupon_code"),
         is_return=is_return,
         source_row=kept.source_row.cast("int64"),
-    ).order_by(["order_date", "order_id", "source_row"])
+    )
 
 
 def tag_customers(raw: ir.Table, as_of: str | None) -> ir.Table:
@@ -294,7 +296,7 @@ def kept_customers(tagged: ir.Table, as_of: str | None) -> ir.Table:
         region=opt_text("region"),
         marketing_opt_in=consent.fill_null(False),
         source_row=kept.source_row.cast("int64"),
-    ).order_by("customer_id")
+    )
 
 
 def tag_campaigns(raw: ir.Table, as_of: str | None) -> ir.Table:
@@ -321,7 +323,7 @@ def kept_campaigns(tagged: ir.Table) -> ir.Table:
         arm=text(kept.arm).lower(),
         discount=kept.discount_value,
         source_row=kept.source_row.cast("int64"),
-    ).order_by(["campaign_id", "customer_id", "source_row"])
+    )
 
 
 # --------------------------------------------------------------------------- the stage
@@ -396,6 +398,8 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
             clean = {"orders": lambda: kept_orders(tagged, cfg.cleaning, optional),
                      "customers": lambda: kept_customers(tagged, as_of),
                      "campaigns": lambda: kept_campaigns(tagged)}[kind]()
+            if _can_cache(con):
+                clean = con.create_table(f"clean_{kind}", clean, temp=True, overwrite=True)
             fr = _account(tagged, src.name, encoding, optional)
             report["files"][kind] = fr.__dict__
             quarantine.append(_quarantine_rows(tagged, src.name, raw_cols))
@@ -413,8 +417,8 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
             report["customers"] = _customer_facts(outputs["customers"], outputs["orders"])
         if processed_dir is not None:
             names = {"orders": "orders_clean", "customers": "customers_clean", "campaigns": "campaigns_clean"}
-            for kind, expr in outputs.items():
-                write_parquet(con, expr, artifacts.path(processed_dir, names[kind]))
+            for kind, expr in outputs.items():  # sorted so the same input gives byte-identical files
+                write_parquet(con, expr.order_by(SORT_KEYS[kind]), artifacts.path(processed_dir, names[kind]))
             q = pd.concat(quarantine, ignore_index=True) if quarantine else pd.DataFrame()
             artifacts.save_csv(processed_dir, "quarantine", q)
             artifacts.save_json(processed_dir, "data_quality", report)
