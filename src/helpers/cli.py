@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--config", default=DEFAULT_CONFIG)
     b.add_argument("--only", default=None)
 
-    sub.add_parser("refresh-notebooks", help="re-execute notebooks/ in place with their default parameters (make notebooks)")
+    f = sub.add_parser("refresh-notebooks", help="re-execute notebooks/ in place with their default parameters (make notebooks)")
+    f.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 02")
     return p
 
 
@@ -117,7 +118,7 @@ def _cmd_backfill(args) -> int:
 def _cmd_refresh(args) -> int:
     from helpers import runner
 
-    runner.refresh_notebooks()
+    runner.refresh_notebooks(only=_only(args.only))
     return 0
 
 

@@ -57,6 +57,17 @@ def read_table(con, path: str | Path) -> ibis.Table:
     return con.read_parquet(str(path))
 
 
+def artifact_table(con, processed_dir: str | Path, name: str, made_by: str = "01_clean") -> ibis.Table:
+    """A month's Parquet artifact as a table expression, e.g. ``artifact_table(con, pdir, "orders_clean")``.
+
+    Stage modules build their expressions on these; a missing artifact stops with one sentence
+    naming the notebook that makes it.
+    """
+    from helpers import artifacts
+
+    return read_table(con, artifacts.require(processed_dir, name, made_by))
+
+
 def write_parquet(con, expr: ibis.Table, path: str | Path) -> Path:
     """Write an expression to Parquet atomically (temp file in the same folder, then rename)."""
     path = Path(path)

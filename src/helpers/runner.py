@@ -527,7 +527,8 @@ _INDEX_TEMPLATE = """<!DOCTYPE html>
 # Refreshing the committed notebooks (make notebooks)
 
 
-def refresh_notebooks(root: str | Path | None = None, kernel_name: str = "python3", log=print) -> list[Path]:
+def refresh_notebooks(root: str | Path | None = None, kernel_name: str = "python3", log=print,
+                      only: list[str] | None = None) -> list[Path]:
     """Re-execute ``notebooks/NN_*.ipynb`` in place with their default parameters.
 
     Their stored outputs are nbval's reference, so they are produced exactly as nbval runs them:
@@ -538,7 +539,7 @@ def refresh_notebooks(root: str | Path | None = None, kernel_name: str = "python
 
     root = Path(root) if root else find_project_root()
     done = []
-    for path in _select_notebooks(root / "notebooks", None):
+    for path in _select_notebooks(root / "notebooks", only):
         started = time.perf_counter()
         nb = nbformat.read(path, as_version=4)
         NotebookClient(nb, kernel_name=kernel_name, timeout=1800,
