@@ -60,12 +60,137 @@ class BusinessConfig:
 
 
 @dataclass(frozen=True)
+class KpisConfig:
+    """KPIs and cohorts (stage 02); the inactivity window itself is business.inactivity_days."""
+
+    second_order_windows: list[int] = field(default_factory=lambda: [30, 60, 90])
+    signup_order_days: int = 30
+    discount_followup_days: int = 365
+    inactivity_quantile: float = 0.8
+    breakdown_months: int = 12
+    age_bands: list[int] = field(default_factory=lambda: [25, 35, 45, 55, 65])
+    heatmap_cohorts: int = 24
+
+
+@dataclass(frozen=True)
+class SegmentsConfig:
+    """RFM segment grid (segment -> R score range x FM score range) and k-means settings (stage 03).
+
+    A range is one score (``5``) or ``"lo-hi"`` (``"4-5"``), inclusive, scores 1..5. Every R x FM
+    cell must belong to exactly one segment; ``grid_cells()`` says which cell is wrong if not.
+    """
+
+    grid: dict[str, dict] = field(default_factory=lambda: {
+        "Champions": {"r": 5, "fm": "4-5"},
+        "Loyal Customers": {"r": "3-4", "fm": "4-5"},
+        "Potential Loyalists": {"r": "4-5", "fm": "2-3"},
+        "New Customers": {"r": 5, "fm": 1},
+        "Promising": {"r": 4, "fm": 1},
+        "Need Attention": {"r": 3, "fm": 3},
+        "About to Sleep": {"r": 3, "fm": "1-2"},
+        "At Risk": {"r": "1-2", "fm": "3-4"},
+        "Can't Lose Them": {"r": "1-2", "fm": 5},
+        "Hibernating": {"r": 2, "fm": "1-2"},
+        "Lost": {"r": 1, "fm": "1-2"},
+    })
+    watch: list[str] = field(default_factory=lambda: ["At Risk", "Hibernating", "Lost"])
+    k_min: int = 2
+    k_max: int = 8
+    silhouette_sample: int = 10_000
+    random_state: int = 42
+
+    def grid_cells(self) -> dict[tuple[int, int], str]:
+        """{(r_score, fm_score): segment} for all 25 cells; ValueError (one sentence) on a hole or overlap."""
+        def scores(name, axis, spec):
+            lo, _, hi = str(spec).partition("-")
+            try:
+                lo, hi = int(lo), int(hi or lo)
+            except ValueError:
+                raise ValueError(f"'{name}.{axis}' must be a score 1..5 or a range like \"4-5\", got {spec!r}") from None
+            if not 1 <= lo <= hi <= 5:
+                raise ValueError(f"'{name}.{axis}' must lie within 1..5 with low <= high, got {spec!r}")
+            return range(lo, hi + 1)
+
+        if not isinstance(self.grid, dict) or not self.grid:
+            raise ValueError("must map segment names to {r: ..., fm: ...}")
+        cells: dict[tuple[int, int], str] = {}
+        for name, spec in self.grid.items():
+            if not isinstance(spec, dict) or set(spec) != {"r", "fm"}:
+                raise ValueError(f"'{name}' must have exactly the keys r and fm, got {spec!r}")
+            for r in scores(name, "r", spec["r"]):
+                for fm in scores(name, "fm", spec["fm"]):
+                    if (r, fm) in cells:
+                        raise ValueError(f"cell R={r}, FM={fm} is in both '{cells[(r, fm)]}' and '{name}'")
+                    cells[(r, fm)] = name
+        for r in range(5, 0, -1):
+            for fm in range(1, 6):
+                if (r, fm) not in cells:
+                    raise ValueError(f"cell R={r}, FM={fm} belongs to no segment")
+        return cells
+
+
+@dataclass(frozen=True)
+class ClvConfig:
+    """CLV stage (notebook 04): time unit, holdout validation, model choice and business values."""
+
+    time_unit: str = "day"
+    holdout_days: int = 180
+    model: str = "auto"
+    penalizer: float = 0.0
+    retry_penalizer: float = 0.001
+    gross_margin: float = 0.3
+    monthly_discount_rate: float = 0.01
+    clv_months: int = 12
+    horizons_days: list[int] = field(default_factory=lambda: [30, 90, 365])
+    purchase_window_days: int = 90
+    correlation_warning: float = 0.3
+    sample_customers: int = 200_000
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class ChurnConfig:
+    """Churn stage (notebook 05): churn definition, risk tiers and the supervised model's settings."""
+
+    horizon_days: int = 90
+    tier_thresholds: list[float] = field(default_factory=lambda: [0.5, 0.8])
+    min_customers: int = 200
+    min_class_size: int = 20
+    max_train_rows: int = 300_000
+    calibration_share: float = 0.2
+    max_iter: int = 200
+    learning_rate: float = 0.05
+    max_leaf_nodes: int = 15
+    mix_levels: int = 6
+    importance_rows: int = 5_000
+    importance_repeats: int = 3
+    model_threads: int | None = 1
+    random_state: int = 42
+
+
+@dataclass(frozen=True)
+class SummaryConfig:
+    """Monthly summary (notebook 07): thresholds of the "what to do now" rules (helpers.summary)."""
+
+    max_actions: int = 5
+    kpi_change: float = 0.05
+    retention_drop_pp: float = 0.05
+    recent_cohorts: int = 6
+    top_clv_share: float = 0.1
+
+
+@dataclass(frozen=True)
 class Config:
     shop: ShopConfig = field(default_factory=ShopConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     business: BusinessConfig = field(default_factory=BusinessConfig)
+    kpis: KpisConfig = field(default_factory=KpisConfig)
+    segments: SegmentsConfig = field(default_factory=SegmentsConfig)
+    clv: ClvConfig = field(default_factory=ClvConfig)
+    churn: ChurnConfig = field(default_factory=ChurnConfig)
+    summary: SummaryConfig = field(default_factory=SummaryConfig)
     source: str = "defaults"
 
 
@@ -108,6 +233,107 @@ def _check(cfg: Config) -> None:
         raise ConfigError(
             f"{src}: business.inactivity_days must be a positive whole number of days, got {cfg.business.inactivity_days!r}."
         )
+    seg = cfg.segments
+    try:
+        names = set(seg.grid_cells().values())
+    except ValueError as exc:
+        raise ConfigError(f"{src}: segments.grid: {exc}; every R x FM cell (1..5 x 1..5) needs exactly one segment.") from None
+    if not isinstance(seg.watch, list) or not set(seg.watch) <= names:
+        raise ConfigError(f"{src}: segments.watch must list segment names from segments.grid, got {seg.watch!r}.")
+    for key in ("k_min", "k_max", "silhouette_sample"):
+        value = getattr(seg, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+            raise ConfigError(f"{src}: segments.{key} must be a whole number of at least 2, got {value!r}.")
+    if seg.k_max < seg.k_min:
+        raise ConfigError(f"{src}: segments.k_max must be at least segments.k_min ({seg.k_min}), got {seg.k_max!r}.")
+    if not isinstance(seg.random_state, int) or isinstance(seg.random_state, bool):
+        raise ConfigError(f"{src}: segments.random_state must be a whole number, got {seg.random_state!r}.")
+    _check_clv(cfg.clv, src)
+    _check_churn(cfg.churn, src)
+    _check_kpis(cfg.kpis, src)
+    sm = cfg.summary
+    if not isinstance(sm.max_actions, int) or isinstance(sm.max_actions, bool) or not 3 <= sm.max_actions <= 5:
+        raise ConfigError(f"{src}: summary.max_actions must be a whole number from 3 to 5, got {sm.max_actions!r}.")
+    if not isinstance(sm.recent_cohorts, int) or isinstance(sm.recent_cohorts, bool) or sm.recent_cohorts < 1:
+        raise ConfigError(f"{src}: summary.recent_cohorts must be a positive whole number, got {sm.recent_cohorts!r}.")
+    for key in ("kpi_change", "retention_drop_pp", "top_clv_share"):
+        v = getattr(sm, key)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v < 1:
+            raise ConfigError(f"{src}: summary.{key} must be a share between 0 and 1 (0.05 = 5 %), got {v!r}.")
+
+
+def _check_kpis(k: KpisConfig, src: str) -> None:
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    for key in ("signup_order_days", "discount_followup_days", "breakdown_months", "heatmap_cohorts"):
+        if not whole(getattr(k, key)):
+            raise ConfigError(f"{src}: kpis.{key} must be a positive whole number, got {getattr(k, key)!r}.")
+    for key in ("second_order_windows", "age_bands"):
+        v = getattr(k, key)
+        if not isinstance(v, list) or not v or not all(whole(x) for x in v) or v != sorted(set(v)):
+            raise ConfigError(f"{src}: kpis.{key} must be a rising list of positive whole numbers, got {v!r}.")
+    q = k.inactivity_quantile
+    if not isinstance(q, (int, float)) or isinstance(q, bool) or not 0 < q < 1:
+        raise ConfigError(f"{src}: kpis.inactivity_quantile must be a share between 0 and 1 (0.8 = 80 %), got {q!r}.")
+
+
+def _check_clv(clv: ClvConfig, src: str) -> None:
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if clv.time_unit not in {"day", "week"}:
+        raise ConfigError(f"{src}: clv.time_unit must be day or week, got {clv.time_unit!r}.")
+    if clv.model not in {"auto", "bgnbd", "pareto_nbd", "mbgnbd"}:
+        raise ConfigError(f"{src}: clv.model must be auto, bgnbd, pareto_nbd or mbgnbd, got {clv.model!r}.")
+    for key in ("holdout_days", "clv_months", "purchase_window_days", "sample_customers"):
+        if not whole(getattr(clv, key)):
+            raise ConfigError(f"{src}: clv.{key} must be a positive whole number, got {getattr(clv, key)!r}.")
+    if not isinstance(clv.seed, int) or isinstance(clv.seed, bool):
+        raise ConfigError(f"{src}: clv.seed must be a whole number, got {clv.seed!r}.")
+    if not isinstance(clv.horizons_days, list) or not clv.horizons_days or not all(whole(h) for h in clv.horizons_days):
+        raise ConfigError(f"{src}: clv.horizons_days must be a list of positive whole numbers of days, got {clv.horizons_days!r}.")
+    for key in ("penalizer", "retry_penalizer"):
+        if not number(getattr(clv, key)) or getattr(clv, key) < 0:
+            raise ConfigError(f"{src}: clv.{key} must be a number >= 0, got {getattr(clv, key)!r}.")
+    if not number(clv.gross_margin) or not 0 < clv.gross_margin <= 1:
+        raise ConfigError(f"{src}: clv.gross_margin must be a share between 0 and 1 (0.3 = 30 %), got {clv.gross_margin!r}.")
+    if not number(clv.monthly_discount_rate) or not 0 <= clv.monthly_discount_rate < 1:
+        raise ConfigError(
+            f"{src}: clv.monthly_discount_rate must be between 0 and 1 (0.01 = 1 % a month), got {clv.monthly_discount_rate!r}.")
+    if not number(clv.correlation_warning) or not 0 < clv.correlation_warning <= 1:
+        raise ConfigError(f"{src}: clv.correlation_warning must be between 0 and 1, got {clv.correlation_warning!r}.")
+
+
+def _check_churn(ch: ChurnConfig, src: str) -> None:
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    for key in ("horizon_days", "min_customers", "min_class_size", "max_train_rows", "max_iter", "mix_levels",
+                "importance_rows", "importance_repeats"):
+        if not whole(getattr(ch, key)):
+            raise ConfigError(f"{src}: churn.{key} must be a positive whole number, got {getattr(ch, key)!r}.")
+    if not whole(ch.max_leaf_nodes) or ch.max_leaf_nodes < 2:
+        raise ConfigError(f"{src}: churn.max_leaf_nodes must be a whole number >= 2, got {ch.max_leaf_nodes!r}.")
+    t = ch.tier_thresholds
+    if (not isinstance(t, list) or len(t) != 2 or not all(number(v) for v in t)
+            or not 0 < t[0] < t[1] < 1):
+        raise ConfigError(
+            f"{src}: churn.tier_thresholds must be two probabilities [medium_from, high_from] with 0 < medium < high < 1, got {t!r}.")
+    if not number(ch.calibration_share) or not 0 < ch.calibration_share < 0.5:
+        raise ConfigError(f"{src}: churn.calibration_share must be between 0 and 0.5 (0.2 = 20 %), got {ch.calibration_share!r}.")
+    if not number(ch.learning_rate) or not 0 < ch.learning_rate <= 1:
+        raise ConfigError(f"{src}: churn.learning_rate must be between 0 and 1, got {ch.learning_rate!r}.")
+    if ch.model_threads is not None and not whole(ch.model_threads):
+        raise ConfigError(f"{src}: churn.model_threads must be a positive whole number or null (all cores), got {ch.model_threads!r}.")
+    if not isinstance(ch.random_state, int) or isinstance(ch.random_state, bool):
+        raise ConfigError(f"{src}: churn.random_state must be a whole number, got {ch.random_state!r}.")
 
 
 def load_config(path: str | Path = "config/default.yml") -> Config:

@@ -1,0 +1,914 @@
+"""Customer lifetime value: BG/NBD (+ Pareto/NBD, MBG/NBD) and Gamma-Gamma, validated on a holdout.
+
+Stage 04. The work splits as DESIGN.md "Engine" says:
+
+- **over order lines** (Ibis): `purchase_periods`, `rfm_summary_expr` / `rfm_summary` and
+  `calibration_holdout` turn orders_clean into one row per customer;
+- **over customers** (pandas + ``lifetimes``): the models are fitted on *compressed* rows (one row per
+  unique ``(frequency, recency, T)`` with a ``weights`` count, as Fader and Hardie do), and every
+  score is computed vectorised on those unique rows and mapped back, so fitting N customers does
+  not cost N likelihood terms.
+
+Purchase definition (used by every function here, and by churn which imports the summary helpers):
+order lines are netted per customer and time unit (``day`` by default, or ``week``, Monday to
+Sunday), returns included on the day they were booked. A period with a **positive** net amount is one
+purchase; a period whose net is zero or negative (a return-only day, or returns larger than that
+day's purchases) is *not* a purchase and its amount is left out of ``monetary_value`` (Gamma-Gamma
+needs positive values; a return booked weeks after its order cannot be matched to a purchase
+period without an order link the raw contract does not guarantee).
+
+Models (``lifetimes`` 0.11, time measured in the configured unit):
+
+- BG/NBD: Fader, Hardie & Lee (2005), "Counting your customers the easy way", Marketing Science 24(2).
+- Pareto/NBD: Schmittlein, Morrison & Colombo (1987), Management Science 33(1).
+- MBG/NBD: Batislam, Denizel & Filiztekin (2007), IJRM 24(3) (a customer may also drop out at time 0).
+- Gamma-Gamma: Fader, Hardie & Lee (2005), "RFM and CLV", JMR 42(4); it assumes a customer's mean
+  order value is independent of their purchase frequency, which `monetary_correlation` checks.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from helpers import artifacts, plots
+from helpers.config import ClvConfig, Config
+
+__all__ = [
+    "UNIT_DAYS", "MODEL_NAMES", "purchase_periods", "rfm_summary_expr", "rfm_summary",
+    "calibration_holdout_expr", "calibration_holdout", "compress", "fit_purchase_model",
+    "fit_gamma_gamma", "holdout_comparison", "choose_model", "score_customers", "run",
+]
+
+UNIT_DAYS = {"day": 1, "week": 7}
+# 1970-01-05 was a Monday: period numbers count days (or Monday-to-Sunday weeks) since then.
+_EPOCH = dt.date(1970, 1, 5)
+MODEL_NAMES = {"bgnbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "mbgnbd": "MBG/NBD"}
+PARAM_NAMES = {"bgnbd": ("r", "alpha", "a", "b"), "mbgnbd": ("r", "alpha", "a", "b"),
+               "pareto_nbd": ("r", "alpha", "s", "beta")}
+DAYS_PER_MONTH = 365.0 / 12.0
+FREQUENCY_CAP = 7  # calibration frequencies >= this are pooled in the holdout-by-frequency view
+_PARAM_RANGE = (1e-6, 1e6)  # fitted parameters outside this range are treated as degenerate
+
+
+# --- over order lines (Ibis) -------------------------------------------------------------------
+
+def _as_date(value) -> dt.date:
+    return pd.Timestamp(value).date()
+
+
+def period_number(day, time_unit: str = "day") -> int:
+    """The period number of a calendar day (days, or Monday-to-Sunday weeks, since 1970-01-05)."""
+    return ((_as_date(day) - _EPOCH).days) // UNIT_DAYS[time_unit]
+
+
+def purchase_periods(orders: ibis.Table, cut_off, time_unit: str = "day", customer_id_col: str = "customer_id",
+                     datetime_col: str = "order_date", amount_col: str = "amount") -> ibis.Table:
+    """Purchase periods up to and including the day `cut_off`, as an Ibis expression.
+
+    Input: order lines with ``customer_id_col``, ``datetime_col`` (timestamp or date) and
+    ``amount_col`` (net line revenue; returns negative). Output, one row per customer and period
+    with a positive net amount (see the module docstring for why other periods are dropped):
+
+    ============  ======  =========================================================
+    customer_id   string  renamed from ``customer_id_col``
+    period        int64   period number (`period_number`)
+    value         float   net amount of the period's lines (> 0)
+    ============  ======  =========================================================
+    """
+    if time_unit not in UNIT_DAYS:
+        raise ValueError(f"time_unit must be one of {', '.join(UNIT_DAYS)}, got {time_unit!r}")
+    end = ibis.timestamp(pd.Timestamp(_as_date(cut_off)) + pd.Timedelta(days=1))
+    t = orders.filter(orders[datetime_col] < end)
+    days = t[datetime_col].date().delta(ibis.date(_EPOCH), unit="day")
+    t = t.select(customer_id=t[customer_id_col], period=days // UNIT_DAYS[time_unit], amount=t[amount_col])
+    per = t.group_by(["customer_id", "period"]).aggregate(value=t.amount.sum())
+    return per.filter(per.value > 0)
+
+
+def rfm_summary_expr(orders: ibis.Table, cut_off, time_unit: str = "day", **cols) -> ibis.Table:
+    """One row per customer with a purchase up to `cut_off`, as ONE Ibis expression.
+
+    Parameters: see `purchase_periods` (``cols`` passes its column-name arguments). Output, in the
+    layout of ``lifetimes`` (time in units of `time_unit`):
+
+    ==============  =======  ======================================================================
+    customer_id     string
+    frequency       int64    number of repeat purchase periods (purchase periods minus one)
+    recency         float64  first to last purchase period
+    T               float64  first purchase period to the cut-off's period (the customer's age)
+    monetary_value  float64  mean net value of the repeat purchase periods (the first excluded, as
+                             Gamma-Gamma requires); 0 when frequency is 0
+    ==============  =======  ======================================================================
+    """
+    p = purchase_periods(orders, cut_off, time_unit, **cols)
+    cut = period_number(cut_off, time_unit)
+    agg = p.group_by("customer_id").aggregate(
+        first=p.period.min(), last=p.period.max(), n=p.count(), total=p.value.sum(),
+        first_value=p.value.argmin(p.period))
+    return agg.select(
+        "customer_id",
+        frequency=(agg.n - 1).cast("int64"),
+        recency=(agg["last"] - agg["first"]).cast("float64"),
+        T=(ibis.literal(cut) - agg["first"]).cast("float64"),
+        monetary_value=ibis.ifelse(agg.n > 1, (agg.total - agg.first_value) / (agg.n - 1), 0.0).cast("float64"),
+    )
+
+
+def rfm_summary(orders: ibis.Table, cut_off, time_unit: str = "day", **cols) -> pd.DataFrame:
+    """`rfm_summary_expr` executed: a pandas frame with the same columns, sorted by customer_id."""
+    df = rfm_summary_expr(orders, cut_off, time_unit, **cols).to_pandas()
+    return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def calibration_holdout_expr(orders: ibis.Table, as_of, holdout_days: int, time_unit: str = "day",
+                             **cols) -> ibis.Table:
+    """Calibration summary up to ``as_of - holdout_days`` joined to what happened in the holdout.
+
+    One row per customer with a purchase in the calibration period (customers first seen in the
+    holdout are left out, as the models cannot predict them):
+
+    ==================  =======  =============================================================
+    customer_id         string
+    frequency_cal       int64    `rfm_summary_expr` columns at the calibration end
+    recency_cal         float64
+    T_cal               float64
+    monetary_value_cal  float64
+    frequency_holdout   int64    purchase periods after the calibration end, up to `as_of`
+    spend_holdout       float64  net value of those purchase periods
+    duration_holdout    float64  length of the holdout in periods
+    ==================  =======  =============================================================
+    """
+    cal_end = _as_date(as_of) - dt.timedelta(days=int(holdout_days))
+    cal = rfm_summary_expr(orders, cal_end, time_unit, **cols)
+    p = purchase_periods(orders, as_of, time_unit, **cols)
+    p = p.filter(p.period > period_number(cal_end, time_unit))
+    hold = p.group_by("customer_id").aggregate(frequency_holdout=p.count(), spend_holdout=p.value.sum())
+    duration = float(period_number(as_of, time_unit) - period_number(cal_end, time_unit))
+    j = cal.left_join(hold, "customer_id")
+    return j.select(
+        customer_id=cal.customer_id, frequency_cal=cal.frequency, recency_cal=cal.recency, T_cal=cal["T"],
+        monetary_value_cal=cal.monetary_value,
+        frequency_holdout=j.frequency_holdout.fill_null(0).cast("int64"),
+        spend_holdout=j.spend_holdout.fill_null(0.0).cast("float64"),
+        duration_holdout=ibis.literal(duration),
+    )
+
+
+def calibration_holdout(orders: ibis.Table, as_of, holdout_days: int, time_unit: str = "day",
+                        **cols) -> pd.DataFrame:
+    """`calibration_holdout_expr` executed, sorted by customer_id."""
+    df = calibration_holdout_expr(orders, as_of, holdout_days, time_unit, **cols).to_pandas()
+    return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def repeat_purchases_per_period(orders: ibis.Table, cut_off, time_unit: str = "day", **cols) -> pd.DataFrame:
+    """Per period: customers making their first purchase (``first_purchases``) and repeat purchases.
+
+    Small (one row per period): the input of the cumulative tracking plot.
+    """
+    p = purchase_periods(orders, cut_off, time_unit, **cols)
+    w = p.mutate(first=p.period.min().over(group_by=p.customer_id))
+    per = w.group_by("period").aggregate(first_purchases=(w.period == w["first"]).sum(),
+                                         repeat_purchases=(w.period > w["first"]).sum())
+    return per.to_pandas().sort_values("period").reset_index(drop=True)
+
+
+# --- over customers: fitting -------------------------------------------------------------------
+
+def compress(summary: pd.DataFrame, columns=("frequency", "recency", "T")) -> tuple[pd.DataFrame, np.ndarray]:
+    """Unique rows of `columns` with a ``weights`` count, and each input row's position among them.
+
+    ``unique.iloc[inverse]`` gives back the input rows, so a score computed on the unique rows is
+    mapped to every customer by ``score[inverse]``.
+    """
+    cols = list(columns)
+    codes = summary.groupby(cols, sort=True).ngroup().to_numpy()
+    weights = np.bincount(codes)
+    first = np.zeros(len(weights), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    unique = summary.iloc[first][cols].reset_index(drop=True)
+    unique["weights"] = weights
+    return unique, codes
+
+
+def _make_fitter(name: str, penalizer: float):
+    from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
+
+    return {"bgnbd": BetaGeoFitter, "pareto_nbd": ParetoNBDFitter,
+            "mbgnbd": ModifiedBetaGeoFitter}[name](penalizer_coef=penalizer)
+
+
+def _degenerate(params: dict) -> str | None:
+    for k, v in params.items():
+        if not np.isfinite(v) or not _PARAM_RANGE[0] < v < _PARAM_RANGE[1]:
+            return f"parameter {k} = {v:.3g}"
+    return None
+
+
+@dataclass
+class Fit:
+    """A fitted model, the penalizer it needed and a note for the report when it needed a retry."""
+
+    name: str
+    model: object
+    params: dict
+    penalizer: float
+    note: str | None = None
+
+
+def fit_purchase_model(name: str, unique: pd.DataFrame, penalizer: float = 0.0,
+                       retry_penalizer: float = 0.001) -> Fit:
+    """Fit BG/NBD (``bgnbd``), Pareto/NBD (``pareto_nbd``) or MBG/NBD (``mbgnbd``) on compressed rows.
+
+    `unique` has ``frequency``, ``recency``, ``T`` and ``weights`` (see `compress`). A fit that
+    fails or gives a parameter outside 1e-6..1e6 is retried with `retry_penalizer`; the returned
+    note says so. Raises RuntimeError when the retry fails too.
+    """
+    label = MODEL_NAMES[name]
+    note = None
+    for attempt, pen in enumerate([penalizer, max(retry_penalizer, penalizer)]):
+        model = _make_fitter(name, pen)
+        kwargs = {"weights": unique["weights"].to_numpy()}
+        if name == "pareto_nbd":
+            kwargs["initial_params"] = np.ones(4)  # lifetimes starts it at random otherwise
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                model.fit(unique["frequency"].to_numpy(), unique["recency"].to_numpy(), unique["T"].to_numpy(),
+                          **kwargs)
+            params = {k: float(model.params_[k]) for k in PARAM_NAMES[name]}
+            problem = _degenerate(params)
+        except Exception as exc:  # lifetimes raises ConvergenceError, scipy may raise others
+            params, problem = {}, f"{type(exc).__name__}"
+        if problem is None:
+            return Fit(name, model, params, pen, note)
+        if attempt == 0:
+            note = (f"{label}: the first fit did not converge to usable parameters ({problem}); "
+                    f"refitted with penalizer {max(retry_penalizer, penalizer):g}.")
+    raise RuntimeError(f"{label} could not be fitted even with penalizer {max(retry_penalizer, penalizer):g} "
+                       f"({problem}).")
+
+
+def fit_final(summary: pd.DataFrame, name: str, clv: ClvConfig) -> Fit:
+    """The final purchase-model fit on all customers' summary, compressed to unique rows.
+
+    A four-parameter model is pinned down long before a million customers, so above
+    ``clv.sample_customers`` the fit uses a fixed random sample (``clv.seed``); every customer is
+    still scored. The returned note says so.
+    """
+    rows, note = summary, None
+    if len(summary) > clv.sample_customers:
+        rows = summary.sample(n=clv.sample_customers, random_state=clv.seed).sort_index()
+        note = (f"The final {MODEL_NAMES[name]} fit used a random sample of {clv.sample_customers:,} of "
+                f"{len(summary):,} customers; every customer is scored.")
+    unique, _ = compress(rows)
+    fit = fit_purchase_model(name, unique, clv.penalizer, clv.retry_penalizer)
+    fit.note = " ".join(n for n in (note, fit.note) if n) or None
+    return fit
+
+
+def fit_gamma_gamma(summary: pd.DataFrame, penalizer: float = 0.0, retry_penalizer: float = 0.001) -> Fit:
+    """Gamma-Gamma on repeat customers (frequency > 0, monetary_value > 0), compressed on
+    (frequency, monetary_value rounded to cents). Retries with a penalizer like `fit_purchase_model`."""
+    from lifetimes import GammaGammaFitter
+
+    rep = summary.loc[(summary["frequency"] > 0) & (summary["monetary_value"] > 0), ["frequency", "monetary_value"]]
+    rep = rep.assign(monetary_value=rep["monetary_value"].round(2))
+    unique, _ = compress(rep, ("frequency", "monetary_value"))
+    note = None
+    for attempt, pen in enumerate([penalizer, max(retry_penalizer, penalizer)]):
+        model = GammaGammaFitter(penalizer_coef=pen)
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                model.fit(unique["frequency"].to_numpy(), unique["monetary_value"].to_numpy(),
+                          weights=unique["weights"].to_numpy())
+            params = {k: float(model.params_[k]) for k in ("p", "q", "v")}
+            problem = _degenerate(params) or (None if params["q"] > 1 else f"q = {params['q']:.3g} <= 1")
+        except Exception as exc:
+            params, problem = {}, type(exc).__name__
+        if problem is None:
+            return Fit("gamma_gamma", model, params, pen, note)
+        if attempt == 0:
+            note = (f"Gamma-Gamma: the first fit gave unusable parameters ({problem}); refitted with penalizer "
+                    f"{max(retry_penalizer, penalizer):g}.")
+    raise RuntimeError(f"Gamma-Gamma could not be fitted ({problem}).")
+
+
+# --- over customers: predictions ---------------------------------------------------------------
+
+def _expected(fit: Fit, t, f, r, T) -> np.ndarray:
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(fit.model.conditional_expected_number_of_purchases_up_to_time(t, f, r, T), dtype=float)
+
+
+def _p_alive(fit: Fit, f, r, T) -> np.ndarray:
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = np.asarray(fit.model.conditional_probability_alive(f, r, T), dtype=float)
+    if fit.name == "pareto_nbd":
+        # Pareto/NBD drops out in continuous time: a purchase at the cut-off means alive (lifetimes
+        # returns NaN there for T = 0, a first purchase on the cut-off day).
+        p = np.where(np.asarray(r, float) >= np.asarray(T, float), 1.0, p)
+    return p
+
+
+def _per_x_T(f, T):
+    """Unique (frequency, T) pairs and each row's position among them."""
+    u, inv = compress(pd.DataFrame({"frequency": np.asarray(f, float), "T": np.asarray(T, float)}),
+                      ("frequency", "T"))
+    return u["frequency"].to_numpy(float), u["T"].to_numpy(float), inv
+
+
+def expected_purchases(fit: Fit, t: float, f, r, T, _groups=None) -> np.ndarray:
+    """E[purchases in the next t periods | frequency, recency, T], vectorised and fast.
+
+    For all three models the expectation factorises: E(t | x, t_x, T) = P(alive | x, t_x, T) x
+    E(t | alive, x, T), because given that a customer is alive the posterior of the purchase and
+    drop-out rates depends on x and T only. lifetimes' own formula (with its hypergeometric function,
+    the costly part) is therefore evaluated once per unique (x, T) with t_x = T, and divided by
+    P(alive | x, T, T); equal to lifetimes' result to rounding (tested).
+    """
+    f, r, T = (np.asarray(v, float) for v in (f, r, T))
+    uf, uT, inv = _groups if _groups is not None else _per_x_T(f, T)
+    if fit.name == "pareto_nbd":  # closed form (Schmittlein et al. 1987, eq. 22 given alive), finite at T = 0
+        k = fit.params
+        with np.errstate(all="ignore"):
+            if_alive = ((k["r"] + uf) * (k["beta"] + uT) / ((k["alpha"] + uT) * (k["s"] - 1))
+                        * (1.0 - ((k["beta"] + uT) / (k["beta"] + uT + t)) ** (k["s"] - 1)))
+    else:
+        if_alive = _expected(fit, t, uf, uT, uT) / _p_alive(fit, uf, uT, uT)
+    return _p_alive(fit, f, r, T) * if_alive[inv]
+
+
+def probability_of_purchase(fit: Fit, t: float, f, r, T) -> np.ndarray:
+    """P(at least one purchase in the next `t` periods | history).
+
+    BG/NBD and MBG/NBD: a customer drops out only right after a purchase, so an active customer
+    makes a next purchase within t with probability 1 - ((alpha+T)/(alpha+T+t))^(r+x) (posterior
+    of lambda given alive is Gamma(r+x, alpha+T)); times P(alive). Pareto/NBD: lifetimes'
+    conditional PMF (Fader & Hardie, note 028), 1 - P(0 purchases).
+    """
+    f, r, T = (np.asarray(v, float) for v in (f, r, T))
+    if fit.name == "pareto_nbd":  # factorised as in `expected_purchases`
+        uf, uT, inv = _per_x_T(f, T)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p0 = np.asarray(fit.model.conditional_probability_of_n_purchases_up_to_time(0, t, uf, uT, uT), float)
+        if_alive = (1.0 - p0) / _p_alive(fit, uf, uT, uT)
+        return np.clip(_p_alive(fit, f, r, T) * if_alive[inv], 0.0, 1.0)
+    r_, alpha = fit.params["r"], fit.params["alpha"]
+    buy_if_alive = 1.0 - np.exp((r_ + f) * (np.log(alpha + T) - np.log(alpha + T + t)))
+    return np.clip(_p_alive(fit, f, r, T) * buy_if_alive, 0.0, 1.0)
+
+
+def _column_names(clv: ClvConfig) -> dict:
+    return {"exp": [f"exp_purchases_{h}d" for h in clv.horizons_days],
+            "p_buy": f"p_purchase_{clv.purchase_window_days}d", "clv": f"clv_{clv.clv_months}m"}
+
+
+def score_customers(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv: ClvConfig) -> pd.DataFrame:
+    """Per customer: p_alive, expected purchases per horizon, P(purchase in the window), expected
+    average order value and CLV, computed on the unique (frequency, recency, T) rows and mapped back.
+
+    Input: `rfm_summary` columns. Output: those columns plus ``p_alive``, ``exp_purchases_<h>d``
+    for each of ``clv.horizons_days``, ``p_purchase_<w>d``, ``exp_avg_value`` (currency) and
+    ``clv_<m>m`` = gross margin x expected average order value x expected purchases in each month,
+    discounted at ``clv.monthly_discount_rate`` per month (a month = 365/12 days).
+    Without a purchase model (`fit` None: no repeat customers), the purchase columns are empty and
+    CLV is the margin on one average order, the only value the data supports.
+    """
+    names = _column_names(clv)
+    out = summary[["customer_id", "frequency", "recency", "T", "monetary_value"]].copy()
+    unit = UNIT_DAYS[clv.time_unit]
+    if gg is not None:
+        out["exp_avg_value"] = np.asarray(gg.model.conditional_expected_average_profit(
+            out["frequency"].to_numpy(float), out["monetary_value"].to_numpy(float)), dtype=float)
+    else:
+        out["exp_avg_value"] = float(summary.attrs.get("average_order_value", np.nan))
+    if fit is None:
+        for c in ["p_alive", *names["exp"], names["p_buy"]]:
+            out[c] = np.nan
+        out[names["clv"]] = clv.gross_margin * out["exp_avg_value"]
+        return out[["customer_id", "frequency", "recency", "T", "monetary_value", "p_alive", *names["exp"],
+                    names["p_buy"], "exp_avg_value", names["clv"]]]
+    u, inv = compress(out)
+    f, r, T = (u[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    groups = _per_x_T(f, T)
+    out["p_alive"] = _p_alive(fit, f, r, T)[inv]
+    for h, col in zip(clv.horizons_days, names["exp"]):
+        out[col] = expected_purchases(fit, h / unit, f, r, T, groups)[inv]
+    out[names["p_buy"]] = probability_of_purchase(fit, clv.purchase_window_days / unit, f, r, T)[inv]
+    discounted = np.zeros(len(u))
+    previous = np.zeros(len(u))
+    for m in range(1, clv.clv_months + 1):
+        cum = expected_purchases(fit, m * DAYS_PER_MONTH / unit, f, r, T, groups)
+        discounted += (cum - previous) / (1.0 + clv.monthly_discount_rate) ** m
+        previous = cum
+    out[names["clv"]] = clv.gross_margin * out["exp_avg_value"].to_numpy() * discounted[inv]
+    return out[["customer_id", "frequency", "recency", "T", "monetary_value", "p_alive", *names["exp"],
+                names["p_buy"], "exp_avg_value", names["clv"]]]
+
+
+# --- holdout validation --------------------------------------------------------------------------
+
+def holdout_comparison(calhold: pd.DataFrame, clv: ClvConfig, models=tuple(MODEL_NAMES)):
+    """Fit each candidate on the calibration period and compare its holdout predictions.
+
+    Above ``clv.sample_customers`` customers, a fixed random sample (``clv.seed``) is used.
+    Returns (table indexed by model name with mae, rmse, predicted_total, actual_total,
+    total_error_pct, penalizer; dict of `Fit`; per-customer predictions frame with
+    ``frequency_cal``, ``frequency_holdout`` and one ``pred_<model>`` column each).
+    """
+    data = calhold
+    if len(data) > clv.sample_customers:
+        data = data.sample(n=clv.sample_customers, random_state=clv.seed).sort_index()
+    s = data.rename(columns={"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T"})
+    u, inv = compress(s)
+    f, r, T = (u[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    duration = float(data["duration_holdout"].iloc[0])
+    actual = data["frequency_holdout"].to_numpy(float)
+    preds = data[["frequency_cal", "frequency_holdout"]].reset_index(drop=True)
+    rows, fits = [], {}
+    for name in models:
+        try:
+            fit = fit_purchase_model(name, u, clv.penalizer, clv.retry_penalizer)
+        except RuntimeError as exc:
+            rows.append({"model": name, "mae": np.nan, "rmse": np.nan, "predicted_total": np.nan,
+                         "actual_total": actual.sum(), "total_error_pct": np.nan, "penalizer": np.nan,
+                         "note": str(exc)})
+            continue
+        fits[name] = fit
+        pred = expected_purchases(fit, duration, f, r, T)[inv]
+        preds[f"pred_{name}"] = pred
+        err = pred - actual
+        rows.append({"model": name, "mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
+                     "predicted_total": float(pred.sum()), "actual_total": float(actual.sum()),
+                     "total_error_pct": float(100 * (pred.sum() - actual.sum()) / max(actual.sum(), 1e-12)),
+                     "penalizer": fit.penalizer, "note": fit.note})
+    table = pd.DataFrame(rows).set_index("model")
+    return table, fits, preds
+
+
+def choose_model(table: pd.DataFrame, pinned: str = "auto") -> str:
+    """The configured model, or (``auto``) the candidate with the lowest holdout MAE."""
+    if pinned != "auto":
+        return pinned
+    usable = table["mae"].dropna()
+    return str(usable.idxmin()) if len(usable) else "bgnbd"
+
+
+def holdout_by_frequency(preds: pd.DataFrame, cap: int = FREQUENCY_CAP) -> pd.DataFrame:
+    """Mean actual and predicted holdout purchases per calibration frequency (``cap`` and above pooled)."""
+    f = preds["frequency_cal"].clip(upper=cap)
+    label = f.astype(int).astype(str).where(f < cap, f"{cap}+")
+    cols = ["frequency_holdout"] + [c for c in preds.columns if c.startswith("pred_")]
+    g = preds[cols].groupby([f.rename("order"), label.rename("calibration_repeat_purchases")])
+    out = g.mean().assign(customers=g.size()).reset_index(level=0, drop=True)
+    return out.rename(columns={"frequency_holdout": "actual",
+                               **{c: MODEL_NAMES[c[5:]] for c in cols[1:]}})
+
+
+def tracking_table(per_period: pd.DataFrame, fits: dict, cal_end_period: int) -> pd.DataFrame:
+    """Cumulative repeat purchases per period, actual and expected by each fitted model.
+
+    Each cohort of customers first buying in period d adds ``n_d * E[X(t - d)]`` expected repeat
+    purchases by period t (the model's unconditional expectation, as lifetimes'
+    ``expected_cumulative_transactions``), so the holdout part is a genuine forecast.
+    """
+    start, end = int(per_period["period"].min()), int(per_period["period"].max())
+    grid = pd.DataFrame({"period": np.arange(start, end + 1)})
+    d = grid.merge(per_period, on="period", how="left").fillna(0)
+    out = pd.DataFrame({"period": d["period"], "actual": d["repeat_purchases"].cumsum()})
+    births = d["first_purchases"].to_numpy(float)
+    lags = np.arange(len(d), dtype=float)
+    for name, fit in fits.items():
+        with np.errstate(all="ignore"):
+            ex = np.nan_to_num(np.asarray(fit.model.expected_number_of_purchases_up_to_time(lags), float))
+        out[MODEL_NAMES[name]] = np.convolve(births, ex)[: len(d)]
+    out["holdout"] = out["period"] > cal_end_period
+    return out
+
+
+def period_transactions(summary: pd.DataFrame, fit: Fit, seed: int = 42, cap: int = FREQUENCY_CAP) -> pd.DataFrame:
+    """Customers by number of repeat purchases: actual vs simulated from the fitted model.
+
+    Every customer is simulated once over their own age T with the fitted parameters (fixed seed).
+    """
+    rng = np.random.default_rng(seed)
+    T = summary["T"].to_numpy(float)
+    n = len(T)
+    prm = fit.params
+    lam = rng.gamma(prm["r"], 1.0 / prm["alpha"], n)
+    if fit.name == "pareto_nbd":
+        mu = rng.gamma(prm["s"], 1.0 / prm["beta"], n)
+        life = rng.exponential(1.0 / np.maximum(mu, 1e-300))
+        sim = rng.poisson(lam * np.minimum(life, T))
+    else:
+        p = rng.beta(prm["a"], prm["b"], n)
+        k = rng.geometric(np.clip(p, 1e-12, 1.0))  # repeats before dropping out (BG/NBD: >= 1)
+        if fit.name == "mbgnbd":
+            k = k - 1  # MBG/NBD may also drop out right after the first purchase
+        sim = np.minimum(rng.poisson(lam * T), k)
+    labels = [str(i) for i in range(cap)] + [f"{cap}+"]
+    actual = np.bincount(np.minimum(summary["frequency"].to_numpy(int), cap), minlength=cap + 1)
+    model = np.bincount(np.minimum(sim, cap), minlength=cap + 1)
+    return pd.DataFrame({"actual": actual, MODEL_NAMES[fit.name]: model},
+                        index=pd.Index(labels, name="repeat_purchases"))
+
+
+def alive_matrix(fit: Fit, T: float, t_days: int, time_unit: str, max_frequency: int, n_recency: int = 12):
+    """P(alive) and expected purchases in the next `t_days` over frequency x recency, at age `T`."""
+    rec = np.linspace(0, T, n_recency + 1)
+    f = np.arange(max_frequency + 1, dtype=float)
+    ff, rr = np.meshgrid(f, rec, indexing="ij")
+    ff, rr = ff.ravel(), rr.ravel()
+    tt = np.full_like(ff, T)
+    ok = ~((ff == 0) & (rr > 0))  # a customer without repeats has recency 0
+    p = np.where(ok, _p_alive(fit, ff, rr, tt), np.nan)
+    e = np.where(ok, _expected(fit, t_days / UNIT_DAYS[time_unit], ff, rr, tt), np.nan)
+    unit = "days" if time_unit == "day" else "weeks"
+    cols = pd.Index([f"{x:.0f}" for x in rec], name=f"recency ({unit})")
+    idx = pd.Index(f.astype(int), name="repeat purchases")
+    return (pd.DataFrame(p.reshape(len(f), -1), index=idx, columns=cols),
+            pd.DataFrame(e.reshape(len(f), -1), index=idx, columns=cols))
+
+
+def monetary_correlation(summary: pd.DataFrame) -> float:
+    """Pearson correlation of frequency and mean repeat order value among repeat customers."""
+    rep = summary[summary["frequency"] > 0]
+    if len(rep) < 3 or rep["monetary_value"].std() == 0 or rep["frequency"].std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rep["frequency"], rep["monetary_value"])[0, 1])
+
+
+# --- the stage -----------------------------------------------------------------------------------
+
+@dataclass
+class ClvRun:
+    """Everything notebook 04 shows; `scores` is clv.parquet, `model_json` is clv_model.json."""
+
+    as_of: str
+    cfg: Config
+    scores: pd.DataFrame
+    model_json: dict
+    comparison: pd.DataFrame | None = None
+    by_frequency: pd.DataFrame | None = None
+    tracking: pd.DataFrame | None = None
+    period_tx: pd.DataFrame | None = None
+    final: Fit | None = None
+    gamma_gamma: Fit | None = None
+    correlation: float = float("nan")
+    notes: list = field(default_factory=list)
+
+
+def run(processed_dir: str | Path, as_of: str, cfg: Config, orders: ibis.Table | None = None, con=None,
+        save: bool = True) -> ClvRun:
+    """Stage 04: summary, holdout comparison, final fit, scores; writes clv.parquet + clv_model.json."""
+    from helpers import engine
+
+    clv = cfg.clv
+    if orders is None:
+        con = con or engine.connect(cfg.engine)
+        orders = engine.artifact_table(con, processed_dir, "orders_clean")
+    notes: list[str] = []
+    unit = clv.time_unit
+    cal_end = _as_date(as_of) - dt.timedelta(days=clv.holdout_days)
+
+    summary = rfm_summary(orders, as_of, unit)
+    n_repeat = int((summary["frequency"] > 0).sum())
+    if n_repeat == 0:  # the fallback value of an order: mean net value of all purchase periods
+        summary.attrs["average_order_value"] = float(purchase_periods(orders, as_of, unit).value.mean().to_pandas() or 0)
+
+    comparison = by_freq = tracking = None
+    fits: dict = {}
+    chosen = clv.model if clv.model != "auto" else "bgnbd"
+    if n_repeat == 0:
+        notes.append("No customer has bought twice yet, so no purchase model can be fitted; each customer's CLV "
+                     "is the margin on one average order, and the purchase columns are empty.")
+    else:
+        calhold = calibration_holdout(orders, as_of, clv.holdout_days, unit)
+        if len(calhold) and (calhold["frequency_cal"] > 0).any():
+            comparison, fits, preds = holdout_comparison(calhold, clv)
+            chosen = choose_model(comparison, clv.model)
+            by_freq = holdout_by_frequency(preds)
+            if len(calhold) > clv.sample_customers:
+                notes.append(f"The holdout comparison used a random sample of {clv.sample_customers:,} of "
+                             f"{len(calhold):,} customers.")
+            notes += [n for n in comparison["note"].dropna()]
+            per_period = repeat_purchases_per_period(orders, as_of, unit)
+            tracking = tracking_table(per_period, fits, period_number(cal_end, unit))
+        else:
+            notes.append(f"No repeat purchases before {cal_end}: the holdout comparison is skipped.")
+
+    final = gg = None
+    period_tx = None
+    if n_repeat:
+        final = fit_final(summary, chosen, clv)
+        gg = fit_gamma_gamma(summary, clv.penalizer, clv.retry_penalizer)
+        notes += [n for n in (final.note, gg.note) if n]
+        period_tx = period_transactions(summary, final, clv.seed)
+    scores = score_customers(summary, final, gg, clv)
+    corr = monetary_correlation(summary)
+    if np.isfinite(corr) and abs(corr) > clv.correlation_warning:
+        notes.append(f"Frequency and mean order value correlate ({corr:+.2f}, above |{clv.correlation_warning}|): "
+                     "Gamma-Gamma assumes independence, so expected order values are less reliable.")
+
+    model_json = {
+        "as_of": str(as_of), "time_unit": unit, "model": chosen, "model_pinned": clv.model != "auto",
+        "params": final.params if final else {}, "penalizer": final.penalizer if final else None,
+        "gamma_gamma": gg.params if gg else {}, "gamma_gamma_penalizer": gg.penalizer if gg else None,
+        "n_customers": int(len(summary)), "n_repeat_customers": n_repeat,
+        "calibration_end": str(cal_end), "holdout_days": clv.holdout_days,
+        "holdout": ({m: {k: (None if pd.isna(v) else float(v)) for k, v in row.items()
+                         if k in ("mae", "rmse", "predicted_total", "actual_total")}
+                     for m, row in comparison.iterrows()} if comparison is not None else {}),
+        "frequency_monetary_correlation": None if not np.isfinite(corr) else corr,
+        "gross_margin": clv.gross_margin, "monthly_discount_rate": clv.monthly_discount_rate,
+        "clv_months": clv.clv_months, "notes": notes,
+    }
+    if save:
+        artifacts.save_parquet(processed_dir, "clv", scores)
+        artifacts.save_json(processed_dir, "clv_model", model_json)
+    return ClvRun(str(as_of), cfg, scores, model_json, comparison, by_freq, tracking, period_tx, final, gg, corr,
+                  notes)
+
+
+# --- tables and sentences for the notebook -------------------------------------------------------
+
+def comparison_table(res: ClvRun) -> pd.DataFrame:
+    """Holdout metrics per model, the chosen one marked."""
+    if res.comparison is None:
+        return pd.DataFrame({"message": ["no holdout comparison (see notes)"]})
+    t = res.comparison.drop(columns=["note"]).rename(index=MODEL_NAMES).round(3)
+    t["chosen"] = ["yes" if MODEL_NAMES[res.model_json["model"]] == i else "" for i in t.index]
+    t.index.name = "model"
+    return t
+
+
+def comparison_takeaway(res: ClvRun) -> str:
+    lines = []
+    if res.comparison is not None:
+        c = res.comparison.loc[res.model_json["model"]]
+        how = "pinned in the config" if res.model_json["model_pinned"] else "lowest holdout MAE"
+        lines.append(
+            f"{MODEL_NAMES[res.model_json['model']]} is used ({how}): over the {res.model_json['holdout_days']}-day "
+            f"holdout it predicted {c['predicted_total']:,.0f} repeat purchases against {c['actual_total']:,.0f} "
+            f"actual ({c['total_error_pct']:+.1f} %), off by {c['mae']:.2f} purchases per customer on average.")
+    lines += res.notes
+    return "\n".join(lines) if lines else "All fits converged without a penalizer."
+
+
+def params_table(res: ClvRun) -> pd.DataFrame:
+    """Final parameters of the purchase model and Gamma-Gamma."""
+    rows = [{"model": MODEL_NAMES.get(res.model_json["model"], "-"), "parameter": k, "value": round(v, 4)}
+            for k, v in res.model_json["params"].items()]
+    rows += [{"model": "Gamma-Gamma", "parameter": k, "value": round(v, 4)}
+             for k, v in res.model_json["gamma_gamma"].items()]
+    return pd.DataFrame(rows).set_index(["model", "parameter"])
+
+
+def clv_summary_table(res: ClvRun) -> pd.DataFrame:
+    """Distribution of the per-customer scores (mean and quartiles)."""
+    cols = [c for c in res.scores.columns if c not in ("customer_id",)]
+    d = res.scores[cols].describe(percentiles=[0.25, 0.5, 0.75, 0.9]).T
+    return d[["mean", "25%", "50%", "75%", "90%", "max"]].round(3)
+
+
+def clv_takeaway(res: ClvRun) -> str:
+    col = _column_names(res.cfg.clv)["clv"]
+    s = res.scores
+    cur = res.cfg.shop.currency
+    total = s[col].sum()
+    top = s[col].nlargest(max(1, len(s) // 10)).sum()
+    text = (f"The {len(s):,} customers are expected to bring {plots.money(total, cur)} of margin over the next "
+            f"{res.cfg.clv.clv_months} months (median {plots.money(s[col].median(), cur)} per customer); "
+            f"the top 10 % hold {100 * top / total:.0f} % of it." if total > 0 else "No positive CLV.")
+    if s["p_alive"].notna().any():
+        text += f" {100 * (s['p_alive'] >= 0.5).mean():.0f} % of customers are more likely active than not."
+    return text
+
+
+def decile_table(res: ClvRun) -> pd.DataFrame:
+    """Customers ranked by CLV in ten equal groups: CLV share and cumulative share per decile."""
+    col = _column_names(res.cfg.clv)["clv"]
+    v = np.sort(res.scores[col].to_numpy())[::-1]
+    groups = np.array_split(v, 10)
+    total = v.sum() if v.sum() else 1.0
+    d = pd.DataFrame({"customers": [len(g) for g in groups], "clv_share_pct": [100 * g.sum() / total for g in groups]},
+                     index=pd.Index([f"top {10 * (i + 1)} %" if i == 0 else f"{10 * i}-{10 * (i + 1)} %"
+                                     for i in range(10)], name="clv decile"))
+    d["cumulative_pct"] = d["clv_share_pct"].cumsum()
+    return d.round(1)
+
+
+def clv_by_segment(res: ClvRun, processed_dir: str | Path) -> pd.DataFrame | None:
+    """Mean and total CLV per RFM segment from segments.parquet (notebook 03), or None when absent."""
+    p = artifacts.path(processed_dir, "segments")
+    if not p.exists():
+        return None
+    seg = pd.read_parquet(p)
+    col = next((c for c in ("segment", "rfm_segment", "segment_name") if c in seg.columns), None)
+    if col is None or "customer_id" not in seg.columns:
+        return None
+    clv_col = _column_names(res.cfg.clv)["clv"]
+    j = res.scores.merge(seg[["customer_id", col]], on="customer_id", how="inner")
+    g = j.groupby(col, observed=True)
+    out = pd.DataFrame({"customers": g.size(), "mean_clv": g[clv_col].mean(), "total_clv": g[clv_col].sum(),
+                        "mean_p_alive": g["p_alive"].mean()})
+    out["clv_share_pct"] = 100 * out["total_clv"] / out["total_clv"].sum()
+    out.index.name = "segment"
+    return out.sort_values("mean_clv", ascending=False).round(2)
+
+
+def segment_takeaway(table: pd.DataFrame | None, currency: str = "EUR") -> str:
+    if table is None:
+        return ("segments.parquet is not there yet (run notebook 03 for this month), so CLV by segment is "
+                "left out.")
+    best = table.index[0]
+    return (f"'{best}' customers are worth the most ({plots.money(table['mean_clv'].iloc[0], currency)} each on "
+            f"average); the largest share of total CLV sits in '{table['clv_share_pct'].idxmax()}' "
+            f"({table['clv_share_pct'].max():.0f} %).")
+
+
+def correlation_takeaway(res: ClvRun) -> str:
+    c = res.correlation
+    if not np.isfinite(c):
+        return "Too few repeat customers to check the Gamma-Gamma independence assumption."
+    lim = res.cfg.clv.correlation_warning
+    verdict = ("within" if abs(c) <= lim else "ABOVE") + f" the |{lim}| warning level"
+    return (f"Correlation between repeat purchases and mean order value: {c:+.3f}, {verdict}; Gamma-Gamma "
+            "assumes they are independent.")
+
+
+def matrix_takeaway(res: ClvRun) -> str:
+    if res.final is None:
+        return "No purchase model (no repeat customers)."
+    T = float(res.scores["T"].max())
+    p_recent = _p_alive(res.final, np.array([5.0]), np.array([T]), np.array([T]))[0]
+    p_old = _p_alive(res.final, np.array([5.0]), np.array([T / 2]), np.array([T]))[0]
+    return (f"For a customer first seen {T:.0f} {res.cfg.clv.time_unit}s ago with 5 repeat purchases, P(alive) "
+            f"is {p_recent:.0%} if the last one was at the cut-off and {p_old:.0%} if it was halfway through.")
+
+
+def tracking_takeaway(res: ClvRun) -> str:
+    if res.tracking is None:
+        return "No tracking plot (no holdout comparison)."
+    last = res.tracking.iloc[-1]
+    cal = res.tracking[~res.tracking["holdout"]].iloc[-1]
+    m = MODEL_NAMES[res.model_json["model"]]
+    act, exp = last["actual"] - cal["actual"], last[m] - cal[m]
+    return (f"In the holdout, customers made {act:,.0f} repeat purchases; {m} fitted on the calibration period "
+            f"expected {exp:,.0f} ({100 * (exp - act) / max(act, 1):+.1f} %).")
+
+
+def period_tx_takeaway(res: ClvRun) -> str:
+    if res.period_tx is None:
+        return "No purchase model (no repeat customers)."
+    t = res.period_tx
+    m = t.columns[1]
+    return (f"{t['actual'].iloc[0]:,} customers never bought again; the fitted {m} simulates "
+            f"{t[m].iloc[0]:,}. The largest gap across the counts is "
+            f"{(t[m] - t['actual']).abs().max():,} customers.")
+
+
+# --- figures -------------------------------------------------------------------------------------
+
+def plot_holdout_by_frequency(res: ClvRun, ax=None):
+    """Mean actual vs predicted holdout purchases per calibration repeat-purchase count."""
+    import seaborn as sns
+
+    ax = plots._ax(ax)
+    d = res.by_frequency.drop(columns=["customers"]).reset_index().melt(
+        id_vars="calibration_repeat_purchases", var_name="series", value_name="purchases")
+    sns.lineplot(data=d, x="calibration_repeat_purchases", y="purchases", hue="series", style="series",
+                 markers=True, dashes=False, ax=ax, sort=False)
+    ax.set_title(f"Holdout purchases by calibration frequency ({res.model_json['holdout_days']} days)")
+    ax.set_xlabel("repeat purchases in the calibration period")
+    ax.set_ylabel("mean purchases per customer in the holdout")
+    ax.legend(title="", frameon=False)
+    return ax
+
+
+def plot_tracking(res: ClvRun, ax=None):
+    """Cumulative repeat purchases, actual and expected, with the calibration end marked."""
+    ax = plots._ax(ax)
+    t = res.tracking
+    unit = res.cfg.clv.time_unit
+    dates = pd.Timestamp(_EPOCH) + pd.to_timedelta(t["period"] * UNIT_DAYS[unit], unit="D")
+    ax.plot(dates, t["actual"], color="black", lw=2, label="actual")
+    for m in [c for c in t.columns if c in MODEL_NAMES.values()]:
+        ax.plot(dates, t[m], lw=1.3, ls="--", label=m)
+    cal_end = pd.Timestamp(res.model_json["calibration_end"])
+    ax.axvline(cal_end, color="grey", ls=":")
+    ax.text(cal_end, ax.get_ylim()[1] * 0.95, " holdout →", va="top", color="grey")
+    ax.set_title("Cumulative repeat purchases: actual vs model")
+    ax.set_xlabel("date")
+    ax.set_ylabel("cumulative repeat purchases")
+    ax.yaxis.set_major_formatter(plots.thousands)
+    ax.legend(frameon=False)
+    return ax
+
+
+def plot_period_transactions(res: ClvRun, ax=None):
+    """Customers per number of repeat purchases: actual vs simulated by the fitted model."""
+    import seaborn as sns
+
+    ax = plots._ax(ax)
+    d = res.period_tx.reset_index().melt(id_vars="repeat_purchases", var_name="series", value_name="customers")
+    sns.barplot(data=d, x="repeat_purchases", y="customers", hue="series", ax=ax)
+    ax.set_title("Customers by number of repeat purchases: actual vs model")
+    ax.set_xlabel("repeat purchases")
+    ax.set_ylabel("customers")
+    ax.yaxis.set_major_formatter(plots.thousands)
+    ax.legend(title="", frameon=False)
+    return ax
+
+
+def plot_matrix(matrix: pd.DataFrame, title: str, fmt: str = ".2f", ax=None):
+    """Heatmap of a frequency x recency matrix (see `alive_matrix`)."""
+    import seaborn as sns
+
+    ax = plots._ax(ax)
+    sns.heatmap(matrix, cmap=plots.PALETTE, annot=True, fmt=fmt, annot_kws={"size": 7}, cbar=False, ax=ax)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.set_xlabel(matrix.columns.name)
+    ax.set_ylabel(matrix.index.name)
+    return ax
+
+
+def plot_alive_matrices(res: ClvRun):
+    """P(alive) and expected purchases in the purchase window over frequency x recency, side by side."""
+    import matplotlib.pyplot as plt
+
+    clv = res.cfg.clv
+    T = float(res.scores["T"].max())
+    max_f = int(min(12, max(3, res.scores["frequency"].quantile(0.99))))
+    p, e = alive_matrix(res.final, T, clv.purchase_window_days, clv.time_unit, max_f)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5))
+    plot_matrix(p, f"P(alive) at age {T:.0f} {clv.time_unit}s", ax=axes[0])
+    plot_matrix(e, f"Expected purchases, next {clv.purchase_window_days} days", ax=axes[1])
+    fig.tight_layout()
+    return axes
+
+
+def plot_clv_distribution(res: ClvRun, ax=None):
+    """Histogram of 12-month CLV (log scale on x), median marked."""
+    import seaborn as sns
+
+    ax = plots._ax(ax)
+    col = _column_names(res.cfg.clv)["clv"]
+    v = res.scores[col]
+    v = v[v >= 0.01]  # below a cent a log axis would stretch over tiny, meaningless values
+    sns.histplot(v, bins=50, log_scale=True, ax=ax, color=sns.color_palette()[0])
+    ax.axvline(v.median(), color="black", ls="--", label=f"median {v.median():,.0f}")
+    ax.set_title(f"{res.cfg.clv.clv_months}-month CLV per customer")
+    ax.set_xlabel(f"CLV, margin ({res.cfg.shop.currency}, log scale)")
+    ax.set_ylabel("customers")
+    ax.legend(frameon=False)
+    return ax
+
+
+def plot_deciles(res: ClvRun, ax=None):
+    """Share of total CLV per customer decile."""
+    import seaborn as sns
+
+    ax = plots._ax(ax)
+    d = decile_table(res).reset_index()
+    sns.barplot(data=d, x="clv decile", y="clv_share_pct", color=sns.color_palette()[0], ax=ax)
+    ax.set_title("Share of total CLV per customer decile")
+    ax.set_xlabel("customers ranked by CLV")
+    ax.set_ylabel("share of total CLV (%)")
+    ax.tick_params(axis="x", rotation=30)
+    return ax
+
+
+def plot_segments(table: pd.DataFrame, currency: str = "EUR", ax=None):
+    """Mean CLV per RFM segment (horizontal bars)."""
+    return plots.plot_share_bars(table.reset_index(), "segment", "mean_clv", title="Mean 12-month CLV per segment",
+                                 xlabel=f"mean CLV, margin ({currency})", ax=ax)
+
+
+def plot_monetary_correlation(res: ClvRun, ax=None):
+    """Repeat purchases vs mean repeat order value (repeat customers), the Gamma-Gamma assumption."""
+    import seaborn as sns
+
+    ax = plots._ax(ax)
+    rep = res.scores[res.scores["frequency"] > 0]
+    f = rep["frequency"].clip(upper=FREQUENCY_CAP)
+    d = pd.DataFrame({"repeat purchases": f.astype(int).astype(str).where(f < FREQUENCY_CAP, f"{FREQUENCY_CAP}+"),
+                      "order": f, "value": rep["monetary_value"]}).sort_values("order")
+    sns.boxplot(data=d, x="repeat purchases", y="value", color=sns.color_palette()[0], showfliers=False, ax=ax)
+    ax.set_title("Mean repeat order value by number of repeat purchases")
+    ax.set_xlabel("repeat purchases")
+    ax.set_ylabel(f"mean repeat order value ({res.cfg.shop.currency})")
+    return ax

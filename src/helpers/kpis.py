@@ -1,0 +1,853 @@
+"""KPIs and cohort retention (notebook 02): how many buy, how often, how much, who comes back, who went quiet.
+
+Everything over order lines is an Ibis expression on ``orders_clean`` (DESIGN.md, "Engine"); only the
+monthly table, the cohort table and other per-month or per-group results become pandas frames.
+
+Definitions used throughout (orders_clean: returns are negative lines with ``is_return`` True, booked
+on the day of the return, under the original ``order_id``):
+
+- **revenue**: net revenue, the sum of every line's ``amount`` in the month (returns subtract).
+- **gross_sales**: the sum of purchase lines (``is_return`` False) in the month.
+- **returned_value**: the value of return lines in the month, as a positive number.
+- **returns_rate** = returned_value / gross_sales of the same month.
+- **orders**: distinct ``order_id`` with at least one purchase line in the month; a return is not an order.
+- **active_customers**: customers with at least one purchase line in the month.
+- **new_customers**: active customers whose first purchase falls in the month; **returning_customers**
+  = active_customers - new_customers.
+- **returning_revenue_share**: net revenue from customers whose first purchase was in an earlier
+  month, divided by revenue (their returns included).
+- **aov** (average order value) = revenue / orders; **orders_per_customer** = orders / active_customers,
+  so revenue = active_customers x orders_per_customer x aov exactly (the revenue bridge uses this).
+- **repeat_rate**: of all customers who had bought by the month's end, the share with 2+ orders by then.
+- **sleeping_customers**: customers who had bought before and whose last purchase was more than
+  ``business.inactivity_days`` days before the month's last day (or before ``as_of`` in a partial month).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from helpers import artifacts, plots
+from helpers.config import Config
+from helpers.engine import artifact_table, connect
+
+MONTHLY_COLUMNS = [
+    "month", "revenue", "gross_sales", "returned_value", "returns_rate", "orders", "active_customers",
+    "new_customers", "returning_customers", "returning_revenue_share", "aov", "orders_per_customer",
+    "repeat_rate", "sleeping_customers",
+]
+COHORT_COLUMNS = ["cohort", "months_since_first", "cohort_size", "active_customers", "retention",
+                  "revenue", "revenue_per_member"]
+# KPIs shown in the deltas table, with whether a change is a share (shown in points) or a level (in %).
+DELTA_KPIS = {
+    "revenue": False, "orders": False, "active_customers": False, "new_customers": False,
+    "returning_customers": False, "returning_revenue_share": True, "aov": False,
+    "orders_per_customer": False, "repeat_rate": True, "returns_rate": True, "sleeping_customers": False,
+}
+BREAKDOWN_ORDER_COLUMNS = ("channel", "payment_method", "category")
+BREAKDOWN_CUSTOMER_COLUMNS = ("region", "gender", "age_band")
+
+
+class MissingColumn(KeyError):
+    """An optional column a breakdown needs is absent from this shop's data."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks (Ibis)
+# ---------------------------------------------------------------------------------------------
+
+def _end_exclusive(as_of: str) -> ibis.Value:
+    return ibis.timestamp(pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1))
+
+
+def orders_until(orders: ir.Table, as_of: str) -> ir.Table:
+    """Order lines dated on or before `as_of` (the whole day included)."""
+    return orders.filter(orders.order_date < _end_exclusive(as_of))
+
+
+def month_index(ts: ir.Value) -> ir.IntegerValue:
+    """A month as one integer (year * 12 + month - 1) so that month arithmetic is subtraction."""
+    return (ts.year() * 12 + ts.month() - 1).cast("int64")
+
+
+def month_label(index) -> pd.Series | str:
+    """Month index (see month_index) -> 'YYYY-MM'."""
+    if isinstance(index, (pd.Series, np.ndarray, list)):
+        s = pd.Series(index).astype("int64")
+        return (s // 12).astype(str) + "-" + (s % 12 + 1).astype(str).str.zfill(2)
+    return f"{int(index) // 12}-{int(index) % 12 + 1:02d}"
+
+
+def customer_orders(orders: ir.Table) -> ir.Table:
+    """One row per purchase order, numbered per customer.
+
+    Columns: customer_id, order_id, order_ts (first purchase line's time), order_value (sum of its
+    purchase lines), discounted (any line with discount_amount > 0 or a coupon_code; False when the
+    shop exports neither), order_number (1 = the customer's first order), prev_ts (previous order's
+    time, NULL for the first), gap_days (whole calendar days since the previous order).
+    """
+    p = orders.filter(~orders.is_return)
+    flags = []
+    if "discount_amount" in orders.columns:
+        flags.append(p.discount_amount.fill_null(0) > 0)
+    if "coupon_code" in orders.columns:
+        flags.append(p.coupon_code.notnull() & (p.coupon_code.cast("string").strip() != ""))
+    disc = flags[0] if flags else p.amount.isnull() & False  # a column, so .any() works without flags
+    for f in flags[1:]:
+        disc = disc | f
+    g = p.group_by("customer_id", "order_id").agg(
+        order_ts=p.order_date.min(), order_value=p.amount.sum(), discounted=disc.any())
+    w = ibis.window(group_by="customer_id", order_by=["order_ts", "order_id"])
+    g = g.mutate(order_number=ibis.row_number().over(w) + 1, prev_ts=g.order_ts.lag().over(w))
+    return g.mutate(gap_days=g.order_ts.date().delta(g.prev_ts.date(), unit="day"))
+
+
+def first_orders(corders: ir.Table) -> ir.Table:
+    """Per customer: first_ts, second_ts (NULL without a second order), first_discounted, first_month."""
+    c = corders
+    g = c.group_by("customer_id").agg(
+        first_ts=c.order_ts.min(),
+        second_ts=c.order_ts.min(where=c.order_number == 2),
+        first_discounted=c.discounted.any(where=c.order_number == 1),
+    )
+    return g.mutate(first_month=month_index(g.first_ts))
+
+
+def customer_months(orders: ir.Table) -> ir.Table:
+    """One row per customer and month with any line: revenue (net), gross_sales, returned_value,
+    purchased (any purchase line), last_ts (last purchase time in the month, NULL if only returns)."""
+    o = orders
+    return o.group_by("customer_id", month_idx=month_index(o.order_date)).agg(
+        revenue=o.amount.sum(), gross_sales=o.amount.sum(where=~o.is_return).fill_null(0),
+        returned_value=(-o.amount.sum(where=o.is_return)).fill_null(0),
+        purchased=(~o.is_return).any(), last_ts=o.order_date.max(where=~o.is_return))
+
+
+@dataclass
+class OrderFacts:
+    """The per-order and per-customer tables every KPI is built from (Ibis expressions).
+
+    Each is derived once from the order lines up to as_of; `order_facts(..., cache=True)` has the
+    engine keep them (Ibis ``Table.cache``) so the monthly table, cohorts and the other results do
+    not rescan the order lines.
+    """
+
+    lines: ir.Table        # order lines up to as_of
+    corders: ir.Table      # customer_orders(lines)
+    firsts: ir.Table       # first_orders(corders)
+    cm: ir.Table           # customer_months(lines)
+    cached: bool = False
+    _recent: dict = field(default_factory=dict, repr=False)  # breakdown window tables, kept when cached
+
+    def recent_lines(self, as_of: str, months: int) -> ir.Table:
+        """Order lines of the last `months` calendar months up to as_of (cached with the facts)."""
+        key = ("lines", months)
+        if key not in self._recent:
+            t = self.lines.filter(self.lines.order_date >= _window_start(as_of, months))
+            self._recent[key] = t.cache() if self.cached else t
+        return self._recent[key]
+
+
+def order_facts(orders: ir.Table | OrderFacts, as_of: str, cache: bool = False) -> OrderFacts:
+    """OrderFacts for the order lines up to `as_of` (an OrderFacts passes through unchanged)."""
+    if isinstance(orders, OrderFacts):
+        return orders
+    lines = orders_until(orders, as_of)
+    corders, cm = customer_orders(lines), customer_months(lines)
+    if cache:
+        corders, cm = corders.cache(), cm.cache()
+    firsts = first_orders(corders)
+    if cache:
+        firsts = firsts.cache()
+    return OrderFacts(lines, corders, firsts, cm, cached=cache)
+
+
+# ---------------------------------------------------------------------------------------------
+# Monthly table and cohorts
+# ---------------------------------------------------------------------------------------------
+
+def _sleeping_events(cm: ir.Table, as_of: str, inactivity_days: int) -> ir.Table:
+    """+1 in the month a customer falls asleep, -1 in the month they buy again (cumulated later).
+
+    A customer whose purchases stop after month m (last purchase `last_ts`) is sleeping at the end
+    of month E when last_day(E) - date(last_ts) > inactivity_days and no purchase happened in
+    between, i.e. from the month holding date(last_ts) + inactivity_days + 1 until the next
+    purchase month.
+    """
+    b = cm.filter(cm.purchased)
+    b = b.mutate(next_idx=b.month_idx.lead().over(ibis.window(group_by="customer_id", order_by="month_idx")))
+    start_date = b.last_ts.date() + ibis.interval(days=inactivity_days + 1)
+    b = b.mutate(start_idx=month_index(start_date), start_date=start_date)
+    asleep = b.filter((b.start_date <= ibis.date(pd.Timestamp(as_of).date()))
+                      & (b.next_idx.isnull() | (b.start_idx < b.next_idx)))
+    plus = asleep.select(month_idx=asleep.start_idx, sleep=ibis.literal(1, "int64"))
+    minus = asleep.filter(asleep.next_idx.notnull()).select(
+        month_idx=asleep.next_idx, sleep=ibis.literal(-1, "int64"))
+    return plus.union(minus, distinct=False)
+
+
+def monthly_kpis(orders: ir.Table | OrderFacts, as_of: str, inactivity_days: int = 180) -> ir.Table:
+    """The monthly KPI table up to `as_of` as one Ibis expression (columns in MONTHLY_COLUMNS but
+    `month`, plus month_idx). See the module docstring for each definition; an order is counted in
+    the month of its first purchase line."""
+    f = order_facts(orders, as_of)
+    cm = f.cm.left_join(f.firsts.select("customer_id", "first_month"), "customer_id")
+    is_new = cm.first_month.notnull() & (cm.first_month == cm.month_idx)
+    base = cm.group_by("month_idx").agg(
+        revenue=cm.revenue.sum(), gross_sales=cm.gross_sales.sum(), returned_value=cm.returned_value.sum(),
+        active_customers=cm.purchased.sum(), new_revenue=cm.revenue.sum(where=is_new).fill_null(0),
+    )
+    co = f.corders
+    n_orders = co.group_by(month_idx=month_index(co.order_ts)).agg(orders=co.count())
+
+    zero, one = ibis.literal(0, "int64"), ibis.literal(1, "int64")
+    firsts = f.firsts
+    # union(distinct=False): every event row counts (UNION ALL).
+    events = (
+        base.select("month_idx", new=zero, second=zero, sleep=zero)
+        .union(firsts.select(month_idx=firsts.first_month, new=one, second=zero, sleep=zero), distinct=False)
+        .union(firsts.filter(firsts.second_ts.notnull())
+               .select(month_idx=month_index(firsts.second_ts), new=zero, second=one, sleep=zero), distinct=False)
+        .union(_sleeping_events(f.cm, as_of, inactivity_days).select("month_idx", new=zero, second=zero, sleep="sleep"),
+               distinct=False)
+    )
+    per_month = events.group_by("month_idx").agg(new_customers=events.new.sum(), seconds=events.second.sum(),
+                                                 sleep_delta=events.sleep.sum())
+    cum = ibis.cumulative_window(order_by="month_idx")
+    per_month = per_month.mutate(
+        buyers_to_date=per_month.new_customers.sum().over(cum),
+        repeaters_to_date=per_month.seconds.sum().over(cum),
+        sleeping_customers=per_month.sleep_delta.sum().over(cum),
+    )
+    t = base.inner_join(per_month, "month_idx").left_join(n_orders, "month_idx")
+    t = t.mutate(orders=t.orders.fill_null(0), active_customers=t.active_customers.cast("int64"))
+    t = t.mutate(
+        returning_customers=t.active_customers - t.new_customers,
+        returns_rate=ibis.ifelse(t.gross_sales > 0, t.returned_value / t.gross_sales, ibis.null("float64")),
+        returning_revenue_share=ibis.ifelse(t.revenue != 0, (t.revenue - t.new_revenue) / t.revenue,
+                                            ibis.null("float64")),
+        aov=ibis.ifelse(t.orders > 0, t.revenue / t.orders, ibis.null("float64")),
+        orders_per_customer=ibis.ifelse(t.active_customers > 0, t.orders / t.active_customers,
+                                        ibis.null("float64")),
+        repeat_rate=ibis.ifelse(t.buyers_to_date > 0, t.repeaters_to_date / t.buyers_to_date,
+                                ibis.null("float64")),
+    )
+    return t.select("month_idx", *[c for c in MONTHLY_COLUMNS if c != "month"]).order_by("month_idx")
+
+
+def _finish_monthly(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.sort_values("month_idx").reset_index(drop=True)
+    df.insert(0, "month", month_label(df["month_idx"]).to_numpy())
+    for c in ("orders", "active_customers", "new_customers", "returning_customers", "sleeping_customers"):
+        df[c] = df[c].astype("int64")
+    for c in ("revenue", "gross_sales", "returned_value", "aov"):
+        df[c] = df[c].astype(float).round(2)
+    for c in ("returns_rate", "returning_revenue_share", "orders_per_customer", "repeat_rate"):
+        df[c] = df[c].astype(float).round(4)
+    return df[MONTHLY_COLUMNS]
+
+
+def cohort_table(orders: ir.Table | OrderFacts, as_of: str) -> ir.Table:
+    """Acquisition month x months since first purchase, as one Ibis expression.
+
+    Columns: cohort_idx, months_since_first (0 = the acquisition month), cohort_size (customers whose
+    first purchase was in the cohort month), active_customers (of them, buying in that month),
+    revenue (their net revenue in that month). retention and revenue_per_member are added on the
+    pandas side by `cohorts`.
+    """
+    f = order_facts(orders, as_of)
+    firsts = f.firsts
+    sizes = firsts.group_by(cohort_idx=firsts.first_month).agg(cohort_size=firsts.count())
+    cm = f.cm.inner_join(firsts.select("customer_id", "first_month"), "customer_id")
+    cm = cm.mutate(months_since_first=cm.month_idx - cm.first_month).filter(lambda t: t.months_since_first >= 0)
+    g = cm.group_by(cohort_idx=cm.first_month, months_since_first=cm.months_since_first).agg(
+        active_customers=cm.purchased.sum(), revenue=cm.revenue.sum())
+    return g.inner_join(sizes, "cohort_idx")
+
+
+def cohorts(orders: ir.Table | OrderFacts, as_of: str) -> pd.DataFrame:
+    """The cohort table (cohorts.csv): COHORT_COLUMNS, one row per cohort and month since first order,
+    every cell up to `as_of` present (0 where no one bought)."""
+    df = cohort_table(orders, as_of).to_pandas()
+    last = int(pd.Timestamp(as_of).year * 12 + pd.Timestamp(as_of).month - 1)
+    sizes = df.groupby("cohort_idx")["cohort_size"].first()
+    full = pd.DataFrame([(c, k) for c in sizes.index for k in range(0, last - int(c) + 1)],
+                        columns=["cohort_idx", "months_since_first"])
+    df = full.merge(df.drop(columns="cohort_size"), how="left", on=["cohort_idx", "months_since_first"])
+    df["cohort_size"] = df["cohort_idx"].map(sizes).astype("int64")
+    df["active_customers"] = df["active_customers"].fillna(0).astype("int64")
+    df["revenue"] = df["revenue"].fillna(0.0).astype(float).round(2)
+    df["retention"] = (df["active_customers"] / df["cohort_size"]).round(4)
+    df["revenue_per_member"] = (df["revenue"] / df["cohort_size"]).round(2)
+    df = df.sort_values(["cohort_idx", "months_since_first"]).reset_index(drop=True)
+    df.insert(0, "cohort", month_label(df["cohort_idx"]).to_numpy())
+    return df[COHORT_COLUMNS]
+
+
+def monthly(orders: ir.Table | OrderFacts, as_of: str, inactivity_days: int = 180) -> pd.DataFrame:
+    """The monthly KPI table (kpis.csv) as pandas, one row per month ('YYYY-MM'), oldest first."""
+    return _finish_monthly(monthly_kpis(orders, as_of, inactivity_days).to_pandas())
+
+
+@dataclass
+class KpiRun:
+    """What notebook 02 works with: the month's order facts (Ibis), customers and the two saved tables."""
+
+    orders: OrderFacts
+    customers: ir.Table | None
+    monthly: pd.DataFrame
+    cohorts: pd.DataFrame
+    as_of: str
+    currency: str
+
+
+def open_tables(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> tuple[ir.Table, ir.Table | None]:
+    """orders_clean up to `as_of` and customers_clean (None when the shop has no customer file)."""
+    con = con or connect(cfg.engine)
+    orders = orders_until(artifact_table(con, processed_dir, "orders_clean"), as_of)
+    try:
+        customers = artifact_table(con, processed_dir, "customers_clean")
+    except artifacts.MissingArtifact:
+        customers = None
+    return orders, customers
+
+
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> KpiRun:
+    """Compute the monthly and cohort tables and write kpis.csv and cohorts.csv to `processed_dir`.
+
+    The order facts are cached in the engine, so the notebook's later results reuse them.
+    """
+    orders, customers = open_tables(processed_dir, as_of, cfg, con)
+    facts = order_facts(orders, as_of, cache=True)
+    m = monthly(facts, as_of, cfg.business.inactivity_days)
+    c = cohorts(facts, as_of)
+    if save:
+        artifacts.save_csv(processed_dir, "kpis", m)
+        artifacts.save_csv(processed_dir, "cohorts", c)
+    return KpiRun(facts, customers, m, c, str(as_of), cfg.shop.currency)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables for the report (pandas, small)
+# ---------------------------------------------------------------------------------------------
+
+def recent(monthly_df: pd.DataFrame, months: int = 13) -> pd.DataFrame:
+    """The last `months` rows of the monthly table, indexed by month."""
+    return monthly_df.set_index("month").tail(months)
+
+
+def _month_before(month: str, k: int) -> str:
+    p = pd.Period(month, "M") - k
+    return str(p)
+
+
+def deltas(monthly_df: pd.DataFrame, month: str | None = None) -> pd.DataFrame:
+    """This month's KPIs vs the previous month and the same month last year.
+
+    Index: KPI. Columns: this_month, previous_month, vs_previous, same_month_last_year,
+    vs_last_year. For levels (revenue, orders...) the change is relative (+0.05 = +5 %); for shares
+    (rates) it is the difference in points (+0.01 = one percentage point). A missing comparison
+    month gives NaN.
+    """
+    m = monthly_df.set_index("month")
+    month = month or m.index[-1]
+    rows = []
+    for kpi, is_share in DELTA_KPIS.items():
+        now = m[kpi].get(month, np.nan)
+        prev = m[kpi].get(_month_before(month, 1), np.nan)
+        ly = m[kpi].get(_month_before(month, 12), np.nan)
+
+        def change(a, b):
+            if pd.isna(a) or pd.isna(b):
+                return np.nan
+            if is_share:
+                return round(float(a - b), 4)
+            return round(float(a / b - 1), 4) if b else np.nan
+
+        rows.append({"kpi": kpi, "change_in": "points" if is_share else "relative", "this_month": now,
+                     "previous_month": prev, "vs_previous": change(now, prev),
+                     "same_month_last_year": ly, "vs_last_year": change(now, ly)})
+    return pd.DataFrame(rows).set_index("kpi")
+
+
+def _log_mean(a: float, b: float) -> float:
+    return a if a == b else (b - a) / (math.log(b) - math.log(a))
+
+
+def revenue_bridge(monthly_df: pd.DataFrame, month: str | None = None, base: str = "previous") -> pd.DataFrame:
+    """Revenue change from a base month to `month`, split into three levers (log / LMDI decomposition).
+
+    revenue = active_customers x orders_per_customer x aov, so with L = (R1 - R0) / (ln R1 - ln R0)
+    (the logarithmic mean) each lever's part is L x ln(x1 / x0) and the three parts add up to
+    R1 - R0 exactly (Ang 2004, "Decomposition analysis for policymaking in energy"). `base` is
+    "previous" (last month) or "last_year" (same month a year before). Needs positive revenue in
+    both months.
+
+    Returns a frame indexed by step: base revenue, the three lever parts, this month's revenue
+    (column `value`; `kind` is total or part).
+    """
+    m = monthly_df.set_index("month")
+    month = month or m.index[-1]
+    base_month = _month_before(month, 1 if base == "previous" else 12)
+    if base_month not in m.index or month not in m.index:
+        raise KeyError(f"revenue bridge needs both {base_month} and {month} in the monthly table")
+    r0, r1 = m.loc[base_month], m.loc[month]
+    # Recompute the levers from counts so the identity holds without rounding of the stored ratios.
+    x0 = {"active_customers": r0.active_customers, "orders_per_customer": r0.orders / r0.active_customers,
+          "aov": r0.revenue / r0.orders}
+    x1 = {"active_customers": r1.active_customers, "orders_per_customer": r1.orders / r1.active_customers,
+          "aov": r1.revenue / r1.orders}
+    if r0.revenue <= 0 or r1.revenue <= 0:
+        raise ValueError("the log revenue bridge needs positive revenue in both months")
+    L = _log_mean(float(r0.revenue), float(r1.revenue))
+    parts = {k: L * math.log(x1[k] / x0[k]) for k in x0}
+    rows = [(f"revenue {base_month}", float(r0.revenue), "total")]
+    rows += [(f"{k.replace('_', ' ')} effect", v, "part") for k, v in parts.items()]
+    rows.append((f"revenue {month}", float(r1.revenue), "total"))
+    return pd.DataFrame(rows, columns=["step", "value", "kind"]).set_index("step")
+
+
+def bridge_takeaway(bridge: pd.DataFrame, currency: str = "EUR") -> str:
+    """One sentence: the total change and the lever that moved it most."""
+    total = bridge[bridge.kind == "total"]["value"]
+    parts = bridge[bridge.kind == "part"]["value"]
+    change = total.iloc[-1] - total.iloc[0]
+    big = parts.abs().idxmax()
+    return (f"From {total.index[0].split()[-1]} to {total.index[-1].split()[-1]} net revenue "
+            f"{'rose' if change >= 0 else 'fell'} by {plots.money(abs(change), currency)}; the largest lever was the "
+            f"{big.replace(' effect', '')} ({'+' if parts[big] >= 0 else '-'}{plots.money(abs(parts[big]), currency)}).")
+
+
+def monthly_takeaway(monthly_df: pd.DataFrame, currency: str = "EUR") -> str:
+    """One sentence on the latest month: revenue, customers, the returning share and sleepers."""
+    r = monthly_df.iloc[-1]
+    return (f"In {r.month} {r.active_customers:,} customers placed {r.orders:,} orders worth "
+            f"{plots.money(r.revenue, currency)} net; returning customers brought "
+            f"{r.returning_revenue_share:.0%} of it, {r.repeat_rate:.0%} of all buyers so far have ordered twice or more, "
+            f"and {r.sleeping_customers:,} earlier buyers are sleeping.")
+
+
+def deltas_takeaway(d: pd.DataFrame) -> str:
+    """The KPI with the largest relative rise and fall vs last year (or last month when no year back)."""
+    col = "vs_last_year" if d["vs_last_year"].notna().any() else "vs_previous"
+    levels = d[(d.change_in == "relative")][col].dropna()
+    if levels.empty:
+        return "There is no earlier month to compare with yet."
+    up, down = levels.idxmax(), levels.idxmin()
+    when = "the same month last year" if col == "vs_last_year" else "the previous month"
+    low = "fell the most" if levels[down] < 0 else "grew the least"
+    return (f"Against {when}, {up.replace('_', ' ')} rose the most ({levels[up]:+.1%}) and "
+            f"{down.replace('_', ' ')} {low} ({levels[down]:+.1%}).")
+
+
+def cohort_matrix(cohorts_df: pd.DataFrame, value: str = "retention", last_cohorts: int = 24,
+                  max_months: int = 24) -> pd.DataFrame:
+    """Cohorts (rows, newest last) x months since first order (columns) of `value`, for the heatmap."""
+    mat = cohorts_df.pivot(index="cohort", columns="months_since_first", values=value).sort_index()
+    return mat.tail(last_cohorts).loc[:, [c for c in mat.columns if c <= max_months]]
+
+
+def retention_curve(cohorts_df: pd.DataFrame, months=(1, 3, 6, 12)) -> pd.DataFrame:
+    """Member-weighted share of a cohort buying k months after its first order (cohorts old enough only)."""
+    rows = []
+    for k in months:
+        d = cohorts_df[cohorts_df.months_since_first == k]
+        if len(d):
+            rows.append({"months_since_first": k, "cohorts": len(d), "customers": int(d.cohort_size.sum()),
+                         "retention": round(d.active_customers.sum() / d.cohort_size.sum(), 4),
+                         "cumulative_revenue_per_member": round(
+                             cohorts_df[(cohorts_df.months_since_first <= k)
+                                        & cohorts_df.cohort.isin(d.cohort)].revenue.sum() / d.cohort_size.sum(), 2)})
+    return pd.DataFrame(rows).set_index("months_since_first")
+
+
+def cohort_takeaway(cohorts_df: pd.DataFrame, currency: str = "EUR") -> str:
+    curve = retention_curve(cohorts_df)
+    if curve.empty:
+        return "No cohort is old enough to show retention yet."
+    parts = [f"{r.retention:.0%} after {k} month{'s' if k > 1 else ''}" for k, r in curve.iterrows()]
+    k_last = curve.index[-1]
+    return (f"Of a typical cohort, {', '.join(parts)} buy again in that month; a member brings "
+            f"{plots.money(curve.loc[k_last, 'cumulative_revenue_per_member'], currency)} net in the first "
+            f"{k_last + 1} months.")
+
+
+# ---------------------------------------------------------------------------------------------
+# First and second orders, time between orders
+# ---------------------------------------------------------------------------------------------
+
+def leads_and_signups(orders: ir.Table | OrderFacts, customers: ir.Table | None, as_of: str, days: int = 30) -> pd.DataFrame:
+    """Leads (listed customers with no order up to as_of) and the share of signups who ordered within
+    `days` days of signing up (signups at least `days` days before as_of, so the window is complete;
+    a first order before the signup date counts as within). One row, index 'customers file'."""
+    if customers is None:
+        raise MissingColumn("customers file")
+    firsts = order_facts(orders, as_of).firsts.select("customer_id", "first_ts")
+    c = customers.left_join(firsts, "customer_id")
+    cutoff = ibis.timestamp(pd.Timestamp(as_of).normalize() - pd.Timedelta(days=days))
+    eligible = c.signup_date.notnull() & (c.signup_date < cutoff)
+    ordered = c.first_ts.notnull() & (c.first_ts.date().delta(c.signup_date.date(), unit="day") <= days)
+    row = c.aggregate(
+        listed_customers=c.count(), leads=c.first_ts.isnull().sum(),
+        signups_observable=eligible.sum(), ordered_within=(eligible & ordered).sum(),
+    ).to_pandas().iloc[0]
+    out = pd.DataFrame([{
+        "listed_customers": int(row.listed_customers), "leads": int(row.leads),
+        "lead_share": round(row.leads / row.listed_customers, 4) if row.listed_customers else np.nan,
+        f"signups_{days}d_old": int(row.signups_observable),
+        f"ordered_within_{days}d": round(row.ordered_within / row.signups_observable, 4)
+        if row.signups_observable else np.nan,
+    }], index=pd.Index(["customers file"]))
+    return out
+
+
+def second_order_rates(orders: ir.Table | OrderFacts, as_of: str, windows=(30, 60, 90)) -> pd.DataFrame:
+    """By acquisition cohort: first-time buyers and the share placing a second order within each window.
+
+    For window w only buyers whose first order is at least w days before as_of count (otherwise the
+    window is cut short); a cohort with none such shows NaN. Index: cohort 'YYYY-MM'; columns
+    first_buyers, second_within_<w>d.
+    """
+    f = order_facts(orders, as_of).firsts
+    end = pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)
+    gap = f.second_ts.date().delta(f.first_ts.date(), unit="day")
+    aggs = {"first_buyers": f.count()}
+    for w in windows:
+        seen = f.first_ts < ibis.timestamp(end - pd.Timedelta(days=w))
+        aggs[f"seen_{w}"] = seen.sum()
+        aggs[f"hit_{w}"] = (seen & f.second_ts.notnull() & (gap <= w)).sum()
+    df = f.group_by(cohort_idx=f.first_month).agg(**aggs).to_pandas().sort_values("cohort_idx")
+    out = pd.DataFrame({"first_buyers": df["first_buyers"].astype("int64").to_numpy()},
+                       index=pd.Index(month_label(df["cohort_idx"]).to_numpy(), name="cohort"))
+    for w in windows:
+        seen = df[f"seen_{w}"].to_numpy(dtype=float)
+        out[f"second_within_{w}d"] = np.round(np.where(seen > 0, df[f"hit_{w}"].to_numpy() / np.where(seen > 0, seen, 1),
+                                                       np.nan), 4)
+    return out
+
+
+def second_order_takeaway(rates: pd.DataFrame) -> str:
+    cols = [c for c in rates.columns if c.startswith("second_within_")]
+    parts = []
+    for c in cols:
+        d = rates[rates[c].notna()]
+        if len(d):
+            share = (d[c] * d.first_buyers).sum() / d.first_buyers.sum()
+            parts.append(f"{share:.0%} within {c.split('_')[-1][:-1]} days")
+    if not parts:
+        return "No first-time buyer has been watched long enough to measure second orders yet."
+    return f"Of first-time buyers, {', '.join(parts)} place a second order."
+
+
+def discount_first_order(orders: ir.Table | OrderFacts, as_of: str, followup_days: int = 365) -> pd.DataFrame:
+    """Customers whose first order carried a discount (discount_amount > 0 or a coupon) vs full price.
+
+    Only customers whose first order is at least `followup_days` before as_of. Columns: customers,
+    repeat_rate (share with a second order within followup_days), revenue_per_customer (net revenue
+    of all their lines within followup_days of the first order, first order included).
+    Index: 'discounted first order' / 'full-price first order'.
+    """
+    facts = order_facts(orders, as_of)
+    orders = facts.lines
+    if "discount_amount" not in orders.columns and "coupon_code" not in orders.columns:
+        raise MissingColumn("discount_amount or coupon_code")
+    f = facts.firsts
+    end = ibis.timestamp(pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=followup_days))
+    f = f.filter(f.first_ts < end)
+    lines = orders.inner_join(f.select("customer_id", "first_ts"), "customer_id")
+    within = lines.order_date.date().delta(lines.first_ts.date(), unit="day") <= followup_days
+    rev = lines.filter(within).group_by("customer_id").agg(revenue=lines.amount.sum())
+    per = f.left_join(rev, "customer_id")
+    repeat = per.second_ts.notnull() & (per.second_ts.date().delta(per.first_ts.date(), unit="day") <= followup_days)
+    g = per.group_by(discounted=per.first_discounted).agg(
+        customers=per.count(), repeaters=repeat.sum(), revenue=per.revenue.fill_null(0).sum()).to_pandas()
+    g["discounted"] = g["discounted"].astype(bool)
+    g = g.set_index("discounted").reindex([True, False])
+    out = pd.DataFrame({
+        "customers": g["customers"].fillna(0).astype("int64").to_numpy(),
+        f"repeat_rate_{followup_days}d": np.round(g["repeaters"] / g["customers"], 4).to_numpy(),
+        f"revenue_per_customer_{followup_days}d": np.round(g["revenue"] / g["customers"], 2).to_numpy(),
+    }, index=pd.Index(["discounted first order", "full-price first order"], name="first order"))
+    return out
+
+
+def discount_takeaway(table: pd.DataFrame, currency: str = "EUR") -> str:
+    rr = [c for c in table.columns if c.startswith("repeat_rate")][0]
+    rv = [c for c in table.columns if c.startswith("revenue_per_customer")][0]
+    d, f = table.iloc[0], table.iloc[1]
+    if not (d.customers and f.customers):
+        return "One of the two groups is empty, so discount-won and full-price customers cannot be compared yet."
+    verdict = "stay about as well as" if abs(d[rr] - f[rr]) < 0.02 else ("stay better than" if d[rr] > f[rr] else "stay less than")
+    return (f"Discount-won customers {verdict} full-price ones: {d[rr]:.0%} vs {f[rr]:.0%} order again within a year, "
+            f"worth {plots.money(d[rv], currency)} vs {plots.money(f[rv], currency)} net per customer in that year.")
+
+
+def gap_histogram(orders: ir.Table | OrderFacts, max_days: int = 730) -> pd.DataFrame:
+    """Days between consecutive orders of a customer, counted per whole day.
+
+    Columns: gap_days, second_orders (gap from 1st to 2nd order), later_orders (gaps from the 2nd
+    order on). Gaps beyond `max_days` are counted in the row gap_days == max_days.
+    """
+    c = orders.corders if isinstance(orders, OrderFacts) else customer_orders(orders)
+    c = c.filter(c.order_number >= 2)
+    days = ibis.least(c.gap_days, max_days)
+    g = c.group_by(gap_days=days).agg(
+        second_orders=(c.order_number == 2).sum(), later_orders=(c.order_number > 2).sum()).to_pandas()
+    full = pd.DataFrame({"gap_days": np.arange(0, max_days + 1)})
+    g = full.merge(g, how="left", on="gap_days").fillna(0)
+    return g.astype("int64")
+
+
+def _quantile_from_counts(days: np.ndarray, counts: np.ndarray, q: float) -> float:
+    total = counts.sum()
+    if total == 0:
+        return float("nan")
+    return float(days[np.searchsorted(np.cumsum(counts), q * total, side="left")])
+
+
+def gap_summary(hist: pd.DataFrame, quantile: float = 0.8) -> pd.DataFrame:
+    """Orders, median gap and the `quantile` gap in days, for second orders and later orders."""
+    rows = {}
+    for col in ("second_orders", "later_orders"):
+        counts = hist[col].to_numpy()
+        rows[col.replace("_", " ")] = {
+            "orders": int(counts.sum()),
+            "median_days": _quantile_from_counts(hist.gap_days.to_numpy(), counts, 0.5),
+            f"p{int(quantile * 100)}_days": _quantile_from_counts(hist.gap_days.to_numpy(), counts, quantile),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def suggested_inactivity_days(hist: pd.DataFrame, quantile: float = 0.8) -> float:
+    """The day by which `quantile` (default 80 %) of observed second orders had happened.
+
+    Only customers who did place a second order count, so recent buyers still inside their window
+    pull the figure down a little; read it as a lower bound for ``business.inactivity_days``.
+    """
+    return _quantile_from_counts(hist.gap_days.to_numpy(), hist.second_orders.to_numpy(), quantile)
+
+
+def inactivity_takeaway(hist: pd.DataFrame, configured_days: int, quantile: float = 0.8) -> str:
+    s = gap_summary(hist, quantile)
+    sugg = suggested_inactivity_days(hist, quantile)
+    if np.isnan(sugg):
+        return "No customer has placed a second order yet, so the inactivity window cannot be checked."
+    if abs(sugg - configured_days) <= 0.15 * configured_days:
+        verdict = "close to"
+    else:
+        verdict = "shorter than" if sugg < configured_days else "longer than"
+    return (f"The median second order comes {s.loc['second orders', 'median_days']:.0f} days after the first "
+            f"(later orders: {s.loc['later orders', 'median_days']:.0f} days); {quantile:.0%} of second orders happen "
+            f"within {sugg:.0f} days, {verdict} the configured inactivity window of {configured_days} days.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Breakdowns
+# ---------------------------------------------------------------------------------------------
+
+def _window_start(as_of: str, months: int) -> ibis.Value:
+    start = (pd.Timestamp(as_of).to_period("M") - (months - 1)).start_time
+    return ibis.timestamp(start)
+
+
+def _per_group(lines: ir.Table, keys: list[str]) -> ir.Table:
+    """Per key(s) and customer: n (distinct purchase orders), revenue (net), gross, returned."""
+    o = lines
+    return o.group_by(*keys, "customer_id").agg(
+        n=o.order_id.nunique(where=~o.is_return), revenue=o.amount.sum(),
+        gross=o.amount.sum(where=~o.is_return).fill_null(0), returned=(-o.amount.sum(where=o.is_return)).fill_null(0))
+
+
+def breakdown(orders: ir.Table | OrderFacts, dimension: str, as_of: str, customers: ir.Table | None = None,
+              months: int = 12, age_bands=(25, 35, 45, 55, 65)) -> pd.DataFrame:
+    """KPIs by an order column (channel, payment_method, category) or a customer column (region,
+    gender, age_band from birth_year) over the last `months` calendar months up to as_of.
+
+    Columns: customers (buying), orders, revenue (net), revenue_share, aov (revenue / orders),
+    returns_rate (returned value / gross sales), repeat_rate (share of these customers with 2+
+    orders in the window). An order column is read per line (an order spanning two categories
+    counts in both); a customer column per customer. Missing values show as '(unknown)'.
+    Raises MissingColumn when the column (or the customer file) is absent.
+    """
+    facts = order_facts(orders, as_of)
+    if dimension in BREAKDOWN_CUSTOMER_COLUMNS:
+        source = "birth_year" if dimension == "age_band" else dimension
+        if customers is None or source not in customers.columns:
+            raise MissingColumn(source)
+        c = customers
+        if dimension == "age_band":
+            age = pd.Timestamp(as_of).year - c.birth_year
+            edges = list(age_bands)
+            label = ibis.cases((age.isnull(), ibis.null("string")), (age < edges[0], f"under {edges[0]}"),
+                               *[((age >= a) & (age < b), f"{a}-{b - 1}") for a, b in zip(edges[:-1], edges[1:])],
+                               else_=f"{edges[-1]}+")
+            c = c.select("customer_id", value=label)
+        else:
+            c = c.select("customer_id", value=c[source].cast("string"))
+        key = ("per_customer", months)
+        if key not in facts._recent:  # one pass over the window's lines serves every customer column
+            per = _per_group(facts.recent_lines(as_of, months), [])
+            facts._recent[key] = per.cache() if facts.cached else per
+        per = facts._recent[key].left_join(c, "customer_id")
+        per = per.mutate(value=per.value.fill_null("(unknown)"))
+    else:
+        if dimension not in facts.lines.columns:
+            raise MissingColumn(dimension)
+        o = facts.recent_lines(as_of, months)
+        per = _per_group(o.mutate(value=o[dimension].cast("string").fill_null("(unknown)")), ["value"])
+    g = per.group_by("value").agg(
+        customers=(per.n >= 1).sum(), orders=per.n.sum(), revenue=per.revenue.sum(), gross=per.gross.sum(),
+        returned=per.returned.sum(), buyers=(per.n >= 1).sum(), repeaters=(per.n >= 2).sum())
+    df = g.to_pandas()
+    total = df.revenue.sum()
+    out = pd.DataFrame({
+        "customers": df.customers.astype("int64").to_numpy(), "orders": df.orders.astype("int64").to_numpy(),
+        "revenue": df.revenue.round(2).to_numpy(),
+        "revenue_share": np.round(df.revenue / total, 4).to_numpy() if total else np.nan,
+        "aov": np.round(df.revenue / df.orders.where(df.orders > 0), 2).to_numpy(),
+        "returns_rate": np.round(df.returned / df.gross.where(df.gross > 0), 4).to_numpy(),
+        "repeat_rate": np.round(df.repeaters / df.buyers.where(df.buyers > 0), 4).to_numpy(),
+    }, index=pd.Index(df["value"].to_numpy(), name=dimension))
+    return out.sort_values(["revenue", "customers"], ascending=False)
+
+
+def breakdown_section(orders: ir.Table | OrderFacts, dimension: str, as_of: str, customers: ir.Table | None = None,
+                      months: int = 12, age_bands=(25, 35, 45, 55, 65)) -> pd.DataFrame | None:
+    """The breakdown table, or (when the column is missing) a printed note and None, so the section
+    is skipped in the report."""
+    try:
+        return breakdown(orders, dimension, as_of, customers, months, age_bands)
+    except MissingColumn as exc:
+        plots.say(breakdown_note(dimension, exc.args[0]))
+        return None
+
+
+def breakdown_note(dimension: str, missing: str) -> str:
+    return (f"Skipped: the breakdown by {dimension.replace('_', ' ')} needs the column '{missing}', "
+            "which this shop's export does not have.")
+
+
+def breakdown_takeaway(table: pd.DataFrame | None, currency: str = "EUR") -> str:
+    if table is None or table.empty:
+        return "No breakdown to summarise."
+    top = table.revenue_share.idxmax()
+    best_rep = table.repeat_rate.idxmax()
+    dim = (table.index.name or "group").replace("_", " ")
+    return (f"By {dim}, {top} brings the most revenue ({table.loc[top, 'revenue_share']:.0%}, AOV "
+            f"{plots.money(table.loc[top, 'aov'], currency)}); {best_rep} has the highest repeat rate "
+            f"({table.loc[best_rep, 'repeat_rate']:.0%}).")
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+
+def plot_kpi_trend(monthly_df: pd.DataFrame, currency: str = "EUR", ax=None):
+    """Net revenue per month split into new and returning customers (stacked bars)."""
+    ax = plots._ax(ax)
+    d = monthly_df
+    ret = d.revenue * d.returning_revenue_share.fillna(0)
+    x = np.arange(len(d))
+    ax.bar(x, ret, color=sns.color_palette()[0], label="returning customers")
+    ax.bar(x, d.revenue - ret, bottom=ret, color=sns.color_palette()[1], label="new customers")
+    step = max(1, len(d) // 12)
+    ax.set_xticks(x[::step], d.month.to_numpy()[::step], rotation=45, ha="right")
+    ax.set_title("Net revenue per month: returning vs new customers")
+    ax.set_xlabel("month")
+    ax.set_ylabel(f"net revenue ({currency})")
+    ax.yaxis.set_major_formatter(plots.thousands)
+    ax.legend(frameon=False, loc="upper left")
+    return ax
+
+
+def plot_cohort_heatmap(matrix: pd.DataFrame, ax=None):
+    """Retention heatmap: acquisition month (rows) x months since first order (columns)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 7))
+    sns.heatmap(matrix.drop(columns=0, errors="ignore"), cmap=plots.PALETTE, ax=ax, vmin=0,
+                cbar_kws={"label": "share of cohort buying", "format": plt.FuncFormatter(lambda v, _: f"{v:.0%}")})
+    ax.set_title("Cohort retention: share of each cohort buying k months after its first order")
+    ax.set_xlabel("months since first order")
+    ax.set_ylabel("acquisition month (cohort)")
+    return ax
+
+
+def plot_cohort_revenue(cohorts_df: pd.DataFrame, currency: str = "EUR", last_cohorts: int = 24, ax=None):
+    """Cumulative net revenue per cohort member over the months since first order, one line per cohort."""
+    ax = plots._ax(ax)
+    d = cohorts_df.sort_values(["cohort", "months_since_first"]).copy()
+    d["cumulative"] = d.groupby("cohort").revenue.cumsum() / d.cohort_size
+    keep = sorted(d.cohort.unique())[-last_cohorts:]
+    d = d[d.cohort.isin(keep)]
+    sns.lineplot(data=d, x="months_since_first", y="cumulative", hue="cohort", palette=plots.PALETTE,
+                 legend=False, ax=ax, linewidth=1)
+    ax.set_title(f"Cumulative net revenue per cohort member (last {len(keep)} cohorts; darker = newer)")
+    ax.set_xlabel("months since first order")
+    ax.set_ylabel(f"net revenue per member ({currency})")
+    ax.yaxis.set_major_formatter(plots.thousands)
+    return ax
+
+
+def plot_bridge(bridge: pd.DataFrame, currency: str = "EUR", ax=None):
+    """Waterfall: base month's revenue, the three lever parts, this month's revenue."""
+    ax = plots._ax(ax)
+    pal = sns.color_palette()
+    labels, bottoms, heights, colors = [], [], [], []
+    level = 0.0
+    for step, r in bridge.iterrows():
+        labels.append(step.replace(" effect", ""))
+        if r.kind == "total":
+            bottoms.append(0.0); heights.append(r.value); colors.append(pal[7]); level = r.value
+        else:
+            bottoms.append(level if r.value >= 0 else level + r.value); heights.append(abs(r.value))
+            colors.append(pal[2] if r.value >= 0 else pal[3]); level += r.value
+    x = np.arange(len(labels))
+    ax.bar(x, heights, bottom=bottoms, color=colors)
+    for i, (step, r) in enumerate(bridge.iterrows()):
+        text = plots.money(r.value, "") if r.kind == "total" else f"{r.value:+,.0f}"
+        ax.text(i, bottoms[i] + heights[i], text.strip(), ha="center", va="bottom", fontsize=9)
+    ax.set_xticks(x, labels, rotation=15)
+    ax.set_title(f"Revenue bridge {bridge.index[0].split()[-1]} -> {bridge.index[-1].split()[-1]}")
+    ax.set_ylabel(f"net revenue ({currency})")
+    ax.yaxis.set_major_formatter(plots.thousands)
+    lo = min(b for b, k in zip(bottoms, bridge.kind) if k == "part") if (bridge.kind == "part").any() else 0
+    ax.set_ylim(bottom=max(0, lo - 0.25 * (max(bridge.value) - lo)))
+    return ax
+
+
+def plot_gap_histogram(hist: pd.DataFrame, suggested_days: float | None = None, configured_days: int | None = None,
+                       bin_days: int = 14, ax=None):
+    """Distribution of days between orders (first -> second, and later), in `bin_days`-day bins."""
+    ax = plots._ax(ax)
+    h = hist.copy()
+    h["bin"] = (h.gap_days // bin_days) * bin_days
+    b = h.groupby("bin")[["second_orders", "later_orders"]].sum()
+    pal = sns.color_palette()
+    ax.bar(b.index, b.second_orders, width=bin_days, align="edge", color=pal[0], alpha=0.8, label="1st -> 2nd order")
+    ax.bar(b.index, b.later_orders, width=bin_days, align="edge", color=pal[1], alpha=0.5, label="later orders")
+    if suggested_days is not None and not np.isnan(suggested_days):
+        ax.axvline(suggested_days, color=pal[3], ls="--", label=f"80% of 2nd orders ({suggested_days:.0f} d)")
+    if configured_days:
+        ax.axvline(configured_days, color=pal[7], ls=":", label=f"configured window ({configured_days} d)")
+    ax.set_title("Days between a customer's orders")
+    ax.set_xlabel(f"days since previous order ({bin_days}-day bins; last bin = {int(h.gap_days.max())}+)")
+    ax.set_ylabel("orders")
+    ax.yaxis.set_major_formatter(plots.thousands)
+    ax.legend(frameon=False)
+    return ax
+
+
+def plot_breakdown(table: pd.DataFrame, currency: str = "EUR", ax=None):
+    """Net revenue by group (bars) for a breakdown table."""
+    d = table.reset_index().rename(columns={table.index.name or "index": "group"})
+    dim = (table.index.name or "group").replace("_", " ")
+    return plots.plot_share_bars(d, "group", "revenue", title=f"Net revenue by {dim}, last 12 months",
+                                 xlabel=f"net revenue ({currency})", ax=ax)

@@ -1,0 +1,766 @@
+"""RFM scores, named segments, k-means clusters and segment migration (stage 03).
+
+Per customer at ``as_of`` (one Ibis expression over the clean order lines, see ``rfm_expr``):
+
+===================  ==========================================================================
+column               meaning
+===================  ==========================================================================
+recency_days         days from the last purchase to ``as_of`` (0 = bought on the cut-off day)
+frequency            distinct orders with at least one purchase line (returns are not orders)
+monetary             net revenue: purchases minus returns, shop currency
+avg_order_value      monetary / frequency
+tenure_days          days from the first purchase to ``as_of`` (used by k-means only)
+===================  ==========================================================================
+
+Scores 1-5 are quintiles of the mid-rank (``quintile_scores``): ties share one score, a shop of any
+size gets valid scores, and a measure with fewer than 5 distinct values uses fewer levels (reported
+by ``score_notes``). R is 5 for the most recent customers, F and M are 5 for the most/largest.
+FM = (F + M) / 2 rounded half up, and the named segment is the cell (R, FM) of the grid in the
+config (``segments.grid``), which is checked on load to cover each of the 25 cells exactly once.
+
+k-means runs on log1p-transformed, standardised recency, frequency, monetary, tenure and average
+order value. k is chosen in ``segments.k_min..k_max`` by the silhouette on a fixed random sample
+(silhouette costs O(n^2)); the final model is fitted on every customer with a fixed random_state.
+Clusters are numbered by centroid value (1 = highest monetary) and named from their centroids.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from helpers import artifacts
+from helpers.config import Config, SegmentsConfig
+from helpers.engine import artifact_table, connect
+from helpers.paths import resolve
+from helpers.plots import _ax, thousands
+
+FEATURES = ["recency_days", "frequency", "monetary", "tenure_days", "avg_order_value"]
+COLUMNS = ["customer_id", "recency_days", "frequency", "monetary", "avg_order_value", "r_score", "f_score",
+           "m_score", "rfm_segment", "cluster", "cluster_label"]
+SCORED = {"r_score": ("recency_days", False), "f_score": ("frequency", True), "m_score": ("monetary", True)}
+MEASURE_TEXT = {"recency_days": "recency (days)", "frequency": "frequency (orders)",
+                "monetary": "monetary (net revenue)",
+                "avg_order_value": "average order value", "tenure_days": "tenure (days)"}
+PCA_POINTS = 3000  # customers drawn on the PCA scatter
+NEW_ROW, GONE_COL = "(new this month)", "(not in this month)"
+AGE_BANDS = [(0, 25, "<25"), (25, 35, "25-34"), (35, 45, "35-44"), (45, 55, "45-54"), (55, 65, "55-64"),
+             (65, 200, "65+")]  # age in the as_of year = as_of year - birth_year
+
+
+# --------------------------------------------------------------------------- RFM over order lines
+
+def rfm_expr(orders: ir.Table, as_of: str) -> ir.Table:
+    """One row per customer who bought on or before `as_of` (Ibis; runs on the configured engine).
+
+    Input: order lines (customer_id, order_id, order_date, amount, is_return). Output columns:
+    customer_id, recency_days, frequency, monetary, avg_order_value, tenure_days.
+    """
+    day = ibis.date(str(as_of)[:10])
+    t = orders.filter(orders.order_date.date() <= day)
+    buy = ~t.is_return
+    g = t.group_by("customer_id").agg(
+        # summed in whole cents: an integer sum does not depend on the engine's summation order, so
+        # reruns give bit-identical features (and so identical clusters)
+        frequency=t.order_id.nunique(where=buy), cents=(t.amount * 100).round().cast("int64").sum(),
+        first_buy=t.order_date.min(where=buy), last_buy=t.order_date.max(where=buy),
+    )
+    g = g.filter(g.frequency > 0)  # a customer with only returns in the window has no purchase to score
+    g = g.mutate(monetary=g.cents.cast("float64") / 100)
+    return g.select(
+        "customer_id",
+        recency_days=day.delta(g.last_buy.date(), unit="day"),
+        frequency=g.frequency,
+        monetary=g.monetary.round(2),
+        avg_order_value=(g.monetary / g.frequency).round(2),
+        tenure_days=day.delta(g.first_buy.date(), unit="day"),
+    )
+
+
+def rfm_table(orders: ir.Table, as_of: str) -> pd.DataFrame:
+    """``rfm_expr`` as a pandas frame, sorted by customer_id."""
+    df = rfm_expr(orders, as_of).to_pandas()
+    df = df.sort_values("customer_id", ignore_index=True)
+    for col in ("recency_days", "frequency", "tenure_days"):
+        df[col] = df[col].astype("int64")
+    for col in ("monetary", "avg_order_value"):
+        df[col] = df[col].astype("float64")
+    return df
+
+
+# --------------------------------------------------------------------------- scores and named segments
+
+def quintile_scores(values: pd.Series, higher_is_better: bool = True) -> pd.Series:
+    """Scores 1..5 from the mid-rank percentile: score = floor(5 * (rank - 1/2) / n) + 1.
+
+    Tied values get their average rank, so they always share one score and bin edges never
+    collide; a single customer or a column where everyone is tied scores 3 (the middle).
+    Exact integer arithmetic, so the same data always gives the same scores.
+    """
+    n = len(values)
+    if n == 0:
+        return pd.Series([], index=values.index, dtype="int64")
+    v = values if higher_is_better else -values
+    twice_rank = np.rint(2 * v.rank(method="average").to_numpy()).astype("int64")  # 2 * average rank is whole
+    scores = (twice_rank - 1) * 5 // (2 * n) + 1
+    return pd.Series(np.clip(scores, 1, 5), index=values.index, dtype="int64")
+
+
+def rfm_scores(rfm: pd.DataFrame) -> pd.DataFrame:
+    """Add r_score (5 = most recent), f_score, m_score and fm_score = (F + M) / 2 rounded half up."""
+    out = rfm.copy()
+    for score, (col, higher) in SCORED.items():
+        out[score] = quintile_scores(out[col], higher_is_better=higher)
+    out["fm_score"] = (out["f_score"] + out["m_score"] + 1) // 2
+    return out
+
+
+def score_notes(rfm: pd.DataFrame) -> list[str]:
+    """One sentence per measure whose score uses fewer than the 5 levels (few distinct values or a
+    large tie), and one for a shop with fewer than 5 customers."""
+    notes = []
+    if 0 < len(rfm) < 5:
+        notes.append(f"Only {len(rfm)} customer(s): scores are valid but cannot spread over 5 levels.")
+    for score, (col, higher) in SCORED.items():
+        if rfm.empty:
+            break
+        levels = quintile_scores(rfm[col], higher).nunique()
+        if levels == 5:
+            continue
+        distinct = rfm[col].nunique()
+        mode = rfm[col].mode().iloc[0]
+        name = MEASURE_TEXT[col].split(" (")[0]
+        why = (f"{name} has only {distinct} distinct value(s)" if distinct < 5 else
+               f"{(rfm[col] == mode).mean():.0%} of customers share the same {name} ({mode:,.0f})")
+        notes.append(f"The {score[0].upper()} score uses {levels} of the 5 levels because {why}; "
+                     f"tied customers always share one score.")
+    return notes
+
+
+def assign_segments(scored: pd.DataFrame, seg_cfg: SegmentsConfig) -> pd.Series:
+    """The named segment of each customer: the grid cell (r_score, fm_score); categories in grid order."""
+    cells = seg_cfg.grid_cells()
+    names = list(seg_cfg.grid)
+    lookup = np.full((6, 6), -1)
+    for (r, fm), name in cells.items():
+        lookup[r, fm] = names.index(name)
+    codes = lookup[scored["r_score"].to_numpy(), scored["fm_score"].to_numpy()]
+    return pd.Series(pd.Categorical.from_codes(codes, categories=names), index=scored.index, name="rfm_segment")
+
+
+def grid_table(seg_cfg: SegmentsConfig) -> pd.DataFrame:
+    """The segment grid as it is applied: R score rows (5 at the top) x FM score columns."""
+    cells = seg_cfg.grid_cells()
+    df = pd.DataFrame([[cells[(r, fm)] for fm in range(1, 6)] for r in range(5, 0, -1)],
+                      index=pd.Index(range(5, 0, -1), name="R score"), columns=pd.Index(range(1, 6), name="FM score"))
+    return df
+
+
+# --------------------------------------------------------------------------- k-means
+
+def cluster_features(rfm: pd.DataFrame) -> np.ndarray:
+    """log1p of the k-means features (negatives clipped to 0), standardised to mean 0 and sd 1."""
+    X = np.column_stack([np.log1p(rfm[c].to_numpy(dtype="float64").clip(min=0)) for c in FEATURES])
+    return StandardScaler().fit_transform(X)
+
+
+def _sample(n: int, size: int, random_state: int) -> np.ndarray:
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(random_state).choice(n, size=size, replace=False))
+
+
+def silhouettes(S: np.ndarray, labelings: list[np.ndarray], chunk: int = 1000) -> list[float]:
+    """Mean silhouette of each labelling of the rows of `S` (Rousseeuw 1987), as sklearn's
+    ``silhouette_score`` but computing the pairwise distances once for all labellings (chunked,
+    so memory stays at chunk x n)."""
+    n = len(S)
+    sq = (S * S).sum(axis=1)
+    onehots = [np.eye(lab.max() + 1)[lab] for lab in labelings]
+    sums = [np.empty((n, o.shape[1])) for o in onehots]  # per row: summed distance to each cluster
+    for start in range(0, n, chunk):
+        blk = S[start:start + chunk]
+        dist = np.sqrt(np.maximum(sq[start:start + chunk, None] + sq[None, :] - 2 * blk @ S.T, 0))
+        for o, total in zip(onehots, sums):
+            total[start:start + chunk] = dist @ o
+    out, rows = [], np.arange(n)
+    for lab, o, total in zip(labelings, onehots, sums):
+        size = o.sum(axis=0)
+        own = size[lab]
+        a = total[rows, lab] / np.maximum(own - 1, 1)
+        mean = total / np.maximum(size, 1)
+        mean[rows, lab] = np.inf
+        b = mean.min(axis=1)
+        s = np.where(own > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-12), 0.0)  # singleton clusters score 0
+        out.append(float(s.mean()))
+    return out
+
+
+def choose_k(X: np.ndarray, k_min: int, k_max: int, sample_size: int, random_state: int) -> pd.DataFrame:
+    """Inertia (elbow) and silhouette of k-means for each k, on one fixed random sample of rows.
+
+    Returns columns k, inertia, silhouette; a k needs more distinct rows than clusters, so a tiny
+    or uniform shop may get fewer rows (none: everyone is one cluster).
+    """
+    S = X[_sample(len(X), sample_size, random_state)]
+    distinct = len(np.unique(S, axis=0)) if len(S) else 0
+    ks, inertia, labels = [], [], []
+    with threadpool_limits(1):  # small problems: threads only add overhead (and contention on a busy host)
+        for k in range(k_min, min(k_max, distinct - 1) + 1):
+            km = KMeans(n_clusters=k, n_init=4, random_state=random_state).fit(S)
+            ks.append(k)
+            inertia.append(float(km.inertia_))
+            labels.append(km.labels_)
+    return pd.DataFrame({"k": ks, "inertia": inertia, "silhouette": silhouettes(S, labels) if labels else []},
+                        columns=["k", "inertia", "silhouette"])
+
+
+def best_k(k_scores: pd.DataFrame) -> int:
+    """The k with the highest silhouette (the smaller k on a tie); 1 when no k could be tried."""
+    if k_scores.empty:
+        return 1
+    return int(k_scores.sort_values(["silhouette", "k"], ascending=[False, True]).iloc[0]["k"])
+
+
+def fit_clusters(X: np.ndarray, k: int, random_state: int) -> tuple[np.ndarray, np.ndarray]:
+    """k-means on every row; returns (cluster 1..k per row, centroids k x features).
+
+    Clusters are renumbered by centroid monetary (then recency) so cluster 1 is the most valuable
+    and the numbering does not depend on k-means' arbitrary label order.
+    """
+    if k <= 1 or len(X) <= k:
+        return np.ones(len(X), dtype="int64"), X.mean(axis=0, keepdims=True) if len(X) else np.zeros((1, X.shape[1]))
+    with threadpool_limits(1):  # one thread: identical results on any host, and no oversubscription
+        km = KMeans(n_clusters=k, n_init=4, random_state=random_state).fit(X)
+    m, r = FEATURES.index("monetary"), FEATURES.index("recency_days")
+    order = np.lexsort((km.cluster_centers_[:, r], -km.cluster_centers_[:, m]))
+    rank = np.empty(k, dtype="int64")
+    rank[order] = np.arange(1, k + 1)
+    return rank[km.labels_], km.cluster_centers_[order]
+
+
+def _level(z: float, high: str, mid: str, low: str) -> str:
+    return high if z >= 0.5 else low if z <= -0.5 else mid
+
+
+def name_clusters(centroids: np.ndarray) -> list[str]:
+    """A name per centroid (standardised units): value from monetary, activity from recency, habit
+    from frequency, each high/middle/low at +-0.5 sd, e.g. "high value, active, frequent"."""
+    col = {c: i for i, c in enumerate(FEATURES)}
+    names: list[str] = []
+    for c in centroids:
+        name = ", ".join([
+            _level(c[col["monetary"]], "high value", "mid value", "low value"),
+            _level(-c[col["recency_days"]], "active", "cooling", "lapsed"),
+            _level(c[col["frequency"]], "frequent", "occasional", "rare"),
+        ])
+        dup = sum(n == name or n.startswith(name + " (") for n in names)
+        names.append(f"{name} ({dup + 1})" if dup else name)
+    return names
+
+
+# --------------------------------------------------------------------------- the stage
+
+@dataclass
+class Segmentation:
+    """Everything notebook 03 shows; ``customers`` is what segments.parquet holds (+ fm_score, tenure_days)."""
+
+    customers: pd.DataFrame
+    k_scores: pd.DataFrame
+    centroids: pd.DataFrame          # index cluster_label, columns FEATURES (standardised units)
+    pca: pd.DataFrame                # a sample: pc1, pc2, cluster_label
+    mix: pd.DataFrame                # by, group, dimension, value, share
+    notes: list[str] = field(default_factory=list)
+    segment_order: list[str] = field(default_factory=list)
+    silhouette_sample: int = 0
+    pca_explained: float = 0.0       # share of the features' variance the two PCA axes keep
+    currency: str = "EUR"
+
+    @property
+    def k(self) -> int:
+        return len(self.centroids)
+
+
+def build(orders: ir.Table, as_of: str, cfg: Config, customers: ir.Table | None = None) -> Segmentation:
+    """RFM, scores, named segments, clusters and profile mixes from the clean tables (no files)."""
+    sc = cfg.segments
+    rfm = rfm_scores(rfm_table(orders, as_of))
+    rfm["rfm_segment"] = assign_segments(rfm, sc)
+    X = cluster_features(rfm)
+    k_scores = choose_k(X, sc.k_min, sc.k_max, sc.silhouette_sample, sc.random_state)
+    labels, centers = fit_clusters(X, best_k(k_scores), sc.random_state)
+    names = name_clusters(centers)
+    rfm["cluster"] = labels
+    rfm["cluster_label"] = pd.Categorical.from_codes(labels - 1, categories=names)
+    centroids = pd.DataFrame(centers, columns=FEATURES, index=pd.Index(names, name="cluster_label"))
+    pts = _sample(len(X), min(PCA_POINTS, sc.silhouette_sample), sc.random_state)
+    if len(X) >= 2 and np.ptp(X, axis=0).any():
+        pca_model = PCA(n_components=2, random_state=sc.random_state).fit(X)
+        explained = float(pca_model.explained_variance_ratio_.sum())
+        coords = pca_model.transform(X[pts])
+        coords[:, 0] *= np.sign(coords[:, 0].sum() or 1)  # PCA's sign is arbitrary; fix it for stable figures
+        coords[:, 1] *= np.sign(coords[:, 1].sum() or 1)
+    else:
+        coords, explained = np.zeros((len(pts), 2)), 0.0
+    pca = pd.DataFrame({"pc1": coords[:, 0], "pc2": coords[:, 1],
+                        "cluster_label": rfm["cluster_label"].to_numpy()[pts]})
+    return Segmentation(customers=rfm, k_scores=k_scores, centroids=centroids, pca=pca,
+                        mix=profile_mix(rfm, orders, customers, as_of), notes=score_notes(rfm),
+                        segment_order=list(sc.grid), silhouette_sample=min(len(X), sc.silhouette_sample),
+                        pca_explained=explained,
+                        currency=cfg.shop.currency)
+
+
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> Segmentation:
+    """Build the month's segmentation from its clean artifacts and write segments.parquet."""
+    con = con or connect(cfg.engine)
+    orders = artifact_table(con, processed_dir, "orders_clean")
+    customers = None
+    if artifacts.path(processed_dir, "customers_clean").exists():
+        customers = artifact_table(con, processed_dir, "customers_clean")
+    seg = build(orders, as_of, cfg, customers)
+    save_segments(processed_dir, seg.customers)
+    return seg
+
+
+def save_segments(processed_dir: str | Path, customers: pd.DataFrame) -> Path:
+    """Write segments.parquet (the COLUMNS, segment names as text, sorted by customer_id)."""
+    df = customers[COLUMNS].copy()
+    df["rfm_segment"] = df["rfm_segment"].astype(str)
+    df["cluster_label"] = df["cluster_label"].astype(str)
+    return artifacts.save_parquet(processed_dir, "segments", df.sort_values("customer_id", ignore_index=True))
+
+
+def load_segments(processed_dir: str | Path) -> pd.DataFrame:
+    return artifacts.load_parquet(processed_dir, "segments", "03_segments")
+
+
+# --------------------------------------------------------------------------- profiles
+
+def _age_band(birth_year: pd.Series, as_of: str) -> pd.Series:
+    age = int(str(as_of)[:4]) - pd.to_numeric(birth_year, errors="coerce")
+    out = pd.Series("unknown", index=birth_year.index, dtype=object)
+    for lo, hi, label in AGE_BANDS:
+        out[(age >= lo) & (age < hi)] = label
+    return out
+
+
+def profile_mix(rfm: pd.DataFrame, orders: ir.Table, customers: ir.Table | None, as_of: str) -> pd.DataFrame:
+    """Share of each value of gender, age band, region (customers), category and payment method
+    (purchase revenue, joined on the engine) within each segment and cluster.
+
+    Columns: by (rfm_segment | cluster_label), group, dimension, value, share. Dimensions whose
+    column is missing or empty are left out.
+    """
+    groups = rfm[["customer_id", "rfm_segment", "cluster_label"]].astype({"rfm_segment": str, "cluster_label": str})
+    parts = []
+
+    def add(frame: pd.DataFrame, dimension: str, weight: str | None) -> None:
+        for by in ("rfm_segment", "cluster_label"):
+            w = frame.groupby([by, "value"], observed=True)[weight].sum() if weight else \
+                frame.groupby([by, "value"], observed=True).size()
+            share = (w / w.groupby(level=0).transform("sum")).rename("share").reset_index()
+            parts.append(share.rename(columns={by: "group"}).assign(by=by, dimension=dimension))
+
+    if customers is not None:
+        cols = [c for c in ("gender", "birth_year", "region") if c in customers.columns]
+        if cols:
+            demo = groups.merge(customers.select("customer_id", *cols).to_pandas(), on="customer_id", how="left")
+            if "gender" in cols:
+                add(demo.assign(value=demo["gender"].fillna("unknown")), "gender", None)
+            if "birth_year" in cols:
+                add(demo.assign(value=_age_band(demo["birth_year"], as_of)), "age band", None)
+            if "region" in cols:
+                add(demo.assign(value=demo["region"].fillna("unknown")), "region", None)
+    day = ibis.date(str(as_of)[:10])
+    lines = orders.filter((orders.order_date.date() <= day) & ~orders.is_return)
+    dims = {c: d for c, d in (("category", "category"), ("payment_method", "payment method")) if c in orders.columns}
+    if dims:  # one join of the order lines to the groups, aggregated to a few thousand rows on the engine
+        j = lines.select("customer_id", "amount", *dims).inner_join(ibis.memtable(groups), "customer_id")
+        cents = (j.amount * 100).round().cast("int64").sum()  # whole cents: order-independent sums
+        agg = j.group_by(["rfm_segment", "cluster_label", *dims]).agg(revenue=cents).to_pandas()
+        for col, dimension in dims.items():
+            if agg[col].notna().any():
+                add(agg.assign(value=agg[col].fillna("unknown")), dimension, "revenue")
+    if not parts:
+        return pd.DataFrame(columns=["by", "group", "dimension", "value", "share"])
+    mix = pd.concat(parts, ignore_index=True)[["by", "group", "dimension", "value", "share"]]
+    return mix.sort_values(["by", "group", "dimension", "share", "value"], ascending=[True, True, True, False, True],
+                           ignore_index=True)
+
+
+def _order(seg: Segmentation, by: str) -> list[str]:
+    return seg.segment_order if by == "rfm_segment" else list(seg.centroids.index)
+
+
+def _group_index(seg: Segmentation, by: str, df: pd.DataFrame) -> pd.DataFrame:
+    df = df.reindex([o for o in _order(seg, by) if o in df.index])
+    df.index.name = "segment" if by == "rfm_segment" else "cluster"
+    return df
+
+
+def profile_table(seg: Segmentation, by: str = "rfm_segment") -> pd.DataFrame:
+    """Per segment (or cluster_label): size, shares of customers and of net revenue, medians of
+    recency, orders, revenue and order value. Empty groups are left out."""
+    c = seg.customers
+    g = c.groupby(by, observed=True)
+    revenue = c["monetary"].clip(lower=0).sum() or 1.0
+    df = pd.DataFrame({
+        "customers": g.size(),
+        "share of customers": (g.size() / max(len(c), 1)).map("{:.1%}".format),
+        "share of revenue": (g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue).map("{:.1%}".format),
+        "median recency (days)": g["recency_days"].median(),
+        "median orders": g["frequency"].median(),
+        f"median revenue ({seg.currency})": g["monetary"].median().round(0),
+        f"median order value ({seg.currency})": g["avg_order_value"].median().round(0),
+    })
+    return _group_index(seg, by, df)
+
+
+def mix_table(seg: Segmentation, by: str = "rfm_segment", top: int = 2) -> pd.DataFrame:
+    """Per segment (or cluster_label): the `top` most common values of each profile dimension
+    with their shares, e.g. gender "F 52% · M 41%" (customers; categories and payment methods by
+    purchase revenue). Dimensions without data are left out."""
+    mix = seg.mix[seg.mix["by"] == by]
+    cols = {}
+    for dimension, d in mix.groupby("dimension", sort=False):
+        cols[dimension] = d.groupby("group").apply(
+            lambda x: " · ".join(f"{v} {s:.0%}" for v, s in zip(x["value"].head(top), x["share"].head(top))))
+    df = pd.DataFrame(cols)
+    order = [d for d in ("gender", "age band", "region", "category", "payment method") if d in df.columns]
+    return _group_index(seg, by, df[order] if order else df)
+
+
+def rfm_summary(seg: Segmentation) -> pd.DataFrame:
+    """Quantiles of recency, frequency, monetary and average order value over the customers."""
+    c = seg.customers
+    cols = ["recency_days", "frequency", "monetary", "avg_order_value"]
+    df = c[cols].quantile([0, 0.25, 0.5, 0.75, 0.9, 1]).T
+    df.columns = ["min", "25%", "median", "75%", "90%", "max"]
+    df.insert(0, "mean", c[cols].mean())
+    df.index = pd.Index([MEASURE_TEXT[x] for x in cols], name="measure")
+    return df.round(1)
+
+
+def score_table(seg: Segmentation) -> pd.DataFrame:
+    """What each score means: customers and the value range of its measure, per score 1..5."""
+    c = seg.customers
+    rows = {}
+    for score, (col, _) in SCORED.items():
+        g = c.groupby(score)[col]
+        rng = g.min().map("{:,.0f}".format) + " to " + g.max().map("{:,.0f}".format)
+        rows[(score[0].upper(), MEASURE_TEXT[col])] = rng.reindex(range(1, 6)).fillna("-")
+        rows[(score[0].upper(), "customers")] = g.size().reindex(range(1, 6)).fillna(0).astype(int).map("{:,}".format)
+    df = pd.DataFrame(rows).T
+    df.columns = pd.Index([f"score {i}" for i in range(1, 6)])
+    df.index.names = ["score", "row"]
+    return df
+
+
+def score_note(seg: Segmentation) -> str:
+    """The score notes, or a sentence saying every measure spreads over all 5 levels."""
+    return "\n".join(seg.notes) or ("Recency, frequency and monetary each have at least 5 distinct values, so all "
+                                    "three scores use the full 1-5 range (ties share a score).")
+
+
+def k_table(seg: Segmentation) -> pd.DataFrame:
+    """Inertia and silhouette per k tried, with the chosen k marked."""
+    df = seg.k_scores.set_index("k").round({"inertia": 0, "silhouette": 3})
+    df["chosen"] = np.where(df.index == seg.k, "yes", "")
+    return df
+
+
+def crosstab(seg: Segmentation) -> pd.DataFrame:
+    """Customers per named segment (rows, grid order) x cluster (columns)."""
+    c = seg.customers
+    t = pd.crosstab(c["rfm_segment"], c["cluster_label"])
+    t = t.reindex(index=[s for s in seg.segment_order if s in t.index], columns=list(seg.centroids.index), fill_value=0)
+    t.index.name, t.columns.name = "segment", "cluster"
+    return t
+
+
+# --------------------------------------------------------------------------- takeaways
+
+def segments_takeaway(seg: Segmentation, watch: list[str]) -> str:
+    c = seg.customers
+    n = max(len(c), 1)
+    revenue = c["monetary"].clip(lower=0).sum() or 1.0
+    size = c["rfm_segment"].value_counts()
+    rev = c.groupby("rfm_segment", observed=True)["monetary"].apply(lambda m: m.clip(lower=0).sum())
+    top = rev.idxmax()
+    w = c["rfm_segment"].isin(watch)
+    return (f"{len(c):,} customers in {int((size > 0).sum())} segments. {top} is the segment with the most revenue: "
+            f"{size[top] / n:.1%} of customers bring {rev[top] / revenue:.1%} of net revenue. "
+            f"{', '.join(watch)} together hold {w.mean():.1%} of customers and "
+            f"{c.loc[w, 'monetary'].clip(lower=0).sum() / revenue:.1%} of revenue.")
+
+
+def heatmap_takeaway(seg: Segmentation) -> str:
+    c = seg.customers
+    top = c[(c["r_score"] == 5) & (c["f_score"] == 5)]
+    mean = c["monetary"].mean()
+    if top.empty:
+        return "No customer has both R = 5 and F = 5 (too few distinct values to fill the top cell)."
+    return (f"The top cell (R = 5, F = 5) holds {len(top):,} customers ({len(top) / len(c):.1%}) spending "
+            f"{seg.currency} {top['monetary'].mean():,.0f} on average, {top['monetary'].mean() / mean:.1f} times the "
+            f"mean customer ({seg.currency} {mean:,.0f}).")
+
+
+def k_takeaway(seg: Segmentation) -> str:
+    if seg.k_scores.empty:
+        return "Too few distinct customers to compare cluster counts: everyone is in one cluster."
+    s = seg.k_scores.set_index("k")["silhouette"]
+    return (f"k = {seg.k} has the best silhouette ({s[seg.k]:.3f}) among k = {s.index.min()}..{s.index.max()}, "
+            f"scored on a fixed sample of {seg.silhouette_sample:,} customers; k-means is then fitted on all "
+            f"{len(seg.customers):,} customers.")
+
+
+def clusters_takeaway(seg: Segmentation) -> str:
+    c = seg.customers
+    revenue = c["monetary"].clip(lower=0).sum() or 1.0
+    g = c.groupby("cluster_label", observed=True)
+    share, rev = g.size() / len(c), g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue
+    big, best = share.idxmax(), rev.idxmax()
+    s = f"The largest cluster, '{big}', holds {share[big]:.0%} of customers and {rev[big]:.0%} of revenue"
+    if best != big:
+        s += f"; '{best}' holds {share[best]:.0%} of customers and {rev[best]:.0%} of revenue"
+    return s + "."
+
+
+def centroid_table(seg: Segmentation) -> pd.DataFrame:
+    """Cluster centroids in standard deviations from the mean of each (log) feature."""
+    return seg.centroids.rename(columns=MEASURE_TEXT).rename_axis("cluster").round(2)
+
+
+def pca_takeaway(seg: Segmentation) -> str:
+    return (f"The two axes keep {seg.pca_explained:.0%} of the variation of the five features, so clusters that "
+            f"overlap here may still be apart in the dimensions not shown.")
+
+
+def crosstab_takeaway(seg: Segmentation) -> str:
+    t = crosstab(seg)
+    if t.empty:
+        return "No customers to cross-tabulate."
+    shares = t.div(t.sum(axis=1), axis=0)
+    spread = shares.max(axis=1)
+    mixed = spread.idxmin()
+    firm = spread.idxmax()
+    return (f"{firm} map most cleanly onto one cluster ({spread[firm]:.0%} in '{shares.loc[firm].idxmax()}'); "
+            f"{mixed} are the most mixed (at most {spread[mixed]:.0%} in any one cluster), so the clusters split "
+            f"them by something the fixed grid ignores (tenure or order value).")
+
+
+# --------------------------------------------------------------------------- migration
+
+@dataclass
+class Migration:
+    previous_month: str
+    counts: pd.DataFrame  # rows: previous segment (+ NEW_ROW), columns: current segment (+ GONE_COL)
+    moved_in: dict[str, int]
+
+
+def previous_month(as_of: str) -> str:
+    """'2026-06-30' -> '2026-05'."""
+    return str(pd.Period(str(as_of)[:10], freq="M") - 1)
+
+
+def previous_segments_path(processed_dir: str | Path, as_of: str) -> Path:
+    """The previous month's segments.parquet: processed_dir's sibling folder named after that month."""
+    return resolve(processed_dir).parent / previous_month(as_of) / artifacts.FILES["segments"]
+
+
+def migration_matrix(previous: pd.DataFrame, current: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Customers from each previous segment (rows) to each current segment (columns).
+
+    Rows of previous segments sum to that segment's size last month; customers new this month
+    form the row NEW_ROW, and last month's customers absent now (a data correction) the column GONE_COL.
+    """
+    j = previous[["customer_id", "rfm_segment"]].merge(current[["customer_id", "rfm_segment"]], on="customer_id",
+                                                      how="outer", suffixes=("_from", "_to"))
+    frm = j["rfm_segment_from"].astype(object).where(j["rfm_segment_from"].notna(), NEW_ROW)
+    to = j["rfm_segment_to"].astype(object).where(j["rfm_segment_to"].notna(), GONE_COL)
+    t = pd.crosstab(frm, to)
+    extra_rows = [r for r in t.index if r not in order and r != NEW_ROW]
+    extra_cols = [c for c in t.columns if c not in order and c != GONE_COL]
+    rows = order + extra_rows + ([NEW_ROW] if NEW_ROW in t.index else [])
+    cols = order + extra_cols + ([GONE_COL] if GONE_COL in t.columns else [])
+    t = t.reindex(index=rows, columns=cols, fill_value=0)
+    t.index.name, t.columns.name = "from (last month)", "to (this month)"
+    return t
+
+
+def moved_into(counts: pd.DataFrame, watch: list[str]) -> dict[str, int]:
+    """Last month's customers who are now in each watched segment but were elsewhere last month."""
+    body = counts.drop(index=NEW_ROW, errors="ignore")
+    return {s: int(body[s].sum() - (body.loc[s, s] if s in body.index else 0)) if s in body else 0 for s in watch}
+
+
+def migration(current: pd.DataFrame, processed_dir: str | Path, as_of: str, cfg: Config) -> Migration | None:
+    """The transition from last month's segments.parquet, or None when there is none (first month)."""
+    p = previous_segments_path(processed_dir, as_of)
+    if not p.exists():
+        return None
+    previous = pd.read_parquet(p, columns=["customer_id", "rfm_segment"])
+    counts = migration_matrix(previous, current, list(cfg.segments.grid))
+    return Migration(previous_month(as_of), counts, moved_into(counts, cfg.segments.watch))
+
+
+def migration_table(mig: Migration | None, as_of: str) -> pd.DataFrame:
+    """Counts with a total per row, or a one-row note in the first month."""
+    if mig is None:
+        return pd.DataFrame({"segments found": ["no (first month)"]},
+                            index=pd.Index([previous_month(as_of)], name="previous month"))
+    t = mig.counts.copy()
+    t = t.loc[t.sum(axis=1) > 0, t.sum(axis=0) > 0]
+    t["total"] = t.sum(axis=1)
+    return t
+
+
+def migration_takeaway(mig: Migration | None, as_of: str) -> str:
+    if mig is None:
+        return (f"First month: no segments from {previous_month(as_of)} were found, so there is no migration to show. "
+                f"From next month this section shows how customers moved between segments.")
+    body = mig.counts.drop(index=NEW_ROW, errors="ignore")
+    stayed = sum(body.loc[s, s] for s in body.index if s in body.columns)
+    total = int(body.to_numpy().sum()) or 1
+    moved = ", ".join(f"{n:,} into {s}" for s, n in mig.moved_in.items())
+    new = int(mig.counts.loc[NEW_ROW].sum()) if NEW_ROW in mig.counts.index else 0
+    return (f"Since {mig.previous_month}, {stayed / total:.1%} of last month's {total:,} customers kept their segment; "
+            f"{moved} (customers who were elsewhere last month). {new:,} customers are new this month.")
+
+
+# --------------------------------------------------------------------------- figures
+
+def plot_segment_shares(seg: Segmentation, ax=None):
+    """Share of customers and of net revenue per named segment (horizontal bars, grid order)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 5.5))
+    c = seg.customers
+    revenue = c["monetary"].clip(lower=0).sum() or 1.0
+    g = c.groupby("rfm_segment", observed=False)
+    d = pd.DataFrame({"customers": g.size() / max(len(c), 1),
+                      "net revenue": g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue})
+    d = d.reindex(seg.segment_order).fillna(0) * 100
+    long = d.rename_axis("segment").reset_index().melt("segment", var_name="share of", value_name="percent")
+    sns.barplot(data=long, y="segment", x="percent", hue="share of", ax=ax, palette=["#8da0cb", "#1b9e77"])
+    for container in ax.containers:
+        ax.bar_label(container, fmt="{:.0f}%", padding=2, fontsize=8)
+    ax.set_title("Named segments: share of customers and of net revenue")
+    ax.set_xlabel("share (%)")
+    ax.set_ylabel("")
+    ax.legend(title="", loc="lower right", frameon=False)
+    return ax
+
+
+def plot_rfm_heatmap(seg: Segmentation, ax=None):
+    """R score (rows, 5 at the top) x F score: colour = customers, text = customers and mean monetary."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 5.5))
+    c = seg.customers
+    g = c.groupby(["r_score", "f_score"])
+    n = g.size().unstack().reindex(index=range(5, 0, -1), columns=range(1, 6))
+    m = g["monetary"].mean().unstack().reindex(index=range(5, 0, -1), columns=range(1, 6))
+    text = n.copy().astype(object)
+    for r in n.index:
+        for f in n.columns:
+            text.loc[r, f] = "" if pd.isna(n.loc[r, f]) else f"{n.loc[r, f]:,.0f}\n{seg.currency} {m.loc[r, f]:,.0f}"
+    sns.heatmap(n, mask=n.isna(), annot=text.to_numpy(), fmt="", cmap="crest", ax=ax,  # empty cells stay blank
+                cbar_kws={"label": "customers"}, annot_kws={"fontsize": 8})
+    ax.set_title("Customers (and mean net revenue) per R and F score")
+    ax.grid(False)
+    ax.set_xlabel("F score (5 = most orders)")
+    ax.set_ylabel("R score (5 = most recent)")
+    ax.tick_params(axis="y", rotation=0)
+    return ax
+
+
+def plot_k_choice(seg: Segmentation, ax=None):
+    """Elbow (inertia, left axis) and silhouette (right axis) per k, chosen k marked."""
+    ax = _ax(ax)
+    k = seg.k_scores
+    if k.empty:
+        ax.set_title("Too few distinct customers to compare cluster counts")
+        return ax
+    ax.plot(k["k"], k["inertia"], marker="o", color=sns.color_palette()[0], label="inertia (elbow)")
+    ax.set_xlabel("number of clusters k")
+    ax.set_ylabel("inertia (within-cluster sum of squares)")
+    ax.yaxis.set_major_formatter(thousands)
+    ax2 = ax.twinx()
+    ax2.plot(k["k"], k["silhouette"], marker="s", color=sns.color_palette()[3], label="silhouette")
+    ax2.set_ylabel("silhouette (higher = better separated)")
+    ax2.grid(False)
+    ax.axvline(seg.k, color="grey", linestyle="--", linewidth=1)
+    ax.set_title(f"Choosing k: elbow and silhouette (chosen k = {seg.k})")
+    lines = ax.get_lines()[:1] + ax2.get_lines()
+    ax.legend(lines, [x.get_label() for x in lines], loc="upper center", frameon=False)
+    return ax
+
+
+def plot_snake(seg: Segmentation, ax=None):
+    """Snake plot: each cluster's centroid on the standardised log features."""
+    ax = _ax(ax)
+    short = {"recency_days": "recency", "frequency": "frequency", "monetary": "monetary", "tenure_days": "tenure",
+             "avg_order_value": "order value"}
+    long = seg.centroids.rename(columns=short).reset_index().melt("cluster_label", var_name="feature",
+                                                                         value_name="z")
+    sns.lineplot(data=long, x="feature", y="z", hue="cluster_label", marker="o", sort=False, ax=ax)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_title("Cluster centroids (snake plot)")
+    ax.set_xlabel("")
+    ax.set_ylabel("standardised log value (sd from the mean)")
+    ax.legend(title="cluster", fontsize=8, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    return ax
+
+
+def plot_pca(seg: Segmentation, ax=None):
+    """2-D PCA of the clustering features for a fixed sample of customers, coloured by cluster."""
+    ax = _ax(ax)
+    sns.scatterplot(data=seg.pca, x="pc1", y="pc2", hue="cluster_label", s=10, alpha=0.6, linewidth=0, ax=ax)
+    ax.set_title(f"Clusters on the first two principal components ({len(seg.pca):,} sampled customers)")
+    ax.set_xlabel("principal component 1")
+    ax.set_ylabel("principal component 2")
+    ax.legend(title="cluster", fontsize=8, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left", markerscale=2)
+    return ax
+
+
+def plot_crosstab(seg: Segmentation, ax=None):
+    """Segment x cluster: colour and text = share of the segment's customers in each cluster."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 6))
+    t = crosstab(seg)
+    shares = t.div(t.sum(axis=1).replace(0, 1), axis=0)
+    sns.heatmap(shares * 100, annot=True, fmt=".0f", cmap="crest", ax=ax, cbar_kws={"label": "% of the segment"},
+                annot_kws={"fontsize": 8})
+    ax.set_title("Where each named segment falls among the clusters (% of the segment)")
+    ax.set_xlabel("cluster")
+    ax.set_ylabel("")
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=30, ha="right")
+    return ax
+
+
+def plot_migration(mig: Migration | None, ax=None):
+    """Row shares of the transition matrix (from last month's segment to this month's); draws
+    nothing and returns None in the first month."""
+    if mig is None:
+        return None
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 6.5))
+    t = mig.counts.loc[mig.counts.sum(axis=1) > 0, mig.counts.sum(axis=0) > 0]
+    shares = t.div(t.sum(axis=1), axis=0) * 100
+    sns.heatmap(shares, annot=True, fmt=".0f", cmap="crest", ax=ax, cbar_kws={"label": "% of the row"},
+                annot_kws={"fontsize": 8})
+    ax.set_title(f"Segment migration since {mig.previous_month} (% of last month's segment)")
+    ax.set_xlabel("segment this month")
+    ax.set_ylabel("segment last month")
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=30, ha="right")
+    return ax

@@ -1,0 +1,232 @@
+"""CLV stage: the per-customer summary on hand-built orders, the holdout split, compressed fits,
+fast scores equal to lifetimes', recovery of the demo shop's true parameters, and the fallbacks."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import clv
+from helpers.config import ClvConfig, config_from_dict
+from helpers.engine import connect
+from helpers.paths import resolve
+
+# Cut-off 2025-01-31 (the whole day counts).
+LINES = [
+    ("C1", "2025-01-01 10:00", 10.0),   # same day as the next line: one purchase of 15
+    ("C1", "2025-01-01 18:00", 5.0),
+    ("C1", "2025-01-05 09:00", 20.0),
+    ("C1", "2025-01-10 09:00", 30.0),
+    ("C1", "2025-02-01 09:00", 100.0),  # after the cut-off: ignored
+    ("C2", "2025-01-20 12:00", 40.0),   # a single order
+    ("C3", "2025-01-02 12:00", 50.0),
+    ("C3", "2025-01-08 12:00", -20.0),  # a return-only day is not a purchase
+    ("C4", "2025-01-03 12:00", 60.0),
+    ("C4", "2025-01-15 12:00", 40.0),   # return netted into its day: purchase of 30
+    ("C4", "2025-01-15 13:00", -10.0),
+    ("C5", "2025-02-03 12:00", 70.0),   # only after the cut-off: not a customer yet
+    ("C6", "2025-01-31 23:30", 25.0),   # on the cut-off day: counts, T = 0
+]
+EXPECTED = {  # frequency, recency, T, monetary_value
+    "C1": (2, 9.0, 30.0, 25.0),
+    "C2": (0, 0.0, 11.0, 0.0),
+    "C3": (0, 0.0, 29.0, 0.0),
+    "C4": (1, 12.0, 28.0, 30.0),
+    "C6": (0, 0.0, 0.0, 0.0),
+}
+
+
+def orders_table(lines=LINES) -> ibis.Table:
+    df = pd.DataFrame(lines, columns=["customer_id", "order_date", "amount"])
+    df["order_date"] = pd.to_datetime(df["order_date"])
+    return ibis.memtable(df)
+
+
+@pytest.fixture(scope="module")
+def con():
+    return connect()
+
+
+def summary_of(con, lines=LINES, cut_off="2025-01-31", unit="day") -> pd.DataFrame:
+    return con.to_pandas(clv.rfm_summary_expr(orders_table(lines), cut_off, unit)).set_index("customer_id").sort_index()
+
+
+def test_summary_matches_the_hand_computed_example(con):
+    s = summary_of(con)
+    assert list(s.index) == list(EXPECTED)
+    for cid, (f, r, T, m) in EXPECTED.items():
+        assert s.loc[cid, "frequency"] == f
+        assert s.loc[cid, "recency"] == r
+        assert s.loc[cid, "T"] == T
+        assert s.loc[cid, "monetary_value"] == pytest.approx(m, abs=1e-9)
+
+
+@pytest.mark.parametrize("cid, frequency", [("C2", 0), ("C6", 0), ("C3", 0)])
+def test_customer_with_one_purchase_day_has_frequency_zero_and_no_monetary_value(con, cid, frequency):
+    s = summary_of(con)
+    assert s.loc[cid, "frequency"] == frequency and s.loc[cid, "monetary_value"] == 0.0
+
+
+def test_orders_after_the_cut_off_are_ignored(con):
+    s = summary_of(con)
+    assert "C5" not in s.index
+    assert s.loc["C1", "frequency"] == 2
+
+
+def test_same_week_orders_merge_when_the_time_unit_is_a_week(con):
+    lines = [("W1", "2025-01-06 10:00", 10.0), ("W1", "2025-01-12 10:00", 10.0),  # Monday and Sunday
+             ("W1", "2025-01-13 10:00", 30.0)]                                    # next Monday
+    s = summary_of(con, lines, cut_off="2025-01-31", unit="week")
+    assert tuple(s.loc["W1", ["frequency", "recency", "T"]]) == (1, 1.0, 3.0)
+    assert s.loc["W1", "monetary_value"] == pytest.approx(30.0)
+
+
+def test_rfm_summary_returns_pandas_sorted_by_customer(con):
+    s = clv.rfm_summary(orders_table(), "2025-01-31")
+    assert list(s.columns) == ["customer_id", "frequency", "recency", "T", "monetary_value"]
+    assert list(s["customer_id"]) == sorted(EXPECTED)
+
+
+def test_calibration_holdout_counts_purchases_after_the_calibration_end(con):
+    # as_of 2025-01-31, holdout 20 days -> calibration ends 2025-01-11
+    d = clv.calibration_holdout(orders_table(), "2025-01-31", 20).set_index("customer_id")
+    assert list(d.index) == ["C1", "C3", "C4"]  # C2 and C6 first bought in the holdout
+    assert tuple(d.loc["C1", ["frequency_cal", "recency_cal", "T_cal"]]) == (2, 9.0, 10.0)
+    assert d.loc["C1", "frequency_holdout"] == 0
+    assert d.loc["C4", "frequency_cal"] == 0 and d.loc["C4", "T_cal"] == 8.0
+    assert d.loc["C4", "frequency_holdout"] == 1 and d.loc["C4", "spend_holdout"] == pytest.approx(30.0)
+    assert (d["duration_holdout"] == 20.0).all()
+
+
+def test_compress_keeps_weights_and_maps_back_every_row():
+    s = pd.DataFrame({"frequency": [0, 1, 0, 1, 2], "recency": [0.0, 3, 0, 3, 5], "T": [9.0, 9, 9, 9, 9]})
+    u, inv = clv.compress(s)
+    assert len(u) == 3 and u["weights"].sum() == 5
+    pd.testing.assert_frame_equal(u.iloc[inv][["frequency", "recency", "T"]].reset_index(drop=True), s)
+
+
+# --- demo shop with known truth -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo_summary(con, tmp_path_factory):
+    """The seed-42 demo shop's summary at its last day, campaign-induced WINBACK orders removed
+    (they are extra orders outside the BG/NBD process). Reuses the demo's cleaned orders when notebook
+    01 made them; otherwise generates and cleans the same shop in a temporary folder (slower)."""
+    truth = json.loads(resolve("data/raw/demo/truth.json").read_text()) if resolve("data/raw/demo/truth.json").exists() else None
+    processed = resolve("data/processed/demo/2026-06")
+    if truth is None or truth["seed"] != 42 or not (processed / "orders_clean.parquet").exists():
+        from helpers import clean, demo
+        from helpers.config import load_config
+
+        base = tmp_path_factory.mktemp("demo")
+        truth = demo.generate(base / "raw" / "demo", customers=20_000, seed=42)
+        processed = base / "processed"
+        clean.run(base / "raw" / "demo", "2026-06-30", load_config("config/default.yml"), processed_dir=processed)
+    o = con.read_parquet(str(Path(processed) / "orders_clean.parquet"))
+    o = o.filter(~o.coupon_code.fill_null("").startswith("WINBACK"))
+    return clv.rfm_summary(o, truth["end"]), truth
+
+
+def test_bgnbd_recovers_the_demo_truth_within_10_percent(demo_summary):
+    summary, truth = demo_summary
+    u, _ = clv.compress(summary)
+    fit = clv.fit_purchase_model("bgnbd", u)
+    for k, true in truth["bgnbd"].items():
+        assert fit.params[k] == pytest.approx(true, rel=0.10), k
+
+
+def test_gamma_gamma_recovers_the_demo_truth_within_15_percent(demo_summary):
+    summary, truth = demo_summary
+    gg = clv.fit_gamma_gamma(summary)
+    for k, true in truth["gamma_gamma"].items():
+        assert gg.params[k] == pytest.approx(true, rel=0.15), k
+
+
+def test_compressed_fit_gives_the_same_parameters_as_the_uncompressed_one(demo_summary):
+    summary, _ = demo_summary
+    u, _ = clv.compress(summary)
+    full = summary[["frequency", "recency", "T"]].assign(weights=1)
+    a, b = clv.fit_purchase_model("bgnbd", u), clv.fit_purchase_model("bgnbd", full)
+    assert len(u) < len(summary)
+    for k in a.params:
+        assert a.params[k] == pytest.approx(b.params[k], rel=1e-4), k
+
+
+@pytest.mark.parametrize("name", ["bgnbd", "mbgnbd", "pareto_nbd"])
+def test_fast_expected_purchases_equal_lifetimes_own_formula(demo_summary, name):
+    summary, _ = demo_summary
+    u, _ = clv.compress(summary.iloc[:3000])
+    fit = clv.fit_purchase_model(name, u)
+    f, r, T = (u[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    ok = T > 0
+    ours = clv.expected_purchases(fit, 90, f[ok], r[ok], T[ok])
+    theirs = clv._expected(fit, 90, f[ok], r[ok], T[ok])
+    finite = np.isfinite(theirs)  # lifetimes' Pareto/NBD formula overflows for a few rows; ours does not
+    assert finite.mean() > 0.99 and np.isfinite(ours).all()
+    np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-8)
+
+
+# --- holdout metrics, scores and fallbacks -------------------------------------------------------
+
+def test_holdout_metrics_are_mean_absolute_and_root_mean_squared_errors(monkeypatch):
+    calhold = pd.DataFrame({"frequency_cal": [0, 1, 2], "recency_cal": [0.0, 5, 8], "T_cal": [10.0, 10, 10],
+                            "frequency_holdout": [0, 1, 4], "duration_holdout": [30.0] * 3})
+    predictions = np.array([0.5, 1.0, 2.0])
+    monkeypatch.setattr(clv, "expected_purchases", lambda fit, t, f, r, T: predictions)
+    monkeypatch.setattr(clv, "fit_purchase_model", lambda name, u, *a: clv.Fit(name, None, {}, 0.0))
+    table, _, preds = clv.holdout_comparison(calhold, ClvConfig(), models=("bgnbd",))
+    row = table.loc["bgnbd"]
+    assert row["mae"] == pytest.approx((0.5 + 0 + 2) / 3)
+    assert row["rmse"] == pytest.approx(np.sqrt((0.25 + 0 + 4) / 3))
+    assert row["predicted_total"] == pytest.approx(3.5) and row["actual_total"] == 5
+    assert list(preds["pred_bgnbd"]) == [0.5, 1.0, 2.0]
+
+
+def test_model_with_lowest_holdout_mae_is_chosen_unless_pinned():
+    table = pd.DataFrame({"mae": [0.9, 0.8, np.nan]}, index=["bgnbd", "pareto_nbd", "mbgnbd"])
+    assert clv.choose_model(table) == "pareto_nbd"
+    assert clv.choose_model(table, "mbgnbd") == "mbgnbd"
+
+
+def test_clv_is_margin_times_value_times_discounted_monthly_purchases(demo_summary):
+    summary, _ = demo_summary
+    s = summary.iloc[:500]
+    u, _ = clv.compress(s)
+    fit, gg = clv.fit_purchase_model("bgnbd", u), clv.fit_gamma_gamma(s)
+    cfg = ClvConfig(gross_margin=0.5, monthly_discount_rate=0.02, clv_months=2)
+    out = clv.score_customers(s, fit, gg, cfg)
+    row = out.iloc[0]
+    args = [np.array([row[c]], float) for c in ("frequency", "recency", "T")]
+    m1 = clv._expected(fit, clv.DAYS_PER_MONTH, *args)[0]
+    m2 = clv._expected(fit, 2 * clv.DAYS_PER_MONTH, *args)[0]
+    assert row["clv_2m"] == pytest.approx(0.5 * row["exp_avg_value"] * (m1 / 1.02 + (m2 - m1) / 1.02 ** 2))
+    assert {"p_alive", "exp_purchases_30d", "exp_purchases_90d", "exp_purchases_365d", "p_purchase_90d"} <= set(out)
+    assert out["p_purchase_90d"].between(0, 1).all() and out["p_alive"].between(0, 1).all()
+
+
+def test_shop_without_repeat_customers_gets_clv_from_average_order_value(tmp_path):
+    lines = [("A", "2025-01-03 10:00", 40.0), ("B", "2025-01-04 10:00", 60.0), ("B", "2025-01-04 11:00", 20.0)]
+    cfg = config_from_dict({"clv": {"gross_margin": 0.5}})
+    res = clv.run(tmp_path, "2025-01-31", cfg, orders=orders_table(lines))
+    assert res.final is None and "No customer has bought twice" in res.notes[0]
+    assert res.scores["clv_12m"].tolist() == pytest.approx([0.5 * 60.0, 0.5 * 60.0])  # AOV (40 + 80) / 2
+    assert res.scores["p_alive"].isna().all()
+    saved = json.loads((tmp_path / "clv_model.json").read_text())
+    assert saved["n_repeat_customers"] == 0 and saved["n_customers"] == 2
+
+
+@pytest.mark.parametrize("values, key", [
+    ({"time_unit": "month"}, "clv.time_unit"),
+    ({"gross_margin": 30}, "clv.gross_margin"),
+    ({"model": "bgbd"}, "clv.model"),
+    ({"horizons_days": [30, -1]}, "clv.horizons_days"),
+])
+def test_invalid_clv_settings_are_refused_naming_the_key(values, key):
+    from helpers.config import ConfigError
+
+    with pytest.raises(ConfigError, match=key):
+        config_from_dict({"clv": values})

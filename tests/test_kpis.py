@@ -1,0 +1,303 @@
+"""KPIs and cohorts: every number pinned on a hand-built order set whose answer is worked out by hand.
+
+The shop (as_of 2024-03-31, inactivity window 30 days):
+  A: 2024-01-05 order O1 (60 + 40, discounted), 2024-02-10 O3 (30), 2024-03-01 O5 (70)
+  B: 2024-01-20 O2 (50), 2024-03-31 23:00 O7 (10)
+  C: 2024-02-15 O4 (80), returns 20 of it on 2024-03-03
+  D: 2024-03-10 O6 (40), 2024-04-01 O8 (99, after as_of: ignored)
+"""
+from __future__ import annotations
+
+import math
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import kpis
+from helpers.config import ConfigError, config_from_dict
+
+AS_OF = "2024-03-31"
+LINES = [
+    # order_id, customer_id, order_date, amount, is_return, discount_amount, coupon_code, channel, category
+    ("O1", "A", "2024-01-05 10:00", 60.0, False, 10.0, None, "web", "shoes"),
+    ("O1", "A", "2024-01-05 10:00", 40.0, False, 0.0, None, "web", "bags"),
+    ("O2", "B", "2024-01-20 12:00", 50.0, False, 0.0, None, "app", "shoes"),
+    ("O3", "A", "2024-02-10 09:00", 30.0, False, 0.0, None, "web", "bags"),
+    ("O4", "C", "2024-02-15 18:00", 80.0, False, 0.0, None, "app", "shoes"),
+    ("O4", "C", "2024-03-03 08:00", -20.0, True, 0.0, None, "app", "shoes"),
+    ("O5", "A", "2024-03-01 11:00", 70.0, False, 0.0, None, "web", "shoes"),
+    ("O6", "D", "2024-03-10 15:00", 40.0, False, 0.0, None, "app", "bags"),
+    ("O7", "B", "2024-03-31 23:00", 10.0, False, 0.0, None, "web", "bags"),
+    ("O8", "D", "2024-04-01 08:00", 99.0, False, 0.0, None, "web", "shoes"),
+]
+COLS = ["order_id", "customer_id", "order_date", "amount", "is_return", "discount_amount", "coupon_code",
+        "channel", "category"]
+
+
+def _orders(lines=LINES, drop=()):
+    df = pd.DataFrame(lines, columns=COLS)
+    df["order_date"] = pd.to_datetime(df["order_date"])
+    df["coupon_code"] = df["coupon_code"].astype("string")
+    return ibis.memtable(df.drop(columns=list(drop)))
+
+
+@pytest.fixture(scope="module")
+def orders():
+    return kpis.orders_until(_orders(), AS_OF)
+
+
+@pytest.fixture(scope="module")
+def customers():
+    df = pd.DataFrame({
+        "customer_id": ["A", "B", "C", "D", "L"],
+        "signup_date": pd.to_datetime(["2023-12-20", "2023-12-01", "2024-02-14", "2024-03-05", "2024-01-01"]),
+        "gender": ["F", "M", None, "F", "M"],
+        "birth_year": [2000, 1980, 1990, 1950, 1985],
+        "region": ["North", "South", "North", "East", "East"],
+    })
+    return ibis.memtable(df)
+
+
+@pytest.fixture(scope="module")
+def monthly(orders):
+    return kpis.monthly(orders, AS_OF, inactivity_days=30).set_index("month")
+
+
+# ---------------------------------------------------------------- monthly table
+
+@pytest.mark.parametrize("month,expected", [("2024-01", 150.0), ("2024-02", 110.0), ("2024-03", 100.0)])
+def test_revenue_is_net_of_returns_booked_in_the_month_of_the_return(monthly, month, expected):
+    assert monthly.loc[month, "revenue"] == expected
+
+
+def test_orders_after_as_of_are_ignored(monthly):
+    assert list(monthly.index) == ["2024-01", "2024-02", "2024-03"]
+
+
+def test_returns_rate_is_returned_value_over_gross_sales(monthly):
+    m = monthly.loc["2024-03"]
+    assert (m.gross_sales, m.returned_value) == (120.0, 20.0)
+    assert m.returns_rate == round(20 / 120, 4)
+    assert monthly.loc["2024-01", "returns_rate"] == 0.0
+
+
+@pytest.mark.parametrize("month,n_orders,active,new,returning", [
+    ("2024-01", 2, 2, 2, 0), ("2024-02", 2, 2, 1, 1), ("2024-03", 3, 3, 1, 2)])
+def test_a_return_is_not_an_order_and_its_customer_is_not_active(monthly, month, n_orders, active, new, returning):
+    m = monthly.loc[month]
+    assert (m.orders, m.active_customers, m.new_customers, m.returning_customers) == (n_orders, active, new, returning)
+
+
+@pytest.mark.parametrize("month,share", [("2024-01", 0.0), ("2024-02", round(30 / 110, 4)), ("2024-03", 0.6)])
+def test_returning_revenue_share_counts_earlier_customers_including_their_returns(monthly, month, share):
+    # March: A 70 + B 10 + C's return -20 = 60 of 100.
+    assert monthly.loc[month, "returning_revenue_share"] == share
+
+
+def test_aov_and_orders_per_customer(monthly):
+    assert monthly.loc["2024-01", "aov"] == 75.0
+    assert monthly.loc["2024-03", "aov"] == round(100 / 3, 2)
+    assert monthly.loc["2024-03", "orders_per_customer"] == 1.0
+
+
+@pytest.mark.parametrize("month,rate", [("2024-01", 0.0), ("2024-02", round(1 / 3, 4)), ("2024-03", 0.5)])
+def test_repeat_rate_is_share_of_buyers_to_date_with_two_or_more_orders(monthly, month, rate):
+    assert monthly.loc[month, "repeat_rate"] == rate
+
+
+@pytest.mark.parametrize("month,sleeping", [("2024-01", 0), ("2024-02", 1), ("2024-03", 1)])
+def test_sleeping_customers_bought_before_and_were_quiet_longer_than_the_window(monthly, month, sleeping):
+    # Feb: B (last Jan 20, 40 days). Mar: B woke up on Mar 31; C (last purchase Feb 15, 45 days; a return
+    # is not a purchase); A's Mar 1 order is exactly 30 days old, not more.
+    assert monthly.loc[month, "sleeping_customers"] == sleeping
+
+
+def test_sleeping_count_matches_a_brute_force_count_on_random_orders():
+    rng = np.random.default_rng(7)
+    n = 300
+    df = pd.DataFrame({
+        "order_id": [f"O{i}" for i in range(n)],
+        "customer_id": rng.choice([f"C{i}" for i in range(40)], n),
+        "order_date": pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D"),
+        "amount": rng.uniform(5, 50, n).round(2), "is_return": rng.random(n) < 0.1,
+    })
+    df.loc[df.is_return, "amount"] *= -1
+    as_of, window = "2024-10-15", 60
+    got = kpis.monthly(ibis.memtable(df), as_of, window).set_index("month")["sleeping_customers"]
+    buys = df[~df.is_return & (df.order_date <= as_of)]
+    for month in got.index:
+        end = min(pd.Period(month, "M").end_time.normalize(), pd.Timestamp(as_of))
+        last = buys[buys.order_date <= end + pd.Timedelta(hours=23)].groupby("customer_id").order_date.max()
+        assert got[month] == int(((end - last.dt.normalize()).dt.days > window).sum()), month
+
+
+def test_kpi_table_has_the_documented_columns(monthly):
+    assert list(monthly.reset_index().columns) == kpis.MONTHLY_COLUMNS
+
+
+# ---------------------------------------------------------------- deltas and bridge
+
+def test_deltas_compare_with_previous_month_and_same_month_last_year(monthly):
+    d = kpis.deltas(monthly.reset_index(), "2024-03")
+    assert d.loc["revenue", "this_month"] == 100.0 and d.loc["revenue", "previous_month"] == 110.0
+    assert d.loc["revenue", "vs_previous"] == round(100 / 110 - 1, 4)
+    assert d.loc["repeat_rate", "vs_previous"] == round(0.5 - 0.3333, 4)  # shares change in points
+    assert math.isnan(d.loc["revenue", "same_month_last_year"]) and math.isnan(d.loc["revenue", "vs_last_year"])
+
+
+@pytest.mark.parametrize("base", ["previous", "last_year"])
+def test_revenue_bridge_parts_add_up_to_the_total_change(base):
+    m = pd.DataFrame({"month": ["2023-03", "2024-02", "2024-03"], "revenue": [90.0, 110.0, 100.0],
+                      "orders": [3, 2, 3], "active_customers": [2, 2, 3]})
+    b = kpis.revenue_bridge(m, "2024-03", base)
+    parts = b[b.kind == "part"].value
+    totals = b[b.kind == "total"].value
+    assert len(parts) == 3
+    assert parts.sum() == pytest.approx(totals.iloc[-1] - totals.iloc[0], rel=1e-12, abs=1e-9)
+
+
+def test_revenue_bridge_puts_no_change_on_an_unchanged_lever():
+    m = pd.DataFrame({"month": ["2024-02", "2024-03"], "revenue": [110.0, 100.0], "orders": [2, 3],
+                      "active_customers": [2, 3]})
+    b = kpis.revenue_bridge(m, "2024-03")
+    assert b.loc["orders per customer effect", "value"] == 0.0
+    L = (100 - 110) / (math.log(100) - math.log(110))
+    assert b.loc["active customers effect", "value"] == pytest.approx(L * math.log(3 / 2))
+    assert b.loc["aov effect", "value"] == pytest.approx(L * math.log((100 / 3) / 55))
+
+
+def test_revenue_bridge_with_equal_revenue_uses_the_limit_of_the_log_mean():
+    m = pd.DataFrame({"month": ["2024-02", "2024-03"], "revenue": [100.0, 100.0], "orders": [2, 4],
+                      "active_customers": [2, 2]})
+    b = kpis.revenue_bridge(m, "2024-03")
+    assert b[b.kind == "part"].value.sum() == pytest.approx(0.0, abs=1e-9)
+    assert b.loc["orders per customer effect", "value"] == pytest.approx(100 * math.log(2))
+
+
+# ---------------------------------------------------------------- cohorts
+
+def test_cohort_table_shares_and_revenue_per_member(orders):
+    c = kpis.cohorts(orders, AS_OF).set_index(["cohort", "months_since_first"])
+    assert list(c.loc["2024-01"].active_customers) == [2, 1, 2]
+    assert list(c.loc["2024-01"].retention) == [1.0, 0.5, 1.0]
+    assert list(c.loc["2024-01"].revenue_per_member) == [75.0, 15.0, 40.0]
+    assert list(c.loc["2024-02"].active_customers) == [1, 0]          # a return is not buying
+    assert list(c.loc["2024-02"].revenue) == [80.0, -20.0]            # but it is in the cohort's revenue
+    assert c.loc[("2024-03", 0), "cohort_size"] == 1
+    assert list(c.reset_index().columns) == kpis.COHORT_COLUMNS
+
+
+# ---------------------------------------------------------------- first and second orders
+
+def test_leads_and_share_of_signups_ordering_within_30_days(orders, customers):
+    t = kpis.leads_and_signups(orders, customers, AS_OF, days=30).iloc[0]
+    # Observable signups (before Mar 1): A (ordered after 16 days), B (51 days), C (1 day), L (never).
+    assert (t.listed_customers, t.leads, t.signups_30d_old) == (5, 1, 4)
+    assert t.ordered_within_30d == 0.5
+
+
+def test_second_order_rates_by_cohort_leave_unfinished_windows_empty(orders):
+    r = kpis.second_order_rates(orders, AS_OF, windows=(30, 60, 90))
+    jan = r.loc["2024-01"]
+    assert jan.first_buyers == 2
+    assert jan.second_within_30d == 0.0     # A after 36 days, B after 71
+    assert jan.second_within_60d == 0.5
+    assert math.isnan(jan.second_within_90d)  # no January buyer has been watched for 90 days
+
+
+def test_discount_won_customers_are_compared_with_full_price_ones(orders):
+    t = kpis.discount_first_order(orders, AS_OF, followup_days=60)
+    d, f = t.loc["discounted first order"], t.loc["full-price first order"]
+    assert (d.customers, d.repeat_rate_60d, d.revenue_per_customer_60d) == (1, 1.0, 200.0)
+    assert (f.customers, f.repeat_rate_60d, f.revenue_per_customer_60d) == (1, 0.0, 50.0)
+
+
+def test_discount_comparison_needs_a_discount_column():
+    with pytest.raises(kpis.MissingColumn):
+        kpis.discount_first_order(_orders(drop=("discount_amount", "coupon_code")), AS_OF)
+
+
+def test_gaps_between_orders_and_the_suggested_inactivity_window(orders):
+    h = kpis.gap_histogram(orders, max_days=100)
+    assert h.set_index("gap_days").second_orders[[36, 71]].tolist() == [1, 1]
+    assert h.second_orders.sum() == 2 and h.later_orders.sum() == 1
+    assert h.set_index("gap_days").later_orders[20] == 1
+    s = kpis.gap_summary(h)
+    assert s.loc["second orders", "median_days"] == 36
+    assert kpis.suggested_inactivity_days(h, 0.8) == 71
+
+
+def test_long_gaps_are_counted_in_the_last_bin(orders):
+    h = kpis.gap_histogram(orders, max_days=50)
+    assert h.set_index("gap_days").second_orders[50] == 1 and len(h) == 51
+
+
+# ---------------------------------------------------------------- breakdowns
+
+def test_breakdown_by_an_order_column(orders):
+    b = kpis.breakdown(orders, "channel", AS_OF, months=3)
+    # web: O1 100, O3 30, O5 70, O7 10 (A, B); app: O2 50, O4 80 - 20, O6 40 (B, C, D).
+    assert b.loc["web", "revenue"] == 210.0 and b.loc["app", "revenue"] == 150.0
+    assert (b.loc["web", "customers"], b.loc["web", "orders"]) == (2, 4)
+    assert b.loc["app", "returns_rate"] == round(20 / 170, 4)
+    assert b.loc["web", "repeat_rate"] == 0.5  # A ordered three times on the web, B once
+    assert b.revenue_share.sum() == pytest.approx(1.0)
+
+
+def test_breakdown_window_covers_only_the_last_months(orders):
+    b = kpis.breakdown(orders, "channel", AS_OF, months=1)
+    assert b.loc["web", "revenue"] == 80.0 and b.loc["app", "revenue"] == 20.0
+
+
+def test_breakdown_by_age_band_and_unknown_gender(orders, customers):
+    age = kpis.breakdown(orders, "age_band", AS_OF, customers, months=3, age_bands=(25, 35, 45, 55, 65))
+    assert age.loc["under 25", "revenue"] == 200.0   # A, born 2000
+    assert age.loc["65+", "revenue"] == 40.0        # D, born 1950
+    g = kpis.breakdown(orders, "gender", AS_OF, customers, months=3)
+    assert g.loc["(unknown)", "customers"] == 1      # C
+
+
+@pytest.mark.parametrize("dimension,drop", [("channel", ("channel",)), ("category", ("category",))])
+def test_a_missing_order_column_skips_its_section_with_a_note(dimension, drop, capsys):
+    assert kpis.breakdown_section(_orders(drop=drop), dimension, AS_OF) is None
+    assert f"needs the column '{dimension}'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dimension", ["region", "age_band"])
+def test_a_missing_customer_column_or_file_skips_its_section_with_a_note(orders, customers, dimension, capsys):
+    assert kpis.breakdown_section(orders, dimension, AS_OF, None) is None
+    assert "Skipped" in capsys.readouterr().out
+    if dimension == "region":
+        assert kpis.breakdown_section(orders, dimension, AS_OF, customers.drop("region")) is None
+
+
+# ---------------------------------------------------------------- config, artifacts, takeaways
+
+@pytest.mark.parametrize("values", [{"inactivity_quantile": 1.5}, {"second_order_windows": [60, 30]},
+                                    {"breakdown_months": 0}])
+def test_bad_kpi_settings_are_refused_naming_the_key(values):
+    with pytest.raises(ConfigError, match=f"kpis.{next(iter(values))}"):
+        config_from_dict({"kpis": values})
+
+
+def test_run_writes_kpis_and_cohorts_csv(tmp_path):
+    df = pd.DataFrame(LINES, columns=COLS)
+    df["order_date"] = pd.to_datetime(df["order_date"])
+    df.to_parquet(tmp_path / "orders_clean.parquet")
+    cfg = config_from_dict({"business": {"inactivity_days": 30}})
+    run = kpis.run(tmp_path, AS_OF, cfg)
+    assert run.customers is None
+    saved = pd.read_csv(tmp_path / "kpis.csv")
+    assert list(saved.columns) == kpis.MONTHLY_COLUMNS and saved.revenue.tolist() == [150.0, 110.0, 100.0]
+    assert list(pd.read_csv(tmp_path / "cohorts.csv").columns) == kpis.COHORT_COLUMNS
+
+
+def test_takeaways_are_computed_from_the_numbers(monthly, orders):
+    text = kpis.monthly_takeaway(monthly.reset_index())
+    assert "In 2024-03 3 customers placed 3 orders worth EUR 100 net" in text
+    b = kpis.revenue_bridge(monthly.reset_index(), "2024-03")
+    assert "fell by EUR 10" in kpis.bridge_takeaway(b)
+    h = kpis.gap_histogram(orders)
+    assert "within 71 days" in kpis.inactivity_takeaway(h, 30)
