@@ -1,6 +1,7 @@
 """Tests for helpers.runner: tiny notebooks built with nbformat in a temporary project."""
 
 import json
+import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -215,3 +216,63 @@ def test_index_of_an_empty_reports_folder_says_there_are_none(tmp_path):
     index = build_index(tmp_path / "reports")
     assert index == tmp_path / "reports" / "index.html"
     assert "No reports yet." in index.read_text()
+
+
+# --- index trends --------------------------------------------------------------------------------
+
+KPI_NOTEBOOK = (
+    "import pandas as pd\n"
+    "from pathlib import Path\n"
+    "revenue = float(Path(raw_dir, 'revenue.txt').read_text())\n"
+    "pd.DataFrame({'month': [as_of[:7]], 'revenue': [revenue], 'active_customers': [10],\n"
+    "              'returning_revenue_share': [0.5], 'repeat_rate': [0.4], 'sleeping_customers': [3]}\n"
+    "             ).to_csv(Path(processed_dir, 'kpis.csv'), index=False)\n"
+    "print('revenue', revenue)"
+)
+FIGURE_NOTEBOOK = ("import matplotlib.pyplot as plt\n"
+                   "fig, ax = plt.subplots(figsize=(2, 1))\nax.plot([1, 2, 3])\nplt.show()")
+
+
+def trend_points(index_html: str, metric: str) -> dict:
+    found = re.search(rf'data-metric="{metric}" data-points="([^"]*)"', index_html)
+    assert found, f"no {metric} trend in the index"
+    return {k: float(v) for k, v in (p.split("=") for p in found.group(1).split(";") if p)}
+
+
+def img_sources(page: str) -> list[str]:
+    return re.findall(r"<img\b[^>]*?\bsrc\s*=\s*[\"']([^\"']*)", page, flags=re.I)
+
+
+def test_rerunning_one_month_changes_only_its_reports_and_its_point_in_the_index_trends(tmp_path):
+    root = make_project(tmp_path)
+    raw = root / "data" / "raw" / "demo"
+    make_notebook(root, "01_kpis.ipynb", KPI_NOTEBOOK, FIGURE_NOTEBOOK)
+    for month_end, revenue in (("2026-04-30", 100), ("2026-05-31", 200), ("2026-06-30", 300)):
+        (raw / "revenue.txt").write_text(str(revenue))
+        run_month(month_end, "data/raw/demo", root=root, log=lambda _: None)
+    demo = root / "reports" / "demo"
+    index = (root / "reports" / "index.html").read_text()
+    assert trend_points(index, "revenue") == {"2026-04": 100.0, "2026-05": 200.0, "2026-06": 300.0}
+    assert trend_points(index, "repeat_rate") == {"2026-04": 0.4, "2026-05": 0.4, "2026-06": 0.4}
+    assert trend_points(index, "clv_at_risk") == {}  # no CLV/churn artifacts: an empty chart, no error
+    april, june = folder_bytes(demo / "2026-04"), folder_bytes(demo / "2026-06")
+
+    (raw / "revenue.txt").write_text("250")
+    run_month("2026-05-31", "data/raw/demo", root=root, log=lambda _: None)
+
+    index = (root / "reports" / "index.html").read_text()
+    assert trend_points(index, "revenue") == {"2026-04": 100.0, "2026-05": 250.0, "2026-06": 300.0}
+    assert folder_bytes(demo / "2026-04") == april and folder_bytes(demo / "2026-06") == june
+    assert "revenue 250.0" in (demo / "2026-05" / "01_kpis.html").read_text()
+    assert index.index("demo/2026-06/") < index.index("demo/2026-05/") < index.index("demo/2026-04/")
+    # Nothing outside the page is needed: the report's figure and the index's charts are inlined.
+    report = (demo / "2026-05" / "01_kpis.html").read_text()
+    assert img_sources(report), "the figure should be an <img>"
+    for page in (report, index):
+        assert all(src.startswith("data:image/") for src in img_sources(page))
+    assert index.count("<figure class=\"trend\"") == 4 and index.count("<svg") == 3 and 'src="http' not in index and "<link" not in index
+
+
+def test_index_without_processed_artifacts_has_no_trends(june_run):
+    root, _, _ = june_run
+    assert "data-metric" not in (root / "reports" / "index.html").read_text()

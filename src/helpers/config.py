@@ -180,6 +180,44 @@ class SummaryConfig:
 
 
 @dataclass(frozen=True)
+class WinbackConfig:
+    """Win-back stage (notebook 06): candidates, offer options, uplift assumptions and the simulation.
+
+    Gross margin is ``clv.gross_margin`` (not repeated here)."""
+
+    candidate_segments: list[str] = field(default_factory=lambda: ["At Risk", "Can't Lose Them", "Hibernating",
+                                                                   "About to Sleep"])
+    candidate_risk_tiers: list[str] = field(default_factory=lambda: ["high"])
+    window_days: int = 30
+    contact_without_discount: bool = True
+    discount_levels: list[float] = field(default_factory=lambda: [0.05, 0.10, 0.15, 0.20])
+    contact_cost: float = 0.10
+    assumed_uplift: dict = field(default_factory=lambda: {0.0: 0.007, 0.05: 0.015, 0.10: 0.025, 0.15: 0.035,
+                                                          0.20: 0.045})
+    assumed_uplift_sd_share: float = 0.5
+    min_group_customers: int = 200
+    holdout_share: float = 0.5
+    draws: int = 2000
+    seed: int = 42
+    budget: float | None = None
+
+
+@dataclass(frozen=True)
+class OffersConfig:
+    """Personalised offers (notebook 06, "What to offer"): affinities, repeat cycles, holdout, contact cap."""
+
+    affinity_window_days: int = 90
+    min_support: int = 30
+    min_lift: float = 1.1
+    top_n: int = 3
+    repeat_min_orders: int = 2
+    horizon_days: int = 90
+    similar_min_customers: int = 50
+    min_days_between_contacts: int = 7
+    second_order_max_days: int = 365
+
+
+@dataclass(frozen=True)
 class Config:
     shop: ShopConfig = field(default_factory=ShopConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -190,6 +228,8 @@ class Config:
     segments: SegmentsConfig = field(default_factory=SegmentsConfig)
     clv: ClvConfig = field(default_factory=ClvConfig)
     churn: ChurnConfig = field(default_factory=ChurnConfig)
+    winback: WinbackConfig = field(default_factory=WinbackConfig)
+    offers: OffersConfig = field(default_factory=OffersConfig)
     summary: SummaryConfig = field(default_factory=SummaryConfig)
     source: str = "defaults"
 
@@ -250,6 +290,8 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"{src}: segments.random_state must be a whole number, got {seg.random_state!r}.")
     _check_clv(cfg.clv, src)
     _check_churn(cfg.churn, src)
+    _check_winback(cfg.winback, src)
+    _check_offers(cfg.offers, src)
     _check_kpis(cfg.kpis, src)
     sm = cfg.summary
     if not isinstance(sm.max_actions, int) or isinstance(sm.max_actions, bool) or not 3 <= sm.max_actions <= 5:
@@ -334,6 +376,59 @@ def _check_churn(ch: ChurnConfig, src: str) -> None:
         raise ConfigError(f"{src}: churn.model_threads must be a positive whole number or null (all cores), got {ch.model_threads!r}.")
     if not isinstance(ch.random_state, int) or isinstance(ch.random_state, bool):
         raise ConfigError(f"{src}: churn.random_state must be a whole number, got {ch.random_state!r}.")
+
+
+def _check_winback(wb: WinbackConfig, src: str) -> None:
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    def share(v, low_ok=True) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and (0 <= v if low_ok else 0 < v) and v <= 1
+
+    for key in ("candidate_segments", "candidate_risk_tiers"):
+        v = getattr(wb, key)
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ConfigError(f"{src}: winback.{key} must be a list of names (may be empty), got {v!r}.")
+    if not set(wb.candidate_risk_tiers) <= {"low", "medium", "high"}:
+        raise ConfigError(f"{src}: winback.candidate_risk_tiers may hold only low, medium and high, got {wb.candidate_risk_tiers!r}.")
+    for key in ("window_days", "draws", "min_group_customers"):
+        if not whole(getattr(wb, key)):
+            raise ConfigError(f"{src}: winback.{key} must be a positive whole number, got {getattr(wb, key)!r}.")
+    if not isinstance(wb.contact_without_discount, bool):
+        raise ConfigError(f"{src}: winback.contact_without_discount must be true or false, got {wb.contact_without_discount!r}.")
+    lv = wb.discount_levels
+    if (not isinstance(lv, list) or not all(share(x, low_ok=False) and x < 1 for x in lv) or lv != sorted(set(lv))):
+        raise ConfigError(f"{src}: winback.discount_levels must be rising shares between 0 and 1 (0.1 = 10 % off), got {lv!r}.")
+    if not isinstance(wb.contact_cost, (int, float)) or isinstance(wb.contact_cost, bool) or wb.contact_cost < 0:
+        raise ConfigError(f"{src}: winback.contact_cost must be an amount >= 0 per contacted customer, got {wb.contact_cost!r}.")
+    au = wb.assumed_uplift
+    needed = set(lv) | ({0.0} if wb.contact_without_discount else set())
+    if (not isinstance(au, dict) or not all(share(k) and isinstance(v, (int, float)) and -1 < v < 1 for k, v in au.items())
+            or not needed <= {float(k) for k in au}):
+        raise ConfigError(f"{src}: winback.assumed_uplift must map every offered discount (0 = contact without discount, "
+                          f"and each of winback.discount_levels) to an uplift in purchase probability between -1 and 1, got {au!r}.")
+    if not isinstance(wb.assumed_uplift_sd_share, (int, float)) or isinstance(wb.assumed_uplift_sd_share, bool) \
+            or wb.assumed_uplift_sd_share < 0:
+        raise ConfigError(f"{src}: winback.assumed_uplift_sd_share must be a number >= 0 (0.5 = sd of half the uplift), "
+                          f"got {wb.assumed_uplift_sd_share!r}.")
+    if not share(wb.holdout_share, low_ok=False) or not wb.holdout_share < 1:
+        raise ConfigError(f"{src}: winback.holdout_share must be between 0 and 1 (0.5 = half), got {wb.holdout_share!r}.")
+    if not isinstance(wb.seed, int) or isinstance(wb.seed, bool):
+        raise ConfigError(f"{src}: winback.seed must be a whole number, got {wb.seed!r}.")
+    if wb.budget is not None and (not isinstance(wb.budget, (int, float)) or isinstance(wb.budget, bool) or wb.budget <= 0):
+        raise ConfigError(f"{src}: winback.budget must be a positive amount or null (no cap), got {wb.budget!r}.")
+
+
+def _check_offers(of: OffersConfig, src: str) -> None:
+    for key in ("affinity_window_days", "min_support", "top_n", "repeat_min_orders", "horizon_days",
+                "similar_min_customers", "min_days_between_contacts", "second_order_max_days"):
+        v = getattr(of, key)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise ConfigError(f"{src}: offers.{key} must be a positive whole number, got {v!r}.")
+    if of.repeat_min_orders < 2:
+        raise ConfigError(f"{src}: offers.repeat_min_orders must be at least 2 (a cycle needs two orders), got {of.repeat_min_orders!r}.")
+    if not isinstance(of.min_lift, (int, float)) or isinstance(of.min_lift, bool) or of.min_lift < 1:
+        raise ConfigError(f"{src}: offers.min_lift must be a number >= 1 (1.2 = 20 % above the base rate), got {of.min_lift!r}.")
 
 
 def load_config(path: str | Path = "config/default.yml") -> Config:

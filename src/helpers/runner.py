@@ -295,13 +295,13 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
                 entry["status"] = record["status"]
         record["finished"] = _now()
         _write_record(out_dir, record)
-        build_index(reports_dir)
+        build_index(reports_dir, processed_base)
         raise
 
     record["status"] = "ok"
     record["finished"] = _now()
     _write_record(out_dir, record)
-    index = build_index(reports_dir)
+    index = build_index(reports_dir, processed_base)
     log(f"{shop} {month}: {total} notebook(s) done in {time.perf_counter() - run_start:.1f} s; "
         f"reports in {_shown(out_dir, root)}/, index {_shown(index, root)}")
     return written
@@ -414,11 +414,18 @@ def _shown_in_report(cell) -> bool:
 # Index
 
 
-def build_index(reports_dir: str | Path) -> Path:
-    """(Re)write ``reports_dir/index.html``: one section per shop, months newest first, each month
-    linking its reports (relative links), with the latest run's status from ``run.json``."""
+def build_index(reports_dir: str | Path, processed_base: str | Path | None = None) -> Path:
+    """(Re)write ``reports_dir/index.html``: one section per shop with small trend charts (revenue,
+    active customers, repeat rate, CLV at risk) read from every month's artifacts in
+    ``processed_base/<shop>/`` (default ``<reports_dir>/../data/processed``), then the months newest
+    first, each linking its reports (relative links) with the latest run's status from ``run.json``.
+
+    Everything is rebuilt from the files on each call, so rerunning an old month updates exactly
+    that month's points and links. Charts are inline SVG: the page needs no other file.
+    """
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
+    processed_base = Path(processed_base) if processed_base is not None else reports_dir.parent / "data" / "processed"
     sections = []
     for shop_dir in sorted(p for p in reports_dir.iterdir() if p.is_dir()):
         months = sorted((p for p in shop_dir.iterdir() if p.is_dir() and MONTH_PATTERN.match(p.name)),
@@ -426,13 +433,85 @@ def build_index(reports_dir: str | Path) -> Path:
         items = [_month_html(shop_dir.name, m) for m in months]
         items = [item for item in items if item]
         if items:
-            sections.append(f'<section>\n<h2>{html.escape(shop_dir.name)}</h2>\n'
+            trends = _trends_html(processed_base / shop_dir.name)
+            sections.append(f'<section>\n<h2>{html.escape(shop_dir.name)}</h2>\n{trends}'
                             + "\n".join(items) + "\n</section>")
     body = "\n".join(sections) or "<p class=\"empty\">No reports yet.</p>"
     page = _INDEX_TEMPLATE.replace("{body}", body)
     path = reports_dir / INDEX_NAME
     _atomic_write(path, page)
     return path
+
+
+def _trends_html(shop_processed: Path) -> str:
+    """The shop's trend charts as inline SVG, or "" when no month has KPI, CLV or churn artifacts."""
+    from helpers.summary import TREND_METRICS, trend_table
+
+    try:
+        table = trend_table(shop_processed)
+    except Exception as err:  # a broken artifact must not take the index down with it
+        return f'<p class="error">Trends unavailable: {html.escape(type(err).__name__)}: {html.escape(str(err))}</p>\n'
+    if table.empty:
+        return ""
+    charts = "".join(_sparkline_svg(key, title, kind, table[key]) for key, (title, kind) in TREND_METRICS.items())
+    return (f'<div class="trends" aria-label="trends">{charts}</div>\n'
+            f'<p class="meta" style="margin-left:0">Trends from each month\'s own artifacts '
+            f'({html.escape(table.index[0])} to {html.escape(table.index[-1])}); CLV at risk = predicted '
+            f'12-month CLV of the customers at high churn risk.</p>\n')
+
+
+def _format_value(value: float, kind: str) -> str:
+    if kind == "share":
+        return f"{value:.1%}"
+    if kind == "money" and abs(value) >= 10_000:
+        return f"{value / 1000:,.0f}k"
+    return f"{value:,.0f}"
+
+
+def _month_number(month: str) -> int:
+    return int(month[:4]) * 12 + int(month[5:7])
+
+
+def _sparkline_svg(key: str, title: str, kind: str, series, width: int = 172, height: int = 80) -> str:
+    """A small line chart of ``series`` (index 'YYYY-MM', NaN = no data) as inline SVG. Each point
+    carries a <title> tooltip; ``data-points`` lists month=value for tests and scripts."""
+    points = [(str(m), float(v)) for m, v in series.items() if v == v]  # v == v drops NaN
+    data = ";".join(f"{m}={v:.6g}" for m, v in points)
+    head = (f'<figure class="trend" data-metric="{key}" data-points="{html.escape(data)}">'
+            f'<figcaption>{html.escape(title)}')
+    if not points:
+        return head + '</figcaption><p class="meta">no data</p></figure>'
+    latest = points[-1][1]
+    values = [v for _, v in points]
+    span = f"{_format_value(min(values), kind)} to {_format_value(max(values), kind)}"
+    head += (f' <b>{html.escape(_format_value(latest, kind))}</b>'
+             f'<br><span class="range">range {html.escape(span)}</span></figcaption>')
+    left, right, top, bottom = 4, 4, 8, 18
+    lo, hi = min(v for _, v in points), max(v for _, v in points)
+    if hi == lo:
+        lo, hi = lo - 1, hi + 1
+    months = [str(m) for m in series.index]
+    # x is calendar time, so a month that was never run leaves a visible gap rather than a squeeze.
+    first, last = _month_number(months[0]), _month_number(months[-1])
+
+    def xy(month: str, value: float) -> tuple[float, float]:
+        pos = (_month_number(month) - first) / (last - first) if last > first else 0.5
+        x = left + (width - left - right) * pos
+        y = top + (height - top - bottom) * (1 - (value - lo) / (hi - lo))
+        return round(x, 1), round(y, 1)
+
+    coords = [xy(m, v) for m, v in points]
+    line = " ".join(f"{x},{y}" for x, y in coords)
+    dots = "".join(f'<circle cx="{x}" cy="{y}" r="2.2"><title>{html.escape(m)}: '
+                   f'{html.escape(_format_value(v, kind))}</title></circle>'
+                   for (m, v), (x, y) in zip(points, coords))
+    axis = (f'<text x="{left}" y="{height - 4}" class="tick">{html.escape(months[0])}</text>'
+            f'<text x="{width - right}" y="{height - 4}" class="tick" text-anchor="end">{html.escape(months[-1])}</text>')
+    svg = (f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+           f'aria-label="{html.escape(title)} by month">'
+           f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" class="base"/>'
+           f'<polyline points="{line}" class="line"/>{dots}{axis}</svg>')
+    return head + svg + "</figure>"
 
 
 def _month_html(shop: str, month_dir: Path) -> str:
@@ -512,11 +591,21 @@ _INDEX_TEMPLATE = """<!DOCTYPE html>
   .old { background: #eee; color: #666; font-weight: normal; }
   .error { color: #a61b1b; font-size: 0.9rem; margin: 0.2rem 0; }
   .empty { color: #777; }
+  .trends { display: flex; flex-wrap: wrap; gap: 0.6rem; margin: 0.6rem 0 0.2rem; }
+  .trend { margin: 0; padding: 0.3rem 0.5rem; border: 1px solid #e3e3e3; border-radius: 0.4rem; }
+  .trend figcaption { font-size: 0.8rem; color: #555; }
+  .trend figcaption b { color: #222; margin-left: 0.3rem; }
+  .trend .range { color: #888; font-size: 0.72rem; }
+  .trend svg { display: block; overflow: visible; }
+  .trend .line { fill: none; stroke: #1f5fa8; stroke-width: 1.8; }
+  .trend circle { fill: #1f5fa8; }
+  .trend .base { stroke: #ccc; stroke-width: 1; }
+  .trend .tick { font-size: 9px; fill: #777; }
 </style>
 </head>
 <body>
 <h1>Retention reports</h1>
-<p class="meta" style="margin-left:0">Every shop and month, newest month first.</p>
+<p class="meta" style="margin-left:0">Every shop and month, newest month first, with each shop's trends.</p>
 {body}
 </body>
 </html>

@@ -1,0 +1,65 @@
+"""Benchmark the offers step (notebook 06, "What to offer") on a large cleaned shop: wall time and peak memory.
+
+    .venv/bin/python scripts/bench_offers.py --processed /work/bench/processed/bench [--as-of 2026-06-30] [--threads 2] [--full]
+
+Times the category affinity table (one Ibis expression over every order line on DuckDB, then the
+small pandas finish) on `--processed`/orders_clean.parquet; `--product` adds the product-level
+affinity, `--full` also the per-customer history and the suggestions for every customer. Nothing is
+written. Prints one line per step, and the peak resident memory of this process.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import resource
+import time
+
+from helpers import offers
+from helpers.config import load_config
+from helpers.engine import connect
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--processed", default="/work/bench/processed/bench", help="folder with orders_clean.parquet")
+    ap.add_argument("--as-of", default="2026-06-30")
+    ap.add_argument("--config", default="config/default.yml")
+    ap.add_argument("--threads", type=int, default=None, help="DuckDB worker threads (default: all cores)")
+    ap.add_argument("--product", action="store_true", help="also time the product-level affinity")
+    ap.add_argument("--full", action="store_true", help="also time the per-customer suggestions")
+    args = ap.parse_args()
+    cfg = load_config(args.config)
+    if args.threads:
+        cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, threads=args.threads))
+    con = connect(cfg.engine)
+    orders = con.read_parquet(f"{args.processed}/orders_clean.parquet")
+    t0 = time.perf_counter()
+    lines = orders.count().to_pyarrow().as_py()
+    print(f"order lines: {lines:,} ({time.perf_counter() - t0:.1f} s to count)")
+
+    t = time.perf_counter()
+    aff = offers.affinity_table(orders, args.as_of, cfg)
+    print(f"category affinity table: {time.perf_counter() - t:.1f} s, {len(aff)} pairs with enough support")
+    print(aff.head(5).to_string())
+    if args.product:
+        t = time.perf_counter()
+        paff = offers.affinity_table(orders, args.as_of, cfg, item="product_id")
+        print(f"product affinity table: {time.perf_counter() - t:.1f} s, {len(paff):,} pairs with enough support")
+    if args.full:
+        customers = con.read_parquet(f"{args.processed}/customers_clean.parquet")
+        t = time.perf_counter()
+        inp = offers.offer_inputs(orders, customers, args.as_of, cfg)
+        print(f"offer inputs (history, cycles, affinities, profiles): {time.perf_counter() - t:.1f} s, "
+              f"{len(inp.profiles):,} customers")
+        t = time.perf_counter()
+        s = offers.suggest(orders, customers, args.as_of, cfg, inputs=inp)
+        print(f"suggestions: {time.perf_counter() - t:.1f} s, {len(s):,} rows")
+    print(f"peak memory (this process): {_peak_mb():,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,733 @@
+"""Personalised offers (notebook 06, "What to offer"): which categories to show each customer.
+
+Everything over order lines is an Ibis expression (DESIGN.md, "Engine"); only per-customer (or
+per customer x category) results and the small affinity tables become pandas frames.
+
+Definitions (purchase lines only, ``is_return`` False, dated on or before the cut-off; a customer's
+purchases are counted per calendar day, so two orders on one day are one purchase):
+
+- **Affinity A -> B** (A != B): of the customers whose first purchase of A lies at least
+  ``affinity_window_days`` before the cut-off (so everyone had the full window), ``share`` = those
+  who bought B on a later day within the window. ``base_rate`` of B = the same count summed over
+  every A, divided by all those customers-with-an-A (the chance of B after any first purchase of a
+  category). ``lift`` = share / base_rate. Only pairs with ``support`` (customers) >= ``min_support``
+  are kept.
+- **Repeat cycle**: a category a customer bought on at least ``repeat_min_orders`` days; its interval
+  is the median of the days between those purchases and it is **due** on last purchase + interval.
+- **Suggestions** at a cut-off, ``top_n`` per customer, best first: (1) repeat categories due within
+  ``horizon_days`` (or overdue), (2) the customer's other repeat categories, (3) categories affine to
+  what they bought (lift >= ``min_lift``) that they have not bought; customers with one purchase day
+  have too little history for (1)-(3) beyond affinities, so they get (4) what similar customers
+  bought within the window after a first purchase like theirs (gender, age band, region, first
+  category; a coarser group when the group has fewer than ``similar_min_customers``) first. Every
+  slot left is filled by (4), so each customer gets ``top_n`` categories.
+- **Holdout**: suggestions built at ``as_of - horizon_days`` from orders up to that day are checked
+  against the categories bought in the next ``horizon_days``: hit rate @N = share of the customers
+  who bought in that period whose purchases include one of their N suggestions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from helpers import artifacts, kpis
+from helpers.config import Config, OffersConfig
+from helpers.engine import artifact_table, connect
+
+OFFER_COLUMNS = ["customer_id", "rank", "category", "product_id", "reason", "score"]
+REASONS = {
+    "due": "repeat due",
+    "repeat": "repeat",
+    "affinity": "bought together later",
+    "similar": "similar customers",
+}
+PROFILE_LEVELS = [("gender", "age_band", "region", "first_category"), ("gender", "age_band", "first_category"),
+                  ("first_category",), ()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Ibis building blocks (order lines)
+# ---------------------------------------------------------------------------------------------
+
+def _day(as_of: str) -> pd.Timestamp:
+    return pd.Timestamp(as_of).normalize()
+
+
+def _date_lit(day: pd.Timestamp) -> ibis.Value:
+    return ibis.date(day.date())
+
+
+def purchase_days(orders: ir.Table, as_of: str, item: str = "category") -> ir.Table:
+    """One row per customer, item (category or product_id) and purchase day up to `as_of`.
+
+    Columns: customer_id, item, day (date), amount (net purchase value of that item that day).
+    """
+    end = ibis.timestamp(_day(as_of) + pd.Timedelta(days=1))
+    o = orders.filter((orders.order_date < end) & ~orders.is_return & orders[item].notnull())
+    return o.group_by("customer_id", item=o[item].cast("string"), day=o.order_date.date()).agg(amount=o.amount.sum())
+
+
+def affinity_expr(orders: ir.Table, as_of: str, window_days: int = 90, item: str = "category") -> ir.Table:
+    """Per item pair (A, B): customers (with an eligible first purchase of A) and support (of them,
+    bought B on a later day within `window_days`). Pairs with A == B are left out (those are repeats).
+
+    Columns: antecedent, consequent, customers, support. A customer's first purchase of A is eligible
+    when it lies at least `window_days` before `as_of`, so no window is cut short.
+    """
+    pdays = purchase_days(orders, as_of, item).select("customer_id", "item", "day")
+    last_anchor = _date_lit(_day(as_of) - pd.Timedelta(days=window_days))
+    anchors = pdays.group_by("customer_id", "item").agg(first_day=pdays.day.min())
+    anchors = anchors.filter(anchors.first_day <= last_anchor)
+    sizes = anchors.group_by(antecedent=anchors.item).agg(customers=anchors.count())
+    later = pdays.select(cid=pdays.customer_id, consequent=pdays.item, b_day=pdays.day)
+    j = anchors.join(later, [anchors.customer_id == later.cid, anchors.item != later.consequent,
+                             later.b_day > anchors.first_day,
+                             later.b_day <= anchors.first_day + ibis.interval(days=window_days)])
+    pairs = j.select("customer_id", antecedent=j.item, consequent=j.consequent).distinct()
+    support = pairs.group_by("antecedent", "consequent").agg(support=pairs.count())
+    return support.join(sizes, "antecedent").select("antecedent", "consequent", "customers", "support")
+
+
+def category_history_expr(orders: ir.Table, as_of: str) -> ir.Table:
+    """Per customer and category up to `as_of`: the customer's purchase history in that category.
+
+    Columns: customer_id, category, days (purchase days with the category), first_day, last_day,
+    median_interval_days (median days between those purchase days; NULL with one day),
+    first_amount / last_amount (value of the category on the customer's first / last purchase day,
+    NULL when not bought that day), customer_days (the customer's purchase days in all
+    categories), top_product (the product bought on most days in the category; NULL without
+    product_id).
+    """
+    pd_ = purchase_days(orders, as_of, "category")
+    w = ibis.window(group_by=["customer_id", "item"], order_by="day")
+    pd_ = pd_.mutate(gap=pd_.day.delta(pd_.day.lag().over(w), unit="day"))
+    cust_days = pd_.select("customer_id", "day").distinct()
+    cust = cust_days.group_by("customer_id").agg(c_first=cust_days.day.min(), c_last=cust_days.day.max(),
+                                                  customer_days=cust_days.count())
+    t = pd_.join(cust, "customer_id")
+    h = t.group_by("customer_id", category=t.item).agg(
+        days=t.count(), first_day=t.day.min(), last_day=t.day.max(), median_interval_days=t.gap.median(),
+        first_amount=t.amount.sum(where=t.day == t.c_first), last_amount=t.amount.sum(where=t.day == t.c_last),
+        customer_days=t.customer_days.max())
+    if "product_id" in orders.columns:
+        end = ibis.timestamp(_day(as_of) + pd.Timedelta(days=1))
+        o = orders.filter((orders.order_date < end) & ~orders.is_return & orders.category.notnull()
+                          & orders.product_id.notnull())
+        pc = o.group_by("customer_id", pcat=o.category.cast("string"), item=o.product_id.cast("string")).agg(
+            n=o.order_date.date().nunique())
+        rn = ibis.row_number().over(ibis.window(group_by=["customer_id", "pcat"], order_by=[ibis.desc("n"), "item"]))
+        pc = pc.mutate(rn=rn)
+        top = pc.filter(pc.rn == 0).select(pid=pc.customer_id, pcat=pc.pcat, top_product=pc.item)
+        h = h.left_join(top, [h.customer_id == top.pid, h.category == top.pcat]).drop("pid", "pcat")
+    else:
+        h = h.mutate(top_product=ibis.null("string"))
+    return h
+
+
+def later_categories_expr(orders: ir.Table, as_of: str, window_days: int) -> ir.Table:
+    """Customers whose first purchase day lies at least `window_days` before `as_of`, with each
+    category they bought on a later day within the window. Columns: customer_id, category."""
+    pdays = purchase_days(orders, as_of, "category").select("customer_id", "item", "day")
+    first = pdays.group_by("customer_id").agg(first_day=pdays.day.min())
+    first = first.filter(first.first_day <= _date_lit(_day(as_of) - pd.Timedelta(days=window_days)))
+    j = pdays.join(first, "customer_id")
+    j = j.filter((j.day > j.first_day) & (j.day <= j.first_day + ibis.interval(days=window_days)))
+    return j.select("customer_id", category=j.item).distinct()
+
+
+def best_sellers_expr(orders: ir.Table, as_of: str, window_days: int) -> ir.Table:
+    """Per category and product: customers buying it in the `window_days` up to `as_of`."""
+    start = ibis.timestamp(_day(as_of) + pd.Timedelta(days=1) - pd.Timedelta(days=window_days))
+    end = ibis.timestamp(_day(as_of) + pd.Timedelta(days=1))
+    o = orders.filter((orders.order_date >= start) & (orders.order_date < end) & ~orders.is_return
+                      & orders.category.notnull())
+    return o.group_by(category=o.category.cast("string"), product_id=o.product_id.cast("string")).agg(
+        customers=o.customer_id.nunique())
+
+
+# ---------------------------------------------------------------------------------------------
+# Affinity table and repeat cycles (small pandas tables for the report)
+# ---------------------------------------------------------------------------------------------
+
+def affinity_table(orders: ir.Table, as_of: str, cfg: Config | OffersConfig, item: str = "category") -> pd.DataFrame:
+    """Affinities A -> B with at least `min_support` customers, highest lift first.
+
+    Index: (bought, then_bought). Columns: customers (eligible buyers of A), support (of them,
+    bought B within the window), share (support / customers), base_rate (B after any first
+    purchase of a category), lift (share / base_rate). `item="product_id"` gives product affinities.
+    """
+    oc = _ocfg(cfg)
+    df = affinity_expr(orders, as_of, oc.affinity_window_days, item).to_pandas()
+    return _affinity_finish(df, oc.min_support)
+
+
+def _affinity_finish(df: pd.DataFrame, min_support: int) -> pd.DataFrame:
+    cols = ["customers", "support", "share", "base_rate", "lift"]
+    if df.empty:
+        return pd.DataFrame(columns=cols, index=pd.MultiIndex.from_arrays([[], []], names=["bought", "then_bought"]))
+    df = df.astype({"customers": "int64", "support": "int64"})
+    anchors = df.drop_duplicates("antecedent")[["antecedent", "customers"]]
+    # base rate of B: among every eligible (customer, A) with A != B, the share who bought B afterwards
+    by_b = df.groupby("consequent").support.sum()
+    total = anchors.customers.sum()
+    own = anchors.set_index("antecedent").customers
+    denominators = total - own.reindex(by_b.index).fillna(0)
+    base = (by_b / denominators).rename("base_rate")
+    df = df.join(base, on="consequent")
+    df["share"] = df.support / df.customers
+    df["lift"] = df.share / df.base_rate
+    df = df[df.support >= min_support]
+    df = df.rename(columns={"antecedent": "bought", "consequent": "then_bought"})
+    df = df.sort_values(["lift", "support", "bought", "then_bought"], ascending=[False, False, True, True])
+    out = df.set_index(["bought", "then_bought"])[cols]
+    out[["share", "base_rate"]] = out[["share", "base_rate"]].round(4)
+    out["lift"] = out.lift.round(2)
+    return out
+
+
+def affinity_takeaway(table: pd.DataFrame, window_days: int = 90) -> str:
+    if table.empty:
+        return "No pair of categories has enough customers yet to show an affinity."
+    (a, b), r = next(table.iterrows())
+    strong = int((table.lift >= 1.5).sum())
+    return (f"Of customers who bought {a}, {r.share:.0%} bought {b} within {window_days} days, "
+            f"{r.lift:.1f} times the base rate of {r.base_rate:.0%}; {strong} of {len(table)} pairs with enough "
+            f"customers have a lift of 1.5 or more.")
+
+
+def repeat_cycle_table(history: pd.DataFrame, as_of: str, cfg: Config | OffersConfig) -> pd.DataFrame:
+    """Per customer and category with a repeat cycle: interval_days, due_date, days_until_due
+    (negative = overdue), due (due within horizon_days or overdue). From `customer_history`."""
+    oc = _ocfg(cfg)
+    h = history[history.days >= oc.repeat_min_orders].copy()
+    h["interval_days"] = h.median_interval_days.astype(float).round().astype("int64")
+    h["due_date"] = pd.to_datetime(h.last_day) + pd.to_timedelta(h.interval_days, unit="D")
+    h["days_until_due"] = (h.due_date - _day(as_of)).dt.days.astype("int64")
+    h["due"] = h.days_until_due <= oc.horizon_days
+    return h[["customer_id", "category", "days", "interval_days", "last_day", "due_date", "days_until_due", "due"]]
+
+
+def repeat_cycles(orders: ir.Table, as_of: str, cfg: Config | OffersConfig) -> pd.DataFrame:
+    """Per category: customers with a repeat cycle, their median interval in days and how many are
+    due within the horizon (or overdue). Index: category."""
+    return repeat_summary(repeat_cycle_table(customer_history(orders, as_of), as_of, cfg))
+
+
+def repeat_summary(cycles: pd.DataFrame) -> pd.DataFrame:
+    g = cycles.groupby("category")
+    out = pd.DataFrame({
+        "customers_repeating": g.size().astype("int64"),
+        "median_interval_days": g.interval_days.median().round(0),
+        "due_now": g.due.sum().astype("int64"),
+    })
+    out["due_share"] = (out.due_now / out.customers_repeating).round(4)
+    return out.sort_values(["customers_repeating"], ascending=False)
+
+
+def repeat_takeaway(summary: pd.DataFrame, horizon_days: int = 90) -> str:
+    if summary.empty:
+        return "No customer has bought a category twice yet, so there are no repeat cycles."
+    top = summary.index[0]
+    fastest = summary.median_interval_days.idxmin()
+    return (f"{int(summary.customers_repeating.sum()):,} customer-category repeat cycles; {top} has the most repeat "
+            f"buyers ({int(summary.loc[top, 'customers_repeating']):,}), {fastest} the shortest cycle "
+            f"({summary.loc[fastest, 'median_interval_days']:.0f} days); {int(summary.due_now.sum()):,} are due "
+            f"within {horizon_days} days or overdue.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-customer inputs (pandas, one row per customer or customer x category)
+# ---------------------------------------------------------------------------------------------
+
+def customer_history(orders: ir.Table, as_of: str) -> pd.DataFrame:
+    """`category_history_expr` as a pandas frame (dates as Timestamps)."""
+    h = category_history_expr(orders, as_of).to_pandas()
+    for c in ("first_day", "last_day"):
+        h[c] = pd.to_datetime(h[c])
+    h["customer_id"] = h.customer_id.astype(str)
+    return h
+
+
+def customer_profiles(history: pd.DataFrame, customers: ir.Table | pd.DataFrame | None, as_of: str,
+                      age_bands=(25, 35, 45, 55, 65)) -> pd.DataFrame:
+    """One row per buying customer: customer_id, first_category (largest value on the first purchase
+    day), gender, age_band, region ('(unknown)' when missing), single (one purchase day only)."""
+    first = history[history.first_amount.notnull()].sort_values(
+        ["customer_id", "first_amount", "category"], ascending=[True, False, True])
+    prof = first.drop_duplicates("customer_id")[["customer_id", "category", "customer_days"]].rename(
+        columns={"category": "first_category"})
+    prof["single"] = prof.pop("customer_days") == 1
+    if customers is not None:
+        cols = [c for c in ("customer_id", "gender", "birth_year", "region") if c in customers.columns]
+        cu = customers[cols] if isinstance(customers, pd.DataFrame) else customers.select(*cols).to_pandas()
+        cu = cu.assign(customer_id=cu.customer_id.astype(str)).drop_duplicates("customer_id")
+        prof = prof.merge(cu, on="customer_id", how="left")
+    for c in ("gender", "region"):
+        prof[c] = prof[c].astype("string").fillna("(unknown)") if c in prof else "(unknown)"
+    if "birth_year" in prof:
+        age = _day(as_of).year - pd.to_numeric(prof.pop("birth_year"), errors="coerce")
+        edges = list(age_bands)
+        labels = [f"under {edges[0]}"] + [f"{a}-{b - 1}" for a, b in zip(edges[:-1], edges[1:])] + [f"{edges[-1]}+"]
+        band = pd.cut(age, [-np.inf, *edges, np.inf], right=False, labels=labels).astype("string")
+        prof["age_band"] = band.fillna("(unknown)")
+    else:
+        prof["age_band"] = "(unknown)"
+    return prof[["customer_id", "first_category", "gender", "age_band", "region", "single"]].reset_index(drop=True)
+
+
+def similar_customer_shares(profiles: pd.DataFrame, later: pd.DataFrame, eligible_ids) -> dict[tuple, pd.DataFrame]:
+    """For each profile level (PROFILE_LEVELS), per group and category: customers (in the group and
+    in `eligible_ids`, i.e. first purchase a full window before the cut-off), buyers (of them, bought
+    the category on a later day within the window) and share. `later` holds customer_id, category
+    (from later_categories_expr)."""
+    eligible = profiles[profiles.customer_id.isin(pd.Index(eligible_ids))]
+    joined = later.merge(eligible, on="customer_id")
+    out = {}
+    for level in PROFILE_LEVELS:
+        keys = list(level)
+        if keys:
+            n = eligible.groupby(keys).size().rename("customers")
+            b = joined.groupby(keys + ["category"]).size().rename("buyers").reset_index()
+            b = b.join(n, on=keys)
+        else:
+            b = joined.groupby("category").size().rename("buyers").reset_index()
+            b["customers"] = len(eligible)
+        b["share"] = b.buyers / b.customers
+        out[level] = b
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Suggestions
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class OfferInputs:
+    """What `suggest` builds the suggestions from, all computed at one cut-off (pandas)."""
+
+    history: pd.DataFrame      # customer_history
+    cycles: pd.DataFrame       # repeat_cycle_table
+    affinities: pd.DataFrame   # affinity_table (category)
+    profiles: pd.DataFrame     # customer_profiles
+    similar: dict              # similar_customer_shares
+    best_sellers: pd.DataFrame  # category -> product_id (most customers in the window)
+    popular: list              # categories by customers in the window, most first
+    as_of: str
+
+
+def offer_inputs(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config) -> OfferInputs:
+    """Everything the suggestions need, from orders dated on or before `as_of` only."""
+    oc = cfg.offers
+    w = oc.affinity_window_days
+    history = customer_history(orders, as_of)
+    cycles = repeat_cycle_table(history, as_of, oc)
+    aff = _affinity_finish(affinity_expr(orders, as_of, w).to_pandas(), oc.min_support)
+    profiles = customer_profiles(history, customers, as_of, cfg.kpis.age_bands)
+    first = history.groupby("customer_id").first_day.min()
+    elig = first.index[first <= _day(as_of) - pd.Timedelta(days=w)]
+    later = later_categories_expr(orders, as_of, w).to_pandas().astype({"customer_id": str})
+    similar = similar_customer_shares(profiles, later, elig)
+    if "product_id" in orders.columns:
+        bs = best_sellers_expr(orders, as_of, w).to_pandas()
+        bs = bs[bs.product_id.notnull()].sort_values(["category", "customers", "product_id"], ascending=[True, False, True])
+        popular = bs.groupby("category").customers.sum()
+        best = bs.drop_duplicates("category").set_index("category").product_id
+    else:
+        best = pd.Series(dtype="string")
+        popular = pd.Series(dtype="float64")
+    recent = history[history.last_day > _day(as_of) - pd.Timedelta(days=w)]
+    pop = recent.groupby("category").size().sort_values(ascending=False) if not recent.empty else popular
+    popular_list = sorted(pop.index, key=lambda c: (-pop[c], c))
+    return OfferInputs(history, cycles, aff, profiles, similar, best, popular_list, str(as_of))
+
+
+def _ocfg(cfg: Config | OffersConfig) -> OffersConfig:
+    return cfg if isinstance(cfg, OffersConfig) else cfg.offers
+
+
+def _similar_candidates(inp: OfferInputs, oc: OffersConfig) -> pd.DataFrame:
+    """customer_id, category, score (share), level (description of the group used)."""
+    prof = inp.profiles
+    assigned = pd.Series(False, index=prof.index)
+    parts = []
+    for level in PROFILE_LEVELS:
+        table = inp.similar[level]
+        keys = list(level)
+        todo = prof[~assigned]
+        if todo.empty:
+            break
+        if keys:
+            ok = table[table.customers >= oc.similar_min_customers]
+            groups = ok[keys].drop_duplicates()
+            hit = todo.merge(groups, on=keys, how="inner")
+            if hit.empty:
+                continue
+            cand = hit[["customer_id", *keys]].merge(ok, on=keys)
+        else:
+            hit = todo
+            cand = todo[["customer_id"]].merge(table, how="cross")
+        assigned |= prof.customer_id.isin(hit.customer_id)
+        cand = cand.assign(level=" + ".join(k.replace("_", " ") for k in keys) if keys else "all customers")
+        parts.append(cand[["customer_id", "category", "share", "level"]])
+    if not parts:
+        return pd.DataFrame(columns=["customer_id", "category", "share", "level"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def suggest(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config,
+            inputs: OfferInputs | None = None) -> pd.DataFrame:
+    """The top `offers.top_n` categories for every customer who bought up to `as_of` (see the module
+    docstring for the order of preference). Uses only orders dated on or before `as_of`.
+
+    Columns: customer_id, rank (1 = best), category, product_id (the customer's own most-bought
+    product in a repeat category, else the category's best seller in the window; NULL without
+    product_id), reason (one short sentence), score (0..1, the evidence share behind the reason:
+    share of the customer's purchase days with the category for repeats, share of A-buyers who then
+    bought B for affinities, share of similar customers for the fallback).
+    """
+    oc = cfg.offers
+    inp = inputs or offer_inputs(orders, customers, as_of, cfg)
+    h = inp.history
+    single = pd.Index(inp.profiles.customer_id[inp.profiles.single].to_numpy())
+    parts = []
+
+    cyc = inp.cycles.merge(h[["customer_id", "category", "customer_days", "top_product"]], on=["customer_id", "category"])
+    if not cyc.empty:
+        cyc = cyc.assign(tier=np.where(cyc.due, 0, 1), score=cyc.days / cyc.customer_days)
+        due_txt = np.where(cyc.days_until_due < 0, "overdue since ", "due ")
+        cyc["reason"] = (f"{REASONS['due']}: bought on " + cyc.days.astype(str) + " days, every ~"
+                         + cyc.interval_days.astype(str) + " days, " + due_txt + cyc.due_date.dt.strftime("%Y-%m-%d"))
+        cyc.loc[~cyc.due, "reason"] = (f"{REASONS['repeat']}: bought on " + cyc.days.astype(str) + " days, next due "
+                                       + cyc.due_date.dt.strftime("%Y-%m-%d"))[~cyc.due]
+        parts.append(cyc[["customer_id", "category", "tier", "score", "reason"]].assign(product_id=cyc.top_product))
+
+    aff = inp.affinities.reset_index()
+    aff = aff[aff.lift >= oc.min_lift]
+    if not aff.empty:
+        a = h[["customer_id", "category"]].merge(aff, left_on="category", right_on="bought")
+        a = a.sort_values(["customer_id", "then_bought", "share", "bought"], ascending=[True, True, False, True])
+        a = a.drop_duplicates(["customer_id", "then_bought"])
+        bought = h[["customer_id", "category"]].assign(_b=True)
+        a = a.drop(columns="category").merge(bought, left_on=["customer_id", "then_bought"],
+                                              right_on=["customer_id", "category"], how="left")
+        a = a[a._b.isna()]
+    if not aff.empty and not a.empty:
+        a = a.assign(category=a.then_bought, tier=np.where(a.customer_id.isin(single), 3, 2), score=a.share,
+                     reason=(f"{REASONS['affinity']}: " + (a.share * 100).round().astype(int).astype(str) + "% of "
+                             + a.bought + " buyers buy " + a.then_bought + " within "
+                             + str(oc.affinity_window_days) + " days (lift " + a.lift.map("{:.1f}".format) + ")"),
+                     product_id=None)
+        parts.append(a[["customer_id", "category", "tier", "score", "reason", "product_id"]])
+
+    sim = _similar_candidates(inp, oc)
+    if not sim.empty:
+        sim = sim.assign(tier=np.where(sim.customer_id.isin(single), 1, 4), score=sim.share, product_id=None,
+                         reason=(f"{REASONS['similar']}: " + (sim.share * 100).round().astype(int).astype(str)
+                                 + "% of customers like them (" + sim.level + ") bought it within "
+                                 + str(oc.affinity_window_days) + " days"))
+        parts.append(sim[["customer_id", "category", "tier", "score", "reason", "product_id"]])
+
+    if not parts:
+        return _empty_offers()
+    c = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    c = c.sort_values(["customer_id", "tier", "score", "category"], ascending=[True, True, False, True], kind="stable")
+    c = c.drop_duplicates(["customer_id", "category"])
+    c["rank"] = c.groupby("customer_id").cumcount() + 1
+    c = c[c["rank"] <= oc.top_n]
+    c["product_id"] = c.product_id.where(c.product_id.notnull(), c.category.map(inp.best_sellers))
+    c["score"] = c.score.astype(float).round(4)
+    out = c[OFFER_COLUMNS].reset_index(drop=True)
+    out["rank"] = out["rank"].astype("int64")
+    for col in ("customer_id", "category", "product_id", "reason"):
+        out[col] = out[col].astype("string")
+    return out
+
+
+def _empty_offers() -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": pd.Series(dtype="string"), "rank": pd.Series(dtype="int64"),
+                         "category": pd.Series(dtype="string"), "product_id": pd.Series(dtype="string"),
+                         "reason": pd.Series(dtype="string"), "score": pd.Series(dtype="float64")})
+
+
+def suggested_columns(offers: pd.DataFrame, top_n: int = 3) -> pd.DataFrame:
+    """customer_id, suggested_1 .. suggested_<top_n> (categories), for merging into winback_targets."""
+    wide = offers.pivot(index="customer_id", columns="rank", values="category")
+    wide = wide.reindex(columns=range(1, top_n + 1))
+    wide.columns = [f"suggested_{k}" for k in wide.columns]
+    return wide.reset_index()
+
+
+# ---------------------------------------------------------------------------------------------
+# Baselines and holdout evaluation
+# ---------------------------------------------------------------------------------------------
+
+def popular_baseline(inp: OfferInputs, top_n: int = 3) -> pd.DataFrame:
+    """Every customer gets the shop's most popular categories (customers buying them in the window)."""
+    cats = inp.popular[:top_n]
+    ids = inp.profiles.customer_id
+    return pd.DataFrame({"customer_id": np.repeat(ids.to_numpy(), len(cats)),
+                         "rank": np.tile(np.arange(1, len(cats) + 1), len(ids)),
+                         "category": np.tile(cats, len(ids))})
+
+
+def last_time_baseline(inp: OfferInputs, top_n: int = 3) -> pd.DataFrame:
+    """"The same as last time": the categories of the customer's last purchase day, largest value first."""
+    last = inp.history[inp.history.last_amount.notnull()]
+    last = last.sort_values(["customer_id", "last_amount", "category"], ascending=[True, False, True])
+    last = last.assign(rank=last.groupby("customer_id").cumcount() + 1)
+    return last[last["rank"] <= top_n][["customer_id", "rank", "category"]].reset_index(drop=True)
+
+
+def bought_between(orders: ir.Table, start: str, end: str) -> pd.DataFrame:
+    """customer_id, category of purchases dated after `start` and on or before `end` (distinct)."""
+    lo = ibis.timestamp(_day(start) + pd.Timedelta(days=1))
+    hi = ibis.timestamp(_day(end) + pd.Timedelta(days=1))
+    o = orders.filter((orders.order_date >= lo) & (orders.order_date < hi) & ~orders.is_return
+                      & orders.category.notnull())
+    out = o.select("customer_id", category=o.category.cast("string")).distinct().to_pandas()
+    return out.astype({"customer_id": str, "category": str})
+
+
+def hit_rate(suggestions: pd.DataFrame, actual: pd.DataFrame, customers: pd.Series, top_n: int = 3) -> dict:
+    """Hit rate @top_n among `customers` (the base at the cut-off) who bought afterwards, and coverage
+    (share of the base with at least one suggestion)."""
+    base = set(customers.astype(str))
+    s = suggestions[(suggestions["rank"] <= top_n) & suggestions.customer_id.astype(str).isin(base)]
+    act = actual[actual.customer_id.isin(base)]
+    buyers = act.customer_id.unique()
+    hits = act.merge(s[["customer_id", "category"]].astype(str), on=["customer_id", "category"]).customer_id.nunique()
+    return {"customers": len(base), "buyers_in_horizon": int(len(buyers)),
+            "hit_rate_at_n": hits / len(buyers) if len(buyers) else float("nan"),
+            "coverage": s.customer_id.nunique() / len(base) if base else float("nan"),
+            "categories_suggested": int(s.category.nunique())}
+
+
+def evaluate_holdout(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config) -> pd.DataFrame:
+    """Suggestions built at `as_of - horizon_days` (orders up to then only), scored against the
+    categories each customer bought in the next `horizon_days`, side by side with two baselines.
+
+    Index: method (personalised, most popular categories, same as last time). Columns: customers
+    (bought by the cut-off), buyers_in_horizon, hit_rate_at_3 (named after top_n), coverage,
+    categories_suggested, cutoff.
+    """
+    oc = cfg.offers
+    cutoff = (_day(as_of) - pd.Timedelta(days=oc.horizon_days)).strftime("%Y-%m-%d")
+    inp = offer_inputs(orders, customers, cutoff, cfg)
+    ours = suggest(orders, customers, cutoff, cfg, inputs=inp)
+    actual = bought_between(orders, cutoff, as_of)
+    base = inp.profiles.customer_id
+    rows = {
+        "personalised": hit_rate(ours, actual, base, oc.top_n),
+        "most popular categories": hit_rate(popular_baseline(inp, oc.top_n), actual, base, oc.top_n),
+        "same as last time": hit_rate(last_time_baseline(inp, oc.top_n), actual, base, oc.top_n),
+    }
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "method"
+    df = df.rename(columns={"hit_rate_at_n": f"hit_rate_at_{oc.top_n}"})
+    df[f"hit_rate_at_{oc.top_n}"] = df[f"hit_rate_at_{oc.top_n}"].astype(float).round(4)
+    df["coverage"] = df.coverage.astype(float).round(4)
+    df["cutoff"] = cutoff
+    return df
+
+
+def evaluation_takeaway(evaluation: pd.DataFrame) -> str:
+    col = next(c for c in evaluation.columns if c.startswith("hit_rate_at_"))
+    n = col.rsplit("_", 1)[-1]
+    ours = evaluation.loc["personalised", col]
+    others = evaluation.drop(index="personalised")
+    best_other = others[col].idxmax()
+    cutoff = evaluation.cutoff.iloc[0]
+    buyers = int(evaluation.loc["personalised", "buyers_in_horizon"])
+    if ours > others[col].max():
+        verdict = (f"the personalised suggestions win: {ours:.1%} hit rate @{n} vs {others[col].max():.1%} for "
+                   f"'{best_other}' (+{(ours - others[col].max()) * 100:.1f} points)")
+    else:
+        verdict = (f"'{best_other}' wins ({others[col].max():.1%} hit rate @{n} vs {ours:.1%} personalised), "
+                   "so review the offer settings before using the suggestions")
+    return (f"Built on orders up to {cutoff} and checked against what the {buyers:,} customers who bought in the "
+            f"next period actually bought, {verdict}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Contact-frequency cap, second-order list, examples by segment
+# ---------------------------------------------------------------------------------------------
+
+def contact_cap(campaigns: ir.Table | pd.DataFrame | None, as_of: str, min_days: int = 7) -> set[str]:
+    """Customers contacted fewer than `min_days` days before `as_of`: sent_date on or after
+    as_of - (min_days - 1) and on or before as_of (min_days = 7: contacted on as_of or the 6 days
+    before; one contacted exactly 7 days ago may be contacted again). Sends dated after as_of are
+    not contacts yet."""
+    if campaigns is None:
+        return set()
+    first = _day(as_of) - pd.Timedelta(days=min_days - 1)
+    end = _day(as_of) + pd.Timedelta(days=1)
+    if isinstance(campaigns, pd.DataFrame):
+        d = pd.to_datetime(campaigns.sent_date)
+        ids = campaigns.customer_id[(d >= first) & (d < end)]
+    else:
+        c = campaigns
+        sent = c.sent_date.cast("timestamp")
+        ids = c.filter((sent >= ibis.timestamp(first)) & (sent < ibis.timestamp(end))).select("customer_id") \
+            .distinct().to_pandas().customer_id
+    return set(ids.dropna().astype(str))
+
+
+def apply_contact_cap(targets: pd.DataFrame, capped: set[str]) -> pd.DataFrame:
+    """`targets` without the customers in `capped` (column customer_id)."""
+    return targets[~targets.customer_id.astype(str).isin(capped)]
+
+
+def cap_takeaway(capped: set[str], min_days: int, targets: pd.DataFrame | None = None) -> str:
+    if targets is not None:
+        left_out = int(targets.customer_id.astype(str).isin(capped).sum())
+        return (f"{len(capped):,} customers were contacted in the last {min_days} days; {left_out:,} of them were on "
+                f"the target list and are left out, so nobody is mailed twice within {min_days} days.")
+    return f"{len(capped):,} customers were contacted in the last {min_days} days and are left out of the targets."
+
+
+def second_order_day(orders: ir.Table, as_of: str, cfg: Config) -> float:
+    """The day after a first order by which `kpis.inactivity_quantile` of second orders happened
+    (the figure of notebook 02, via kpis.gap_histogram and kpis.suggested_inactivity_days)."""
+    hist = kpis.gap_histogram(kpis.orders_until(orders, as_of))
+    return kpis.suggested_inactivity_days(hist, cfg.kpis.inactivity_quantile)
+
+
+def second_order_list(orders: ir.Table, offers: pd.DataFrame, as_of: str, cfg: Config,
+                      history: pd.DataFrame | None = None, day: float | None = None) -> pd.DataFrame:
+    """First-time buyers (one purchase day) whose first purchase is more than `second_order_day` and at
+    most `offers.second_order_max_days` days before `as_of`, with their top suggestion.
+
+    Columns: customer_id, first_day, days_since_first, suggested_category, product_id, reason.
+    """
+    day = second_order_day(orders, as_of, cfg) if day is None else day
+    h = customer_history(orders, as_of) if history is None else history
+    one = h[h.customer_days == 1].drop_duplicates("customer_id")[["customer_id", "first_day"]]
+    one = one.assign(days_since_first=(_day(as_of) - one.first_day).dt.days.astype("int64"))
+    if np.isnan(day):
+        return one.iloc[0:0].assign(suggested_category=None, product_id=None, reason=None)
+    keep = one[(one.days_since_first > day) & (one.days_since_first <= cfg.offers.second_order_max_days)]
+    top = offers[offers["rank"] == 1][["customer_id", "category", "product_id", "reason"]]
+    out = keep.merge(top.astype({"customer_id": str}), on="customer_id", how="left")
+    out = out.rename(columns={"category": "suggested_category"})
+    return out.sort_values(["days_since_first", "customer_id"]).reset_index(drop=True)
+
+
+def second_order_summary(second: pd.DataFrame) -> pd.DataFrame:
+    """The second-order list by suggested category (no customer ids). Index: suggested_category."""
+    g = second.groupby("suggested_category")
+    out = pd.DataFrame({"customers": g.size().astype("int64"),
+                        "median_days_since_first": g.days_since_first.median().round(0)})
+    out["share"] = (out.customers / out.customers.sum()).round(4)
+    return out.sort_values("customers", ascending=False)
+
+
+def second_order_takeaway(second: pd.DataFrame, day: float, max_days: int) -> str:
+    if np.isnan(day):
+        return "No customer has placed a second order yet, so there is no second-order list."
+    if second.empty:
+        return f"No first-time buyer is between {day:.0f} and {max_days} days past the first order."
+    top = second.suggested_category.value_counts()
+    return (f"{len(second):,} first-time buyers are more than {day:.0f} days past their first order (by then most "
+            f"second orders have happened) and at most {max_days} days; the most common suggestion for them is "
+            f"{top.index[0]} ({top.iloc[0] / len(second):.0%}).")
+
+
+def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = "rfm_segment") -> pd.DataFrame:
+    """Per segment, what is suggested (no customer identifiers). Index: segment.
+
+    Columns: customers, top_category (most common first suggestion) and its share, most_common_top3
+    (the most common set of suggestions, best first), main_reason (most common kind of first reason).
+    """
+    o = offers.astype({"customer_id": str}).merge(segments[["customer_id", by]].astype(str), on="customer_id")
+    first = o[o["rank"] == 1].copy()
+    first["kind"] = first.reason.str.split(":").str[0]
+    trio = o.sort_values(["customer_id", "rank"]).groupby("customer_id").category.agg(", ".join).rename("trio")
+    first = first.join(trio, on="customer_id")
+    rows = {}
+    for seg, g in first.groupby(by):
+        vc = g.category.value_counts()
+        rows[seg] = {"customers": len(g), "top_category": vc.index[0], "top_category_share": round(vc.iloc[0] / len(g), 4),
+                     "most_common_top3": g.trio.value_counts().index[0],
+                     "main_reason": g.kind.value_counts().index[0]}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = by
+    return out.sort_values("customers", ascending=False)
+
+
+def examples_takeaway(examples: pd.DataFrame) -> str:
+    if examples.empty:
+        return "No segment has suggestions yet."
+    distinct = examples.top_category.nunique()
+    trios = examples.most_common_top3.nunique()
+    big = examples.index[0]
+    lead = (f"{distinct} different leading categories" if distinct > 1
+            else f"the same leading category ({examples.top_category.iloc[0]}) in every segment")
+    reasons = ", ".join(sorted(examples.main_reason.unique()))
+    return (f"Across {len(examples)} segments there are {lead} and {trios} different most common sets of three; "
+            f"the main reasons are {reasons}. The largest segment, {big}, is mostly shown "
+            f"{examples.loc[big, 'top_category']} first ({examples.loc[big, 'top_category_share']:.0%} of its customers).")
+
+
+# ---------------------------------------------------------------------------------------------
+# Artifact and run
+# ---------------------------------------------------------------------------------------------
+
+def save_offers(processed_dir: str | Path, offers: pd.DataFrame) -> Path:
+    """offers.parquet: OFFER_COLUMNS, top_n rows per customer."""
+    return artifacts.save_parquet(processed_dir, "offers", offers[OFFER_COLUMNS])
+
+
+def load_offers(processed_dir: str | Path) -> pd.DataFrame:
+    return artifacts.load_parquet(processed_dir, "offers", "06_winback")
+
+
+@dataclass
+class OffersRun:
+    """Everything the "What to offer" section shows (pandas), computed by `run`."""
+
+    affinities: pd.DataFrame
+    repeats: pd.DataFrame
+    offers: pd.DataFrame
+    evaluation: pd.DataFrame
+    capped: set
+    second_order_day: float
+    second_order: pd.DataFrame
+    examples: pd.DataFrame
+    as_of: str
+    cfg: OffersConfig
+
+
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> OffersRun:
+    """Compute suggestions for every customer at `as_of`, the holdout comparison, the contact cap,
+    the second-order list and examples by segment; write offers.parquet."""
+    con = con or connect(cfg.engine)
+    orders = artifact_table(con, processed_dir, "orders_clean")
+    try:
+        customers = artifact_table(con, processed_dir, "customers_clean")
+    except artifacts.MissingArtifact:
+        customers = None
+    try:
+        campaigns = artifact_table(con, processed_dir, "campaigns_clean")
+    except artifacts.MissingArtifact:
+        campaigns = None
+    inp = offer_inputs(orders, customers, as_of, cfg)
+    offers = suggest(orders, customers, as_of, cfg, inputs=inp)
+    if save:
+        save_offers(processed_dir, offers)
+    evaluation = evaluate_holdout(orders, customers, as_of, cfg)
+    capped = contact_cap(campaigns, as_of, cfg.offers.min_days_between_contacts)
+    day = second_order_day(orders, as_of, cfg)
+    second = second_order_list(orders, offers, as_of, cfg, history=inp.history, day=day)
+    try:
+        from helpers.segments import load_segments
+
+        examples = examples_by_segment(offers, load_segments(processed_dir))
+    except artifacts.MissingArtifact:
+        examples = pd.DataFrame()
+    return OffersRun(inp.affinities, repeat_summary(inp.cycles), offers, evaluation, capped, day, second, examples,
+                     str(as_of), cfg.offers)

@@ -1,0 +1,759 @@
+"""One-page monthly summary for managers (notebook 07), the CRM file and the index's trend numbers.
+
+Everything here reads the month's artifacts only - nothing is recomputed from order lines:
+kpis.csv and cohorts.csv (02), segments.parquet (03), clv.parquet + clv_model.json (04),
+churn.parquet + churn_model.json (05), winback_plan.csv, winback_targets.csv and offers.parquet (06).
+An artifact that is absent is reported as missing (with the notebook that makes it) and the numbers
+that need it are left out; the rest of the summary still works. "Last month" is the sibling folder
+``data/processed/<shop>/<YYYY-MM minus one>/``; changes are shown only when it holds artifacts.
+
+Headline numbers (:func:`month_metrics`)
+----------------------------------------
+revenue, active_customers, returning_revenue_share, repeat_rate, sleeping_customers: the month's row
+of kpis.csv. clv_total: sum of ``clv_12m`` (predicted 12-month margin). high_risk_customers:
+customers with ``risk_tier == "high"``; clv_at_risk: the sum of their ``clv_12m``. winback_profit,
+winback_profit_p05/p95, winback_customers: sums over the plan's recommended rows (summing the
+per-segment 5 % / 95 % bounds gives a band at least as wide as the band of the total).
+
+"What to do now" rules (:func:`actions`; thresholds in the config's ``summary`` section)
+-------------------------------------------------------------------------------------
+Each rule looks at the data and either proposes one action or stays silent; the actions are listed in
+this order of priority, at most ``summary.max_actions``:
+
+1. **winback** - the recommended win-back row with the highest expected incremental profit (the
+   offer to send, to whom, the profit and its 5-95 % band; a band that includes a loss says "test on
+   a share first"). If the plan recommends nothing, the action is not to send discounts this month.
+2. **clv_at_risk** - the RFM segment whose high-risk customers carry the most predicted 12-month CLV.
+3. **kpi_change** - the largest month-on-month move beyond ``summary.kpi_change`` (relative) among a
+   fall in revenue, active customers or repeat rate, or a rise in sleeping customers.
+4. **cohort_retention** - among the newest ``summary.recent_cohorts`` cohorts (with month 1 observed
+   and at least :data:`MIN_COHORT_SIZE` customers), the one whose month-1 retention is furthest below
+   the median of the 12 cohorts before them, if by at least ``summary.retention_drop_pp``.
+5. **best_customers** - the top ``summary.top_clv_share`` of customers by predicted CLV: their
+   share of total CLV and how many of them are at medium or high churn risk.
+6. **second_order** - this month's new customers and the typical month-1 retention of recent cohorts.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers import artifacts, plots
+from helpers.config import SummaryConfig
+
+MIN_COHORT_SIZE = 30
+REFERENCE_COHORTS = 12
+
+# artifact -> notebook that makes it (the note for a missing artifact names it).
+MADE_BY = {
+    "kpis": "02_kpis", "cohorts": "02_kpis", "segments": "03_segments", "clv": "04_clv",
+    "clv_model": "04_clv", "churn": "05_churn", "churn_model": "05_churn",
+    "winback_plan": "06_winback", "winback_targets": "06_winback", "offers": "06_winback",
+}
+# Columns read for the index's trends (small reads even for a million customers).
+TREND_COLUMNS = {"clv": ["customer_id", "clv_12m"], "churn": ["customer_id", "risk_tier"]}
+
+# customers_scored.parquet: column -> (source artifact, meaning). One row per customer.
+SCORED_COLUMNS = {
+    "customer_id": ("segments / clv / churn", "the shop's customer id"),
+    "rfm_segment": ("segments", "named RFM segment (Champions, At Risk, ...)"),
+    "r_score": ("segments", "recency score 1-5 (5 = bought most recently)"),
+    "f_score": ("segments", "frequency score 1-5"),
+    "m_score": ("segments", "monetary score 1-5"),
+    "recency_days": ("segments", "days from the last order to as_of"),
+    "frequency": ("segments", "number of orders"),
+    "monetary": ("segments", "net revenue to date (currency)"),
+    "cluster_label": ("segments", "k-means cluster in words"),
+    "p_alive": ("clv", "probability the customer is still active (BG/NBD)"),
+    "exp_purchases_90d": ("clv", "expected purchases in the next 90 days"),
+    "p_purchase_90d": ("clv", "probability of at least one purchase in the next 90 days"),
+    "exp_avg_value": ("clv", "expected value of a future order (Gamma-Gamma, currency)"),
+    "clv_12m": ("clv", "predicted 12-month CLV (margin, discounted, currency)"),
+    "churn_probability": ("churn", "probability of no order in the churn horizon"),
+    "risk_tier": ("churn", "low / medium / high churn risk"),
+    "winback_target": ("winback_targets", "on this month's win-back contact list (True/False)"),
+    "winback_discount": ("winback_targets", "discount to offer (0.15 = 15 %), empty if not a target"),
+    "winback_expected_profit": ("winback_targets", "expected incremental profit of contacting (currency)"),
+    "offer_1": ("offers", "product id of the best personalised offer"),
+    "offer_2": ("offers", "product id of the second offer"),
+    "offer_3": ("offers", "product id of the third offer"),
+}
+_FLOAT_COLUMNS = {"monetary", "p_alive", "exp_purchases_90d", "p_purchase_90d", "exp_avg_value", "clv_12m",
+                  "churn_probability", "winback_discount", "winback_expected_profit"}
+_INT_COLUMNS = {"r_score", "f_score", "m_score", "recency_days", "frequency"}
+
+# Headline rows: metric -> (label, kind). kind: money, count, share (changes in points).
+HEADLINE = {
+    "revenue": ("Revenue", "money"),
+    "active_customers": ("Active customers", "count"),
+    "returning_revenue_share": ("Revenue from returning customers", "share"),
+    "repeat_rate": ("Repeat rate (customers with 2+ orders)", "share"),
+    "sleeping_customers": ("Sleeping customers", "count"),
+    "clv_total": ("Predicted 12-month CLV, all customers", "money"),
+    "high_risk_customers": ("Customers at high churn risk", "count"),
+    "clv_at_risk": ("CLV of high-risk customers", "money"),
+    "winback_profit": ("Win-back plan: expected profit", "money"),
+}
+_METRIC_NEEDS = {"revenue": "kpis", "active_customers": "kpis", "returning_revenue_share": "kpis",
+                 "repeat_rate": "kpis", "sleeping_customers": "kpis", "clv_total": "clv",
+                 "high_risk_customers": "churn", "clv_at_risk": "churn", "winback_profit": "winback_plan"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading a month
+
+
+@dataclass
+class Month:
+    """The artifacts of one shop-month that exist; ``missing`` lists the ones that do not."""
+
+    month: str
+    data: dict[str, Any] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+    def get(self, name: str):
+        return self.data.get(name)
+
+    def has(self, *names: str) -> bool:
+        return all(n in self.data for n in names)
+
+
+def month_of(processed_dir: str | Path) -> str:
+    """'data/processed/demo/2026-06/' -> '2026-06' (the folder's name)."""
+    name = Path(str(processed_dir).rstrip("/\\")).name
+    if len(name) != 7 or name[4] != "-" or not (name[:4] + name[5:]).isdigit():
+        raise ValueError(f"processed_dir must end in a month folder like 2026-06, got {str(processed_dir)!r}")
+    return name
+
+
+def previous_month(month: str) -> str:
+    """'2026-01' -> '2025-12'."""
+    year, mon = int(month[:4]), int(month[5:7])
+    year, mon = (year, mon - 1) if mon > 1 else (year - 1, 12)
+    return f"{year:04d}-{mon:02d}"
+
+
+def previous_dir(processed_dir: str | Path) -> Path:
+    """The sibling folder of the month before: .../demo/2026-06 -> .../demo/2026-05."""
+    folder = Path(str(processed_dir).rstrip("/\\"))
+    return folder.parent / previous_month(month_of(folder))
+
+
+def load_month(processed_dir: str | Path, names=None, columns: dict | None = None) -> Month:
+    """Read the month's artifacts (``names``, default all the summary uses) that exist.
+
+    ``columns`` optionally restricts the columns read per parquet artifact ({"clv": [...]}).
+    """
+    names = list(names or MADE_BY)
+    columns = columns or {}
+    m = Month(month_of(processed_dir))
+    for name in names:
+        p = artifacts.path(processed_dir, name)
+        if not p.exists():
+            m.missing.append(name)
+            continue
+        if p.suffix == ".csv":
+            m.data[name] = pd.read_csv(p, dtype={"month": str, "cohort": str, "customer_id": str})
+        elif p.suffix == ".parquet":
+            m.data[name] = pd.read_parquet(p, columns=columns.get(name))
+        else:
+            m.data[name] = json.loads(p.read_text(encoding="utf-8"))
+    return m
+
+
+def load_previous(processed_dir: str | Path) -> Month | None:
+    """Last month's artifacts, or None when that folder holds none of them."""
+    folder = previous_dir(processed_dir)
+    if not folder.is_dir():
+        return None
+    prev = load_month(folder)
+    return prev if prev.data else None
+
+
+def availability_table(month: Month, previous: Month | None) -> pd.DataFrame:
+    """Per artifact: present or missing this month and last month, and the notebook that makes it."""
+    rows = []
+    for name, made_by in MADE_BY.items():
+        rows.append({
+            "artifact": artifacts.FILES[name],
+            "made by": made_by,
+            month.month: "present" if month.has(name) else "missing",
+            previous_month(month.month): ("present" if previous and previous.has(name) else "missing"),
+        })
+    return pd.DataFrame(rows).set_index("artifact")
+
+
+def notes(month: Month, previous: Month | None) -> list[str]:
+    """One sentence per gap: missing artifacts of this month (grouped by notebook) and no last month."""
+    out = []
+    by_notebook: dict[str, list[str]] = {}
+    for name in month.missing:
+        by_notebook.setdefault(MADE_BY[name], []).append(artifacts.FILES[name])
+    for notebook, files in by_notebook.items():
+        out.append(f"Not available this month: {', '.join(files)} (made by {notebook}); "
+                   f"the numbers and actions that need them are left out.")
+    if previous is None:
+        out.append(f"No artifacts for {previous_month(month.month)} in this shop's processed folder, so no "
+                   f"changes vs last month are shown; run that month (retention backfill) to see them.")
+    return out
+
+
+def notes_text(month: Month, previous: Month | None) -> str:
+    found = notes(month, previous)
+    return "\n".join(found) if found else "Every stage's artifacts are present for this month and last month."
+
+
+# ---------------------------------------------------------------------------------------------
+# Headline numbers
+
+
+def _kpi_row(kpis: pd.DataFrame, month: str) -> pd.Series | None:
+    rows = kpis[kpis["month"].astype(str) == month]
+    if rows.empty:
+        return None
+    return rows.iloc[-1]
+
+
+def high_risk_clv(month: Month) -> pd.DataFrame | None:
+    """High-risk customers (churn) with their ``clv_12m`` (0 when CLV has no row), or None."""
+    if not month.has("churn"):
+        return None
+    churn = month.get("churn")
+    high = churn.loc[churn["risk_tier"] == "high", ["customer_id"]]
+    if month.has("clv"):
+        high = high.merge(month.get("clv")[["customer_id", "clv_12m"]], on="customer_id", how="left")
+        high["clv_12m"] = high["clv_12m"].fillna(0.0)
+    return high
+
+
+def month_metrics(month: Month) -> dict[str, float]:
+    """The headline numbers of one month (NaN where the artifact is missing); see the module docstring."""
+    out = {key: math.nan for key in HEADLINE}
+    out.update(winback_profit_p05=math.nan, winback_profit_p95=math.nan, winback_customers=math.nan)
+    if month.has("kpis"):
+        row = _kpi_row(month.get("kpis"), month.month)
+        if row is not None:
+            for key in ("revenue", "active_customers", "returning_revenue_share", "repeat_rate",
+                        "sleeping_customers"):
+                out[key] = float(row[key])
+    if month.has("clv"):
+        out["clv_total"] = float(month.get("clv")["clv_12m"].sum())
+    high = high_risk_clv(month)
+    if high is not None:
+        out["high_risk_customers"] = float(len(high))
+        if "clv_12m" in high:
+            out["clv_at_risk"] = float(high["clv_12m"].sum())
+    plan = recommended_plan(month)
+    if plan is not None:
+        out["winback_profit"] = float(plan["incremental_profit"].sum())
+        out["winback_profit_p05"] = float(plan["profit_p05"].sum())
+        out["winback_profit_p95"] = float(plan["profit_p95"].sum())
+        out["winback_customers"] = float(plan["n_customers"].sum())
+    return out
+
+
+def recommended_plan(month: Month) -> pd.DataFrame | None:
+    """The plan's recommended rows (possibly none), or None when winback_plan.csv is missing."""
+    if not month.has("winback_plan"):
+        return None
+    plan = month.get("winback_plan")
+    flag = plan["recommended"].astype(str).str.lower().isin({"true", "1", "yes"})
+    return plan[flag]
+
+
+def headline_numbers(month: Month, previous: Month | None) -> pd.DataFrame:
+    """Numeric headline table: index metric key; columns this_month, last_month, change
+    (difference; for shares in fractions, i.e. 0.01 = 1 point) and change_pct (relative, levels only)."""
+    cur = month_metrics(month)
+    prev = month_metrics(previous) if previous is not None else {k: math.nan for k in cur}
+    rows = []
+    for key, (_, kind) in HEADLINE.items():
+        a, b = cur[key], prev[key]
+        change = a - b
+        pct = (a / b - 1) if kind != "share" and b not in (0,) and not math.isnan(b) else math.nan
+        rows.append({"metric": key, "this_month": a, "last_month": b, "change": change, "change_pct": pct})
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def _fmt(value: float, kind: str, currency: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if kind == "money":
+        return plots.money(value, currency)
+    if kind == "share":
+        return f"{value:.1%}"
+    return f"{value:,.0f}"
+
+
+def _fmt_change(change: float, pct: float, kind: str, currency: str) -> str:
+    if math.isnan(change):
+        return "-"
+    if kind == "share":
+        return f"{change * 100:+.1f} pp"
+    sign = "+" if change >= 0 else "-"
+    level = f"{sign}{currency} {abs(change):,.0f}" if kind == "money" else f"{change:+,.0f}"
+    return f"{level} ({pct:+.1%})" if not math.isnan(pct) else level
+
+
+def headline_table(month: Month, previous: Month | None, currency: str = "EUR") -> pd.DataFrame:
+    """The headline numbers for reading: this month, last month and the change, as text.
+    A number whose artifact is missing reads "missing (run NN_x)"."""
+    nums = headline_numbers(month, previous)
+    cur_label = month.month
+    prev_label = previous_month(month.month)
+    rows = []
+    for key, (label, kind) in HEADLINE.items():
+        r = nums.loc[key]
+        need = _METRIC_NEEDS[key]
+        this = _fmt(r.this_month, kind, currency)
+        if this == "-" and not month.has(need):
+            this = f"missing (run {MADE_BY[need]})"
+        rows.append({"": label, cur_label: this, prev_label: _fmt(r.last_month, kind, currency),
+                     "change": _fmt_change(r.change, r.change_pct, kind, currency)})
+    metrics = month_metrics(month)
+    if not math.isnan(metrics["winback_profit_p05"]):
+        band = f"{plots.money(metrics['winback_profit_p05'], currency)} to {plots.money(metrics['winback_profit_p95'], currency)}"
+        prev_band = "-"
+        if previous is not None:
+            pm = month_metrics(previous)
+            if not math.isnan(pm["winback_profit_p05"]):
+                prev_band = (f"{plots.money(pm['winback_profit_p05'], currency)} to "
+                             f"{plots.money(pm['winback_profit_p95'], currency)}")
+        rows.append({"": "Win-back plan: profit band (5-95 %)", cur_label: band, prev_label: prev_band,
+                     "change": "-"})
+    return pd.DataFrame(rows).set_index("")
+
+
+def headline_takeaway(month: Month, previous: Month | None, currency: str = "EUR") -> str:
+    """Two or three sentences on the month's headline numbers and what changed."""
+    nums = headline_numbers(month, previous)
+    prev_label = previous_month(month.month)
+    parts = []
+    rev = nums.loc["revenue"]
+    if not math.isnan(rev.this_month):
+        s = f"In {month.month} revenue was {plots.money(rev.this_month, currency)}"
+        if not math.isnan(rev.change_pct):
+            s += f" ({rev.change_pct:+.1%} vs {prev_label})"
+        act = nums.loc["active_customers"]
+        s += f" from {act.this_month:,.0f} active customers"
+        if not math.isnan(act.change):
+            s += f" ({act.change:+,.0f})"
+        parts.append(s + ".")
+    hr, car, tot = nums.loc["high_risk_customers"], nums.loc["clv_at_risk"], nums.loc["clv_total"]
+    if not math.isnan(hr.this_month):
+        s = f"{hr.this_month:,.0f} customers are at high churn risk"
+        if not math.isnan(car.this_month) and not math.isnan(tot.this_month) and tot.this_month > 0:
+            s += (f", carrying {plots.money(car.this_month, currency)} of predicted 12-month CLV "
+                  f"({car.this_month / tot.this_month:.0%} of the total)")
+        parts.append(s + ".")
+    wb = nums.loc["winback_profit"]
+    if not math.isnan(wb.this_month):
+        parts.append(f"The recommended win-back plan is expected to add {plots.money(wb.this_month, currency)} "
+                     f"of profit.")
+    if previous is None:
+        parts.append(f"No changes are shown: {prev_label} has not been run for this shop.")
+    return " ".join(parts) or "No headline numbers: run notebooks 02-05 for this month first."
+
+
+# ---------------------------------------------------------------------------------------------
+# What to do now
+
+
+@dataclass(frozen=True)
+class Action:
+    rule: str
+    text: str
+    evidence: str
+
+
+def _rule_winback(month, previous, cfg, currency):
+    plan = recommended_plan(month)
+    if plan is None:
+        return None
+    plan = plan[plan["incremental_profit"] > 0]
+    if plan.empty:
+        return Action("winback", "Do not send win-back discounts this month: no tested discount is expected "
+                                 "to pay for itself in any segment.",
+                      "no win-back offer with positive profit")
+    best = plan.sort_values(["incremental_profit", "segment"], ascending=[False, True]).iloc[0]
+    text = (f"Send the {best['discount']:.0%} win-back offer to the {int(best['n_customers']):,} customers in "
+            f"'{best['segment']}': expected extra profit {plots.money(best['incremental_profit'], currency)} "
+            f"(5-95 %: {plots.money(best['profit_p05'], currency)} to {plots.money(best['profit_p95'], currency)}).")
+    if best["profit_p05"] < 0:
+        text += " The band includes a loss, so test it on a share of them first."
+    return Action("winback", text, "best recommended win-back offer by profit")
+
+
+def clv_at_risk_by_segment(month: Month) -> pd.DataFrame | None:
+    """Per RFM segment: customers, high-risk customers, CLV of the high-risk ones and its share of all
+    CLV at risk; largest first. None if segments, CLV or churn is missing."""
+    if not month.has("segments", "clv", "churn"):
+        return None
+    seg = month.get("segments")[["customer_id", "rfm_segment"]]
+    high = high_risk_clv(month).merge(seg, on="customer_id", how="left")
+    high["rfm_segment"] = high["rfm_segment"].fillna("(no segment)")
+    out = (high.groupby("rfm_segment")
+           .agg(high_risk_customers=("customer_id", "size"), clv_at_risk=("clv_12m", "sum")))
+    out = out.join(seg.groupby("rfm_segment").size().rename("customers"), how="left")
+    out["customers"] = out["customers"].fillna(0).astype(int)
+    total = out["clv_at_risk"].sum()
+    out["share_of_clv_at_risk"] = out["clv_at_risk"] / total if total > 0 else 0.0
+    out = out[["customers", "high_risk_customers", "clv_at_risk", "share_of_clv_at_risk"]]
+    out.index.name = "segment"
+    return out.sort_values(["clv_at_risk", "high_risk_customers"], ascending=False)
+
+
+def _rule_clv_at_risk(month, previous, cfg, currency):
+    table = clv_at_risk_by_segment(month)
+    if table is None or table.empty or table["clv_at_risk"].iloc[0] <= 0:
+        return None
+    name, top = table.index[0], table.iloc[0]
+    return Action("clv_at_risk",
+                  f"Contact the {int(top['high_risk_customers']):,} high-risk customers in '{name}' first: they "
+                  f"carry {plots.money(top['clv_at_risk'], currency)} of predicted 12-month CLV "
+                  f"({top['share_of_clv_at_risk']:.0%} of all CLV at risk).",
+                  "segment with most CLV among high-risk")
+
+
+_KPI_MOVES = {  # metric -> (direction that is bad, label)
+    "revenue": (-1, "Revenue"), "active_customers": (-1, "Active customers"),
+    "repeat_rate": (-1, "The repeat rate"), "sleeping_customers": (+1, "Sleeping customers"),
+}
+_KPI_ADVICE = {
+    "revenue": "check the KPI report's channel and category breakdown to see where it was lost.",
+    "active_customers": "check acquisition and the reminder e-mails to recent buyers.",
+    "repeat_rate": "push second orders: a follow-up offer 2-4 weeks after a first purchase.",
+    "sleeping_customers": "put the newly sleeping customers with high CLV on the win-back list.",
+}
+
+
+def _rule_kpi_change(month, previous, cfg, currency):
+    if previous is None:
+        return None
+    cur, prev = month_metrics(month), month_metrics(previous)
+    best, best_score = None, 0.0
+    for key, (bad, _) in _KPI_MOVES.items():
+        a, b = cur[key], prev[key]
+        if math.isnan(a) or math.isnan(b) or b == 0:
+            continue
+        rel = a / b - 1
+        if bad * rel >= cfg.kpi_change and bad * rel > best_score:
+            best, best_score = (key, rel, a, b), bad * rel
+    if best is None:
+        return None
+    key, rel, a, b = best
+    kind = HEADLINE[key][1]
+    verb = "rose" if rel > 0 else "fell"
+    return Action("kpi_change",
+                  f"{_KPI_MOVES[key][1]} {verb} {abs(rel):.1%} vs {previous.month} "
+                  f"({_fmt(b, kind, currency)} to {_fmt(a, kind, currency)}): {_KPI_ADVICE[key]}",
+                  f"largest KPI move of {cfg.kpi_change:.0%}+ the wrong way")
+
+
+def cohort_retention_check(cohorts: pd.DataFrame, recent: int = 6) -> pd.DataFrame:
+    """Month-1 retention of the newest ``recent`` cohorts (size >= MIN_COHORT_SIZE, month 1 observed)
+    against the median of the REFERENCE_COHORTS cohorts before them. Index cohort; columns
+    cohort_size, retention_m1, reference, gap (reference - retention_m1, in fractions)."""
+    m1 = cohorts[(cohorts["months_since_first"] == 1) & (cohorts["cohort_size"] >= MIN_COHORT_SIZE)]
+    m1 = m1.sort_values("cohort")
+    latest, before = m1.tail(recent), m1.iloc[:-recent].tail(REFERENCE_COHORTS) if len(m1) > recent else m1.iloc[:0]
+    if latest.empty or before.empty:
+        return pd.DataFrame(columns=["cohort_size", "retention_m1", "reference", "gap"]).rename_axis("cohort")
+    ref = float(before["retention"].median())
+    out = latest.set_index("cohort")[["cohort_size", "retention"]].rename(columns={"retention": "retention_m1"})
+    out["reference"] = ref
+    out["gap"] = ref - out["retention_m1"]
+    return out
+
+
+def _rule_cohort_retention(month, previous, cfg, currency):
+    if not month.has("cohorts"):
+        return None
+    check = cohort_retention_check(month.get("cohorts"), cfg.recent_cohorts)
+    if check.empty or check["gap"].max() < cfg.retention_drop_pp:
+        return None
+    worst = check.sort_values(["gap"], ascending=False).iloc[0]
+    name = check.sort_values(["gap"], ascending=False).index[0]
+    return Action("cohort_retention",
+                  f"Find out why customers acquired in {name} came back less: {worst['retention_m1']:.1%} bought "
+                  f"again in their second month vs {worst['reference']:.1%} typically (check that month's "
+                  f"channels, campaigns and first-order discounts).",
+                  f"cohort month-1 retention {cfg.retention_drop_pp * 100:.0f}+ pp below typical")
+
+
+def _rule_best_customers(month, previous, cfg, currency):
+    if not month.has("clv"):
+        return None
+    clv = month.get("clv")[["customer_id", "clv_12m"]]
+    total = clv["clv_12m"].sum()
+    n = max(1, int(round(len(clv) * cfg.top_clv_share)))
+    if total <= 0 or len(clv) == 0:
+        return None
+    top = clv.sort_values(["clv_12m", "customer_id"], ascending=[False, True]).head(n)
+    share = top["clv_12m"].sum() / total
+    text = (f"Look after your best {n:,} customers (top {cfg.top_clv_share:.0%} by predicted CLV, "
+            f"{share:.0%} of all predicted CLV)")
+    if month.has("churn"):
+        tiers = top.merge(month.get("churn")[["customer_id", "risk_tier"]], on="customer_id", how="left")
+        slipping = int(tiers["risk_tier"].isin(["medium", "high"]).sum())
+        text += f": {slipping:,} of them are at medium or high churn risk - call or reward them, no discount needed."
+    else:
+        text += ": reward them with service and early access rather than discounts."
+    return Action("best_customers", text, f"top {cfg.top_clv_share:.0%} of customers by CLV")
+
+
+def _rule_second_order(month, previous, cfg, currency):
+    if not month.has("kpis", "cohorts"):
+        return None
+    row = _kpi_row(month.get("kpis"), month.month)
+    check = cohort_retention_check(month.get("cohorts"), cfg.recent_cohorts)
+    if row is None or check.empty or row["new_customers"] <= 0:
+        return None
+    typical = float(check["retention_m1"].median())
+    return Action("second_order",
+                  f"Welcome the {int(row['new_customers']):,} new customers of {month.month} with a "
+                  f"second-order offer: typically only {typical:.0%} of a cohort buys again in its second month.",
+                  "new customers and month-1 retention")
+
+
+RULES = [_rule_winback, _rule_clv_at_risk, _rule_kpi_change, _rule_cohort_retention, _rule_best_customers,
+         _rule_second_order]
+
+
+def actions(month: Month, previous: Month | None, cfg: SummaryConfig | None = None,
+            currency: str = "EUR") -> list[Action]:
+    """Up to ``cfg.max_actions`` actions from the rules in the module docstring, in priority order."""
+    cfg = cfg or SummaryConfig()
+    found = [rule(month, previous, cfg, currency) for rule in RULES]
+    return [a for a in found if a is not None][: cfg.max_actions]
+
+
+def actions_text(found: list[Action]) -> str:
+    """The actions as a numbered list (full sentences, for the report)."""
+    if not found:
+        return "No actions: the artifacts the rules need are missing for this month."
+    lines = [f"{i}. {a.text}" for i, a in enumerate(found, start=1)]
+    if len(found) < 3:
+        lines.append("(Fewer than three actions: some stages' artifacts are missing this month.)")
+    return "\n".join(lines)
+
+
+def actions_table(found: list[Action]) -> pd.DataFrame:
+    """Which rule produced each action and what it looked at (index: the action's number)."""
+    df = pd.DataFrame([{"rule": a.rule, "based on": a.evidence} for a in found], columns=["rule", "based on"])
+    df.index = pd.RangeIndex(1, len(df) + 1, name="action")
+    return df
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables and figures
+
+
+def clv_at_risk_table(month: Month, currency: str = "EUR") -> pd.DataFrame:
+    table = clv_at_risk_by_segment(month)
+    if table is None:
+        return pd.DataFrame({"note": ["segments, CLV or churn missing"]}, index=pd.Index(["status"], name=""))
+    out = table.copy()
+    out[f"CLV at risk ({currency})"] = out.pop("clv_at_risk").round(0).astype(int)
+    out["share_of_clv_at_risk"] = (out["share_of_clv_at_risk"] * 100).round(1)
+    return out.rename(columns={"share_of_clv_at_risk": "share of CLV at risk (%)",
+                               "high_risk_customers": "high-risk customers"})
+
+
+def plot_clv_at_risk(month: Month, currency: str = "EUR", ax=None):
+    """Horizontal bars: predicted 12-month CLV of high-risk customers per RFM segment."""
+    ax = plots._ax(ax)
+    table = clv_at_risk_by_segment(month)
+    if table is None or table.empty:
+        ax.text(0.5, 0.5, "segments, CLV or churn missing", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return ax
+    df = table.reset_index()
+    plots.plot_share_bars(df, "segment", "clv_at_risk",
+                          "Predicted 12-month CLV of high-risk customers, by segment",
+                          f"CLV at risk ({currency})", ax=ax)
+    ax.xaxis.set_major_formatter(plots.thousands)
+    return ax
+
+
+def winback_table(month: Month, currency: str = "EUR") -> pd.DataFrame:
+    """The plan's recommended rows, one per segment: discount, customers, uplift, profit and band, ROI."""
+    plan = recommended_plan(month)
+    if plan is None:
+        return pd.DataFrame({"note": ["missing: run 06_winback"]}, index=pd.Index(["win-back plan"], name=""))
+    if plan.empty:
+        return pd.DataFrame({"note": ["no offer recommended"]}, index=pd.Index(["win-back plan"], name=""))
+    out = pd.DataFrame({
+        "discount (%)": (plan["discount"] * 100).round(0),
+        "customers": plan["n_customers"].astype(int),
+        "uplift (pp)": plan["uplift_pp"].round(1),
+        f"expected profit ({currency})": plan["incremental_profit"].round(0),
+        f"profit 5 % ({currency})": plan["profit_p05"].round(0),
+        f"profit 95 % ({currency})": plan["profit_p95"].round(0),
+        "ROI": plan["roi"].round(2),
+    })
+    out.index = pd.Index(plan["segment"], name="segment")
+    return out.sort_values(f"expected profit ({currency})", ascending=False)
+
+
+def winback_takeaway(month: Month, currency: str = "EUR") -> str:
+    plan = recommended_plan(month)
+    if plan is None:
+        return "The win-back stage (06_winback) has not produced a plan for this month, so no offer is shown."
+    if plan.empty:
+        return "The win-back plan recommends no offer: no tested discount pays for itself."
+    m = month_metrics(month)
+    return (f"Recommended offers reach {m['winback_customers']:,.0f} customers in {len(plan)} segment(s) for an "
+            f"expected extra profit of {plots.money(m['winback_profit'], currency)} "
+            f"(5-95 %: {plots.money(m['winback_profit_p05'], currency)} to "
+            f"{plots.money(m['winback_profit_p95'], currency)}).")
+
+
+def recent_kpis(month: Month, months: int = 13) -> pd.DataFrame:
+    """The last ``months`` rows of kpis.csv up to this month (index month)."""
+    if not month.has("kpis"):
+        return pd.DataFrame()
+    k = month.get("kpis")
+    k = k[k["month"].astype(str) <= month.month].tail(months)
+    return k.set_index("month")[["revenue", "active_customers", "new_customers", "repeat_rate",
+                                 "sleeping_customers"]]
+
+
+def plot_revenue_trend(month: Month, currency: str = "EUR", ax=None):
+    """Revenue bars for the last 13 months with active customers as a line (right axis)."""
+    ax = plots._ax(ax)
+    df = recent_kpis(month).reset_index()
+    if df.empty:
+        ax.text(0.5, 0.5, "kpis.csv missing", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return ax
+    return plots.plot_monthly_bars(df, "month", "revenue", "Revenue and active customers, last 13 months",
+                                   f"revenue ({currency})", ax=ax, line="active_customers",
+                                   line_label="active customers")
+
+
+def trend_takeaway(month: Month, currency: str = "EUR") -> str:
+    df = recent_kpis(month)
+    if len(df) < 2:
+        return "Not enough months in kpis.csv for a trend."
+    first, last = df.iloc[0], df.iloc[-1]
+    return (f"Over the last {len(df)} months revenue went from {plots.money(first['revenue'], currency)} "
+            f"({df.index[0]}) to {plots.money(last['revenue'], currency)} ({df.index[-1]}), "
+            f"{last['revenue'] / first['revenue'] - 1:+.0%}; the repeat rate from {first['repeat_rate']:.1%} "
+            f"to {last['repeat_rate']:.1%}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# customers_scored.parquet
+
+
+def build_customers_scored(month: Month) -> pd.DataFrame:
+    """One row per customer (every id in segments, CLV or churn) with the columns of SCORED_COLUMNS;
+    a missing artifact leaves its columns empty. Never carries e-mail addresses."""
+    def frame(name, cols):
+        df = month.get(name)
+        if df is None:
+            return None
+        keep = [c for c in cols if c in df.columns]
+        return df[["customer_id"] + keep].drop_duplicates("customer_id")
+
+    seg = frame("segments", ["rfm_segment", "r_score", "f_score", "m_score", "recency_days", "frequency",
+                             "monetary", "cluster_label"])
+    clv = frame("clv", ["p_alive", "exp_purchases_90d", "p_purchase_90d", "exp_avg_value", "clv_12m"])
+    churn = frame("churn", ["churn_probability", "risk_tier"])
+    ids = pd.concat([f["customer_id"] for f in (seg, clv, churn) if f is not None], ignore_index=True)
+    out = pd.DataFrame({"customer_id": ids.astype(str).drop_duplicates().sort_values().to_numpy()})
+    for f in (seg, clv, churn):
+        if f is not None:
+            out = out.merge(f.assign(customer_id=f["customer_id"].astype(str)), on="customer_id", how="left")
+    targets = month.get("winback_targets")
+    if targets is not None:
+        t = targets.drop_duplicates("customer_id").assign(customer_id=lambda d: d["customer_id"].astype(str))
+        t = t[["customer_id", "discount", "expected_incremental_profit"]].rename(
+            columns={"discount": "winback_discount", "expected_incremental_profit": "winback_expected_profit"})
+        out = out.merge(t, on="customer_id", how="left")
+        out["winback_target"] = out["customer_id"].isin(t["customer_id"])
+    offers = month.get("offers")
+    if offers is not None and not offers.empty:
+        top = offers[offers["rank"].between(1, 3)].assign(customer_id=lambda d: d["customer_id"].astype(str))
+        wide = top.pivot_table(index="customer_id", columns="rank", values="product_id", aggfunc="first")
+        wide.columns = [f"offer_{int(c)}" for c in wide.columns]
+        out = out.merge(wide.reset_index(), on="customer_id", how="left")
+    for col in SCORED_COLUMNS:
+        if col not in out:
+            out[col] = pd.NA
+        if col in _FLOAT_COLUMNS:
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
+        elif col in _INT_COLUMNS:
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype("Int64")
+        elif col == "winback_target":
+            out[col] = out[col].fillna(False).astype(bool) if targets is not None else pd.array([pd.NA] * len(out), dtype="boolean")
+        else:
+            out[col] = out[col].astype("string")
+    return out[list(SCORED_COLUMNS)].reset_index(drop=True)
+
+
+def save_customers_scored(processed_dir: str | Path, scored: pd.DataFrame) -> tuple[Path, Path]:
+    """Write customers_scored.parquet and customers_scored.csv (formula characters escaped) atomically."""
+    if any("mail" in c.lower() for c in scored.columns):
+        raise ValueError("customers_scored must not carry e-mail addresses")
+    parquet = artifacts.save_parquet(processed_dir, "customers_scored", scored)
+    csv = parquet.with_suffix(".csv")
+    tmp = csv.with_name(f".{csv.name}.tmp")
+    artifacts.escape_formulas(scored).to_csv(tmp, index=False, lineterminator="\n")
+    os.replace(tmp, csv)
+    return parquet, csv
+
+
+def scored_columns_table() -> pd.DataFrame:
+    """The documented column list of customers_scored.parquet / .csv."""
+    return pd.DataFrame([{"column": c, "from": src, "meaning": meaning}
+                         for c, (src, meaning) in SCORED_COLUMNS.items()]).set_index("column")
+
+
+def scored_takeaway(scored: pd.DataFrame) -> str:
+    s = (f"customers_scored.parquet and customers_scored.csv: {len(scored):,} customers, one row each, "
+         f"{scored.shape[1]} columns, no e-mail addresses.")
+    if scored["winback_target"].notna().any():
+        s += f" {int(scored['winback_target'].fillna(False).sum()):,} are on this month's win-back contact list."
+    else:
+        s += " Win-back and offer columns are empty until 06_winback has run for this month."
+    return s
+
+
+# ---------------------------------------------------------------------------------------------
+# Trends for the report index
+
+
+TREND_METRICS = {  # metric -> (chart title, kind)
+    "revenue": ("Revenue", "money"),
+    "active_customers": ("Active customers", "count"),
+    "repeat_rate": ("Repeat rate", "share"),
+    "clv_at_risk": ("CLV at risk", "money"),
+}
+
+
+def trend_table(shop_processed_dir: str | Path) -> pd.DataFrame:
+    """Per month folder in data/processed/<shop>/ (oldest first): the TREND_METRICS from that month's
+    own artifacts (NaN where missing). Rerunning a month replaces exactly its row."""
+    base = Path(shop_processed_dir)
+    rows = []
+    if base.is_dir():
+        for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+            try:
+                month_of(folder)
+            except ValueError:
+                continue
+            m = load_month(folder, names=["kpis", "clv", "churn"], columns=TREND_COLUMNS)
+            if not m.data:
+                continue
+            metrics = month_metrics(m)
+            rows.append({"month": m.month, **{k: metrics[k] for k in TREND_METRICS}})
+    return pd.DataFrame(rows, columns=["month", *TREND_METRICS]).set_index("month")

@@ -1,0 +1,877 @@
+"""Win-back discounts (stage 06): measured uplift, simulated profit, the plan and the contact list.
+
+Measured uplift (past campaigns, ``campaigns_clean``)
+-----------------------------------------------------
+A customer of a campaign *converted* if they placed a purchase (an order line that is not a return)
+dated in ``[sent_date, sent_date + winback.window_days days)``. Per campaign, each arm other than
+``control`` is compared with that campaign's control arm: conversion rates, their difference in
+percentage points and a 95 % interval for the difference by **Newcombe's hybrid score method**
+(Newcombe 1998, Statistics in Medicine 17, method 10: Wilson score intervals of each rate,
+combined), which keeps its coverage at the low conversion rates of win-back campaigns where the
+Wald interval is too narrow. A 0 % arm (a plain reminder e-mail) is measured like any other arm.
+The same is done per RFM segment *at the day before sending* (RFM at that cut-off, the config's
+segment grid), so no outcome leaks into the grouping.
+
+Per-customer uplift: a two-model (T-learner) approach - one gradient-boosting classifier on the
+treated arm, one on control, uplift = P(convert | treated, x) - P(convert | control, x) - on the
+churn stage's features computed at the day before sending (`helpers.churn.feature_frame`), trained
+on part of the customers and judged on the held-out rest by a Qini curve (`qini_curve`) and its
+area against random targeting (`qini_auc`).
+
+Simulation of the next campaign (candidates at ``as_of``)
+--------------------------------------------------------
+Candidates bought before and are in ``winback.candidate_segments`` (RFM at as_of) or in a
+``winback.candidate_risk_tiers`` churn tier. Per candidate: baseline probability p0 of an order
+within the window (the CLV stage's purchase model), expected order value v (CLV stage, Gamma-Gamma).
+An option adds an uplift u to the probability, p1 = clip(p0 + u, 0, 1); u is the measured uplift
+of the customer's segment at that discount (the arm's overall value when the segment has fewer
+than ``min_group_customers`` per arm) or, where no campaign measured that discount, the configured
+assumption ``assumed_uplift`` (sd = ``assumed_uplift_sd_share`` x value), said so in the plan's
+``uplift_source``. Money per contacted customer, with m = ``clv.gross_margin``, d = discount,
+c = ``contact_cost``::
+
+    incremental revenue = (p1 - p0) v           (at full price)
+    discount cost       = d v p1                (every redeemed order, including buyers who
+                                                 would have bought anyway: cannibalisation)
+    incremental profit  = m (p1 - p0) v - d v p1 - c
+
+Monte Carlo (``draws``, ``seed``): per draw and (segment, option), u is drawn from its normal
+distribution and the segment's sums over customers are exact given u (sorted cumulative sums);
+which customers actually buy adds the normal approximation of a sum of Bernoulli outcomes. The
+5-95 % band of incremental profit covers both.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from helpers import artifacts, churn, offers, plots, segments
+from helpers.config import Config
+from helpers.engine import artifact_table, connect
+
+Z95 = 1.959963984540054
+CONTROL = "control"
+NO_CONTACT, REMINDER = "no contact", "contact, no discount"
+MEASURED_COLUMNS = ["campaign_id", "arm", "discount", "segment", "n_treated", "n_control", "conv_treated",
+                    "conv_control", "uplift_pp", "uplift_low", "uplift_high"]
+PLAN_COLUMNS = ["segment", "discount", "n_customers", "uplift_pp", "uplift_low", "uplift_high", "incremental_buyers",
+                "incremental_revenue", "discount_cost", "incremental_profit", "profit_p05", "profit_p95", "roi",
+                "recommended", "option", "uplift_source"]
+TARGET_COLUMNS = ["customer_id", "email", "segment", "discount", "expected_incremental_profit"]
+
+
+def option_label(discount: float | None) -> str:
+    """None -> 'no contact', 0 -> 'contact, no discount', 0.1 -> '10% off'."""
+    if discount is None or (isinstance(discount, float) and math.isnan(discount)):
+        return NO_CONTACT
+    return REMINDER if discount == 0 else f"{discount:.0%} off"
+
+
+# --------------------------------------------------------------------------- campaign outcomes (Ibis)
+
+def campaign_outcomes(lines: ir.Table, campaigns: ir.Table, window_days: int) -> pd.DataFrame:
+    """One row per campaign customer: campaign_id, customer_id, sent_date, arm, discount, converted.
+
+    converted: a purchase line dated in [sent_date, sent_date + window_days days) (returns do not
+    count). One Ibis expression (a range join on the engine); only campaign customers come back.
+    """
+    c = campaigns.select("campaign_id", "customer_id", "sent_date", "arm", "discount")
+    p = lines.filter(~lines.is_return).select(buyer="customer_id", ts="order_date")
+    j = c.left_join(p, [c.customer_id == p.buyer, p.ts >= c.sent_date,
+                        p.ts < c.sent_date + ibis.interval(days=int(window_days))])
+    g = j.group_by(["campaign_id", "customer_id", "sent_date", "arm", "discount"]).aggregate(
+        converted=j.buyer.notnull().any())
+    out = g.to_pandas()
+    out["customer_id"] = out["customer_id"].astype(str)
+    out["arm"] = out["arm"].astype(str)
+    out["discount"] = out["discount"].astype(float).round(6)
+    out["converted"] = out["converted"].astype(bool)
+    return out.sort_values(["campaign_id", "customer_id"], ignore_index=True)
+
+
+def campaign_frame(lines: ir.Table, campaigns: ir.Table, cfg: Config, customers: ir.Table | None = None,
+                   bgnbd: bool = False) -> pd.DataFrame:
+    """`campaign_outcomes` plus, per customer, the churn stage's features and the RFM segment at the
+    day before sending (only order lines dated before sent_date): the input of every measurement.
+
+    Columns: the outcome columns, segment, then the feature columns (listed in ``attrs['features']``).
+    A campaign customer without any purchase before sending gets segment 'no purchase before'.
+    """
+    out = campaign_outcomes(lines, campaigns, cfg.winback.window_days)
+    parts, feats = [], []
+    for sent, grp in out.groupby("sent_date", sort=True):
+        cutoff = (pd.Timestamp(sent).normalize() - timedelta(days=1)).strftime("%Y-%m-%d")
+        levels = churn.mix_levels(lines, cutoff, cfg.churn.mix_levels)
+        f = churn.feature_frame(lines, cutoff, levels, cfg, customers, bgnbd=bgnbd)
+        rfm = segments.rfm_scores(segments.rfm_table(lines, cutoff))
+        rfm["segment"] = segments.assign_segments(rfm, cfg.segments).astype(str)
+        rfm["customer_id"] = rfm["customer_id"].astype(str)
+        g = grp.merge(rfm[["customer_id", "segment"]], on="customer_id", how="left")
+        g["segment"] = g["segment"].fillna("no purchase before")
+        g = g.merge(f, on="customer_id", how="left")
+        feats = [c for c in f.columns if c != "customer_id"]
+        parts.append(g)
+    frame = pd.concat(parts, ignore_index=True) if parts else out.assign(segment=pd.Series(dtype=str))
+    frame.attrs["features"] = feats
+    return frame
+
+
+# --------------------------------------------------------------------------- intervals and measured uplift
+
+def wilson_interval(x: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion x / n."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = x / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def uplift_interval(x1: float, n1: float, x0: float, n0: float, z: float = Z95) -> tuple[float, float, float]:
+    """(p1 - p0, low, high): difference of two proportions with Newcombe's hybrid score interval
+    (method 10): low = d - sqrt((p1 - l1)^2 + (u0 - p0)^2), high = d + sqrt((u1 - p1)^2 + (p0 - l0)^2),
+    with (l, u) the Wilson intervals of each rate."""
+    if n1 <= 0 or n0 <= 0:
+        return (float("nan"),) * 3
+    p1, p0 = x1 / n1, x0 / n0
+    l1, u1 = wilson_interval(x1, n1, z)
+    l0, u0 = wilson_interval(x0, n0, z)
+    d = p1 - p0
+    return (d, d - math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2))
+
+
+def measure_uplift(frame: pd.DataFrame, by: str = "segment", level: float = 0.95) -> pd.DataFrame:
+    """Per campaign, treatment arm and group of `by` (plus ``all`` for the whole arm): sizes,
+    conversion rates, uplift in percentage points and its 95 % Newcombe interval (MEASURED_COLUMNS).
+
+    Input: one row per campaign customer with campaign_id, arm, discount, converted and `by`.
+    The control arm is the arm named 'control' of the same campaign; a campaign without one is skipped.
+    `level`: the intervals' coverage (0.95; a test of k groups at once may ask 1 - 0.05 / k).
+    """
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + level / 2))
+    rows = []
+    for cid, camp in frame.groupby("campaign_id", sort=True):
+        ctrl = camp[camp["arm"].str.lower() == CONTROL]
+        if ctrl.empty:
+            continue
+        for arm, grp in camp[camp["arm"].str.lower() != CONTROL].groupby("arm", sort=True):
+            groups = [("all", grp, ctrl)]
+            if by in frame.columns:
+                groups += [(str(s), grp[grp[by] == s], ctrl[ctrl[by] == s]) for s in sorted(set(grp[by]) | set(ctrl[by]))]
+            for seg, t, c in groups:
+                x1, n1, x0, n0 = int(t["converted"].sum()), len(t), int(c["converted"].sum()), len(c)
+                d, lo, hi = uplift_interval(x1, n1, x0, n0, z)
+                rows.append({"campaign_id": cid, "arm": arm, "discount": float(grp["discount"].iloc[0]), "segment": seg,
+                             "n_treated": n1, "n_control": n0,
+                             "conv_treated": round(x1 / n1, 6) if n1 else np.nan,
+                             "conv_control": round(x0 / n0, 6) if n0 else np.nan,
+                             "uplift_pp": round(100 * d, 4), "uplift_low": round(100 * lo, 4),
+                             "uplift_high": round(100 * hi, 4)})
+    return pd.DataFrame(rows, columns=MEASURED_COLUMNS)
+
+
+def measured_table(measured: pd.DataFrame) -> pd.DataFrame:
+    """The measured uplift for reading: index (campaign, arm, segment), rates in %, and a verdict that
+    says plainly whether the 95 % interval excludes zero."""
+    m = measured.copy()
+    m["verdict"] = np.where(m["uplift_low"] > 0, "more buyers", np.where(m["uplift_high"] < 0, "fewer buyers",
+                                                                           "not distinguishable from zero"))
+    m["conv_treated"] = (100 * m["conv_treated"]).round(2)
+    m["conv_control"] = (100 * m["conv_control"]).round(2)
+    for c in ("uplift_pp", "uplift_low", "uplift_high"):
+        m[c] = m[c].round(2)
+    m = m.rename(columns={"conv_treated": "conversion treated %", "conv_control": "conversion control %",
+                          "uplift_pp": "uplift pp", "uplift_low": "95% low", "uplift_high": "95% high"})
+    return m.set_index(["campaign_id", "arm", "segment"])
+
+
+def measured_takeaway(measured: pd.DataFrame, window_days: int) -> str:
+    if measured.empty:
+        return "No past campaign with a control arm: the simulation uses the configured uplift assumptions only."
+    a = measured[measured["segment"] == "all"]
+    parts = []
+    for _, r in a.iterrows():
+        clear = "clearly above zero" if r["uplift_low"] > 0 else (
+            "clearly below zero" if r["uplift_high"] < 0 else "not distinguishable from zero")
+        parts.append(f"{r['campaign_id']} {r['arm']} ({option_label(r['discount'])}): {r['conv_treated']:.1%} bought "
+                     f"within {window_days} days vs {r['conv_control']:.1%} in control, uplift {r['uplift_pp']:+.1f} pp "
+                     f"(95% {r['uplift_low']:+.1f} to {r['uplift_high']:+.1f}), {clear}.")
+    seg = measured[(measured["segment"] != "all") & (measured["uplift_low"] <= 0) & (measured["uplift_high"] >= 0)]
+    if not seg.empty:
+        names = sorted(set(seg["segment"]))
+        parts.append("Not distinguishable from zero in at least one arm: " + ", ".join(names) + ".")
+    return "\n".join(parts)
+
+
+def plot_measured(measured: pd.DataFrame, ax=None):
+    """Uplift (pp) with 95 % intervals per arm and segment, one marker colour per arm."""
+    ax = plots._ax(ax)
+    if measured.empty:
+        ax.text(0.5, 0.5, "no measured campaign", ha="center", va="center")
+        ax.set_axis_off()
+        return ax
+    m = measured.copy()
+    m["label"] = m["segment"]
+    segs = ["all"] + sorted(s for s in set(m["segment"]) if s != "all")
+    arms = list(dict.fromkeys(m["campaign_id"] + " " + m["arm"]))
+    colors = plots.sns.color_palette("deep", len(arms))
+    width = 0.7 / max(1, len(arms))
+    for k, key in enumerate(arms):
+        d = m[(m["campaign_id"] + " " + m["arm"]) == key].set_index("segment").reindex(segs)
+        y = np.arange(len(segs)) + (k - (len(arms) - 1) / 2) * width
+        ax.errorbar(d["uplift_pp"], y, xerr=[d["uplift_pp"] - d["uplift_low"], d["uplift_high"] - d["uplift_pp"]],
+                    fmt="o", color=colors[k], capsize=3, label=f"{key} ({option_label(d['discount'].dropna().iloc[0])})")
+    ax.axvline(0, color="grey", lw=1, ls="--")
+    ax.set_yticks(range(len(segs)), segs)
+    ax.invert_yaxis()
+    ax.set_title("Measured uplift per arm and segment (95% interval)")
+    ax.set_xlabel("uplift in conversion within the window (percentage points)")
+    ax.set_ylabel("")
+    ax.legend(loc="lower right", frameon=True, fontsize=9)
+    return ax
+
+
+# --------------------------------------------------------------------------- Qini and T-learner
+
+def qini_curve(y, treated, score) -> pd.DataFrame:
+    """Qini curve of a ranking by `score` (highest first), with ties taken as one block.
+
+    Row k: n (customers targeted), qini = Y_t(k) - Y_c(k) * N_t(k) / N_c(k) (treated conversions minus
+    control conversions scaled to the treated count; 0 while no control customer is included) and
+    random = the straight line from 0 to the final qini. Starts with a row n = 0.
+    """
+    y, t, s = (np.asarray(a, dtype=float) for a in (y, treated, score))
+    order = np.argsort(-s, kind="stable")
+    y, t, s = y[order], t[order], s[order]
+    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1] if len(s) else np.array([], int)
+    yt, yc = np.cumsum(y * t)[last], np.cumsum(y * (1 - t))[last]
+    nt, nc = np.cumsum(t)[last], np.cumsum(1 - t)[last]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(nc > 0, yt - yc * nt / np.where(nc > 0, nc, 1), 0.0)
+    n = np.r_[0, last + 1].astype(float)
+    q = np.r_[0.0, q]
+    rand = q[-1] * n / n[-1] if len(n) > 1 and n[-1] > 0 else np.zeros_like(n)
+    return pd.DataFrame({"n": n, "qini": q, "random": rand})
+
+
+def qini_auc(curve: pd.DataFrame) -> dict:
+    """Areas under a `qini_curve` with x = share of customers targeted (0..1), trapezoid rule:
+    auuc (the model's curve), random (the diagonal, = final qini / 2) and qini_coefficient = auuc - random."""
+    if len(curve) < 2 or curve["n"].iloc[-1] <= 0:
+        return {"auuc": 0.0, "random": 0.0, "qini_coefficient": 0.0}
+    x = curve["n"].to_numpy() / curve["n"].iloc[-1]
+    area = float(np.sum(np.diff(x) * (curve["qini"].to_numpy()[1:] + curve["qini"].to_numpy()[:-1]) / 2))
+    rand = float(curve["qini"].iloc[-1] / 2)
+    return {"auuc": area, "random": rand, "qini_coefficient": area - rand}
+
+
+def _uplift_model(numeric: list[str], categorical: list[str], seed: int):
+    """Small, strongly regularised gradient boosting (conversions are rare) behind churn's encoding."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan)
+    prep = ColumnTransformer([("cat", enc, categorical), ("num", "passthrough", numeric)],
+                             verbose_feature_names_out=False)
+    hgb = HistGradientBoostingClassifier(max_iter=60, learning_rate=0.05, max_depth=3, min_samples_leaf=40,
+                                         l2_regularization=1.0, categorical_features=list(range(len(categorical))) or None,
+                                         early_stopping=False, random_state=seed)
+    return Pipeline([("prepare", prep), ("boost", hgb)])
+
+
+def holdout_split(frame: pd.DataFrame, share: float, seed: int) -> np.ndarray:
+    """Boolean mask of held-out rows: a share of each (arm, converted) stratum, fixed by the seed."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(frame), dtype=bool)
+    for _, idx in frame.groupby(["arm", "converted"], sort=True).indices.items():
+        k = int(round(share * len(idx)))
+        mask[rng.permutation(idx)[:k]] = True
+    return mask
+
+
+@dataclass
+class UpliftModels:
+    """T-learner result per treatment arm: held-out Qini curves, areas and per-customer scores."""
+
+    curves: dict = field(default_factory=dict)  # arm -> qini_curve frame (held-out customers)
+    areas: pd.DataFrame = field(default_factory=pd.DataFrame)  # index arm; auuc, random, qini_coefficient, n_holdout
+    note: str = ""
+
+
+def t_learner(frame: pd.DataFrame, cfg: Config) -> UpliftModels:
+    """Per treatment arm of the latest campaign: fit P(convert | x) on its treated and on the control
+    training customers, score held-out customers by the difference, and evaluate with the Qini curve."""
+    feats = frame.attrs.get("features") or []
+    if frame.empty or not feats:
+        return UpliftModels(note="No campaign with features: no per-customer uplift model.")
+    latest = frame.loc[frame["sent_date"] == frame["sent_date"].max(), "campaign_id"].max()
+    camp = frame[frame["campaign_id"] == latest].reset_index(drop=True)
+    hold = holdout_split(camp, cfg.winback.holdout_share, cfg.winback.seed)
+    cat = [c for c in churn.CATEGORICAL if c in feats]
+    num = [c for c in feats if c not in cat]
+    is_ctrl = camp["arm"].str.lower() == CONTROL
+    curves, rows = {}, {}
+    for arm in sorted(set(camp.loc[~is_ctrl, "arm"])):
+        fits = {}
+        for name, sel in (("t", camp["arm"] == arm), ("c", is_ctrl)):
+            tr = camp[sel & ~hold]
+            if tr["converted"].nunique() < 2:
+                fits = None
+                break
+            fits[name] = _uplift_model(num, cat, cfg.winback.seed).fit(tr[cat + num], tr["converted"].astype(int))
+        if fits is None:
+            continue
+        ho = camp[hold & ((camp["arm"] == arm) | is_ctrl)]
+        score = fits["t"].predict_proba(ho[cat + num])[:, 1] - fits["c"].predict_proba(ho[cat + num])[:, 1]
+        curve = qini_curve(ho["converted"].astype(int), (ho["arm"] == arm).astype(int), np.round(score, 9))
+        curves[arm] = curve
+        rows[arm] = {**qini_auc(curve), "n_holdout": len(ho)}
+    areas = pd.DataFrame.from_dict(rows, orient="index")
+    areas.index.name = "arm"
+    note = (f"T-learner on campaign {latest}: trained on {int((~hold).sum()):,} customers, judged on "
+            f"{int(hold.sum()):,} held out.")
+    return UpliftModels(curves=curves, areas=areas.round(3), note=note)
+
+
+def qini_table(models: UpliftModels) -> pd.DataFrame:
+    t = models.areas.copy()
+    if t.empty:
+        return pd.DataFrame({"note": [models.note or "no model"]}, index=pd.Index(["-"], name="arm"))
+    return t.rename(columns={"auuc": "area under Qini (model)", "random": "area (random targeting)",
+                             "qini_coefficient": "Qini coefficient (model - random)", "n_holdout": "held-out customers"})
+
+
+def qini_takeaway(models: UpliftModels) -> str:
+    if models.areas.empty:
+        return models.note
+    parts = [models.note]
+    for arm, r in models.areas.iterrows():
+        verdict = "ranks better than random targeting" if r["qini_coefficient"] > 0 else "does not beat random targeting"
+        parts.append(f"{arm}: the model {verdict} (Qini coefficient {r['qini_coefficient']:+.1f} incremental buyers"
+                     f" of area; random {r['random']:.1f}).")
+    parts.append("The plan below uses segment-level measured uplift with its intervals; the per-customer model "
+                 "only shows how well uplift can be ranked.")
+    return " ".join(parts)
+
+
+def plot_qini(models: UpliftModels, ax=None):
+    """Qini curves on held-out customers (one per arm) against random targeting."""
+    ax = plots._ax(ax)
+    colors = plots.sns.color_palette("deep", max(1, len(models.curves)))
+    for k, (arm, c) in enumerate(models.curves.items()):
+        x = 100 * c["n"] / c["n"].iloc[-1]
+        ax.plot(x, c["qini"], color=colors[k], label=f"{arm}: T-learner")
+        ax.plot(x, c["random"], color=colors[k], ls="--", lw=1, label=f"{arm}: random targeting")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_title("Qini curve on held-out campaign customers")
+    ax.set_xlabel("customers targeted, highest predicted uplift first (%)")
+    ax.set_ylabel("incremental buyers (scaled to treated)")
+    if models.curves:
+        ax.legend(loc="upper left", frameon=True, fontsize=9)
+    return ax
+
+
+# --------------------------------------------------------------------------- candidates at as_of
+
+def baseline_probability(clv_scores: pd.DataFrame, clv_card: dict, window_days: int) -> pd.Series:
+    """P(at least one order in the next `window_days` days) per customer, from the CLV stage.
+
+    BG/NBD and MBG/NBD (clv_model.json params, clv.parquet frequency and T in clv.time_unit):
+    p_alive x (1 - ((alpha + T) / (alpha + T + t))^(r + x)), the closed form of
+    `clv.probability_of_purchase`. Pareto/NBD: P(purchase in 'purchase window') rescaled as
+    1 - (1 - p)^(window / purchase window) (an approximation, constant hazard).
+    """
+    unit = 7 if clv_card.get("time_unit") == "week" else 1
+    t = window_days / unit
+    model, params = clv_card.get("model"), clv_card.get("params", {})
+    if model in ("bgnbd", "mbgnbd") and {"r", "alpha"} <= set(params):
+        x, T = clv_scores["frequency"].astype(float), clv_scores["T"].astype(float)
+        buy = 1 - np.exp((params["r"] + x) * (np.log(params["alpha"] + T) - np.log(params["alpha"] + T + t)))
+        p = clv_scores["p_alive"].astype(float) * buy
+    else:
+        col = next(c for c in clv_scores.columns if c.startswith("p_purchase_"))
+        w = float(col.removeprefix("p_purchase_").removesuffix("d"))
+        p = 1 - (1 - clv_scores[col].astype(float)) ** (window_days / w)
+    return p.fillna(0.0).clip(0, 1).rename("p_baseline")
+
+
+def candidates(seg: pd.DataFrame, scores: pd.DataFrame, clv_scores: pd.DataFrame, clv_card: dict,
+               cfg: Config) -> pd.DataFrame:
+    """Win-back candidates at as_of: customer_id, segment (RFM at as_of), risk_tier, p_baseline
+    (order within the window without contact), order_value (expected average order value), reason.
+
+    A candidate bought before (is in segments.parquet) and is in a candidate segment or risk tier."""
+    wb = cfg.winback
+    s = seg[["customer_id", "rfm_segment"]].rename(columns={"rfm_segment": "segment"}).astype({"customer_id": str})
+    s["segment"] = s["segment"].astype(str)
+    r = scores[["customer_id", "risk_tier"]].astype({"customer_id": str, "risk_tier": str})
+    c = clv_scores.assign(customer_id=clv_scores["customer_id"].astype(str))
+    c = c.assign(p_baseline=baseline_probability(c, clv_card, wb.window_days).to_numpy())
+    d = s.merge(r, on="customer_id", how="left")
+    in_seg, in_tier = d["segment"].isin(wb.candidate_segments), d["risk_tier"].isin(wb.candidate_risk_tiers)
+    d = d[in_seg | in_tier].copy()
+    d["reason"] = np.where(in_seg[d.index], "segment", "risk tier")
+    d = d.merge(c[["customer_id", "p_baseline", "exp_avg_value"]], on="customer_id", how="inner")
+    d = d.rename(columns={"exp_avg_value": "order_value"})
+    d["order_value"] = d["order_value"].fillna(d["order_value"].median()).astype(float)
+    return d.sort_values("customer_id", ignore_index=True)
+
+
+def candidates_table(cands: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
+    g = cands.groupby("segment")
+    out = pd.DataFrame({"candidates": g.size(), "via risk tier only": g["reason"].apply(lambda r: int((r != "segment").sum())),
+                        "mean P(order in window) %": (100 * g["p_baseline"].mean()).round(2),
+                        f"mean order value ({currency})": g["order_value"].mean().round(2)})
+    out.index.name = "segment"
+    return out.sort_values("candidates", ascending=False)
+
+
+# --------------------------------------------------------------------------- uplift per segment and option
+
+def options(cfg: Config) -> list[float | None]:
+    """The simulated options: None (no contact), 0.0 (contact without discount, if enabled), each level."""
+    wb = cfg.winback
+    return [None] + ([0.0] if wb.contact_without_discount else []) + [float(x) for x in wb.discount_levels]
+
+
+def uplift_assumptions(measured: pd.DataFrame, segs: list[str], cfg: Config) -> pd.DataFrame:
+    """Uplift (probability: mean, sd, 95 % low/high) per segment and contact option, and its source.
+
+    Measured discounts come from the latest campaign that ran them: the segment's own row if both
+    sides have at least ``min_group_customers``, else the arm's ``all`` row; sd from the 95 %
+    interval's width. A discount no campaign ran is interpolated linearly (mean and sd) between the
+    neighbouring measured discounts, with "contact, no discount" (measured, else assumed) as the
+    point at 0 and no extrapolation above the largest measured discount. Without any measured
+    campaign, every option uses ``assumed_uplift``. Columns: segment, discount, mean, sd, low, high, source.
+    """
+    wb = cfg.winback
+    assumed = {float(k): float(v) for k, v in wb.assumed_uplift.items()}
+
+    def assumed_point(d):
+        sd = abs(assumed[d]) * wb.assumed_uplift_sd_share
+        return assumed[d], sd, "assumed"
+
+    rows = []
+    for seg in segs:
+        points = {}
+        if not measured.empty:
+            for d in sorted(set(measured["discount"].astype(float))):
+                m = measured[np.isclose(measured["discount"].astype(float), d)]
+                latest = sorted(set(m["campaign_id"]))[-1]
+                m = m[m["campaign_id"] == latest]
+                own = m[(m["segment"] == seg) & (m["n_treated"] >= wb.min_group_customers)
+                        & (m["n_control"] >= wb.min_group_customers)]
+                row, where = (own.iloc[0], "this segment") if not own.empty else (m[m["segment"] == "all"].iloc[0], "whole arm")
+                points[d] = (row["uplift_pp"] / 100, (row["uplift_high"] - row["uplift_low"]) / 100 / (2 * Z95),
+                             f"measured, {where}")
+        for d in options(cfg)[1:]:
+            hit = next((k for k in points if np.isclose(k, d)), None)
+            if hit is not None:
+                mean, sd, source = points[hit]
+            elif not points or d == 0.0:
+                mean, sd, source = assumed_point(d)
+            else:
+                anchors = dict(points)
+                if not any(np.isclose(k, 0.0) for k in anchors):
+                    anchors[0.0] = assumed_point(0.0) if 0.0 in assumed else (0.0, 0.0, "zero")
+                xs = np.array(sorted(anchors))
+                mean = float(np.interp(d, xs, [anchors[x][0] for x in xs]))
+                sd = float(np.interp(d, xs, [anchors[x][1] for x in xs]))
+                source = "interpolated" if d < xs.max() else f"as measured {xs.max():.0%}"
+            rows.append({"segment": seg, "discount": d, "mean": mean, "sd": sd, "low": mean - Z95 * sd,
+                         "high": mean + Z95 * sd, "source": source})
+    out = pd.DataFrame(rows, columns=["segment", "discount", "mean", "sd", "low", "high", "source"])
+    # measured rows keep their own (Newcombe) interval
+    if not measured.empty:
+        for i, r in out[out["source"].str.startswith("measured")].iterrows():
+            m = measured[np.isclose(measured["discount"].astype(float), r["discount"])]
+            m = m[m["campaign_id"] == sorted(set(m["campaign_id"]))[-1]]
+            seg_row = m[m["segment"] == (r["segment"] if r["source"].endswith("this segment") else "all")].iloc[0]
+            out.loc[i, ["low", "high"]] = [seg_row["uplift_low"] / 100, seg_row["uplift_high"] / 100]
+    return out
+
+
+# --------------------------------------------------------------------------- simulation
+
+def _clipped_sums(p0: np.ndarray, v: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each u: (sum_i clip(p0_i + u, 0, 1), sum_i v_i clip(p0_i + u, 0, 1)), exact, in O(len(u) log n)."""
+    order = np.argsort(p0, kind="stable")
+    p, w = p0[order], v[order]
+    cp, cv, cvp = (np.r_[0.0, np.cumsum(a)] for a in (p, w, w * p))
+    n = len(p)
+    lo = np.searchsorted(p, -u, side="right")      # p0 + u <= 0: probability 0
+    hi = np.searchsorted(p, 1 - u, side="left")    # p0 + u >= 1: probability 1
+    hi = np.maximum(hi, lo)
+    s1 = (cp[hi] - cp[lo]) + u * (hi - lo) + (n - hi)
+    sv = (cvp[hi] - cvp[lo]) + u * (cv[hi] - cv[lo]) + (cv[n] - cv[hi])
+    return s1, sv
+
+
+def simulate(cands: pd.DataFrame, uplift: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Monte Carlo of the next campaign per segment and option (see the module docstring).
+
+    Returns one row per (segment, option) with PLAN_COLUMNS except recommended; ``attrs['draws']``
+    holds the profit draws {(segment, discount): array}. No contact is all zeros by definition.
+    """
+    wb, m = cfg.winback, cfg.clv.gross_margin
+    rng = np.random.default_rng(wb.seed)
+    rows, draws = [], {}
+    for seg, grp in cands.groupby("segment", sort=True):
+        p0, v = grp["p_baseline"].to_numpy(float), grp["order_value"].to_numpy(float)
+        n = len(grp)
+        base_b, base_v = p0.sum(), (v * p0).sum()
+        sd_anyway = math.sqrt(float((v * v * p0 * (1 - p0)).sum()))
+        rms_v = math.sqrt(float((v * v).mean())) if n else 0.0
+        rows.append({"segment": seg, "discount": np.nan, "n_customers": n, "uplift_pp": 0.0, "uplift_low": 0.0,
+                     "uplift_high": 0.0, "incremental_buyers": 0.0, "incremental_revenue": 0.0, "discount_cost": 0.0,
+                     "incremental_profit": 0.0, "profit_p05": 0.0, "profit_p95": 0.0, "roi": np.nan,
+                     "option": NO_CONTACT, "uplift_source": "-"})
+        draws[(seg, None)] = np.zeros(wb.draws)
+        for d in options(cfg)[1:]:
+            a = uplift[(uplift["segment"] == seg) & np.isclose(uplift["discount"], d)].iloc[0]
+            u = a["mean"] + a["sd"] * rng.standard_normal(wb.draws)
+            z1, z2 = rng.standard_normal(wb.draws), rng.standard_normal(wb.draws)
+            s1, sv = _clipped_sums(p0, v, u)
+            inc_b, inc_rev = s1 - base_b, sv - base_v
+            q = np.abs(inc_b) / max(n, 1)
+            sd_b = np.sqrt(n * q * (1 - q))        # which customers respond: a sum of Bernoulli outcomes
+            inc_b_k = inc_b + z1 * sd_b
+            inc_rev_k = inc_rev + z1 * sd_b * rms_v
+            disc_k = d * (sv + z1 * sd_b * rms_v + z2 * sd_anyway)
+            profit_k = m * inc_rev_k - disc_k - wb.contact_cost * n
+            draws[(seg, d)] = profit_k
+            # expected values use the mean uplift (exact sums); bands come from the draws
+            e1, ev = _clipped_sums(p0, v, np.array([a["mean"]]))
+            e_b, e_rev, e_disc = float(e1[0] - base_b), float(ev[0] - base_v), float(d * ev[0])
+            e_profit = m * e_rev - e_disc - wb.contact_cost * n
+            spend = e_disc + wb.contact_cost * n
+            rows.append({"segment": seg, "discount": d, "n_customers": n, "uplift_pp": 100 * a["mean"],
+                         "uplift_low": 100 * a["low"], "uplift_high": 100 * a["high"], "incremental_buyers": e_b,
+                         "incremental_revenue": e_rev, "discount_cost": e_disc, "incremental_profit": e_profit,
+                         "profit_p05": float(np.quantile(profit_k, 0.05)), "profit_p95": float(np.quantile(profit_k, 0.95)),
+                         "roi": e_profit / spend if spend > 0 else np.nan, "option": option_label(d),
+                         "uplift_source": a["source"]})
+            _ = inc_b_k
+    out = pd.DataFrame(rows)
+    out.attrs["draws"] = draws
+    return out
+
+
+def customer_profit(cands: pd.DataFrame, uplift: pd.DataFrame, cfg: Config, discount: pd.Series) -> pd.DataFrame:
+    """Expected incremental profit and spend of contacting each candidate with `discount` (per
+    candidate, aligned to `cands`; NaN = no contact): m v (p1 - p0) - d v p1 - c, mean uplift."""
+    wb, m = cfg.winback, cfg.clv.gross_margin
+    u = cands[["segment"]].assign(discount=discount.to_numpy()).merge(
+        uplift[["segment", "discount", "mean"]], on=["segment", "discount"], how="left")["mean"].to_numpy()
+    p0, v = cands["p_baseline"].to_numpy(float), cands["order_value"].to_numpy(float)
+    d = discount.to_numpy(float)
+    contact = ~np.isnan(d)
+    p1 = np.clip(p0 + np.nan_to_num(u), 0, 1)
+    dd = np.nan_to_num(d)
+    profit = np.where(contact, m * v * (p1 - p0) - dd * v * p1 - wb.contact_cost, 0.0)
+    spend = np.where(contact, dd * v * p1 + wb.contact_cost, 0.0)
+    return pd.DataFrame({"expected_incremental_profit": profit, "expected_spend": spend}, index=cands.index)
+
+
+# --------------------------------------------------------------------------- plan, profit curve, targets
+
+def plan(sim: pd.DataFrame) -> pd.DataFrame:
+    """Mark per segment the option with the highest expected incremental profit (no contact when no
+    contact option is positive): PLAN_COLUMNS."""
+    out = sim.copy()
+    out["recommended"] = False
+    for seg, grp in out.groupby("segment", sort=True):
+        contact = grp[grp["option"] != NO_CONTACT]
+        best = contact["incremental_profit"].idxmax() if not contact.empty else None
+        if best is None or contact.loc[best, "incremental_profit"] <= 0:
+            best = grp[grp["option"] == NO_CONTACT].index[0]
+        out.loc[best, "recommended"] = True
+    num = ["uplift_pp", "uplift_low", "uplift_high", "incremental_buyers", "incremental_revenue", "discount_cost",
+           "incremental_profit", "profit_p05", "profit_p95"]
+    out[num] = out[num].astype(float).round(2)
+    out["roi"] = out["roi"].astype(float).round(3)
+    return out[PLAN_COLUMNS].reset_index(drop=True)
+
+
+def customer_rows(cands: pd.DataFrame, uplift: pd.DataFrame, the_plan: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Per candidate: customer_id, segment, discount (the segment's recommended option; for segments
+    without an offer, its best contact option), recommended (segment gets an offer),
+    expected_incremental_profit, expected_spend; sorted by expected profit, highest first."""
+    contact = the_plan[the_plan["option"] != NO_CONTACT]
+    best = contact.loc[contact.groupby("segment")["incremental_profit"].idxmax(), ["segment", "discount"]]
+    rec = the_plan.loc[the_plan["recommended"] & (the_plan["option"] != NO_CONTACT), "segment"]
+    d = cands[["customer_id", "segment"]].merge(best, on="segment", how="left")
+    d.index = cands.index
+    prof = customer_profit(cands, uplift, cfg, d["discount"])
+    d = pd.concat([d, prof], axis=1)
+    d["recommended"] = d["segment"].isin(set(rec))
+    return d.sort_values(["expected_incremental_profit", "customer_id"], ascending=[False, True], ignore_index=True)
+
+
+def profit_curve(rows: pd.DataFrame, budget: float | None = None) -> pd.DataFrame:
+    """Cumulative expected incremental profit by targeting depth (customers ordered by expected
+    profit): columns customers, profit, spend, within_budget."""
+    r = rows.sort_values(["expected_incremental_profit", "customer_id"], ascending=[False, True])
+    out = pd.DataFrame({"customers": np.arange(1, len(r) + 1),
+                        "profit": r["expected_incremental_profit"].cumsum().to_numpy(),
+                        "spend": r["expected_spend"].cumsum().to_numpy()})
+    out["within_budget"] = True if budget is None else out["spend"] <= budget
+    return out
+
+
+def build_targets(plan_rows: pd.DataFrame, customers: pd.DataFrame, budget: float | None = None,
+                  exclude_ids=None, suggestions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The contact list: TARGET_COLUMNS (+ the suggestion columns, if given), highest profit first.
+
+    plan_rows: `customer_rows` output. Kept: segments with an offer, positive expected incremental
+    profit, marketing consent (customers.marketing_opt_in is true; unknown = no consent), not in
+    `exclude_ids` (e.g. contacted too recently), and within `budget` (cumulative expected spend,
+    in the order of expected profit). `suggestions`: a frame keyed by customer_id whose other
+    columns (e.g. suggested_1..3) are appended. Formula escaping happens on save (artifacts.save_csv).
+    """
+    r = plan_rows[plan_rows["recommended"] & (plan_rows["expected_incremental_profit"] > 0)]
+    consent = customers[["customer_id", "email", "marketing_opt_in"]].astype({"customer_id": str})
+    ok = consent["marketing_opt_in"].astype("boolean").fillna(False).astype(bool)
+    r = r.merge(consent.loc[ok, ["customer_id", "email"]], on="customer_id", how="inner")
+    if exclude_ids is not None:
+        r = r[~r["customer_id"].isin(set(map(str, exclude_ids)))]
+    r = r.sort_values(["expected_incremental_profit", "customer_id"], ascending=[False, True], ignore_index=True)
+    if budget is not None:
+        r = r[r["expected_spend"].cumsum() <= budget]
+    out = r[TARGET_COLUMNS].copy()
+    out["expected_incremental_profit"] = out["expected_incremental_profit"].round(4)
+    if suggestions is not None:
+        extra = suggestions.astype({"customer_id": str})
+        out = out.merge(extra, on="customer_id", how="left")
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- run, save, report
+
+@dataclass
+class WinbackRun:
+    """Everything notebook 06 shows."""
+
+    as_of: str
+    measured: pd.DataFrame
+    models: UpliftModels
+    candidates: pd.DataFrame
+    uplift: pd.DataFrame
+    plan: pd.DataFrame
+    rows: pd.DataFrame
+    curve: pd.DataFrame
+    targets: pd.DataFrame
+    currency: str = "EUR"
+    window_days: int = 30
+    n_without_consent: int = 0
+    offers: "offers.OffersRun | None" = None  # what to show each customer, the contact cap (issue 9)
+    n_capped: int = 0  # customers worth an offer left out: contacted within offers.min_days_between_contacts
+
+
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> WinbackRun:
+    """Measure past campaigns, fit the T-learner, simulate, plan and list targets; write
+    winback_measured.csv, winback_plan.csv and winback_targets.csv when `save` is true."""
+    from threadpoolctl import threadpool_limits
+
+    con = con or connect(cfg.engine)
+    lines = artifact_table(con, processed_dir, "orders_clean")
+    have_cust = artifacts.path(processed_dir, "customers_clean").exists()
+    cust_t = artifact_table(con, processed_dir, "customers_clean") if have_cust else None
+    measured = pd.DataFrame(columns=MEASURED_COLUMNS)
+    models = UpliftModels(note="No past campaigns (campaigns.csv): no per-customer uplift model.")
+    if artifacts.path(processed_dir, "campaigns_clean").exists():
+        camp_t = artifact_table(con, processed_dir, "campaigns_clean")
+        camp_t = camp_t.filter(camp_t.sent_date + ibis.interval(days=cfg.winback.window_days)
+                               <= ibis.literal(churn.cutoff_end(as_of)))  # only campaigns whose window has ended
+        frame = campaign_frame(lines, camp_t, cfg, cust_t)
+        if not frame.empty:
+            measured = measure_uplift(frame, "segment")
+            with threadpool_limits(limits=cfg.churn.model_threads, user_api="openmp"):
+                models = t_learner(frame, cfg)
+    seg = segments.load_segments(processed_dir)
+    scores = churn.load_scores(processed_dir)
+    clv_scores = artifacts.load_parquet(processed_dir, "clv", "04_clv")
+    clv_card = artifacts.load_json(processed_dir, "clv_model", "04_clv")
+    cands = candidates(seg, scores, clv_scores, clv_card, cfg)
+    uplift = uplift_assumptions(measured, sorted(set(cands["segment"])), cfg)
+    the_plan = plan(simulate(cands, uplift, cfg))
+    rows = customer_rows(cands, uplift, the_plan, cfg)
+    curve = profit_curve(rows, cfg.winback.budget)
+    customers = (artifacts.load_parquet(processed_dir, "customers_clean") if have_cust
+                 else pd.DataFrame(columns=["customer_id", "email", "marketing_opt_in"]))
+    # What to show each customer, and who was contacted too recently to be contacted again.
+    offer_run = offers.run(processed_dir, as_of, cfg, con=con, save=save)
+    targets = build_targets(rows, customers, cfg.winback.budget, exclude_ids=offer_run.capped,
+                            suggestions=offers.suggested_columns(offer_run.offers))
+    n_capped = int(build_targets(rows, customers, cfg.winback.budget)["customer_id"].isin(offer_run.capped).sum())
+    eligible = rows[rows["recommended"] & (rows["expected_incremental_profit"] > 0)]
+    res = WinbackRun(as_of=str(as_of)[:10], measured=measured, models=models, candidates=cands, uplift=uplift,
+                     plan=the_plan, rows=rows, curve=curve, targets=targets, currency=cfg.shop.currency,
+                     window_days=cfg.winback.window_days,
+                     n_without_consent=int(len(eligible) - eligible["customer_id"].isin(
+                         set(customers.loc[customers["marketing_opt_in"].astype("boolean").fillna(False).astype(bool),
+                                           "customer_id"].astype(str))).sum()),
+                     offers=offer_run, n_capped=n_capped)
+    if save:
+        artifacts.save_csv(processed_dir, "winback_measured", measured)
+        artifacts.save_csv(processed_dir, "winback_plan", the_plan)
+        artifacts.save_csv(processed_dir, "winback_targets", targets)
+    return res
+
+
+def load_targets(processed_dir: str | Path) -> pd.DataFrame:
+    """winback_targets.csv as written by notebook 06 (customer_id as text)."""
+    p = artifacts.require(processed_dir, "winback_targets", "06_winback")
+    return pd.read_csv(p, dtype={"customer_id": str, "email": str, "segment": str})
+
+
+def simulation_table(res: WinbackRun) -> pd.DataFrame:
+    """The plan for reading: index (segment, option), money rounded, bands, ROI and the recommendation."""
+    p = res.plan.copy()
+    c = res.currency
+    p = p.rename(columns={"n_customers": "customers", "uplift_pp": "uplift pp", "uplift_low": "uplift 95% low",
+                          "uplift_high": "uplift 95% high", "incremental_buyers": "extra buyers",
+                          "incremental_revenue": f"extra revenue ({c})", "discount_cost": f"discount cost ({c})",
+                          "incremental_profit": f"extra profit ({c})", "profit_p05": "profit 5%",
+                          "profit_p95": "profit 95%", "uplift_source": "uplift from"})
+    for col in p.columns:
+        if p[col].dtype == float and col not in ("roi", "discount"):
+            p[col] = p[col].round(1)
+    p["recommended"] = np.where(p["recommended"], "yes", "")
+    return p.drop(columns=["discount"]).set_index(["segment", "option"])
+
+
+def plan_table(res: WinbackRun) -> pd.DataFrame:
+    """One row per segment: the recommended option, its customers, expected extra profit and band."""
+    p = res.plan[res.plan["recommended"]].set_index("segment")
+    c = res.currency
+    out = pd.DataFrame({"offer": p["option"], "customers": p["n_customers"],
+                        "extra buyers": p["incremental_buyers"].round(1),
+                        f"extra profit ({c})": p["incremental_profit"].round(0),
+                        "profit 5%": p["profit_p05"].round(0), "profit 95%": p["profit_p95"].round(0),
+                        "uplift from": p["uplift_source"]})
+    return out.sort_values(f"extra profit ({c})", ascending=False)
+
+
+def plan_takeaway(res: WinbackRun) -> str:
+    p = res.plan[res.plan["recommended"]]
+    offer = p[p["option"] != NO_CONTACT]
+    none = p[p["option"] == NO_CONTACT]
+    parts = []
+    if not offer.empty:
+        parts.append("Offer: " + "; ".join(f"{r.segment} {r.option} (expected {plots.money(r.incremental_profit, res.currency)},"
+                                           f" 5-95% {r.profit_p05:,.0f} to {r.profit_p95:,.0f})" for r in offer.itertuples()) + ".")
+        risky = offer[offer["profit_p05"] < 0]
+        if not risky.empty:
+            parts.append("Could still lose money (5% band below zero): " + ", ".join(risky["segment"]) + ".")
+    if not none.empty:
+        parts.append("No offer pays in expectation for: " + ", ".join(none["segment"]) + ".")
+    assumed = res.plan[(res.plan["recommended"]) & res.plan["uplift_source"].str.startswith("assumed")]
+    if not assumed.empty:
+        parts.append("Recommendations resting on configured (not measured) uplift: " + ", ".join(assumed["segment"]) + ".")
+    return "\n".join(parts) or "No candidates."
+
+
+def plot_simulation(res: WinbackRun, ax=None):
+    """Expected incremental profit per segment and option with the 5-95 % Monte Carlo band."""
+    ax = plots._ax(ax)
+    p = res.plan[res.plan["option"] != NO_CONTACT]
+    segs = sorted(set(p["segment"]))
+    opts = list(dict.fromkeys(p["option"]))
+    colors = plots.sns.color_palette("crest", len(opts))
+    width = 0.8 / max(1, len(opts))
+    for k, o in enumerate(opts):
+        d = p[p["option"] == o].set_index("segment").reindex(segs)
+        x = np.arange(len(segs)) + (k - (len(opts) - 1) / 2) * width
+        ax.bar(x, d["incremental_profit"], width=width, color=colors[k], label=o)
+        ax.errorbar(x, d["incremental_profit"], yerr=[d["incremental_profit"] - d["profit_p05"],
+                                                     d["profit_p95"] - d["incremental_profit"]],
+                    fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    ax.axhline(0, color="grey", lw=1)
+    ax.set_xticks(range(len(segs)), segs, rotation=30, ha="right")
+    ax.set_title("Simulated incremental profit per segment and offer (5-95% band)")
+    ax.set_ylabel(f"incremental profit ({res.currency})")
+    ax.set_xlabel("")
+    ax.yaxis.set_major_formatter(plots.thousands)
+    ax.legend(title="offer", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=True)
+    return ax
+
+
+def plot_profit_curve(res: WinbackRun, ax=None):
+    """Cumulative expected incremental profit by number of customers contacted (best first)."""
+    ax = plots._ax(ax)
+    c = res.curve
+    ax.plot(c["customers"], c["profit"], color=plots.sns.color_palette()[0], label="customers by expected profit")
+    if len(c):
+        k = int(c["profit"].idxmax())
+        ax.scatter([c.loc[k, "customers"]], [c.loc[k, "profit"]], color=plots.sns.color_palette()[3], zorder=3,
+                   label=f"best depth: {int(c.loc[k, 'customers']):,} customers")
+        if not c["within_budget"].all():
+            b = int(c["within_budget"].sum())
+            ax.axvline(b, color="grey", ls="--", lw=1, label=f"budget cap: {b:,} customers")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_title("Profit curve by targeting depth")
+    ax.set_xlabel("customers contacted (highest expected profit first)")
+    ax.set_ylabel(f"cumulative expected incremental profit ({res.currency})")
+    ax.xaxis.set_major_formatter(plots.thousands)
+    ax.yaxis.set_major_formatter(plots.thousands)
+    ax.legend(loc="lower left", frameon=True)
+    return ax
+
+
+def curve_table(res: WinbackRun, points: int = 8) -> pd.DataFrame:
+    """The profit curve at a few depths (share of candidates), plus the best depth."""
+    c = res.curve
+    if c.empty:
+        return pd.DataFrame(columns=["customers", "expected profit", "expected spend"])
+    idx = sorted({max(0, int(round(q * len(c))) - 1) for q in np.linspace(0, 1, points + 1)[1:]} | {int(c["profit"].idxmax())})
+    out = c.loc[idx, ["customers", "profit", "spend"]].round(0)
+    out.index = [f"{r.customers / len(c):.0%} of candidates" + (" (best)" if i == c["profit"].idxmax() else "")
+                 for i, r in zip(idx, out.itertuples())]
+    out.index.name = "depth"
+    return out.rename(columns={"profit": f"expected profit ({res.currency})", "spend": f"expected spend ({res.currency})"})
+
+
+def curve_takeaway(res: WinbackRun) -> str:
+    c = res.curve
+    if c.empty:
+        return "No candidates."
+    k = int(c["profit"].idxmax())
+    return (f"Contacting the best {int(c.loc[k, 'customers']):,} of {len(c):,} candidates maximises expected profit at "
+            f"{plots.money(c.loc[k, 'profit'], res.currency)}; contacting everyone would yield "
+            f"{plots.money(c['profit'].iloc[-1], res.currency)}.")
+
+
+def targets_summary(res: WinbackRun) -> pd.DataFrame:
+    """The contact list without personal data: customers and expected profit per segment and offer."""
+    t = res.targets
+    if t.empty:
+        return pd.DataFrame({"customers": [0]}, index=pd.Index(["(none)"], name="segment"))
+    g = t.assign(offer=t["discount"].map(option_label)).groupby(["segment", "offer"])
+    out = pd.DataFrame({"customers": g.size(),
+                        f"expected profit ({res.currency})": g["expected_incremental_profit"].sum().round(0)})
+    return out
+
+
+def targets_takeaway(res: WinbackRun) -> str:
+    t = res.targets
+    budget = "" if res.curve["within_budget"].all() else " The budget cap limits the list."
+    return (f"winback_targets.csv lists {len(t):,} customers with marketing consent (expected incremental profit "
+            f"{plots.money(t['expected_incremental_profit'].sum() if len(t) else 0, res.currency)}); "
+            f"{res.n_without_consent:,} customers worth an offer are left out for lack of consent.{budget} "
+            "The file holds e-mail addresses and stays in the processed folder; it is not shown here."
+            + (f" {res.n_capped:,} customers were left out because they were contacted in the last "
+               f"{res.offers.cfg.min_days_between_contacts} days." if res.offers is not None else ""))

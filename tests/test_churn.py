@@ -1,0 +1,254 @@
+"""Churn stage: labels at the window edges, features without leakage, BG/NBD baseline, backtest, tiers."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import churn, clean, clv, demo
+from helpers.config import ConfigError, config_from_dict, load_config
+from helpers.engine import connect
+
+CUTOFF = "2025-03-31"  # features use lines up to 2025-03-31 23:59:59; the 90-day window is Apr 1 .. Jun 29
+COLUMNS = ["order_id", "customer_id", "order_date", "amount", "quantity", "product_id", "category", "status",
+           "payment_method", "channel", "currency", "discount_amount", "coupon_code", "is_return", "source_row"]
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    base = load_config("config/default.yml")
+    # Lighter model settings keep the test file fast; the logic is the same.
+    return dataclasses.replace(base, churn=dataclasses.replace(base.churn, importance_rows=2000,
+                                                                importance_repeats=2, max_iter=100))
+
+
+@pytest.fixture(scope="module")
+def con():
+    return connect()
+
+
+def line(order_id, customer_id, when, amount=50.0, category="books", channel="web", payment="card",
+         discount=0.0, coupon="", is_return=False):
+    return {"order_id": order_id, "customer_id": customer_id, "order_date": pd.Timestamp(when), "amount": amount,
+            "quantity": 1.0, "product_id": "P1", "category": category, "status": "returned" if is_return else "completed",
+            "payment_method": payment, "channel": channel, "currency": "EUR", "discount_amount": discount,
+            "coupon_code": coupon, "is_return": is_return, "source_row": 0}
+
+
+def table(con, rows, name):
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["source_row"] = np.arange(1, len(df) + 1)
+    df["order_date"] = df["order_date"].astype("datetime64[us]")
+    return con.create_table(name, df, overwrite=True)
+
+
+# --------------------------------------------------------------------------- labels at the window edges
+
+EDGE_CASES = {
+    # customer: (lines, expected churned; None = not active at the cut-off)
+    "last_second_of_cutoff_day_only": ([("2025-03-31 23:59:59", False)], True),
+    "buys_first_second_after_cutoff": ([("2025-01-10", False), ("2025-04-01 00:00:00", False)], False),
+    "buys_last_second_of_window": ([("2025-01-10", False), ("2025-06-29 23:59:59", False)], False),
+    "buys_first_second_after_window": ([("2025-01-10", False), ("2025-06-30 00:00:00", False)], True),
+    "only_a_return_in_window": ([("2025-01-10", False), ("2025-04-15", True)], True),
+    "first_order_after_cutoff": ([("2025-04-01 00:00:00", False)], None),
+    "only_returns_before_cutoff": ([("2025-02-01", True), ("2025-05-01", False)], None),
+}
+
+
+@pytest.fixture(scope="module")
+def edge_labels(con):
+    rows = []
+    for i, (cust, (events, _)) in enumerate(EDGE_CASES.items()):
+        for j, (when, is_return) in enumerate(events):
+            rows.append(line(f"O{i}-{j}", cust, when, amount=-20.0 if is_return else 50.0, is_return=is_return))
+    lab = churn.labels_at(table(con, rows, "edges"), CUTOFF, 90).to_pandas()
+    return dict(zip(lab["customer_id"], lab["churned"]))
+
+
+@pytest.mark.parametrize("customer", list(EDGE_CASES))
+def test_label_is_correct_at_the_window_edges(edge_labels, customer):
+    expected = EDGE_CASES[customer][1]
+    if expected is None:
+        assert customer not in edge_labels
+    else:
+        assert bool(edge_labels[customer]) is expected
+
+
+def test_backtest_cutoffs_are_as_of_minus_two_horizons_and_one_horizon():
+    assert churn.backtest_cutoffs("2026-06-30", 90) == {
+        "train_cutoff": "2026-01-01", "test_cutoff": "2026-04-01", "as_of": "2026-06-30"}
+
+
+# --------------------------------------------------------------------------- features
+
+def hand_built_lines():
+    return [
+        # customer A: orders on Jan 1, Jan 11 and Jan 31 (gaps 10 and 20 days), one partly returned
+        line("A1", "A", "2025-01-01 00:00", 100.0, "books", "web", "card"),
+        line("A1", "A", "2025-01-01 00:00", 20.0, "audio", "web", "card"),
+        line("A2", "A", "2025-01-11 00:00", 60.0, "books", "app", "paypal", discount=6.0),
+        line("A3", "A", "2025-01-31 00:00", 60.0, "home", "app", "card", coupon="WELCOME10"),
+        line("A3r", "A", "2025-02-10 00:00", -24.0, "home", "app", "card", is_return=True),
+        # customer B: one order on the cut-off day at noon
+        line("B1", "B", "2025-03-31 12:00", 40.0, "fashion", "marketplace", "invoice"),
+    ]
+
+
+def future_lines():
+    return [
+        line("A4", "A", "2025-04-01 00:00", 999.0, "laptops", "app", "paypal", discount=50.0),
+        line("A3r2", "A", "2025-04-02 00:00", -36.0, "home", "app", "card", is_return=True),
+        line("B2", "B", "2025-05-05 00:00", 10.0, "beauty", "web", "apple_pay"),
+        line("C1", "C", "2025-04-03 00:00", 10.0, "beauty", "web", "apple_pay"),
+    ]
+
+
+def test_features_of_a_hand_built_customer_have_exact_values(con):
+    lines = table(con, hand_built_lines(), "feat")
+    levels = churn.mix_levels(lines, CUTOFF)
+    assert levels == {"channel": ["app", "marketplace", "web"], "payment_method": ["card", "invoice", "paypal"]}
+    f = churn.features_at(lines, CUTOFF, levels).to_pandas().set_index("customer_id")
+    a = f.loc["A"]
+    assert a["recency_days"] == pytest.approx(60.0)  # Jan 31 00:00 to Apr 1 00:00
+    assert a["tenure_days"] == pytest.approx(90.0)
+    assert a["orders"] == 3
+    assert a["revenue_gross"] == pytest.approx(240.0)
+    assert a["avg_order_value"] == pytest.approx(80.0)
+    assert a["gap_mean_days"] == pytest.approx(15.0)
+    assert a["gap_last_days"] == pytest.approx(20.0)
+    assert a["gap_trend"] == pytest.approx(21.0 / 11.0)
+    assert a["overdue_ratio"] == pytest.approx(60.0 / 16.0)
+    assert a["return_share"] == pytest.approx(0.1)
+    assert a["category_breadth"] == 3
+    assert a["discount_share"] == pytest.approx(2 / 3)
+    assert a["channel_share_app"] == pytest.approx(2 / 3)
+    assert a["payment_method_share_card"] == pytest.approx(2 / 3)
+    b = f.loc["B"]
+    assert b["recency_days"] == pytest.approx(0.5)
+    assert b["orders"] == 1
+    assert np.isnan(b["gap_mean_days"]) and np.isnan(b["gap_trend"])
+
+
+def test_features_do_not_change_when_future_orders_are_appended(con, cfg):
+    past = table(con, hand_built_lines(), "past")
+    both = table(con, hand_built_lines() + future_lines(), "past_and_future")
+    levels = churn.mix_levels(past, CUTOFF)
+    assert churn.mix_levels(both, CUTOFF) == levels
+    before = churn.feature_frame(past, CUTOFF, levels, cfg, bgnbd=False)
+    after = churn.feature_frame(both, CUTOFF, levels, cfg, bgnbd=False)
+    pd.testing.assert_frame_equal(before, after)
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    """The demo shop's cleaned month if notebook 01 has made it, else a small demo shop cleaned here.
+
+    Linked into a temporary folder so that tests never write into data/processed."""
+    out = tmp_path_factory.mktemp("churn_demo")
+    src = Path(__file__).resolve().parents[1] / "data" / "processed" / "demo" / "2026-06"
+    if not (src / "orders_clean.parquet").exists():
+        raw = out / "raw"
+        demo.generate(raw, customers=5000, seed=42)
+        src = out / "processed"
+        clean.run(raw, "2026-06-30", load_config("config/default.yml"), processed_dir=src)
+    work = out / "month"
+    work.mkdir()
+    for name in ("orders_clean.parquet", "customers_clean.parquet"):
+        (work / name).symlink_to(src / name)
+    return work
+
+
+def test_demo_features_and_bgnbd_ignore_appended_future_orders(con, cfg, demo_dir):
+    orders = pd.read_parquet(demo_dir / "orders_clean.parquet")
+    cutoff = "2025-12-31"
+    past = orders[orders["order_date"] < pd.Timestamp("2026-01-01")]
+    customers = con.read_parquet(str(demo_dir / "customers_clean.parquet"))
+    p, a = con.create_table("demo_past", past, overwrite=True), con.create_table("demo_all", orders, overwrite=True)
+    levels = churn.mix_levels(p, cutoff)
+    before = churn.feature_frame(p, cutoff, levels, cfg, customers)
+    after = churn.feature_frame(a, cutoff, levels, cfg, customers)
+    pd.testing.assert_frame_equal(before, after)
+    assert {"p_alive", "p_no_purchase"} <= set(before.columns)
+
+
+# --------------------------------------------------------------------------- BG/NBD baseline
+
+def test_bgnbd_no_purchase_probability_follows_the_closed_form(con, cfg, demo_dir):
+    lines = con.read_parquet(str(demo_dir / "orders_clean.parquet"))
+    base = churn.bgnbd_baseline(lines, "2025-12-31", cfg).set_index("customer_id")
+    summary = clv.rfm_summary(lines, "2025-12-31").set_index("customer_id")
+    prm = base.attrs["params"]
+    s = summary.iloc[[0, 1, 2, 3, 4]]
+    t = cfg.churn.horizon_days
+    expected = (1 - base.loc[s.index, "p_alive"]) + base.loc[s.index, "p_alive"] * (
+        (prm["alpha"] + s["T"]) / (prm["alpha"] + s["T"] + t)) ** (prm["r"] + s["frequency"])
+    np.testing.assert_allclose(base.loc[s.index, "p_no_purchase"], expected, atol=2e-6)
+    assert base["p_no_purchase"].between(0, 1).all() and base["p_alive"].between(0, 1).all()
+
+
+# --------------------------------------------------------------------------- metrics and tiers
+
+def test_top_decile_lift_and_captured_churners_are_exact():
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 1] * 2)  # 6 churners of 20; top 10 % = 2 customers
+    score = np.arange(20, 0, -1, dtype=float)  # the first two rows score highest
+    lift, captured = churn.top_decile(y, score)
+    assert lift == pytest.approx(1.0 / 0.3)
+    assert captured == pytest.approx(2 / 6)
+
+
+@pytest.mark.parametrize("p, tier", [(0.0, "low"), (0.4999, "low"), (0.5, "medium"), (0.7999, "medium"),
+                                     (0.8, "high"), (1.0, "high")])
+def test_risk_tier_follows_the_configured_thresholds(p, tier):
+    assert str(churn.assign_tiers([p], [0.5, 0.8])[0]) == tier
+
+
+@pytest.mark.parametrize("value", [[0.8, 0.5], [0.5], [0, 0.5], [0.5, 1.2]])
+def test_config_refuses_bad_tier_thresholds(value):
+    with pytest.raises(ConfigError, match="churn.tier_thresholds"):
+        config_from_dict({"churn": {"tier_thresholds": value}})
+
+
+# --------------------------------------------------------------------------- end to end on the demo shop
+
+@pytest.fixture(scope="module")
+def demo_run(cfg, demo_dir):
+    return churn.run(demo_dir, "2026-06-30", cfg)
+
+
+def test_supervised_model_beats_recency_on_the_demo_backtest(demo_run):
+    m = demo_run.metrics
+    assert demo_run.backtest_ok
+    assert set(m.index) == {"bgnbd", "recency", "model"}
+    assert m.loc["model", "roc_auc"] > m.loc["recency", "roc_auc"]
+    assert m["brier"].between(0, 0.25).all()
+
+
+def test_run_writes_scores_and_model_card(demo_run, demo_dir):
+    scores = pd.read_parquet(demo_dir / "churn.parquet")
+    assert list(scores.columns) == churn.SCORED_COLUMNS
+    assert scores["customer_id"].is_unique and scores["churn_probability"].between(0, 1).all()
+    assert set(scores["risk_tier"]) <= set(churn.TIERS)
+    card = json.loads((demo_dir / "churn_model.json").read_text())
+    assert card["horizon_days"] == 90 and card["chosen_model"] in churn.MODELS
+    assert card["train"] == {"cutoff": "2026-01-01", "labelled_until": "2026-04-01",
+                             "customers": demo_run.card["train"]["customers"]}
+    assert set(card["metrics"]) == {"bgnbd", "recency", "model"}
+    assert card["tier_thresholds"] == {"medium_from": 0.5, "high_from": 0.8}
+
+
+def test_short_history_falls_back_to_the_bgnbd_baseline(cfg, demo_dir):
+    res = churn.run(demo_dir, "2023-12-31", cfg, save=False)  # the demo shop starts 2023-07-01
+    assert not res.backtest_ok and res.chosen_model == "bgnbd"
+    assert "Not enough history" in res.backtest_note
+    np.testing.assert_allclose(res.scored["churn_probability"], res.scored["p_no_purchase_bgnbd"], atol=1e-6)
+
+
+def test_tier_reasons_and_tables_have_one_row_per_tier(demo_run):
+    assert list(churn.tier_table(demo_run).index) == list(churn.TIERS)
+    assert list(churn.tier_reasons(demo_run).index) == list(churn.TIERS)
+    assert "ROC-AUC" in churn.metrics_table(demo_run).columns

@@ -1,0 +1,237 @@
+"""Offers: affinities, repeat cycles, the similar-customer fallback, no look-ahead, the contact cap, holdout."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import clean, demo, offers
+from helpers.config import ConfigError, config_from_dict, load_config
+from helpers.engine import connect
+
+AS_OF = "2025-12-31"  # affinity anchors must lie on or before 2025-10-02 (90 days earlier)
+COLUMNS = ["order_id", "customer_id", "order_date", "amount", "quantity", "product_id", "category", "status",
+           "payment_method", "channel", "currency", "discount_amount", "coupon_code", "is_return", "source_row"]
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    base = load_config("config/default.yml")
+    return dataclasses.replace(base, offers=dataclasses.replace(base.offers, min_support=1, min_lift=1.0,
+                                                                similar_min_customers=3))
+
+
+@pytest.fixture(scope="module")
+def con():
+    return connect()
+
+
+def line(customer_id, when, category, product="P1", amount=50.0, order_id=None, is_return=False):
+    return {"order_id": order_id or f"{customer_id}-{when}-{category}", "customer_id": customer_id,
+            "order_date": pd.Timestamp(when), "amount": amount, "quantity": 1.0, "product_id": product,
+            "category": category, "status": "returned" if is_return else "completed", "payment_method": "card",
+            "channel": "web", "currency": "EUR", "discount_amount": 0.0, "coupon_code": "", "is_return": is_return,
+            "source_row": 0}
+
+
+def table(con, rows, name):
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["source_row"] = np.arange(1, len(df) + 1)
+    df["order_date"] = df["order_date"].astype("datetime64[us]")
+    return con.create_table(name, df, overwrite=True)
+
+
+AFFINITY_SHOP = [
+    line("C1", "2025-01-10", "laptops"), line("C1", "2025-04-10", "accessories"),   # +90 days: counts
+    line("C2", "2025-01-10", "laptops"), line("C2", "2025-04-11", "accessories"),   # +91 days: too late
+    line("C3", "2025-01-10 10:00", "laptops", order_id="O3"),                       # same order: not "later"
+    line("C3", "2025-01-10 10:00", "books", order_id="O3"),
+    line("C4", "2025-03-01", "books"), line("C4", "2025-03-05", "accessories"),
+    line("C5", "2025-12-01", "laptops"), line("C5", "2025-12-02", "accessories"),   # anchor too recent
+    line("C6", "2025-01-10", "laptops"), line("C6", "2025-02-01", "books", amount=-50.0, is_return=True),
+]
+
+
+def test_affinity_counts_later_purchases_within_the_window_and_its_lift_over_the_base_rate(con, cfg):
+    t = offers.affinity_table(table(con, AFFINITY_SHOP, "aff"), AS_OF, cfg)
+    # anchors: laptops C1 C2 C3 C6 (4), accessories C1 C2 C4 (3), books C3 C4 (2);
+    # base rate of accessories = 2 buyers after a non-accessories anchor / (4 + 2) anchors
+    assert list(t.index) == [("books", "accessories"), ("laptops", "accessories")]
+    assert t.loc[("books", "accessories")].to_dict() == {
+        "customers": 2, "support": 1, "share": 0.5, "base_rate": 0.3333, "lift": 1.5}
+    assert t.loc[("laptops", "accessories")].to_dict() == {
+        "customers": 4, "support": 1, "share": 0.25, "base_rate": 0.3333, "lift": 0.75}
+
+
+def test_affinity_below_minimum_support_is_left_out(con, cfg):
+    strict = dataclasses.replace(cfg.offers, min_support=2)
+    assert offers.affinity_table(table(con, AFFINITY_SHOP, "aff2"), AS_OF, strict).empty
+
+
+REPEAT_SHOP = [line("R1", d, "books", product=p) for d, p in [
+    ("2025-01-01", "B1"), ("2025-01-31", "B1"), ("2025-01-31 18:00", "B2"), ("2025-03-02", "B2"), ("2025-04-21", "B2")]
+] + [line("R1", "2025-02-10", "home", product="H1")]
+
+
+def test_repeat_cycle_is_the_median_interval_between_purchase_days(con, cfg):
+    hist = offers.customer_history(table(con, REPEAT_SHOP, "rep"), "2025-06-30")
+    cyc = offers.repeat_cycle_table(hist, "2025-06-30", cfg).set_index("category")
+    # purchase days Jan 1, Jan 31 (two orders, one day), Mar 2, Apr 21: gaps 30, 30, 50 -> median 30
+    assert list(cyc.index) == ["books"]
+    r = cyc.loc["books"]
+    assert (r.days, r.interval_days, str(r.due_date.date()), r.days_until_due, r.due) == (
+        4, 30, "2025-05-21", -40, True)
+
+
+def test_repeat_category_comes_first_with_the_customers_own_product(con, cfg):
+    s = offers.suggest(table(con, REPEAT_SHOP, "rep2"), None, "2025-06-30", cfg)
+    top = s[s["rank"] == 1].iloc[0]
+    assert (top.category, top.product_id, top.score) == ("books", "B2", 0.8)
+    assert top.reason.startswith("repeat due") and "overdue since 2025-05-21" in top.reason
+
+
+SIMILAR_SHOP = [
+    line("S1", "2025-01-05", "beauty"), line("S1", "2025-02-01", "fashion"),
+    line("S2", "2025-01-05", "beauty"), line("S2", "2025-03-01", "fashion"),
+    line("S3", "2025-01-05", "beauty"), line("S3", "2025-02-01", "books"),
+    line("M1", "2025-01-05", "beauty"), line("M1", "2025-02-01", "home"),        # other region
+    line("N1", "2025-12-20", "beauty"),                                           # one order, recent
+]
+PEOPLE = pd.DataFrame({"customer_id": ["S1", "S2", "S3", "M1", "N1"], "gender": ["F"] * 5,
+                       "birth_year": [1990] * 5, "region": ["North", "North", "North", "South", "North"]})
+
+
+def test_one_order_customer_gets_what_similar_customers_bought_next(con, cfg):
+    s = offers.suggest(table(con, SIMILAR_SHOP, "sim"), PEOPLE, AS_OF, cfg)
+    n1 = s[s.customer_id == "N1"].set_index("rank")
+    # S1, S2, S3 share gender, age band 35-44, region North and first category beauty (3 = minimum group)
+    assert list(n1.category[:2]) == ["fashion", "books"]
+    assert list(n1.score[:2]) == [0.6667, 0.3333]
+    assert "gender + age band + region + first category" in n1.reason[1]
+
+
+def test_too_small_group_falls_back_to_a_coarser_one(con, cfg):
+    coarse = dataclasses.replace(cfg, offers=dataclasses.replace(cfg.offers, similar_min_customers=4))
+    s = offers.suggest(table(con, SIMILAR_SHOP, "sim2"), PEOPLE, AS_OF, coarse)
+    n1 = s[s.customer_id == "N1"].set_index("rank")
+    # gender + age band + first category adds M1 (4 customers): fashion 2/4, books 1/4, home 1/4
+    assert n1.score[1] == 0.5 and "(gender + age band + first category)" in n1.reason[1]
+    assert list(n1.category) == ["fashion", "books", "home"]
+
+
+def test_every_customer_gets_top_n_distinct_ranked_categories(con, cfg):
+    s = offers.suggest(table(con, SIMILAR_SHOP, "sim3"), PEOPLE, AS_OF, cfg)
+    assert list(s.columns) == offers.OFFER_COLUMNS
+    assert not s.duplicated(["customer_id", "category"]).any()
+    assert s.groupby("customer_id")["rank"].apply(lambda r: list(r) == list(range(1, len(r) + 1))).all()
+    assert s["rank"].max() <= cfg.offers.top_n
+
+
+# --------------------------------------------------------------------------- contact cap
+
+CAMPAIGNS = pd.DataFrame({
+    "customer_id": ["today", "six_days", "six_days_late", "seven_days", "tomorrow", "old"],
+    "sent_date": pd.to_datetime(["2025-12-31", "2025-12-25", "2025-12-25 23:59:59", "2025-12-24", "2026-01-01",
+                                 "2025-06-01"], format="ISO8601").astype("datetime64[us]"),
+})
+
+
+@pytest.mark.parametrize("as_ibis", [False, True], ids=["pandas", "ibis"])
+def test_contact_cap_excludes_exactly_the_customers_contacted_inside_the_window(con, as_ibis):
+    camp = con.create_table("camp", CAMPAIGNS, overwrite=True) if as_ibis else CAMPAIGNS
+    assert offers.contact_cap(camp, AS_OF, 7) == {"today", "six_days", "six_days_late"}
+
+
+@pytest.mark.parametrize("min_days, expected", [(1, {"today"}), (8, {"today", "six_days", "six_days_late", "seven_days"})])
+def test_contact_cap_window_follows_the_configured_days(min_days, expected):
+    assert offers.contact_cap(CAMPAIGNS, AS_OF, min_days) == expected
+
+
+def test_cap_takeaway_says_how_many_targets_are_left_out():
+    capped = offers.contact_cap(CAMPAIGNS, AS_OF, 7)
+    targets = pd.DataFrame({"customer_id": ["today", "old", "x"]})
+    assert list(offers.apply_contact_cap(targets, capped).customer_id) == ["old", "x"]
+    assert "1 of them were on the target list" in offers.cap_takeaway(capped, 7, targets)
+
+
+# --------------------------------------------------------------------------- second-order list, outputs
+
+def test_second_order_list_keeps_first_time_buyers_past_the_day_and_within_the_maximum(con, cfg):
+    rows = [line(c, d, "books") for c, d in [("in31", "2025-11-30"), ("out30", "2025-12-01"), ("in365", "2025-01-01"),
+                                              ("out366", "2024-12-30")]]
+    rows += [line("two", "2025-06-01", "books"), line("two", "2025-07-01", "home")]
+    o = table(con, rows, "second")
+    s = offers.suggest(o, None, AS_OF, cfg)
+    lst = offers.second_order_list(o, s, AS_OF, cfg, day=30.0)
+    assert list(lst.customer_id) == ["in31", "in365"]
+    assert lst.suggested_category.notnull().all()
+
+
+def test_config_rejects_a_lift_below_one():
+    with pytest.raises(ConfigError, match="offers.min_lift"):
+        config_from_dict({"offers": {"min_lift": 0.5}})
+
+
+# --------------------------------------------------------------------------- demo shop
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    """The demo shop's cleaned month if notebook 01 has made it, else a small demo shop cleaned here."""
+    src = Path(__file__).resolve().parents[1] / "data" / "processed" / "demo" / "2026-06"
+    if not (src / "orders_clean.parquet").exists():
+        out = tmp_path_factory.mktemp("offers_demo")
+        demo.generate(out / "raw", customers=5000, seed=42)
+        src = out / "processed"
+        clean.run(out / "raw", "2026-06-30", load_config("config/default.yml"), processed_dir=src)
+    return src
+
+
+@pytest.fixture(scope="module")
+def demo_part(demo_dir):
+    """Orders and customers of the demo shop's first 4,000 customer ids (keeps the test file fast)."""
+    orders = pd.read_parquet(demo_dir / "orders_clean.parquet")
+    customers = pd.read_parquet(demo_dir / "customers_clean.parquet")
+    keep = sorted(customers.customer_id)[:4000]
+    return orders[orders.customer_id.isin(keep)].reset_index(drop=True), customers[customers.customer_id.isin(keep)]
+
+
+def test_suggestions_ignore_orders_after_the_cutoff(con, demo_part):
+    cfg = load_config("config/default.yml")
+    orders, customers = demo_part
+    cutoff = "2026-03-31"
+    past = orders[orders.order_date < pd.Timestamp("2026-04-01")]
+    extra = orders.sample(3000, random_state=1).assign(order_date=pd.Timestamp("2026-04-01 00:00:00"),
+                                                       category="new_range", product_id="PNEW")
+    future = pd.concat([orders, extra], ignore_index=True)
+    a = offers.suggest(con.create_table("past", past, overwrite=True), customers, cutoff, cfg)
+    b = offers.suggest(con.create_table("future", future, overwrite=True), customers, cutoff, cfg)
+    assert len(a) > 5_000
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_on_the_demo_shop_personalised_hit_rate_beats_both_baselines(con, demo_dir):
+    cfg = load_config("config/default.yml")
+    o = con.read_parquet(str(demo_dir / "orders_clean.parquet"))
+    c = con.read_parquet(str(demo_dir / "customers_clean.parquet"))
+    ev = offers.evaluate_holdout(o, c, "2026-06-30", cfg)
+    hit = ev["hit_rate_at_3"]
+    assert hit["personalised"] > hit["most popular categories"] and hit["personalised"] > hit["same as last time"]
+    assert ev.coverage["personalised"] == 1.0
+    assert "personalised suggestions win" in offers.evaluation_takeaway(ev)
+
+
+def test_saved_offers_and_segment_examples_carry_no_customer_ids(con, demo_part, tmp_path):
+    cfg = load_config("config/default.yml")
+    s = offers.suggest(con.create_table("part", demo_part[0], overwrite=True), None, "2026-06-30", cfg)
+    offers.save_offers(tmp_path, s)
+    back = offers.load_offers(tmp_path)
+    assert list(back.columns) == offers.OFFER_COLUMNS and len(back) == len(s)
+    seg = pd.DataFrame({"customer_id": s.customer_id.unique()})
+    seg["rfm_segment"] = np.where(seg.index % 2 == 0, "A", "B")
+    ex = offers.examples_by_segment(s, seg)
+    assert set(ex.index) == {"A", "B"} and not ex.astype(str).apply(lambda c: c.str.contains(r"C\d{5}")).any().any()
+    wide = offers.suggested_columns(s)
+    assert list(wide.columns) == ["customer_id", "suggested_1", "suggested_2", "suggested_3"]

@@ -1,0 +1,378 @@
+"""Tests for helpers.summary: tiny hand-made artifact folders in tmp_path (win-back files included)."""
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import summary
+from helpers.config import SummaryConfig
+
+KPI_COLUMNS = ["month", "revenue", "gross_sales", "returned_value", "returns_rate", "orders", "active_customers",
+               "new_customers", "returning_customers", "returning_revenue_share", "aov", "orders_per_customer",
+               "repeat_rate", "sleeping_customers"]
+
+
+def kpis_frame(rows: dict[str, dict]) -> pd.DataFrame:
+    """kpis.csv: one row per month; unspecified measures get plain defaults."""
+    base = dict(revenue=1000.0, gross_sales=1100.0, returned_value=100.0, returns_rate=0.09, orders=20,
+                active_customers=10, new_customers=4, returning_customers=6, returning_revenue_share=0.6,
+                aov=50.0, orders_per_customer=2.0, repeat_rate=0.5, sleeping_customers=5)
+    return pd.DataFrame([{"month": m, **{**base, **v}} for m, v in rows.items()], columns=KPI_COLUMNS)
+
+
+def cohorts_frame(month1_retention: dict[str, float], size: int = 100) -> pd.DataFrame:
+    rows = []
+    for cohort, retention in month1_retention.items():
+        rows.append(dict(cohort=cohort, months_since_first=0, cohort_size=size, active_customers=size,
+                         retention=1.0, revenue=size * 50.0, revenue_per_member=50.0))
+        rows.append(dict(cohort=cohort, months_since_first=1, cohort_size=size,
+                         active_customers=round(size * retention), retention=retention,
+                         revenue=1000.0, revenue_per_member=10.0))
+    return pd.DataFrame(rows)
+
+
+def months_before(month: str, n: int) -> list[str]:
+    """The n months before `month`, oldest first."""
+    out, m = [], month
+    for _ in range(n):
+        m = summary.previous_month(m)
+        out.append(m)
+    return out[::-1]
+
+
+# Four customers: A and B high risk (A in At Risk, B in Lost), C medium, D low.
+CUSTOMERS = ["A", "B", "C", "D"]
+
+
+def segments_frame(segments=("At Risk", "Lost", "Champions", "Champions")) -> pd.DataFrame:
+    return pd.DataFrame({
+        "customer_id": CUSTOMERS, "recency_days": [200, 400, 10, 5], "frequency": [3, 1, 8, 12],
+        "monetary": [300.0, 40.0, 900.0, 1500.0], "avg_order_value": [100.0, 40.0, 112.5, 125.0],
+        "r_score": [2, 1, 5, 5], "f_score": [3, 1, 4, 5], "m_score": [3, 1, 4, 5],
+        "rfm_segment": list(segments), "cluster": [0, 0, 1, 1],
+        "cluster_label": ["lapsed", "lapsed", "active", "active"],
+    })
+
+
+def clv_frame(clv=(100.0, 50.0, 200.0, 650.0)) -> pd.DataFrame:
+    n = len(CUSTOMERS)
+    return pd.DataFrame({
+        "customer_id": CUSTOMERS, "frequency": [2, 0, 7, 11], "recency": [100.0, 0.0, 300.0, 400.0],
+        "T": [400.0] * n, "monetary_value": [100.0, 0.0, 110.0, 120.0], "p_alive": [0.3, 0.1, 0.9, 0.95],
+        "exp_purchases_30d": [0.1] * n, "exp_purchases_90d": [0.3] * n, "exp_purchases_365d": [1.0] * n,
+        "p_purchase_90d": [0.2] * n, "exp_avg_value": [90.0] * n, "clv_12m": list(clv),
+    })
+
+
+def churn_frame(tiers=("high", "high", "medium", "low")) -> pd.DataFrame:
+    prob = {"high": 0.9, "medium": 0.6, "low": 0.1}
+    return pd.DataFrame({"customer_id": CUSTOMERS, "churn_probability": [prob[t] for t in tiers],
+                         "risk_tier": list(tiers), "p_alive_baseline": [0.3, 0.1, 0.9, 0.95]})
+
+
+def plan_frame(rows=None) -> pd.DataFrame:
+    rows = rows or [
+        ("At Risk", 0.10, 500.0, -50.0, 1200.0, True),
+        ("At Risk", 0.20, 300.0, -100.0, 900.0, False),
+        ("Lost", 0.15, 200.0, 20.0, 400.0, True),
+    ]
+    return pd.DataFrame([{
+        "segment": s, "discount": d, "n_customers": 40, "uplift_pp": 3.0, "uplift_low": 1.0, "uplift_high": 5.0,
+        "incremental_buyers": 1.2, "incremental_revenue": 1000.0, "discount_cost": 100.0, "incremental_profit": p,
+        "profit_p05": lo, "profit_p95": hi, "roi": 1.5, "recommended": rec} for s, d, p, lo, hi, rec in rows])
+
+
+def write_month(base: Path, month: str, *, kpis=None, cohorts=None, segments=None, clv=None, churn=None,
+                plan=None, targets=None, offers=None, models=True) -> Path:
+    """data/processed/shop/<month>/ with the given frames written as their artifact files."""
+    folder = base / month
+    folder.mkdir(parents=True, exist_ok=True)
+    if kpis is not None:
+        kpis.to_csv(folder / "kpis.csv", index=False)
+    if cohorts is not None:
+        cohorts.to_csv(folder / "cohorts.csv", index=False)
+    for name, df in (("segments", segments), ("clv", clv), ("churn", churn), ("offers", offers)):
+        if df is not None:
+            df.to_parquet(folder / f"{name}.parquet", index=False)
+    if models:
+        if clv is not None:
+            (folder / "clv_model.json").write_text('{"model": "bgnbd"}')
+        if churn is not None:
+            (folder / "churn_model.json").write_text('{"chosen_model": "bgnbd"}')
+    if plan is not None:
+        plan.to_csv(folder / "winback_plan.csv", index=False)
+    if targets is not None:
+        targets.to_csv(folder / "winback_targets.csv", index=False)
+    return folder
+
+
+def targets_frame() -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": ["A", "B"], "email": ["a@example.com", "=HYPERLINK(1)@x.io"],
+                         "segment": ["At Risk", "Lost"], "discount": [0.10, 0.15],
+                         "expected_incremental_profit": [12.5, 3.0]})
+
+
+def offers_frame() -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": ["A", "A", "A", "A", "C"], "rank": [2, 1, 3, 4, 1],
+                         "category": ["x", "y", "z", "w", "y"], "product_id": ["P2", "P1", "P3", "P4", "P9"],
+                         "reason": ["r"] * 5, "score": [0.5, 0.9, 0.3, 0.1, 0.8]})
+
+
+def full_month(base: Path, month: str = "2026-06", **overrides) -> Path:
+    frames = dict(kpis=kpis_frame({m: {} for m in months_before(month, 1)} | {month: {}}),
+                  cohorts=cohorts_frame({m: 0.25 for m in months_before(month, 19)}),
+                  segments=segments_frame(), clv=clv_frame(), churn=churn_frame(), plan=plan_frame(),
+                  targets=targets_frame(), offers=offers_frame())
+    frames.update(overrides)
+    return write_month(base, month, **frames)
+
+
+@pytest.fixture
+def shop(tmp_path) -> Path:
+    return tmp_path / "processed" / "shop"
+
+
+def rules(found) -> list[str]:
+    return [a.rule for a in found]
+
+
+# --- loading and months ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder, expected", [
+    ("data/processed/demo/2026-06/", "data/processed/demo/2026-05"),
+    ("data/processed/demo/2026-01", "data/processed/demo/2025-12"),
+])
+def test_previous_dir_is_the_sibling_folder_of_the_month_before(folder, expected):
+    assert summary.previous_dir(folder) == Path(expected)
+
+
+def test_processed_dir_that_is_not_a_month_folder_is_refused():
+    with pytest.raises(ValueError, match="month folder like 2026-06"):
+        summary.month_of("data/processed/demo/latest")
+
+
+def test_missing_winback_files_are_listed_with_the_notebook_that_makes_them(shop):
+    folder = full_month(shop, plan=None, targets=None, offers=None)
+    month, previous = summary.load_month(folder), summary.load_previous(folder)
+    assert previous is None
+    assert month.missing == ["winback_plan", "winback_targets", "offers"]
+    text = summary.notes_text(month, previous)
+    assert "winback_plan.csv, winback_targets.csv, offers.parquet (made by 06_winback)" in text
+    assert "No artifacts for 2026-05" in text
+    table = summary.headline_table(month, previous)
+    assert table.loc["Win-back plan: expected profit", "2026-06"] == "missing (run 06_winback)"
+    assert summary.availability_table(month, previous).loc["offers.parquet", "2026-06"] == "missing"
+
+
+def test_previous_folder_without_artifacts_counts_as_no_previous_month(shop):
+    folder = full_month(shop)
+    (shop / "2026-05").mkdir()
+    assert summary.load_previous(folder) is None
+
+
+# --- headline numbers --------------------------------------------------------------------------
+
+
+def test_month_metrics_come_from_this_months_kpi_row_and_the_scores(shop):
+    kpis = kpis_frame({"2026-05": {"revenue": 900.0}, "2026-06": {"revenue": 1200.0, "active_customers": 12}})
+    m = summary.load_month(full_month(shop, kpis=kpis))
+    got = summary.month_metrics(m)
+    assert got["revenue"] == 1200.0 and got["active_customers"] == 12
+    assert got["clv_total"] == 1000.0
+    assert got["high_risk_customers"] == 2 and got["clv_at_risk"] == 150.0  # A 100 + B 50
+    # recommended rows: At Risk 10 % (500, -50..1200) and Lost 15 % (200, 20..400)
+    assert got["winback_profit"] == 700.0
+    assert (got["winback_profit_p05"], got["winback_profit_p95"]) == (-30.0, 1600.0)
+    assert got["winback_customers"] == 80
+
+
+def test_headline_shows_changes_vs_last_month_when_it_exists(shop):
+    full_month(shop, "2026-05", kpis=kpis_frame({"2026-05": {"revenue": 1000.0, "repeat_rate": 0.50}}),
+               churn=churn_frame(("high", "medium", "medium", "low")))
+    folder = full_month(shop, "2026-06", kpis=kpis_frame({"2026-06": {"revenue": 1100.0, "repeat_rate": 0.52}}))
+    month, previous = summary.load_month(folder), summary.load_previous(folder)
+    nums = summary.headline_numbers(month, previous)
+    assert nums.loc["revenue", "change"] == pytest.approx(100.0)
+    assert nums.loc["revenue", "change_pct"] == pytest.approx(0.10)
+    assert nums.loc["repeat_rate", "change"] == pytest.approx(0.02)
+    assert math.isnan(nums.loc["repeat_rate", "change_pct"])  # shares change in points only
+    assert nums.loc["clv_at_risk", "change"] == pytest.approx(50.0)  # 150 now, 100 (A only) before
+    table = summary.headline_table(month, previous)
+    assert table.loc["Revenue", "change"] == "+EUR 100 (+10.0%)"
+    assert table.loc["Repeat rate (customers with 2+ orders)", "change"] == "+2.0 pp"
+    assert table.loc["Customers at high churn risk", "change"] == "+1 (+100.0%)"
+    assert table.loc["Win-back plan: profit band (5-95 %)", "2026-06"] == "EUR -30 to EUR 1,600"
+    assert "(+10.0% vs 2026-05)" in summary.headline_takeaway(month, previous)
+
+
+# --- what to do now ----------------------------------------------------------------------------
+
+
+def test_all_rules_fire_in_priority_order_and_are_capped(shop):
+    full_month(shop, "2026-05", kpis=kpis_frame({"2026-05": {"revenue": 1000.0}}))
+    cohorts = cohorts_frame({m: 0.25 for m in months_before("2026-06", 19)} | {"2026-05": 0.10})
+    folder = full_month(shop, "2026-06", kpis=kpis_frame({"2026-06": {"revenue": 800.0}}), cohorts=cohorts)
+    month, previous = summary.load_month(folder), summary.load_previous(folder)
+    assert rules(summary.actions(month, previous, SummaryConfig())) == [
+        "winback", "clv_at_risk", "kpi_change", "cohort_retention", "best_customers"]
+    assert len(summary.actions(month, previous, SummaryConfig(max_actions=3))) == 3
+
+
+def test_winback_action_names_the_most_profitable_recommended_offer_and_warns_of_a_loss_in_the_band(shop):
+    m = summary.load_month(full_month(shop))
+    action = summary.actions(m, None)[0]
+    assert action.rule == "winback"
+    assert action.text.startswith("Send the 10% win-back offer to the 40 customers in 'At Risk'")
+    assert "EUR 500" in action.text and "test it on a share" in action.text
+
+
+def test_winback_action_changes_when_the_plan_changes(shop):
+    plan = plan_frame([("At Risk", 0.10, 100.0, 10.0, 200.0, True), ("Lost", 0.25, 900.0, 300.0, 1500.0, True)])
+    action = summary.actions(summary.load_month(full_month(shop, plan=plan)), None)[0]
+    assert action.text.startswith("Send the 25% win-back offer to the 40 customers in 'Lost'")
+    assert "test it on a share" not in action.text
+
+
+def test_plan_without_a_profitable_offer_says_not_to_send_discounts(shop):
+    plan = plan_frame([("At Risk", 0.10, -10.0, -50.0, 20.0, False)])
+    action = summary.actions(summary.load_month(full_month(shop, plan=plan)), None)[0]
+    assert action.text.startswith("Do not send win-back discounts this month")
+
+
+def test_clv_at_risk_action_follows_the_segment_carrying_the_most_high_risk_clv(shop):
+    m = summary.load_month(full_month(shop))
+    found = {a.rule: a for a in summary.actions(m, None)}
+    assert "'At Risk'" in found["clv_at_risk"].text and "EUR 100" in found["clv_at_risk"].text
+    # Move CLV to B (Lost): now Lost carries the most CLV at risk.
+    m2 = summary.load_month(full_month(shop / "other", clv=clv_frame((10.0, 300.0, 200.0, 650.0))))
+    found2 = {a.rule: a for a in summary.actions(m2, None)}
+    assert "'Lost'" in found2["clv_at_risk"].text and "(97% of all CLV at risk)" in found2["clv_at_risk"].text
+
+
+@pytest.mark.parametrize("june, rule_fires, phrase", [
+    ({"revenue": 800.0}, True, "Revenue fell 20.0% vs 2026-05"),
+    ({"revenue": 980.0}, False, None),  # -2 % is under the 5 % threshold
+    ({"sleeping_customers": 8}, True, "Sleeping customers rose 60.0% vs 2026-05"),
+    ({"repeat_rate": 0.40, "revenue": 900.0}, True, "The repeat rate fell 20.0%"),  # the larger move wins
+])
+def test_kpi_action_appears_only_for_a_move_beyond_the_threshold(shop, june, rule_fires, phrase):
+    full_month(shop, "2026-05", kpis=kpis_frame({"2026-05": {}}))
+    folder = full_month(shop, "2026-06", kpis=kpis_frame({"2026-06": june}))
+    found = {a.rule: a for a in summary.actions(summary.load_month(folder), summary.load_previous(folder))}
+    assert ("kpi_change" in found) == rule_fires
+    if rule_fires:
+        assert found["kpi_change"].text.startswith(phrase)
+
+
+def test_cohort_action_appears_when_a_recent_cohorts_retention_falls(shop):
+    steady = {m: 0.25 for m in months_before("2026-06", 19)}
+    m = summary.load_month(full_month(shop, cohorts=cohorts_frame(steady)))
+    assert "cohort_retention" not in rules(summary.actions(m, None))
+    fell = cohorts_frame(steady | {"2026-03": 0.15, "2026-04": 0.22})
+    m2 = summary.load_month(full_month(shop / "b", cohorts=fell))
+    action = {a.rule: a for a in summary.actions(m2, None)}["cohort_retention"]
+    assert action.text.startswith("Find out why customers acquired in 2026-03 came back less: 15.0%")
+    assert "vs 25.0% typically" in action.text
+
+
+def test_small_cohorts_are_ignored_by_the_retention_rule():
+    cohorts = cohorts_frame({m: 0.25 for m in months_before("2026-05", 19)})
+    tiny = cohorts_frame({"2026-05": 0.0}, size=summary.MIN_COHORT_SIZE - 1)
+    check = summary.cohort_retention_check(pd.concat([cohorts, tiny]), recent=6)
+    assert "2026-05" not in check.index and list(check.index)[-1] == "2026-04"
+
+
+def test_best_customers_action_counts_top_clv_customers_at_risk(shop):
+    m = summary.load_month(full_month(shop, churn=churn_frame(("high", "high", "medium", "medium"))))
+    action = {a.rule: a for a in summary.actions(m, None, SummaryConfig(top_clv_share=0.5))}["best_customers"]
+    # top 2 by CLV: D (650) and C (200) = 85 % of 1000; both medium risk now.
+    assert action.text.startswith("Look after your best 2 customers (top 50% by predicted CLV, 85% of all")
+    assert "2 of them are at medium or high churn risk" in action.text
+
+
+def test_with_only_kpis_the_summary_still_gives_actions_and_says_what_is_missing(shop):
+    folder = write_month(shop, "2026-06", kpis=kpis_frame({"2026-06": {}}),
+                         cohorts=cohorts_frame({m: 0.25 for m in months_before("2026-06", 19)}))
+    m = summary.load_month(folder)
+    found = summary.actions(m, None)
+    assert rules(found) == ["second_order"]
+    assert "Fewer than three actions" in summary.actions_text(found)
+    assert summary.winback_table(m).loc["win-back plan", "note"] == "missing: run 06_winback"
+
+
+# --- customers_scored --------------------------------------------------------------------------
+
+
+def test_scored_file_has_one_row_per_customer_the_documented_columns_and_no_email(shop):
+    extra_churn = pd.concat([churn_frame(), churn_frame().iloc[[0]].assign(customer_id="E")])
+    folder = full_month(shop, churn=extra_churn, targets=pd.concat([targets_frame(), targets_frame().iloc[[0]]]))
+    scored = summary.build_customers_scored(summary.load_month(folder))
+    assert list(scored.columns) == list(summary.SCORED_COLUMNS)
+    assert scored["customer_id"].tolist() == ["A", "B", "C", "D", "E"]
+    assert scored["customer_id"].is_unique
+    assert not any("mail" in c for c in scored.columns)
+    a = scored.set_index("customer_id").loc["A"]
+    assert (a["rfm_segment"], a["clv_12m"], a["risk_tier"]) == ("At Risk", 100.0, "high")
+    assert (bool(a["winback_target"]), a["winback_discount"], a["winback_expected_profit"]) == (True, 0.10, 12.5)
+    assert (a["offer_1"], a["offer_2"], a["offer_3"]) == ("P1", "P2", "P3")
+    e = scored.set_index("customer_id").loc["E"]
+    assert pd.isna(e["rfm_segment"]) and e["risk_tier"] == "high" and not bool(e["winback_target"])
+
+    parquet, csv = summary.save_customers_scored(folder, scored)
+    assert parquet.name == "customers_scored.parquet" and csv.name == "customers_scored.csv"
+    assert len(pd.read_parquet(parquet)) == 5
+    text = csv.read_text()
+    assert "@" not in text and "mail" not in text
+    assert summary.scored_columns_table().index.tolist() == list(summary.SCORED_COLUMNS)
+
+
+def test_scored_file_without_winback_outputs_keeps_the_columns_empty(shop):
+    folder = full_month(shop, plan=None, targets=None, offers=None)
+    scored = summary.build_customers_scored(summary.load_month(folder))
+    assert len(scored) == 4 and scored["winback_target"].isna().all() and scored["offer_1"].isna().all()
+    assert "empty until 06_winback has run" in summary.scored_takeaway(scored)
+
+
+# --- trends and report output --------------------------------------------------------------------
+
+
+def test_trend_table_reads_every_month_and_a_rerun_replaces_only_that_month(shop):
+    for month, revenue in (("2026-04", 100.0), ("2026-05", 200.0), ("2026-06", 300.0)):
+        write_month(shop, month, kpis=kpis_frame({month: {"revenue": revenue}}), clv=clv_frame(), churn=churn_frame())
+    (shop / "not-a-month").mkdir()
+    before = summary.trend_table(shop)
+    assert before.index.tolist() == ["2026-04", "2026-05", "2026-06"]
+    assert before["revenue"].tolist() == [100.0, 200.0, 300.0]
+    assert before["clv_at_risk"].tolist() == [150.0] * 3
+    write_month(shop, "2026-05", kpis=kpis_frame({"2026-05": {"revenue": 250.0}}),
+                churn=churn_frame(("high", "low", "low", "low")))
+    after = summary.trend_table(shop)
+    assert after["revenue"].tolist() == [100.0, 250.0, 300.0]
+    assert after["clv_at_risk"].tolist() == [150.0, 100.0, 150.0]
+
+
+def test_printed_summary_carries_no_customer_ids_or_emails(shop):
+    folder = full_month(shop)
+    month, previous = summary.load_month(folder), summary.load_previous(folder)
+    text = " ".join([summary.notes_text(month, previous), summary.headline_takeaway(month, previous),
+                     summary.actions_text(summary.actions(month, previous)), summary.winback_takeaway(month),
+                     summary.headline_table(month, previous).to_string(),
+                     summary.clv_at_risk_table(month).to_string(), summary.winback_table(month).to_string()])
+    assert "@" not in text
+    assert not re.search(r"'[ABCD]'", text)
+
+
+def test_plots_draw_the_segments_and_the_revenue_bars(shop):
+    import matplotlib.pyplot as plt
+
+    m = summary.load_month(full_month(shop))
+    ax = summary.plot_clv_at_risk(m)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["At Risk", "Lost"]
+    assert "EUR" in ax.get_xlabel()
+    ax2 = summary.plot_revenue_trend(m)
+    assert len(ax2.patches) == 2 and "EUR" in ax2.get_ylabel()
+    plt.close("all")
