@@ -49,3 +49,13 @@ def test_a_failing_notebook_exits_non_zero_and_names_the_notebook_and_cell(tmp_p
     assert "Traceback" not in proc.stderr
     # the data ends 2025-01-01, so the last complete month is 2024-12
     assert (tmp_path / "reports" / "shop" / "2024-12" / "01_broken.html").exists()
+
+
+def test_backfill_outside_the_data_says_so_in_one_sentence(tmp_path, capsys):
+    raw = tmp_path / "shop"
+    raw.mkdir()
+    (raw / "orders.csv").write_text("order_id,customer_id,order_date,amount\nO1,C1,2025-03-10,5\n")
+    assert main(["backfill", "--from", "2020-01", "--to", "2020-06", "--raw", str(raw)]) == 1
+    captured = capsys.readouterr()
+    assert "months before 2025-03 are skipped" in captured.out
+    assert "no month between 2020-01 and 2020-06 has orders" in captured.err

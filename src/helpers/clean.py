@@ -543,15 +543,21 @@ def validate(raw_dir: str | Path, cfg: Config, as_of: str | None = None) -> dict
         return run(raw_dir, as_of, cfg, processed_dir=None)
 
 
-def latest_order_date(raw_dir: str | Path, cfg: Config) -> str:
-    """The last readable order date in the raw orders file ('YYYY-MM-DD'), used to pick the month to run."""
+def order_date_range(raw_dir: str | Path, cfg: Config) -> tuple[str, str]:
+    """First and last readable order dates in the raw orders file ('YYYY-MM-DD'), used to pick months to run."""
     raw_dir = resolve(raw_dir)
     con = connect(cfg.engine)
     src = find_file(raw_dir, "orders", required=True)
     with tempfile.TemporaryDirectory(prefix="retention-peek-") as tmp:
         path, _ = ensure_utf8(src, cfg.cleaning.encoding_fallbacks, Path(tmp))
         raw, _ = read_raw(con, path, "orders", cfg.columns.orders)
-        last = parse_timestamp(raw.order_date, cfg.cleaning.date_format).max().to_pandas()
-    if last is None or pd.isna(last):
+        ts = parse_timestamp(raw.order_date, cfg.cleaning.date_format)
+        span = raw.aggregate(first=ts.min(), last=ts.max()).to_pandas().iloc[0]
+    if pd.isna(span["last"]):
         raise ContractError(f"{src.name}: no order_date could be read, so the month to run is unknown; pass --as-of.")
-    return str(pd.Timestamp(last).date())
+    return str(pd.Timestamp(span["first"]).date()), str(pd.Timestamp(span["last"]).date())
+
+
+def latest_order_date(raw_dir: str | Path, cfg: Config) -> str:
+    """The last readable order date in the raw orders file ('YYYY-MM-DD'), used to pick the month to run."""
+    return order_date_range(raw_dir, cfg)[1]

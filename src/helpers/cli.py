@@ -108,9 +108,20 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_backfill(args) -> int:
-    from helpers import runner
+    from helpers import clean, runner
+    from helpers.config import load_config
 
-    runner.backfill(args.month_from, args.month_to, args.raw, args.config, only=_only(args.only))
+    first, last = clean.order_date_range(args.raw, load_config(args.config))
+    month_from, month_to = args.month_from, args.month_to
+    if month_from < first[:7]:  # a month before the first order has nothing to report
+        print(f"The data starts {first}: months before {first[:7]} are skipped.")
+        month_from = first[:7]
+    if month_to > last[:7]:
+        print(f"The data ends {last}: months after {last[:7]} are skipped.")
+        month_to = last[:7]
+    if month_from > month_to:
+        raise ValueError(f"no month between {args.month_from} and {args.month_to} has orders (data: {first} to {last}).")
+    runner.backfill(month_from, month_to, args.raw, args.config, only=_only(args.only))
     print("Reports: reports/index.html")
     return 0
 
