@@ -10,28 +10,19 @@ one line per step, the total and the peak resident memory of this process.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import resource
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from benchlib import parser, peak_mb
 from helpers import churn
 from helpers.config import load_config
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--processed", default="/work/bench/processed/bench", help="folder with orders_clean.parquet")
-    ap.add_argument("--as-of", default="2026-06-30")
-    ap.add_argument("--config", default="config/default.yml")
-    ap.add_argument("--threads", type=int, default=None, help="DuckDB worker threads (default: all cores)")
+    ap = parser(__doc__, threads=None)
     args = ap.parse_args()
     cfg = load_config(args.config)
     if args.threads:
@@ -52,7 +43,7 @@ def main() -> None:
           f"test {res.card['test']['customers']:,}; chosen model: {res.chosen_model}; churn.parquet {size:.0f} MB")
     print("ROC-AUC on the backtest: " + ", ".join(f"{m} {v:.3f}" for m, v in res.metrics["roc_auc"].items()))
     print(f"total (features, backtest, scoring, artifacts): {total:.1f} s")
-    print(f"peak memory (this process): {_peak_mb():,.0f} MB")
+    print(f"peak memory (this process): {peak_mb():,.0f} MB")
 
 
 if __name__ == "__main__":

@@ -10,24 +10,15 @@ cores). ``--holdout`` also times the three-model holdout comparison (sampled abo
 """
 from __future__ import annotations
 
-import argparse
-import resource
 import time
 
+from benchlib import parser, peak_mb
 from helpers import clv, engine
 from helpers.config import load_config
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--processed", default="/work/bench/processed/bench", help="folder holding orders_clean.parquet")
-    ap.add_argument("--as-of", default="2026-06-30")
-    ap.add_argument("--config", default="config/default.yml")
-    ap.add_argument("--threads", type=int, default=2, help="DuckDB threads (the target is for 2 cores)")
+    ap = parser(__doc__, threads=2)
     ap.add_argument("--holdout", action="store_true", help="also time the three-model holdout comparison")
     args = ap.parse_args()
     cfg = load_config(args.config)
@@ -55,7 +46,7 @@ def main() -> None:
     scores = clv.score_customers(summary, fit, gg, c)
     step("scoring", f"{len(scores):,} rows, mean CLV {scores[f'clv_{c.clv_months}m'].mean():.2f}")
     print(f"{'fit + scoring (target < 30 s)':<28} {time.perf_counter() - fit_start:6.1f} s")
-    print(f"{'TOTAL summary+fit+score':<28} {time.perf_counter() - start:6.1f} s   peak RSS {_peak_mb():,.0f} MB")
+    print(f"{'TOTAL summary+fit+score':<28} {time.perf_counter() - start:6.1f} s   peak RSS {peak_mb():,.0f} MB")
     if args.holdout:
         t = time.perf_counter()
         calhold = clv.calibration_holdout(orders, args.as_of, c.holdout_days, c.time_unit)
@@ -63,7 +54,7 @@ def main() -> None:
         table, _, _ = clv.holdout_comparison(calhold, c)
         step("holdout comparison (3 models)", f"sample {min(len(calhold), c.sample_customers):,}")
         print(table[["mae", "rmse", "predicted_total", "actual_total"]].round(3).to_string())
-        print(f"peak RSS {_peak_mb():,.0f} MB")
+        print(f"peak RSS {peak_mb():,.0f} MB")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ the total and the peak resident memory of this process.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import resource
 import time
 
+from benchlib import parser, peak_mb
 from helpers import kpis
 from helpers.config import load_config
 from helpers.engine import connect
@@ -25,16 +25,8 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--processed", default="/work/bench/processed/bench", help="folder holding orders_clean.parquet")
-    ap.add_argument("--as-of", default="2026-06-30")
-    ap.add_argument("--threads", type=int, default=2, help="DuckDB threads (the target is 2 cores)")
-    ap.add_argument("--config", default="config/default.yml")
+    ap = parser(__doc__, threads=2)
     ap.add_argument("--save", action="store_true", help="write kpis.csv and cohorts.csv into --processed")
     args = ap.parse_args()
     cfg = load_config(args.config)
@@ -71,7 +63,7 @@ def main() -> None:
             print(f"{'  = saved tables (kpis.run)':32s} {total:6.1f} s")
     print(f"{'whole KPI step':32s} {total:6.1f} s  cpu {_cpu() - c0:6.1f} s ({lines / total:,.0f} lines/s)")
     print(f"machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"peak memory (this process): {_peak_mb():,.0f} MB")
+    print(f"peak memory (this process): {peak_mb():,.0f} MB")
     if args.save:
         from helpers import artifacts
 

@@ -9,26 +9,17 @@ written. Prints one line per step, and the peak resident memory of this process.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import resource
 import time
 
+from benchlib import parser, peak_mb
 from helpers import offers
 from helpers.config import load_config
 from helpers.engine import connect
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--processed", default="/work/bench/processed/bench", help="folder with orders_clean.parquet")
-    ap.add_argument("--as-of", default="2026-06-30")
-    ap.add_argument("--config", default="config/default.yml")
-    ap.add_argument("--threads", type=int, default=None, help="DuckDB worker threads (default: all cores)")
+    ap = parser(__doc__, threads=None)
     ap.add_argument("--product", action="store_true", help="also time the product-level affinity")
     ap.add_argument("--full", action="store_true", help="also time the per-customer suggestions")
     args = ap.parse_args()
@@ -58,7 +49,7 @@ def main() -> None:
         t = time.perf_counter()
         s = offers.suggest(orders, customers, args.as_of, cfg, inputs=inp)
         print(f"suggestions: {time.perf_counter() - t:.1f} s, {len(s):,} rows")
-    print(f"peak memory (this process): {_peak_mb():,.0f} MB")
+    print(f"peak memory (this process): {peak_mb():,.0f} MB")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,7 @@ peak resident memory of this process. Speed targets are checked here, not in uni
 """
 from __future__ import annotations
 
-import argparse
-import resource
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -18,13 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchlib import parser, peak_mb
 from helpers import segments
 from helpers.config import load_config
 from helpers.engine import artifact_table, connect
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class Clock:
@@ -38,15 +34,12 @@ class Clock:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--processed", default="/work/bench/processed/bench", help="month folder with orders_clean.parquet")
-    ap.add_argument("--as-of", default="2026-06-30")
-    ap.add_argument("--config", default="config/default.yml")
+    ap = parser(__doc__, threads=2)
     args = ap.parse_args()
     cfg = load_config(args.config)
     sc = cfg.segments
     clock = Clock()
-    con = connect(cfg.engine)
+    con = connect(dataclasses.replace(cfg.engine, threads=args.threads))
     orders = artifact_table(con, args.processed, "orders_clean")
     customers = artifact_table(con, args.processed, "customers_clean")
     lines = orders.count().to_pandas()
@@ -82,7 +75,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"stage total (segments.build + write segments.parquet): {build_secs + write_secs:.1f} s; "
           f"whole script: {time.perf_counter() - clock.start:.1f} s")
-    print(f"peak memory (this process): {_peak_mb():,.0f} MB")
+    print(f"peak memory (this process): {peak_mb():,.0f} MB")
 
 
 if __name__ == "__main__":

@@ -9,17 +9,13 @@ resident memory of this process. Speed targets are checked here, not in unit tes
 from __future__ import annotations
 
 import argparse
-import resource
 import tempfile
 import time
 from pathlib import Path
 
+from benchlib import peak_mb
 from helpers import clean, demo
 from helpers.config import load_config
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -41,7 +37,7 @@ def main() -> None:
         lines = report["files"]["orders"]["rows_raw"]
         secs = time.perf_counter() - t
         print(f"clean: {lines:,} order lines in {secs:.1f} s ({lines / secs:,.0f} lines/s)")
-        print(f"peak memory (this process): {_peak_mb():,.0f} MB")
+        print(f"peak memory (this process): {peak_mb():,.0f} MB")
 
 
 if __name__ == "__main__":
