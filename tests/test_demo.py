@@ -11,14 +11,13 @@ import pandas as pd
 import pytest
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 
+from helpers.contract import CONTRACT
 from helpers.demo import generate
 
-ORDER_COLUMNS = ["order_id", "customer_id", "order_date", "amount", "quantity", "product_id",
-                 "category", "status", "payment_method", "channel", "currency",
-                 "discount_amount", "coupon_code"]
-CUSTOMER_COLUMNS = ["customer_id", "signup_date", "email", "gender", "birth_year", "region",
-                    "marketing_opt_in"]
-CAMPAIGN_COLUMNS = ["campaign_id", "customer_id", "sent_date", "arm", "discount"]
+# Every column of the raw data contract, required ones first (helpers/contract.py).
+ORDER_COLUMNS = [*CONTRACT["orders"][0], *CONTRACT["orders"][1]]
+CUSTOMER_COLUMNS = [*CONTRACT["customers"][0], *CONTRACT["customers"][1]]
+CAMPAIGN_COLUMNS = [*CONTRACT["campaigns"][0], *CONTRACT["campaigns"][1]]
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 WINBACK_CODES = {"WINBACK10", "WINBACK20"}
 

@@ -37,6 +37,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from helpers.contract import CONTRACT
+
 __all__ = ["generate", "BGNBD_TRUTH", "GAMMA_GAMMA_TRUTH", "CATEGORIES", "CATEGORY_TRANSITION"]
 
 # --- truth of the two models ------------------------------------------------------------------
@@ -114,12 +116,10 @@ DIRT_SHARE = {"duplicate_line": 0.004, "test_order": 0.001, "cancelled": 0.005,
 BAD_DATES = ("2025-13-45", "not a date", "")
 TEST_AMOUNTS_CENTS = np.array([1, 100, 1000, 9999])
 
-ORDER_COLUMNS = ["order_id", "customer_id", "order_date", "amount", "quantity", "product_id",
-                 "category", "status", "payment_method", "channel", "currency",
-                 "discount_amount", "coupon_code"]
-CUSTOMER_COLUMNS = ["customer_id", "signup_date", "email", "gender", "birth_year", "region",
-                    "marketing_opt_in"]
-CAMPAIGN_COLUMNS = ["campaign_id", "customer_id", "sent_date", "arm", "discount"]
+# The files carry every column of the raw data contract, in its order.
+ORDER_COLUMNS = [*CONTRACT["orders"][0], *CONTRACT["orders"][1]]
+CUSTOMER_COLUMNS = [*CONTRACT["customers"][0], *CONTRACT["customers"][1]]
+CAMPAIGN_COLUMNS = [*CONTRACT["campaigns"][0], *CONTRACT["campaigns"][1]]
 
 _SECONDS_PER_DAY = 86_400
 # Relative order volume per hour of the day (a shop is busiest in the evening).
