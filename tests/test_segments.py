@@ -223,7 +223,7 @@ def test_profiles_show_demographics_categories_and_payment_methods(cfg):
         ("age band", "35-44"): 1.0, ("category", "toys"): 0.75, ("category", "books"): 0.25,
         ("gender", "F"): 1.0, ("payment method", "paypal"): 0.75, ("payment method", "card"): 0.25,
         ("region", "North"): 1.0}
-    assert ("gender", "unknown") in mix.index and ("age band", "65+") in mix.index
+    assert ("gender", "(unknown)") in mix.index and ("age band", "65+") in mix.index
     assert list(segments.mix_table(seg, "rfm_segment").columns) == ["gender", "age band", "region", "category",
                                                                      "payment method"]
 

@@ -37,6 +37,7 @@ import seaborn as sns
 
 from helpers import artifacts, plots
 from helpers.config import Config
+from helpers.demographics import age_band_expr
 from helpers.engine import artifact_table, connect
 
 MONTHLY_COLUMNS = [
@@ -684,12 +685,7 @@ def breakdown(orders: ir.Table | OrderFacts, dimension: str, as_of: str, custome
             raise MissingColumn(source)
         c = customers
         if dimension == "age_band":
-            age = pd.Timestamp(as_of).year - c.birth_year
-            edges = list(age_bands)
-            label = ibis.cases((age.isnull(), ibis.null("string")), (age < edges[0], f"under {edges[0]}"),
-                               *[((age >= a) & (age < b), f"{a}-{b - 1}") for a, b in zip(edges[:-1], edges[1:])],
-                               else_=f"{edges[-1]}+")
-            c = c.select("customer_id", value=label)
+            c = c.select("customer_id", value=age_band_expr(c.birth_year, as_of, age_bands))
         else:
             c = c.select("customer_id", value=c[source].cast("string"))
         key = ("per_customer", months)

@@ -37,6 +37,7 @@ import pandas as pd
 
 from helpers import artifacts, kpis
 from helpers.config import Config, OffersConfig
+from helpers.demographics import age_band
 from helpers.engine import artifact_table, connect
 
 OFFER_COLUMNS = ["customer_id", "rank", "category", "product_id", "reason", "score"]
@@ -270,11 +271,7 @@ def customer_profiles(history: pd.DataFrame, customers: ir.Table | pd.DataFrame 
     for c in ("gender", "region"):
         prof[c] = prof[c].astype("string").fillna("(unknown)") if c in prof else "(unknown)"
     if "birth_year" in prof:
-        age = _day(as_of).year - pd.to_numeric(prof.pop("birth_year"), errors="coerce")
-        edges = list(age_bands)
-        labels = [f"under {edges[0]}"] + [f"{a}-{b - 1}" for a, b in zip(edges[:-1], edges[1:])] + [f"{edges[-1]}+"]
-        band = pd.cut(age, [-np.inf, *edges, np.inf], right=False, labels=labels).astype("string")
-        prof["age_band"] = band.fillna("(unknown)")
+        prof["age_band"] = age_band(prof.pop("birth_year"), str(_day(as_of).date()), age_bands)
     else:
         prof["age_band"] = "(unknown)"
     return prof[["customer_id", "first_category", "gender", "age_band", "region", "single"]].reset_index(drop=True)

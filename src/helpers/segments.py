@@ -41,6 +41,7 @@ from threadpoolctl import threadpool_limits
 
 from helpers import artifacts
 from helpers.config import Config, SegmentsConfig
+from helpers.demographics import UNKNOWN, age_band
 from helpers.engine import artifact_table, connect
 from helpers.paths import resolve
 from helpers.plots import _ax, thousands
@@ -54,8 +55,6 @@ MEASURE_TEXT = {"recency_days": "recency (days)", "frequency": "frequency (order
                 "avg_order_value": "average order value", "tenure_days": "tenure (days)"}
 PCA_POINTS = 3000  # customers drawn on the PCA scatter
 NEW_ROW, GONE_COL = "(new this month)", "(not in this month)"
-AGE_BANDS = [(0, 25, "<25"), (25, 35, "25-34"), (35, 45, "35-44"), (45, 55, "45-54"), (55, 65, "55-64"),
-             (65, 200, "65+")]  # age in the as_of year = as_of year - birth_year
 
 
 # --------------------------------------------------------------------------- RFM over order lines
@@ -315,7 +314,7 @@ def build(orders: ir.Table, as_of: str, cfg: Config, customers: ir.Table | None 
     pca = pd.DataFrame({"pc1": coords[:, 0], "pc2": coords[:, 1],
                         "cluster_label": rfm["cluster_label"].to_numpy()[pts]})
     return Segmentation(customers=rfm, k_scores=k_scores, centroids=centroids, pca=pca,
-                        mix=profile_mix(rfm, orders, customers, as_of), notes=score_notes(rfm),
+                        mix=profile_mix(rfm, orders, customers, as_of, cfg.kpis.age_bands), notes=score_notes(rfm),
                         segment_order=list(sc.grid), silhouette_sample=min(len(X), sc.silhouette_sample),
                         pca_explained=explained,
                         currency=cfg.shop.currency)
@@ -347,15 +346,8 @@ def load_segments(processed_dir: str | Path) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- profiles
 
-def _age_band(birth_year: pd.Series, as_of: str) -> pd.Series:
-    age = int(str(as_of)[:4]) - pd.to_numeric(birth_year, errors="coerce")
-    out = pd.Series("unknown", index=birth_year.index, dtype=object)
-    for lo, hi, label in AGE_BANDS:
-        out[(age >= lo) & (age < hi)] = label
-    return out
-
-
-def profile_mix(rfm: pd.DataFrame, orders: ir.Table, customers: ir.Table | None, as_of: str) -> pd.DataFrame:
+def profile_mix(rfm: pd.DataFrame, orders: ir.Table, customers: ir.Table | None, as_of: str,
+                age_bands=(25, 35, 45, 55, 65)) -> pd.DataFrame:
     """Share of each value of gender, age band, region (customers), category and payment method
     (purchase revenue, joined on the engine) within each segment and cluster.
 
@@ -377,11 +369,11 @@ def profile_mix(rfm: pd.DataFrame, orders: ir.Table, customers: ir.Table | None,
         if cols:
             demo = groups.merge(customers.select("customer_id", *cols).to_pandas(), on="customer_id", how="left")
             if "gender" in cols:
-                add(demo.assign(value=demo["gender"].fillna("unknown")), "gender", None)
+                add(demo.assign(value=demo["gender"].fillna(UNKNOWN)), "gender", None)
             if "birth_year" in cols:
-                add(demo.assign(value=_age_band(demo["birth_year"], as_of)), "age band", None)
+                add(demo.assign(value=age_band(demo["birth_year"], as_of, age_bands)), "age band", None)
             if "region" in cols:
-                add(demo.assign(value=demo["region"].fillna("unknown")), "region", None)
+                add(demo.assign(value=demo["region"].fillna(UNKNOWN)), "region", None)
     day = ibis.date(str(as_of)[:10])
     lines = orders.filter((orders.order_date.date() <= day) & ~orders.is_return)
     dims = {c: d for c, d in (("category", "category"), ("payment_method", "payment method")) if c in orders.columns}
@@ -391,7 +383,7 @@ def profile_mix(rfm: pd.DataFrame, orders: ir.Table, customers: ir.Table | None,
         agg = j.group_by(["rfm_segment", "cluster_label", *dims]).agg(revenue=cents).to_pandas()
         for col, dimension in dims.items():
             if agg[col].notna().any():
-                add(agg.assign(value=agg[col].fillna("unknown")), dimension, "revenue")
+                add(agg.assign(value=agg[col].fillna(UNKNOWN)), dimension, "revenue")
     if not parts:
         return pd.DataFrame(columns=["by", "group", "dimension", "value", "share"])
     mix = pd.concat(parts, ignore_index=True)[["by", "group", "dimension", "value", "share"]]
