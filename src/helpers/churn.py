@@ -44,7 +44,7 @@ import pandas as pd
 
 from helpers import artifacts, plots
 from helpers.config import ChurnConfig, Config
-from helpers.engine import artifact_table, connect
+from helpers.engine import artifact_table, connect, cutoff_end
 
 MODELS = ("bgnbd", "recency", "model")
 MODEL_NAMES = {"bgnbd": "BG/NBD P(no purchase)", "recency": "recency only",
@@ -77,11 +77,6 @@ FEATURE_LABELS = {
 
 
 # --------------------------------------------------------------------------- cut-offs and labels
-
-def cutoff_end(cutoff: str) -> datetime:
-    """The first instant after cut-off day `cutoff` (orders before it are 'on or before the cut-off')."""
-    return datetime.fromisoformat(str(cutoff)[:10]) + timedelta(days=1)
-
 
 def shift_days(day: str, days: int) -> str:
     """`day` moved by `days` days, as 'YYYY-MM-DD'."""

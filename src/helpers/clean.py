@@ -40,7 +40,7 @@ import pandas as pd
 from helpers import artifacts
 from helpers.config import CleaningConfig, Config
 from helpers.contract import ContractError, check_columns, find_file
-from helpers.engine import connect, read_text_table, write_parquet
+from helpers.engine import connect, cutoff_end, read_text_table, write_parquet
 from helpers.paths import resolve
 
 QUARANTINE_REASONS = ("missing_order_id", "missing_customer_id", "bad_date", "bad_amount", "bad_discount")
@@ -209,7 +209,7 @@ def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig) -> ir.Ta
     for prefix in rules.test_customer_prefixes:
         is_test = is_test | customer_id.upper().startswith(prefix.upper()).fill_null(False)
     copy_no = ibis.row_number().over(group_by=[raw[c] for c in raw_cols], order_by=raw.source_row)
-    after = (order_ts >= ibis.literal(pd.Timestamp(as_of) + pd.Timedelta(days=1))) if as_of else ibis.literal(False)
+    after = (order_ts >= ibis.literal(cutoff_end(as_of))) if as_of else ibis.literal(False)
     reason = ibis.cases(
         (order_id.isnull(), "missing_order_id"),
         (customer_id.isnull(), "missing_customer_id"),
@@ -263,7 +263,7 @@ def tag_customers(raw: ir.Table, as_of: str | None) -> ir.Table:
     customer_id = text(raw.customer_id)
     signup = parse_timestamp(raw.signup_date) if "signup_date" in cols else ibis.null("timestamp")
     copy_no = ibis.row_number().over(group_by=customer_id, order_by=raw.source_row)
-    after = (signup >= ibis.literal(pd.Timestamp(as_of) + pd.Timedelta(days=1))).fill_null(False) if as_of else ibis.literal(False)
+    after = (signup >= ibis.literal(cutoff_end(as_of))).fill_null(False) if as_of else ibis.literal(False)
     reason = ibis.cases(
         (customer_id.isnull(), "missing_customer_id"),
         (copy_no > 0, "duplicate_customer"),
@@ -303,7 +303,7 @@ def tag_campaigns(raw: ir.Table, as_of: str | None) -> ir.Table:
     customer_id = text(raw.customer_id)
     sent = parse_timestamp(raw.sent_date)
     discount = parse_amount(raw.discount, ".")
-    after = (sent >= ibis.literal(pd.Timestamp(as_of) + pd.Timedelta(days=1))) if as_of else ibis.literal(False)
+    after = (sent >= ibis.literal(cutoff_end(as_of))) if as_of else ibis.literal(False)
     reason = ibis.cases(
         (customer_id.isnull(), "missing_customer_id"),
         (sent.isnull(), "bad_date"),

@@ -39,6 +39,7 @@ import pandas as pd
 
 from helpers import artifacts, plots
 from helpers.config import ClvConfig, Config
+from helpers.engine import cutoff_end
 
 __all__ = [
     "UNIT_DAYS", "MODEL_NAMES", "purchase_periods", "rfm_summary_expr", "rfm_summary",
@@ -84,7 +85,7 @@ def purchase_periods(orders: ibis.Table, cut_off, time_unit: str = "day", custom
     """
     if time_unit not in UNIT_DAYS:
         raise ValueError(f"time_unit must be one of {', '.join(UNIT_DAYS)}, got {time_unit!r}")
-    end = ibis.timestamp(pd.Timestamp(_as_date(cut_off)) + pd.Timedelta(days=1))
+    end = ibis.timestamp(cutoff_end(_as_date(cut_off)))
     t = orders.filter(orders[datetime_col] < end)
     days = t[datetime_col].date().delta(ibis.date(_EPOCH), unit="day")
     t = t.select(customer_id=t[customer_id_col], period=days // UNIT_DAYS[time_unit], amount=t[amount_col])

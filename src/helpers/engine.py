@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import ibis
+import pandas as pd
 
 from helpers.config import EngineConfig
 
@@ -31,6 +32,14 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
         session = SparkSession.builder.master(engine.spark_master).appName("retention").getOrCreate()
         return ibis.pyspark.connect(session)
     return getattr(ibis, backend).connect()  # pragma: no cover - other backends are configured by the shop
+
+
+def cutoff_end(as_of) -> pd.Timestamp:
+    """The first instant after the cut-off day: ``order_date < cutoff_end(as_of)`` means "on or before as_of".
+
+    Every stage cuts its data this way, so an order at 23:59 on the as_of day always counts.
+    """
+    return pd.Timestamp(str(as_of)[:10]) + pd.Timedelta(days=1)
 
 
 def _is_duckdb(con) -> bool:

@@ -38,7 +38,7 @@ import seaborn as sns
 from helpers import artifacts, plots
 from helpers.config import Config
 from helpers.demographics import age_band_expr
-from helpers.engine import artifact_table, connect
+from helpers.engine import artifact_table, connect, cutoff_end
 
 MONTHLY_COLUMNS = [
     "month", "revenue", "gross_sales", "returned_value", "returns_rate", "orders", "active_customers",
@@ -66,7 +66,7 @@ class MissingColumn(KeyError):
 # ---------------------------------------------------------------------------------------------
 
 def _end_exclusive(as_of: str) -> ibis.Value:
-    return ibis.timestamp(pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1))
+    return ibis.timestamp(cutoff_end(as_of))
 
 
 def orders_until(orders: ir.Table, as_of: str) -> ir.Table:
@@ -518,7 +518,7 @@ def second_order_rates(orders: ir.Table | OrderFacts, as_of: str, windows=(30, 6
     first_buyers, second_within_<w>d.
     """
     f = order_facts(orders, as_of).firsts
-    end = pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)
+    end = cutoff_end(as_of)
     gap = f.second_ts.date().delta(f.first_ts.date(), unit="day")
     aggs = {"first_buyers": f.count()}
     for w in windows:
@@ -561,7 +561,7 @@ def discount_first_order(orders: ir.Table | OrderFacts, as_of: str, followup_day
     if "discount_amount" not in orders.columns and "coupon_code" not in orders.columns:
         raise MissingColumn("discount_amount or coupon_code")
     f = facts.firsts
-    end = ibis.timestamp(pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=followup_days))
+    end = ibis.timestamp(cutoff_end(as_of) - pd.Timedelta(days=followup_days))
     f = f.filter(f.first_ts < end)
     lines = orders.inner_join(f.select("customer_id", "first_ts"), "customer_id")
     within = lines.order_date.date().delta(lines.first_ts.date(), unit="day") <= followup_days

@@ -38,7 +38,7 @@ import pandas as pd
 from helpers import artifacts, kpis
 from helpers.config import Config, OffersConfig
 from helpers.demographics import age_band
-from helpers.engine import artifact_table, connect
+from helpers.engine import artifact_table, connect, cutoff_end
 
 OFFER_COLUMNS = ["customer_id", "rank", "category", "product_id", "reason", "score"]
 REASONS = {
@@ -68,7 +68,7 @@ def purchase_days(orders: ir.Table, as_of: str, item: str = "category") -> ir.Ta
 
     Columns: customer_id, item, day (date), amount (net purchase value of that item that day).
     """
-    end = ibis.timestamp(_day(as_of) + pd.Timedelta(days=1))
+    end = ibis.timestamp(cutoff_end(as_of))
     o = orders.filter((orders.order_date < end) & ~orders.is_return & orders[item].notnull())
     return o.group_by("customer_id", item=o[item].cast("string"), day=o.order_date.date()).agg(amount=o.amount.sum())
 
@@ -116,7 +116,7 @@ def category_history_expr(orders: ir.Table, as_of: str) -> ir.Table:
         first_amount=t.amount.sum(where=t.day == t.c_first), last_amount=t.amount.sum(where=t.day == t.c_last),
         customer_days=t.customer_days.max())
     if "product_id" in orders.columns:
-        end = ibis.timestamp(_day(as_of) + pd.Timedelta(days=1))
+        end = ibis.timestamp(cutoff_end(as_of))
         o = orders.filter((orders.order_date < end) & ~orders.is_return & orders.category.notnull()
                           & orders.product_id.notnull())
         pc = o.group_by("customer_id", pcat=o.category.cast("string"), item=o.product_id.cast("string")).agg(
@@ -143,8 +143,8 @@ def later_categories_expr(orders: ir.Table, as_of: str, window_days: int) -> ir.
 
 def best_sellers_expr(orders: ir.Table, as_of: str, window_days: int) -> ir.Table:
     """Per category and product: customers buying it in the `window_days` up to `as_of`."""
-    start = ibis.timestamp(_day(as_of) + pd.Timedelta(days=1) - pd.Timedelta(days=window_days))
-    end = ibis.timestamp(_day(as_of) + pd.Timedelta(days=1))
+    start = ibis.timestamp(cutoff_end(as_of) - pd.Timedelta(days=window_days))
+    end = ibis.timestamp(cutoff_end(as_of))
     o = orders.filter((orders.order_date >= start) & (orders.order_date < end) & ~orders.is_return
                       & orders.category.notnull())
     return o.group_by(category=o.category.cast("string"), product_id=o.product_id.cast("string")).agg(
@@ -271,7 +271,7 @@ def customer_profiles(history: pd.DataFrame, customers: ir.Table | pd.DataFrame 
     for c in ("gender", "region"):
         prof[c] = prof[c].astype("string").fillna("(unknown)") if c in prof else "(unknown)"
     if "birth_year" in prof:
-        prof["age_band"] = age_band(prof.pop("birth_year"), str(_day(as_of).date()), age_bands)
+        prof["age_band"] = age_band(prof.pop("birth_year"), as_of, age_bands)
     else:
         prof["age_band"] = "(unknown)"
     return prof[["customer_id", "first_category", "gender", "age_band", "region", "single"]].reset_index(drop=True)
@@ -482,8 +482,8 @@ def last_time_baseline(inp: OfferInputs, top_n: int = 3) -> pd.DataFrame:
 
 def bought_between(orders: ir.Table, start: str, end: str) -> pd.DataFrame:
     """customer_id, category of purchases dated after `start` and on or before `end` (distinct)."""
-    lo = ibis.timestamp(_day(start) + pd.Timedelta(days=1))
-    hi = ibis.timestamp(_day(end) + pd.Timedelta(days=1))
+    lo = ibis.timestamp(cutoff_end(start))
+    hi = ibis.timestamp(cutoff_end(end))
     o = orders.filter((orders.order_date >= lo) & (orders.order_date < hi) & ~orders.is_return
                       & orders.category.notnull())
     out = o.select("customer_id", category=o.category.cast("string")).distinct().to_pandas()
@@ -562,7 +562,7 @@ def contact_cap(campaigns: ir.Table | pd.DataFrame | None, as_of: str, min_days:
     if campaigns is None:
         return set()
     first = _day(as_of) - pd.Timedelta(days=min_days - 1)
-    end = _day(as_of) + pd.Timedelta(days=1)
+    end = cutoff_end(as_of)
     if isinstance(campaigns, pd.DataFrame):
         d = pd.to_datetime(campaigns.sent_date)
         ids = campaigns.customer_id[(d >= first) & (d < end)]

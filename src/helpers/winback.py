@@ -55,7 +55,7 @@ import pandas as pd
 
 from helpers import artifacts, churn, offers, plots, segments
 from helpers.config import Config
-from helpers.engine import artifact_table, connect
+from helpers.engine import artifact_table, connect, cutoff_end
 
 Z95 = 1.959963984540054
 CONTROL = "control"
@@ -695,7 +695,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
     if artifacts.path(processed_dir, "campaigns_clean").exists():
         camp_t = artifact_table(con, processed_dir, "campaigns_clean")
         camp_t = camp_t.filter(camp_t.sent_date + ibis.interval(days=cfg.winback.window_days)
-                               <= ibis.literal(churn.cutoff_end(as_of)))  # only campaigns whose window has ended
+                               <= ibis.literal(cutoff_end(as_of)))  # only campaigns whose window has ended
         frame = campaign_frame(lines, camp_t, cfg, cust_t)
         if not frame.empty:
             measured = measure_uplift(frame, "segment")
