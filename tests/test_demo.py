@@ -12,7 +12,7 @@ import pytest
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 
 from helpers.contract import CONTRACT
-from helpers.demo import generate
+from helpers.demo import campaign_type, generate
 
 # Every column of the raw data contract, required ones first (helpers/contract.py).
 ORDER_COLUMNS = [*CONTRACT["orders"][0], *CONTRACT["orders"][1]]
@@ -175,6 +175,12 @@ def test_campaign_rows_follow_the_contract(shop):
     discount = camp.groupby("arm")["discount"].first().astype(float).to_dict()
     assert discount == {arm: v["discount"] for arm, v in truth["arms"].items()}
     assert camp["customer_id"].isin(shop["customers"]["customer_id"]).all()
+
+
+def test_campaign_types_follow_the_documented_thresholds():
+    lapsed, value = [364, 365, 364, 364, 500], [80.0, 10.0, 79.99, 200.0, 200.0]
+    assert campaign_type(lapsed, value).tolist() == \
+        ["high_value", "long_lapsed", "low_value", "high_value", "long_lapsed"]
 
 
 # --- dirt ----------------------------------------------------------------------------------------

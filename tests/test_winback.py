@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import artifacts, churn, clean, demo, winback
+from helpers import artifacts, clean, demo, demo_truth, winback
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.engine import connect
 
@@ -67,6 +67,22 @@ def test_measured_uplift_has_an_all_row_per_arm_and_one_per_segment_with_exact_r
     assert m.loc["all", ["n_treated", "n_control", "conv_treated", "conv_control", "uplift_pp"]].tolist() == \
         [4, 4, 0.75, 0.25, 50.0]
     assert m.loc["a", "uplift_pp"] == 50.0 and m.loc["b", "uplift_pp"] == 50.0
+
+
+def _measured(segments):
+    rows = [{"campaign_id": "K", "arm": "d10", "discount": 0.1, "segment": "all", "conv_treated": 0.08,
+             "conv_control": 0.05, "uplift_pp": 3.0, "uplift_low": 1.0, "uplift_high": 5.0}]
+    rows += [{**rows[0], "segment": s, "uplift_low": lo, "uplift_high": lo + 6} for s, lo in segments]
+    return pd.DataFrame(rows)
+
+
+def test_takeaway_names_segments_whose_uplift_could_be_zero_and_warns_about_many_intervals():
+    many = winback.measured_takeaway(_measured([(f"s{i}", 1.0) for i in range(9)] + [("Lost", -2.0)]), 30)
+    assert "uplift +3.0 pp (95% +1.0 to +5.0), clearly above zero" in many
+    assert "Not distinguishable from zero in at least one arm: Lost." in many
+    assert "of these 10 segment intervals about 0.5 are expected to miss" in many
+    few = winback.measured_takeaway(_measured([("a", 1.0), ("b", 1.0)]), 30)
+    assert "Not distinguishable" not in few and "expected to miss" not in few
 
 
 # --------------------------------------------------------------------------- Qini
@@ -223,32 +239,16 @@ def demo_month(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def demo_measured(demo_month):
-    """Measured uplift per arm and per demo customer type (types as demo._run_campaign defines them)."""
+    """Measured uplift per arm and per demo customer type, at 95 % each and at the simultaneous level."""
     src, truth = demo_month
-    con = connect()
-    lines = con.read_parquet(str(src / "orders_clean.parquet"))
-    camp = con.read_parquet(str(src / "campaigns_clean.parquet"))
-    out = winback.campaign_outcomes(lines, camp, truth["campaign"]["window_days"])
-    cutoff = churn.shift_days(truth["campaign"]["sent_date"], -1)
-    f = churn.features_at(lines, cutoff, {}).select("customer_id", "recency_days", "avg_order_value").to_pandas()
-    out = out.merge(f.astype({"customer_id": str}), on="customer_id", how="left")
-    lapsed = np.ceil(out["recency_days"] - 1e-9)   # demo: sent day - day of the last order
-    out["type"] = np.where(lapsed >= 365, "long_lapsed", np.where(out["avg_order_value"] >= 80, "high_value",
-                                                                  "low_value"))
+    camp = truth["campaign"]
+    plain = demo_truth.measure_by_type(src, camp)
     # 8 intervals are checked at once (2 arms x (all + 3 types)): each at 1 - 0.05/8 (Bonferroni), so the
-    # whole set covers the truth with 95 % probability. With plain 95 % intervals this demo draw has one
-    # miss (high_value at 10 %: measured +7.7 pp, 95 % 4.3 to 11.3, truth +3.7), as 8 intervals often do.
-    return (winback.measure_uplift(out, by="type"), winback.measure_uplift(out, by="type", level=1 - 0.05 / 8),
-            truth["campaign"])
-
-
-def truth_value(truth, arm, group):
-    """Expected uplift in P(order in window): per type from truth.json; per arm, the size-weighted mean."""
-    true = truth["true_uplift_purchase_prob"]
-    if group != "all":
-        return true[group][arm]
-    n = truth["n_per_type_arm"]
-    return sum(true[t][arm] * n[t][arm] for t in true) / sum(n[t][arm] for t in true)
+    # whole set covers the truth with 95 % probability. Plain 95 % intervals each miss 5 % of the time:
+    # over 200 demo seeds (scripts/winback_coverage.py) all 8 held in only 65 % of the shops (simultaneous: 94.5 %),
+    # and seed 42 has one miss (high_value at 10 %: measured +7.7 pp, 95 % 4.3 to 11.3, truth +3.7).
+    joint = demo_truth.measure_by_type(src, camp, level=1 - 0.05 / len(plain))
+    return plain, joint, camp
 
 
 def test_demo_arm_sizes_match_the_truth(demo_measured):
@@ -263,7 +263,7 @@ def test_demo_arm_sizes_match_the_truth(demo_measured):
 def test_demo_true_uplift_of_each_arm_lies_in_its_95_percent_interval(demo_measured, arm):
     m, _, truth = demo_measured
     row = m[(m["arm"] == arm) & (m["segment"] == "all")].iloc[0]
-    assert row["uplift_low"] <= 100 * truth_value(truth, arm, "all") <= row["uplift_high"]
+    assert row["uplift_low"] <= demo_truth.true_uplift_pp(truth, arm, "all") <= row["uplift_high"]
 
 
 @pytest.mark.parametrize("arm", ["discount_10", "discount_20"])
@@ -271,6 +271,6 @@ def test_demo_true_uplift_of_each_arm_lies_in_its_95_percent_interval(demo_measu
 def test_demo_true_uplift_lies_in_the_simultaneous_95_percent_intervals(demo_measured, arm, group):
     _, m, truth = demo_measured
     row = m[(m["arm"] == arm) & (m["segment"] == group)].iloc[0]
-    assert row["uplift_low"] <= 100 * truth_value(truth, arm, group) <= row["uplift_high"]
+    assert row["uplift_low"] <= demo_truth.true_uplift_pp(truth, arm, group) <= row["uplift_high"]
     if group == "long_lapsed":  # the discount does nothing there, and the interval says so
         assert row["uplift_low"] < 0 < row["uplift_high"]

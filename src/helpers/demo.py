@@ -315,6 +315,17 @@ def _simulate_purchases(rng: np.random.Generator, cust: dict, horizon: int) -> d
             "kind": np.full(len(cust_all), _KIND_NATURAL)}
 
 
+def campaign_type(lapsed_days, mean_order_value) -> np.ndarray:
+    """The demo campaign's customer type: long_lapsed (no order for CAMPAIGN_LONG_LAPSE_DAYS days or
+    more), else high_value (mean order value before sending >= CAMPAIGN_HIGH_VALUE_EUR) or low_value.
+
+    lapsed_days: sent date minus the day of the last order; the uplift differs by type (CAMPAIGN_UPLIFT).
+    """
+    lapsed, value = np.asarray(lapsed_days, dtype=float), np.asarray(mean_order_value, dtype=float)
+    return np.where(lapsed >= CAMPAIGN_LONG_LAPSE_DAYS, "long_lapsed",
+                    np.where(value >= CAMPAIGN_HIGH_VALUE_EUR, "high_value", "low_value"))
+
+
 def _run_campaign(rng: np.random.Generator, cust: dict, orders: dict, sent_day: int):
     """Randomised win-back campaign on lapsed buyers; returns assignment, extra orders, truth."""
     before = orders["t"] < sent_day
@@ -324,10 +335,7 @@ def _run_campaign(rng: np.random.Generator, cust: dict, orders: dict, sent_day: 
     lapsed = sent_day - per["last_day"].to_numpy()
     eligible = per.index.to_numpy()[lapsed >= CAMPAIGN_MIN_LAPSE_DAYS]
     per = per.loc[eligible]
-    lapsed = (sent_day - per["last_day"]).to_numpy()
-    kind = np.where(lapsed >= CAMPAIGN_LONG_LAPSE_DAYS, "long_lapsed",
-                    np.where(per["mean_value"].to_numpy() >= CAMPAIGN_HIGH_VALUE_EUR,
-                             "high_value", "low_value"))
+    kind = campaign_type(sent_day - per["last_day"].to_numpy(), per["mean_value"].to_numpy())
     arm_names = list(CAMPAIGN_ARMS)
     arm = np.array(arm_names)[rng.permutation(len(eligible)) % len(arm_names)]
     uplift = np.array([CAMPAIGN_UPLIFT[t][a] for t, a in zip(kind, arm)], dtype=float)

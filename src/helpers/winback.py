@@ -211,6 +211,11 @@ def measured_takeaway(measured: pd.DataFrame, window_days: int) -> str:
     if not seg.empty:
         names = sorted(set(seg["segment"]))
         parts.append("Not distinguishable from zero in at least one arm: " + ", ".join(names) + ".")
+    n_seg = int((measured["segment"] != "all").sum())
+    if n_seg >= 5:
+        parts.append(f"Each interval is 95% on its own: of these {n_seg:,} segment intervals about {0.05 * n_seg:.1f} are "
+                     "expected to miss the true uplift by chance, so one segment that stands out alone is a lead to "
+                     "re-test in the next campaign rather than a finding.")
     return "\n".join(parts)
 
 
