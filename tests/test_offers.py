@@ -130,6 +130,18 @@ def test_every_customer_gets_top_n_distinct_ranked_categories(con, cfg):
     assert s["rank"].max() <= cfg.offers.top_n
 
 
+def test_a_category_with_two_reasons_is_offered_once_under_the_reason_that_ranks_first(con, cfg):
+    # accessories is both affine to books (lift 1.5) and what similar customers bought (50 %): for a
+    # one-day buyer the similar-customer evidence ranks first, for a customer with history the affinity
+    fine = dataclasses.replace(cfg, offers=dataclasses.replace(cfg.offers, similar_min_customers=1))
+    rows = AFFINITY_SHOP + [line("X", "2025-12-20", "books"),
+                            line("Y", "2025-11-01", "laptops"), line("Y", "2025-11-20", "books")]
+    s = offers.suggest(table(con, rows, "two_reasons"), None, AS_OF, fine).set_index("customer_id")
+    assert s.loc[["X"], "category"].tolist() == ["accessories"] == s.loc[["Y"], "category"].tolist()
+    assert s.loc["X", "reason"].startswith("similar customers: 50% of customers like them")
+    assert s.loc["Y", "reason"] == "bought together later: 50% of books buyers buy accessories within 90 days (lift 1.5)"
+
+
 # --------------------------------------------------------------------------- contact cap
 
 CAMPAIGNS = pd.DataFrame({

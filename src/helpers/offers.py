@@ -34,6 +34,8 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from helpers import artifacts, kpis
 from helpers.config import Config, OffersConfig
@@ -347,33 +349,66 @@ def _ocfg(cfg: Config | OffersConfig) -> OffersConfig:
     return cfg if isinstance(cfg, OffersConfig) else cfg.offers
 
 
-def _similar_candidates(inp: OfferInputs, oc: OffersConfig) -> pd.DataFrame:
-    """customer_id, category, score (share), level (description of the group used)."""
+def _strings(values) -> pa.ChunkedArray:
+    """`values` (a pandas column or array of strings) as one Arrow large_string column."""
+    arr = pa.array(values, type=pa.large_string()) if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
+    return pa.chunked_array([arr]) if isinstance(arr, pa.Array) else arr
+
+
+def _sorted_names(*columns) -> pa.Array:
+    """The distinct strings of `columns`, sorted by code point (as Python and pandas sort them)."""
+    u = pc.unique(pa.chunked_array([c for col in columns for c in _strings(col).chunks], type=pa.large_string()))
+    return u.take(pc.array_sort_indices(u))
+
+
+def _codes(values, names: pa.Array) -> np.ndarray:
+    """Positions of `values` in `names` (from `_sorted_names`, so codes sort as the strings do)."""
+    return pc.index_in(_strings(values), value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _take_strings(names: pa.Array, codes: np.ndarray) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([names.take(pa.array(codes))])))
+
+
+def _similar_candidates(inp: OfferInputs, oc: OffersConfig, ids: pa.Array, cats: pa.Array) -> pd.DataFrame:
+    """Integer frame cust, cat, share, level (index into PROFILE_LEVELS): per customer the categories
+    of the finest profile group with at least `similar_min_customers` customers."""
     prof = inp.profiles
-    assigned = pd.Series(False, index=prof.index)
+    cust = _codes(prof.customer_id, ids)
+    assigned = np.zeros(len(prof), bool)
     parts = []
-    for level in PROFILE_LEVELS:
-        table = inp.similar[level]
-        keys = list(level)
-        todo = prof[~assigned]
-        if todo.empty:
+    for k, level in enumerate(PROFILE_LEVELS):
+        if assigned.all():
             break
+        table, keys = inp.similar[level], list(level)
+        ok = table[table.customers >= oc.similar_min_customers] if keys else table
+        if ok.empty:
+            continue
+        groups = ok[keys].drop_duplicates().reset_index(drop=True) if keys else pd.DataFrame(index=[0])
         if keys:
-            ok = table[table.customers >= oc.similar_min_customers]
-            groups = ok[keys].drop_duplicates()
-            hit = todo.merge(groups, on=keys, how="inner")
-            if hit.empty:
-                continue
-            cand = hit[["customer_id", *keys]].merge(ok, on=keys)
+            gid = prof[keys].merge(groups.reset_index(names="_g"), on=keys, how="left")["_g"].to_numpy()
+            hit = ~assigned & ~np.isnan(gid)
         else:
-            hit = todo
-            cand = todo[["customer_id"]].merge(table, how="cross")
-        assigned |= prof.customer_id.isin(hit.customer_id)
-        cand = cand.assign(level=" + ".join(k.replace("_", " ") for k in keys) if keys else "all customers")
-        parts.append(cand[["customer_id", "category", "share", "level"]])
+            gid, hit = np.zeros(len(prof)), ~assigned
+        if not hit.any():
+            continue
+        ok_g = ok.merge(groups.reset_index(names="_g"), on=keys) if keys else ok.assign(_g=0)
+        ok_g = ok_g.sort_values("_g", kind="stable")
+        starts = np.searchsorted(ok_g["_g"].to_numpy(), np.arange(len(groups) + 1))
+        g = gid[hit].astype(np.int64)
+        size = starts[g + 1] - starts[g]
+        rows = np.repeat(starts[g], size) + (np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size))
+        ok_cat = _codes(ok_g["category"], cats)
+        parts.append(pd.DataFrame({"cust": np.repeat(cust[hit], size).astype(np.int32), "cat": ok_cat[rows].astype(np.int32),
+                                   "share": ok_g["share"].to_numpy(dtype=float)[rows], "level": np.int8(k)}))
+        assigned |= hit
     if not parts:
-        return pd.DataFrame(columns=["customer_id", "category", "share", "level"])
+        return pd.DataFrame({"cust": np.zeros(0, np.int64), "cat": np.zeros(0, np.int64), "share": np.zeros(0),
+                             "level": np.zeros(0, np.int8)})
     return pd.concat(parts, ignore_index=True)
+
+
+_SRC_CYCLE, _SRC_AFFINITY, _SRC_SIMILAR = 0, 1, 2
 
 
 def suggest(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config,
@@ -386,63 +421,112 @@ def suggest(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: 
     product_id), reason (one short sentence), score (0..1, the evidence share behind the reason:
     share of the customer's purchase days with the category for repeats, share of A-buyers who then
     bought B for affinities, share of similar customers for the fallback).
+
+    Candidates are ranked as integer codes (customers and categories by their sorted names) and the
+    reason sentences are written for the chosen `top_n` per customer only: for a million customers
+    the candidates run to tens of millions of rows.
     """
     oc = cfg.offers
     inp = inputs or offer_inputs(orders, customers, as_of, cfg)
-    h = inp.history
-    single = pd.Index(inp.profiles.customer_id[inp.profiles.single].to_numpy())
-    parts = []
-
-    cyc = inp.cycles.merge(h[["customer_id", "category", "customer_days", "top_product"]], on=["customer_id", "category"])
-    if not cyc.empty:
-        cyc = cyc.assign(tier=np.where(cyc.due, 0, 1), score=cyc.days / cyc.customer_days)
-        due_txt = np.where(cyc.days_until_due < 0, "overdue since ", "due ")
-        cyc["reason"] = (f"{REASONS['due']}: bought on " + cyc.days.astype(str) + " days, every ~"
-                         + cyc.interval_days.astype(str) + " days, " + due_txt + cyc.due_date.dt.strftime("%Y-%m-%d"))
-        cyc.loc[~cyc.due, "reason"] = (f"{REASONS['repeat']}: bought on " + cyc.days.astype(str) + " days, next due "
-                                       + cyc.due_date.dt.strftime("%Y-%m-%d"))[~cyc.due]
-        parts.append(cyc[["customer_id", "category", "tier", "score", "reason"]].assign(product_id=cyc.top_product))
-
+    h, prof = inp.history, inp.profiles
     aff = inp.affinities.reset_index()
-    aff = aff[aff.lift >= oc.min_lift]
-    if not aff.empty:
-        a = h[["customer_id", "category"]].merge(aff, left_on="category", right_on="bought")
-        a = a.sort_values(["customer_id", "then_bought", "share", "bought"], ascending=[True, True, False, True])
-        a = a.drop_duplicates(["customer_id", "then_bought"])
-        bought = h[["customer_id", "category"]].assign(_b=True)
-        a = a.drop(columns="category").merge(bought, left_on=["customer_id", "then_bought"],
-                                              right_on=["customer_id", "category"], how="left")
-        a = a[a._b.isna()]
-    if not aff.empty and not a.empty:
-        a = a.assign(category=a.then_bought, tier=np.where(a.customer_id.isin(single), 3, 2), score=a.share,
-                     reason=(f"{REASONS['affinity']}: " + (a.share * 100).round().astype(int).astype(str) + "% of "
-                             + a.bought + " buyers buy " + a.then_bought + " within "
-                             + str(oc.affinity_window_days) + " days (lift " + a.lift.map("{:.1f}".format) + ")"),
-                     product_id=None)
-        parts.append(a[["customer_id", "category", "tier", "score", "reason", "product_id"]])
+    aff = aff[aff.lift >= oc.min_lift].reset_index(drop=True)
+    ids = _sorted_names(h.customer_id, prof.customer_id)
+    cats = _sorted_names(h.category, aff.then_bought, aff.bought, *(t.category for t in inp.similar.values()))
+    single = np.zeros(len(ids), bool)
+    single[_codes(prof.customer_id[prof.single], ids)] = True
+    h_cust, h_cat = _codes(h.customer_id, ids), _codes(h.category, cats)
+    parts = []  # (cust, cat, tier, score, src, ref): ref = row in that source's frame
 
-    sim = _similar_candidates(inp, oc)
+    h_at = pd.Index(h_cust * len(cats) + h_cat)  # (customer, category) -> row of h
+    c_cust, c_cat = _codes(inp.cycles.customer_id, ids), _codes(inp.cycles.category, cats)
+    row = h_at.get_indexer(c_cust * len(cats) + c_cat)
+    cyc = inp.cycles[row >= 0].assign(customer_days=h.customer_days.to_numpy()[row[row >= 0]],
+                                       top_product=h.top_product.to_numpy()[row[row >= 0]])
+    if not cyc.empty:
+        parts.append((c_cust[row >= 0], c_cat[row >= 0], np.where(cyc.due, 0, 1),
+                      (cyc.days / cyc.customer_days).to_numpy(float), _SRC_CYCLE, np.arange(len(cyc))))
+
+    if not aff.empty:
+        a_bought, a_then = _codes(aff.bought, cats), _codes(aff.then_bought, cats)
+        by_bought = np.argsort(a_bought, kind="stable")
+        starts = np.searchsorted(a_bought[by_bought], np.arange(len(cats) + 1))
+        size = starts[h_cat + 1] - starts[h_cat]
+        pos = np.repeat(starts[h_cat], size) + (np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size))
+        pair = by_bought[pos]  # row of aff for each (customer, bought category, then_bought)
+        cust = np.repeat(h_cust, size)
+        share = aff.share.to_numpy(float)[pair]
+        # per customer and then_bought keep the strongest share (ties: first bought category by name)
+        order = np.lexsort((a_bought[pair], -share, a_then[pair], cust))
+        cust, pair, share = cust[order], pair[order], share[order]
+        key = cust * len(cats) + a_then[pair]
+        first = np.r_[True, key[1:] != key[:-1]]
+        cust, pair, share, key = cust[first], pair[first], share[first], key[first]
+        new = ~np.isin(key, h_cust * len(cats) + h_cat)  # not bought before
+        cust, pair, share = cust[new], pair[new], share[new]
+        parts.append((cust, a_then[pair], np.where(single[cust], 3, 2), share, _SRC_AFFINITY, pair))
+
+    sim = _similar_candidates(inp, oc, ids, cats)
     if not sim.empty:
-        sim = sim.assign(tier=np.where(sim.customer_id.isin(single), 1, 4), score=sim.share, product_id=None,
-                         reason=(f"{REASONS['similar']}: " + (sim.share * 100).round().astype(int).astype(str)
-                                 + "% of customers like them (" + sim.level + ") bought it within "
-                                 + str(oc.affinity_window_days) + " days"))
-        parts.append(sim[["customer_id", "category", "tier", "score", "reason", "product_id"]])
+        s_cust = sim.cust.to_numpy()
+        parts.append((s_cust, sim.cat.to_numpy(), np.where(single[s_cust], 1, 4), sim.share.to_numpy(float),
+                      _SRC_SIMILAR, np.arange(len(sim))))
 
     if not parts:
         return _empty_offers()
-    c = pd.concat([p for p in parts if not p.empty], ignore_index=True)
-    c = c.sort_values(["customer_id", "tier", "score", "category"], ascending=[True, True, False, True], kind="stable")
-    c = c.drop_duplicates(["customer_id", "category"])
-    c["rank"] = c.groupby("customer_id").cumcount() + 1
-    c = c[c["rank"] <= oc.top_n]
-    c["product_id"] = c.product_id.where(c.product_id.notnull(), c.category.map(inp.best_sellers))
-    c["score"] = c.score.astype(float).round(4)
-    out = c[OFFER_COLUMNS].reset_index(drop=True)
-    out["rank"] = out["rank"].astype("int64")
-    for col in ("customer_id", "category", "product_id", "reason"):
-        out[col] = out[col].astype("string")
-    return out
+    dtypes = (np.int32, np.int32, np.int8, np.float64, np.int8, np.int32)
+    cust, cat, tier, score, src, ref = (
+        np.concatenate([np.broadcast_to(np.asarray(p[i], dtype=dt), len(p[0])) for p in parts])
+        for i, dt in enumerate(dtypes))
+    order = np.lexsort((np.arange(len(cust)), cat, -score, tier, cust))
+    key = cust[order].astype(np.int64) * len(cats) + cat[order]
+    first = ~pd.Series(key).duplicated().to_numpy()  # the best row per customer and category
+    del key
+    idx = order[first]
+    c = cust[idx]
+    pos = np.arange(len(c))
+    rank = pos - np.maximum.accumulate(np.where(np.r_[True, c[1:] != c[:-1]], pos, 0)) + 1
+    sel, rank = idx[rank <= oc.top_n], rank[rank <= oc.top_n]
+
+    reasons = []
+    product = pd.Series(None, index=range(len(sel)), dtype=object)
+    w = str(oc.affinity_window_days)
+    for kind in (_SRC_CYCLE, _SRC_AFFINITY, _SRC_SIMILAR):
+        at = np.flatnonzero(src[sel] == kind)
+        if not len(at):
+            continue
+        rows = ref[sel[at]]
+        if kind == _SRC_CYCLE:
+            r = cyc.iloc[rows]
+            due_txt = np.where(r.days_until_due < 0, "overdue since ", "due ")
+            text = np.where(r.due, f"{REASONS['due']}: bought on " + r.days.astype(str) + " days, every ~"
+                            + r.interval_days.astype(str) + " days, " + due_txt + r.due_date.dt.strftime("%Y-%m-%d"),
+                            f"{REASONS['repeat']}: bought on " + r.days.astype(str) + " days, next due "
+                            + r.due_date.dt.strftime("%Y-%m-%d"))
+            product.iloc[at] = r.top_product.to_numpy()
+        elif kind == _SRC_AFFINITY:
+            r = aff.iloc[rows]
+            text = (f"{REASONS['affinity']}: " + (r.share * 100).round().astype(int).astype(str) + "% of " + r.bought
+                    + " buyers buy " + r.then_bought + " within " + w + " days (lift "
+                    + r.lift.map("{:.1f}".format) + ")").to_numpy()
+        else:
+            r = sim.iloc[rows]
+            level = np.array([" + ".join(k.replace("_", " ") for k in lv) if lv else "all customers"
+                              for lv in PROFILE_LEVELS], dtype=object)[r.level.to_numpy()]
+            text = (f"{REASONS['similar']}: " + (r.share * 100).round().astype(int).astype(str)
+                    + "% of customers like them (" + level + ") bought it within " + w + " days").to_numpy()
+        reasons.append(pd.Series(text, index=at, dtype="string"))
+
+    category = _take_strings(cats, cat[sel])
+    out = pd.DataFrame({
+        "customer_id": _take_strings(ids, cust[sel]),
+        "rank": rank.astype("int64"),
+        "category": category.astype("string"),
+        "product_id": product.where(product.notnull(), category.map(inp.best_sellers)).astype("string"),
+        "reason": pd.concat(reasons).sort_index().reset_index(drop=True),
+        "score": np.round(score[sel].astype(float), 4),
+    })
+    return out[OFFER_COLUMNS]
 
 
 def _empty_offers() -> pd.DataFrame:
