@@ -1,6 +1,7 @@
 """Tests for helpers.runner: tiny notebooks built with nbformat in a temporary project."""
 
 import json
+import os
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -276,3 +277,14 @@ def test_rerunning_one_month_changes_only_its_reports_and_its_point_in_the_index
 def test_index_without_processed_artifacts_has_no_trends(june_run):
     root, _, _ = june_run
     assert "data-metric" not in (root / "reports" / "index.html").read_text()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="Windows has no IPC transport")
+def test_notebooks_run_on_a_local_ipc_kernel_without_the_unencrypted_tcp_warning(tmp_path, capfd):
+    root = make_project(tmp_path)
+    make_notebook(root, "01_kernel.ipynb",
+                  "import json\nfrom ipykernel.connect import get_connection_info\n"
+                  "print('transport', json.loads(get_connection_info())['transport'])")
+    run_month("2026-06-30", root / "data" / "raw" / "demo", root=root, log=lambda line: None)
+    assert "transport ipc" in stream_text(root / "reports" / "demo" / "2026-06" / "01_kernel.ipynb")
+    assert "without encryption" not in capfd.readouterr().err

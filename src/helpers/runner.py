@@ -81,6 +81,18 @@ class RunFailed(Exception):
 # Small pure helpers
 
 
+def kernel_config():
+    """Kernel settings for every notebook run: local IPC sockets on Linux and macOS.
+
+    With the default TCP transport the kernel listens on local ports that other users of the machine
+    could reach, and ipykernel 7 prints a warning about unencrypted TCP for every notebook; IPC
+    sockets are files in the user's Jupyter runtime folder. Windows has no IPC transport: TCP there.
+    """
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc"}}) if os.name == "posix" else Config()
+
+
 def last_complete_month_end(max_order_date: date | datetime | str) -> str:
     """Last day of the last complete month, as ``'YYYY-MM-DD'``.
 
@@ -254,7 +266,7 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
                 try:
                     pm.execute_notebook(
                         str(source), str(tmp), parameters=parameters, kernel_name=kernel_name,
-                        cwd=str(root), progress_bar=False, log_output=False,
+                        cwd=str(root), progress_bar=False, log_output=False, config=kernel_config(),
                     )
                 except PapermillExecutionError as err:
                     failure = err
@@ -631,7 +643,7 @@ def refresh_notebooks(root: str | Path | None = None, kernel_name: str = "python
     for path in _select_notebooks(root / "notebooks", only):
         started = time.perf_counter()
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, kernel_name=kernel_name, timeout=1800,
+        NotebookClient(nb, kernel_name=kernel_name, timeout=1800, config=kernel_config(),
                        resources={"metadata": {"path": str(path.parent)}}).execute()
         for cell in nb.cells:
             cell.metadata.pop("execution", None)
