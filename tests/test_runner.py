@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from helpers.runner import (RunFailed, backfill, build_index, last_complete_month_end,
-                            run_month, shop_name)
+                            refresh_notebooks, run_month, shop_name)
 
 PARAMETERS = "as_of = '2020-01-31'\nraw_dir = ''\nprocessed_dir = ''\nconfig_path = ''"
 
@@ -288,3 +288,19 @@ def test_notebooks_run_on_a_local_ipc_kernel_without_the_unencrypted_tcp_warning
     run_month("2026-06-30", root / "data" / "raw" / "demo", root=root, log=lambda line: None)
     assert "transport ipc" in stream_text(root / "reports" / "demo" / "2026-06" / "01_kernel.ipynb")
     assert "without encryption" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("cell_progress", [True, False])
+def test_a_cell_progress_bar_shows_only_when_asked(tmp_path, capfd, cell_progress):
+    root = make_project(tmp_path)
+    make_notebook(root, "01_a.ipynb", "x = 1", "y = 2")
+    run_month("2026-06-30", root / "data" / "raw" / "demo", root=root, log=lambda line: None,
+              cell_progress=cell_progress)
+    assert ("cell/s" in capfd.readouterr().err) is cell_progress
+
+
+def test_refresh_notebooks_stores_fresh_outputs_in_the_committed_notebook(tmp_path):
+    root = make_project(tmp_path)  # the kernel runs in root/notebooks, not in this process's folder
+    path = make_notebook(root, "01_a.ipynb", "print('fresh', 6 * 7)")
+    assert refresh_notebooks(root=root, log=lambda line: None) == [path]
+    assert "fresh 42" in stream_text(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +170,16 @@ def test_monte_carlo_is_reproducible_with_the_seed_and_changes_with_another(cfg)
 def test_plan_recommends_no_contact_when_no_option_has_positive_expected_profit(cfg):
     p = winback.plan(winback.simulate(cands(), fixed_uplift(cfg, 0.0), cfg))
     assert p.loc[p["recommended"], "option"].tolist() == [winback.NO_CONTACT]
+
+
+def test_simulation_table_shows_uplift_with_its_interval_money_in_whole_units_and_roi_in_percent(cfg):
+    p = winback.plan(winback.simulate(cands(), fixed_uplift(cfg, 0.1), cfg))
+    t = winback.simulation_table(types.SimpleNamespace(plan=p, currency="EUR")).loc["S"]
+    row, raw = t.loc["20% off"], p.set_index("option").loc["20% off"]
+    assert row["uplift pp (95%)"] == "10.0 (10.0 to 10.0)"
+    assert row["extra revenue (EUR)"] == "17" and row["discount cost (EUR)"] == f"{0.2 * 43.0:,.0f}"
+    assert row["ROI"] == f"{100 * raw['roi']:.0f}%"
+    assert t.loc[winback.NO_CONTACT, "ROI"] == "\u2013"   # nothing spent: no ROI
 
 
 def test_unmeasured_discounts_are_interpolated_between_measured_arms(cfg):

@@ -345,6 +345,67 @@ def recent(monthly_df: pd.DataFrame, months: int = 13) -> pd.DataFrame:
     return monthly_df.set_index("month").tail(months)
 
 
+# How the report shows each KPI: its label and kind (money, share, count or ratio).
+KPI_DISPLAY = {
+    "revenue": ("Net revenue", "money"), "gross_sales": ("Gross sales", "money"),
+    "returned_value": ("Returned value", "money"), "returns_rate": ("Returns rate", "share"),
+    "orders": ("Orders", "count"), "active_customers": ("Active customers", "count"),
+    "new_customers": ("New customers", "count"), "returning_customers": ("Returning customers", "count"),
+    "returning_revenue_share": ("Revenue from returning customers", "share"),
+    "aov": ("Average order value", "money2"), "orders_per_customer": ("Orders per customer", "ratio"),
+    "repeat_rate": ("Repeat rate (2+ orders so far)", "share"), "sleeping_customers": ("Sleeping customers", "count"),
+}
+_DASH = "\u2013"
+
+
+def format_kpi(kpi: str, value) -> str:
+    """One KPI value as the report shows it: 325482.3 -> '325,482', 0.0407 -> '4.1%', 1.2556 -> '1.26'."""
+    if value is None or pd.isna(value):
+        return _DASH
+    kind = KPI_DISPLAY.get(kpi, (kpi, "ratio"))[1]
+    return {"money": f"{value:,.0f}", "money2": f"{value:,.2f}", "share": f"{100 * value:.1f}%",
+            "count": f"{value:,.0f}", "ratio": f"{value:,.2f}"}[kind]
+
+
+def _kpi_label(kpi: str, currency: str) -> str:
+    label, kind = KPI_DISPLAY.get(kpi, (kpi, "ratio"))
+    return f"{label} ({currency})" if kind.startswith("money") else label
+
+
+def monthly_table(monthly_df: pd.DataFrame, months: int = 13, currency: str = "EUR") -> pd.DataFrame:
+    """The last `months` months for reading: one row per KPI (labelled), one column per month, values
+    formatted (money in whole units, shares in %). The numbers themselves are in kpis.csv."""
+    m = recent(monthly_df, months)
+    out = pd.DataFrame({month: [format_kpi(k, row[k]) for k in KPI_DISPLAY] for month, row in m.iterrows()},
+                       index=pd.Index([_kpi_label(k, currency) for k in KPI_DISPLAY], name="KPI"))
+    out.columns.name = "month"
+    return out
+
+
+def _format_change(change, is_share: bool) -> str:
+    if change is None or pd.isna(change):
+        return _DASH
+    return f"{100 * change:+.1f} pp" if is_share else f"{100 * change:+.1f}%"
+
+
+def deltas_table(d: pd.DataFrame, monthly_df: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
+    """`deltas` for reading: labelled KPIs, formatted values, changes as '+1.2%' (levels) or
+    '+0.2 pp' (shares, percentage points); a month without data shows a dash."""
+    month = monthly_df["month"].iloc[-1]
+    prev, ly = _month_before(month, 1), _month_before(month, 12)
+    rows = {}
+    for kpi, r in d.iterrows():
+        share = r["change_in"] == "points"
+        rows[_kpi_label(kpi, currency)] = {
+            month: format_kpi(kpi, r["this_month"]), prev: format_kpi(kpi, r["previous_month"]),
+            "vs last month": _format_change(r["vs_previous"], share),
+            f"{ly} (a year ago)": format_kpi(kpi, r["same_month_last_year"]),
+            "vs a year ago": _format_change(r["vs_last_year"], share)}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "KPI"
+    return out
+
+
 def _month_before(month: str, k: int) -> str:
     p = pd.Period(month, "M") - k
     return str(p)

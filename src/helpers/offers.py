@@ -370,6 +370,14 @@ def _take_strings(names: pa.Array, codes: np.ndarray) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([names.take(pa.array(codes))])))
 
 
+def _expand(starts: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each entry of `group` (ids into blocks [starts[g], starts[g + 1]) of a sorted table), the
+    table rows of its block, concatenated, and the block sizes (for np.repeat of the entry's own data)."""
+    size = starts[group + 1] - starts[group]
+    rows = np.repeat(starts[group], size) + (np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size))
+    return rows, size
+
+
 def _similar_candidates(inp: OfferInputs, oc: OffersConfig, ids: pa.Array, cats: pa.Array) -> pd.DataFrame:
     """Integer frame cust, cat, share, level (index into PROFILE_LEVELS): per customer the categories
     of the finest profile group with at least `similar_min_customers` customers."""
@@ -395,9 +403,7 @@ def _similar_candidates(inp: OfferInputs, oc: OffersConfig, ids: pa.Array, cats:
         ok_g = ok.merge(groups.reset_index(names="_g"), on=keys) if keys else ok.assign(_g=0)
         ok_g = ok_g.sort_values("_g", kind="stable")
         starts = np.searchsorted(ok_g["_g"].to_numpy(), np.arange(len(groups) + 1))
-        g = gid[hit].astype(np.int64)
-        size = starts[g + 1] - starts[g]
-        rows = np.repeat(starts[g], size) + (np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size))
+        rows, size = _expand(starts, gid[hit].astype(np.int64))
         ok_cat = _codes(ok_g["category"], cats)
         parts.append(pd.DataFrame({"cust": np.repeat(cust[hit], size).astype(np.int32), "cat": ok_cat[rows].astype(np.int32),
                                    "share": ok_g["share"].to_numpy(dtype=float)[rows], "level": np.int8(k)}))
@@ -451,8 +457,7 @@ def suggest(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: 
         a_bought, a_then = _codes(aff.bought, cats), _codes(aff.then_bought, cats)
         by_bought = np.argsort(a_bought, kind="stable")
         starts = np.searchsorted(a_bought[by_bought], np.arange(len(cats) + 1))
-        size = starts[h_cat + 1] - starts[h_cat]
-        pos = np.repeat(starts[h_cat], size) + (np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size))
+        pos, size = _expand(starts, h_cat)
         pair = by_bought[pos]  # row of aff for each (customer, bought category, then_bought)
         cust = np.repeat(h_cust, size)
         share = aff.share.to_numpy(float)[pair]

@@ -5,6 +5,7 @@ and a notebook can place two charts on one figure.
 """
 from __future__ import annotations
 
+import re
 import textwrap
 
 import matplotlib.pyplot as plt
@@ -29,9 +30,29 @@ def _ax(ax):
     return ax
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~])")
+
+
+def takeaway_markdown(sentence: str) -> str:
+    """A takeaway as Markdown: one paragraph per line, "1. ..." lines stay a numbered list, and every
+    character Markdown would act on (``*``, ``_``, ``#``, ``<``, ...) is escaped, so the text shows as written."""
+    lines = [_MARKDOWN_SPECIAL.sub(r"\\\1", line.strip()) for line in sentence.splitlines() if line.strip()]
+    return "\n\n".join(lines)
+
+
 def say(sentence: str, width: int = 110) -> None:
-    """Print a computed takeaway, wrapped to the report's width (plain text, so nbval checks it)."""
-    print("\n".join(textwrap.fill(line, width) for line in sentence.splitlines()))
+    """Show a computed takeaway: as Markdown in a notebook (a paragraph in the HTML report, checked by
+    nbval like any output), printed and wrapped to `width` elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover - IPython comes with jupyterlab
+        shell = None
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        display(Markdown(takeaway_markdown(sentence)))
+    else:
+        print("\n".join(textwrap.fill(line, width) for line in sentence.splitlines()))
 
 
 thousands = FuncFormatter(lambda v, _: f"{v:,.0f}")

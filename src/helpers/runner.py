@@ -23,6 +23,7 @@ import html
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 from datetime import date, datetime, timezone
@@ -88,9 +89,18 @@ def kernel_config():
     could reach, and ipykernel 7 prints a warning about unencrypted TCP for every notebook; IPC
     sockets are files in the user's Jupyter runtime folder. Windows has no IPC transport: TCP there.
     """
+    import uuid
+
+    from jupyter_core.paths import jupyter_runtime_dir
     from traitlets.config import Config
 
-    return Config({"KernelManager": {"transport": "ipc"}}) if os.name == "posix" else Config()
+    if os.name != "posix":
+        return Config()
+    # An absolute socket path: jupyter_client's default ("kernel-ipc") is relative to each process's
+    # working directory, and the kernel runs in another one than this process.
+    runtime = Path(jupyter_runtime_dir())
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(runtime / f"kernel-{uuid.uuid4().hex[:12]}-ipc")}})
 
 
 def last_complete_month_end(max_order_date: date | datetime | str) -> str:
@@ -181,7 +191,7 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
               only: list[str] | None = None, root: str | Path | None = None,
               notebooks_dir: str | Path | None = None, reports_dir: str | Path | None = None,
               processed_base: str | Path | None = None, kernel_name: str = "python3",
-              log=print) -> list[Path]:
+              log=print, cell_progress: bool | None = None) -> list[Path]:
     """Run the numbered notebooks (``notebooks/NN_*.ipynb``, sorted) for one shop-month.
 
     Parameters
@@ -203,6 +213,9 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
         Jupyter kernel to execute with.
     log : callable
         Receives one progress line per notebook and a total.
+    cell_progress : bool, optional
+        Show a progress bar of the cells on stderr while a notebook runs; default: when stderr is a
+        terminal (an interactive run), not in scheduled runs whose output goes to a log file.
 
     Returns
     -------
@@ -249,6 +262,7 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
     _write_record(out_dir, record)
     log(f"{shop} {month}: running {len(notebooks)} notebook(s) with as_of={as_of}")
     run_start = time.perf_counter()
+    show_cells = sys.stderr.isatty() if cell_progress is None else cell_progress
     written: list[Path] = []
     total = len(notebooks)
     try:
@@ -266,7 +280,7 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
                 try:
                     pm.execute_notebook(
                         str(source), str(tmp), parameters=parameters, kernel_name=kernel_name,
-                        cwd=str(root), progress_bar=False, log_output=False, config=kernel_config(),
+                        cwd=str(root), progress_bar=show_cells, log_output=False, config=kernel_config(),
                     )
                 except PapermillExecutionError as err:
                     failure = err

@@ -243,7 +243,7 @@ def plot_measured(measured: pd.DataFrame, ax=None):
     ax.set_title("Measured uplift per arm and segment (95% interval)")
     ax.set_xlabel("uplift in conversion within the window (percentage points)")
     ax.set_ylabel("")
-    ax.legend(loc="lower right", frameon=True, fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=True, fontsize=9)  # beside: no marker hidden
     return ax
 
 
@@ -743,20 +743,30 @@ def load_targets(processed_dir: str | Path) -> pd.DataFrame:
     return pd.read_csv(p, dtype={"customer_id": str, "email": str, "segment": str})
 
 
+def _band(low, high, digits: int = 0) -> str:
+    return f"{low:,.{digits}f} to {high:,.{digits}f}"
+
+
 def simulation_table(res: WinbackRun) -> pd.DataFrame:
-    """The plan for reading: index (segment, option), money rounded, bands, ROI and the recommendation."""
-    p = res.plan.copy()
-    c = res.currency
-    p = p.rename(columns={"n_customers": "customers", "uplift_pp": "uplift pp", "uplift_low": "uplift 95% low",
-                          "uplift_high": "uplift 95% high", "incremental_buyers": "extra buyers",
-                          "incremental_revenue": f"extra revenue ({c})", "discount_cost": f"discount cost ({c})",
-                          "incremental_profit": f"extra profit ({c})", "profit_p05": "profit 5%",
-                          "profit_p95": "profit 95%", "uplift_source": "uplift from"})
-    for col in p.columns:
-        if p[col].dtype == float and col not in ("roi", "discount"):
-            p[col] = p[col].round(1)
-    p["recommended"] = np.where(p["recommended"], "yes", "")
-    return p.drop(columns=["discount"]).set_index(["segment", "option"])
+    """The simulation for reading, index (segment, option): uplift with its 95 % interval, money in
+    whole units with the 5-95 % profit band, ROI in %, the recommendation and where the uplift came
+    from. The unrounded numbers are in winback_plan.csv."""
+    p, c = res.plan, res.currency
+    out = pd.DataFrame({
+        "segment": p["segment"], "option": p["option"],
+        "customers": p["n_customers"].map("{:,.0f}".format),
+        "uplift pp (95%)": [f"{u:.1f} ({_band(lo, hi, 1)})" for u, lo, hi in
+                            zip(p["uplift_pp"], p["uplift_low"], p["uplift_high"])],
+        "extra buyers": p["incremental_buyers"].map("{:,.0f}".format),
+        f"extra revenue ({c})": p["incremental_revenue"].map("{:,.0f}".format),
+        f"discount cost ({c})": p["discount_cost"].map("{:,.0f}".format),
+        f"extra profit ({c})": p["incremental_profit"].map("{:,.0f}".format),
+        f"profit 5-95% ({c})": [_band(lo, hi) for lo, hi in zip(p["profit_p05"], p["profit_p95"])],
+        "ROI": [f"{100 * r:.0f}%" if pd.notna(r) else "\u2013" for r in p["roi"]],
+        "recommended": np.where(p["recommended"], "yes", ""),
+        "uplift from": p["uplift_source"],
+    })
+    return out.set_index(["segment", "option"])
 
 
 def plan_table(res: WinbackRun) -> pd.DataFrame:
