@@ -284,7 +284,7 @@ def similar_customer_shares(profiles: pd.DataFrame, later: pd.DataFrame, eligibl
     in `eligible_ids`, i.e. first purchase a full window before the cut-off), buyers (of them, bought
     the category on a later day within the window) and share. `later` holds customer_id, category
     (from later_categories_expr)."""
-    eligible = profiles[profiles.customer_id.isin(pd.Index(eligible_ids))]
+    eligible = profiles[_is_in(profiles.customer_id, pd.Series(eligible_ids, dtype="string"))]
     joined = later.merge(eligible, on="customer_id")
     out = {}
     for level in PROFILE_LEVELS:
@@ -350,9 +350,18 @@ def _ocfg(cfg: Config | OffersConfig) -> OffersConfig:
 
 
 def _strings(values) -> pa.ChunkedArray:
-    """`values` (a pandas column or array of strings) as one Arrow large_string column."""
+    """`values` (a pandas column, array, list or set of strings) as one Arrow large_string column."""
+    if isinstance(values, (set, frozenset)):
+        values = sorted(values)
     arr = pa.array(values, type=pa.large_string()) if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
     return pa.chunked_array([arr]) if isinstance(arr, pa.Array) else arr
+
+
+def _is_in(values, members) -> np.ndarray:
+    """Which `values` are among `members` (both strings), as a boolean array. Hashes in Arrow:
+    pandas' isin on Arrow-backed strings walks the members in Python (minutes for a million ids)."""
+    found = pc.is_in(_strings(values), value_set=_strings(members).combine_chunks())
+    return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _sorted_names(*columns) -> pa.Array:
@@ -582,14 +591,15 @@ def bought_between(orders: ir.Table, start: str, end: str) -> pd.DataFrame:
 def hit_rate(suggestions: pd.DataFrame, actual: pd.DataFrame, customers: pd.Series, top_n: int = 3) -> dict:
     """Hit rate @top_n among `customers` (the base at the cut-off) who bought afterwards, and coverage
     (share of the base with at least one suggestion)."""
-    base = set(customers.astype(str))
-    s = suggestions[(suggestions["rank"] <= top_n) & suggestions.customer_id.astype(str).isin(base)]
-    act = actual[actual.customer_id.isin(base)]
+    base = pd.Series(customers.astype("string").unique(), dtype="string")
+    s = suggestions[(suggestions["rank"] <= top_n).to_numpy() & _is_in(suggestions.customer_id.astype("string"), base)]
+    act = actual[_is_in(actual.customer_id.astype("string"), base)]
     buyers = act.customer_id.unique()
-    hits = act.merge(s[["customer_id", "category"]].astype(str), on=["customer_id", "category"]).customer_id.nunique()
+    hits = act.astype({"customer_id": "string", "category": "string"}).merge(
+        s[["customer_id", "category"]].astype("string"), on=["customer_id", "category"]).customer_id.nunique()
     return {"customers": len(base), "buyers_in_horizon": int(len(buyers)),
             "hit_rate_at_n": hits / len(buyers) if len(buyers) else float("nan"),
-            "coverage": s.customer_id.nunique() / len(base) if base else float("nan"),
+            "coverage": s.customer_id.nunique() / len(base) if len(base) else float("nan"),
             "categories_suggested": int(s.category.nunique())}
 
 
@@ -665,12 +675,12 @@ def contact_cap(campaigns: ir.Table | pd.DataFrame | None, as_of: str, min_days:
 
 def apply_contact_cap(targets: pd.DataFrame, capped: set[str]) -> pd.DataFrame:
     """`targets` without the customers in `capped` (column customer_id)."""
-    return targets[~targets.customer_id.astype(str).isin(capped)]
+    return targets[~_is_in(targets.customer_id.astype("string"), capped)]
 
 
 def cap_takeaway(capped: set[str], min_days: int, targets: pd.DataFrame | None = None) -> str:
     if targets is not None:
-        left_out = int(targets.customer_id.astype(str).isin(capped).sum())
+        left_out = int(_is_in(targets.customer_id.astype("string"), capped).sum())
         return (f"{len(capped):,} customers were contacted in the last {min_days} days; {left_out:,} of them were on "
                 f"the target list and are left out, so nobody is mailed twice within {min_days} days.")
     return f"{len(capped):,} customers were contacted in the last {min_days} days and are left out of the targets."
@@ -732,7 +742,11 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
     o = offers.astype({"customer_id": str}).merge(segments[["customer_id", by]].astype(str), on="customer_id")
     first = o[o["rank"] == 1].copy()
     first["kind"] = first.reason.str.split(":").str[0]
-    trio = o.sort_values(["customer_id", "rank"]).groupby("customer_id").category.agg(", ".join).rename("trio")
+    wide = o.pivot(index="customer_id", columns="rank", values="category").sort_index(axis=1)
+    trio = wide.iloc[:, 0].astype("string")
+    for k in range(1, wide.shape[1]):  # "a, b, c": the suggestions best first (fewer when a rank is missing)
+        trio = trio + (", " + wide.iloc[:, k].astype("string")).fillna("")
+    trio = trio.rename("trio")
     first = first.join(trio, on="customer_id")
     rows = {}
     for seg, g in first.groupby(by):
