@@ -152,12 +152,13 @@ def test_report_tables_show_kpis_by_label_with_money_shares_and_changes_formatte
     t = kpis.monthly_table(m, 2, "EUR")
     assert list(t.columns) == ["2024-02", "2024-03"]
     assert t.loc["Net revenue (EUR)", "2024-03"] == "100" and t.loc["Repeat rate (2+ orders so far)", "2024-03"] == "50.0%"
-    d = kpis.deltas_table(kpis.deltas(m), m, "EUR")
+    d = kpis.deltas_table(kpis.deltas(m), "EUR")
     assert list(d.columns) == ["2024-03", "2024-02", "vs last month", "2023-03 (a year ago)", "vs a year ago"]
     assert d.loc["Net revenue (EUR)", "vs last month"] == "-9.1%"            # 100 vs 110
     assert d.loc["Repeat rate (2+ orders so far)", "vs last month"] == "+16.7 pp"  # 50.0% vs 33.3%
     assert d.loc["Net revenue (EUR)", "vs a year ago"] == "\u2013"           # no month a year back
     assert kpis.format_kpi("revenue", 1234567.8) == "1,234,568" and kpis.format_kpi("aov", 76.244) == "76.24"
+    assert list(kpis.deltas_table(kpis.deltas(m, "2024-02"), "EUR").columns[:2]) == ["2024-02", "2024-01"]
 
 
 @pytest.mark.parametrize("base", ["previous", "last_year"])

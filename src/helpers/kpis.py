@@ -355,16 +355,10 @@ KPI_DISPLAY = {
     "aov": ("Average order value", "money2"), "orders_per_customer": ("Orders per customer", "ratio"),
     "repeat_rate": ("Repeat rate (2+ orders so far)", "share"), "sleeping_customers": ("Sleeping customers", "count"),
 }
-_DASH = "\u2013"
-
-
 def format_kpi(kpi: str, value) -> str:
-    """One KPI value as the report shows it: 325482.3 -> '325,482', 0.0407 -> '4.1%', 1.2556 -> '1.26'."""
-    if value is None or pd.isna(value):
-        return _DASH
-    kind = KPI_DISPLAY.get(kpi, (kpi, "ratio"))[1]
-    return {"money": f"{value:,.0f}", "money2": f"{value:,.2f}", "share": f"{100 * value:.1f}%",
-            "count": f"{value:,.0f}", "ratio": f"{value:,.2f}"}[kind]
+    """One KPI value as the report shows it: 325482.3 -> '325,482', 0.0407 -> '4.1%', 1.2556 -> '1.26'
+    (the currency is in the row label, see `monthly_table`)."""
+    return plots.format_value(value, KPI_DISPLAY.get(kpi, (kpi, "ratio"))[1])
 
 
 def _kpi_label(kpi: str, currency: str) -> str:
@@ -384,15 +378,14 @@ def monthly_table(monthly_df: pd.DataFrame, months: int = 13, currency: str = "E
 
 def _format_change(change, is_share: bool) -> str:
     if change is None or pd.isna(change):
-        return _DASH
+        return plots.MISSING
     return f"{100 * change:+.1f} pp" if is_share else f"{100 * change:+.1f}%"
 
 
-def deltas_table(d: pd.DataFrame, monthly_df: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
+def deltas_table(d: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
     """`deltas` for reading: labelled KPIs, formatted values, changes as '+1.2%' (levels) or
     '+0.2 pp' (shares, percentage points); a month without data shows a dash."""
-    month = monthly_df["month"].iloc[-1]
-    prev, ly = _month_before(month, 1), _month_before(month, 12)
+    month, prev, ly = d.attrs["months"]
     rows = {}
     for kpi, r in d.iterrows():
         share = r["change_in"] == "points"
@@ -437,7 +430,9 @@ def deltas(monthly_df: pd.DataFrame, month: str | None = None) -> pd.DataFrame:
         rows.append({"kpi": kpi, "change_in": "points" if is_share else "relative", "this_month": now,
                      "previous_month": prev, "vs_previous": change(now, prev),
                      "same_month_last_year": ly, "vs_last_year": change(now, ly)})
-    return pd.DataFrame(rows).set_index("kpi")
+    out = pd.DataFrame(rows).set_index("kpi")
+    out.attrs["months"] = (month, _month_before(month, 1), _month_before(month, 12))  # for deltas_table
+    return out
 
 
 def _log_mean(a: float, b: float) -> float:

@@ -63,6 +63,21 @@ def money(value: float, currency: str = "EUR") -> str:
     return f"{currency} {value:,.0f}"
 
 
+MISSING = "\u2013"  # what a table shows for a value that does not exist (no month a year back, no ROI)
+
+
+def format_value(value, kind: str, currency: str | None = None) -> str:
+    """One number as the reports show it, by kind: money (whole units; 'EUR 12,346' when a currency is
+    given, else '12,346'), money2 (with cents), share (0.0407 -> '4.1%'), count ('4,269') or ratio
+    ('1.26'). A missing value (None, NaN) is shown as MISSING."""
+    if value is None or pd.isna(value):
+        return MISSING
+    if kind == "money" and currency:
+        return money(value, currency)
+    return {"money": f"{value:,.0f}", "money2": f"{value:,.2f}", "share": f"{100 * value:.1f}%",
+            "count": f"{value:,.0f}", "ratio": f"{value:,.2f}"}[kind]
+
+
 def plot_monthly_bars(df: pd.DataFrame, x: str, y: str, title: str, ylabel: str, ax=None,
                       line: str | None = None, line_label: str | None = None):
     """Bars of `y` per month (`x`), optionally a second measure `line` on a right-hand axis."""

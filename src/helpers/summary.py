@@ -282,19 +282,9 @@ def headline_numbers(month: Month, previous: Month | None) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("metric")
 
 
-def _fmt(value: float, kind: str, currency: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if kind == "money":
-        return plots.money(value, currency)
-    if kind == "share":
-        return f"{value:.1%}"
-    return f"{value:,.0f}"
-
-
 def _fmt_change(change: float, pct: float, kind: str, currency: str) -> str:
     if math.isnan(change):
-        return "-"
+        return plots.MISSING
     if kind == "share":
         return f"{change * 100:+.1f} pp"
     sign = "+" if change >= 0 else "-"
@@ -312,22 +302,22 @@ def headline_table(month: Month, previous: Month | None, currency: str = "EUR") 
     for key, (label, kind) in HEADLINE.items():
         r = nums.loc[key]
         need = _METRIC_NEEDS[key]
-        this = _fmt(r.this_month, kind, currency)
-        if this == "-" and not month.has(need):
+        this = plots.format_value(r.this_month, kind, currency)
+        if this == plots.MISSING and not month.has(need):
             this = f"missing (run {MADE_BY[need]})"
-        rows.append({"": label, cur_label: this, prev_label: _fmt(r.last_month, kind, currency),
+        rows.append({"": label, cur_label: this, prev_label: plots.format_value(r.last_month, kind, currency),
                      "change": _fmt_change(r.change, r.change_pct, kind, currency)})
     metrics = month_metrics(month)
     if not math.isnan(metrics["winback_profit_p05"]):
         band = f"{plots.money(metrics['winback_profit_p05'], currency)} to {plots.money(metrics['winback_profit_p95'], currency)}"
-        prev_band = "-"
+        prev_band = plots.MISSING
         if previous is not None:
             pm = month_metrics(previous)
             if not math.isnan(pm["winback_profit_p05"]):
                 prev_band = (f"{plots.money(pm['winback_profit_p05'], currency)} to "
                              f"{plots.money(pm['winback_profit_p95'], currency)}")
         rows.append({"": "Win-back plan: profit band (5-95 %)", cur_label: band, prev_label: prev_band,
-                     "change": "-"})
+                     "change": plots.MISSING})
     return pd.DataFrame(rows).set_index("")
 
 
@@ -453,7 +443,7 @@ def _rule_kpi_change(month, previous, cfg, currency):
     verb = "rose" if rel > 0 else "fell"
     return Action("kpi_change",
                   f"{_KPI_MOVES[key][1]} {verb} {abs(rel):.1%} vs {previous.month} "
-                  f"({_fmt(b, kind, currency)} to {_fmt(a, kind, currency)}): {_KPI_ADVICE[key]}",
+                  f"({plots.format_value(b, kind, currency)} to {plots.format_value(a, kind, currency)}): {_KPI_ADVICE[key]}",
                   f"largest KPI move of {cfg.kpi_change:.0%}+ the wrong way")
 
 

@@ -762,7 +762,7 @@ def simulation_table(res: WinbackRun) -> pd.DataFrame:
         f"discount cost ({c})": p["discount_cost"].map("{:,.0f}".format),
         f"extra profit ({c})": p["incremental_profit"].map("{:,.0f}".format),
         f"profit 5-95% ({c})": [_band(lo, hi) for lo, hi in zip(p["profit_p05"], p["profit_p95"])],
-        "ROI": [f"{100 * r:.0f}%" if pd.notna(r) else "\u2013" for r in p["roi"]],
+        "ROI": [f"{100 * r:.0f}%" if pd.notna(r) else plots.MISSING for r in p["roi"]],
         "recommended": np.where(p["recommended"], "yes", ""),
         "uplift from": p["uplift_source"],
     })
