@@ -6,9 +6,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge name -> PyPI name where they differ
-CONDA_TO_PYPI = {"ibis-duckdb": "ibis-framework", "python-duckdb": "duckdb"}
+CONDA_TO_PYPI = {"ibis-duckdb": "ibis-framework", "python-duckdb": "duckdb", "pandera-base": "pandera"}
 RUNTIME = ["pandas", "numpy", "scipy", "scikit-learn", "seaborn", "matplotlib", "lifetimes", "papermill",
-           "nbconvert", "ipykernel", "pyarrow", "pyyaml", "jupyterlab", "ibis-framework", "duckdb", "pytest", "nbval"]
+           "nbconvert", "ipykernel", "pyarrow", "pyyaml", "pydantic", "pandera", "jupyterlab", "ibis-framework", "duckdb", "pytest", "nbval"]
 
 
 def _lock() -> dict[str, str]:
