@@ -1,38 +1,38 @@
-"""Where a shop-month's files live, and atomic save / typed load of each artifact.
+"""Every artifact declared once, and the only place that reads or writes a file.
 
-A month's artifacts sit in ``data/processed/<shop>/<YYYY-MM>/`` (DESIGN.md, "Artifacts"). Every write
-goes to a temporary file in the same folder and is renamed into place, so a crash never leaves a
-half-written artifact that a later notebook would read.
+A month's artifacts sit in ``data/processed/<shop>/<YYYY-MM>/`` (DESIGN.md, "Artifacts"). Each is
+declared in :data:`ARTIFACTS` with its file, the notebook that makes it and, for tables, a pandera
+schema of its columns and types. Column names never depend on a config value: a horizon or a
+``top_n`` goes into the model JSON, not into a column name.
+
+Stages read and write through this module only:
+
+- ``read(processed_dir, name)`` / ``write(processed_dir, name, frame_or_dict)``: pandas frames and
+  JSON documents, checked against the declaration on write;
+- ``table(con, processed_dir, name)`` / ``write_table(con, processed_dir, name, expr)``: Parquet
+  artifacts as Ibis table expressions (order lines never pass through pandas);
+- ``raw_table(con, path)``: a shop's raw export as an all-string table (cleaning parses values);
+- ``write_file`` / ``read_json_file`` / ``write_json_file``: files outside a month folder (reports,
+  ``run.json``, the demo shop).
+
+Every write goes to a temporary file in the same folder and is renamed into place
+(:func:`write_file`, the one atomic writer), so a crash never leaves a half-written file that a
+later notebook would read.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+import ibis
 import pandas as pd
+import pandera.pandas as pa
 
 from helpers.paths import resolve
-
-FILES = {
-    "orders_clean": "orders_clean.parquet",
-    "customers_clean": "customers_clean.parquet",
-    "campaigns_clean": "campaigns_clean.parquet",
-    "quarantine": "quarantine.csv",
-    "data_quality": "data_quality.json",
-    "kpis": "kpis.csv",
-    "cohorts": "cohorts.csv",
-    "segments": "segments.parquet",
-    "clv": "clv.parquet",
-    "clv_model": "clv_model.json",
-    "churn": "churn.parquet",
-    "churn_model": "churn_model.json",
-    "winback_measured": "winback_measured.csv",
-    "winback_plan": "winback_plan.csv",
-    "winback_targets": "winback_targets.csv",
-    "offers": "offers.parquet",
-    "customers_scored": "customers_scored.parquet",
-}
 
 # Spreadsheet programs run a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_START = ("=", "+", "@", "\t", "\r")
@@ -42,36 +42,179 @@ class MissingArtifact(FileNotFoundError):
     """An earlier stage's artifact is absent (message says which notebook to run first)."""
 
 
+class ArtifactSchemaError(ValueError):
+    """A stage tried to write a frame that does not match the artifact's declaration."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One declared artifact: its file in the month folder, the notebook that makes it, what it
+    holds, and (for tables) the pandera schema its rows must satisfy."""
+
+    name: str
+    file: str
+    made_by: str
+    description: str
+    schema: pa.DataFrameSchema | None = None
+    csv_dtypes: dict | None = None  # how a CSV artifact's text columns are read back
+
+    @property
+    def kind(self) -> str:
+        return Path(self.file).suffix.lstrip(".")
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.columns) if self.schema is not None else []
+
+
+def _c(dtype, nullable: bool = False, checks=None, required: bool = True) -> pa.Column:
+    return pa.Column(dtype, nullable=nullable, checks=checks, required=required, coerce=False)
+
+
+_STR, _FLOAT, _INT, _BOOL = "str", "float64", "int64", "bool"
+_SHARE = pa.Check.in_range(0.0, 1.0)
+_TS = "datetime64[us]"
+
+# Columns of the clean tables are declared in helpers.contract terms: required columns must be
+# present; optional ones are present when the shop's export had them.
+ARTIFACTS: dict[str, Artifact] = {}
+
+
+def declare(name: str, file: str, made_by: str, description: str, columns: dict[str, pa.Column] | None = None,
+            csv_dtypes: dict | None = None, strict: bool = True) -> Artifact:
+    schema = pa.DataFrameSchema(columns, strict=strict, name=name) if columns is not None else None
+    art = Artifact(name, file, made_by, description, schema, csv_dtypes)
+    ARTIFACTS[name] = art
+    return art
+
+
+# NOTE: the column declarations are filled in below (section "Declarations").
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths
+
+
+def spec(name: str) -> Artifact:
+    if name not in ARTIFACTS:
+        raise KeyError(f"unknown artifact {name!r}; known: {', '.join(ARTIFACTS)}")
+    return ARTIFACTS[name]
+
+
 def path(processed_dir: str | Path, name: str) -> Path:
-    """The file of artifact `name` (a key of FILES) for the month in `processed_dir`."""
-    if name not in FILES:
-        raise KeyError(f"unknown artifact {name!r}; known: {', '.join(FILES)}")
-    return resolve(processed_dir) / FILES[name]
+    """The file of artifact `name` for the month in `processed_dir`."""
+    return resolve(processed_dir) / spec(name).file
 
 
-def require(processed_dir: str | Path, name: str, made_by: str) -> Path:
+def exists(processed_dir: str | Path, name: str) -> bool:
+    return path(processed_dir, name).exists()
+
+
+def require(processed_dir: str | Path, name: str) -> Path:
     """The artifact's path, or one clear sentence saying which notebook makes it."""
     p = path(processed_dir, name)
     if not p.exists():
-        raise MissingArtifact(f"{FILES[name]} is missing in {processed_dir}; run {made_by} for this month first.")
+        art = spec(name)
+        raise MissingArtifact(f"{art.file} is missing in {processed_dir}; run {art.made_by} for this month first.")
     return p
 
 
-def _atomic_target(p: Path) -> Path:
+def month_of(processed_dir: str | Path) -> str:
+    """'data/processed/demo/2026-06/' -> '2026-06' (the folder's name)."""
+    name = Path(str(processed_dir).rstrip("/\\")).name
+    if len(name) != 7 or name[4] != "-" or not (name[:4] + name[5:]).isdigit():
+        raise ValueError(f"processed_dir must end in a month folder like 2026-06, got {str(processed_dir)!r}")
+    return name
+
+
+def previous_month(month: str) -> str:
+    """'2026-01' -> '2025-12'."""
+    year, mon = int(month[:4]), int(month[5:7])
+    year, mon = (year, mon - 1) if mon > 1 else (year - 1, 12)
+    return f"{year:04d}-{mon:02d}"
+
+
+def previous_dir(processed_dir: str | Path) -> Path:
+    """The sibling folder of the month before: .../demo/2026-06 -> .../demo/2026-05."""
+    folder = resolve(str(processed_dir).rstrip("/\\"))
+    return folder.parent / previous_month(month_of(folder))
+
+
+def month_dirs(shop_processed_dir: str | Path) -> list[Path]:
+    """The shop's month folders (``YYYY-MM``), oldest first."""
+    base = resolve(shop_processed_dir)
+    if not base.is_dir():
+        return []
+    out = []
+    for p in sorted(base.iterdir()):
+        try:
+            month_of(p)
+        except ValueError:
+            continue
+        if p.is_dir():
+            out.append(p)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The one atomic writer
+
+
+def write_file(p: str | Path, data: str | bytes, mode: int = 0o644) -> Path:
+    """Write `data` to `p` via a temp file in the same folder and ``os.replace``, so readers never
+    see half a file; the file is readable by others (reports are published)."""
+    p = Path(p)
     p.parent.mkdir(parents=True, exist_ok=True)
-    return p.with_name(f".{p.name}.tmp")
-
-
-def save_json(processed_dir: str | Path, name: str, data: dict) -> Path:
-    p = path(processed_dir, name)
-    tmp = _atomic_target(p)
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, p)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, mode)  # mkstemp makes 0600
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return p
 
 
-def load_json(processed_dir: str | Path, name: str, made_by: str = "the earlier notebooks") -> dict:
-    return json.loads(require(processed_dir, name, made_by).read_text(encoding="utf-8"))
+def _atomic_with(p: Path, write) -> Path:
+    """Let `write(tmp_path)` produce the file (Parquet writers want a path), then rename into place."""
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def json_text(data) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def write_json_file(p: str | Path, data, sort_keys: bool = True) -> Path:
+    """A JSON document outside a month folder (run.json, truth.json), written atomically."""
+    text = (json_text(data) if sort_keys
+            else json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    return write_file(p, text)
+
+
+def read_json_file(p: str | Path, default=None):
+    """A JSON document outside a month folder; `default` when it is missing or unreadable."""
+    try:
+        return json.loads(Path(p).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        if default is not None:
+            return default
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Pandas frames and JSON documents
 
 
 def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
@@ -85,21 +228,140 @@ def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def save_csv(processed_dir: str | Path, name: str, df: pd.DataFrame) -> Path:
+def csv_text(df: pd.DataFrame) -> str:
+    """A frame as CSV text with spreadsheet formulas escaped (what every CSV artifact holds)."""
+    buf = io.StringIO()
+    escape_formulas(df).to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue()
+
+
+def check(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Validate a frame against artifact `name`'s schema; one sentence naming the column if not."""
+    art = spec(name)
+    if art.schema is None:
+        return df
+    try:
+        return art.schema.validate(df, lazy=False)
+    except (pa.errors.SchemaError, pa.errors.SchemaErrors) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ArtifactSchemaError(f"{art.file} does not match its declaration in helpers.artifacts: {first}") from None
+
+
+def write(processed_dir: str | Path, name: str, data) -> Path:
+    """Write artifact `name` (a DataFrame for .parquet/.csv, a dict for .json), checked and atomic."""
+    art = spec(name)
     p = path(processed_dir, name)
-    tmp = _atomic_target(p)
-    escape_formulas(df).to_csv(tmp, index=False, lineterminator="\n")
-    os.replace(tmp, p)
-    return p
+    if art.kind == "json":
+        return write_file(p, json_text(data))
+    check(name, data)
+    if art.kind == "csv":
+        return write_file(p, csv_text(data))
+    return _atomic_with(p, lambda tmp: data.to_parquet(tmp, index=False))
 
 
-def save_parquet(processed_dir: str | Path, name: str, df: pd.DataFrame) -> Path:
-    p = path(processed_dir, name)
-    tmp = _atomic_target(p)
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, p)
-    return p
+def read(processed_dir: str | Path, name: str, columns: list[str] | None = None):
+    """Read artifact `name`: a DataFrame (.parquet, .csv) or a dict (.json)."""
+    art = spec(name)
+    p = require(processed_dir, name)
+    if art.kind == "json":
+        return json.loads(p.read_text(encoding="utf-8"))
+    if art.kind == "csv":
+        df = pd.read_csv(p, dtype=art.csv_dtypes or None, usecols=columns)
+        return df
+    return pd.read_parquet(p, columns=columns)
 
 
-def load_parquet(processed_dir: str | Path, name: str, made_by: str = "the earlier notebooks") -> pd.DataFrame:
-    return pd.read_parquet(require(processed_dir, name, made_by))
+def read_if_exists(processed_dir: str | Path, name: str, columns: list[str] | None = None):
+    """Like :func:`read`, or None when the artifact is absent (optional inputs such as customers)."""
+    return read(processed_dir, name, columns) if exists(processed_dir, name) else None
+
+
+def write_csv_file(p: str | Path, df: pd.DataFrame) -> Path:
+    """A CSV beside an artifact that is not itself declared (e.g. the CRM copy without e-mails)."""
+    return write_file(p, csv_text(df))
+
+
+# ---------------------------------------------------------------------------------------------
+# Ibis tables (order lines stay in the engine)
+
+
+def table(con, processed_dir: str | Path, name: str) -> ibis.Table:
+    """A month's Parquet artifact as a table expression, e.g. ``table(con, pdir, "orders_clean")``."""
+    return con.read_parquet(str(require(processed_dir, name)))
+
+
+def table_if_exists(con, processed_dir: str | Path, name: str) -> ibis.Table | None:
+    return table(con, processed_dir, name) if exists(processed_dir, name) else None
+
+
+def write_table(con, processed_dir: str | Path, name: str, expr: ibis.Table) -> Path:
+    """Write an expression to artifact `name`'s Parquet file atomically (the engine writes it)."""
+    art = spec(name)
+    if art.schema is not None:
+        missing = [c for c, col in art.schema.columns.items() if col.required and c not in expr.columns]
+        if missing:
+            raise ArtifactSchemaError(f"{art.file} lacks declared column(s) {', '.join(missing)}.")
+    return _atomic_with(path(processed_dir, name), lambda tmp: con.to_parquet(expr, tmp))
+
+
+def raw_table(con, p: str | Path) -> ibis.Table:
+    """A shop's raw CSV or Parquet export as a table whose columns are all strings.
+
+    Cleaning rules parse every value themselves, so a malformed date or amount becomes a tagged
+    row instead of a reader error. A CSV must be UTF-8 (see ``clean.ensure_utf8``).
+    """
+    p = Path(p)
+    if p.suffix.lower() == ".parquet":
+        t = con.read_parquet(str(p))
+        return t.select(*[t[c].cast("string").name(c) for c in t.columns])
+    if getattr(con, "name", "") == "duckdb":
+        return con.read_csv(str(p), all_varchar=True, header=True, auto_detect=True, quote='"', escape='"')
+    return con.read_csv(str(p), header=True, inferSchema=False)  # pragma: no cover - Spark
+
+
+def parquet_file(p: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet file outside a month's declared artifacts (a test fixture, a benchmark input)."""
+    return pd.read_parquet(p, columns=columns)
+
+
+# ---------------------------------------------------------------------------------------------
+# Legacy names (removed once every stage reads and writes through the functions above)
+
+FILES = {
+    "orders_clean": "orders_clean.parquet", "customers_clean": "customers_clean.parquet",
+    "campaigns_clean": "campaigns_clean.parquet", "quarantine": "quarantine.csv",
+    "data_quality": "data_quality.json", "kpis": "kpis.csv", "cohorts": "cohorts.csv",
+    "segments": "segments.parquet", "clv": "clv.parquet", "clv_model": "clv_model.json",
+    "churn": "churn.parquet", "churn_model": "churn_model.json", "winback_measured": "winback_measured.csv",
+    "winback_plan": "winback_plan.csv", "winback_targets": "winback_targets.csv", "offers": "offers.parquet",
+    "customers_scored": "customers_scored.parquet",
+}
+for _n, _f in FILES.items():
+    ARTIFACTS.setdefault(_n, Artifact(_n, _f, "the earlier notebooks", ""))
+
+
+def save_json(processed_dir, name, data):
+    return write_file(path(processed_dir, name), json_text(data))
+
+
+def load_json(processed_dir, name, made_by=None):
+    return read(processed_dir, name)
+
+
+def save_csv(processed_dir, name, df):
+    return write_file(path(processed_dir, name), csv_text(df))
+
+
+def save_parquet(processed_dir, name, df):
+    return _atomic_with(path(processed_dir, name), lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def load_parquet(processed_dir, name, made_by=None):
+    return read(processed_dir, name)
+
+
+_require = require
+
+
+def require(processed_dir, name, made_by=None):  # noqa: F811 - legacy signature
+    return _require(processed_dir, name)
