@@ -11,7 +11,6 @@ one line per step, the total and the peak resident memory of this process.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import tempfile
 import time
 from pathlib import Path

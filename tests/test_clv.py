@@ -164,7 +164,7 @@ def test_fast_expected_purchases_equal_lifetimes_own_formula(demo_summary, name)
     f, r, T = (u[c].to_numpy(float) for c in ("frequency", "recency", "T"))
     ok = T > 0
     ours = clv.expected_purchases(fit, 90, f[ok], r[ok], T[ok])
-    theirs = clv._expected(fit, 90, f[ok], r[ok], T[ok])
+    theirs = clv.lifetimes_expected_purchases(fit, 90, f[ok], r[ok], T[ok])
     finite = np.isfinite(theirs)  # lifetimes' Pareto/NBD formula overflows for a few rows; ours does not
     assert finite.mean() > 0.99 and np.isfinite(ours).all()
     np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-8)
@@ -201,8 +201,8 @@ def test_clv_is_margin_times_value_times_discounted_monthly_purchases(demo_summa
     out = clv.score_customers(s, fit, gg, cfg)
     row = out.iloc[0]
     args = [np.array([row[c]], float) for c in ("frequency", "recency", "T")]
-    m1 = clv._expected(fit, clv.DAYS_PER_MONTH, *args)[0]
-    m2 = clv._expected(fit, 2 * clv.DAYS_PER_MONTH, *args)[0]
+    m1 = clv.lifetimes_expected_purchases(fit, clv.DAYS_PER_MONTH, *args)[0]
+    m2 = clv.lifetimes_expected_purchases(fit, 2 * clv.DAYS_PER_MONTH, *args)[0]
     assert row["clv_2m"] == pytest.approx(0.5 * row["exp_avg_value"] * (m1 / 1.02 + (m2 - m1) / 1.02 ** 2))
     assert {"p_alive", "exp_purchases_30d", "exp_purchases_90d", "exp_purchases_365d", "p_purchase_90d"} <= set(out)
     assert out["p_purchase_90d"].between(0, 1).all() and out["p_alive"].between(0, 1).all()

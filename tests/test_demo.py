@@ -4,7 +4,6 @@ exactly, and the models' truth can be recovered from the clean rows."""
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pandas as pd

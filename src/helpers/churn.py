@@ -42,8 +42,9 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from helpers import artifacts, plots
+from helpers import artifacts, clv, customer_facts, plots
 from helpers.config import ChurnConfig, Config
+from helpers.customer_facts import features_at, mix_levels
 from helpers.engine import artifact_table, connect, cutoff_end
 
 MODELS = ("bgnbd", "recency", "model")
@@ -105,108 +106,6 @@ def labels_at(lines: ir.Table, cutoff: str, horizon_days: int) -> ir.Table:
 
 # --------------------------------------------------------------------------- features (Ibis)
 
-def purchase_orders(lines: ir.Table, cutoff: str) -> ir.Table:
-    """One row per purchase order placed on or before day `cutoff`.
-
-    Columns: customer_id, order_id, order_ts (first line's time), value (sum of its lines),
-    discounted (any line with a discount or coupon), channel, payment_method.
-    """
-    p = lines.filter(~lines.is_return, lines.order_date < ibis.literal(cutoff_end(cutoff)))
-    discounted = (p.discount_amount.fill_null(0) > 0) | (p.coupon_code.fill_null("") != "")
-    return p.group_by(["customer_id", "order_id"]).aggregate(
-        order_ts=p.order_date.min(), value=p.amount.sum(), discounted=discounted.any(),
-        channel=p.channel.min(), payment_method=p.payment_method.min())
-
-
-def mix_levels(lines: ir.Table, cutoff: str, top: int = 6) -> dict[str, list[str]]:
-    """The `top` most common channels and payment methods among purchase orders on or before `cutoff`.
-
-    Each becomes a share-of-orders feature; fixing them once per run keeps the columns of every
-    cut-off the same. Ties are broken by name.
-    """
-    o = purchase_orders(lines, cutoff)
-    out = {}
-    for col in ("channel", "payment_method"):
-        f = o.filter(o[col].notnull())
-        counts = (f.group_by(col).aggregate(n=f.count()).order_by([ibis.desc("n"), col]).limit(top).to_pandas())
-        out[col] = [str(v) for v in counts[col]]
-    return out
-
-
-def _slug(value: str) -> str:
-    return re.sub(r"[^0-9a-z]+", "_", str(value).lower()).strip("_") or "blank"
-
-
-def features_at(lines: ir.Table, cutoff: str, levels: dict[str, list[str]],
-                customers: ir.Table | None = None) -> ir.Table:
-    """Per-customer features at `cutoff`, from order lines dated on or before that day only.
-
-    One row per customer with a purchase by then. Columns (days are fractional, measured to the end
-    of the cut-off day): customer_id, recency_days, tenure_days, orders, revenue_gross,
-    avg_order_value, gap_mean_days, gap_last_days, gap_trend ((last gap + 1) / (mean earlier gap + 1),
-    > 1 means slowing down; null below 3 orders), overdue_ratio (recency / (mean gap + 1)),
-    return_share (returned / purchased revenue), category_breadth, discount_share, one
-    ``<channel|payment_method>_share_<level>`` per level in `levels`, and from `customers` where
-    present: gender, region, age_years, marketing_opt_in.
-    """
-    end = ibis.literal(cutoff_end(cutoff))
-    day = 86_400.0
-    o = purchase_orders(lines, cutoff)
-    by_time = ibis.window(group_by="customer_id", order_by=["order_ts", "order_id"])
-    latest_first = ibis.window(group_by="customer_id", order_by=[ibis.desc("order_ts"), ibis.desc("order_id")])
-    o = o.mutate(gap=(o.order_ts.epoch_seconds() - o.order_ts.lag().over(by_time).epoch_seconds()) / day,
-                 rank_desc=ibis.row_number().over(latest_first))
-    shares = {}
-    for col, values in levels.items():
-        for v in values:
-            shares[f"{col}_share_{_slug(v)}"] = (o[col] == v).fill_null(False).cast("float64").mean()
-    per = o.group_by("customer_id").aggregate(
-        orders=o.count(), first_ts=o.order_ts.min(), last_ts=o.order_ts.max(), revenue_gross=o.value.sum(),
-        discount_share=o.discounted.cast("float64").mean(), gap_sum=o.gap.sum(),
-        gap_last_days=o.gap.max(where=o.rank_desc == 0), **shares)
-
-    lb = lines.filter(lines.order_date < end)
-    per_line = lb.group_by("customer_id").aggregate(
-        returned=(-lb.amount).sum(where=lb.is_return), category_breadth=lb.category.nunique(where=~lb.is_return))
-
-    t = per.left_join(per_line, "customer_id")
-    n = t.orders.cast("float64")
-    recency = (end.epoch_seconds() - t.last_ts.epoch_seconds()) / day
-    gap_mean = (n > 1).ifelse(t.gap_sum / (n - 1), ibis.null("float64"))
-    earlier = (n > 2).ifelse((t.gap_sum - t.gap_last_days) / (n - 2), ibis.null("float64"))
-    t = t.select(
-        "customer_id",
-        recency_days=recency,
-        tenure_days=(end.epoch_seconds() - t.first_ts.epoch_seconds()) / day,
-        orders=t.orders,
-        revenue_gross=t.revenue_gross,
-        avg_order_value=t.revenue_gross / n,
-        gap_mean_days=gap_mean,
-        gap_last_days=t.gap_last_days,
-        gap_trend=(t.gap_last_days + 1) / (earlier + 1),
-        overdue_ratio=recency / (gap_mean + 1),
-        return_share=(t.revenue_gross > 0).ifelse(t.returned.fill_null(0) / t.revenue_gross, ibis.null("float64")),
-        category_breadth=t.category_breadth,
-        discount_share=t.discount_share,
-        **{k: t[k] for k in shares},
-    )
-    if customers is not None:
-        cols = set(customers.columns)
-        extra = {}
-        if "gender" in cols:
-            extra["gender"] = customers.gender
-        if "region" in cols:
-            extra["region"] = customers.region
-        if "birth_year" in cols:
-            extra["age_years"] = (int(str(cutoff)[:4]) - customers.birth_year).cast("float64")
-        if "marketing_opt_in" in cols:
-            extra["marketing_opt_in"] = customers.marketing_opt_in.cast("float64")
-        if extra:
-            demo = customers.select("customer_id", **extra)
-            j = t.left_join(demo, "customer_id")
-            t = j.select(*t.columns, *extra)
-    return t
-
 
 def feature_frame(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
                   customers: ir.Table | None = None, bgnbd: bool = True) -> pd.DataFrame:
@@ -257,17 +156,15 @@ def bgnbd_baseline(lines: ir.Table, cutoff: str, cfg: Config) -> pd.DataFrame:
     ``conditional_probability_alive``; t = H days in the model's time unit. The scores are computed
     on the unique (x, t_x, T) rows and mapped back to customers.
     """
-    from helpers import clv
-
     unit = cfg.clv.time_unit
-    summary = clv.rfm_summary(lines, cutoff, unit)
-    unique, inverse = clv.compress(summary)
+    summary = customer_facts.rfm_summary(lines, cutoff, unit)
+    unique, inverse = customer_facts.compress(summary)
     fit = clv.fit_purchase_model("bgnbd", unique, cfg.clv.penalizer, cfg.clv.retry_penalizer)
-    t = cfg.churn.horizon_days / clv.UNIT_DAYS[unit]
+    t = cfg.churn.horizon_days / customer_facts.UNIT_DAYS[unit]
     f, r, T = (unique[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     with np.errstate(all="ignore"):
         p_alive = np.clip(np.asarray(fit.model.conditional_probability_alive(f, r, T), dtype=float), 0.0, 1.0)
-    p_none = 1.0 - clv.probability_of_purchase(fit, t, f, r, T)
+    p_none = 1.0 - customer_facts.probability_of_purchase(fit, t, f, r, T)
     out = pd.DataFrame({"customer_id": summary["customer_id"].astype(str).to_numpy(),
                         "p_alive": p_alive[inverse].round(6), "p_no_purchase": p_none[inverse].round(6)})
     out.attrs["params"] = {k: round(v, 6) for k, v in fit.params.items()}

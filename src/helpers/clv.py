@@ -28,7 +28,6 @@ Models (``lifetimes`` 0.11, time measured in the configured unit):
 from __future__ import annotations
 
 import datetime as dt
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,25 @@ import pandas as pd
 
 from helpers import artifacts, plots
 from helpers.config import ClvConfig, Config
-from helpers.engine import cutoff_end
+from helpers.customer_facts import (
+    EPOCH,
+    UNIT_DAYS,
+    Fit,
+    as_date,
+    calibration_holdout,
+    calibration_holdout_expr,
+    compress,
+    expected_purchases,
+    lifetimes_expected_purchases,
+    period_number,
+    probability_alive,
+    probability_of_purchase,
+    purchase_periods,
+    repeat_purchases_per_period,
+    rfm_summary,
+    rfm_summary_expr,
+    unique_x_T,
+)
 
 __all__ = [
     "UNIT_DAYS", "MODEL_NAMES", "purchase_periods", "rfm_summary_expr", "rfm_summary",
@@ -47,9 +64,6 @@ __all__ = [
     "fit_gamma_gamma", "holdout_comparison", "choose_model", "score_customers", "run",
 ]
 
-UNIT_DAYS = {"day": 1, "week": 7}
-# 1970-01-05 was a Monday: period numbers count days (or Monday-to-Sunday weeks) since then.
-_EPOCH = dt.date(1970, 1, 5)
 MODEL_NAMES = {"bgnbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "mbgnbd": "MBG/NBD"}
 PARAM_NAMES = {"bgnbd": ("r", "alpha", "a", "b"), "mbgnbd": ("r", "alpha", "a", "b"),
                "pareto_nbd": ("r", "alpha", "s", "beta")}
@@ -60,143 +74,8 @@ _PARAM_RANGE = (1e-6, 1e6)  # fitted parameters outside this range are treated a
 
 # --- over order lines (Ibis) -------------------------------------------------------------------
 
-def _as_date(value) -> dt.date:
-    return pd.Timestamp(value).date()
-
-
-def period_number(day, time_unit: str = "day") -> int:
-    """The period number of a calendar day (days, or Monday-to-Sunday weeks, since 1970-01-05)."""
-    return ((_as_date(day) - _EPOCH).days) // UNIT_DAYS[time_unit]
-
-
-def purchase_periods(orders: ibis.Table, cut_off, time_unit: str = "day", customer_id_col: str = "customer_id",
-                     datetime_col: str = "order_date", amount_col: str = "amount") -> ibis.Table:
-    """Purchase periods up to and including the day `cut_off`, as an Ibis expression.
-
-    Input: order lines with ``customer_id_col``, ``datetime_col`` (timestamp or date) and
-    ``amount_col`` (net line revenue; returns negative). Output, one row per customer and period
-    with a positive net amount (see the module docstring for why other periods are dropped):
-
-    ============  ======  =========================================================
-    customer_id   string  renamed from ``customer_id_col``
-    period        int64   period number (`period_number`)
-    value         float   net amount of the period's lines (> 0)
-    ============  ======  =========================================================
-    """
-    if time_unit not in UNIT_DAYS:
-        raise ValueError(f"time_unit must be one of {', '.join(UNIT_DAYS)}, got {time_unit!r}")
-    end = ibis.timestamp(cutoff_end(_as_date(cut_off)))
-    t = orders.filter(orders[datetime_col] < end)
-    days = t[datetime_col].date().delta(ibis.date(_EPOCH), unit="day")
-    t = t.select(customer_id=t[customer_id_col], period=days // UNIT_DAYS[time_unit], amount=t[amount_col])
-    per = t.group_by(["customer_id", "period"]).aggregate(value=t.amount.sum())
-    return per.filter(per.value > 0)
-
-
-def rfm_summary_expr(orders: ibis.Table, cut_off, time_unit: str = "day", **cols) -> ibis.Table:
-    """One row per customer with a purchase up to `cut_off`, as ONE Ibis expression.
-
-    Parameters: see `purchase_periods` (``cols`` passes its column-name arguments). Output, in the
-    layout of ``lifetimes`` (time in units of `time_unit`):
-
-    ==============  =======  ======================================================================
-    customer_id     string
-    frequency       int64    number of repeat purchase periods (purchase periods minus one)
-    recency         float64  first to last purchase period
-    T               float64  first purchase period to the cut-off's period (the customer's age)
-    monetary_value  float64  mean net value of the repeat purchase periods (the first excluded, as
-                             Gamma-Gamma requires); 0 when frequency is 0
-    ==============  =======  ======================================================================
-    """
-    p = purchase_periods(orders, cut_off, time_unit, **cols)
-    cut = period_number(cut_off, time_unit)
-    agg = p.group_by("customer_id").aggregate(
-        first=p.period.min(), last=p.period.max(), n=p.count(), total=p.value.sum(),
-        first_value=p.value.argmin(p.period))
-    return agg.select(
-        "customer_id",
-        frequency=(agg.n - 1).cast("int64"),
-        recency=(agg["last"] - agg["first"]).cast("float64"),
-        T=(ibis.literal(cut) - agg["first"]).cast("float64"),
-        monetary_value=ibis.ifelse(agg.n > 1, (agg.total - agg.first_value) / (agg.n - 1), 0.0).cast("float64"),
-    )
-
-
-def rfm_summary(orders: ibis.Table, cut_off, time_unit: str = "day", **cols) -> pd.DataFrame:
-    """`rfm_summary_expr` executed: a pandas frame with the same columns, sorted by customer_id."""
-    df = rfm_summary_expr(orders, cut_off, time_unit, **cols).to_pandas()
-    return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
-
-
-def calibration_holdout_expr(orders: ibis.Table, as_of, holdout_days: int, time_unit: str = "day",
-                             **cols) -> ibis.Table:
-    """Calibration summary up to ``as_of - holdout_days`` joined to what happened in the holdout.
-
-    One row per customer with a purchase in the calibration period (customers first seen in the
-    holdout are left out, as the models cannot predict them):
-
-    ==================  =======  =============================================================
-    customer_id         string
-    frequency_cal       int64    `rfm_summary_expr` columns at the calibration end
-    recency_cal         float64
-    T_cal               float64
-    monetary_value_cal  float64
-    frequency_holdout   int64    purchase periods after the calibration end, up to `as_of`
-    spend_holdout       float64  net value of those purchase periods
-    duration_holdout    float64  length of the holdout in periods
-    ==================  =======  =============================================================
-    """
-    cal_end = _as_date(as_of) - dt.timedelta(days=int(holdout_days))
-    cal = rfm_summary_expr(orders, cal_end, time_unit, **cols)
-    p = purchase_periods(orders, as_of, time_unit, **cols)
-    p = p.filter(p.period > period_number(cal_end, time_unit))
-    hold = p.group_by("customer_id").aggregate(frequency_holdout=p.count(), spend_holdout=p.value.sum())
-    duration = float(period_number(as_of, time_unit) - period_number(cal_end, time_unit))
-    j = cal.left_join(hold, "customer_id")
-    return j.select(
-        customer_id=cal.customer_id, frequency_cal=cal.frequency, recency_cal=cal.recency, T_cal=cal["T"],
-        monetary_value_cal=cal.monetary_value,
-        frequency_holdout=j.frequency_holdout.fill_null(0).cast("int64"),
-        spend_holdout=j.spend_holdout.fill_null(0.0).cast("float64"),
-        duration_holdout=ibis.literal(duration),
-    )
-
-
-def calibration_holdout(orders: ibis.Table, as_of, holdout_days: int, time_unit: str = "day",
-                        **cols) -> pd.DataFrame:
-    """`calibration_holdout_expr` executed, sorted by customer_id."""
-    df = calibration_holdout_expr(orders, as_of, holdout_days, time_unit, **cols).to_pandas()
-    return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
-
-
-def repeat_purchases_per_period(orders: ibis.Table, cut_off, time_unit: str = "day", **cols) -> pd.DataFrame:
-    """Per period: customers making their first purchase (``first_purchases``) and repeat purchases.
-
-    Small (one row per period): the input of the cumulative tracking plot.
-    """
-    p = purchase_periods(orders, cut_off, time_unit, **cols)
-    w = p.mutate(first=p.period.min().over(group_by=p.customer_id))
-    per = w.group_by("period").aggregate(first_purchases=(w.period == w["first"]).sum(),
-                                         repeat_purchases=(w.period > w["first"]).sum())
-    return per.to_pandas().sort_values("period").reset_index(drop=True)
-
 
 # --- over customers: fitting -------------------------------------------------------------------
-
-def compress(summary: pd.DataFrame, columns=("frequency", "recency", "T")) -> tuple[pd.DataFrame, np.ndarray]:
-    """Unique rows of `columns` with a ``weights`` count, and each input row's position among them.
-
-    ``unique.iloc[inverse]`` gives back the input rows, so a score computed on the unique rows is
-    mapped to every customer by ``score[inverse]``.
-    """
-    cols = list(columns)
-    codes = summary.groupby(cols, sort=True).ngroup().to_numpy()
-    weights = np.bincount(codes)
-    first = np.zeros(len(weights), dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(codes))[::-1]
-    unique = summary.iloc[first][cols].reset_index(drop=True)
-    unique["weights"] = weights
-    return unique, codes
 
 
 def _make_fitter(name: str, penalizer: float):
@@ -211,17 +90,6 @@ def _degenerate(params: dict) -> str | None:
         if not np.isfinite(v) or not _PARAM_RANGE[0] < v < _PARAM_RANGE[1]:
             return f"parameter {k} = {v:.3g}"
     return None
-
-
-@dataclass
-class Fit:
-    """A fitted model, the penalizer it needed and a note for the report when it needed a retry."""
-
-    name: str
-    model: object
-    params: dict
-    penalizer: float
-    note: str | None = None
 
 
 def fit_purchase_model(name: str, unique: pd.DataFrame, penalizer: float = 0.0,
@@ -305,71 +173,6 @@ def fit_gamma_gamma(summary: pd.DataFrame, penalizer: float = 0.0, retry_penaliz
 
 # --- over customers: predictions ---------------------------------------------------------------
 
-def _expected(fit: Fit, t, f, r, T) -> np.ndarray:
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return np.asarray(fit.model.conditional_expected_number_of_purchases_up_to_time(t, f, r, T), dtype=float)
-
-
-def _p_alive(fit: Fit, f, r, T) -> np.ndarray:
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        p = np.asarray(fit.model.conditional_probability_alive(f, r, T), dtype=float)
-    if fit.name == "pareto_nbd":
-        # Pareto/NBD drops out in continuous time: a purchase at the cut-off means alive (lifetimes
-        # returns NaN there for T = 0, a first purchase on the cut-off day).
-        p = np.where(np.asarray(r, float) >= np.asarray(T, float), 1.0, p)
-    return p
-
-
-def _per_x_T(f, T):
-    """Unique (frequency, T) pairs and each row's position among them."""
-    u, inv = compress(pd.DataFrame({"frequency": np.asarray(f, float), "T": np.asarray(T, float)}),
-                      ("frequency", "T"))
-    return u["frequency"].to_numpy(float), u["T"].to_numpy(float), inv
-
-
-def expected_purchases(fit: Fit, t: float, f, r, T, _groups=None) -> np.ndarray:
-    """E[purchases in the next t periods | frequency, recency, T], vectorised and fast.
-
-    For all three models the expectation factorises: E(t | x, t_x, T) = P(alive | x, t_x, T) x
-    E(t | alive, x, T), because given that a customer is alive the posterior of the purchase and
-    drop-out rates depends on x and T only. lifetimes' own formula (with its hypergeometric function,
-    the costly part) is therefore evaluated once per unique (x, T) with t_x = T, and divided by
-    P(alive | x, T, T); equal to lifetimes' result to rounding (tested).
-    """
-    f, r, T = (np.asarray(v, float) for v in (f, r, T))
-    uf, uT, inv = _groups if _groups is not None else _per_x_T(f, T)
-    if fit.name == "pareto_nbd":  # closed form (Schmittlein et al. 1987, eq. 22 given alive), finite at T = 0
-        k = fit.params
-        with np.errstate(all="ignore"):
-            if_alive = ((k["r"] + uf) * (k["beta"] + uT) / ((k["alpha"] + uT) * (k["s"] - 1))
-                        * (1.0 - ((k["beta"] + uT) / (k["beta"] + uT + t)) ** (k["s"] - 1)))
-    else:
-        if_alive = _expected(fit, t, uf, uT, uT) / _p_alive(fit, uf, uT, uT)
-    return _p_alive(fit, f, r, T) * if_alive[inv]
-
-
-def probability_of_purchase(fit: Fit, t: float, f, r, T) -> np.ndarray:
-    """P(at least one purchase in the next `t` periods | history).
-
-    BG/NBD and MBG/NBD: a customer drops out only right after a purchase, so an active customer
-    makes a next purchase within t with probability 1 - ((alpha+T)/(alpha+T+t))^(r+x) (posterior
-    of lambda given alive is Gamma(r+x, alpha+T)); times P(alive). Pareto/NBD: lifetimes'
-    conditional PMF (Fader & Hardie, note 028), 1 - P(0 purchases).
-    """
-    f, r, T = (np.asarray(v, float) for v in (f, r, T))
-    if fit.name == "pareto_nbd":  # factorised as in `expected_purchases`
-        uf, uT, inv = _per_x_T(f, T)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            p0 = np.asarray(fit.model.conditional_probability_of_n_purchases_up_to_time(0, t, uf, uT, uT), float)
-        if_alive = (1.0 - p0) / _p_alive(fit, uf, uT, uT)
-        return np.clip(_p_alive(fit, f, r, T) * if_alive[inv], 0.0, 1.0)
-    r_, alpha = fit.params["r"], fit.params["alpha"]
-    buy_if_alive = 1.0 - np.exp((r_ + f) * (np.log(alpha + T) - np.log(alpha + T + t)))
-    return np.clip(_p_alive(fit, f, r, T) * buy_if_alive, 0.0, 1.0)
-
 
 def _column_names(clv: ClvConfig) -> dict:
     return {"exp": [f"exp_purchases_{h}d" for h in clv.horizons_days],
@@ -403,8 +206,8 @@ def score_customers(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv:
                     names["p_buy"], "exp_avg_value", names["clv"]]]
     u, inv = compress(out)
     f, r, T = (u[c].to_numpy(float) for c in ("frequency", "recency", "T"))
-    groups = _per_x_T(f, T)
-    out["p_alive"] = _p_alive(fit, f, r, T)[inv]
+    groups = unique_x_T(f, T)
+    out["p_alive"] = probability_alive(fit, f, r, T)[inv]
     for h, col in zip(clv.horizons_days, names["exp"]):
         out[col] = expected_purchases(fit, h / unit, f, r, T, groups)[inv]
     out[names["p_buy"]] = probability_of_purchase(fit, clv.purchase_window_days / unit, f, r, T)[inv]
@@ -534,8 +337,8 @@ def alive_matrix(fit: Fit, T: float, t_days: int, time_unit: str, max_frequency:
     ff, rr = ff.ravel(), rr.ravel()
     tt = np.full_like(ff, T)
     ok = ~((ff == 0) & (rr > 0))  # a customer without repeats has recency 0
-    p = np.where(ok, _p_alive(fit, ff, rr, tt), np.nan)
-    e = np.where(ok, _expected(fit, t_days / UNIT_DAYS[time_unit], ff, rr, tt), np.nan)
+    p = np.where(ok, probability_alive(fit, ff, rr, tt), np.nan)
+    e = np.where(ok, lifetimes_expected_purchases(fit, t_days / UNIT_DAYS[time_unit], ff, rr, tt), np.nan)
     unit = "days" if time_unit == "day" else "weeks"
     cols = pd.Index([f"{x:.0f}" for x in rec], name=f"recency ({unit})")
     idx = pd.Index(f.astype(int), name="repeat purchases")
@@ -582,7 +385,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, orders: ibis.Table |
         orders = engine.artifact_table(con, processed_dir, "orders_clean")
     notes: list[str] = []
     unit = clv.time_unit
-    cal_end = _as_date(as_of) - dt.timedelta(days=clv.holdout_days)
+    cal_end = as_date(as_of) - dt.timedelta(days=clv.holdout_days)
 
     summary = rfm_summary(orders, as_of, unit)
     n_repeat = int((summary["frequency"] > 0).sum())
@@ -754,8 +557,8 @@ def matrix_takeaway(res: ClvRun) -> str:
     if res.final is None:
         return "No purchase model (no repeat customers)."
     T = float(res.scores["T"].max())
-    p_recent = _p_alive(res.final, np.array([5.0]), np.array([T]), np.array([T]))[0]
-    p_old = _p_alive(res.final, np.array([5.0]), np.array([T / 2]), np.array([T]))[0]
+    p_recent = probability_alive(res.final, np.array([5.0]), np.array([T]), np.array([T]))[0]
+    p_old = probability_alive(res.final, np.array([5.0]), np.array([T / 2]), np.array([T]))[0]
     return (f"For a customer first seen {T:.0f} {res.cfg.clv.time_unit}s ago with 5 repeat purchases, P(alive) "
             f"is {p_recent:.0%} if the last one was at the cut-off and {p_old:.0%} if it was halfway through.")
 
@@ -804,7 +607,7 @@ def plot_tracking(res: ClvRun, ax=None):
     ax = plots._ax(ax)
     t = res.tracking
     unit = res.cfg.clv.time_unit
-    dates = pd.Timestamp(_EPOCH) + pd.to_timedelta(t["period"] * UNIT_DAYS[unit], unit="D")
+    dates = pd.Timestamp(EPOCH) + pd.to_timedelta(t["period"] * UNIT_DAYS[unit], unit="D")
     ax.plot(dates, t["actual"], color="black", lw=2, label="actual")
     for m in [c for c in t.columns if c in MODEL_NAMES.values()]:
         ax.plot(dates, t[m], lw=1.3, ls="--", label=m)

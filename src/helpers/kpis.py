@@ -35,8 +35,15 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from helpers import artifacts, plots
+from helpers import artifacts, customer_facts, plots
 from helpers.config import Config
+from helpers.customer_facts import (
+    customer_orders,
+    month_index,
+    orders_until,
+    quantile_from_counts,
+    suggested_inactivity_days,
+)
 from helpers.demographics import age_band_expr
 from helpers.engine import artifact_table, connect, cutoff_end
 
@@ -65,19 +72,6 @@ class MissingColumn(KeyError):
 # Building blocks (Ibis)
 # ---------------------------------------------------------------------------------------------
 
-def _end_exclusive(as_of: str) -> ibis.Value:
-    return ibis.timestamp(cutoff_end(as_of))
-
-
-def orders_until(orders: ir.Table, as_of: str) -> ir.Table:
-    """Order lines dated on or before `as_of` (the whole day included)."""
-    return orders.filter(orders.order_date < _end_exclusive(as_of))
-
-
-def month_index(ts: ir.Value) -> ir.IntegerValue:
-    """A month as one integer (year * 12 + month - 1) so that month arithmetic is subtraction."""
-    return (ts.year() * 12 + ts.month() - 1).cast("int64")
-
 
 def month_label(index) -> pd.Series | str:
     """Month index (see month_index) -> 'YYYY-MM'."""
@@ -85,30 +79,6 @@ def month_label(index) -> pd.Series | str:
         s = pd.Series(index).astype("int64")
         return (s // 12).astype(str) + "-" + (s % 12 + 1).astype(str).str.zfill(2)
     return f"{int(index) // 12}-{int(index) % 12 + 1:02d}"
-
-
-def customer_orders(orders: ir.Table) -> ir.Table:
-    """One row per purchase order, numbered per customer.
-
-    Columns: customer_id, order_id, order_ts (first purchase line's time), order_value (sum of its
-    purchase lines), discounted (any line with discount_amount > 0 or a coupon_code; False when the
-    shop exports neither), order_number (1 = the customer's first order), prev_ts (previous order's
-    time, NULL for the first), gap_days (whole calendar days since the previous order).
-    """
-    p = orders.filter(~orders.is_return)
-    flags = []
-    if "discount_amount" in orders.columns:
-        flags.append(p.discount_amount.fill_null(0) > 0)
-    if "coupon_code" in orders.columns:
-        flags.append(p.coupon_code.notnull() & (p.coupon_code.cast("string").strip() != ""))
-    disc = flags[0] if flags else p.amount.isnull() & False  # a column, so .any() works without flags
-    for f in flags[1:]:
-        disc = disc | f
-    g = p.group_by("customer_id", "order_id").agg(
-        order_ts=p.order_date.min(), order_value=p.amount.sum(), discounted=disc.any())
-    w = ibis.window(group_by="customer_id", order_by=["order_ts", "order_id"])
-    g = g.mutate(order_number=ibis.row_number().over(w) + 1, prev_ts=g.order_ts.lag().over(w))
-    return g.mutate(gap_days=g.order_ts.date().delta(g.prev_ts.date(), unit="day"))
 
 
 def first_orders(corders: ir.Table) -> ir.Table:
@@ -648,26 +618,9 @@ def discount_takeaway(table: pd.DataFrame, currency: str = "EUR") -> str:
 
 
 def gap_histogram(orders: ir.Table | OrderFacts, max_days: int = 730) -> pd.DataFrame:
-    """Days between consecutive orders of a customer, counted per whole day.
-
-    Columns: gap_days, second_orders (gap from 1st to 2nd order), later_orders (gaps from the 2nd
-    order on). Gaps beyond `max_days` are counted in the row gap_days == max_days.
-    """
+    """`customer_facts.gap_histogram` of the order lines (or of OrderFacts' purchase orders)."""
     c = orders.corders if isinstance(orders, OrderFacts) else customer_orders(orders)
-    c = c.filter(c.order_number >= 2)
-    days = ibis.least(c.gap_days, max_days)
-    g = c.group_by(gap_days=days).agg(
-        second_orders=(c.order_number == 2).sum(), later_orders=(c.order_number > 2).sum()).to_pandas()
-    full = pd.DataFrame({"gap_days": np.arange(0, max_days + 1)})
-    g = full.merge(g, how="left", on="gap_days").fillna(0)
-    return g.astype("int64")
-
-
-def _quantile_from_counts(days: np.ndarray, counts: np.ndarray, q: float) -> float:
-    total = counts.sum()
-    if total == 0:
-        return float("nan")
-    return float(days[np.searchsorted(np.cumsum(counts), q * total, side="left")])
+    return customer_facts.gap_histogram(c, max_days)
 
 
 def gap_summary(hist: pd.DataFrame, quantile: float = 0.8) -> pd.DataFrame:
@@ -677,19 +630,10 @@ def gap_summary(hist: pd.DataFrame, quantile: float = 0.8) -> pd.DataFrame:
         counts = hist[col].to_numpy()
         rows[col.replace("_", " ")] = {
             "orders": int(counts.sum()),
-            "median_days": _quantile_from_counts(hist.gap_days.to_numpy(), counts, 0.5),
-            f"p{int(quantile * 100)}_days": _quantile_from_counts(hist.gap_days.to_numpy(), counts, quantile),
+            "median_days": quantile_from_counts(hist.gap_days.to_numpy(), counts, 0.5),
+            f"p{int(quantile * 100)}_days": quantile_from_counts(hist.gap_days.to_numpy(), counts, quantile),
         }
     return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def suggested_inactivity_days(hist: pd.DataFrame, quantile: float = 0.8) -> float:
-    """The day by which `quantile` (default 80 %) of observed second orders had happened.
-
-    Only customers who did place a second order count, so recent buyers still inside their window
-    pull the figure down a little; read it as a lower bound for ``business.inactivity_days``.
-    """
-    return _quantile_from_counts(hist.gap_days.to_numpy(), hist.second_orders.to_numpy(), quantile)
 
 
 def inactivity_takeaway(hist: pd.DataFrame, configured_days: int, quantile: float = 0.8) -> str:

@@ -37,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from helpers import artifacts, kpis
+from helpers import artifacts, customer_facts
 from helpers.config import Config, OffersConfig
 from helpers.demographics import age_band
 from helpers.engine import artifact_table, connect, cutoff_end
@@ -688,9 +688,9 @@ def cap_takeaway(capped: set[str], min_days: int, targets: pd.DataFrame | None =
 
 def second_order_day(orders: ir.Table, as_of: str, cfg: Config) -> float:
     """The day after a first order by which `kpis.inactivity_quantile` of second orders happened
-    (the figure of notebook 02, via kpis.gap_histogram and kpis.suggested_inactivity_days)."""
-    hist = kpis.gap_histogram(kpis.orders_until(orders, as_of))
-    return kpis.suggested_inactivity_days(hist, cfg.kpis.inactivity_quantile)
+    (the figure of notebook 02: customer_facts.gap_histogram and suggested_inactivity_days)."""
+    corders = customer_facts.customer_orders(customer_facts.orders_until(orders, as_of))
+    return customer_facts.suggested_inactivity_days(customer_facts.gap_histogram(corders), cfg.kpis.inactivity_quantile)
 
 
 def second_order_list(orders: ir.Table, offers: pd.DataFrame, as_of: str, cfg: Config,

@@ -41,6 +41,13 @@ from threadpoolctl import threadpool_limits
 
 from helpers import artifacts
 from helpers.config import Config, SegmentsConfig
+from helpers.customer_facts import (
+    SCORED,
+    assign_segments,
+    quintile_scores,
+    rfm_scores,
+    rfm_table,
+)
 from helpers.demographics import UNKNOWN, age_band
 from helpers.engine import artifact_table, connect
 from helpers.paths import resolve
@@ -49,7 +56,6 @@ from helpers.plots import _ax, thousands
 FEATURES = ["recency_days", "frequency", "monetary", "tenure_days", "avg_order_value"]
 COLUMNS = ["customer_id", "recency_days", "frequency", "monetary", "avg_order_value", "r_score", "f_score",
            "m_score", "rfm_segment", "cluster", "cluster_label"]
-SCORED = {"r_score": ("recency_days", False), "f_score": ("frequency", True), "m_score": ("monetary", True)}
 MEASURE_TEXT = {"recency_days": "recency (days)", "frequency": "frequency (orders)",
                 "monetary": "monetary (net revenue)",
                 "avg_order_value": "average order value", "tenure_days": "tenure (days)"}
@@ -59,69 +65,8 @@ NEW_ROW, GONE_COL = "(new this month)", "(not in this month)"
 
 # --------------------------------------------------------------------------- RFM over order lines
 
-def rfm_expr(orders: ir.Table, as_of: str) -> ir.Table:
-    """One row per customer who bought on or before `as_of` (Ibis; runs on the configured engine).
-
-    Input: order lines (customer_id, order_id, order_date, amount, is_return). Output columns:
-    customer_id, recency_days, frequency, monetary, avg_order_value, tenure_days.
-    """
-    day = ibis.date(str(as_of)[:10])
-    t = orders.filter(orders.order_date.date() <= day)
-    buy = ~t.is_return
-    g = t.group_by("customer_id").agg(
-        # summed in whole cents: an integer sum does not depend on the engine's summation order, so
-        # reruns give bit-identical features (and so identical clusters)
-        frequency=t.order_id.nunique(where=buy), cents=(t.amount * 100).round().cast("int64").sum(),
-        first_buy=t.order_date.min(where=buy), last_buy=t.order_date.max(where=buy),
-    )
-    g = g.filter(g.frequency > 0)  # a customer with only returns in the window has no purchase to score
-    g = g.mutate(monetary=g.cents.cast("float64") / 100)
-    return g.select(
-        "customer_id",
-        recency_days=day.delta(g.last_buy.date(), unit="day"),
-        frequency=g.frequency,
-        monetary=g.monetary.round(2),
-        avg_order_value=(g.monetary / g.frequency).round(2),
-        tenure_days=day.delta(g.first_buy.date(), unit="day"),
-    )
-
-
-def rfm_table(orders: ir.Table, as_of: str) -> pd.DataFrame:
-    """``rfm_expr`` as a pandas frame, sorted by customer_id."""
-    df = rfm_expr(orders, as_of).to_pandas()
-    df = df.sort_values("customer_id", ignore_index=True)
-    for col in ("recency_days", "frequency", "tenure_days"):
-        df[col] = df[col].astype("int64")
-    for col in ("monetary", "avg_order_value"):
-        df[col] = df[col].astype("float64")
-    return df
-
 
 # --------------------------------------------------------------------------- scores and named segments
-
-def quintile_scores(values: pd.Series, higher_is_better: bool = True) -> pd.Series:
-    """Scores 1..5 from the mid-rank percentile: score = floor(5 * (rank - 1/2) / n) + 1.
-
-    Tied values get their average rank, so they always share one score and bin edges never
-    collide; a single customer or a column where everyone is tied scores 3 (the middle).
-    Exact integer arithmetic, so the same data always gives the same scores.
-    """
-    n = len(values)
-    if n == 0:
-        return pd.Series([], index=values.index, dtype="int64")
-    v = values if higher_is_better else -values
-    twice_rank = np.rint(2 * v.rank(method="average").to_numpy()).astype("int64")  # 2 * average rank is whole
-    scores = (twice_rank - 1) * 5 // (2 * n) + 1
-    return pd.Series(np.clip(scores, 1, 5), index=values.index, dtype="int64")
-
-
-def rfm_scores(rfm: pd.DataFrame) -> pd.DataFrame:
-    """Add r_score (5 = most recent), f_score, m_score and fm_score = (F + M) / 2 rounded half up."""
-    out = rfm.copy()
-    for score, (col, higher) in SCORED.items():
-        out[score] = quintile_scores(out[col], higher_is_better=higher)
-    out["fm_score"] = (out["f_score"] + out["m_score"] + 1) // 2
-    return out
 
 
 def score_notes(rfm: pd.DataFrame) -> list[str]:
@@ -144,17 +89,6 @@ def score_notes(rfm: pd.DataFrame) -> list[str]:
         notes.append(f"The {score[0].upper()} score uses {levels} of the 5 levels because {why}; "
                      f"tied customers always share one score.")
     return notes
-
-
-def assign_segments(scored: pd.DataFrame, seg_cfg: SegmentsConfig) -> pd.Series:
-    """The named segment of each customer: the grid cell (r_score, fm_score); categories in grid order."""
-    cells = seg_cfg.grid_cells()
-    names = list(seg_cfg.grid)
-    lookup = np.full((6, 6), -1)
-    for (r, fm), name in cells.items():
-        lookup[r, fm] = names.index(name)
-    codes = lookup[scored["r_score"].to_numpy(), scored["fm_score"].to_numpy()]
-    return pd.Series(pd.Categorical.from_codes(codes, categories=names), index=scored.index, name="rfm_segment")
 
 
 def grid_table(seg_cfg: SegmentsConfig) -> pd.DataFrame:

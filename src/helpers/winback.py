@@ -42,7 +42,6 @@ which customers actually buy adds the normal approximation of a sum of Bernoulli
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -53,7 +52,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from helpers import artifacts, churn, offers, plots, segments
+from helpers import artifacts, churn, customer_facts, offers, plots
 from helpers.config import Config
 from helpers.engine import artifact_table, connect, cutoff_end
 
@@ -109,10 +108,10 @@ def campaign_frame(lines: ir.Table, campaigns: ir.Table, cfg: Config, customers:
     parts, feats = [], []
     for sent, grp in out.groupby("sent_date", sort=True):
         cutoff = (pd.Timestamp(sent).normalize() - timedelta(days=1)).strftime("%Y-%m-%d")
-        levels = churn.mix_levels(lines, cutoff, cfg.churn.mix_levels)
+        levels = customer_facts.mix_levels(lines, cutoff, cfg.churn.mix_levels)
         f = churn.feature_frame(lines, cutoff, levels, cfg, customers, bgnbd=bgnbd)
-        rfm = segments.rfm_scores(segments.rfm_table(lines, cutoff))
-        rfm["segment"] = segments.assign_segments(rfm, cfg.segments).astype(str)
+        rfm = customer_facts.rfm_scores(customer_facts.rfm_table(lines, cutoff))
+        rfm["segment"] = customer_facts.assign_segments(rfm, cfg.segments).astype(str)
         rfm["customer_id"] = rfm["customer_id"].astype(str)
         g = grp.merge(rfm[["customer_id", "segment"]], on="customer_id", how="left")
         g["segment"] = g["segment"].fillna("no purchase before")
@@ -403,8 +402,7 @@ def baseline_probability(clv_scores: pd.DataFrame, clv_card: dict, window_days: 
     t = window_days / unit
     model, params = clv_card.get("model"), clv_card.get("params", {})
     if model in ("bgnbd", "mbgnbd") and {"r", "alpha"} <= set(params):
-        x, T = clv_scores["frequency"].astype(float), clv_scores["T"].astype(float)
-        buy = 1 - np.exp((params["r"] + x) * (np.log(params["alpha"] + T) - np.log(params["alpha"] + T + t)))
+        buy = customer_facts.buy_if_alive(params, t, clv_scores["frequency"], clv_scores["T"])
         p = clv_scores["p_alive"].astype(float) * buy
     else:
         col = next(c for c in clv_scores.columns if c.startswith("p_purchase_"))
@@ -706,7 +704,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
             measured = measure_uplift(frame, "segment")
             with threadpool_limits(limits=cfg.churn.model_threads, user_api="openmp"):
                 models = t_learner(frame, cfg)
-    seg = segments.load_segments(processed_dir)
+    seg = artifacts.read(processed_dir, "segments")
     scores = churn.load_scores(processed_dir)
     clv_scores = artifacts.load_parquet(processed_dir, "clv", "04_clv")
     clv_card = artifacts.load_json(processed_dir, "clv_model", "04_clv")

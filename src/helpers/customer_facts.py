@@ -1,0 +1,524 @@
+"""Per-customer facts at any cut-off, and the purchase-model formulas: the ground floor of every stage.
+
+Segments, CLV, churn, win-back and offers all describe a customer *as of a day*: how recently and
+how often they bought, for how much, how long they have been a customer, the gaps between their
+orders, which channels, payment methods and categories they use and how often with a discount.
+Each fact is defined once here, as an Ibis expression over the order lines (DESIGN.md, "Engine"), so
+that a backtest at an earlier cut-off computes exactly what the monthly report computes at as_of.
+
+Cut-off convention: "on or before day `as_of`" is ``order_date < engine.cutoff_end(as_of)`` (an
+order at 23:59 on the as_of day counts), everywhere.
+
+Sections:
+
+- order lines up to a cut-off, purchase orders numbered per customer, gaps between orders;
+- RFM: recency_days, frequency, monetary, avg_order_value, tenure_days; quintile scores and the
+  named segment of the config's R x FM grid;
+- purchase periods and the ``lifetimes`` summary (frequency, recency, T, monetary_value), with a
+  calibration/holdout split: the input of BG/NBD, Pareto/NBD and MBG/NBD;
+- behaviour at a cut-off (churn and win-back features): gaps, trend, return share, category breadth,
+  discount share, channel and payment-method mixes, demographics;
+- the purchase-model formulas (P(alive), expected purchases, P(at least one purchase)) shared by
+  CLV, churn and win-back.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import warnings
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from helpers.config import SegmentsConfig
+from helpers.engine import cutoff_end
+
+UNIT_DAYS = {"day": 1, "week": 7}
+# 1970-01-05 was a Monday: period numbers count days (or Monday-to-Sunday weeks) since then.
+EPOCH = dt.date(1970, 1, 5)
+# RFM score -> (measure, higher is better)
+SCORED = {"r_score": ("recency_days", False), "f_score": ("frequency", True), "m_score": ("monetary", True)}
+
+
+# --------------------------------------------------------------------------- order lines and orders
+
+def end_exclusive(as_of: str) -> ibis.Value:
+    return ibis.timestamp(cutoff_end(as_of))
+
+
+def orders_until(orders: ir.Table, as_of: str) -> ir.Table:
+    """Order lines dated on or before `as_of` (the whole day included)."""
+    return orders.filter(orders.order_date < end_exclusive(as_of))
+
+
+def month_index(ts: ir.Value) -> ir.IntegerValue:
+    """A month as one integer (year * 12 + month - 1) so that month arithmetic is subtraction."""
+    return (ts.year() * 12 + ts.month() - 1).cast("int64")
+
+
+def customer_orders(orders: ir.Table) -> ir.Table:
+    """One row per purchase order, numbered per customer.
+
+    Columns: customer_id, order_id, order_ts (first purchase line's time), order_value (sum of its
+    purchase lines), discounted (any line with discount_amount > 0 or a coupon_code; False when the
+    shop exports neither), order_number (1 = the customer's first order), prev_ts (previous order's
+    time, NULL for the first), gap_days (whole calendar days since the previous order).
+    """
+    p = orders.filter(~orders.is_return)
+    flags = []
+    if "discount_amount" in orders.columns:
+        flags.append(p.discount_amount.fill_null(0) > 0)
+    if "coupon_code" in orders.columns:
+        flags.append(p.coupon_code.notnull() & (p.coupon_code.cast("string").strip() != ""))
+    disc = flags[0] if flags else p.amount.isnull() & False  # a column, so .any() works without flags
+    for f in flags[1:]:
+        disc = disc | f
+    g = p.group_by("customer_id", "order_id").agg(
+        order_ts=p.order_date.min(), order_value=p.amount.sum(), discounted=disc.any())
+    w = ibis.window(group_by="customer_id", order_by=["order_ts", "order_id"])
+    g = g.mutate(order_number=ibis.row_number().over(w) + 1, prev_ts=g.order_ts.lag().over(w))
+    return g.mutate(gap_days=g.order_ts.date().delta(g.prev_ts.date(), unit="day"))
+
+
+def gap_histogram(corders: ir.Table, max_days: int = 730) -> pd.DataFrame:
+    """Days between consecutive orders of a customer, counted per whole day.
+
+    Input: `customer_orders` (of the lines up to the cut-off). Columns: gap_days, second_orders
+    (gap from 1st to 2nd order), later_orders (gaps from the 2nd order on). Gaps beyond `max_days`
+    are counted in the row gap_days == max_days.
+    """
+    c = corders
+    c = c.filter(c.order_number >= 2)
+    days = ibis.least(c.gap_days, max_days)
+    g = c.group_by(gap_days=days).agg(
+        second_orders=(c.order_number == 2).sum(), later_orders=(c.order_number > 2).sum()).to_pandas()
+    full = pd.DataFrame({"gap_days": np.arange(0, max_days + 1)})
+    g = full.merge(g, how="left", on="gap_days").fillna(0)
+    return g.astype("int64")
+
+
+def quantile_from_counts(days: np.ndarray, counts: np.ndarray, q: float) -> float:
+    total = counts.sum()
+    if total == 0:
+        return float("nan")
+    return float(days[np.searchsorted(np.cumsum(counts), q * total, side="left")])
+
+
+def suggested_inactivity_days(hist: pd.DataFrame, quantile: float = 0.8) -> float:
+    """The day by which `quantile` (default 80 %) of observed second orders had happened.
+
+    Only customers who did place a second order count, so recent buyers still inside their window
+    pull the figure down a little; read it as a lower bound for ``business.inactivity_days``.
+    """
+    return quantile_from_counts(hist.gap_days.to_numpy(), hist.second_orders.to_numpy(), quantile)
+
+
+# --------------------------------------------------------------------------- RFM and named segments
+
+def rfm_expr(orders: ir.Table, as_of: str) -> ir.Table:
+    """One row per customer who bought on or before `as_of` (Ibis; runs on the configured engine).
+
+    Input: order lines (customer_id, order_id, order_date, amount, is_return). Output columns:
+    customer_id, recency_days, frequency, monetary, avg_order_value, tenure_days.
+    """
+    day = ibis.date(str(as_of)[:10])
+    t = orders.filter(orders.order_date.date() <= day)
+    buy = ~t.is_return
+    g = t.group_by("customer_id").agg(
+        # summed in whole cents: an integer sum does not depend on the engine's summation order, so
+        # reruns give bit-identical features (and so identical clusters)
+        frequency=t.order_id.nunique(where=buy), cents=(t.amount * 100).round().cast("int64").sum(),
+        first_buy=t.order_date.min(where=buy), last_buy=t.order_date.max(where=buy),
+    )
+    g = g.filter(g.frequency > 0)  # a customer with only returns in the window has no purchase to score
+    g = g.mutate(monetary=g.cents.cast("float64") / 100)
+    return g.select(
+        "customer_id",
+        recency_days=day.delta(g.last_buy.date(), unit="day"),
+        frequency=g.frequency,
+        monetary=g.monetary.round(2),
+        avg_order_value=(g.monetary / g.frequency).round(2),
+        tenure_days=day.delta(g.first_buy.date(), unit="day"),
+    )
+
+
+def rfm_table(orders: ir.Table, as_of: str) -> pd.DataFrame:
+    """``rfm_expr`` as a pandas frame, sorted by customer_id."""
+    df = rfm_expr(orders, as_of).to_pandas()
+    df = df.sort_values("customer_id", ignore_index=True)
+    for col in ("recency_days", "frequency", "tenure_days"):
+        df[col] = df[col].astype("int64")
+    for col in ("monetary", "avg_order_value"):
+        df[col] = df[col].astype("float64")
+    return df
+
+
+def quintile_scores(values: pd.Series, higher_is_better: bool = True) -> pd.Series:
+    """Scores 1..5 from the mid-rank percentile: score = floor(5 * (rank - 1/2) / n) + 1.
+
+    Tied values get their average rank, so they always share one score and bin edges never
+    collide; a single customer or a column where everyone is tied scores 3 (the middle).
+    Exact integer arithmetic, so the same data always gives the same scores.
+    """
+    n = len(values)
+    if n == 0:
+        return pd.Series([], index=values.index, dtype="int64")
+    v = values if higher_is_better else -values
+    twice_rank = np.rint(2 * v.rank(method="average").to_numpy()).astype("int64")  # 2 * average rank is whole
+    scores = (twice_rank - 1) * 5 // (2 * n) + 1
+    return pd.Series(np.clip(scores, 1, 5), index=values.index, dtype="int64")
+
+
+def rfm_scores(rfm: pd.DataFrame) -> pd.DataFrame:
+    """Add r_score (5 = most recent), f_score, m_score and fm_score = (F + M) / 2 rounded half up."""
+    out = rfm.copy()
+    for score, (col, higher) in SCORED.items():
+        out[score] = quintile_scores(out[col], higher_is_better=higher)
+    out["fm_score"] = (out["f_score"] + out["m_score"] + 1) // 2
+    return out
+
+
+def assign_segments(scored: pd.DataFrame, seg_cfg: SegmentsConfig) -> pd.Series:
+    """The named segment of each customer: the grid cell (r_score, fm_score); categories in grid order."""
+    cells = seg_cfg.grid_cells()
+    names = list(seg_cfg.grid)
+    lookup = np.full((6, 6), -1)
+    for (r, fm), name in cells.items():
+        lookup[r, fm] = names.index(name)
+    codes = lookup[scored["r_score"].to_numpy(), scored["fm_score"].to_numpy()]
+    return pd.Series(pd.Categorical.from_codes(codes, categories=names), index=scored.index, name="rfm_segment")
+
+
+# --------------------------------------------------------------------------- purchase periods (lifetimes summary)
+
+def as_date(value) -> dt.date:
+    return pd.Timestamp(value).date()
+
+
+def period_number(day, time_unit: str = "day") -> int:
+    """The period number of a calendar day (days, or Monday-to-Sunday weeks, since 1970-01-05)."""
+    return ((as_date(day) - EPOCH).days) // UNIT_DAYS[time_unit]
+
+
+def purchase_periods(orders: ibis.Table, cut_off, time_unit: str = "day", customer_id_col: str = "customer_id",
+                     datetime_col: str = "order_date", amount_col: str = "amount") -> ibis.Table:
+    """Purchase periods up to and including the day `cut_off`, as an Ibis expression.
+
+    Input: order lines with ``customer_id_col``, ``datetime_col`` (timestamp or date) and
+    ``amount_col`` (net line revenue; returns negative). Output, one row per customer and period
+    with a positive net amount (see the module docstring for why other periods are dropped):
+
+    ============  ======  =========================================================
+    customer_id   string  renamed from ``customer_id_col``
+    period        int64   period number (`period_number`)
+    value         float   net amount of the period's lines (> 0)
+    ============  ======  =========================================================
+    """
+    if time_unit not in UNIT_DAYS:
+        raise ValueError(f"time_unit must be one of {', '.join(UNIT_DAYS)}, got {time_unit!r}")
+    end = ibis.timestamp(cutoff_end(as_date(cut_off)))
+    t = orders.filter(orders[datetime_col] < end)
+    days = t[datetime_col].date().delta(ibis.date(EPOCH), unit="day")
+    t = t.select(customer_id=t[customer_id_col], period=days // UNIT_DAYS[time_unit], amount=t[amount_col])
+    per = t.group_by(["customer_id", "period"]).aggregate(value=t.amount.sum())
+    return per.filter(per.value > 0)
+
+
+def rfm_summary_expr(orders: ibis.Table, cut_off, time_unit: str = "day", **cols) -> ibis.Table:
+    """One row per customer with a purchase up to `cut_off`, as ONE Ibis expression.
+
+    Parameters: see `purchase_periods` (``cols`` passes its column-name arguments). Output, in the
+    layout of ``lifetimes`` (time in units of `time_unit`):
+
+    ==============  =======  ======================================================================
+    customer_id     string
+    frequency       int64    number of repeat purchase periods (purchase periods minus one)
+    recency         float64  first to last purchase period
+    T               float64  first purchase period to the cut-off's period (the customer's age)
+    monetary_value  float64  mean net value of the repeat purchase periods (the first excluded, as
+                             Gamma-Gamma requires); 0 when frequency is 0
+    ==============  =======  ======================================================================
+    """
+    p = purchase_periods(orders, cut_off, time_unit, **cols)
+    cut = period_number(cut_off, time_unit)
+    agg = p.group_by("customer_id").aggregate(
+        first=p.period.min(), last=p.period.max(), n=p.count(), total=p.value.sum(),
+        first_value=p.value.argmin(p.period))
+    return agg.select(
+        "customer_id",
+        frequency=(agg.n - 1).cast("int64"),
+        recency=(agg["last"] - agg["first"]).cast("float64"),
+        T=(ibis.literal(cut) - agg["first"]).cast("float64"),
+        monetary_value=ibis.ifelse(agg.n > 1, (agg.total - agg.first_value) / (agg.n - 1), 0.0).cast("float64"),
+    )
+
+
+def rfm_summary(orders: ibis.Table, cut_off, time_unit: str = "day", **cols) -> pd.DataFrame:
+    """`rfm_summary_expr` executed: a pandas frame with the same columns, sorted by customer_id."""
+    df = rfm_summary_expr(orders, cut_off, time_unit, **cols).to_pandas()
+    return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def calibration_holdout_expr(orders: ibis.Table, as_of, holdout_days: int, time_unit: str = "day",
+                             **cols) -> ibis.Table:
+    """Calibration summary up to ``as_of - holdout_days`` joined to what happened in the holdout.
+
+    One row per customer with a purchase in the calibration period (customers first seen in the
+    holdout are left out, as the models cannot predict them):
+
+    ==================  =======  =============================================================
+    customer_id         string
+    frequency_cal       int64    `rfm_summary_expr` columns at the calibration end
+    recency_cal         float64
+    T_cal               float64
+    monetary_value_cal  float64
+    frequency_holdout   int64    purchase periods after the calibration end, up to `as_of`
+    spend_holdout       float64  net value of those purchase periods
+    duration_holdout    float64  length of the holdout in periods
+    ==================  =======  =============================================================
+    """
+    cal_end = as_date(as_of) - dt.timedelta(days=int(holdout_days))
+    cal = rfm_summary_expr(orders, cal_end, time_unit, **cols)
+    p = purchase_periods(orders, as_of, time_unit, **cols)
+    p = p.filter(p.period > period_number(cal_end, time_unit))
+    hold = p.group_by("customer_id").aggregate(frequency_holdout=p.count(), spend_holdout=p.value.sum())
+    duration = float(period_number(as_of, time_unit) - period_number(cal_end, time_unit))
+    j = cal.left_join(hold, "customer_id")
+    return j.select(
+        customer_id=cal.customer_id, frequency_cal=cal.frequency, recency_cal=cal.recency, T_cal=cal["T"],
+        monetary_value_cal=cal.monetary_value,
+        frequency_holdout=j.frequency_holdout.fill_null(0).cast("int64"),
+        spend_holdout=j.spend_holdout.fill_null(0.0).cast("float64"),
+        duration_holdout=ibis.literal(duration),
+    )
+
+
+def calibration_holdout(orders: ibis.Table, as_of, holdout_days: int, time_unit: str = "day",
+                        **cols) -> pd.DataFrame:
+    """`calibration_holdout_expr` executed, sorted by customer_id."""
+    df = calibration_holdout_expr(orders, as_of, holdout_days, time_unit, **cols).to_pandas()
+    return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def repeat_purchases_per_period(orders: ibis.Table, cut_off, time_unit: str = "day", **cols) -> pd.DataFrame:
+    """Per period: customers making their first purchase (``first_purchases``) and repeat purchases.
+
+    Small (one row per period): the input of the cumulative tracking plot.
+    """
+    p = purchase_periods(orders, cut_off, time_unit, **cols)
+    w = p.mutate(first=p.period.min().over(group_by=p.customer_id))
+    per = w.group_by("period").aggregate(first_purchases=(w.period == w["first"]).sum(),
+                                         repeat_purchases=(w.period > w["first"]).sum())
+    return per.to_pandas().sort_values("period").reset_index(drop=True)
+
+
+def compress(summary: pd.DataFrame, columns=("frequency", "recency", "T")) -> tuple[pd.DataFrame, np.ndarray]:
+    """Unique rows of `columns` with a ``weights`` count, and each input row's position among them.
+
+    ``unique.iloc[inverse]`` gives back the input rows, so a score computed on the unique rows is
+    mapped to every customer by ``score[inverse]``.
+    """
+    cols = list(columns)
+    codes = summary.groupby(cols, sort=True).ngroup().to_numpy()
+    weights = np.bincount(codes)
+    first = np.zeros(len(weights), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    unique = summary.iloc[first][cols].reset_index(drop=True)
+    unique["weights"] = weights
+    return unique, codes
+
+
+# --------------------------------------------------------------------------- behaviour at a cut-off
+
+def purchase_orders(lines: ir.Table, cutoff: str) -> ir.Table:
+    """One row per purchase order placed on or before day `cutoff`.
+
+    Columns: customer_id, order_id, order_ts (first line's time), value (sum of its lines),
+    discounted (any line with a discount or coupon), channel, payment_method.
+    """
+    p = lines.filter(~lines.is_return, lines.order_date < ibis.literal(cutoff_end(cutoff)))
+    discounted = (p.discount_amount.fill_null(0) > 0) | (p.coupon_code.fill_null("") != "")
+    return p.group_by(["customer_id", "order_id"]).aggregate(
+        order_ts=p.order_date.min(), value=p.amount.sum(), discounted=discounted.any(),
+        channel=p.channel.min(), payment_method=p.payment_method.min())
+
+
+def mix_levels(lines: ir.Table, cutoff: str, top: int = 6) -> dict[str, list[str]]:
+    """The `top` most common channels and payment methods among purchase orders on or before `cutoff`.
+
+    Each becomes a share-of-orders feature; fixing them once per run keeps the columns of every
+    cut-off the same. Ties are broken by name.
+    """
+    o = purchase_orders(lines, cutoff)
+    out = {}
+    for col in ("channel", "payment_method"):
+        f = o.filter(o[col].notnull())
+        counts = (f.group_by(col).aggregate(n=f.count()).order_by([ibis.desc("n"), col]).limit(top).to_pandas())
+        out[col] = [str(v) for v in counts[col]]
+    return out
+
+
+def slug(value: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", str(value).lower()).strip("_") or "blank"
+
+
+def features_at(lines: ir.Table, cutoff: str, levels: dict[str, list[str]],
+                customers: ir.Table | None = None) -> ir.Table:
+    """Per-customer features at `cutoff`, from order lines dated on or before that day only.
+
+    One row per customer with a purchase by then. Columns (days are fractional, measured to the end
+    of the cut-off day): customer_id, recency_days, tenure_days, orders, revenue_gross,
+    avg_order_value, gap_mean_days, gap_last_days, gap_trend ((last gap + 1) / (mean earlier gap + 1),
+    > 1 means slowing down; null below 3 orders), overdue_ratio (recency / (mean gap + 1)),
+    return_share (returned / purchased revenue), category_breadth, discount_share, one
+    ``<channel|payment_method>_share_<level>`` per level in `levels`, and from `customers` where
+    present: gender, region, age_years, marketing_opt_in.
+    """
+    end = ibis.literal(cutoff_end(cutoff))
+    day = 86_400.0
+    o = purchase_orders(lines, cutoff)
+    by_time = ibis.window(group_by="customer_id", order_by=["order_ts", "order_id"])
+    latest_first = ibis.window(group_by="customer_id", order_by=[ibis.desc("order_ts"), ibis.desc("order_id")])
+    o = o.mutate(gap=(o.order_ts.epoch_seconds() - o.order_ts.lag().over(by_time).epoch_seconds()) / day,
+                 rank_desc=ibis.row_number().over(latest_first))
+    shares = {}
+    for col, values in levels.items():
+        for v in values:
+            shares[f"{col}_share_{slug(v)}"] = (o[col] == v).fill_null(False).cast("float64").mean()
+    per = o.group_by("customer_id").aggregate(
+        orders=o.count(), first_ts=o.order_ts.min(), last_ts=o.order_ts.max(), revenue_gross=o.value.sum(),
+        discount_share=o.discounted.cast("float64").mean(), gap_sum=o.gap.sum(),
+        gap_last_days=o.gap.max(where=o.rank_desc == 0), **shares)
+
+    lb = lines.filter(lines.order_date < end)
+    per_line = lb.group_by("customer_id").aggregate(
+        returned=(-lb.amount).sum(where=lb.is_return), category_breadth=lb.category.nunique(where=~lb.is_return))
+
+    t = per.left_join(per_line, "customer_id")
+    n = t.orders.cast("float64")
+    recency = (end.epoch_seconds() - t.last_ts.epoch_seconds()) / day
+    gap_mean = (n > 1).ifelse(t.gap_sum / (n - 1), ibis.null("float64"))
+    earlier = (n > 2).ifelse((t.gap_sum - t.gap_last_days) / (n - 2), ibis.null("float64"))
+    t = t.select(
+        "customer_id",
+        recency_days=recency,
+        tenure_days=(end.epoch_seconds() - t.first_ts.epoch_seconds()) / day,
+        orders=t.orders,
+        revenue_gross=t.revenue_gross,
+        avg_order_value=t.revenue_gross / n,
+        gap_mean_days=gap_mean,
+        gap_last_days=t.gap_last_days,
+        gap_trend=(t.gap_last_days + 1) / (earlier + 1),
+        overdue_ratio=recency / (gap_mean + 1),
+        return_share=(t.revenue_gross > 0).ifelse(t.returned.fill_null(0) / t.revenue_gross, ibis.null("float64")),
+        category_breadth=t.category_breadth,
+        discount_share=t.discount_share,
+        **{k: t[k] for k in shares},
+    )
+    if customers is not None:
+        cols = set(customers.columns)
+        extra = {}
+        if "gender" in cols:
+            extra["gender"] = customers.gender
+        if "region" in cols:
+            extra["region"] = customers.region
+        if "birth_year" in cols:
+            extra["age_years"] = (int(str(cutoff)[:4]) - customers.birth_year).cast("float64")
+        if "marketing_opt_in" in cols:
+            extra["marketing_opt_in"] = customers.marketing_opt_in.cast("float64")
+        if extra:
+            demo = customers.select("customer_id", **extra)
+            j = t.left_join(demo, "customer_id")
+            t = j.select(*t.columns, *extra)
+    return t
+
+
+# --------------------------------------------------------------------------- purchase-model formulas
+
+@dataclass
+class Fit:
+    """A fitted model, the penalizer it needed and a note for the report when it needed a retry."""
+
+    name: str
+    model: object
+    params: dict
+    penalizer: float
+    note: str | None = None
+
+
+def lifetimes_expected_purchases(fit: Fit, t, f, r, T) -> np.ndarray:
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(fit.model.conditional_expected_number_of_purchases_up_to_time(t, f, r, T), dtype=float)
+
+
+def probability_alive(fit: Fit, f, r, T) -> np.ndarray:
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = np.asarray(fit.model.conditional_probability_alive(f, r, T), dtype=float)
+    if fit.name == "pareto_nbd":
+        # Pareto/NBD drops out in continuous time: a purchase at the cut-off means alive (lifetimes
+        # returns NaN there for T = 0, a first purchase on the cut-off day).
+        p = np.where(np.asarray(r, float) >= np.asarray(T, float), 1.0, p)
+    return p
+
+
+def unique_x_T(f, T):
+    """Unique (frequency, T) pairs and each row's position among them."""
+    u, inv = compress(pd.DataFrame({"frequency": np.asarray(f, float), "T": np.asarray(T, float)}),
+                      ("frequency", "T"))
+    return u["frequency"].to_numpy(float), u["T"].to_numpy(float), inv
+
+
+def expected_purchases(fit: Fit, t: float, f, r, T, _groups=None) -> np.ndarray:
+    """E[purchases in the next t periods | frequency, recency, T], vectorised and fast.
+
+    For all three models the expectation factorises: E(t | x, t_x, T) = P(alive | x, t_x, T) x
+    E(t | alive, x, T), because given that a customer is alive the posterior of the purchase and
+    drop-out rates depends on x and T only. lifetimes' own formula (with its hypergeometric function,
+    the costly part) is therefore evaluated once per unique (x, T) with t_x = T, and divided by
+    P(alive | x, T, T); equal to lifetimes' result to rounding (tested).
+    """
+    f, r, T = (np.asarray(v, float) for v in (f, r, T))
+    uf, uT, inv = _groups if _groups is not None else unique_x_T(f, T)
+    if fit.name == "pareto_nbd":  # closed form (Schmittlein et al. 1987, eq. 22 given alive), finite at T = 0
+        k = fit.params
+        with np.errstate(all="ignore"):
+            if_alive = ((k["r"] + uf) * (k["beta"] + uT) / ((k["alpha"] + uT) * (k["s"] - 1))
+                        * (1.0 - ((k["beta"] + uT) / (k["beta"] + uT + t)) ** (k["s"] - 1)))
+    else:
+        if_alive = lifetimes_expected_purchases(fit, t, uf, uT, uT) / probability_alive(fit, uf, uT, uT)
+    return probability_alive(fit, f, r, T) * if_alive[inv]
+
+
+def probability_of_purchase(fit: Fit, t: float, f, r, T) -> np.ndarray:
+    """P(at least one purchase in the next `t` periods | history).
+
+    BG/NBD and MBG/NBD: a customer drops out only right after a purchase, so an active customer
+    makes a next purchase within t with probability 1 - ((alpha+T)/(alpha+T+t))^(r+x) (posterior
+    of lambda given alive is Gamma(r+x, alpha+T)); times P(alive). Pareto/NBD: lifetimes'
+    conditional PMF (Fader & Hardie, note 028), 1 - P(0 purchases).
+    """
+    f, r, T = (np.asarray(v, float) for v in (f, r, T))
+    if fit.name == "pareto_nbd":  # factorised as in `expected_purchases`
+        uf, uT, inv = unique_x_T(f, T)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p0 = np.asarray(fit.model.conditional_probability_of_n_purchases_up_to_time(0, t, uf, uT, uT), float)
+        if_alive = (1.0 - p0) / probability_alive(fit, uf, uT, uT)
+        return np.clip(probability_alive(fit, f, r, T) * if_alive[inv], 0.0, 1.0)
+    return np.clip(probability_alive(fit, f, r, T) * buy_if_alive(fit.params, t, f, T), 0.0, 1.0)
+
+
+def buy_if_alive(params: dict, t: float, f, T) -> np.ndarray:
+    """BG/NBD and MBG/NBD: P(at least one purchase in the next t periods | alive, x = f, T).
+
+    Given alive, lambda's posterior is Gamma(r + x, alpha + T), so P(no purchase in t) =
+    E[exp(-lambda t)] = ((alpha + T) / (alpha + T + t))^(r + x) (Fader, Hardie & Lee 2005).
+    """
+    r_, alpha = params["r"], params["alpha"]
+    f, T = np.asarray(f, float), np.asarray(T, float)
+    return 1.0 - np.exp((r_ + f) * (np.log(alpha + T) - np.log(alpha + T + t)))
