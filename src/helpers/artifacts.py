@@ -88,7 +88,90 @@ def declare(name: str, file: str, made_by: str, description: str, columns: dict[
     return art
 
 
-# NOTE: the column declarations are filled in below (section "Declarations").
+
+_ORDERS_OPTIONAL_TEXT = ("product_id", "category", "status", "payment_method", "channel", "currency", "coupon_code")
+
+declare("orders_clean", "orders_clean.parquet", "01_clean",
+        "kept order lines in the contract's layout, returns as negative amounts, sorted by date",
+        {"order_id": _c(_STR), "customer_id": _c(_STR), "order_date": _c(_TS), "amount": _c(_FLOAT),
+         "quantity": _c(None, nullable=True),
+         **{c: _c(_STR, nullable=True) for c in _ORDERS_OPTIONAL_TEXT[:-1]},
+         "discount_amount": _c(None, nullable=True), "coupon_code": _c(_STR, nullable=True),
+         "is_return": _c(_BOOL), "source_row": _c(_INT)})
+declare("customers_clean", "customers_clean.parquet", "01_clean",
+        "kept customers (and leads), one row per customer_id",
+        {"customer_id": _c(_STR), "signup_date": _c(None, nullable=True), "email": _c(_STR, nullable=True),
+         "gender": _c(_STR, nullable=True), "birth_year": _c(None, nullable=True), "region": _c(_STR, nullable=True),
+         "marketing_opt_in": _c(_BOOL), "source_row": _c(_INT)})
+declare("campaigns_clean", "campaigns_clean.parquet", "01_clean",
+        "past campaign sends: who got which arm when",
+        {"campaign_id": _c(_STR), "customer_id": _c(_STR), "sent_date": _c(_TS), "arm": _c(_STR),
+         "discount": _c(_FLOAT, checks=_SHARE), "source_row": _c(_INT)})
+declare("quarantine", "quarantine.csv", "01_clean",
+        "unusable raw rows with file, row and reason; the raw row's own columns follow",
+        {"file": _c(_STR), "source_row": _c(_INT), "reason": _c(_STR)}, strict=False,
+        csv_dtypes={"file": str, "reason": str, "order_id": str, "customer_id": str, "order_date": str})
+declare("data_quality", "data_quality.json", "01_clean", "row accounting per file, warnings and order facts")
+declare("kpis", "kpis.csv", "02_kpis", "one row per calendar month: revenue, orders, customers, shares",
+        {"month": _c(_STR), "revenue": _c(_FLOAT), "gross_sales": _c(_FLOAT), "returned_value": _c(_FLOAT),
+         "returns_rate": _c(_FLOAT, nullable=True), "orders": _c(_INT), "active_customers": _c(_INT),
+         "new_customers": _c(_INT), "returning_customers": _c(_INT),
+         "returning_revenue_share": _c(_FLOAT, nullable=True), "aov": _c(_FLOAT, nullable=True),
+         "orders_per_customer": _c(_FLOAT, nullable=True), "repeat_rate": _c(_FLOAT, nullable=True),
+         "sleeping_customers": _c(_INT)},
+        csv_dtypes={"month": str})
+declare("cohorts", "cohorts.csv", "02_kpis", "one row per acquisition month and months since the first order",
+        {"cohort": _c(_STR), "months_since_first": _c(_INT), "cohort_size": _c(_INT), "active_customers": _c(_INT),
+         "retention": _c(_FLOAT, checks=_SHARE), "revenue": _c(_FLOAT), "revenue_per_member": _c(_FLOAT)},
+        csv_dtypes={"cohort": str})
+declare("segments", "segments.parquet", "03_segments", "one row per customer who bought: RFM, segment, cluster",
+        {"customer_id": _c(_STR), "recency_days": _c(_INT), "frequency": _c(_INT), "monetary": _c(_FLOAT),
+         "avg_order_value": _c(_FLOAT), "r_score": _c(_INT, checks=pa.Check.in_range(1, 5)),
+         "f_score": _c(_INT, checks=pa.Check.in_range(1, 5)), "m_score": _c(_INT, checks=pa.Check.in_range(1, 5)),
+         "rfm_segment": _c(_STR), "cluster": _c(_INT), "cluster_label": _c(_STR)})
+declare("clv", "clv.parquet", "04_clv",
+        "one row per customer who bought: the purchase-model summary and scores; horizons in clv_model.json",
+        {"customer_id": _c(_STR), "frequency": _c(_INT), "recency": _c(_FLOAT), "T": _c(_FLOAT),
+         "monetary_value": _c(_FLOAT), "p_alive": _c(_FLOAT, nullable=True, checks=_SHARE),
+         "exp_purchases": _c(_FLOAT, nullable=True), "p_purchase": _c(_FLOAT, nullable=True, checks=_SHARE),
+         "exp_avg_value": _c(_FLOAT, nullable=True), "clv": _c(_FLOAT, nullable=True)})
+declare("clv_model", "clv_model.json", "04_clv",
+        "the chosen model, its parameters, the holdout comparison and the horizons of clv.parquet's columns")
+declare("churn", "churn.parquet", "05_churn", "one row per customer who bought: churn probability and risk tier",
+        {"customer_id": _c(_STR), "churn_probability": _c(_FLOAT, checks=_SHARE), "risk_tier": _c(_STR),
+         "p_alive_baseline": _c(_FLOAT, nullable=True), "p_no_purchase_bgnbd": _c(_FLOAT, nullable=True)})
+declare("churn_model", "churn_model.json", "05_churn", "model card: definition, backtest metrics, chosen model")
+_UPLIFT = {"uplift_pp": _c(_FLOAT, nullable=True), "uplift_low": _c(_FLOAT, nullable=True),
+           "uplift_high": _c(_FLOAT, nullable=True)}
+declare("winback_measured", "winback_measured.csv", "06_winback",
+        "measured uplift of past campaigns per arm and segment",
+        {"campaign_id": _c(_STR), "arm": _c(_STR), "discount": _c(_FLOAT), "segment": _c(_STR),
+         "n_treated": _c(_INT), "n_control": _c(_INT), "conv_treated": _c(_FLOAT), "conv_control": _c(_FLOAT), **_UPLIFT},
+        csv_dtypes={"campaign_id": str, "arm": str, "segment": str})
+declare("winback_plan", "winback_plan.csv", "06_winback", "simulated profit per segment and offer; the recommended plan",
+        {"segment": _c(_STR), "discount": _c(_FLOAT, nullable=True), "n_customers": _c(_INT), **_UPLIFT,
+         "incremental_buyers": _c(_FLOAT), "incremental_revenue": _c(_FLOAT), "discount_cost": _c(_FLOAT),
+         "incremental_profit": _c(_FLOAT), "profit_p05": _c(_FLOAT), "profit_p95": _c(_FLOAT),
+         "roi": _c(_FLOAT, nullable=True), "recommended": _c(_BOOL), "option": _c(_STR), "uplift_source": _c(_STR)},
+        csv_dtypes={"segment": str, "option": str, "uplift_source": str})
+declare("winback_targets", "winback_targets.csv", "06_winback",
+        "the consented contact list (with e-mails; never in a report)",
+        {"customer_id": _c(_STR), "email": _c(_STR, nullable=True), "segment": _c(_STR), "discount": _c(_FLOAT),
+         "expected_incremental_profit": _c(_FLOAT), "suggested_categories": _c(_STR, nullable=True)},
+        csv_dtypes={"customer_id": str, "email": str, "segment": str, "suggested_categories": str})
+declare("offers", "offers.parquet", "06_winback", "personalised suggestions: top categories per customer with a reason",
+        {"customer_id": _c(_STR), "rank": _c(_INT), "category": _c(_STR), "product_id": _c(_STR, nullable=True),
+         "reason": _c(_STR), "score": _c(_FLOAT)})
+declare("customers_scored", "customers_scored.parquet", "07_summary",
+        "one row per customer joining every score (the file a CRM imports); see summary.SCORED_COLUMNS",
+        {"customer_id": _c(_STR), "rfm_segment": _c(_STR, nullable=True),
+         **{c: _c(None, nullable=True) for c in ("r_score", "f_score", "m_score", "recency_days", "frequency")},
+         "monetary": _c(_FLOAT, nullable=True), "cluster_label": _c(_STR, nullable=True),
+         **{c: _c(_FLOAT, nullable=True) for c in ("p_alive", "exp_purchases", "p_purchase", "exp_avg_value", "clv",
+                                                    "churn_probability")},
+         "risk_tier": _c(_STR, nullable=True), "winback_target": _c(_BOOL),
+         "winback_discount": _c(_FLOAT, nullable=True), "winback_expected_profit": _c(_FLOAT, nullable=True),
+         **{f"offer_{i}": _c(_STR, nullable=True) for i in (1, 2, 3)}})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,17 +410,7 @@ def parquet_file(p: str | Path, columns: list[str] | None = None) -> pd.DataFram
 # ---------------------------------------------------------------------------------------------
 # Legacy names (removed once every stage reads and writes through the functions above)
 
-FILES = {
-    "orders_clean": "orders_clean.parquet", "customers_clean": "customers_clean.parquet",
-    "campaigns_clean": "campaigns_clean.parquet", "quarantine": "quarantine.csv",
-    "data_quality": "data_quality.json", "kpis": "kpis.csv", "cohorts": "cohorts.csv",
-    "segments": "segments.parquet", "clv": "clv.parquet", "clv_model": "clv_model.json",
-    "churn": "churn.parquet", "churn_model": "churn_model.json", "winback_measured": "winback_measured.csv",
-    "winback_plan": "winback_plan.csv", "winback_targets": "winback_targets.csv", "offers": "offers.parquet",
-    "customers_scored": "customers_scored.parquet",
-}
-for _n, _f in FILES.items():
-    ARTIFACTS.setdefault(_n, Artifact(_n, _f, "the earlier notebooks", ""))
+FILES = {name: art.file for name, art in ARTIFACTS.items()}
 
 
 def save_json(processed_dir, name, data):
