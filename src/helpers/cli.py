@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 import warnings
-from pathlib import Path
 
 from helpers.paths import resolve
 
