@@ -1,4 +1,7 @@
-"""Tests for helpers.runner: tiny notebooks built with nbformat in a temporary project."""
+"""Tests for helpers.runner: tiny notebooks built with nbformat in a temporary project.
+
+What a report page and the index show is tested on hand-built inputs in test_publish.py; here, that a run
+publishes them."""
 
 import json
 import os
@@ -9,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.runner import (RunFailed, backfill, build_index, last_complete_month_end,
-                            refresh_notebooks, run_month, shop_name)
+from helpers.runner import (RunFailed, backfill, last_complete_month_end, refresh_notebooks,
+                            run_month, shop_name)
 
 PARAMETERS = "as_of = '2020-01-31'\nraw_dir = ''\nprocessed_dir = ''\nconfig_path = ''"
 
@@ -79,22 +82,22 @@ def test_successful_run_writes_ipynb_and_html_per_notebook_under_shop_and_month(
     assert not list(month_dir.glob(".*")), "no temp files left behind"
 
 
-def test_html_shows_cell_output_but_not_code_or_injected_parameters(june_run):
+def test_each_report_is_titled_shop_month_notebook_and_shows_output_but_no_parameters(june_run):
     root, _, _ = june_run
     page = (root / "reports" / "demo" / "2026-06" / "01_hello.html").read_text()
+    assert "<title>demo · 2026-06 · 01_hello</title>" in page
     assert "hello from the first notebook" in page
     assert "secret_variable_name" not in page
-    assert "celltag_injected-parameters" not in page
     assert "data/processed/demo/2026-06" not in page
-    assert "<title>demo · 2026-06 · 01_hello</title>" in page
 
 
-def test_index_links_every_report_of_the_month(june_run):
+def test_the_run_rebuilds_the_index_with_its_reports(june_run):
     root, _, _ = june_run
     index = (root / "reports" / "index.html").read_text()
     assert 'href="demo/2026-06/01_hello.html"' in index
     assert 'href="demo/2026-06/02_params.html"' in index
     assert "failed" not in index.replace(".failed", "")
+    assert "data-metric" not in index  # the notebooks wrote no KPI artifacts: no trends
 
 
 def test_injected_parameters_reach_the_notebook_as_paths_relative_to_root(june_run):
@@ -213,12 +216,6 @@ def test_shop_name_is_the_raw_folders_name(raw_dir):
     assert shop_name(raw_dir) == "demo"
 
 
-def test_index_of_an_empty_reports_folder_says_there_are_none(tmp_path):
-    index = build_index(tmp_path / "reports")
-    assert index == tmp_path / "reports" / "index.html"
-    assert "No reports yet." in index.read_text()
-
-
 # --- index trends --------------------------------------------------------------------------------
 
 KPI_NOTEBOOK = (
@@ -272,11 +269,6 @@ def test_rerunning_one_month_changes_only_its_reports_and_its_point_in_the_index
     for page in (report, index):
         assert all(src.startswith("data:image/") for src in img_sources(page))
     assert index.count("<figure class=\"trend\"") == 4 and index.count("<svg") == 3 and 'src="http' not in index and "<link" not in index
-
-
-def test_index_without_processed_artifacts_has_no_trends(june_run):
-    root, _, _ = june_run
-    assert "data-metric" not in (root / "reports" / "index.html").read_text()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="Windows has no IPC transport")

@@ -3,8 +3,8 @@
 One call of :func:`run_month` executes ``notebooks/NN_*.ipynb`` in order with the same four
 parameters (``as_of``, ``raw_dir``, ``processed_dir``, ``config_path``), saves each executed
 notebook to ``reports/<shop>/<YYYY-MM>/NN_name.ipynb``, exports it to ``NN_name.html`` for business
-readers (code hidden, figures inlined), records the run in ``run.json`` and rebuilds
-``reports/index.html``. On a failing cell the run stops, the partly executed notebook is still
+readers (code hidden, figures inlined; :mod:`helpers.publish`), records the run in ``run.json`` and
+rebuilds ``reports/index.html``. On a failing cell the run stops, the partly executed notebook is still
 published with the error visible, and :class:`RunFailed` says where it broke.
 
 Layout written (nothing outside the month's own folder and ``index.html`` is touched)::
@@ -18,29 +18,28 @@ Layout written (nothing outside the month's own folder and ``index.html`` is tou
 from __future__ import annotations
 
 import calendar
-import copy
-import html
-import json
 import os
 import re
 import sys
 import tempfile
 import time
+import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
 
 import nbformat
+import papermill as pm
+from jupyter_core.paths import jupyter_runtime_dir
+from nbclient import NotebookClient
+from papermill.exceptions import PapermillExecutionError
+from traitlets.config import Config
 
+from helpers import artifacts
 from helpers.paths import project_root as find_project_root
 from helpers.paths import shop_name
+from helpers.publish import MONTH_PATTERN, RUN_RECORD, build_index, notebook_to_html
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_.+\.ipynb$")
-MONTH_PATTERN = re.compile(r"^\d{4}-\d{2}$")
-RUN_RECORD = "run.json"
-INDEX_NAME = "index.html"
-# Cells papermill tags: the notebook's defaults and the values it injected below them.
-PARAMETER_TAGS = {"parameters", "injected-parameters"}
 
 
 class RunFailed(Exception):
@@ -89,11 +88,6 @@ def kernel_config():
     could reach, and ipykernel 7 prints a warning about unencrypted TCP for every notebook; IPC
     sockets are files in the user's Jupyter runtime folder. Windows has no IPC transport: TCP there.
     """
-    import uuid
-
-    from jupyter_core.paths import jupyter_runtime_dir
-    from traitlets.config import Config
-
     if os.name != "posix":
         return Config()
     # An absolute socket path: jupyter_client's default ("kernel-ipc") is relative to each process's
@@ -165,18 +159,9 @@ def _shown(path: Path, root: Path, trailing_slash: bool = False) -> str:
     return text
 
 
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    """Write via a temp file in the same folder and ``os.replace``, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are published to other readers
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _notebook_text(nb) -> str:
+    """The notebook's file content, as ``nbformat.write`` would save it (with a final newline)."""
+    return nbformat.writes(nb) + "\n"
 
 
 def _now() -> str:
@@ -228,9 +213,6 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
         A cell raised; the partial report is written, later notebooks are not run and
         ``index.html`` is rebuilt first.
     """
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
     as_of = _to_date(as_of).isoformat()
     month = as_of[:7]
     root = Path(root).resolve() if root is not None else find_project_root()
@@ -293,10 +275,8 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
                 if nb is not None:
                     _tidy_saved_notebook(nb, source, ipynb_path, root)
                     entry["title"] = _notebook_title(nb)
-                    nbformat.write(nb, str(tmp))
-                    os.chmod(tmp, 0o644)
-                    os.replace(tmp, ipynb_path)  # papermill wrote the temp file; move into place
-                    _atomic_write(html_path, notebook_to_html(nb, f"{shop} · {month} · {stem}"))
+                    artifacts.write_file(ipynb_path, _notebook_text(nb))
+                    artifacts.write_file(html_path, notebook_to_html(nb, f"{shop} · {month} · {stem}"))
 
                 if failure is None:
                     entry["status"] = "ok"
@@ -402,240 +382,7 @@ def _run_failed(err: Exception, notebook: str, ipynb_path: Path | None,
 
 
 def _write_record(out_dir: Path, record: dict) -> None:
-    _atomic_write(out_dir / RUN_RECORD, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-
-
-# ---------------------------------------------------------------------------------------------
-# HTML
-
-
-def notebook_to_html(nb, title: str) -> str:
-    """Standalone HTML for business readers: code and prompts hidden, parameter cells dropped,
-    figures inlined as base64 PNG (nbconvert's default), error outputs kept visible.
-
-    In a partly executed notebook the cells papermill never reached are dropped, so the report
-    ends at the error.
-    """
-    from nbconvert import HTMLExporter
-
-    nb = copy.deepcopy(nb)
-    nb.cells = [cell for cell in nb.cells if _shown_in_report(cell)]
-    nb.metadata["title"] = title  # the lab template's <title>
-    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True, embed_images=True)
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
-    return body
-
-
-def _shown_in_report(cell) -> bool:
-    if PARAMETER_TAGS & set(cell.metadata.get("tags", [])):
-        return False
-    if cell.metadata.get("papermill", {}).get("status") == "pending":
-        return False
-    # With inputs hidden, a code cell without output is an empty box.
-    return not (cell.cell_type == "code" and not cell.get("outputs"))
-
-
-# ---------------------------------------------------------------------------------------------
-# Index
-
-
-def build_index(reports_dir: str | Path, processed_base: str | Path | None = None) -> Path:
-    """(Re)write ``reports_dir/index.html``: one section per shop with small trend charts (revenue,
-    active customers, repeat rate, CLV at risk) read from every month's artifacts in
-    ``processed_base/<shop>/`` (default ``<reports_dir>/../data/processed``), then the months newest
-    first, each linking its reports (relative links) with the latest run's status from ``run.json``.
-
-    Everything is rebuilt from the files on each call, so rerunning an old month updates exactly
-    that month's points and links. Charts are inline SVG: the page needs no other file.
-    """
-    reports_dir = Path(reports_dir)
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    processed_base = Path(processed_base) if processed_base is not None else reports_dir.parent / "data" / "processed"
-    sections = []
-    for shop_dir in sorted(p for p in reports_dir.iterdir() if p.is_dir()):
-        months = sorted((p for p in shop_dir.iterdir() if p.is_dir() and MONTH_PATTERN.match(p.name)),
-                        key=lambda p: p.name, reverse=True)
-        items = [_month_html(shop_dir.name, m) for m in months]
-        items = [item for item in items if item]
-        if items:
-            trends = _trends_html(processed_base / shop_dir.name)
-            sections.append(f'<section>\n<h2>{html.escape(shop_dir.name)}</h2>\n{trends}'
-                            + "\n".join(items) + "\n</section>")
-    body = "\n".join(sections) or "<p class=\"empty\">No reports yet.</p>"
-    page = _INDEX_TEMPLATE.replace("{body}", body)
-    path = reports_dir / INDEX_NAME
-    _atomic_write(path, page)
-    return path
-
-
-def _trends_html(shop_processed: Path) -> str:
-    """The shop's trend charts as inline SVG, or "" when no month has KPI, CLV or churn artifacts."""
-    from helpers.summary import TREND_METRICS, trend_table
-
-    try:
-        table = trend_table(shop_processed)
-    except Exception as err:  # a broken artifact must not take the index down with it
-        return f'<p class="error">Trends unavailable: {html.escape(type(err).__name__)}: {html.escape(str(err))}</p>\n'
-    if table.empty:
-        return ""
-    charts = "".join(_sparkline_svg(key, title, kind, table[key]) for key, (title, kind) in TREND_METRICS.items())
-    return (f'<div class="trends" aria-label="trends">{charts}</div>\n'
-            f'<p class="meta" style="margin-left:0">Trends from each month\'s own artifacts '
-            f'({html.escape(table.index[0])} to {html.escape(table.index[-1])}); CLV at risk = predicted '
-            f'12-month CLV of the customers at high churn risk.</p>\n')
-
-
-def _format_value(value: float, kind: str) -> str:
-    if kind == "share":
-        return f"{value:.1%}"
-    if kind == "money" and abs(value) >= 10_000:
-        return f"{value / 1000:,.0f}k"
-    return f"{value:,.0f}"
-
-
-def _month_number(month: str) -> int:
-    return int(month[:4]) * 12 + int(month[5:7])
-
-
-def _sparkline_svg(key: str, title: str, kind: str, series, width: int = 172, height: int = 80) -> str:
-    """A small line chart of ``series`` (index 'YYYY-MM', NaN = no data) as inline SVG. Each point
-    carries a <title> tooltip; ``data-points`` lists month=value for tests and scripts."""
-    points = [(str(m), float(v)) for m, v in series.items() if v == v]  # v == v drops NaN
-    data = ";".join(f"{m}={v:.6g}" for m, v in points)
-    head = (f'<figure class="trend" data-metric="{key}" data-points="{html.escape(data)}">'
-            f'<figcaption>{html.escape(title)}')
-    if not points:
-        return head + '</figcaption><p class="meta">no data</p></figure>'
-    latest = points[-1][1]
-    values = [v for _, v in points]
-    span = f"{_format_value(min(values), kind)} to {_format_value(max(values), kind)}"
-    head += (f' <b>{html.escape(_format_value(latest, kind))}</b>'
-             f'<br><span class="range">range {html.escape(span)}</span></figcaption>')
-    left, right, top, bottom = 4, 4, 8, 18
-    lo, hi = min(v for _, v in points), max(v for _, v in points)
-    if hi == lo:
-        lo, hi = lo - 1, hi + 1
-    months = [str(m) for m in series.index]
-    # x is calendar time, so a month that was never run leaves a visible gap rather than a squeeze.
-    first, last = _month_number(months[0]), _month_number(months[-1])
-
-    def xy(month: str, value: float) -> tuple[float, float]:
-        pos = (_month_number(month) - first) / (last - first) if last > first else 0.5
-        x = left + (width - left - right) * pos
-        y = top + (height - top - bottom) * (1 - (value - lo) / (hi - lo))
-        return round(x, 1), round(y, 1)
-
-    coords = [xy(m, v) for m, v in points]
-    line = " ".join(f"{x},{y}" for x, y in coords)
-    dots = "".join(f'<circle cx="{x}" cy="{y}" r="2.2"><title>{html.escape(m)}: '
-                   f'{html.escape(_format_value(v, kind))}</title></circle>'
-                   for (m, v), (x, y) in zip(points, coords))
-    axis = (f'<text x="{left}" y="{height - 4}" class="tick">{html.escape(months[0])}</text>'
-            f'<text x="{width - right}" y="{height - 4}" class="tick" text-anchor="end">{html.escape(months[-1])}</text>')
-    svg = (f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-           f'aria-label="{html.escape(title)} by month">'
-           f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" class="base"/>'
-           f'<polyline points="{line}" class="line"/>{dots}{axis}</svg>')
-    return head + svg + "</figure>"
-
-
-def _month_html(shop: str, month_dir: Path) -> str:
-    reports = sorted(month_dir.glob("[0-9][0-9]_*.html"))
-    if not reports:
-        return ""
-    record = _read_record(month_dir)
-    latest = {n["name"]: n for n in record.get("notebooks", [])}
-    status = record.get("status")
-    badges, notes = "", []
-    if status == "failed":
-        badges = '<span class="badge failed">latest run failed</span>'
-        err = record.get("error") or {}
-        if err:
-            cell = f" at cell {err['cell_index']}" if err.get("cell_index") is not None else ""
-            notes.append(f"{err.get('notebook')} failed{cell}: {err.get('ename')}: "
-                         f"{err.get('evalue')}")
-    elif status in {"running", "interrupted"}:
-        badges = f'<span class="badge failed">latest run {status}</span>'
-    meta = []
-    if record.get("as_of"):
-        meta.append(f"as of {record['as_of']}")
-    if record.get("finished"):
-        meta.append(f"run finished {record['finished']}")
-    rows = []
-    for report in reports:
-        stem = report.stem
-        entry = latest.get(stem)
-        label = html.escape(stem)
-        if entry and entry.get("title"):
-            label += f' <span class="title">{html.escape(entry["title"])}</span>'
-        extra = ""
-        if entry is None and record:
-            extra = ' <span class="badge old">earlier run</span>'
-        elif entry and entry.get("status") == "failed":
-            extra = ' <span class="badge failed">failed</span>'
-        ipynb = report.with_suffix(".ipynb")
-        nb_link = (f' <a class="nb" href="{quote(f"{shop}/{month_dir.name}/{ipynb.name}")}">ipynb</a>'
-                   if ipynb.exists() else "")
-        href = quote(f"{shop}/{month_dir.name}/{report.name}")
-        rows.append(f'<li><a href="{href}">{label}</a>{extra}{nb_link}</li>')
-    note_html = "".join(f'<p class="error">{html.escape(n)}</p>' for n in notes)
-    meta_html = f' <span class="meta">{html.escape(" · ".join(meta))}</span>' if meta else ""
-    return (f'<div class="month">\n<h3>{html.escape(month_dir.name)} {badges}{meta_html}</h3>\n'
-            f'{note_html}<ul>\n' + "\n".join(rows) + "\n</ul>\n</div>")
-
-
-def _read_record(month_dir: Path) -> dict:
-    try:
-        return json.loads((month_dir / RUN_RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-_INDEX_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Retention reports</title>
-<style>
-  body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
-         max-width: 52rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }
-  h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
-  h2 { font-size: 1.3rem; border-bottom: 2px solid #ddd; padding-bottom: 0.2rem; margin-top: 2rem; }
-  h3 { font-size: 1.05rem; margin: 1.2rem 0 0.3rem; }
-  ul { margin: 0; padding-left: 1.2rem; }
-  li { margin: 0.15rem 0; }
-  a { color: #1f5fa8; text-decoration: none; }
-  a:hover { text-decoration: underline; }
-  .title { color: #555; margin-left: 0.4rem; }
-  .meta { color: #777; font-weight: normal; font-size: 0.85rem; margin-left: 0.5rem; }
-  .nb { color: #999; font-size: 0.8rem; margin-left: 0.5rem; }
-  .badge { font-size: 0.75rem; font-weight: 600; padding: 0.05rem 0.4rem; border-radius: 0.6rem;
-           margin-left: 0.4rem; vertical-align: middle; }
-  .failed { background: #fde2e1; color: #a61b1b; }
-  .old { background: #eee; color: #666; font-weight: normal; }
-  .error { color: #a61b1b; font-size: 0.9rem; margin: 0.2rem 0; }
-  .empty { color: #777; }
-  .trends { display: flex; flex-wrap: wrap; gap: 0.6rem; margin: 0.6rem 0 0.2rem; }
-  .trend { margin: 0; padding: 0.3rem 0.5rem; border: 1px solid #e3e3e3; border-radius: 0.4rem; }
-  .trend figcaption { font-size: 0.8rem; color: #555; }
-  .trend figcaption b { color: #222; margin-left: 0.3rem; }
-  .trend .range { color: #888; font-size: 0.72rem; }
-  .trend svg { display: block; overflow: visible; }
-  .trend .line { fill: none; stroke: #1f5fa8; stroke-width: 1.8; }
-  .trend circle { fill: #1f5fa8; }
-  .trend .base { stroke: #ccc; stroke-width: 1; }
-  .trend .tick { font-size: 9px; fill: #777; }
-</style>
-</head>
-<body>
-<h1>Retention reports</h1>
-<p class="meta" style="margin-left:0">Every shop and month, newest month first, with each shop's trends.</p>
-{body}
-</body>
-</html>
-"""
+    artifacts.write_json_file(out_dir / RUN_RECORD, record, sort_keys=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -650,8 +397,6 @@ def refresh_notebooks(root: str | Path | None = None, kernel_name: str = "python
     the defaults in the ``parameters`` cell (demo shop, fixed ``as_of``), no injected cell, and
     no papermill timing metadata that would churn in version control.
     """
-    from nbclient import NotebookClient
-
     root = Path(root) if root else find_project_root()
     done = []
     for path in _select_notebooks(root / "notebooks", only):
@@ -661,7 +406,7 @@ def refresh_notebooks(root: str | Path | None = None, kernel_name: str = "python
                        resources={"metadata": {"path": str(path.parent)}}).execute()
         for cell in nb.cells:
             cell.metadata.pop("execution", None)
-        _atomic_write(path, nbformat.writes(nb) + "\n")
+        artifacts.write_file(path, _notebook_text(nb))
         log(f"refreshed {path.name} in {time.perf_counter() - started:.1f} s")
         done.append(path)
     return done
