@@ -29,7 +29,6 @@ rows) is layered on top without changing those two processes; see `generate` for
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from helpers import artifacts
 from helpers.contract import CONTRACT
 
 __all__ = ["generate", "BGNBD_TRUTH", "GAMMA_GAMMA_TRUTH", "CATEGORIES", "CATEGORY_TRANSITION"]
@@ -237,7 +237,7 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
         "preferred_category_weight": PREFERRED_CATEGORY_WEIGHT,
         "return_rate": {c: RETURN_RATE.get(c, RETURN_RATE_DEFAULT) for c in CATEGORIES},
     }
-    (out / "truth.json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
+    artifacts.write_json_file(out / "truth.json", truth, sort_keys=False)
     return truth
 
 
@@ -735,4 +735,4 @@ def _write_csv(columns: dict, names: list[str], path: Path) -> None:
         fields.append(col)
     body = pc.binary_join_element_wise(*fields, ",").to_pylist() if len(fields[0]) else []
     text = ",".join(names) + "\n" + "".join(line + "\n" for line in body)
-    path.write_bytes(text.encode("utf-8"))
+    artifacts.write_file(path, text)
