@@ -10,7 +10,6 @@ one line per step, the total and the peak resident memory of this process.
 """
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_config(args.config)
     if args.threads:
-        cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, threads=args.threads))
+        cfg = cfg.replace(engine=cfg.engine.replace(threads=args.threads))
     src = Path(args.processed)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -9,7 +9,6 @@ the total and the peak resident memory of this process.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import resource
 import time
@@ -30,7 +29,7 @@ def main() -> None:
     ap.add_argument("--save", action="store_true", help="write kpis.csv and cohorts.csv into --processed")
     args = ap.parse_args()
     cfg = load_config(args.config)
-    cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, threads=args.threads))
+    cfg = cfg.replace(engine=cfg.engine.replace(threads=args.threads))
     con = connect(cfg.engine)
     orders, customers = kpis.open_tables(args.processed, args.as_of, cfg, con)
     lines = orders.count().to_pandas()

@@ -9,7 +9,6 @@ written. Prints one line per step, and the peak resident memory of this process.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 
 from benchlib import parser, peak_mb
@@ -25,7 +24,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_config(args.config)
     if args.threads:
-        cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, threads=args.threads))
+        cfg = cfg.replace(engine=cfg.engine.replace(threads=args.threads))
     con = connect(cfg.engine)
     orders = con.read_parquet(f"{args.processed}/orders_clean.parquet")
     t0 = time.perf_counter()

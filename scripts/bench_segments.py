@@ -9,7 +9,6 @@ peak resident memory of this process. Speed targets are checked here, not in uni
 """
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
 import time
@@ -39,7 +38,7 @@ def main() -> None:
     cfg = load_config(args.config)
     sc = cfg.segments
     clock = Clock()
-    con = connect(dataclasses.replace(cfg.engine, threads=args.threads))
+    con = connect(cfg.engine.replace(threads=args.threads))
     orders = artifact_table(con, args.processed, "orders_clean")
     customers = artifact_table(con, args.processed, "customers_clean")
     lines = orders.count().to_pandas()

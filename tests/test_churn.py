@@ -1,7 +1,6 @@
 """Churn stage: labels at the window edges, features without leakage, BG/NBD baseline, backtest, tiers."""
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -22,8 +21,7 @@ COLUMNS = ["order_id", "customer_id", "order_date", "amount", "quantity", "produ
 def cfg():
     base = load_config("config/default.yml")
     # Lighter model settings keep the test file fast; the logic is the same.
-    return dataclasses.replace(base, churn=dataclasses.replace(base.churn, importance_rows=2000,
-                                                                importance_repeats=2, max_iter=100))
+    return base.replace(churn=base.churn.replace(importance_rows=2000, importance_repeats=2, max_iter=100))
 
 
 @pytest.fixture(scope="module")

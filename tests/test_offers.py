@@ -1,7 +1,6 @@
 """Offers: affinities, repeat cycles, the similar-customer fallback, no look-ahead, the contact cap, holdout."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,7 @@ COLUMNS = ["order_id", "customer_id", "order_date", "amount", "quantity", "produ
 @pytest.fixture(scope="module")
 def cfg():
     base = load_config("config/default.yml")
-    return dataclasses.replace(base, offers=dataclasses.replace(base.offers, min_support=1, min_lift=1.0,
-                                                                similar_min_customers=3))
+    return base.replace(offers=base.offers.replace(min_support=1, min_lift=1.0, similar_min_customers=3))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +65,7 @@ def test_affinity_counts_later_purchases_within_the_window_and_its_lift_over_the
 
 
 def test_affinity_below_minimum_support_is_left_out(con, cfg):
-    strict = dataclasses.replace(cfg.offers, min_support=2)
+    strict = cfg.offers.replace(min_support=2)
     assert offers.affinity_table(table(con, AFFINITY_SHOP, "aff2"), AS_OF, strict).empty
 
 
@@ -114,7 +112,7 @@ def test_one_order_customer_gets_what_similar_customers_bought_next(con, cfg):
 
 
 def test_too_small_group_falls_back_to_a_coarser_one(con, cfg):
-    coarse = dataclasses.replace(cfg, offers=dataclasses.replace(cfg.offers, similar_min_customers=4))
+    coarse = cfg.replace(offers=cfg.offers.replace(similar_min_customers=4))
     s = offers.suggest(table(con, SIMILAR_SHOP, "sim2"), PEOPLE, AS_OF, coarse)
     n1 = s[s.customer_id == "N1"].set_index("rank")
     # gender + age band + first category adds M1 (4 customers): fashion 2/4, books 1/4, home 1/4
@@ -133,7 +131,7 @@ def test_every_customer_gets_top_n_distinct_ranked_categories(con, cfg):
 def test_a_category_with_two_reasons_is_offered_once_under_the_reason_that_ranks_first(con, cfg):
     # accessories is both affine to books (lift 1.5) and what similar customers bought (50 %): for a
     # one-day buyer the similar-customer evidence ranks first, for a customer with history the affinity
-    fine = dataclasses.replace(cfg, offers=dataclasses.replace(cfg.offers, similar_min_customers=1))
+    fine = cfg.replace(offers=cfg.offers.replace(similar_min_customers=1))
     rows = AFFINITY_SHOP + [line("X", "2025-12-20", "books"),
                             line("Y", "2025-11-01", "laptops"), line("Y", "2025-11-20", "books")]
     s = offers.suggest(table(con, rows, "two_reasons"), None, AS_OF, fine).set_index("customer_id")

@@ -1,7 +1,6 @@
 """Win-back stage: conversion windows, uplift intervals, Qini, simulation money, targets and the demo truth."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import types
 from pathlib import Path
@@ -20,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def cfg():
     base = load_config("config/default.yml")
-    return dataclasses.replace(base, winback=dataclasses.replace(base.winback, draws=400))
+    return base.replace(winback=base.winback.replace(draws=400))
 
 
 def line(order_id, customer_id, when, amount=50.0, is_return=False):
@@ -160,7 +159,7 @@ def test_monte_carlo_is_reproducible_with_the_seed_and_changes_with_another(cfg)
     up = fixed_uplift(cfg, 0.05).assign(sd=0.02)
     a = winback.simulate(cands(), up, cfg)
     b = winback.simulate(cands(), up, cfg)
-    other = dataclasses.replace(cfg, winback=dataclasses.replace(cfg.winback, seed=7))
+    other = cfg.replace(winback=cfg.winback.replace(seed=7))
     c = winback.simulate(cands(), up, other)
     pd.testing.assert_frame_equal(a, b)
     assert not np.allclose(a["profit_p05"].iloc[2:], c["profit_p05"].iloc[2:])
