@@ -12,14 +12,11 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from pathlib import Path
-
-import pandas as pd
 
 from benchlib import parser, peak_mb
-from helpers import segments
+from helpers import artifacts, segments
 from helpers.config import load_config
-from helpers.engine import artifact_table, connect
+from helpers.engine import connect
 
 
 class Clock:
@@ -39,8 +36,8 @@ def main() -> None:
     sc = cfg.segments
     clock = Clock()
     con = connect(cfg.engine.replace(threads=args.threads))
-    orders = artifact_table(con, args.processed, "orders_clean")
-    customers = artifact_table(con, args.processed, "customers_clean")
+    orders = artifacts.table(con, args.processed, "orders_clean")
+    customers = artifacts.table_if_exists(con, args.processed, "customers_clean")
     lines = orders.count().to_pandas()
     clock.lap(f"open ({lines:,} order lines)")
 
@@ -64,12 +61,12 @@ def main() -> None:
     clock.lap("segments.build end to end (RFM, scores, k choice, k-means, PCA, profile mixes)")
     with tempfile.TemporaryDirectory(prefix="bench-seg-") as tmp:
         t = time.perf_counter()
-        segments.save_segments(tmp, seg.customers)
+        artifacts.write(tmp, "segments", segments.segments_frame(seg.customers))
         write_secs = time.perf_counter() - t
-        size = (Path(tmp) / "segments.parquet").stat().st_size / 1e6
+        size = artifacts.path(tmp, "segments").stat().st_size / 1e6
         clock.lap(f"write segments.parquet ({size:,.1f} MB)")
-        mig = segments.migration_matrix(pd.read_parquet(Path(tmp) / "segments.parquet"), seg.customers,
-                                        list(sc.grid))
+        previous = artifacts.read(tmp, "segments", columns=["customer_id", "rfm_segment"])
+        mig = segments.migration_matrix(previous, seg.customers, list(sc.grid))
         clock.lap(f"migration matrix against a same-size previous month ({int(mig.to_numpy().sum()):,} customers)")
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"stage total (segments.build + write segments.parquet): {build_secs + write_secs:.1f} s; "

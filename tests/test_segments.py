@@ -12,29 +12,45 @@ import pandas as pd
 import pytest
 from sklearn.metrics import silhouette_score
 
-from helpers import segments
+from helpers import artifacts, segments
 from helpers.config import ConfigError, SegmentsConfig, config_from_dict
 
 AS_OF = "2025-01-31"
 
 
-def order_lines(rows) -> ibis.Table:
+def order_frame(rows) -> pd.DataFrame:
     """rows: (order_id, customer_id, date, amount[, is_return[, category[, payment_method]]])."""
     full = [tuple(r) + (False, "books", "card")[len(r) - 4:] for r in rows]
     df = pd.DataFrame(full, columns=["order_id", "customer_id", "order_date", "amount", "is_return", "category",
                                      "payment_method"])
     df["order_date"] = pd.to_datetime(df["order_date"])
-    return ibis.memtable(df)
+    return df
+
+
+def order_lines(rows) -> ibis.Table:
+    return ibis.memtable(order_frame(rows))
+
+
+def shop_rows(n_customers: int, orders_each=lambda i: 1 + i % 4, as_of: str = AS_OF) -> list[tuple]:
+    """n customers; customer i buys `orders_each(i)` orders of 10 * (i + 1), the last one i days before `as_of`."""
+    rows = []
+    for i in range(n_customers):
+        last = pd.Timestamp(as_of) - pd.Timedelta(days=i)
+        for j in range(orders_each(i)):
+            rows.append((f"O{i}-{j}", f"C{i:03d}", last - pd.Timedelta(days=30 * j), 10.0 * (i + 1)))
+    return rows
 
 
 def shop(n_customers: int, orders_each=lambda i: 1 + i % 4) -> ibis.Table:
-    """n customers; customer i buys `orders_each(i)` orders of 10 * (i + 1), the last one i days before AS_OF."""
-    rows = []
-    for i in range(n_customers):
-        last = pd.Timestamp(AS_OF) - pd.Timedelta(days=i)
-        for j in range(orders_each(i)):
-            rows.append((f"O{i}-{j}", f"C{i:03d}", last - pd.Timedelta(days=30 * j), 10.0 * (i + 1)))
-    return order_lines(rows)
+    return order_lines(shop_rows(n_customers, orders_each))
+
+
+def write_orders_clean(month_dir, rows) -> None:
+    """A month folder holding orders_clean.parquet in its declared layout (what notebook 01 writes)."""
+    df = order_frame(rows).astype({"order_date": "datetime64[us]"})
+    df = df.assign(quantity=1, product_id="P1", status="completed", channel="web", currency="EUR",
+                   discount_amount=0.0, coupon_code=None, source_row=range(len(df)))
+    artifacts.write(month_dir, "orders_clean", df[artifacts.spec("orders_clean").columns])
 
 
 @pytest.fixture()
@@ -224,27 +240,44 @@ def test_profiles_show_demographics_categories_and_payment_methods(cfg):
         ("gender", "F"): 1.0, ("payment method", "paypal"): 0.75, ("payment method", "card"): 0.25,
         ("region", "North"): 1.0}
     assert ("gender", "(unknown)") in mix.index and ("age band", "65+") in mix.index
-    assert list(segments.mix_table(seg, "rfm_segment").columns) == ["gender", "age band", "region", "category",
-                                                                     "payment method"]
+    assert list(seg.mix_table("rfm_segment").columns) == ["gender", "age band", "region", "category",
+                                                          "payment method"]
 
 
 def test_segments_parquet_holds_the_documented_columns(cfg, tmp_path):
     seg = segments.build(shop(20), AS_OF, cfg)
-    segments.save_segments(tmp_path, seg.customers)
-    df = segments.load_segments(tmp_path)
+    artifacts.write(tmp_path, "segments", segments.segments_frame(seg.customers))
+    df = artifacts.read(tmp_path, "segments")
     assert list(df.columns) == ["customer_id", "recency_days", "frequency", "monetary", "avg_order_value", "r_score",
                                 "f_score", "m_score", "rfm_segment", "cluster", "cluster_label"]
     assert df["customer_id"].is_monotonic_increasing and df["rfm_segment"].map(type).eq(str).all()
 
 
+def test_run_writes_segments_parquet_that_passes_its_declaration(cfg, tmp_path):
+    month = tmp_path / "shop" / "2025-01"
+    write_orders_clean(month, shop_rows(30))
+    seg = segments.run(month, AS_OF, cfg)
+    written = artifacts.read(month, "segments")
+    artifacts.check("segments", written)
+    assert len(written) == 30 and written["rfm_segment"].tolist() == seg.customers["rfm_segment"].astype(str).tolist()
+
+
 def test_every_figure_is_drawn_with_a_title(cfg):
     seg = segments.build(shop(60), AS_OF, cfg)
-    for plot in (segments.plot_segment_shares, segments.plot_rfm_heatmap, segments.plot_k_choice,
-                 segments.plot_snake, segments.plot_pca, segments.plot_crosstab):
-        ax = plot(seg)
+    for plot in (seg.plot_segment_shares, seg.plot_rfm_heatmap, seg.plot_k_choice, seg.plot_snake, seg.plot_pca,
+                 seg.plot_crosstab):
+        ax = plot()
         assert ax.get_title()
         plt.close("all")
-    assert segments.plot_migration(None) is None
+    assert seg.migration().plot() is None  # no previous month: nothing to draw
+
+
+def test_the_result_keeps_the_config_it_shows(cfg):
+    seg = segments.build(shop(60), AS_OF, cfg)
+    pd.testing.assert_frame_equal(seg.grid_table(), segments.grid_table(cfg.segments))
+    assert "At Risk, Hibernating, Lost together hold" in seg.segments_takeaway()
+    assert seg.profile_table("rfm_segment").index.tolist() == [
+        s for s in cfg.segments.grid if s in set(seg.customers["rfm_segment"])]
 
 
 # --------------------------------------------------------------------------- migration
@@ -262,13 +295,16 @@ def test_migration_rows_sum_to_last_months_segment_sizes():
     assert segments.moved_into(m, ["At Risk", "Hibernating", "Lost"]) == {"At Risk": 1, "Hibernating": 0, "Lost": 1}
 
 
-def test_previous_month_is_the_sibling_folder_and_its_absence_gives_the_first_month_note(cfg, tmp_path):
-    month = tmp_path / "shop" / "2026-01"
-    current = pd.DataFrame({"customer_id": ["A"], "rfm_segment": ["Champions"]})
-    assert segments.previous_segments_path(month, "2026-01-31") == tmp_path / "shop" / "2025-12" / "segments.parquet"
-    assert segments.migration(current, month, "2026-01-31", cfg) is None
-    assert segments.migration_takeaway(None, "2026-01-31").startswith("First month: no segments from 2025-12")
-    (tmp_path / "shop" / "2025-12").mkdir(parents=True)
-    current.assign(rfm_segment="Lost").to_parquet(tmp_path / "shop" / "2025-12" / "segments.parquet")
-    mig = segments.migration(current, month, "2026-01-31", cfg)
-    assert mig.previous_month == "2025-12" and mig.counts.loc["Lost", "Champions"] == 1
+def test_first_month_says_so_and_the_next_month_reads_the_sibling_folder(cfg, tmp_path):
+    first, second = tmp_path / "shop" / "2025-12", tmp_path / "shop" / "2026-01"
+    write_orders_clean(first, shop_rows(12, as_of="2025-12-31"))
+    write_orders_clean(second, shop_rows(15, as_of="2026-01-31"))
+    mig = segments.run(first, "2025-12-31", cfg).migration()
+    assert mig.counts is None and mig.plot() is None
+    assert mig.takeaway().startswith("First month: no segments from 2025-11")
+    assert mig.table().to_dict("index") == {"2025-11": {"segments found": "no (first month)"}}
+    mig = segments.run(second, "2026-01-31", cfg).migration()
+    assert mig.previous_month == "2025-12"
+    assert mig.counts.drop(index=segments.NEW_ROW).to_numpy().sum() == 12  # every customer of December
+    assert mig.counts.loc[segments.NEW_ROW].sum() == 3
+    assert mig.table()["total"].sum() == 15 and mig.takeaway().startswith("Since 2025-12, ")

@@ -22,6 +22,10 @@ k-means runs on log1p-transformed, standardised recency, frequency, monetary, te
 order value. k is chosen in ``segments.k_min..k_max`` by the silhouette on a fixed random sample
 (silhouette costs O(n^2)); the final model is fitted on every customer with a fixed random_state.
 Clusters are numbered by centroid value (1 = highest monetary) and named from their centroids.
+
+``run(processed_dir, as_of, cfg)`` reads the month's clean tables (and last month's segments.parquet,
+for the migration), writes segments.parquet and returns a :class:`Segmentation`, whose methods give
+notebook 03 each table, figure and takeaway; ``build`` does the same from tables, without files.
 """
 from __future__ import annotations
 
@@ -49,21 +53,15 @@ from helpers.customer_facts import (
     rfm_table,
 )
 from helpers.demographics import UNKNOWN, age_band
-from helpers.engine import artifact_table, connect
-from helpers.paths import resolve
+from helpers.engine import connect
 from helpers.plots import _ax, thousands
 
 FEATURES = ["recency_days", "frequency", "monetary", "tenure_days", "avg_order_value"]
-COLUMNS = ["customer_id", "recency_days", "frequency", "monetary", "avg_order_value", "r_score", "f_score",
-           "m_score", "rfm_segment", "cluster", "cluster_label"]
 MEASURE_TEXT = {"recency_days": "recency (days)", "frequency": "frequency (orders)",
                 "monetary": "monetary (net revenue)",
                 "avg_order_value": "average order value", "tenure_days": "tenure (days)"}
 PCA_POINTS = 3000  # customers drawn on the PCA scatter
 NEW_ROW, GONE_COL = "(new this month)", "(not in this month)"
-
-
-# --------------------------------------------------------------------------- RFM over order lines
 
 
 # --------------------------------------------------------------------------- scores and named segments
@@ -202,82 +200,6 @@ def name_clusters(centroids: np.ndarray) -> list[str]:
     return names
 
 
-# --------------------------------------------------------------------------- the stage
-
-@dataclass
-class Segmentation:
-    """Everything notebook 03 shows; ``customers`` is what segments.parquet holds (+ fm_score, tenure_days)."""
-
-    customers: pd.DataFrame
-    k_scores: pd.DataFrame
-    centroids: pd.DataFrame          # index cluster_label, columns FEATURES (standardised units)
-    pca: pd.DataFrame                # a sample: pc1, pc2, cluster_label
-    mix: pd.DataFrame                # by, group, dimension, value, share
-    notes: list[str] = field(default_factory=list)
-    segment_order: list[str] = field(default_factory=list)
-    silhouette_sample: int = 0
-    pca_explained: float = 0.0       # share of the features' variance the two PCA axes keep
-    currency: str = "EUR"
-
-    @property
-    def k(self) -> int:
-        return len(self.centroids)
-
-
-def build(orders: ir.Table, as_of: str, cfg: Config, customers: ir.Table | None = None) -> Segmentation:
-    """RFM, scores, named segments, clusters and profile mixes from the clean tables (no files)."""
-    sc = cfg.segments
-    rfm = rfm_scores(rfm_table(orders, as_of))
-    rfm["rfm_segment"] = assign_segments(rfm, sc)
-    X = cluster_features(rfm)
-    k_scores = choose_k(X, sc.k_min, sc.k_max, sc.silhouette_sample, sc.random_state)
-    labels, centers = fit_clusters(X, best_k(k_scores), sc.random_state)
-    names = name_clusters(centers)
-    rfm["cluster"] = labels
-    rfm["cluster_label"] = pd.Categorical.from_codes(labels - 1, categories=names)
-    centroids = pd.DataFrame(centers, columns=FEATURES, index=pd.Index(names, name="cluster_label"))
-    pts = _sample(len(X), min(PCA_POINTS, sc.silhouette_sample), sc.random_state)
-    if len(X) >= 2 and np.ptp(X, axis=0).any():
-        pca_model = PCA(n_components=2, random_state=sc.random_state).fit(X)
-        explained = float(pca_model.explained_variance_ratio_.sum())
-        coords = pca_model.transform(X[pts])
-        coords[:, 0] *= np.sign(coords[:, 0].sum() or 1)  # PCA's sign is arbitrary; fix it for stable figures
-        coords[:, 1] *= np.sign(coords[:, 1].sum() or 1)
-    else:
-        coords, explained = np.zeros((len(pts), 2)), 0.0
-    pca = pd.DataFrame({"pc1": coords[:, 0], "pc2": coords[:, 1],
-                        "cluster_label": rfm["cluster_label"].to_numpy()[pts]})
-    return Segmentation(customers=rfm, k_scores=k_scores, centroids=centroids, pca=pca,
-                        mix=profile_mix(rfm, orders, customers, as_of, cfg.kpis.age_bands), notes=score_notes(rfm),
-                        segment_order=list(sc.grid), silhouette_sample=min(len(X), sc.silhouette_sample),
-                        pca_explained=explained,
-                        currency=cfg.shop.currency)
-
-
-def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> Segmentation:
-    """Build the month's segmentation from its clean artifacts and write segments.parquet."""
-    con = con or connect(cfg.engine)
-    orders = artifact_table(con, processed_dir, "orders_clean")
-    customers = None
-    if artifacts.path(processed_dir, "customers_clean").exists():
-        customers = artifact_table(con, processed_dir, "customers_clean")
-    seg = build(orders, as_of, cfg, customers)
-    save_segments(processed_dir, seg.customers)
-    return seg
-
-
-def save_segments(processed_dir: str | Path, customers: pd.DataFrame) -> Path:
-    """Write segments.parquet (the COLUMNS, segment names as text, sorted by customer_id)."""
-    df = customers[COLUMNS].copy()
-    df["rfm_segment"] = df["rfm_segment"].astype(str)
-    df["cluster_label"] = df["cluster_label"].astype(str)
-    return artifacts.save_parquet(processed_dir, "segments", df.sort_values("customer_id", ignore_index=True))
-
-
-def load_segments(processed_dir: str | Path) -> pd.DataFrame:
-    return artifacts.load_parquet(processed_dir, "segments", "03_segments")
-
-
 # --------------------------------------------------------------------------- profiles
 
 def profile_mix(rfm: pd.DataFrame, orders: ir.Table, customers: ir.Table | None, as_of: str,
@@ -325,185 +247,7 @@ def profile_mix(rfm: pd.DataFrame, orders: ir.Table, customers: ir.Table | None,
                            ignore_index=True)
 
 
-def _order(seg: Segmentation, by: str) -> list[str]:
-    return seg.segment_order if by == "rfm_segment" else list(seg.centroids.index)
-
-
-def _group_index(seg: Segmentation, by: str, df: pd.DataFrame) -> pd.DataFrame:
-    df = df.reindex([o for o in _order(seg, by) if o in df.index])
-    df.index.name = "segment" if by == "rfm_segment" else "cluster"
-    return df
-
-
-def profile_table(seg: Segmentation, by: str = "rfm_segment") -> pd.DataFrame:
-    """Per segment (or cluster_label): size, shares of customers and of net revenue, medians of
-    recency, orders, revenue and order value. Empty groups are left out."""
-    c = seg.customers
-    g = c.groupby(by, observed=True)
-    revenue = c["monetary"].clip(lower=0).sum() or 1.0
-    df = pd.DataFrame({
-        "customers": g.size(),
-        "share of customers": (g.size() / max(len(c), 1)).map("{:.1%}".format),
-        "share of revenue": (g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue).map("{:.1%}".format),
-        "median recency (days)": g["recency_days"].median(),
-        "median orders": g["frequency"].median(),
-        f"median revenue ({seg.currency})": g["monetary"].median().round(0),
-        f"median order value ({seg.currency})": g["avg_order_value"].median().round(0),
-    })
-    return _group_index(seg, by, df)
-
-
-def mix_table(seg: Segmentation, by: str = "rfm_segment", top: int = 2) -> pd.DataFrame:
-    """Per segment (or cluster_label): the `top` most common values of each profile dimension
-    with their shares, e.g. gender "F 52% · M 41%" (customers; categories and payment methods by
-    purchase revenue). Dimensions without data are left out."""
-    mix = seg.mix[seg.mix["by"] == by]
-    cols = {}
-    for dimension, d in mix.groupby("dimension", sort=False):
-        cols[dimension] = d.groupby("group").apply(
-            lambda x: " · ".join(f"{v} {s:.0%}" for v, s in zip(x["value"].head(top), x["share"].head(top))))
-    df = pd.DataFrame(cols)
-    order = [d for d in ("gender", "age band", "region", "category", "payment method") if d in df.columns]
-    return _group_index(seg, by, df[order] if order else df)
-
-
-def rfm_summary(seg: Segmentation) -> pd.DataFrame:
-    """Quantiles of recency, frequency, monetary and average order value over the customers."""
-    c = seg.customers
-    cols = ["recency_days", "frequency", "monetary", "avg_order_value"]
-    df = c[cols].quantile([0, 0.25, 0.5, 0.75, 0.9, 1]).T
-    df.columns = ["min", "25%", "median", "75%", "90%", "max"]
-    df.insert(0, "mean", c[cols].mean())
-    df.index = pd.Index([MEASURE_TEXT[x] for x in cols], name="measure")
-    return df.round(1)
-
-
-def score_table(seg: Segmentation) -> pd.DataFrame:
-    """What each score means: customers and the value range of its measure, per score 1..5."""
-    c = seg.customers
-    rows = {}
-    for score, (col, _) in SCORED.items():
-        g = c.groupby(score)[col]
-        rng = g.min().map("{:,.0f}".format) + " to " + g.max().map("{:,.0f}".format)
-        rows[(score[0].upper(), MEASURE_TEXT[col])] = rng.reindex(range(1, 6)).fillna("-")
-        rows[(score[0].upper(), "customers")] = g.size().reindex(range(1, 6)).fillna(0).astype(int).map("{:,}".format)
-    df = pd.DataFrame(rows).T
-    df.columns = pd.Index([f"score {i}" for i in range(1, 6)])
-    df.index.names = ["score", "row"]
-    return df
-
-
-def score_note(seg: Segmentation) -> str:
-    """The score notes, or a sentence saying every measure spreads over all 5 levels."""
-    return "\n".join(seg.notes) or ("Recency, frequency and monetary each have at least 5 distinct values, so all "
-                                    "three scores use the full 1-5 range (ties share a score).")
-
-
-def k_table(seg: Segmentation) -> pd.DataFrame:
-    """Inertia and silhouette per k tried, with the chosen k marked."""
-    df = seg.k_scores.set_index("k").round({"inertia": 0, "silhouette": 3})
-    df["chosen"] = np.where(df.index == seg.k, "yes", "")
-    return df
-
-
-def crosstab(seg: Segmentation) -> pd.DataFrame:
-    """Customers per named segment (rows, grid order) x cluster (columns)."""
-    c = seg.customers
-    t = pd.crosstab(c["rfm_segment"], c["cluster_label"])
-    t = t.reindex(index=[s for s in seg.segment_order if s in t.index], columns=list(seg.centroids.index), fill_value=0)
-    t.index.name, t.columns.name = "segment", "cluster"
-    return t
-
-
-# --------------------------------------------------------------------------- takeaways
-
-def segments_takeaway(seg: Segmentation, watch: list[str]) -> str:
-    c = seg.customers
-    n = max(len(c), 1)
-    revenue = c["monetary"].clip(lower=0).sum() or 1.0
-    size = c["rfm_segment"].value_counts()
-    rev = c.groupby("rfm_segment", observed=True)["monetary"].apply(lambda m: m.clip(lower=0).sum())
-    top = rev.idxmax()
-    w = c["rfm_segment"].isin(watch)
-    return (f"{len(c):,} customers in {int((size > 0).sum())} segments. {top} is the segment with the most revenue: "
-            f"{size[top] / n:.1%} of customers bring {rev[top] / revenue:.1%} of net revenue. "
-            f"{', '.join(watch)} together hold {w.mean():.1%} of customers and "
-            f"{c.loc[w, 'monetary'].clip(lower=0).sum() / revenue:.1%} of revenue.")
-
-
-def heatmap_takeaway(seg: Segmentation) -> str:
-    c = seg.customers
-    top = c[(c["r_score"] == 5) & (c["f_score"] == 5)]
-    mean = c["monetary"].mean()
-    if top.empty:
-        return "No customer has both R = 5 and F = 5 (too few distinct values to fill the top cell)."
-    return (f"The top cell (R = 5, F = 5) holds {len(top):,} customers ({len(top) / len(c):.1%}) spending "
-            f"{seg.currency} {top['monetary'].mean():,.0f} on average, {top['monetary'].mean() / mean:.1f} times the "
-            f"mean customer ({seg.currency} {mean:,.0f}).")
-
-
-def k_takeaway(seg: Segmentation) -> str:
-    if seg.k_scores.empty:
-        return "Too few distinct customers to compare cluster counts: everyone is in one cluster."
-    s = seg.k_scores.set_index("k")["silhouette"]
-    return (f"k = {seg.k} has the best silhouette ({s[seg.k]:.3f}) among k = {s.index.min()}..{s.index.max()}, "
-            f"scored on a fixed sample of {seg.silhouette_sample:,} customers; k-means is then fitted on all "
-            f"{len(seg.customers):,} customers.")
-
-
-def clusters_takeaway(seg: Segmentation) -> str:
-    c = seg.customers
-    revenue = c["monetary"].clip(lower=0).sum() or 1.0
-    g = c.groupby("cluster_label", observed=True)
-    share, rev = g.size() / len(c), g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue
-    big, best = share.idxmax(), rev.idxmax()
-    s = f"The largest cluster, '{big}', holds {share[big]:.0%} of customers and {rev[big]:.0%} of revenue"
-    if best != big:
-        s += f"; '{best}' holds {share[best]:.0%} of customers and {rev[best]:.0%} of revenue"
-    return s + "."
-
-
-def centroid_table(seg: Segmentation) -> pd.DataFrame:
-    """Cluster centroids in standard deviations from the mean of each (log) feature."""
-    return seg.centroids.rename(columns=MEASURE_TEXT).rename_axis("cluster").round(2)
-
-
-def pca_takeaway(seg: Segmentation) -> str:
-    return (f"The two axes keep {seg.pca_explained:.0%} of the variation of the five features, so clusters that "
-            f"overlap here may still be apart in the dimensions not shown.")
-
-
-def crosstab_takeaway(seg: Segmentation) -> str:
-    t = crosstab(seg)
-    if t.empty:
-        return "No customers to cross-tabulate."
-    shares = t.div(t.sum(axis=1), axis=0)
-    spread = shares.max(axis=1)
-    mixed = spread.idxmin()
-    firm = spread.idxmax()
-    return (f"{firm} map most cleanly onto one cluster ({spread[firm]:.0%} in '{shares.loc[firm].idxmax()}'); "
-            f"{mixed} are the most mixed (at most {spread[mixed]:.0%} in any one cluster), so the clusters split "
-            f"them by something the fixed grid ignores (tenure or order value).")
-
-
 # --------------------------------------------------------------------------- migration
-
-@dataclass
-class Migration:
-    previous_month: str
-    counts: pd.DataFrame  # rows: previous segment (+ NEW_ROW), columns: current segment (+ GONE_COL)
-    moved_in: dict[str, int]
-
-
-def previous_month(as_of: str) -> str:
-    """'2026-06-30' -> '2026-05'."""
-    return str(pd.Period(str(as_of)[:10], freq="M") - 1)
-
-
-def previous_segments_path(processed_dir: str | Path, as_of: str) -> Path:
-    """The previous month's segments.parquet: processed_dir's sibling folder named after that month."""
-    return resolve(processed_dir).parent / previous_month(as_of) / artifacts.FILES["segments"]
-
 
 def migration_matrix(previous: pd.DataFrame, current: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     """Customers from each previous segment (rows) to each current segment (columns).
@@ -531,162 +275,405 @@ def moved_into(counts: pd.DataFrame, watch: list[str]) -> dict[str, int]:
     return {s: int(body[s].sum() - (body.loc[s, s] if s in body.index else 0)) if s in body else 0 for s in watch}
 
 
-def migration(current: pd.DataFrame, processed_dir: str | Path, as_of: str, cfg: Config) -> Migration | None:
-    """The transition from last month's segments.parquet, or None when there is none (first month)."""
-    p = previous_segments_path(processed_dir, as_of)
-    if not p.exists():
-        return None
-    previous = pd.read_parquet(p, columns=["customer_id", "rfm_segment"])
-    counts = migration_matrix(previous, current, list(cfg.segments.grid))
-    return Migration(previous_month(as_of), counts, moved_into(counts, cfg.segments.watch))
+@dataclass
+class Migration:
+    """Where last month's customers are now (notebook 03, "Segment migration").
 
+    ``counts`` is None in a shop's first month (no segments.parquet the month before); the table,
+    takeaway and figure then say so instead.
+    """
 
-def migration_table(mig: Migration | None, as_of: str) -> pd.DataFrame:
-    """Counts with a total per row, or a one-row note in the first month."""
-    if mig is None:
-        return pd.DataFrame({"segments found": ["no (first month)"]},
-                            index=pd.Index([previous_month(as_of)], name="previous month"))
-    t = mig.counts.copy()
-    t = t.loc[t.sum(axis=1) > 0, t.sum(axis=0) > 0]
-    t["total"] = t.sum(axis=1)
-    return t
+    previous_month: str                 # 'YYYY-MM'
+    counts: pd.DataFrame | None = None  # rows: previous segment (+ NEW_ROW), columns: current segment (+ GONE_COL)
+    moved_in: dict[str, int] = field(default_factory=dict)
 
+    def table(self) -> pd.DataFrame:
+        """Counts with a total per row, or a one-row note in the first month."""
+        if self.counts is None:
+            return pd.DataFrame({"segments found": ["no (first month)"]},
+                                index=pd.Index([self.previous_month], name="previous month"))
+        t = self.counts.copy()
+        t = t.loc[t.sum(axis=1) > 0, t.sum(axis=0) > 0]
+        t["total"] = t.sum(axis=1)
+        return t
 
-def migration_takeaway(mig: Migration | None, as_of: str) -> str:
-    if mig is None:
-        return (f"First month: no segments from {previous_month(as_of)} were found, so there is no migration to show. "
-                f"From next month this section shows how customers moved between segments.")
-    body = mig.counts.drop(index=NEW_ROW, errors="ignore")
-    stayed = sum(body.loc[s, s] for s in body.index if s in body.columns)
-    total = int(body.to_numpy().sum()) or 1
-    moved = ", ".join(f"{n:,} into {s}" for s, n in mig.moved_in.items())
-    new = int(mig.counts.loc[NEW_ROW].sum()) if NEW_ROW in mig.counts.index else 0
-    return (f"Since {mig.previous_month}, {stayed / total:.1%} of last month's {total:,} customers kept their segment; "
-            f"{moved} (customers who were elsewhere last month). {new:,} customers are new this month.")
+    def takeaway(self) -> str:
+        if self.counts is None:
+            return (f"First month: no segments from {self.previous_month} were found, so there is no migration to "
+                    f"show. From next month this section shows how customers moved between segments.")
+        body = self.counts.drop(index=NEW_ROW, errors="ignore")
+        stayed = sum(body.loc[s, s] for s in body.index if s in body.columns)
+        total = int(body.to_numpy().sum()) or 1
+        moved = ", ".join(f"{n:,} into {s}" for s, n in self.moved_in.items())
+        new = int(self.counts.loc[NEW_ROW].sum()) if NEW_ROW in self.counts.index else 0
+        return (f"Since {self.previous_month}, {stayed / total:.1%} of last month's {total:,} customers kept their "
+                f"segment; {moved} (customers who were elsewhere last month). {new:,} customers are new this month.")
 
-
-# --------------------------------------------------------------------------- figures
-
-def plot_segment_shares(seg: Segmentation, ax=None):
-    """Share of customers and of net revenue per named segment (horizontal bars, grid order)."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 5.5))
-    c = seg.customers
-    revenue = c["monetary"].clip(lower=0).sum() or 1.0
-    g = c.groupby("rfm_segment", observed=False)
-    d = pd.DataFrame({"customers": g.size() / max(len(c), 1),
-                      "net revenue": g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue})
-    d = d.reindex(seg.segment_order).fillna(0) * 100
-    long = d.rename_axis("segment").reset_index().melt("segment", var_name="share of", value_name="percent")
-    sns.barplot(data=long, y="segment", x="percent", hue="share of", ax=ax, palette=["#8da0cb", "#1b9e77"])
-    for container in ax.containers:
-        ax.bar_label(container, fmt="{:.0f}%", padding=2, fontsize=8)
-    ax.set_title("Named segments: share of customers and of net revenue")
-    ax.set_xlabel("share (%)")
-    ax.set_ylabel("")
-    ax.legend(title="", loc="lower right", frameon=False)
-    return ax
-
-
-def plot_rfm_heatmap(seg: Segmentation, ax=None):
-    """R score (rows, 5 at the top) x F score: colour = customers, text = customers and mean monetary."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 5.5))
-    c = seg.customers
-    g = c.groupby(["r_score", "f_score"])
-    n = g.size().unstack().reindex(index=range(5, 0, -1), columns=range(1, 6))
-    m = g["monetary"].mean().unstack().reindex(index=range(5, 0, -1), columns=range(1, 6))
-    text = n.copy().astype(object)
-    for r in n.index:
-        for f in n.columns:
-            text.loc[r, f] = "" if pd.isna(n.loc[r, f]) else f"{n.loc[r, f]:,.0f}\n{seg.currency} {m.loc[r, f]:,.0f}"
-    sns.heatmap(n, mask=n.isna(), annot=text.to_numpy(), fmt="", cmap="crest", ax=ax,  # empty cells stay blank
-                cbar_kws={"label": "customers"}, annot_kws={"fontsize": 8})
-    ax.set_title("Customers (and mean net revenue) per R and F score")
-    ax.grid(False)
-    ax.set_xlabel("F score (5 = most orders)")
-    ax.set_ylabel("R score (5 = most recent)")
-    ax.tick_params(axis="y", rotation=0)
-    return ax
-
-
-def plot_k_choice(seg: Segmentation, ax=None):
-    """Elbow (inertia, left axis) and silhouette (right axis) per k, chosen k marked."""
-    ax = _ax(ax)
-    k = seg.k_scores
-    if k.empty:
-        ax.set_title("Too few distinct customers to compare cluster counts")
+    def plot(self, ax=None):
+        """Row shares of the transition matrix (from last month's segment to this month's); draws
+        nothing and returns None in the first month."""
+        if self.counts is None:
+            return None
+        if ax is None:
+            _, ax = plt.subplots(figsize=(10, 6.5))
+        t = self.counts.loc[self.counts.sum(axis=1) > 0, self.counts.sum(axis=0) > 0]
+        shares = t.div(t.sum(axis=1), axis=0) * 100
+        sns.heatmap(shares, annot=True, fmt=".0f", cmap="crest", ax=ax, cbar_kws={"label": "% of the row"},
+                    annot_kws={"fontsize": 8})
+        ax.set_title(f"Segment migration since {self.previous_month} (% of last month's segment)")
+        ax.set_xlabel("segment this month")
+        ax.set_ylabel("segment last month")
+        ax.set_xticklabels(ax.get_xticklabels(), rotation=30, ha="right")
         return ax
-    ax.plot(k["k"], k["inertia"], marker="o", color=sns.color_palette()[0], label="inertia (elbow)")
-    ax.set_xlabel("number of clusters k")
-    ax.set_ylabel("inertia (within-cluster sum of squares)")
-    ax.yaxis.set_major_formatter(thousands)
-    ax2 = ax.twinx()
-    ax2.plot(k["k"], k["silhouette"], marker="s", color=sns.color_palette()[3], label="silhouette")
-    ax2.set_ylabel("silhouette (higher = better separated)")
-    ax2.grid(False)
-    ax.axvline(seg.k, color="grey", linestyle="--", linewidth=1)
-    ax.set_title(f"Choosing k: elbow and silhouette (chosen k = {seg.k})")
-    lines = ax.get_lines()[:1] + ax2.get_lines()
-    ax.legend(lines, [x.get_label() for x in lines], loc="upper center", frameon=False)
-    return ax
 
 
-def plot_snake(seg: Segmentation, ax=None):
-    """Snake plot: each cluster's centroid on the standardised log features."""
-    ax = _ax(ax)
-    short = {"recency_days": "recency", "frequency": "frequency", "monetary": "monetary", "tenure_days": "tenure",
-             "avg_order_value": "order value"}
-    long = seg.centroids.rename(columns=short).reset_index().melt("cluster_label", var_name="feature",
-                                                                         value_name="z")
-    sns.lineplot(data=long, x="feature", y="z", hue="cluster_label", marker="o", sort=False, ax=ax)
-    ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set_title("Cluster centroids (snake plot)")
-    ax.set_xlabel("")
-    ax.set_ylabel("standardised log value (sd from the mean)")
-    ax.legend(title="cluster", fontsize=8, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
-    return ax
+def migration(previous: pd.DataFrame | None, current: pd.DataFrame, previous_month: str,
+              seg_cfg: SegmentsConfig) -> Migration:
+    """From last month's segments (customer_id, rfm_segment; None in the first month) to `current`'s."""
+    if previous is None:
+        return Migration(previous_month)
+    counts = migration_matrix(previous, current, list(seg_cfg.grid))
+    return Migration(previous_month, counts, moved_into(counts, seg_cfg.watch))
 
 
-def plot_pca(seg: Segmentation, ax=None):
-    """2-D PCA of the clustering features for a fixed sample of customers, coloured by cluster."""
-    ax = _ax(ax)
-    sns.scatterplot(data=seg.pca, x="pc1", y="pc2", hue="cluster_label", s=10, alpha=0.6, linewidth=0, ax=ax)
-    ax.set_title(f"Clusters on the first two principal components ({len(seg.pca):,} sampled customers)")
-    ax.set_xlabel("principal component 1")
-    ax.set_ylabel("principal component 2")
-    ax.legend(title="cluster", fontsize=8, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left", markerscale=2)
-    return ax
+# --------------------------------------------------------------------------- the stage
+
+@dataclass
+class Segmentation:
+    """Everything notebook 03 shows, one method per table, figure and takeaway.
+
+    ``customers`` is what segments.parquet holds (+ fm_score, tenure_days); ``settings`` is the
+    config's grid (its order is the order of the segments in every table) and watch list.
+    """
+
+    customers: pd.DataFrame
+    k_scores: pd.DataFrame
+    centroids: pd.DataFrame          # index cluster_label, columns FEATURES (standardised units)
+    pca: pd.DataFrame                # a sample: pc1, pc2, cluster_label
+    mix: pd.DataFrame                # by, group, dimension, value, share
+    settings: SegmentsConfig = field(default_factory=SegmentsConfig)
+    notes: list[str] = field(default_factory=list)
+    silhouette_sample: int = 0
+    pca_explained: float = 0.0       # share of the features' variance the two PCA axes keep
+    currency: str = "EUR"
+    previous_month: str = ""         # 'YYYY-MM'
+    previous: pd.DataFrame | None = None  # last month's customer_id, rfm_segment; None in the first month
+
+    @property
+    def k(self) -> int:
+        return len(self.centroids)
+
+    @property
+    def segment_order(self) -> list[str]:
+        return list(self.settings.grid)
+
+    def grid_table(self) -> pd.DataFrame:
+        return grid_table(self.settings)
+
+    def migration(self) -> Migration:
+        """How last month's customers moved between segments (a first-month note without last month)."""
+        return migration(self.previous, self.customers, self.previous_month, self.settings)
+
+    def rfm_summary(self) -> pd.DataFrame:
+        """Quantiles of recency, frequency, monetary and average order value over the customers."""
+        c = self.customers
+        cols = ["recency_days", "frequency", "monetary", "avg_order_value"]
+        df = c[cols].quantile([0, 0.25, 0.5, 0.75, 0.9, 1]).T
+        df.columns = ["min", "25%", "median", "75%", "90%", "max"]
+        df.insert(0, "mean", c[cols].mean())
+        df.index = pd.Index([MEASURE_TEXT[x] for x in cols], name="measure")
+        return df.round(1)
+
+    def score_table(self) -> pd.DataFrame:
+        """What each score means: customers and the value range of its measure, per score 1..5."""
+        c = self.customers
+        rows = {}
+        for score, (col, _) in SCORED.items():
+            g = c.groupby(score)[col]
+            rng = g.min().map("{:,.0f}".format) + " to " + g.max().map("{:,.0f}".format)
+            rows[(score[0].upper(), MEASURE_TEXT[col])] = rng.reindex(range(1, 6)).fillna("-")
+            counts = g.size().reindex(range(1, 6)).fillna(0).astype(int)
+            rows[(score[0].upper(), "customers")] = counts.map("{:,}".format)
+        df = pd.DataFrame(rows).T
+        df.columns = pd.Index([f"score {i}" for i in range(1, 6)])
+        df.index.names = ["score", "row"]
+        return df
+
+    def score_note(self) -> str:
+        """The score notes, or a sentence saying every measure spreads over all 5 levels."""
+        return "\n".join(self.notes) or ("Recency, frequency and monetary each have at least 5 distinct values, so all "
+                                        "three scores use the full 1-5 range (ties share a score).")
+
+    def plot_segment_shares(self, ax=None):
+        """Share of customers and of net revenue per named segment (horizontal bars, grid order)."""
+        if ax is None:
+            _, ax = plt.subplots(figsize=(9, 5.5))
+        c = self.customers
+        revenue = c["monetary"].clip(lower=0).sum() or 1.0
+        g = c.groupby("rfm_segment", observed=False)
+        d = pd.DataFrame({"customers": g.size() / max(len(c), 1),
+                          "net revenue": g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue})
+        d = d.reindex(self.segment_order).fillna(0) * 100
+        long = d.rename_axis("segment").reset_index().melt("segment", var_name="share of", value_name="percent")
+        sns.barplot(data=long, y="segment", x="percent", hue="share of", ax=ax, palette=["#8da0cb", "#1b9e77"])
+        for container in ax.containers:
+            ax.bar_label(container, fmt="{:.0f}%", padding=2, fontsize=8)
+        ax.set_title("Named segments: share of customers and of net revenue")
+        ax.set_xlabel("share (%)")
+        ax.set_ylabel("")
+        ax.legend(title="", loc="lower right", frameon=False)
+        return ax
+
+    def segments_takeaway(self) -> str:
+        watch = self.settings.watch
+        c = self.customers
+        n = max(len(c), 1)
+        revenue = c["monetary"].clip(lower=0).sum() or 1.0
+        size = c["rfm_segment"].value_counts()
+        rev = c.groupby("rfm_segment", observed=True)["monetary"].apply(lambda m: m.clip(lower=0).sum())
+        top = rev.idxmax()
+        w = c["rfm_segment"].isin(watch)
+        return (f"{len(c):,} customers in {int((size > 0).sum())} segments. "
+                f"{top} is the segment with the most revenue: "
+                f"{size[top] / n:.1%} of customers bring {rev[top] / revenue:.1%} of net revenue. "
+                f"{', '.join(watch)} together hold {w.mean():.1%} of customers and "
+                f"{c.loc[w, 'monetary'].clip(lower=0).sum() / revenue:.1%} of revenue.")
+
+    def profile_table(self, by: str = "rfm_segment") -> pd.DataFrame:
+        """Per segment (or cluster_label): size, shares of customers and of net revenue, medians of
+        recency, orders, revenue and order value. Empty groups are left out."""
+        c = self.customers
+        g = c.groupby(by, observed=True)
+        revenue = c["monetary"].clip(lower=0).sum() or 1.0
+        df = pd.DataFrame({
+            "customers": g.size(),
+            "share of customers": (g.size() / max(len(c), 1)).map("{:.1%}".format),
+            "share of revenue": (g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue).map("{:.1%}".format),
+            "median recency (days)": g["recency_days"].median(),
+            "median orders": g["frequency"].median(),
+            f"median revenue ({self.currency})": g["monetary"].median().round(0),
+            f"median order value ({self.currency})": g["avg_order_value"].median().round(0),
+        })
+        return self._group_index(by, df)
+
+    def mix_table(self, by: str = "rfm_segment", top: int = 2) -> pd.DataFrame:
+        """Per segment (or cluster_label): the `top` most common values of each profile dimension
+        with their shares, e.g. gender "F 52% · M 41%" (customers; categories and payment methods by
+        purchase revenue). Dimensions without data are left out."""
+        mix = self.mix[self.mix["by"] == by]
+        cols = {}
+        for dimension, d in mix.groupby("dimension", sort=False):
+            cols[dimension] = d.groupby("group").apply(
+                lambda x: " · ".join(f"{v} {s:.0%}" for v, s in zip(x["value"].head(top), x["share"].head(top))))
+        df = pd.DataFrame(cols)
+        order = [d for d in ("gender", "age band", "region", "category", "payment method") if d in df.columns]
+        return self._group_index(by, df[order] if order else df)
+
+    def plot_rfm_heatmap(self, ax=None):
+        """R score (rows, 5 at the top) x F score: colour = customers, text = customers and mean monetary."""
+        if ax is None:
+            _, ax = plt.subplots(figsize=(9, 5.5))
+        c = self.customers
+        g = c.groupby(["r_score", "f_score"])
+        n = g.size().unstack().reindex(index=range(5, 0, -1), columns=range(1, 6))
+        m = g["monetary"].mean().unstack().reindex(index=range(5, 0, -1), columns=range(1, 6))
+        text = n.copy().astype(object)
+        for r in n.index:
+            for f in n.columns:
+                text.loc[r, f] = ("" if pd.isna(n.loc[r, f]) else
+                                  f"{n.loc[r, f]:,.0f}\n{self.currency} {m.loc[r, f]:,.0f}")
+        sns.heatmap(n, mask=n.isna(), annot=text.to_numpy(), fmt="", cmap="crest", ax=ax,  # empty cells stay blank
+                    cbar_kws={"label": "customers"}, annot_kws={"fontsize": 8})
+        ax.set_title("Customers (and mean net revenue) per R and F score")
+        ax.grid(False)
+        ax.set_xlabel("F score (5 = most orders)")
+        ax.set_ylabel("R score (5 = most recent)")
+        ax.tick_params(axis="y", rotation=0)
+        return ax
+
+    def heatmap_takeaway(self) -> str:
+        c = self.customers
+        top = c[(c["r_score"] == 5) & (c["f_score"] == 5)]
+        mean = c["monetary"].mean()
+        if top.empty:
+            return "No customer has both R = 5 and F = 5 (too few distinct values to fill the top cell)."
+        return (f"The top cell (R = 5, F = 5) holds {len(top):,} customers ({len(top) / len(c):.1%}) spending "
+                f"{self.currency} {top['monetary'].mean():,.0f} on average, "
+                f"{top['monetary'].mean() / mean:.1f} times the "
+                f"mean customer ({self.currency} {mean:,.0f}).")
+
+    def plot_k_choice(self, ax=None):
+        """Elbow (inertia, left axis) and silhouette (right axis) per k, chosen k marked."""
+        ax = _ax(ax)
+        k = self.k_scores
+        if k.empty:
+            ax.set_title("Too few distinct customers to compare cluster counts")
+            return ax
+        ax.plot(k["k"], k["inertia"], marker="o", color=sns.color_palette()[0], label="inertia (elbow)")
+        ax.set_xlabel("number of clusters k")
+        ax.set_ylabel("inertia (within-cluster sum of squares)")
+        ax.yaxis.set_major_formatter(thousands)
+        ax2 = ax.twinx()
+        ax2.plot(k["k"], k["silhouette"], marker="s", color=sns.color_palette()[3], label="silhouette")
+        ax2.set_ylabel("silhouette (higher = better separated)")
+        ax2.grid(False)
+        ax.axvline(self.k, color="grey", linestyle="--", linewidth=1)
+        ax.set_title(f"Choosing k: elbow and silhouette (chosen k = {self.k})")
+        lines = ax.get_lines()[:1] + ax2.get_lines()
+        ax.legend(lines, [x.get_label() for x in lines], loc="upper center", frameon=False)
+        return ax
+
+    def k_table(self) -> pd.DataFrame:
+        """Inertia and silhouette per k tried, with the chosen k marked."""
+        df = self.k_scores.set_index("k").round({"inertia": 0, "silhouette": 3})
+        df["chosen"] = np.where(df.index == self.k, "yes", "")
+        return df
+
+    def k_takeaway(self) -> str:
+        if self.k_scores.empty:
+            return "Too few distinct customers to compare cluster counts: everyone is in one cluster."
+        s = self.k_scores.set_index("k")["silhouette"]
+        return (f"k = {self.k} has the best silhouette ({s[self.k]:.3f}) among k = {s.index.min()}..{s.index.max()}, "
+                f"scored on a fixed sample of {self.silhouette_sample:,} customers; k-means is then fitted on all "
+                f"{len(self.customers):,} customers.")
+
+    def clusters_takeaway(self) -> str:
+        c = self.customers
+        revenue = c["monetary"].clip(lower=0).sum() or 1.0
+        g = c.groupby("cluster_label", observed=True)
+        share, rev = g.size() / len(c), g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue
+        big, best = share.idxmax(), rev.idxmax()
+        s = f"The largest cluster, '{big}', holds {share[big]:.0%} of customers and {rev[big]:.0%} of revenue"
+        if best != big:
+            s += f"; '{best}' holds {share[best]:.0%} of customers and {rev[best]:.0%} of revenue"
+        return s + "."
+
+    def plot_snake(self, ax=None):
+        """Snake plot: each cluster's centroid on the standardised log features."""
+        ax = _ax(ax)
+        short = {"recency_days": "recency", "frequency": "frequency", "monetary": "monetary", "tenure_days": "tenure",
+                 "avg_order_value": "order value"}
+        long = self.centroids.rename(columns=short).reset_index().melt("cluster_label", var_name="feature",
+                                                                             value_name="z")
+        sns.lineplot(data=long, x="feature", y="z", hue="cluster_label", marker="o", sort=False, ax=ax)
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_title("Cluster centroids (snake plot)")
+        ax.set_xlabel("")
+        ax.set_ylabel("standardised log value (sd from the mean)")
+        ax.legend(title="cluster", fontsize=8, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+        return ax
+
+    def centroid_table(self) -> pd.DataFrame:
+        """Cluster centroids in standard deviations from the mean of each (log) feature."""
+        return self.centroids.rename(columns=MEASURE_TEXT).rename_axis("cluster").round(2)
+
+    def plot_pca(self, ax=None):
+        """2-D PCA of the clustering features for a fixed sample of customers, coloured by cluster."""
+        ax = _ax(ax)
+        sns.scatterplot(data=self.pca, x="pc1", y="pc2", hue="cluster_label", s=10, alpha=0.6, linewidth=0, ax=ax)
+        ax.set_title(f"Clusters on the first two principal components ({len(self.pca):,} sampled customers)")
+        ax.set_xlabel("principal component 1")
+        ax.set_ylabel("principal component 2")
+        ax.legend(title="cluster", fontsize=8, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left", markerscale=2)
+        return ax
+
+    def pca_takeaway(self) -> str:
+        return (f"The two axes keep {self.pca_explained:.0%} of the variation of the five features, so clusters that "
+                f"overlap here may still be apart in the dimensions not shown.")
+
+    def crosstab(self) -> pd.DataFrame:
+        """Customers per named segment (rows, grid order) x cluster (columns)."""
+        c = self.customers
+        t = pd.crosstab(c["rfm_segment"], c["cluster_label"])
+        t = t.reindex(index=[s for s in self.segment_order if s in t.index], columns=list(self.centroids.index),
+                      fill_value=0)
+        t.index.name, t.columns.name = "segment", "cluster"
+        return t
+
+    def plot_crosstab(self, ax=None):
+        """Segment x cluster: colour and text = share of the segment's customers in each cluster."""
+        if ax is None:
+            _, ax = plt.subplots(figsize=(10, 6))
+        t = self.crosstab()
+        shares = t.div(t.sum(axis=1).replace(0, 1), axis=0)
+        sns.heatmap(shares * 100, annot=True, fmt=".0f", cmap="crest", ax=ax, cbar_kws={"label": "% of the segment"},
+                    annot_kws={"fontsize": 8})
+        ax.set_title("Where each named segment falls among the clusters (% of the segment)")
+        ax.set_xlabel("cluster")
+        ax.set_ylabel("")
+        ax.set_xticklabels(ax.get_xticklabels(), rotation=30, ha="right")
+        return ax
+
+    def crosstab_takeaway(self) -> str:
+        t = self.crosstab()
+        if t.empty:
+            return "No customers to cross-tabulate."
+        shares = t.div(t.sum(axis=1), axis=0)
+        spread = shares.max(axis=1)
+        mixed = spread.idxmin()
+        firm = spread.idxmax()
+        return (f"{firm} map most cleanly onto one cluster ({spread[firm]:.0%} in '{shares.loc[firm].idxmax()}'); "
+                f"{mixed} are the most mixed (at most {spread[mixed]:.0%} in any one cluster), so the clusters split "
+                f"them by something the fixed grid ignores (tenure or order value).")
+
+    def _order(self, by: str) -> list[str]:
+        return self.segment_order if by == "rfm_segment" else list(self.centroids.index)
+
+    def _group_index(self, by: str, df: pd.DataFrame) -> pd.DataFrame:
+        df = df.reindex([o for o in self._order(by) if o in df.index])
+        df.index.name = "segment" if by == "rfm_segment" else "cluster"
+        return df
 
 
-def plot_crosstab(seg: Segmentation, ax=None):
-    """Segment x cluster: colour and text = share of the segment's customers in each cluster."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(10, 6))
-    t = crosstab(seg)
-    shares = t.div(t.sum(axis=1).replace(0, 1), axis=0)
-    sns.heatmap(shares * 100, annot=True, fmt=".0f", cmap="crest", ax=ax, cbar_kws={"label": "% of the segment"},
-                annot_kws={"fontsize": 8})
-    ax.set_title("Where each named segment falls among the clusters (% of the segment)")
-    ax.set_xlabel("cluster")
-    ax.set_ylabel("")
-    ax.set_xticklabels(ax.get_xticklabels(), rotation=30, ha="right")
-    return ax
+def build(orders: ir.Table, as_of: str, cfg: Config, customers: ir.Table | None = None,
+          previous: pd.DataFrame | None = None, previous_month: str | None = None) -> Segmentation:
+    """RFM, scores, named segments, clusters and profile mixes from the clean tables (no files).
+
+    `previous` is last month's segments (customer_id, rfm_segment) for the migration, of the month
+    `previous_month` (default: the month before `as_of`).
+    """
+    sc = cfg.segments
+    rfm = rfm_scores(rfm_table(orders, as_of))
+    rfm["rfm_segment"] = assign_segments(rfm, sc)
+    X = cluster_features(rfm)
+    k_scores = choose_k(X, sc.k_min, sc.k_max, sc.silhouette_sample, sc.random_state)
+    labels, centers = fit_clusters(X, best_k(k_scores), sc.random_state)
+    names = name_clusters(centers)
+    rfm["cluster"] = labels
+    rfm["cluster_label"] = pd.Categorical.from_codes(labels - 1, categories=names)
+    centroids = pd.DataFrame(centers, columns=FEATURES, index=pd.Index(names, name="cluster_label"))
+    pts = _sample(len(X), min(PCA_POINTS, sc.silhouette_sample), sc.random_state)
+    if len(X) >= 2 and np.ptp(X, axis=0).any():
+        pca_model = PCA(n_components=2, random_state=sc.random_state).fit(X)
+        explained = float(pca_model.explained_variance_ratio_.sum())
+        coords = pca_model.transform(X[pts])
+        coords[:, 0] *= np.sign(coords[:, 0].sum() or 1)  # PCA's sign is arbitrary; fix it for stable figures
+        coords[:, 1] *= np.sign(coords[:, 1].sum() or 1)
+    else:
+        coords, explained = np.zeros((len(pts), 2)), 0.0
+    pca = pd.DataFrame({"pc1": coords[:, 0], "pc2": coords[:, 1],
+                        "cluster_label": rfm["cluster_label"].to_numpy()[pts]})
+    return Segmentation(customers=rfm, k_scores=k_scores, centroids=centroids, pca=pca,
+                        mix=profile_mix(rfm, orders, customers, as_of, cfg.kpis.age_bands), settings=sc,
+                        notes=score_notes(rfm), silhouette_sample=min(len(X), sc.silhouette_sample),
+                        pca_explained=explained, currency=cfg.shop.currency,
+                        previous_month=previous_month or artifacts.previous_month(str(as_of)[:7]), previous=previous)
 
 
-def plot_migration(mig: Migration | None, ax=None):
-    """Row shares of the transition matrix (from last month's segment to this month's); draws
-    nothing and returns None in the first month."""
-    if mig is None:
-        return None
-    if ax is None:
-        _, ax = plt.subplots(figsize=(10, 6.5))
-    t = mig.counts.loc[mig.counts.sum(axis=1) > 0, mig.counts.sum(axis=0) > 0]
-    shares = t.div(t.sum(axis=1), axis=0) * 100
-    sns.heatmap(shares, annot=True, fmt=".0f", cmap="crest", ax=ax, cbar_kws={"label": "% of the row"},
-                annot_kws={"fontsize": 8})
-    ax.set_title(f"Segment migration since {mig.previous_month} (% of last month's segment)")
-    ax.set_xlabel("segment this month")
-    ax.set_ylabel("segment last month")
-    ax.set_xticklabels(ax.get_xticklabels(), rotation=30, ha="right")
-    return ax
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> Segmentation:
+    """Build the month's segmentation from its clean artifacts (and last month's segments.parquet,
+    when there is one, for the migration) and write segments.parquet."""
+    con = con or connect(cfg.engine)
+    orders = artifacts.table(con, processed_dir, "orders_clean")
+    customers = artifacts.table_if_exists(con, processed_dir, "customers_clean")
+    last = artifacts.previous_dir(processed_dir)
+    previous = artifacts.read_if_exists(last, "segments", columns=["customer_id", "rfm_segment"])
+    seg = build(orders, as_of, cfg, customers, previous, artifacts.month_of(last))
+    artifacts.write(processed_dir, "segments", segments_frame(seg.customers))
+    return seg
+
+
+def segments_frame(customers: pd.DataFrame) -> pd.DataFrame:
+    """segments.parquet's rows: the declared columns, segment names as text, sorted by customer_id."""
+    df = customers[artifacts.spec("segments").columns].astype({"rfm_segment": str, "cluster_label": str})
+    return df.sort_values("customer_id", ignore_index=True)
