@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import churn, clean, clv, demo
+from helpers import artifacts, churn, clean, customer_facts, demo
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.engine import connect
 
@@ -108,9 +108,9 @@ def future_lines():
 
 def test_features_of_a_hand_built_customer_have_exact_values(con):
     lines = table(con, hand_built_lines(), "feat")
-    levels = churn.mix_levels(lines, CUTOFF)
+    levels = customer_facts.mix_levels(lines, CUTOFF)
     assert levels == {"channel": ["app", "marketplace", "web"], "payment_method": ["card", "invoice", "paypal"]}
-    f = churn.features_at(lines, CUTOFF, levels).to_pandas().set_index("customer_id")
+    f = customer_facts.features_at(lines, CUTOFF, levels).to_pandas().set_index("customer_id")
     a = f.loc["A"]
     assert a["recency_days"] == pytest.approx(60.0)  # Jan 31 00:00 to Apr 1 00:00
     assert a["tenure_days"] == pytest.approx(90.0)
@@ -135,8 +135,8 @@ def test_features_of_a_hand_built_customer_have_exact_values(con):
 def test_features_do_not_change_when_future_orders_are_appended(con, cfg):
     past = table(con, hand_built_lines(), "past")
     both = table(con, hand_built_lines() + future_lines(), "past_and_future")
-    levels = churn.mix_levels(past, CUTOFF)
-    assert churn.mix_levels(both, CUTOFF) == levels
+    levels = customer_facts.mix_levels(past, CUTOFF)
+    assert customer_facts.mix_levels(both, CUTOFF) == levels
     before = churn.feature_frame(past, CUTOFF, levels, cfg, bgnbd=False)
     after = churn.feature_frame(both, CUTOFF, levels, cfg, bgnbd=False)
     pd.testing.assert_frame_equal(before, after)
@@ -167,20 +167,23 @@ def test_demo_features_and_bgnbd_ignore_appended_future_orders(con, cfg, demo_di
     past = orders[orders["order_date"] < pd.Timestamp("2026-01-01")]
     customers = con.read_parquet(str(demo_dir / "customers_clean.parquet"))
     p, a = con.create_table("demo_past", past, overwrite=True), con.create_table("demo_all", orders, overwrite=True)
-    levels = churn.mix_levels(p, cutoff)
-    before = churn.feature_frame(p, cutoff, levels, cfg, customers)
-    after = churn.feature_frame(a, cutoff, levels, cfg, customers)
+    levels = customer_facts.mix_levels(p, cutoff)
+    before, params_before = churn.feature_frame_with_params(p, cutoff, levels, cfg, customers)
+    after, params_after = churn.feature_frame_with_params(a, cutoff, levels, cfg, customers)
     pd.testing.assert_frame_equal(before, after)
+    assert params_before == params_after and set(params_before) == {"r", "alpha", "a", "b"}
     assert {"p_alive", "p_no_purchase"} <= set(before.columns)
+    # the plain frame (what win-back uses) is the same frame
+    pd.testing.assert_frame_equal(churn.feature_frame(p, cutoff, levels, cfg, customers), before)
 
 
 # --------------------------------------------------------------------------- BG/NBD baseline
 
 def test_bgnbd_no_purchase_probability_follows_the_closed_form(con, cfg, demo_dir):
     lines = con.read_parquet(str(demo_dir / "orders_clean.parquet"))
-    base = churn.bgnbd_baseline(lines, "2025-12-31", cfg).set_index("customer_id")
-    summary = clv.rfm_summary(lines, "2025-12-31").set_index("customer_id")
-    prm = base.attrs["params"]
+    base, prm = churn.bgnbd_baseline(lines, "2025-12-31", cfg)
+    base = base.set_index("customer_id")
+    summary = customer_facts.rfm_summary(lines, "2025-12-31").set_index("customer_id")
     s = summary.iloc[[0, 1, 2, 3, 4]]
     t = cfg.churn.horizon_days
     expected = (1 - base.loc[s.index, "p_alive"]) + base.loc[s.index, "p_alive"] * (
@@ -227,8 +230,9 @@ def test_supervised_model_beats_recency_on_the_demo_backtest(demo_run):
 
 
 def test_run_writes_scores_and_model_card(demo_run, demo_dir):
-    scores = pd.read_parquet(demo_dir / "churn.parquet")
-    assert list(scores.columns) == churn.SCORED_COLUMNS
+    scores = churn.load_scores(demo_dir)
+    assert list(scores.columns) == churn.SCORED_COLUMNS == artifacts.ARTIFACTS["churn"].columns
+    artifacts.check("churn", scores)
     assert scores["customer_id"].is_unique and scores["churn_probability"].between(0, 1).all()
     assert set(scores["risk_tier"]) <= set(churn.TIERS)
     card = json.loads((demo_dir / "churn_model.json").read_text())
@@ -237,6 +241,8 @@ def test_run_writes_scores_and_model_card(demo_run, demo_dir):
                              "customers": demo_run.card["train"]["customers"]}
     assert set(card["metrics"]) == {"bgnbd", "recency", "model"}
     assert card["tier_thresholds"] == {"medium_from": 0.5, "high_from": 0.8}
+    assert card["bgnbd_params_at_as_of"] == demo_run.card["bgnbd_params_at_as_of"]
+    assert set(card["bgnbd_params_at_as_of"]) == {"r", "alpha", "a", "b"}
 
 
 def test_short_history_falls_back_to_the_bgnbd_baseline(cfg, demo_dir):
@@ -250,3 +256,34 @@ def test_tier_reasons_and_tables_have_one_row_per_tier(demo_run):
     assert list(churn.tier_table(demo_run).index) == list(churn.TIERS)
     assert list(churn.tier_reasons(demo_run).index) == list(churn.TIERS)
     assert "ROC-AUC" in churn.metrics_table(demo_run).columns
+
+
+def test_result_methods_give_the_tables_and_sentences_of_the_functions(demo_run):
+    pd.testing.assert_frame_equal(demo_run.metrics_table(), churn.metrics_table(demo_run))
+    pd.testing.assert_frame_equal(demo_run.tier_table(), churn.tier_table(demo_run))
+    pd.testing.assert_frame_equal(demo_run.importance_table(), churn.importance_table(demo_run))
+    pd.testing.assert_frame_equal(demo_run.tier_reasons(), churn.tier_reasons(demo_run))
+    assert demo_run.metrics_takeaway() == churn.metrics_takeaway(demo_run)
+    assert demo_run.definition_text() == churn.definition_text(90) == demo_run.card["definition"]
+    assert demo_run.outputs_text() == churn.outputs_text(demo_run)
+
+
+def test_tiers_by_segment_says_when_segments_are_missing(demo_run):
+    # the demo folder of these tests has no segments.parquet
+    assert demo_run.segments is None
+    table = demo_run.tiers_by_segment()
+    assert list(table.columns) == ["note"] and "run 03_segments" in table["note"].iloc[0]
+    assert demo_run.segment_takeaway() == table["note"].iloc[0]
+
+
+def test_tiers_by_segment_gives_each_segments_tier_shares():
+    scored = pd.DataFrame({"customer_id": ["a", "b", "c", "d"],
+                           "risk_tier": pd.Categorical(["high", "low", "high", "medium"], categories=list(churn.TIERS)),
+                           "churn_probability": [0.9, 0.1, 0.85, 0.6]})
+    segments = pd.DataFrame({"customer_id": ["a", "b", "c", "d", "e"],
+                             "rfm_segment": ["Lost", "Champions", "Lost", "Champions", "Champions"]})
+    table = churn.tiers_by_segment(scored, segments)
+    assert list(table.index) == ["Lost", "Champions"]  # highest mean churn probability first
+    assert table.loc["Lost", "customers"] == 2 and table.loc["Lost", "share high"] == 1.0
+    assert table.loc["Champions", "share low"] == 0.5 and table.loc["Champions", "share medium"] == 0.5
+    assert table.loc["Champions", "mean_churn_probability"] == pytest.approx(0.35)

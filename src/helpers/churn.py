@@ -26,7 +26,11 @@ cut-off ``as_of - H`` labelled by ``as_of``. Scoring at ``as_of`` retrains the c
 latest labelled window (cut-off ``as_of - H``).
 
 Order lines are handled as Ibis expressions (DESIGN.md, "Engine"); only per-customer frames become
-pandas.
+pandas. The per-customer behaviour at a cut-off (`features_at`, `mix_levels`) is defined once in
+``helpers.customer_facts``; the BG/NBD fit comes from ``helpers.clv``.
+
+Use: ``res = run(processed_dir, as_of, cfg)`` returns a `ChurnRun` whose methods give every table,
+figure and sentence of notebook 05 (``res.metrics_table()``, ``res.plot_calibration()``, ...).
 """
 from __future__ import annotations
 
@@ -41,11 +45,22 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.inspection import permutation_importance
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
+from threadpoolctl import threadpool_limits
 
 from helpers import artifacts, clv, customer_facts, plots
 from helpers.config import ChurnConfig, Config
 from helpers.customer_facts import features_at, mix_levels
-from helpers.engine import artifact_table, connect, cutoff_end
+from helpers.engine import connect, cutoff_end
 
 MODELS = ("bgnbd", "recency", "model")
 MODEL_NAMES = {"bgnbd": "BG/NBD P(no purchase)", "recency": "recency only",
@@ -109,11 +124,19 @@ def labels_at(lines: ir.Table, cutoff: str, horizon_days: int) -> ir.Table:
 
 def feature_frame(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
                   customers: ir.Table | None = None, bgnbd: bool = True) -> pd.DataFrame:
-    """`features_at` as a pandas frame (one row per customer, sorted by customer_id), plus the BG/NBD
-    columns p_alive and p_no_purchase at the same cut-off when `bgnbd` is true.
+    """`customer_facts.features_at` as a pandas frame (one row per customer, sorted by customer_id),
+    plus the BG/NBD columns p_alive and p_no_purchase at the same cut-off when `bgnbd` is true.
 
     Floats are rounded to 6 decimals so that engine-side summation order cannot change a model.
+    See `feature_frame_with_params` for the BG/NBD parameters of the same fit.
     """
+    return feature_frame_with_params(lines, cutoff, levels, cfg, customers, bgnbd)[0]
+
+
+def feature_frame_with_params(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
+                              customers: ir.Table | None = None,
+                              bgnbd: bool = True) -> tuple[pd.DataFrame, dict[str, float]]:
+    """(`feature_frame`, the BG/NBD parameters r, alpha, a, b fitted at `cutoff`; {} without `bgnbd`)."""
     df = features_at(lines, cutoff, levels, customers).to_pandas()
     df = df.sort_values("customer_id", kind="stable").reset_index(drop=True)
     df["customer_id"] = df["customer_id"].astype(str)
@@ -122,25 +145,27 @@ def feature_frame(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cf
             df[col] = df[col].astype("object").where(df[col].notna(), None)
         elif col != "customer_id":
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64").round(6)
-    if bgnbd:
-        base = bgnbd_baseline(lines, cutoff, cfg)
-        df = df.merge(base, on="customer_id", how="left")
-        # A customer whose every purchase day was netted to <= 0 by same-day returns has no BG/NBD
-        # purchase: treated as not alive, so certain not to buy.
-        df["p_alive"] = df["p_alive"].fillna(0.0)
-        df["p_no_purchase"] = df["p_no_purchase"].fillna(1.0)
-        df.attrs["bgnbd_params"] = base.attrs.get("params", {})
-    return df
+    if not bgnbd:
+        return df, {}
+    base, params = bgnbd_baseline(lines, cutoff, cfg)
+    df = df.merge(base, on="customer_id", how="left")
+    # A customer whose every purchase day was netted to <= 0 by same-day returns has no BG/NBD
+    # purchase: treated as not alive, so certain not to buy.
+    df["p_alive"] = df["p_alive"].fillna(0.0)
+    df["p_no_purchase"] = df["p_no_purchase"].fillna(1.0)
+    return df, params
 
 
 # --------------------------------------------------------------------------- BG/NBD baseline
 
-def bgnbd_baseline(lines: ir.Table, cutoff: str, cfg: Config) -> pd.DataFrame:
-    """BG/NBD baseline at `cutoff`: customer_id, p_alive, p_no_purchase (next churn.horizon_days days).
+def bgnbd_baseline(lines: ir.Table, cutoff: str, cfg: Config) -> tuple[pd.DataFrame, dict[str, float]]:
+    """BG/NBD baseline at `cutoff`: (frame of customer_id, p_alive, p_no_purchase in the next
+    churn.horizon_days days; the fitted parameters r, alpha, a, b rounded to 6 decimals).
 
-    Reuses clv.py (stage 04) unchanged: its per-customer summary at the cut-off (one Ibis
-    expression; purchase periods in ``clv.time_unit``, returns netted), a BG/NBD fit on compressed
-    rows (``clv.penalizer``, retried with ``clv.retry_penalizer``), and its P(at least one purchase).
+    Reuses the purchase model of stage 04 unchanged: the per-customer summary at the cut-off
+    (``customer_facts.rfm_summary``, one Ibis expression; purchase periods in ``clv.time_unit``,
+    returns netted), a BG/NBD fit on compressed rows (``clv.fit_purchase_model``, ``clv.penalizer``,
+    retried with ``clv.retry_penalizer``), and ``customer_facts.probability_of_purchase``.
 
     Derivation of P(no purchase in the next t) (Fader, Hardie & Lee 2005): a customer is dead (then
     no purchase for sure) or alive at T. While alive, purchases are Poisson with rate lambda, so
@@ -150,7 +175,7 @@ def bgnbd_baseline(lines: ir.Table, cutoff: str, cfg: Config) -> pd.DataFrame:
     Gamma(r + x, alpha + T) and E[exp(-lambda t)] = ((alpha + T) / (alpha + T + t))^(r + x). Hence
 
         P(no purchase in t) = (1 - p_alive) + p_alive * ((alpha + T) / (alpha + T + t))^(r + x)
-                            = 1 - clv.probability_of_purchase(fit, t, x, t_x, T)
+                            = 1 - customer_facts.probability_of_purchase(fit, t, x, t_x, T)
 
     with x = repeat purchase periods, t_x their recency, T the customer's age, p_alive lifetimes'
     ``conditional_probability_alive``; t = H days in the model's time unit. The scores are computed
@@ -162,13 +187,11 @@ def bgnbd_baseline(lines: ir.Table, cutoff: str, cfg: Config) -> pd.DataFrame:
     fit = clv.fit_purchase_model("bgnbd", unique, cfg.clv.penalizer, cfg.clv.retry_penalizer)
     t = cfg.churn.horizon_days / customer_facts.UNIT_DAYS[unit]
     f, r, T = (unique[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    with np.errstate(all="ignore"):
-        p_alive = np.clip(np.asarray(fit.model.conditional_probability_alive(f, r, T), dtype=float), 0.0, 1.0)
+    p_alive = np.clip(customer_facts.probability_alive(fit, f, r, T), 0.0, 1.0)
     p_none = 1.0 - customer_facts.probability_of_purchase(fit, t, f, r, T)
     out = pd.DataFrame({"customer_id": summary["customer_id"].astype(str).to_numpy(),
                         "p_alive": p_alive[inverse].round(6), "p_no_purchase": p_none[inverse].round(6)})
-    out.attrs["params"] = {k: round(v, 6) for k, v in fit.params.items()}
-    return out
+    return out, {k: round(v, 6) for k, v in fit.params.items()}
 
 
 # --------------------------------------------------------------------------- models (pandas)
@@ -184,11 +207,6 @@ def model_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
 def build_model(numeric: list[str], categorical: list[str], cfg: ChurnConfig):
     """Pipeline: categorical columns ordinal-encoded (unknown -> missing), then gradient boosting
     with native categorical splits and native missing-value handling."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder
-
     enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan)
     prep = ColumnTransformer([("cat", enc, categorical), ("num", "passthrough", numeric)],
                              verbose_feature_names_out=False)
@@ -209,10 +227,6 @@ def fit_model(train: pd.DataFrame, cfg: ChurnConfig):
     The pipeline trains on (at most churn.max_train_rows) customers minus a stratified
     churn.calibration_share, on which an isotonic calibration maps its scores to probabilities.
     """
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.frozen import FrozenEstimator
-    from sklearn.model_selection import train_test_split
-
     data = _sample(train, cfg.max_train_rows, cfg.random_state)
     numeric, categorical = model_columns(data)
     X, y = data[categorical + numeric], data["churned"].astype(int).to_numpy()
@@ -231,8 +245,6 @@ def predict_model(model, frame: pd.DataFrame) -> np.ndarray:
 
 def fit_recency(train: pd.DataFrame):
     """Recency-only baseline: isotonic regression of churned on recency_days (more days, more churn)."""
-    from sklearn.isotonic import IsotonicRegression
-
     return IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(
         train["recency_days"].to_numpy(), train["churned"].astype(float).to_numpy())
 
@@ -256,8 +268,6 @@ def model_metrics(y, probability, score=None) -> dict:
 
     Ranking metrics use `score` when given (the recency baseline ranks by raw days), else the
     probability; the Brier score always uses the probability."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-
     y = np.asarray(y, dtype=int)
     prob = np.asarray(probability, dtype=float)
     rank = prob if score is None else np.asarray(score, dtype=float)
@@ -271,7 +281,11 @@ def model_metrics(y, probability, score=None) -> dict:
 
 @dataclass
 class ChurnRun:
-    """Everything notebook 05 shows: backtest, importance, scores and the model card."""
+    """Everything notebook 05 shows: backtest, importance, scores and the model card.
+
+    Each table, figure and sentence of the notebook is a method (a thin wrapper around the
+    module-level function of the same name), so the notebook needs no config values.
+    """
 
     as_of: str
     horizon_days: int
@@ -285,6 +299,52 @@ class ChurnRun:
     scored: pd.DataFrame  # customer_id, churn_probability, risk_tier, p_alive_baseline, p_no_purchase_bgnbd + features
     card: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)  # seconds per step (benchmark only; not saved)
+    segments: pd.DataFrame | None = None  # customer_id, rfm_segment of segments.parquet (notebook 03), if made
+
+    def definition_text(self) -> str:
+        return definition_text(self.horizon_days)
+
+    def metrics_table(self) -> pd.DataFrame:
+        return metrics_table(self)
+
+    def metrics_takeaway(self) -> str:
+        return metrics_takeaway(self)
+
+    def calibration_table(self, bins: int = 10) -> pd.DataFrame:
+        return calibration_table(self, bins)
+
+    def plot_calibration(self, ax=None):
+        return plot_calibration(self, ax)
+
+    def calibration_takeaway(self) -> str:
+        return calibration_takeaway(self)
+
+    def importance_table(self, top: int = 12) -> pd.DataFrame:
+        return importance_table(self, top)
+
+    def plot_importance(self, top: int = 12, ax=None):
+        return plot_importance(self, top, ax)
+
+    def tier_table(self) -> pd.DataFrame:
+        return tier_table(self)
+
+    def tier_takeaway(self) -> str:
+        return tier_takeaway(self)
+
+    def tier_reasons(self, top_features: int = 8, reasons: int = 3) -> pd.DataFrame:
+        return tier_reasons(self, top_features, reasons)
+
+    def tiers_by_segment(self) -> pd.DataFrame:
+        return tiers_by_segment(self.scored, self.segments)
+
+    def plot_tiers_by_segment(self, ax=None):
+        return plot_tiers_by_segment(self.tiers_by_segment(), ax)
+
+    def segment_takeaway(self) -> str:
+        return segment_takeaway(self.tiers_by_segment())
+
+    def outputs_text(self) -> str:
+        return outputs_text(self)
 
 
 def _enough(frame: pd.DataFrame, cfg: ChurnConfig) -> str | None:
@@ -309,8 +369,6 @@ def labelled_frame(lines, cutoff, levels, cfg, customers=None, bgnbd=True) -> pd
 def permutation_table(model, frame: pd.DataFrame, cfg: ChurnConfig) -> pd.DataFrame:
     """Permutation importance on (a sample of) the test customers: mean and sd drop in ROC-AUC when a
     feature's values are shuffled, largest first; index: readable feature name."""
-    from sklearn.inspection import permutation_importance
-
     data = _sample(frame, cfg.importance_rows, cfg.random_state)
     cols = model.feature_columns_
     # Shuffled on the encoded matrix (one column per feature, same order) and scored by the boosted
@@ -365,13 +423,12 @@ def assign_tiers(probability, thresholds) -> pd.Categorical:
 def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> ChurnRun:
     """Backtest, choose, retrain on the latest labelled window, score at `as_of`, save the artifacts.
 
-    Reads orders_clean (and customers_clean if present) from `processed_dir`; writes churn.parquet
-    and churn_model.json there when `save` is true. Gradient boosting runs on churn.model_threads
-    OpenMP threads: on shared cores, OpenMP's waiting threads made a fit up to 30 times slower.
+    Reads orders_clean (and customers_clean and segments if present) from `processed_dir`; writes
+    churn.parquet and churn_model.json there when `save` is true. Gradient boosting runs on
+    churn.model_threads OpenMP threads: on shared cores, OpenMP's waiting threads made a fit up to
+    30 times slower. (threadpool_limits only limits libraries already loaded: sklearn.ensemble,
+    imported at the top of this module, has loaded OpenMP by now.)
     """
-    import sklearn.ensemble  # noqa: F401 - loads OpenMP first: threadpool_limits only limits loaded libraries
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=cfg.churn.model_threads, user_api="openmp"):
         return _run(processed_dir, as_of, cfg, con, save)
 
@@ -387,9 +444,8 @@ def _run(processed_dir, as_of: str, cfg: Config, con, save: bool) -> ChurnRun:
         clock[0] = now_
 
     con = con or connect(cfg.engine)
-    lines = artifact_table(con, processed_dir, "orders_clean")
-    customers = (artifact_table(con, processed_dir, "customers_clean")
-                 if artifacts.path(processed_dir, "customers_clean").exists() else None)
+    lines = artifacts.table(con, processed_dir, "orders_clean")
+    customers = artifacts.table_if_exists(con, processed_dir, "customers_clean")
     H = ch.horizon_days
     cut = backtest_cutoffs(as_of, H)
     levels = mix_levels(lines, cut["train_cutoff"], ch.mix_levels)
@@ -423,7 +479,7 @@ def _run(processed_dir, as_of: str, cfg: Config, con, save: bool) -> ChurnRun:
         pred = pd.DataFrame(columns=["customer_id", "churned", "p_bgnbd", "p_recency", "p_model"])
         chosen = "bgnbd"
         note = f"Not enough history for the backtest ({problem}); churn probability is the BG/NBD baseline."
-    now = feature_frame(lines, cut["as_of"], levels, cfg, customers)
+    now, bgnbd_params = feature_frame_with_params(lines, cut["as_of"], levels, cfg, customers)
     lap("features_as_of")
 
     scored = now.copy()
@@ -442,10 +498,12 @@ def _run(processed_dir, as_of: str, cfg: Config, con, save: bool) -> ChurnRun:
 
     card = model_card(cfg, cut, n_train, n_test, len(now), metrics, chosen, note, problem is None,
                       features=[c for c in now.columns if c != "customer_id"])
-    card["bgnbd_params_at_as_of"] = now.attrs.get("bgnbd_params", {})
+    card["bgnbd_params_at_as_of"] = bgnbd_params
+    segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
     result = ChurnRun(as_of=cut["as_of"], horizon_days=H, cutoffs=cut, backtest_ok=problem is None,
                       backtest_note=note, chosen_model=chosen, metrics=metrics.astype(float).round(4),
-                      test_predictions=pred, importance=importance, scored=scored, card=card, timings=timings)
+                      test_predictions=pred, importance=importance, scored=scored, card=card, timings=timings,
+                      segments=segments)
     if save:
         save_artifacts(processed_dir, result)
         lap("save")
@@ -481,21 +539,22 @@ def model_card(cfg: Config, cut: dict, n_train: int, n_test: int, n_scored: int,
     }
 
 
-SCORED_COLUMNS = ["customer_id", "churn_probability", "risk_tier", "p_alive_baseline", "p_no_purchase_bgnbd"]
+# churn.parquet's columns, as declared in helpers.artifacts
+SCORED_COLUMNS = artifacts.ARTIFACTS["churn"].columns
 
 
 def save_artifacts(processed_dir: str | Path, result: ChurnRun) -> None:
     """churn.parquet (customer_id, churn_probability, risk_tier, p_alive_baseline, p_no_purchase_bgnbd)
-    and churn_model.json."""
+    and churn_model.json, checked against their declarations in helpers.artifacts."""
     out = result.scored[SCORED_COLUMNS].copy()
     out["risk_tier"] = out["risk_tier"].astype(str)
-    artifacts.save_parquet(processed_dir, "churn", out)
-    artifacts.save_json(processed_dir, "churn_model", result.card)
+    artifacts.write(processed_dir, "churn", out)
+    artifacts.write(processed_dir, "churn_model", result.card)
 
 
 def load_scores(processed_dir: str | Path) -> pd.DataFrame:
-    """churn.parquet as written by notebook 05."""
-    return artifacts.load_parquet(processed_dir, "churn", made_by="05_churn")
+    """churn.parquet as written by notebook 05 (its declared columns)."""
+    return artifacts.read(processed_dir, "churn")
 
 
 # --------------------------------------------------------------------------- tables and sentences
@@ -657,21 +716,17 @@ def tier_takeaway(result: ChurnRun) -> str:
             f"{int(t.loc['medium', 'customers']):,} are medium risk.")
 
 
-def tiers_by_segment(result: ChurnRun, processed_dir: str | Path) -> pd.DataFrame:
-    """Share of each RFM segment's customers per risk tier (rows: segment), from segments.parquet.
+def tiers_by_segment(scored: pd.DataFrame, segments: pd.DataFrame | None) -> pd.DataFrame:
+    """Share of each RFM segment's customers per risk tier (rows: segment).
 
-    If notebook 03 has not written segments.parquet yet, one row says so."""
-    p = artifacts.path(processed_dir, "segments")
-    if not p.exists():
+    `scored`: customer_id, risk_tier, churn_probability (`ChurnRun.scored`); `segments`: customer_id,
+    rfm_segment (segments.parquet of notebook 03). Without segments, one row says so."""
+    if segments is None:
         return pd.DataFrame({"note": ["segments.parquet is missing; run 03_segments for this month to see tiers by segment."]},
                             index=pd.Index(["segments"], name="segment"))
-    seg = pd.read_parquet(p)
-    col = next((c for c in ("segment", "rfm_segment", "segment_name") if c in seg.columns), None)
-    if col is None:
-        return pd.DataFrame({"note": ["segments.parquet has no segment column."]},
-                            index=pd.Index(["segments"], name="segment"))
-    seg = seg[["customer_id", col]].assign(customer_id=lambda d: d["customer_id"].astype(str))
-    j = result.scored[["customer_id", "risk_tier", "churn_probability"]].merge(seg, on="customer_id", how="inner")
+    col = "rfm_segment"
+    seg = segments[["customer_id", col]].assign(customer_id=lambda d: d["customer_id"].astype(str))
+    j = scored[["customer_id", "risk_tier", "churn_probability"]].merge(seg, on="customer_id", how="inner")
     tab = pd.crosstab(j[col], j["risk_tier"], normalize="index").reindex(columns=list(TIERS), fill_value=0).round(3)
     tab.columns = [f"share {c}" for c in tab.columns]
     tab.insert(0, "customers", j.groupby(col).size())
