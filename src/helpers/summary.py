@@ -10,11 +10,11 @@ that need it are left out; the rest of the summary still works. "Last month" is 
 Headline numbers (:func:`month_metrics`)
 ----------------------------------------
 revenue, active_customers, returning_revenue_share, repeat_rate, sleeping_customers: the month's row
-of kpis.csv. clv_total: sum of ``clv`` (predicted margin over clv_model.json's ``clv_months``, 12 by
-default). high_risk_customers: customers with ``risk_tier == "high"``; clv_at_risk: the sum of their
-``clv``. winback_profit,
-winback_profit_p05/p95, winback_customers: sums over the plan's recommended rows (summing the
-per-segment 5 % / 95 % bounds gives a band at least as wide as the band of the total).
+of kpis.csv. clv_total: sum of clv.parquet's ``clv`` (predicted margin over the ``clv_months`` that
+clv_model.json records, 12 by default). high_risk_customers: customers with ``risk_tier == "high"``;
+clv_at_risk: the sum of their ``clv``. winback_profit, winback_profit_p05/p95, winback_customers: sums
+over the plan's recommended rows (summing the per-segment 5 % / 95 % bounds gives a band at least as
+wide as the band of the total).
 
 "What to do now" rules (:func:`actions`; thresholds in the config's ``summary`` section)
 -------------------------------------------------------------------------------------
@@ -474,7 +474,7 @@ def _rule_best_customers(month, previous, cfg, currency):
         return None
     clv = month.get("clv")[["customer_id", "clv"]]
     total = clv["clv"].sum()
-    n = max(1, int(round(len(clv) * cfg.top_clv_share)))
+    n = max(1, round(len(clv) * cfg.top_clv_share))
     if total <= 0 or len(clv) == 0:
         return None
     top = clv.sort_values(["clv", "customer_id"], ascending=[False, True]).head(n)
@@ -636,13 +636,15 @@ def trend_takeaway(month: Month, currency: str = "EUR") -> str:
 
 
 def _scored_frame(month: Month, name: str) -> pd.DataFrame | None:
-    """An id-level artifact's customer_id and the columns customers_scored takes from it."""
+    """customer_id and the columns customers_scored takes from artifact `name` (one row per customer),
+    or None when the artifact is missing."""
     df = month.get(name)
     return None if df is None else df[["customer_id", *SCORED_FROM[name]]].drop_duplicates("customer_id")
 
 
 def _as_declared(out: pd.DataFrame) -> pd.DataFrame:
-    """Cast every column to its declared type; undeclared types are whole numbers that may be missing."""
+    """Cast every column to its declared type; the ones declared without a type (scores, counts) are
+    whole numbers that may be missing (Int64)."""
     for col, decl in artifacts.ARTIFACTS["customers_scored"].schema.columns.items():
         if decl.dtype is None:
             out[col] = pd.to_numeric(out[col], errors="coerce").astype("Int64")
@@ -738,15 +740,14 @@ def trend_table(shop_processed_dir: str | Path) -> pd.DataFrame:
 
 @dataclass
 class SummaryRun:
-    """Notebook 07's month: this month's and last month's artifacts, the actions found, the CRM file
-    written, and the config values the report needs (rule thresholds, currency)."""
+    """Notebook 07's month: this month's and last month's artifacts, the CRM file written, and the
+    config values the report needs (the rules' thresholds, the currency)."""
 
     month: Month
     previous: Month | None
-    todo: list[Action]
     scored: pd.DataFrame
     files: tuple[Path, Path]
-    rules: SummaryConfig = field(default_factory=SummaryConfig)
+    thresholds: SummaryConfig = field(default_factory=SummaryConfig)
     currency: str = "EUR"
 
     def availability_table(self) -> pd.DataFrame:
@@ -765,13 +766,13 @@ class SummaryRun:
         return headline_takeaway(self.month, self.previous, self.currency)
 
     def actions(self) -> list[Action]:
-        return self.todo
+        return actions(self.month, self.previous, self.thresholds, self.currency)
 
     def actions_text(self) -> str:
-        return actions_text(self.todo)
+        return actions_text(self.actions())
 
     def actions_table(self) -> pd.DataFrame:
-        return actions_table(self.todo)
+        return actions_table(self.actions())
 
     def plot_clv_at_risk(self, ax=None):
         return plot_clv_at_risk(self.month, self.currency, ax=ax)
@@ -799,8 +800,8 @@ class SummaryRun:
 
 
 def run(processed_dir: str | Path, as_of: str, cfg, con=None) -> SummaryRun:
-    """Read this month's and last month's artifacts, find the actions (``cfg.summary``), write
-    customers_scored.parquet (+ CSV) and return the result the notebook shows.
+    """Read this month's and last month's artifacts, write customers_scored.parquet (+ its CSV copy)
+    and return the result the notebook shows (actions use ``cfg.summary``, money ``cfg.shop.currency``).
 
     ``as_of`` and ``con`` keep the stage's common signature: the summary reads only artifacts (the
     month is ``processed_dir``'s folder name), so it needs neither the cut-off nor the engine.
@@ -808,5 +809,4 @@ def run(processed_dir: str | Path, as_of: str, cfg, con=None) -> SummaryRun:
     month, previous = load_month(processed_dir), load_previous(processed_dir)
     scored = build_customers_scored(month)
     files = save_customers_scored(processed_dir, scored)
-    return SummaryRun(month, previous, actions(month, previous, cfg.summary, cfg.shop.currency), scored, files,
-                      cfg.summary, cfg.shop.currency)
+    return SummaryRun(month, previous, scored, files, cfg.summary, cfg.shop.currency)
