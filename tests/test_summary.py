@@ -1,4 +1,5 @@
-"""Tests for helpers.summary: tiny hand-made artifact folders in tmp_path (win-back files included)."""
+"""Tests for helpers.summary: tiny hand-made artifact folders in tmp_path (win-back files included),
+written through helpers.artifacts so every fixture matches its declaration."""
 
 import math
 import re
@@ -7,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import summary
-from helpers.config import SummaryConfig
+from helpers import artifacts, summary
+from helpers.config import SummaryConfig, load_config
 
 KPI_COLUMNS = ["month", "revenue", "gross_sales", "returned_value", "returns_rate", "orders", "active_customers",
                "new_customers", "returning_customers", "returning_revenue_share", "aov", "orders_per_customer",
@@ -38,7 +39,7 @@ def months_before(month: str, n: int) -> list[str]:
     """The n months before `month`, oldest first."""
     out, m = [], month
     for _ in range(n):
-        m = summary.previous_month(m)
+        m = artifacts.previous_month(m)
         out.append(m)
     return out[::-1]
 
@@ -62,15 +63,15 @@ def clv_frame(clv=(100.0, 50.0, 200.0, 650.0)) -> pd.DataFrame:
     return pd.DataFrame({
         "customer_id": CUSTOMERS, "frequency": [2, 0, 7, 11], "recency": [100.0, 0.0, 300.0, 400.0],
         "T": [400.0] * n, "monetary_value": [100.0, 0.0, 110.0, 120.0], "p_alive": [0.3, 0.1, 0.9, 0.95],
-        "exp_purchases_30d": [0.1] * n, "exp_purchases_90d": [0.3] * n, "exp_purchases_365d": [1.0] * n,
-        "p_purchase_90d": [0.2] * n, "exp_avg_value": [90.0] * n, "clv_12m": list(clv),
+        "exp_purchases": [0.3] * n, "p_purchase": [0.2] * n, "exp_avg_value": [90.0] * n, "clv": list(clv),
     })
 
 
 def churn_frame(tiers=("high", "high", "medium", "low")) -> pd.DataFrame:
     prob = {"high": 0.9, "medium": 0.6, "low": 0.1}
     return pd.DataFrame({"customer_id": CUSTOMERS, "churn_probability": [prob[t] for t in tiers],
-                         "risk_tier": list(tiers), "p_alive_baseline": [0.3, 0.1, 0.9, 0.95]})
+                         "risk_tier": list(tiers), "p_alive_baseline": [0.3, 0.1, 0.9, 0.95],
+                         "p_no_purchase_bgnbd": [0.8, 0.9, 0.2, 0.1]})
 
 
 def plan_frame(rows=None) -> pd.DataFrame:
@@ -82,37 +83,29 @@ def plan_frame(rows=None) -> pd.DataFrame:
     return pd.DataFrame([{
         "segment": s, "discount": d, "n_customers": 40, "uplift_pp": 3.0, "uplift_low": 1.0, "uplift_high": 5.0,
         "incremental_buyers": 1.2, "incremental_revenue": 1000.0, "discount_cost": 100.0, "incremental_profit": p,
-        "profit_p05": lo, "profit_p95": hi, "roi": 1.5, "recommended": rec} for s, d, p, lo, hi, rec in rows])
+        "profit_p05": lo, "profit_p95": hi, "roi": 1.5, "recommended": rec, "option": f"{d:.0%} off",
+        "uplift_source": "measured"} for s, d, p, lo, hi, rec in rows])
 
 
 def write_month(base: Path, month: str, *, kpis=None, cohorts=None, segments=None, clv=None, churn=None,
-                plan=None, targets=None, offers=None, models=True) -> Path:
-    """data/processed/shop/<month>/ with the given frames written as their artifact files."""
+                plan=None, targets=None, offers=None, models=True, clv_model=None) -> Path:
+    """data/processed/shop/<month>/ with the given frames written as their (declared) artifacts."""
     folder = base / month
-    folder.mkdir(parents=True, exist_ok=True)
-    if kpis is not None:
-        kpis.to_csv(folder / "kpis.csv", index=False)
-    if cohorts is not None:
-        cohorts.to_csv(folder / "cohorts.csv", index=False)
-    for name, df in (("segments", segments), ("clv", clv), ("churn", churn), ("offers", offers)):
-        if df is not None:
-            df.to_parquet(folder / f"{name}.parquet", index=False)
+    frames = {"kpis": kpis, "cohorts": cohorts, "segments": segments, "clv": clv, "churn": churn,
+              "offers": offers, "winback_plan": plan, "winback_targets": targets}
     if models:
-        if clv is not None:
-            (folder / "clv_model.json").write_text('{"model": "bgnbd"}')
-        if churn is not None:
-            (folder / "churn_model.json").write_text('{"chosen_model": "bgnbd"}')
-    if plan is not None:
-        plan.to_csv(folder / "winback_plan.csv", index=False)
-    if targets is not None:
-        targets.to_csv(folder / "winback_targets.csv", index=False)
+        frames["clv_model"] = (clv_model or {"model": "bgnbd"}) if clv is not None else None
+        frames["churn_model"] = {"chosen_model": "bgnbd"} if churn is not None else None
+    for name, data in frames.items():
+        if data is not None:
+            artifacts.write(folder, name, data)
     return folder
 
 
 def targets_frame() -> pd.DataFrame:
     return pd.DataFrame({"customer_id": ["A", "B"], "email": ["a@example.com", "=HYPERLINK(1)@x.io"],
                          "segment": ["At Risk", "Lost"], "discount": [0.10, 0.15],
-                         "expected_incremental_profit": [12.5, 3.0]})
+                         "expected_incremental_profit": [12.5, 3.0], "suggested_categories": ["y; x", None]})
 
 
 def offers_frame() -> pd.DataFrame:
@@ -142,17 +135,9 @@ def rules(found) -> list[str]:
 # --- loading and months ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("folder, expected", [
-    ("data/processed/demo/2026-06/", "data/processed/demo/2026-05"),
-    ("data/processed/demo/2026-01", "data/processed/demo/2025-12"),
-])
-def test_previous_dir_is_the_sibling_folder_of_the_month_before(folder, expected):
-    assert summary.previous_dir(folder) == Path(expected)
-
-
-def test_processed_dir_that_is_not_a_month_folder_is_refused():
+def test_processed_dir_that_is_not_a_month_folder_is_refused(tmp_path):
     with pytest.raises(ValueError, match="month folder like 2026-06"):
-        summary.month_of("data/processed/demo/latest")
+        summary.run(tmp_path / "demo" / "latest", "2026-06-30", load_config())
 
 
 def test_missing_winback_files_are_listed_with_the_notebook_that_makes_them(shop):
@@ -316,7 +301,7 @@ def test_scored_file_has_one_row_per_customer_the_documented_columns_and_no_emai
     assert scored["customer_id"].is_unique
     assert not any("mail" in c for c in scored.columns)
     a = scored.set_index("customer_id").loc["A"]
-    assert (a["rfm_segment"], a["clv_12m"], a["risk_tier"]) == ("At Risk", 100.0, "high")
+    assert (a["rfm_segment"], a["clv"], a["risk_tier"]) == ("At Risk", 100.0, "high")
     assert (bool(a["winback_target"]), a["winback_discount"], a["winback_expected_profit"]) == (True, 0.10, 12.5)
     assert (a["offer_1"], a["offer_2"], a["offer_3"]) == ("P1", "P2", "P3")
     e = scored.set_index("customer_id").loc["E"]
@@ -328,13 +313,62 @@ def test_scored_file_has_one_row_per_customer_the_documented_columns_and_no_emai
     text = csv.read_text()
     assert "@" not in text and "mail" not in text
     assert summary.scored_columns_table().index.tolist() == list(summary.SCORED_COLUMNS)
+    artifacts.check("customers_scored", artifacts.read(folder, "customers_scored"))
 
 
 def test_scored_file_without_winback_outputs_keeps_the_columns_empty(shop):
     folder = full_month(shop, plan=None, targets=None, offers=None)
     scored = summary.build_customers_scored(summary.load_month(folder))
-    assert len(scored) == 4 and scored["winback_target"].isna().all() and scored["offer_1"].isna().all()
-    assert "empty until 06_winback has run" in summary.scored_takeaway(scored)
+    assert len(scored) == 4 and not scored["winback_target"].any() and scored["offer_1"].isna().all()
+    assert scored["winback_discount"].isna().all()
+    artifacts.check("customers_scored", scored)
+    assert "empty until 06_winback has run" in summary.scored_takeaway(scored, has_targets=False)
+
+
+def test_every_scored_column_has_a_source_and_a_meaning():
+    table = summary.scored_columns_table()
+    assert table.index.tolist() == artifacts.ARTIFACTS["customers_scored"].columns
+    assert table.notna().all().all()
+    assert table.loc["customer_id", "from"] == "segments / clv / churn"
+    assert table.loc["clv", "meaning"].startswith("predicted 12-month CLV")
+    assert table.loc["p_purchase", "meaning"].endswith("in the next 90 days")
+
+
+def test_horizons_in_labels_come_from_clv_model_json(shop):
+    folder = full_month(shop, clv_model={"model": "bgnbd", "clv_months": 6, "purchase_window_days": 30})
+    res = summary.run(folder, "2026-06-30", load_config())
+    assert "Predicted 6-month CLV, all customers" in res.headline_table().index
+    assert "of predicted 6-month CLV" in res.headline_takeaway()
+    assert "of predicted 6-month CLV" in {a.rule: a for a in res.actions()}["clv_at_risk"].text
+    assert res.plot_clv_at_risk().get_title() == "Predicted 6-month CLV of high-risk customers, by segment"
+    table = res.scored_columns_table()
+    assert table.loc["clv", "meaning"].startswith("predicted 6-month CLV")
+    assert table.loc["exp_purchases", "meaning"] == "expected purchases in the next 30 days"
+
+
+# --- run() and its result -------------------------------------------------------------------------
+
+
+def test_run_writes_a_declared_crm_file_and_its_methods_give_the_functions_tables(shop):
+    full_month(shop, "2026-05", kpis=kpis_frame({"2026-05": {"revenue": 1000.0}}))
+    folder = full_month(shop, "2026-06", kpis=kpis_frame({"2026-06": {"revenue": 800.0}}))
+    cfg = load_config()
+    res = summary.run(folder, "2026-06-30", cfg)
+    month, previous = summary.load_month(folder), summary.load_previous(folder)
+    currency = cfg.shop.currency
+    pd.testing.assert_frame_equal(res.headline_table(), summary.headline_table(month, previous, currency))
+    pd.testing.assert_frame_equal(res.availability_table(), summary.availability_table(month, previous))
+    pd.testing.assert_frame_equal(res.winback_table(), summary.winback_table(month, currency))
+    assert res.actions() == summary.actions(month, previous, cfg.summary, currency)
+    assert res.actions_text() == summary.actions_text(res.actions())
+    assert res.notes_text() == summary.notes_text(month, previous)
+    # The CRM file on disk is the declared artifact, and its CSV copy has the same rows without e-mails.
+    written = artifacts.read(folder, "customers_scored")
+    artifacts.check("customers_scored", written)
+    pd.testing.assert_frame_equal(written, res.scored, check_dtype=False)
+    assert res.files == (folder / "customers_scored.parquet", folder / "customers_scored.csv")
+    assert "@" not in res.files[1].read_text()
+    assert res.scored_takeaway().endswith("2 are on this month's win-back contact list.")
 
 
 # --- trends and report output --------------------------------------------------------------------

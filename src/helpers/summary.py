@@ -10,10 +10,11 @@ that need it are left out; the rest of the summary still works. "Last month" is 
 Headline numbers (:func:`month_metrics`)
 ----------------------------------------
 revenue, active_customers, returning_revenue_share, repeat_rate, sleeping_customers: the month's row
-of kpis.csv. clv_total: sum of ``clv_12m`` (predicted 12-month margin). high_risk_customers:
-customers with ``risk_tier == "high"``; clv_at_risk: the sum of their ``clv_12m``. winback_profit,
-winback_profit_p05/p95, winback_customers: sums over the plan's recommended rows (summing the
-per-segment 5 % / 95 % bounds gives a band at least as wide as the band of the total).
+of kpis.csv. clv_total: sum of clv.parquet's ``clv`` (predicted margin over the ``clv_months`` that
+clv_model.json records, 12 by default). high_risk_customers: customers with ``risk_tier == "high"``;
+clv_at_risk: the sum of their ``clv``. winback_profit, winback_profit_p05/p95, winback_customers: sums
+over the plan's recommended rows (summing the per-segment 5 % / 95 % bounds gives a band at least as
+wide as the band of the total).
 
 "What to do now" rules (:func:`actions`; thresholds in the config's ``summary`` section)
 -------------------------------------------------------------------------------------
@@ -23,7 +24,7 @@ this order of priority, at most ``summary.max_actions``:
 1. **winback** - the recommended win-back row with the highest expected incremental profit (the
    offer to send, to whom, the profit and its 5-95 % band; a band that includes a loss says "test on
    a share first"). If the plan recommends nothing, the action is not to send discounts this month.
-2. **clv_at_risk** - the RFM segment whose high-risk customers carry the most predicted 12-month CLV.
+2. **clv_at_risk** - the RFM segment whose high-risk customers carry the most predicted CLV.
 3. **kpi_change** - the largest month-on-month move beyond ``summary.kpi_change`` (relative) among a
    fall in revenue, active customers or repeat rate, or a rise in sleeping customers.
 4. **cohort_retention** - among the newest ``summary.recent_cohorts`` cohorts (with month 1 observed
@@ -32,12 +33,14 @@ this order of priority, at most ``summary.max_actions``:
 5. **best_customers** - the top ``summary.top_clv_share`` of customers by predicted CLV: their
    share of total CLV and how many of them are at medium or high churn risk.
 6. **second_order** - this month's new customers and the typical month-1 retention of recent cohorts.
+
+:func:`run` reads the month (and last month), writes ``customers_scored.parquet`` (+ its CSV copy
+without e-mails) and returns a :class:`SummaryRun` whose methods give notebook 07's tables, figures
+and sentences.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,60 +52,68 @@ from helpers.config import SummaryConfig
 
 MIN_COHORT_SIZE = 30
 REFERENCE_COHORTS = 12
+# Horizons when clv_model.json does not record them (the config's defaults).
+DEFAULT_CLV_MONTHS = 12
+DEFAULT_PURCHASE_WINDOW_DAYS = 90
 
-# artifact -> notebook that makes it (the note for a missing artifact names it).
-MADE_BY = {
-    "kpis": "02_kpis", "cohorts": "02_kpis", "segments": "03_segments", "clv": "04_clv",
-    "clv_model": "04_clv", "churn": "05_churn", "churn_model": "05_churn",
-    "winback_plan": "06_winback", "winback_targets": "06_winback", "offers": "06_winback",
-}
+# The artifacts the summary reads, in the order the availability table lists them.
+INPUTS = ("kpis", "cohorts", "segments", "clv", "clv_model", "churn", "churn_model",
+          "winback_plan", "winback_targets", "offers")
 # Columns read for the index's trends (small reads even for a million customers).
-TREND_COLUMNS = {"clv": ["customer_id", "clv_12m"], "churn": ["customer_id", "risk_tier"]}
+TREND_COLUMNS = {"clv": ["customer_id", "clv"], "churn": ["customer_id", "risk_tier"]}
 
-# customers_scored.parquet: column -> (source artifact, meaning). One row per customer.
-SCORED_COLUMNS = {
-    "customer_id": ("segments / clv / churn", "the shop's customer id"),
-    "rfm_segment": ("segments", "named RFM segment (Champions, At Risk, ...)"),
-    "r_score": ("segments", "recency score 1-5 (5 = bought most recently)"),
-    "f_score": ("segments", "frequency score 1-5"),
-    "m_score": ("segments", "monetary score 1-5"),
-    "recency_days": ("segments", "days from the last order to as_of"),
-    "frequency": ("segments", "number of orders"),
-    "monetary": ("segments", "net revenue to date (currency)"),
-    "cluster_label": ("segments", "k-means cluster in words"),
-    "p_alive": ("clv", "probability the customer is still active (BG/NBD)"),
-    "exp_purchases_90d": ("clv", "expected purchases in the next 90 days"),
-    "p_purchase_90d": ("clv", "probability of at least one purchase in the next 90 days"),
-    "exp_avg_value": ("clv", "expected value of a future order (Gamma-Gamma, currency)"),
-    "clv_12m": ("clv", "predicted 12-month CLV (margin, discounted, currency)"),
-    "churn_probability": ("churn", "probability of no order in the churn horizon"),
-    "risk_tier": ("churn", "low / medium / high churn risk"),
-    "winback_target": ("winback_targets", "on this month's win-back contact list (True/False)"),
-    "winback_discount": ("winback_targets", "discount to offer (0.15 = 15 %), empty if not a target"),
-    "winback_expected_profit": ("winback_targets", "expected incremental profit of contacting (currency)"),
-    "offer_1": ("offers", "product id of the best personalised offer"),
-    "offer_2": ("offers", "product id of the second offer"),
-    "offer_3": ("offers", "product id of the third offer"),
+# customers_scored.parquet: its columns are declared in helpers.artifacts; here, where each comes from.
+# customer_id is every id found in ID_SOURCES.
+SCORED_COLUMNS = artifacts.ARTIFACTS["customers_scored"].columns
+ID_SOURCES = ("segments", "clv", "churn")
+SCORED_FROM = {
+    "segments": ["rfm_segment", "r_score", "f_score", "m_score", "recency_days", "frequency", "monetary",
+                 "cluster_label"],
+    "clv": ["p_alive", "exp_purchases", "p_purchase", "exp_avg_value", "clv"],
+    "churn": ["churn_probability", "risk_tier"],
+    "winback_targets": ["winback_target", "winback_discount", "winback_expected_profit"],
+    "offers": ["offer_1", "offer_2", "offer_3"],
 }
-_FLOAT_COLUMNS = {"monetary", "p_alive", "exp_purchases_90d", "p_purchase_90d", "exp_avg_value", "clv_12m",
-                  "churn_probability", "winback_discount", "winback_expected_profit"}
-_INT_COLUMNS = {"r_score", "f_score", "m_score", "recency_days", "frequency"}
+# What each column means, for the CRM's users; {clv_months} and {purchase_window_days} are the
+# horizons recorded in clv_model.json.
+SCORED_MEANINGS = [
+    ("customer_id", "the shop's customer id"),
+    ("rfm_segment", "named RFM segment (Champions, At Risk, ...)"),
+    ("r_score", "recency score 1-5 (5 = bought most recently)"),
+    ("f_score", "frequency score 1-5"),
+    ("m_score", "monetary score 1-5"),
+    ("recency_days", "days from the last order to as_of"),
+    ("frequency", "number of orders"),
+    ("monetary", "net revenue to date (currency)"),
+    ("cluster_label", "k-means cluster in words"),
+    ("p_alive", "probability the customer is still active (BG/NBD)"),
+    ("exp_purchases", "expected purchases in the next {purchase_window_days} days"),
+    ("p_purchase", "probability of at least one purchase in the next {purchase_window_days} days"),
+    ("exp_avg_value", "expected value of a future order (Gamma-Gamma, currency)"),
+    ("clv", "predicted {clv_months}-month CLV (margin, discounted, currency)"),
+    ("churn_probability", "probability of no order in the churn horizon"),
+    ("risk_tier", "low / medium / high churn risk"),
+    ("winback_target", "on this month's win-back contact list (True/False)"),
+    ("winback_discount", "discount to offer (0.15 = 15 %), empty if not a target"),
+    ("winback_expected_profit", "expected incremental profit of contacting (currency)"),
+    ("offer_1", "product id of the best personalised offer"),
+    ("offer_2", "product id of the second offer"),
+    ("offer_3", "product id of the third offer"),
+]
 
-# Headline rows: metric -> (label, kind). kind: money, count, share (changes in points).
+# Headline rows: metric -> (label, kind, artifact it needs). kind: money, count, share (changes in
+# points). {clv_months} is the CLV horizon recorded in clv_model.json.
 HEADLINE = {
-    "revenue": ("Revenue", "money"),
-    "active_customers": ("Active customers", "count"),
-    "returning_revenue_share": ("Revenue from returning customers", "share"),
-    "repeat_rate": ("Repeat rate (customers with 2+ orders)", "share"),
-    "sleeping_customers": ("Sleeping customers", "count"),
-    "clv_total": ("Predicted 12-month CLV, all customers", "money"),
-    "high_risk_customers": ("Customers at high churn risk", "count"),
-    "clv_at_risk": ("CLV of high-risk customers", "money"),
-    "winback_profit": ("Win-back plan: expected profit", "money"),
+    "revenue": ("Revenue", "money", "kpis"),
+    "active_customers": ("Active customers", "count", "kpis"),
+    "returning_revenue_share": ("Revenue from returning customers", "share", "kpis"),
+    "repeat_rate": ("Repeat rate (customers with 2+ orders)", "share", "kpis"),
+    "sleeping_customers": ("Sleeping customers", "count", "kpis"),
+    "clv_total": ("Predicted {clv_months}-month CLV, all customers", "money", "clv"),
+    "high_risk_customers": ("Customers at high churn risk", "count", "churn"),
+    "clv_at_risk": ("CLV of high-risk customers", "money", "churn"),
+    "winback_profit": ("Win-back plan: expected profit", "money", "winback_plan"),
 }
-_METRIC_NEEDS = {"revenue": "kpis", "active_customers": "kpis", "returning_revenue_share": "kpis",
-                 "repeat_rate": "kpis", "sleeping_customers": "kpis", "clv_total": "clv",
-                 "high_risk_customers": "churn", "clv_at_risk": "churn", "winback_profit": "winback_plan"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,53 +134,36 @@ class Month:
     def has(self, *names: str) -> bool:
         return all(n in self.data for n in names)
 
+    @property
+    def clv_months(self) -> int:
+        """The horizon of clv.parquet's ``clv`` (months), as recorded in clv_model.json."""
+        return int((self.get("clv_model") or {}).get("clv_months", DEFAULT_CLV_MONTHS))
 
-def month_of(processed_dir: str | Path) -> str:
-    """'data/processed/demo/2026-06/' -> '2026-06' (the folder's name)."""
-    name = Path(str(processed_dir).rstrip("/\\")).name
-    if len(name) != 7 or name[4] != "-" or not (name[:4] + name[5:]).isdigit():
-        raise ValueError(f"processed_dir must end in a month folder like 2026-06, got {str(processed_dir)!r}")
-    return name
-
-
-def previous_month(month: str) -> str:
-    """'2026-01' -> '2025-12'."""
-    year, mon = int(month[:4]), int(month[5:7])
-    year, mon = (year, mon - 1) if mon > 1 else (year - 1, 12)
-    return f"{year:04d}-{mon:02d}"
-
-
-def previous_dir(processed_dir: str | Path) -> Path:
-    """The sibling folder of the month before: .../demo/2026-06 -> .../demo/2026-05."""
-    folder = Path(str(processed_dir).rstrip("/\\"))
-    return folder.parent / previous_month(month_of(folder))
+    @property
+    def purchase_window_days(self) -> int:
+        """The window of clv.parquet's ``exp_purchases`` and ``p_purchase`` (days), from clv_model.json."""
+        return int((self.get("clv_model") or {}).get("purchase_window_days", DEFAULT_PURCHASE_WINDOW_DAYS))
 
 
 def load_month(processed_dir: str | Path, names=None, columns: dict | None = None) -> Month:
-    """Read the month's artifacts (``names``, default all the summary uses) that exist.
+    """Read the month's artifacts (``names``, default :data:`INPUTS`) that exist.
 
-    ``columns`` optionally restricts the columns read per parquet artifact ({"clv": [...]}).
+    ``columns`` optionally restricts the columns read per table artifact ({"clv": [...]}).
     """
-    names = list(names or MADE_BY)
     columns = columns or {}
-    m = Month(month_of(processed_dir))
-    for name in names:
-        p = artifacts.path(processed_dir, name)
-        if not p.exists():
+    m = Month(artifacts.month_of(processed_dir))
+    for name in names or INPUTS:
+        found = artifacts.read_if_exists(processed_dir, name, columns.get(name))
+        if found is None:
             m.missing.append(name)
-            continue
-        if p.suffix == ".csv":
-            m.data[name] = pd.read_csv(p, dtype={"month": str, "cohort": str, "customer_id": str})
-        elif p.suffix == ".parquet":
-            m.data[name] = pd.read_parquet(p, columns=columns.get(name))
         else:
-            m.data[name] = json.loads(p.read_text(encoding="utf-8"))
+            m.data[name] = found
     return m
 
 
 def load_previous(processed_dir: str | Path) -> Month | None:
     """Last month's artifacts, or None when that folder holds none of them."""
-    folder = previous_dir(processed_dir)
+    folder = artifacts.previous_dir(processed_dir)
     if not folder.is_dir():
         return None
     prev = load_month(folder)
@@ -179,12 +173,12 @@ def load_previous(processed_dir: str | Path) -> Month | None:
 def availability_table(month: Month, previous: Month | None) -> pd.DataFrame:
     """Per artifact: present or missing this month and last month, and the notebook that makes it."""
     rows = []
-    for name, made_by in MADE_BY.items():
+    for name in INPUTS:
         rows.append({
-            "artifact": artifacts.FILES[name],
-            "made by": made_by,
+            "artifact": artifacts.ARTIFACTS[name].file,
+            "made by": artifacts.ARTIFACTS[name].made_by,
             month.month: "present" if month.has(name) else "missing",
-            previous_month(month.month): ("present" if previous and previous.has(name) else "missing"),
+            artifacts.previous_month(month.month): ("present" if previous and previous.has(name) else "missing"),
         })
     return pd.DataFrame(rows).set_index("artifact")
 
@@ -194,13 +188,13 @@ def notes(month: Month, previous: Month | None) -> list[str]:
     out = []
     by_notebook: dict[str, list[str]] = {}
     for name in month.missing:
-        by_notebook.setdefault(MADE_BY[name], []).append(artifacts.FILES[name])
+        by_notebook.setdefault(artifacts.ARTIFACTS[name].made_by, []).append(artifacts.ARTIFACTS[name].file)
     for notebook, files in by_notebook.items():
         out.append(f"Not available this month: {', '.join(files)} (made by {notebook}); "
                    f"the numbers and actions that need them are left out.")
     if previous is None:
-        out.append(f"No artifacts for {previous_month(month.month)} in this shop's processed folder, so no "
-                   f"changes vs last month are shown; run that month (retention backfill) to see them.")
+        out.append(f"No artifacts for {artifacts.previous_month(month.month)} in this shop's processed folder, so "
+                   f"no changes vs last month are shown; run that month (retention backfill) to see them.")
     return out
 
 
@@ -214,21 +208,21 @@ def notes_text(month: Month, previous: Month | None) -> str:
 
 
 def _kpi_row(kpis: pd.DataFrame, month: str) -> pd.Series | None:
-    rows = kpis[kpis["month"].astype(str) == month]
+    rows = kpis[kpis["month"] == month]
     if rows.empty:
         return None
     return rows.iloc[-1]
 
 
 def high_risk_clv(month: Month) -> pd.DataFrame | None:
-    """High-risk customers (churn) with their ``clv_12m`` (0 when CLV has no row), or None."""
+    """High-risk customers (churn) with their ``clv`` (0 when CLV has no row), or None."""
     if not month.has("churn"):
         return None
     churn = month.get("churn")
     high = churn.loc[churn["risk_tier"] == "high", ["customer_id"]]
     if month.has("clv"):
-        high = high.merge(month.get("clv")[["customer_id", "clv_12m"]], on="customer_id", how="left")
-        high["clv_12m"] = high["clv_12m"].fillna(0.0)
+        high = high.merge(month.get("clv")[["customer_id", "clv"]], on="customer_id", how="left")
+        high["clv"] = high["clv"].fillna(0.0)
     return high
 
 
@@ -243,12 +237,12 @@ def month_metrics(month: Month) -> dict[str, float]:
                         "sleeping_customers"):
                 out[key] = float(row[key])
     if month.has("clv"):
-        out["clv_total"] = float(month.get("clv")["clv_12m"].sum())
+        out["clv_total"] = float(month.get("clv")["clv"].sum())
     high = high_risk_clv(month)
     if high is not None:
         out["high_risk_customers"] = float(len(high))
-        if "clv_12m" in high:
-            out["clv_at_risk"] = float(high["clv_12m"].sum())
+        if "clv" in high:
+            out["clv_at_risk"] = float(high["clv"].sum())
     plan = recommended_plan(month)
     if plan is not None:
         out["winback_profit"] = float(plan["incremental_profit"].sum())
@@ -263,8 +257,7 @@ def recommended_plan(month: Month) -> pd.DataFrame | None:
     if not month.has("winback_plan"):
         return None
     plan = month.get("winback_plan")
-    flag = plan["recommended"].astype(str).str.lower().isin({"true", "1", "yes"})
-    return plan[flag]
+    return plan[plan["recommended"]]
 
 
 def headline_numbers(month: Month, previous: Month | None) -> pd.DataFrame:
@@ -273,7 +266,7 @@ def headline_numbers(month: Month, previous: Month | None) -> pd.DataFrame:
     cur = month_metrics(month)
     prev = month_metrics(previous) if previous is not None else {k: math.nan for k in cur}
     rows = []
-    for key, (_, kind) in HEADLINE.items():
+    for key, (_, kind, _) in HEADLINE.items():
         a, b = cur[key], prev[key]
         change = a - b
         pct = (a / b - 1) if kind != "share" and b not in (0,) and not math.isnan(b) else math.nan
@@ -296,15 +289,14 @@ def headline_table(month: Month, previous: Month | None, currency: str = "EUR") 
     A number whose artifact is missing reads "missing (run NN_x)"."""
     nums = headline_numbers(month, previous)
     cur_label = month.month
-    prev_label = previous_month(month.month)
+    prev_label = artifacts.previous_month(month.month)
     rows = []
-    for key, (label, kind) in HEADLINE.items():
+    for key, (label, kind, need) in HEADLINE.items():
         r = nums.loc[key]
-        need = _METRIC_NEEDS[key]
         this = plots.format_value(r.this_month, kind, currency)
         if this == plots.MISSING and not month.has(need):
-            this = f"missing (run {MADE_BY[need]})"
-        rows.append({"": label, cur_label: this, prev_label: plots.format_value(r.last_month, kind, currency),
+            this = f"missing (run {artifacts.ARTIFACTS[need].made_by})"
+        rows.append({"": label.format(clv_months=month.clv_months), cur_label: this, prev_label: plots.format_value(r.last_month, kind, currency),
                      "change": _fmt_change(r.change, r.change_pct, kind, currency)})
     metrics = month_metrics(month)
     if not math.isnan(metrics["winback_profit_p05"]):
@@ -323,7 +315,7 @@ def headline_table(month: Month, previous: Month | None, currency: str = "EUR") 
 def headline_takeaway(month: Month, previous: Month | None, currency: str = "EUR") -> str:
     """Two or three sentences on the month's headline numbers and what changed."""
     nums = headline_numbers(month, previous)
-    prev_label = previous_month(month.month)
+    prev_label = artifacts.previous_month(month.month)
     parts = []
     rev = nums.loc["revenue"]
     if not math.isnan(rev.this_month):
@@ -339,7 +331,7 @@ def headline_takeaway(month: Month, previous: Month | None, currency: str = "EUR
     if not math.isnan(hr.this_month):
         s = f"{hr.this_month:,.0f} customers are at high churn risk"
         if not math.isnan(car.this_month) and not math.isnan(tot.this_month) and tot.this_month > 0:
-            s += (f", carrying {plots.money(car.this_month, currency)} of predicted 12-month CLV "
+            s += (f", carrying {plots.money(car.this_month, currency)} of predicted {month.clv_months}-month CLV "
                   f"({car.this_month / tot.this_month:.0%} of the total)")
         parts.append(s + ".")
     wb = nums.loc["winback_profit"]
@@ -389,7 +381,7 @@ def clv_at_risk_by_segment(month: Month) -> pd.DataFrame | None:
     high = high_risk_clv(month).merge(seg, on="customer_id", how="left")
     high["rfm_segment"] = high["rfm_segment"].fillna("(no segment)")
     out = (high.groupby("rfm_segment")
-           .agg(high_risk_customers=("customer_id", "size"), clv_at_risk=("clv_12m", "sum")))
+           .agg(high_risk_customers=("customer_id", "size"), clv_at_risk=("clv", "sum")))
     out = out.join(seg.groupby("rfm_segment").size().rename("customers"), how="left")
     out["customers"] = out["customers"].fillna(0).astype(int)
     total = out["clv_at_risk"].sum()
@@ -406,7 +398,7 @@ def _rule_clv_at_risk(month, previous, cfg, currency):
     name, top = table.index[0], table.iloc[0]
     return Action("clv_at_risk",
                   f"Contact the {int(top['high_risk_customers']):,} high-risk customers in '{name}' first: they "
-                  f"carry {plots.money(top['clv_at_risk'], currency)} of predicted 12-month CLV "
+                  f"carry {plots.money(top['clv_at_risk'], currency)} of predicted {month.clv_months}-month CLV "
                   f"({top['share_of_clv_at_risk']:.0%} of all CLV at risk).",
                   "segment with most CLV among high-risk")
 
@@ -480,13 +472,13 @@ def _rule_cohort_retention(month, previous, cfg, currency):
 def _rule_best_customers(month, previous, cfg, currency):
     if not month.has("clv"):
         return None
-    clv = month.get("clv")[["customer_id", "clv_12m"]]
-    total = clv["clv_12m"].sum()
-    n = max(1, int(round(len(clv) * cfg.top_clv_share)))
+    clv = month.get("clv")[["customer_id", "clv"]]
+    total = clv["clv"].sum()
+    n = max(1, round(len(clv) * cfg.top_clv_share))
     if total <= 0 or len(clv) == 0:
         return None
-    top = clv.sort_values(["clv_12m", "customer_id"], ascending=[False, True]).head(n)
-    share = top["clv_12m"].sum() / total
+    top = clv.sort_values(["clv", "customer_id"], ascending=[False, True]).head(n)
+    share = top["clv"].sum() / total
     text = (f"Look after your best {n:,} customers (top {cfg.top_clv_share:.0%} by predicted CLV, "
             f"{share:.0%} of all predicted CLV)")
     if month.has("churn"):
@@ -557,7 +549,7 @@ def clv_at_risk_table(month: Month, currency: str = "EUR") -> pd.DataFrame:
 
 
 def plot_clv_at_risk(month: Month, currency: str = "EUR", ax=None):
-    """Horizontal bars: predicted 12-month CLV of high-risk customers per RFM segment."""
+    """Horizontal bars: predicted CLV (clv_model.json's horizon) of high-risk customers per RFM segment."""
     ax = plots._ax(ax)
     table = clv_at_risk_by_segment(month)
     if table is None or table.empty:
@@ -566,7 +558,7 @@ def plot_clv_at_risk(month: Month, currency: str = "EUR", ax=None):
         return ax
     df = table.reset_index()
     plots.plot_share_bars(df, "segment", "clv_at_risk",
-                          "Predicted 12-month CLV of high-risk customers, by segment",
+                          f"Predicted {month.clv_months}-month CLV of high-risk customers, by segment",
                           f"CLV at risk ({currency})", ax=ax)
     ax.xaxis.set_major_formatter(plots.thousands)
     return ax
@@ -610,7 +602,7 @@ def recent_kpis(month: Month, months: int = 13) -> pd.DataFrame:
     if not month.has("kpis"):
         return pd.DataFrame()
     k = month.get("kpis")
-    k = k[k["month"].astype(str) <= month.month].tail(months)
+    k = k[k["month"] <= month.month].tail(months)
     return k.set_index("month")[["revenue", "active_customers", "new_customers", "repeat_rate",
                                  "sleeping_customers"]]
 
@@ -643,75 +635,75 @@ def trend_takeaway(month: Month, currency: str = "EUR") -> str:
 # customers_scored.parquet
 
 
+def _scored_frame(month: Month, name: str) -> pd.DataFrame | None:
+    """customer_id and the columns customers_scored takes from artifact `name` (one row per customer),
+    or None when the artifact is missing."""
+    df = month.get(name)
+    return None if df is None else df[["customer_id", *SCORED_FROM[name]]].drop_duplicates("customer_id")
+
+
+def _as_declared(out: pd.DataFrame) -> pd.DataFrame:
+    """Cast every column to its declared type; the ones declared without a type (scores, counts) are
+    whole numbers that may be missing (Int64)."""
+    for col, decl in artifacts.ARTIFACTS["customers_scored"].schema.columns.items():
+        if decl.dtype is None:
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype("Int64")
+        elif str(decl.dtype) == "float64":
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
+        else:
+            out[col] = out[col].astype(str(decl.dtype))
+    return out
+
+
 def build_customers_scored(month: Month) -> pd.DataFrame:
     """One row per customer (every id in segments, CLV or churn) with the columns of SCORED_COLUMNS;
-    a missing artifact leaves its columns empty. Never carries e-mail addresses."""
-    def frame(name, cols):
-        df = month.get(name)
-        if df is None:
-            return None
-        keep = [c for c in cols if c in df.columns]
-        return df[["customer_id"] + keep].drop_duplicates("customer_id")
-
-    seg = frame("segments", ["rfm_segment", "r_score", "f_score", "m_score", "recency_days", "frequency",
-                             "monetary", "cluster_label"])
-    clv = frame("clv", ["p_alive", "exp_purchases_90d", "p_purchase_90d", "exp_avg_value", "clv_12m"])
-    churn = frame("churn", ["churn_probability", "risk_tier"])
-    ids = pd.concat([f["customer_id"] for f in (seg, clv, churn) if f is not None], ignore_index=True)
-    out = pd.DataFrame({"customer_id": ids.astype(str).drop_duplicates().sort_values().to_numpy()})
-    for f in (seg, clv, churn):
-        if f is not None:
-            out = out.merge(f.assign(customer_id=f["customer_id"].astype(str)), on="customer_id", how="left")
+    a missing artifact leaves its columns empty (``winback_target`` False: nobody is on a list that
+    was not made). Never carries e-mail addresses."""
+    parts = [f for f in (_scored_frame(month, name) for name in ID_SOURCES) if f is not None]
+    ids = pd.concat([f["customer_id"] for f in parts], ignore_index=True) if parts else pd.Series([], dtype=str)
+    out = pd.DataFrame({"customer_id": ids.drop_duplicates().sort_values().to_numpy()})
+    for f in parts:
+        out = out.merge(f, on="customer_id", how="left")
     targets = month.get("winback_targets")
     if targets is not None:
-        t = targets.drop_duplicates("customer_id").assign(customer_id=lambda d: d["customer_id"].astype(str))
-        t = t[["customer_id", "discount", "expected_incremental_profit"]].rename(
-            columns={"discount": "winback_discount", "expected_incremental_profit": "winback_expected_profit"})
+        t = targets.drop_duplicates("customer_id")[["customer_id", "discount", "expected_incremental_profit"]]
+        t = t.rename(columns={"discount": "winback_discount", "expected_incremental_profit": "winback_expected_profit"})
         out = out.merge(t, on="customer_id", how="left")
-        out["winback_target"] = out["customer_id"].isin(t["customer_id"])
+    out["winback_target"] = out["customer_id"].isin(targets["customer_id"]) if targets is not None else False
     offers = month.get("offers")
     if offers is not None and not offers.empty:
-        top = offers[offers["rank"].between(1, 3)].assign(customer_id=lambda d: d["customer_id"].astype(str))
+        top = offers[offers["rank"].between(1, 3)]
         wide = top.pivot_table(index="customer_id", columns="rank", values="product_id", aggfunc="first")
         wide.columns = [f"offer_{int(c)}" for c in wide.columns]
         out = out.merge(wide.reset_index(), on="customer_id", how="left")
-    for col in SCORED_COLUMNS:
-        if col not in out:
-            out[col] = pd.NA
-        if col in _FLOAT_COLUMNS:
-            out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
-        elif col in _INT_COLUMNS:
-            out[col] = pd.to_numeric(out[col], errors="coerce").astype("Int64")
-        elif col == "winback_target":
-            out[col] = out[col].fillna(False).astype(bool) if targets is not None else pd.array([pd.NA] * len(out), dtype="boolean")
-        else:
-            out[col] = out[col].astype("string")
-    return out[list(SCORED_COLUMNS)].reset_index(drop=True)
+    out = out.reindex(columns=SCORED_COLUMNS)
+    return _as_declared(out).reset_index(drop=True)
 
 
 def save_customers_scored(processed_dir: str | Path, scored: pd.DataFrame) -> tuple[Path, Path]:
     """Write customers_scored.parquet and customers_scored.csv (formula characters escaped) atomically."""
     if any("mail" in c.lower() for c in scored.columns):
         raise ValueError("customers_scored must not carry e-mail addresses")
-    parquet = artifacts.save_parquet(processed_dir, "customers_scored", scored)
-    csv = parquet.with_suffix(".csv")
-    tmp = csv.with_name(f".{csv.name}.tmp")
-    artifacts.escape_formulas(scored).to_csv(tmp, index=False, lineterminator="\n")
-    os.replace(tmp, csv)
-    return parquet, csv
+    parquet = artifacts.write(processed_dir, "customers_scored", scored)
+    return parquet, artifacts.write_csv_file(parquet.with_suffix(".csv"), scored)
 
 
-def scored_columns_table() -> pd.DataFrame:
-    """The documented column list of customers_scored.parquet / .csv."""
-    return pd.DataFrame([{"column": c, "from": src, "meaning": meaning}
-                         for c, (src, meaning) in SCORED_COLUMNS.items()]).set_index("column")
+def scored_columns_table(clv_months: int = DEFAULT_CLV_MONTHS,
+                         purchase_window_days: int = DEFAULT_PURCHASE_WINDOW_DAYS) -> pd.DataFrame:
+    """The documented column list of customers_scored.parquet / .csv, with the month's horizons."""
+    source = {col: name for name, cols in SCORED_FROM.items() for col in cols} | {"customer_id": " / ".join(ID_SOURCES)}
+    meaning = dict(SCORED_MEANINGS)
+    return pd.DataFrame([{"column": c, "from": source[c],
+                          "meaning": meaning[c].format(clv_months=clv_months, purchase_window_days=purchase_window_days)}
+                         for c in SCORED_COLUMNS]).set_index("column")
 
 
-def scored_takeaway(scored: pd.DataFrame) -> str:
+def scored_takeaway(scored: pd.DataFrame, has_targets: bool) -> str:
+    """What was written; ``has_targets``: whether 06_winback made this month's contact list."""
     s = (f"customers_scored.parquet and customers_scored.csv: {len(scored):,} customers, one row each, "
          f"{scored.shape[1]} columns, no e-mail addresses.")
-    if scored["winback_target"].notna().any():
-        s += f" {int(scored['winback_target'].fillna(False).sum()):,} are on this month's win-back contact list."
+    if has_targets:
+        s += f" {int(scored['winback_target'].sum()):,} are on this month's win-back contact list."
     else:
         s += " Win-back and offer columns are empty until 06_winback has run for this month."
     return s
@@ -732,17 +724,89 @@ TREND_METRICS = {  # metric -> (chart title, kind)
 def trend_table(shop_processed_dir: str | Path) -> pd.DataFrame:
     """Per month folder in data/processed/<shop>/ (oldest first): the TREND_METRICS from that month's
     own artifacts (NaN where missing). Rerunning a month replaces exactly its row."""
-    base = Path(shop_processed_dir)
     rows = []
-    if base.is_dir():
-        for folder in sorted(p for p in base.iterdir() if p.is_dir()):
-            try:
-                month_of(folder)
-            except ValueError:
-                continue
-            m = load_month(folder, names=["kpis", "clv", "churn"], columns=TREND_COLUMNS)
-            if not m.data:
-                continue
-            metrics = month_metrics(m)
-            rows.append({"month": m.month, **{k: metrics[k] for k in TREND_METRICS}})
+    for folder in artifacts.month_dirs(shop_processed_dir):
+        m = load_month(folder, names=["kpis", "clv", "churn"], columns=TREND_COLUMNS)
+        if not m.data:
+            continue
+        metrics = month_metrics(m)
+        rows.append({"month": m.month, **{k: metrics[k] for k in TREND_METRICS}})
     return pd.DataFrame(rows, columns=["month", *TREND_METRICS]).set_index("month")
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage: run() and its result
+
+
+@dataclass
+class SummaryRun:
+    """Notebook 07's month: this month's and last month's artifacts, the CRM file written, and the
+    config values the report needs (the rules' thresholds, the currency)."""
+
+    month: Month
+    previous: Month | None
+    scored: pd.DataFrame
+    files: tuple[Path, Path]
+    thresholds: SummaryConfig = field(default_factory=SummaryConfig)
+    currency: str = "EUR"
+
+    def availability_table(self) -> pd.DataFrame:
+        return availability_table(self.month, self.previous)
+
+    def notes_text(self) -> str:
+        return notes_text(self.month, self.previous)
+
+    def headline_numbers(self) -> pd.DataFrame:
+        return headline_numbers(self.month, self.previous)
+
+    def headline_table(self) -> pd.DataFrame:
+        return headline_table(self.month, self.previous, self.currency)
+
+    def headline_takeaway(self) -> str:
+        return headline_takeaway(self.month, self.previous, self.currency)
+
+    def actions(self) -> list[Action]:
+        return actions(self.month, self.previous, self.thresholds, self.currency)
+
+    def actions_text(self) -> str:
+        return actions_text(self.actions())
+
+    def actions_table(self) -> pd.DataFrame:
+        return actions_table(self.actions())
+
+    def plot_clv_at_risk(self, ax=None):
+        return plot_clv_at_risk(self.month, self.currency, ax=ax)
+
+    def clv_at_risk_table(self) -> pd.DataFrame:
+        return clv_at_risk_table(self.month, self.currency)
+
+    def winback_table(self) -> pd.DataFrame:
+        return winback_table(self.month, self.currency)
+
+    def winback_takeaway(self) -> str:
+        return winback_takeaway(self.month, self.currency)
+
+    def plot_revenue_trend(self, ax=None):
+        return plot_revenue_trend(self.month, self.currency, ax=ax)
+
+    def trend_takeaway(self) -> str:
+        return trend_takeaway(self.month, self.currency)
+
+    def scored_columns_table(self) -> pd.DataFrame:
+        return scored_columns_table(self.month.clv_months, self.month.purchase_window_days)
+
+    def scored_takeaway(self) -> str:
+        return scored_takeaway(self.scored, self.month.has("winback_targets"))
+
+
+def run(processed_dir: str | Path, as_of: str, cfg, con=None) -> SummaryRun:
+    """Read this month's and last month's artifacts, write customers_scored.parquet (+ its CSV copy)
+    and return the result the notebook shows (actions use ``cfg.summary``, money ``cfg.shop.currency``).
+
+    ``as_of`` and ``con`` keep the stage's common signature: the summary reads only artifacts (the
+    month is ``processed_dir``'s folder name), so it needs neither the cut-off nor the engine.
+    """
+    month, previous = load_month(processed_dir), load_previous(processed_dir)
+    scored = build_customers_scored(month)
+    files = save_customers_scored(processed_dir, scored)
+    return SummaryRun(month, previous, scored, files, cfg.summary, cfg.shop.currency)
