@@ -43,7 +43,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
+from lifetimes import (
+    BetaGeoFitter,
+    GammaGammaFitter,
+    ModifiedBetaGeoFitter,
+    ParetoNBDFitter,
+)
 
 from helpers import artifacts, engine, plots
 from helpers.config import ClvConfig, Config
@@ -738,7 +743,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvRun:
         "as_of": str(as_of), "time_unit": unit, "model": chosen, "model_pinned": clv.model != "auto",
         "params": final.params if final else {}, "penalizer": final.penalizer if final else None,
         "gamma_gamma": gg.params if gg else {}, "gamma_gamma_penalizer": gg.penalizer if gg else None,
-        "n_customers": int(len(summary)), "n_repeat_customers": n_repeat,
+        "n_customers": len(summary), "n_repeat_customers": n_repeat,
         "calibration_end": str(cal_end), "holdout_days": clv.holdout_days,
         "holdout": ({m: {k: (None if pd.isna(v) else float(v)) for k, v in row.items()
                          if k in ("mae", "rmse", "predicted_total", "actual_total")}
