@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from benchlib import parser, peak_mb
-from helpers import clv, engine
+from helpers import artifacts, clv, engine
 from helpers.config import load_config
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     cfg = load_config(args.config)
     c = cfg.clv
     con = engine.connect(engine.EngineConfig(threads=args.threads))
-    orders = engine.artifact_table(con, args.processed, "orders_clean")
+    orders = artifacts.table(con, args.processed, "orders_clean")
 
     start = t = time.perf_counter()
 
@@ -44,7 +44,7 @@ def main() -> None:
     gg = clv.fit_gamma_gamma(summary, c.penalizer, c.retry_penalizer)
     step("Gamma-Gamma fit", ", ".join(f"{k}={v:.4g}" for k, v in gg.params.items()))
     scores = clv.score_customers(summary, fit, gg, c)
-    step("scoring", f"{len(scores):,} rows, mean CLV {scores[f'clv_{c.clv_months}m'].mean():.2f}")
+    step("scoring", f"{len(scores):,} rows, mean {c.clv_months}-month CLV {scores['clv'].mean():.2f}")
     print(f"{'fit + scoring (target < 30 s)':<28} {time.perf_counter() - fit_start:6.1f} s")
     print(f"{'TOTAL summary+fit+score':<28} {time.perf_counter() - start:6.1f} s   peak RSS {peak_mb():,.0f} MB")
     if args.holdout:

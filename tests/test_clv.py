@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import clv
+from helpers import artifacts, clv, customer_facts
 from helpers.config import ClvConfig, config_from_dict
 from helpers.engine import connect
 from helpers.paths import resolve
@@ -46,13 +46,44 @@ def orders_table(lines=LINES) -> ibis.Table:
     return ibis.memtable(df)
 
 
+def write_orders_clean(folder: Path, lines) -> Path:
+    """(customer_id, order_date, amount) lines as a month's orders_clean.parquet (one order per line)."""
+    df = pd.DataFrame(lines, columns=["customer_id", "order_date", "amount"])
+    n = len(df)
+    df.insert(0, "order_id", [f"O{i:05d}" for i in range(n)])
+    df["order_date"] = pd.to_datetime(df["order_date"]).astype("datetime64[us]")
+    df["amount"] = df["amount"].astype(float)
+    df = df.assign(quantity=1.0, product_id="P1", category="shoes", status="completed", payment_method="card",
+                   channel="web", currency="EUR", discount_amount=0.0, coupon_code=pd.Series([None] * n, dtype="str"),
+                   is_return=df["amount"] < 0, source_row=np.arange(n, dtype="int64"))
+    artifacts.write(folder, "orders_clean", df)
+    return folder
+
+
+def small_shop_lines(customers: int = 300, seed: int = 11, end: str = "2025-06-30") -> list[tuple]:
+    """A small shop not made by the demo generator: first orders through 2024 and the first half of
+    2025, repeat orders at a customer's own rate until they drop out (a seeded BG/NBD-like process)."""
+    rng = np.random.default_rng(seed)
+    start, stop = pd.Timestamp("2024-01-01"), pd.Timestamp(end) + pd.Timedelta(hours=20)
+    lines = []
+    for i in range(customers):
+        t = start + pd.Timedelta(days=int(rng.integers(0, 540)), hours=int(rng.integers(8, 20)))
+        rate, p_drop = rng.gamma(2.0, 1 / 60), rng.beta(1.0, 4.0)  # purchases per day; drop-out after a purchase
+        while t < stop:
+            lines.append((f"S{i:04d}", t.strftime("%Y-%m-%d %H:%M"), float(np.round(rng.gamma(4.0, 15.0), 2))))
+            if rng.random() < p_drop:
+                break
+            t += pd.Timedelta(days=float(rng.exponential(1 / rate)))
+    return lines
+
+
 @pytest.fixture(scope="module")
 def con():
     return connect()
 
 
 def summary_of(con, lines=LINES, cut_off="2025-01-31", unit="day") -> pd.DataFrame:
-    return con.to_pandas(clv.rfm_summary_expr(orders_table(lines), cut_off, unit)).set_index("customer_id").sort_index()
+    return con.to_pandas(customer_facts.rfm_summary_expr(orders_table(lines), cut_off, unit)).set_index("customer_id").sort_index()
 
 
 def test_summary_matches_the_hand_computed_example(con):
@@ -203,20 +234,83 @@ def test_clv_is_margin_times_value_times_discounted_monthly_purchases(demo_summa
     args = [np.array([row[c]], float) for c in ("frequency", "recency", "T")]
     m1 = clv.lifetimes_expected_purchases(fit, clv.DAYS_PER_MONTH, *args)[0]
     m2 = clv.lifetimes_expected_purchases(fit, 2 * clv.DAYS_PER_MONTH, *args)[0]
-    assert row["clv_2m"] == pytest.approx(0.5 * row["exp_avg_value"] * (m1 / 1.02 + (m2 - m1) / 1.02 ** 2))
-    assert {"p_alive", "exp_purchases_30d", "exp_purchases_90d", "exp_purchases_365d", "p_purchase_90d"} <= set(out)
-    assert out["p_purchase_90d"].between(0, 1).all() and out["p_alive"].between(0, 1).all()
+    assert row["clv"] == pytest.approx(0.5 * row["exp_avg_value"] * (m1 / 1.02 + (m2 - m1) / 1.02 ** 2))
+    assert list(out.columns) == artifacts.ARTIFACTS["clv"].columns
+    assert out["p_purchase"].between(0, 1).all() and out["p_alive"].between(0, 1).all()
+
+
+def test_expected_purchases_over_the_purchase_window_equal_the_horizon_of_the_same_length(demo_summary):
+    summary, _ = demo_summary
+    s = summary.iloc[:500]
+    u, _ = clv.compress(s)
+    fit, gg = clv.fit_purchase_model("bgnbd", u), clv.fit_gamma_gamma(s)
+    cfg = ClvConfig(purchase_window_days=90, horizons_days=[30, 90, 365])
+    out = clv.score_customers(s, fit, gg, cfg)
+    by_horizon = clv.expected_purchases_by_horizon(s, fit, cfg.horizons_days)
+    assert list(by_horizon.columns) == ["exp_purchases_30d", "exp_purchases_90d", "exp_purchases_365d"]
+    np.testing.assert_array_equal(by_horizon["exp_purchases_90d"].to_numpy(), out["exp_purchases"].to_numpy())
+    assert (by_horizon["exp_purchases_30d"] <= by_horizon["exp_purchases_365d"]).all()
 
 
 def test_shop_without_repeat_customers_gets_clv_from_average_order_value(tmp_path):
     lines = [("A", "2025-01-03 10:00", 40.0), ("B", "2025-01-04 10:00", 60.0), ("B", "2025-01-04 11:00", 20.0)]
     cfg = config_from_dict({"clv": {"gross_margin": 0.5}})
-    res = clv.run(tmp_path, "2025-01-31", cfg, orders=orders_table(lines))
+    res = clv.run(write_orders_clean(tmp_path, lines), "2025-01-31", cfg)
     assert res.final is None and "No customer has bought twice" in res.notes[0]
-    assert res.scores["clv_12m"].tolist() == pytest.approx([0.5 * 60.0, 0.5 * 60.0])  # AOV (40 + 80) / 2
+    assert res.scores["clv"].tolist() == pytest.approx([0.5 * 60.0, 0.5 * 60.0])  # AOV (40 + 80) / 2
     assert res.scores["p_alive"].isna().all()
-    saved = json.loads((tmp_path / "clv_model.json").read_text())
+    saved = artifacts.read(tmp_path, "clv_model")
     assert saved["n_repeat_customers"] == 0 and saved["n_customers"] == 2
+    assert res.segments_table() is None and "notebook 03" in res.segment_takeaway()
+
+
+# --- the stage on a small shop -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_shop_runs(tmp_path_factory):
+    """clv.run on the same small shop with the default config and with a 6-month CLV."""
+    lines = small_shop_lines()
+    runs = {}
+    for months in (12, 6):
+        folder = write_orders_clean(tmp_path_factory.mktemp(f"clv_{months}m"), lines)
+        cfg = config_from_dict({"clv": {"clv_months": months}})
+        runs[months] = (folder, clv.run(folder, "2025-06-30", cfg))
+    return runs
+
+
+@pytest.mark.parametrize("months", [12, 6])
+def test_clv_parquet_has_the_declared_columns_whatever_the_clv_months(small_shop_runs, months):
+    folder, res = small_shop_runs[months]
+    saved = artifacts.read(folder, "clv")
+    assert list(saved.columns) == artifacts.ARTIFACTS["clv"].columns
+    artifacts.check("clv", saved)
+    pd.testing.assert_frame_equal(saved, res.scores)
+    card = artifacts.read(folder, "clv_model")
+    assert card["clv_months"] == months
+    assert card["purchase_window_days"] == 90 and card["horizons_days"] == [30, 90, 365]
+    assert card["time_unit"] == "day"
+
+
+def test_a_six_month_clv_is_smaller_than_a_twelve_month_one_for_every_customer(small_shop_runs):
+    clv12, clv6 = small_shop_runs[12][1].scores["clv"], small_shop_runs[6][1].scores["clv"]
+    assert (clv6 > 0).all() and (clv6 < clv12).all()
+
+
+def test_the_report_names_the_horizons_the_artifact_does_not(small_shop_runs):
+    res = small_shop_runs[6][1]
+    table = res.clv_summary_table()
+    assert list(table.index) == ["frequency", "recency", "T", "monetary_value", "p_alive", "exp_purchases_30d",
+                                 "exp_purchases_90d", "exp_purchases_365d", "p_purchase_90d", "exp_avg_value",
+                                 "clv_6m"]
+    assert table.loc["clv_6m", "mean"] == pytest.approx(res.scores["clv"].mean(), abs=5e-4)
+    assert "over the next 6 months" in res.clv_takeaway()
+
+
+def test_result_methods_give_the_tables_of_the_data_functions(small_shop_runs):
+    _, res = small_shop_runs[12]
+    pd.testing.assert_frame_equal(res.decile_table(), clv.decile_table(res.scores["clv"]))
+    assert res.decile_table()["customers"].sum() == len(res.scores)
+    assert res.comparison_table()["chosen"].tolist().count("yes") == 1
 
 
 @pytest.mark.parametrize("values, key", [

@@ -2,14 +2,15 @@
 
 Stage 04. The work splits as DESIGN.md "Engine" says:
 
-- **over order lines** (Ibis): `purchase_periods`, `rfm_summary_expr` / `rfm_summary` and
-  `calibration_holdout` turn orders_clean into one row per customer;
+- **over order lines** (Ibis, in `helpers.customer_facts`): `purchase_periods`, `rfm_summary_expr` /
+  `rfm_summary` and `calibration_holdout` turn orders_clean into one row per customer;
 - **over customers** (pandas + ``lifetimes``): the models are fitted on *compressed* rows (one row per
   unique ``(frequency, recency, T)`` with a ``weights`` count, as Fader and Hardie do), and every
   score is computed vectorised on those unique rows and mapped back, so fitting N customers does
-  not cost N likelihood terms.
+  not cost N likelihood terms. The formulas (`probability_alive`, `expected_purchases`,
+  `probability_of_purchase`) live in `helpers.customer_facts`, shared with churn and win-back.
 
-Purchase definition (used by every function here, and by churn which imports the summary helpers):
+Purchase definition (used by every function here, and by churn and win-back through customer_facts):
 order lines are netted per customer and time unit (``day`` by default, or ``week``, Monday to
 Sunday), returns included on the day they were booked. A period with a **positive** net amount is one
 purchase; a period whose net is zero or negative (a return-only day, or returns larger than that
@@ -24,6 +25,11 @@ Models (``lifetimes`` 0.11, time measured in the configured unit):
 - MBG/NBD: Batislam, Denizel & Filiztekin (2007), IJRM 24(3) (a customer may also drop out at time 0).
 - Gamma-Gamma: Fader, Hardie & Lee (2005), "RFM and CLV", JMR 42(4); it assumes a customer's mean
   order value is independent of their purchase frequency, which `monetary_correlation` checks.
+
+Output: clv.parquet, one row per customer in the columns declared in `helpers.artifacts` (``p_alive``,
+``exp_purchases`` and ``p_purchase`` over ``clv.purchase_window_days``, ``exp_avg_value``, ``clv`` over
+``clv.clv_months``); the horizons behind those columns are recorded in clv_model.json, never spelled
+into a column name.
 """
 from __future__ import annotations
 
@@ -33,10 +39,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ibis
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
+from lifetimes import (
+    BetaGeoFitter,
+    GammaGammaFitter,
+    ModifiedBetaGeoFitter,
+    ParetoNBDFitter,
+)
 
-from helpers import artifacts, plots
+from helpers import artifacts, engine, plots
 from helpers.config import ClvConfig, Config
 from helpers.customer_facts import (
     EPOCH,
@@ -44,7 +58,6 @@ from helpers.customer_facts import (
     Fit,
     as_date,
     calibration_holdout,
-    calibration_holdout_expr,
     compress,
     expected_purchases,
     lifetimes_expected_purchases,
@@ -54,35 +67,26 @@ from helpers.customer_facts import (
     purchase_periods,
     repeat_purchases_per_period,
     rfm_summary,
-    rfm_summary_expr,
     unique_x_T,
 )
 
 __all__ = [
-    "UNIT_DAYS", "MODEL_NAMES", "purchase_periods", "rfm_summary_expr", "rfm_summary",
-    "calibration_holdout_expr", "calibration_holdout", "compress", "fit_purchase_model",
-    "fit_gamma_gamma", "holdout_comparison", "choose_model", "score_customers", "run",
+    "MODEL_NAMES", "SCORE_COLUMNS", "fit_purchase_model", "fit_final", "fit_gamma_gamma", "score_customers",
+    "expected_purchases_by_horizon", "holdout_comparison", "choose_model", "ClvRun", "run",
 ]
 
 MODEL_NAMES = {"bgnbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "mbgnbd": "MBG/NBD"}
 PARAM_NAMES = {"bgnbd": ("r", "alpha", "a", "b"), "mbgnbd": ("r", "alpha", "a", "b"),
                "pareto_nbd": ("r", "alpha", "s", "beta")}
+FITTERS = {"bgnbd": BetaGeoFitter, "pareto_nbd": ParetoNBDFitter, "mbgnbd": ModifiedBetaGeoFitter}
+SUMMARY_COLUMNS = ["customer_id", "frequency", "recency", "T", "monetary_value"]
+SCORE_COLUMNS = artifacts.ARTIFACTS["clv"].columns  # clv.parquet, as declared
 DAYS_PER_MONTH = 365.0 / 12.0
 FREQUENCY_CAP = 7  # calibration frequencies >= this are pooled in the holdout-by-frequency view
 _PARAM_RANGE = (1e-6, 1e6)  # fitted parameters outside this range are treated as degenerate
 
 
-# --- over order lines (Ibis) -------------------------------------------------------------------
-
-
 # --- over customers: fitting -------------------------------------------------------------------
-
-
-def _make_fitter(name: str, penalizer: float):
-    from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
-
-    return {"bgnbd": BetaGeoFitter, "pareto_nbd": ParetoNBDFitter,
-            "mbgnbd": ModifiedBetaGeoFitter}[name](penalizer_coef=penalizer)
 
 
 def _degenerate(params: dict) -> str | None:
@@ -103,7 +107,7 @@ def fit_purchase_model(name: str, unique: pd.DataFrame, penalizer: float = 0.0,
     label = MODEL_NAMES[name]
     note = None
     for attempt, pen in enumerate([penalizer, max(retry_penalizer, penalizer)]):
-        model = _make_fitter(name, pen)
+        model = FITTERS[name](penalizer_coef=pen)
         kwargs = {"weights": unique["weights"].to_numpy()}
         if name == "pareto_nbd":
             kwargs["initial_params"] = np.ones(4)  # lifetimes starts it at random otherwise
@@ -146,8 +150,6 @@ def fit_final(summary: pd.DataFrame, name: str, clv: ClvConfig) -> Fit:
 def fit_gamma_gamma(summary: pd.DataFrame, penalizer: float = 0.0, retry_penalizer: float = 0.001) -> Fit:
     """Gamma-Gamma on repeat customers (frequency > 0, monetary_value > 0), compressed on
     (frequency, monetary_value rounded to cents). Retries with a penalizer like `fit_purchase_model`."""
-    from lifetimes import GammaGammaFitter
-
     rep = summary.loc[(summary["frequency"] > 0) & (summary["monetary_value"] > 0), ["frequency", "monetary_value"]]
     rep = rep.assign(monetary_value=rep["monetary_value"].round(2))
     unique, _ = compress(rep, ("frequency", "monetary_value"))
@@ -174,52 +176,83 @@ def fit_gamma_gamma(summary: pd.DataFrame, penalizer: float = 0.0, retry_penaliz
 # --- over customers: predictions ---------------------------------------------------------------
 
 
-def _column_names(clv: ClvConfig) -> dict:
-    return {"exp": [f"exp_purchases_{h}d" for h in clv.horizons_days],
-            "p_buy": f"p_purchase_{clv.purchase_window_days}d", "clv": f"clv_{clv.clv_months}m"}
+def _unique_rows(summary: pd.DataFrame):
+    """(frequency, recency, T) of the unique rows, their (x, T) groups, and each row's position."""
+    u, inv = compress(summary)
+    f, r, T = (u[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    return f, r, T, unique_x_T(f, T), inv
 
 
-def score_customers(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv: ClvConfig) -> pd.DataFrame:
-    """Per customer: p_alive, expected purchases per horizon, P(purchase in the window), expected
-    average order value and CLV, computed on the unique (frequency, recency, T) rows and mapped back.
+def score_customers(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv: ClvConfig,
+                    average_order_value: float = float("nan")) -> pd.DataFrame:
+    """Per customer: P(alive), expected purchases and P(at least one purchase) over the purchase
+    window, expected average order value and CLV, computed on the unique (frequency, recency, T)
+    rows and mapped back.
 
-    Input: `rfm_summary` columns. Output: those columns plus ``p_alive``, ``exp_purchases_<h>d``
-    for each of ``clv.horizons_days``, ``p_purchase_<w>d``, ``exp_avg_value`` (currency) and
-    ``clv_<m>m`` = gross margin x expected average order value x expected purchases in each month,
-    discounted at ``clv.monthly_discount_rate`` per month (a month = 365/12 days).
+    Input: `rfm_summary` columns. Output: clv.parquet's declared columns (`SCORE_COLUMNS`):
+    the summary, ``p_alive``, ``exp_purchases`` and ``p_purchase`` over ``clv.purchase_window_days``,
+    ``exp_avg_value`` (currency; Gamma-Gamma) and ``clv`` = gross margin x expected average order
+    value x expected purchases in each of the next ``clv.clv_months`` months, discounted at
+    ``clv.monthly_discount_rate`` per month (a month = 365/12 days).
     Without a purchase model (`fit` None: no repeat customers), the purchase columns are empty and
-    CLV is the margin on one average order, the only value the data supports.
+    CLV is the margin on one `average_order_value`, the only value the data supports; the same value
+    stands in for Gamma-Gamma when `gg` is None.
     """
-    names = _column_names(clv)
-    out = summary[["customer_id", "frequency", "recency", "T", "monetary_value"]].copy()
+    out = summary[SUMMARY_COLUMNS].copy()
     unit = UNIT_DAYS[clv.time_unit]
     if gg is not None:
         out["exp_avg_value"] = np.asarray(gg.model.conditional_expected_average_profit(
             out["frequency"].to_numpy(float), out["monetary_value"].to_numpy(float)), dtype=float)
     else:
-        out["exp_avg_value"] = float(summary.attrs.get("average_order_value", np.nan))
+        out["exp_avg_value"] = float(average_order_value)
     if fit is None:
-        for c in ["p_alive", *names["exp"], names["p_buy"]]:
-            out[c] = np.nan
-        out[names["clv"]] = clv.gross_margin * out["exp_avg_value"]
-        return out[["customer_id", "frequency", "recency", "T", "monetary_value", "p_alive", *names["exp"],
-                    names["p_buy"], "exp_avg_value", names["clv"]]]
-    u, inv = compress(out)
-    f, r, T = (u[c].to_numpy(float) for c in ("frequency", "recency", "T"))
-    groups = unique_x_T(f, T)
+        out[["p_alive", "exp_purchases", "p_purchase"]] = np.nan
+        out["clv"] = clv.gross_margin * out["exp_avg_value"]
+        return out[SCORE_COLUMNS]
+    f, r, T, groups, inv = _unique_rows(out)
+    window = clv.purchase_window_days / unit
     out["p_alive"] = probability_alive(fit, f, r, T)[inv]
-    for h, col in zip(clv.horizons_days, names["exp"]):
-        out[col] = expected_purchases(fit, h / unit, f, r, T, groups)[inv]
-    out[names["p_buy"]] = probability_of_purchase(fit, clv.purchase_window_days / unit, f, r, T)[inv]
-    discounted = np.zeros(len(u))
-    previous = np.zeros(len(u))
+    out["exp_purchases"] = expected_purchases(fit, window, f, r, T, groups)[inv]
+    out["p_purchase"] = probability_of_purchase(fit, window, f, r, T)[inv]
+    discounted = np.zeros(len(f))
+    previous = np.zeros(len(f))
     for m in range(1, clv.clv_months + 1):
         cum = expected_purchases(fit, m * DAYS_PER_MONTH / unit, f, r, T, groups)
         discounted += (cum - previous) / (1.0 + clv.monthly_discount_rate) ** m
         previous = cum
-    out[names["clv"]] = clv.gross_margin * out["exp_avg_value"].to_numpy() * discounted[inv]
-    return out[["customer_id", "frequency", "recency", "T", "monetary_value", "p_alive", *names["exp"],
-                names["p_buy"], "exp_avg_value", names["clv"]]]
+    out["clv"] = clv.gross_margin * out["exp_avg_value"].to_numpy() * discounted[inv]
+    return out[SCORE_COLUMNS]
+
+
+def expected_purchases_by_horizon(summary: pd.DataFrame, fit: Fit | None, horizons_days, time_unit: str = "day"
+                                  ) -> pd.DataFrame:
+    """Expected purchases over each horizon, one column ``exp_purchases_<h>d`` per day count in
+    `horizons_days`, rows as `summary` (empty without a purchase model).
+
+    A table for the report only: clv.parquet keeps one horizon, the purchase window.
+    """
+    cols = [f"exp_purchases_{h}d" for h in horizons_days]
+    if fit is None:
+        return pd.DataFrame(np.nan, index=summary.index, columns=cols)
+    f, r, T, groups, inv = _unique_rows(summary)
+    return pd.DataFrame({c: expected_purchases(fit, h / UNIT_DAYS[time_unit], f, r, T, groups)[inv]
+                         for h, c in zip(horizons_days, cols)}, index=summary.index)
+
+
+def scores_for_report(scores: pd.DataFrame, by_horizon: pd.DataFrame, clv: ClvConfig) -> pd.DataFrame:
+    """clv.parquet's scores as the report shows them: the expectation per horizon in place of
+    ``exp_purchases``, and the window and CLV months in the column names (``p_purchase_90d``,
+    ``clv_12m``)."""
+    s = scores.drop(columns=["customer_id", "exp_purchases"]).rename(
+        columns={"p_purchase": f"p_purchase_{clv.purchase_window_days}d", "clv": f"clv_{clv.clv_months}m"})
+    at = s.columns.get_loc("p_alive") + 1
+    return pd.concat([s.iloc[:, :at], by_horizon, s.iloc[:, at:]], axis=1)
+
+
+def average_purchase_value(orders: ibis.Table, as_of, time_unit: str = "day") -> float:
+    """Mean net value of all purchase periods up to `as_of`: the value of one order when no
+    Gamma-Gamma can be fitted (0 without any purchase)."""
+    return float(purchase_periods(orders, as_of, time_unit).value.mean().to_pandas() or 0)
 
 
 # --- holdout validation --------------------------------------------------------------------------
@@ -354,16 +387,87 @@ def monetary_correlation(summary: pd.DataFrame) -> float:
     return float(np.corrcoef(rep["frequency"], rep["monetary_value"])[0, 1])
 
 
+# --- tables of data ------------------------------------------------------------------------------
+
+def score_distribution(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and quantiles (25, 50, 75, 90 %, max) of each column of `table`, rounded to 3 decimals."""
+    d = table.describe(percentiles=[0.25, 0.5, 0.75, 0.9]).T
+    return d[["mean", "25%", "50%", "75%", "90%", "max"]].round(3)
+
+
+def decile_table(values) -> pd.DataFrame:
+    """Customers ranked by CLV (`values`) in ten equal groups: CLV share and cumulative share per decile."""
+    v = np.sort(np.asarray(values, dtype=float))[::-1]
+    groups = np.array_split(v, 10)
+    total = v.sum() if v.sum() else 1.0
+    d = pd.DataFrame({"customers": [len(g) for g in groups], "clv_share_pct": [100 * g.sum() / total for g in groups]},
+                     index=pd.Index([f"top {10 * (i + 1)} %" if i == 0 else f"{10 * i}-{10 * (i + 1)} %"
+                                     for i in range(10)], name="clv decile"))
+    d["cumulative_pct"] = d["clv_share_pct"].cumsum()
+    return d.round(1)
+
+
+def clv_by_segment(scores: pd.DataFrame, segments: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Customers, mean and total CLV, mean P(alive) and share of total CLV per RFM segment.
+
+    `segments` has segments.parquet's ``customer_id`` and ``rfm_segment``; None (notebook 03 not
+    run for this month) gives None.
+    """
+    if segments is None:
+        return None
+    j = scores.merge(segments[["customer_id", "rfm_segment"]], on="customer_id", how="inner")
+    g = j.groupby("rfm_segment", observed=True)
+    out = pd.DataFrame({"customers": g.size(), "mean_clv": g["clv"].mean(), "total_clv": g["clv"].sum(),
+                        "mean_p_alive": g["p_alive"].mean()})
+    out["clv_share_pct"] = 100 * out["total_clv"] / out["total_clv"].sum()
+    out.index.name = "segment"
+    return out.sort_values("mean_clv", ascending=False).round(2)
+
+
+def segment_takeaway(table: pd.DataFrame | None, currency: str = "EUR") -> str:
+    if table is None:
+        return ("segments.parquet is not there yet (run notebook 03 for this month), so CLV by segment is "
+                "left out.")
+    best = table.index[0]
+    return (f"'{best}' customers are worth the most ({plots.money(table['mean_clv'].iloc[0], currency)} each on "
+            f"average); the largest share of total CLV sits in '{table['clv_share_pct'].idxmax()}' "
+            f"({table['clv_share_pct'].max():.0f} %).")
+
+
+def plot_segments(table: pd.DataFrame, currency: str = "EUR", clv_months: int = 12, ax=None):
+    """Mean CLV per RFM segment (horizontal bars)."""
+    return plots.plot_share_bars(table.reset_index(), "segment", "mean_clv",
+                                 title=f"Mean {clv_months}-month CLV per segment",
+                                 xlabel=f"mean CLV, margin ({currency})", ax=ax)
+
+
+def plot_matrix(matrix: pd.DataFrame, title: str, fmt: str = ".2f", ax=None):
+    """Heatmap of a frequency x recency matrix (see `alive_matrix`)."""
+    ax = plots._ax(ax)
+    sns.heatmap(matrix, cmap=plots.PALETTE, annot=True, fmt=fmt, annot_kws={"size": 7}, cbar=False, ax=ax)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.set_xlabel(matrix.columns.name)
+    ax.set_ylabel(matrix.index.name)
+    return ax
+
+
 # --- the stage -----------------------------------------------------------------------------------
 
 @dataclass
 class ClvRun:
-    """Everything notebook 04 shows; `scores` is clv.parquet, `model_json` is clv_model.json."""
+    """Everything notebook 04 shows; `scores` is clv.parquet, `model_json` is clv_model.json.
+
+    `by_horizon` holds the expected purchases per ``clv.horizons_days`` (rows as `scores`) for the
+    report's tables; `segments` is CLV per RFM segment (None without segments.parquet).
+    """
 
     as_of: str
-    cfg: Config
+    settings: ClvConfig
+    currency: str
     scores: pd.DataFrame
     model_json: dict
+    by_horizon: pd.DataFrame
     comparison: pd.DataFrame | None = None
     by_frequency: pd.DataFrame | None = None
     tracking: pd.DataFrame | None = None
@@ -372,25 +476,230 @@ class ClvRun:
     gamma_gamma: Fit | None = None
     correlation: float = float("nan")
     notes: list = field(default_factory=list)
+    segments: pd.DataFrame | None = None
+
+    # --- holdout comparison
+
+    def comparison_table(self) -> pd.DataFrame:
+        """Holdout metrics per model, the chosen one marked."""
+        if self.comparison is None:
+            return pd.DataFrame({"message": ["no holdout comparison (see notes)"]})
+        t = self.comparison.drop(columns=["note"]).rename(index=MODEL_NAMES).round(3)
+        t["chosen"] = ["yes" if MODEL_NAMES[self.model_json["model"]] == i else "" for i in t.index]
+        t.index.name = "model"
+        return t
+
+    def comparison_takeaway(self) -> str:
+        lines = []
+        if self.comparison is not None:
+            c = self.comparison.loc[self.model_json["model"]]
+            how = "pinned in the config" if self.model_json["model_pinned"] else "lowest holdout MAE"
+            lines.append(
+                f"{MODEL_NAMES[self.model_json['model']]} is used ({how}): over the "
+                f"{self.model_json['holdout_days']}-day holdout it predicted {c['predicted_total']:,.0f} repeat "
+                f"purchases against {c['actual_total']:,.0f} actual ({c['total_error_pct']:+.1f} %), off by "
+                f"{c['mae']:.2f} purchases per customer on average.")
+        lines += self.notes
+        return "\n".join(lines) if lines else "All fits converged without a penalizer."
+
+    def holdout_by_frequency_table(self) -> pd.DataFrame | None:
+        """Mean actual and predicted holdout purchases per calibration repeat-purchase count."""
+        return None if self.by_frequency is None else self.by_frequency.round(3)
+
+    def plot_holdout_by_frequency(self, ax=None):
+        """Mean actual vs predicted holdout purchases per calibration repeat-purchase count."""
+        ax = plots._ax(ax)
+        d = self.by_frequency.drop(columns=["customers"]).reset_index().melt(
+            id_vars="calibration_repeat_purchases", var_name="series", value_name="purchases")
+        sns.lineplot(data=d, x="calibration_repeat_purchases", y="purchases", hue="series", style="series",
+                     markers=True, dashes=False, ax=ax, sort=False)
+        ax.set_title(f"Holdout purchases by calibration frequency ({self.model_json['holdout_days']} days)")
+        ax.set_xlabel("repeat purchases in the calibration period")
+        ax.set_ylabel("mean purchases per customer in the holdout")
+        ax.legend(title="", frameon=False)
+        return ax
+
+    def plot_tracking(self, ax=None):
+        """Cumulative repeat purchases, actual and expected, with the calibration end marked."""
+        ax = plots._ax(ax)
+        t = self.tracking
+        dates = pd.Timestamp(EPOCH) + pd.to_timedelta(t["period"] * UNIT_DAYS[self.settings.time_unit], unit="D")
+        ax.plot(dates, t["actual"], color="black", lw=2, label="actual")
+        for m in [c for c in t.columns if c in MODEL_NAMES.values()]:
+            ax.plot(dates, t[m], lw=1.3, ls="--", label=m)
+        cal_end = pd.Timestamp(self.model_json["calibration_end"])
+        ax.axvline(cal_end, color="grey", ls=":")
+        ax.text(cal_end, ax.get_ylim()[1] * 0.95, " holdout →", va="top", color="grey")
+        ax.set_title("Cumulative repeat purchases: actual vs model")
+        ax.set_xlabel("date")
+        ax.set_ylabel("cumulative repeat purchases")
+        ax.yaxis.set_major_formatter(plots.thousands)
+        ax.legend(frameon=False)
+        return ax
+
+    def tracking_takeaway(self) -> str:
+        if self.tracking is None:
+            return "No tracking plot (no holdout comparison)."
+        last = self.tracking.iloc[-1]
+        cal = self.tracking[~self.tracking["holdout"]].iloc[-1]
+        m = MODEL_NAMES[self.model_json["model"]]
+        act, exp = last["actual"] - cal["actual"], last[m] - cal[m]
+        return (f"In the holdout, customers made {act:,.0f} repeat purchases; {m} fitted on the calibration period "
+                f"expected {exp:,.0f} ({100 * (exp - act) / max(act, 1):+.1f} %).")
+
+    # --- final model
+
+    def params_table(self) -> pd.DataFrame:
+        """Final parameters of the purchase model and Gamma-Gamma."""
+        rows = [{"model": MODEL_NAMES.get(self.model_json["model"], "-"), "parameter": k, "value": round(v, 4)}
+                for k, v in self.model_json["params"].items()]
+        rows += [{"model": "Gamma-Gamma", "parameter": k, "value": round(v, 4)}
+                 for k, v in self.model_json["gamma_gamma"].items()]
+        return pd.DataFrame(rows).set_index(["model", "parameter"])
+
+    def plot_period_transactions(self, ax=None):
+        """Customers per number of repeat purchases: actual vs simulated by the fitted model."""
+        ax = plots._ax(ax)
+        d = self.period_tx.reset_index().melt(id_vars="repeat_purchases", var_name="series", value_name="customers")
+        sns.barplot(data=d, x="repeat_purchases", y="customers", hue="series", ax=ax)
+        ax.set_title("Customers by number of repeat purchases: actual vs model")
+        ax.set_xlabel("repeat purchases")
+        ax.set_ylabel("customers")
+        ax.yaxis.set_major_formatter(plots.thousands)
+        ax.legend(title="", frameon=False)
+        return ax
+
+    def period_tx_takeaway(self) -> str:
+        if self.period_tx is None:
+            return "No purchase model (no repeat customers)."
+        t = self.period_tx
+        m = t.columns[1]
+        return (f"{t['actual'].iloc[0]:,} customers never bought again; the fitted {m} simulates "
+                f"{t[m].iloc[0]:,}. The largest gap across the counts is "
+                f"{(t[m] - t['actual']).abs().max():,} customers.")
+
+    def plot_alive_matrices(self):
+        """P(alive) and expected purchases in the purchase window over frequency x recency, side by side."""
+        clv = self.settings
+        T = float(self.scores["T"].max())
+        max_f = int(min(12, max(3, self.scores["frequency"].quantile(0.99))))
+        p, e = alive_matrix(self.final, T, clv.purchase_window_days, clv.time_unit, max_f)
+        fig, axes = plt.subplots(1, 2, figsize=(14, 5))
+        plot_matrix(p, f"P(alive) at age {T:.0f} {clv.time_unit}s", ax=axes[0])
+        plot_matrix(e, f"Expected purchases, next {clv.purchase_window_days} days", ax=axes[1])
+        fig.tight_layout()
+        return axes
+
+    def matrix_takeaway(self) -> str:
+        if self.final is None:
+            return "No purchase model (no repeat customers)."
+        T = float(self.scores["T"].max())
+        p_recent = probability_alive(self.final, np.array([5.0]), np.array([T]), np.array([T]))[0]
+        p_old = probability_alive(self.final, np.array([5.0]), np.array([T / 2]), np.array([T]))[0]
+        return (f"For a customer first seen {T:.0f} {self.settings.time_unit}s ago with 5 repeat purchases, "
+                f"P(alive) is {p_recent:.0%} if the last one was at the cut-off and {p_old:.0%} if it was halfway "
+                "through.")
+
+    # --- order values
+
+    def plot_monetary_correlation(self, ax=None):
+        """Repeat purchases vs mean repeat order value (repeat customers), the Gamma-Gamma assumption."""
+        ax = plots._ax(ax)
+        rep = self.scores[self.scores["frequency"] > 0]
+        f = rep["frequency"].clip(upper=FREQUENCY_CAP)
+        d = pd.DataFrame({"repeat purchases": f.astype(int).astype(str).where(f < FREQUENCY_CAP, f"{FREQUENCY_CAP}+"),
+                          "order": f, "value": rep["monetary_value"]}).sort_values("order")
+        sns.boxplot(data=d, x="repeat purchases", y="value", color=sns.color_palette()[0], showfliers=False, ax=ax)
+        ax.set_title("Mean repeat order value by number of repeat purchases")
+        ax.set_xlabel("repeat purchases")
+        ax.set_ylabel(f"mean repeat order value ({self.currency})")
+        return ax
+
+    def correlation_takeaway(self) -> str:
+        c = self.correlation
+        if not np.isfinite(c):
+            return "Too few repeat customers to check the Gamma-Gamma independence assumption."
+        lim = self.settings.correlation_warning
+        verdict = ("within" if abs(c) <= lim else "ABOVE") + f" the |{lim}| warning level"
+        return (f"Correlation between repeat purchases and mean order value: {c:+.3f}, {verdict}; Gamma-Gamma "
+                "assumes they are independent.")
+
+    # --- CLV
+
+    def clv_summary_table(self) -> pd.DataFrame:
+        """Distribution of the per-customer scores (mean and quantiles), one row per score and horizon."""
+        return score_distribution(scores_for_report(self.scores, self.by_horizon, self.settings))
+
+    def plot_clv_distribution(self, ax=None):
+        """Histogram of CLV over the configured months (log scale on x), median marked."""
+        ax = plots._ax(ax)
+        v = self.scores["clv"]
+        v = v[v >= 0.01]  # below a cent a log axis would stretch over tiny, meaningless values
+        sns.histplot(v, bins=50, log_scale=True, ax=ax, color=sns.color_palette()[0])
+        ax.axvline(v.median(), color="black", ls="--", label=f"median {v.median():,.0f}")
+        ax.set_title(f"{self.settings.clv_months}-month CLV per customer")
+        ax.set_xlabel(f"CLV, margin ({self.currency}, log scale)")
+        ax.set_ylabel("customers")
+        ax.legend(frameon=False)
+        return ax
+
+    def clv_takeaway(self) -> str:
+        s, cur = self.scores, self.currency
+        total = s["clv"].sum()
+        top = s["clv"].nlargest(max(1, len(s) // 10)).sum()
+        text = (f"The {len(s):,} customers are expected to bring {plots.money(total, cur)} of margin over the next "
+                f"{self.settings.clv_months} months (median {plots.money(s['clv'].median(), cur)} per customer); "
+                f"the top 10 % hold {100 * top / total:.0f} % of it." if total > 0 else "No positive CLV.")
+        if s["p_alive"].notna().any():
+            text += f" {100 * (s['p_alive'] >= 0.5).mean():.0f} % of customers are more likely active than not."
+        return text
+
+    def decile_table(self) -> pd.DataFrame:
+        """Customers ranked by CLV in ten equal groups: CLV share and cumulative share per decile."""
+        return decile_table(self.scores["clv"])
+
+    def plot_deciles(self, ax=None):
+        """Share of total CLV per customer decile."""
+        ax = plots._ax(ax)
+        d = self.decile_table().reset_index()
+        sns.barplot(data=d, x="clv decile", y="clv_share_pct", color=sns.color_palette()[0], ax=ax)
+        ax.set_title("Share of total CLV per customer decile")
+        ax.set_xlabel("customers ranked by CLV")
+        ax.set_ylabel("share of total CLV (%)")
+        ax.tick_params(axis="x", rotation=30)
+        return ax
+
+    # --- CLV by RFM segment
+
+    def segments_table(self) -> pd.DataFrame | None:
+        """CLV per RFM segment (see `clv_by_segment`), or None when segments.parquet is absent."""
+        return self.segments
+
+    def plot_segments(self, ax=None):
+        """Mean CLV per RFM segment, or nothing (None) without segments."""
+        if self.segments is None:
+            return None
+        return plot_segments(self.segments, self.currency, self.settings.clv_months, ax=ax)
+
+    def segment_takeaway(self) -> str:
+        return segment_takeaway(self.segments, self.currency)
 
 
-def run(processed_dir: str | Path, as_of: str, cfg: Config, orders: ibis.Table | None = None, con=None,
-        save: bool = True) -> ClvRun:
-    """Stage 04: summary, holdout comparison, final fit, scores; writes clv.parquet + clv_model.json."""
-    from helpers import engine
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvRun:
+    """Stage 04: summary, holdout comparison, final fit, scores; writes clv.parquet + clv_model.json.
 
+    Reads orders_clean (notebook 01) and, for CLV by segment, segments.parquet (notebook 03) when
+    it is there.
+    """
     clv = cfg.clv
-    if orders is None:
-        con = con or engine.connect(cfg.engine)
-        orders = engine.artifact_table(con, processed_dir, "orders_clean")
+    con = con or engine.connect(cfg.engine)
+    orders = artifacts.table(con, processed_dir, "orders_clean")
     notes: list[str] = []
     unit = clv.time_unit
     cal_end = as_date(as_of) - dt.timedelta(days=clv.holdout_days)
 
     summary = rfm_summary(orders, as_of, unit)
     n_repeat = int((summary["frequency"] > 0).sum())
-    if n_repeat == 0:  # the fallback value of an order: mean net value of all purchase periods
-        summary.attrs["average_order_value"] = float(purchase_periods(orders, as_of, unit).value.mean().to_pandas() or 0)
 
     comparison = by_freq = tracking = None
     fits: dict = {}
@@ -415,12 +724,16 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, orders: ibis.Table |
 
     final = gg = None
     period_tx = None
+    aov = float("nan")
     if n_repeat:
         final = fit_final(summary, chosen, clv)
         gg = fit_gamma_gamma(summary, clv.penalizer, clv.retry_penalizer)
         notes += [n for n in (final.note, gg.note) if n]
         period_tx = period_transactions(summary, final, clv.seed)
-    scores = score_customers(summary, final, gg, clv)
+    else:  # the value of one order without Gamma-Gamma: mean net value of all purchase periods
+        aov = average_purchase_value(orders, as_of, unit)
+    scores = score_customers(summary, final, gg, clv, aov)
+    by_horizon = expected_purchases_by_horizon(summary, final, clv.horizons_days, unit)
     corr = monetary_correlation(summary)
     if np.isfinite(corr) and abs(corr) > clv.correlation_warning:
         notes.append(f"Frequency and mean order value correlate ({corr:+.2f}, above |{clv.correlation_warning}|): "
@@ -430,289 +743,20 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, orders: ibis.Table |
         "as_of": str(as_of), "time_unit": unit, "model": chosen, "model_pinned": clv.model != "auto",
         "params": final.params if final else {}, "penalizer": final.penalizer if final else None,
         "gamma_gamma": gg.params if gg else {}, "gamma_gamma_penalizer": gg.penalizer if gg else None,
-        "n_customers": int(len(summary)), "n_repeat_customers": n_repeat,
+        "n_customers": len(summary), "n_repeat_customers": n_repeat,
         "calibration_end": str(cal_end), "holdout_days": clv.holdout_days,
         "holdout": ({m: {k: (None if pd.isna(v) else float(v)) for k, v in row.items()
                          if k in ("mae", "rmse", "predicted_total", "actual_total")}
                      for m, row in comparison.iterrows()} if comparison is not None else {}),
         "frequency_monetary_correlation": None if not np.isfinite(corr) else corr,
         "gross_margin": clv.gross_margin, "monthly_discount_rate": clv.monthly_discount_rate,
-        "clv_months": clv.clv_months, "notes": notes,
+        # the horizons of clv.parquet's columns: clv over clv_months, exp_purchases and p_purchase
+        # over purchase_window_days (both in days; model time in time_unit)
+        "clv_months": clv.clv_months, "purchase_window_days": clv.purchase_window_days,
+        "horizons_days": list(clv.horizons_days), "notes": notes,
     }
-    if save:
-        artifacts.save_parquet(processed_dir, "clv", scores)
-        artifacts.save_json(processed_dir, "clv_model", model_json)
-    return ClvRun(str(as_of), cfg, scores, model_json, comparison, by_freq, tracking, period_tx, final, gg, corr,
-                  notes)
-
-
-# --- tables and sentences for the notebook -------------------------------------------------------
-
-def comparison_table(res: ClvRun) -> pd.DataFrame:
-    """Holdout metrics per model, the chosen one marked."""
-    if res.comparison is None:
-        return pd.DataFrame({"message": ["no holdout comparison (see notes)"]})
-    t = res.comparison.drop(columns=["note"]).rename(index=MODEL_NAMES).round(3)
-    t["chosen"] = ["yes" if MODEL_NAMES[res.model_json["model"]] == i else "" for i in t.index]
-    t.index.name = "model"
-    return t
-
-
-def comparison_takeaway(res: ClvRun) -> str:
-    lines = []
-    if res.comparison is not None:
-        c = res.comparison.loc[res.model_json["model"]]
-        how = "pinned in the config" if res.model_json["model_pinned"] else "lowest holdout MAE"
-        lines.append(
-            f"{MODEL_NAMES[res.model_json['model']]} is used ({how}): over the {res.model_json['holdout_days']}-day "
-            f"holdout it predicted {c['predicted_total']:,.0f} repeat purchases against {c['actual_total']:,.0f} "
-            f"actual ({c['total_error_pct']:+.1f} %), off by {c['mae']:.2f} purchases per customer on average.")
-    lines += res.notes
-    return "\n".join(lines) if lines else "All fits converged without a penalizer."
-
-
-def params_table(res: ClvRun) -> pd.DataFrame:
-    """Final parameters of the purchase model and Gamma-Gamma."""
-    rows = [{"model": MODEL_NAMES.get(res.model_json["model"], "-"), "parameter": k, "value": round(v, 4)}
-            for k, v in res.model_json["params"].items()]
-    rows += [{"model": "Gamma-Gamma", "parameter": k, "value": round(v, 4)}
-             for k, v in res.model_json["gamma_gamma"].items()]
-    return pd.DataFrame(rows).set_index(["model", "parameter"])
-
-
-def clv_summary_table(res: ClvRun) -> pd.DataFrame:
-    """Distribution of the per-customer scores (mean and quartiles)."""
-    cols = [c for c in res.scores.columns if c not in ("customer_id",)]
-    d = res.scores[cols].describe(percentiles=[0.25, 0.5, 0.75, 0.9]).T
-    return d[["mean", "25%", "50%", "75%", "90%", "max"]].round(3)
-
-
-def clv_takeaway(res: ClvRun) -> str:
-    col = _column_names(res.cfg.clv)["clv"]
-    s = res.scores
-    cur = res.cfg.shop.currency
-    total = s[col].sum()
-    top = s[col].nlargest(max(1, len(s) // 10)).sum()
-    text = (f"The {len(s):,} customers are expected to bring {plots.money(total, cur)} of margin over the next "
-            f"{res.cfg.clv.clv_months} months (median {plots.money(s[col].median(), cur)} per customer); "
-            f"the top 10 % hold {100 * top / total:.0f} % of it." if total > 0 else "No positive CLV.")
-    if s["p_alive"].notna().any():
-        text += f" {100 * (s['p_alive'] >= 0.5).mean():.0f} % of customers are more likely active than not."
-    return text
-
-
-def decile_table(res: ClvRun) -> pd.DataFrame:
-    """Customers ranked by CLV in ten equal groups: CLV share and cumulative share per decile."""
-    col = _column_names(res.cfg.clv)["clv"]
-    v = np.sort(res.scores[col].to_numpy())[::-1]
-    groups = np.array_split(v, 10)
-    total = v.sum() if v.sum() else 1.0
-    d = pd.DataFrame({"customers": [len(g) for g in groups], "clv_share_pct": [100 * g.sum() / total for g in groups]},
-                     index=pd.Index([f"top {10 * (i + 1)} %" if i == 0 else f"{10 * i}-{10 * (i + 1)} %"
-                                     for i in range(10)], name="clv decile"))
-    d["cumulative_pct"] = d["clv_share_pct"].cumsum()
-    return d.round(1)
-
-
-def clv_by_segment(res: ClvRun, processed_dir: str | Path) -> pd.DataFrame | None:
-    """Mean and total CLV per RFM segment from segments.parquet (notebook 03), or None when absent."""
-    p = artifacts.path(processed_dir, "segments")
-    if not p.exists():
-        return None
-    seg = pd.read_parquet(p)
-    col = next((c for c in ("segment", "rfm_segment", "segment_name") if c in seg.columns), None)
-    if col is None or "customer_id" not in seg.columns:
-        return None
-    clv_col = _column_names(res.cfg.clv)["clv"]
-    j = res.scores.merge(seg[["customer_id", col]], on="customer_id", how="inner")
-    g = j.groupby(col, observed=True)
-    out = pd.DataFrame({"customers": g.size(), "mean_clv": g[clv_col].mean(), "total_clv": g[clv_col].sum(),
-                        "mean_p_alive": g["p_alive"].mean()})
-    out["clv_share_pct"] = 100 * out["total_clv"] / out["total_clv"].sum()
-    out.index.name = "segment"
-    return out.sort_values("mean_clv", ascending=False).round(2)
-
-
-def segment_takeaway(table: pd.DataFrame | None, currency: str = "EUR") -> str:
-    if table is None:
-        return ("segments.parquet is not there yet (run notebook 03 for this month), so CLV by segment is "
-                "left out.")
-    best = table.index[0]
-    return (f"'{best}' customers are worth the most ({plots.money(table['mean_clv'].iloc[0], currency)} each on "
-            f"average); the largest share of total CLV sits in '{table['clv_share_pct'].idxmax()}' "
-            f"({table['clv_share_pct'].max():.0f} %).")
-
-
-def correlation_takeaway(res: ClvRun) -> str:
-    c = res.correlation
-    if not np.isfinite(c):
-        return "Too few repeat customers to check the Gamma-Gamma independence assumption."
-    lim = res.cfg.clv.correlation_warning
-    verdict = ("within" if abs(c) <= lim else "ABOVE") + f" the |{lim}| warning level"
-    return (f"Correlation between repeat purchases and mean order value: {c:+.3f}, {verdict}; Gamma-Gamma "
-            "assumes they are independent.")
-
-
-def matrix_takeaway(res: ClvRun) -> str:
-    if res.final is None:
-        return "No purchase model (no repeat customers)."
-    T = float(res.scores["T"].max())
-    p_recent = probability_alive(res.final, np.array([5.0]), np.array([T]), np.array([T]))[0]
-    p_old = probability_alive(res.final, np.array([5.0]), np.array([T / 2]), np.array([T]))[0]
-    return (f"For a customer first seen {T:.0f} {res.cfg.clv.time_unit}s ago with 5 repeat purchases, P(alive) "
-            f"is {p_recent:.0%} if the last one was at the cut-off and {p_old:.0%} if it was halfway through.")
-
-
-def tracking_takeaway(res: ClvRun) -> str:
-    if res.tracking is None:
-        return "No tracking plot (no holdout comparison)."
-    last = res.tracking.iloc[-1]
-    cal = res.tracking[~res.tracking["holdout"]].iloc[-1]
-    m = MODEL_NAMES[res.model_json["model"]]
-    act, exp = last["actual"] - cal["actual"], last[m] - cal[m]
-    return (f"In the holdout, customers made {act:,.0f} repeat purchases; {m} fitted on the calibration period "
-            f"expected {exp:,.0f} ({100 * (exp - act) / max(act, 1):+.1f} %).")
-
-
-def period_tx_takeaway(res: ClvRun) -> str:
-    if res.period_tx is None:
-        return "No purchase model (no repeat customers)."
-    t = res.period_tx
-    m = t.columns[1]
-    return (f"{t['actual'].iloc[0]:,} customers never bought again; the fitted {m} simulates "
-            f"{t[m].iloc[0]:,}. The largest gap across the counts is "
-            f"{(t[m] - t['actual']).abs().max():,} customers.")
-
-
-# --- figures -------------------------------------------------------------------------------------
-
-def plot_holdout_by_frequency(res: ClvRun, ax=None):
-    """Mean actual vs predicted holdout purchases per calibration repeat-purchase count."""
-    import seaborn as sns
-
-    ax = plots._ax(ax)
-    d = res.by_frequency.drop(columns=["customers"]).reset_index().melt(
-        id_vars="calibration_repeat_purchases", var_name="series", value_name="purchases")
-    sns.lineplot(data=d, x="calibration_repeat_purchases", y="purchases", hue="series", style="series",
-                 markers=True, dashes=False, ax=ax, sort=False)
-    ax.set_title(f"Holdout purchases by calibration frequency ({res.model_json['holdout_days']} days)")
-    ax.set_xlabel("repeat purchases in the calibration period")
-    ax.set_ylabel("mean purchases per customer in the holdout")
-    ax.legend(title="", frameon=False)
-    return ax
-
-
-def plot_tracking(res: ClvRun, ax=None):
-    """Cumulative repeat purchases, actual and expected, with the calibration end marked."""
-    ax = plots._ax(ax)
-    t = res.tracking
-    unit = res.cfg.clv.time_unit
-    dates = pd.Timestamp(EPOCH) + pd.to_timedelta(t["period"] * UNIT_DAYS[unit], unit="D")
-    ax.plot(dates, t["actual"], color="black", lw=2, label="actual")
-    for m in [c for c in t.columns if c in MODEL_NAMES.values()]:
-        ax.plot(dates, t[m], lw=1.3, ls="--", label=m)
-    cal_end = pd.Timestamp(res.model_json["calibration_end"])
-    ax.axvline(cal_end, color="grey", ls=":")
-    ax.text(cal_end, ax.get_ylim()[1] * 0.95, " holdout →", va="top", color="grey")
-    ax.set_title("Cumulative repeat purchases: actual vs model")
-    ax.set_xlabel("date")
-    ax.set_ylabel("cumulative repeat purchases")
-    ax.yaxis.set_major_formatter(plots.thousands)
-    ax.legend(frameon=False)
-    return ax
-
-
-def plot_period_transactions(res: ClvRun, ax=None):
-    """Customers per number of repeat purchases: actual vs simulated by the fitted model."""
-    import seaborn as sns
-
-    ax = plots._ax(ax)
-    d = res.period_tx.reset_index().melt(id_vars="repeat_purchases", var_name="series", value_name="customers")
-    sns.barplot(data=d, x="repeat_purchases", y="customers", hue="series", ax=ax)
-    ax.set_title("Customers by number of repeat purchases: actual vs model")
-    ax.set_xlabel("repeat purchases")
-    ax.set_ylabel("customers")
-    ax.yaxis.set_major_formatter(plots.thousands)
-    ax.legend(title="", frameon=False)
-    return ax
-
-
-def plot_matrix(matrix: pd.DataFrame, title: str, fmt: str = ".2f", ax=None):
-    """Heatmap of a frequency x recency matrix (see `alive_matrix`)."""
-    import seaborn as sns
-
-    ax = plots._ax(ax)
-    sns.heatmap(matrix, cmap=plots.PALETTE, annot=True, fmt=fmt, annot_kws={"size": 7}, cbar=False, ax=ax)
-    ax.invert_yaxis()
-    ax.set_title(title)
-    ax.set_xlabel(matrix.columns.name)
-    ax.set_ylabel(matrix.index.name)
-    return ax
-
-
-def plot_alive_matrices(res: ClvRun):
-    """P(alive) and expected purchases in the purchase window over frequency x recency, side by side."""
-    import matplotlib.pyplot as plt
-
-    clv = res.cfg.clv
-    T = float(res.scores["T"].max())
-    max_f = int(min(12, max(3, res.scores["frequency"].quantile(0.99))))
-    p, e = alive_matrix(res.final, T, clv.purchase_window_days, clv.time_unit, max_f)
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5))
-    plot_matrix(p, f"P(alive) at age {T:.0f} {clv.time_unit}s", ax=axes[0])
-    plot_matrix(e, f"Expected purchases, next {clv.purchase_window_days} days", ax=axes[1])
-    fig.tight_layout()
-    return axes
-
-
-def plot_clv_distribution(res: ClvRun, ax=None):
-    """Histogram of 12-month CLV (log scale on x), median marked."""
-    import seaborn as sns
-
-    ax = plots._ax(ax)
-    col = _column_names(res.cfg.clv)["clv"]
-    v = res.scores[col]
-    v = v[v >= 0.01]  # below a cent a log axis would stretch over tiny, meaningless values
-    sns.histplot(v, bins=50, log_scale=True, ax=ax, color=sns.color_palette()[0])
-    ax.axvline(v.median(), color="black", ls="--", label=f"median {v.median():,.0f}")
-    ax.set_title(f"{res.cfg.clv.clv_months}-month CLV per customer")
-    ax.set_xlabel(f"CLV, margin ({res.cfg.shop.currency}, log scale)")
-    ax.set_ylabel("customers")
-    ax.legend(frameon=False)
-    return ax
-
-
-def plot_deciles(res: ClvRun, ax=None):
-    """Share of total CLV per customer decile."""
-    import seaborn as sns
-
-    ax = plots._ax(ax)
-    d = decile_table(res).reset_index()
-    sns.barplot(data=d, x="clv decile", y="clv_share_pct", color=sns.color_palette()[0], ax=ax)
-    ax.set_title("Share of total CLV per customer decile")
-    ax.set_xlabel("customers ranked by CLV")
-    ax.set_ylabel("share of total CLV (%)")
-    ax.tick_params(axis="x", rotation=30)
-    return ax
-
-
-def plot_segments(table: pd.DataFrame, currency: str = "EUR", ax=None):
-    """Mean CLV per RFM segment (horizontal bars)."""
-    return plots.plot_share_bars(table.reset_index(), "segment", "mean_clv", title="Mean 12-month CLV per segment",
-                                 xlabel=f"mean CLV, margin ({currency})", ax=ax)
-
-
-def plot_monetary_correlation(res: ClvRun, ax=None):
-    """Repeat purchases vs mean repeat order value (repeat customers), the Gamma-Gamma assumption."""
-    import seaborn as sns
-
-    ax = plots._ax(ax)
-    rep = res.scores[res.scores["frequency"] > 0]
-    f = rep["frequency"].clip(upper=FREQUENCY_CAP)
-    d = pd.DataFrame({"repeat purchases": f.astype(int).astype(str).where(f < FREQUENCY_CAP, f"{FREQUENCY_CAP}+"),
-                      "order": f, "value": rep["monetary_value"]}).sort_values("order")
-    sns.boxplot(data=d, x="repeat purchases", y="value", color=sns.color_palette()[0], showfliers=False, ax=ax)
-    ax.set_title("Mean repeat order value by number of repeat purchases")
-    ax.set_xlabel("repeat purchases")
-    ax.set_ylabel(f"mean repeat order value ({res.cfg.shop.currency})")
-    return ax
+    artifacts.write(processed_dir, "clv", scores)
+    artifacts.write(processed_dir, "clv_model", model_json)
+    segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
+    return ClvRun(str(as_of), clv, cfg.shop.currency, scores, model_json, by_horizon, comparison, by_freq,
+                  tracking, period_tx, final, gg, corr, notes, clv_by_segment(scores, segments))
