@@ -460,9 +460,8 @@ def monthly_takeaway(monthly_df: pd.DataFrame, currency: str = "EUR") -> str:
 
 def deltas_takeaway(d: Deltas) -> str:
     """The KPI with the largest relative rise and fall vs last year (or last month when no year back)."""
-    d = d.table
-    col = "vs_last_year" if d["vs_last_year"].notna().any() else "vs_previous"
-    levels = d[(d.change_in == "relative")][col].dropna()
+    col = "vs_last_year" if d.table["vs_last_year"].notna().any() else "vs_previous"
+    levels = d.table.loc[d.table.change_in == "relative", col].dropna()
     if levels.empty:
         return "There is no earlier month to compare with yet."
     up, down = levels.idxmax(), levels.idxmin()
