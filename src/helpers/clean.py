@@ -550,7 +550,7 @@ class CleanRun:
     currency: str
     processed_dir: str | Path | None
     con: object = field(repr=False, default=None)
-    _monthly: pd.DataFrame | None = field(default=None, repr=False)
+    _monthly: pd.DataFrame | None = field(default=None, init=False, repr=False)
 
     def accounting_table(self) -> pd.DataFrame:
         return accounting_table(self.report)

@@ -376,9 +376,9 @@ def deltas(monthly_df: pd.DataFrame, month: str | None = None) -> Deltas:
     """This month's KPIs vs the previous month and the same month last year.
 
     The table (see `Deltas`) has index KPI and columns change_in, this_month, previous_month,
-    vs_previous, same_month_last_year, vs_last_year. For levels (revenue, orders...) the change is relative (+0.05 = +5 %); for shares
-    (rates) it is the difference in points (+0.01 = one percentage point). A missing comparison
-    month gives NaN.
+    vs_previous, same_month_last_year, vs_last_year. For levels (revenue, orders...) the change is
+    relative (+0.05 = +5 %); for shares (rates) it is the difference in points (+0.01 = one
+    percentage point). A missing comparison month gives NaN.
     """
     m = monthly_df.set_index("month")
     month = month or m.index[-1]
