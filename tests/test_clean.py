@@ -7,7 +7,7 @@ import ibis
 import pandas as pd
 import pytest
 
-from helpers import clean
+from helpers import artifacts, clean
 from helpers.config import config_from_dict, load_config
 from helpers.contract import ContractError
 from helpers.engine import connect
@@ -51,7 +51,7 @@ def shop(tmp_path):
 
 
 def test_every_row_is_kept_quarantined_or_excluded_with_its_reason(shop, cfg, tmp_path):
-    report = clean.run(shop, "2025-12-31", cfg, processed_dir=tmp_path / "out")
+    report = clean.run(shop, "2025-12-31", cfg, processed_dir=tmp_path / "out").report
     orders = report["files"]["orders"]
     assert orders["rows_raw"] == 11
     assert orders["rows_kept"] == 3
@@ -89,7 +89,7 @@ def test_data_quality_json_adds_up_and_names_no_machine_path(shop, cfg, tmp_path
 
 
 def test_customers_are_deduplicated_and_leads_counted(shop, cfg, tmp_path):
-    report = clean.run(shop, "2025-12-31", cfg, processed_dir=tmp_path / "out")
+    report = clean.run(shop, "2025-12-31", cfg, processed_dir=tmp_path / "out").report
     c = pd.read_parquet(tmp_path / "out" / "customers_clean.parquet").set_index("customer_id")
     assert sorted(c.index) == ["C1", "C7", "L1"]
     assert c.loc["C1", "email"] == "a@example.com"  # first row wins
@@ -137,7 +137,7 @@ def test_column_map_translates_a_shops_own_export_names(tmp_path):
     (raw / "orders.csv").write_text("Name,Email,Created at,Total\n#1001,a,2025-01-01,10.00\n", encoding="utf-8")
     cfg = config_from_dict({"columns": {"orders": {"Name": "order_id", "Email": "customer_id",
                                                    "Created at": "order_date", "Total": "amount"}}})
-    report = clean.run(raw, "2025-12-31", cfg)
+    report = clean.run(raw, "2025-12-31", cfg).report
     assert report["files"]["orders"]["rows_kept"] == 1
 
 
@@ -159,7 +159,7 @@ def test_cp1250_export_is_read_with_a_warning(tmp_path, cfg):
     raw = tmp_path / "cz"
     raw.mkdir()
     (raw / "orders.csv").write_bytes((HEADER + "O1,Čapek,2025-01-02,\"10,00\",completed,0,CZK\n").encode("cp1250"))
-    report = clean.run(raw, "2025-12-31", cfg, processed_dir=tmp_path / "out")
+    report = clean.run(raw, "2025-12-31", cfg, processed_dir=tmp_path / "out").report
     assert report["files"]["orders"]["encoding"] == "cp1250"
     assert any("not UTF-8" in w for w in report["warnings"])
     assert pd.read_parquet(tmp_path / "out" / "orders_clean.parquet")["customer_id"].tolist() == ["Čapek"]
@@ -169,7 +169,7 @@ def test_utf8_with_bom_reads_the_first_column(tmp_path, cfg):
     raw = tmp_path / "bom"
     raw.mkdir()
     (raw / "orders.csv").write_bytes(("\ufeff" + HEADER + "O1,C1,2025-01-02,10,completed,0,EUR\n").encode("utf-8"))
-    assert clean.run(raw, "2025-12-31", cfg)["files"]["orders"]["rows_kept"] == 1
+    assert clean.run(raw, "2025-12-31", cfg).report["files"]["orders"]["rows_kept"] == 1
 
 
 def test_parquet_export_is_cleaned_like_csv(tmp_path, cfg):
@@ -178,7 +178,7 @@ def test_parquet_export_is_cleaned_like_csv(tmp_path, cfg):
     pd.DataFrame({"order_id": ["O1", "O2"], "customer_id": ["C1", None],
                   "order_date": pd.to_datetime(["2025-01-01", "2025-01-02"]), "amount": [10.0, 5.0]}
                  ).to_parquet(raw / "orders.parquet")
-    report = clean.run(raw, "2025-12-31", cfg)
+    report = clean.run(raw, "2025-12-31", cfg).report
     assert report["files"]["orders"]["rows_kept"] == 1
     assert report["files"]["orders"]["quarantined"] == {"missing_customer_id": 1}
 
@@ -201,6 +201,37 @@ def test_latest_order_date_ignores_unreadable_dates(shop, cfg):
     assert clean.latest_order_date(shop, cfg) == "2026-03-04"
 
 
+def test_the_result_object_shows_the_same_tables_as_the_functions_of_its_report(shop, cfg, tmp_path):
+    res = clean.run(shop, "2025-12-31", cfg, processed_dir=tmp_path / "out")
+    pd.testing.assert_frame_equal(res.accounting_table(), clean.accounting_table(res.report))
+    pd.testing.assert_frame_equal(res.customers_table(), clean.customers_table(res.report))
+    assert res.takeaway() == clean.takeaway(res.report)
+    assert res.warnings_text() == clean.warnings_text(res.report)
+    assert res.report == artifacts.read(tmp_path / "out", "data_quality")
+
+
+def test_written_artifacts_match_their_declarations(shop, cfg, tmp_path):
+    out = tmp_path / "out"
+    clean.run(shop, "2025-12-31", cfg, processed_dir=out)
+    for name in ("orders_clean", "customers_clean", "quarantine"):
+        artifacts.check(name, artifacts.read(out, name))
+
+
+def test_monthly_lines_count_lines_orders_and_net_revenue_per_month(shop, cfg, tmp_path):
+    res = clean.run(shop, "2025-12-31", cfg, processed_dir=tmp_path / "out")
+    m = res.monthly_lines()
+    # O1 12.50 in January; O7 returned (-20) in February; O8 a return line (-7.5) in March.
+    assert m["month"].tolist() == ["2025-01", "2025-02", "2025-03"]
+    assert m["revenue_net"].tolist() == [12.5, -20.0, -7.5]
+    assert m["return_lines"].tolist() == [0, 1, 1]
+    assert res.monthly_table(2).index.tolist() == ["2025-02", "2025-03"]
+
+
+def test_monthly_lines_need_the_written_artifacts(shop, cfg):
+    with pytest.raises(ValueError, match="nothing was written"):
+        clean.run(shop, "2025-12-31", cfg).monthly_lines()
+
+
 # --------------------------------------------------------------------------- on the demo shop
 
 @pytest.fixture(scope="module")
@@ -214,7 +245,7 @@ def demo_shop(tmp_path_factory):
 
 def test_demo_dirt_lands_in_quarantine_or_exclusion_with_the_right_reason(demo_shop, cfg, tmp_path):
     raw, truth = demo_shop
-    report = clean.run(raw, truth["end"], cfg, processed_dir=tmp_path / "out")
+    report = clean.run(raw, truth["end"], cfg, processed_dir=tmp_path / "out").report
     orders = report["files"]["orders"]
     dirt = truth["dirt"]
     assert orders["quarantined"] == {"missing_customer_id": dirt["missing_customer_id"], "bad_date": dirt["bad_date"]}

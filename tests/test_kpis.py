@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import kpis
+from helpers import artifacts, kpis
 from helpers.config import ConfigError, config_from_dict
 
 AS_OF = "2024-03-31"
@@ -140,7 +140,9 @@ def test_kpi_table_has_the_documented_columns(monthly):
 # ---------------------------------------------------------------- deltas and bridge
 
 def test_deltas_compare_with_previous_month_and_same_month_last_year(monthly):
-    d = kpis.deltas(monthly.reset_index(), "2024-03")
+    deltas = kpis.deltas(monthly.reset_index(), "2024-03")
+    assert (deltas.month, deltas.previous, deltas.last_year) == ("2024-03", "2024-02", "2023-03")
+    d = deltas.table
     assert d.loc["revenue", "this_month"] == 100.0 and d.loc["revenue", "previous_month"] == 110.0
     assert d.loc["revenue", "vs_previous"] == round(100 / 110 - 1, 4)
     assert d.loc["repeat_rate", "vs_previous"] == round(0.5 - 0.3333, 4)  # shares change in points
@@ -296,16 +298,42 @@ def test_bad_kpi_settings_are_refused_naming_the_key(values):
         config_from_dict({"kpis": values})
 
 
-def test_run_writes_kpis_and_cohorts_csv(tmp_path):
+@pytest.fixture()
+def month_dir(tmp_path):
     df = pd.DataFrame(LINES, columns=COLS)
     df["order_date"] = pd.to_datetime(df["order_date"])
     df.to_parquet(tmp_path / "orders_clean.parquet")
+    return tmp_path
+
+
+def test_run_writes_kpis_and_cohorts_csv(month_dir):
     cfg = config_from_dict({"business": {"inactivity_days": 30}})
-    run = kpis.run(tmp_path, AS_OF, cfg)
+    run = kpis.run(month_dir, AS_OF, cfg)
     assert run.customers is None
-    saved = pd.read_csv(tmp_path / "kpis.csv")
+    saved = pd.read_csv(month_dir / "kpis.csv")
     assert list(saved.columns) == kpis.MONTHLY_COLUMNS and saved.revenue.tolist() == [150.0, 110.0, 100.0]
-    assert list(pd.read_csv(tmp_path / "cohorts.csv").columns) == kpis.COHORT_COLUMNS
+    assert list(pd.read_csv(month_dir / "cohorts.csv").columns) == kpis.COHORT_COLUMNS
+    for name in ("kpis", "cohorts"):  # what a later stage reads back matches the declaration
+        artifacts.check(name, artifacts.read(month_dir, name))
+
+
+def test_the_result_object_gives_the_tables_of_the_functions_with_its_settings(month_dir, orders):
+    cfg = config_from_dict({"shop": {"currency": "CZK"}, "business": {"inactivity_days": 30},
+                            "kpis": {"breakdown_months": 3, "second_order_windows": [30, 60],
+                                     "discount_followup_days": 60}})
+    res = kpis.run(month_dir, AS_OF, cfg)
+    m = kpis.monthly(orders, AS_OF, 30)
+    pd.testing.assert_frame_equal(res.monthly, m)
+    pd.testing.assert_frame_equal(res.monthly_table(2), kpis.monthly_table(m, 2, "CZK"))
+    pd.testing.assert_frame_equal(res.deltas_table(), kpis.deltas_table(kpis.deltas(m), "CZK"))
+    assert res.monthly_takeaway() == kpis.monthly_takeaway(m, "CZK")
+    pd.testing.assert_frame_equal(res.bridge("previous"), kpis.revenue_bridge(m, base="previous"))
+    pd.testing.assert_frame_equal(res.breakdown("channel"), kpis.breakdown(orders, "channel", AS_OF, months=3))
+    assert list(res.second_order_rates().columns) == ["first_buyers", "second_within_30d", "second_within_60d"]
+    assert "repeat_rate_60d" in res.discount_first_order().columns
+    assert res.breakdown_section("region") is None and res.plot_breakdown(None) is None
+    ax = res.plot_breakdown(res.breakdown("channel"))
+    assert ax.get_title() == "Net revenue by channel, last 3 months" and ax.get_xlabel() == "net revenue (CZK)"
 
 
 def test_takeaways_are_computed_from_the_numbers(monthly, orders):

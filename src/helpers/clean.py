@@ -37,14 +37,15 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from helpers import artifacts
+from helpers import artifacts, plots
 from helpers.config import CleaningConfig, Config
-from helpers.contract import ContractError, check_columns, find_file
-from helpers.engine import connect, cutoff_end, read_text_table, write_parquet
+from helpers.contract import CONTRACT, ContractError, check_columns, find_file
+from helpers.engine import connect, cutoff_end
 from helpers.paths import resolve
 
 QUARANTINE_REASONS = ("missing_order_id", "missing_customer_id", "bad_date", "bad_amount", "bad_discount")
 EXCLUSION_RULES = ("test_order", "cancelled", "after_as_of", "duplicate_line", "duplicate_customer")
+CLEAN_ARTIFACTS = {"orders": "orders_clean", "customers": "customers_clean", "campaigns": "campaigns_clean"}
 SORT_KEYS = {"orders": ["order_date", "order_id", "source_row"], "customers": ["customer_id"],
              "campaigns": ["campaign_id", "customer_id", "source_row"]}
 REASON_TEXT = {
@@ -100,7 +101,7 @@ def ensure_utf8(path: Path, fallbacks: list[str], workdir: Path) -> tuple[Path, 
 def read_raw(con, path: Path, kind: str, column_map: dict[str, str]) -> tuple[ir.Table, list[str]]:
     """The raw file as an all-string table with contract column names and a 1-based `source_row`."""
     try:
-        t = read_text_table(con, path)
+        t = artifacts.raw_table(con, path)
         columns = list(t.columns)
     except Exception as exc:  # reader errors differ per backend; the user needs one sentence
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
@@ -113,17 +114,11 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str]) -> tuple[ir
     if mapping:
         t = t.rename({dst: src for src, dst in mapping.items()})
     present = check_columns(path.name, kind, list(t.columns), column_map)
-    required, optional = _contract(kind)
+    required, _ = CONTRACT[kind]
     keep = [*required, *present]
     # Row numbers follow the file's order (DuckDB keeps insertion order for a single file).
     t = t.select(*keep).mutate(source_row=ibis.row_number() + 1)
     return t, present
-
-
-def _contract(kind: str):
-    from helpers.contract import CONTRACT
-
-    return CONTRACT[kind]
 
 
 # --------------------------------------------------------------------------- value parsers
@@ -368,11 +363,13 @@ def _quarantine_rows(tagged: ir.Table, file: str, raw_cols: list[str]) -> pd.Dat
 
 
 def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str | Path | None = None,
-        con=None, log=None) -> dict:
+        con=None, log=None) -> CleanRun:
     """Clean a shop's raw exports; write the artifacts to `processed_dir` unless it is None.
 
-    Returns the data-quality report (the content of data_quality.json). Raises ContractError with
-    one sentence when a file or a required column is missing or a file cannot be read.
+    The one stage that reads raw files (so it takes `raw_dir` first). Returns a :class:`CleanRun`
+    whose ``report`` is the data-quality report (the content of data_quality.json). Raises
+    ContractError with one sentence when a file or a required column is missing or a file cannot be
+    read.
     """
     raw_dir = resolve(raw_dir)
     con = con or connect(cfg.engine)
@@ -407,7 +404,7 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
             if log:
                 log(f"{src.name}: {fr.rows_raw:,} rows, {fr.rows_kept:,} kept, "
                     f"{sum(fr.quarantined.values()):,} quarantined, {sum(fr.excluded.values()):,} excluded")
-        report["orders"] = _order_facts(outputs["orders"], cfg)
+        report["orders"] = _order_facts(outputs["orders"], cfg.shop.currency)
         if report["orders"]["currencies"] and len(report["orders"]["currencies"]) > 1:
             report["warnings"].append(
                 f"orders are in several currencies ({', '.join(report['orders']['currencies'])}); "
@@ -416,20 +413,18 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
         if "customers" in outputs:
             report["customers"] = _customer_facts(outputs["customers"], outputs["orders"])
         if processed_dir is not None:
-            names = {"orders": "orders_clean", "customers": "customers_clean", "campaigns": "campaigns_clean"}
             for kind, expr in outputs.items():  # sorted so the same input gives byte-identical files
-                write_parquet(con, expr.order_by(SORT_KEYS[kind]), artifacts.path(processed_dir, names[kind]))
-            q = pd.concat(quarantine, ignore_index=True) if quarantine else pd.DataFrame()
-            artifacts.save_csv(processed_dir, "quarantine", q)
-            artifacts.save_json(processed_dir, "data_quality", report)
-    return report
+                artifacts.write_table(con, processed_dir, CLEAN_ARTIFACTS[kind], expr.order_by(SORT_KEYS[kind]))
+            artifacts.write(processed_dir, "quarantine", pd.concat(quarantine, ignore_index=True))
+            artifacts.write(processed_dir, "data_quality", report)
+    return CleanRun(report, cfg.shop.currency, processed_dir, con)
 
 
 def _can_cache(con) -> bool:
     return getattr(con, "name", "") == "duckdb"
 
 
-def _order_facts(orders: ir.Table, cfg: Config) -> dict:
+def _order_facts(orders: ir.Table, currency: str) -> dict:
     facts = orders.aggregate(
         lines=orders.count(),
         orders=orders.order_id.nunique(),
@@ -449,7 +444,7 @@ def _order_facts(orders: ir.Table, cfg: Config) -> dict:
         "first_date": None if pd.isna(facts["first_date"]) else str(pd.Timestamp(facts["first_date"]).date()),
         "last_date": None if pd.isna(facts["last_date"]) else str(pd.Timestamp(facts["last_date"]).date()),
         "currencies": sorted(currencies["c"].tolist()),
-        "currency": cfg.shop.currency,
+        "currency": currency,
     }
 
 
@@ -520,12 +515,13 @@ def takeaway(report: dict) -> str:
     return s
 
 
-def monthly_lines(processed_dir: str | Path, cfg: Config, con=None) -> pd.DataFrame:
-    """Kept order lines, orders, customers and net revenue per calendar month (from orders_clean)."""
-    from helpers.engine import read_table
+def monthly_lines(orders: ir.Table) -> pd.DataFrame:
+    """Kept order lines per calendar month, from orders_clean.
 
-    con = con or connect(cfg.engine)
-    t = read_table(con, artifacts.require(processed_dir, "orders_clean", "01_clean"))
+    Columns: month ('YYYY-MM', oldest first), lines, orders (distinct order_id), customers
+    (distinct customer_id), revenue_net (sum of amount, returns subtracted), return_lines.
+    """
+    t = orders
     month = t.order_date.truncate("M").cast("date").name("month")
     g = t.group_by(month).agg(
         lines=t.count(), orders=t.order_id.nunique(), customers=t.customer_id.nunique(),
@@ -536,11 +532,59 @@ def monthly_lines(processed_dir: str | Path, cfg: Config, con=None) -> pd.DataFr
     return df
 
 
+def plot_monthly_lines(monthly: pd.DataFrame, currency: str = "EUR", ax=None):
+    """Net revenue per month (bars) and orders (line, right-hand axis), from `monthly_lines`."""
+    return plots.plot_monthly_bars(monthly, "month", "revenue_net", title="Net revenue (bars) and orders (line) per month",
+                                   ylabel=f"net revenue ({currency})", line="orders", line_label="orders", ax=ax)
+
+
+@dataclass
+class CleanRun:
+    """What notebook 01 works with: the data-quality report and, when written, the clean artifacts.
+
+    ``report`` is the content of data_quality.json; every table and sentence of the notebook is a
+    method, so the notebook needs no config value.
+    """
+
+    report: dict
+    currency: str
+    processed_dir: str | Path | None
+    con: object = field(repr=False, default=None)
+    _monthly: pd.DataFrame | None = field(default=None, init=False, repr=False)
+
+    def accounting_table(self) -> pd.DataFrame:
+        return accounting_table(self.report)
+
+    def takeaway(self) -> str:
+        return takeaway(self.report)
+
+    def warnings_text(self) -> str:
+        return warnings_text(self.report)
+
+    def customers_table(self) -> pd.DataFrame:
+        return customers_table(self.report)
+
+    def monthly_lines(self) -> pd.DataFrame:
+        """`monthly_lines` of the orders_clean just written (computed once)."""
+        if self._monthly is None:
+            if self.processed_dir is None:
+                raise ValueError("nothing was written (processed_dir=None), so there is no orders_clean to read.")
+            self._monthly = monthly_lines(artifacts.table(self.con, self.processed_dir, "orders_clean"))
+        return self._monthly
+
+    def monthly_table(self, months: int = 13) -> pd.DataFrame:
+        """The last `months` rows of `monthly_lines`, indexed by month."""
+        return self.monthly_lines().set_index("month").tail(months)
+
+    def plot_monthly(self, ax=None):
+        return plot_monthly_lines(self.monthly_lines(), self.currency, ax)
+
+
 def validate(raw_dir: str | Path, cfg: Config, as_of: str | None = None) -> dict:
     """Run every cleaning check and return the report without writing anything."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return run(raw_dir, as_of, cfg, processed_dir=None)
+        return run(raw_dir, as_of, cfg, processed_dir=None).report
 
 
 def order_date_range(raw_dir: str | Path, cfg: Config) -> tuple[str, str]:

@@ -36,7 +36,7 @@ import pandas as pd
 import seaborn as sns
 
 from helpers import artifacts, customer_facts, plots
-from helpers.config import Config
+from helpers.config import Config, KpisConfig
 from helpers.customer_facts import (
     customer_orders,
     month_index,
@@ -45,7 +45,7 @@ from helpers.customer_facts import (
     suggested_inactivity_days,
 )
 from helpers.demographics import age_band_expr
-from helpers.engine import artifact_table, connect, cutoff_end
+from helpers.engine import connect, cutoff_end
 
 MONTHLY_COLUMNS = [
     "month", "revenue", "gross_sales", "returned_value", "returns_rate", "orders", "active_customers",
@@ -268,42 +268,25 @@ def monthly(orders: ir.Table | OrderFacts, as_of: str, inactivity_days: int = 18
     return _finish_monthly(monthly_kpis(orders, as_of, inactivity_days).to_pandas())
 
 
-@dataclass
-class KpiRun:
-    """What notebook 02 works with: the month's order facts (Ibis), customers and the two saved tables."""
-
-    orders: OrderFacts
-    customers: ir.Table | None
-    monthly: pd.DataFrame
-    cohorts: pd.DataFrame
-    as_of: str
-    currency: str
-
-
-def open_tables(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> tuple[ir.Table, ir.Table | None]:
+def open_tables(processed_dir: str | Path, as_of: str, con) -> tuple[ir.Table, ir.Table | None]:
     """orders_clean up to `as_of` and customers_clean (None when the shop has no customer file)."""
-    con = con or connect(cfg.engine)
-    orders = orders_until(artifact_table(con, processed_dir, "orders_clean"), as_of)
-    try:
-        customers = artifact_table(con, processed_dir, "customers_clean")
-    except artifacts.MissingArtifact:
-        customers = None
-    return orders, customers
+    orders = orders_until(artifacts.table(con, processed_dir, "orders_clean"), as_of)
+    return orders, artifacts.table_if_exists(con, processed_dir, "customers_clean")
 
 
-def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> KpiRun:
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> KpiRun:
     """Compute the monthly and cohort tables and write kpis.csv and cohorts.csv to `processed_dir`.
 
     The order facts are cached in the engine, so the notebook's later results reuse them.
     """
-    orders, customers = open_tables(processed_dir, as_of, cfg, con)
+    con = con or connect(cfg.engine)
+    orders, customers = open_tables(processed_dir, as_of, con)
     facts = order_facts(orders, as_of, cache=True)
     m = monthly(facts, as_of, cfg.business.inactivity_days)
     c = cohorts(facts, as_of)
-    if save:
-        artifacts.save_csv(processed_dir, "kpis", m)
-        artifacts.save_csv(processed_dir, "cohorts", c)
-    return KpiRun(facts, customers, m, c, str(as_of), cfg.shop.currency)
+    artifacts.write(processed_dir, "kpis", m)
+    artifacts.write(processed_dir, "cohorts", c)
+    return KpiRun(facts, customers, m, c, str(as_of), cfg.shop.currency, cfg.business.inactivity_days, cfg.kpis)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,12 +335,27 @@ def _format_change(change, is_share: bool) -> str:
     return f"{100 * change:+.1f} pp" if is_share else f"{100 * change:+.1f}%"
 
 
-def deltas_table(d: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
+@dataclass(frozen=True)
+class Deltas:
+    """This month's KPIs against the previous month and the same month a year before.
+
+    ``table``: index KPI; columns change_in ('relative' or 'points'), this_month, previous_month,
+    vs_previous, same_month_last_year, vs_last_year. ``month``, ``previous`` and ``last_year`` are the
+    three months compared ('YYYY-MM'), so a reader of the table cannot mislabel them.
+    """
+
+    table: pd.DataFrame
+    month: str
+    previous: str
+    last_year: str
+
+
+def deltas_table(d: Deltas, currency: str = "EUR") -> pd.DataFrame:
     """`deltas` for reading: labelled KPIs, formatted values, changes as '+1.2%' (levels) or
     '+0.2 pp' (shares, percentage points); a month without data shows a dash."""
-    month, prev, ly = d.attrs["months"]
+    month, prev, ly = d.month, d.previous, d.last_year
     rows = {}
-    for kpi, r in d.iterrows():
+    for kpi, r in d.table.iterrows():
         share = r["change_in"] == "points"
         rows[_kpi_label(kpi, currency)] = {
             month: format_kpi(kpi, r["this_month"]), prev: format_kpi(kpi, r["previous_month"]),
@@ -374,13 +372,13 @@ def _month_before(month: str, k: int) -> str:
     return str(p)
 
 
-def deltas(monthly_df: pd.DataFrame, month: str | None = None) -> pd.DataFrame:
+def deltas(monthly_df: pd.DataFrame, month: str | None = None) -> Deltas:
     """This month's KPIs vs the previous month and the same month last year.
 
-    Index: KPI. Columns: this_month, previous_month, vs_previous, same_month_last_year,
-    vs_last_year. For levels (revenue, orders...) the change is relative (+0.05 = +5 %); for shares
-    (rates) it is the difference in points (+0.01 = one percentage point). A missing comparison
-    month gives NaN.
+    The table (see `Deltas`) has index KPI and columns change_in, this_month, previous_month,
+    vs_previous, same_month_last_year, vs_last_year. For levels (revenue, orders...) the change is
+    relative (+0.05 = +5 %); for shares (rates) it is the difference in points (+0.01 = one
+    percentage point). A missing comparison month gives NaN.
     """
     m = monthly_df.set_index("month")
     month = month or m.index[-1]
@@ -400,9 +398,7 @@ def deltas(monthly_df: pd.DataFrame, month: str | None = None) -> pd.DataFrame:
         rows.append({"kpi": kpi, "change_in": "points" if is_share else "relative", "this_month": now,
                      "previous_month": prev, "vs_previous": change(now, prev),
                      "same_month_last_year": ly, "vs_last_year": change(now, ly)})
-    out = pd.DataFrame(rows).set_index("kpi")
-    out.attrs["months"] = (month, _month_before(month, 1), _month_before(month, 12))  # for deltas_table
-    return out
+    return Deltas(pd.DataFrame(rows).set_index("kpi"), month, _month_before(month, 1), _month_before(month, 12))
 
 
 def _log_mean(a: float, b: float) -> float:
@@ -462,10 +458,10 @@ def monthly_takeaway(monthly_df: pd.DataFrame, currency: str = "EUR") -> str:
             f"and {r.sleeping_customers:,} earlier buyers are sleeping.")
 
 
-def deltas_takeaway(d: pd.DataFrame) -> str:
+def deltas_takeaway(d: Deltas) -> str:
     """The KPI with the largest relative rise and fall vs last year (or last month when no year back)."""
-    col = "vs_last_year" if d["vs_last_year"].notna().any() else "vs_previous"
-    levels = d[(d.change_in == "relative")][col].dropna()
+    col = "vs_last_year" if d.table["vs_last_year"].notna().any() else "vs_previous"
+    levels = d.table.loc[d.table.change_in == "relative", col].dropna()
     if levels.empty:
         return "There is no earlier month to compare with yet."
     up, down = levels.idxmax(), levels.idxmin()
@@ -820,7 +816,7 @@ def plot_bridge(bridge: pd.DataFrame, currency: str = "EUR", ax=None):
 
 
 def plot_gap_histogram(hist: pd.DataFrame, suggested_days: float | None = None, configured_days: int | None = None,
-                       bin_days: int = 14, ax=None):
+                       bin_days: int = 14, quantile: float = 0.8, ax=None):
     """Distribution of days between orders (first -> second, and later), in `bin_days`-day bins."""
     ax = plots._ax(ax)
     h = hist.copy()
@@ -830,7 +826,7 @@ def plot_gap_histogram(hist: pd.DataFrame, suggested_days: float | None = None, 
     ax.bar(b.index, b.second_orders, width=bin_days, align="edge", color=pal[0], alpha=0.8, label="1st -> 2nd order")
     ax.bar(b.index, b.later_orders, width=bin_days, align="edge", color=pal[1], alpha=0.5, label="later orders")
     if suggested_days is not None and not np.isnan(suggested_days):
-        ax.axvline(suggested_days, color=pal[3], ls="--", label=f"80% of 2nd orders ({suggested_days:.0f} d)")
+        ax.axvline(suggested_days, color=pal[3], ls="--", label=f"{quantile:.0%} of 2nd orders ({suggested_days:.0f} d)")
     if configured_days:
         ax.axvline(configured_days, color=pal[7], ls=":", label=f"configured window ({configured_days} d)")
     ax.set_title("Days between a customer's orders")
@@ -841,9 +837,122 @@ def plot_gap_histogram(hist: pd.DataFrame, suggested_days: float | None = None, 
     return ax
 
 
-def plot_breakdown(table: pd.DataFrame, currency: str = "EUR", ax=None):
-    """Net revenue by group (bars) for a breakdown table."""
+def plot_breakdown(table: pd.DataFrame, currency: str = "EUR", months: int = 12, ax=None):
+    """Net revenue by group (bars) for a breakdown table over the last `months` months."""
     d = table.reset_index().rename(columns={table.index.name or "index": "group"})
     dim = (table.index.name or "group").replace("_", " ")
-    return plots.plot_share_bars(d, "group", "revenue", title=f"Net revenue by {dim}, last 12 months",
+    return plots.plot_share_bars(d, "group", "revenue", title=f"Net revenue by {dim}, last {months} months",
                                  xlabel=f"net revenue ({currency})", ax=ax)
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage's result
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class KpiRun:
+    """What notebook 02 works with: the month's order facts (Ibis), customers, the two saved tables
+    and the settings every table, figure and takeaway needs (currency, windows), so the notebook
+    calls one method per result and reads no config value.
+
+    Each method is a thin wrapper around the module function of the same name (tests call those
+    on hand-built data).
+    """
+
+    orders: OrderFacts
+    customers: ir.Table | None
+    monthly: pd.DataFrame
+    cohorts: pd.DataFrame
+    as_of: str
+    currency: str = "EUR"
+    inactivity_days: int = 180
+    settings: KpisConfig = field(default_factory=KpisConfig)
+
+    # monthly KPIs, deltas and the revenue bridge
+    def monthly_table(self, months: int = 13) -> pd.DataFrame:
+        return monthly_table(self.monthly, months, self.currency)
+
+    def plot_trend(self, ax=None):
+        return plot_kpi_trend(self.monthly, self.currency, ax)
+
+    def monthly_takeaway(self) -> str:
+        return monthly_takeaway(self.monthly, self.currency)
+
+    def deltas(self, month: str | None = None) -> Deltas:
+        return deltas(self.monthly, month)
+
+    def deltas_table(self, month: str | None = None) -> pd.DataFrame:
+        return deltas_table(self.deltas(month), self.currency)
+
+    def deltas_takeaway(self, month: str | None = None) -> str:
+        return deltas_takeaway(self.deltas(month))
+
+    def bridge(self, base: str = "previous", month: str | None = None) -> pd.DataFrame:
+        return revenue_bridge(self.monthly, month, base)
+
+    def plot_bridge(self, bridge: pd.DataFrame, ax=None):
+        return plot_bridge(bridge, self.currency, ax)
+
+    def bridge_takeaway(self, bridge: pd.DataFrame) -> str:
+        return bridge_takeaway(bridge, self.currency)
+
+    # cohorts
+    def cohort_matrix(self, value: str = "retention") -> pd.DataFrame:
+        return cohort_matrix(self.cohorts, value, last_cohorts=self.settings.heatmap_cohorts)
+
+    def plot_cohort_heatmap(self, ax=None):
+        return plot_cohort_heatmap(self.cohort_matrix(), ax)
+
+    def cohort_takeaway(self) -> str:
+        return cohort_takeaway(self.cohorts, self.currency)
+
+    def retention_curve(self) -> pd.DataFrame:
+        return retention_curve(self.cohorts)
+
+    def plot_cohort_revenue(self, ax=None):
+        return plot_cohort_revenue(self.cohorts, self.currency, self.settings.heatmap_cohorts, ax)
+
+    # first and second orders, time between orders
+    def leads_and_signups(self) -> pd.DataFrame:
+        return leads_and_signups(self.orders, self.customers, self.as_of, self.settings.signup_order_days)
+
+    def second_order_rates(self) -> pd.DataFrame:
+        return second_order_rates(self.orders, self.as_of, self.settings.second_order_windows)
+
+    def second_order_takeaway(self, rates: pd.DataFrame) -> str:
+        return second_order_takeaway(rates)
+
+    def discount_first_order(self) -> pd.DataFrame:
+        return discount_first_order(self.orders, self.as_of, self.settings.discount_followup_days)
+
+    def discount_takeaway(self, table: pd.DataFrame) -> str:
+        return discount_takeaway(table, self.currency)
+
+    def gap_histogram(self) -> pd.DataFrame:
+        return gap_histogram(self.orders)
+
+    def gap_summary(self, hist: pd.DataFrame) -> pd.DataFrame:
+        return gap_summary(hist, self.settings.inactivity_quantile)
+
+    def plot_gap_histogram(self, hist: pd.DataFrame, ax=None):
+        q = self.settings.inactivity_quantile
+        return plot_gap_histogram(hist, suggested_inactivity_days(hist, q), self.inactivity_days, quantile=q, ax=ax)
+
+    def inactivity_takeaway(self, hist: pd.DataFrame) -> str:
+        return inactivity_takeaway(hist, self.inactivity_days, self.settings.inactivity_quantile)
+
+    # breakdowns
+    def breakdown(self, dimension: str) -> pd.DataFrame:
+        k = self.settings
+        return breakdown(self.orders, dimension, self.as_of, self.customers, k.breakdown_months, k.age_bands)
+
+    def breakdown_section(self, dimension: str) -> pd.DataFrame | None:
+        k = self.settings
+        return breakdown_section(self.orders, dimension, self.as_of, self.customers, k.breakdown_months, k.age_bands)
+
+    def breakdown_takeaway(self, table: pd.DataFrame | None) -> str:
+        return breakdown_takeaway(table, self.currency)
+
+    def plot_breakdown(self, table: pd.DataFrame | None, ax=None):
+        """The breakdown's bar chart, or None when the section was skipped (`table` is None)."""
+        return None if table is None else plot_breakdown(table, self.currency, self.settings.breakdown_months, ax)
