@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from benchlib import parser, peak_mb
-from helpers import offers
+from helpers import artifacts, offers
 from helpers.config import load_config
 from helpers.engine import connect
 
@@ -26,7 +26,7 @@ def main() -> None:
     if args.threads:
         cfg = cfg.replace(engine=cfg.engine.replace(threads=args.threads))
     con = connect(cfg.engine)
-    orders = con.read_parquet(f"{args.processed}/orders_clean.parquet")
+    orders = artifacts.table(con, args.processed, "orders_clean")
     t0 = time.perf_counter()
     lines = orders.count().to_pyarrow().as_py()
     print(f"order lines: {lines:,} ({time.perf_counter() - t0:.1f} s to count)")
@@ -40,7 +40,7 @@ def main() -> None:
         paff = offers.affinity_table(orders, args.as_of, cfg, item="product_id")
         print(f"product affinity table: {time.perf_counter() - t:.1f} s, {len(paff):,} pairs with enough support")
     if args.full:
-        customers = con.read_parquet(f"{args.processed}/customers_clean.parquet")
+        customers = artifacts.table(con, args.processed, "customers_clean")
         t = time.perf_counter()
         inp = offers.offer_inputs(orders, customers, args.as_of, cfg)
         print(f"offer inputs (history, cycles, affinities, profiles): {time.perf_counter() - t:.1f} s, "

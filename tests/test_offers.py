@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import clean, demo, offers
+from helpers import artifacts, clean, demo, offers
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.engine import connect
 
@@ -202,8 +202,8 @@ def demo_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def demo_part(demo_dir):
     """Orders and customers of the demo shop's first 4,000 customer ids (keeps the test file fast)."""
-    orders = pd.read_parquet(demo_dir / "orders_clean.parquet")
-    customers = pd.read_parquet(demo_dir / "customers_clean.parquet")
+    orders = artifacts.read(demo_dir, "orders_clean")
+    customers = artifacts.read(demo_dir, "customers_clean")
     keep = sorted(customers.customer_id)[:4000]
     return orders[orders.customer_id.isin(keep)].reset_index(drop=True), customers[customers.customer_id.isin(keep)]
 
@@ -224,13 +224,15 @@ def test_suggestions_ignore_orders_after_the_cutoff(con, demo_part):
 
 def test_on_the_demo_shop_personalised_hit_rate_beats_both_baselines(con, demo_dir):
     cfg = load_config("config/default.yml")
-    o = con.read_parquet(str(demo_dir / "orders_clean.parquet"))
-    c = con.read_parquet(str(demo_dir / "customers_clean.parquet"))
+    o = artifacts.table(con, demo_dir, "orders_clean")
+    c = artifacts.table(con, demo_dir, "customers_clean")
     ev = offers.evaluate_holdout(o, c, "2026-06-30", cfg)
-    hit = ev["hit_rate_at_3"]
+    hit = ev["hit_rate"]
     assert hit["personalised"] > hit["most popular categories"] and hit["personalised"] > hit["same as last time"]
     assert ev.coverage["personalised"] == 1.0
-    assert "personalised suggestions win" in offers.evaluation_takeaway(ev)
+    assert "personalised suggestions win" in offers.evaluation_takeaway(ev, 3) and "@3" in offers.evaluation_takeaway(ev, 3)
+    assert list(offers.evaluation_table(ev, 3).columns) == [
+        "customers", "buyers_in_horizon", "hit_rate_at_3", "coverage", "categories_suggested", "cutoff"]
 
 
 def test_saved_offers_and_segment_examples_carry_no_customer_ids(con, demo_part, tmp_path):
@@ -243,5 +245,28 @@ def test_saved_offers_and_segment_examples_carry_no_customer_ids(con, demo_part,
     seg["rfm_segment"] = np.where(seg.index % 2 == 0, "A", "B")
     ex = offers.examples_by_segment(s, seg)
     assert set(ex.index) == {"A", "B"} and not ex.astype(str).apply(lambda c: c.str.contains(r"C\d{5}")).any().any()
-    wide = offers.suggested_columns(s)
-    assert list(wide.columns) == ["customer_id", "suggested_1", "suggested_2", "suggested_3"]
+    artifacts.check("offers", back)
+
+
+def test_suggested_categories_are_one_text_column_best_first_whatever_top_n_is():
+    s = pd.DataFrame({"customer_id": ["B", "A", "A", "A", "B"], "rank": [1, 2, 1, 3, 2],
+                      "category": ["toys", "home", "books", "garden", "fashion"]})
+    assert offers.suggested_categories(s).values.tolist() == [["A", "books; home; garden"], ["B", "toys; fashion"]]
+    assert offers.suggested_categories(s, top_n=1).values.tolist() == [["A", "books"], ["B", "toys"]]
+
+
+def test_offers_run_methods_use_the_run_settings_and_show_the_hit_rate_header_with_its_n(con, cfg):
+    ev = pd.DataFrame({"customers": 10, "buyers_in_horizon": 5, "hit_rate": [0.6, 0.4, 0.2], "coverage": 1.0,
+                       "categories_suggested": 3, "cutoff": "2025-10-01"},
+                      index=pd.Index(["personalised", "most popular categories", "same as last time"], name="method"))
+    oc = dataclasses.replace(cfg.offers, top_n=5, affinity_window_days=90, second_order_max_days=200)
+    aff = offers.affinity_table(table(con, AFFINITY_SHOP, "aff_run"), AS_OF, cfg)
+    second = pd.DataFrame({"customer_id": pd.Series(dtype=str), "suggested_category": pd.Series(dtype=str),
+                           "days_since_first": pd.Series(dtype="int64")})
+    run = offers.OffersRun(affinities=aff, repeats=pd.DataFrame(), offers=pd.DataFrame(), evaluation=ev, capped=set(),
+                           second_order_day=30.0, second_order=second, examples=pd.DataFrame(), as_of=AS_OF, cfg=oc)
+    assert "hit_rate_at_5" in run.evaluation_table().columns and "hit_rate" in run.evaluation.columns
+    assert "60.0% hit rate @5" in run.evaluation_takeaway()
+    assert run.affinity_takeaway() == offers.affinity_takeaway(aff, 90)
+    pd.testing.assert_frame_equal(run.affinities_table(top=2), aff.head(2))
+    assert run.second_order_takeaway() == "No first-time buyer is between 30 and 200 days past the first order."

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import types
 from pathlib import Path
 
 import numpy as np
@@ -115,14 +114,14 @@ def fixed_uplift(cfg, value=0.0, segment="S"):
 
 
 def test_no_contact_gives_zero_buyers_and_zero_cost(cfg):
-    sim = winback.simulate(cands(), fixed_uplift(cfg, 0.05), cfg)
+    sim = winback.simulate(cands(), fixed_uplift(cfg, 0.05), cfg).table
     row = sim[sim["option"] == winback.NO_CONTACT].iloc[0]
     assert row[["incremental_buyers", "incremental_revenue", "discount_cost", "incremental_profit",
                 "profit_p05", "profit_p95"]].tolist() == [0.0] * 6
 
 
 def test_contact_without_discount_and_without_uplift_costs_only_the_contact(cfg):
-    sim = winback.simulate(cands(), fixed_uplift(cfg, 0.0), cfg)
+    sim = winback.simulate(cands(), fixed_uplift(cfg, 0.0), cfg).table
     row = sim[sim["option"] == winback.REMINDER].iloc[0]
     n, c = 3, cfg.winback.contact_cost
     assert row["discount_cost"] == 0.0 and row["incremental_buyers"] == 0.0
@@ -132,14 +131,14 @@ def test_contact_without_discount_and_without_uplift_costs_only_the_contact(cfg)
 
 def test_discount_is_paid_on_orders_that_would_have_happened_anyway(cfg):
     # no uplift: the 10 % discount only subsidises the expected baseline orders sum(v * p0) = 10 + 10 + 6
-    sim = winback.simulate(cands(), fixed_uplift(cfg, 0.0), cfg).set_index("option")
+    sim = winback.simulate(cands(), fixed_uplift(cfg, 0.0), cfg).table.set_index("option")
     assert sim.loc["10% off", "discount_cost"] == pytest.approx(0.1 * 26.0)
     assert sim.loc["10% off", "incremental_profit"] == pytest.approx(-0.1 * 26.0 - 3 * cfg.winback.contact_cost)
 
 
 def test_incremental_profit_is_margin_on_extra_revenue_minus_discount_on_all_buyers_minus_contact(cfg):
     # uplift 0.1: p1 = 0.2, 0.3, 0.4; extra revenue = 0.1 * 170 = 17; discount 20 % on sum(v p1) = 20 + 15 + 8
-    sim = winback.simulate(cands(), fixed_uplift(cfg, 0.1), cfg).set_index("option")
+    sim = winback.simulate(cands(), fixed_uplift(cfg, 0.1), cfg).table.set_index("option")
     m, c = cfg.clv.gross_margin, cfg.winback.contact_cost
     assert sim.loc["20% off", "incremental_revenue"] == pytest.approx(17.0)
     assert sim.loc["20% off", "discount_cost"] == pytest.approx(0.2 * 43.0)
@@ -161,8 +160,16 @@ def test_monte_carlo_is_reproducible_with_the_seed_and_changes_with_another(cfg)
     b = winback.simulate(cands(), up, cfg)
     other = cfg.replace(winback=cfg.winback.replace(seed=7))
     c = winback.simulate(cands(), up, other)
-    pd.testing.assert_frame_equal(a, b)
-    assert not np.allclose(a["profit_p05"].iloc[2:], c["profit_p05"].iloc[2:])
+    pd.testing.assert_frame_equal(a.table, b.table)
+    assert not np.allclose(a.table["profit_p05"].iloc[2:], c.table["profit_p05"].iloc[2:])
+
+
+def test_simulation_keeps_one_array_of_profit_draws_per_segment_and_option(cfg):
+    sim = winback.simulate(cands(), fixed_uplift(cfg, 0.05).assign(sd=0.02), cfg)
+    assert set(sim.draws) == {("S", d) for d in winback.options(cfg)}
+    assert all(len(v) == cfg.winback.draws for v in sim.draws.values())
+    assert np.quantile(sim.draws[("S", 0.2)], 0.05) == pytest.approx(
+        sim.table.set_index("option").loc["20% off", "profit_p05"])
 
 
 def test_plan_recommends_no_contact_when_no_option_has_positive_expected_profit(cfg):
@@ -172,7 +179,7 @@ def test_plan_recommends_no_contact_when_no_option_has_positive_expected_profit(
 
 def test_simulation_table_shows_uplift_with_its_interval_money_in_whole_units_and_roi_in_percent(cfg):
     p = winback.plan(winback.simulate(cands(), fixed_uplift(cfg, 0.1), cfg))
-    t = winback.simulation_table(types.SimpleNamespace(plan=p, currency="EUR")).loc["S"]
+    t = winback.simulation_table(p, "EUR").loc["S"]
     row, raw = t.loc["20% off"], p.set_index("option").loc["20% off"]
     assert row["uplift pp (95%)"] == "10.0 (10.0 to 10.0)"
     assert row["extra revenue (EUR)"] == "17" and row["discount cost (EUR)"] == f"{0.2 * 43.0:,.0f}"
@@ -212,19 +219,66 @@ def test_a_customer_without_consent_never_appears_in_targets():
 
 
 def test_targets_drop_excluded_ids_join_suggestions_and_respect_the_budget():
-    sug = pd.DataFrame({"customer_id": ["A", "C"], "suggested_1": ["books", "toys"]})
+    sug = pd.DataFrame({"customer_id": ["A", "C"], "suggested_categories": ["books; toys", "toys; home"]})
     t = winback.build_targets(plan_rows(), customers(), exclude_ids={"A"}, suggestions=sug)
-    assert t[["customer_id", "suggested_1"]].values.tolist() == [["C", "toys"]]
+    assert t[["customer_id", "suggested_categories"]].values.tolist() == [["C", "toys; home"]]
     assert winback.build_targets(plan_rows(), customers(), budget=3.0)["customer_id"].tolist() == ["A"]
+
+
+def test_targets_have_the_declared_columns_with_or_without_suggestions():
+    sug = pd.DataFrame({"customer_id": ["A"], "suggested_categories": ["books; toys; home"]})
+    for t in (winback.build_targets(plan_rows(), customers()),
+              winback.build_targets(plan_rows(), customers(), suggestions=sug)):
+        assert list(t.columns) == artifacts.ARTIFACTS["winback_targets"].columns
+        artifacts.check("winback_targets", t)
 
 
 def test_saved_targets_escape_cells_that_a_spreadsheet_would_run_as_formulas(tmp_path):
     rows = plan_rows().assign(recommended=True, expected_incremental_profit=1.0)
     cust = customers().assign(marketing_opt_in=True)
     cust.loc[3, "email"] = "@d"
-    artifacts.save_csv(tmp_path, "winback_targets", winback.build_targets(rows, cust))
+    artifacts.write(tmp_path, "winback_targets", winback.build_targets(rows, cust))
     emails = set(winback.load_targets(tmp_path)["email"])
     assert {"'=cmd|' /C calc'!A0", "'+b@x.org", "'-c@x.org", "'@d", "e@x.org"} == emails
+
+
+def test_plan_and_an_empty_measurement_pass_their_artifact_declarations(cfg):
+    artifacts.check("winback_plan", winback.plan(winback.simulate(cands(), fixed_uplift(cfg, 0.1), cfg)))
+    artifacts.check("winback_measured", winback.empty_artifact("winback_measured"))
+    f = pd.DataFrame({"campaign_id": "K", "arm": ["control", "d10"], "discount": [0.0, 0.1], "segment": "a",
+                      "converted": [0, 1]})
+    artifacts.check("winback_measured", winback.measure_uplift(f))
+
+
+def test_result_methods_give_the_same_tables_and_sentences_as_the_functions(cfg):
+    p = winback.plan(winback.simulate(cands(), fixed_uplift(cfg, 0.1), cfg))
+    rows = winback.customer_rows(cands(), fixed_uplift(cfg, 0.1), p, cfg)
+    curve = winback.profit_curve(rows)
+    targets = winback.build_targets(rows, pd.DataFrame({"customer_id": ["C0", "C1", "C2"], "email": "x@y.org",
+                                                        "marketing_opt_in": True}))
+    measured = _measured([("a", 1.0)])
+    res = winback.WinbackRun(as_of="2026-06-30", measured=measured, models=winback.UpliftModels(note="none"),
+                             candidates=cands().assign(reason="segment"), uplift=fixed_uplift(cfg, 0.1), plan=p,
+                             rows=rows, curve=curve, targets=targets, currency="CHF", window_days=14)
+    pd.testing.assert_frame_equal(res.simulation_table(), winback.simulation_table(p, "CHF"))
+    pd.testing.assert_frame_equal(res.plan_table(), winback.plan_table(p, "CHF"))
+    pd.testing.assert_frame_equal(res.curve_table(), winback.curve_table(curve, "CHF"))
+    pd.testing.assert_frame_equal(res.targets_summary(), winback.targets_summary(targets, "CHF"))
+    assert "expected profit (CHF)" in res.targets_summary().columns
+    assert res.measured_takeaway() == winback.measured_takeaway(measured, 14) and "within 14 days" in res.measured_takeaway()
+    assert res.plan_takeaway() == winback.plan_takeaway(p, "CHF")
+    assert res.curve_takeaway() == winback.curve_takeaway(curve, "CHF")
+    assert res.targets_takeaway() == winback.targets_takeaway(targets, curve, 0, "CHF")
+    assert res.qini_takeaway() == "none"
+
+
+def test_pareto_baseline_rescales_p_purchase_over_the_model_cards_purchase_window():
+    scores = pd.DataFrame({"p_purchase": [0.19, 0.0], "p_alive": 1.0, "frequency": 1, "T": 10.0})
+    card = {"model": "pareto_nbd", "time_unit": "day", "purchase_window_days": 60}
+    p = winback.baseline_probability(scores, card, 30)
+    assert p.tolist() == pytest.approx([1 - 0.81 ** 0.5, 0.0])
+    old_card = {"model": "pareto_nbd", "time_unit": "day"}   # no purchase_window_days: the clv config's value
+    assert winback.baseline_probability(scores, old_card, 30, purchase_window_days=60).tolist() == pytest.approx(p.tolist())
 
 
 def test_config_rejects_a_discount_level_without_an_assumed_uplift():

@@ -12,19 +12,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import churn, demo, winback
+from helpers import artifacts, customer_facts, demo, winback
 from helpers.engine import connect
 
 
 def measure_by_type(processed_dir: str | Path, campaign_truth: dict, level: float = 0.95) -> pd.DataFrame:
     """winback.measure_uplift per arm and per demo customer type (segment column = type or 'all')."""
-    src = Path(processed_dir)
     con = connect()
-    lines = con.read_parquet(str(src / "orders_clean.parquet"))
-    camp = con.read_parquet(str(src / "campaigns_clean.parquet"))
+    lines = artifacts.table(con, processed_dir, "orders_clean")
+    camp = artifacts.table(con, processed_dir, "campaigns_clean")
     out = winback.campaign_outcomes(lines, camp, campaign_truth["window_days"])
-    cutoff = churn.shift_days(campaign_truth["sent_date"], -1)
-    feats = churn.features_at(lines, cutoff, {}).select("customer_id", "recency_days", "avg_order_value").to_pandas()
+    cutoff = (pd.Timestamp(campaign_truth["sent_date"]) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    feats = customer_facts.features_at(lines, cutoff, {}).select(
+        "customer_id", "recency_days", "avg_order_value").to_pandas()
     out = out.merge(feats.astype({"customer_id": str}), on="customer_id", how="left")
     # recency_days counts from the end of the cut-off day: its ceiling is sent date - day of the last order
     out["type"] = demo.campaign_type(np.ceil(out["recency_days"] - 1e-9), out["avg_order_value"])

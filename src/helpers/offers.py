@@ -23,7 +23,8 @@ purchases are counted per calendar day, so two orders on one day are one purchas
   slot left is filled by (4), so each customer gets ``top_n`` categories.
 - **Holdout**: suggestions built at ``as_of - horizon_days`` from orders up to that day are checked
   against the categories bought in the next ``horizon_days``: hit rate @N = share of the customers
-  who bought in that period whose purchases include one of their N suggestions.
+  who bought in that period whose purchases include one of their N suggestions (column ``hit_rate``;
+  N = ``top_n`` is kept on the result and shown only in the report's header).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ import pyarrow.compute as pc
 from helpers import artifacts, customer_facts
 from helpers.config import Config, OffersConfig
 from helpers.demographics import age_band
-from helpers.engine import artifact_table, connect, cutoff_end
+from helpers.engine import connect, cutoff_end
 
 OFFER_COLUMNS = ["customer_id", "rank", "category", "product_id", "reason", "score"]
 REASONS = {
@@ -549,12 +550,12 @@ def _empty_offers() -> pd.DataFrame:
                          "reason": pd.Series(dtype="string"), "score": pd.Series(dtype="float64")})
 
 
-def suggested_columns(offers: pd.DataFrame, top_n: int = 3) -> pd.DataFrame:
-    """customer_id, suggested_1 .. suggested_<top_n> (categories), for merging into winback_targets."""
-    wide = offers.pivot(index="customer_id", columns="rank", values="category")
-    wide = wide.reindex(columns=range(1, top_n + 1))
-    wide.columns = [f"suggested_{k}" for k in wide.columns]
-    return wide.reset_index()
+def suggested_categories(offers: pd.DataFrame, top_n: int = 3) -> pd.DataFrame:
+    """customer_id, suggested_categories ("cat1; cat2; cat3", best first, at most `top_n`): one text
+    column whatever `top_n` is, for merging into winback_targets."""
+    top = offers[offers["rank"] <= top_n].sort_values(["customer_id", "rank"], kind="stable")
+    joined = top.groupby("customer_id", sort=True)["category"].agg(lambda c: "; ".join(c.astype(str)))
+    return pd.DataFrame({"customer_id": joined.index.astype(str), "suggested_categories": joined.to_numpy(dtype=object)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -598,7 +599,7 @@ def hit_rate(suggestions: pd.DataFrame, actual: pd.DataFrame, customers: pd.Seri
     hits = act.astype({"customer_id": "string", "category": "string"}).merge(
         s[["customer_id", "category"]].astype("string"), on=["customer_id", "category"]).customer_id.nunique()
     return {"customers": len(base), "buyers_in_horizon": int(len(buyers)),
-            "hit_rate_at_n": hits / len(buyers) if len(buyers) else float("nan"),
+            "hit_rate": hits / len(buyers) if len(buyers) else float("nan"),
             "coverage": s.customer_id.nunique() / len(base) if len(base) else float("nan"),
             "categories_suggested": int(s.category.nunique())}
 
@@ -608,7 +609,7 @@ def evaluate_holdout(orders: ir.Table, customers: ir.Table | pd.DataFrame | None
     categories each customer bought in the next `horizon_days`, side by side with two baselines.
 
     Index: method (personalised, most popular categories, same as last time). Columns: customers
-    (bought by the cut-off), buyers_in_horizon, hit_rate_at_3 (named after top_n), coverage,
+    (bought by the cut-off), buyers_in_horizon, hit_rate (@ offers.top_n), coverage,
     categories_suggested, cutoff.
     """
     oc = cfg.offers
@@ -624,16 +625,19 @@ def evaluate_holdout(orders: ir.Table, customers: ir.Table | pd.DataFrame | None
     }
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "method"
-    df = df.rename(columns={"hit_rate_at_n": f"hit_rate_at_{oc.top_n}"})
-    df[f"hit_rate_at_{oc.top_n}"] = df[f"hit_rate_at_{oc.top_n}"].astype(float).round(4)
+    df["hit_rate"] = df.hit_rate.astype(float).round(4)
     df["coverage"] = df.coverage.astype(float).round(4)
     df["cutoff"] = cutoff
     return df
 
 
-def evaluation_takeaway(evaluation: pd.DataFrame) -> str:
-    col = next(c for c in evaluation.columns if c.startswith("hit_rate_at_"))
-    n = col.rsplit("_", 1)[-1]
+def evaluation_table(evaluation: pd.DataFrame, top_n: int) -> pd.DataFrame:
+    """`evaluate_holdout` for reading: the hit rate's header names its N (``hit_rate_at_3``)."""
+    return evaluation.rename(columns={"hit_rate": f"hit_rate_at_{top_n}"})
+
+
+def evaluation_takeaway(evaluation: pd.DataFrame, top_n: int) -> str:
+    col, n = "hit_rate", top_n
     ours = evaluation.loc["personalised", col]
     others = evaluation.drop(index="personalised")
     best_other = others[col].idxmax()
@@ -778,22 +782,23 @@ def examples_takeaway(examples: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------------
 
 def save_offers(processed_dir: str | Path, offers: pd.DataFrame) -> Path:
-    """offers.parquet: OFFER_COLUMNS, top_n rows per customer."""
-    return artifacts.save_parquet(processed_dir, "offers", offers[OFFER_COLUMNS])
+    """offers.parquet: OFFER_COLUMNS, top_n rows per customer (checked against its declaration)."""
+    return artifacts.write(processed_dir, "offers", offers[OFFER_COLUMNS])
 
 
 def load_offers(processed_dir: str | Path) -> pd.DataFrame:
-    return artifacts.load_parquet(processed_dir, "offers", "06_winback")
+    return artifacts.read(processed_dir, "offers")
 
 
 @dataclass
 class OffersRun:
-    """Everything the "What to offer" section shows (pandas), computed by `run`."""
+    """Everything the "What to offer" section shows (pandas), computed by `run`; each table and
+    takeaway of the section is a method, with the window, horizon and N it was computed for."""
 
     affinities: pd.DataFrame
     repeats: pd.DataFrame
     offers: pd.DataFrame
-    evaluation: pd.DataFrame
+    evaluation: pd.DataFrame  # evaluate_holdout: hit_rate is the hit rate @ cfg.top_n
     capped: set
     second_order_day: float
     second_order: pd.DataFrame
@@ -801,20 +806,48 @@ class OffersRun:
     as_of: str
     cfg: OffersConfig
 
+    def affinities_table(self, top: int = 10) -> pd.DataFrame:
+        return self.affinities.head(top)
+
+    def affinity_takeaway(self) -> str:
+        return affinity_takeaway(self.affinities, self.cfg.affinity_window_days)
+
+    def repeats_table(self) -> pd.DataFrame:
+        return self.repeats
+
+    def repeat_takeaway(self) -> str:
+        return repeat_takeaway(self.repeats, self.cfg.horizon_days)
+
+    def evaluation_table(self) -> pd.DataFrame:
+        return evaluation_table(self.evaluation, self.cfg.top_n)
+
+    def evaluation_takeaway(self) -> str:
+        return evaluation_takeaway(self.evaluation, self.cfg.top_n)
+
+    def examples_table(self) -> pd.DataFrame:
+        return self.examples
+
+    def examples_takeaway(self) -> str:
+        return examples_takeaway(self.examples)
+
+    def second_order_table(self) -> pd.DataFrame:
+        return second_order_summary(self.second_order)
+
+    def second_order_takeaway(self) -> str:
+        return second_order_takeaway(self.second_order, self.second_order_day, self.cfg.second_order_max_days)
+
+    def suggested_categories(self) -> pd.DataFrame:
+        """customer_id, suggested_categories: the column winback_targets.csv carries."""
+        return suggested_categories(self.offers, self.cfg.top_n)
+
 
 def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> OffersRun:
     """Compute suggestions for every customer at `as_of`, the holdout comparison, the contact cap,
     the second-order list and examples by segment; write offers.parquet."""
     con = con or connect(cfg.engine)
-    orders = artifact_table(con, processed_dir, "orders_clean")
-    try:
-        customers = artifact_table(con, processed_dir, "customers_clean")
-    except artifacts.MissingArtifact:
-        customers = None
-    try:
-        campaigns = artifact_table(con, processed_dir, "campaigns_clean")
-    except artifacts.MissingArtifact:
-        campaigns = None
+    orders = artifacts.table(con, processed_dir, "orders_clean")
+    customers = artifacts.table_if_exists(con, processed_dir, "customers_clean")
+    campaigns = artifacts.table_if_exists(con, processed_dir, "campaigns_clean")
     inp = offer_inputs(orders, customers, as_of, cfg)
     offers = suggest(orders, customers, as_of, cfg, inputs=inp)
     if save:
@@ -823,11 +856,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
     capped = contact_cap(campaigns, as_of, cfg.offers.min_days_between_contacts)
     day = second_order_day(orders, as_of, cfg)
     second = second_order_list(orders, offers, as_of, cfg, history=inp.history, day=day)
-    try:
-        from helpers.segments import load_segments
-
-        examples = examples_by_segment(offers, load_segments(processed_dir))
-    except artifacts.MissingArtifact:
-        examples = pd.DataFrame()
+    segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
+    examples = examples_by_segment(offers, segments) if segments is not None else pd.DataFrame()
     return OffersRun(inp.affinities, repeat_summary(inp.cycles), offers, evaluation, capped, day, second, examples,
                      str(as_of), cfg.offers)

@@ -51,20 +51,25 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
+from threadpoolctl import threadpool_limits
 
 from helpers import artifacts, churn, customer_facts, offers, plots
 from helpers.config import Config
-from helpers.engine import artifact_table, connect, cutoff_end
+from helpers.engine import connect, cutoff_end
 
 Z95 = 1.959963984540054
 CONTROL = "control"
 NO_CONTACT, REMINDER = "no contact", "contact, no discount"
-MEASURED_COLUMNS = ["campaign_id", "arm", "discount", "segment", "n_treated", "n_control", "conv_treated",
-                    "conv_control", "uplift_pp", "uplift_low", "uplift_high"]
-PLAN_COLUMNS = ["segment", "discount", "n_customers", "uplift_pp", "uplift_low", "uplift_high", "incremental_buyers",
-                "incremental_revenue", "discount_cost", "incremental_profit", "profit_p05", "profit_p95", "roi",
-                "recommended", "option", "uplift_source"]
-TARGET_COLUMNS = ["customer_id", "email", "segment", "discount", "expected_incremental_profit"]
+MEASURED_COLUMNS = artifacts.ARTIFACTS["winback_measured"].columns
+PLAN_COLUMNS = artifacts.ARTIFACTS["winback_plan"].columns
+TARGET_COLUMNS = artifacts.ARTIFACTS["winback_targets"].columns
+# what win-back reads of the CLV stage's clv.parquet (declared columns; horizons in clv_model.json)
+CLV_COLUMNS = ["customer_id", "frequency", "T", "p_alive", "p_purchase", "exp_avg_value"]
 
 
 def option_label(discount: float | None) -> str:
@@ -96,12 +101,20 @@ def campaign_outcomes(lines: ir.Table, campaigns: ir.Table, window_days: int) ->
     return out.sort_values(["campaign_id", "customer_id"], ignore_index=True)
 
 
+@dataclass
+class CampaignFrame:
+    """One row per campaign customer (`frame`) and the names of its model feature columns (`features`)."""
+
+    frame: pd.DataFrame
+    features: list[str] = field(default_factory=list)
+
+
 def campaign_frame(lines: ir.Table, campaigns: ir.Table, cfg: Config, customers: ir.Table | None = None,
-                   bgnbd: bool = False) -> pd.DataFrame:
+                   bgnbd: bool = False) -> CampaignFrame:
     """`campaign_outcomes` plus, per customer, the churn stage's features and the RFM segment at the
     day before sending (only order lines dated before sent_date): the input of every measurement.
 
-    Columns: the outcome columns, segment, then the feature columns (listed in ``attrs['features']``).
+    Columns of ``frame``: the outcome columns, segment, then the feature columns (``features``).
     A campaign customer without any purchase before sending gets segment 'no purchase before'.
     """
     out = campaign_outcomes(lines, campaigns, cfg.winback.window_days)
@@ -119,8 +132,7 @@ def campaign_frame(lines: ir.Table, campaigns: ir.Table, cfg: Config, customers:
         feats = [c for c in f.columns if c != "customer_id"]
         parts.append(g)
     frame = pd.concat(parts, ignore_index=True) if parts else out.assign(segment=pd.Series(dtype=str))
-    frame.attrs["features"] = feats
-    return frame
+    return CampaignFrame(frame, feats)
 
 
 # --------------------------------------------------------------------------- intervals and measured uplift
@@ -156,8 +168,6 @@ def measure_uplift(frame: pd.DataFrame, by: str = "segment", level: float = 0.95
     The control arm is the arm named 'control' of the same campaign; a campaign without one is skipped.
     `level`: the intervals' coverage (0.95; a test of k groups at once may ask 1 - 0.05 / k).
     """
-    from scipy.stats import norm
-
     z = float(norm.ppf(0.5 + level / 2))
     rows = []
     for cid, camp in frame.groupby("campaign_id", sort=True):
@@ -282,11 +292,6 @@ def qini_auc(curve: pd.DataFrame) -> dict:
 
 def _uplift_model(numeric: list[str], categorical: list[str], seed: int):
     """Small, strongly regularised gradient boosting (conversions are rare) behind churn's encoding."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder
-
     enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan)
     prep = ColumnTransformer([("cat", enc, categorical), ("num", "passthrough", numeric)],
                              verbose_feature_names_out=False)
@@ -315,16 +320,18 @@ class UpliftModels:
     note: str = ""
 
 
-def t_learner(frame: pd.DataFrame, cfg: Config) -> UpliftModels:
+def t_learner(frame: pd.DataFrame, features: list[str], cfg: Config) -> UpliftModels:
     """Per treatment arm of the latest campaign: fit P(convert | x) on its treated and on the control
-    training customers, score held-out customers by the difference, and evaluate with the Qini curve."""
-    feats = frame.attrs.get("features") or []
+    training customers, score held-out customers by the difference, and evaluate with the Qini curve.
+
+    `frame`: `campaign_frame`'s rows; `features`: its feature columns (text columns are categorical)."""
+    feats = list(features)
     if frame.empty or not feats:
         return UpliftModels(note="No campaign with features: no per-customer uplift model.")
     latest = frame.loc[frame["sent_date"] == frame["sent_date"].max(), "campaign_id"].max()
     camp = frame[frame["campaign_id"] == latest].reset_index(drop=True)
     hold = holdout_split(camp, cfg.winback.holdout_share, cfg.winback.seed)
-    cat = [c for c in churn.CATEGORICAL if c in feats]
+    cat = [c for c in feats if not pd.api.types.is_numeric_dtype(frame[c])]
     num = [c for c in feats if c not in cat]
     is_ctrl = camp["arm"].str.lower() == CONTROL
     curves, rows = {}, {}
@@ -390,13 +397,16 @@ def plot_qini(models: UpliftModels, ax=None):
 
 # --------------------------------------------------------------------------- candidates at as_of
 
-def baseline_probability(clv_scores: pd.DataFrame, clv_card: dict, window_days: int) -> pd.Series:
+def baseline_probability(clv_scores: pd.DataFrame, clv_card: dict, window_days: int,
+                         purchase_window_days: int = 90) -> pd.Series:
     """P(at least one order in the next `window_days` days) per customer, from the CLV stage.
 
     BG/NBD and MBG/NBD (clv_model.json params, clv.parquet frequency and T in clv.time_unit):
     p_alive x (1 - ((alpha + T) / (alpha + T + t))^(r + x)), the closed form of
-    `clv.probability_of_purchase`. Pareto/NBD: P(purchase in 'purchase window') rescaled as
-    1 - (1 - p)^(window / purchase window) (an approximation, constant hazard).
+    `customer_facts.probability_of_purchase`. Pareto/NBD: clv.parquet's p_purchase (over
+    clv_model.json's ``purchase_window_days``; `purchase_window_days`, the clv config's value, when
+    an older model card lacks it) rescaled as 1 - (1 - p)^(window / purchase window) (an
+    approximation, constant hazard).
     """
     unit = 7 if clv_card.get("time_unit") == "week" else 1
     t = window_days / unit
@@ -405,9 +415,8 @@ def baseline_probability(clv_scores: pd.DataFrame, clv_card: dict, window_days: 
         buy = customer_facts.buy_if_alive(params, t, clv_scores["frequency"], clv_scores["T"])
         p = clv_scores["p_alive"].astype(float) * buy
     else:
-        col = next(c for c in clv_scores.columns if c.startswith("p_purchase_"))
-        w = float(col.removeprefix("p_purchase_").removesuffix("d"))
-        p = 1 - (1 - clv_scores[col].astype(float)) ** (window_days / w)
+        w = float(clv_card.get("purchase_window_days", purchase_window_days))
+        p = 1 - (1 - clv_scores["p_purchase"].astype(float)) ** (window_days / w)
     return p.fillna(0.0).clip(0, 1).rename("p_baseline")
 
 
@@ -422,7 +431,7 @@ def candidates(seg: pd.DataFrame, scores: pd.DataFrame, clv_scores: pd.DataFrame
     s["segment"] = s["segment"].astype(str)
     r = scores[["customer_id", "risk_tier"]].astype({"customer_id": str, "risk_tier": str})
     c = clv_scores.assign(customer_id=clv_scores["customer_id"].astype(str))
-    c = c.assign(p_baseline=baseline_probability(c, clv_card, wb.window_days).to_numpy())
+    c = c.assign(p_baseline=baseline_probability(c, clv_card, wb.window_days, cfg.clv.purchase_window_days).to_numpy())
     d = s.merge(r, on="customer_id", how="left")
     in_seg, in_tier = d["segment"].isin(wb.candidate_segments), d["risk_tier"].isin(wb.candidate_risk_tiers)
     d = d[in_seg | in_tier].copy()
@@ -523,11 +532,20 @@ def _clipped_sums(p0: np.ndarray, v: np.ndarray, u: np.ndarray) -> tuple[np.ndar
     return s1, sv
 
 
-def simulate(cands: pd.DataFrame, uplift: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+@dataclass
+class Simulation:
+    """`simulate`'s result: one row per (segment, option) in `table` (PLAN_COLUMNS except
+    recommended) and the Monte Carlo profit draws per (segment, discount) in `draws`."""
+
+    table: pd.DataFrame
+    draws: dict = field(default_factory=dict)
+
+
+def simulate(cands: pd.DataFrame, uplift: pd.DataFrame, cfg: Config) -> Simulation:
     """Monte Carlo of the next campaign per segment and option (see the module docstring).
 
-    Returns one row per (segment, option) with PLAN_COLUMNS except recommended; ``attrs['draws']``
-    holds the profit draws {(segment, discount): array}. No contact is all zeros by definition.
+    ``table``: one row per (segment, option); ``draws``: the profit draws {(segment, discount):
+    array}. No contact is all zeros by definition.
     """
     wb, m = cfg.winback, cfg.clv.gross_margin
     rng = np.random.default_rng(wb.seed)
@@ -568,9 +586,7 @@ def simulate(cands: pd.DataFrame, uplift: pd.DataFrame, cfg: Config) -> pd.DataF
                          "roi": e_profit / spend if spend > 0 else np.nan, "option": option_label(d),
                          "uplift_source": a["source"]})
             _ = inc_b_k
-    out = pd.DataFrame(rows)
-    out.attrs["draws"] = draws
-    return out
+    return Simulation(pd.DataFrame(rows), draws)
 
 
 def customer_profit(cands: pd.DataFrame, uplift: pd.DataFrame, cfg: Config, discount: pd.Series) -> pd.DataFrame:
@@ -591,10 +607,10 @@ def customer_profit(cands: pd.DataFrame, uplift: pd.DataFrame, cfg: Config, disc
 
 # --------------------------------------------------------------------------- plan, profit curve, targets
 
-def plan(sim: pd.DataFrame) -> pd.DataFrame:
+def plan(sim: Simulation | pd.DataFrame) -> pd.DataFrame:
     """Mark per segment the option with the highest expected incremental profit (no contact when no
-    contact option is positive): PLAN_COLUMNS."""
-    out = sim.copy()
+    contact option is positive): PLAN_COLUMNS. `sim`: `simulate`'s result or its table."""
+    out = (sim.table if isinstance(sim, Simulation) else sim).copy()
     out["recommended"] = False
     for seg, grp in out.groupby("segment", sort=True):
         contact = grp[grp["option"] != NO_CONTACT]
@@ -637,119 +653,63 @@ def profit_curve(rows: pd.DataFrame, budget: float | None = None) -> pd.DataFram
 
 def build_targets(plan_rows: pd.DataFrame, customers: pd.DataFrame, budget: float | None = None,
                   exclude_ids=None, suggestions: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The contact list: TARGET_COLUMNS (+ the suggestion columns, if given), highest profit first.
+    """The contact list, TARGET_COLUMNS (winback_targets.csv's declared columns), highest profit first.
 
     plan_rows: `customer_rows` output. Kept: segments with an offer, positive expected incremental
     profit, marketing consent (customers.marketing_opt_in is true; unknown = no consent), not in
     `exclude_ids` (e.g. contacted too recently), and within `budget` (cumulative expected spend,
-    in the order of expected profit). `suggestions`: a frame keyed by customer_id whose other
-    columns (e.g. suggested_1..3) are appended. Formula escaping happens on save (artifacts.save_csv).
+    in the order of expected profit). `suggestions`: customer_id, suggested_categories
+    (`offers.suggested_categories`); without it the column is empty. Formula escaping happens on
+    write (artifacts.write).
     """
     r = plan_rows[plan_rows["recommended"] & (plan_rows["expected_incremental_profit"] > 0)]
     consent = customers[["customer_id", "email", "marketing_opt_in"]].astype({"customer_id": str})
-    ok = consent["marketing_opt_in"].astype("boolean").fillna(False).astype(bool)
-    r = r.merge(consent.loc[ok, ["customer_id", "email"]], on="customer_id", how="inner")
+    r = r.merge(consent.loc[_consented(consent), ["customer_id", "email"]], on="customer_id", how="inner")
     if exclude_ids is not None:
         r = r[~r["customer_id"].isin(set(map(str, exclude_ids)))]
     r = r.sort_values(["expected_incremental_profit", "customer_id"], ascending=[False, True], ignore_index=True)
     if budget is not None:
         r = r[r["expected_spend"].cumsum() <= budget]
-    out = r[TARGET_COLUMNS].copy()
+    out = r[["customer_id", "email", "segment", "discount", "expected_incremental_profit"]].copy()
     out["expected_incremental_profit"] = out["expected_incremental_profit"].round(4)
     if suggestions is not None:
-        extra = suggestions.astype({"customer_id": str})
-        out = out.merge(extra, on="customer_id", how="left")
-    return out.reset_index(drop=True)
+        out = out.merge(suggestions[["customer_id", "suggested_categories"]].astype({"customer_id": str}),
+                        on="customer_id", how="left")
+    else:
+        out["suggested_categories"] = None
+    out = out.astype({"customer_id": "str", "email": "str", "segment": "str", "discount": "float64",
+                      "expected_incremental_profit": "float64", "suggested_categories": "str"})
+    return out[TARGET_COLUMNS].reset_index(drop=True)
 
 
-# --------------------------------------------------------------------------- run, save, report
-
-@dataclass
-class WinbackRun:
-    """Everything notebook 06 shows."""
-
-    as_of: str
-    measured: pd.DataFrame
-    models: UpliftModels
-    candidates: pd.DataFrame
-    uplift: pd.DataFrame
-    plan: pd.DataFrame
-    rows: pd.DataFrame
-    curve: pd.DataFrame
-    targets: pd.DataFrame
-    currency: str = "EUR"
-    window_days: int = 30
-    n_without_consent: int = 0
-    offers: "offers.OffersRun | None" = None  # what to show each customer, the contact cap (issue 9)
-    n_capped: int = 0  # customers worth an offer left out: contacted within offers.min_days_between_contacts
+def _consented(customers: pd.DataFrame) -> pd.Series:
+    """marketing_opt_in is true (unknown = no consent)."""
+    return customers["marketing_opt_in"].astype("boolean").fillna(False).astype(bool)
 
 
-def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> WinbackRun:
-    """Measure past campaigns, fit the T-learner, simulate, plan and list targets; write
-    winback_measured.csv, winback_plan.csv and winback_targets.csv when `save` is true."""
-    from threadpoolctl import threadpool_limits
-
-    con = con or connect(cfg.engine)
-    lines = artifact_table(con, processed_dir, "orders_clean")
-    have_cust = artifacts.path(processed_dir, "customers_clean").exists()
-    cust_t = artifact_table(con, processed_dir, "customers_clean") if have_cust else None
-    measured = pd.DataFrame(columns=MEASURED_COLUMNS)
-    models = UpliftModels(note="No past campaigns (campaigns.csv): no per-customer uplift model.")
-    if artifacts.path(processed_dir, "campaigns_clean").exists():
-        camp_t = artifact_table(con, processed_dir, "campaigns_clean")
-        camp_t = camp_t.filter(camp_t.sent_date + ibis.interval(days=cfg.winback.window_days)
-                               <= ibis.literal(cutoff_end(as_of)))  # only campaigns whose window has ended
-        frame = campaign_frame(lines, camp_t, cfg, cust_t)
-        if not frame.empty:
-            measured = measure_uplift(frame, "segment")
-            with threadpool_limits(limits=cfg.churn.model_threads, user_api="openmp"):
-                models = t_learner(frame, cfg)
-    seg = artifacts.read(processed_dir, "segments")
-    scores = churn.load_scores(processed_dir)
-    clv_scores = artifacts.load_parquet(processed_dir, "clv", "04_clv")
-    clv_card = artifacts.load_json(processed_dir, "clv_model", "04_clv")
-    cands = candidates(seg, scores, clv_scores, clv_card, cfg)
-    uplift = uplift_assumptions(measured, sorted(set(cands["segment"])), cfg)
-    the_plan = plan(simulate(cands, uplift, cfg))
-    rows = customer_rows(cands, uplift, the_plan, cfg)
-    curve = profit_curve(rows, cfg.winback.budget)
-    customers = (artifacts.load_parquet(processed_dir, "customers_clean") if have_cust
-                 else pd.DataFrame(columns=["customer_id", "email", "marketing_opt_in"]))
-    # What to show each customer, and who was contacted too recently to be contacted again.
-    offer_run = offers.run(processed_dir, as_of, cfg, con=con, save=save)
-    targets = build_targets(rows, customers, cfg.winback.budget, exclude_ids=offer_run.capped,
-                            suggestions=offers.suggested_columns(offer_run.offers))
-    n_capped = int(build_targets(rows, customers, cfg.winback.budget)["customer_id"].isin(offer_run.capped).sum())
-    eligible = rows[rows["recommended"] & (rows["expected_incremental_profit"] > 0)]
-    res = WinbackRun(as_of=str(as_of)[:10], measured=measured, models=models, candidates=cands, uplift=uplift,
-                     plan=the_plan, rows=rows, curve=curve, targets=targets, currency=cfg.shop.currency,
-                     window_days=cfg.winback.window_days,
-                     n_without_consent=int(len(eligible) - eligible["customer_id"].isin(
-                         set(customers.loc[customers["marketing_opt_in"].astype("boolean").fillna(False).astype(bool),
-                                           "customer_id"].astype(str))).sum()),
-                     offers=offer_run, n_capped=n_capped)
-    if save:
-        artifacts.save_csv(processed_dir, "winback_measured", measured)
-        artifacts.save_csv(processed_dir, "winback_plan", the_plan)
-        artifacts.save_csv(processed_dir, "winback_targets", targets)
-    return res
+def empty_artifact(name: str) -> pd.DataFrame:
+    """A frame with artifact `name`'s declared columns and types and no rows (e.g. no campaign measured)."""
+    cols = artifacts.ARTIFACTS[name].schema.columns
+    return pd.DataFrame({c: pd.Series(dtype="str" if "string" in str(col.dtype) else str(col.dtype))
+                         for c, col in cols.items()})
 
 
 def load_targets(processed_dir: str | Path) -> pd.DataFrame:
     """winback_targets.csv as written by notebook 06 (customer_id as text)."""
-    p = artifacts.require(processed_dir, "winback_targets", "06_winback")
-    return pd.read_csv(p, dtype={"customer_id": str, "email": str, "segment": str})
+    return artifacts.read(processed_dir, "winback_targets")
 
+
+# --------------------------------------------------------------------------- tables, figures, takeaways
 
 def _band(low, high, digits: int = 0) -> str:
     return f"{low:,.{digits}f} to {high:,.{digits}f}"
 
 
-def simulation_table(res: WinbackRun) -> pd.DataFrame:
+def simulation_table(the_plan: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
     """The simulation for reading, index (segment, option): uplift with its 95 % interval, money in
     whole units with the 5-95 % profit band, ROI in %, the recommendation and where the uplift came
     from. The unrounded numbers are in winback_plan.csv."""
-    p, c = res.plan, res.currency
+    p, c = the_plan, currency
     out = pd.DataFrame({
         "segment": p["segment"], "option": p["option"],
         "customers": p["n_customers"].map("{:,.0f}".format),
@@ -767,10 +727,10 @@ def simulation_table(res: WinbackRun) -> pd.DataFrame:
     return out.set_index(["segment", "option"])
 
 
-def plan_table(res: WinbackRun) -> pd.DataFrame:
+def plan_table(the_plan: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
     """One row per segment: the recommended option, its customers, expected extra profit and band."""
-    p = res.plan[res.plan["recommended"]].set_index("segment")
-    c = res.currency
+    p = the_plan[the_plan["recommended"]].set_index("segment")
+    c = currency
     out = pd.DataFrame({"offer": p["option"], "customers": p["n_customers"],
                         "extra buyers": p["incremental_buyers"].round(1),
                         f"extra profit ({c})": p["incremental_profit"].round(0),
@@ -779,29 +739,29 @@ def plan_table(res: WinbackRun) -> pd.DataFrame:
     return out.sort_values(f"extra profit ({c})", ascending=False)
 
 
-def plan_takeaway(res: WinbackRun) -> str:
-    p = res.plan[res.plan["recommended"]]
+def plan_takeaway(the_plan: pd.DataFrame, currency: str = "EUR") -> str:
+    p = the_plan[the_plan["recommended"]]
     offer = p[p["option"] != NO_CONTACT]
     none = p[p["option"] == NO_CONTACT]
     parts = []
     if not offer.empty:
-        parts.append("Offer: " + "; ".join(f"{r.segment} {r.option} (expected {plots.money(r.incremental_profit, res.currency)},"
+        parts.append("Offer: " + "; ".join(f"{r.segment} {r.option} (expected {plots.money(r.incremental_profit, currency)},"
                                            f" 5-95% {r.profit_p05:,.0f} to {r.profit_p95:,.0f})" for r in offer.itertuples()) + ".")
         risky = offer[offer["profit_p05"] < 0]
         if not risky.empty:
             parts.append("Could still lose money (5% band below zero): " + ", ".join(risky["segment"]) + ".")
     if not none.empty:
         parts.append("No offer pays in expectation for: " + ", ".join(none["segment"]) + ".")
-    assumed = res.plan[(res.plan["recommended"]) & res.plan["uplift_source"].str.startswith("assumed")]
+    assumed = the_plan[(the_plan["recommended"]) & the_plan["uplift_source"].str.startswith("assumed")]
     if not assumed.empty:
         parts.append("Recommendations resting on configured (not measured) uplift: " + ", ".join(assumed["segment"]) + ".")
     return "\n".join(parts) or "No candidates."
 
 
-def plot_simulation(res: WinbackRun, ax=None):
+def plot_simulation(the_plan: pd.DataFrame, currency: str = "EUR", ax=None):
     """Expected incremental profit per segment and option with the 5-95 % Monte Carlo band."""
     ax = plots._ax(ax)
-    p = res.plan[res.plan["option"] != NO_CONTACT]
+    p = the_plan[the_plan["option"] != NO_CONTACT]
     segs = sorted(set(p["segment"]))
     opts = list(dict.fromkeys(p["option"]))
     colors = plots.sns.color_palette("crest", len(opts))
@@ -816,17 +776,17 @@ def plot_simulation(res: WinbackRun, ax=None):
     ax.axhline(0, color="grey", lw=1)
     ax.set_xticks(range(len(segs)), segs, rotation=30, ha="right")
     ax.set_title("Simulated incremental profit per segment and offer (5-95% band)")
-    ax.set_ylabel(f"incremental profit ({res.currency})")
+    ax.set_ylabel(f"incremental profit ({currency})")
     ax.set_xlabel("")
     ax.yaxis.set_major_formatter(plots.thousands)
     ax.legend(title="offer", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=True)
     return ax
 
 
-def plot_profit_curve(res: WinbackRun, ax=None):
+def plot_profit_curve(curve: pd.DataFrame, currency: str = "EUR", ax=None):
     """Cumulative expected incremental profit by number of customers contacted (best first)."""
     ax = plots._ax(ax)
-    c = res.curve
+    c = curve
     ax.plot(c["customers"], c["profit"], color=plots.sns.color_palette()[0], label="customers by expected profit")
     if len(c):
         k = int(c["profit"].idxmax())
@@ -838,16 +798,16 @@ def plot_profit_curve(res: WinbackRun, ax=None):
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_title("Profit curve by targeting depth")
     ax.set_xlabel("customers contacted (highest expected profit first)")
-    ax.set_ylabel(f"cumulative expected incremental profit ({res.currency})")
+    ax.set_ylabel(f"cumulative expected incremental profit ({currency})")
     ax.xaxis.set_major_formatter(plots.thousands)
     ax.yaxis.set_major_formatter(plots.thousands)
     ax.legend(loc="lower left", frameon=True)
     return ax
 
 
-def curve_table(res: WinbackRun, points: int = 8) -> pd.DataFrame:
+def curve_table(curve: pd.DataFrame, currency: str = "EUR", points: int = 8) -> pd.DataFrame:
     """The profit curve at a few depths (share of candidates), plus the best depth."""
-    c = res.curve
+    c = curve
     if c.empty:
         return pd.DataFrame(columns=["customers", "expected profit", "expected spend"])
     idx = sorted({max(0, int(round(q * len(c))) - 1) for q in np.linspace(0, 1, points + 1)[1:]} | {int(c["profit"].idxmax())})
@@ -855,36 +815,167 @@ def curve_table(res: WinbackRun, points: int = 8) -> pd.DataFrame:
     out.index = [f"{r.customers / len(c):.0%} of candidates" + (" (best)" if i == c["profit"].idxmax() else "")
                  for i, r in zip(idx, out.itertuples())]
     out.index.name = "depth"
-    return out.rename(columns={"profit": f"expected profit ({res.currency})", "spend": f"expected spend ({res.currency})"})
+    return out.rename(columns={"profit": f"expected profit ({currency})", "spend": f"expected spend ({currency})"})
 
 
-def curve_takeaway(res: WinbackRun) -> str:
-    c = res.curve
+def curve_takeaway(curve: pd.DataFrame, currency: str = "EUR") -> str:
+    c = curve
     if c.empty:
         return "No candidates."
     k = int(c["profit"].idxmax())
     return (f"Contacting the best {int(c.loc[k, 'customers']):,} of {len(c):,} candidates maximises expected profit at "
-            f"{plots.money(c.loc[k, 'profit'], res.currency)}; contacting everyone would yield "
-            f"{plots.money(c['profit'].iloc[-1], res.currency)}.")
+            f"{plots.money(c.loc[k, 'profit'], currency)}; contacting everyone would yield "
+            f"{plots.money(c['profit'].iloc[-1], currency)}.")
 
 
-def targets_summary(res: WinbackRun) -> pd.DataFrame:
+def targets_summary(targets: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
     """The contact list without personal data: customers and expected profit per segment and offer."""
-    t = res.targets
+    t = targets
     if t.empty:
         return pd.DataFrame({"customers": [0]}, index=pd.Index(["(none)"], name="segment"))
     g = t.assign(offer=t["discount"].map(option_label)).groupby(["segment", "offer"])
     out = pd.DataFrame({"customers": g.size(),
-                        f"expected profit ({res.currency})": g["expected_incremental_profit"].sum().round(0)})
+                        f"expected profit ({currency})": g["expected_incremental_profit"].sum().round(0)})
     return out
 
 
-def targets_takeaway(res: WinbackRun) -> str:
-    t = res.targets
-    budget = "" if res.curve["within_budget"].all() else " The budget cap limits the list."
+def targets_takeaway(targets: pd.DataFrame, curve: pd.DataFrame, n_without_consent: int, currency: str = "EUR",
+                     n_capped: int | None = None, min_days_between_contacts: int | None = None) -> str:
+    t = targets
+    budget = "" if curve["within_budget"].all() else " The budget cap limits the list."
     return (f"winback_targets.csv lists {len(t):,} customers with marketing consent (expected incremental profit "
-            f"{plots.money(t['expected_incremental_profit'].sum() if len(t) else 0, res.currency)}); "
-            f"{res.n_without_consent:,} customers worth an offer are left out for lack of consent.{budget} "
+            f"{plots.money(t['expected_incremental_profit'].sum() if len(t) else 0, currency)}); "
+            f"{n_without_consent:,} customers worth an offer are left out for lack of consent.{budget} "
             "The file holds e-mail addresses and stays in the processed folder; it is not shown here."
-            + (f" {res.n_capped:,} customers were left out because they were contacted in the last "
-               f"{res.offers.cfg.min_days_between_contacts} days." if res.offers is not None else ""))
+            + (f" {n_capped:,} customers were left out because they were contacted in the last "
+               f"{min_days_between_contacts} days." if n_capped is not None else ""))
+
+
+# --------------------------------------------------------------------------- run
+
+@dataclass
+class WinbackRun:
+    """Everything notebook 06 shows; each table, figure and takeaway is a method."""
+
+    as_of: str
+    measured: pd.DataFrame
+    models: UpliftModels
+    candidates: pd.DataFrame
+    uplift: pd.DataFrame
+    plan: pd.DataFrame
+    rows: pd.DataFrame
+    curve: pd.DataFrame
+    targets: pd.DataFrame
+    currency: str = "EUR"
+    window_days: int = 30
+    n_without_consent: int = 0
+    offers: offers.OffersRun | None = None  # what to show each customer, the contact cap (issue 9)
+    n_capped: int = 0  # customers worth an offer left out: contacted within offers.min_days_between_contacts
+
+    def measured_table(self) -> pd.DataFrame:
+        return measured_table(self.measured)
+
+    def measured_takeaway(self) -> str:
+        return measured_takeaway(self.measured, self.window_days)
+
+    def plot_measured(self, ax=None):
+        return plot_measured(self.measured, ax=ax)
+
+    def qini_table(self) -> pd.DataFrame:
+        return qini_table(self.models)
+
+    def qini_takeaway(self) -> str:
+        return qini_takeaway(self.models)
+
+    def plot_qini(self, ax=None):
+        return plot_qini(self.models, ax=ax)
+
+    def candidates_table(self) -> pd.DataFrame:
+        return candidates_table(self.candidates, self.currency)
+
+    def simulation_table(self) -> pd.DataFrame:
+        return simulation_table(self.plan, self.currency)
+
+    def plot_simulation(self, ax=None):
+        return plot_simulation(self.plan, self.currency, ax=ax)
+
+    def plan_table(self) -> pd.DataFrame:
+        return plan_table(self.plan, self.currency)
+
+    def plan_takeaway(self) -> str:
+        return plan_takeaway(self.plan, self.currency)
+
+    def plot_profit_curve(self, ax=None):
+        return plot_profit_curve(self.curve, self.currency, ax=ax)
+
+    def curve_table(self, points: int = 8) -> pd.DataFrame:
+        return curve_table(self.curve, self.currency, points)
+
+    def curve_takeaway(self) -> str:
+        return curve_takeaway(self.curve, self.currency)
+
+    def targets_summary(self) -> pd.DataFrame:
+        return targets_summary(self.targets, self.currency)
+
+    def targets_takeaway(self) -> str:
+        capped = None if self.offers is None else self.n_capped
+        min_days = None if self.offers is None else self.offers.cfg.min_days_between_contacts
+        return targets_takeaway(self.targets, self.curve, self.n_without_consent, self.currency, capped, min_days)
+
+
+def measure_campaigns(con, processed_dir: str | Path, as_of: str, cfg: Config, lines: ir.Table,
+                      customers: ir.Table | None) -> tuple[pd.DataFrame, UpliftModels]:
+    """Measured uplift (MEASURED_COLUMNS) and the T-learner of the past campaigns whose window has
+    ended by `as_of`; an empty measurement and a note without campaigns_clean."""
+    measured = empty_artifact("winback_measured")
+    models = UpliftModels(note="No past campaigns (campaigns.csv): no per-customer uplift model.")
+    camp_t = artifacts.table_if_exists(con, processed_dir, "campaigns_clean")
+    if camp_t is None:
+        return measured, models
+    camp_t = camp_t.filter(camp_t.sent_date + ibis.interval(days=cfg.winback.window_days)
+                           <= ibis.literal(cutoff_end(as_of)))  # only campaigns whose window has ended
+    camp = campaign_frame(lines, camp_t, cfg, customers)
+    if not camp.frame.empty:
+        measured = measure_uplift(camp.frame, "segment")
+        with threadpool_limits(limits=cfg.churn.model_threads, user_api="openmp"):
+            models = t_learner(camp.frame, camp.features, cfg)
+    return measured, models
+
+
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> WinbackRun:
+    """Measure past campaigns, fit the T-learner, simulate, plan and list targets; write
+    winback_measured.csv, winback_plan.csv and winback_targets.csv (and offers.parquet) when `save`."""
+    con = con or connect(cfg.engine)
+    lines = artifacts.table(con, processed_dir, "orders_clean")
+    cust_t = artifacts.table_if_exists(con, processed_dir, "customers_clean")
+    measured, models = measure_campaigns(con, processed_dir, as_of, cfg, lines, cust_t)
+    seg = artifacts.read(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
+    scores = artifacts.read(processed_dir, "churn", columns=["customer_id", "risk_tier"])
+    clv_scores = artifacts.read(processed_dir, "clv", columns=CLV_COLUMNS)
+    clv_card = artifacts.read(processed_dir, "clv_model")
+    cands = candidates(seg, scores, clv_scores, clv_card, cfg)
+    uplift = uplift_assumptions(measured, sorted(set(cands["segment"])), cfg)
+    the_plan = plan(simulate(cands, uplift, cfg))
+    rows = customer_rows(cands, uplift, the_plan, cfg)
+    curve = profit_curve(rows, cfg.winback.budget)
+    customers = artifacts.read_if_exists(processed_dir, "customers_clean",
+                                         columns=["customer_id", "email", "marketing_opt_in"])
+    if customers is None:
+        customers = pd.DataFrame(columns=["customer_id", "email", "marketing_opt_in"])
+    # What to show each customer, and who was contacted too recently to be contacted again.
+    offer_run = offers.run(processed_dir, as_of, cfg, con=con, save=save)
+    targets = build_targets(rows, customers, cfg.winback.budget, exclude_ids=offer_run.capped,
+                            suggestions=offer_run.suggested_categories())
+    n_capped = int(build_targets(rows, customers, cfg.winback.budget)["customer_id"].isin(offer_run.capped).sum())
+    eligible = rows[rows["recommended"] & (rows["expected_incremental_profit"] > 0)]
+    consented = set(customers.loc[_consented(customers), "customer_id"].astype(str))
+    res = WinbackRun(as_of=str(as_of)[:10], measured=measured, models=models, candidates=cands, uplift=uplift,
+                     plan=the_plan, rows=rows, curve=curve, targets=targets, currency=cfg.shop.currency,
+                     window_days=cfg.winback.window_days,
+                     n_without_consent=int(len(eligible) - eligible["customer_id"].isin(consented).sum()),
+                     offers=offer_run, n_capped=n_capped)
+    if save:
+        artifacts.write(processed_dir, "winback_measured", measured)
+        artifacts.write(processed_dir, "winback_plan", the_plan)
+        artifacts.write(processed_dir, "winback_targets", targets)
+    return res
