@@ -34,10 +34,11 @@ demo: $(DEMO)/orders.csv
 report: setup demo
 	$(BIN)/retention run --raw $(DEMO)
 
-## test: unit tests and nbval over the committed notebooks
+## test: unit tests, nbval over the committed notebooks, then the schema of every artifact they wrote
 test: setup demo
 	$(BIN)/python -m pytest tests -q
 	$(BIN)/python -m pytest --nbval notebooks --sanitize-with tests/nbval_sanitize.cfg -q -p no:cacheprovider
+	$(BIN)/python -m pytest tests -q -m demo_month
 
 ## notebooks: re-execute the notebooks in place on the demo shop to refresh their stored outputs
 notebooks: setup demo

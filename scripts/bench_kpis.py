@@ -14,7 +14,7 @@ import resource
 import time
 
 from benchlib import parser, peak_mb
-from helpers import kpis
+from helpers import artifacts, kpis
 from helpers.config import load_config
 from helpers.engine import connect
 
@@ -31,7 +31,7 @@ def main() -> None:
     cfg = load_config(args.config)
     cfg = cfg.replace(engine=cfg.engine.replace(threads=args.threads))
     con = connect(cfg.engine)
-    orders, customers = kpis.open_tables(args.processed, args.as_of, cfg, con)
+    orders, customers = kpis.open_tables(args.processed, args.as_of, con)
     lines = orders.count().to_pandas()
     print(f"orders_clean: {lines:,} order lines up to {args.as_of}, DuckDB threads {args.threads}")
     k = cfg.kpis
@@ -64,10 +64,8 @@ def main() -> None:
     print(f"machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"peak memory (this process): {peak_mb():,.0f} MB")
     if args.save:
-        from helpers import artifacts
-
-        artifacts.save_csv(args.processed, "kpis", saved["monthly KPIs (kpis.csv)"])
-        artifacts.save_csv(args.processed, "cohorts", saved["cohorts (cohorts.csv)"])
+        artifacts.write(args.processed, "kpis", saved["monthly KPIs (kpis.csv)"])
+        artifacts.write(args.processed, "cohorts", saved["cohorts (cohorts.csv)"])
 
 
 if __name__ == "__main__":

@@ -259,7 +259,7 @@ def test_offers_run_methods_use_the_run_settings_and_show_the_hit_rate_header_wi
     ev = pd.DataFrame({"customers": 10, "buyers_in_horizon": 5, "hit_rate": [0.6, 0.4, 0.2], "coverage": 1.0,
                        "categories_suggested": 3, "cutoff": "2025-10-01"},
                       index=pd.Index(["personalised", "most popular categories", "same as last time"], name="method"))
-    oc = dataclasses.replace(cfg.offers, top_n=5, affinity_window_days=90, second_order_max_days=200)
+    oc = cfg.offers.replace(top_n=5, affinity_window_days=90, second_order_max_days=200)
     aff = offers.affinity_table(table(con, AFFINITY_SHOP, "aff_run"), AS_OF, cfg)
     second = pd.DataFrame({"customer_id": pd.Series(dtype=str), "suggested_category": pd.Series(dtype=str),
                            "days_since_first": pd.Series(dtype="int64")})

@@ -244,7 +244,7 @@ def test_saved_targets_escape_cells_that_a_spreadsheet_would_run_as_formulas(tmp
 
 def test_plan_and_an_empty_measurement_pass_their_artifact_declarations(cfg):
     artifacts.check("winback_plan", winback.plan(winback.simulate(cands(), fixed_uplift(cfg, 0.1), cfg)))
-    artifacts.check("winback_measured", winback.empty_artifact("winback_measured"))
+    artifacts.check("winback_measured", artifacts.empty("winback_measured"))
     f = pd.DataFrame({"campaign_id": "K", "arm": ["control", "d10"], "discount": [0.0, 0.1], "segment": "a",
                       "converted": [0, 1]})
     artifacts.check("winback_measured", winback.measure_uplift(f))

@@ -21,9 +21,11 @@ later notebook would read.
 """
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,6 +356,14 @@ def read(processed_dir: str | Path, name: str, columns: list[str] | None = None)
     return pd.read_parquet(p, columns=columns)
 
 
+def empty(name: str) -> pd.DataFrame:
+    """A frame with artifact `name`'s declared columns and types and no rows (e.g. nothing measured)."""
+    def dtype(col):
+        return "object" if col.dtype is None else "str" if "string" in str(col.dtype) else str(col.dtype)
+
+    return pd.DataFrame({c: pd.Series(dtype=dtype(col)) for c, col in spec(name).schema.columns.items()})
+
+
 def read_if_exists(processed_dir: str | Path, name: str, columns: list[str] | None = None):
     """Like :func:`read`, or None when the artifact is absent (optional inputs such as customers)."""
     return read(processed_dir, name, columns) if exists(processed_dir, name) else None
@@ -402,39 +412,37 @@ def raw_table(con, p: str | Path) -> ibis.Table:
     return con.read_csv(str(p), header=True, inferSchema=False)  # pragma: no cover - Spark
 
 
+def utf8_source(p: Path, fallbacks: list[str], workdir: Path) -> tuple[Path, str] | None:
+    """A UTF-8 readable copy of a raw export and the encoding it had, or None if nothing decodes it.
+
+    UTF-8 (with or without BOM) and Parquet are read in place. Otherwise the file is decoded with
+    the first fallback encoding that fits (cp1250 covers Central European exports, latin-1 decodes
+    any byte) and written as UTF-8 into `workdir` (the raw file is never modified).
+    """
+    if p.suffix.lower() == ".parquet":
+        return p, "parquet"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(p, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        return p, "utf-8"
+    except UnicodeDecodeError:
+        pass
+    for enc in fallbacks:
+        try:
+            with open(p, "rb") as fh:
+                codecs.decode(fh.read(1 << 22), enc)  # cheap probe before the full transcode
+            target = workdir / p.name
+            with open(p, encoding=enc, newline="") as src, open(target, "w", encoding="utf-8", newline="") as dst:
+                shutil.copyfileobj(src, dst, 1 << 22)
+            return target, enc
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return None
+
+
 def parquet_file(p: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     """A Parquet file outside a month's declared artifacts (a test fixture, a benchmark input)."""
     return pd.read_parquet(p, columns=columns)
-
-
-# ---------------------------------------------------------------------------------------------
-# Legacy names (removed once every stage reads and writes through the functions above)
-
-FILES = {name: art.file for name, art in ARTIFACTS.items()}
-
-
-def save_json(processed_dir, name, data):
-    return write_file(path(processed_dir, name), json_text(data))
-
-
-def load_json(processed_dir, name, made_by=None):
-    return read(processed_dir, name)
-
-
-def save_csv(processed_dir, name, df):
-    return write_file(path(processed_dir, name), csv_text(df))
-
-
-def save_parquet(processed_dir, name, df):
-    return _atomic_with(path(processed_dir, name), lambda tmp: df.to_parquet(tmp, index=False))
-
-
-def load_parquet(processed_dir, name, made_by=None):
-    return read(processed_dir, name)
-
-
-_require = require
-
-
-def require(processed_dir, name, made_by=None):  # noqa: F811 - legacy signature
-    return _require(processed_dir, name)

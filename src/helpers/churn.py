@@ -612,7 +612,7 @@ def calibration_table(result: ChurnRun, bins: int = 10) -> pd.DataFrame:
 
 def plot_calibration(result: ChurnRun, ax=None):
     """Reliability curves on the test window: observed churn rate vs predicted probability, per model."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     cal = calibration_table(result).reset_index()
     for name, grp in cal.groupby("model", sort=False):
         ax.plot(grp["mean_predicted"], grp["observed_churn"], marker="o", label=name)
@@ -649,7 +649,7 @@ def importance_table(result: ChurnRun, top: int = 12) -> pd.DataFrame:
 
 def plot_importance(result: ChurnRun, top: int = 12, ax=None):
     """Horizontal bars: drop in test ROC-AUC when each feature is shuffled (mean +/- sd)."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     imp = importance_table(result, top).iloc[::-1]
     ax.barh(imp.index, imp.iloc[:, 0], xerr=imp.iloc[:, 1], color=plots.sns.color_palette()[0])
     ax.set_title("What the model relies on (permutation importance, test window)")
@@ -738,7 +738,7 @@ def tiers_by_segment(scored: pd.DataFrame, segments: pd.DataFrame | None) -> pd.
 
 def plot_tiers_by_segment(table: pd.DataFrame, ax=None):
     """Stacked horizontal bars: share of each segment's customers in each risk tier."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     if "note" in table.columns:
         ax.text(0.5, 0.5, table["note"].iloc[0], ha="center", va="center", wrap=True)
         ax.set_axis_off()

@@ -25,9 +25,7 @@ its amount is made negative, and revenue is netted against it.
 """
 from __future__ import annotations
 
-import codecs
 import re
-import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -71,27 +69,9 @@ def ensure_utf8(path: Path, fallbacks: list[str], workdir: Path) -> tuple[Path, 
     fallback encoding that fits (cp1250 covers Central European exports, latin-1 decodes any
     byte) and written as UTF-8 into `workdir`; the caller warns about it.
     """
-    if path.suffix.lower() == ".parquet":
-        return path, "parquet"
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 22):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-        return path, "utf-8"
-    except UnicodeDecodeError:
-        pass
-    for enc in fallbacks:
-        try:
-            with open(path, "rb") as fh:
-                codecs.decode(fh.read(1 << 22), enc)  # cheap probe before the full transcode
-            target = workdir / path.name
-            with open(path, encoding=enc, newline="") as src, open(target, "w", encoding="utf-8", newline="") as dst:
-                shutil.copyfileobj(src, dst, 1 << 22)
-            return target, enc
-        except (UnicodeDecodeError, LookupError):
-            continue
+    found = artifacts.utf8_source(path, fallbacks, workdir)
+    if found is not None:
+        return found
     raise ContractError(
         f"{path.name} is not UTF-8 and none of the fallback encodings ({', '.join(fallbacks)}) "
         "decode it; save it as UTF-8 or add its encoding to cleaning.encoding_fallbacks."

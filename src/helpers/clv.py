@@ -443,7 +443,7 @@ def plot_segments(table: pd.DataFrame, currency: str = "EUR", clv_months: int = 
 
 def plot_matrix(matrix: pd.DataFrame, title: str, fmt: str = ".2f", ax=None):
     """Heatmap of a frequency x recency matrix (see `alive_matrix`)."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     sns.heatmap(matrix, cmap=plots.PALETTE, annot=True, fmt=fmt, annot_kws={"size": 7}, cbar=False, ax=ax)
     ax.invert_yaxis()
     ax.set_title(title)
@@ -508,7 +508,7 @@ class ClvRun:
 
     def plot_holdout_by_frequency(self, ax=None):
         """Mean actual vs predicted holdout purchases per calibration repeat-purchase count."""
-        ax = plots._ax(ax)
+        ax = plots.axes_or_new(ax)
         d = self.by_frequency.drop(columns=["customers"]).reset_index().melt(
             id_vars="calibration_repeat_purchases", var_name="series", value_name="purchases")
         sns.lineplot(data=d, x="calibration_repeat_purchases", y="purchases", hue="series", style="series",
@@ -521,7 +521,7 @@ class ClvRun:
 
     def plot_tracking(self, ax=None):
         """Cumulative repeat purchases, actual and expected, with the calibration end marked."""
-        ax = plots._ax(ax)
+        ax = plots.axes_or_new(ax)
         t = self.tracking
         dates = pd.Timestamp(EPOCH) + pd.to_timedelta(t["period"] * UNIT_DAYS[self.settings.time_unit], unit="D")
         ax.plot(dates, t["actual"], color="black", lw=2, label="actual")
@@ -559,7 +559,7 @@ class ClvRun:
 
     def plot_period_transactions(self, ax=None):
         """Customers per number of repeat purchases: actual vs simulated by the fitted model."""
-        ax = plots._ax(ax)
+        ax = plots.axes_or_new(ax)
         d = self.period_tx.reset_index().melt(id_vars="repeat_purchases", var_name="series", value_name="customers")
         sns.barplot(data=d, x="repeat_purchases", y="customers", hue="series", ax=ax)
         ax.set_title("Customers by number of repeat purchases: actual vs model")
@@ -604,7 +604,7 @@ class ClvRun:
 
     def plot_monetary_correlation(self, ax=None):
         """Repeat purchases vs mean repeat order value (repeat customers), the Gamma-Gamma assumption."""
-        ax = plots._ax(ax)
+        ax = plots.axes_or_new(ax)
         rep = self.scores[self.scores["frequency"] > 0]
         f = rep["frequency"].clip(upper=FREQUENCY_CAP)
         d = pd.DataFrame({"repeat purchases": f.astype(int).astype(str).where(f < FREQUENCY_CAP, f"{FREQUENCY_CAP}+"),
@@ -632,7 +632,7 @@ class ClvRun:
 
     def plot_clv_distribution(self, ax=None):
         """Histogram of CLV over the configured months (log scale on x), median marked."""
-        ax = plots._ax(ax)
+        ax = plots.axes_or_new(ax)
         v = self.scores["clv"]
         v = v[v >= 0.01]  # below a cent a log axis would stretch over tiny, meaningless values
         sns.histplot(v, bins=50, log_scale=True, ax=ax, color=sns.color_palette()[0])
@@ -660,7 +660,7 @@ class ClvRun:
 
     def plot_deciles(self, ax=None):
         """Share of total CLV per customer decile."""
-        ax = plots._ax(ax)
+        ax = plots.axes_or_new(ax)
         d = self.decile_table().reset_index()
         sns.barplot(data=d, x="clv decile", y="clv_share_pct", color=sns.color_palette()[0], ax=ax)
         ax.set_title("Share of total CLV per customer decile")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from helpers.paths import resolve
 
@@ -245,21 +245,16 @@ class OffersConfig(_Section):
     second_order_max_days: PositiveInt = 365
 
 
-class Config(_Section):
-    """The whole configuration: one section per stage, and the file it was read from (``source``)."""
+# The sections, in the order of config/default.yml and the notebooks: ``cfg.<name>`` is a section model.
+SECTIONS = {"shop": ShopConfig, "engine": EngineConfig, "columns": ColumnsConfig, "cleaning": CleaningConfig,
+            "business": BusinessConfig, "kpis": KpisConfig, "segments": SegmentsConfig, "clv": ClvConfig,
+            "churn": ChurnConfig, "winback": WinbackConfig, "offers": OffersConfig, "summary": SummaryConfig}
 
-    shop: ShopConfig = Field(default_factory=ShopConfig)
-    engine: EngineConfig = Field(default_factory=EngineConfig)
-    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
-    cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
-    business: BusinessConfig = Field(default_factory=BusinessConfig)
-    kpis: KpisConfig = Field(default_factory=KpisConfig)
-    segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
-    clv: ClvConfig = Field(default_factory=ClvConfig)
-    churn: ChurnConfig = Field(default_factory=ChurnConfig)
-    winback: WinbackConfig = Field(default_factory=WinbackConfig)
-    offers: OffersConfig = Field(default_factory=OffersConfig)
-    summary: SummaryConfig = Field(default_factory=SummaryConfig)
+
+class _Config(_Section):
+    """The whole configuration: one section per stage (``SECTIONS``, added by ``create_model`` below), and
+    the file it was read from (``source``)."""
+
     source: str = "defaults"
 
     @model_validator(mode="before")
@@ -271,7 +266,7 @@ class Config(_Section):
         return values
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Config:
+    def _cross_checks(self) -> _Config:
         """Every check that involves more than one setting; each message names the key to fix."""
         seg, wb = self.segments, self.winback
         try:
@@ -294,6 +289,10 @@ class Config(_Section):
                              f"and each of winback.discount_levels) to an uplift, but has none for "
                              f"{', '.join(map(str, missing))}")
         return self
+
+
+Config = create_model("Config", __base__=_Config, __module__=__name__,
+                      **{name: (section, Field(default_factory=section)) for name, section in SECTIONS.items()})
 
 
 def _error_sentence(exc: ValidationError, values: Any, source: str) -> str:

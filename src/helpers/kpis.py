@@ -744,7 +744,7 @@ def breakdown_takeaway(table: pd.DataFrame | None, currency: str = "EUR") -> str
 
 def plot_kpi_trend(monthly_df: pd.DataFrame, currency: str = "EUR", ax=None):
     """Net revenue per month split into new and returning customers (stacked bars)."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     d = monthly_df
     ret = d.revenue * d.returning_revenue_share.fillna(0)
     x = np.arange(len(d))
@@ -774,7 +774,7 @@ def plot_cohort_heatmap(matrix: pd.DataFrame, ax=None):
 
 def plot_cohort_revenue(cohorts_df: pd.DataFrame, currency: str = "EUR", last_cohorts: int = 24, ax=None):
     """Cumulative net revenue per cohort member over the months since first order, one line per cohort."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     d = cohorts_df.sort_values(["cohort", "months_since_first"]).copy()
     d["cumulative"] = d.groupby("cohort").revenue.cumsum() / d.cohort_size
     keep = sorted(d.cohort.unique())[-last_cohorts:]
@@ -790,7 +790,7 @@ def plot_cohort_revenue(cohorts_df: pd.DataFrame, currency: str = "EUR", last_co
 
 def plot_bridge(bridge: pd.DataFrame, currency: str = "EUR", ax=None):
     """Waterfall: base month's revenue, the three lever parts, this month's revenue."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     pal = sns.color_palette()
     labels, bottoms, heights, colors = [], [], [], []
     level = 0.0
@@ -818,7 +818,7 @@ def plot_bridge(bridge: pd.DataFrame, currency: str = "EUR", ax=None):
 def plot_gap_histogram(hist: pd.DataFrame, suggested_days: float | None = None, configured_days: int | None = None,
                        bin_days: int = 14, quantile: float = 0.8, ax=None):
     """Distribution of days between orders (first -> second, and later), in `bin_days`-day bins."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     h = hist.copy()
     h["bin"] = (h.gap_days // bin_days) * bin_days
     b = h.groupby("bin")[["second_orders", "later_orders"]].sum()

@@ -24,7 +24,8 @@ def use_style() -> None:
                          "axes.titlesize": 13, "savefig.bbox": "tight"})
 
 
-def _ax(ax):
+def axes_or_new(ax):
+    """`ax`, or the axes of a new figure in the reports' size (every plot_* function takes ax=None)."""
     if ax is None:
         _, ax = plt.subplots(figsize=FIGSIZE)
     return ax
@@ -81,7 +82,7 @@ def format_value(value, kind: str, currency: str | None = None) -> str:
 def plot_monthly_bars(df: pd.DataFrame, x: str, y: str, title: str, ylabel: str, ax=None,
                       line: str | None = None, line_label: str | None = None):
     """Bars of `y` per month (`x`), optionally a second measure `line` on a right-hand axis."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     sns.barplot(data=df, x=x, y=y, color=sns.color_palette()[0], ax=ax)
     ax.set_title(title)
     ax.set_xlabel("month")
@@ -104,7 +105,7 @@ def plot_monthly_bars(df: pd.DataFrame, x: str, y: str, title: str, ylabel: str,
 
 def plot_share_bars(df: pd.DataFrame, category: str, value: str, title: str, xlabel: str, ax=None):
     """Horizontal bars of `value` per `category`, largest first, labelled with the value."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     d = df.sort_values(value, ascending=False)
     sns.barplot(data=d, y=category, x=value, color=sns.color_palette()[0], ax=ax)
     for container in ax.containers:

@@ -106,10 +106,11 @@ def _trends_html(shop_processed: Path) -> str:
     if table.empty:
         return ""
     charts = "".join(_sparkline_svg(key, title, kind, table[key]) for key, (title, kind) in TREND_METRICS.items())
+    card = artifacts.read_if_exists(Path(shop_processed) / table.index[-1], "clv_model") or {}
     return (f'<div class="trends" aria-label="trends">{charts}</div>\n'
             f'<p class="meta" style="margin-left:0">Trends from each month\'s own artifacts '
             f'({html.escape(table.index[0])} to {html.escape(table.index[-1])}); CLV at risk = predicted '
-            f'12-month CLV of the customers at high churn risk.</p>\n')
+            f'{int(card.get("clv_months", 12))}-month CLV of the customers at high churn risk.</p>\n')
 
 
 def _format_value(value: float, kind: str) -> str:

@@ -54,7 +54,7 @@ from helpers.customer_facts import (
 )
 from helpers.demographics import UNKNOWN, age_band
 from helpers.engine import connect
-from helpers.plots import _ax, thousands
+from helpers.plots import axes_or_new, thousands
 
 FEATURES = ["recency_days", "frequency", "monetary", "tenure_days", "avg_order_value"]
 MEASURE_TEXT = {"recency_days": "recency (days)", "frequency": "frequency (orders)",
@@ -504,7 +504,7 @@ class Segmentation:
 
     def plot_k_choice(self, ax=None):
         """Elbow (inertia, left axis) and silhouette (right axis) per k, chosen k marked."""
-        ax = _ax(ax)
+        ax = axes_or_new(ax)
         k = self.k_scores
         if k.empty:
             ax.set_title("Too few distinct customers to compare cluster counts")
@@ -550,7 +550,7 @@ class Segmentation:
 
     def plot_snake(self, ax=None):
         """Snake plot: each cluster's centroid on the standardised log features."""
-        ax = _ax(ax)
+        ax = axes_or_new(ax)
         short = {"recency_days": "recency", "frequency": "frequency", "monetary": "monetary", "tenure_days": "tenure",
                  "avg_order_value": "order value"}
         long = self.centroids.rename(columns=short).reset_index().melt("cluster_label", var_name="feature",
@@ -569,7 +569,7 @@ class Segmentation:
 
     def plot_pca(self, ax=None):
         """2-D PCA of the clustering features for a fixed sample of customers, coloured by cluster."""
-        ax = _ax(ax)
+        ax = axes_or_new(ax)
         sns.scatterplot(data=self.pca, x="pc1", y="pc2", hue="cluster_label", s=10, alpha=0.6, linewidth=0, ax=ax)
         ax.set_title(f"Clusters on the first two principal components ({len(self.pca):,} sampled customers)")
         ax.set_xlabel("principal component 1")

@@ -550,7 +550,7 @@ def clv_at_risk_table(month: Month, currency: str = "EUR") -> pd.DataFrame:
 
 def plot_clv_at_risk(month: Month, currency: str = "EUR", ax=None):
     """Horizontal bars: predicted CLV (clv_model.json's horizon) of high-risk customers per RFM segment."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     table = clv_at_risk_by_segment(month)
     if table is None or table.empty:
         ax.text(0.5, 0.5, "segments, CLV or churn missing", ha="center", va="center", transform=ax.transAxes)
@@ -609,7 +609,7 @@ def recent_kpis(month: Month, months: int = 13) -> pd.DataFrame:
 
 def plot_revenue_trend(month: Month, currency: str = "EUR", ax=None):
     """Revenue bars for the last 13 months with active customers as a line (right axis)."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     df = recent_kpis(month).reset_index()
     if df.empty:
         ax.text(0.5, 0.5, "kpis.csv missing", ha="center", va="center", transform=ax.transAxes)
@@ -760,13 +760,13 @@ class SummaryRun:
         return headline_numbers(self.month, self.previous)
 
     def headline_table(self) -> pd.DataFrame:
-        return headline_table(self.month, self.previous, self.currency)
+        return headline_table(self.month, self.previous, currency=self.currency)
 
     def headline_takeaway(self) -> str:
-        return headline_takeaway(self.month, self.previous, self.currency)
+        return headline_takeaway(self.month, self.previous, currency=self.currency)
 
     def actions(self) -> list[Action]:
-        return actions(self.month, self.previous, self.thresholds, self.currency)
+        return actions(self.month, self.previous, self.thresholds, currency=self.currency)
 
     def actions_text(self) -> str:
         return actions_text(self.actions())
@@ -775,22 +775,22 @@ class SummaryRun:
         return actions_table(self.actions())
 
     def plot_clv_at_risk(self, ax=None):
-        return plot_clv_at_risk(self.month, self.currency, ax=ax)
+        return plot_clv_at_risk(self.month, currency=self.currency, ax=ax)
 
     def clv_at_risk_table(self) -> pd.DataFrame:
-        return clv_at_risk_table(self.month, self.currency)
+        return clv_at_risk_table(self.month, currency=self.currency)
 
     def winback_table(self) -> pd.DataFrame:
-        return winback_table(self.month, self.currency)
+        return winback_table(self.month, currency=self.currency)
 
     def winback_takeaway(self) -> str:
-        return winback_takeaway(self.month, self.currency)
+        return winback_takeaway(self.month, currency=self.currency)
 
     def plot_revenue_trend(self, ax=None):
-        return plot_revenue_trend(self.month, self.currency, ax=ax)
+        return plot_revenue_trend(self.month, currency=self.currency, ax=ax)
 
     def trend_takeaway(self) -> str:
-        return trend_takeaway(self.month, self.currency)
+        return trend_takeaway(self.month, currency=self.currency)
 
     def scored_columns_table(self) -> pd.DataFrame:
         return scored_columns_table(self.month.clv_months, self.month.purchase_window_days)

@@ -230,7 +230,7 @@ def measured_takeaway(measured: pd.DataFrame, window_days: int) -> str:
 
 def plot_measured(measured: pd.DataFrame, ax=None):
     """Uplift (pp) with 95 % intervals per arm and segment, one marker colour per arm."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     if measured.empty:
         ax.text(0.5, 0.5, "no measured campaign", ha="center", va="center")
         ax.set_axis_off()
@@ -380,7 +380,7 @@ def qini_takeaway(models: UpliftModels) -> str:
 
 def plot_qini(models: UpliftModels, ax=None):
     """Qini curves on held-out customers (one per arm) against random targeting."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     colors = plots.sns.color_palette("deep", max(1, len(models.curves)))
     for k, (arm, c) in enumerate(models.curves.items()):
         x = 100 * c["n"] / c["n"].iloc[-1]
@@ -687,13 +687,6 @@ def _consented(customers: pd.DataFrame) -> pd.Series:
     return customers["marketing_opt_in"].astype("boolean").fillna(False).astype(bool)
 
 
-def empty_artifact(name: str) -> pd.DataFrame:
-    """A frame with artifact `name`'s declared columns and types and no rows (e.g. no campaign measured)."""
-    cols = artifacts.ARTIFACTS[name].schema.columns
-    return pd.DataFrame({c: pd.Series(dtype="str" if "string" in str(col.dtype) else str(col.dtype))
-                         for c, col in cols.items()})
-
-
 def load_targets(processed_dir: str | Path) -> pd.DataFrame:
     """winback_targets.csv as written by notebook 06 (customer_id as text)."""
     return artifacts.read(processed_dir, "winback_targets")
@@ -760,7 +753,7 @@ def plan_takeaway(the_plan: pd.DataFrame, currency: str = "EUR") -> str:
 
 def plot_simulation(the_plan: pd.DataFrame, currency: str = "EUR", ax=None):
     """Expected incremental profit per segment and option with the 5-95 % Monte Carlo band."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     p = the_plan[the_plan["option"] != NO_CONTACT]
     segs = sorted(set(p["segment"]))
     opts = list(dict.fromkeys(p["option"]))
@@ -785,7 +778,7 @@ def plot_simulation(the_plan: pd.DataFrame, currency: str = "EUR", ax=None):
 
 def plot_profit_curve(curve: pd.DataFrame, currency: str = "EUR", ax=None):
     """Cumulative expected incremental profit by number of customers contacted (best first)."""
-    ax = plots._ax(ax)
+    ax = plots.axes_or_new(ax)
     c = curve
     ax.plot(c["customers"], c["profit"], color=plots.sns.color_palette()[0], label="customers by expected profit")
     if len(c):
@@ -927,7 +920,7 @@ def measure_campaigns(con, processed_dir: str | Path, as_of: str, cfg: Config, l
                       customers: ir.Table | None) -> tuple[pd.DataFrame, UpliftModels]:
     """Measured uplift (MEASURED_COLUMNS) and the T-learner of the past campaigns whose window has
     ended by `as_of`; an empty measurement and a note without campaigns_clean."""
-    measured = empty_artifact("winback_measured")
+    measured = artifacts.empty("winback_measured")
     models = UpliftModels(note="No past campaigns (campaigns.csv): no per-customer uplift model.")
     camp_t = artifacts.table_if_exists(con, processed_dir, "campaigns_clean")
     if camp_t is None:

@@ -1,0 +1,95 @@
+"""Artifacts: declared once, checked on write, written atomically, read back as declared."""
+import os
+import re
+
+import pandas as pd
+import pytest
+
+from helpers import artifacts
+from helpers.paths import resolve
+
+DEMO_MONTH = "data/processed/demo/2026-06"
+
+
+def test_every_artifact_of_the_design_is_declared_with_the_notebook_that_makes_it():
+    files = {a.file for a in artifacts.ARTIFACTS.values()}
+    for f in ("orders_clean.parquet", "customers_clean.parquet", "quarantine.csv", "data_quality.json", "kpis.csv",
+              "cohorts.csv", "segments.parquet", "clv.parquet", "clv_model.json", "churn.parquet",
+              "churn_model.json", "winback_measured.csv", "winback_plan.csv", "winback_targets.csv",
+              "offers.parquet", "customers_scored.parquet"):
+        assert f in files
+    assert all(a.made_by[:2].isdigit() for a in artifacts.ARTIFACTS.values())
+
+
+def test_no_column_name_carries_a_config_value():
+    """Horizons and top-n go into the model JSON: `clv_12m`, `p_purchase_90d`, `hit_rate_at_3` are not names."""
+    spelled = re.compile(r"_\d+(d|m|w)$|_at_\d+$")
+    assert not [(a.file, c) for a in artifacts.ARTIFACTS.values() for c in a.columns if spelled.search(c)]
+
+
+def test_a_frame_that_breaks_its_declaration_is_refused_with_the_column_named(tmp_path):
+    bad = pd.DataFrame({"customer_id": ["C1"], "churn_probability": [1.5], "risk_tier": ["high"],
+                        "p_alive_baseline": [0.2], "p_no_purchase_bgnbd": [0.9]})
+    with pytest.raises(artifacts.ArtifactSchemaError, match="churn_probability"):
+        artifacts.write(tmp_path / "2026-06", "churn", bad)
+    assert not (tmp_path / "2026-06" / "churn.parquet").exists()
+
+
+def test_a_missing_column_is_refused(tmp_path):
+    with pytest.raises(artifacts.ArtifactSchemaError, match="risk_tier"):
+        artifacts.write(tmp_path, "churn", pd.DataFrame({"customer_id": ["C1"], "churn_probability": [0.5]}))
+
+
+def test_a_written_artifact_reads_back_equal(tmp_path):
+    df = pd.DataFrame({"customer_id": ["C1", "C2"], "churn_probability": [0.1, 0.9], "risk_tier": ["low", "high"],
+                       "p_alive_baseline": [0.8, None], "p_no_purchase_bgnbd": [0.3, 0.7]})
+    artifacts.write(tmp_path, "churn", df)
+    back = artifacts.read(tmp_path, "churn")
+    pd.testing.assert_frame_equal(back, df, check_dtype=False)
+    assert oct(os.stat(artifacts.path(tmp_path, "churn")).st_mode & 0o777) == "0o644"
+
+
+def test_csv_artifacts_escape_spreadsheet_formulas(tmp_path):
+    df = pd.DataFrame({"customer_id": ["=HYPERLINK(1)"], "email": ["a@b.c"], "segment": ["@x"], "discount": [0.1],
+                       "expected_incremental_profit": [1.0], "suggested_categories": ["books"]})
+    artifacts.write(tmp_path, "winback_targets", df)
+    text = artifacts.path(tmp_path, "winback_targets").read_text()
+    assert "'=HYPERLINK(1)" in text and "'@x" in text
+
+
+def test_a_missing_artifact_names_the_notebook_that_makes_it(tmp_path):
+    with pytest.raises(artifacts.MissingArtifact, match="run 04_clv"):
+        artifacts.read(tmp_path, "clv")
+
+
+def test_a_failed_write_leaves_no_half_file_and_keeps_the_old_one(tmp_path):
+    target = tmp_path / "report.html"
+    artifacts.write_file(target, "old")
+
+    with pytest.raises(TypeError):
+        artifacts.write_file(target, 42)  # not text or bytes
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_previous_month_folder_crosses_the_year():
+    assert artifacts.previous_dir("data/processed/shop/2026-01").name == "2025-12"
+    with pytest.raises(ValueError, match="month folder"):
+        artifacts.month_of("data/processed/shop/latest")
+
+
+@pytest.mark.demo_month
+@pytest.mark.parametrize("name", [n for n, a in artifacts.ARTIFACTS.items() if a.schema is not None])
+def test_every_table_of_the_demo_month_passes_its_declaration(name):
+    """Run after the notebooks (make test runs nbval first, which writes the demo month)."""
+    month = resolve(DEMO_MONTH)
+    assert artifacts.exists(month, name), f"{artifacts.ARTIFACTS[name].file} missing in {DEMO_MONTH}: run nbval first"
+    df = artifacts.read(month, name)
+    artifacts.check(name, df)  # strict: exactly the declared columns (quarantine: the raw row's may follow)
+    assert len(df) > 0
+
+
+@pytest.mark.demo_month
+def test_the_demo_month_model_cards_record_their_horizons():
+    card = artifacts.read(resolve(DEMO_MONTH), "clv_model")
+    assert card["clv_months"] == 12 and card["purchase_window_days"] == 90
