@@ -33,7 +33,7 @@ def main() -> None:
         size = (raw / "orders.csv").stat().st_size / 1e6
         print(f"generate: {time.perf_counter() - t:.1f} s, orders.csv {size:,.0f} MB")
         t = time.perf_counter()
-        report = clean.run(raw, "2026-06-30", cfg, processed_dir=out)
+        report = clean.run(raw, "2026-06-30", cfg, processed_dir=out).report
         lines = report["files"]["orders"]["rows_raw"]
         secs = time.perf_counter() - t
         print(f"clean: {lines:,} order lines in {secs:.1f} s ({lines / secs:,.0f} lines/s)")

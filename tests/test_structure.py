@@ -121,3 +121,17 @@ def test_every_stage_runs_with_one_call_of_the_same_shape(notebook):
         assert args[:3] == ["raw_dir", "as_of", "cfg"]
     else:
         assert args[:3] == ["processed_dir", "as_of", "cfg"], first
+
+
+# Optional backends a shop installs itself (DESIGN.md, "Engine") are imported where they are used.
+OPTIONAL_BACKENDS = {"pyspark"}
+
+
+@pytest.mark.parametrize("module", _modules())
+def test_imports_sit_at_the_top_of_the_module(module):
+    tree = ast.parse((HELPERS / f"{module}.py").read_text(encoding="utf-8"))
+    top = {id(node) for node in tree.body}
+    inner = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in top]
+    names = [(n.module if isinstance(n, ast.ImportFrom) else n.names[0].name) or "" for n in inner]
+    hidden = [f"line {n.lineno}: {name}" for n, name in zip(inner, names) if name.split(".")[0] not in OPTIONAL_BACKENDS]
+    assert not hidden, f"{module}.py imports inside functions: {hidden}"

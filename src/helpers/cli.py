@@ -14,7 +14,12 @@ import json
 import sys
 import warnings
 
+from helpers import clean, demo, runner
+from helpers.artifacts import MissingArtifact
+from helpers.config import ConfigError, load_config
+from helpers.contract import ContractError
 from helpers.paths import resolve
+from helpers.runner import RunFailed
 
 DEFAULT_RAW = "data/raw/demo"
 DEFAULT_CONFIG = "config/default.yml"
@@ -54,8 +59,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_demo(args) -> int:
-    from helpers import demo
-
     out = resolve(args.out)
     print(f"Generating demo shop: {args.customers:,} customers, seed {args.seed} -> {args.out}")
     truth = demo.generate(out, customers=args.customers, seed=args.seed)
@@ -65,9 +68,6 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from helpers import clean
-    from helpers.config import load_config
-
     cfg = load_config(args.config)
     report = clean.validate(args.raw, cfg, as_of=args.as_of)
     if args.json:
@@ -82,14 +82,10 @@ def _cmd_validate(args) -> int:
 
 
 def _as_of(args) -> str:
-    from helpers import clean
-    from helpers.config import load_config
-    from helpers.runner import last_complete_month_end
-
     if args.as_of:
         return args.as_of
     last = clean.latest_order_date(args.raw, load_config(args.config))
-    as_of = last_complete_month_end(last)
+    as_of = runner.last_complete_month_end(last)
     print(f"No --as-of given: the data runs to {last}, so the last complete month ends {as_of}.")
     return as_of
 
@@ -99,17 +95,12 @@ def _only(value: str | None) -> list[str] | None:
 
 
 def _cmd_run(args) -> int:
-    from helpers import runner
-
     runner.run_month(_as_of(args), args.raw, args.config, only=_only(args.only))
     print("Reports: reports/index.html")
     return 0
 
 
 def _cmd_backfill(args) -> int:
-    from helpers import clean, runner
-    from helpers.config import load_config
-
     first, last = clean.order_date_range(args.raw, load_config(args.config))
     month_from, month_to = args.month_from, args.month_to
     if month_from < first[:7]:  # a month before the first order has nothing to report
@@ -126,8 +117,6 @@ def _cmd_backfill(args) -> int:
 
 
 def _cmd_refresh(args) -> int:
-    from helpers import runner
-
     runner.refresh_notebooks(only=_only(args.only))
     return 0
 
@@ -137,11 +126,6 @@ COMMANDS = {"demo": _cmd_demo, "validate": _cmd_validate, "run": _cmd_run, "back
 
 
 def main(argv: list[str] | None = None) -> int:
-    from helpers.artifacts import MissingArtifact
-    from helpers.config import ConfigError
-    from helpers.contract import ContractError
-    from helpers.runner import RunFailed
-
     args = _parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:

@@ -11,6 +11,8 @@ import textwrap
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from IPython import get_ipython
+from IPython.display import Markdown, display
 from matplotlib.ticker import FuncFormatter
 
 FIGSIZE = (9, 4.5)
@@ -44,12 +46,7 @@ def takeaway_markdown(sentence: str) -> str:
 def say(sentence: str, width: int = 110) -> None:
     """Show a computed takeaway: as Markdown in a notebook (a paragraph in the HTML report, checked by
     nbval like any output), printed and wrapped to `width` elsewhere."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-        shell = get_ipython()
-    except ImportError:  # pragma: no cover - IPython comes with jupyterlab
-        shell = None
+    shell = get_ipython()
     if shell is not None and getattr(shell, "kernel", None) is not None:
         display(Markdown(takeaway_markdown(sentence)))
     else:
