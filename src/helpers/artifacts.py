@@ -11,7 +11,8 @@ Stages read and write through this module only:
   JSON documents, checked against the declaration on write;
 - ``table(con, processed_dir, name)`` / ``write_table(con, processed_dir, name, expr)``: Parquet
   artifacts as Ibis table expressions (order lines never pass through pandas);
-- ``raw_table(con, path)``: a shop's raw export as an all-string table (cleaning parses values);
+- ``raw_table(con, path)``: a shop's raw export as an all-string table (cleaning parses values), and
+  ``utf8_source`` for an export in another encoding (re-encoded into a temporary folder);
 - ``write_file`` / ``read_json_file`` / ``write_json_file``: files outside a month folder (reports,
   ``run.json``, the demo shop).
 
@@ -441,8 +442,3 @@ def utf8_source(p: Path, fallbacks: list[str], workdir: Path) -> tuple[Path, str
         except (UnicodeDecodeError, LookupError):
             continue
     return None
-
-
-def parquet_file(p: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """A Parquet file outside a month's declared artifacts (a test fixture, a benchmark input)."""
-    return pd.read_parquet(p, columns=columns)
