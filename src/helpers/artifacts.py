@@ -17,7 +17,7 @@ Stages read and write through this module only:
   ``run.json``, the demo shop).
 
 Every write goes to a temporary file in the same folder and is renamed into place
-(:func:`write_file`, the one atomic writer), so a crash never leaves a half-written file that a
+(:func:`atomic`, the one atomic writer), so a crash never leaves a half-written file that a
 later notebook would read.
 """
 from __future__ import annotations
@@ -246,36 +246,30 @@ def month_dirs(shop_processed_dir: str | Path) -> list[Path]:
 # The one atomic writer
 
 
-def write_file(p: str | Path, data: str | bytes, mode: int = 0o644) -> Path:
-    """Write `data` to `p` via a temp file in the same folder and ``os.replace``, so readers never
-    see half a file; the file is readable by others (reports are published)."""
+def atomic(p: str | Path, write) -> Path:
+    """The one atomic writer: `write(tmp_path)` produces the file in a temp file beside `p`, which is
+    then renamed into place, so readers never see half a file (Parquet writers want a path). The
+    file is readable by others (reports are published)."""
     p = Path(p)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, mode)  # mkstemp makes 0600
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
-
-
-def _atomic_with(p: Path, write) -> Path:
-    """Let `write(tmp_path)` produce the file (Parquet writers want a path), then rename into place."""
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+def write_file(p: str | Path, data: str | bytes) -> Path:
+    """Text (UTF-8) or bytes to `p`, atomically."""
+    if not isinstance(data, (str, bytes)):
+        raise TypeError(f"write_file takes text or bytes, got {type(data).__name__}")
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    return atomic(p, lambda tmp: Path(tmp).write_bytes(payload))
 
 
 def json_text(data) -> str:
@@ -342,7 +336,7 @@ def write(processed_dir: str | Path, name: str, data) -> Path:
     check(name, data)
     if art.kind == "csv":
         return write_file(p, csv_text(data))
-    return _atomic_with(p, lambda tmp: data.to_parquet(tmp, index=False))
+    return atomic(p, lambda tmp: data.to_parquet(tmp, index=False))
 
 
 def read(processed_dir: str | Path, name: str, columns: list[str] | None = None):
@@ -395,7 +389,7 @@ def write_table(con, processed_dir: str | Path, name: str, expr: ibis.Table) -> 
         missing = [c for c, col in art.schema.columns.items() if col.required and c not in expr.columns]
         if missing:
             raise ArtifactSchemaError(f"{art.file} lacks declared column(s) {', '.join(missing)}.")
-    return _atomic_with(path(processed_dir, name), lambda tmp: con.to_parquet(expr, tmp))
+    return atomic(path(processed_dir, name), lambda tmp: con.to_parquet(expr, tmp))
 
 
 def raw_table(con, p: str | Path) -> ibis.Table:
