@@ -34,6 +34,7 @@ into a column name.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,12 +44,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from autograd import value_and_grad
 from lifetimes import (
     BetaGeoFitter,
     GammaGammaFitter,
     ModifiedBetaGeoFitter,
     ParetoNBDFitter,
 )
+
+from scipy.optimize import minimize
 
 from helpers import artifacts, engine, plots
 from helpers.config import ClvConfig, Config
@@ -83,50 +87,140 @@ SUMMARY_COLUMNS = ["customer_id", "frequency", "recency", "T", "monetary_value"]
 SCORE_COLUMNS = artifacts.ARTIFACTS["clv"].columns  # clv.parquet, as declared
 DAYS_PER_MONTH = 365.0 / 12.0
 FREQUENCY_CAP = 7  # calibration frequencies >= this are pooled in the holdout-by-frequency view
-_PARAM_RANGE = (1e-6, 1e6)  # fitted parameters outside this range are treated as degenerate
+LOG_BOUND = 18.0  # fitted log-parameters (time scaled so the oldest customer has age 1) stay within +-18
+BOUNDARY_SHAPE = 100.0  # a gamma / beta shape above this: the spread between customers is negligible
+PREFERENCE = ("mbgnbd", "pareto_nbd", "bgnbd")  # among near-equal candidates, in this order
+BGNBD_ONE_TIME = (" BG/NBD lets a customer drop out only right after a repeat purchase, so it cannot tell whether a "
+                  "one-time buyer is still active: their P(alive) row is left blank; their chance of buying in the "
+                  "purchase window (P(purchase)) is the figure to read for them.")
 
 
-# --- over customers: fitting -------------------------------------------------------------------
+class FitFailed(RuntimeError):
+    """A fit that stopped at its evaluation cap or its time limit, or ran into unusable parameters;
+    the message is one sentence for the report."""
 
 
-def _degenerate(params: dict) -> str | None:
-    for k, v in params.items():
-        if not np.isfinite(v) or not _PARAM_RANGE[0] < v < _PARAM_RANGE[1]:
-            return f"parameter {k} = {v:.3g}"
-    return None
+class _OutOfTime(Exception):
+    pass
 
 
-def fit_purchase_model(name: str, unique: pd.DataFrame, penalizer: float = 0.0,
-                       retry_penalizer: float = 0.001) -> Fit:
+def _minimise(objective, x0, max_evaluations: int, fit_seconds: float, label: str, gradient: bool):
+    """L-BFGS-B on log-parameters, bounded to +-LOG_BOUND, at most `max_evaluations` evaluations of
+    the objective (counting finite-difference ones); the cap, not the clock, decides the result, so a
+    rerun gives the same bytes. Past `fit_seconds` of wall-clock time the fit is abandoned (FitFailed)."""
+    start, calls = time.perf_counter(), [0]
+
+    def f(x):
+        calls[0] += 1
+        if time.perf_counter() - start > fit_seconds:
+            raise _OutOfTime
+        value = objective(x)
+        if gradient:
+            v, g = value
+            return (float(v), np.asarray(g, float)) if np.isfinite(v) else (1e300, np.zeros_like(x))
+        return float(value) if np.isfinite(value) else 1e300
+
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            res = minimize(f, np.asarray(x0, float), jac=gradient or None, method="L-BFGS-B",
+                           bounds=[(-LOG_BOUND, LOG_BOUND)] * len(x0),
+                           options={"maxfun": max_evaluations, "maxiter": max_evaluations,
+                                    "ftol": 1e-13, "gtol": 1e-9})
+    except _OutOfTime:
+        raise FitFailed(f"{label} did not finish within its time limit of {fit_seconds:g} s "
+                        f"({calls[0]:,} likelihood evaluations) and is left out.") from None
+    if not np.isfinite(res.fun) or res.fun >= 1e300:
+        raise FitFailed(f"{label} could not be fitted: its likelihood is not finite on this data.")
+    if res.nfev >= max_evaluations or res.nit >= max_evaluations or "LIMIT" in str(res.message).upper():
+        raise FitFailed(f"{label} stopped at its cap of {max_evaluations:,} likelihood evaluations without "
+                        "converging and is left out.")
+    return res.x
+
+
+def _objective(name: str, f, r, T, w, penalizer: float):
+    """(negative log-likelihood of log-parameters per customer, whether it returns its gradient too).
+
+    lifetimes' own likelihoods (its fitters' ``_negative_log_likelihood``): BG/NBD, MBG/NBD and
+    Gamma-Gamma are written in autograd, so the gradient is exact; Pareto/NBD's is plain numpy,
+    so L-BFGS-B takes finite differences. Pareto/NBD's is divided by the row count to be per
+    customer like the others."""
+    if name == "pareto_nbd":
+        n = len(f)
+        return (lambda x: ParetoNBDFitter._negative_log_likelihood(np.exp(x), f, r, T, w, penalizer) / n), False
+    if name == "gamma_gamma":
+        return value_and_grad(lambda x: GammaGammaFitter._negative_log_likelihood(x, f, r, w, penalizer)), True
+    nll = FITTERS[name]._negative_log_likelihood
+    return value_and_grad(lambda x: nll(x, f, r, T, w, penalizer)), True
+
+
+def boundary_sentence(name: str, params: dict, time_unit: str = "day") -> str | None:
+    """Words for a maximum-likelihood point on the boundary (a shape parameter above BOUNDARY_SHAPE,
+    its partner growing with it), or None. The ratio that stays finite is what the data shows."""
+    unit = UNIT_DAYS[time_unit]
+    said = []
+    r_, alpha = params.get("r"), params.get("alpha")
+    if r_ is not None and r_ > BOUNDARY_SHAPE:
+        said.append(f"customers' purchase rates hardly differ: about one purchase every {alpha / r_ * unit:,.0f} "
+                    "days while active, for everyone")
+    if name == "pareto_nbd" and params["s"] > BOUNDARY_SHAPE:
+        said.append(f"customers' dropout rates hardly differ: about 1 in {params['beta'] / params['s'] * unit:,.0f} "
+                    "days for everyone")
+    if name in ("bgnbd", "mbgnbd") and min(params["a"], params["b"]) > BOUNDARY_SHAPE / 10 and \
+            params["a"] + params["b"] > BOUNDARY_SHAPE:
+        p = params["a"] / (params["a"] + params["b"])
+        said.append(f"customers' chance of dropping out after a purchase hardly differs: about {p:.1%} for everyone")
+    if name == "gamma_gamma" and params["q"] > BOUNDARY_SHAPE:
+        said.append("customers' typical order values hardly differ beyond chance: about "
+                    f"{params['p'] * params['v'] / (params['q'] - 1):,.2f} per order for everyone")
+    if not said:
+        return None
+    label = "Gamma-Gamma" if name == "gamma_gamma" else MODEL_NAMES[name]
+    return (f"{label}: " + "; ".join(said) + " (the fit runs to the edge of the model, where the spread between "
+            "customers vanishes; scores use these boundary parameters).")
+
+
+def _lifetimes_object(name: str, params: dict, penalizer: float, data: pd.DataFrame):
+    """The lifetimes fitter with `params` set as if it had fitted them, so its conditional_* methods
+    score as before."""
+    model = (GammaGammaFitter if name == "gamma_gamma" else FITTERS[name])(penalizer_coef=penalizer)
+    model.params_ = pd.Series(params)
+    model.data = data.reset_index(drop=True)
+    if name != "gamma_gamma":
+        model.predict = model.conditional_expected_number_of_purchases_up_to_time
+    return model
+
+
+def fit_purchase_model(name: str, unique: pd.DataFrame, penalizer: float = 0.0, max_evaluations: int = 3000,
+                       fit_seconds: float = 60.0, time_unit: str = "day") -> Fit:
     """Fit BG/NBD (``bgnbd``), Pareto/NBD (``pareto_nbd``) or MBG/NBD (``mbgnbd``) on compressed rows.
 
-    `unique` has ``frequency``, ``recency``, ``T`` and ``weights`` (see `compress`). A fit that
-    fails or gives a parameter outside 1e-6..1e6 is retried with `retry_penalizer`; the returned
-    note says so. Raises RuntimeError when the retry fails too.
+    `unique` has ``frequency``, ``recency``, ``T`` and ``weights`` (see `compress`). lifetimes'
+    likelihood, weighted by row counts, is minimised by `_minimise` (L-BFGS-B on log-parameters with
+    time scaled so the oldest customer has age 1, as lifetimes does; at most `max_evaluations`
+    evaluations, abandoned after `fit_seconds`). A boundary solution is kept and named in the Fit's
+    ``boundary`` sentence. Raises FitFailed with one sentence for the report.
     """
     label = MODEL_NAMES[name]
-    note = None
-    for attempt, pen in enumerate([penalizer, max(retry_penalizer, penalizer)]):
-        model = FITTERS[name](penalizer_coef=pen)
-        kwargs = {"weights": unique["weights"].to_numpy()}
-        if name == "pareto_nbd":
-            kwargs["initial_params"] = np.ones(4)  # lifetimes starts it at random otherwise
-        try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                model.fit(unique["frequency"].to_numpy(), unique["recency"].to_numpy(), unique["T"].to_numpy(),
-                          **kwargs)
-            params = {k: float(model.params_[k]) for k in PARAM_NAMES[name]}
-            problem = _degenerate(params)
-        except Exception as exc:  # lifetimes raises ConvergenceError, scipy may raise others
-            params, problem = {}, f"{type(exc).__name__}"
-        if problem is None:
-            return Fit(name, model, params, pen, note)
-        if attempt == 0:
-            note = (f"{label}: the first fit did not converge to usable parameters ({problem}); "
-                    f"refitted with penalizer {max(retry_penalizer, penalizer):g}.")
-    raise RuntimeError(f"{label} could not be fitted even with penalizer {max(retry_penalizer, penalizer):g} "
-                       f"({problem}).")
+    f = unique["frequency"].to_numpy(float)
+    r, T = unique["recency"].to_numpy(float), unique["T"].to_numpy(float)
+    w = unique["weights"].to_numpy(float)
+    scale = 1.0 / T.max() if T.max() > 0 else 1.0
+    objective, gradient = _objective(name, f, r * scale, T * scale, w, penalizer)
+    x0 = np.zeros(4) if name == "pareto_nbd" else np.full(4, 0.1)  # lifetimes' starting points
+    x = _minimise(objective, x0, max_evaluations, fit_seconds, label, gradient)
+    params = dict(zip(PARAM_NAMES[name], np.exp(x).tolist()))
+    params["alpha"] /= scale
+    if name == "pareto_nbd":
+        params["beta"] /= scale
+    params = {k: float(v) for k, v in params.items()}
+    boundary = boundary_sentence(name, params, time_unit)
+    at_bound = [k for k, v in zip(PARAM_NAMES[name], x) if abs(v) >= LOG_BOUND - 1e-6]
+    if at_bound and boundary is None:
+        raise FitFailed(f"{label} could not be fitted: parameter {at_bound[0]} ran to the edge of its range "
+                        f"({params[at_bound[0]]:.3g}) and is left out.")
+    data = unique[["frequency", "recency", "T", "weights"]]
+    return Fit(name, _lifetimes_object(name, params, penalizer, data), params, penalizer, None, boundary)
 
 
 def fit_final(summary: pd.DataFrame, name: str, clv: ClvConfig) -> Fit:
@@ -134,7 +228,7 @@ def fit_final(summary: pd.DataFrame, name: str, clv: ClvConfig) -> Fit:
 
     A four-parameter model is pinned down long before a million customers, so above
     ``clv.sample_customers`` the fit uses a fixed random sample (``clv.seed``); every customer is
-    still scored. The returned note says so.
+    still scored. The returned note says so. Raises FitFailed like `fit_purchase_model`.
     """
     rows, note = summary, None
     if len(summary) > clv.sample_customers:
@@ -142,35 +236,38 @@ def fit_final(summary: pd.DataFrame, name: str, clv: ClvConfig) -> Fit:
         note = (f"The final {MODEL_NAMES[name]} fit used a random sample of {clv.sample_customers:,} of "
                 f"{len(summary):,} customers; every customer is scored.")
     unique, _ = compress(rows)
-    fit = fit_purchase_model(name, unique, clv.penalizer, clv.retry_penalizer)
-    fit.note = " ".join(n for n in (note, fit.note) if n) or None
+    fit = fit_purchase_model(name, unique, clv.penalizer, clv.max_evaluations, clv.fit_seconds, clv.time_unit)
+    fit.note = note
     return fit
 
 
-def fit_gamma_gamma(summary: pd.DataFrame, penalizer: float = 0.0, retry_penalizer: float = 0.001) -> Fit:
+def fit_gamma_gamma(summary: pd.DataFrame, penalizer: float = 0.0, max_evaluations: int = 3000,
+                    fit_seconds: float = 60.0) -> Fit:
     """Gamma-Gamma on repeat customers (frequency > 0, monetary_value > 0), compressed on
-    (frequency, monetary_value rounded to cents). Retries with a penalizer like `fit_purchase_model`."""
+    (frequency, monetary_value rounded to cents), fitted like `fit_purchase_model` (lifetimes'
+    likelihood, L-BFGS-B on log-parameters, values scaled by their median for the optimiser).
+    Raises FitFailed when it stops at its cap or time limit or gives q <= 1 (no finite mean value)."""
     rep = summary.loc[(summary["frequency"] > 0) & (summary["monetary_value"] > 0), ["frequency", "monetary_value"]]
     rep = rep.assign(monetary_value=rep["monetary_value"].round(2))
+    if len(rep) < 2:
+        raise FitFailed("Gamma-Gamma could not be fitted: fewer than two repeat customers with a positive order value.")
     unique, _ = compress(rep, ("frequency", "monetary_value"))
-    note = None
-    for attempt, pen in enumerate([penalizer, max(retry_penalizer, penalizer)]):
-        model = GammaGammaFitter(penalizer_coef=pen)
-        try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                model.fit(unique["frequency"].to_numpy(), unique["monetary_value"].to_numpy(),
-                          weights=unique["weights"].to_numpy())
-            params = {k: float(model.params_[k]) for k in ("p", "q", "v")}
-            problem = _degenerate(params) or (None if params["q"] > 1 else f"q = {params['q']:.3g} <= 1")
-        except Exception as exc:
-            params, problem = {}, type(exc).__name__
-        if problem is None:
-            return Fit("gamma_gamma", model, params, pen, note)
-        if attempt == 0:
-            note = (f"Gamma-Gamma: the first fit gave unusable parameters ({problem}); refitted with penalizer "
-                    f"{max(retry_penalizer, penalizer):g}.")
-    raise RuntimeError(f"Gamma-Gamma could not be fitted ({problem}).")
+    m = unique["monetary_value"].to_numpy(float)
+    scale = 1.0 / float(np.median(m))
+    objective, _ = _objective("gamma_gamma", unique["frequency"].to_numpy(float), m * scale, None,
+                              unique["weights"].to_numpy(float), penalizer)
+    x = _minimise(objective, np.full(3, 0.1), max_evaluations, fit_seconds, "Gamma-Gamma", True)
+    params = dict(zip(("p", "q", "v"), np.exp(x).tolist()))
+    params["v"] = float(params["v"] / scale)
+    boundary = boundary_sentence("gamma_gamma", params)
+    if params["q"] <= 1:
+        raise FitFailed(f"Gamma-Gamma could not be fitted: q = {params['q']:.3g} <= 1 leaves no finite mean order value.")
+    at_bound = [k for k, v in zip(("p", "q", "v"), x) if abs(v) >= LOG_BOUND - 1e-6]
+    if at_bound and boundary is None:
+        raise FitFailed(f"Gamma-Gamma could not be fitted: parameter {at_bound[0]} ran to the edge of its range "
+                        f"({params[at_bound[0]]:.3g}).")
+    return Fit("gamma_gamma", _lifetimes_object("gamma_gamma", params, penalizer, unique), params, penalizer,
+               None, boundary)
 
 
 # --- over customers: predictions ---------------------------------------------------------------
@@ -277,8 +374,8 @@ def holdout_comparison(calhold: pd.DataFrame, clv: ClvConfig, models=tuple(MODEL
     rows, fits = [], {}
     for name in models:
         try:
-            fit = fit_purchase_model(name, u, clv.penalizer, clv.retry_penalizer)
-        except RuntimeError as exc:
+            fit = fit_purchase_model(name, u, clv.penalizer, clv.max_evaluations, clv.fit_seconds, clv.time_unit)
+        except FitFailed as exc:
             rows.append({"model": name, "mae": np.nan, "rmse": np.nan, "predicted_total": np.nan,
                          "actual_total": actual.sum(), "total_error_pct": np.nan, "penalizer": np.nan,
                          "note": str(exc)})
@@ -290,17 +387,33 @@ def holdout_comparison(calhold: pd.DataFrame, clv: ClvConfig, models=tuple(MODEL
         rows.append({"model": name, "mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
                      "predicted_total": float(pred.sum()), "actual_total": float(actual.sum()),
                      "total_error_pct": float(100 * (pred.sum() - actual.sum()) / max(actual.sum(), 1e-12)),
-                     "penalizer": fit.penalizer, "note": fit.note})
+                     "penalizer": fit.penalizer, "note": fit.boundary})
     table = pd.DataFrame(rows).set_index("model")
     return table, fits, preds
 
 
-def choose_model(table: pd.DataFrame, pinned: str = "auto") -> str:
-    """The configured model, or (``auto``) the candidate with the lowest holdout MAE."""
+def model_ranking(table: pd.DataFrame | None, pinned: str = "auto", tolerance: float = 0.05) -> list[str]:
+    """Candidates in the order they are tried for the final fit.
+
+    Pinned: that model, then the others in `PREFERENCE` order. ``auto``: the candidates whose holdout
+    MAE is within `tolerance` (a share) of the best, MBG/NBD first, then Pareto/NBD, then BG/NBD
+    (MBG/NBD and Pareto/NBD let a one-time buyer drop out, BG/NBD does not); then the other fitted
+    candidates by MAE. Candidates that could not be fitted in the comparison come last, in
+    preference order.
+    """
     if pinned != "auto":
-        return pinned
-    usable = table["mae"].dropna()
-    return str(usable.idxmin()) if len(usable) else "bgnbd"
+        return [pinned] + [m for m in PREFERENCE if m != pinned]
+    usable = table["mae"].dropna() if table is not None else pd.Series(dtype=float)
+    if not len(usable):
+        return list(PREFERENCE)
+    near = usable[usable <= usable.min() * (1.0 + tolerance)].index
+    order = [m for m in PREFERENCE if m in near] + [m for m in usable.sort_values().index if m not in near]
+    return order + [m for m in PREFERENCE if m not in order]
+
+
+def choose_model(table: pd.DataFrame, pinned: str = "auto", tolerance: float = 0.05) -> str:
+    """The configured model, or (``auto``) the first of `model_ranking`."""
+    return model_ranking(table, pinned, tolerance)[0]
 
 
 def holdout_by_frequency(preds: pd.DataFrame, cap: int = FREQUENCY_CAP) -> pd.DataFrame:
@@ -485,29 +598,39 @@ class ClvRun:
         if self.comparison is None:
             return pd.DataFrame({"message": ["no holdout comparison (see notes)"]})
         t = self.comparison.drop(columns=["note"]).rename(index=MODEL_NAMES).round(3)
-        t["chosen"] = ["yes" if MODEL_NAMES[self.model_json["model"]] == i else "" for i in t.index]
+        used = MODEL_NAMES.get(self.model_json["model"])
+        t["chosen"] = ["yes" if used == i else "" for i in t.index]
         t.index.name = "model"
         return t
 
     def comparison_takeaway(self) -> str:
         lines = []
-        if self.comparison is not None:
-            c = self.comparison.loc[self.model_json["model"]]
-            how = "pinned in the config" if self.model_json["model_pinned"] else "lowest holdout MAE"
+        model = self.model_json["model"]
+        if self.comparison is not None and not self.model_json["model_pinned"]:
+            lines.append(f"Rule: among the models whose holdout MAE is within {self.settings.model_tolerance:.0%} of the "
+                         "best, MBG/NBD is preferred, then Pareto/NBD, then BG/NBD (BG/NBD cannot let a one-time "
+                         "buyer drop out).")
+        if self.comparison is not None and model in self.comparison.index \
+                and np.isfinite(self.comparison.loc[model, "mae"]):
+            c = self.comparison.loc[model]
+            how = "pinned in the config" if self.model_json["model_pinned"] else "by that rule"
             lines.append(
                 f"{MODEL_NAMES[self.model_json['model']]} is used ({how}): over the "
                 f"{self.model_json['holdout_days']}-day holdout it predicted {c['predicted_total']:,.0f} repeat "
                 f"purchases against {c['actual_total']:,.0f} actual ({c['total_error_pct']:+.1f} %), off by "
                 f"{c['mae']:.2f} purchases per customer on average.")
         lines += self.notes
-        return "\n".join(lines) if lines else "All fits converged without a penalizer."
+        return "\n".join(lines) if lines else "All fits converged within their budget."
 
     def holdout_by_frequency_table(self) -> pd.DataFrame | None:
         """Mean actual and predicted holdout purchases per calibration repeat-purchase count."""
         return None if self.by_frequency is None else self.by_frequency.round(3)
 
     def plot_holdout_by_frequency(self, ax=None):
-        """Mean actual vs predicted holdout purchases per calibration repeat-purchase count."""
+        """Mean actual vs predicted holdout purchases per calibration repeat-purchase count (None without
+        a holdout comparison)."""
+        if self.by_frequency is None:
+            return None
         ax = plots.axes_or_new(ax)
         d = self.by_frequency.drop(columns=["customers"]).reset_index().melt(
             id_vars="calibration_repeat_purchases", var_name="series", value_name="purchases")
@@ -520,7 +643,10 @@ class ClvRun:
         return ax
 
     def plot_tracking(self, ax=None):
-        """Cumulative repeat purchases, actual and expected, with the calibration end marked."""
+        """Cumulative repeat purchases, actual and expected, with the calibration end marked (None without
+        a holdout comparison)."""
+        if self.tracking is None:
+            return None
         ax = plots.axes_or_new(ax)
         t = self.tracking
         dates = pd.Timestamp(EPOCH) + pd.to_timedelta(t["period"] * UNIT_DAYS[self.settings.time_unit], unit="D")
@@ -540,9 +666,12 @@ class ClvRun:
     def tracking_takeaway(self) -> str:
         if self.tracking is None:
             return "No tracking plot (no holdout comparison)."
+        m = MODEL_NAMES.get(self.model_json["model"])
+        if m not in self.tracking.columns:
+            return ("The model used for the scores could not be fitted on the calibration period, so the plot shows "
+                    "the actual repeat purchases and the models that could.")
         last = self.tracking.iloc[-1]
         cal = self.tracking[~self.tracking["holdout"]].iloc[-1]
-        m = MODEL_NAMES[self.model_json["model"]]
         act, exp = last["actual"] - cal["actual"], last[m] - cal[m]
         return (f"In the holdout, customers made {act:,.0f} repeat purchases; {m} fitted on the calibration period "
                 f"expected {exp:,.0f} ({100 * (exp - act) / max(act, 1):+.1f} %).")
@@ -551,14 +680,19 @@ class ClvRun:
 
     def params_table(self) -> pd.DataFrame:
         """Final parameters of the purchase model and Gamma-Gamma."""
-        rows = [{"model": MODEL_NAMES.get(self.model_json["model"], "-"), "parameter": k, "value": round(v, 4)}
+        rows = [{"model": MODEL_NAMES.get(self.model_json["model"] or "", "-"), "parameter": k, "value": round(v, 4)}
                 for k, v in self.model_json["params"].items()]
         rows += [{"model": "Gamma-Gamma", "parameter": k, "value": round(v, 4)}
                  for k, v in self.model_json["gamma_gamma"].items()]
+        if not rows:
+            return pd.DataFrame({"message": ["no model could be fitted (see the notes above)"]})
         return pd.DataFrame(rows).set_index(["model", "parameter"])
 
     def plot_period_transactions(self, ax=None):
-        """Customers per number of repeat purchases: actual vs simulated by the fitted model."""
+        """Customers per number of repeat purchases: actual vs simulated by the fitted model (None without
+        a purchase model)."""
+        if self.period_tx is None:
+            return None
         ax = plots.axes_or_new(ax)
         d = self.period_tx.reset_index().melt(id_vars="repeat_purchases", var_name="series", value_name="customers")
         sns.barplot(data=d, x="repeat_purchases", y="customers", hue="series", ax=ax)
@@ -571,7 +705,7 @@ class ClvRun:
 
     def period_tx_takeaway(self) -> str:
         if self.period_tx is None:
-            return "No purchase model (no repeat customers)."
+            return "No purchase model could be fitted (see the notes above), so there is nothing to simulate."
         t = self.period_tx
         m = t.columns[1]
         return (f"{t['actual'].iloc[0]:,} customers never bought again; the fitted {m} simulates "
@@ -579,11 +713,18 @@ class ClvRun:
                 f"{(t[m] - t['actual']).abs().max():,} customers.")
 
     def plot_alive_matrices(self):
-        """P(alive) and expected purchases in the purchase window over frequency x recency, side by side."""
+        """P(alive) and expected purchases in the purchase window over frequency x recency, side by side
+        (None without a purchase model). Under BG/NBD the P(alive) row of one-time buyers is left blank:
+        the model lets customers drop out only after a repeat purchase, so its 1.00 there means "not
+        judged", not "certainly active"."""
+        if self.final is None:
+            return None
         clv = self.settings
         T = float(self.scores["T"].max())
         max_f = int(min(12, max(3, self.scores["frequency"].quantile(0.99))))
         p, e = alive_matrix(self.final, T, clv.purchase_window_days, clv.time_unit, max_f)
+        if self.final.name == "bgnbd":
+            p.iloc[0] = np.nan
         fig, axes = plt.subplots(1, 2, figsize=(14, 5))
         plot_matrix(p, f"P(alive) at age {T:.0f} {clv.time_unit}s", ax=axes[0])
         plot_matrix(e, f"Expected purchases, next {clv.purchase_window_days} days", ax=axes[1])
@@ -592,13 +733,13 @@ class ClvRun:
 
     def matrix_takeaway(self) -> str:
         if self.final is None:
-            return "No purchase model (no repeat customers)."
+            return "No purchase model could be fitted (see the notes above), so there is no P(alive) map."
         T = float(self.scores["T"].max())
         p_recent = probability_alive(self.final, np.array([5.0]), np.array([T]), np.array([T]))[0]
         p_old = probability_alive(self.final, np.array([5.0]), np.array([T / 2]), np.array([T]))[0]
         return (f"For a customer first seen {T:.0f} {self.settings.time_unit}s ago with 5 repeat purchases, "
                 f"P(alive) is {p_recent:.0%} if the last one was at the cut-off and {p_old:.0%} if it was halfway "
-                "through.")
+                "through." + (BGNBD_ONE_TIME if self.final.name == "bgnbd" else ""))
 
     # --- order values
 
@@ -650,7 +791,11 @@ class ClvRun:
         text = (f"The {len(s):,} customers are expected to bring {plots.money(total, cur)} of margin over the next "
                 f"{self.settings.clv_months} months (median {plots.money(s['clv'].median(), cur)} per customer); "
                 f"the top 10 % hold {100 * top / total:.0f} % of it." if total > 0 else "No positive CLV.")
-        if s["p_alive"].notna().any():
+        if s["p_alive"].notna().any() and self.model_json["model"] == "bgnbd":
+            rep = s[s["frequency"] > 0]
+            text += (f" {100 * (rep['p_alive'] >= 0.5).mean():.0f} % of repeat customers are more likely active than "
+                     "not; BG/NBD does not judge one-time buyers.")
+        elif s["p_alive"].notna().any():
             text += f" {100 * (s['p_alive'] >= 0.5).mean():.0f} % of customers are more likely active than not."
         return text
 
@@ -703,7 +848,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvRun:
 
     comparison = by_freq = tracking = None
     fits: dict = {}
-    chosen = clv.model if clv.model != "auto" else "bgnbd"
+    chosen = None
     if n_repeat == 0:
         notes.append("No customer has bought twice yet, so no purchase model can be fitted; each customer's CLV "
                      "is the margin on one average order, and the purchase columns are empty.")
@@ -711,7 +856,6 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvRun:
         calhold = calibration_holdout(orders, as_of, clv.holdout_days, unit)
         if len(calhold) and (calhold["frequency_cal"] > 0).any():
             comparison, fits, preds = holdout_comparison(calhold, clv)
-            chosen = choose_model(comparison, clv.model)
             by_freq = holdout_by_frequency(preds)
             if len(calhold) > clv.sample_customers:
                 notes.append(f"The holdout comparison used a random sample of {clv.sample_customers:,} of "
@@ -724,14 +868,30 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvRun:
 
     final = gg = None
     period_tx = None
-    aov = float("nan")
+    failed_final: list[str] = []
     if n_repeat:
-        final = fit_final(summary, chosen, clv)
-        gg = fit_gamma_gamma(summary, clv.penalizer, clv.retry_penalizer)
-        notes += [n for n in (final.note, gg.note) if n]
-        period_tx = period_transactions(summary, final, clv.seed)
-    else:  # the value of one order without Gamma-Gamma: mean net value of all purchase periods
-        aov = average_purchase_value(orders, as_of, unit)
+        for name in model_ranking(comparison, clv.model, clv.model_tolerance):
+            try:
+                final = fit_final(summary, name, clv)
+            except FitFailed as exc:
+                failed_final.append(str(exc).replace(" and is left out", ""))
+                continue
+            break
+        if failed_final:
+            notes.append("Final fit: " + " ".join(failed_final) + (
+                f" {MODEL_NAMES[final.name]} is used instead." if final else
+                " No purchase model could be fitted, so each customer's CLV is the margin on one average order and "
+                "the purchase columns are empty."))
+        if final is not None:
+            chosen = final.name
+            notes += [n for n in (final.note, final.boundary) if n and n not in notes]
+            period_tx = period_transactions(summary, final, clv.seed)
+        try:
+            gg = fit_gamma_gamma(summary, clv.penalizer, clv.max_evaluations, clv.fit_seconds)
+            notes += [n for n in (gg.boundary,) if n]
+        except FitFailed as exc:
+            notes.append(f"{exc} Every customer's expected order value is the mean value of all purchases instead.")
+    aov = average_purchase_value(orders, as_of, unit) if gg is None else float("nan")
     scores = score_customers(summary, final, gg, clv, aov)
     by_horizon = expected_purchases_by_horizon(summary, final, clv.horizons_days, unit)
     corr = monetary_correlation(summary)

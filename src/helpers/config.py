@@ -162,8 +162,10 @@ class ClvConfig(_Section):
     time_unit: Literal["day", "week"] = "day"
     holdout_days: PositiveInt = 180
     model: Literal["auto", "bgnbd", "pareto_nbd", "mbgnbd"] = "auto"
+    model_tolerance: NonNegative = 0.05
     penalizer: NonNegative = 0.0
-    retry_penalizer: NonNegative = 0.001
+    max_evaluations: PositiveInt = 3000
+    fit_seconds: float = Field(60.0, gt=0, description="a positive number of seconds")
     gross_margin: Probability = 0.3
     monthly_discount_rate: float = Field(0.01, ge=0, lt=1, description="between 0 and 1 (0.01 = 1 % a month)")
     clv_months: PositiveInt = 12

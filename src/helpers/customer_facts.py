@@ -440,13 +440,16 @@ def features_at(lines: ir.Table, cutoff: str, levels: dict[str, list[str]],
 
 @dataclass
 class Fit:
-    """A fitted model, the penalizer it needed and a note for the report when it needed a retry."""
+    """A fitted model (the lifetimes fitter object that scores), its parameters and penalizer, a note
+    for the report, and `boundary`: a sentence naming a maximum-likelihood point on the edge of the
+    model (e.g. dropout rates that hardly differ between customers), or None."""
 
     name: str
     model: object
     params: dict
     penalizer: float
     note: str | None = None
+    boundary: str | None = None
 
 
 def lifetimes_expected_purchases(fit: Fit, t, f, r, T) -> np.ndarray:
