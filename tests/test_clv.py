@@ -201,6 +201,161 @@ def test_fast_expected_purchases_equal_lifetimes_own_formula(demo_summary, name)
     np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-8)
 
 
+# --- bounded fits: lifetimes' likelihood under L-BFGS-B ------------------------------------------
+
+@pytest.fixture(scope="module")
+def cdnow():
+    """lifetimes' CDNOW summary (2,357 customers, weeks) and lifetimes' own fits of each model on it."""
+    import warnings
+
+    from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pkg_resources deprecation inside lifetimes.datasets
+        from lifetimes.datasets import load_cdnow_summary_data_with_monetary_value
+
+        d = load_cdnow_summary_data_with_monetary_value()
+        u, _ = clv.compress(d)
+        args = (u["frequency"], u["recency"], u["T"])
+        theirs = {"bgnbd": BetaGeoFitter().fit(*args, weights=u["weights"]),
+                  "mbgnbd": ModifiedBetaGeoFitter().fit(*args, weights=u["weights"]),
+                  "pareto_nbd": ParetoNBDFitter().fit(*args, weights=u["weights"], initial_params=np.ones(4))}
+        rep = d[d["frequency"] > 0]
+        theirs["gamma_gamma"] = GammaGammaFitter().fit(rep["frequency"], rep["monetary_value"])
+    return d, u, {k: dict(m.params_) for k, m in theirs.items()}
+
+
+@pytest.mark.parametrize("name", ["bgnbd", "mbgnbd", "pareto_nbd", "gamma_gamma"])
+def test_fitted_parameters_equal_lifetimes_own_fit_on_cdnow_to_1e_3(cdnow, name):
+    d, u, theirs = cdnow
+    ours = clv.fit_gamma_gamma(d) if name == "gamma_gamma" else clv.fit_purchase_model(name, u, time_unit="week")
+    assert ours.boundary is None
+    for k, v in theirs[name].items():
+        assert ours.params[k] == pytest.approx(v, rel=1e-3), k
+
+
+def test_the_fitted_model_is_a_lifetimes_fitter_that_scores_like_lifetimes_own(cdnow):
+    from lifetimes import BetaGeoFitter
+
+    _, u, theirs = cdnow
+    fit = clv.fit_purchase_model("bgnbd", u)
+    assert isinstance(fit.model, BetaGeoFitter)
+    ref = BetaGeoFitter()
+    ref.params_ = pd.Series(theirs["bgnbd"])
+    f, r, T = (u[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    np.testing.assert_allclose(fit.model.conditional_probability_alive(f, r, T),
+                               ref.conditional_probability_alive(f, r, T), rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["bgnbd", "pareto_nbd"])
+def test_a_tiny_evaluation_budget_stops_the_fit_and_says_so(cdnow, name):
+    _, u, _ = cdnow
+    with pytest.raises(clv.FitFailed, match="stopped at its cap of 5 likelihood evaluations"):
+        clv.fit_purchase_model(name, u, max_evaluations=5)
+
+
+def test_a_fit_past_its_time_limit_is_abandoned_and_says_so(cdnow):
+    _, u, _ = cdnow
+    with pytest.raises(clv.FitFailed, match="time limit of 1e-09 s"):
+        clv.fit_purchase_model("pareto_nbd", u, fit_seconds=1e-9)
+
+
+def test_the_same_fit_twice_gives_the_same_bytes(cdnow):
+    _, u, _ = cdnow
+    a, b = clv.fit_purchase_model("pareto_nbd", u), clv.fit_purchase_model("pareto_nbd", u)
+    assert json.dumps(a.params) == json.dumps(b.params)
+
+
+# --- a shop whose customers share one dropout rate: the boundary, named ----------------------------
+
+def homogeneous_dropout_lines(customers: int = 4000, mean_life_days: float = 240.0, seed: int = 7,
+                              end: str = "2025-12-31") -> list[tuple]:
+    """A shop the demo generator did not make: first orders spread over two years, purchase rates
+    that differ (Gamma, mean one in 30 days), Poisson purchases while active, and exponential
+    lifetimes with ONE common mean (`mean_life_days`) for everyone. Pareto/NBD's maximum-likelihood
+    point is then on the boundary: s and beta grow together, s/beta = 1/mean_life_days."""
+    rng = np.random.default_rng(seed)
+    stop = pd.Timestamp(end) + pd.Timedelta(hours=20)
+    first = stop - pd.to_timedelta(rng.uniform(1, 730, customers), unit="D")
+    rate = rng.gamma(2.0, 1 / 60, customers)
+    active = np.minimum(rng.exponential(mean_life_days, customers), (stop - first) / pd.Timedelta(days=1))
+    n = rng.poisson(rate * active)
+    owner = np.repeat(np.arange(customers), n)
+    times = first[owner] + pd.to_timedelta(rng.uniform(0, active[owner]), unit="D")
+    days = pd.DatetimeIndex(np.concatenate([first, times])).strftime("%Y-%m-%d %H:%M")
+    who = np.concatenate([np.arange(customers), owner])
+    values = np.round(rng.gamma(4.0, 15.0, len(who)), 2)
+    return list(zip([f"H{w:05d}" for w in who], days, values))
+
+
+@pytest.fixture(scope="module")
+def homogeneous_run(tmp_path_factory):
+    folder = write_orders_clean(tmp_path_factory.mktemp("homogeneous"), homogeneous_dropout_lines())
+    # Pareto/NBD pinned, as on the 30,000-customer shop of issue 14 where its fit never finished
+    return folder, clv.run(folder, "2025-12-31", config_from_dict({"clv": {"model": "pareto_nbd"}}))
+
+
+def test_on_a_shop_with_one_common_dropout_rate_the_report_names_the_boundary(homogeneous_run):
+    _, res = homogeneous_run
+    assert res.final.name == "pareto_nbd" and res.final.params["s"] > clv.BOUNDARY_SHAPE
+    assert res.final.boundary in res.comparison_takeaway()
+    text = res.final.boundary
+    assert text.startswith("Pareto/NBD: customers' dropout rates hardly differ: about 1 in ")
+    days = float(text.split("about 1 in ")[1].split(" days")[0].replace(",", ""))
+    assert days == pytest.approx(240, rel=0.2)  # the generator's common mean lifetime, within 20 %
+    assert "In the holdout comparison, Pareto/NBD: customers' dropout rates hardly differ" in res.comparison_takeaway()
+
+
+def test_on_the_homogeneous_shop_gamma_gamma_names_order_values_that_hardly_differ(homogeneous_run):
+    _, res = homogeneous_run  # every order value is Gamma(4, 15): mean 60 for everyone
+    text = res.gamma_gamma.boundary
+    assert text.startswith("Gamma-Gamma: customers' typical order values hardly differ beyond chance: about ")
+    assert float(text.split("about ")[1].split(" per order")[0]) == pytest.approx(60, rel=0.05)
+
+
+def test_on_the_homogeneous_shop_every_fit_finishes_within_its_cap(homogeneous_run):
+    folder, res = homogeneous_run
+    assert res.comparison["mae"].notna().all()
+    assert not any("cap" in n or "time limit" in n for n in res.notes)
+    assert artifacts.read(folder, "clv_model")["model"] == res.final.name
+
+
+# --- failures contained: the stage still writes its artifacts and every section says why ----------
+
+def test_with_a_tiny_budget_every_section_says_why_and_the_artifacts_are_written(tmp_path):
+    folder = write_orders_clean(tmp_path, small_shop_lines())
+    res = clv.run(folder, "2025-06-30", config_from_dict({"clv": {"max_evaluations": 3}}))
+    assert res.final is None and res.gamma_gamma is None
+    takeaway = res.comparison_takeaway()
+    assert "BG/NBD stopped at its cap of 3 likelihood evaluations without converging and is left out." in takeaway
+    assert "No purchase model could be fitted" in takeaway and "Gamma-Gamma stopped at its cap of 3" in takeaway
+    assert "could not be fitted on the calibration period" in res.tracking_takeaway()
+    assert "No purchase model could be fitted" in res.matrix_takeaway()
+    assert res.plot_alive_matrices() is None and res.plot_period_transactions() is None
+    assert "message" in res.params_table().columns
+    saved = artifacts.read(folder, "clv")
+    assert saved["p_alive"].isna().all() and (saved["clv"] > 0).all()
+    assert artifacts.read(folder, "clv_model")["model"] is None
+    res.clv_takeaway(), res.period_tx_takeaway(), res.correlation_takeaway(), res.comparison_table()
+
+
+def test_when_the_final_fit_of_the_chosen_model_fails_the_next_one_is_used_and_said(tmp_path, monkeypatch):
+    folder = write_orders_clean(tmp_path, small_shop_lines())
+    real = clv.fit_final
+
+    def final_fails_for_mbgnbd(summary, name, c):
+        if name == "mbgnbd":
+            raise clv.FitFailed("MBG/NBD stopped at its cap of 3,000 likelihood evaluations without converging "
+                                "and is left out.")
+        return real(summary, name, c)
+
+    monkeypatch.setattr(clv, "fit_final", final_fails_for_mbgnbd)
+    res = clv.run(folder, "2025-06-30", config_from_dict({"clv": {"model": "mbgnbd"}}))
+    assert res.final.name == "pareto_nbd" and res.model_json["model"] == "pareto_nbd"
+    assert ("Final fit: MBG/NBD stopped at its cap of 3,000 likelihood evaluations without converging. "
+            "Pareto/NBD is used instead.") in res.comparison_takeaway()
+
+
 # --- holdout metrics, scores and fallbacks -------------------------------------------------------
 
 def test_holdout_metrics_are_mean_absolute_and_root_mean_squared_errors(monkeypatch):
@@ -217,10 +372,27 @@ def test_holdout_metrics_are_mean_absolute_and_root_mean_squared_errors(monkeypa
     assert list(preds["pred_bgnbd"]) == [0.5, 1.0, 2.0]
 
 
-def test_model_with_lowest_holdout_mae_is_chosen_unless_pinned():
+def test_model_with_lowest_holdout_mae_is_chosen_when_no_other_is_within_the_tolerance():
     table = pd.DataFrame({"mae": [0.9, 0.8, np.nan]}, index=["bgnbd", "pareto_nbd", "mbgnbd"])
     assert clv.choose_model(table) == "pareto_nbd"
     assert clv.choose_model(table, "mbgnbd") == "mbgnbd"
+
+
+@pytest.mark.parametrize("maes, tolerance, chosen", [
+    ((0.800, 0.820, 0.839), 0.05, "mbgnbd"),      # all within 5 %: MBG/NBD first
+    ((0.800, 0.820, 0.841), 0.05, "pareto_nbd"),  # MBG/NBD 5.1 % worse: Pareto/NBD next
+    ((0.800, 0.841, 0.841), 0.05, "bgnbd"),       # only BG/NBD within 5 %
+    ((0.800, 0.820, 0.839), 0.0, "bgnbd"),        # tolerance 0: the lowest MAE
+])
+def test_among_models_within_the_tolerance_mbgnbd_then_pareto_nbd_then_bgnbd_is_preferred(maes, tolerance, chosen):
+    table = pd.DataFrame({"mae": maes}, index=["bgnbd", "pareto_nbd", "mbgnbd"])
+    assert clv.choose_model(table, "auto", tolerance) == chosen
+
+
+def test_the_ranking_tries_the_other_fitted_models_by_mae_then_the_unfitted_ones():
+    table = pd.DataFrame({"mae": [0.8, np.nan, 0.95]}, index=["bgnbd", "pareto_nbd", "mbgnbd"])
+    assert clv.model_ranking(table, "auto", 0.05) == ["bgnbd", "mbgnbd", "pareto_nbd"]
+    assert clv.model_ranking(None, "pareto_nbd") == ["pareto_nbd", "mbgnbd", "bgnbd"]
 
 
 def test_clv_is_margin_times_value_times_discounted_monthly_purchases(demo_summary):

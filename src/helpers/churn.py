@@ -63,7 +63,7 @@ from helpers.customer_facts import features_at, mix_levels
 from helpers.engine import connect, cutoff_end
 
 MODELS = ("bgnbd", "recency", "model")
-MODEL_NAMES = {"bgnbd": "BG/NBD P(no purchase)", "recency": "recency only",
+MODEL_NAMES = {"bgnbd": "purchase-model P(no purchase)", "recency": "recency only",
                "model": "gradient boosting (calibrated)"}
 TIERS = ("low", "medium", "high")
 CATEGORICAL = ("gender", "region")
@@ -87,8 +87,8 @@ FEATURE_LABELS = {
     "marketing_opt_in": "marketing opt-in",
     "gender": "gender",
     "region": "region",
-    "p_alive": "BG/NBD P(alive)",
-    "p_no_purchase": "BG/NBD P(no purchase in H days)",
+    "p_alive": "purchase-model P(alive)",
+    "p_no_purchase": "purchase-model P(no purchase in H days)",
 }
 
 
@@ -164,8 +164,9 @@ def bgnbd_baseline(lines: ir.Table, cutoff: str, cfg: Config) -> tuple[pd.DataFr
 
     Reuses the purchase model of stage 04 unchanged: the per-customer summary at the cut-off
     (``customer_facts.rfm_summary``, one Ibis expression; purchase periods in ``clv.time_unit``,
-    returns netted), a BG/NBD fit on compressed rows (``clv.fit_purchase_model``, ``clv.penalizer``,
-    retried with ``clv.retry_penalizer``), and ``customer_facts.probability_of_purchase``.
+    returns netted), the purchase model stage 04 prefers fitted on compressed rows
+    (``clv.fit_first_that_fits``: ``clv.model`` when pinned, else MBG/NBD, which, unlike BG/NBD, lets a
+    one-time buyer drop out; the formula below holds for both), and ``customer_facts.probability_of_purchase``.
 
     Derivation of P(no purchase in the next t) (Fader, Hardie & Lee 2005): a customer is dead (then
     no purchase for sure) or alive at T. While alive, purchases are Poisson with rate lambda, so
@@ -184,7 +185,7 @@ def bgnbd_baseline(lines: ir.Table, cutoff: str, cfg: Config) -> tuple[pd.DataFr
     unit = cfg.clv.time_unit
     summary = customer_facts.rfm_summary(lines, cutoff, unit)
     unique, inverse = customer_facts.compress(summary)
-    fit = clv.fit_purchase_model("bgnbd", unique, cfg.clv.penalizer, cfg.clv.retry_penalizer)
+    fit = clv.fit_first_that_fits(unique, cfg.clv)
     t = cfg.churn.horizon_days / customer_facts.UNIT_DAYS[unit]
     f, r, T = (unique[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     p_alive = np.clip(customer_facts.probability_alive(fit, f, r, T), 0.0, 1.0)
@@ -478,7 +479,7 @@ def _run(processed_dir, as_of: str, cfg: Config, con, save: bool) -> ChurnRun:
         metrics.index.name = "model"
         pred = pd.DataFrame(columns=["customer_id", "churned", "p_bgnbd", "p_recency", "p_model"])
         chosen = "bgnbd"
-        note = f"Not enough history for the backtest ({problem}); churn probability is the BG/NBD baseline."
+        note = f"Not enough history for the backtest ({problem}); churn probability is the purchase-model baseline."
     now, bgnbd_params = feature_frame_with_params(lines, cut["as_of"], levels, cfg, customers)
     lap("features_as_of")
 
@@ -587,7 +588,7 @@ def metrics_takeaway(result: ChurnRun) -> str:
              f"{rate:.0%} of the test customers churned in the {result.horizon_days} days after the cut-off."]
     sup, rec = m.loc["model", "roc_auc"], m.loc["recency", "roc_auc"]
     parts.append(f"The calibrated model ranks churners with ROC-AUC {sup:.3f} against {rec:.3f} for recency alone"
-                 + (f" and {m.loc['bgnbd', 'roc_auc']:.3f} for the BG/NBD baseline" if "bgnbd" in m.index else "")
+                 + (f" and {m.loc['bgnbd', 'roc_auc']:.3f} for the purchase-model baseline" if "bgnbd" in m.index else "")
                  + f"; its top 10% holds {m.loc['model', 'top_decile_captured']:.0%} of all churners.")
     parts.append(f"Chosen for scoring: {MODEL_NAMES[result.chosen_model]}.")
     return " ".join(parts)
@@ -772,7 +773,7 @@ def outputs_text(result: ChurnRun) -> str:
     """What was written for the later stages (no paths, no customer ids)."""
     c = result.card
     return (f"churn.parquet: {len(result.scored):,} customers active at {result.as_of} with churn_probability "
-            f"({MODEL_NAMES[result.chosen_model]}), risk_tier and the BG/NBD p_alive baseline. churn_model.json: "
+            f"({MODEL_NAMES[result.chosen_model]}), risk_tier and the purchase-model p_alive baseline. churn_model.json: "
             f"definition, {c['horizon_days']}-day horizon, backtest metrics of all three models, chosen model, "
             f"thresholds, training ({c['train']['customers']:,} customers) and test ({c['test']['customers']:,}) "
             f"sizes and dates.")

@@ -88,7 +88,7 @@ SCORE_COLUMNS = artifacts.ARTIFACTS["clv"].columns  # clv.parquet, as declared
 DAYS_PER_MONTH = 365.0 / 12.0
 FREQUENCY_CAP = 7  # calibration frequencies >= this are pooled in the holdout-by-frequency view
 LOG_BOUND = 18.0  # fitted log-parameters (time scaled so the oldest customer has age 1) stay within +-18
-BOUNDARY_SHAPE = 100.0  # a gamma / beta shape above this: the spread between customers is negligible
+BOUNDARY_SHAPE = 50.0  # a gamma shape above this: rates differ by under 1/sqrt(50) = 14 % (coefficient of variation)
 PREFERENCE = ("mbgnbd", "pareto_nbd", "bgnbd")  # among near-equal candidates, in this order
 BGNBD_ONE_TIME = (" BG/NBD lets a customer drop out only right after a repeat purchase, so it cannot tell whether a "
                   "one-time buyer is still active: their P(alive) row is left blank; their chance of buying in the "
@@ -387,7 +387,8 @@ def holdout_comparison(calhold: pd.DataFrame, clv: ClvConfig, models=tuple(MODEL
         rows.append({"model": name, "mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
                      "predicted_total": float(pred.sum()), "actual_total": float(actual.sum()),
                      "total_error_pct": float(100 * (pred.sum() - actual.sum()) / max(actual.sum(), 1e-12)),
-                     "penalizer": fit.penalizer, "note": fit.boundary})
+                     "penalizer": fit.penalizer,
+                     "note": f"In the holdout comparison, {fit.boundary}" if fit.boundary else None})
     table = pd.DataFrame(rows).set_index("model")
     return table, fits, preds
 
@@ -409,6 +410,22 @@ def model_ranking(table: pd.DataFrame | None, pinned: str = "auto", tolerance: f
     near = usable[usable <= usable.min() * (1.0 + tolerance)].index
     order = [m for m in PREFERENCE if m in near] + [m for m in usable.sort_values().index if m not in near]
     return order + [m for m in PREFERENCE if m not in order]
+
+
+def fit_first_that_fits(unique: pd.DataFrame, clv: ClvConfig) -> Fit:
+    """Without a holdout comparison (churn's baseline at a cut-off): the pinned model, else the
+    preferred one (MBG/NBD), falling back along `model_ranking`; a fallback is said in the Fit's note.
+    Raises FitFailed when none can be fitted."""
+    failed = []
+    for name in model_ranking(None, clv.model, clv.model_tolerance):
+        try:
+            fit = fit_purchase_model(name, unique, clv.penalizer, clv.max_evaluations, clv.fit_seconds, clv.time_unit)
+        except FitFailed as exc:
+            failed.append(str(exc))
+            continue
+        fit.note = " ".join(failed) or None
+        return fit
+    raise FitFailed(" ".join(failed))
 
 
 def choose_model(table: pd.DataFrame, pinned: str = "auto", tolerance: float = 0.05) -> str:
