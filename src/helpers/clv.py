@@ -76,7 +76,8 @@ from helpers.customer_facts import (
 
 __all__ = [
     "MODEL_NAMES", "SCORE_COLUMNS", "fit_purchase_model", "fit_final", "fit_gamma_gamma", "score_customers",
-    "expected_purchases_by_horizon", "holdout_comparison", "choose_model", "ClvRun", "run",
+    "expected_purchases_by_horizon", "holdout_comparison", "choose_model", "model_ranking", "fit_first_that_fits",
+    "FitFailed", "boundary_sentence", "ClvRun", "run",
 ]
 
 MODEL_NAMES = {"bgnbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "mbgnbd": "MBG/NBD"}
