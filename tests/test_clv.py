@@ -234,6 +234,18 @@ def test_fitted_parameters_equal_lifetimes_own_fit_on_cdnow_to_1e_3(cdnow, name)
         assert ours.params[k] == pytest.approx(v, rel=1e-3), k
 
 
+@pytest.mark.parametrize("params", [(0.55, 0.2, 0.6, 0.25), (1.0, 1.0, 1.0, 1.0), (2.1, 0.09, 75.0, 24.7),
+                                    (0.5, 2.0, 0.7, 0.3)])
+def test_our_pareto_nbd_likelihood_equals_lifetimes_own_per_customer(cdnow, params):
+    from lifetimes import ParetoNBDFitter
+
+    _, u, _ = cdnow
+    f, r, T, w = (u[c].to_numpy(float) for c in ("frequency", "recency", "T", "weights"))
+    r, T = r / T.max(), T / T.max()  # the fit's time scale: the oldest customer has age 1
+    theirs = ParetoNBDFitter._negative_log_likelihood(np.array(params), f, r, T, w, 0.1) / len(f)
+    assert clv.pareto_nbd_nll(f, r, T, w, 0.1)(np.array(params)) == pytest.approx(theirs, rel=1e-12)
+
+
 def test_the_fitted_model_is_a_lifetimes_fitter_that_scores_like_lifetimes_own(cdnow):
     from lifetimes import BetaGeoFitter
 
