@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 
 from benchlib import parser, peak_mb
+
 from helpers import artifacts, clv, engine
 from helpers.config import load_config
 

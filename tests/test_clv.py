@@ -208,7 +208,12 @@ def cdnow():
     """lifetimes' CDNOW summary (2,357 customers, weeks) and lifetimes' own fits of each model on it."""
     import warnings
 
-    from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
+    from lifetimes import (
+        BetaGeoFitter,
+        GammaGammaFitter,
+        ModifiedBetaGeoFitter,
+        ParetoNBDFitter,
+    )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pkg_resources deprecation inside lifetimes.datasets

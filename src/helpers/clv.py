@@ -1,4 +1,4 @@
-"""Customer lifetime value: BG/NBD (+ Pareto/NBD, MBG/NBD) and Gamma-Gamma, validated on a holdout.
+"""Customer lifetime value: MBG/NBD, Pareto/NBD or BG/NBD and Gamma-Gamma, validated on a holdout.
 
 Stage 04. The work splits as DESIGN.md "Engine" says:
 
@@ -26,6 +26,21 @@ Models (``lifetimes`` 0.11, time measured in the configured unit):
 - Gamma-Gamma: Fader, Hardie & Lee (2005), "RFM and CLV", JMR 42(4); it assumes a customer's mean
   order value is independent of their purchase frequency, which `monetary_correlation` checks.
 
+Fitting (every purchase-model fit, holdout candidates and final, and Gamma-Gamma): lifetimes' own
+negative log-likelihood on the compressed rows, weighted, minimised by scipy's L-BFGS-B on
+log-parameters (time scaled so the oldest customer has age 1, as lifetimes does), with at most
+``clv.max_evaluations`` evaluations (the cap decides the result, so a rerun gives the same bytes) and
+``clv.fit_seconds`` of wall-clock time (past it the fit is abandoned, never shortened); the
+parameters are then set on a lifetimes fitter object, which scores. A fit that stops at its cap or
+limit is left out, with one sentence in the report. A maximum-likelihood point on the boundary (a
+gamma shape and its rate growing together: rates that hardly differ between customers) is kept and
+named in words (`boundary_sentence`).
+
+Model choice (``clv.model: auto``): among the candidates within ``clv.model_tolerance`` of the best
+holdout MAE, MBG/NBD, then Pareto/NBD, then BG/NBD; if the final fit of the chosen one fails, the
+next in `model_ranking` is used and the report says so. BG/NBD lets a customer drop out only after a
+repeat purchase, so its P(alive) of a one-time buyer is always 1: the report leaves it blank.
+
 Output: clv.parquet, one row per customer in the columns declared in `helpers.artifacts` (``p_alive``,
 ``exp_purchases`` and ``p_purchase`` over ``clv.purchase_window_days``, ``exp_avg_value``, ``clv`` over
 ``clv.clv_months``); the horizons behind those columns are recorded in clv_model.json, never spelled
@@ -51,7 +66,6 @@ from lifetimes import (
     ModifiedBetaGeoFitter,
     ParetoNBDFitter,
 )
-
 from scipy.optimize import minimize
 from scipy.special import gammaln, hyp2f1, logsumexp
 
