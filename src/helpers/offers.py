@@ -808,7 +808,7 @@ class OffersRun:
     examples: pd.DataFrame
     as_of: str
     cfg: OffersConfig
-    note: str | None = None  # why the section is empty (e.g. no categories); every takeaway says it
+    note: str | None = None  # why the section is empty (no categories): the first takeaway says it, the others refer to it
 
     def affinities_table(self, top: int = 10) -> pd.DataFrame:
         return self.affinities.head(top)
@@ -820,25 +820,25 @@ class OffersRun:
         return self.repeats
 
     def repeat_takeaway(self) -> str:
-        return self.note or repeat_takeaway(self.repeats, self.cfg.horizon_days)
+        return NO_CATEGORIES_AGAIN if self.note else repeat_takeaway(self.repeats, self.cfg.horizon_days)
 
     def evaluation_table(self) -> pd.DataFrame:
         return evaluation_table(self.evaluation, self.cfg.top_n)
 
     def evaluation_takeaway(self) -> str:
-        return self.note or evaluation_takeaway(self.evaluation, self.cfg.top_n)
+        return NO_CATEGORIES_AGAIN if self.note else evaluation_takeaway(self.evaluation, self.cfg.top_n)
 
     def examples_table(self) -> pd.DataFrame:
         return self.examples
 
     def examples_takeaway(self) -> str:
-        return self.note or examples_takeaway(self.examples)
+        return NO_CATEGORIES_AGAIN if self.note else examples_takeaway(self.examples)
 
     def second_order_table(self) -> pd.DataFrame:
         return second_order_summary(self.second_order)
 
     def second_order_takeaway(self) -> str:
-        return self.note or second_order_takeaway(self.second_order, self.second_order_day, self.cfg.second_order_max_days)
+        return NO_CATEGORIES_AGAIN if self.note else second_order_takeaway(self.second_order, self.second_order_day, self.cfg.second_order_max_days)
 
     def suggested_categories(self) -> pd.DataFrame:
         """customer_id, suggested_categories: the column winback_targets.csv carries."""
@@ -866,6 +866,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
                      str(as_of), cfg.offers, note=None if has_categories(orders, as_of) else NO_CATEGORIES)
 
 
+NO_CATEGORIES_AGAIN = "Empty for the same reason: no order names a product category."
 NO_CATEGORIES = ("This shop's orders carry no product category (the optional column 'category'), so there is "
                  "nothing to suggest: this section stays empty and the contact list has no suggested categories.")
 
