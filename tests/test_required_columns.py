@@ -19,7 +19,8 @@ from helpers.engine import connect
 
 AS_OF = "2026-06-30"
 START = pd.Timestamp("2024-01-01")
-CAMPAIGN_DAY = 800          # send date, days after START; organic orders stop before it
+LAST_DAY = 911              # AS_OF, in days after START
+CAMPAIGN_DAY = 800          # send date, days after START; no organic order falls in its 30-day window
 BASE_RATE, EFFECT = 0.05, 0.10  # conversion in the window without / extra with the e-mail (the truth)
 CAMPAIGN_ORDER = 50.0       # every campaign-window order is worth this, so revenue uplift truth = 50 x EFFECT
 STAGES = {"kpis": (kpis, ["kpis", "cohorts"]), "segments": (segments, ["segments"]),
@@ -29,19 +30,21 @@ STAGES = {"kpis": (kpis, ["kpis", "cohorts"]), "segments": (segments, ["segments
 
 def four_column_shop(raw: Path, customers: int = 400, seed: int = 3, campaign: bool = False) -> Path:
     """orders.csv with the four required columns only: first orders spread over ~2 years, Poisson purchases
-    (gamma-distributed rates) until an exponential lifetime ends, lognormal order values. With `campaign`,
-    campaigns.csv: every customer is randomized 50/50 into control and an e-mail arm without discount sent
-    on day CAMPAIGN_DAY; in its 30-day window a customer buys (one CAMPAIGN_ORDER order) with probability
-    BASE_RATE, or BASE_RATE + EFFECT after the e-mail. Organic orders stop before the send date, so the
-    measured uplift's truth is exactly EFFECT."""
+    (gamma-distributed rates) until an exponential lifetime with a gamma-distributed dropout rate ends
+    (Pareto/NBD truth), lognormal order values. With `campaign`, campaigns.csv: every customer is
+    randomized 50/50 into control and an e-mail arm without discount sent on day CAMPAIGN_DAY; in its
+    30-day window a customer buys (one CAMPAIGN_ORDER order) with probability BASE_RATE, or
+    BASE_RATE + EFFECT after the e-mail. Organic orders skip that window, so the measured uplift's
+    truth is exactly EFFECT."""
     rng = np.random.default_rng(seed)
     raw.mkdir(parents=True, exist_ok=True)
     rows = []
     for i, first in enumerate(rng.integers(0, 700, customers)):
-        rate, life, t, k = rng.gamma(2.0, 1 / 120), rng.exponential(300), float(first), 0
-        while t < CAMPAIGN_DAY - 5 and t - first <= life:
-            rows.append((f"O{i}-{k}", f"C{i:05d}", START + pd.Timedelta(days=int(t)),
-                         round(float(rng.lognormal(3.5, 0.6)), 2)))
+        rate, life, t, k = rng.gamma(2.0, 1 / 120), rng.exponential(1 / rng.gamma(1.0, 1 / 300)), float(first), 0
+        while t < LAST_DAY and t - first <= life:
+            if not (campaign and CAMPAIGN_DAY <= t < CAMPAIGN_DAY + 30):  # the window is left to the campaign
+                rows.append((f"O{i}-{k}", f"C{i:05d}", START + pd.Timedelta(days=int(t)),
+                             round(float(rng.lognormal(3.5, 0.6)), 2)))
             k, t = k + 1, t + rng.exponential(1 / rate)
     orders = pd.DataFrame(rows, columns=["order_id", "customer_id", "order_date", "amount"])
     if campaign:
@@ -155,6 +158,14 @@ def test_measured_uplift_of_an_email_only_campaign_covers_the_generators_truth(m
     reminder = res.uplift[res.uplift["discount"] == 0.0]
     assert reminder["source"].str.startswith("measured").all()
     assert winback.option_label(0.0) == "contact, no discount"
+
+
+def test_after_an_email_only_campaign_a_discount_adds_its_assumed_effect_to_the_measured_email(mailed, cfg):
+    res = winback.run(mailed, AS_OF, cfg, save=False)
+    u = res.uplift[res.uplift["segment"] == res.uplift["segment"].iloc[0]].set_index("discount")
+    assumed = cfg.winback.assumed_uplift
+    assert u.loc[0.1, "source"] == "assumed discount effect on the measured e-mail"
+    assert u.loc[0.1, "mean"] == pytest.approx(u.loc[0.0, "mean"] + assumed[0.1] - assumed[0.0], abs=1e-12)
 
 
 def test_a_t_learner_that_cannot_be_fitted_leaves_the_measured_uplift_and_a_sentence(mailed, cfg, monkeypatch):

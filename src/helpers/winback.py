@@ -513,8 +513,10 @@ def uplift_assumptions(measured: pd.DataFrame, segs: list[str], cfg: Config) -> 
     sides have at least ``min_group_customers``, else the arm's ``all`` row; sd from the 95 %
     interval's width. A discount no campaign ran is interpolated linearly (mean and sd) between the
     neighbouring measured discounts, with "contact, no discount" (measured, else assumed) as the
-    point at 0 and no extrapolation above the largest measured discount. Without any measured
-    campaign, every option uses ``assumed_uplift``. Columns: segment, discount, mean, sd, low, high, source.
+    point at 0 and no extrapolation above the largest measured discount. When only an e-mail without
+    discount was measured, a discount's uplift is the measured e-mail uplift plus its assumed effect
+    beyond the e-mail's (``assumed_uplift[d] - assumed_uplift[0]``; sds added in quadrature). Without
+    any measured campaign, every option uses ``assumed_uplift``. Columns: segment, discount, mean, sd, low, high, source.
     """
     wb = cfg.winback
     assumed = {float(k): float(v) for k, v in wb.assumed_uplift.items()}
@@ -542,6 +544,13 @@ def uplift_assumptions(measured: pd.DataFrame, segs: list[str], cfg: Config) -> 
                 mean, sd, source = points[hit]
             elif not points or d == 0.0:
                 mean, sd, source = assumed_point(d)
+            elif max(points) == 0.0 and d in assumed and 0.0 in assumed:
+                # Only the message was measured (an e-mail-only campaign): a discount adds its assumed
+                # effect beyond the message's, on top of the measured e-mail uplift.
+                m0, sd0, _ = points[max(points)]
+                extra = assumed[d] - assumed[0.0]
+                mean, sd = m0 + extra, math.hypot(sd0, abs(extra) * wb.assumed_uplift_sd_share)
+                source = "assumed discount effect on the measured e-mail"
             else:
                 anchors = dict(points)
                 if not any(np.isclose(k, 0.0) for k in anchors):
