@@ -377,12 +377,15 @@ def t_learner(frame: pd.DataFrame, features: list[str], cfg: Config) -> UpliftMo
     latest = frame.loc[frame["sent_date"] == frame["sent_date"].max(), "campaign_id"].max()
     camp = frame[frame["campaign_id"] == latest].reset_index(drop=True)
     hold = holdout_split(camp, cfg.winback.holdout_share, cfg.winback.seed)
-    feats = [c for c in feats if camp.loc[~hold, c].notna().any()]  # an empty column is no feature
-    cat = [c for c in feats if not pd.api.types.is_numeric_dtype(frame[c])]
-    num = [c for c in feats if c not in cat]
     is_ctrl = camp["arm"].str.lower() == CONTROL
     curves, rows = {}, {}
     for arm in sorted(set(camp.loc[~is_ctrl, "arm"])):
+        # A column empty in either training set is no feature: gradient boosting's binning fails on
+        # it ("window shape cannot be larger than input array shape"); both models use the same columns.
+        train_sets = (camp["arm"] == arm) & ~hold, is_ctrl & ~hold
+        usable = [c for c in feats if all(camp.loc[sel, c].notna().any() for sel in train_sets)]
+        cat = [c for c in usable if not pd.api.types.is_numeric_dtype(frame[c])]
+        num = [c for c in usable if c not in cat]
         fits = {}
         for name, sel in (("t", camp["arm"] == arm), ("c", is_ctrl)):
             tr = camp[sel & ~hold]
