@@ -337,3 +337,16 @@ def test_demo_true_uplift_lies_in_the_simultaneous_95_percent_intervals(demo_mea
     assert row["uplift_low"] <= demo_truth.true_uplift_pp(truth, arm, group) <= row["uplift_high"]
     if group == "long_lapsed":  # the discount does nothing there, and the interval says so
         assert row["uplift_low"] < 0 < row["uplift_high"]
+
+
+def test_t_learner_leaves_out_a_feature_empty_in_a_training_arm_instead_of_failing(cfg):
+    # scikit-learn's binning raises "window shape cannot be larger than input array shape" on an all-NaN
+    # column; a shop without an optional column (or one-time buyers only in an arm) has such columns.
+    rng = np.random.default_rng(0)
+    n = 400
+    arm = np.where(np.arange(n) % 2 == 0, "control", "email")
+    f = pd.DataFrame({"campaign_id": "K", "customer_id": [f"c{i}" for i in range(n)], "sent_date": pd.Timestamp("2025-03-01"),
+                      "arm": arm, "discount": 0.0, "converted": rng.random(n) < 0.3, "recency_days": rng.random(n) * 300,
+                      "gap_trend": np.where(arm == "email", np.nan, rng.random(n))})
+    models = winback.t_learner(f, ["recency_days", "gap_trend"], cfg)
+    assert list(models.areas.index) == ["email"] and models.areas.loc["email", "n_holdout"] > 0

@@ -149,7 +149,11 @@ _UPLIFT = {"uplift_pp": _c(_FLOAT, nullable=True), "uplift_low": _c(_FLOAT, null
 declare("winback_measured", "winback_measured.csv", "06_winback",
         "measured uplift of past campaigns per arm and segment",
         {"campaign_id": _c(_STR), "arm": _c(_STR), "discount": _c(_FLOAT), "segment": _c(_STR),
-         "n_treated": _c(_INT), "n_control": _c(_INT), "conv_treated": _c(_FLOAT), "conv_control": _c(_FLOAT), **_UPLIFT},
+         "n_treated": _c(_INT), "n_control": _c(_INT), "conv_treated": _c(_FLOAT), "conv_control": _c(_FLOAT), **_UPLIFT,
+         # revenue per customer in the window (purchase lines), treated vs control, and its difference
+         "revenue_treated": _c(_FLOAT, nullable=True), "revenue_control": _c(_FLOAT, nullable=True),
+         "revenue_uplift": _c(_FLOAT, nullable=True), "revenue_uplift_low": _c(_FLOAT, nullable=True),
+         "revenue_uplift_high": _c(_FLOAT, nullable=True)},
         csv_dtypes={"campaign_id": str, "arm": str, "segment": str})
 declare("winback_plan", "winback_plan.csv", "06_winback", "simulated profit per segment and offer; the recommended plan",
         {"segment": _c(_STR), "discount": _c(_FLOAT, nullable=True), "n_customers": _c(_INT), **_UPLIFT,

@@ -34,9 +34,12 @@ figure and sentence of notebook 05 (``res.metrics_table()``, ``res.plot_calibrat
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -147,13 +150,37 @@ def feature_frame_with_params(lines: ir.Table, cutoff: str, levels: dict[str, li
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64").round(6)
     if not bgnbd:
         return df, {}
-    base, params = bgnbd_baseline(lines, cutoff, cfg)
+    try:
+        with quiet():
+            base, params = bgnbd_baseline(lines, cutoff, cfg)
+    except Exception as exc:  # noqa: BLE001 - a purchase model that cannot be fitted must not stop the stage
+        # The columns stay (empty), so the artifact keeps its layout; all-empty columns are no model feature.
+        return df.assign(p_alive=np.nan, p_no_purchase=np.nan), {BGNBD_FAILED: one_line(exc)}
     df = df.merge(base, on="customer_id", how="left")
     # A customer whose every purchase day was netted to <= 0 by same-day returns has no BG/NBD
     # purchase: treated as not alive, so certain not to buy.
     df["p_alive"] = df["p_alive"].fillna(0.0)
     df["p_no_purchase"] = df["p_no_purchase"].fillna(1.0)
     return df, params
+
+
+BGNBD_FAILED = "not fitted"  # key of feature_frame_with_params' parameters when the BG/NBD fit failed
+
+
+@contextlib.contextmanager
+def quiet():
+    """Keep a library's console output (optimiser dumps, warnings) out of the report."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"), \
+            contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception as a short phrase for a report sentence: its message's first line, or its type."""
+    text = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+    text = text.rstrip(".")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- BG/NBD baseline
@@ -200,8 +227,11 @@ def bgnbd_baseline(lines: ir.Table, cutoff: str, cfg: Config) -> tuple[pd.DataFr
 def model_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(numeric, categorical) feature columns of a feature frame (everything but customer_id / churned)."""
     skip = {"customer_id", "churned"}
-    cat = [c for c in CATEGORICAL if c in frame.columns]
-    num = [c for c in frame.columns if c not in skip and c not in cat]
+    # A column without a single value (an optional column this shop lacks, a failed baseline) is no
+    # feature: gradient boosting's binning fails on it ("window shape cannot be larger than input").
+    empty = {c for c in frame.columns if frame[c].isna().all()}
+    cat = [c for c in CATEGORICAL if c in frame.columns and c not in empty]
+    num = [c for c in frame.columns if c not in skip and c not in cat and c not in empty]
     return num, cat
 
 
@@ -237,6 +267,22 @@ def fit_model(train: pd.DataFrame, cfg: ChurnConfig):
     calibrated = CalibratedClassifierCV(FrozenEstimator(pipe), method="isotonic").fit(X_cal, y_cal)
     calibrated.feature_columns_ = categorical + numeric
     return calibrated
+
+
+def fit_model_or_none(train: pd.DataFrame, cfg: ChurnConfig):
+    """(`fit_model`, None), or (None, the reason) when it cannot be fitted on this shop's data (one
+    class in the calibration split, too few customers...): the page then shows the baselines."""
+    try:
+        with quiet():
+            return fit_model(train, cfg), None
+    except Exception as exc:  # noqa: BLE001 - the classifier's failure stays in its own section
+        return None, one_line(exc)
+
+
+MODEL_FAILED = ("The gradient-boosting model could not be fitted on this shop's data ({reason}); the page shows "
+                "the baselines instead.")
+BGNBD_FAILED_NOTE = ("The purchase-model baseline could not be fitted ({reason}); its columns are empty and the recency "
+                     "baseline stands in for it.")
 
 
 def predict_model(model, frame: pd.DataFrame) -> np.ndarray:
@@ -301,6 +347,7 @@ class ChurnRun:
     card: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)  # seconds per step (benchmark only; not saved)
     segments: pd.DataFrame | None = None  # customer_id, rfm_segment of segments.parquet (notebook 03), if made
+    failures: list[str] = field(default_factory=list)  # one sentence per model that could not be fitted
 
     def definition_text(self) -> str:
         return definition_text(self.horizon_days)
@@ -387,22 +434,26 @@ def permutation_table(model, frame: pd.DataFrame, cfg: ChurnConfig) -> pd.DataFr
 def backtest(train: pd.DataFrame, test: pd.DataFrame, cfg: ChurnConfig, has_bgnbd: bool):
     """Fit on the training window, evaluate the three models on the test window.
 
-    Returns (metrics frame indexed by model, test predictions, fitted model)."""
-    model = fit_model(train, cfg)
+    Returns (metrics frame indexed by model, test predictions, fitted model, why it could not be
+    fitted); a model that cannot be fitted is None, left out of the metrics, and `why` says so."""
+    model, why = fit_model_or_none(train, cfg)
     recency = fit_recency(train)
     pred = test[["customer_id", "churned"]].copy()
-    pred["p_model"] = predict_model(model, test)
+    pred["p_model"] = predict_model(model, test) if model is not None else np.nan
     pred["p_recency"] = recency.predict(test["recency_days"].to_numpy())
     y = test["churned"].astype(int).to_numpy()
     rows = {}
     if has_bgnbd:
         pred["p_bgnbd"] = test["p_no_purchase"].to_numpy()
         rows["bgnbd"] = model_metrics(y, pred["p_bgnbd"])
+    else:
+        pred["p_bgnbd"] = np.nan
     rows["recency"] = model_metrics(y, pred["p_recency"], score=test["recency_days"])
-    rows["model"] = model_metrics(y, pred["p_model"])
+    if model is not None:
+        rows["model"] = model_metrics(y, pred["p_model"])
     metrics = pd.DataFrame(rows).T
     metrics.index.name = "model"
-    return metrics, pred, model
+    return metrics, pred, model, why
 
 
 def choose_model(metrics: pd.DataFrame) -> str:
@@ -462,14 +513,23 @@ def _run(processed_dir, as_of: str, cfg: Config, con, save: bool) -> ChurnRun:
 
     importance = pd.DataFrame(columns=["importance_mean", "importance_std"]).rename_axis("feature")
     n_train = n_test = 0
+    failures: list[str] = []  # models that could not be fitted, one sentence each
+    now, bgnbd_params = feature_frame_with_params(lines, cut["as_of"], levels, cfg, customers)
+    lap("features_as_of")
+    if BGNBD_FAILED in bgnbd_params:
+        failures.append(BGNBD_FAILED_NOTE.format(reason=bgnbd_params[BGNBD_FAILED]))
     if problem is None:
         train = labelled_frame(lines, cut["train_cutoff"], levels, cfg, customers)
         test = labelled_frame(lines, cut["test_cutoff"], levels, cfg, customers)
         n_train, n_test = len(train), len(test)
         lap("features_backtest")
-        metrics, pred, bt_model = backtest(train, test, ch, has_bgnbd=True)
+        has_bgnbd = bool(test["p_no_purchase"].notna().all())
+        metrics, pred, bt_model, why = backtest(train, test, ch, has_bgnbd=has_bgnbd)
         lap("backtest_models")
-        importance = permutation_table(bt_model, test, ch)
+        if bt_model is None:
+            failures.append(MODEL_FAILED.format(reason=why))
+        else:
+            importance = permutation_table(bt_model, test, ch)
         lap("importance")
         chosen = choose_model(metrics)
         note = (f"Backtest: trained on {n_train:,} customers active at {cut['train_cutoff']}, "
@@ -478,14 +538,25 @@ def _run(processed_dir, as_of: str, cfg: Config, con, save: bool) -> ChurnRun:
         metrics = pd.DataFrame(columns=["roc_auc", "pr_auc", "brier", "top_decile_lift", "top_decile_captured"])
         metrics.index.name = "model"
         pred = pd.DataFrame(columns=["customer_id", "churned", "p_bgnbd", "p_recency", "p_model"])
-        chosen = "bgnbd"
-        note = f"Not enough history for the backtest ({problem}); churn probability is the purchase-model baseline."
-    now, bgnbd_params = feature_frame_with_params(lines, cut["as_of"], levels, cfg, customers)
-    lap("features_as_of")
+        if BGNBD_FAILED in bgnbd_params:
+            chosen = "recency"
+            test = labelled_frame(lines, cut["test_cutoff"], levels, cfg, customers, bgnbd=False)
+            note = (f"Not enough history for the backtest ({problem}); churn probability is the recency baseline, "
+                    f"fitted on the customers active at {cut['test_cutoff']}.")
+        else:
+            chosen = "bgnbd"
+            note = f"Not enough history for the backtest ({problem}); churn probability is the purchase-model baseline."
 
     scored = now.copy()
+    final = None
     if chosen == "model":
-        final = fit_model(test, ch)
+        final, why = fit_model_or_none(test, ch)
+        if final is None:
+            failures.append(MODEL_FAILED.format(reason=why))
+            chosen = choose_model(metrics.drop(index="model"))
+    if chosen == "bgnbd" and BGNBD_FAILED in bgnbd_params:  # chosen on the backtest, not fitted at as_of
+        chosen = "recency"
+    if chosen == "model":
         scored["churn_probability"] = predict_model(final, now)
     elif chosen == "recency":
         scored["churn_probability"] = fit_recency(test).predict(now["recency_days"].to_numpy())
@@ -499,12 +570,14 @@ def _run(processed_dir, as_of: str, cfg: Config, con, save: bool) -> ChurnRun:
 
     card = model_card(cfg, cut, n_train, n_test, len(now), metrics, chosen, note, problem is None,
                       features=[c for c in now.columns if c != "customer_id"])
-    card["bgnbd_params_at_as_of"] = bgnbd_params
+    card["bgnbd_params_at_as_of"] = {} if BGNBD_FAILED in bgnbd_params else bgnbd_params
+    if failures:
+        card["not_fitted"] = failures
     segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
     result = ChurnRun(as_of=cut["as_of"], horizon_days=H, cutoffs=cut, backtest_ok=problem is None,
                       backtest_note=note, chosen_model=chosen, metrics=metrics.astype(float).round(4),
                       test_predictions=pred, importance=importance, scored=scored, card=card, timings=timings,
-                      segments=segments)
+                      segments=segments, failures=failures)
     if save:
         save_artifacts(processed_dir, result)
         lap("save")
@@ -581,15 +654,20 @@ def metrics_table(result: ChurnRun) -> pd.DataFrame:
 
 def metrics_takeaway(result: ChurnRun) -> str:
     if not result.backtest_ok:
-        return result.backtest_note
+        return " ".join([result.backtest_note, *result.failures])
     m = result.metrics
     rate = result.test_predictions["churned"].mean()
     parts = [result.backtest_note,
              f"{rate:.0%} of the test customers churned in the {result.horizon_days} days after the cut-off."]
-    sup, rec = m.loc["model", "roc_auc"], m.loc["recency", "roc_auc"]
-    parts.append(f"The calibrated model ranks churners with ROC-AUC {sup:.3f} against {rec:.3f} for recency alone"
-                 + (f" and {m.loc['bgnbd', 'roc_auc']:.3f} for the purchase-model baseline" if "bgnbd" in m.index else "")
-                 + f"; its top 10% holds {m.loc['model', 'top_decile_captured']:.0%} of all churners.")
+    rec = m.loc["recency", "roc_auc"]
+    bg = f" and {m.loc['bgnbd', 'roc_auc']:.3f} for the purchase-model baseline" if "bgnbd" in m.index else ""
+    if "model" in m.index:
+        parts.append(f"The calibrated model ranks churners with ROC-AUC {m.loc['model', 'roc_auc']:.3f} against "
+                     f"{rec:.3f} for recency alone{bg}; its top 10% holds "
+                     f"{m.loc['model', 'top_decile_captured']:.0%} of all churners.")
+    else:
+        parts.append(f"Recency alone ranks churners with ROC-AUC {rec:.3f}{bg}.")
+    parts += result.failures
     parts.append(f"Chosen for scoring: {MODEL_NAMES[result.chosen_model]}.")
     return " ".join(parts)
 

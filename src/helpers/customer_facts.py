@@ -24,6 +24,8 @@ Sections:
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 import re
 import warnings
 from dataclasses import dataclass
@@ -340,10 +342,19 @@ def purchase_orders(lines: ir.Table, cutoff: str) -> ir.Table:
     discounted (any line with a discount or coupon), channel, payment_method.
     """
     p = lines.filter(~lines.is_return, lines.order_date < ibis.literal(cutoff_end(cutoff)))
-    discounted = (p.discount_amount.fill_null(0) > 0) | (p.coupon_code.fill_null("") != "")
+    cols = set(p.columns)
+    flags = []  # optional columns: only those the shop's lines have
+    if "discount_amount" in cols:
+        flags.append(p.discount_amount.fill_null(0) > 0)
+    if "coupon_code" in cols:
+        flags.append(p.coupon_code.fill_null("") != "")
+    discounted = functools.reduce(operator.or_, flags).any() if flags else ibis.literal(False)
+    mixes = {c: p[c].min() for c in MIX_COLUMNS if c in cols}
     return p.group_by(["customer_id", "order_id"]).aggregate(
-        order_ts=p.order_date.min(), value=p.amount.sum(), discounted=discounted.any(),
-        channel=p.channel.min(), payment_method=p.payment_method.min())
+        order_ts=p.order_date.min(), value=p.amount.sum(), discounted=discounted, **mixes)
+
+
+MIX_COLUMNS = ("channel", "payment_method")  # optional order columns whose shares are features
 
 
 def mix_levels(lines: ir.Table, cutoff: str, top: int = 6) -> dict[str, list[str]]:
@@ -354,7 +365,10 @@ def mix_levels(lines: ir.Table, cutoff: str, top: int = 6) -> dict[str, list[str
     """
     o = purchase_orders(lines, cutoff)
     out = {}
-    for col in ("channel", "payment_method"):
+    for col in MIX_COLUMNS:
+        if col not in o.columns:
+            out[col] = []
+            continue
         f = o.filter(o[col].notnull())
         counts = (f.group_by(col).aggregate(n=f.count()).order_by([ibis.desc("n"), col]).limit(top).to_pandas())
         out[col] = [str(v) for v in counts[col]]
@@ -386,6 +400,8 @@ def features_at(lines: ir.Table, cutoff: str, levels: dict[str, list[str]],
                  rank_desc=ibis.row_number().over(latest_first))
     shares = {}
     for col, values in levels.items():
+        if col not in o.columns:
+            continue
         for v in values:
             shares[f"{col}_share_{slug(v)}"] = (o[col] == v).fill_null(False).cast("float64").mean()
     per = o.group_by("customer_id").aggregate(
@@ -394,8 +410,8 @@ def features_at(lines: ir.Table, cutoff: str, levels: dict[str, list[str]],
         gap_last_days=o.gap.max(where=o.rank_desc == 0), **shares)
 
     lb = lines.filter(lines.order_date < end)
-    per_line = lb.group_by("customer_id").aggregate(
-        returned=(-lb.amount).sum(where=lb.is_return), category_breadth=lb.category.nunique(where=~lb.is_return))
+    breadth = {"category_breadth": lb.category.nunique(where=~lb.is_return)} if "category" in lb.columns else {}
+    per_line = lb.group_by("customer_id").aggregate(returned=(-lb.amount).sum(where=lb.is_return), **breadth)
 
     t = per.left_join(per_line, "customer_id")
     n = t.orders.cast("float64")
@@ -414,8 +430,8 @@ def features_at(lines: ir.Table, cutoff: str, levels: dict[str, list[str]],
         gap_trend=(t.gap_last_days + 1) / (earlier + 1),
         overdue_ratio=recency / (gap_mean + 1),
         return_share=(t.revenue_gross > 0).ifelse(t.returned.fill_null(0) / t.revenue_gross, ibis.null("float64")),
-        category_breadth=t.category_breadth,
-        discount_share=t.discount_share,
+        **{k: t[k] for k in breadth},
+        **({"discount_share": t.discount_share} if {"discount_amount", "coupon_code"} & set(lines.columns) else {}),
         **{k: t[k] for k in shares},
     )
     if customers is not None:

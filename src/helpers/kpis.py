@@ -65,7 +65,11 @@ BREAKDOWN_CUSTOMER_COLUMNS = ("region", "gender", "age_band")
 
 
 class MissingColumn(KeyError):
-    """An optional column a breakdown needs is absent from this shop's data."""
+    """An optional column a breakdown needs is absent from this shop's data (or, as CUSTOMERS_FILE,
+    the whole optional customers file)."""
+
+
+CUSTOMERS_FILE = "customers file"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -512,7 +516,7 @@ def leads_and_signups(orders: ir.Table | OrderFacts, customers: ir.Table | None,
     `days` days of signing up (signups at least `days` days before as_of, so the window is complete;
     a first order before the signup date counts as within). One row, index 'customers file'."""
     if customers is None:
-        raise MissingColumn("customers file")
+        raise MissingColumn(CUSTOMERS_FILE)
     firsts = order_facts(orders, as_of).firsts.select("customer_id", "first_ts")
     c = customers.left_join(firsts, "customer_id")
     cutoff = ibis.timestamp(pd.Timestamp(as_of).normalize() - pd.Timedelta(days=days))
@@ -530,6 +534,10 @@ def leads_and_signups(orders: ir.Table | OrderFacts, customers: ir.Table | None,
         if row.signups_observable else np.nan,
     }], index=pd.Index(["customers file"]))
     return out
+
+
+LEADS_NOTE = ("Skipped: leads and signups need customers.csv (the optional customers file, with signup dates), "
+              "which this shop does not have.")
 
 
 def second_order_rates(orders: ir.Table | OrderFacts, as_of: str, windows=(30, 60, 90)) -> pd.DataFrame:
@@ -677,7 +685,9 @@ def breakdown(orders: ir.Table | OrderFacts, dimension: str, as_of: str, custome
     facts = order_facts(orders, as_of)
     if dimension in BREAKDOWN_CUSTOMER_COLUMNS:
         source = "birth_year" if dimension == "age_band" else dimension
-        if customers is None or source not in customers.columns:
+        if customers is None:
+            raise MissingColumn(CUSTOMERS_FILE)
+        if source not in customers.columns:
             raise MissingColumn(source)
         c = customers
         if dimension == "age_band":
@@ -691,7 +701,8 @@ def breakdown(orders: ir.Table | OrderFacts, dimension: str, as_of: str, custome
         per = facts._recent[key].left_join(c, "customer_id")
         per = per.mutate(value=per.value.fill_null("(unknown)"))
     else:
-        if dimension not in facts.lines.columns:
+        # the clean layout keeps every optional column; one without a single value was not in the export
+        if dimension not in facts.lines.columns or not facts.lines[dimension].notnull().any().execute():
             raise MissingColumn(dimension)
         o = facts.recent_lines(as_of, months)
         per = _per_group(o.mutate(value=o[dimension].cast("string").fill_null("(unknown)")), ["value"])
@@ -723,6 +734,9 @@ def breakdown_section(orders: ir.Table | OrderFacts, dimension: str, as_of: str,
 
 
 def breakdown_note(dimension: str, missing: str) -> str:
+    if missing == CUSTOMERS_FILE:
+        return (f"Skipped: the breakdown by {dimension.replace('_', ' ')} needs customers.csv (the optional "
+                "customers file), which this shop does not have.")
     return (f"Skipped: the breakdown by {dimension.replace('_', ' ')} needs the column '{missing}', "
             "which this shop's export does not have.")
 
@@ -913,7 +927,11 @@ class KpiRun:
         return plot_cohort_revenue(self.cohorts, self.currency, self.settings.heatmap_cohorts, ax)
 
     # first and second orders, time between orders
-    def leads_and_signups(self) -> pd.DataFrame:
+    def leads_and_signups(self) -> pd.DataFrame | None:
+        """The leads table, or (without a customers file) a printed note and None."""
+        if self.customers is None:
+            plots.say(LEADS_NOTE)
+            return None
         return leads_and_signups(self.orders, self.customers, self.as_of, self.settings.signup_order_days)
 
     def second_order_rates(self) -> pd.DataFrame:

@@ -744,6 +744,9 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
     (the most common set of suggestions, best first), main_reason (most common kind of first reason).
     """
     o = offers.astype({"customer_id": str}).merge(segments[["customer_id", by]].astype(str), on="customer_id")
+    if o.empty:  # no suggestions at all (e.g. a shop without categories)
+        return pd.DataFrame(columns=["customers", "top_category", "top_category_share", "most_common_top3",
+                                     "main_reason"], index=pd.Index([], name=by))
     first = o[o["rank"] == 1].copy()
     first["kind"] = first.reason.str.split(":").str[0]
     wide = o.pivot(index="customer_id", columns="rank", values="category").sort_index(axis=1)
@@ -805,36 +808,37 @@ class OffersRun:
     examples: pd.DataFrame
     as_of: str
     cfg: OffersConfig
+    note: str | None = None  # why the section is empty (no categories): the first takeaway says it, the others refer to it
 
     def affinities_table(self, top: int = 10) -> pd.DataFrame:
         return self.affinities.head(top)
 
     def affinity_takeaway(self) -> str:
-        return affinity_takeaway(self.affinities, self.cfg.affinity_window_days)
+        return self.note or affinity_takeaway(self.affinities, self.cfg.affinity_window_days)
 
     def repeats_table(self) -> pd.DataFrame:
         return self.repeats
 
     def repeat_takeaway(self) -> str:
-        return repeat_takeaway(self.repeats, self.cfg.horizon_days)
+        return NO_CATEGORIES_AGAIN if self.note else repeat_takeaway(self.repeats, self.cfg.horizon_days)
 
     def evaluation_table(self) -> pd.DataFrame:
         return evaluation_table(self.evaluation, self.cfg.top_n)
 
     def evaluation_takeaway(self) -> str:
-        return evaluation_takeaway(self.evaluation, self.cfg.top_n)
+        return NO_CATEGORIES_AGAIN if self.note else evaluation_takeaway(self.evaluation, self.cfg.top_n)
 
     def examples_table(self) -> pd.DataFrame:
         return self.examples
 
     def examples_takeaway(self) -> str:
-        return examples_takeaway(self.examples)
+        return NO_CATEGORIES_AGAIN if self.note else examples_takeaway(self.examples)
 
     def second_order_table(self) -> pd.DataFrame:
         return second_order_summary(self.second_order)
 
     def second_order_takeaway(self) -> str:
-        return second_order_takeaway(self.second_order, self.second_order_day, self.cfg.second_order_max_days)
+        return NO_CATEGORIES_AGAIN if self.note else second_order_takeaway(self.second_order, self.second_order_day, self.cfg.second_order_max_days)
 
     def suggested_categories(self) -> pd.DataFrame:
         """customer_id, suggested_categories: the column winback_targets.csv carries."""
@@ -859,4 +863,15 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
     segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
     examples = examples_by_segment(offers, segments) if segments is not None else pd.DataFrame()
     return OffersRun(inp.affinities, repeat_summary(inp.cycles), offers, evaluation, capped, day, second, examples,
-                     str(as_of), cfg.offers)
+                     str(as_of), cfg.offers, note=None if has_categories(orders, as_of) else NO_CATEGORIES)
+
+
+NO_CATEGORIES_AGAIN = "Empty for the same reason: no order names a product category."
+NO_CATEGORIES = ("This shop's orders carry no product category (the optional column 'category'), so there is "
+                 "nothing to suggest: this section stays empty and the contact list has no suggested categories.")
+
+
+def has_categories(orders: ir.Table, as_of: str) -> bool:
+    """Whether any purchase line up to `as_of` names a category."""
+    o = orders.filter(orders.order_date < ibis.timestamp(cutoff_end(as_of)))
+    return bool(o.category.notnull().any().execute()) if "category" in o.columns else False

@@ -82,18 +82,20 @@ def option_label(discount: float | None) -> str:
 # --------------------------------------------------------------------------- campaign outcomes (Ibis)
 
 def campaign_outcomes(lines: ir.Table, campaigns: ir.Table, window_days: int) -> pd.DataFrame:
-    """One row per campaign customer: campaign_id, customer_id, sent_date, arm, discount, converted.
+    """One row per campaign customer: campaign_id, customer_id, sent_date, arm, discount, converted, revenue.
 
     converted: a purchase line dated in [sent_date, sent_date + window_days days) (returns do not
-    count). One Ibis expression (a range join on the engine); only campaign customers come back.
+    count); revenue: the sum of those purchase lines (0 without one). One Ibis expression (a range
+    join on the engine); only campaign customers come back.
     """
     c = campaigns.select("campaign_id", "customer_id", "sent_date", "arm", "discount")
-    p = lines.filter(~lines.is_return).select(buyer="customer_id", ts="order_date")
+    p = lines.filter(~lines.is_return).select(buyer="customer_id", ts="order_date", line_amount="amount")
     j = c.left_join(p, [c.customer_id == p.buyer, p.ts >= c.sent_date,
                         p.ts < c.sent_date + ibis.interval(days=int(window_days))])
     g = j.group_by(["campaign_id", "customer_id", "sent_date", "arm", "discount"]).aggregate(
-        converted=j.buyer.notnull().any())
+        converted=j.buyer.notnull().any(), revenue=j.line_amount.sum().fill_null(0))
     out = g.to_pandas()
+    out["revenue"] = out["revenue"].astype(float).round(2)
     out["customer_id"] = out["customer_id"].astype(str)
     out["arm"] = out["arm"].astype(str)
     out["discount"] = out["discount"].astype(float).round(6)
@@ -117,22 +119,41 @@ def campaign_frame(lines: ir.Table, campaigns: ir.Table, cfg: Config, customers:
     Columns of ``frame``: the outcome columns, segment, then the feature columns (``features``).
     A campaign customer without any purchase before sending gets segment 'no purchase before'.
     """
+    frame = campaign_segments(lines, campaigns, cfg)
+    return add_campaign_features(frame, lines, cfg, customers, bgnbd)
+
+
+def campaign_segments(lines: ir.Table, campaigns: ir.Table, cfg: Config) -> pd.DataFrame:
+    """`campaign_outcomes` plus each customer's RFM segment at the day before sending: everything the
+    measured uplift needs, and nothing a model could fail on. A campaign customer without any purchase
+    before sending gets segment 'no purchase before'."""
     out = campaign_outcomes(lines, campaigns, cfg.winback.window_days)
-    parts, feats = [], []
+    parts = []
     for sent, grp in out.groupby("sent_date", sort=True):
-        cutoff = (pd.Timestamp(sent).normalize() - timedelta(days=1)).strftime("%Y-%m-%d")
-        levels = customer_facts.mix_levels(lines, cutoff, cfg.churn.mix_levels)
-        f = churn.feature_frame(lines, cutoff, levels, cfg, customers, bgnbd=bgnbd)
-        rfm = customer_facts.rfm_scores(customer_facts.rfm_table(lines, cutoff))
+        rfm = customer_facts.rfm_scores(customer_facts.rfm_table(lines, _day_before(sent)))
         rfm["segment"] = customer_facts.assign_segments(rfm, cfg.segments).astype(str)
         rfm["customer_id"] = rfm["customer_id"].astype(str)
         g = grp.merge(rfm[["customer_id", "segment"]], on="customer_id", how="left")
         g["segment"] = g["segment"].fillna("no purchase before")
-        g = g.merge(f, on="customer_id", how="left")
-        feats = [c for c in f.columns if c != "customer_id"]
         parts.append(g)
-    frame = pd.concat(parts, ignore_index=True) if parts else out.assign(segment=pd.Series(dtype=str))
-    return CampaignFrame(frame, feats)
+    return pd.concat(parts, ignore_index=True) if parts else out.assign(segment=pd.Series(dtype=str))
+
+
+def add_campaign_features(frame: pd.DataFrame, lines: ir.Table, cfg: Config, customers: ir.Table | None = None,
+                          bgnbd: bool = False) -> CampaignFrame:
+    """`campaign_segments`' rows plus the churn stage's features at the day before sending."""
+    parts, feats = [], []
+    for sent, grp in frame.groupby("sent_date", sort=True):
+        cutoff = _day_before(sent)
+        levels = customer_facts.mix_levels(lines, cutoff, cfg.churn.mix_levels)
+        f = churn.feature_frame(lines, cutoff, levels, cfg, customers, bgnbd=bgnbd)
+        parts.append(grp.merge(f, on="customer_id", how="left"))
+        feats = [c for c in f.columns if c != "customer_id"]
+    return CampaignFrame(pd.concat(parts, ignore_index=True) if parts else frame, feats)
+
+
+def _day_before(sent) -> str:
+    return (pd.Timestamp(sent).normalize() - timedelta(days=1)).strftime("%Y-%m-%d")
 
 
 # --------------------------------------------------------------------------- intervals and measured uplift
@@ -181,18 +202,37 @@ def measure_uplift(frame: pd.DataFrame, by: str = "segment", level: float = 0.95
             for seg, t, c in groups:
                 x1, n1, x0, n0 = int(t["converted"].sum()), len(t), int(c["converted"].sum()), len(c)
                 d, lo, hi = uplift_interval(x1, n1, x0, n0, z)
+                rev = (mean_difference(t["revenue"], c["revenue"], z) if "revenue" in frame.columns
+                       else (np.nan,) * 5)
                 rows.append({"campaign_id": cid, "arm": arm, "discount": float(grp["discount"].iloc[0]), "segment": seg,
                              "n_treated": n1, "n_control": n0,
                              "conv_treated": round(x1 / n1, 6) if n1 else np.nan,
                              "conv_control": round(x0 / n0, 6) if n0 else np.nan,
                              "uplift_pp": round(100 * d, 4), "uplift_low": round(100 * lo, 4),
-                             "uplift_high": round(100 * hi, 4)})
+                             "uplift_high": round(100 * hi, 4),
+                             **dict(zip(REVENUE_COLUMNS, np.round(rev, 4)))})
     return pd.DataFrame(rows, columns=MEASURED_COLUMNS)
 
 
-def measured_table(measured: pd.DataFrame) -> pd.DataFrame:
-    """The measured uplift for reading: index (campaign, arm, segment), rates in %, and a verdict that
-    says plainly whether the 95 % interval excludes zero."""
+REVENUE_COLUMNS = ["revenue_treated", "revenue_control", "revenue_uplift", "revenue_uplift_low", "revenue_uplift_high"]
+
+
+def mean_difference(treated, control, z: float = Z95) -> tuple[float, float, float, float, float]:
+    """(mean treated, mean control, difference, low, high): revenue per customer of two arms and the
+    difference's normal-approximation (Welch) interval, se = sqrt(s1^2 / n1 + s0^2 / n0). Revenue per
+    customer is mostly zeros and a few orders; with hundreds of customers per arm the mean is close to
+    normal. NaN where an arm has fewer than two customers."""
+    t, c = np.asarray(treated, dtype=float), np.asarray(control, dtype=float)
+    if len(t) < 2 or len(c) < 2:
+        return (float(t.mean()) if len(t) else np.nan, float(c.mean()) if len(c) else np.nan, np.nan, np.nan, np.nan)
+    d = t.mean() - c.mean()
+    se = math.sqrt(t.var(ddof=1) / len(t) + c.var(ddof=1) / len(c))
+    return (float(t.mean()), float(c.mean()), float(d), float(d - z * se), float(d + z * se))
+
+
+def measured_table(measured: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
+    """The measured uplift for reading: index (campaign, arm, segment), rates in %, a verdict that
+    says plainly whether the 95 % interval excludes zero, and revenue per customer in `currency`."""
     m = measured.copy()
     m["verdict"] = np.where(m["uplift_low"] > 0, "more buyers", np.where(m["uplift_high"] < 0, "fewer buyers",
                                                                            "not distinguishable from zero"))
@@ -200,8 +240,14 @@ def measured_table(measured: pd.DataFrame) -> pd.DataFrame:
     m["conv_control"] = (100 * m["conv_control"]).round(2)
     for c in ("uplift_pp", "uplift_low", "uplift_high"):
         m[c] = m[c].round(2)
+    for c in REVENUE_COLUMNS:
+        m[c] = m[c].astype(float).round(2)
     m = m.rename(columns={"conv_treated": "conversion treated %", "conv_control": "conversion control %",
-                          "uplift_pp": "uplift pp", "uplift_low": "95% low", "uplift_high": "95% high"})
+                          "uplift_pp": "uplift pp", "uplift_low": "95% low", "uplift_high": "95% high",
+                          "revenue_treated": f"revenue per customer treated ({currency})",
+                          "revenue_control": f"revenue per customer control ({currency})",
+                          "revenue_uplift": f"revenue uplift per customer ({currency})",
+                          "revenue_uplift_low": "revenue 95% low", "revenue_uplift_high": "revenue 95% high"})
     return m.set_index(["campaign_id", "arm", "segment"])
 
 
@@ -331,11 +377,15 @@ def t_learner(frame: pd.DataFrame, features: list[str], cfg: Config) -> UpliftMo
     latest = frame.loc[frame["sent_date"] == frame["sent_date"].max(), "campaign_id"].max()
     camp = frame[frame["campaign_id"] == latest].reset_index(drop=True)
     hold = holdout_split(camp, cfg.winback.holdout_share, cfg.winback.seed)
-    cat = [c for c in feats if not pd.api.types.is_numeric_dtype(frame[c])]
-    num = [c for c in feats if c not in cat]
     is_ctrl = camp["arm"].str.lower() == CONTROL
     curves, rows = {}, {}
     for arm in sorted(set(camp.loc[~is_ctrl, "arm"])):
+        # A column empty in either training set is no feature: gradient boosting's binning fails on
+        # it ("window shape cannot be larger than input array shape"); both models use the same columns.
+        train_sets = (camp["arm"] == arm) & ~hold, is_ctrl & ~hold
+        usable = [c for c in feats if all(camp.loc[sel, c].notna().any() for sel in train_sets)]
+        cat = [c for c in usable if not pd.api.types.is_numeric_dtype(frame[c])]
+        num = [c for c in usable if c not in cat]
         fits = {}
         for name, sel in (("t", camp["arm"] == arm), ("c", is_ctrl)):
             tr = camp[sel & ~hold]
@@ -466,8 +516,10 @@ def uplift_assumptions(measured: pd.DataFrame, segs: list[str], cfg: Config) -> 
     sides have at least ``min_group_customers``, else the arm's ``all`` row; sd from the 95 %
     interval's width. A discount no campaign ran is interpolated linearly (mean and sd) between the
     neighbouring measured discounts, with "contact, no discount" (measured, else assumed) as the
-    point at 0 and no extrapolation above the largest measured discount. Without any measured
-    campaign, every option uses ``assumed_uplift``. Columns: segment, discount, mean, sd, low, high, source.
+    point at 0 and no extrapolation above the largest measured discount. When only an e-mail without
+    discount was measured, a discount's uplift is the measured e-mail uplift plus its assumed effect
+    beyond the e-mail's (``assumed_uplift[d] - assumed_uplift[0]``; sds added in quadrature). Without
+    any measured campaign, every option uses ``assumed_uplift``. Columns: segment, discount, mean, sd, low, high, source.
     """
     wb = cfg.winback
     assumed = {float(k): float(v) for k, v in wb.assumed_uplift.items()}
@@ -495,6 +547,13 @@ def uplift_assumptions(measured: pd.DataFrame, segs: list[str], cfg: Config) -> 
                 mean, sd, source = points[hit]
             elif not points or d == 0.0:
                 mean, sd, source = assumed_point(d)
+            elif max(points) == 0.0 and d in assumed and 0.0 in assumed:
+                # Only the message was measured (an e-mail-only campaign): a discount adds its assumed
+                # effect beyond the message's, on top of the measured e-mail uplift.
+                m0, sd0, _ = points[max(points)]
+                extra = assumed[d] - assumed[0.0]
+                mean, sd = m0 + extra, math.hypot(sd0, abs(extra) * wb.assumed_uplift_sd_share)
+                source = "assumed discount effect on the measured e-mail"
             else:
                 anchors = dict(points)
                 if not any(np.isclose(k, 0.0) for k in anchors):
@@ -866,7 +925,7 @@ class WinbackRun:
     n_capped: int = 0  # customers worth an offer left out: contacted within offers.min_days_between_contacts
 
     def measured_table(self) -> pd.DataFrame:
-        return measured_table(self.measured)
+        return measured_table(self.measured, self.currency)
 
     def measured_takeaway(self) -> str:
         return measured_takeaway(self.measured, self.window_days)
@@ -927,12 +986,29 @@ def measure_campaigns(con, processed_dir: str | Path, as_of: str, cfg: Config, l
         return measured, models
     camp_t = camp_t.filter(camp_t.sent_date + ibis.interval(days=cfg.winback.window_days)
                            <= ibis.literal(cutoff_end(as_of)))  # only campaigns whose window has ended
-    camp = campaign_frame(lines, camp_t, cfg, customers)
-    if not camp.frame.empty:
-        measured = measure_uplift(camp.frame, "segment")
-        with threadpool_limits(limits=cfg.churn.model_threads, user_api="openmp"):
-            models = t_learner(camp.frame, camp.features, cfg)
-    return measured, models
+    # The measurement needs outcomes and segments only: it comes first and no model can stop it.
+    frame = campaign_segments(lines, camp_t, cfg)
+    if frame.empty:
+        return measured, models
+    measured = measure_uplift(frame, "segment")
+    return measured, fit_uplift_models(frame, lines, cfg, customers)
+
+
+def fit_uplift_models(frame: pd.DataFrame, lines: ir.Table, cfg: Config,
+                      customers: ir.Table | None = None) -> UpliftModels:
+    """The T-learner on `campaign_segments`' rows, or, when its features or fits fail on this shop's
+    data, an empty result whose note says why and that the page shows the measured uplift instead."""
+    try:
+        with threadpool_limits(limits=cfg.churn.model_threads, user_api="openmp"), churn.quiet():
+            camp = add_campaign_features(frame, lines, cfg, customers)
+            return t_learner(camp.frame, camp.features, cfg)
+    except Exception as exc:  # noqa: BLE001 - any failure of the model stays in its own section
+        return UpliftModels(note=MODEL_FAILED.format(reason=churn.one_line(exc)))
+
+
+MODEL_FAILED = ("The per-customer uplift model (T-learner) could not be fitted on this shop's campaign data "
+                "({reason}); this section shows no Qini curve, and the page uses the measured uplift per arm and "
+                "segment above.")
 
 
 def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> WinbackRun:
