@@ -141,20 +141,18 @@ def email_campaign(rng: np.random.Generator, pop: dict, orders: dict, out: str |
     extra = emailed[rng.random(len(emailed)) < c["extra_order_probability"]]
     extra_day = sent + rng.integers(0, w, len(extra))
     # P(natural order in the window | rate, lifetime): Poisson with the days alive in the window
-    alive_days = np.clip(np.minimum(pop["death"][eligible], sent + w) - np.maximum(pop["birth"][eligible], sent), 0, None)
-    p_natural = 1 - np.exp(-pop["lam"][eligible] * alive_days)
+    start, end = np.maximum(pop["birth"][eligible], sent), np.minimum(pop["death"][eligible], sent + w)
+    p_natural = 1 - np.exp(-pop["lam"][eligible] * np.clip(end - start, 0, None))
     extra_values = _gamma_gamma_values(rng, pop, extra)
     mean_value = _gamma_gamma_expected(pop, eligible).mean()
-    order_of = np.argsort(eligible, kind="stable")
-    rows = {"campaign_id": np.full(len(eligible), c["campaign_id"]),
-            "customer_id": pop["ids"][eligible[order_of]],
-            "sent_date": np.full(len(eligible), c["sent_date"]),
-            "arm": arm[order_of], "discount": np.full(len(eligible), "0.00")}
-    _write_csv(Path(out) / "campaigns.csv", rows)
+    n = len(eligible)  # eligible is sorted, so campaigns.csv is in customer order
+    _write_csv(Path(out) / "campaigns.csv", {
+        "campaign_id": np.full(n, c["campaign_id"]), "customer_id": pop["ids"][eligible],
+        "sent_date": np.full(n, c["sent_date"]), "arm": arm, "discount": np.full(n, "0.00")})
     merged = {"cust": np.concatenate([orders["cust"], extra]), "day": np.concatenate([orders["day"], extra_day]),
               "amount": np.concatenate([orders["amount"], extra_values])}
-    truth = {**c, "arms": {"control": 0.0, "email": 0.0}, "n_per_arm": {a: int((arm == a).sum()) for a in ("control", "email")},
-             "extra_orders": len(extra),
+    truth = {**c, "arms": {"control": 0.0, "email": 0.0},
+             "n_per_arm": {a: int((arm == a).sum()) for a in ("control", "email")}, "extra_orders": len(extra),
              "conversion_uplift": round(float(c["extra_order_probability"] * (1 - p_natural).mean()), 6),
              "revenue_uplift_per_customer": round(float(c["extra_order_probability"] * mean_value), 4)}
     return merged, truth
