@@ -29,6 +29,7 @@ from helpers import artifacts, clean, clv
 from helpers.config import load_config
 from helpers.contract import CONTRACT
 from helpers.paths import project_root
+from helpers.runner import RunFailed, run_month
 
 ROOT = project_root()
 GENERATORS = {"pareto_nbd": shops.pareto_nbd_shop, "homogeneous_dropout": shops.homogeneous_dropout_shop,
@@ -270,7 +271,6 @@ class StageBug(Exception):
 
 def _run_month_in_child(raw: str, as_of: str, tmp: str) -> dict:
     """Run the seven notebooks in a child process; a RunFailed comes back as a plain dict."""
-    from helpers.runner import RunFailed, run_month
     try:
         pages = run_month(as_of, raw, ROOT / "config" / "default.yml", root=ROOT, reports_dir=Path(tmp) / "reports",
                           processed_base=Path(tmp) / "processed", log=lambda _: None)
