@@ -1,0 +1,361 @@
+"""Shops the demo generator did not make (issue 14): the generators in tests/shops.py give what they
+claim, the CDNOW converter writes the raw contract, and the whole month runs on every one of them.
+
+The month runs (all seven notebooks) are started together, two at a time in child processes, when the
+first of those tests asks for them; the rest of the file does not wait for them. A run that stops on one
+of the stage bugs listed for its shop (KNOWN_BUGS: notebook and exact error) is an expected failure
+(strict): when the last fix lands the test passes, pytest reports XPASS(strict) and the marker must go;
+a run that stops anywhere else fails.
+"""
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifetimes import ParetoNBDFitter
+from lifetimes.utils import summary_data_from_transaction_data
+from scipy.optimize import minimize_scalar
+from scipy.special import logsumexp
+from scipy.stats import chi2, gamma, norm
+
+import shops
+from helpers import artifacts, clean, clv
+from helpers.config import load_config
+from helpers.contract import CONTRACT
+from helpers.paths import project_root
+from helpers.runner import RunFailed, run_month
+
+ROOT = project_root()
+GENERATORS = {"pareto_nbd": shops.pareto_nbd_shop, "homogeneous_dropout": shops.homogeneous_dropout_shop,
+              "seasonal": shops.seasonal_shop}
+CDNOW_AS_OF = "1998-06-30"
+PAGES = ["01_clean.html", "02_kpis.html", "03_segments.html", "04_clv.html", "05_churn.html",
+         "06_winback.html", "07_summary.html"]
+
+
+def _load_converter():
+    spec = importlib.util.spec_from_file_location("cdnow_to_raw", ROOT / "scripts" / "cdnow_to_raw.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cdnow_to_raw = _load_converter()
+
+
+def _orders(raw: Path) -> pd.DataFrame:
+    o = pd.read_csv(raw / "orders.csv", dtype={"order_id": str, "customer_id": str})
+    o["order_date"] = pd.to_datetime(o["order_date"], format="%Y-%m-%d")
+    return o
+
+
+def _compressed_summary(orders: pd.DataFrame, as_of: str) -> pd.DataFrame:
+    """lifetimes' frequency / recency / T in days, one row per distinct triple with its count w."""
+    s = summary_data_from_transaction_data(orders, "customer_id", "order_date", observation_period_end=as_of)
+    return s.groupby(["frequency", "recency", "T"]).size().rename("w").reset_index()
+
+
+def _pareto_nbd_loglik(params, c: pd.DataFrame) -> float:
+    ll = ParetoNBDFitter._conditional_log_likelihood(params, c["frequency"].to_numpy(), c["recency"].to_numpy(),
+                                                     c["T"].to_numpy())
+    return float((c["w"] * ll).sum())
+
+
+def _exponential_dropout_loglik(mean_days: float, r: float, alpha: float, c: pd.DataFrame, nodes: int = 300) -> float:
+    """Log-likelihood of Poisson purchases (rate ~ Gamma(r, rate=alpha)) with one common exponential
+    lifetime of mean `mean_days` (the Pareto/NBD with no spread in dropout rates, s -> infinity).
+
+    Per customer (x repeat purchases, the last at t_x, observed for T days), given the rate lambda:
+    L = lambda^x mu e^{-(lambda+mu) t_x} / (lambda+mu) + lambda^(x+1) e^{-(lambda+mu) T} / (lambda+mu)
+    (Fader & Hardie 2005, "A note on deriving the Pareto/NBD model and related expressions"), integrated
+    over lambda on a log grid. lifetimes' Pareto/NBD likelihood cannot be used there: its hypergeometric terms are slow
+    and inaccurate at s in the thousands.
+    """
+    mu = 1.0 / mean_days
+    u = np.linspace(np.log(1e-7), 0.0, nodes)
+    lam = np.exp(u)[None, :]
+    x, tx, T = (c[k].to_numpy()[:, None] for k in ("frequency", "recency", "T"))
+    log_l = (x * np.log(lam) - np.log(lam + mu)
+             + np.logaddexp(np.log(mu) - (lam + mu) * tx, np.log(lam) - (lam + mu) * T))
+    log_prior = gamma.logpdf(lam, r, scale=1 / alpha) + u[None, :]  # d lambda = lambda du
+    return float((c["w"].to_numpy() * (logsumexp(log_l + log_prior, axis=1) + np.log(u[1] - u[0]))).sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# The generated files
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    base = tmp_path_factory.mktemp("shops")
+    out = {}
+    for name, make in GENERATORS.items():
+        start = time.perf_counter()
+        truth = make(base / name)
+        out[name] = {"dir": base / name, "truth": truth, "seconds": time.perf_counter() - start,
+                     "orders": _orders(base / name)}
+    return out
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_each_shop_is_written_in_under_two_seconds(generated, name):
+    """3,000 customers, 9,000-19,000 orders: about 0.1 s here, so CI can afford a new shop per test."""
+    assert generated[name]["seconds"] < 2.0
+
+
+@pytest.mark.parametrize("name, order_columns, files", [
+    ("pareto_nbd", ["order_id", "customer_id", "order_date", "amount", "quantity"],
+     {"orders.csv", "customers.csv", "campaigns.csv"}),
+    ("homogeneous_dropout", ["order_id", "customer_id", "order_date", "amount"], {"orders.csv"}),
+    ("seasonal", ["order_id", "customer_id", "order_date", "amount", "quantity", "category"],
+     {"orders.csv", "customers.csv"}),
+])
+def test_each_shop_writes_the_raw_contract_with_only_the_columns_it_claims(generated, name, order_columns, files):
+    shop = generated[name]
+    assert {p.name for p in shop["dir"].iterdir()} == files
+    header = (shop["dir"] / "orders.csv").read_text().splitlines()[0].split(",")
+    assert header == order_columns and set(header) <= set(CONTRACT["orders"][0]) | set(CONTRACT["orders"][1])
+    o = shop["orders"]
+    assert o["order_id"].is_unique and len(o) == shop["truth"]["orders"]
+    assert o["customer_id"].nunique() == shop["truth"]["customers"] == 3_000
+    assert o["order_date"].max() <= pd.Timestamp(shops.AS_OF) and (o["amount"] >= 1.0).all()
+    amounts = pd.read_csv(shop["dir"] / "orders.csv", dtype=str)["amount"]
+    assert amounts.str.fullmatch(r"\d+\.\d{2}").all()
+    if "customers.csv" in files:
+        assert (shop["dir"] / "customers.csv").read_text().splitlines()[0] == "customer_id,region,marketing_opt_in"
+
+
+def test_a_generator_with_the_same_seed_writes_the_same_bytes(tmp_path):
+    for name, make in GENERATORS.items():
+        make(tmp_path / "a" / name)
+        make(tmp_path / "b" / name)
+        for f in (tmp_path / "a" / name).iterdir():
+            assert f.read_bytes() == (tmp_path / "b" / name / f.name).read_bytes(), f"{name}/{f.name}"
+
+
+def test_pareto_nbd_shop_gives_back_its_parameters_to_lifetimes(tmp_path):
+    """The natural orders (the same shop without the campaign's extra orders) are Pareto/NBD: lifetimes'
+    fit is within 15 % of r and alpha, and the truth lies inside the fit's 99 % likelihood-ratio region
+    (2 * (logL(fit) - logL(truth)) below the chi-square(4) 99 % point, 13.3). s and beta alone are
+    poorly determined by 3,000 customers (seeds 1-10 gave up to +57 % / +74 %), so they are held by the
+    likelihood-ratio region, not a tolerance of their own."""
+    truth = shops.pareto_nbd_shop(tmp_path, campaign=False)["pareto_nbd"]
+    c = _compressed_summary(_orders(tmp_path), shops.AS_OF)
+    fit = ParetoNBDFitter().fit(c["frequency"], c["recency"], c["T"], weights=c["w"])
+    params = fit.params_
+    for k in ("r", "alpha"):
+        assert params[k] == pytest.approx(truth[k], rel=0.15), k
+    statistic = 2 * (_pareto_nbd_loglik(params.to_numpy(), c) - _pareto_nbd_loglik([truth[k] for k in params.index], c))
+    assert 0 <= statistic < chi2.ppf(0.99, df=4)
+
+
+def test_homogeneous_dropout_shop_loses_customers_after_one_common_mean_of_300_days(generated):
+    """The lifetimes drawn average 300 days (within 5 %), and the data show it: with the purchase
+    process's truth, the likelihood of one common exponential lifetime peaks within 10 % of 300 days
+    (seeds 2, 5, 7, 8 gave 290-315)."""
+    shop = generated["homogeneous_dropout"]
+    truth = shop["truth"]
+    assert truth["drawn_mean_lifetime_days"] == pytest.approx(300, rel=0.05)
+    c = _compressed_summary(shop["orders"], shops.AS_OF)
+    best = minimize_scalar(lambda log_m: -_exponential_dropout_loglik(np.exp(log_m), truth["r"], truth["alpha"], c),
+                           bounds=(np.log(50), np.log(2_000)), method="bounded", options={"xatol": 0.01})
+    assert np.exp(best.x) == pytest.approx(truth["dropout_mean_days"], rel=0.10)
+
+
+def test_seasonal_shop_orders_three_times_as_often_in_november_and_december(generated):
+    """Repeat orders in and out of season each within 4 % of their expectation given every customer's
+    rate and days alive (about 6,600 and 9,300: Poisson sd about 1 %); and the season's share of all
+    orders is over twice its share of the calendar (61 of 365 days)."""
+    shop = generated["seasonal"]
+    o, truth = shop["orders"].sort_values(["customer_id", "order_date"]), shop["truth"]
+    repeat = o[o.duplicated("customer_id", keep="first")]  # a customer's first order is not from the process
+    season = repeat["order_date"].dt.month.isin(truth["season_months"])
+    assert season.sum() == pytest.approx(truth["expected_repeat_orders_in_season"], rel=0.04)
+    assert (~season).sum() == pytest.approx(truth["expected_repeat_orders_out_of_season"], rel=0.04)
+    assert o["order_date"].dt.month.isin([11, 12]).mean() > 2 * 61 / 365
+
+
+def test_seasonal_shop_order_values_are_lognormal_with_a_heavy_tail(generated):
+    """Mean order value within 8 % of exp(log 35 + (0.6^2 + 1^2) / 2) = 69.09 (seed 3: 66.35); the top
+    1 % of orders carry over 10 % of revenue (11.7 %) and the mean is above 1.7 times the median (1.94).
+    The Gamma-Gamma values of the Pareto/NBD shop give 7.6 % and 1.38."""
+    shop = generated["seasonal"]
+    v = shop["orders"]["amount"].sort_values(ascending=False).to_numpy()
+    assert v.mean() == pytest.approx(shop["truth"]["mean_order_value"], rel=0.08)
+    assert v[: len(v) // 100].sum() / v.sum() > 0.10
+    assert v.mean() > 1.7 * np.median(v)
+
+
+def test_the_email_campaign_is_randomized_without_discount_and_its_uplift_covers_the_truth(generated):
+    """Two equal arms, control and email, discount 0.00 everywhere; conversion (an order in the 30 days
+    from the send date) measured from the files alone: the 95 % interval of the difference covers the
+    generator's conversion uplift (7.5 pp) and excludes zero."""
+    shop = generated["pareto_nbd"]
+    camp, truth = pd.read_csv(shop["dir"] / "campaigns.csv", dtype=str), shop["truth"]["campaign"]
+    assert set(camp["arm"]) == {"control", "email"} and set(camp["discount"]) == {"0.00"}
+    assert camp["customer_id"].is_unique and abs((camp["arm"] == "email").sum() - (camp["arm"] == "control").sum()) <= 1
+    o = shop["orders"]
+    sent = pd.Timestamp(truth["sent_date"])
+    window = o[(o["order_date"] >= sent) & (o["order_date"] < sent + pd.Timedelta(days=truth["window_days"]))]
+    camp["converted"] = camp["customer_id"].isin(window["customer_id"])
+    rate = camp.groupby("arm")["converted"].agg(["mean", "size"])
+    diff = rate.loc["email", "mean"] - rate.loc["control", "mean"]
+    se = np.sqrt((rate["mean"] * (1 - rate["mean"]) / rate["size"]).sum())
+    low, high = diff - norm.ppf(0.975) * se, diff + norm.ppf(0.975) * se
+    assert low < truth["conversion_uplift"] < high and low > 0
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "issue 14: clv.run takes 30 s on this 3,000-customer shop (3.5 s on the Pareto/NBD and seasonal shops): "
+    "lifetimes' Nelder-Mead Pareto/NBD fit wanders off to s = 124, beta = 35,108 (s / beta = 1 / 283 days)"))
+def test_the_clv_stage_on_the_homogeneous_dropout_shop_finishes_within_ten_seconds(generated, tmp_path):
+    """The boundary case of the issue at CI size: dropout rates that do not differ send s and beta off
+    together. With a capped optimiser the stage takes about as long as on the other shops (3-4 s here)."""
+    cfg = load_config(ROOT / "config" / "default.yml")
+    clean.run(generated["homogeneous_dropout"]["dir"], shops.AS_OF, cfg, processed_dir=tmp_path)
+    start = time.perf_counter()
+    clv.run(tmp_path, shops.AS_OF, cfg)
+    assert time.perf_counter() - start < 10.0
+
+
+# ---------------------------------------------------------------------------------------------
+# CDNOW
+
+
+def test_cdnow_lines_become_orders_with_deterministic_ids():
+    source = ["customer_id  date number_of_cds  dollar_value",
+              " 00001 19970101  1   11.77",
+              " 00002 19970112  1   12.00",
+              " 00002 19970112  5   77.00",
+              " 00003 19970102  2   20.76"]
+    assert cdnow_to_raw.convert_lines(source) == [
+        "order_id,customer_id,order_date,amount,quantity",
+        "00001-19970101-1,00001,1997-01-01,11.77,1",
+        "00002-19970112-1,00002,1997-01-12,12.00,1",
+        "00002-19970112-2,00002,1997-01-12,77.00,5",
+        "00003-19970102-1,00003,1997-01-02,20.76,2"]
+    assert cdnow_to_raw.convert_lines(source, customers=2)[-1].startswith("00002-19970112-2,")
+
+
+def test_a_cdnow_line_that_is_not_four_fields_names_its_line_number():
+    with pytest.raises(ValueError, match="line 3 is not 'customer_id YYYYMMDD quantity amount'"):
+        cdnow_to_raw.convert_lines([" 00001 19970101 1 11.77", "", " 00002 1997-01-12 1 12.00"])
+
+
+def test_the_converted_cdnow_log_keeps_every_line_customer_and_dollar(tmp_path):
+    """lifetimes' copy: 69,659 purchase lines, 23,570 customers, first purchases in Q1 1997, last line
+    June 1998; the dollar total of the source equals that of orders.csv."""
+    source = cdnow_to_raw.default_source()
+    cdnow_to_raw.main(["--out", str(tmp_path / "cdnow")])
+    o = _orders(tmp_path / "cdnow")
+    assert len(o) == 69_659 and o["order_id"].is_unique and o["customer_id"].nunique() == 23_570
+    assert o["order_date"].min() == pd.Timestamp("1997-01-01") and o["order_date"].max() == pd.Timestamp("1998-06-30")
+    src = pd.read_csv(source, sep=r"\s+", dtype={"customer_id": str})
+    assert o["amount"].sum() == pytest.approx(src["dollar_value"].sum(), abs=0.01)
+    assert (o["customer_id"] == src["customer_id"]).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole month on every shop
+
+
+class StageBug(Exception):
+    """A run stopped on the stage bug its test names (issue 14): the expected failure."""
+
+
+def _run_month_in_child(raw: str, as_of: str, tmp: str) -> dict:
+    """Run the seven notebooks in a child process; a RunFailed comes back as a plain dict."""
+    try:
+        pages = run_month(as_of, raw, ROOT / "config" / "default.yml", root=ROOT, reports_dir=Path(tmp) / "reports",
+                          processed_base=Path(tmp) / "processed", log=lambda _: None)
+        return {"pages": [p.name for p in pages]}
+    except RunFailed as e:
+        return {"failed": str(e), "notebook": e.notebook, "cell_index": e.cell_index,
+                "error": f"{e.ename}: {e.evalue}"}
+
+
+@pytest.fixture(scope="module")
+def months(tmp_path_factory):
+    """Every shop's month, started at once, two runs at a time; each value a future of the run's dict."""
+    base = tmp_path_factory.mktemp("months")
+    runs = {}
+    for name, make in GENERATORS.items():
+        truth = make(base / "raw" / name)
+        runs[name] = (base / "raw" / name, shops.AS_OF, truth)
+    cdnow_to_raw.main(["--out", str(base / "raw" / "cdnow")])  # all 23,570 customers: 03-07 take 62 s, 50 s with 5,000
+    runs["cdnow"] = (base / "raw" / "cdnow", CDNOW_AS_OF, None)
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+    futures = {name: pool.submit(_run_month_in_child, str(raw), as_of, str(base / name))
+               for name, (raw, as_of, _) in runs.items()}
+    yield {name: {"future": futures[name], "tmp": base / name, "truth": runs[name][2], "as_of": runs[name][1]}
+           for name in runs}
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _month(months, name: str, known_bugs: tuple[tuple[str, str], ...] = ()) -> dict:
+    """The finished run of shop `name`; raises StageBug if it stopped on one of `known_bugs`
+    ((notebook, "Error: message") pairs), fails the test if it stopped anywhere else."""
+    run = months[name]
+    result = run["future"].result()
+    if "failed" in result:
+        if (result["notebook"], result["error"]) in known_bugs:
+            raise StageBug(result["failed"])
+        pytest.fail(f"the month on shop {name} stopped: {result['failed']}")
+    return {**run, **result}
+
+
+# The stage bugs these shops hit today (measured on main, 2026-12-01), each with where it is raised. A
+# shop lists every bug it hits in the order the notebooks run (found by running the later notebooks
+# alone), so that the fixes can land one at a time while its test stays an expected failure.
+WINDOW = "ValueError: window shape cannot be larger than input array shape"
+CHURN_ALL_MISSING_FEATURE = ("05_churn.ipynb", WINDOW)  # churn.fit_model: age_years is NaN for everyone
+T_LEARNER_ALL_MISSING_FEATURE = ("06_winback.ipynb", WINDOW)  # winback.t_learner: the same
+NO_CUSTOMERS_FILE = ("02_kpis.ipynb", "MissingColumn: 'customers file'")  # kpis.leads_and_signups
+NO_CATEGORY = ("06_winback.ipynb", "IndexError: single positional indexer is out-of-bounds")  # offers.examples_by_segment
+KNOWN_BUGS = {
+    "pareto_nbd": (CHURN_ALL_MISSING_FEATURE, T_LEARNER_ALL_MISSING_FEATURE, NO_CATEGORY),
+    "homogeneous_dropout": (NO_CUSTOMERS_FILE, NO_CATEGORY),
+    "seasonal": (CHURN_ALL_MISSING_FEATURE,),
+    "cdnow": (NO_CUSTOMERS_FILE, NO_CATEGORY),
+}
+_AGE = ("05_churn.ipynb cell 5, churn.run -> fit_model -> HistGradientBoostingClassifier binning: " + WINDOW
+        + " (customers.csv has no birth_year, so the feature age_years is missing for every customer)")
+_T_LEARNER = ("06_winback.ipynb cell 5, winback.run -> measure_campaigns -> t_learner (HistGradientBoosting "
+              "binning): the same ValueError, on the same all-missing feature")
+_CUSTOMERS = ("02_kpis.ipynb cell 21, res.leads_and_signups() -> kpis.leads_and_signups: MissingColumn: "
+              "'customers file' (no customers.csv)")
+_CATEGORY = ("06_winback.ipynb cell 5, winback.run -> offers.run -> offers.examples_by_segment "
+             "(wide.iloc[:, 0] on no offers): IndexError: single positional indexer is out-of-bounds "
+             "(orders without a category column)")
+
+
+def _expected_failure(*bugs: str):
+    return pytest.mark.xfail(strict=True, raises=StageBug, reason="issue 14: " + "; then ".join(bugs))
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param("pareto_nbd", marks=_expected_failure(_AGE, _T_LEARNER, _CATEGORY)),
+    pytest.param("homogeneous_dropout", marks=_expected_failure(_CUSTOMERS, _CATEGORY)),
+    pytest.param("seasonal", marks=_expected_failure(_AGE)),
+    pytest.param("cdnow", marks=_expected_failure(_CUSTOMERS, _CATEGORY)),
+])
+def test_the_whole_month_runs_on_the_shop(months, name):
+    month = _month(months, name, KNOWN_BUGS[name])
+    assert month["pages"] == PAGES
+    shown = month["tmp"] / "reports" / name / month["as_of"][:7]
+    assert sorted(p.name for p in shown.glob("*.html")) == PAGES
+
+
+@_expected_failure(_AGE, _T_LEARNER, _CATEGORY)  # winback_measured is written once 06 completes
+def test_the_winback_page_measures_the_email_campaign_and_covers_its_true_uplift(months):
+    month = _month(months, "pareto_nbd", KNOWN_BUGS["pareto_nbd"])
+    measured = artifacts.read(month["tmp"] / "processed" / "pareto_nbd" / month["as_of"][:7], "winback_measured")
+    arm = measured[(measured["arm"] == "email") & (measured["segment"] == "all")].iloc[0]
+    assert arm["discount"] == 0.0
+    assert arm["uplift_low"] < 100 * month["truth"]["campaign"]["conversion_uplift"] < arm["uplift_high"]
