@@ -199,7 +199,7 @@ def test_a_bgnbd_baseline_that_cannot_be_fitted_gives_way_to_recency(plain, cfg,
     res = churn.run(plain[0], AS_OF, cfg, save=False)
     assert res.chosen_model != "bgnbd" and "bgnbd" not in res.metrics.index
     assert res.scored["p_alive_baseline"].isna().all() and res.scored["churn_probability"].between(0, 1).all()
-    assert "The BG/NBD baseline could not be fitted (BG/NBD could not be fitted even with penalizer 0" \
+    assert "The purchase-model baseline could not be fitted (BG/NBD could not be fitted even with penalizer 0" \
         in res.metrics_takeaway()
     assert res.card["bgnbd_params_at_as_of"] == {} and len(res.card["not_fitted"]) == 1
 

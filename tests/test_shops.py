@@ -2,10 +2,8 @@
 claim, the CDNOW converter writes the raw contract, and the whole month runs on every one of them.
 
 The month runs (all seven notebooks) are started together, two at a time in child processes, when the
-first of those tests asks for them; the rest of the file does not wait for them. A run that stops on one
-of the stage bugs listed for its shop (KNOWN_BUGS: notebook and exact error) is an expected failure
-(strict): when the last fix lands the test passes, pytest reports XPASS(strict) and the marker must go;
-a run that stops anywhere else fails.
+first of those tests asks for them; the rest of the file does not wait for them. A run that stops
+anywhere fails its test with the notebook, cell and error.
 """
 from __future__ import annotations
 
@@ -211,12 +209,10 @@ def test_the_email_campaign_is_randomized_without_discount_and_its_uplift_covers
     assert low < truth["conversion_uplift"] < high and low > 0
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "issue 14: clv.run takes 30 s on this 3,000-customer shop (3.5 s on the Pareto/NBD and seasonal shops): "
-    "lifetimes' Nelder-Mead Pareto/NBD fit wanders off to s = 124, beta = 35,108 (s / beta = 1 / 283 days)"))
 def test_the_clv_stage_on_the_homogeneous_dropout_shop_finishes_within_ten_seconds(generated, tmp_path):
     """The boundary case of the issue at CI size: dropout rates that do not differ send s and beta off
-    together. With a capped optimiser the stage takes about as long as on the other shops (3-4 s here)."""
+    together (lifetimes' Nelder-Mead took 30 s here); with the capped optimiser the stage takes about as
+    long as on the other shops."""
     cfg = load_config(ROOT / "config" / "default.yml")
     clean.run(generated["homogeneous_dropout"]["dir"], shops.AS_OF, cfg, processed_dir=tmp_path)
     start = time.perf_counter()
@@ -265,10 +261,6 @@ def test_the_converted_cdnow_log_keeps_every_line_customer_and_dollar(tmp_path):
 # The whole month on every shop
 
 
-class StageBug(Exception):
-    """A run stopped on the stage bug its test names (issue 14): the expected failure."""
-
-
 def _run_month_in_child(raw: str, as_of: str, tmp: str) -> dict:
     """Run the seven notebooks in a child process; a RunFailed comes back as a plain dict."""
     try:
@@ -298,63 +290,25 @@ def months(tmp_path_factory):
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _month(months, name: str, known_bugs: tuple[tuple[str, str], ...] = ()) -> dict:
-    """The finished run of shop `name`; raises StageBug if it stopped on one of `known_bugs`
-    ((notebook, "Error: message") pairs), fails the test if it stopped anywhere else."""
+def _month(months, name: str) -> dict:
+    """The finished run of shop `name`; fails the test if it stopped."""
     run = months[name]
     result = run["future"].result()
     if "failed" in result:
-        if (result["notebook"], result["error"]) in known_bugs:
-            raise StageBug(result["failed"])
         pytest.fail(f"the month on shop {name} stopped: {result['failed']}")
     return {**run, **result}
 
 
-# The stage bugs these shops hit today (measured on main, 2026-12-01), each with where it is raised. A
-# shop lists every bug it hits in the order the notebooks run (found by running the later notebooks
-# alone), so that the fixes can land one at a time while its test stays an expected failure.
-WINDOW = "ValueError: window shape cannot be larger than input array shape"
-CHURN_ALL_MISSING_FEATURE = ("05_churn.ipynb", WINDOW)  # churn.fit_model: age_years is NaN for everyone
-T_LEARNER_ALL_MISSING_FEATURE = ("06_winback.ipynb", WINDOW)  # winback.t_learner: the same
-NO_CUSTOMERS_FILE = ("02_kpis.ipynb", "MissingColumn: 'customers file'")  # kpis.leads_and_signups
-NO_CATEGORY = ("06_winback.ipynb", "IndexError: single positional indexer is out-of-bounds")  # offers.examples_by_segment
-KNOWN_BUGS = {
-    "pareto_nbd": (CHURN_ALL_MISSING_FEATURE, T_LEARNER_ALL_MISSING_FEATURE, NO_CATEGORY),
-    "homogeneous_dropout": (NO_CUSTOMERS_FILE, NO_CATEGORY),
-    "seasonal": (CHURN_ALL_MISSING_FEATURE,),
-    "cdnow": (NO_CUSTOMERS_FILE, NO_CATEGORY),
-}
-_AGE = ("05_churn.ipynb cell 5, churn.run -> fit_model -> HistGradientBoostingClassifier binning: " + WINDOW
-        + " (customers.csv has no birth_year, so the feature age_years is missing for every customer)")
-_T_LEARNER = ("06_winback.ipynb cell 5, winback.run -> measure_campaigns -> t_learner (HistGradientBoosting "
-              "binning): the same ValueError, on the same all-missing feature")
-_CUSTOMERS = ("02_kpis.ipynb cell 21, res.leads_and_signups() -> kpis.leads_and_signups: MissingColumn: "
-              "'customers file' (no customers.csv)")
-_CATEGORY = ("06_winback.ipynb cell 5, winback.run -> offers.run -> offers.examples_by_segment "
-             "(wide.iloc[:, 0] on no offers): IndexError: single positional indexer is out-of-bounds "
-             "(orders without a category column)")
-
-
-def _expected_failure(*bugs: str):
-    return pytest.mark.xfail(strict=True, raises=StageBug, reason="issue 14: " + "; then ".join(bugs))
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param("pareto_nbd", marks=_expected_failure(_AGE, _T_LEARNER, _CATEGORY)),
-    pytest.param("homogeneous_dropout", marks=_expected_failure(_CUSTOMERS, _CATEGORY)),
-    pytest.param("seasonal", marks=_expected_failure(_AGE)),
-    pytest.param("cdnow", marks=_expected_failure(_CUSTOMERS, _CATEGORY)),
-])
+@pytest.mark.parametrize("name", ["pareto_nbd", "homogeneous_dropout", "seasonal", "cdnow"])
 def test_the_whole_month_runs_on_the_shop(months, name):
-    month = _month(months, name, KNOWN_BUGS[name])
+    month = _month(months, name)
     assert month["pages"] == PAGES
     shown = month["tmp"] / "reports" / name / month["as_of"][:7]
     assert sorted(p.name for p in shown.glob("*.html")) == PAGES
 
 
-@_expected_failure(_AGE, _T_LEARNER, _CATEGORY)  # winback_measured is written once 06 completes
 def test_the_winback_page_measures_the_email_campaign_and_covers_its_true_uplift(months):
-    month = _month(months, "pareto_nbd", KNOWN_BUGS["pareto_nbd"])
+    month = _month(months, "pareto_nbd")
     measured = artifacts.read(month["tmp"] / "processed" / "pareto_nbd" / month["as_of"][:7], "winback_measured")
     arm = measured[(measured["arm"] == "email") & (measured["segment"] == "all")].iloc[0]
     assert arm["discount"] == 0.0
