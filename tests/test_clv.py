@@ -437,6 +437,7 @@ def p_alive_grid(fit: clv.Fit, T_max: float = 1000.0):
     return np.vstack(rows + [one_time])
 
 
+@pytest.mark.demo_month
 def test_p_alive_never_rises_with_days_since_the_last_order_for_the_chosen_model(demo_month_runs):
     grid = p_alive_grid(demo_month_runs["auto"][0].final)
     assert np.isfinite(grid).all() and (np.diff(grid, axis=1) <= 1e-12).all()
