@@ -93,3 +93,10 @@ def test_every_table_of_the_demo_month_passes_its_declaration(name):
 def test_the_demo_month_model_cards_record_their_horizons():
     card = artifacts.read(resolve(DEMO_MONTH), "clv_model")
     assert card["clv_months"] == 12 and card["purchase_window_days"] == 90
+
+
+def test_an_empty_csv_artifact_reads_back_with_its_declared_types(tmp_path):
+    artifacts.write(tmp_path, "winback_measured", artifacts.empty("winback_measured"))
+    back = artifacts.read(tmp_path, "winback_measured")
+    assert back.empty and back["discount"].dtype == "float64"
+    artifacts.check("winback_measured", back)

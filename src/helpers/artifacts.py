@@ -351,6 +351,9 @@ def read(processed_dir: str | Path, name: str, columns: list[str] | None = None)
         return json.loads(p.read_text(encoding="utf-8"))
     if art.kind == "csv":
         df = pd.read_csv(p, dtype=art.csv_dtypes or None, usecols=columns)
+        if df.empty and art.schema is not None:  # a header-only CSV carries no types: use the declared ones
+            typed = empty(name)
+            df = df.astype({c: typed[c].dtype for c in df.columns if c in typed.columns})
         return df
     return pd.read_parquet(p, columns=columns)
 
