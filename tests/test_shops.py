@@ -145,11 +145,19 @@ def test_pareto_nbd_shop_gives_back_its_parameters_to_lifetimes(tmp_path):
     likelihood-ratio region, not a tolerance of their own."""
     truth = shops.pareto_nbd_shop(tmp_path, campaign=False)["pareto_nbd"]
     c = _compressed_summary(_orders(tmp_path), shops.AS_OF)
-    fit = ParetoNBDFitter().fit(c["frequency"], c["recency"], c["T"], weights=c["w"])
-    params = fit.params_
+    state = np.random.get_state()
+    np.random.seed(0)  # lifetimes starts its Nelder-Mead restarts from np.random.randn: fixed, not test order
+    try:
+        params = ParetoNBDFitter().fit(c["frequency"], c["recency"], c["T"], weights=c["w"]).params_
+    finally:
+        np.random.set_state(state)
     for k in ("r", "alpha"):
         assert params[k] == pytest.approx(truth[k], rel=0.15), k
-    statistic = 2 * (_pareto_nbd_loglik(params.to_numpy(), c) - _pareto_nbd_loglik([truth[k] for k in params.index], c))
+    # The maximum likelihood is the better of lifetimes' Nelder-Mead and our bounded L-BFGS-B fit: a
+    # Nelder-Mead stop short of the maximum must not read as "the truth fits better than the fit".
+    ours = clv.fit_purchase_model("pareto_nbd", c.rename(columns={"w": "weights"})).params
+    best = max(_pareto_nbd_loglik(params.to_numpy(), c), _pareto_nbd_loglik([ours[k] for k in params.index], c))
+    statistic = 2 * (best - _pareto_nbd_loglik([truth[k] for k in params.index], c))
     assert 0 <= statistic < chi2.ppf(0.99, df=4)
 
 
