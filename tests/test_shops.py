@@ -22,6 +22,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 from scipy.stats import chi2, gamma, norm
 
+import pages
 import shops
 from helpers import artifacts, clean, clv
 from helpers.config import load_config
@@ -321,3 +322,12 @@ def test_the_winback_page_measures_the_email_campaign_and_covers_its_true_uplift
     arm = measured[(measured["arm"] == "email") & (measured["segment"] == "all")].iloc[0]
     assert arm["discount"] == 0.0
     assert arm["uplift_low"] < 100 * month["truth"]["campaign"]["conversion_uplift"] < arm["uplift_high"]
+
+
+def test_the_homogeneous_dropout_report_names_the_boundary_in_words(months):
+    """The 04 page a reader sees says what the boundary fit means, with the generator's ~300-day lifetime
+    (the whole history's fit; the 240 days of test_clv are the calibration period's)."""
+    month = _month(months, "homogeneous_dropout")
+    page = pages.text(month["tmp"] / "reports" / "homogeneous_dropout" / month["as_of"][:7] / "04_clv.html")
+    said = page.split("customers' dropout rates hardly differ: about 1 in ")[1]
+    assert float(said.split(" days")[0].replace(",", "")) == pytest.approx(300, rel=0.25)
