@@ -287,3 +287,15 @@ def test_tiers_by_segment_gives_each_segments_tier_shares():
     assert table.loc["Lost", "customers"] == 2 and table.loc["Lost", "share high"] == 1.0
     assert table.loc["Champions", "share low"] == 0.5 and table.loc["Champions", "share medium"] == 0.5
     assert table.loc["Champions", "mean_churn_probability"] == pytest.approx(0.35)
+
+
+def test_the_tier_sentence_defines_high_churn_risk_and_counts_the_high_risk_customers_still_likely_active(demo_run):
+    """One vocabulary with 04: "high churn risk" and "likely active" defined in words, and the
+    customers who are both counted, with the sentence on why the two pages differ."""
+    s = demo_run.scored
+    both = int(((s["p_alive_baseline"] >= 0.5) & (s["risk_tier"] == "high")).sum())
+    text = demo_run.tier_takeaway()
+    assert "*high churn risk* means a probability of 80% or more of placing no order in the next 90 days" in text
+    assert f" {both:,} of the high-risk customers are still likely active in notebook 04" in text
+    assert "P(alive) asks whether a customer has left for good, churn risk whether they will order" in text
+    assert 0 < both < int((s["risk_tier"] == "high").sum())

@@ -788,11 +788,20 @@ def _fmt(v: float) -> str:
 
 
 def tier_takeaway(result: ChurnRun) -> str:
+    """How many customers are at high and medium churn risk, and how many of the high-risk ones the
+    purchase model still finds likely active (04's P(alive), the same fit as this page's baseline)."""
     t = tier_table(result)
     high = t.loc["high"]
-    return (f"At {result.as_of}, {int(high['customers']):,} of {int(t['customers'].sum()):,} customers "
-            f"({high['share']:.0%}) are high risk (churn probability {high['churn probability']}); "
-            f"{int(t.loc['medium', 'customers']):,} are medium risk.")
+    horizon = result.card["horizon_days"]
+    text = (f"At {result.as_of}, {int(high['customers']):,} of {int(t['customers'].sum()):,} customers "
+            f"({high['share']:.0%}) are at high churn risk ({plots.high_churn_risk_definition(result.card['tier_thresholds']['high_from'], horizon)}); "
+            f"{int(t.loc['medium', 'customers']):,} are at medium risk.")
+    s = result.scored
+    if s["p_alive_baseline"].notna().any() and int(high["customers"]) > 0:
+        both = int((plots.likely_active(s["p_alive_baseline"].to_numpy()).to_numpy() & (s["risk_tier"] == "high").to_numpy()).sum())
+        text += (f" {both:,} of the high-risk customers are still likely active in notebook 04 "
+                 f"({plots.likely_active_definition()}). {plots.alive_vs_churn(horizon)}")
+    return text
 
 
 def tiers_by_segment(scored: pd.DataFrame, segments: pd.DataFrame | None) -> pd.DataFrame:

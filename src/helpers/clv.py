@@ -588,7 +588,8 @@ def decile_table(values) -> pd.DataFrame:
 
 
 def clv_by_segment(scores: pd.DataFrame, segments: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Customers, mean and total CLV, mean P(alive) and share of total CLV per RFM segment.
+    """Customers, mean and total CLV, mean P(alive), mean P(purchase) over the purchase window, mean
+    repeat purchases and share of total CLV per RFM segment.
 
     `segments` has segments.parquet's ``customer_id`` and ``rfm_segment``; None (notebook 03 not
     run for this month) gives None.
@@ -598,20 +599,42 @@ def clv_by_segment(scores: pd.DataFrame, segments: pd.DataFrame | None) -> pd.Da
     j = scores.merge(segments[["customer_id", "rfm_segment"]], on="customer_id", how="inner")
     g = j.groupby("rfm_segment", observed=True)
     out = pd.DataFrame({"customers": g.size(), "mean_clv": g["clv"].mean(), "total_clv": g["clv"].sum(),
-                        "mean_p_alive": g["p_alive"].mean()})
+                        "mean_p_alive": g["p_alive"].mean(), "mean_p_purchase": g["p_purchase"].mean(),
+                        "mean_repeat_purchases": g["frequency"].mean()})
     out["clv_share_pct"] = 100 * out["total_clv"] / out["total_clv"].sum()
     out.index.name = "segment"
     return out.sort_values("mean_clv", ascending=False).round(2)
 
 
-def segment_takeaway(table: pd.DataFrame | None, currency: str = "EUR") -> str:
+def segment_takeaway(table: pd.DataFrame | None, currency: str = "EUR", window_days: int = 90) -> str:
     if table is None:
         return ("segments.parquet is not there yet (run notebook 03 for this month), so CLV by segment is "
                 "left out.")
     best = table.index[0]
-    return (f"'{best}' customers are worth the most ({plots.money(table['mean_clv'].iloc[0], currency)} each on "
+    text = (f"'{best}' customers are worth the most ({plots.money(table['mean_clv'].iloc[0], currency)} each on "
             f"average); the largest share of total CLV sits in '{table['clv_share_pct'].idxmax()}' "
             f"({table['clv_share_pct'].max():.0f} %).")
+    return text + alive_and_order_sentence(table, window_days)
+
+
+def alive_and_order_sentence(table: pd.DataFrame, window_days: int) -> str:
+    """The segment least likely to order soon, and why segments with fewer orders can show a higher
+    P(alive) than segments that bought often and went quiet ("" without a purchase model)."""
+    t = table.dropna(subset=["mean_p_alive", "mean_p_purchase"])
+    if t.empty:
+        return ""
+    least = t["mean_p_purchase"].idxmin()
+    row = t.loc[least]
+    text = (f" '{least}' is the least likely to order in the next {window_days} days "
+            f"({row['mean_p_purchase']:.0%} on average)")
+    lower = t[(t["mean_p_alive"] < row["mean_p_alive"]) & (t["mean_repeat_purchases"] > row["mean_repeat_purchases"])]
+    if lower.empty:
+        return text + "."
+    names = " and ".join(f"'{n}' ({lower.loc[n, 'mean_p_alive']:.0%})"
+                         for n in lower.sort_values("mean_p_alive").index[:2])
+    return (text + f", although its mean P(alive) ({row['mean_p_alive']:.0%}) is above that of {names}: "
+            "a long silence after several orders is stronger evidence of having left than the same silence "
+            "after one order, but a customer who bought once is unlikely to order soon either way.")
 
 
 def plot_segments(table: pd.DataFrame, currency: str = "EUR", clv_months: int = 12, ax=None):
@@ -657,6 +680,7 @@ class ClvRun:
     correlation: float = float("nan")
     notes: list = field(default_factory=list)
     segments: pd.DataFrame | None = None
+    churn_horizon_days: int = 90  # notebook 05's horizon, for the sentence on P(alive) vs churn risk
 
     # --- holdout comparison
 
@@ -858,12 +882,13 @@ class ClvRun:
         text = (f"The {len(s):,} customers are expected to bring {plots.money(total, cur)} of margin over the next "
                 f"{self.settings.clv_months} months (median {plots.money(s['clv'].median(), cur)} per customer); "
                 f"the top 10 % hold {100 * top / total:.0f} % of it." if total > 0 else "No positive CLV.")
-        if s["p_alive"].notna().any() and self.model_json["model"] == "bgnbd":
-            rep = s[s["frequency"] > 0]
-            text += (f" {100 * (rep['p_alive'] >= 0.5).mean():.0f} % of repeat customers are more likely active than "
-                     "not; BG/NBD does not judge one-time buyers.")
-        elif s["p_alive"].notna().any():
-            text += f" {100 * (s['p_alive'] >= 0.5).mean():.0f} % of customers are more likely active than not."
+        if s["p_alive"].notna().any():
+            bgnbd = self.model_json["model"] == "bgnbd"
+            judged = s[s["frequency"] > 0] if bgnbd else s
+            text += (f" {plots.likely_active(judged['p_alive']).mean():.0%} of "
+                     f"{'repeat customers' if bgnbd else 'customers'} are likely active ({plots.likely_active_definition()})"
+                     f"{'; BG/NBD does not judge one-time buyers' if bgnbd else ''}. "
+                     + plots.alive_vs_churn(self.churn_horizon_days))
         return text
 
     def decile_table(self) -> pd.DataFrame:
@@ -894,7 +919,7 @@ class ClvRun:
         return plot_segments(self.segments, self.currency, self.settings.clv_months, ax=ax)
 
     def segment_takeaway(self) -> str:
-        return segment_takeaway(self.segments, self.currency)
+        return segment_takeaway(self.segments, self.currency, self.settings.purchase_window_days)
 
 
 def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvRun:
@@ -986,4 +1011,5 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvRun:
     artifacts.write(processed_dir, "clv_model", model_json)
     segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
     return ClvRun(str(as_of), clv, cfg.shop.currency, scores, model_json, by_horizon, comparison, by_freq,
-                  tracking, period_tx, final, gg, corr, notes, clv_by_segment(scores, segments))
+                  tracking, period_tx, final, gg, corr, notes, clv_by_segment(scores, segments),
+                  cfg.churn.horizon_days)

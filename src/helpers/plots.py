@@ -76,6 +76,35 @@ def format_value(value, kind: str, currency: str | None = None) -> str:
             "count": f"{value:,.0f}", "ratio": f"{value:,.2f}"}[kind]
 
 
+# ---------------------------------------------------------------------------------------------
+# Words a reader sees on several pages, defined here once (04, 05, 07 use these)
+
+LIKELY_ACTIVE_FROM = 0.5  # P(alive) from which a customer is "likely active"
+
+
+def likely_active(p_alive) -> pd.Series:
+    """True where the purchase model's P(alive) makes a customer *likely active* (NaN: not judged)."""
+    return pd.Series(p_alive, dtype=float) >= LIKELY_ACTIVE_FROM
+
+
+def likely_active_definition() -> str:
+    return (f"*likely active* means a P(alive) of {LIKELY_ACTIVE_FROM:.0%} or more: the purchase model of "
+            "notebook 04 finds it more likely that the customer still buys from the shop than that they have "
+            "left for good")
+
+
+def high_churn_risk_definition(high_from: float, horizon_days: int) -> str:
+    return (f"*high churn risk* means a probability of {high_from:.0%} or more of placing no order in the next "
+            f"{horizon_days} days (notebook 05)")
+
+
+def alive_vs_churn(horizon_days: int) -> str:
+    """Why 04's P(alive) and 05's churn risk count different customers, in one sentence."""
+    return (f"The two answer different questions: P(alive) asks whether a customer has left for good, churn risk "
+            f"whether they will order in the next {horizon_days} days, so a customer who buys a few times a year "
+            "can be likely active and at high churn risk at once.")
+
+
 def plot_monthly_bars(df: pd.DataFrame, x: str, y: str, title: str, ylabel: str, ax=None,
                       line: str | None = None, line_label: str | None = None):
     """Bars of `y` per month (`x`), optionally a second measure `line` on a right-hand axis."""

@@ -86,7 +86,8 @@ SCORED_MEANINGS = [
     ("frequency", "number of orders"),
     ("monetary", "net revenue to date (currency)"),
     ("cluster_label", "k-means cluster in words"),
-    ("p_alive", "probability the customer is still active (BG/NBD)"),
+    ("p_alive", ("probability the customer has not left for good (purchase model of notebook 04; "
+                 "50 % or more = likely active)")),
     ("exp_purchases", "expected purchases in the next {purchase_window_days} days"),
     ("p_purchase", "probability of at least one purchase in the next {purchase_window_days} days"),
     ("exp_avg_value", "expected value of a future order (Gamma-Gamma, currency)"),
