@@ -295,7 +295,7 @@ def test_the_tier_sentence_defines_high_churn_risk_and_counts_the_high_risk_cust
     s = demo_run.scored
     both = int(((s["p_alive_baseline"] >= 0.5) & (s["risk_tier"] == "high")).sum())
     text = demo_run.tier_takeaway()
-    assert "*high churn risk* means a probability of 80% or more of placing no order in the next 90 days" in text
+    assert "'high churn risk' means a probability of 80% or more of placing no order in the next 90 days" in text
     assert f" {both:,} of the high-risk customers are still likely active in notebook 04" in text
     assert "P(alive) asks whether a customer has left for good, churn risk whether they will order" in text
     assert 0 < both < int((s["risk_tier"] == "high").sum())

@@ -484,7 +484,7 @@ def test_under_bgnbd_the_report_leaves_one_time_buyers_p_alive_blank_and_says_wh
     assert not any(t.get_text() for t in axes[0].texts if t.get_position()[1] < 1)  # row 0 unannotated
     plt.close("all")
     assert "cannot tell whether a one-time buyer is still active" in res.matrix_takeaway()
-    assert "of repeat customers are likely active (*likely active* means a P(alive) of 50% or more" in res.clv_takeaway()
+    assert "of repeat customers are likely active ('likely active' means a P(alive) of 50% or more" in res.clv_takeaway()
     assert "; BG/NBD does not judge one-time buyers." in res.clv_takeaway()
 
 

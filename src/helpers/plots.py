@@ -88,13 +88,13 @@ def likely_active(p_alive) -> pd.Series:
 
 
 def likely_active_definition() -> str:
-    return (f"*likely active* means a P(alive) of {LIKELY_ACTIVE_FROM:.0%} or more: the purchase model of "
+    return (f"'likely active' means a P(alive) of {LIKELY_ACTIVE_FROM:.0%} or more: the purchase model of "
             "notebook 04 finds it more likely that the customer still buys from the shop than that they have "
             "left for good")
 
 
 def high_churn_risk_definition(high_from: float, horizon_days: int) -> str:
-    return (f"*high churn risk* means a probability of {high_from:.0%} or more of placing no order in the next "
+    return (f"'high churn risk' means a probability of {high_from:.0%} or more of placing no order in the next "
             f"{horizon_days} days (notebook 05)")
 
 
