@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from helpers import artifacts
-from helpers.paths import resolve
+from helpers.paths import project_root, resolve
 
 DEMO_MONTH = "data/processed/demo/2026-06"
 
@@ -100,3 +100,16 @@ def test_an_empty_csv_artifact_reads_back_with_its_declared_types(tmp_path):
     back = artifacts.read(tmp_path, "winback_measured")
     assert back.empty and back["discount"].dtype == "float64"
     artifacts.check("winback_measured", back)
+
+
+def test_the_processed_folder_readme_names_every_declared_artifact():
+    """data/processed/README.md tells a new user what each file is: a new artifact must be listed there."""
+    readme = (project_root() / "data" / "processed" / "README.md").read_text(encoding="utf-8")
+    missing = [a.file for a in artifacts.ARTIFACTS.values() if a.file not in readme]
+    assert not missing, f"data/processed/README.md does not list {missing}"
+
+
+@pytest.mark.parametrize("folder", ["data/raw", "data/processed", "reports"])
+def test_each_top_level_data_folder_is_in_the_repository_with_its_readme(folder):
+    """The card's top level exists on a fresh clone; only the README is tracked (the rest is git-ignored)."""
+    assert (project_root() / folder / "README.md").is_file()
