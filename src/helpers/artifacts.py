@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -412,6 +413,35 @@ def raw_table(con, p: str | Path) -> ibis.Table:
     if getattr(con, "name", "") == "duckdb":
         return con.read_csv(str(p), all_varchar=True, header=True, auto_detect=True, quote='"', escape='"')
     return con.read_csv(str(p), header=True, inferSchema=False)  # pragma: no cover - Spark
+
+
+def raw_head(p: str | Path, max_bytes: int = 1 << 16) -> str:
+    """The first bytes of a raw CSV export as text (UTF-8, BOM removed), to read its header line.
+
+    Call it on the UTF-8 copy from :func:`utf8_source`; "" for an empty file.
+    """
+    with open(p, "rb") as fh:
+        return fh.read(max_bytes).decode("utf-8", errors="replace").lstrip("\ufeff")
+
+
+def raw_csv(con, p: str | Path, columns: list[str], delimiter: str) -> tuple[ibis.Table, ibis.Table | None]:
+    """A raw CSV export split into `columns` (the header's names, all strings), and the rows that do not fit.
+
+    The header is read by the caller (:func:`raw_head`), so the reader never guesses the dialect: a
+    row with more or fewer fields than the header, or an unclosed quote, cannot make a present
+    column look missing. On DuckDB those rows are left out of the table and listed in the second
+    table (``line``, ``error_type``, ``error_message``, ``csv_line``; DuckDB's ``store_rejects``);
+    other backends return None there. The table is materialised once, so the rejects belong to one scan.
+    """
+    p = Path(p)
+    if getattr(con, "name", "") != "duckdb":  # pragma: no cover - Spark reads with its own header
+        return con.read_csv(str(p), header=True, inferSchema=False, sep=delimiter), None
+    token = uuid.uuid4().hex[:12]
+    t = con.read_csv(str(p), all_varchar=True, header=True, auto_detect=False, delim=delimiter, quote='"',
+                     escape='"', columns={c: "VARCHAR" for c in columns}, store_rejects=True,
+                     rejects_table=f"rejects_{token}", rejects_scan=f"rejects_scan_{token}")
+    table = con.create_table(f"raw_{token}", t, temp=True)
+    return table, con.table(f"rejects_{token}")
 
 
 def utf8_source(p: Path, fallbacks: list[str], workdir: Path) -> tuple[Path, str] | None:
