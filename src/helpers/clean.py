@@ -318,7 +318,7 @@ def parse_timestamp(s: ir.StringValue, date_format: str | None = None) -> ir.Tim
     time_part = t.re_extract(ISO_TIMESTAMP, 2).nullif("").fill_null("00:00:00")
     iso = t.re_search(ISO_TIMESTAMP).ifelse(date_part + " " + time_part, ibis.null("string")).try_cast("timestamp")
     if not date_format:
-        return iso
+        return _plausible(iso)
     pattern, names, pos = "^", [], 0
     for m in re.finditer(r"%[YymdHMS]", date_format):
         pattern += re.escape(date_format[pos:m.start()]) + _FORMAT_PARTS[m.group()][1]
@@ -335,7 +335,12 @@ def parse_timestamp(s: ir.StringValue, date_format: str | None = None) -> ir.Tim
 
     formatted = year + "-" + two(part["month"]) + "-" + two(part["day"]) + " " + two(part.get("hour")) + ":" + two(
         part.get("minute")) + ":" + two(part.get("second"))
-    return iso.coalesce(t.re_search(pattern).ifelse(formatted, ibis.null("string")).try_cast("timestamp"))
+    return _plausible(iso.coalesce(t.re_search(pattern).ifelse(formatted, ibis.null("string")).try_cast("timestamp")))
+
+
+def _plausible(ts: ir.TimestampValue) -> ir.TimestampValue:
+    """Year 0 ('0000-01-01') is a valid engine timestamp but no calendar date pandas can hold: NULL."""
+    return (ts.year() >= 1).ifelse(ts, ibis.null("timestamp"))
 
 
 def utc_offset_minutes(s: ir.StringValue) -> ir.IntegerValue:
@@ -950,7 +955,8 @@ def largest_lines(orders: ir.Table, currency: str = "EUR", file: str = "orders.c
         f"amount ({currency})": df["amount"].map(lambda v: f"{v:,.2f}"),
     })
     for c in extra:
-        out[c] = df[c]
+        if df[c].notna().any():  # optional columns the export did not have are all empty
+            out[c] = df[c]
     out.index = pd.RangeIndex(1, len(out) + 1, name="rank")
     return out
 
