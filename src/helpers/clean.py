@@ -737,7 +737,7 @@ def _can_cache(con) -> bool:
 
 def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None) -> dict:
     month_start = pd.Timestamp(as_of).to_period("M").start_time.to_pydatetime() if as_of else None
-    in_month = (orders.order_date >= month_start) if month_start else ibis.literal(True)
+    in_month = (orders.order_date >= month_start).sum() if month_start else orders.count()
     facts = orders.aggregate(
         lines=orders.count(),
         orders=orders.order_id.nunique(),
@@ -746,7 +746,7 @@ def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None) -> d
         return_lines=orders.is_return.sum(),
         first_date=orders.order_date.min(),
         last_date=orders.order_date.max(),
-        lines_in_month=in_month.sum(),
+        lines_in_month=in_month,
     ).to_pandas().iloc[0]
     per_customer = orders.group_by("customer_id").agg(n=orders.order_id.nunique())
     repeaters = per_customer.filter(per_customer.n > 1).count().to_pandas()
@@ -956,7 +956,7 @@ def largest_lines(orders: ir.Table, currency: str = "EUR", file: str = "orders.c
     })
     for c in extra:
         if df[c].notna().any():  # optional columns the export did not have are all empty
-            out[c] = df[c]
+            out[c] = df[c].map(lambda v: f"{v:g}" if isinstance(v, float) else v)
     out.index = pd.RangeIndex(1, len(out) + 1, name="rank")
     return out
 
