@@ -85,12 +85,14 @@ def test_truncated_last_line_is_quarantined_with_its_field_count_and_the_rest_ke
     q = quarantine(tmp_path / "out")
     assert q[["source_row", "reason", "detail"]].values.tolist() == [
         ["7", "wrong_field_count", "row has 3 fields, the header has 4"]]
-    assert q["raw_line"].tolist() == ["O999,C3,2025-0"]
+    assert q[["order_id", "customer_id", "order_date", "amount"]].values.tolist() == [["O999", "C3", "2025-0", ""]]
 
 
 @pytest.mark.parametrize("bad_line,detail", [
     ("O2,C2,2025-01-02,$1,200.00", "row has 5 fields, the header has 4"),  # unquoted thousands comma
     ("O2,C2", "row has 2 fields, the header has 4"),
+    ("O2,C2,2025-01-02,$1,", "row has 5 fields, the header has 4"),  # a trailing empty field: not read as "$1"
+    ("O2,C2,2025-01-02,1,2,3,4,5", "row has 8 fields, the header has 4"),  # beyond what the reader pads
 ])
 def test_a_row_with_more_or_fewer_fields_than_the_header_is_quarantined_and_the_rest_kept(tmp_path, cfg, bad_line,
                                                                                           detail):

@@ -424,22 +424,30 @@ def raw_head(p: str | Path, max_bytes: int = 1 << 16) -> str:
         return fh.read(max_bytes).decode("utf-8", errors="replace").lstrip("\ufeff")
 
 
+RAW_EXTRA = ("_extra_field_1", "_extra_field_2")  # read beyond the header's fields to see rows that have more
+RAW_NULL = "\x01retention-null\x01"  # so an empty field reads as "" and only a field the row lacks is NULL
+
+
 def raw_csv(con, p: str | Path, columns: list[str], delimiter: str) -> tuple[ibis.Table, ibis.Table | None]:
     """A raw CSV export split into `columns` (the header's names, all strings), and the rows that do not fit.
 
     The header is read by the caller (:func:`raw_head`), so the reader never guesses the dialect: a
     row with more or fewer fields than the header, or an unclosed quote, cannot make a present
-    column look missing. On DuckDB those rows are left out of the table and listed in the second
-    table (``line``, ``error_type``, ``error_message``, ``csv_line``; DuckDB's ``store_rejects``);
-    other backends return None there. The table is materialised once, so the rejects belong to one scan.
+    column look missing. On DuckDB the table has two more columns (:data:`RAW_EXTRA`) and an empty
+    field reads as "" while a field the row lacks is NULL, so the number of fields of every row is
+    known (DuckDB alone would silently drop a trailing empty field); rows it cannot read at all (a
+    quote never closed, far too many fields) are left out of the table and listed in the second table
+    (``line``, ``error_type``, ``error_message``, ``csv_line``; ``store_rejects``). Other backends
+    return None there. The table is materialised once, so the rejects belong to one scan.
     """
     p = Path(p)
     if getattr(con, "name", "") != "duckdb":  # pragma: no cover - Spark reads with its own header
         return con.read_csv(str(p), header=True, inferSchema=False, sep=delimiter), None
     token = uuid.uuid4().hex[:12]
     t = con.read_csv(str(p), all_varchar=True, header=True, auto_detect=False, delim=delimiter, quote='"',
-                     escape='"', columns={c: "VARCHAR" for c in columns}, store_rejects=True,
-                     rejects_table=f"rejects_{token}", rejects_scan=f"rejects_scan_{token}")
+                     escape='"', columns={c: "VARCHAR" for c in [*columns, *RAW_EXTRA]}, null_padding=True,
+                     nullstr=RAW_NULL, store_rejects=True, rejects_table=f"rejects_{token}",
+                     rejects_scan=f"rejects_scan_{token}")
     table = con.create_table(f"raw_{token}", t, temp=True)
     return table, con.table(f"rejects_{token}")
 

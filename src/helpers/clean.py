@@ -151,7 +151,7 @@ class RawFile:
 
 
 def _rejected_rows(rejects: ir.Table | None, n_fields: int) -> pd.DataFrame:
-    """DuckDB's rejected rows, one per line: reason, 'row has 3 fields, the header has 4', the raw text."""
+    """The rows the reader left out, one per line: reason, detail ('row has 9 fields, the header has 4'), raw text."""
     cols = ["source_row", "reason", "detail", "raw_line"]
     if rejects is None:
         return pd.DataFrame(columns=cols)
@@ -163,12 +163,27 @@ def _rejected_rows(rejects: ir.Table | None, n_fields: int) -> pd.DataFrame:
     for line, error, low, high, text in per_line.itertuples(index=False):
         fields = high if error == "TOO MANY COLUMNS" else low
         if error in ("TOO MANY COLUMNS", "MISSING COLUMNS") and not pd.isna(fields):
-            reason = "wrong_field_count"
-            detail = f"row has {int(fields)} field{'s' if fields != 1 else ''}, the header has {n_fields}"
+            reason, detail = "wrong_field_count", _shape_text(int(fields), n_fields)
         else:
             reason, detail = "unreadable_row", f"the row cannot be read ({str(error).lower()})"
         rows.append((int(line) - 1, reason, detail, str(text).strip("\r\n")))
     return pd.DataFrame(rows, columns=cols)
+
+
+def _shape_text(fields: int, n_fields: int) -> str:
+    return f"row has {fields} field{'s' if fields != 1 else ''}, the header has {n_fields}"
+
+
+def _field_count_problem(t: ir.Table, names: list[str]) -> ir.StringValue:
+    """'row has 3 fields, the header has 4' for a row with more or fewer fields than the header, else NULL.
+
+    The reader pads a short row with NULLs and reads two fields beyond the header (artifacts.RAW_EXTRA);
+    a field that is present but empty is "", so the non-NULL columns count the row's fields.
+    """
+    present = sum(t[c].notnull().cast("int64") for c in [*names, *artifacts.RAW_EXTRA])
+    text_ = ibis.literal("row has ") + present.cast("string") + " field" + (present == 1).ifelse("", "s") \
+        + f", the header has {len(names)}"
+    return (present != len(names)).ifelse(text_, ibis.null("string"))
 
 
 def _number_rows(t: ir.Table, rejected: pd.DataFrame) -> ir.Table:
@@ -204,6 +219,7 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
     try:
         if path.suffix.lower() == ".parquet":
             t = artifacts.raw_table(con, path)
+            t = t.mutate(_shape=ibis.null("string"))
         else:
             head = artifacts.raw_head(path)
             if not head.strip():
@@ -211,7 +227,8 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
                                 f"start with a header line such as {','.join(CONTRACT[kind][0])}.")
             names, delimiter = header_fields(head)
             t, rejects = artifacts.raw_csv(con, path, names, delimiter)
-        columns = list(t.columns)
+            t = t.mutate(_shape=_field_count_problem(t, names)).drop(*artifacts.RAW_EXTRA)
+        columns = [c for c in t.columns if c != "_shape"]
     except ContractError:
         raise
     except Exception as exc:  # reader errors differ per backend; the user needs one sentence
@@ -224,24 +241,27 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
     mapping = {src: dst for src, dst in column_map.items() if src in t.columns and src != dst}
     if mapping:
         t = t.rename({dst: src for src, dst in mapping.items()})
-    present = check_columns(label, kind, list(t.columns), column_map)
+    found = [c for c in t.columns if c != "_shape"]
+    present = check_columns(label, kind, found, column_map)
     required, _ = CONTRACT[kind]
     keep = [*required, *present]
-    ignored = [c for c in t.columns if c not in keep]
+    ignored = [c for c in found if c not in keep]
     rejected = _rejected_rows(rejects, len(columns))
-    n_read = int(t.count().to_pandas())
-    n_rows = n_read + len(rejected)
+    shapes = t.group_by("_shape").agg(n=t.count()).to_pandas()
+    n_rows = int(shapes["n"].sum()) + len(rejected)
     if n_rows == 0:
-        raise EmptyFile(f"{label} has a header ({', '.join(list(t.columns)[:8])}) but no rows; the export holds no "
+        raise EmptyFile(f"{label} has a header ({', '.join(found[:8])}) but no rows; the export holds no "
                         f"{kind} - export again with a date range that includes some.")
-    wrong = rejected[rejected["reason"] == "wrong_field_count"]
-    if len(wrong) > STOP_SHARE * n_rows:
-        common = wrong["detail"].mode().iloc[0]
+    wrong = pd.concat([shapes.dropna(subset=["_shape"]).rename(columns={"_shape": "detail"}),
+                       rejected.query("reason == 'wrong_field_count'").groupby("detail").size().rename("n")
+                       .reset_index()], ignore_index=True).groupby("detail")["n"].sum()
+    if wrong.sum() > STOP_SHARE * n_rows:
         raise ContractError(
-            f"{label}: {len(wrong):,} of {n_rows:,} rows do not match the header (most often: {common}); the "
-            f"file is cut differently from its header - check the delimiter and that values holding it are quoted.")
+            f"{label}: {int(wrong.sum()):,} of {n_rows:,} rows do not match the header (most often: "
+            f"{wrong.sort_values(ascending=False, kind='stable').index[0]}); the file is cut differently from its "
+            f"header - check the delimiter and that values holding it are quoted.")
     # Row numbers follow the file's order (DuckDB keeps insertion order for a single file).
-    t = _number_rows(t.select(*keep), rejected)
+    t = _number_rows(t.select(*keep, "_shape"), rejected)
     return RawFile(t, present, ignored, rejected, delimiter)
 
 
@@ -394,7 +414,8 @@ def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig, zone: st
     ``customer_key``, ``reason`` and ``detail`` (set for an order conflict).
     """
     cols = set(raw.columns)
-    raw_cols = [c for c in raw.columns if c != "source_row"]
+    raw_cols = [c for c in raw.columns if c not in ("source_row", "_shape")]
+    shape = raw._shape if "_shape" in cols else ibis.null("string")
     t = raw.mutate(order_ts=parse_timestamp(raw.order_date, rules.date_format),
                    _offset=utc_offset_minutes(raw.order_date))
     t = to_shop_time(t, "order_ts", "_offset", zone).drop("_offset")
@@ -411,6 +432,7 @@ def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig, zone: st
     before = order_ts < ibis.literal(pd.Timestamp(rules.min_order_date).to_pydatetime())
     too_big = (amount_value.abs() > rules.max_line_amount) if rules.max_line_amount else ibis.literal(False)
     reason = ibis.cases(
+        (shape.notnull(), "wrong_field_count"),
         (order_id.isnull(), "missing_order_id"),
         (customer_id.isnull(), "missing_customer_id"),
         (order_ts.isnull(), "bad_date"),
@@ -426,8 +448,8 @@ def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig, zone: st
     )
     is_return = (amount_value < 0) | _in(status, rules.returned_statuses)
     t = t.mutate(order_ts=order_ts, amount_value=amount_value, status_norm=status, customer_key=customer_id,
-                 _oid=order_id, reason=reason, _return=is_return.fill_null(False))
-    return _order_conflicts(t).drop("_oid", "_return")
+                 _oid=order_id, reason=reason, _return=is_return.fill_null(False), _shape_detail=shape)
+    return _order_conflicts(t).drop("_oid", "_return", "_shape_detail")
 
 
 def _order_conflicts(t: ir.Table) -> ir.Table:
@@ -451,7 +473,7 @@ def _order_conflicts(t: ir.Table) -> ir.Table:
          + " with another order_date (" + t._fts.cast("string") + ")"),
         else_=ibis.null("string"),
     )
-    t = t.mutate(reason=detail.notnull().ifelse("order_conflict", t.reason), detail=detail)
+    t = t.mutate(reason=detail.notnull().ifelse("order_conflict", t.reason), detail=detail.coalesce(t._shape_detail))
     return t.drop("_fc", "_fr", "_fts", "_fpr")
 
 
@@ -493,15 +515,17 @@ def tag_customers(raw: ir.Table, as_of: str | None, fold_case: bool = False) -> 
     cols = set(raw.columns)
     customer_id = customer_key(raw.customer_id, fold_case)
     signup = parse_timestamp(raw.signup_date) if "signup_date" in cols else ibis.null("timestamp")
+    shape = raw._shape if "_shape" in cols else ibis.null("string")
     copy_no = ibis.row_number().over(group_by=customer_id, order_by=raw.source_row)
     after = (signup >= ibis.literal(cutoff_end(as_of))).fill_null(False) if as_of else ibis.literal(False)
     reason = ibis.cases(
+        (shape.notnull(), "wrong_field_count"),
         (customer_id.isnull(), "missing_customer_id"),
         (copy_no > 0, "duplicate_customer"),
         (after, "after_as_of"),
         else_=ibis.null("string"),
     )
-    return raw.mutate(signup_ts=signup, customer_key=customer_id, reason=reason, detail=ibis.null("string"))
+    return raw.mutate(signup_ts=signup, customer_key=customer_id, reason=reason, detail=shape)
 
 
 _YES = ["1", "true", "yes", "y", "ja", "t", "opt-in", "opted_in", "subscribed"]
@@ -537,7 +561,9 @@ def tag_campaigns(raw: ir.Table, as_of: str | None, known: ir.Table | None = Non
     discount = parse_amount(raw.discount, ".")
     after = (sent >= ibis.literal(cutoff_end(as_of))) if as_of else ibis.literal(False)
     unknown = ~customer_id.isin(known.customer_id) if known is not None else ibis.literal(False)
+    shape = raw._shape if "_shape" in raw.columns else ibis.null("string")
     reason = ibis.cases(
+        (shape.notnull(), "wrong_field_count"),
         (customer_id.isnull(), "missing_customer_id"),
         (sent.isnull(), "bad_date"),
         (discount.isnull() | (discount < 0) | (discount > 1), "bad_discount"),
@@ -545,8 +571,7 @@ def tag_campaigns(raw: ir.Table, as_of: str | None, known: ir.Table | None = Non
         (unknown, "unknown_customer"),
         else_=ibis.null("string"),
     )
-    return raw.mutate(sent_ts=sent, discount_value=discount, customer_key=customer_id, reason=reason,
-                      detail=ibis.null("string"))
+    return raw.mutate(sent_ts=sent, discount_value=discount, customer_key=customer_id, reason=reason, detail=shape)
 
 
 def kept_campaigns(tagged: ir.Table) -> ir.Table:
@@ -601,7 +626,7 @@ def _account(tagged: ir.Table, file: str, encoding: str, raw: RawFile) -> FileRe
 
 
 def _quarantine_rows(tagged: ir.Table, file: str, raw: RawFile) -> pd.DataFrame:
-    raw_cols = [c for c in raw.table.columns if c != "source_row"]
+    raw_cols = [c for c in raw.table.columns if c not in ("source_row", "_shape")]
     bad = tagged.filter(tagged.reason.isin(list(QUARANTINE_REASONS)))
     df = bad.select("source_row", "reason", "detail", *raw_cols).to_pandas()
     if not raw.rejected.empty:
@@ -611,6 +636,14 @@ def _quarantine_rows(tagged: ir.Table, file: str, raw: RawFile) -> pd.DataFrame:
     df["source_row"] = df["source_row"].astype("int64")
     df.insert(0, "file", file)
     return df
+
+
+def _details(details: pd.Series) -> str:
+    """'row has 3 fields, the header has 4' or, for several, the three most common with their counts."""
+    counts = details.value_counts(sort=True)
+    if len(counts) == 1:
+        return str(counts.index[0])
+    return "; ".join(f"{n:,} x {d}" for d, n in counts.head(3).items()) + ("; ..." if len(counts) > 3 else "")
 
 
 def stop_reason(report: dict) -> str | None:
@@ -691,8 +724,8 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
             rows = _quarantine_rows(tagged, src.name, raw)
             quarantine.append(rows)
             fr.examples = {r: g["source_row"].head(5).tolist() for r, g in rows.groupby("reason", sort=False)}
-            fr.details = {r: g["detail"].mode().iloc[0] for r, g in rows.groupby("reason", sort=False)
-                          if g["detail"].nunique() == 1}
+            fr.details = {r: _details(g["detail"]) for r, g in rows.groupby("reason", sort=False)
+                          if r in ("wrong_field_count", "unreadable_row")}
             outputs[kind] = clean
             if log:
                 log(f"{src.name}: {fr.rows_raw:,} rows, {fr.rows_kept:,} kept, "
