@@ -102,6 +102,8 @@ def test_customers_are_deduplicated_and_leads_counted(shop, cfg, tmp_path):
 @pytest.mark.parametrize("text,expected", [
     ("12.50", 12.5), ("12,50", 12.5), ("1.234,50", 1234.5), ("1,234.50", 1234.5), ("1,234", 1234.0),
     ("€ 12.50", 12.5), ("12.50 EUR", 12.5), ("-3,5", -3.5), ("", None), ("abc", None), ("12-3", None),
+    ("1 234,50", 1234.5), ("1'234.50", 1234.5), ("-€ 5.00", -5.0), ("1.5e3", 1500.0), ("12abc34", None),
+    ("inf", None), ("NaN", None), ("1e400", None), ("12 Kč", 12.0),
 ])
 def test_amounts_are_read_as_shops_write_them(text, expected):
     t = ibis.memtable({"s": [text]}, schema={"s": "string"})
@@ -114,6 +116,9 @@ def test_amounts_are_read_as_shops_write_them(text, expected):
     ("2025-13-45", None, None), ("not a date", None, None),
     ("31.01.2025", "%d.%m.%Y", "2025-01-31 00:00:00"), ("45.13.2025", "%d.%m.%Y", None),
     ("1/2/25 9:05", "%m/%d/%y %H:%M", "2025-01-02 09:05:00"),
+    ("2025-01-31T14:05:00+02:00", None, "2025-01-31 14:05:00"), ("2025-01-31 14:05Z", None, "2025-01-31 14:05:00"),
+    ("2025-01-31", "%d.%m.%Y", "2025-01-31 00:00:00"),  # ISO is read besides the configured format
+    ("2025/01/31", None, None), ("infinity", None, None), ("epoch", None, None), ("0000-01-01", None, None),
 ])
 def test_dates_are_read_or_become_null_never_an_error(text, fmt, expected):
     t = ibis.memtable({"s": [text]}, schema={"s": "string"})

@@ -11,7 +11,8 @@ Stages read and write through this module only:
   JSON documents, checked against the declaration on write;
 - ``table(con, processed_dir, name)`` / ``write_table(con, processed_dir, name, expr)``: Parquet
   artifacts as Ibis table expressions (order lines never pass through pandas);
-- ``raw_table(con, path)``: a shop's raw export as an all-string table (cleaning parses values), and
+- ``raw_table(con, path)``: a shop's raw Parquet export as an all-string table (cleaning parses values);
+  ``raw_head`` + ``raw_csv``: a raw CSV split by its own header, rows with the wrong field count visible; and
   ``utf8_source`` for an export in another encoding (re-encoded into a temporary folder);
 - ``write_file`` / ``read_json_file`` / ``write_json_file``: files outside a month folder (reports,
   ``run.json``, the demo shop).
