@@ -350,7 +350,7 @@ def _values(expr_of, strings: list[str]) -> list:
     return connect().execute(expr_of(t.s).name("v")).tolist()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(st.text(max_size=20), st.from_regex(AMOUNT_LIKE, fullmatch=True)), min_size=1, max_size=30),
        st.sampled_from(["auto", ",", "."]))
 def test_any_text_gives_an_amount_or_null_never_an_error(strings, decimal):
@@ -358,7 +358,7 @@ def test_any_text_gives_an_amount_or_null_never_an_error(strings, decimal):
     assert all(pd.isna(v) or (isinstance(v, float) and abs(v) < float("inf")) for v in got)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(st.text(max_size=25), st.from_regex(clean.ISO_TIMESTAMP, fullmatch=True)),
                 min_size=1, max_size=20))
 def test_any_text_gives_a_timestamp_or_null_never_an_error(strings):
@@ -369,7 +369,7 @@ def test_any_text_gives_a_timestamp_or_null_never_an_error(strings):
 FIELD = st.text(alphabet="0123456789abcXYZ-.,;:€ ", max_size=8)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(FIELD, FIELD, FIELD, FIELD), min_size=1, max_size=12))
 def test_any_row_of_text_is_kept_or_tagged_with_a_known_reason(table):
     raw = ibis.memtable(pd.DataFrame(table, columns=["order_id", "customer_id", "order_date", "amount"]).assign(
@@ -384,7 +384,7 @@ def test_any_row_of_text_is_kept_or_tagged_with_a_known_reason(table):
 ROW = st.lists(st.text(alphabet="0123456789ABC-.: ", max_size=10), min_size=1, max_size=6)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(st.lists(ROW, min_size=1, max_size=15))
 @example([[" "], ["O1", "C1", "2025-01-02", "5"], [""], ["O2", "C2", "2025-01-03", "5", ""],
