@@ -659,7 +659,8 @@ def stop_reason(report: dict) -> str | None:
         q, x = sum(fr["quarantined"].values()), sum(fr["excluded"].values())
         worst = max([*fr["quarantined"].items(), *fr["excluded"].items()], key=lambda kv: kv[1])
         return (f"{fr['file']}: none of its {fr['rows_raw']:,} rows is a usable order line ({q:,} quarantined, "
-                f"{x:,} excluded by rule; mostly: {REASON_TEXT[worst[0]]}); `retention validate` lists the rows and what to do.")
+                f"{x:,} excluded by rule; mostly: {REASON_TEXT[worst[0]]}); `retention validate` lists the rows "
+                "and what to do.")
     as_of = report.get("as_of")
     if as_of and facts.get("lines_in_month") == 0:
         month = str(as_of)[:7]
