@@ -11,7 +11,8 @@ Stages read and write through this module only:
   JSON documents, checked against the declaration on write;
 - ``table(con, processed_dir, name)`` / ``write_table(con, processed_dir, name, expr)``: Parquet
   artifacts as Ibis table expressions (order lines never pass through pandas);
-- ``raw_table(con, path)``: a shop's raw export as an all-string table (cleaning parses values), and
+- ``raw_table(con, path)``: a shop's raw Parquet export as an all-string table (cleaning parses values);
+  ``raw_head`` + ``raw_csv``: a raw CSV split by its own header, rows with the wrong field count visible; and
   ``utf8_source`` for an export in another encoding (re-encoded into a temporary folder);
 - ``write_file`` / ``read_json_file`` / ``write_json_file``: files outside a month folder (reports,
   ``run.json``, the demo shop).
@@ -28,6 +29,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,9 +113,9 @@ declare("campaigns_clean", "campaigns_clean.parquet", "01_clean",
         {"campaign_id": _c(_STR), "customer_id": _c(_STR), "sent_date": _c(_TS), "arm": _c(_STR),
          "discount": _c(_FLOAT, checks=_SHARE), "source_row": _c(_INT)})
 declare("quarantine", "quarantine.csv", "01_clean",
-        "unusable raw rows with file, row and reason; the raw row's own columns follow",
-        {"file": _c(_STR), "source_row": _c(_INT), "reason": _c(_STR)}, strict=False,
-        csv_dtypes={"file": str, "reason": str, "order_id": str, "customer_id": str, "order_date": str})
+        "unusable raw rows with file, row, reason (a code) and detail (a sentence); the raw row's own columns follow",
+        {"file": _c(_STR), "source_row": _c(_INT), "reason": _c(_STR), "detail": _c(_STR)}, strict=False,
+        csv_dtypes={"file": str, "reason": str, "detail": str, "order_id": str, "customer_id": str, "order_date": str})
 declare("data_quality", "data_quality.json", "01_clean", "row accounting per file, warnings and order facts")
 declare("kpis", "kpis.csv", "02_kpis", "one row per calendar month: revenue, orders, customers, shares",
         {"month": _c(_STR), "revenue": _c(_FLOAT), "gross_sales": _c(_FLOAT), "returned_value": _c(_FLOAT),
@@ -412,6 +414,43 @@ def raw_table(con, p: str | Path) -> ibis.Table:
     if getattr(con, "name", "") == "duckdb":
         return con.read_csv(str(p), all_varchar=True, header=True, auto_detect=True, quote='"', escape='"')
     return con.read_csv(str(p), header=True, inferSchema=False)  # pragma: no cover - Spark
+
+
+def raw_head(p: str | Path, max_bytes: int = 1 << 16) -> str:
+    """The first bytes of a raw CSV export as text (UTF-8, BOM removed), to read its header line.
+
+    Call it on the UTF-8 copy from :func:`utf8_source`; "" for an empty file.
+    """
+    with open(p, "rb") as fh:
+        return fh.read(max_bytes).decode("utf-8", errors="replace").lstrip("\ufeff")
+
+
+RAW_EXTRA = ("_extra_field_1", "_extra_field_2")  # read beyond the header's fields to see rows that have more
+RAW_NULL = "\x01retention-null\x01"  # so an empty field reads as "" and only a field the row lacks is NULL
+
+
+def raw_csv(con, p: str | Path, columns: list[str], delimiter: str) -> tuple[ibis.Table, ibis.Table | None]:
+    """A raw CSV export split into `columns` (the header's names, all strings), and the rows that do not fit.
+
+    The header is read by the caller (:func:`raw_head`), so the reader never guesses the dialect: a
+    row with more or fewer fields than the header, or an unclosed quote, cannot make a present
+    column look missing. On DuckDB the table has two more columns (:data:`RAW_EXTRA`) and an empty
+    field reads as "" while a field the row lacks is NULL, so the number of fields of every row is
+    known (DuckDB alone would silently drop a trailing empty field); rows it cannot read at all (a
+    quote never closed, far too many fields) are left out of the table and listed in the second table
+    (``line``, ``error_type``, ``error_message``, ``csv_line``; ``store_rejects``). Other backends
+    return None there. The table is materialised once, so the rejects belong to one scan.
+    """
+    p = Path(p)
+    if getattr(con, "name", "") != "duckdb":  # pragma: no cover - Spark reads with its own header
+        return con.read_csv(str(p), header=True, inferSchema=False, sep=delimiter), None
+    token = uuid.uuid4().hex[:12]
+    t = con.read_csv(str(p), all_varchar=True, header=True, auto_detect=False, delim=delimiter, quote='"',
+                     escape='"', columns={c: "VARCHAR" for c in [*columns, *RAW_EXTRA]}, null_padding=True,
+                     nullstr=RAW_NULL, store_rejects=True, rejects_table=f"rejects_{token}",
+                     rejects_scan=f"rejects_scan_{token}")
+    table = con.create_table(f"raw_{token}", t, temp=True)
+    return table, con.table(f"rejects_{token}")
 
 
 def utf8_source(p: Path, fallbacks: list[str], workdir: Path) -> tuple[Path, str] | None:

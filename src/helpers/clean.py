@@ -10,21 +10,35 @@ Order of the rules (the first that matches names the row):
 =====================  ===========  ==============================================================
 reason                 outcome      rule
 =====================  ===========  ==============================================================
+wrong_field_count      quarantine   the row has more or fewer fields than the header (CSV)
+unreadable_row         quarantine   the reader cannot split the row (e.g. a quote never closed)
 missing_order_id       quarantine   order_id empty
-missing_customer_id    quarantine   customer_id empty
-bad_date               quarantine   order_date not a date (ISO, or ``cleaning.date_format``)
+missing_customer_id    quarantine   customer_id empty (ids are trimmed; ``cleaning.fold_id_case``)
+bad_date               quarantine   order_date not ISO (offset allowed) nor ``cleaning.date_format``
+non_finite_amount      quarantine   amount is inf or NaN
 bad_amount             quarantine   amount not a number after removing currency signs/separators
 test_order             excluded     status in ``test_statuses`` or customer id starts with a test prefix
 cancelled              excluded     status in ``cancelled_statuses``
+before_min_order_date  excluded     ordered before ``cleaning.min_order_date``
 after_as_of            excluded     ordered after the ``as_of`` day
+above_max_line_amount  excluded     \|amount\| above ``cleaning.max_line_amount`` (off by default)
 duplicate_line         excluded     exact copy of an earlier line (every raw column equal)
+order_conflict         quarantine   a line that passed every rule above but disagrees with the
+                                    first such line of its order_id on customer (or, for purchase
+                                    lines, on the date); ``detail`` names the first line's row
 =====================  ===========  ==============================================================
 
 Returns stay in: a line with status in ``returned_statuses`` or a negative amount is a return,
-its amount is made negative, and revenue is netted against it.
+its amount is made negative, and revenue is netted against it. Order times with a UTC offset
+("2025-01-31T14:05:00+02:00", "...Z") are read in their own local time (offset dropped), or
+converted to ``shop.timezone`` when it is set. Campaign rows naming a customer found neither in the
+kept orders nor in customers.csv are excluded (``unknown_customer``).
 """
 from __future__ import annotations
 
+import csv
+import functools
+import hashlib
 import re
 import tempfile
 import warnings
@@ -33,6 +47,7 @@ from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 
 from helpers import artifacts, plots
@@ -41,23 +56,49 @@ from helpers.contract import CONTRACT, ContractError, check_columns, find_file
 from helpers.engine import connect, cutoff_end
 from helpers.paths import resolve
 
-QUARANTINE_REASONS = ("missing_order_id", "missing_customer_id", "bad_date", "bad_amount", "bad_discount")
-EXCLUSION_RULES = ("test_order", "cancelled", "after_as_of", "duplicate_line", "duplicate_customer")
+QUARANTINE_REASONS = ("wrong_field_count", "unreadable_row", "missing_order_id", "missing_customer_id", "bad_date",
+                      "non_finite_amount", "bad_amount", "bad_discount", "order_conflict")
+EXCLUSION_RULES = ("test_order", "cancelled", "before_min_order_date", "after_as_of", "above_max_line_amount",
+                   "duplicate_line", "duplicate_customer", "unknown_customer")
 CLEAN_ARTIFACTS = {"orders": "orders_clean", "customers": "customers_clean", "campaigns": "campaigns_clean"}
 SORT_KEYS = {"orders": ["order_date", "order_id", "source_row"], "customers": ["customer_id"],
              "campaigns": ["campaign_id", "customer_id", "source_row"]}
 REASON_TEXT = {
+    "wrong_field_count": "the row has more or fewer fields than the header",
+    "unreadable_row": "the row cannot be split into fields (a quote is never closed)",
     "missing_order_id": "order_id is empty",
     "missing_customer_id": "customer_id is empty",
     "bad_date": "the date cannot be read",
+    "non_finite_amount": "the amount is infinite or not a number (inf, NaN)",
     "bad_amount": "the amount is not a number",
     "bad_discount": "discount is not a share between 0 and 1",
+    "order_conflict": "the order's earlier line names another customer or date",
     "test_order": "test order or test account",
     "cancelled": "cancelled order",
+    "before_min_order_date": "dated before cleaning.min_order_date",
     "after_as_of": "dated after the analysis cut-off (as_of)",
+    "above_max_line_amount": "amount above cleaning.max_line_amount",
     "duplicate_line": "exact duplicate of an earlier line",
     "duplicate_customer": "customer_id listed again (first row kept)",
+    "unknown_customer": "the customer is in neither the orders nor customers.csv",
 }
+# What a user can do about each reason (`retention validate` prints it).
+REASON_FIX = {
+    "wrong_field_count": "usually a value holding the delimiter without quotes (e.g. 1,200.00) or a line cut off; "
+                         "export again with quoted fields",
+    "unreadable_row": "a quote opened in this row is never closed; export again or fix the quote in the file",
+    "missing_order_id": "export the order number on every line",
+    "missing_customer_id": "export the customer id (or e-mail) on every line; map its column under columns.orders",
+    "bad_date": "export ISO dates (2025-01-31 or 2025-01-31 14:05:00) or set cleaning.date_format to the "
+                "export's format (e.g. \"%d.%m.%Y\")",
+    "non_finite_amount": "inf and NaN are not amounts; fix the export's formula for these lines",
+    "bad_amount": "amounts must be numbers such as 12.50, 12,50 or 1.234,50 (a currency sign is allowed)",
+    "bad_discount": "campaign discounts must be shares between 0 and 1 (0.10 = 10 % off)",
+    "order_conflict": "one order number is used for different customers or dates; check the export's order ids",
+    "unknown_customer": "the campaign file names customers the shop does not know; check it belongs to this shop",
+}
+DELIMITERS = (",", ";", "\t", "|")
+STOP_SHARE = 0.5  # more rows than this cut differently from their header: the file, not the rows, is wrong
 
 
 # --------------------------------------------------------------------------- file reading
@@ -78,14 +119,124 @@ def ensure_utf8(path: Path, fallbacks: list[str], workdir: Path) -> tuple[Path, 
     )
 
 
-def read_raw(con, path: Path, kind: str, column_map: dict[str, str]) -> tuple[ir.Table, list[str]]:
-    """The raw file as an all-string table with contract column names and a 1-based `source_row`."""
+class EmptyFile(ContractError):
+    """A raw export has no header (0 bytes or blank lines only)."""
+
+
+def header_fields(head: str) -> tuple[list[str], str]:
+    """The header's column names and the delimiter, from the start of a CSV export.
+
+    The delimiter is the candidate (``, ; tab |``) that splits the first line into the most fields
+    (a comma on a tie). Blank names become ``column_N``, repeated names get ``_2``, ``_3``.
+    """
+    first = head.splitlines()[0] if head.strip() else ""
+    delimiter = max(DELIMITERS, key=lambda d: len(next(csv.reader([first], delimiter=d))))
+    names, seen = [], {}
+    for i, name in enumerate(next(csv.reader([first], delimiter=delimiter))):
+        name = name.strip().lstrip("\ufeff") or f"column_{i + 1}"
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return names, delimiter
+
+
+@dataclass
+class RawFile:
+    """A raw export as read: the all-string table with contract names and ``source_row``, and what was noticed."""
+
+    table: ir.Table
+    optional: list[str]
+    ignored: list[str]
+    rejected: pd.DataFrame  # source_row, reason, detail, raw_line: rows the reader could not split
+    delimiter: str | None = None
+
+
+def _rejected_rows(rejects: ir.Table | None, n_fields: int) -> pd.DataFrame:
+    """The rows the reader left out, one per line: reason, detail ('row has 9 fields, the header has 4'), raw text."""
+    cols = ["source_row", "reason", "detail", "raw_line"]
+    if rejects is None:
+        return pd.DataFrame(columns=cols)
+    found = rejects.error_message.re_extract(r"Found: ([0-9]+)", 1).nullif("").cast("int64")
+    per_line = rejects.group_by("line").agg(
+        error_type=rejects.error_type.first(), low=found.min(), high=found.max(), raw_line=rejects.csv_line.first()
+    ).order_by("line").to_pandas()
+    rows = []
+    for line, error, low, high, text in per_line.itertuples(index=False):
+        fields = high if error == "TOO MANY COLUMNS" else low
+        if error in ("TOO MANY COLUMNS", "MISSING COLUMNS") and not pd.isna(fields):
+            reason, detail = "wrong_field_count", _shape_text(int(fields), n_fields)
+        else:
+            reason, detail = "unreadable_row", f"the row cannot be read ({str(error).lower()})"
+        rows.append((int(line) - 1, reason, detail, str(text).strip("\r\n")))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _shape_text(fields: int, n_fields: int) -> str:
+    return f"row has {fields} field{'s' if fields != 1 else ''}, the header has {n_fields}"
+
+
+def _field_count_problem(t: ir.Table, names: list[str]) -> ir.StringValue:
+    """'row has 3 fields, the header has 4' for a row with more or fewer fields than the header, else NULL.
+
+    The reader pads a short row with NULLs and reads two fields beyond the header (artifacts.RAW_EXTRA);
+    a field that is present but empty is "", so the non-NULL columns count the row's fields.
+    """
+    present = sum(t[c].notnull().cast("int64") for c in [*names, *artifacts.RAW_EXTRA])
+    text_ = ibis.literal("row has ") + present.cast("string") + " field" + (present == 1).ifelse("", "s") \
+        + f", the header has {len(names)}"
+    return (present != len(names)).ifelse(text_, ibis.null("string"))
+
+
+def _number_rows(t: ir.Table, rejected: pd.DataFrame) -> ir.Table:
+    """Add ``source_row``: the row's number among the file's data rows (1 = first row after the header).
+
+    The reader leaves rejected rows out, so the k-th row read is row ``k + #{rejected before it}``:
+    with the rejected rows r_1 < r_2 < ..., the j-th one sits after t_j = r_j - j rows read.
+    """
+    k = t.mutate(_k=ibis.row_number() + 1)
+    if rejected.empty:
+        return k.mutate(source_row=k._k).drop("_k")
+    r = sorted(rejected["source_row"].tolist())
+    thresholds = ibis.memtable({"_pos": [2 * (rj - j) + 1 for j, rj in enumerate(r, start=1)]},
+                               schema={"_pos": "int64"})
+    slots = k.select(_pos=k._k * 2).mutate(_rej=ibis.literal(0)).union(thresholds.mutate(_rej=ibis.literal(1)))
+    shift = slots.mutate(_before=slots._rej.sum().over(ibis.cumulative_window(order_by=slots._pos)))
+    shift = shift.filter(shift._rej == 0).select(_k=(shift._pos / 2).cast("int64"), _before=shift._before)
+    out = k.join(shift, "_k")
+    return out.mutate(source_row=out._k + out._before).drop("_k", "_before")
+
+
+def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label: str | None = None) -> RawFile:
+    """The raw file as an all-string table with contract column names and a 1-based ``source_row``.
+
+    Stops (ContractError, one sentence) when the file is empty, holds only a header, misses a
+    required column, or most of its rows do not match the header. Rows with more or fewer fields
+    than the header are returned in ``rejected`` (they go to quarantine.csv); columns outside the
+    contract are listed in ``ignored``.
+    """
+    label = file_label or path.name
+    rejects = None
+    delimiter = None
     try:
-        t = artifacts.raw_table(con, path)
-        columns = list(t.columns)
+        if path.suffix.lower() == ".parquet":
+            t = artifacts.raw_table(con, path)
+            t = t.mutate(_shape=ibis.null("string"))
+        else:
+            head = artifacts.raw_head(path)
+            if not head.strip():
+                raise EmptyFile(f"{label} is empty (no header, no rows); export the {kind} again - the file should "
+                                f"start with a header line such as {','.join(CONTRACT[kind][0])}.")
+            names, delimiter = header_fields(head)
+            t, rejects = artifacts.raw_csv(con, path, names, delimiter)
+            if set(artifacts.RAW_EXTRA) <= set(t.columns):
+                t = t.mutate(_shape=_field_count_problem(t, names)).drop(*artifacts.RAW_EXTRA)
+            else:  # pragma: no cover - a backend that cannot pad short rows
+                t = t.mutate(_shape=ibis.null("string"))
+        columns = [c for c in t.columns if c != "_shape"]
+    except ContractError:
+        raise
     except Exception as exc:  # reader errors differ per backend; the user needs one sentence
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ContractError(f"{path.name} cannot be read as {path.suffix.lstrip('.').upper()} ({first}).") from None
+        raise ContractError(f"{label} cannot be read as {path.suffix.lstrip('.').upper()} ({first}).") from None
     clean_names = {c: c.strip().lstrip("\ufeff") for c in columns}
     renames = {new: old for old, new in clean_names.items() if old != new}
     if renames:
@@ -93,12 +244,29 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str]) -> tuple[ir
     mapping = {src: dst for src, dst in column_map.items() if src in t.columns and src != dst}
     if mapping:
         t = t.rename({dst: src for src, dst in mapping.items()})
-    present = check_columns(path.name, kind, list(t.columns), column_map)
+    found = [c for c in t.columns if c != "_shape"]
+    present = check_columns(label, kind, found, column_map)
     required, _ = CONTRACT[kind]
     keep = [*required, *present]
+    ignored = [c for c in found if c not in keep]
+    rejected = _rejected_rows(rejects, len(columns))
+    shapes = t.group_by("_shape").agg(n=t.count()).to_pandas()
+    n_rows = int(shapes["n"].sum()) + len(rejected)
+    if n_rows == 0:
+        has = "a header" if delimiter else "columns"
+        raise EmptyFile(f"{label} has {has} ({', '.join(found[:8])}) but no rows; the export holds no "
+                        f"{kind} - export again with a date range that includes some.")
+    wrong = pd.concat([shapes.dropna(subset=["_shape"]).rename(columns={"_shape": "detail"}),
+                       rejected.query("reason == 'wrong_field_count'").groupby("detail").size().rename("n")
+                       .reset_index()], ignore_index=True).groupby("detail")["n"].sum()
+    if wrong.sum() > STOP_SHARE * n_rows:
+        raise ContractError(
+            f"{label}: {int(wrong.sum()):,} of {n_rows:,} rows do not match the header (most often: "
+            f"{wrong.sort_values(ascending=False, kind='stable').index[0]}); the file is cut differently from its "
+            f"header - check the delimiter and that values holding it are quoted.")
     # Row numbers follow the file's order (DuckDB keeps insertion order for a single file).
-    t = t.select(*keep).mutate(source_row=ibis.row_number() + 1)
-    return t, present
+    t = _number_rows(t.select(*keep, "_shape"), rejected)
+    return RawFile(t, present, ignored, rejected, delimiter)
 
 
 # --------------------------------------------------------------------------- value parsers
@@ -108,13 +276,30 @@ def text(s: ir.StringValue) -> ir.StringValue:
     return s.strip().nullif("")
 
 
+def customer_key(s: ir.StringValue, fold_case: bool = False) -> ir.StringValue:
+    """A customer id as compared across files: trimmed, empty -> NULL, lower case with ``cleaning.fold_id_case``."""
+    t = text(s)
+    return t.lower() if fold_case else t
+
+
+_SPACE = " \u00a0\u202f"  # thousands separators: space, no-break space, narrow no-break space
+_CURRENCY = r"(?:\p{Sc}|[A-Z]{3}|Kč|zł|kr|Ft|lei)"
+AMOUNT_SHAPE = (rf"^[+-]?[{_SPACE}]*(?:{_CURRENCY}[{_SPACE}]*)?[+-]?[0-9.,]*[0-9][0-9.,'{_SPACE}]*"
+                rf"(?:{_CURRENCY})?$")
+SCIENTIFIC = r"^[+-]?[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$"
+NON_FINITE = r"^[+-]?(inf|infinity|nan)$"
+
+
 def parse_amount(s: ir.StringValue, decimal_separator: str = "auto") -> ir.FloatingValue:
-    """Money written as shops export it: '12.50', '12,50', '1.234,50', '1,234.50', '€ 12.50', '12.50 EUR'.
+    """Money written as shops export it: '12.50', '12,50', '1.234,50', '1,234.50', '€ 12.50', '12.50 EUR', '1 234,50'.
 
     With ``auto``, a comma followed by one or two final digits is the decimal mark ("12,50"); any
-    other comma separates thousands ("1,234"). Unreadable values become NULL (a tagged row).
+    other comma separates thousands ("1,234"). Scientific notation ('1.5e3', as a Parquet float may
+    read) is a number. Anything else - letters inside the number, inf, NaN - is NULL (a tagged row).
     """
-    c = s.strip().re_replace(r"[^0-9,.\-]", "")
+    t = s.strip()
+    c = t.re_replace(r"[^0-9,.]", "")
+    negative = t.re_search("-")
     comma_decimal = c.re_search(r",[0-9]{1,2}$")
     as_comma = c.replace(".", "").replace(",", ".")
     as_dot = c.replace(",", "")
@@ -124,24 +309,40 @@ def parse_amount(s: ir.StringValue, decimal_separator: str = "auto") -> ir.Float
         number = as_dot
     else:
         number = comma_decimal.ifelse(as_comma, as_dot)
-    return number.nullif("").try_cast("float64")
+    value = t.re_search(AMOUNT_SHAPE).ifelse(number, ibis.null("string")).nullif("").try_cast("float64")
+    value = negative.ifelse(-value, value)
+    value = t.re_search(SCIENTIFIC).ifelse(t.try_cast("float64"), value)
+    return (value.isinf() | value.isnan()).ifelse(ibis.null("float64"), value)
+
+
+def is_non_finite(s: ir.StringValue) -> ir.BooleanValue:
+    """'inf', '-Infinity', 'NaN': a value the export computed, not a missing one."""
+    return s.strip().lower().re_search(NON_FINITE).fill_null(False)
 
 
 _FORMAT_PARTS = {"%Y": ("year", r"([0-9]{4})"), "%y": ("year2", r"([0-9]{2})"), "%m": ("month", r"([0-9]{1,2})"),
                  "%d": ("day", r"([0-9]{1,2})"), "%H": ("hour", r"([0-9]{1,2})"), "%M": ("minute", r"([0-9]{1,2})"),
                  "%S": ("second", r"([0-9]{1,2})")}
+# ISO date, optional time (T or space) with optional fraction and UTC offset (Z, +02, +0200, +02:00).
+ISO_TIMESTAMP = (r"^([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})(?:[T ]([0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?)"
+                 r" ?(Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?$")
 
 
 def parse_timestamp(s: ir.StringValue, date_format: str | None = None) -> ir.TimestampValue:
-    """ISO dates and datetimes ('2025-01-31', '2025-01-31 14:05:00'); NULL when unreadable.
+    """ISO dates and datetimes ('2025-01-31', '2025-01-31 14:05:00', '2025-01-31T14:05:00+02:00'), in
+    their own local time (an offset is dropped; see :func:`utc_offset_minutes`), or `date_format`; NULL
+    when unreadable.
 
-    With a strptime-style `date_format` (only %Y %y %m %d %H %M %S), values are rearranged to ISO
-    with regular expressions and then cast, so an impossible date ('45.13.2025') is NULL on every
-    backend instead of an error.
+    A strptime-style `date_format` (only %Y %y %m %d %H %M %S) is read besides ISO: values are
+    rearranged to ISO with regular expressions and then cast, so an impossible date ('45.13.2025') is
+    NULL on every backend instead of an error.
     """
     t = s.strip()
+    date_part = t.re_extract(ISO_TIMESTAMP, 1)
+    time_part = t.re_extract(ISO_TIMESTAMP, 2).nullif("").fill_null("00:00:00")
+    iso = t.re_search(ISO_TIMESTAMP).ifelse(date_part + " " + time_part, ibis.null("string")).try_cast("timestamp")
     if not date_format:
-        return t.try_cast("timestamp")
+        return _plausible(iso)
     pattern, names, pos = "^", [], 0
     for m in re.finditer(r"%[YymdHMS]", date_format):
         pattern += re.escape(date_format[pos:m.start()]) + _FORMAT_PARTS[m.group()][1]
@@ -156,9 +357,51 @@ def parse_timestamp(s: ir.StringValue, date_format: str | None = None) -> ir.Tim
     def two(v):
         return v.lpad(2, "0") if v is not None else ibis.literal("00")
 
-    iso = year + "-" + two(part["month"]) + "-" + two(part["day"]) + " " + two(part.get("hour")) + ":" + two(
+    formatted = year + "-" + two(part["month"]) + "-" + two(part["day"]) + " " + two(part.get("hour")) + ":" + two(
         part.get("minute")) + ":" + two(part.get("second"))
-    return t.re_search(pattern).ifelse(iso, ibis.null("string")).try_cast("timestamp")
+    return _plausible(iso.coalesce(t.re_search(pattern).ifelse(formatted, ibis.null("string")).try_cast("timestamp")))
+
+
+def _plausible(ts: ir.TimestampValue) -> ir.TimestampValue:
+    """Year 0 ('0000-01-01') is a valid engine timestamp but no calendar date pandas can hold: NULL."""
+    return (ts.year() >= 1).ifelse(ts, ibis.null("timestamp"))
+
+
+def utc_offset_minutes(s: ir.StringValue) -> ir.IntegerValue:
+    """The UTC offset an ISO timestamp carries, in minutes east of UTC ('Z' = 0, '+02:00' = 120); NULL if none."""
+    off = s.strip().re_extract(ISO_TIMESTAMP, 3).nullif("")
+    digits = off.re_replace(r"[^0-9]", "")
+    minutes = digits.substr(0, 2).cast("int64") * 60 + digits.substr(2, 2).nullif("").cast("int64").fill_null(0)
+    minutes = off.upper().startswith("Z").ifelse(0, minutes)
+    return off.startswith("-").ifelse(-minutes, minutes)
+
+
+@functools.lru_cache(maxsize=8)
+def zone_offsets(zone: str) -> pd.DataFrame:
+    """The UTC offset of `zone` in minutes over time: rows (start, end, offset_minutes), UTC, 1970-2100.
+
+    Found hourly from the zone database (zoneinfo), so conversion is a range join in the engine.
+    """
+    utc = pd.date_range("1970-01-01", "2100-01-01", freq="h", tz="UTC")
+    offset = ((utc.tz_convert(zone).tz_localize(None) - utc.tz_localize(None)) // pd.Timedelta(minutes=1)).to_numpy()
+    change = np.flatnonzero(np.diff(offset)) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [len(utc) - 1]])
+    return pd.DataFrame({"start": utc[starts].tz_localize(None), "end": utc[ends].tz_localize(None),
+                         "offset_minutes": offset[starts].astype("int64")})
+
+
+def to_shop_time(t: ir.Table, local: str, offset: str, zone: str | None) -> ir.Table:
+    """Column `local` in shop time: a time with an offset converted to `zone` (none: left as written)."""
+    if zone is None:
+        return t
+    utc = t[local] - t[offset].fill_null(0).as_interval("m")
+    t = t.mutate(_utc=utc)
+    zones = ibis.memtable(zone_offsets(zone))
+    j = t.left_join(zones, [t._utc >= zones.start, t._utc < zones.end])
+    shop = j._utc + j.offset_minutes.fill_null(0).as_interval("m")
+    out = j.mutate(**{local: j[offset].isnull().ifelse(j[local], shop)})
+    return out.drop("_utc", "start", "end", "offset_minutes")
 
 
 def _in(s: ir.StringValue, values: list[str]) -> ir.BooleanValue:
@@ -167,36 +410,75 @@ def _in(s: ir.StringValue, values: list[str]) -> ir.BooleanValue:
 
 # --------------------------------------------------------------------------- rules
 
-def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig) -> ir.Table:
+def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig, zone: str | None = None) -> ir.Table:
     """Parse every order line and tag it with the first rule it breaks (``reason``; NULL = kept).
 
     Input: all-string columns with contract names plus ``source_row``. Output adds typed
-    ``order_ts``, ``amount_value``, ``status_norm`` and ``reason``.
+    ``order_ts`` (shop time, see :func:`to_shop_time`), ``amount_value``, ``status_norm``,
+    ``customer_key``, ``reason`` and ``detail`` (set for an order conflict).
     """
     cols = set(raw.columns)
-    raw_cols = [c for c in raw.columns if c != "source_row"]
-    order_id, customer_id = text(raw.order_id), text(raw.customer_id)
-    status = text(raw.status).lower() if "status" in cols else ibis.null("string")
+    raw_cols = [c for c in raw.columns if c not in ("source_row", "_shape")]
+    shape = raw._shape if "_shape" in cols else ibis.null("string")
+    t = raw.mutate(order_ts=parse_timestamp(raw.order_date, rules.date_format),
+                   _offset=utc_offset_minutes(raw.order_date))
+    t = to_shop_time(t, "order_ts", "_offset", zone).drop("_offset")
+    order_id, customer_id = text(t.order_id), customer_key(t.customer_id, rules.fold_id_case)
+    status = text(t.status).lower() if "status" in cols else ibis.null("string")
     status = status.fill_null(rules.completed_status_if_missing.lower())
-    order_ts = parse_timestamp(raw.order_date, rules.date_format)
-    amount_value = parse_amount(raw.amount, rules.decimal_separator)
+    order_ts = t.order_ts
+    amount_value = parse_amount(t.amount, rules.decimal_separator)
     is_test = _in(status, rules.test_statuses)
     for prefix in rules.test_customer_prefixes:
         is_test = is_test | customer_id.upper().startswith(prefix.upper()).fill_null(False)
-    copy_no = ibis.row_number().over(group_by=[raw[c] for c in raw_cols], order_by=raw.source_row)
+    copy_no = ibis.row_number().over(group_by=[t[c] for c in raw_cols], order_by=t.source_row)
     after = (order_ts >= ibis.literal(cutoff_end(as_of))) if as_of else ibis.literal(False)
+    before = order_ts < ibis.literal(pd.Timestamp(rules.min_order_date).to_pydatetime())
+    too_big = (amount_value.abs() > rules.max_line_amount) if rules.max_line_amount else ibis.literal(False)
     reason = ibis.cases(
+        (shape.notnull(), "wrong_field_count"),
         (order_id.isnull(), "missing_order_id"),
         (customer_id.isnull(), "missing_customer_id"),
         (order_ts.isnull(), "bad_date"),
+        (is_non_finite(t.amount), "non_finite_amount"),
         (amount_value.isnull(), "bad_amount"),
         (is_test, "test_order"),
         (_in(status, rules.cancelled_statuses), "cancelled"),
+        (before, "before_min_order_date"),
         (after, "after_as_of"),
+        (too_big, "above_max_line_amount"),
         (copy_no > 0, "duplicate_line"),
         else_=ibis.null("string"),
     )
-    return raw.mutate(order_ts=order_ts, amount_value=amount_value, status_norm=status, reason=reason)
+    is_return = (amount_value < 0) | _in(status, rules.returned_statuses)
+    t = t.mutate(order_ts=order_ts, amount_value=amount_value, status_norm=status, customer_key=customer_id,
+                 _oid=order_id, reason=reason, _return=is_return.fill_null(False), _shape_detail=shape)
+    return _order_conflicts(t).drop("_oid", "_return", "_shape_detail")
+
+
+def _order_conflicts(t: ir.Table) -> ir.Table:
+    """Tag ``order_conflict`` on lines that passed every other rule but disagree with the first such
+    line of their order_id: on the customer (any line), or on the date (purchase lines; a return is
+    dated when it came back)."""
+    ok = t.reason.isnull()
+    w = ibis.window(group_by=[t._oid, ok], order_by=t.source_row)
+    first_customer = t.customer_key.first().over(w)
+    wp = ibis.window(group_by=[t._oid, ok, t._return], order_by=t.source_row)
+    first_purchase_ts = t.order_ts.first().over(wp)
+    first_purchase_row = t.source_row.first().over(wp)
+    first_any_row = t.source_row.first().over(w)
+    t = t.mutate(_fc=first_customer, _fr=first_any_row, _fts=first_purchase_ts, _fpr=first_purchase_row)
+    other_customer = ok & (t.customer_key != t._fc)
+    other_date = ok & ~t._return & (t.order_ts != t._fts)
+    detail = ibis.cases(
+        (other_customer, "order_id " + t._oid + " first appears on row " + t._fr.cast("string")
+         + " with another customer_id"),
+        (other_date, "order_id " + t._oid + " first appears on row " + t._fpr.cast("string")
+         + " with another order_date (" + t._fts.cast("string") + ")"),
+        else_=ibis.null("string"),
+    )
+    t = t.mutate(reason=detail.notnull().ifelse("order_conflict", t.reason), detail=detail.coalesce(t._shape_detail))
+    return t.drop("_fc", "_fr", "_fts", "_fpr")
 
 
 def kept_orders(tagged: ir.Table, rules: CleaningConfig, optional_present: list[str]) -> ir.Table:
@@ -215,7 +497,7 @@ def kept_orders(tagged: ir.Table, rules: CleaningConfig, optional_present: list[
     discount = opt_number("discount_amount").abs()
     return kept.select(
         order_id=text(kept.order_id),
-        customer_id=text(kept.customer_id),
+        customer_id=kept.customer_key,
         order_date=kept.order_ts.cast("timestamp"),
         amount=amount.round(2),
         quantity=opt_number("quantity"),
@@ -232,20 +514,22 @@ def kept_orders(tagged: ir.Table, rules: CleaningConfig, optional_present: list[
     )
 
 
-def tag_customers(raw: ir.Table, as_of: str | None) -> ir.Table:
+def tag_customers(raw: ir.Table, as_of: str | None, fold_case: bool = False) -> ir.Table:
     """Customers: missing id -> quarantine, repeated id -> excluded (first row kept), signup after as_of -> excluded."""
     cols = set(raw.columns)
-    customer_id = text(raw.customer_id)
+    customer_id = customer_key(raw.customer_id, fold_case)
     signup = parse_timestamp(raw.signup_date) if "signup_date" in cols else ibis.null("timestamp")
+    shape = raw._shape if "_shape" in cols else ibis.null("string")
     copy_no = ibis.row_number().over(group_by=customer_id, order_by=raw.source_row)
     after = (signup >= ibis.literal(cutoff_end(as_of))).fill_null(False) if as_of else ibis.literal(False)
     reason = ibis.cases(
+        (shape.notnull(), "wrong_field_count"),
         (customer_id.isnull(), "missing_customer_id"),
         (copy_no > 0, "duplicate_customer"),
         (after, "after_as_of"),
         else_=ibis.null("string"),
     )
-    return raw.mutate(signup_ts=signup, reason=reason)
+    return raw.mutate(signup_ts=signup, customer_key=customer_id, reason=reason, detail=shape)
 
 
 _YES = ["1", "true", "yes", "y", "ja", "t", "opt-in", "opted_in", "subscribed"]
@@ -263,7 +547,7 @@ def kept_customers(tagged: ir.Table, as_of: str | None) -> ir.Table:
     birth = ((birth >= 1900) & (birth <= year_now)).ifelse(birth, ibis.null("int64"))
     consent = _in(text(kept.marketing_opt_in), _YES) if "marketing_opt_in" in cols else ibis.literal(False)
     return kept.select(
-        customer_id=text(kept.customer_id),
+        customer_id=kept.customer_key,
         signup_date=kept.signup_ts.cast("timestamp"),
         email=opt_text("email"),
         gender=opt_text("gender").upper(),
@@ -274,26 +558,31 @@ def kept_customers(tagged: ir.Table, as_of: str | None) -> ir.Table:
     )
 
 
-def tag_campaigns(raw: ir.Table, as_of: str | None) -> ir.Table:
-    customer_id = text(raw.customer_id)
+def tag_campaigns(raw: ir.Table, as_of: str | None, known: ir.Table | None = None, fold_case: bool = False) -> ir.Table:
+    """Campaign sends; `known` (one column ``customer_id``: buyers and listed customers) leaves out the others."""
+    customer_id = customer_key(raw.customer_id, fold_case)
     sent = parse_timestamp(raw.sent_date)
     discount = parse_amount(raw.discount, ".")
     after = (sent >= ibis.literal(cutoff_end(as_of))) if as_of else ibis.literal(False)
+    unknown = ~customer_id.isin(known.customer_id) if known is not None else ibis.literal(False)
+    shape = raw._shape if "_shape" in raw.columns else ibis.null("string")
     reason = ibis.cases(
+        (shape.notnull(), "wrong_field_count"),
         (customer_id.isnull(), "missing_customer_id"),
         (sent.isnull(), "bad_date"),
         (discount.isnull() | (discount < 0) | (discount > 1), "bad_discount"),
         (after, "after_as_of"),
+        (unknown, "unknown_customer"),
         else_=ibis.null("string"),
     )
-    return raw.mutate(sent_ts=sent, discount_value=discount, reason=reason)
+    return raw.mutate(sent_ts=sent, discount_value=discount, customer_key=customer_id, reason=reason, detail=shape)
 
 
 def kept_campaigns(tagged: ir.Table) -> ir.Table:
     kept = tagged.filter(tagged.reason.isnull())
     return kept.select(
         campaign_id=text(kept.campaign_id),
-        customer_id=text(kept.customer_id),
+        customer_id=kept.customer_key,
         sent_date=kept.sent_ts.cast("timestamp"),
         arm=text(kept.arm).lower(),
         discount=kept.discount_value,
@@ -314,6 +603,9 @@ class FileReport:
     quarantined: dict[str, int] = field(default_factory=dict)
     excluded: dict[str, int] = field(default_factory=dict)
     optional_columns: list[str] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    examples: dict[str, list[int]] = field(default_factory=dict)  # first quarantined rows per reason
+    details: dict[str, str] = field(default_factory=dict)  # the detail, where one reason has one (e.g. field counts)
 
     def check(self) -> None:
         total = self.rows_kept + sum(self.quarantined.values()) + sum(self.excluded.values())
@@ -321,35 +613,75 @@ class FileReport:
             raise AssertionError(f"{self.file}: {self.rows_raw} raw rows but {total} accounted for")
 
 
-def _account(tagged: ir.Table, file: str, encoding: str, optional: list[str]) -> FileReport:
+def _account(tagged: ir.Table, file: str, encoding: str, raw: RawFile) -> FileReport:
     counts = tagged.group_by("reason").agg(n=tagged.count()).to_pandas()
     by_reason = {(r if isinstance(r, str) else None): int(n) for r, n in zip(counts["reason"], counts["n"])}
+    for reason, n in raw.rejected["reason"].value_counts().items():
+        by_reason[reason] = by_reason.get(reason, 0) + int(n)
     kept = by_reason.pop(None, 0)
     report = FileReport(
         file=file, encoding=encoding, rows_raw=int(kept + sum(by_reason.values())), rows_kept=kept,
         quarantined={r: by_reason[r] for r in QUARANTINE_REASONS if r in by_reason},
         excluded={r: by_reason[r] for r in EXCLUSION_RULES if r in by_reason},
-        optional_columns=optional,
+        optional_columns=raw.optional, ignored_columns=raw.ignored,
     )
     report.check()
     return report
 
 
-def _quarantine_rows(tagged: ir.Table, file: str, raw_cols: list[str]) -> pd.DataFrame:
+def _quarantine_rows(tagged: ir.Table, file: str, raw: RawFile) -> pd.DataFrame:
+    raw_cols = [c for c in raw.table.columns if c not in ("source_row", "_shape")]
     bad = tagged.filter(tagged.reason.isin(list(QUARANTINE_REASONS)))
-    df = bad.select("source_row", "reason", *raw_cols).order_by("source_row").to_pandas()
+    df = bad.select("source_row", "reason", "detail", *raw_cols).to_pandas()
+    if not raw.rejected.empty:
+        df = pd.concat([df, raw.rejected], ignore_index=True)
+    df = df.sort_values("source_row", kind="stable").reset_index(drop=True)
+    df["detail"] = df["detail"].fillna(df["reason"].map(REASON_TEXT))
+    df["source_row"] = df["source_row"].astype("int64")
     df.insert(0, "file", file)
     return df
 
 
+def _details(details: pd.Series) -> str:
+    """'row has 3 fields, the header has 4' or, for several, the three most common with their counts."""
+    counts = details.value_counts(sort=True)
+    if len(counts) == 1:
+        return str(counts.index[0])
+    return "; ".join(f"{n:,} x {d}" for d, n in counts.head(3).items()) + ("; ..." if len(counts) > 3 else "")
+
+
+def stop_reason(report: dict) -> str | None:
+    """Why this month cannot be analysed (one sentence), or None: no usable order line at all, or none
+    in the month ending at as_of."""
+    fr = report["files"]["orders"]
+    facts = report["orders"]
+    if fr["rows_kept"] == 0:
+        q, x = sum(fr["quarantined"].values()), sum(fr["excluded"].values())
+        worst = max([*fr["quarantined"].items(), *fr["excluded"].items()], key=lambda kv: kv[1])
+        return (f"{fr['file']}: none of its {fr['rows_raw']:,} rows is a usable order line ({q:,} quarantined, "
+                f"{x:,} excluded by rule; mostly: {REASON_TEXT[worst[0]]}); `retention validate` lists the rows "
+                "and what to do.")
+    as_of = report.get("as_of")
+    if as_of and facts.get("lines_in_month") == 0:
+        month = str(as_of)[:7]
+        return (f"{fr['file']} has no usable order line in {month} (the month ending at as_of {as_of}); the last "
+                f"one is dated {facts['last_date']}. Check that the export covers {month}, or run an earlier month.")
+    return None
+
+
+class NoOrders(ContractError):
+    """No usable order line for the month: a clear stop instead of a report on nothing."""
+
+
 def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str | Path | None = None,
-        con=None, log=None) -> CleanRun:
+        con=None, log=None, stop: bool = True) -> CleanRun:
     """Clean a shop's raw exports; write the artifacts to `processed_dir` unless it is None.
 
     The one stage that reads raw files (so it takes `raw_dir` first). Returns a :class:`CleanRun`
     whose ``report`` is the data-quality report (the content of data_quality.json). Raises
-    ContractError with one sentence when a file or a required column is missing or a file cannot be
-    read.
+    ContractError with one sentence when a file or a required column is missing, a file is empty or
+    cannot be read, and (:class:`NoOrders`) when no order line is usable in the month ending at
+    `as_of` (with ``stop=False`` the sentence is only put in ``report["stop"]`` and nothing is written).
     """
     raw_dir = resolve(raw_dir)
     con = con or connect(cfg.engine)
@@ -364,47 +696,86 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
             path, encoding = ensure_utf8(src, cfg.cleaning.encoding_fallbacks, Path(tmp))
             if encoding not in {"utf-8", "parquet"}:
                 report["warnings"].append(f"{src.name} is not UTF-8; it was read as {encoding}. Check accented names.")
-            raw, optional = read_raw(con, path, kind, getattr(cfg.columns, kind))
-            raw_cols = [c for c in raw.columns if c != "source_row"]
-            tagged = {"orders": lambda: tag_orders(raw, as_of, cfg.cleaning),
-                      "customers": lambda: tag_customers(raw, as_of),
-                      "campaigns": lambda: tag_campaigns(raw, as_of)}[kind]()
+            try:
+                raw = read_raw(con, path, kind, getattr(cfg.columns, kind), src.name)
+            except EmptyFile as exc:
+                if required:
+                    raise
+                report["warnings"].append(f"{exc} It is treated as absent.")
+                continue
+            if raw.ignored:
+                report["warnings"].append(f"{src.name}: columns outside the raw data contract are ignored: "
+                                          f"{', '.join(raw.ignored[:10])}{'...' if len(raw.ignored) > 10 else ''}.")
+            fold = cfg.cleaning.fold_id_case
+            if kind == "orders":
+                tagged = tag_orders(raw.table, as_of, cfg.cleaning, cfg.shop.timezone)
+            elif kind == "customers":
+                tagged = tag_customers(raw.table, as_of, fold)
+            else:
+                known = outputs["orders"].select("customer_id")
+                if "customers" in outputs:
+                    known = known.union(outputs["customers"].select("customer_id"))
+                tagged = tag_campaigns(raw.table, as_of, known, fold)
             # materialise once: the tags feed the accounting, the quarantine and the clean table
             if _can_cache(con):
                 tagged = con.create_table(f"tagged_{kind}", tagged, temp=True, overwrite=True)
-            clean = {"orders": lambda: kept_orders(tagged, cfg.cleaning, optional),
+            clean = {"orders": lambda: kept_orders(tagged, cfg.cleaning, raw.optional),
                      "customers": lambda: kept_customers(tagged, as_of),
                      "campaigns": lambda: kept_campaigns(tagged)}[kind]()
             if _can_cache(con):
                 clean = con.create_table(f"clean_{kind}", clean, temp=True, overwrite=True)
-            fr = _account(tagged, src.name, encoding, optional)
+            fr = _account(tagged, src.name, encoding, raw)
             report["files"][kind] = fr.__dict__
-            quarantine.append(_quarantine_rows(tagged, src.name, raw_cols))
+            rows = _quarantine_rows(tagged, src.name, raw)
+            quarantine.append(rows)
+            fr.examples = {r: g["source_row"].head(5).tolist() for r, g in rows.groupby("reason", sort=False)}
+            fr.details = {r: _details(g["detail"]) for r, g in rows.groupby("reason", sort=False)
+                          if r in ("wrong_field_count", "unreadable_row")}
             outputs[kind] = clean
             if log:
                 log(f"{src.name}: {fr.rows_raw:,} rows, {fr.rows_kept:,} kept, "
                     f"{sum(fr.quarantined.values()):,} quarantined, {sum(fr.excluded.values()):,} excluded")
-        report["orders"] = _order_facts(outputs["orders"], cfg.shop.currency)
+        report["orders"] = _order_facts(outputs["orders"], cfg.shop.currency, as_of)
         if report["orders"]["currencies"] and len(report["orders"]["currencies"]) > 1:
             report["warnings"].append(
                 f"orders are in several currencies ({', '.join(report['orders']['currencies'])}); "
                 f"amounts are summed as if all were {cfg.shop.currency}."
             )
+        report["warnings"] += _shape_warnings(report["orders"])
         if "customers" in outputs:
             report["customers"] = _customer_facts(outputs["customers"], outputs["orders"])
-        if processed_dir is not None:
+        unknown = report["files"].get("campaigns", {}).get("excluded", {}).get("unknown_customer")
+        if unknown:
+            report["warnings"].append(f"{unknown:,} campaign rows name customers found neither in the orders nor in "
+                                      "customers.csv; they are left out.")
+        report["stop"] = stop_reason(report)
+        if report["stop"] and stop:
+            raise NoOrders(report["stop"])
+        if processed_dir is not None and not report["stop"]:
             for kind, expr in outputs.items():  # sorted so the same input gives byte-identical files
                 artifacts.write_table(con, processed_dir, CLEAN_ARTIFACTS[kind], expr.order_by(SORT_KEYS[kind]))
             artifacts.write(processed_dir, "quarantine", pd.concat(quarantine, ignore_index=True))
             artifacts.write(processed_dir, "data_quality", report)
-    return CleanRun(report, cfg.shop.currency, processed_dir, con)
+    return CleanRun(report, cfg.shop.currency, processed_dir, con, pd.concat(quarantine, ignore_index=True))
+
+
+def _shape_warnings(facts: dict) -> list[str]:
+    """Shops the later notebooks can say little about: one customer, or nobody ordered twice."""
+    if facts["customers"] == 1:
+        return ["only one customer has a usable order: segments, models and cohorts need many; read them with care."]
+    if facts["customers"] and facts["repeat_customers"] == 0:
+        return ["no customer ordered twice: repeat rates are 0 and the purchase models have no repeat "
+                "purchases to learn from."]
+    return []
 
 
 def _can_cache(con) -> bool:
     return getattr(con, "name", "") == "duckdb"
 
 
-def _order_facts(orders: ir.Table, currency: str) -> dict:
+def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None) -> dict:
+    month_start = pd.Timestamp(as_of).to_period("M").start_time.to_pydatetime() if as_of else None
+    in_month = (orders.order_date >= month_start).sum() if month_start else orders.count()
     facts = orders.aggregate(
         lines=orders.count(),
         orders=orders.order_id.nunique(),
@@ -413,16 +784,21 @@ def _order_facts(orders: ir.Table, currency: str) -> dict:
         return_lines=orders.is_return.sum(),
         first_date=orders.order_date.min(),
         last_date=orders.order_date.max(),
+        lines_in_month=in_month,
     ).to_pandas().iloc[0]
+    per_customer = orders.group_by("customer_id").agg(n=orders.order_id.nunique())
+    repeaters = per_customer.filter(per_customer.n > 1).count().to_pandas()
     currencies = orders.filter(orders.currency.notnull()).currency.upper().name("c").as_table().distinct().to_pandas()
     return {
         "lines": int(facts["lines"]),
         "orders": int(facts["orders"]),
         "customers": int(facts["customers"]),
+        "repeat_customers": int(repeaters),
         "revenue_net": round(float(facts["revenue_net"] or 0.0), 2),
         "return_lines": int(facts["return_lines"] or 0),
         "first_date": None if pd.isna(facts["first_date"]) else str(pd.Timestamp(facts["first_date"]).date()),
         "last_date": None if pd.isna(facts["last_date"]) else str(pd.Timestamp(facts["last_date"]).date()),
+        "lines_in_month": int(facts["lines_in_month"] or 0),
         "currencies": sorted(currencies["c"].tolist()),
         "currency": currency,
     }
@@ -530,6 +906,7 @@ class CleanRun:
     currency: str
     processed_dir: str | Path | None
     con: object = field(repr=False, default=None)
+    quarantine: pd.DataFrame | None = field(repr=False, default=None)
     _monthly: pd.DataFrame | None = field(default=None, init=False, repr=False)
 
     def accounting_table(self) -> pd.DataFrame:
@@ -559,12 +936,79 @@ class CleanRun:
     def plot_monthly(self, ax=None):
         return plot_monthly_lines(self.monthly_lines(), self.currency, ax)
 
+    def largest_lines(self, n: int = 5) -> pd.DataFrame:
+        """The `n` largest kept order lines, for a human to check (see :func:`largest_lines`)."""
+        if self.processed_dir is None:
+            raise ValueError("nothing was written (processed_dir=None), so there is no orders_clean to read.")
+        orders = artifacts.table(self.con, self.processed_dir, "orders_clean")
+        return largest_lines(orders, self.currency, self.report["files"]["orders"]["file"], n)
+
+    def largest_lines_takeaway(self, n: int = 5) -> str:
+        orders = artifacts.table(self.con, self.processed_dir, "orders_clean")
+        return largest_lines_takeaway(orders, self.currency, self.report["files"]["orders"]["file"], n)
+
 
 def validate(raw_dir: str | Path, cfg: Config, as_of: str | None = None) -> dict:
-    """Run every cleaning check and return the report without writing anything."""
+    """Run every cleaning check and return the report without writing anything.
+
+    A month that cannot be analysed does not raise here: its sentence is ``report["stop"]``.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return run(raw_dir, as_of, cfg, processed_dir=None).report
+        return run(raw_dir, as_of, cfg, processed_dir=None, stop=False).report
+
+
+def diagnosis(report: dict) -> list[str]:
+    """What `retention validate` prints under the table: per file and reason, how many rows, example
+    rows and what to do; then the warnings and the verdict. Plain sentences for the person who exports."""
+    lines = []
+    for fr in report["files"].values():
+        q, x = sum(fr["quarantined"].values()), sum(fr["excluded"].values())
+        lines.append(f"{fr['file']}: {fr['rows_raw']:,} rows - {fr['rows_kept']:,} kept, {q:,} quarantined, "
+                     f"{x:,} excluded by rule.")
+        for reason, n in fr["quarantined"].items():
+            rows = fr.get("examples", {}).get(reason, [])
+            where = f" (rows {', '.join(map(str, rows))}{', ...' if n > len(rows) else ''})" if rows else ""
+            detail = fr.get("details", {}).get(reason) or REASON_TEXT[reason]
+            fix = f" What to do: {REASON_FIX[reason]}." if reason in REASON_FIX else ""
+            lines.append(f"  {n:,} quarantined{where}: {detail}.{fix}")
+        for reason, n in fr["excluded"].items():
+            lines.append(f"  {n:,} excluded: {REASON_TEXT[reason]}.")
+    lines += [f"warning: {w}" for w in report["warnings"]]
+    lines.append(f"STOP: {report['stop']}" if report.get("stop") else takeaway(report))
+    return lines
+
+
+def largest_lines(orders: ir.Table, currency: str = "EUR", file: str = "orders.csv", n: int = 5) -> pd.DataFrame:
+    """The `n` kept order lines with the largest amounts, largest first: the row in the raw file, the order
+    (its id hashed: reports carry no raw ids), date, amount, quantity, category. No customer column."""
+    cols = set(orders.columns)
+    top = orders.order_by([orders.amount.desc(), orders.source_row]).limit(n)
+    extra = [c for c in ("quantity", "category") if c in cols]
+    df = top.select("source_row", "order_id", "order_date", "amount", *extra).to_pandas()
+    out = pd.DataFrame({
+        f"row in {file}": df["source_row"].astype("int64"),
+        "order (hashed)": [hashlib.sha256(str(v).encode("utf-8")).hexdigest()[:10] for v in df["order_id"]],
+        "date": pd.to_datetime(df["order_date"]).dt.strftime("%Y-%m-%d"),
+        f"amount ({currency})": df["amount"].map(lambda v: f"{v:,.2f}"),
+    })
+    for c in extra:
+        if df[c].notna().any():  # optional columns the export did not have are all empty
+            out[c] = df[c].map(lambda v: f"{v:g}" if isinstance(v, float) else v)
+    out.index = pd.RangeIndex(1, len(out) + 1, name="rank")
+    return out
+
+
+def largest_lines_takeaway(orders: ir.Table, currency: str = "EUR", file: str = "orders.csv", n: int = 5) -> str:
+    """One sentence: how far the largest line stands above a typical purchase line."""
+    buys = orders.filter(orders.amount > 0)
+    agg = buys.aggregate(top=buys.amount.max(), median=buys.amount.median()).to_pandas().iloc[0]
+    if pd.isna(agg["top"]):
+        return "There is no purchase line to check."
+    ratio = agg["top"] / agg["median"] if agg["median"] else float("nan")
+    return (f"The largest line is {agg['top']:,.2f} {currency}, {ratio:,.0f} times the median purchase line "
+            f"({agg['median']:,.2f} {currency}). Check the {n} lines above in {file}; if one is a typo or a test, "
+            f"set cleaning.max_line_amount to exclude such lines.")
 
 
 def order_date_range(raw_dir: str | Path, cfg: Config) -> tuple[str, str]:
@@ -574,7 +1018,7 @@ def order_date_range(raw_dir: str | Path, cfg: Config) -> tuple[str, str]:
     src = find_file(raw_dir, "orders", required=True)
     with tempfile.TemporaryDirectory(prefix="retention-peek-") as tmp:
         path, _ = ensure_utf8(src, cfg.cleaning.encoding_fallbacks, Path(tmp))
-        raw, _ = read_raw(con, path, "orders", cfg.columns.orders)
+        raw = read_raw(con, path, "orders", cfg.columns.orders, src.name).table
         ts = parse_timestamp(raw.order_date, cfg.cleaning.date_format)
         span = raw.aggregate(first=ts.min(), last=ts.max()).to_pandas().iloc[0]
     if pd.isna(span["last"]):

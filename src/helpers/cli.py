@@ -75,9 +75,11 @@ def _cmd_validate(args) -> int:
     else:
         table = clean.accounting_table(report)
         print(table.reset_index().drop(columns=["meaning"]).to_string(index=False))
-        for w in report["warnings"]:
-            print(f"warning: {w}")
-        print(clean.takeaway(report))
+        print()
+        print("\n".join(clean.diagnosis(report)))
+    if report.get("stop"):
+        print(f"retention validate: {report['stop']}", file=sys.stderr)
+        return 1
     return 0
 
 

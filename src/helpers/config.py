@@ -10,7 +10,9 @@ sentence that names the file, the key and what is allowed.
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -21,6 +23,14 @@ from helpers.paths import resolve
 
 class ConfigError(ValueError):
     """The configuration file is unreadable or holds an invalid value (message: one sentence)."""
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError, OSError):
+        raise ValueError("unknown time zone") from None
+    return name
 
 
 def _rising(values: list) -> list:
@@ -38,6 +48,7 @@ Share = Annotated[float, Field(gt=0, lt=1, description="a share between 0 and 1 
 Probability = Annotated[float, Field(gt=0, le=1, description="a share between 0 and 1 (0.3 = 30 %)")]
 RisingWhole = Annotated[list[PositiveInt], Field(min_length=1, description="a rising list of positive whole numbers"),
                         AfterValidator(_rising)]
+TimeZone = Annotated[str, AfterValidator(_zone)]
 ColumnMap = Annotated[dict[str, str], Field(description="a map of export column names to contract names (text: text)")]
 
 
@@ -53,6 +64,7 @@ class _Section(BaseModel):
 
 class ShopConfig(_Section):
     currency: str = "EUR"
+    timezone: TimeZone | None = Field(None, description="an IANA time zone name such as Europe/Prague, or null")
 
 
 class EngineConfig(_Section):
@@ -82,6 +94,9 @@ class CleaningConfig(_Section):
     returned_statuses: list[str] = ["returned", "refunded"]
     test_customer_prefixes: list[str] = ["TEST"]
     completed_status_if_missing: str = "completed"
+    min_order_date: date = Field(date(2000, 1, 1), strict=False, description='a date written as YYYY-MM-DD')
+    max_line_amount: float | None = Field(None, gt=0, description="a positive amount or null (no limit)")
+    fold_id_case: bool = False
 
 
 class BusinessConfig(_Section):
