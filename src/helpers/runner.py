@@ -136,8 +136,8 @@ class TrackedKernelManager(AsyncKernelManager):
     """nbclient's default kernel manager, registered while its kernel runs so that a signal handler
     can interrupt it (:func:`_signal_kernels`)."""
 
-    async def post_start_kernel(self, **kwargs) -> None:
-        await super().post_start_kernel(**kwargs)
+    async def _async_post_start_kernel(self, **kwargs) -> None:  # start_kernel's last step
+        await super()._async_post_start_kernel(**kwargs)
         _LIVE_KERNELS.add(self)
 
 
@@ -169,30 +169,57 @@ def _stop_kernels(grace_seconds: float = 10.0) -> None:
         process.wait(timeout=5)
 
 
+class _StopRequest:
+    """The signal that asked the run to stop, shared by the signal handler and the notebook loop."""
+
+    def __init__(self):
+        self.signal_name: str | None = None
+
+    def check(self, **_hook_kwargs) -> None:
+        """Raise :class:`Interrupted` once a stop was asked for (also nbclient's ``on_cell_execute``
+        hook, so no further cell starts)."""
+        if self.signal_name is not None:
+            raise Interrupted(self.signal_name)
+
+
 @contextmanager
-def _signals_interrupt():
+def _signals_interrupt(kill_after_seconds: float = 15.0):
     """SIGTERM (a scheduler's stop, ``timeout``, ``kill``) and SIGINT (Ctrl-C) stop the run as
-    :class:`Interrupted`: the running kernel is interrupted first, so the cell stops with
-    KeyboardInterrupt and the artifact it was writing is never renamed into place (each write goes to
-    a temp file first, :func:`helpers.artifacts.atomic`); then the run's cleanup marks the month
-    interrupted. A second signal during that cleanup is ignored. Outside the main thread (where Python
-    does not deliver signals) nothing changes."""
+    :class:`Interrupted`.
+
+    While a kernel runs a cell, the signal is passed on to it as SIGINT: the cell stops with
+    KeyboardInterrupt, so the artifact it was writing is never renamed into place (each write goes to a
+    temp file first, :func:`helpers.artifacts.atomic`, which removes it), papermill shuts the idle
+    kernel down, and the notebook loop raises :class:`Interrupted` (:meth:`_StopRequest.check`). A
+    kernel still busy ``kill_after_seconds`` later (stuck in C code) is killed; the run's cleanup then
+    removes its temp files. Between notebooks the signal raises at once. A second signal is ignored.
+    Outside the main thread (where Python does not deliver signals) nothing changes.
+    """
+    request = _StopRequest()
+    timers: list[threading.Timer] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield request
         return
-    caught: list[int] = []
 
     def stop(signum, frame):
-        if caught:
+        if request.signal_name is not None:
             return
-        caught.append(signum)
-        _signal_kernels(signal.SIGINT)
-        raise Interrupted(signal.Signals(signum).name)
+        request.signal_name = signal.Signals(signum).name
+        if _kernel_processes():
+            _signal_kernels(signal.SIGINT)
+            timer = threading.Timer(kill_after_seconds, _signal_kernels, args=(signal.SIGKILL,))
+            timer.daemon = True
+            timer.start()
+            timers.append(timer)
+        else:
+            raise Interrupted(request.signal_name)
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield request
     finally:
+        for timer in timers:
+            timer.cancel()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -381,7 +408,7 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
     written: list[Path] = []
     failures: list[RunFailed] = []
     total = len(notebooks)
-    with _signals_interrupt():  # SIGTERM and Ctrl-C: stop cleanly, say so in run.json and the index
+    with _signals_interrupt() as stop_request:  # SIGTERM, Ctrl-C: stop cleanly, say so in run.json and the index
         try:
             for number, source in enumerate(notebooks, start=1):
                 stem = source.stem
@@ -399,6 +426,7 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
                         pm.execute_notebook(
                             str(source), str(tmp), parameters=parameters, kernel_name=kernel_name,
                             cwd=str(root), progress_bar=show_cells, log_output=False, config=kernel_config(),
+                            on_cell_execute=stop_request.check,
                         )
                     except PapermillExecutionError as err:
                         failure = err
@@ -406,6 +434,7 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
                         failure = err
                     seconds = time.perf_counter() - started
                     entry["seconds"] = round(seconds, 1)
+                    stop_request.check()  # a stopped notebook's page would only show the interruption
 
                     nb = _read_if_saved(tmp)
                     if nb is not None:
