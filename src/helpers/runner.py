@@ -207,7 +207,8 @@ def _signals_interrupt(kill_after_seconds: float = 15.0):
         request.signal_name = signal.Signals(signum).name
         if _kernel_processes():
             _signal_kernels(signal.SIGINT)
-            timer = threading.Timer(kill_after_seconds, _signal_kernels, args=(signal.SIGKILL,))
+            kill = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
+            timer = threading.Timer(kill_after_seconds, _signal_kernels, args=(kill,))
             timer.daemon = True
             timer.start()
             timers.append(timer)
