@@ -1,11 +1,15 @@
 """Tests for helpers.publish: report pages from hand-built notebooks, the index from hand-built folders."""
 
 import json
+import os
 import re
+import socket
+import subprocess
 from pathlib import Path
 
 import nbformat
 import pandas as pd
+import pytest
 
 from helpers.publish import build_index, notebook_to_html
 
@@ -166,6 +170,23 @@ def test_index_says_a_run_was_interrupted_even_before_its_first_report(tmp_path)
     assert "<h3>2026-06 <span class=\"badge failed\">latest run interrupted</span>" in index
     assert "The latest run was interrupted by SIGTERM during 01_clean" in index
     assert "2026-05" not in index
+
+
+@pytest.mark.skipif(os.name != "posix", reason="tells a live process from a gone one with signal 0")
+def test_index_says_a_run_whose_process_is_gone_was_interrupted_not_running(tmp_path):
+    """A run killed outright (SIGKILL, power loss) never updates run.json: the index sees that its process
+    is gone. A run whose process is alive (this one) is still running."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    reports = tmp_path / "reports"
+    for month, pid in (("2026-06", gone.pid), ("2026-05", os.getpid())):
+        record = {"month": month, "as_of": f"{month}-28", "status": "running", "started": "2026-07-01T06:00:00+00:00",
+                  "pid": pid, "host": socket.gethostname(), "notebooks": [{"name": "01_hello", "status": "running"}]}
+        make_month(reports, "demo", month, record=record)
+    index = build_index(reports).read_text()
+    june, may = index.split("<h3>2026-05")
+    assert "latest run interrupted" in june and f"its process {gone.pid} is gone" in june
+    assert "latest run running" in may
 
 
 def test_index_lists_a_month_whose_run_record_is_unreadable(tmp_path):

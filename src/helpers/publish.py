@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import copy
 import html
+import os
 import re
+import socket
 from pathlib import Path
 from urllib.parse import quote
 
@@ -207,6 +209,10 @@ def _month_html(shop: str, month_dir: Path) -> str:
             cell = f" at cell {err['cell_index']}" if err.get("cell_index") is not None else ""
             notes.append(f"{err.get('notebook')} failed{cell}: {err.get('ename')}: "
                          f"{err.get('evalue')}")
+    elif status == "running" and _process_gone(record):
+        badges = '<span class="badge failed">latest run interrupted</span>'
+        notes.append(f"The latest run (started {record.get('started')}) stopped without finishing: its process "
+                     f"{record.get('pid')} is gone (killed outright, or the machine went down).")
     elif status in {"running", "interrupted"}:
         badges = f'<span class="badge failed">latest run {status}</span>'
         if status == "interrupted":
@@ -241,6 +247,22 @@ def _month_html(shop: str, month_dir: Path) -> str:
     meta_html = f' <span class="meta">{html.escape(" · ".join(meta))}</span>' if meta else ""
     return (f'<div class="month">\n<h3>{html.escape(month_dir.name)} {badges}{meta_html}</h3>\n'
             f'{note_html}<ul>\n' + "\n".join(rows) + "\n</ul>\n</div>")
+
+
+def _process_gone(record: dict) -> bool:
+    """True when the run record names a process on this machine that no longer exists."""
+    pid = record.get("pid")
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return False
+    if not isinstance(pid, int) or record.get("host") != socket.gethostname():
+        return False  # another machine's run (or an old record): no way to tell
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but belongs to someone else
+        return False
+    return False
 
 
 _INDEX_TEMPLATE = """<!DOCTYPE html>

@@ -23,6 +23,7 @@ import calendar
 import os
 import re
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -400,8 +401,10 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
         "config_path": _shown(config_file, root),
     }
 
+    # pid and host let the index tell a run still going from one killed outright (SIGKILL, power loss).
     record = {"shop": shop, "month": month, "as_of": as_of, "status": "running",
-              "started": _now(), "finished": None, "parameters": parameters, "notebooks": []}
+              "started": _now(), "finished": None, "pid": os.getpid(), "host": socket.gethostname(),
+              "parameters": parameters, "notebooks": []}
     _write_record(out_dir, record)
     log(f"{shop} {month}: running {len(notebooks)} notebook(s) with as_of={as_of}")
     run_start = time.perf_counter()
