@@ -44,9 +44,13 @@ test: setup demo
 notebooks: setup demo
 	$(BIN)/python -m helpers.cli refresh-notebooks
 
-## lab: start JupyterLab with the project's kernel
+# Jupyter refuses to start as root ("Running as root is not recommended"), which is how many
+# containers run: there, pass --allow-root.
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+## lab: start JupyterLab with the project's kernel (also as root, e.g. in a container)
 lab: setup demo
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $(LAB_ROOT)
 
 ## clean-reports: remove generated reports and processed data (raw data is kept)
 clean-reports:

@@ -1,11 +1,15 @@
 """Tests for helpers.publish: report pages from hand-built notebooks, the index from hand-built folders."""
 
 import json
+import os
 import re
+import socket
+import subprocess
 from pathlib import Path
 
 import nbformat
 import pandas as pd
+import pytest
 
 from helpers.publish import build_index, notebook_to_html
 
@@ -136,6 +140,53 @@ def test_index_says_where_the_latest_run_failed_and_which_reports_are_older(tmp_
     assert "01_hello.ipynb failed at cell 4: KeyError: &#x27;recency_days&#x27;" in index
     assert '01_hello <span class="title">Hello</span></a> <span class="badge failed">failed</span>' in index
     assert '02_params</a> <span class="badge old">earlier run</span>' in index
+
+
+def test_index_names_every_notebook_that_failed_in_the_latest_run(tmp_path):
+    reports = tmp_path / "reports"
+    errors = [{"notebook": "04_clv.ipynb", "cell_index": 4, "ename": "RuntimeError", "evalue": "fit server down"},
+              {"notebook": "06_winback.ipynb", "cell_index": 5, "ename": "MissingArtifact",
+               "evalue": "clv.parquet is missing"}]
+    record = {"month": "2026-06", "as_of": "2026-06-30", "status": "failed", "error": errors[0], "errors": errors,
+              "notebooks": [{"name": "04_clv", "status": "failed"}, {"name": "06_winback", "status": "failed"},
+                            {"name": "07_summary", "status": "ok"}]}
+    make_month(reports, "demo", "2026-06", stems=("04_clv", "06_winback", "07_summary"), record=record)
+    index = build_index(reports).read_text()
+    assert "04_clv.ipynb failed at cell 4: RuntimeError: fit server down" in index
+    assert "06_winback.ipynb failed at cell 5: MissingArtifact: clv.parquet is missing" in index
+    badges = {stem: 'class="badge failed">failed<' in next(line for line in index.splitlines()
+                                                           if f'href="demo/2026-06/{stem}.html"' in line)
+              for stem in ("04_clv", "06_winback", "07_summary")}
+    assert badges == {"04_clv": True, "06_winback": True, "07_summary": False}
+
+
+def test_index_says_a_run_was_interrupted_even_before_its_first_report(tmp_path):
+    reports = tmp_path / "reports"
+    record = {"month": "2026-06", "as_of": "2026-06-30", "status": "interrupted", "interrupted_by": "SIGTERM",
+              "notebooks": [{"name": "01_clean", "status": "interrupted"}]}
+    make_month(reports, "demo", "2026-06", stems=(), record=record)
+    make_month(reports, "demo", "2026-05", stems=(), record=ok_record("2026-05"))  # ok, no report: not listed
+    index = build_index(reports).read_text()
+    assert "<h3>2026-06 <span class=\"badge failed\">latest run interrupted</span>" in index
+    assert "The latest run was interrupted by SIGTERM during 01_clean" in index
+    assert "2026-05" not in index
+
+
+@pytest.mark.skipif(os.name != "posix", reason="tells a live process from a gone one with signal 0")
+def test_index_says_a_run_whose_process_is_gone_was_interrupted_not_running(tmp_path):
+    """A run killed outright (SIGKILL, power loss) never updates run.json: the index sees that its process
+    is gone. A run whose process is alive (this one) is still running."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    reports = tmp_path / "reports"
+    for month, pid in (("2026-06", gone.pid), ("2026-05", os.getpid())):
+        record = {"month": month, "as_of": f"{month}-28", "status": "running", "started": "2026-07-01T06:00:00+00:00",
+                  "pid": pid, "host": socket.gethostname(), "notebooks": [{"name": "01_hello", "status": "running"}]}
+        make_month(reports, "demo", month, record=record)
+    index = build_index(reports).read_text()
+    june, may = index.split("<h3>2026-05")
+    assert "latest run interrupted" in june and f"its process {gone.pid} is gone" in june
+    assert "latest run running" in may
 
 
 def test_index_lists_a_month_whose_run_record_is_unreadable(tmp_path):

@@ -134,14 +134,14 @@ def test_run_record_says_the_month_succeeded(june_run):
     assert record["notebooks"][0]["title"] == "Hello"
 
 
-def test_failing_notebook_raises_run_failed_keeps_partial_report_and_stops(tmp_path):
+def test_failing_notebook_keeps_partial_report_later_notebooks_still_run_then_run_failed(tmp_path):
     root = make_project(tmp_path)
     make_notebook(root, "01_ok.ipynb", "print('first is fine')")
     make_notebook(root, "02_breaks.ipynb",
                   "print('before the error')",
                   "{}['recency_days']",
                   "print('never printed')")
-    make_notebook(root, "03_later.ipynb", "print('should not run')")
+    make_notebook(root, "03_later.ipynb", "print('the later notebook ran')")
     run_month("2026-05-31", "data/raw/demo", root=root, only=["01"], log=lambda _: None)
     may = root / "reports" / "demo" / "2026-05"
     may_before = folder_bytes(may)
@@ -160,9 +160,12 @@ def test_failing_notebook_raises_run_failed_keeps_partial_report_and_stops(tmp_p
     page = error.output_html.read_text()
     assert "KeyError" in page and "recency_days" in page
     assert "before the error" in page and "never printed" not in page
-    assert not (june / "03_later.ipynb").exists() and not (june / "03_later.html").exists()
+    assert "the later notebook ran" in (june / "03_later.html").read_text()
     assert folder_bytes(may) == may_before
-    assert json.loads((june / "run.json").read_text())["status"] == "failed"
+    record = json.loads((june / "run.json").read_text())
+    assert record["status"] == "failed"
+    assert [(n["name"], n["status"]) for n in record["notebooks"]] == [
+        ("01_ok", "ok"), ("02_breaks", "failed"), ("03_later", "ok")]
     assert "latest run failed" in (root / "reports" / "index.html").read_text()
 
 

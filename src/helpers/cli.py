@@ -135,10 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ContractError, ConfigError, MissingArtifact, RunFailed, FileNotFoundError, ValueError) as exc:
         print(f"retention {args.command}: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"retention {args.command}: interrupted.", file=sys.stderr)
-        return 130
-
+    except KeyboardInterrupt as exc:  # Ctrl-C; SIGTERM during a run arrives as runner.Interrupted
+        said = (f" by {exc.signal_name}; no half-written file is left, and the month's run.json and "
+                f"reports/index.html say the run was interrupted" if isinstance(exc, runner.Interrupted) else "")
+        print(f"retention {args.command}: interrupted{said}.", file=sys.stderr)
+        return 143 if getattr(exc, "signal_name", None) == "SIGTERM" else 130
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -399,7 +399,8 @@ def scores_for_report(scores: pd.DataFrame, by_horizon: pd.DataFrame, clv: ClvCo
 def average_purchase_value(orders: ibis.Table, as_of, time_unit: str = "day") -> float:
     """Mean net value of all purchase periods up to `as_of`: the value of one order when no
     Gamma-Gamma can be fitted (0 without any purchase)."""
-    return float(purchase_periods(orders, as_of, time_unit).value.mean().to_pandas() or 0)
+    periods = purchase_periods(orders, as_of, time_unit)
+    return float((periods.cents.mean() / 100).to_pandas() or 0)  # integer cents: the same every run
 
 
 # --- holdout validation --------------------------------------------------------------------------

@@ -176,9 +176,13 @@ def monthly_kpis(orders: ir.Table | OrderFacts, as_of: str, inactivity_days: int
     f = order_facts(orders, as_of)
     cm = f.cm.left_join(f.firsts.select("customer_id", "first_month"), "customer_id")
     is_new = cm.first_month.notnull() & (cm.first_month == cm.month_idx)
+    # Money sums to the cent before anything is divided by them: DuckDB adds floats in parallel in no
+    # fixed order, so the last bits vary between runs and a ratio near a rounding tie (an AOV of 70.605)
+    # would flip in the second decimal from one run of the same month to the next.
     base = cm.group_by("month_idx").agg(
-        revenue=cm.revenue.sum(), gross_sales=cm.gross_sales.sum(), returned_value=cm.returned_value.sum(),
-        active_customers=cm.purchased.sum(), new_revenue=cm.revenue.sum(where=is_new).fill_null(0),
+        revenue=cm.revenue.sum().round(2), gross_sales=cm.gross_sales.sum().round(2),
+        returned_value=cm.returned_value.sum().round(2), active_customers=cm.purchased.sum(),
+        new_revenue=cm.revenue.sum(where=is_new).fill_null(0).round(2),
     )
     co = f.corders
     n_orders = co.group_by(month_idx=month_index(co.order_ts)).agg(orders=co.count())

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import copy
 import html
+import os
 import re
+import socket
 from pathlib import Path
 from urllib.parse import quote
 
@@ -76,10 +78,38 @@ def build_index(reports_dir: str | Path, processed_base: str | Path | None = Non
 
     Everything is rebuilt from the files on each call, so rerunning an old month updates exactly
     that month's points and links. Charts are inline SVG: the page needs no other file.
+
+    Several runs may finish at once (two months in parallel): the page is replaced atomically, and
+    if any month's reports or ``run.json`` changed while it was being built, it is built again, so
+    the last page written reflects every run that had finished by then.
     """
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     processed_base = Path(processed_base) if processed_base is not None else reports_dir.parent / "data" / "processed"
+    path = reports_dir / INDEX_NAME
+    for _ in range(20):  # each round rebuilds after another run changed its files; a handful at most
+        before = _reports_state(reports_dir)
+        artifacts.write_file(path, _index_page(reports_dir, processed_base))
+        if _reports_state(reports_dir) == before:
+            break
+    return path
+
+
+def _reports_state(reports_dir: Path) -> list[tuple[str, int, int]]:
+    """What the index is built from, as (file, size, modification time) of every month's reports and
+    run record: a run that writes while the index is built changes it."""
+    state = []
+    for p in reports_dir.glob("*/*/*"):
+        if p.name == RUN_RECORD or p.suffix == ".html":
+            try:
+                info = p.stat()
+            except FileNotFoundError:  # replaced in the meantime
+                continue
+            state.append((p.relative_to(reports_dir).as_posix(), info.st_size, info.st_mtime_ns))
+    return sorted(state)
+
+
+def _index_page(reports_dir: Path, processed_base: Path) -> str:
     sections = []
     for shop_dir in sorted(p for p in reports_dir.iterdir() if p.is_dir()):
         months = sorted((p for p in shop_dir.iterdir() if p.is_dir() and MONTH_PATTERN.match(p.name)),
@@ -91,10 +121,7 @@ def build_index(reports_dir: str | Path, processed_base: str | Path | None = Non
             sections.append(f'<section>\n<h2>{html.escape(shop_dir.name)}</h2>\n{trends}'
                             + "\n".join(items) + "\n</section>")
     body = "\n".join(sections) or "<p class=\"empty\">No reports yet.</p>"
-    page = _INDEX_TEMPLATE.replace("{body}", body)
-    path = reports_dir / INDEX_NAME
-    artifacts.write_file(path, page)
-    return path
+    return _INDEX_TEMPLATE.replace("{body}", body)
 
 
 def _trends_html(shop_processed: Path) -> str:
@@ -169,21 +196,31 @@ def _sparkline_svg(key: str, title: str, kind: str, series, width: int = 172, he
 
 def _month_html(shop: str, month_dir: Path) -> str:
     reports = sorted(month_dir.glob("[0-9][0-9]_*.html"))
-    if not reports:
-        return ""
     record = artifacts.read_json_file(month_dir / RUN_RECORD, default={})
+    if not reports and record.get("status") in {None, "ok"}:
+        return ""  # a month with no report is listed only to say that its run failed or stopped
     latest = {n["name"]: n for n in record.get("notebooks", [])}
     status = record.get("status")
     badges, notes = "", []
     if status == "failed":
         badges = '<span class="badge failed">latest run failed</span>'
-        err = record.get("error") or {}
-        if err:
+        errors = record.get("errors") or ([record["error"]] if record.get("error") else [])
+        for err in errors:
             cell = f" at cell {err['cell_index']}" if err.get("cell_index") is not None else ""
             notes.append(f"{err.get('notebook')} failed{cell}: {err.get('ename')}: "
                          f"{err.get('evalue')}")
+    elif status == "running" and _process_gone(record):
+        badges = '<span class="badge failed">latest run interrupted</span>'
+        notes.append(f"The latest run (started {record.get('started')}) stopped without finishing: its process "
+                     f"{record.get('pid')} is gone (killed outright, or the machine went down).")
     elif status in {"running", "interrupted"}:
         badges = f'<span class="badge failed">latest run {status}</span>'
+        if status == "interrupted":
+            stopped = [n["name"] for n in record.get("notebooks", []) if n.get("status") == "interrupted"]
+            by = f" by {record['interrupted_by']}" if record.get("interrupted_by") else ""
+            during = f" during {', '.join(stopped)}" if stopped else ""
+            notes.append(f"The latest run was interrupted{by}{during}; reports without a badge are from "
+                         f"that run, the others from an earlier run or missing.")
     meta = []
     if record.get("as_of"):
         meta.append(f"as of {record['as_of']}")
@@ -199,8 +236,8 @@ def _month_html(shop: str, month_dir: Path) -> str:
         extra = ""
         if entry is None and record:
             extra = ' <span class="badge old">earlier run</span>'
-        elif entry and entry.get("status") == "failed":
-            extra = ' <span class="badge failed">failed</span>'
+        elif entry and entry.get("status") in {"failed", "interrupted"}:
+            extra = f' <span class="badge failed">{entry["status"]}</span>'
         ipynb = report.with_suffix(".ipynb")
         nb_link = (f' <a class="nb" href="{quote(f"{shop}/{month_dir.name}/{ipynb.name}")}">ipynb</a>'
                    if ipynb.exists() else "")
@@ -210,6 +247,22 @@ def _month_html(shop: str, month_dir: Path) -> str:
     meta_html = f' <span class="meta">{html.escape(" · ".join(meta))}</span>' if meta else ""
     return (f'<div class="month">\n<h3>{html.escape(month_dir.name)} {badges}{meta_html}</h3>\n'
             f'{note_html}<ul>\n' + "\n".join(rows) + "\n</ul>\n</div>")
+
+
+def _process_gone(record: dict) -> bool:
+    """True when the run record names a process on this machine that no longer exists."""
+    pid = record.get("pid")
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return False
+    if not isinstance(pid, int) or record.get("host") != socket.gethostname():
+        return False  # another machine's run (or an old record): no way to tell
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but belongs to someone else
+        return False
+    return False
 
 
 _INDEX_TEMPLATE = """<!DOCTYPE html>

@@ -4,8 +4,10 @@ One call of :func:`run_month` executes ``notebooks/NN_*.ipynb`` in order with th
 parameters (``as_of``, ``raw_dir``, ``processed_dir``, ``config_path``), saves each executed
 notebook to ``reports/<shop>/<YYYY-MM>/NN_name.ipynb``, exports it to ``NN_name.html`` for business
 readers (code hidden, figures inlined; :mod:`helpers.publish`), records the run in ``run.json`` and
-rebuilds ``reports/index.html``. On a failing cell the run stops, the partly executed notebook is still
-published with the error visible, and :class:`RunFailed` says where it broke.
+rebuilds ``reports/index.html``. On a failing cell the partly executed notebook is still published with
+the error visible, the later notebooks still run (each shows what it can without the missing artifacts),
+and at the end :class:`RunFailed` says which notebooks broke and at which cell. A run stopped by SIGTERM
+or Ctrl-C leaves no half-written file, and ``run.json`` and the index say it was interrupted.
 
 Layout written (nothing outside the month's own folder and ``index.html`` is touched)::
 
@@ -20,15 +22,21 @@ from __future__ import annotations
 import calendar
 import os
 import re
+import signal
+import socket
 import sys
 import tempfile
+import threading
 import time
 import uuid
+import weakref
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import nbformat
 import papermill as pm
+from jupyter_client import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 from nbclient import NotebookClient
 from papermill.exceptions import PapermillExecutionError
@@ -58,11 +66,14 @@ class RunFailed(Exception):
         Exception name and message raised in the notebook.
     output_html, output_ipynb : Path or None
         The partial report and the saved, partly executed notebook (None if nothing was saved).
+    later : list of RunFailed
+        Notebooks after this one that failed too in the same run (the runner runs them all).
     """
 
     def __init__(self, notebook: str, cell_index: int | None, ename: str, evalue: str,
                  output_html: Path | None, output_ipynb: Path | None,
                  exec_count: int | None = None, shown_html: str | None = None):
+        self.later: list[RunFailed] = []
         self.notebook = notebook
         self.cell_index = cell_index
         self.exec_count = exec_count
@@ -76,25 +87,171 @@ class RunFailed(Exception):
         tail = f" (partial report: {report})" if report else ""
         super().__init__(f"{notebook} failed{where}: {error}{tail}")
 
+    def with_later(self, later: list[RunFailed]) -> RunFailed:
+        """This failure, its message followed by the later notebooks that failed in the same run."""
+        self.later = list(later)
+        if later:
+            where = "; ".join(f"{e.notebook}" + (f" at cell {e.cell_index}" if e.cell_index is not None else "")
+                              + f": {e.ename}" for e in later)
+            self.args = (f"{self.args[0]}; later notebooks ran, and these failed too: {where}",)
+        return self
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGTERM from a scheduler, ``timeout`` or ``kill``; SIGINT)."""
+
+    def __init__(self, signal_name: str):
+        self.signal_name = signal_name
+        super().__init__(f"interrupted by {signal_name}")
+
 
 # ---------------------------------------------------------------------------------------------
 # Small pure helpers
 
 
 def kernel_config():
-    """Kernel settings for every notebook run: local IPC sockets on Linux and macOS.
+    """Kernel settings for every notebook run: local IPC sockets on Linux and macOS, and a kernel
+    manager the runner can reach when a signal stops the run (:class:`TrackedKernelManager`).
 
     With the default TCP transport the kernel listens on local ports that other users of the machine
     could reach, and ipykernel 7 prints a warning about unencrypted TCP for every notebook; IPC
     sockets are files in the user's Jupyter runtime folder. Windows has no IPC transport: TCP there.
     """
+    tracked = {"NotebookClient": {"kernel_manager_class": TrackedKernelManager}}
     if os.name != "posix":
-        return Config()
+        return Config(tracked)
     # An absolute socket path: jupyter_client's default ("kernel-ipc") is relative to each process's
     # working directory, and the kernel runs in another one than this process.
     runtime = Path(jupyter_runtime_dir())
     runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return Config({"KernelManager": {"transport": "ipc", "ip": str(runtime / f"kernel-{uuid.uuid4().hex[:12]}-ipc")}})
+    return Config({**tracked, "KernelManager": {
+        "transport": "ipc", "ip": str(runtime / f"kernel-{uuid.uuid4().hex[:12]}-ipc")}})
+
+
+# Kernels started by this process and not yet shut down. jupyter_client starts each kernel in its own
+# session, so a SIGTERM sent to the runner (or to its process group by `timeout`) never reaches them.
+_LIVE_KERNELS: weakref.WeakSet = weakref.WeakSet()
+
+
+class TrackedKernelManager(AsyncKernelManager):
+    """nbclient's default kernel manager, registered while its kernel runs so that a signal handler
+    can interrupt it (:func:`_signal_kernels`)."""
+
+    async def _async_post_start_kernel(self, **kwargs) -> None:  # start_kernel's last step
+        await super()._async_post_start_kernel(**kwargs)
+        _LIVE_KERNELS.add(self)
+
+
+def _kernel_processes() -> list:
+    found = []
+    for km in list(_LIVE_KERNELS):
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            found.append(process)
+    return found
+
+
+def _signal_kernels(signum: int) -> None:
+    for process in _kernel_processes():
+        try:
+            os.kill(process.pid, signum)
+        except OSError:  # exited in the meantime
+            pass
+
+
+def _stop_kernels(grace_seconds: float = 10.0) -> None:
+    """After an interrupt: wait for the kernels (interrupted, then shut down by nbclient) to exit;
+    kill any still running, so no kernel writes into the month's folders after the run has ended."""
+    deadline = time.monotonic() + grace_seconds
+    while _kernel_processes() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for process in _kernel_processes():
+        process.kill()
+        process.wait(timeout=5)
+
+
+class _StopRequest:
+    """The signal that asked the run to stop, shared by the signal handler and the notebook loop."""
+
+    def __init__(self):
+        self.signal_name: str | None = None
+
+    def check(self, **_hook_kwargs) -> None:
+        """Raise :class:`Interrupted` once a stop was asked for (also nbclient's ``on_cell_execute``
+        hook, so no further cell starts)."""
+        if self.signal_name is not None:
+            raise Interrupted(self.signal_name)
+
+
+@contextmanager
+def _signals_interrupt(kill_after_seconds: float = 15.0):
+    """SIGTERM (a scheduler's stop, ``timeout``, ``kill``) and SIGINT (Ctrl-C) stop the run as
+    :class:`Interrupted`.
+
+    While a kernel runs a cell, the signal is passed on to it as SIGINT: the cell stops with
+    KeyboardInterrupt, so the artifact it was writing is never renamed into place (each write goes to a
+    temp file first, :func:`helpers.artifacts.atomic`, which removes it), papermill shuts the idle
+    kernel down, and the notebook loop raises :class:`Interrupted` (:meth:`_StopRequest.check`). A
+    kernel still busy ``kill_after_seconds`` later (stuck in C code) is killed; the run's cleanup then
+    removes its temp files. Between notebooks the signal raises at once. A second signal is ignored.
+    Outside the main thread (where Python does not deliver signals) nothing changes.
+    """
+    request = _StopRequest()
+    timers: list[threading.Timer] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def stop(signum, frame):
+        if request.signal_name is not None:
+            return
+        request.signal_name = signal.Signals(signum).name
+        if _kernel_processes():
+            _signal_kernels(signal.SIGINT)
+            kill = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
+            timer = threading.Timer(kill_after_seconds, _signal_kernels, args=(kill,))
+            timer.daemon = True
+            timer.start()
+            timers.append(timer)
+        else:
+            raise Interrupted(request.signal_name)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield request
+    finally:
+        for timer in timers:
+            timer.cancel()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _remove_partial_files(*folders: Path) -> list[str]:
+    """Temp files a stopped run may leave: artifact writes in progress (``.<file>.<random>.tmp``,
+    :func:`helpers.artifacts.atomic`) and papermill's output notebook (``.<NN_name>.<random>.ipynb``)."""
+    removed = []
+    for folder in folders:
+        for pattern in (".*.tmp", ".[0-9][0-9]_*.ipynb"):
+            for p in folder.glob(pattern):
+                p.unlink(missing_ok=True)
+                removed.append(p.name)
+    return removed
+
+
+def _remove_stale_artifacts(processed_dir: Path, stem: str, since_ns: int) -> list[str]:
+    """Remove the artifacts notebook ``stem`` declares that it did not write in this run (older than
+    ``since_ns``): after it failed, later notebooks must not read an earlier run's files as this run's.
+    A file's CSV copy (customers_scored.csv) goes with it. Returns the file names removed."""
+    removed = []
+    for name, spec in artifacts.ARTIFACTS.items():
+        if spec.made_by != stem:
+            continue
+        declared = artifacts.path(processed_dir, name)
+        for p in sorted({declared, declared.with_suffix(".csv")}):
+            if p.is_file() and p.stat().st_mtime_ns < since_ns:
+                p.unlink()
+                removed.append(p.name)
+    return removed
 
 
 def last_complete_month_end(max_order_date: date | datetime | str) -> str:
@@ -210,8 +367,13 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
     Raises
     ------
     RunFailed
-        A cell raised; the partial report is written, later notebooks are not run and
-        ``index.html`` is rebuilt first.
+        A cell raised. Its partial report is written, the notebook's artifacts from an earlier run are
+        removed (later notebooks must not take them for this run's), the later notebooks still run,
+        and ``index.html`` is rebuilt first; the exception names the first failing notebook and cell
+        and lists the later ones that failed (``.later``).
+    Interrupted
+        SIGTERM or SIGINT arrived: the running kernel is stopped, no temp file is left in the month's
+        folders, and ``run.json`` and the index say the run was interrupted.
     """
     as_of = _to_date(as_of).isoformat()
     month = as_of[:7]
@@ -239,44 +401,53 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
         "config_path": _shown(config_file, root),
     }
 
+    # pid and host let the index tell a run still going from one killed outright (SIGKILL, power loss).
     record = {"shop": shop, "month": month, "as_of": as_of, "status": "running",
-              "started": _now(), "finished": None, "parameters": parameters, "notebooks": []}
+              "started": _now(), "finished": None, "pid": os.getpid(), "host": socket.gethostname(),
+              "parameters": parameters, "notebooks": []}
     _write_record(out_dir, record)
     log(f"{shop} {month}: running {len(notebooks)} notebook(s) with as_of={as_of}")
     run_start = time.perf_counter()
     show_cells = sys.stderr.isatty() if cell_progress is None else cell_progress
     written: list[Path] = []
+    failures: list[RunFailed] = []
     total = len(notebooks)
-    try:
-        for number, source in enumerate(notebooks, start=1):
-            stem = source.stem
-            ipynb_path, html_path = out_dir / f"{stem}.ipynb", out_dir / f"{stem}.html"
-            entry = {"name": stem, "status": "running", "seconds": None, "title": None}
-            record["notebooks"].append(entry)
-            fd, tmp_name = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=".ipynb")
-            os.close(fd)
-            tmp = Path(tmp_name)
-            started = time.perf_counter()
-            try:
-                failure = None
+    with _signals_interrupt() as stop_request:  # SIGTERM, Ctrl-C: stop cleanly, say so in run.json and the index
+        try:
+            for number, source in enumerate(notebooks, start=1):
+                stem = source.stem
+                ipynb_path, html_path = out_dir / f"{stem}.ipynb", out_dir / f"{stem}.html"
+                entry = {"name": stem, "status": "running", "seconds": None, "title": None}
+                record["notebooks"].append(entry)
+                _write_record(out_dir, record)  # the index shows which notebook a stopped run was in
+                fd, tmp_name = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=".ipynb")
+                os.close(fd)
+                tmp = Path(tmp_name)
+                started, started_ns = time.perf_counter(), time.time_ns()
                 try:
-                    pm.execute_notebook(
-                        str(source), str(tmp), parameters=parameters, kernel_name=kernel_name,
-                        cwd=str(root), progress_bar=show_cells, log_output=False, config=kernel_config(),
-                    )
-                except PapermillExecutionError as err:
-                    failure = err
-                except Exception as err:  # kernel died, did not start, ...: still a failed run
-                    failure = err
-                seconds = time.perf_counter() - started
-                entry["seconds"] = round(seconds, 1)
+                    failure = None
+                    try:
+                        pm.execute_notebook(
+                            str(source), str(tmp), parameters=parameters, kernel_name=kernel_name,
+                            cwd=str(root), progress_bar=show_cells, log_output=False, config=kernel_config(),
+                            on_cell_execute=stop_request.check,
+                        )
+                    except PapermillExecutionError as err:
+                        failure = err
+                    except Exception as err:  # kernel died, did not start, ...: still a failed notebook
+                        failure = err
+                    seconds = time.perf_counter() - started
+                    entry["seconds"] = round(seconds, 1)
+                    stop_request.check()  # a stopped notebook's page would only show the interruption
 
-                nb = _read_if_saved(tmp)
-                if nb is not None:
-                    _tidy_saved_notebook(nb, source, ipynb_path, root)
-                    entry["title"] = _notebook_title(nb)
-                    artifacts.write_file(ipynb_path, _notebook_text(nb))
-                    artifacts.write_file(html_path, notebook_to_html(nb, f"{shop} · {month} · {stem}"))
+                    nb = _read_if_saved(tmp)
+                    if nb is not None:
+                        _tidy_saved_notebook(nb, source, ipynb_path, root)
+                        entry["title"] = _notebook_title(nb)
+                        artifacts.write_file(ipynb_path, _notebook_text(nb))
+                        artifacts.write_file(html_path, notebook_to_html(nb, f"{shop} · {month} · {stem}"))
+                finally:
+                    tmp.unlink(missing_ok=True)
 
                 if failure is None:
                     entry["status"] = "ok"
@@ -284,31 +455,43 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
                     log(f"[{number}/{total}] {stem} ... done in {seconds:.1f} s")
                     continue
 
+                # Later notebooks still run: each reads the artifacts that exist and says what is
+                # missing. Files this notebook left from an earlier run would pass for this run's.
                 entry["status"] = "failed"
+                entry["stale_removed"] = _remove_stale_artifacts(processed_dir, stem, started_ns)
                 error = _run_failed(failure, source.name, ipynb_path if nb else None,
                                     html_path if nb else None, root)
-                record["error"] = {"notebook": error.notebook, "cell_index": error.cell_index,
-                                   "exec_count": error.exec_count, "ename": error.ename,
-                                   "evalue": error.evalue}
-                log(f"[{number}/{total}] {stem} ... FAILED after {seconds:.1f} s")
-                raise error from failure
-            finally:
-                tmp.unlink(missing_ok=True)
-    except BaseException as err:
-        record["status"] = "failed" if isinstance(err, Exception) else "interrupted"
-        for entry in record["notebooks"]:
-            if entry["status"] == "running":
-                entry["status"] = record["status"]
-        record["finished"] = _now()
-        _write_record(out_dir, record)
-        build_index(reports_dir, processed_base)
-        raise
+                failures.append(error)
+                record.setdefault("errors", []).append(
+                    {"notebook": error.notebook, "cell_index": error.cell_index, "exec_count": error.exec_count,
+                     "ename": error.ename, "evalue": error.evalue})
+                record["error"] = record["errors"][0]
+                cell = f" at cell {error.cell_index}" if error.cell_index is not None else ""
+                log(f"[{number}/{total}] {stem} ... FAILED{cell} after {seconds:.1f} s: {error.ename}")
+            record["status"] = "failed" if failures else "ok"
+            record["finished"] = _now()
+            _write_record(out_dir, record)
+            index = build_index(reports_dir, processed_base)
+        except BaseException as err:
+            record["status"] = "failed" if isinstance(err, Exception) else "interrupted"
+            if isinstance(err, Interrupted):
+                record["interrupted_by"] = err.signal_name
+            for entry in record["notebooks"]:
+                if entry["status"] == "running":
+                    entry["status"] = record["status"]
+            _stop_kernels()
+            _remove_partial_files(processed_dir, out_dir)
+            record["finished"] = _now()
+            _write_record(out_dir, record)
+            build_index(reports_dir, processed_base)
+            raise
 
-    record["status"] = "ok"
-    record["finished"] = _now()
-    _write_record(out_dir, record)
-    index = build_index(reports_dir, processed_base)
-    log(f"{shop} {month}: {total} notebook(s) done in {time.perf_counter() - run_start:.1f} s; "
+    seconds = time.perf_counter() - run_start
+    if failures:
+        log(f"{shop} {month}: {total - len(failures)} of {total} notebook(s) done in {seconds:.1f} s, "
+            f"{len(failures)} failed; reports in {_shown(out_dir, root)}/, index {_shown(index, root)}")
+        raise failures[0].with_later(failures[1:])
+    log(f"{shop} {month}: {total} notebook(s) done in {seconds:.1f} s; "
         f"reports in {_shown(out_dir, root)}/, index {_shown(index, root)}")
     return written
 
@@ -316,7 +499,8 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
 def backfill(month_from: str, month_to: str, raw_dir: str | Path,
              config_path: str | Path = "config/default.yml", **kwargs) -> list[Path]:
     """Run :func:`run_month` for the last day of every month from ``month_from`` to ``month_to``
-    (``'YYYY-MM'``, inclusive), oldest first. Stops at the first :class:`RunFailed`.
+    (``'YYYY-MM'``, inclusive), oldest first. Stops after the first month that fails
+    (:class:`RunFailed`, raised once that month has run all its notebooks).
     Keyword arguments go to :func:`run_month`. Returns every HTML report written."""
     written: list[Path] = []
     for as_of in _month_ends(month_from, month_to):
