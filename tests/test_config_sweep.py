@@ -1,0 +1,316 @@
+"""Config sweep (issue 15): every setting at a valid value the demo never uses, and every invalid one refused.
+
+The settings are read from the pydantic models in helpers.config, not from a hand list, so a setting added
+there is swept here without touching this file (or this file says which rule it lacks):
+
+- Valid: each numeric, list, choice and yes/no setting gets a non-default value from its declared range -
+  run "low" takes the low end (or the smallest list), run "high" the other end (or a longer or different
+  list), except the fit and sampling budgets in ``BUDGETS``, kept small so the sweep stays fast. Every
+  setting is swept in one of the two runs, all at once, and each run executes the seven notebooks' code
+  cells in-process (each stage's ``run()`` and every table, figure and takeaway the reader sees) on a
+  200-customer demo shop; every artifact keeps its declared columns.
+- Invalid: each setting gets the values its declaration refuses (below or above its range, the wrong type,
+  an empty list where one is needed, a choice not offered); each is refused at load with one sentence
+  naming the dotted key.
+"""
+from __future__ import annotations
+
+import json
+import re
+import typing
+from pathlib import Path
+
+import annotated_types as at
+import matplotlib
+import pytest
+import yaml
+
+from helpers import artifacts, demo
+from helpers.config import SECTIONS, Config, ConfigError, config_from_dict, load_config
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+AS_OF = "2026-06-30"
+RUNS = ("low", "high")
+DEFAULTS = Config().model_dump(exclude={"source"})
+
+# Fit and sampling budgets: their far end would only make the sweep slow (not test anything new), so
+# both runs use small values; "high" stays below the shop's 200 customers where a sample is drawn.
+BUDGETS = {
+    ("clv", "max_evaluations"): (1, 100),
+    ("clv", "fit_seconds"): (0.01, 5.0),
+    ("clv", "sample_customers"): (1, 150),
+    ("segments", "k_max"): (2, 5),
+    ("segments", "silhouette_sample"): (2, 150),
+    ("churn", "max_iter"): (1, 50),
+    ("churn", "max_train_rows"): (1, 150),
+    ("churn", "importance_rows"): (1, 100),
+    ("churn", "importance_repeats"): (1, 2),
+    ("winback", "draws"): (1, 300),
+}
+# A different valid segment grid (five segments instead of eleven) for run "high"; the settings that
+# name segments follow it (a grid has no "low end" to derive).
+OTHER_GRID = {"Best": {"r": "4-5", "fm": "4-5"}, "Recent": {"r": "4-5", "fm": "1-3"}, "Middle": {"r": 3, "fm": "1-5"},
+              "Slipping": {"r": "1-2", "fm": "3-5"}, "Gone": {"r": "1-2", "fm": "1-2"}}
+SEGMENT_NAMES = {"low": {("segments", "watch"): [], ("winback", "candidate_segments"): []},
+                 "high": {("segments", "grid"): OTHER_GRID, ("segments", "watch"): ["Gone", "Slipping"],
+                          ("winback", "candidate_segments"): ["Slipping", "Gone", "Middle"]}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the declarations
+
+
+def _settings():
+    """(section, key, field) for every setting of every section, in the order of config/default.yml."""
+    for section, model in SECTIONS.items():
+        for key, field in model.model_fields.items():
+            yield section, key, field
+
+
+def _unwrap(tp, metadata=()) -> tuple[typing.Any, list, bool]:
+    """(base type, constraints, null allowed) of an annotation such as ``Annotated[int, Field(gt=0)] | None``."""
+    constraints, optional = list(metadata), False
+    if typing.get_origin(tp) in (typing.Union, __import__("types").UnionType):
+        arms = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional = len(arms) < len(typing.get_args(tp))
+        if len(arms) == 1:
+            tp = arms[0]
+    while typing.get_origin(tp) is typing.Annotated:
+        tp, *extra = typing.get_args(tp)
+        for item in extra:
+            constraints += getattr(item, "metadata", [item])
+    return tp, constraints, optional
+
+
+def _bounds(constraints) -> dict:
+    out = {}
+    for c in constraints:
+        for name in ("gt", "ge", "lt", "le", "min_length", "max_length"):
+            if hasattr(c, name) and isinstance(c, (at.Gt, at.Ge, at.Lt, at.Le, at.MinLen, at.MaxLen)):
+                out[name] = getattr(c, name)
+    return out
+
+
+def _is_text(tp) -> bool:
+    base, _, _ = _unwrap(tp)
+    if base is str:
+        return True
+    return typing.get_origin(base) is dict and all(_unwrap(a)[0] is str for a in typing.get_args(base))
+
+
+def swept_settings() -> list[tuple[str, str]]:
+    """Every setting but the free-text ones (names, formats, column maps): numbers, lists, choices, yes/no."""
+    return [(s, k) for s, k, f in _settings() if not _is_text(f.annotation)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Valid values the demo never uses
+
+
+def _number(base, b: dict, default, end: str):
+    """The low or high end of a number's allowed range (one step inside an open bound)."""
+    lo = b.get("ge", b.get("gt"))
+    hi = b.get("le", b.get("lt"))
+    if base is int:
+        low = 0 if lo is None else lo if "ge" in b else lo + 1
+        high = hi if hi is not None else (default + 1 if lo is None else max(3 * (default or 1), low + 1))
+        if "lt" in b:
+            high -= 1
+    else:
+        step = 0.01 * (hi - lo) if lo is not None and hi is not None else 0.01
+        low = 0.0 if lo is None else lo if "ge" in b else lo + step
+        high = hi if "le" in b else hi - step if hi is not None else 4 * default if default else 1.0
+        low, high = round(low, 6), round(high, 6)
+    value = low if end == "low" else high
+    if value == default:  # the default sits at this end: take the other one
+        value = high if end == "low" else low
+    return value
+
+
+def _list(base, b: dict, default: list, end: str) -> list:
+    item, constraints, _ = _unwrap(typing.get_args(base)[0])
+    lo_len, hi_len = b.get("min_length", 0), b.get("max_length")
+    if typing.get_origin(item) is typing.Literal:
+        choices = list(typing.get_args(item))
+        return ([] if lo_len == 0 else choices[:lo_len]) if end == "low" else choices
+    if item is str:
+        if end == "low":
+            return [] if lo_len == 0 else default[:lo_len]
+        return default[:1] if len(default) > 1 else [*default, "other"]
+    ib = _bounds(constraints)
+    if end == "low":  # the smallest list, from the low end of the items' range
+        n = max(lo_len, 1) if lo_len or item is int else 0
+        first = _number(item, ib, None, "low")
+        step = 1 if item is int else 0.01
+        return [round(first + i * step, 6) for i in range(n)]
+    if item is int:
+        return [3 * v for v in default]
+    top = _number(item, ib, None, "high")
+    n = len(default) if hi_len is None else min(len(default), hi_len)
+    return [round(top - (n - 1 - i) * 0.01, 6) for i in range(n)]
+
+
+def value_for(section: str, key: str, end: str):
+    """A valid non-default value of one setting, derived from its declaration."""
+    if (section, key) in SEGMENT_NAMES[end]:
+        return SEGMENT_NAMES[end][(section, key)]
+    if (section, key) in BUDGETS:
+        return BUDGETS[(section, key)][RUNS.index(end)]
+    field = SECTIONS[section].model_fields[key]
+    default = DEFAULTS[section][key]
+    base, constraints, optional = _unwrap(field.annotation, field.metadata)
+    b = _bounds(constraints)
+    if base is bool:
+        return not default if end == "low" else default
+    if typing.get_origin(base) is typing.Literal:
+        others = [c for c in typing.get_args(base) if c != default]
+        return others[min(RUNS.index(end), len(others) - 1)]
+    if base in (int, float):
+        if default is None:  # an optional cap or count that is off by default: switch it on, loose or tight
+            return {"low": 1 if base is int else 1e6, "high": _number(base, b, None, "low") + (base is int)}[end]
+        if optional and end == "low":
+            return None
+        return _number(base, b, default, end)
+    if typing.get_origin(base) is list:
+        return _list(base, b, default, end)
+    if key == "assumed_uplift":  # keys follow the offered discounts (see _consistent)
+        return {k: (-0.5 if end == "low" else 0.5) for k in default}
+    if key == "grid":
+        return default
+    raise AssertionError(f"no sweep rule for {section}.{key} ({field.annotation}); add one to tests/test_config_sweep.py")
+
+
+def _consistent(values: dict) -> dict:
+    """The checks across settings (Config._cross_checks): k_max >= k_min, an uplift for each offered discount."""
+    seg, wb = values["segments"], values["winback"]
+    seg["k_max"] = max(seg["k_max"], seg["k_min"])
+    offered = sorted(set(wb["discount_levels"]) | ({0.0} if wb["contact_without_discount"] else set()))
+    uplift = next(iter(wb["assumed_uplift"].values()))
+    wb["assumed_uplift"] = {d: uplift * (1 + d) for d in offered}
+    return values
+
+
+def run_values(end: str) -> dict:
+    values = json.loads(json.dumps(DEFAULTS, default=str))  # a deep copy
+    values["winback"]["assumed_uplift"] = dict(DEFAULTS["winback"]["assumed_uplift"])
+    for section, key in swept_settings():
+        values[section][key] = value_for(section, key, end)
+    return _consistent(values)
+
+
+@pytest.mark.parametrize("end", RUNS)
+def test_each_run_of_the_sweep_is_a_valid_config(end):
+    config_from_dict(run_values(end), source=f"sweep-{end}")
+
+
+def test_every_numeric_list_choice_and_yes_no_setting_is_swept_to_a_non_default_value():
+    unswept = [f"{s}.{k}" for s, k in swept_settings()
+               if all(run_values(end)[s][k] == DEFAULTS[s][k] for end in RUNS)]
+    assert not unswept, f"these settings keep their default in every run: {unswept}"
+    assert len(swept_settings()) >= 70  # the sections hold about 75 such settings today
+
+
+# ---------------------------------------------------------------------------------------------
+# The runs: all seven notebooks' code cells in-process
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    raw = tmp_path_factory.mktemp("sweep") / "raw" / "sweepshop"
+    demo.generate(raw, customers=200, seed=15)
+    return raw
+
+
+def _code_cells(notebook: Path) -> list[str]:
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("end", RUNS)
+def test_every_notebook_runs_and_every_artifact_keeps_its_columns_with_the_swept_settings(end, shop, tmp_path):
+    config_path = tmp_path / f"sweep-{end}.yml"
+    config_path.write_text(yaml.safe_dump(run_values(end)), encoding="utf-8")
+    processed = tmp_path / "processed" / "sweepshop" / AS_OF[:7]
+    params = {"as_of": AS_OF, "raw_dir": str(shop), "processed_dir": str(processed), "config_path": str(config_path)}
+    for notebook in NOTEBOOKS:
+        cells = _code_cells(notebook)
+        namespace: dict = {}
+        exec(cells[0], namespace)  # the parameters cell, then what papermill injects
+        namespace.update(params)
+        for i, source in enumerate(cells[1:], start=1):
+            try:
+                exec(compile(source, f"{notebook.name} code cell {i}", "exec"), namespace)
+            except Exception as exc:
+                pytest.fail(f"{notebook.name} code cell {i} failed with the '{end}' settings: "
+                            f"{type(exc).__name__}: {exc}\n{source}")
+            finally:
+                plt.close("all")
+        for name, art in artifacts.ARTIFACTS.items():
+            if art.made_by == notebook.stem and art.schema is not None:
+                df = artifacts.read(processed, name)
+                missing = [c for c in art.columns if c not in df.columns]
+                assert not missing, f"{art.file} lost column(s) {missing} with the '{end}' settings"
+                artifacts.check(name, df)
+
+
+# ---------------------------------------------------------------------------------------------
+# Invalid values: refused at load, one sentence naming the key
+
+
+def invalid_values(section: str, key: str) -> list:
+    """Values the declaration refuses: outside the range, the wrong type, too short a list, no such choice."""
+    field = SECTIONS[section].model_fields[key]
+    base, constraints, optional = _unwrap(field.annotation, field.metadata)
+    b = _bounds(constraints)
+    bad: list = [[1, 2]] if base is not list and typing.get_origin(base) is not list else [5]
+    if base is bool:
+        return [*bad, 1, "yes"]
+    if base is str:
+        patterns = [c.pattern for c in constraints if getattr(c, "pattern", None)]
+        return [*bad, 5] + [next(t for t in ("has space;", " ") if not all(re.search(p, t) for p in patterns))
+                            for _ in patterns[:1]]
+    if typing.get_origin(base) is typing.Literal:
+        return [*bad, "no-such-choice"]
+    if base in (int, float):
+        bad += ["12", True] + ([2.5] if base is int else [])
+        if "gt" in b or "ge" in b:
+            lo = b.get("gt", b.get("ge"))
+            bad.append(lo if "gt" in b else lo - 1)
+        if "lt" in b or "le" in b:
+            hi = b.get("lt", b.get("le"))
+            bad.append(hi if "lt" in b else hi + 1)
+        return bad
+    if typing.get_origin(base) is list:
+        item, item_constraints, _ = _unwrap(typing.get_args(base)[0])
+        bad.append(["x", 5] if item is not str else [5])
+        if b.get("min_length"):
+            bad.append([])
+        ib = _bounds(item_constraints)
+        if "gt" in ib or "ge" in ib:
+            lo = ib.get("gt", ib.get("ge"))
+            bad.append([lo if "gt" in ib else lo - 1] * max(b.get("min_length", 1), 1))
+        if typing.get_origin(item) is typing.Literal:
+            bad.append(["no-such-choice"])
+        return bad
+    if typing.get_origin(base) is dict:
+        return [*bad, "text"]
+    raise AssertionError(f"no invalid-value rule for {section}.{key} ({field.annotation})")
+
+
+INVALID = [(s, k, v) for s, k, _ in _settings() for v in invalid_values(s, k)]
+
+
+@pytest.mark.parametrize("section,key,value", INVALID, ids=[f"{s}.{k}={v!r}" for s, k, v in INVALID])
+def test_an_invalid_value_is_refused_at_load_with_one_sentence_naming_the_key(section, key, value, tmp_path):
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml.safe_dump({section: {key: value}}), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: ") and f"{section}.{key}" in text
+    assert text.endswith(".") and "\n" not in text and ". " not in text.replace(str(path), "")
+    assert "Traceback" not in text and "pydantic" not in text and "http" not in text
