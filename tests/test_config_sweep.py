@@ -22,10 +22,11 @@ from pathlib import Path
 
 import annotated_types as at
 import matplotlib
+import pandas as pd
 import pytest
 import yaml
 
-from helpers import artifacts, demo
+from helpers import artifacts, demo, winback
 from helpers.config import SECTIONS, Config, ConfigError, config_from_dict, load_config
 
 matplotlib.use("Agg")
@@ -55,6 +56,9 @@ BUDGETS = {
 # name segments follow it (a grid has no "low end" to derive).
 OTHER_GRID = {"Best": {"r": "4-5", "fm": "4-5"}, "Recent": {"r": "4-5", "fm": "1-3"}, "Middle": {"r": 3, "fm": "1-5"},
               "Slipping": {"r": "1-2", "fm": "3-5"}, "Gone": {"r": "1-2", "fm": "1-2"}}
+# The decimal separator describes the file, not a choice to sweep: "," reads the demo's "12.50" as 1250
+# (the robustness tests read comma-decimal files).
+FILE_FORMAT = {("cleaning", "decimal_separator"): "."}
 SEGMENT_NAMES = {"low": {("segments", "watch"): [], ("winback", "candidate_segments"): []},
                  "high": {("segments", "grid"): OTHER_GRID, ("segments", "watch"): ["Gone", "Slipping"],
                           ("winback", "candidate_segments"): ["Slipping", "Gone", "Middle"]}}
@@ -158,6 +162,8 @@ def value_for(section: str, key: str, end: str):
     """A valid non-default value of one setting, derived from its declaration."""
     if (section, key) in SEGMENT_NAMES[end]:
         return SEGMENT_NAMES[end][(section, key)]
+    if (section, key) in FILE_FORMAT:
+        return FILE_FORMAT[(section, key)]
     if (section, key) in BUDGETS:
         return BUDGETS[(section, key)][RUNS.index(end)]
     field = SECTIONS[section].model_fields[key]
@@ -314,3 +320,57 @@ def test_an_invalid_value_is_refused_at_load_with_one_sentence_naming_the_key(se
     assert text.startswith(f"{path}: ") and f"{section}.{key}" in text
     assert text.endswith(".") and "\n" not in text and ". " not in text.replace(str(path), "")
     assert "Traceback" not in text and "pydantic" not in text and "http" not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# What the sweep found, each pinned on a frame built here
+
+
+def _campaign_frame(control_segments, treated_segments):
+    rows = [{"campaign_id": "C1", "arm": "control", "discount": 0.0, "segment": s, "converted": i % 2}
+            for i, s in enumerate(control_segments)]
+    rows += [{"campaign_id": "C1", "arm": "discount_10", "discount": 0.1, "segment": s, "converted": 1}
+             for s in treated_segments]
+    return pd.DataFrame(rows)
+
+
+def test_a_segment_found_only_in_the_control_arm_gets_no_measured_row_and_the_arm_is_still_measured():
+    """A 200-customer shop (seed 15) had a segment in the control arm only: its row had no treated conversion
+    rate and winback_measured.csv failed its declaration, stopping notebook 06 with the default config."""
+    measured = winback.measure_uplift(_campaign_frame(["A", "A", "B", "B"], ["A", "A"]))
+    assert measured[["segment", "n_treated", "n_control"]].values.tolist() == [["all", 2, 4], ["A", 2, 2]]
+    assert measured["conv_treated"].tolist() == [1.0, 1.0] and measured["conv_control"].tolist() == [0.5, 0.5]
+    artifacts.check("winback_measured", measured)
+
+
+def _cands(segments):
+    return pd.DataFrame({"customer_id": [f"c{i}" for i in range(len(segments))], "segment": pd.Series(segments, dtype=str),
+                         "p_baseline": 0.1, "order_value": 50.0, "reason": "segment"})
+
+
+def test_no_candidate_segment_or_tier_gives_an_empty_plan_with_the_declared_columns():
+    """winback.candidate_segments: [] and candidate_risk_tiers: [] (valid: nobody is a candidate) stopped
+    notebook 06 with KeyError 'segment'."""
+    cfg = config_from_dict({"winback": {"candidate_segments": [], "candidate_risk_tiers": []}})
+    cands = _cands([])
+    uplift = winback.uplift_assumptions(artifacts.empty("winback_measured"), [], cfg)
+    the_plan = winback.plan(winback.simulate(cands, uplift, cfg))
+    assert the_plan.empty and list(the_plan.columns) == artifacts.spec("winback_plan").columns
+    artifacts.check("winback_plan", the_plan)
+    assert winback.customer_rows(cands, uplift, the_plan, cfg).empty
+
+
+def test_with_no_contact_option_every_segment_is_planned_as_no_contact_and_nobody_gets_an_offer():
+    """winback.discount_levels: [] with contact_without_discount: false (valid: only "no contact" is left)
+    stopped notebook 06 merging float and text discounts."""
+    cfg = config_from_dict({"winback": {"discount_levels": [], "contact_without_discount": False,
+                                        "assumed_uplift": {}}})
+    cands = _cands(["At Risk", "At Risk", "Lost"])
+    uplift = winback.uplift_assumptions(artifacts.empty("winback_measured"), ["At Risk", "Lost"], cfg)
+    assert uplift.empty and uplift["discount"].dtype == float
+    the_plan = winback.plan(winback.simulate(cands, uplift, cfg))
+    assert the_plan[["segment", "option", "recommended"]].values.tolist() == [
+        ["At Risk", winback.NO_CONTACT, True], ["Lost", winback.NO_CONTACT, True]]
+    rows = winback.customer_rows(cands, uplift, the_plan, cfg)
+    assert len(rows) == 3 and not rows["recommended"].any() and rows["discount"].isna().all()
+    assert (rows["expected_incremental_profit"] == 0).all()

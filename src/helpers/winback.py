@@ -200,6 +200,8 @@ def measure_uplift(frame: pd.DataFrame, by: str = "segment", level: float = 0.95
             if by in frame.columns:
                 groups += [(str(s), grp[grp[by] == s], ctrl[ctrl[by] == s]) for s in sorted(set(grp[by]) | set(ctrl[by]))]
             for seg, t, c in groups:
+                if t.empty or c.empty:  # a segment found in one arm only: nothing to compare
+                    continue
                 x1, n1, x0, n0 = int(t["converted"].sum()), len(t), int(c["converted"].sum()), len(c)
                 d, lo, hi = uplift_interval(x1, n1, x0, n0, z)
                 rev = (mean_difference(t["revenue"], c["revenue"], z) if "revenue" in frame.columns
@@ -564,7 +566,8 @@ def uplift_assumptions(measured: pd.DataFrame, segs: list[str], cfg: Config) -> 
                 source = "interpolated" if d < xs.max() else f"as measured {xs.max():.0%}"
             rows.append({"segment": seg, "discount": d, "mean": mean, "sd": sd, "low": mean - Z95 * sd,
                          "high": mean + Z95 * sd, "source": source})
-    out = pd.DataFrame(rows, columns=["segment", "discount", "mean", "sd", "low", "high", "source"])
+    out = pd.DataFrame(rows, columns=["segment", "discount", "mean", "sd", "low", "high", "source"]).astype(
+        {"segment": str, "discount": float, "source": str})  # typed also when there is no option or segment
     # measured rows keep their own (Newcombe) interval
     if not measured.empty:
         for i, r in out[out["source"].str.startswith("measured")].iterrows():
@@ -645,6 +648,8 @@ def simulate(cands: pd.DataFrame, uplift: pd.DataFrame, cfg: Config) -> Simulati
                          "roi": e_profit / spend if spend > 0 else np.nan, "option": option_label(d),
                          "uplift_source": a["source"]})
             _ = inc_b_k
+    if not rows:  # no candidate: the declared columns and types, no rows
+        return Simulation(artifacts.empty("winback_plan").drop(columns="recommended"), draws)
     return Simulation(pd.DataFrame(rows), draws)
 
 
@@ -653,7 +658,7 @@ def customer_profit(cands: pd.DataFrame, uplift: pd.DataFrame, cfg: Config, disc
     candidate, aligned to `cands`; NaN = no contact): m v (p1 - p0) - d v p1 - c, mean uplift."""
     wb, m = cfg.winback, cfg.clv.gross_margin
     u = cands[["segment"]].assign(discount=discount.to_numpy()).merge(
-        uplift[["segment", "discount", "mean"]], on=["segment", "discount"], how="left")["mean"].to_numpy()
+        uplift[["segment", "discount", "mean"]], on=["segment", "discount"], how="left")["mean"].to_numpy(float)
     p0, v = cands["p_baseline"].to_numpy(float), cands["order_value"].to_numpy(float)
     d = discount.to_numpy(float)
     contact = ~np.isnan(d)
@@ -670,6 +675,8 @@ def plan(sim: Simulation | pd.DataFrame) -> pd.DataFrame:
     """Mark per segment the option with the highest expected incremental profit (no contact when no
     contact option is positive): PLAN_COLUMNS. `sim`: `simulate`'s result or its table."""
     out = (sim.table if isinstance(sim, Simulation) else sim).copy()
+    if out.empty:
+        return artifacts.empty("winback_plan")
     out["recommended"] = False
     for seg, grp in out.groupby("segment", sort=True):
         contact = grp[grp["option"] != NO_CONTACT]
@@ -693,6 +700,7 @@ def customer_rows(cands: pd.DataFrame, uplift: pd.DataFrame, the_plan: pd.DataFr
     rec = the_plan.loc[the_plan["recommended"] & (the_plan["option"] != NO_CONTACT), "segment"]
     d = cands[["customer_id", "segment"]].merge(best, on="segment", how="left")
     d.index = cands.index
+    d["discount"] = d["discount"].astype(float)  # no contact option at all: every discount NaN
     prof = customer_profit(cands, uplift, cfg, d["discount"])
     d = pd.concat([d, prof], axis=1)
     d["recommended"] = d["segment"].isin(set(rec))
