@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import re
 import typing
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import annotated_types as at
 import matplotlib
@@ -26,8 +28,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import artifacts, demo, winback
-from helpers.config import SECTIONS, Config, ConfigError, config_from_dict, load_config
+from helpers import artifacts, demo, kpis, segments, summary, winback
+from helpers.config import SECTIONS, Config, ConfigError, SegmentsConfig, config_from_dict, load_config
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
@@ -248,13 +250,20 @@ def test_every_notebook_runs_and_every_artifact_keeps_its_columns_with_the_swept
         exec(cells[0], namespace)  # the parameters cell, then what papermill injects
         namespace.update(params)
         for i, source in enumerate(cells[1:], start=1):
-            try:
-                exec(compile(source, f"{notebook.name} code cell {i}", "exec"), namespace)
-            except Exception as exc:
-                pytest.fail(f"{notebook.name} code cell {i} failed with the '{end}' settings: "
-                            f"{type(exc).__name__}: {exc}\n{source}")
-            finally:
-                plt.close("all")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    exec(compile(source, f"{notebook.name} code cell {i}", "exec"), namespace)
+                except Exception as exc:
+                    pytest.fail(f"{notebook.name} code cell {i} failed with the '{end}' settings: "
+                                f"{type(exc).__name__}: {exc}\n{source}")
+                finally:
+                    plt.close("all")
+            # a warning is a box of library text on the report page
+            shown = [f"{w.category.__name__}: {w.message}" for w in caught
+                     if issubclass(w.category, (UserWarning, RuntimeWarning))
+                     and not issubclass(w.category, (DeprecationWarning, FutureWarning))]
+            assert not shown, f"{notebook.name} code cell {i} warns with the '{end}' settings: {shown}"
         for name, art in artifacts.ARTIFACTS.items():
             if art.made_by == notebook.stem and art.schema is not None:
                 df = artifacts.read(processed, name)
@@ -374,3 +383,51 @@ def test_with_no_contact_option_every_segment_is_planned_as_no_contact_and_nobod
     rows = winback.customer_rows(cands, uplift, the_plan, cfg)
     assert len(rows) == 3 and not rows["recommended"].any() and rows["discount"].isna().all()
     assert (rows["expected_incremental_profit"] == 0).all()
+
+
+def _plan_row(segment, discount, profit, option):
+    return {"segment": segment, "discount": discount, "n_customers": 46, "incremental_profit": profit,
+            "profit_p05": profit / 2, "profit_p95": profit * 2, "recommended": True, "option": option}
+
+
+def test_the_summary_action_for_a_winning_reminder_without_discount_does_not_call_it_a_0_percent_offer():
+    """The 'high' run's summary said "Send the 0% win-back offer to the 46 customers in 'Slipping'"."""
+    month = summary.Month("2026-06", {"winback_plan": pd.DataFrame([_plan_row("Slipping", 0.0, 2459.0,
+                                                                              "contact, no discount")])})
+    action = summary._rule_winback(month, None, Config().summary, "EUR")
+    assert action.text.startswith("Send a win-back reminder without a discount to the 46 customers in 'Slipping'")
+    month = summary.Month("2026-06", {"winback_plan": pd.DataFrame([_plan_row("Lost", 0.1, 50.0, "10% off")])})
+    assert summary._rule_winback(month, None, Config().summary, "EUR").text.startswith(
+        "Send the 10% win-back offer to the 46 customers in 'Lost'")
+
+
+def test_with_no_watched_segment_the_segments_takeaway_leaves_the_watch_sentence_out():
+    """segments.watch: [] made the takeaway read "...of net revenue.  together hold 0.0% of customers"."""
+    customers = pd.DataFrame({"rfm_segment": ["Lost", "Champions", "Champions"], "monetary": [10.0, 50.0, 40.0]})
+    seg = SimpleNamespace(customers=customers, settings=SegmentsConfig(watch=[]))
+    text = segments.Segmentation.segments_takeaway(seg)
+    assert text == ("3 customers in 2 segments. Champions is the segment with the most revenue: 66.7% of customers "
+                    "bring 90.0% of net revenue.")
+    seg.settings = SegmentsConfig(watch=["Lost"])
+    assert segments.Segmentation.segments_takeaway(seg).endswith(" Lost holds 33.3% of customers and 10.0% of revenue.")
+
+
+def test_a_heatmap_of_cohorts_with_no_later_month_says_so_instead_of_warning():
+    """kpis.heatmap_cohorts: 1 shows this month's cohort only, which has no month after its first order:
+    seaborn warned "All-NaN slice encountered" into the report."""
+    matrix = pd.DataFrame({0: [1.0], 1: [float("nan")]}, index=pd.Index(["2026-06"], name="cohort"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = kpis.plot_cohort_heatmap(matrix)
+    assert [t.get_text() for t in ax.texts] == ["no cohort shown has a month after its first order yet"]
+    plt.close("all")
+
+
+def test_the_simulation_plot_of_an_empty_plan_says_so_instead_of_warning():
+    """No candidate (winback.candidate_segments and candidate_risk_tiers empty) made matplotlib warn "No
+    artists with labels found to put in legend" into the report."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = winback.plot_simulation(artifacts.empty("winback_plan"))
+    assert [t.get_text() for t in ax.texts] == ["no offer simulated"] and ax.get_legend() is None
+    plt.close("all")

@@ -433,11 +433,13 @@ class Segmentation:
         rev = c.groupby("rfm_segment", observed=True)["monetary"].apply(lambda m: m.clip(lower=0).sum())
         top = rev.idxmax()
         w = c["rfm_segment"].isin(watch)
-        return (f"{len(c):,} customers in {int((size > 0).sum())} segments. "
+        text = (f"{len(c):,} customers in {int((size > 0).sum())} segments. "
                 f"{top} is the segment with the most revenue: "
-                f"{size[top] / n:.1%} of customers bring {rev[top] / revenue:.1%} of net revenue. "
-                f"{', '.join(watch)} together hold {w.mean():.1%} of customers and "
-                f"{c.loc[w, 'monetary'].clip(lower=0).sum() / revenue:.1%} of revenue.")
+                f"{size[top] / n:.1%} of customers bring {rev[top] / revenue:.1%} of net revenue.")
+        if not watch:  # segments.watch: [] watches no segment
+            return text
+        return (f"{text} {', '.join(watch)} {'together hold' if len(watch) > 1 else 'holds'} {w.mean():.1%} of "
+                f"customers and {c.loc[w, 'monetary'].clip(lower=0).sum() / revenue:.1%} of revenue.")
 
     def profile_table(self, by: str = "rfm_segment") -> pd.DataFrame:
         """Per segment (or cluster_label): size, shares of customers and of net revenue, medians of

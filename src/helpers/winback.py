@@ -839,7 +839,10 @@ def plot_simulation(the_plan: pd.DataFrame, currency: str = "EUR", ax=None):
     ax.set_ylabel(f"incremental profit ({currency})")
     ax.set_xlabel("")
     ax.yaxis.set_major_formatter(plots.thousands)
-    ax.legend(title="offer", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=True)
+    if opts:
+        ax.legend(title="offer", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=True)
+    else:  # no candidate or no contact option (settings): say so instead of an empty legend's warning
+        ax.text(0.5, 0.5, "no offer simulated", ha="center", va="center", transform=ax.transAxes)
     return ax
 
 
