@@ -329,6 +329,7 @@ def test_an_invalid_value_is_refused_at_load_with_one_sentence_naming_the_key(se
     assert text.startswith(f"{path}: ") and f"{section}.{key}" in text
     assert text.endswith(".") and "\n" not in text and ". " not in text.replace(str(path), "")
     assert "Traceback" not in text and "pydantic" not in text and "http" not in text
+    assert "Input should" not in text and "a valid " not in text  # pydantic's words, not the reader's
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,3 +432,28 @@ def test_the_simulation_plot_of_an_empty_plan_says_so_instead_of_warning():
         ax = winback.plot_simulation(artifacts.empty("winback_plan"))
     assert [t.get_text() for t in ax.texts] == ["no offer simulated"] and ax.get_legend() is None
     plt.close("all")
+
+
+def test_a_silhouette_sample_too_small_for_k_min_is_named_as_the_reason_for_one_cluster():
+    """segments.silhouette_sample: 2 with k_min: 3 gave "Too few distinct customers" for 200 distinct customers."""
+    seg = SimpleNamespace(k_scores=pd.DataFrame(columns=["k", "inertia", "silhouette"]), silhouette_sample=2,
+                          settings=SegmentsConfig(k_min=3, k_max=3), customers=pd.DataFrame({"customer_id": range(200)}))
+    assert segments.Segmentation.k_takeaway(seg) == (
+        "The sample of 2 customers that scores each k (setting segments.silhouette_sample) is too small for 3 "
+        "clusters, so everyone is in one cluster; raise it above 3.")
+    seg.customers = pd.DataFrame({"customer_id": range(3)})
+    assert segments.Segmentation.k_takeaway(seg).startswith("Too few distinct customers")
+
+
+@pytest.mark.parametrize("share,train,held", [(0.01, 40, 0), (0.99, 0, 40)])
+def test_an_uplift_model_with_nobody_to_train_on_or_to_judge_it_says_so(share, train, held):
+    """winback.holdout_share at either end of its range: the page said "T-learner ... trained on 83 customers,
+    judged on 0 held out" (or trained on 0) as if a model had been fitted and judged."""
+    frame = pd.DataFrame({"campaign_id": "C1", "sent_date": pd.Timestamp("2026-01-10"),
+                          "arm": ["control", "discount_10"] * 20, "converted": [0, 0, 1, 1] * 10,
+                          "x": [float(i) for i in range(40)]})
+    cfg = config_from_dict({"winback": {"holdout_share": share}})
+    models = winback.t_learner(frame, ["x"], cfg)
+    assert models.areas.empty and not models.curves
+    assert models.note.startswith(f"No per-customer uplift model on campaign C1: of its customers {train} are left "
+                                  f"to train on and {held} held out to judge it (winback.holdout_share {share:.0%})")

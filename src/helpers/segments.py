@@ -533,6 +533,11 @@ class Segmentation:
 
     def k_takeaway(self) -> str:
         if self.k_scores.empty:
+            k_min = self.settings.k_min
+            if self.silhouette_sample <= k_min < len(self.customers):
+                return (f"The sample of {self.silhouette_sample:,} customers that scores each k (setting "
+                        f"segments.silhouette_sample) is too small for {k_min} clusters, so everyone is in one "
+                        f"cluster; raise it above {k_min}.")
             return "Too few distinct customers to compare cluster counts: everyone is in one cluster."
         s = self.k_scores.set_index("k")["silhouette"]
         return (f"k = {self.k} has the best silhouette ({s[self.k]:.3f}) among k = {s.index.min()}..{s.index.max()}, "

@@ -398,10 +398,18 @@ def t_learner(frame: pd.DataFrame, features: list[str], cfg: Config) -> UpliftMo
         if fits is None:
             continue
         ho = camp[hold & ((camp["arm"] == arm) | is_ctrl)]
+        if ho.empty:  # winback.holdout_share near 0 holds nobody out: nothing to judge the model on
+            continue
         score = fits["t"].predict_proba(ho[cat + num])[:, 1] - fits["c"].predict_proba(ho[cat + num])[:, 1]
         curve = qini_curve(ho["converted"].astype(int), (ho["arm"] == arm).astype(int), np.round(score, 9))
         curves[arm] = curve
         rows[arm] = {**qini_auc(curve), "n_holdout": len(ho)}
+    if not rows:
+        return UpliftModels(note=(
+            f"No per-customer uplift model on campaign {latest}: of its customers {int((~hold).sum()):,} are left to "
+            f"train on and {int(hold.sum()):,} held out to judge it (winback.holdout_share "
+            f"{cfg.winback.holdout_share:.0%}), and no offer arm had buyers and non-buyers to train on in both arms "
+            f"and customers to judge it on."))
     areas = pd.DataFrame.from_dict(rows, orient="index")
     areas.index.name = "arm"
     note = (f"T-learner on campaign {latest}: trained on {int((~hold).sum()):,} customers, judged on "
