@@ -3,20 +3,25 @@
 The settings are read from the pydantic models in helpers.config, not from a hand list, so a setting added
 there is swept here without touching this file (or this file says which rule it lacks):
 
-- Valid: each numeric, list, choice and yes/no setting gets a non-default value from its declared range -
-  run "low" takes the low end (or the smallest list), run "high" the other end (or a longer or different
-  list), except the fit and sampling budgets in ``BUDGETS``, kept small so the sweep stays fast. Every
-  setting is swept in one of the two runs, all at once, and each run executes the seven notebooks' code
-  cells in-process (each stage's ``run()`` and every table, figure and takeaway the reader sees) on a
-  200-customer demo shop; every artifact keeps its declared columns.
+- Valid: each numeric, list, choice and yes/no setting gets a non-default value from its declaration -
+  run "low" takes the low end of its range (or the shortest list, or an empty one where allowed), run "high"
+  the other end (or a longer or different list, another segment grid), all settings of a run at once. Fit
+  and sampling budgets (``BUDGETS``) stay small but workable in both, so the other settings reach the fitted
+  models; run "budgets" is "high" with every budget at the bottom of its range (every fit stops at once).
+  Each run executes the seven notebooks' code cells in-process, as papermill would (each stage's ``run()``
+  and every table, figure and takeaway a reader sees), on a 200-customer demo shop: no error, no warning
+  on the page, every artifact with its declared columns.
 - Invalid: each setting gets the values its declaration refuses (below or above its range, the wrong type,
   an empty list where one is needed, a choice not offered); each is refused at load with one sentence
   naming the dotted key.
+
+The last section pins, on frames built in the test, each failure the sweep found.
 """
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import typing
 import warnings
 from pathlib import Path
@@ -29,7 +34,7 @@ import pytest
 import yaml
 
 from helpers import artifacts, demo, kpis, segments, summary, winback
-from helpers.config import SECTIONS, Config, ConfigError, SegmentsConfig, config_from_dict, load_config
+from helpers.config import SECTIONS, Config, ConfigError, SegmentsConfig, config_from_dict
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
@@ -37,22 +42,26 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 AS_OF = "2026-06-30"
-RUNS = ("low", "high")
+RUNS = ("low", "high", "budgets")
 DEFAULTS = Config().model_dump(exclude={"source"})
 
-# Fit and sampling budgets: their far end would only make the sweep slow (not test anything new), so
-# both runs use small values; "high" stays below the shop's 200 customers where a sample is drawn.
+# Fit and sampling budgets: (low, high, minimum). Their far end would only make the sweep slow, so runs
+# "low" and "high" use small values that still let the models fit (so the other settings reach the fitted
+# models), "high" below the shop's 200 customers where a sample is drawn; run "budgets" keeps every other
+# setting at its default and puts each budget at the bottom of its range (every fit stops at once).
 BUDGETS = {
-    ("clv", "max_evaluations"): (1, 100),
-    ("clv", "fit_seconds"): (0.01, 5.0),
-    ("clv", "sample_customers"): (1, 150),
-    ("segments", "k_max"): (2, 5),
-    ("segments", "silhouette_sample"): (2, 150),
-    ("churn", "max_iter"): (1, 50),
-    ("churn", "max_train_rows"): (1, 150),
-    ("churn", "importance_rows"): (1, 100),
-    ("churn", "importance_repeats"): (1, 2),
-    ("winback", "draws"): (1, 300),
+    ("clv", "max_evaluations"): (200, 200, 1),
+    ("clv", "fit_seconds"): (10.0, 5.0, 0.01),
+    ("clv", "sample_customers"): (150, 100, 1),
+    ("segments", "k_max"): (2, 5, 2),
+    ("segments", "silhouette_sample"): (150, 100, 2),
+    ("churn", "max_iter"): (10, 50, 1),
+    ("churn", "max_train_rows"): (150, 100, 1),
+    ("churn", "importance_rows"): (50, 100, 1),
+    ("churn", "importance_repeats"): (1, 2, 1),
+    ("winback", "draws"): (200, 300, 1),
+    # null (all cores) is valid, but OpenMP's waiting threads make a fit many times slower on shared cores
+    ("churn", "model_threads"): (2, 2, 1),
 }
 # A different valid segment grid (five segments instead of eleven) for run "high"; the settings that
 # name segments follow it (a grid has no "low end" to derive).
@@ -206,7 +215,10 @@ def run_values(end: str) -> dict:
     values = json.loads(json.dumps(DEFAULTS, default=str))  # a deep copy
     values["winback"]["assumed_uplift"] = dict(DEFAULTS["winback"]["assumed_uplift"])
     for section, key in swept_settings():
-        values[section][key] = value_for(section, key, end)
+        values[section][key] = value_for(section, key, "high" if end == "budgets" else end)
+    if end == "budgets":
+        for (section, key), (_, _, minimum) in BUDGETS.items():
+            values[section][key] = minimum
     return _consistent(values)
 
 
@@ -238,13 +250,13 @@ def _code_cells(notebook: Path) -> list[str]:
     return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-@pytest.mark.parametrize("end", RUNS)
-def test_every_notebook_runs_and_every_artifact_keeps_its_columns_with_the_swept_settings(end, shop, tmp_path):
-    config_path = tmp_path / f"sweep-{end}.yml"
+def _run_notebooks(notebooks: list[Path], end: str, raw: Path, processed: Path, folder: Path) -> None:
+    """Execute the notebooks' code cells in-process as papermill would (parameters, then the injected
+    values); fail on an error or a warning a report would show, or an artifact off its declaration."""
+    config_path = folder / f"sweep-{end}.yml"
     config_path.write_text(yaml.safe_dump(run_values(end)), encoding="utf-8")
-    processed = tmp_path / "processed" / "sweepshop" / AS_OF[:7]
-    params = {"as_of": AS_OF, "raw_dir": str(shop), "processed_dir": str(processed), "config_path": str(config_path)}
-    for notebook in NOTEBOOKS:
+    params = {"as_of": AS_OF, "raw_dir": str(raw), "processed_dir": str(processed), "config_path": str(config_path)}
+    for notebook in notebooks:
         cells = _code_cells(notebook)
         namespace: dict = {}
         exec(cells[0], namespace)  # the parameters cell, then what papermill injects
@@ -270,6 +282,36 @@ def test_every_notebook_runs_and_every_artifact_keeps_its_columns_with_the_swept
                 missing = [c for c in art.columns if c not in df.columns]
                 assert not missing, f"{art.file} lost column(s) {missing} with the '{end}' settings"
                 artifacts.check(name, df)
+
+
+# Notebooks 01 (cleaning) and 02 (KPIs) come before every fitted model, so they read no fit budget: runs
+# whose settings differ only in BUDGETS ("high" and "budgets") share one execution of them.
+FIRST_MODEL_NOTEBOOK = 2  # 03_segments
+
+
+@pytest.fixture(scope="module")
+def months_before_the_models(shop, tmp_path_factory):
+    done: dict[str, Path] = {}
+
+    def month(end: str) -> Path:
+        values = run_values(end)
+        key = json.dumps({s: {k: v for k, v in keys.items() if (s, k) not in BUDGETS} for s, keys in values.items()},
+                         sort_keys=True, default=str)
+        if key not in done:
+            folder = tmp_path_factory.mktemp(f"first-notebooks-{end}")
+            processed = folder / "processed" / "sweepshop" / AS_OF[:7]
+            _run_notebooks(NOTEBOOKS[:FIRST_MODEL_NOTEBOOK], end, shop, processed, folder)
+            done[key] = processed
+        return done[key]
+    return month
+
+
+@pytest.mark.parametrize("end", RUNS)
+def test_every_notebook_runs_and_every_artifact_keeps_its_columns_with_the_swept_settings(
+        end, shop, months_before_the_models, tmp_path):
+    processed = tmp_path / "processed" / "sweepshop" / AS_OF[:7]
+    shutil.copytree(months_before_the_models(end), processed)
+    _run_notebooks(NOTEBOOKS[FIRST_MODEL_NOTEBOOK:], end, shop, processed, tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,14 +362,12 @@ INVALID = [(s, k, v) for s, k, _ in _settings() for v in invalid_values(s, k)]
 
 
 @pytest.mark.parametrize("section,key,value", INVALID, ids=[f"{s}.{k}={v!r}" for s, k, v in INVALID])
-def test_an_invalid_value_is_refused_at_load_with_one_sentence_naming_the_key(section, key, value, tmp_path):
-    path = tmp_path / "bad.yml"
-    path.write_text(yaml.safe_dump({section: {key: value}}), encoding="utf-8")
+def test_an_invalid_value_is_refused_at_load_with_one_sentence_naming_the_key(section, key, value):
     with pytest.raises(ConfigError) as err:
-        load_config(path)
+        config_from_dict({section: {key: value}}, source="config/shop.yml")  # what load_config calls
     text = str(err.value)
-    assert text.startswith(f"{path}: ") and f"{section}.{key}" in text
-    assert text.endswith(".") and "\n" not in text and ". " not in text.replace(str(path), "")
+    assert text.startswith(f"config/shop.yml: {section}.{key} must be ")
+    assert text.endswith(".") and "\n" not in text and ". " not in text.replace("config/shop.yml", "")
     assert "Traceback" not in text and "pydantic" not in text and "http" not in text
     assert "Input should" not in text and "a valid " not in text  # pydantic's words, not the reader's
 

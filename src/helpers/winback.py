@@ -838,8 +838,9 @@ def plot_simulation(the_plan: pd.DataFrame, currency: str = "EUR", ax=None):
         d = p[p["option"] == o].set_index("segment").reindex(segs)
         x = np.arange(len(segs)) + (k - (len(opts) - 1) / 2) * width
         ax.bar(x, d["incremental_profit"], width=width, color=colors[k], label=o)
-        ax.errorbar(x, d["incremental_profit"], yerr=[d["incremental_profit"] - d["profit_p05"],
-                                                     d["profit_p95"] - d["incremental_profit"]],
+        # the expected profit (exact) can lie outside a band of few draws (winback.draws): no negative bar
+        ax.errorbar(x, d["incremental_profit"], yerr=[(d["incremental_profit"] - d["profit_p05"]).clip(lower=0),
+                                                     (d["profit_p95"] - d["incremental_profit"]).clip(lower=0)],
                     fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
     ax.axhline(0, color="grey", lw=1)
     ax.set_xticks(range(len(segs)), segs, rotation=30, ha="right")
