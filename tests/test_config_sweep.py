@@ -497,3 +497,12 @@ def test_an_uplift_model_with_nobody_to_train_on_or_to_judge_it_says_so(share, t
     assert models.areas.empty and not models.curves
     assert models.note.startswith(f"No per-customer uplift model on campaign C1: of its customers {train} are left "
                                   f"to train on and {held} held out to judge it (winback.holdout_share {share:.0%})")
+
+
+def test_an_expected_profit_outside_its_band_of_few_draws_is_drawn_without_a_negative_error_bar():
+    """winback.draws: 1 gives a 5-95 % band of one draw, which the exact expected profit can miss: matplotlib
+    refused the negative error bar and notebook 06 stopped."""
+    the_plan = pd.DataFrame([{**_plan_row("Lost", 0.1, 10.0, "10% off"), "profit_p05": 20.0, "profit_p95": 30.0}])
+    ax = winback.plot_simulation(the_plan)
+    assert [p.get_height() for p in ax.patches] == [10.0]
+    plt.close("all")
