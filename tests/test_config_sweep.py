@@ -53,7 +53,7 @@ BUDGETS = {
     ("clv", "max_evaluations"): (200, 200, 1),
     ("clv", "fit_seconds"): (10.0, 5.0, 0.01),
     ("clv", "sample_customers"): (150, 100, 1),
-    ("segments", "k_max"): (2, 5, 2),
+    ("segments", "k_max"): (2, 7, 2),
     ("segments", "silhouette_sample"): (150, 100, 2),
     ("churn", "max_iter"): (10, 50, 1),
     ("churn", "max_train_rows"): (150, 100, 1),
@@ -141,8 +141,8 @@ def _number(base, b: dict, default, end: str):
         high = hi if "le" in b else hi - step if hi is not None else 4 * default if default else 1.0
         low, high = round(low, 6), round(high, 6)
     value = low if end == "low" else high
-    if value == default:  # the default sits at this end: take the other one
-        value = high if end == "low" else low
+    if value == default:  # the default sits at this end: one step inside the range
+        value = round(default + (1 if base is int else step) * (1 if end == "low" else -1), 6)
     return value
 
 
