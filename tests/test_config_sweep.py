@@ -506,3 +506,18 @@ def test_an_expected_profit_outside_its_band_of_few_draws_is_drawn_without_a_neg
     ax = winback.plot_simulation(the_plan)
     assert [p.get_height() for p in ax.patches] == [10.0]
     plt.close("all")
+
+
+def test_with_everyone_in_one_cluster_the_crosstab_takeaway_does_not_call_a_segment_mixed():
+    """Run 'budgets' (one cluster) read "Best map most cleanly onto one cluster (100% ...); Best are the most
+    mixed (at most 100% in any one cluster), so the clusters split them by something the fixed grid ignores"."""
+    one = pd.DataFrame({"mid value": [5, 3]}, index=["Best", "Gone"])
+    seg = SimpleNamespace(crosstab=lambda: one)
+    assert segments.Segmentation.crosstab_takeaway(seg) == (
+        "Everyone is in one cluster ('mid value'), so the clusters do not split the segments.")
+    seg.crosstab = lambda: pd.DataFrame({"a": [5, 0], "b": [0, 3]}, index=["Best", "Gone"])
+    assert segments.Segmentation.crosstab_takeaway(seg) == (
+        "Every segment maps onto one cluster: no segment is split by the clusters.")
+    seg.crosstab = lambda: pd.DataFrame({"a": [5, 1], "b": [0, 3]}, index=["Best", "Gone"])
+    assert segments.Segmentation.crosstab_takeaway(seg).startswith(
+        "Best map most cleanly onto one cluster (100% in 'a'); Gone are the most mixed (at most 75% in any one")

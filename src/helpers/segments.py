@@ -619,6 +619,11 @@ class Segmentation:
         spread = shares.max(axis=1)
         mixed = spread.idxmin()
         firm = spread.idxmax()
+        used = t.columns[t.sum(axis=0) > 0]
+        if len(used) == 1:  # e.g. a silhouette sample too small to try k clusters
+            return f"Everyone is in one cluster ('{used[0]}'), so the clusters do not split the segments."
+        if spread[mixed] == 1:
+            return "Every segment maps onto one cluster: no segment is split by the clusters."
         return (f"{firm} map most cleanly onto one cluster ({spread[firm]:.0%} in '{shares.loc[firm].idxmax()}'); "
                 f"{mixed} are the most mixed (at most {spread[mixed]:.0%} in any one cluster), so the clusters split "
                 f"them by something the fixed grid ignores (tenure or order value).")
