@@ -33,7 +33,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import artifacts, demo, kpis, segments, summary, winback
+from helpers import artifacts, demo, kpis, offers, segments, summary, winback
 from helpers.config import SECTIONS, Config, ConfigError, SegmentsConfig, config_from_dict
 
 matplotlib.use("Agg")
@@ -521,3 +521,19 @@ def test_with_everyone_in_one_cluster_the_crosstab_takeaway_does_not_call_a_segm
     seg.crosstab = lambda: pd.DataFrame({"a": [5, 1], "b": [0, 3]}, index=["Best", "Gone"])
     assert segments.Segmentation.crosstab_takeaway(seg).startswith(
         "Best map most cleanly onto one cluster (100% in 'a'); Gone are the most mixed (at most 75% in any one")
+
+
+def _evaluation(personalised, popular, last_time):
+    return pd.DataFrame({"hit_rate": [personalised, popular, last_time], "buyers_in_horizon": 70, "cutoff": "2025-10-03"},
+                        index=pd.Index(["personalised", "most popular categories", "same as last time"], name="method"))
+
+
+def test_a_tie_between_personalised_and_baseline_suggestions_is_not_called_a_win():
+    """offers.top_n: 9 (as many as the shop's categories) read "'most popular categories' wins (100.0% hit rate
+    @9 vs 100.0% personalised)"."""
+    assert offers.evaluation_takeaway(_evaluation(1.0, 1.0, 0.5), 9) == (
+        "Built on orders up to 2025-10-03 and checked against what the 70 customers who bought in the next period "
+        "actually bought, the personalised suggestions do no better than 'most popular categories' (both 100.0% "
+        "hit rate @9), so review the offer settings before using the suggestions.")
+    assert "'same as last time' wins (60.0% hit rate @3 vs 50.0% personalised)" in offers.evaluation_takeaway(
+        _evaluation(0.5, 0.4, 0.6), 3)
