@@ -318,7 +318,8 @@ def _error_sentence(exc: ValidationError, values: Any, source: str) -> str:
         return f"{source}: unknown key '{name}'; known keys under '{key}' are {known}."
     if not path or (isinstance(owner, type) and issubclass(owner, BaseModel)):
         return f"{source}: '{key or 'config'}' must be a mapping of keys to values, got {value!r}."
-    return f"{source}: {key} must be {field.description or _plain_rule(err, item=len(err['loc']) > len(path))}, got {value!r}."
+    rule = field.description or _plain_rule(err, item=len(err["loc"]) > len(path))
+    return f"{source}: {key} must be {rule}, got {value!r}."
 
 
 # pydantic's words for a wrong type, as a reader would say them (settings without a description)
