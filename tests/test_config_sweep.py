@@ -34,6 +34,7 @@ import matplotlib
 import pandas as pd
 import pytest
 import yaml
+from threadpoolctl import threadpool_limits
 
 from helpers import artifacts, demo, kpis, offers, segments, summary, winback
 from helpers.config import SECTIONS, Config, ConfigError, SegmentsConfig, config_from_dict
@@ -496,7 +497,8 @@ def test_an_uplift_model_with_nobody_to_train_on_or_to_judge_it_says_so(share, t
                           "arm": ["control", "discount_10"] * 20, "converted": [0, 0, 1, 1] * 10,
                           "x": [float(i) for i in range(40)]})
     cfg = config_from_dict({"winback": {"holdout_share": share}})
-    models = winback.t_learner(frame, ["x"], cfg)
+    with threadpool_limits(limits=1, user_api="openmp"):  # as fit_uplift_models runs it (spinning threads)
+        models = winback.t_learner(frame, ["x"], cfg)
     assert models.areas.empty and not models.curves
     assert models.note.startswith(f"No per-customer uplift model on campaign C1: of its customers {train} are left "
                                   f"to train on and {held} held out to judge it (winback.holdout_share {share:.0%})")
