@@ -116,3 +116,17 @@ def test_a_source_key_in_the_file_is_refused():
 def test_missing_config_file_says_what_to_do(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yml")
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"cleaning": {"test_statuses": ["test", 5]}}, "x.yml: cleaning.test_statuses must be a list of text values, got ['test', 5]."),
+    ({"cleaning": {"test_statuses": "test"}}, "x.yml: cleaning.test_statuses must be a list such as [a, b], got 'test'."),
+    ({"winback": {"contact_without_discount": "yes"}},
+     "x.yml: winback.contact_without_discount must be true or false, got 'yes'."),
+    ({"shop": {"currency": 5}}, "x.yml: shop.currency must be text, got 5."),
+])
+def test_a_setting_without_a_description_is_described_in_plain_words(values, message):
+    """Issue 15 sweep: these said "must be a valid string, got [5]" (the item's rule for the whole list)."""
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(values, source="x.yml")
+    assert str(err.value) == message

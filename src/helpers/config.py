@@ -333,8 +333,22 @@ def _error_sentence(exc: ValidationError, values: Any, source: str) -> str:
         return f"{source}: unknown key '{name}'; known keys under '{key}' are {known}."
     if not path or (isinstance(owner, type) and issubclass(owner, BaseModel)):
         return f"{source}: '{key or 'config'}' must be a mapping of keys to values, got {value!r}."
-    rule = field.description or re.sub(r"^Input should be ", "", err["msg"])
+    rule = field.description or _plain_rule(err, item=len(err["loc"]) > len(path))
     return f"{source}: {key} must be {rule}, got {value!r}."
+
+
+# pydantic's words for a wrong type, as a reader would say them (settings without a description)
+_TYPE_WORDS = {"string_type": "text", "bool_type": "true or false", "list_type": "a list such as [a, b]",
+               "dict_type": "a map such as {a: b}"}
+
+
+def _plain_rule(err: dict, item: bool) -> str:
+    """What a setting without a description must be, from the pydantic error; `item`: the error is in one of
+    the setting's list items or map entries (the message then describes the whole setting)."""
+    words = _TYPE_WORDS.get(err["type"]) or re.sub(r"^Input should be ", "", err["msg"])
+    if item:
+        return "a list of text values" if err["type"] == "string_type" else f"a list or map of items that are {words}"
+    return words
 
 
 def load_config(path: str | Path = "config/default.yml") -> Config:

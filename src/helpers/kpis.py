@@ -782,8 +782,13 @@ def plot_cohort_heatmap(matrix: pd.DataFrame, ax=None):
     """Retention heatmap: acquisition month (rows) x months since first order (columns)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 7))
-    sns.heatmap(matrix.drop(columns=0, errors="ignore"), cmap=plots.PALETTE, ax=ax, vmin=0,
-                cbar_kws={"label": "share of cohort buying", "format": plt.FuncFormatter(lambda v, _: f"{v:.0%}")})
+    later = matrix.drop(columns=0, errors="ignore")
+    if later.isna().all().all():  # e.g. kpis.heatmap_cohorts: 1 shows only this month's cohort
+        ax.text(0.5, 0.5, "no cohort shown has a month after its first order yet", ha="center", va="center",
+                transform=ax.transAxes)
+    else:
+        sns.heatmap(later, cmap=plots.PALETTE, ax=ax, vmin=0,
+                    cbar_kws={"label": "share of cohort buying", "format": plt.FuncFormatter(lambda v, _: f"{v:.0%}")})
     ax.set_title("Cohort retention: share of each cohort buying k months after its first order")
     ax.set_xlabel("months since first order")
     ax.set_ylabel("acquisition month (cohort)")

@@ -646,6 +646,9 @@ def evaluation_takeaway(evaluation: pd.DataFrame, top_n: int) -> str:
     if ours > others[col].max():
         verdict = (f"the personalised suggestions win: {ours:.1%} hit rate @{n} vs {others[col].max():.1%} for "
                    f"'{best_other}' (+{(ours - others[col].max()) * 100:.1f} points)")
+    elif ours == others[col].max():  # e.g. offers.top_n as large as the number of categories: every method hits
+        verdict = (f"the personalised suggestions do no better than '{best_other}' (both {ours:.1%} hit rate @{n}), "
+                   "so review the offer settings before using the suggestions")
     else:
         verdict = (f"'{best_other}' wins ({others[col].max():.1%} hit rate @{n} vs {ours:.1%} personalised), "
                    "so review the offer settings before using the suggestions")

@@ -433,11 +433,13 @@ class Segmentation:
         rev = c.groupby("rfm_segment", observed=True)["monetary"].apply(lambda m: m.clip(lower=0).sum())
         top = rev.idxmax()
         w = c["rfm_segment"].isin(watch)
-        return (f"{len(c):,} customers in {int((size > 0).sum())} segments. "
+        text = (f"{len(c):,} customers in {int((size > 0).sum())} segments. "
                 f"{top} is the segment with the most revenue: "
-                f"{size[top] / n:.1%} of customers bring {rev[top] / revenue:.1%} of net revenue. "
-                f"{', '.join(watch)} together hold {w.mean():.1%} of customers and "
-                f"{c.loc[w, 'monetary'].clip(lower=0).sum() / revenue:.1%} of revenue.")
+                f"{size[top] / n:.1%} of customers bring {rev[top] / revenue:.1%} of net revenue.")
+        if not watch:  # segments.watch: [] watches no segment
+            return text
+        return (f"{text} {', '.join(watch)} {'together hold' if len(watch) > 1 else 'holds'} {w.mean():.1%} of "
+                f"customers and {c.loc[w, 'monetary'].clip(lower=0).sum() / revenue:.1%} of revenue.")
 
     def profile_table(self, by: str = "rfm_segment") -> pd.DataFrame:
         """Per segment (or cluster_label): size, shares of customers and of net revenue, medians of
@@ -531,6 +533,11 @@ class Segmentation:
 
     def k_takeaway(self) -> str:
         if self.k_scores.empty:
+            k_min = self.settings.k_min
+            if self.silhouette_sample <= k_min < len(self.customers):
+                return (f"The sample of {self.silhouette_sample:,} customers that scores each k (setting "
+                        f"segments.silhouette_sample) is too small for {k_min} clusters, so everyone is in one "
+                        f"cluster; raise it above {k_min}.")
             return "Too few distinct customers to compare cluster counts: everyone is in one cluster."
         s = self.k_scores.set_index("k")["silhouette"]
         return (f"k = {self.k} has the best silhouette ({s[self.k]:.3f}) among k = {s.index.min()}..{s.index.max()}, "
@@ -612,6 +619,11 @@ class Segmentation:
         spread = shares.max(axis=1)
         mixed = spread.idxmin()
         firm = spread.idxmax()
+        used = t.columns[t.sum(axis=0) > 0]
+        if len(used) == 1:  # e.g. a silhouette sample too small to try k clusters
+            return f"Everyone is in one cluster ('{used[0]}'), so the clusters do not split the segments."
+        if spread[mixed] == 1:
+            return "Every segment maps onto one cluster: no segment is split by the clusters."
         return (f"{firm} map most cleanly onto one cluster ({spread[firm]:.0%} in '{shares.loc[firm].idxmax()}'); "
                 f"{mixed} are the most mixed (at most {spread[mixed]:.0%} in any one cluster), so the clusters split "
                 f"them by something the fixed grid ignores (tenure or order value).")

@@ -365,7 +365,9 @@ def _rule_winback(month, previous, cfg, currency):
                                  "to pay for itself in any segment.",
                       "no win-back offer with positive profit")
     best = plan.sort_values(["incremental_profit", "segment"], ascending=[False, True]).iloc[0]
-    text = (f"Send the {best['discount']:.0%} win-back offer to the {int(best['n_customers']):,} customers in "
+    offer = (f"the {best['discount']:.0%} win-back offer" if best["discount"] > 0
+             else "a win-back reminder without a discount")  # winback.contact_without_discount won
+    text = (f"Send {offer} to the {int(best['n_customers']):,} customers in "
             f"'{best['segment']}': expected extra profit {plots.money(best['incremental_profit'], currency)} "
             f"(5-95 %: {plots.money(best['profit_p05'], currency)} to {plots.money(best['profit_p95'], currency)}).")
     if best["profit_p05"] < 0:

@@ -200,6 +200,8 @@ def measure_uplift(frame: pd.DataFrame, by: str = "segment", level: float = 0.95
             if by in frame.columns:
                 groups += [(str(s), grp[grp[by] == s], ctrl[ctrl[by] == s]) for s in sorted(set(grp[by]) | set(ctrl[by]))]
             for seg, t, c in groups:
+                if t.empty or c.empty:  # a segment found in one arm only: nothing to compare
+                    continue
                 x1, n1, x0, n0 = int(t["converted"].sum()), len(t), int(c["converted"].sum()), len(c)
                 d, lo, hi = uplift_interval(x1, n1, x0, n0, z)
                 rev = (mean_difference(t["revenue"], c["revenue"], z) if "revenue" in frame.columns
@@ -396,10 +398,18 @@ def t_learner(frame: pd.DataFrame, features: list[str], cfg: Config) -> UpliftMo
         if fits is None:
             continue
         ho = camp[hold & ((camp["arm"] == arm) | is_ctrl)]
+        if ho.empty:  # winback.holdout_share near 0 holds nobody out: nothing to judge the model on
+            continue
         score = fits["t"].predict_proba(ho[cat + num])[:, 1] - fits["c"].predict_proba(ho[cat + num])[:, 1]
         curve = qini_curve(ho["converted"].astype(int), (ho["arm"] == arm).astype(int), np.round(score, 9))
         curves[arm] = curve
         rows[arm] = {**qini_auc(curve), "n_holdout": len(ho)}
+    if not rows:
+        return UpliftModels(note=(
+            f"No per-customer uplift model on campaign {latest}: of its customers {int((~hold).sum()):,} are left to "
+            f"train on and {int(hold.sum()):,} held out to judge it (winback.holdout_share "
+            f"{cfg.winback.holdout_share:.0%}), and no offer arm had buyers and non-buyers to train on in both arms "
+            f"and customers to judge it on."))
     areas = pd.DataFrame.from_dict(rows, orient="index")
     areas.index.name = "arm"
     note = (f"T-learner on campaign {latest}: trained on {int((~hold).sum()):,} customers, judged on "
@@ -564,7 +574,8 @@ def uplift_assumptions(measured: pd.DataFrame, segs: list[str], cfg: Config) -> 
                 source = "interpolated" if d < xs.max() else f"as measured {xs.max():.0%}"
             rows.append({"segment": seg, "discount": d, "mean": mean, "sd": sd, "low": mean - Z95 * sd,
                          "high": mean + Z95 * sd, "source": source})
-    out = pd.DataFrame(rows, columns=["segment", "discount", "mean", "sd", "low", "high", "source"])
+    out = pd.DataFrame(rows, columns=["segment", "discount", "mean", "sd", "low", "high", "source"]).astype(
+        {"segment": str, "discount": float, "source": str})  # typed also when there is no option or segment
     # measured rows keep their own (Newcombe) interval
     if not measured.empty:
         for i, r in out[out["source"].str.startswith("measured")].iterrows():
@@ -645,6 +656,8 @@ def simulate(cands: pd.DataFrame, uplift: pd.DataFrame, cfg: Config) -> Simulati
                          "roi": e_profit / spend if spend > 0 else np.nan, "option": option_label(d),
                          "uplift_source": a["source"]})
             _ = inc_b_k
+    if not rows:  # no candidate: the declared columns and types, no rows
+        return Simulation(artifacts.empty("winback_plan").drop(columns="recommended"), draws)
     return Simulation(pd.DataFrame(rows), draws)
 
 
@@ -653,7 +666,7 @@ def customer_profit(cands: pd.DataFrame, uplift: pd.DataFrame, cfg: Config, disc
     candidate, aligned to `cands`; NaN = no contact): m v (p1 - p0) - d v p1 - c, mean uplift."""
     wb, m = cfg.winback, cfg.clv.gross_margin
     u = cands[["segment"]].assign(discount=discount.to_numpy()).merge(
-        uplift[["segment", "discount", "mean"]], on=["segment", "discount"], how="left")["mean"].to_numpy()
+        uplift[["segment", "discount", "mean"]], on=["segment", "discount"], how="left")["mean"].to_numpy(float)
     p0, v = cands["p_baseline"].to_numpy(float), cands["order_value"].to_numpy(float)
     d = discount.to_numpy(float)
     contact = ~np.isnan(d)
@@ -670,6 +683,8 @@ def plan(sim: Simulation | pd.DataFrame) -> pd.DataFrame:
     """Mark per segment the option with the highest expected incremental profit (no contact when no
     contact option is positive): PLAN_COLUMNS. `sim`: `simulate`'s result or its table."""
     out = (sim.table if isinstance(sim, Simulation) else sim).copy()
+    if out.empty:
+        return artifacts.empty("winback_plan")
     out["recommended"] = False
     for seg, grp in out.groupby("segment", sort=True):
         contact = grp[grp["option"] != NO_CONTACT]
@@ -693,6 +708,7 @@ def customer_rows(cands: pd.DataFrame, uplift: pd.DataFrame, the_plan: pd.DataFr
     rec = the_plan.loc[the_plan["recommended"] & (the_plan["option"] != NO_CONTACT), "segment"]
     d = cands[["customer_id", "segment"]].merge(best, on="segment", how="left")
     d.index = cands.index
+    d["discount"] = d["discount"].astype(float)  # no contact option at all: every discount NaN
     prof = customer_profit(cands, uplift, cfg, d["discount"])
     d = pd.concat([d, prof], axis=1)
     d["recommended"] = d["segment"].isin(set(rec))
@@ -822,8 +838,9 @@ def plot_simulation(the_plan: pd.DataFrame, currency: str = "EUR", ax=None):
         d = p[p["option"] == o].set_index("segment").reindex(segs)
         x = np.arange(len(segs)) + (k - (len(opts) - 1) / 2) * width
         ax.bar(x, d["incremental_profit"], width=width, color=colors[k], label=o)
-        ax.errorbar(x, d["incremental_profit"], yerr=[d["incremental_profit"] - d["profit_p05"],
-                                                     d["profit_p95"] - d["incremental_profit"]],
+        # the expected profit (exact) can lie outside a band of few draws (winback.draws): no negative bar
+        ax.errorbar(x, d["incremental_profit"], yerr=[(d["incremental_profit"] - d["profit_p05"]).clip(lower=0),
+                                                     (d["profit_p95"] - d["incremental_profit"]).clip(lower=0)],
                     fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
     ax.axhline(0, color="grey", lw=1)
     ax.set_xticks(range(len(segs)), segs, rotation=30, ha="right")
@@ -831,7 +848,10 @@ def plot_simulation(the_plan: pd.DataFrame, currency: str = "EUR", ax=None):
     ax.set_ylabel(f"incremental profit ({currency})")
     ax.set_xlabel("")
     ax.yaxis.set_major_formatter(plots.thousands)
-    ax.legend(title="offer", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=True)
+    if opts:
+        ax.legend(title="offer", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=True)
+    else:  # no candidate or no contact option (settings): say so instead of an empty legend's warning
+        ax.text(0.5, 0.5, "no offer simulated", ha="center", va="center", transform=ax.transAxes)
     return ax
 
 
