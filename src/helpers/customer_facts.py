@@ -224,9 +224,16 @@ def purchase_periods(orders: ibis.Table, cut_off, time_unit: str = "day", custom
     end = ibis.timestamp(cutoff_end(as_date(cut_off)))
     t = orders.filter(orders[datetime_col] < end)
     days = t[datetime_col].date().delta(ibis.date(EPOCH), unit="day")
-    t = t.select(customer_id=t[customer_id_col], period=days // UNIT_DAYS[time_unit], amount=t[amount_col])
-    per = t.group_by(["customer_id", "period"]).aggregate(value=t.amount.sum())
-    return per.filter(per.value > 0)
+    t = t.select(customer_id=t[customer_id_col], period=days // UNIT_DAYS[time_unit], cents=_cents(t[amount_col]))
+    per = t.group_by(["customer_id", "period"]).aggregate(cents=t.cents.sum())
+    per = per.filter(per.cents > 0)
+    return per.select("customer_id", "period", value=(per.cents / 100.0).cast("float64"))
+
+
+def _cents(amount: ibis.Value) -> ibis.Value:
+    """Money in whole cents: sums of integers do not depend on the order a parallel engine adds them in
+    (float sums do, and a mean at exactly half a cent then rounds either way from run to run)."""
+    return (amount * 100).round().cast("int64")
 
 
 def rfm_summary_expr(orders: ibis.Table, cut_off, time_unit: str = "day", **cols) -> ibis.Table:
@@ -247,14 +254,14 @@ def rfm_summary_expr(orders: ibis.Table, cut_off, time_unit: str = "day", **cols
     p = purchase_periods(orders, cut_off, time_unit, **cols)
     cut = period_number(cut_off, time_unit)
     agg = p.group_by("customer_id").aggregate(
-        first=p.period.min(), last=p.period.max(), n=p.count(), total=p.value.sum(),
-        first_value=p.value.argmin(p.period))
+        first=p.period.min(), last=p.period.max(), n=p.count(), total=_cents(p.value).sum(),
+        first_value=_cents(p.value).argmin(p.period))
     return agg.select(
         "customer_id",
         frequency=(agg.n - 1).cast("int64"),
         recency=(agg["last"] - agg["first"]).cast("float64"),
         T=(ibis.literal(cut) - agg["first"]).cast("float64"),
-        monetary_value=ibis.ifelse(agg.n > 1, (agg.total - agg.first_value) / (agg.n - 1), 0.0).cast("float64"),
+        monetary_value=ibis.ifelse(agg.n > 1, (agg.total - agg.first_value) / (agg.n - 1) / 100.0, 0.0).cast("float64"),
     )
 
 
@@ -286,7 +293,7 @@ def calibration_holdout_expr(orders: ibis.Table, as_of, holdout_days: int, time_
     cal = rfm_summary_expr(orders, cal_end, time_unit, **cols)
     p = purchase_periods(orders, as_of, time_unit, **cols)
     p = p.filter(p.period > period_number(cal_end, time_unit))
-    hold = p.group_by("customer_id").aggregate(frequency_holdout=p.count(), spend_holdout=p.value.sum())
+    hold = p.group_by("customer_id").aggregate(frequency_holdout=p.count(), spend_holdout=_cents(p.value).sum() / 100.0)
     duration = float(period_number(as_of, time_unit) - period_number(cal_end, time_unit))
     j = cal.left_join(hold, "customer_id")
     return j.select(
