@@ -143,20 +143,10 @@ def test_compress_keeps_weights_and_maps_back_every_row():
 # --- demo shop with known truth -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def demo_summary(con, tmp_path_factory):
-    """The seed-42 demo shop's summary at its last day, campaign-induced WINBACK orders removed
-    (they are extra orders outside the BG/NBD process). Reuses the demo's cleaned orders when notebook
-    01 made them; otherwise generates and cleans the same shop in a temporary folder (slower)."""
-    truth = json.loads(resolve("data/raw/demo/truth.json").read_text()) if resolve("data/raw/demo/truth.json").exists() else None
-    processed = resolve("data/processed/demo/2026-06")
-    if truth is None or truth["seed"] != 42 or not (processed / "orders_clean.parquet").exists():
-        from helpers import clean, demo
-        from helpers.config import load_config
-
-        base = tmp_path_factory.mktemp("demo")
-        truth = demo.generate(base / "raw" / "demo", customers=20_000, seed=42)
-        processed = base / "processed"
-        clean.run(base / "raw" / "demo", "2026-06-30", load_config("config/default.yml"), processed_dir=processed)
+def demo_summary(con, demo_shop):
+    """The demo shop's summary at its last day (conftest: generated and cleaned in a temporary folder),
+    campaign-induced WINBACK orders removed (they are extra orders outside the BG/NBD process)."""
+    processed, truth = demo_shop
     o = con.read_parquet(str(Path(processed) / "orders_clean.parquet"))
     o = o.filter(~o.coupon_code.fill_null("").startswith("WINBACK"))
     return clv.rfm_summary(o, truth["end"]), truth

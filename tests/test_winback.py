@@ -1,7 +1,6 @@
 """Win-back stage: conversion windows, uplift intervals, Qini, simulation money, targets and the demo truth."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 
 import drawn
-from helpers import artifacts, clean, demo, demo_truth, winback
+from helpers import artifacts, demo_truth, winback
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.engine import connect
 
@@ -346,15 +345,9 @@ def test_config_rejects_a_discount_level_without_an_assumed_uplift():
 # --------------------------------------------------------------------------- demo truth
 
 @pytest.fixture(scope="module")
-def demo_month(tmp_path_factory):
-    """The 20k demo shop's cleaned month and truth (made here if notebook 01 has not run)."""
-    src, truth = ROOT / "data/processed/demo/2026-06", ROOT / "data/raw/demo/truth.json"
-    if not ((src / "orders_clean.parquet").exists() and (src / "campaigns_clean.parquet").exists() and truth.exists()):
-        out = tmp_path_factory.mktemp("winback_demo")
-        demo.generate(out / "raw", customers=20_000, seed=42)
-        src, truth = out / "processed", out / "raw" / "truth.json"
-        clean.run(out / "raw", "2026-06-30", load_config("config/default.yml"), processed_dir=src)
-    return src, json.loads(truth.read_text())
+def demo_month(demo_shop):
+    """The 20k demo shop's cleaned month and truth (conftest: generated in a temporary folder)."""
+    return demo_shop
 
 
 @pytest.fixture(scope="module")
