@@ -152,12 +152,31 @@ def demo_summary(con, demo_shop):
     return clv.rfm_summary(o, truth["end"]), truth
 
 
-def test_bgnbd_recovers_the_demo_truth_within_10_percent(demo_summary):
+def log_standard_errors(name: str, unique: pd.DataFrame, params: dict) -> dict:
+    """Standard errors of the log-parameters from the Hessian of the (per-customer mean) likelihood at
+    `params`, by central differences of its exact gradient, times the number of customers."""
+    f, r, T, w = (unique[c].to_numpy(float) for c in ("frequency", "recency", "T", "weights"))
+    scale = 1.0 / T.max()
+    objective, _ = clv._objective(name, f, r * scale, T * scale, w, 0.0)
+    keys = clv.PARAM_NAMES[name]
+    x = np.log([params[k] * (scale if k == "alpha" else 1.0) for k in keys])
+    h = 1e-4
+    H = np.column_stack([(np.asarray(objective(x + h * e)[1]) - np.asarray(objective(x - h * e)[1])) / (2 * h)
+                         for e in np.eye(len(x))])
+    return dict(zip(keys, np.sqrt(np.diag(np.linalg.inv((H + H.T) / 2 * w.sum())))))
+
+
+def test_bgnbd_recovers_the_demo_truth_within_3_standard_errors_plus_10_percent(demo_summary):
+    # Tolerance on each log-parameter: 3 standard errors (20,000 customers pin r and alpha to about 2 %,
+    # a and b only to about 5-7 %) plus 10 % for what the demo generator adds to a pure BG/NBD process
+    # (seed 42's alpha sits 9 % off, 4.7 standard errors). Over seeds 42, 7, 2026 and 5 the largest
+    # error was b = -11 % (seed 7): a fixed 10 % passed seed 42 only.
     summary, truth = demo_summary
     u, _ = clv.compress(summary)
     fit = clv.fit_purchase_model("bgnbd", u)
+    se = log_standard_errors("bgnbd", u, fit.params)
     for k, true in truth["bgnbd"].items():
-        assert fit.params[k] == pytest.approx(true, rel=0.10), k
+        assert abs(np.log(fit.params[k] / true)) <= 0.10 + 3 * se[k], (k, fit.params[k], true, se[k])
 
 
 def test_gamma_gamma_recovers_the_demo_truth_within_15_percent(demo_summary):
