@@ -40,7 +40,8 @@ def leaks(text: str, identities: dict[str, set[str]]) -> dict[str, list[str]]:
     """What of the shop's identities a text shows: whole tokens, plus anything that looks like an e-mail."""
     tokens = set(TOKEN.findall(text)) | set(text.split())
     found = {kind: sorted(tokens & values)[:5] for kind, values in identities.items()}
-    found["e-mail"] = sorted(set(found["e-mail"]) | set(EMAIL.findall(text)))[:5]
+    looks_like_email = {m.group() for t in tokens if "@" in t for m in [EMAIL.search(t)] if m}
+    found["e-mail"] = sorted(set(found["e-mail"]) | looks_like_email)[:5]
     return {kind: hits for kind, hits in found.items() if hits}
 
 
