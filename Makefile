@@ -24,10 +24,12 @@ $(STAMP): requirements.lock pyproject.toml
 ## setup: create .venv and install the pinned versions from requirements.lock
 setup: $(STAMP)
 
-$(DEMO)/orders.csv: | $(STAMP)
+# the demo shop is rebuilt when its generator changes (a changed demo.py makes a different shop)
+$(DEMO)/orders.csv: src/helpers/demo.py | $(STAMP)
 	$(BIN)/retention demo --out $(DEMO)
+	@touch $@
 
-## demo: generate the demo shop in data/raw/demo (if missing)
+## demo: generate the demo shop in data/raw/demo (if missing or older than src/helpers/demo.py)
 demo: $(DEMO)/orders.csv
 
 ## report: run every notebook for the latest complete month of the demo shop (HTML in reports/)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import artifacts, churn, clean, customer_facts, demo
+from helpers import artifacts, churn, customer_facts
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.engine import connect
 
@@ -143,18 +142,11 @@ def test_features_do_not_change_when_future_orders_are_appended(con, cfg):
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    """The demo shop's cleaned month if notebook 01 has made it, else a small demo shop cleaned here.
-
-    Linked into a temporary folder so that tests never write into data/processed."""
-    out = tmp_path_factory.mktemp("churn_demo")
-    src = Path(__file__).resolve().parents[1] / "data" / "processed" / "demo" / "2026-06"
-    if not (src / "orders_clean.parquet").exists():
-        raw = out / "raw"
-        demo.generate(raw, customers=5000, seed=42)
-        src = out / "processed"
-        clean.run(raw, "2026-06-30", load_config("config/default.yml"), processed_dir=src)
-    work = out / "month"
+def demo_dir(demo_shop, tmp_path_factory):
+    """The demo shop's cleaned month (conftest: generated and cleaned in a temporary folder), linked into
+    a folder of this module's own so that nothing writes into the shared one."""
+    src = demo_shop[0]
+    work = tmp_path_factory.mktemp("churn_demo") / "month"
     work.mkdir()
     for name in ("orders_clean.parquet", "customers_clean.parquet"):
         (work / name).symlink_to(src / name)

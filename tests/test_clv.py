@@ -143,31 +143,40 @@ def test_compress_keeps_weights_and_maps_back_every_row():
 # --- demo shop with known truth -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def demo_summary(con, tmp_path_factory):
-    """The seed-42 demo shop's summary at its last day, campaign-induced WINBACK orders removed
-    (they are extra orders outside the BG/NBD process). Reuses the demo's cleaned orders when notebook
-    01 made them; otherwise generates and cleans the same shop in a temporary folder (slower)."""
-    truth = json.loads(resolve("data/raw/demo/truth.json").read_text()) if resolve("data/raw/demo/truth.json").exists() else None
-    processed = resolve("data/processed/demo/2026-06")
-    if truth is None or truth["seed"] != 42 or not (processed / "orders_clean.parquet").exists():
-        from helpers import clean, demo
-        from helpers.config import load_config
-
-        base = tmp_path_factory.mktemp("demo")
-        truth = demo.generate(base / "raw" / "demo", customers=20_000, seed=42)
-        processed = base / "processed"
-        clean.run(base / "raw" / "demo", "2026-06-30", load_config("config/default.yml"), processed_dir=processed)
+def demo_summary(con, demo_shop):
+    """The demo shop's summary at its last day (conftest: generated and cleaned in a temporary folder),
+    campaign-induced WINBACK orders removed (they are extra orders outside the BG/NBD process)."""
+    processed, truth = demo_shop
     o = con.read_parquet(str(Path(processed) / "orders_clean.parquet"))
     o = o.filter(~o.coupon_code.fill_null("").startswith("WINBACK"))
     return clv.rfm_summary(o, truth["end"]), truth
 
 
-def test_bgnbd_recovers_the_demo_truth_within_10_percent(demo_summary):
+def log_standard_errors(name: str, unique: pd.DataFrame, params: dict) -> dict:
+    """Standard errors of the log-parameters from the Hessian of the (per-customer mean) likelihood at
+    `params`, by central differences of its exact gradient, times the number of customers."""
+    f, r, T, w = (unique[c].to_numpy(float) for c in ("frequency", "recency", "T", "weights"))
+    scale = 1.0 / T.max()
+    objective, _ = clv._objective(name, f, r * scale, T * scale, w, 0.0)
+    keys = clv.PARAM_NAMES[name]
+    x = np.log([params[k] * (scale if k == "alpha" else 1.0) for k in keys])
+    h = 1e-4
+    H = np.column_stack([(np.asarray(objective(x + h * e)[1]) - np.asarray(objective(x - h * e)[1])) / (2 * h)
+                         for e in np.eye(len(x))])
+    return dict(zip(keys, np.sqrt(np.diag(np.linalg.inv((H + H.T) / 2 * w.sum())))))
+
+
+def test_bgnbd_recovers_the_demo_truth_within_3_standard_errors_plus_10_percent(demo_summary):
+    # Tolerance on each log-parameter: 3 standard errors (20,000 customers pin r and alpha to about 2 %,
+    # a and b only to about 5-7 %) plus 10 % for what the demo generator adds to a pure BG/NBD process
+    # (seed 42's alpha sits 9 % off, 4.7 standard errors). Over seeds 42, 7, 2026 and 5 the largest
+    # error was b = -11 % (seed 7): a fixed 10 % passed seed 42 only.
     summary, truth = demo_summary
     u, _ = clv.compress(summary)
     fit = clv.fit_purchase_model("bgnbd", u)
+    se = log_standard_errors("bgnbd", u, fit.params)
     for k, true in truth["bgnbd"].items():
-        assert fit.params[k] == pytest.approx(true, rel=0.10), k
+        assert abs(np.log(fit.params[k] / true)) <= 0.10 + 3 * se[k], (k, fit.params[k], true, se[k])
 
 
 def test_gamma_gamma_recovers_the_demo_truth_within_15_percent(demo_summary):
@@ -655,3 +664,21 @@ def test_when_the_least_likely_to_order_also_has_the_lowest_p_alive_nothing_need
     t = _segment_table({"Champions": [0.90, 0.64, 8.6], "Lost": [0.10, 0.04, 0.1]})
     assert clv.alive_and_order_sentence(t, 30) == " 'Lost' is the least likely to order in the next 30 days (4% on average)."
     assert clv.alive_and_order_sentence(_segment_table({"Lost": [np.nan, np.nan, 0.1]}), 30) == ""
+
+
+def test_the_summary_is_the_same_to_the_last_bit_whatever_order_the_lines_come_in(con):
+    # money is summed in whole cents: a float sum depends on the order a parallel engine adds the lines
+    # in, and a repeat-purchase mean at exactly half a cent (here 12.345) then rounds either way from run
+    # to run, moving the Gamma-Gamma fit (04's cells 8 and 20 failed nbval now and then)
+    rng = np.random.default_rng(3)
+    lines = [("H", "2025-01-01 10:00", 10.0)]
+    for day, total_cents in ((2, 1234), (3, 1235)):  # two repeat days: mean 12.345
+        cents = rng.multinomial(total_cents - 40, np.ones(40) / 40) + 1
+        lines += [("H", f"2025-01-0{day} {h % 24:02d}:00", c / 100) for h, c in enumerate(cents)]
+    lines += [(f"R{i}", "2025-01-05 10:00", round(float(a), 2)) for i, a in enumerate(rng.random(50) * 100)]
+    forward = summary_of(con, lines)
+    for seed in range(5):
+        shuffled = [lines[i] for i in np.random.default_rng(seed).permutation(len(lines))]
+        pd.testing.assert_frame_equal(summary_of(con, shuffled), forward, check_exact=True)
+    assert forward.loc["H", "monetary_value"] == 12.345
+    assert forward.loc["H", ["frequency", "recency"]].tolist() == [2, 2.0]

@@ -1,5 +1,8 @@
 """The conda environment and the pip lock pin the same versions, so both kinds of user get the same run."""
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -52,3 +55,25 @@ def test_environment_yml_installs_the_project_itself_with_pip():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = [d for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
     assert pip and "-e ." in pip[0]["pip"]
+
+
+def _make_demo_dry_run(tmp_path, generator_newer: bool) -> str:
+    """`make -n demo` in a copy of the Makefile, the demo shop present, demo.py newer or older than it."""
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    for name in ("requirements.lock", "pyproject.toml", "src/helpers/demo.py", ".venv/.installed",
+                 "data/raw/demo/orders.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    times = {"requirements.lock": 1, "pyproject.toml": 1, ".venv/.installed": 2,
+             "src/helpers/demo.py": 4 if generator_newer else 3, "data/raw/demo/orders.csv": 3 if generator_newer else 4}
+    for name, t in times.items():
+        os.utime(tmp_path / name, (1_700_000_000 + t * 60, 1_700_000_000 + t * 60))
+    return subprocess.run(["make", "-n", "demo"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+
+def test_make_demo_regenerates_the_shop_when_the_generator_changed(tmp_path):
+    assert "retention demo --out data/raw/demo" in _make_demo_dry_run(tmp_path, generator_newer=True)
+
+
+def test_make_demo_keeps_a_shop_newer_than_its_generator(tmp_path):
+    assert "retention demo" not in _make_demo_dry_run(tmp_path, generator_newer=False)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import drawn
 from helpers import artifacts, kpis
 from helpers.config import ConfigError, config_from_dict
 
@@ -262,6 +263,24 @@ def test_breakdown_by_an_order_column(orders):
     assert b.revenue_share.sum() == pytest.approx(1.0)
 
 
+def test_breakdown_table_shows_the_hand_computed_aov_and_rates_of_every_group(orders):
+    # web: O1 100 + O3 30 + O5 70 (A) + O7 10 (B) = 210 over 4 orders -> AOV 52.50, A repeats (1 of 2);
+    # app: O2 50 (B) + O4 80 - 20 (C) + O6 40 (D) = 150 over 3 orders -> AOV 50.00, returned 20 of 170.
+    expected = pd.DataFrame({
+        "customers": [2, 3], "orders": [4, 3], "revenue": [210.0, 150.0],
+        "revenue_share": [round(210 / 360, 4), round(150 / 360, 4)], "aov": [52.5, 50.0],
+        "returns_rate": [0.0, round(20 / 170, 4)], "repeat_rate": [0.5, 0.0],
+    }, index=pd.Index(["web", "app"], name="channel"))
+    pd.testing.assert_frame_equal(kpis.breakdown(orders, "channel", AS_OF, months=3), expected)
+
+
+def test_breakdown_takeaway_quotes_the_hand_computed_aov(orders):
+    by_category = kpis.breakdown(orders, "category", AS_OF, months=3)
+    # shoes: O1 60 + O2 50 + O4 80 - 20 + O5 70 = 240 over 4 orders -> AOV 60; bags: 40 + 30 + 40 + 10 = 120 / 4 = 30
+    assert by_category["aov"].to_dict() == {"shoes": 60.0, "bags": 30.0}
+    assert "shoes brings the most revenue (67%, AOV EUR 60)" in kpis.breakdown_takeaway(by_category)
+
+
 def test_breakdown_window_covers_only_the_last_months(orders):
     b = kpis.breakdown(orders, "channel", AS_OF, months=1)
     assert b.loc["web", "revenue"] == 80.0 and b.loc["app", "revenue"] == 20.0
@@ -343,3 +362,39 @@ def test_takeaways_are_computed_from_the_numbers(monthly, orders):
     assert "fell by EUR 10" in kpis.bridge_takeaway(b)
     h = kpis.gap_histogram(orders)
     assert "within 71 days" in kpis.inactivity_takeaway(h, 30)
+
+
+# ---------------------------------------------------------------- what the figures draw
+
+def test_trend_chart_stacks_returning_under_new_revenue_per_month(monthly):
+    # returning revenue: Jan 0, Feb 30 of 110, Mar 60 of 100 (drawn from the share kept to 4 decimals: +-0.01 %)
+    ax = kpis.plot_kpi_trend(monthly.reset_index())
+    bars = drawn.bars(ax)
+    assert list(bars) == ["returning customers", "new customers"]
+    assert bars["returning customers"] == pytest.approx([0.0, 30.0, 60.0], abs=0.02)
+    assert bars["new customers"] == pytest.approx([150.0, 80.0, 40.0], abs=0.02)
+    assert drawn.bottoms(ax)["new customers"] == pytest.approx([0.0, 30.0, 60.0], abs=0.02)
+    assert drawn.legend(ax) == ["returning customers", "new customers"]
+    assert drawn.xticks(ax) == ["2024-01", "2024-02", "2024-03"]
+
+
+def test_breakdown_chart_draws_each_groups_net_revenue_largest_first(orders):
+    ax = kpis.plot_breakdown(kpis.breakdown(orders, "channel", AS_OF, months=3), "CZK", months=3)
+    assert drawn.yticks(ax) == ["web", "app"]
+    assert [round(p.get_width(), 6) for p in ax.patches] == [210.0, 150.0]
+    assert [t.get_text() for t in ax.texts] == ["210", "150"]
+    assert ax.get_xlabel() == "net revenue (CZK)"
+
+
+def test_bridge_chart_draws_each_levers_part_under_its_own_label():
+    # 10 -> 12 customers, 10 -> 15 orders (1.25 per customer), revenue 100 -> 195 (AOV 10 -> 13);
+    # logarithmic mean L = 95 / ln 1.95, each lever's part L ln(x1 / x0)
+    m = pd.DataFrame({"month": ["2024-02", "2024-03"], "revenue": [100.0, 195.0], "orders": [10, 15],
+                      "active_customers": [10, 12]})
+    L = 95 / math.log(1.95)
+    parts = [L * math.log(1.2), L * math.log(1.25), L * math.log(1.3)]
+    ax = kpis.plot_bridge(kpis.revenue_bridge(m, "2024-03"))
+    assert drawn.xticks(ax) == ["revenue 2024-02", "active customers", "orders per customer", "aov", "revenue 2024-03"]
+    assert [p.get_height() for p in ax.patches] == pytest.approx([100.0, *parts, 195.0])
+    assert [p.get_y() for p in ax.patches] == pytest.approx([0, 100, 100 + parts[0], 100 + parts[0] + parts[1], 0])
+    assert [t.get_text() for t in ax.texts] == ["100", "+26", "+32", "+37", "195"]

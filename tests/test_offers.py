@@ -1,13 +1,11 @@
 """Offers: affinities, repeat cycles, the similar-customer fallback, no look-ahead, the contact cap, holdout."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import artifacts, clean, demo, offers
+from helpers import artifacts, offers
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.engine import connect
 
@@ -188,15 +186,9 @@ def test_config_rejects_a_lift_below_one():
 # --------------------------------------------------------------------------- demo shop
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    """The demo shop's cleaned month if notebook 01 has made it, else a small demo shop cleaned here."""
-    src = Path(__file__).resolve().parents[1] / "data" / "processed" / "demo" / "2026-06"
-    if not (src / "orders_clean.parquet").exists():
-        out = tmp_path_factory.mktemp("offers_demo")
-        demo.generate(out / "raw", customers=5000, seed=42)
-        src = out / "processed"
-        clean.run(out / "raw", "2026-06-30", load_config("config/default.yml"), processed_dir=src)
-    return src
+def demo_dir(demo_shop):
+    """The demo shop's cleaned month (conftest: generated and cleaned in a temporary folder)."""
+    return demo_shop[0]
 
 
 @pytest.fixture(scope="module")

@@ -13,19 +13,8 @@ from helpers.runner import run_month
 ROOT = project_root()
 
 
-@pytest.fixture(scope="module")
-def six_month_clv(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("clv6")
-    raw = tmp / "raw" / "smallshop"
-    demo.generate(raw, customers=2_000, seed=7)
-    cfg = yaml.safe_load((ROOT / "config" / "default.yml").read_text())
-    cfg["clv"]["clv_months"] = 6
-    cfg["clv"]["horizons_days"] = [7, 30]
-    cfg["offers"]["top_n"] = 2
-    (tmp / "six.yml").write_text(yaml.safe_dump(cfg))
-    pages = run_month("2026-06-30", raw, tmp / "six.yml", root=ROOT, reports_dir=tmp / "reports",
-                      processed_base=tmp / "processed", log=lambda _: None)
-    return tmp, pages
+# six_month_clv (the small shop's month with a 6-month CLV) is rendered once in conftest.py and shared
+# with test_privacy.
 
 
 @pytest.fixture(scope="module")

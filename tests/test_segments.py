@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import silhouette_score
 
+import drawn
 from helpers import artifacts, segments
 from helpers.config import ConfigError, SegmentsConfig, config_from_dict
 
@@ -102,12 +103,30 @@ def test_tied_customers_always_share_one_score():
     assert scores.between(1, 5).all()
 
 
-@pytest.mark.parametrize("f,m,fm", [(1, 1, 1), (1, 2, 2), (4, 5, 5), (3, 3, 3), (2, 5, 4), (5, 1, 3)])
-def test_fm_score_is_the_mean_of_f_and_m_rounded_half_up(f, m, fm):
-    rfm = pd.DataFrame({"recency_days": [1], "frequency": [1], "monetary": [1.0]})
-    scored = segments.rfm_scores(rfm).assign(f_score=f, m_score=m)
-    assert int((scored["f_score"] + scored["m_score"] + 1).iloc[0] // 2) == fm
-    assert int(segments.rfm_scores(rfm)["fm_score"].iloc[0]) == 3
+def test_fm_score_is_the_mean_of_f_and_m_rounded_half_up_on_real_scores():
+    # five customers: frequency 1..5 gives F = 1..5; monetary chosen so M = 2, 5, 4, 1, 3. Each (F + M) is odd,
+    # so every FM is a half-way case: (1+2)/2 = 1.5 -> 2, 3.5 -> 4, 3.5 -> 4, 2.5 -> 3, 4 -> 4.
+    rfm = pd.DataFrame({"recency_days": [1, 2, 3, 4, 5], "frequency": [1, 2, 3, 4, 5],
+                        "monetary": [20.0, 50.0, 40.0, 10.0, 30.0]})
+    scored = segments.rfm_scores(rfm)
+    assert scored["f_score"].tolist() == [1, 2, 3, 4, 5] and scored["m_score"].tolist() == [2, 5, 4, 1, 3]
+    assert scored["fm_score"].tolist() == [2, 4, 4, 3, 4]
+
+
+def test_fm_score_of_equal_f_and_m_is_that_score():
+    rfm = pd.DataFrame({"recency_days": [1, 2, 3, 4, 5], "frequency": [1, 2, 3, 4, 5],
+                        "monetary": [10.0, 20.0, 30.0, 40.0, 50.0]})
+    assert segments.rfm_scores(rfm)["fm_score"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_a_half_way_fm_score_puts_the_customer_in_the_grid_cell_above():
+    # R = 1 and F, M = 2, 3: FM 2.5 rounds to 3, which the default grid calls 'At Risk' (rounded down to 2 it would be 'Lost')
+    rfm = pd.DataFrame({"recency_days": [50, 40, 30, 20, 10], "frequency": [2, 1, 3, 4, 5],
+                        "monetary": [30.0, 10.0, 20.0, 40.0, 50.0]})
+    scored = segments.rfm_scores(rfm)
+    first = scored.iloc[0]
+    assert (first["r_score"], first["f_score"], first["m_score"], first["fm_score"]) == (1, 2, 3, 3)
+    assert segments.assign_segments(scored, SegmentsConfig()).iloc[0] == DEFAULT_GRID[1][2]
 
 
 def test_notes_say_when_a_measure_has_fewer_than_5_distinct_values():
@@ -270,6 +289,23 @@ def test_every_figure_is_drawn_with_a_title(cfg):
         assert ax.get_title()
         plt.close("all")
     assert seg.migration().plot() is None  # no previous month: nothing to draw
+
+
+def test_segment_share_chart_draws_each_segments_customer_and_revenue_share_on_its_own_row(cfg):
+    # shop(3): C000 New Customers (1 order of 10), C001 Need Attention (2 x 20), C002 Can't Lose Them (3 x 30);
+    # net revenue 10 + 40 + 90 = 140
+    seg = segments.build(shop(3), AS_OF, cfg)
+    ax = seg.plot_segment_shares()
+    assert drawn.yticks(ax) == seg.segment_order and drawn.legend(ax) == ["customers", "net revenue"]
+    widths = {name: dict(zip(seg.segment_order, w)) for name, w in drawn.bars(ax, horizontal=True).items()}
+    drawn_rows = {s: (widths["customers"][s], widths["net revenue"][s]) for s in seg.segment_order
+                  if widths["customers"][s] or widths["net revenue"][s]}
+    expected = {"New Customers": (100 / 3, 100 * 10 / 140), "Need Attention": (100 / 3, 100 * 40 / 140),
+                "Can't Lose Them": (100 / 3, 100 * 90 / 140)}
+    assert list(drawn_rows) == [s for s in seg.segment_order if s in expected]
+    for name, shares in expected.items():
+        assert drawn_rows[name] == pytest.approx(shares, abs=1e-6)
+    plt.close("all")
 
 
 def test_the_result_keeps_the_config_it_shows(cfg):

@@ -1,14 +1,19 @@
 """Win-back stage: conversion windows, uplift intervals, Qini, simulation money, targets and the demo truth."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import artifacts, clean, demo, demo_truth, winback
+import drawn
+from helpers import artifacts, demo_truth, winback
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.engine import connect
 
@@ -187,6 +192,57 @@ def test_simulation_table_shows_uplift_with_its_interval_money_in_whole_units_an
     assert t.loc[winback.NO_CONTACT, "ROI"] == "\u2013"   # nothing spent: no ROI
 
 
+# uplift +10 pp on p0 = 0.1, 0.2, 0.3 and v = 100, 50, 20, margin 30 %, contact 0.10 each (3 customers):
+# extra revenue 0.1 x 170 = 17, margin on it 5.1; discount d is paid on sum(v p1) = 20 + 15 + 8 = 43;
+# spend = 43 d + 0.3, profit = 5.1 - 43 d - 0.3, ROI = profit / spend.
+HAND_PROFIT = {winback.REMINDER: 4.8, "5% off": 2.65, "10% off": 0.5, "15% off": -1.65, "20% off": -3.8}
+HAND_ROI = {winback.REMINDER: 4.8 / 0.3, "5% off": 2.65 / 2.45, "10% off": 0.5 / 4.6, "15% off": -1.65 / 6.75,
+            "20% off": -3.8 / 8.9}
+
+
+def test_roi_is_expected_profit_over_spend_as_computed_by_hand(cfg):
+    assert cfg.clv.gross_margin == 0.3 and cfg.winback.contact_cost == 0.1
+    p = winback.plan(winback.simulate(cands(), fixed_uplift(cfg, 0.1), cfg)).set_index("option")
+    for option, roi in HAND_ROI.items():
+        assert p.loc[option, "incremental_profit"] == pytest.approx(HAND_PROFIT[option], abs=0.005)
+        assert p.loc[option, "roi"] == round(roi, 3)
+
+
+def test_simulation_table_shows_the_hand_computed_roi_in_percent(cfg):
+    p = winback.plan(winback.simulate(cands(), fixed_uplift(cfg, 0.1), cfg))
+    shown = winback.simulation_table(p, "EUR").loc["S", "ROI"].to_dict()
+    assert shown == {winback.NO_CONTACT: "\u2013", winback.REMINDER: "1600%", "5% off": "108%",
+                     "10% off": "11%", "15% off": "-24%", "20% off": "-43%"}
+
+
+def test_simulation_chart_draws_each_offers_expected_profit_under_its_own_legend_entry(cfg):
+    two = pd.concat([cands(), cands(segment="T")], ignore_index=True)
+    up = pd.concat([fixed_uplift(cfg, 0.1), fixed_uplift(cfg, 0.0, segment="T")], ignore_index=True)
+    ax = winback.plot_simulation(winback.plan(winback.simulate(two, up, cfg)), "EUR")
+    # segment T, no uplift: profit = -0.1 x 26 d (discount on the baseline orders) - 0.3
+    no_uplift = {winback.REMINDER: -0.3, "5% off": -1.6, "10% off": -2.9, "15% off": -4.2, "20% off": -5.5}
+    assert drawn.xticks(ax) == ["S", "T"]
+    assert drawn.legend(ax) == list(HAND_PROFIT)
+    heights = drawn.bars(ax)
+    assert list(heights) == list(HAND_PROFIT)
+    for option in HAND_PROFIT:
+        assert heights[option] == pytest.approx([HAND_PROFIT[option], no_uplift[option]], abs=0.005)
+    plt.close("all")
+
+
+def test_measured_uplift_chart_puts_each_arm_at_its_uplift_under_its_own_legend_entry():
+    m = pd.DataFrame([{"campaign_id": "K", "arm": arm, "discount": d, "segment": seg, "uplift_pp": pp,
+                       "uplift_low": pp - 2, "uplift_high": pp + 2}
+                      for arm, d, seg, pp in (("d10", 0.1, "all", 3.0), ("d10", 0.1, "a", 4.0),
+                                              ("d20", 0.2, "all", 6.0), ("d20", 0.2, "a", 1.0))])
+    ax = winback.plot_measured(m)
+    rows = drawn.yticks(ax)
+    assert rows == ["all", "a"] and drawn.legend(ax) == ["K d10 (10% off)", "K d20 (20% off)"]
+    points = {c.get_label(): {rows[round(y)]: x for x, y in zip(*c.lines[0].get_data())} for c in ax.containers}
+    assert points == {"K d10 (10% off)": {"all": 3.0, "a": 4.0}, "K d20 (20% off)": {"all": 6.0, "a": 1.0}}
+    plt.close("all")
+
+
 def test_unmeasured_discounts_are_interpolated_between_measured_arms(cfg):
     measured = pd.DataFrame([{"campaign_id": "K", "arm": a, "discount": d, "segment": "all", "n_treated": 1000,
                               "n_control": 1000, "conv_treated": 0, "conv_control": 0, "uplift_pp": pp,
@@ -289,15 +345,9 @@ def test_config_rejects_a_discount_level_without_an_assumed_uplift():
 # --------------------------------------------------------------------------- demo truth
 
 @pytest.fixture(scope="module")
-def demo_month(tmp_path_factory):
-    """The 20k demo shop's cleaned month and truth (made here if notebook 01 has not run)."""
-    src, truth = ROOT / "data/processed/demo/2026-06", ROOT / "data/raw/demo/truth.json"
-    if not ((src / "orders_clean.parquet").exists() and (src / "campaigns_clean.parquet").exists() and truth.exists()):
-        out = tmp_path_factory.mktemp("winback_demo")
-        demo.generate(out / "raw", customers=20_000, seed=42)
-        src, truth = out / "processed", out / "raw" / "truth.json"
-        clean.run(out / "raw", "2026-06-30", load_config("config/default.yml"), processed_dir=src)
-    return src, json.loads(truth.read_text())
+def demo_month(demo_shop):
+    """The 20k demo shop's cleaned month and truth (conftest: generated in a temporary folder)."""
+    return demo_shop
 
 
 @pytest.fixture(scope="module")

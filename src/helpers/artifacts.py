@@ -309,7 +309,9 @@ def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
             s = out[col].astype("string")
-            risky = s.str.startswith(_FORMULA_START, na=False) | s.str.match(r"^-[^0-9.]", na=False)
+            # "-2+3+cmd|..." runs too: a leading minus is safe only on a plain number (or a lone dash)
+            risky = s.str.startswith(_FORMULA_START, na=False) | (
+                s.str.startswith("-", na=False) & ~s.str.fullmatch(r"-|-\d*\.?\d+([eE][-+]?\d+)?", na=False))
             out[col] = s.mask(risky, "'" + s)
     return out
 
