@@ -20,6 +20,7 @@ The last section pins, on frames built in the test, each failure the sweep found
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import re
 import shutil
@@ -73,6 +74,10 @@ OTHER_GRID = {"Best": {"r": "4-5", "fm": "4-5"}, "Recent": {"r": "4-5", "fm": "1
 # The decimal separator describes the file, not a choice to sweep: "," reads the demo's "12.50" as 1250
 # (the robustness tests read comma-decimal files).
 FILE_FORMAT = {("cleaning", "decimal_separator"): "."}
+# Cleaning rules whose far end legitimately leaves no order line (a stop, tested in test_robustness): a cap
+# of 0.01 per line or a first order date after the shop's last order. Swept at ends that keep the month.
+KEEP_THE_MONTH = {("cleaning", "max_line_amount"): {"low": 1e6, "high": 150.0},
+                  ("cleaning", "min_order_date"): {"low": datetime.date(1970, 1, 1), "high": datetime.date(2024, 1, 1)}}
 SEGMENT_NAMES = {"low": {("segments", "watch"): [], ("winback", "candidate_segments"): []},
                  "high": {("segments", "grid"): OTHER_GRID, ("segments", "watch"): ["Gone", "Slipping"],
                           ("winback", "candidate_segments"): ["Slipping", "Gone", "Middle"]}}
@@ -178,6 +183,8 @@ def value_for(section: str, key: str, end: str):
         return SEGMENT_NAMES[end][(section, key)]
     if (section, key) in FILE_FORMAT:
         return FILE_FORMAT[(section, key)]
+    if (section, key) in KEEP_THE_MONTH:
+        return KEEP_THE_MONTH[(section, key)][end]
     if (section, key) in BUDGETS:
         return BUDGETS[(section, key)][RUNS.index(end)]
     field = SECTIONS[section].model_fields[key]
@@ -357,6 +364,8 @@ def invalid_values(section: str, key: str) -> list:
         return bad
     if typing.get_origin(base) is dict:
         return [*bad, "text"]
+    if base is datetime.date:
+        return [*bad, "2025-13-01", "yesterday", 20250101]
     raise AssertionError(f"no invalid-value rule for {section}.{key} ({field.annotation})")
 
 
