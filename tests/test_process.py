@@ -142,11 +142,10 @@ def shop(tmp_path_factory):
 
 def test_a_failing_notebook_keeps_earlier_artifacts_later_notebooks_run_and_the_index_marks_it(
         shop, tmp_path, monkeypatch, capsys):
-    """04 raises in the cell after its imports. The run goes on with 07, which shows everything but CLV
-    and says so; the CLI exits 1 naming 04 and the cell; 01-03's and 05's artifacts and May are untouched;
-    the CLV files an earlier run left are removed, so no later notebook takes them for this run's.
-    (06 is left out to keep this fast: today it stops at its first cell, since winback.run reads
-    clv.parquet before showing the measured uplift, which needs no CLV.)"""
+    """04 raises in the cell after its imports. The run goes on with 06, which shows the measured uplift
+    and says why there is no plan, and 07, which shows everything but CLV and says so; the CLI exits 1
+    naming 04 and the cell; 01-03's and 05's artifacts and May are untouched; the CLV files an earlier run
+    left are removed, so no later notebook takes them for this run's."""
     raw, made, _ = shop
     root = make_project(tmp_path, notebooks=ROOT / "notebooks")
     broken = nbformat.read(root / "notebooks" / "04_clv.ipynb", as_version=4)
@@ -170,11 +169,12 @@ def test_a_failing_notebook_keeps_earlier_artifacts_later_notebooks_run_and_the_
     shutil.copytree(made, may)
     may_reports.mkdir(parents=True)
     (may_reports / "07_summary.html").write_text("<html>May</html>")
-    kept = {n: h for n, h in hashes(june).items() if not n.startswith("clv")}
+    kept = {n: h for n, h in hashes(june).items() if not n.startswith("clv") and not n.startswith("winback")
+            and n != "offers.parquet"}
     before_may = hashes(may) | {f"reports/{n}": h for n, h in hashes(may_reports).items()}
 
     monkeypatch.chdir(root)  # the `retention` command in-process (this process has imported it all already)
-    exit_code = cli_main(["run", "--raw", f"data/raw/{SHOP}", "--as-of", AS_OF, "--only", "04,07"])
+    exit_code = cli_main(["run", "--raw", f"data/raw/{SHOP}", "--as-of", AS_OF, "--only", "04,06,07"])
     err = capsys.readouterr().err
 
     assert exit_code == 1
@@ -188,7 +188,10 @@ def test_a_failing_notebook_keeps_earlier_artifacts_later_notebooks_run_and_the_
     reports = root / "reports" / SHOP / "2026-06"
     record = json.loads((reports / "run.json").read_text())
     assert record["status"] == "failed"
-    assert [(n["name"], n["status"]) for n in record["notebooks"]] == [("04_clv", "failed"), ("07_summary", "ok")]
+    assert [(n["name"], n["status"]) for n in record["notebooks"]] == [
+        ("04_clv", "failed"), ("06_winback", "ok"), ("07_summary", "ok")]
+    winback_page = (reports / "06_winback.html").read_text()
+    assert "The win-back plan needs clv.parquet and clv_model.json (04_clv) for this month" in winback_page
     assert record["notebooks"][0]["stale_removed"] == ["clv.parquet", "clv_model.json"]
     # 07: the summary lists what is missing and shows the rest.
     assert "Not available this month: clv.parquet, clv_model.json (made by 04_clv)" in (

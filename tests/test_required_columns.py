@@ -210,3 +210,34 @@ def test_churn_and_winback_print_no_library_output(plain, cfg, capfd):
     winback.run(plain[0], AS_OF, cfg, save=False)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def _copy_without(month, tmp_path, names):
+    import shutil
+
+    copy = tmp_path / month.name
+    shutil.copytree(month, copy)
+    for n in names:
+        (copy / artifacts.ARTIFACTS[n].file).unlink()
+    return copy
+
+
+def test_without_this_months_clv_the_winback_page_still_measures_the_campaign_and_says_why_there_is_no_plan(
+        mailed, cfg, tmp_path):
+    """Issue 15: when 04 fails, 06 still shows the measured uplift (it needs no model); the plan and the
+    contact list are left out with one sentence naming the missing files and their notebook."""
+    res = winback.run(_copy_without(mailed, tmp_path, ["clv", "clv_model"]), AS_OF, cfg, save=False)
+    assert res.measured.set_index("segment").loc["all", "n_treated"] == 600
+    assert res.plan.empty and res.targets.empty
+    assert res.plan_takeaway() == ("The win-back plan needs clv.parquet and clv_model.json (04_clv) for this month, "
+                                   "which are missing (the notebook failed or was not run): this page shows the "
+                                   "measured uplift of past campaigns only, and the contact list stays empty.")
+    res.candidates_table(), res.simulation_table(), res.plot_simulation(), res.curve_takeaway(), res.targets_takeaway()
+
+
+def test_without_this_months_churn_scores_the_candidates_come_from_the_segments_and_the_page_says_so(
+        mailed, cfg, tmp_path):
+    res = winback.run(_copy_without(mailed, tmp_path, ["churn"]), AS_OF, cfg, save=False)
+    assert not res.plan.empty and (res.candidates["reason"] == "segment").all()
+    assert res.plan_takeaway().startswith("churn.parquet (05_churn) is missing this month, so candidates come from "
+                                          "the RFM segments only")

@@ -943,6 +943,7 @@ class WinbackRun:
     n_without_consent: int = 0
     offers: offers.OffersRun | None = None  # what to show each customer, the contact cap (issue 9)
     n_capped: int = 0  # customers worth an offer left out: contacted within offers.min_days_between_contacts
+    notes: list = field(default_factory=list)  # why the plan is left out or narrowed (a missing artifact)
 
     def measured_table(self) -> pd.DataFrame:
         return measured_table(self.measured, self.currency)
@@ -975,7 +976,7 @@ class WinbackRun:
         return plan_table(self.plan, self.currency)
 
     def plan_takeaway(self) -> str:
-        return plan_takeaway(self.plan, self.currency)
+        return " ".join(self.notes + ([] if self.notes and self.candidates.empty else [plan_takeaway(self.plan, self.currency)]))
 
     def plot_profit_curve(self, ax=None):
         return plot_profit_curve(self.curve, self.currency, ax=ax)
@@ -1031,6 +1032,25 @@ MODEL_FAILED = ("The per-customer uplift model (T-learner) could not be fitted o
                 "segment above.")
 
 
+EMPTY_CANDIDATES = pd.DataFrame({"customer_id": pd.Series(dtype=object), "segment": pd.Series(dtype=object),
+                                 "risk_tier": pd.Series(dtype=object), "reason": pd.Series(dtype=object),
+                                 "p_baseline": pd.Series(dtype=float), "order_value": pd.Series(dtype=float)})
+
+
+def _made_by(names: list[str]) -> str:
+    """"clv.parquet and clv_model.json (04_clv)": files grouped by the notebook that makes them."""
+    by_notebook: dict[str, list[str]] = {}
+    for n in names:
+        by_notebook.setdefault(artifacts.ARTIFACTS[n].made_by, []).append(artifacts.ARTIFACTS[n].file)
+    return ", ".join(f"{' and '.join(files)} ({nb})" for nb, files in by_notebook.items())
+
+
+def missing_plan_sentence(missing: list[str]) -> str:
+    return (f"The win-back plan needs {_made_by(missing)} for this month, which "
+            f"{'is' if len(missing) == 1 else 'are'} missing (the notebook failed or was not run): this page "
+            "shows the measured uplift of past campaigns only, and the contact list stays empty.")
+
+
 def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> WinbackRun:
     """Measure past campaigns, fit the T-learner, simulate, plan and list targets; write
     winback_measured.csv, winback_plan.csv and winback_targets.csv (and offers.parquet) when `save`."""
@@ -1038,11 +1058,20 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
     lines = artifacts.table(con, processed_dir, "orders_clean")
     cust_t = artifacts.table_if_exists(con, processed_dir, "customers_clean")
     measured, models = measure_campaigns(con, processed_dir, as_of, cfg, lines, cust_t)
-    seg = artifacts.read(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
-    scores = artifacts.read(processed_dir, "churn", columns=["customer_id", "risk_tier"])
-    clv_scores = artifacts.read(processed_dir, "clv", columns=CLV_COLUMNS)
-    clv_card = artifacts.read(processed_dir, "clv_model")
-    cands = candidates(seg, scores, clv_scores, clv_card, cfg)
+    # The measured uplift above needs none of these; the plan does. A missing one (its notebook failed
+    # or was not run this month) leaves the plan out with one sentence, never the page.
+    seg = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
+    scores = artifacts.read_if_exists(processed_dir, "churn", columns=["customer_id", "risk_tier"])
+    clv_scores = artifacts.read_if_exists(processed_dir, "clv", columns=CLV_COLUMNS)
+    clv_card = artifacts.read_if_exists(processed_dir, "clv_model")
+    missing = [n for n, x in (("segments", seg), ("clv", clv_scores), ("clv_model", clv_card)) if x is None]
+    notes = [missing_plan_sentence(missing)] if missing else []
+    if scores is None:
+        if not missing:
+            notes.append(f"{_made_by(['churn'])} is missing this month, so candidates come from the RFM segments "
+                         "only, not from churn risk tiers.")
+        scores = pd.DataFrame({"customer_id": pd.Series(dtype=str), "risk_tier": pd.Series(dtype=str)})
+    cands = EMPTY_CANDIDATES.copy() if missing else candidates(seg, scores, clv_scores, clv_card, cfg)
     uplift = uplift_assumptions(measured, sorted(set(cands["segment"])), cfg)
     the_plan = plan(simulate(cands, uplift, cfg))
     rows = customer_rows(cands, uplift, the_plan, cfg)
@@ -1062,7 +1091,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
                      plan=the_plan, rows=rows, curve=curve, targets=targets, currency=cfg.shop.currency,
                      window_days=cfg.winback.window_days,
                      n_without_consent=int(len(eligible) - eligible["customer_id"].isin(consented).sum()),
-                     offers=offer_run, n_capped=n_capped)
+                     offers=offer_run, n_capped=n_capped, notes=notes)
     if save:
         artifacts.write(processed_dir, "winback_measured", measured)
         artifacts.write(processed_dir, "winback_plan", the_plan)
