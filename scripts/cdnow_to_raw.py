@@ -1,7 +1,7 @@
 """Convert the CDNOW transaction log that lifetimes ships into a raw shop folder (orders.csv only).
 
     .venv/bin/python scripts/cdnow_to_raw.py --out data/raw/cdnow [--source PATH] [--customers N]
-    .venv/bin/retention run --raw data/raw/cdnow --as-of 1998-06-30
+    .venv/bin/retention run --raw data/raw/cdnow --as-of 1998-06-30 --config config/cdnow.yml
 
 The source (``lifetimes/datasets/CDNOW_master.txt``; Fader & Hardie's CDNOW master data set: 23,570
 customers who made their first purchase in Q1 1997, followed to June 1998) is whitespace-separated
