@@ -7,17 +7,70 @@ here are the ones the issue's closing table quotes (raw / kept / quarantined / e
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import ibis
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from helpers import clean
+from helpers import clean as _clean
 from helpers.cli import main
 from helpers.config import config_from_dict, load_config
 from helpers.contract import ContractError
 from helpers.engine import connect
+
+# --- the closing table: case -> message -> quarantine or exclusion reasons -> row counts -------------------
+# Every clean.run of a test below goes through this recorder (the first call per test case); at the end of
+# the module the rows are written as a Markdown table to $ROBUSTNESS_TABLE, by default
+# robustness_table.md in pytest's base temp folder (its path is printed with -s).
+
+TABLE: dict[str, tuple[str, str, str]] = {}
+
+
+def _case() -> str:
+    return os.environ.get("PYTEST_CURRENT_TEST", "?").split("::")[-1].split(" ")[0].removeprefix("test_")
+
+
+class _RecordingClean:
+    """helpers.clean with `run` recorded for the table; everything else is the module itself."""
+
+    def __getattr__(self, name):
+        return getattr(_clean, name)
+
+    @staticmethod
+    def run(*args, **kwargs):
+        case = _case()
+        try:
+            res = _clean.run(*args, **kwargs)
+        except Exception as exc:
+            TABLE.setdefault(case, (f"stop: {exc}", "", ""))
+            raise
+        f = res.report["files"]["orders"]
+        reasons = {**f["quarantined"], **{f"{k} (excluded)": v for k, v in f["excluded"].items()}}
+        q, x = sum(f["quarantined"].values()), sum(f["excluded"].values())
+        said = "; ".join(res.report["warnings"]) or "read"
+        TABLE.setdefault(case, (said, ", ".join(f"{k}: {v}" for k, v in reasons.items()),
+                                f"{f['rows_raw']} / {f['rows_kept']} / {q} / {x}"))
+        return res
+
+
+clean = _RecordingClean()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def closing_table(tmp_path_factory):
+    yield TABLE
+    target = Path(os.environ.get("ROBUSTNESS_TABLE", tmp_path_factory.getbasetemp() / "robustness_table.md"))
+    lines = ["| case | message / behaviour | quarantine or exclusion reasons | raw / kept / quarantined / excluded |",
+             "|---|---|---|---|"]
+    lines += [f"| {case.replace('_', ' ')} | {' '.join(m.split())[:240]} | {r} | {n} |".replace("\n", " ")
+              for case, (m, r, n) in TABLE.items()]
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"\nrobustness table: {target}")
+
 
 HEADER = "order_id,customer_id,order_date,amount\n"
 AS_OF = "2025-01-31"
@@ -28,7 +81,7 @@ def cfg():
     return load_config("config/default.yml")
 
 
-def make_shop(tmp_path, name: str = "shop", **files) -> "Path":  # noqa: F821
+def make_shop(tmp_path, name: str = "shop", **files) -> Path:
     """A raw folder holding `files` (file name with dots as `orders_csv=`; text is written UTF-8, bytes as is)."""
     raw = tmp_path / "raw" / name
     raw.mkdir(parents=True)
