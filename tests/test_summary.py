@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import artifacts, summary
+from helpers import artifacts, plots, summary
 from helpers.config import SummaryConfig, load_config
 
 KPI_COLUMNS = ["month", "revenue", "gross_sales", "returned_value", "returns_rate", "orders", "active_customers",
@@ -410,3 +410,29 @@ def test_plots_draw_the_segments_and_the_revenue_bars(shop):
     ax2 = summary.plot_revenue_trend(m)
     assert len(ax2.patches) == 2 and "EUR" in ax2.get_ylabel()
     plt.close("all")
+
+
+def test_on_a_first_run_the_kpi_changes_come_from_the_history_in_kpis_csv(shop):
+    """Issue 17's "history from the first run", for 07's headline: kpis.csv already holds every month, so
+    the KPI rows show last month and the change without last month's run; model rows stay dashes."""
+    kpis = kpis_frame({"2026-05": {"revenue": 1000.0, "repeat_rate": 0.50},
+                       "2026-06": {"revenue": 800.0, "repeat_rate": 0.52}})
+    folder = full_month(shop, "2026-06", kpis=kpis)
+    month, previous = summary.load_month(folder), summary.load_previous(folder)
+    assert previous is None
+    table = summary.headline_table(month, previous)
+    assert table.loc["Revenue", "2026-05"] == "EUR 1,000" and table.loc["Revenue", "change"] == "-EUR 200 (-20.0%)"
+    assert table.loc["Repeat rate (customers with 2+ orders)", "change"] == "+2.0 pp"
+    assert table.loc["Customers at high churn risk", "change"] == plots.MISSING
+    text = summary.headline_takeaway(month, previous)
+    assert "(-20.0% vs 2026-05)" in text and "only the KPI changes are shown (from kpis.csv's history)" in text
+    kpi_rule = [a for a in summary.actions(month, previous, SummaryConfig()) if a.rule == "kpi_change"]
+    assert kpi_rule and kpi_rule[0].text.startswith("Revenue fell 20.0% vs 2026-05")
+
+
+def test_this_months_kpi_history_wins_over_last_months_own_kpis(shop):
+    """The same month's figure on 02 and 07 is one number: last month's row of this month's kpis.csv."""
+    full_month(shop, "2026-05", kpis=kpis_frame({"2026-05": {"revenue": 990.0}}))
+    folder = full_month(shop, "2026-06", kpis=kpis_frame({"2026-05": {"revenue": 1000.0}, "2026-06": {"revenue": 1100.0}}))
+    nums = summary.headline_numbers(summary.load_month(folder), summary.load_previous(folder))
+    assert nums.loc["revenue", "last_month"] == 1000.0

@@ -227,6 +227,9 @@ def high_risk_clv(month: Month) -> pd.DataFrame | None:
     return high
 
 
+KPI_KEYS = ("revenue", "active_customers", "returning_revenue_share", "repeat_rate", "sleeping_customers")
+
+
 def month_metrics(month: Month) -> dict[str, float]:
     """The headline numbers of one month (NaN where the artifact is missing); see the module docstring."""
     out = {key: math.nan for key in HEADLINE}
@@ -234,8 +237,7 @@ def month_metrics(month: Month) -> dict[str, float]:
     if month.has("kpis"):
         row = _kpi_row(month.get("kpis"), month.month)
         if row is not None:
-            for key in ("revenue", "active_customers", "returning_revenue_share", "repeat_rate",
-                        "sleeping_customers"):
+            for key in KPI_KEYS:
                 out[key] = float(row[key])
     if month.has("clv"):
         out["clv_total"] = float(month.get("clv")["clv"].sum())
@@ -261,11 +263,24 @@ def recommended_plan(month: Month) -> pd.DataFrame | None:
     return plan[plan["recommended"]]
 
 
+def previous_metrics(month: Month, previous: Month | None) -> dict[str, float]:
+    """Last month's headline numbers. The KPI rows come from this month's kpis.csv, which holds every
+    month of the shop's history: so they exist from the first run and agree with notebook 02 (last
+    month's own kpis.csv only where this one lacks the month). Model rows (CLV, churn risk, plan) need
+    last month's artifacts."""
+    out = month_metrics(previous) if previous is not None else {k: math.nan for k in month_metrics(month)}
+    if month.has("kpis"):
+        row = _kpi_row(month.get("kpis"), artifacts.previous_month(month.month))
+        if row is not None:
+            out.update({key: float(row[key]) for key in KPI_KEYS})
+    return out
+
+
 def headline_numbers(month: Month, previous: Month | None) -> pd.DataFrame:
     """Numeric headline table: index metric key; columns this_month, last_month, change
     (difference; for shares in fractions, i.e. 0.01 = 1 point) and change_pct (relative, levels only)."""
     cur = month_metrics(month)
-    prev = month_metrics(previous) if previous is not None else {k: math.nan for k in cur}
+    prev = previous_metrics(month, previous)
     rows = []
     for key, (_, kind, _) in HEADLINE.items():
         a, b = cur[key], prev[key]
@@ -340,7 +355,10 @@ def headline_takeaway(month: Month, previous: Month | None, currency: str = "EUR
         parts.append(f"The recommended win-back plan is expected to add {plots.money(wb.this_month, currency)} "
                      f"of profit.")
     if previous is None:
-        parts.append(f"No changes are shown: {prev_label} has not been run for this shop.")
+        kpi_history = not math.isnan(nums.loc["revenue", "last_month"])
+        parts.append(f"{prev_label} has not been run for this shop, so "
+                     + ("only the KPI changes are shown (from kpis.csv's history); CLV, churn risk and the plan "
+                        "have nothing to compare with." if kpi_history else "no changes are shown."))
     return " ".join(parts) or "No headline numbers: run notebooks 02-05 for this month first."
 
 
@@ -419,9 +437,7 @@ _KPI_ADVICE = {
 
 
 def _rule_kpi_change(month, previous, cfg, currency):
-    if previous is None:
-        return None
-    cur, prev = month_metrics(month), month_metrics(previous)
+    cur, prev = month_metrics(month), previous_metrics(month, previous)
     best, best_score = None, 0.0
     for key, (bad, _) in _KPI_MOVES.items():
         a, b = cur[key], prev[key]
@@ -436,7 +452,7 @@ def _rule_kpi_change(month, previous, cfg, currency):
     kind = HEADLINE[key][1]
     verb = "rose" if rel > 0 else "fell"
     return Action("kpi_change",
-                  f"{_KPI_MOVES[key][1]} {verb} {abs(rel):.1%} vs {previous.month} "
+                  f"{_KPI_MOVES[key][1]} {verb} {abs(rel):.1%} vs {artifacts.previous_month(month.month)} "
                   f"({plots.format_value(b, kind, currency)} to {plots.format_value(a, kind, currency)}): {_KPI_ADVICE[key]}",
                   f"largest KPI move of {cfg.kpi_change:.0%}+ the wrong way")
 
