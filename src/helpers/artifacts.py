@@ -232,6 +232,14 @@ def previous_dir(processed_dir: str | Path) -> Path:
     return folder.parent / previous_month(month_of(folder))
 
 
+def files_by_notebook(names) -> dict[str, list[str]]:
+    """The files of the named artifacts grouped by the notebook that makes them, in order of first mention."""
+    out: dict[str, list[str]] = {}
+    for name in names:
+        out.setdefault(ARTIFACTS[name].made_by, []).append(ARTIFACTS[name].file)
+    return out
+
+
 def month_dirs(shop_processed_dir: str | Path) -> list[Path]:
     """The shop's month folders (``YYYY-MM``), oldest first."""
     base = resolve(shop_processed_dir)

@@ -132,7 +132,7 @@ def rfm_expr(orders: ir.Table, as_of: str) -> ir.Table:
     g = t.group_by("customer_id").agg(
         # summed in whole cents: an integer sum does not depend on the engine's summation order, so
         # reruns give bit-identical features (and so identical clusters)
-        frequency=t.order_id.nunique(where=buy), cents=(t.amount * 100).round().cast("int64").sum(),
+        frequency=t.order_id.nunique(where=buy), cents=cents(t.amount).sum(),
         first_buy=t.order_date.min(where=buy), last_buy=t.order_date.max(where=buy),
     )
     g = g.filter(g.frequency > 0)  # a customer with only returns in the window has no purchase to score
@@ -205,6 +205,11 @@ def period_number(day, time_unit: str = "day") -> int:
     return ((as_date(day) - EPOCH).days) // UNIT_DAYS[time_unit]
 
 
+def cents(amount: ibis.Value) -> ibis.Value:
+    """Money in whole cents (int64): integer sums are the same in any order a parallel engine adds them."""
+    return (amount * 100).round().cast("int64")
+
+
 def purchase_periods(orders: ibis.Table, cut_off, time_unit: str = "day", customer_id_col: str = "customer_id",
                      datetime_col: str = "order_date", amount_col: str = "amount") -> ibis.Table:
     """Purchase periods up to and including the day `cut_off`, as an Ibis expression.
@@ -228,7 +233,7 @@ def purchase_periods(orders: ibis.Table, cut_off, time_unit: str = "day", custom
     t = t.select(customer_id=t[customer_id_col], period=days // UNIT_DAYS[time_unit], amount=t[amount_col])
     # Integer cents: DuckDB adds floats in parallel in no fixed order, so float sums differ in the last
     # bits from run to run, and the Gamma-Gamma fit and every CLV after it with them.
-    per = t.group_by(["customer_id", "period"]).aggregate(cents=(t.amount * 100).round().cast("int64").sum())
+    per = t.group_by(["customer_id", "period"]).aggregate(cents=cents(t.amount).sum())
     per = per.filter(per.cents > 0)
     return per.select("customer_id", "period", value=per.cents.cast("float64") / 100, cents=per.cents)
 

@@ -187,10 +187,7 @@ def availability_table(month: Month, previous: Month | None) -> pd.DataFrame:
 def notes(month: Month, previous: Month | None) -> list[str]:
     """One sentence per gap: missing artifacts of this month (grouped by notebook) and no last month."""
     out = []
-    by_notebook: dict[str, list[str]] = {}
-    for name in month.missing:
-        by_notebook.setdefault(artifacts.ARTIFACTS[name].made_by, []).append(artifacts.ARTIFACTS[name].file)
-    for notebook, files in by_notebook.items():
+    for notebook, files in artifacts.files_by_notebook(month.missing).items():
         out.append(f"Not available this month: {', '.join(files)} (made by {notebook}); "
                    f"the numbers and actions that need them are left out.")
     if previous is None:

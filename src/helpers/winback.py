@@ -1039,10 +1039,7 @@ EMPTY_CANDIDATES = pd.DataFrame({"customer_id": pd.Series(dtype=object), "segmen
 
 def _made_by(names: list[str]) -> str:
     """"clv.parquet and clv_model.json (04_clv)": files grouped by the notebook that makes them."""
-    by_notebook: dict[str, list[str]] = {}
-    for n in names:
-        by_notebook.setdefault(artifacts.ARTIFACTS[n].made_by, []).append(artifacts.ARTIFACTS[n].file)
-    return ", ".join(f"{' and '.join(files)} ({nb})" for nb, files in by_notebook.items())
+    return ", ".join(f"{' and '.join(files)} ({nb})" for nb, files in artifacts.files_by_notebook(names).items())
 
 
 def missing_plan_sentence(missing: list[str]) -> str:
