@@ -3,9 +3,11 @@ fast scores equal to lifetimes', recovery of the demo shop's true parameters, an
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import ibis
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -682,3 +684,18 @@ def test_the_summary_is_the_same_to_the_last_bit_whatever_order_the_lines_come_i
         pd.testing.assert_frame_equal(summary_of(con, shuffled), forward, check_exact=True)
     assert forward.loc["H", "monetary_value"] == 12.345
     assert forward.loc["H", ["frequency", "recency"]].tolist() == [2, 2.0]
+
+
+def test_segments_without_positive_clv_get_a_sentence_and_an_empty_grid_draws_without_a_warning():
+    """A tiny shop whose models give no positive CLV: the segment sentence says so instead of failing,
+    and a frequency x recency grid with no value draws without a RuntimeWarning on the page."""
+    table = pd.DataFrame({"customers": [2, 3], "mean_clv": [0.0, 0.0], "total_clv": [0.0, 0.0],
+                          "mean_p_alive": [1.0, 1.0], "mean_p_purchase": [0.2, 0.1],
+                          "mean_repeat_purchases": [1.0, 0.0], "clv_share_pct": [np.nan, np.nan]},
+                         index=pd.Index(["About to Sleep", "At Risk"], name="segment"))
+    assert clv.segment_takeaway(table).startswith("No segment holds a positive CLV this month")
+    grid = pd.DataFrame(np.nan, index=pd.Index([0, 1], name="frequency"), columns=pd.Index([0, 1], name="recency"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clv.plot_matrix(grid, "P(alive)")
+    plt.close("all")

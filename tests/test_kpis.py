@@ -193,6 +193,20 @@ def test_revenue_bridge_with_equal_revenue_uses_the_limit_of_the_log_mean():
     assert b.loc["orders per customer effect", "value"] == pytest.approx(100 * math.log(2))
 
 
+def test_a_shop_younger_than_a_year_gets_a_sentence_instead_of_a_year_on_year_bridge():
+    """A six-month-old shop: no same month last year, so no waterfall, and the page says why."""
+    m = pd.DataFrame({"month": ["2025-01", "2025-06"], "revenue": [90.0, 100.0], "orders": [3, 2],
+                      "active_customers": [2, 2]})
+    b = kpis.revenue_bridge(m, "2025-06", "last_year")
+    assert b.kind.tolist() == ["gap"]
+    assert kpis.bridge_takeaway(b) == ("No revenue bridge from 2024-06: the order history runs from 2025-01 to "
+                                       "2025-06, so there is no 2024-06 to compare with.")
+    assert kpis.plot_bridge(b) is None
+    m.loc[0, ["revenue", "orders", "active_customers"]] = [0.0, 0, 0]
+    m.loc[0, "month"] = "2025-05"
+    assert "one of the two months has none" in kpis.bridge_takeaway(kpis.revenue_bridge(m, "2025-06"))
+
+
 # ---------------------------------------------------------------- cohorts
 
 def test_cohort_table_shares_and_revenue_per_member(orders):

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HELPERS = ROOT / "src" / "helpers"
 
-GROUND = {"artifacts", "config", "engine", "customer_facts", "plots", "contract", "paths", "demographics"}
+GROUND = {"artifacts", "config", "engine", "customer_facts", "plots", "contract", "presets", "paths", "demographics"}
 STAGES = {"clean", "kpis", "segments", "clv", "churn", "winback", "offers", "summary"}
 # Stages that build on another stage's results (DESIGN.md): churn uses clv; win-back uses churn, clv
 # and offers, which shares its notebook.

@@ -27,6 +27,7 @@ import codecs
 import io
 import json
 import os
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -284,6 +285,31 @@ def write_file(p: str | Path, data: str | bytes) -> Path:
         raise TypeError(f"write_file takes text or bytes, got {type(data).__name__}")
     payload = data.encode("utf-8") if isinstance(data, str) else data
     return atomic(p, lambda tmp: Path(tmp).write_bytes(payload))
+
+
+IDENTITY_KEY = "identity.key"  # beside a shop's month folders: data/processed/<shop>/identity.key
+
+
+def identity_key(shop_dir: str | Path, create: bool = True) -> str | None:
+    """The shop's secret for hashing e-mails into customer ids (helpers.presets.Identity).
+
+    Made once (64 random hex digits, readable by the owner only) and kept beside the shop's processed
+    months, so a customer's id is the same every month. With ``create=False`` a missing key gives None.
+    """
+    p = Path(shop_dir) / IDENTITY_KEY
+    if p.is_file():
+        return p.read_text(encoding="ascii").strip()
+    if not create:
+        return None
+    p.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another run made it first
+        return p.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key + "\n")
+    return key
 
 
 def json_text(data) -> str:

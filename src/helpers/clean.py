@@ -19,6 +19,8 @@ non_finite_amount      quarantine   amount is inf or NaN
 bad_amount             quarantine   amount not a number after removing currency signs/separators
 test_order             excluded     status in ``test_statuses`` or customer id starts with a test prefix
 cancelled              excluded     status in ``cancelled_statuses``
+unpaid                 excluded     status in ``unpaid_statuses`` (pending, failed, on hold)
+refunded_in_full       excluded     a platform export's order refunded in full (:mod:`helpers.presets`)
 before_min_order_date  excluded     ordered before ``cleaning.min_order_date``
 after_as_of            excluded     ordered after the ``as_of`` day
 above_max_line_amount  excluded     \|amount\| above ``cleaning.max_line_amount`` (off by default)
@@ -50,7 +52,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from helpers import artifacts, plots
+from helpers import artifacts, plots, presets
 from helpers.config import CleaningConfig, Config
 from helpers.contract import CONTRACT, ContractError, check_columns, find_file
 from helpers.engine import connect, cutoff_end
@@ -58,7 +60,7 @@ from helpers.paths import resolve
 
 QUARANTINE_REASONS = ("wrong_field_count", "unreadable_row", "missing_order_id", "missing_customer_id", "bad_date",
                       "non_finite_amount", "bad_amount", "bad_discount", "order_conflict")
-EXCLUSION_RULES = ("test_order", "cancelled", "before_min_order_date", "after_as_of", "above_max_line_amount",
+EXCLUSION_RULES = ("test_order", "cancelled", "unpaid", "refunded_in_full", "before_min_order_date", "after_as_of", "above_max_line_amount",
                    "duplicate_line", "duplicate_customer", "unknown_customer")
 CLEAN_ARTIFACTS = {"orders": "orders_clean", "customers": "customers_clean", "campaigns": "campaigns_clean"}
 SORT_KEYS = {"orders": ["order_date", "order_id", "source_row"], "customers": ["customer_id"],
@@ -75,6 +77,8 @@ REASON_TEXT = {
     "order_conflict": "the order's earlier line names another customer or date",
     "test_order": "test order or test account",
     "cancelled": "cancelled order",
+    "unpaid": "order never paid (pending, failed, on hold)",
+    "refunded_in_full": "order refunded in full (platform export)",
     "before_min_order_date": "dated before cleaning.min_order_date",
     "after_as_of": "dated after the analysis cut-off (as_of)",
     "above_max_line_amount": "amount above cleaning.max_line_amount",
@@ -88,7 +92,9 @@ REASON_FIX = {
                          "export again with quoted fields",
     "unreadable_row": "a quote opened in this row is never closed; export again or fix the quote in the file",
     "missing_order_id": "export the order number on every line",
-    "missing_customer_id": "export the customer id (or e-mail) on every line; map its column under columns.orders",
+    "missing_customer_id": "export the customer id (or e-mail) on every line and map its column under columns.orders; "
+                           "in a platform export, an order with neither (e.g. a point-of-sale sale without a "
+                           "customer) cannot be tied to anyone and stays out",
     "bad_date": "export ISO dates (2025-01-31 or 2025-01-31 14:05:00) or set cleaning.date_format to the "
                 "export's format (e.g. \"%d.%m.%Y\")",
     "non_finite_amount": "inf and NaN are not amounts; fix the export's formula for these lines",
@@ -98,6 +104,7 @@ REASON_FIX = {
     "unknown_customer": "the campaign file names customers the shop does not know; check it belongs to this shop",
 }
 DELIMITERS = (",", ";", "\t", "|")
+EMAIL_TEXT = r"[^\s,;|\"'<>]+@[^\s,;|\"'<>]+\.[A-Za-z]{2,}"
 STOP_SHARE = 0.5  # more rows than this cut differently from their header: the file, not the rows, is wrong
 
 
@@ -148,6 +155,9 @@ class RawFile:
     ignored: list[str]
     rejected: pd.DataFrame  # source_row, reason, detail, raw_line: rows the reader could not split
     delimiter: str | None = None
+    rows: int = 0  # data rows in the file (read and rejected)
+    files: list[tuple[str, int, int]] = field(default_factory=list)  # several files read as one: (name, first row - 1, rows)
+    export_columns: list[str] = field(default_factory=list)  # the header's names, before any mapping
 
 
 def _rejected_rows(rejects: ir.Table | None, n_fields: int) -> pd.DataFrame:
@@ -205,13 +215,16 @@ def _number_rows(t: ir.Table, rejected: pd.DataFrame) -> ir.Table:
     return out.mutate(source_row=out._k + out._before).drop("_k", "_before")
 
 
-def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label: str | None = None) -> RawFile:
+def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label: str | None = None,
+             preset: presets.Preset | None = None, identity: presets.Identity | None = None) -> RawFile:
     """The raw file as an all-string table with contract column names and a 1-based ``source_row``.
 
     Stops (ContractError, one sentence) when the file is empty, holds only a header, misses a
     required column, or most of its rows do not match the header. Rows with more or fewer fields
     than the header are returned in ``rejected`` (they go to quarantine.csv); columns outside the
-    contract are listed in ``ignored``.
+    contract are listed in ``ignored``. A platform ``preset`` (:mod:`helpers.presets`, with the shop's
+    e-mail ``identity``) turns the order export into the contract's names instead of the column map;
+    ``ignored`` then lists the export's columns the preset does not read.
     """
     label = file_label or path.name
     rejects = None
@@ -241,15 +254,22 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
     renames = {new: old for old, new in clean_names.items() if old != new}
     if renames:
         t = t.rename(renames)
-    mapping = {src: dst for src, dst in column_map.items() if src in t.columns and src != dst}
-    if mapping:
-        t = t.rename({dst: src for src, dst in mapping.items()})
-    found = [c for c in t.columns if c != "_shape"]
+    export_columns = [c for c in t.columns if c != "_shape"]
+    rejected = _rejected_rows(rejects, len(columns))
+    transform = preset is not None and kind == "orders"
+    if transform:
+        t = presets.to_contract(_number_rows(t, rejected), preset, identity, label)
+    else:
+        mapping = {src: dst for src, dst in column_map.items() if src in t.columns and src != dst}
+        if mapping:
+            t = t.rename({dst: src for src, dst in mapping.items()})
+        if preset is not None and kind == "customers":  # a customer may be named by e-mail only
+            t = presets.customers_to_contract(_number_rows(t, rejected), identity)
+    found = [c for c in t.columns if c not in ("_shape", "source_row")]
     present = check_columns(label, kind, found, column_map)
     required, _ = CONTRACT[kind]
-    keep = [*required, *present]
-    ignored = [c for c in found if c not in keep]
-    rejected = _rejected_rows(rejects, len(columns))
+    keep = list(dict.fromkeys([*required, *present, *[c for c in presets.PRIVATE if c in found]]))
+    ignored = [c for c in export_columns if c not in preset.reads] if transform else [c for c in found if c not in keep]
     shapes = t.group_by("_shape").agg(n=t.count()).to_pandas()
     n_rows = int(shapes["n"].sum()) + len(rejected)
     if n_rows == 0:
@@ -265,8 +285,9 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
             f"{wrong.sort_values(ascending=False, kind='stable').index[0]}); the file is cut differently from its "
             f"header - check the delimiter and that values holding it are quoted.")
     # Row numbers follow the file's order (DuckDB keeps insertion order for a single file).
-    t = _number_rows(t.select(*keep, "_shape"), rejected)
-    return RawFile(t, present, ignored, rejected, delimiter)
+    numbered = "source_row" in t.columns  # a preset numbers the rows before it reads them
+    t = t.select(*keep, "_shape", "source_row") if numbered else _number_rows(t.select(*keep, "_shape"), rejected)
+    return RawFile(t, present, ignored, rejected, delimiter, n_rows, export_columns=export_columns)
 
 
 # --------------------------------------------------------------------------- value parsers
@@ -444,6 +465,8 @@ def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig, zone: st
         (amount_value.isnull(), "bad_amount"),
         (is_test, "test_order"),
         (_in(status, rules.cancelled_statuses), "cancelled"),
+        (_in(status, rules.unpaid_statuses), "unpaid"),
+        (status == presets.REFUNDED_IN_FULL, "refunded_in_full"),
         (before, "before_min_order_date"),
         (after, "after_as_of"),
         (too_big, "above_max_line_amount"),
@@ -606,6 +629,7 @@ class FileReport:
     ignored_columns: list[str] = field(default_factory=list)
     examples: dict[str, list[int]] = field(default_factory=dict)  # first quarantined rows per reason
     details: dict[str, str] = field(default_factory=dict)  # the detail, where one reason has one (e.g. field counts)
+    parts: list = field(default_factory=list)  # an export in several files: [file, rows before it, its rows]
 
     def check(self) -> None:
         total = self.rows_kept + sum(self.quarantined.values()) + sum(self.excluded.values())
@@ -630,7 +654,8 @@ def _account(tagged: ir.Table, file: str, encoding: str, raw: RawFile) -> FileRe
 
 
 def _quarantine_rows(tagged: ir.Table, file: str, raw: RawFile) -> pd.DataFrame:
-    raw_cols = [c for c in raw.table.columns if c not in ("source_row", "_shape")]
+    """The quarantined rows: file, its row, reason, detail and the row's contract columns (never an e-mail)."""
+    raw_cols = [c for c in raw.table.columns if c not in ("source_row", "_shape", *presets.PRIVATE)]
     bad = tagged.filter(tagged.reason.isin(list(QUARANTINE_REASONS)))
     df = bad.select("source_row", "reason", "detail", *raw_cols).to_pandas()
     if not raw.rejected.empty:
@@ -638,7 +663,15 @@ def _quarantine_rows(tagged: ir.Table, file: str, raw: RawFile) -> pd.DataFrame:
     df = df.sort_values("source_row", kind="stable").reset_index(drop=True)
     df["detail"] = df["detail"].fillna(df["reason"].map(REASON_TEXT))
     df["source_row"] = df["source_row"].astype("int64")
-    df.insert(0, "file", file)
+    names = file
+    if raw.files and len(df):  # several parts of one export: each row named by its own file and row
+        starts = np.array([offset for _, offset, _ in raw.files])
+        part = np.searchsorted(starts, df["source_row"].to_numpy(), side="left") - 1
+        names = [raw.files[i][0] for i in part]
+        df["source_row"] = df["source_row"].to_numpy() - starts[part]
+    df.insert(0, "file", names)
+    if "raw_line" in df:  # a row the reader could not split is shown as text: its e-mails are masked
+        df["raw_line"] = df["raw_line"].str.replace(EMAIL_TEXT, "[e-mail]", regex=True)
     return df
 
 
@@ -688,29 +721,41 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
     report: dict = {"as_of": as_of, "shop": raw_dir.name, "files": {}, "warnings": []}
     quarantine = []
     outputs = {}
+    preset, identity = presets.get(cfg.columns.preset), None
+    if preset is not None:
+        shop_dir = Path(processed_dir).parent if processed_dir is not None else resolve("data/processed") / raw_dir.name
+        # `validate` writes nothing: without a key yet, ids are hashed with a throwaway one (never written).
+        identity = presets.Identity(artifacts.identity_key(shop_dir, create=processed_dir is not None)
+                                    or f"validate-{raw_dir.name}")
+        report["preset"] = {"name": preset.name, "label": preset.label, "refund_note": preset.refund_note,
+                            "consent_note": preset.consent_note}
     with tempfile.TemporaryDirectory(prefix="retention-clean-") as tmp:
         for kind, required in (("orders", True), ("customers", False), ("campaigns", False)):
-            src = find_file(raw_dir, kind, required)
-            if src is None:
+            sources = _sources(raw_dir, kind, required, preset)
+            if not sources:
                 continue
-            path, encoding = ensure_utf8(src, cfg.cleaning.encoding_fallbacks, Path(tmp))
-            if encoding not in {"utf-8", "parquet"}:
-                report["warnings"].append(f"{src.name} is not UTF-8; it was read as {encoding}. Check accented names.")
             try:
-                raw = read_raw(con, path, kind, getattr(cfg.columns, kind), src.name)
+                raw, label = _read_all(con, sources, kind, cfg, Path(tmp), report, preset, identity)
             except EmptyFile as exc:
                 if required:
                     raise
                 report["warnings"].append(f"{exc} It is treated as absent.")
                 continue
-            if raw.ignored:
-                report["warnings"].append(f"{src.name}: columns outside the raw data contract are ignored: "
+            if preset is not None and kind == "orders":  # a platform export has many columns we need not read
+                report["preset"].update(files=[p.name for p in sources], not_read=raw.ignored,
+                                        read=[c for c in preset.reads if c in raw.export_columns])
+            elif raw.ignored:
+                report["warnings"].append(f"{label}: columns outside the raw data contract are ignored: "
                                           f"{', '.join(raw.ignored[:10])}{'...' if len(raw.ignored) > 10 else ''}.")
             fold = cfg.cleaning.fold_id_case
+            encoding = report.pop("_encoding")
             if kind == "orders":
                 tagged = tag_orders(raw.table, as_of, cfg.cleaning, cfg.shop.timezone)
             elif kind == "customers":
-                tagged = tag_customers(raw.table, as_of, fold)
+                table = raw.table
+                if preset is not None:
+                    table = _registered_ids(table, outputs["_registered"])
+                tagged = tag_customers(table, as_of, fold)
             else:
                 known = outputs["orders"].select("customer_id")
                 if "customers" in outputs:
@@ -722,25 +767,33 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
             clean = {"orders": lambda: kept_orders(tagged, cfg.cleaning, raw.optional),
                      "customers": lambda: kept_customers(tagged, as_of),
                      "campaigns": lambda: kept_campaigns(tagged)}[kind]()
+            if kind == "orders":
+                clean = _in_shop_currency(clean, cfg.shop, label, report)
             if _can_cache(con):
                 clean = con.create_table(f"clean_{kind}", clean, temp=True, overwrite=True)
-            fr = _account(tagged, src.name, encoding, raw)
+            fr = _account(tagged, label, encoding, raw)
+            fr.parts = [list(p) for p in raw.files]
             report["files"][kind] = fr.__dict__
-            rows = _quarantine_rows(tagged, src.name, raw)
+            rows = _quarantine_rows(tagged, label, raw)
             quarantine.append(rows)
-            fr.examples = {r: g["source_row"].head(5).tolist() for r, g in rows.groupby("reason", sort=False)}
+            fr.examples = {r: (g["source_row"].head(5).tolist() if not raw.files else  # several files: name each
+                               [f"{f} row {n}" for f, n in zip(g["file"].head(5), g["source_row"].head(5))])
+                           for r, g in rows.groupby("reason", sort=False)}
             fr.details = {r: _details(g["detail"]) for r, g in rows.groupby("reason", sort=False)
                           if r in ("wrong_field_count", "unreadable_row")}
+            if kind == "customers" and "customers" in outputs:  # a preset's customers: the file's rows first
+                derived = outputs["customers"].anti_join(clean, "customer_id")
+                clean = clean.union(derived.select(*[derived[c].cast(clean.schema()[c]).name(c) for c in clean.columns]))
             outputs[kind] = clean
+            if kind == "orders" and preset is not None:
+                outputs["customers"] = _customers_from_orders(tagged)
+                outputs["_registered"] = tagged
+                report["preset"]["customers_from_orders"] = int(outputs["customers"].count().to_pandas())
             if log:
-                log(f"{src.name}: {fr.rows_raw:,} rows, {fr.rows_kept:,} kept, "
+                log(f"{label}: {fr.rows_raw:,} rows, {fr.rows_kept:,} kept, "
                     f"{sum(fr.quarantined.values()):,} quarantined, {sum(fr.excluded.values()):,} excluded")
+        outputs.pop("_registered", None)
         report["orders"] = _order_facts(outputs["orders"], cfg.shop.currency, as_of)
-        if report["orders"]["currencies"] and len(report["orders"]["currencies"]) > 1:
-            report["warnings"].append(
-                f"orders are in several currencies ({', '.join(report['orders']['currencies'])}); "
-                f"amounts are summed as if all were {cfg.shop.currency}."
-            )
         report["warnings"] += _shape_warnings(report["orders"])
         if "customers" in outputs:
             report["customers"] = _customer_facts(outputs["customers"], outputs["orders"])
@@ -757,6 +810,112 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
             artifacts.write(processed_dir, "quarantine", pd.concat(quarantine, ignore_index=True))
             artifacts.write(processed_dir, "data_quality", report)
     return CleanRun(report, cfg.shop.currency, processed_dir, con, pd.concat(quarantine, ignore_index=True))
+
+
+def _sources(raw_dir: Path, kind: str, required: bool, preset: presets.Preset | None) -> list[Path]:
+    """The files that hold `kind`: the contract's one file, or a platform export's own (maybe several)."""
+    if kind == "orders" and preset is not None:
+        found = presets.order_files(raw_dir, preset)
+        if not found:
+            find_file(raw_dir, kind, False)  # a missing folder gets its own sentence
+            raise ContractError(
+                f"{raw_dir} holds no {preset.label}: put the export there as it was downloaded "
+                f"({' or '.join(preset.files)}) or as orders.csv.")
+        return found
+    src = find_file(raw_dir, kind, required)
+    return [src] if src is not None else []
+
+
+def _read_all(con, sources: list[Path], kind: str, cfg: Config, tmp: Path, report: dict,
+              preset: presets.Preset | None, identity: presets.Identity | None) -> tuple[RawFile, str]:
+    """Read one file, or several parts of one export (each with its header) as one table numbered through."""
+    raws, encodings = [], []
+    for src in sources:
+        path, encoding = ensure_utf8(src, cfg.cleaning.encoding_fallbacks, tmp)
+        if encoding not in {"utf-8", "parquet"}:
+            report["warnings"].append(f"{src.name} is not UTF-8; it was read as {encoding}. Check accented names.")
+        encodings.append(encoding)
+        raws.append(read_raw(con, path, kind, getattr(cfg.columns, kind), src.name, preset, identity))
+    report["_encoding"] = next((e for e in encodings if e != "utf-8"), encodings[0])
+    if len(raws) == 1:
+        return raws[0], sources[0].name
+    label = f"{sources[0].name} to {sources[-1].name} ({len(sources)} files)"
+    first = raws[0]
+    for src, raw in zip(sources[1:], raws[1:]):
+        if raw.table.columns != first.table.columns:
+            raise ContractError(f"{src.name} does not have the columns of {sources[0].name}; the parts of one "
+                                "export must come from the same export - download them again together.")
+    offset, tables, rejected, files = 0, [], [], []
+    for src, raw in zip(sources, raws):
+        tables.append(raw.table.mutate(source_row=raw.table.source_row + offset))
+        if not raw.rejected.empty:
+            rejected.append(raw.rejected.assign(source_row=raw.rejected["source_row"] + offset))
+        files.append((src.name, offset, raw.rows))
+        offset += raw.rows
+    table = tables[0]
+    for more in tables[1:]:
+        table = table.union(more)
+    ignored = list(dict.fromkeys(c for raw in raws for c in raw.ignored))
+    rejected_rows = pd.concat(rejected, ignore_index=True) if rejected else first.rejected
+    return RawFile(table, first.optional, ignored, rejected_rows, first.delimiter, offset, files,
+                   first.export_columns), label
+
+
+def _in_shop_currency(orders: ir.Table, shop, label: str, report: dict) -> ir.Table:
+    """Amounts in shop.currency: orders in several currencies are converted with shop.exchange_rates (the
+    currency column keeps each order's own); without a rate for one of them the run stops."""
+    found = orders.filter(orders.currency.notnull()).currency.upper().name("c").as_table().distinct().to_pandas()
+    found = sorted(found["c"].tolist())
+    others = [c for c in found if c != shop.currency.upper()]
+    if not others:
+        return orders
+    if len(found) == 1:
+        report["warnings"].append(f"{label}: every order is in {found[0]}, but shop.currency is {shop.currency}; the "
+                                  f"reports say {shop.currency} - set shop.currency: {found[0]} if that is the shop's "
+                                  "currency.")
+        return orders
+    missing = [c for c in others if c not in shop.exchange_rates]
+    if missing:
+        raise ContractError(
+            f"{label} mixes currencies ({', '.join(found)}) and the config has no exchange rate for "
+            f"{', '.join(missing)}; add shop.exchange_rates: {{{missing[0]}: <value of 1 {missing[0]} in "
+            f"{shop.currency}>}} to the config, or put each currency's orders in a shop folder of its own.")
+    rate = ibis.cases(*[(orders.currency.upper() == c, shop.exchange_rates[c]) for c in others], else_=1.0)
+    report["warnings"].append(
+        f"{label}: orders in {', '.join(others)} are converted to {shop.currency} with shop.exchange_rates ("
+        + ", ".join(f"1 {c} = {shop.exchange_rates[c]} {shop.currency}" for c in others) + ").")
+    return orders.mutate(amount=(orders.amount * rate).round(2), discount_amount=(orders.discount_amount * rate).round(2))
+
+
+def _customers_from_orders(tagged: ir.Table) -> ir.Table:
+    """A platform export's customers: e-mail, consent and region from each customer's latest kept line."""
+    kept = tagged.filter(tagged.reason.isnull())
+    ranked = kept.mutate(_n=ibis.row_number().over(group_by=kept.customer_key,
+                                                   order_by=[ibis.desc(kept.order_ts), ibis.desc(kept.source_row)]))
+    latest = ranked.filter(ranked._n == 0)
+    return latest.select(
+        customer_id=latest.customer_key,
+        signup_date=ibis.null("timestamp"),
+        email=text(latest.email),
+        gender=ibis.null("string"),
+        birth_year=ibis.null("int64"),
+        region=text(latest._region),
+        marketing_opt_in=latest._consent.cast("boolean").fill_null(False),
+        source_row=latest.source_row.cast("int64"),
+    )
+
+
+def _registered_ids(customers: ir.Table, tagged_orders: ir.Table) -> ir.Table:
+    """customers.csv rows named by an e-mail hash take the platform's id where the orders give one for that e-mail."""
+    o = tagged_orders.filter(tagged_orders.email.notnull() & ~tagged_orders.customer_key.startswith("e:"))
+    ids = o.group_by(_email=presets.Identity.normalise(o.email)).agg(_registered=o.customer_key.max())
+    if "email" not in customers.columns:
+        return customers
+    c = customers.mutate(_email=presets.Identity.normalise(customers.email))
+    j = c.left_join(ids, "_email")
+    hashed = j.customer_id.startswith("e:").fill_null(False)
+    out = j.mutate(customer_id=(hashed & j._registered.notnull()).ifelse(j._registered, j.customer_id))
+    return out.select(*customers.columns)
 
 
 def _shape_warnings(facts: dict) -> list[str]:
@@ -841,6 +1000,35 @@ def warnings_text(report: dict) -> str:
     return "\n".join(f"warning: {w}" for w in report["warnings"]) or "No warnings: every file is UTF-8 and in one currency."
 
 
+def reading_lines(report: dict) -> list[str]:
+    """How the raw files were read: the raw data contract, or a platform preset's files, the columns it used
+    (and what each became), those it left, how refunds were netted and where the customers came from."""
+    p = report.get("preset")
+    orders = report["files"]["orders"]
+    if not p:
+        found = ", ".join(orders.get("optional_columns", [])) or "none"
+        return [f"{orders['file']} follows the raw data contract (columns.preset: null); optional columns found: {found}."]
+    files = p.get("files", [])
+    lines = [f"Read as a {p['label']} (columns.preset: {p['name']}): {len(files)} file{'s' if len(files) != 1 else ''} "
+             f"({', '.join(files)}), read as one table."]
+    reads = presets.PRESETS[p["name"]].reads
+    used = p.get("read", [])
+    lines.append(f"Columns used ({len(used)}): " + "; ".join(f"{c} -> {reads[c]}" for c in used) + ".")
+    not_read = p.get("not_read", [])
+    if not_read:
+        lines.append(f"Columns not used ({len(not_read)}): {', '.join(not_read)}.")
+    lines.append(p["refund_note"])
+    if "customers_from_orders" in p:
+        listed = " (customers.csv's rows come first)" if "customers" in report["files"] else ""
+        lines.append(f"Customers: {p['customers_from_orders']:,} with e-mail, consent and region from their latest "
+                     f"kept order{listed}; a customer is the platform's customer id, else a keyed hash of the "
+                     "e-mail, which stays in customers_clean; an order with neither is quarantined "
+                     "(missing_customer_id).")
+    if p.get("consent_note") and "customers" not in report["files"]:
+        lines.append(p["consent_note"])
+    return lines
+
+
 def customers_table(report: dict) -> pd.DataFrame:
     """Customer-file facts (listed customers, leads, buyers missing from the file, consent share)."""
     facts = report.get("customers")
@@ -849,6 +1037,9 @@ def customers_table(report: dict) -> pd.DataFrame:
     labels = {"customers_listed": "customers listed", "leads_without_order": "leads (signed up, never ordered)",
               "buyers_not_in_customer_file": "buyers missing from customers.csv",
               "marketing_opt_in_share": "share with marketing consent"}
+    if report.get("preset") and "customers" not in report["files"]:  # the customers came from the order export
+        facts = {k: v for k, v in facts.items() if k in ("customers_listed", "marketing_opt_in_share")}
+        labels["customers_listed"] = "customers (from the order export)"
     values = [f"{v:,}" if isinstance(v, int) else f"{v:.1%}" for v in facts.values()]
     return pd.DataFrame({"value": values}, index=pd.Index([labels.get(k, k) for k in facts], name="fact"))
 
@@ -918,6 +1109,9 @@ class CleanRun:
     def warnings_text(self) -> str:
         return warnings_text(self.report)
 
+    def reading_text(self) -> str:
+        return "\n".join(reading_lines(self.report))
+
     def customers_table(self) -> pd.DataFrame:
         return customers_table(self.report)
 
@@ -941,7 +1135,8 @@ class CleanRun:
         if self.processed_dir is None:
             raise ValueError("nothing was written (processed_dir=None), so there is no orders_clean to read.")
         orders = artifacts.table(self.con, self.processed_dir, "orders_clean")
-        return largest_lines(orders, self.currency, self.report["files"]["orders"]["file"], n)
+        fr = self.report["files"]["orders"]
+        return largest_lines(orders, self.currency, fr["file"], n, fr.get("parts"))
 
     def largest_lines_takeaway(self, n: int = 5) -> str:
         orders = artifacts.table(self.con, self.processed_dir, "orders_clean")
@@ -961,14 +1156,15 @@ def validate(raw_dir: str | Path, cfg: Config, as_of: str | None = None) -> dict
 def diagnosis(report: dict) -> list[str]:
     """What `retention validate` prints under the table: per file and reason, how many rows, example
     rows and what to do; then the warnings and the verdict. Plain sentences for the person who exports."""
-    lines = []
+    lines = reading_lines(report)
     for fr in report["files"].values():
         q, x = sum(fr["quarantined"].values()), sum(fr["excluded"].values())
         lines.append(f"{fr['file']}: {fr['rows_raw']:,} rows - {fr['rows_kept']:,} kept, {q:,} quarantined, "
                      f"{x:,} excluded by rule.")
         for reason, n in fr["quarantined"].items():
             rows = fr.get("examples", {}).get(reason, [])
-            where = f" (rows {', '.join(map(str, rows))}{', ...' if n > len(rows) else ''})" if rows else ""
+            label = "" if rows and isinstance(rows[0], str) else "rows "
+            where = f" ({label}{', '.join(map(str, rows))}{', ...' if n > len(rows) else ''})" if rows else ""
             detail = fr.get("details", {}).get(reason) or REASON_TEXT[reason]
             fix = f" What to do: {REASON_FIX[reason]}." if reason in REASON_FIX else ""
             lines.append(f"  {n:,} quarantined{where}: {detail}.{fix}")
@@ -979,15 +1175,23 @@ def diagnosis(report: dict) -> list[str]:
     return lines
 
 
-def largest_lines(orders: ir.Table, currency: str = "EUR", file: str = "orders.csv", n: int = 5) -> pd.DataFrame:
-    """The `n` kept order lines with the largest amounts, largest first: the row in the raw file, the order
-    (its id hashed: reports carry no raw ids), date, amount, quantity, category. No customer column."""
+def largest_lines(orders: ir.Table, currency: str = "EUR", file: str = "orders.csv", n: int = 5,
+                  parts: list | None = None) -> pd.DataFrame:
+    """The `n` kept order lines with the largest amounts, largest first: the row in the raw file (with
+    `parts`, an export in several files: the file and its row), the order (its id hashed: reports carry no
+    raw ids), date, amount, quantity, category. No customer column."""
     cols = set(orders.columns)
     top = orders.order_by([orders.amount.desc(), orders.source_row]).limit(n)
     extra = [c for c in ("quantity", "category") if c in cols]
     df = top.select("source_row", "order_id", "order_date", "amount", *extra).to_pandas()
+    rows = df["source_row"].astype("int64")
+    where = {f"row in {file}": rows}
+    if parts:
+        starts = np.array([offset for _, offset, _ in parts])
+        part = np.searchsorted(starts, rows.to_numpy(), side="left") - 1
+        where = {"file": [parts[i][0] for i in part], "row": rows.to_numpy() - starts[part]}
     out = pd.DataFrame({
-        f"row in {file}": df["source_row"].astype("int64"),
+        **where,
         "order (hashed)": [hashlib.sha256(str(v).encode("utf-8")).hexdigest()[:10] for v in df["order_id"]],
         "date": pd.to_datetime(df["order_date"]).dt.strftime("%Y-%m-%d"),
         f"amount ({currency})": df["amount"].map(lambda v: f"{v:,.2f}"),
@@ -1015,14 +1219,15 @@ def order_date_range(raw_dir: str | Path, cfg: Config) -> tuple[str, str]:
     """First and last readable order dates in the raw orders file ('YYYY-MM-DD'), used to pick months to run."""
     raw_dir = resolve(raw_dir)
     con = connect(cfg.engine)
-    src = find_file(raw_dir, "orders", required=True)
+    preset = presets.get(cfg.columns.preset)
+    identity = presets.Identity("peek") if preset is not None else None  # ids are not looked at here
+    sources = _sources(raw_dir, "orders", True, preset)
     with tempfile.TemporaryDirectory(prefix="retention-peek-") as tmp:
-        path, _ = ensure_utf8(src, cfg.cleaning.encoding_fallbacks, Path(tmp))
-        raw = read_raw(con, path, "orders", cfg.columns.orders, src.name).table
-        ts = parse_timestamp(raw.order_date, cfg.cleaning.date_format)
-        span = raw.aggregate(first=ts.min(), last=ts.max()).to_pandas().iloc[0]
+        raw, label = _read_all(con, sources, "orders", cfg, Path(tmp), {"warnings": []}, preset, identity)
+        ts = parse_timestamp(raw.table.order_date, cfg.cleaning.date_format)
+        span = raw.table.aggregate(first=ts.min(), last=ts.max()).to_pandas().iloc[0]
     if pd.isna(span["last"]):
-        raise ContractError(f"{src.name}: no order_date could be read, so the month to run is unknown; pass --as-of.")
+        raise ContractError(f"{label}: no order_date could be read, so the month to run is unknown; pass --as-of.")
     return str(pd.Timestamp(span["first"]).date()), str(pd.Timestamp(span["last"]).date())
 
 

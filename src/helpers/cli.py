@@ -1,9 +1,9 @@
 """The `retention` command: demo data, validation, monthly runs and backfills.
 
     retention demo --customers 20000 --seed 42 --out data/raw/demo
-    retention validate --raw data/raw/myshop [--as-of 2026-06-30] [--config config/myshop.yml]
-    retention run [--as-of 2026-06-30] [--raw data/raw/myshop] [--config FILE] [--only 01,04]
-    retention backfill --from 2026-01 --to 2026-06 [--raw DIR] [--config FILE]
+    retention validate --raw data/raw/myshop [--as-of 2026-06-30] [--config config/myshop.yml] [--preset shopify]
+    retention run [--as-of 2026-06-30] [--raw data/raw/myshop] [--config FILE] [--preset P] [--only 01,04]
+    retention backfill --from 2026-01 --to 2026-06 [--raw DIR] [--config FILE] [--preset P]
 
 Every failure a user can cause prints one sentence and exits non-zero; no tracebacks.
 """
@@ -14,7 +14,7 @@ import json
 import sys
 import warnings
 
-from helpers import clean, demo, runner
+from helpers import clean, demo, presets, runner
 from helpers.artifacts import MissingArtifact
 from helpers.config import ConfigError, load_config
 from helpers.contract import ContractError
@@ -38,12 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--raw", default=DEFAULT_RAW, help="the shop's raw folder (default data/raw/demo)")
     v.add_argument("--as-of", default=None, help="cut-off date YYYY-MM-DD (default: no cut-off)")
     v.add_argument("--config", default=DEFAULT_CONFIG, help=f"settings file (default {DEFAULT_CONFIG})")
+    v.add_argument("--preset", choices=sorted(presets.PRESETS), default=None,
+                    help="read a platform's own order export as it comes (sets columns.preset)")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
 
     r = sub.add_parser("run", help="run the notebooks for one month and publish HTML reports")
     r.add_argument("--as-of", default=None, help="cut-off date YYYY-MM-DD (default: last complete month in the data)")
     r.add_argument("--raw", default=DEFAULT_RAW, help="the shop's raw folder (default data/raw/demo)")
     r.add_argument("--config", default=DEFAULT_CONFIG, help=f"settings file (default {DEFAULT_CONFIG})")
+    r.add_argument("--preset", choices=sorted(presets.PRESETS), default=None,
+                    help="read a platform's own order export as it comes (sets columns.preset)")
     r.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,04")
 
     b = sub.add_parser("backfill", help="run every month in a range, oldest first")
@@ -51,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--to", dest="month_to", required=True, help="last month YYYY-MM")
     b.add_argument("--raw", default=DEFAULT_RAW, help="the shop's raw folder (default data/raw/demo)")
     b.add_argument("--config", default=DEFAULT_CONFIG, help=f"settings file (default {DEFAULT_CONFIG})")
+    b.add_argument("--preset", choices=sorted(presets.PRESETS), default=None,
+                    help="read a platform's own order export as it comes (sets columns.preset)")
     b.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,04")
 
     f = sub.add_parser("refresh-notebooks", help="re-execute notebooks/ in place with their default parameters (make notebooks)")
@@ -67,8 +73,16 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-def _cmd_validate(args) -> int:
+def _config(args):
+    """The config file, with ``columns.preset`` from ``--preset`` when given."""
     cfg = load_config(args.config)
+    if getattr(args, "preset", None):
+        cfg = cfg.replace(columns=cfg.columns.replace(preset=args.preset))
+    return cfg
+
+
+def _cmd_validate(args) -> int:
+    cfg = _config(args)
     report = clean.validate(args.raw, cfg, as_of=args.as_of)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
@@ -86,7 +100,7 @@ def _cmd_validate(args) -> int:
 def _as_of(args) -> str:
     if args.as_of:
         return args.as_of
-    last = clean.latest_order_date(args.raw, load_config(args.config))
+    last = clean.latest_order_date(args.raw, _config(args))
     as_of = runner.last_complete_month_end(last)
     print(f"No --as-of given: the data runs to {last}, so the last complete month ends {as_of}.")
     return as_of
@@ -97,13 +111,13 @@ def _only(value: str | None) -> list[str] | None:
 
 
 def _cmd_run(args) -> int:
-    runner.run_month(_as_of(args), args.raw, args.config, only=_only(args.only))
+    runner.run_month(_as_of(args), args.raw, args.config, only=_only(args.only), preset=args.preset)
     print("Reports: reports/index.html")
     return 0
 
 
 def _cmd_backfill(args) -> int:
-    first, last = clean.order_date_range(args.raw, load_config(args.config))
+    first, last = clean.order_date_range(args.raw, _config(args))
     month_from, month_to = args.month_from, args.month_to
     if month_from < first[:7]:  # a month before the first order has nothing to report
         print(f"The data starts {first}: months before {first[:7]} are skipped.")
@@ -113,7 +127,7 @@ def _cmd_backfill(args) -> int:
         month_to = last[:7]
     if month_from > month_to:
         raise ValueError(f"no month between {args.month_from} and {args.month_to} has orders (data: {first} to {last}).")
-    runner.backfill(month_from, month_to, args.raw, args.config, only=_only(args.only))
+    runner.backfill(month_from, month_to, args.raw, args.config, only=_only(args.only), preset=args.preset)
     print("Reports: reports/index.html")
     return 0
 

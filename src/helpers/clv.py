@@ -611,6 +611,9 @@ def segment_takeaway(table: pd.DataFrame | None, currency: str = "EUR", window_d
     if table is None:
         return ("segments.parquet is not there yet (run notebook 03 for this month), so CLV by segment is "
                 "left out.")
+    if not (table["total_clv"] > 0).any():
+        return ("No segment holds a positive CLV this month (see the CLV section above), so there is no share of "
+                "CLV to split between them." + alive_and_order_sentence(table, window_days))
     best = table.index[0]
     text = (f"'{best}' customers are worth the most ({plots.money(table['mean_clv'].iloc[0], currency)} each on "
             f"average); the largest share of total CLV sits in '{table['clv_share_pct'].idxmax()}' "
@@ -648,7 +651,11 @@ def plot_segments(table: pd.DataFrame, currency: str = "EUR", clv_months: int = 
 def plot_matrix(matrix: pd.DataFrame, title: str, fmt: str = ".2f", ax=None):
     """Heatmap of a frequency x recency matrix (see `alive_matrix`)."""
     ax = plots.axes_or_new(ax)
-    sns.heatmap(matrix, cmap=plots.PALETTE, annot=True, fmt=fmt, annot_kws={"size": 7}, cbar=False, ax=ax)
+    values = matrix.to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]  # a grid without any value (a tiny shop) still draws, silently
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    sns.heatmap(matrix, cmap=plots.PALETTE, annot=True, fmt=fmt, annot_kws={"size": 7}, cbar=False, ax=ax,
+                vmin=low, vmax=high)
     ax.invert_yaxis()
     ax.set_title(title)
     ax.set_xlabel(matrix.columns.name)

@@ -62,8 +62,14 @@ class _Section(BaseModel):
         return self.model_validate({**dict(self), **changes})
 
 
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="a three-letter currency code such as USD")]
+Rate = Annotated[float, Field(gt=0, description="a positive number")]
+
+
 class ShopConfig(_Section):
     currency: str = "EUR"
+    exchange_rates: dict[CurrencyCode, Rate] = Field(
+        {}, description="a map of currency codes to the value of one unit in shop.currency ({USD: 0.92})")
     timezone: TimeZone | None = Field(None, description="an IANA time zone name such as Europe/Prague, or null")
 
 
@@ -78,8 +84,10 @@ class EngineConfig(_Section):
 
 
 class ColumnsConfig(_Section):
-    """Per file, the shop export's column name -> the raw data contract's name."""
+    """A platform preset (helpers.presets) or, per file, the shop export's column name -> the contract's name."""
 
+    preset: Literal["shopify", "woocommerce"] | None = Field(
+        None, description="shopify, woocommerce or null (the raw data contract, with the column maps below)")
     orders: ColumnMap = {}
     customers: ColumnMap = {}
     campaigns: ColumnMap = {}
@@ -92,6 +100,7 @@ class CleaningConfig(_Section):
     test_statuses: list[str] = ["test"]
     cancelled_statuses: list[str] = ["cancelled", "canceled", "voided"]
     returned_statuses: list[str] = ["returned", "refunded"]
+    unpaid_statuses: list[str] = ["unpaid", "pending", "failed", "on-hold"]
     test_customer_prefixes: list[str] = ["TEST"]
     completed_status_if_missing: str = "completed"
     min_order_date: date = Field(date(2000, 1, 1), strict=False, description='a date written as YYYY-MM-DD')
@@ -361,6 +370,19 @@ def load_config(path: str | Path = "config/default.yml") -> Config:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML ({exc.__class__.__name__}: {exc}).") from None
     return config_from_dict(raw, source=str(path))
+
+
+def config_text_with(path: str | Path, changes: dict[str, dict], why: str) -> str:
+    """The YAML text of the config file at `path` with some settings changed (``{section: {key: value}}``),
+    validated first, so a wrong value stops with one sentence before anything runs."""
+    p = resolve(path)
+    values = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    for section, settings in changes.items():
+        values[section] = {**(values.get(section) or {}), **settings}
+    config_from_dict(values, source=f"{p.name} with {why}")
+    changed = ", ".join(f"{s}.{k}: {v}" for s, kv in changes.items() for k, v in kv.items())
+    return (f"# {p.name} with {changed} ({why}); written by the run - edit the original\n"
+            + yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
 
 
 def config_from_dict(values: dict, source: str = "config") -> Config:

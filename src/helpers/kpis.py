@@ -423,21 +423,25 @@ def revenue_bridge(monthly_df: pd.DataFrame, month: str | None = None, base: str
     both months.
 
     Returns a frame indexed by step: base revenue, the three lever parts, this month's revenue
-    (column `value`; `kind` is total or part).
+    (column `value`; `kind` is total or part). Without a base month (a short history) or without
+    positive revenue, one row whose step is the sentence saying why (`kind` "gap", no value).
     """
     m = monthly_df.set_index("month")
     month = month or m.index[-1]
     base_month = _month_before(month, 1 if base == "previous" else 12)
     if base_month not in m.index or month not in m.index:
-        raise KeyError(f"revenue bridge needs both {base_month} and {month} in the monthly table")
+        return _no_bridge(f"No revenue bridge from {base_month}: the order history runs from {m.index[0]} to "
+                          f"{m.index[-1]}, so there is no {base_month if base_month not in m.index else month} "
+                          "to compare with.")
     r0, r1 = m.loc[base_month], m.loc[month]
     # Recompute the levers from counts so the identity holds without rounding of the stored ratios.
     x0 = {"active_customers": r0.active_customers, "orders_per_customer": r0.orders / r0.active_customers,
           "aov": r0.revenue / r0.orders}
     x1 = {"active_customers": r1.active_customers, "orders_per_customer": r1.orders / r1.active_customers,
           "aov": r1.revenue / r1.orders}
-    if r0.revenue <= 0 or r1.revenue <= 0:
-        raise ValueError("the log revenue bridge needs positive revenue in both months")
+    if r0.revenue <= 0 or r1.revenue <= 0 or r0.orders == 0 or r1.orders == 0:
+        return _no_bridge(f"No revenue bridge from {base_month} to {month}: it splits a change in positive net "
+                          "revenue, and one of the two months has none.")
     L = _log_mean(float(r0.revenue), float(r1.revenue))
     parts = {k: L * math.log(x1[k] / x0[k]) for k in x0}
     rows = [(f"revenue {base_month}", float(r0.revenue), "total")]
@@ -446,8 +450,14 @@ def revenue_bridge(monthly_df: pd.DataFrame, month: str | None = None, base: str
     return pd.DataFrame(rows, columns=["step", "value", "kind"]).set_index("step")
 
 
+def _no_bridge(reason: str) -> pd.DataFrame:
+    return pd.DataFrame({"value": [np.nan], "kind": ["gap"]}, index=pd.Index([reason], name="step"))
+
+
 def bridge_takeaway(bridge: pd.DataFrame, currency: str = "EUR") -> str:
-    """One sentence: the total change and the lever that moved it most."""
+    """One sentence: the total change and the lever that moved it most (or why there is no bridge)."""
+    if (bridge.kind == "gap").any():
+        return str(bridge.index[0])
     total = bridge[bridge.kind == "total"]["value"]
     parts = bridge[bridge.kind == "part"]["value"]
     change = total.iloc[-1] - total.iloc[0]
@@ -812,7 +822,9 @@ def plot_cohort_revenue(cohorts_df: pd.DataFrame, currency: str = "EUR", last_co
 
 
 def plot_bridge(bridge: pd.DataFrame, currency: str = "EUR", ax=None):
-    """Waterfall: base month's revenue, the three lever parts, this month's revenue."""
+    """Waterfall: base month's revenue, the three lever parts, this month's revenue (None: no bridge, no figure)."""
+    if (bridge.kind == "gap").any():
+        return None
     ax = plots.axes_or_new(ax)
     pal = sns.color_palette()
     labels, bottoms, heights, colors = [], [], [], []

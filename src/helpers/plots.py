@@ -13,7 +13,7 @@ import pandas as pd
 import seaborn as sns
 from IPython import get_ipython
 from IPython.display import Markdown, display
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 FIGSIZE = (9, 4.5)
 PALETTE = "crest"
@@ -123,6 +123,7 @@ def plot_monthly_bars(df: pd.DataFrame, x: str, y: str, title: str, ylabel: str,
                  label=line_label or line)
         ax2.set_ylabel(line_label or line)
         ax2.yaxis.set_major_formatter(thousands)
+        ax2.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 1.5 orders on a small shop's axis
         ax2.set_ylim(bottom=0)
         ax2.grid(False)
         ax2.legend(loc="upper left", frameon=False)

@@ -43,6 +43,7 @@ from papermill.exceptions import PapermillExecutionError
 from traitlets.config import Config
 
 from helpers import artifacts
+from helpers.config import config_text_with
 from helpers.paths import project_root as find_project_root
 from helpers.paths import shop_name
 from helpers.publish import MONTH_PATTERN, RUN_RECORD, build_index, notebook_to_html
@@ -333,7 +334,7 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
               only: list[str] | None = None, root: str | Path | None = None,
               notebooks_dir: str | Path | None = None, reports_dir: str | Path | None = None,
               processed_base: str | Path | None = None, kernel_name: str = "python3",
-              log=print, cell_progress: bool | None = None) -> list[Path]:
+              log=print, cell_progress: bool | None = None, preset: str | None = None) -> list[Path]:
     """Run the numbered notebooks (``notebooks/NN_*.ipynb``, sorted) for one shop-month.
 
     Parameters
@@ -358,6 +359,10 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
     cell_progress : bool, optional
         Show a progress bar of the cells on stderr while a notebook runs; default: when stderr is a
         terminal (an interactive run), not in scheduled runs whose output goes to a log file.
+    preset : str, optional
+        A platform export preset (``shopify``, ``woocommerce``; ``retention run --preset``) that
+        overrides ``columns.preset``: the notebooks then read ``reports/<shop>/<YYYY-MM>/config.yml``,
+        the config file with that one setting changed, kept beside the month's reports.
 
     Returns
     -------
@@ -394,6 +399,8 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
     processed_dir = processed_base / shop / month
     out_dir.mkdir(parents=True, exist_ok=True)
     processed_dir.mkdir(parents=True, exist_ok=True)
+    if preset is not None:
+        config_file = with_preset(config_file, preset, out_dir / "config.yml")
     parameters = {
         "as_of": as_of,
         "raw_dir": _shown(raw_path, root, trailing_slash=True),
@@ -494,6 +501,12 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
     log(f"{shop} {month}: {total} notebook(s) done in {seconds:.1f} s; "
         f"reports in {_shown(out_dir, root)}/, index {_shown(index, root)}")
     return written
+
+
+def with_preset(config_file: Path, preset: str, target: Path) -> Path:
+    """`config_file` with ``columns.preset`` set, written to `target` (checked first: a wrong name stops here)."""
+    return artifacts.write_file(target, config_text_with(config_file, {"columns": {"preset": preset}},
+                                                         f"retention run --preset {preset}"))
 
 
 def backfill(month_from: str, month_to: str, raw_dir: str | Path,

@@ -557,6 +557,8 @@ def clv_at_risk_table(month: Month, currency: str = "EUR") -> pd.DataFrame:
     table = clv_at_risk_by_segment(month)
     if table is None:
         return pd.DataFrame({"note": ["segments, CLV or churn missing"]}, index=pd.Index(["status"], name=""))
+    if table.empty:
+        return pd.DataFrame({"note": ["no customer is at high churn risk"]}, index=pd.Index(["status"], name=""))
     out = table.copy()
     out[f"CLV at risk ({currency})"] = out.pop("clv_at_risk").round(0).astype(int)
     out["share_of_clv_at_risk"] = (out["share_of_clv_at_risk"] * 100).round(1)
@@ -569,7 +571,8 @@ def plot_clv_at_risk(month: Month, currency: str = "EUR", ax=None):
     ax = plots.axes_or_new(ax)
     table = clv_at_risk_by_segment(month)
     if table is None or table.empty:
-        ax.text(0.5, 0.5, "segments, CLV or churn missing", ha="center", va="center", transform=ax.transAxes)
+        said = "segments, CLV or churn missing" if table is None else "no customer is at high churn risk"
+        ax.text(0.5, 0.5, said, ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return ax
     df = table.reset_index()
