@@ -88,11 +88,11 @@ def plan_frame(rows=None) -> pd.DataFrame:
 
 
 def write_month(base: Path, month: str, *, kpis=None, cohorts=None, segments=None, clv=None, churn=None,
-                plan=None, targets=None, offers=None, models=True, clv_model=None) -> Path:
+                plan=None, targets=None, offers=None, models=True, clv_model=None, customers=None) -> Path:
     """data/processed/shop/<month>/ with the given frames written as their (declared) artifacts."""
     folder = base / month
     frames = {"kpis": kpis, "cohorts": cohorts, "segments": segments, "clv": clv, "churn": churn,
-              "offers": offers, "winback_plan": plan, "winback_targets": targets}
+              "offers": offers, "winback_plan": plan, "winback_targets": targets, "customers_clean": customers}
     if models:
         frames["clv_model"] = (clv_model or {"model": "bgnbd"}) if clv is not None else None
         frames["churn_model"] = {"chosen_model": "bgnbd"} if churn is not None else None
@@ -100,6 +100,14 @@ def write_month(base: Path, month: str, *, kpis=None, cohorts=None, segments=Non
         if data is not None:
             artifacts.write(folder, name, data)
     return folder
+
+
+def customers_frame() -> pd.DataFrame:
+    """customers_clean: A and B gave marketing consent, C did not."""
+    return pd.DataFrame({"customer_id": ["A", "B", "C"], "signup_date": pd.to_datetime(["2025-01-01"] * 3),
+                         "email": ["a@example.com", "b@example.com", None], "gender": [None] * 3,
+                         "birth_year": pd.array([None] * 3, dtype="Int64"), "region": [None] * 3,
+                         "marketing_opt_in": [True, True, False], "source_row": [1, 2, 3]})
 
 
 def targets_frame() -> pd.DataFrame:
@@ -118,7 +126,7 @@ def full_month(base: Path, month: str = "2026-06", **overrides) -> Path:
     frames = dict(kpis=kpis_frame({m: {} for m in months_before(month, 1)} | {month: {}}),
                   cohorts=cohorts_frame({m: 0.25 for m in months_before(month, 19)}),
                   segments=segments_frame(), clv=clv_frame(), churn=churn_frame(), plan=plan_frame(),
-                  targets=targets_frame(), offers=offers_frame())
+                  targets=targets_frame(), offers=offers_frame(), customers=customers_frame())
     frames.update(overrides)
     return write_month(base, month, **frames)
 

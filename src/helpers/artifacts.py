@@ -158,7 +158,9 @@ declare("winback_measured", "winback_measured.csv", "06_winback",
          "revenue_uplift": _c(_FLOAT, nullable=True), "revenue_uplift_low": _c(_FLOAT, nullable=True),
          "revenue_uplift_high": _c(_FLOAT, nullable=True)},
         csv_dtypes={"campaign_id": str, "arm": str, "segment": str})
-declare("winback_plan", "winback_plan.csv", "06_winback", "simulated profit per segment and offer; the recommended plan",
+declare("winback_plan", "winback_plan.csv", "06_winback",
+        "simulated profit per segment and offer over the customers who can be contacted; each segment's "
+        "recommended row is the plan: the customers of winback_targets.csv with that offer",
         {"segment": _c(_STR), "discount": _c(_FLOAT, nullable=True), "n_customers": _c(_INT), **_UPLIFT,
          "incremental_buyers": _c(_FLOAT), "incremental_revenue": _c(_FLOAT), "discount_cost": _c(_FLOAT),
          "incremental_profit": _c(_FLOAT), "profit_p05": _c(_FLOAT), "profit_p95": _c(_FLOAT),

@@ -348,6 +348,9 @@ class ChurnRun:
     timings: dict = field(default_factory=dict)  # seconds per step (benchmark only; not saved)
     segments: pd.DataFrame | None = None  # customer_id, rfm_segment of segments.parquet (notebook 03), if made
     failures: list[str] = field(default_factory=list)  # one sentence per model that could not be fitted
+    clv: pd.DataFrame | None = None  # customer_id, clv of clv.parquet (notebook 04), if made
+    clv_months: int | None = None  # its horizon (clv_model.json)
+    currency: str = "EUR"
 
     def definition_text(self) -> str:
         return definition_text(self.horizon_days)
@@ -377,7 +380,7 @@ class ChurnRun:
         return tier_table(self)
 
     def tier_takeaway(self) -> str:
-        return tier_takeaway(self)
+        return tier_takeaway(self, self.currency)
 
     def tier_reasons(self, top_features: int = 8, reasons: int = 3) -> pd.DataFrame:
         return tier_reasons(self, top_features, reasons)
@@ -398,7 +401,7 @@ class ChurnRun:
 def _enough(frame: pd.DataFrame, cfg: ChurnConfig) -> str | None:
     n, churned = len(frame), int(frame["churned"].sum()) if len(frame) else 0
     if n < cfg.min_customers:
-        return f"only {n:,} active customers (need {cfg.min_customers:,})"
+        return f"only {n:,} customers who had bought (need {cfg.min_customers:,})"
     if min(churned, n - churned) < cfg.min_class_size:
         return f"only {min(churned, n - churned):,} customers in the smaller class (need {cfg.min_class_size:,})"
     return None
@@ -532,8 +535,8 @@ def _run(processed_dir, as_of: str, cfg: Config, con, save: bool) -> ChurnRun:
             importance = permutation_table(bt_model, test, ch)
         lap("importance")
         chosen = choose_model(metrics)
-        note = (f"Backtest: trained on {n_train:,} customers active at {cut['train_cutoff']}, "
-                f"tested on {n_test:,} active at {cut['test_cutoff']}.")
+        note = (f"Backtest: trained on the {n_train:,} customers who had bought by {cut['train_cutoff']}, "
+                f"tested on the {n_test:,} who had bought by {cut['test_cutoff']}.")
     else:
         metrics = pd.DataFrame(columns=["roc_auc", "pr_auc", "brier", "top_decile_lift", "top_decile_captured"])
         metrics.index.name = "model"
@@ -542,7 +545,7 @@ def _run(processed_dir, as_of: str, cfg: Config, con, save: bool) -> ChurnRun:
             chosen = "recency"
             test = labelled_frame(lines, cut["test_cutoff"], levels, cfg, customers, bgnbd=False)
             note = (f"Not enough history for the backtest ({problem}); churn probability is the recency baseline, "
-                    f"fitted on the customers active at {cut['test_cutoff']}.")
+                    f"fitted on the customers who had bought by {cut['test_cutoff']}.")
         else:
             chosen = "bgnbd"
             note = f"Not enough history for the backtest ({problem}); churn probability is the purchase-model baseline."
@@ -574,10 +577,13 @@ def _run(processed_dir, as_of: str, cfg: Config, con, save: bool) -> ChurnRun:
     if failures:
         card["not_fitted"] = failures
     segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
+    clv_scores = artifacts.read_if_exists(processed_dir, "clv", columns=["customer_id", "clv"])
+    clv_card = artifacts.read_if_exists(processed_dir, "clv_model")
     result = ChurnRun(as_of=cut["as_of"], horizon_days=H, cutoffs=cut, backtest_ok=problem is None,
                       backtest_note=note, chosen_model=chosen, metrics=metrics.astype(float).round(4),
                       test_predictions=pred, importance=importance, scored=scored, card=card, timings=timings,
-                      segments=segments, failures=failures)
+                      segments=segments, failures=failures,
+                      clv=clv_scores, clv_months=(clv_card or {}).get("clv_months"), currency=cfg.shop.currency)
     if save:
         save_artifacts(processed_dir, result)
         lap("save")
@@ -787,15 +793,20 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}"
 
 
-def tier_takeaway(result: ChurnRun) -> str:
+def tier_takeaway(result: ChurnRun, currency: str = "EUR") -> str:
     """How many customers are at high and medium churn risk, and how many of the high-risk ones the
     purchase model still finds likely active (04's P(alive), the same fit as this page's baseline)."""
     t = tier_table(result)
     high = t.loc["high"]
     horizon = result.card["horizon_days"]
-    text = (f"At {result.as_of}, {int(high['customers']):,} of {int(t['customers'].sum()):,} customers "
-            f"({high['share']:.0%}) are at high churn risk ({plots.high_churn_risk_definition(result.card['tier_thresholds']['high_from'], horizon)}); "
-            f"{int(t.loc['medium', 'customers']):,} are at medium risk.")
+    text = (f"At {result.as_of}, {int(high['customers']):,} of the {int(t['customers'].sum()):,} customers who had "
+            f"bought by then ({high['share']:.0%}) are at high churn risk "
+            f"({plots.high_churn_risk_definition(result.card['tier_thresholds']['high_from'], horizon)})")
+    if result.clv is not None and int(high["customers"]) > 0:
+        at_risk, total = customer_facts.clv_at_risk(result.scored, result.clv)
+        share = f" ({at_risk / total:.0%} of the total)" if total > 0 else ""
+        text += (f", carrying {plots.money(at_risk, currency)} of predicted {result.clv_months}-month CLV{share}")
+    text += f"; {int(t.loc['medium', 'customers']):,} are at medium risk."
     s = result.scored
     if s["p_alive_baseline"].notna().any() and int(high["customers"]) > 0:
         both = int((plots.likely_active(s["p_alive_baseline"].to_numpy()).to_numpy() & (s["risk_tier"] == "high").to_numpy()).sum())
@@ -859,7 +870,7 @@ def segment_takeaway(table: pd.DataFrame) -> str:
 def outputs_text(result: ChurnRun) -> str:
     """What was written for the later stages (no paths, no customer ids)."""
     c = result.card
-    return (f"churn.parquet: {len(result.scored):,} customers active at {result.as_of} with churn_probability "
+    return (f"churn.parquet: the {len(result.scored):,} customers who had bought by {result.as_of}, with churn_probability "
             f"({MODEL_NAMES[result.chosen_model]}), risk_tier and the purchase-model p_alive baseline. churn_model.json: "
             f"definition, {c['horizon_days']}-day horizon, backtest metrics of all three models, chosen model, "
             f"thresholds, training ({c['train']['customers']:,} customers) and test ({c['test']['customers']:,}) "

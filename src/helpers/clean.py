@@ -937,8 +937,8 @@ def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None) -> d
     in_month = (orders.order_date >= month_start).sum() if month_start else orders.count()
     facts = orders.aggregate(
         lines=orders.count(),
-        orders=orders.order_id.nunique(),
-        customers=orders.customer_id.nunique(),
+        orders=orders.order_id.nunique(where=~orders.is_return),  # as in 02: a return alone is not an order
+        customers=orders.customer_id.nunique(where=~orders.is_return),
         revenue_net=orders.amount.sum(),
         return_lines=orders.is_return.sum(),
         first_date=orders.order_date.min(),
@@ -1065,13 +1065,16 @@ def takeaway(report: dict) -> str:
 def monthly_lines(orders: ir.Table) -> pd.DataFrame:
     """Kept order lines per calendar month, from orders_clean.
 
-    Columns: month ('YYYY-MM', oldest first), lines, orders (distinct order_id), customers
-    (distinct customer_id), revenue_net (sum of amount, returns subtracted), return_lines.
+    Columns: month ('YYYY-MM', oldest first), lines, orders (distinct order_id with a purchase line),
+    customers (distinct customer_id with a purchase line), revenue_net (sum of amount, returns
+    subtracted), return_lines. Orders and customers count as in notebook 02 (kpis): a return alone is
+    not an order, so the two pages show the same numbers.
     """
     t = orders
     month = t.order_date.truncate("M").cast("date").name("month")
+    buy = ~t.is_return
     g = t.group_by(month).agg(
-        lines=t.count(), orders=t.order_id.nunique(), customers=t.customer_id.nunique(),
+        lines=t.count(), orders=t.order_id.nunique(where=buy), customers=t.customer_id.nunique(where=buy),
         revenue_net=t.amount.sum().round(2), return_lines=t.is_return.sum(),
     ).order_by("month")
     df = g.to_pandas()
@@ -1126,6 +1129,18 @@ class CleanRun:
     def monthly_table(self, months: int = 13) -> pd.DataFrame:
         """The last `months` rows of `monthly_lines`, indexed by month."""
         return self.monthly_lines().set_index("month").tail(months)
+
+    def month_takeaway(self) -> str:
+        """The as_of month's orders, customers and net revenue, counted as notebooks 02 and 07 count them."""
+        m = self.monthly_lines()
+        month = str(self.report.get("as_of") or "")[:7] or (m["month"].iloc[-1] if len(m) else "")
+        row = m[m["month"] == month]
+        if row.empty:
+            return f"No kept order line in {month}."
+        r = row.iloc[0]
+        return (f"In {month}, {int(r['orders']):,} orders from {int(r['customers']):,} customers brought "
+                f"{plots.money(r['revenue_net'], self.currency)} of net revenue (after {int(r['return_lines']):,} "
+                "return lines); a return alone is not an order, so notebooks 02 and 07 show the same numbers.")
 
     def plot_monthly(self, ax=None):
         return plot_monthly_lines(self.monthly_lines(), self.currency, ax)

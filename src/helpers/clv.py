@@ -772,8 +772,15 @@ class ClvRun:
         last = self.tracking.iloc[-1]
         cal = self.tracking[~self.tracking["holdout"]].iloc[-1]
         act, exp = last["actual"] - cal["actual"], last[m] - cal[m]
-        return (f"In the holdout, customers made {act:,.0f} repeat purchases; {m} fitted on the calibration period "
-                f"expected {exp:,.0f} ({100 * (exp - act) / max(act, 1):+.1f} %).")
+        text = ""
+        key = self.model_json["model"]
+        if self.comparison is not None and key in self.comparison.index:
+            c = self.comparison.loc[key]
+            text = (f"The customers who had bought before the holdout made {c['actual_total']:,.0f} repeat purchases "
+                    f"in it; {m} expected {c['predicted_total']:,.0f} (the holdout table above). ")
+        return text + (f"The plot also counts the customers who first bought during the holdout: {act:,.0f} repeat "
+                       f"purchases in all, against {exp:,.0f} expected by {m} fitted on the calibration period "
+                       f"({100 * (exp - act) / max(act, 1):+.1f} %).")
 
     # --- final model
 

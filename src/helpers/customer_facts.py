@@ -23,6 +23,8 @@ Sections:
 """
 from __future__ import annotations
 
+import math
+
 import datetime as dt
 import functools
 import operator
@@ -550,3 +552,36 @@ def buy_if_alive(params: dict, t: float, f, T) -> np.ndarray:
     r_, alpha = params["r"], params["alpha"]
     f, T = np.asarray(f, float), np.asarray(T, float)
     return 1.0 - np.exp((r_ + f) * (np.log(alpha + T) - np.log(alpha + T + t)))
+
+
+def clv_at_risk(churn: pd.DataFrame, clv: pd.DataFrame) -> tuple[float, float]:
+    """(predicted CLV of the customers at high churn risk, predicted CLV of all customers): the one
+    definition notebooks 05 and 07 both show. `churn`: customer_id, risk_tier (churn.parquet); `clv`:
+    customer_id, clv (clv.parquet). A high-risk customer without a CLV row counts 0."""
+    high = churn.loc[churn["risk_tier"] == "high", "customer_id"].astype(str)
+    values = clv.assign(customer_id=clv["customer_id"].astype(str)).set_index("customer_id")["clv"]
+    return float(values.reindex(high).fillna(0.0).sum()), float(values.sum())
+
+
+def cohort_retention(cohorts: pd.DataFrame, k: int) -> float | None:
+    """Member-weighted share of the cohorts old enough buying k months after their first order
+    (cohorts.csv: cohort_size and active_customers at months_since_first == k), rounded to 4 decimals:
+    the one month-k retention notebooks 02 and 07 show. None when no cohort is k months old."""
+    d = cohorts[cohorts["months_since_first"] == k]
+    size = d["cohort_size"].sum()
+    return round(float(d["active_customers"].sum() / size), 4) if len(d) and size > 0 else None
+
+
+def plan_loss_probability(plan: pd.DataFrame) -> float | None:
+    """The chance that a win-back plan loses money in total (winback_plan.csv: its recommended rows with a
+    contact option): each segment's profit taken as normal with its expected value and the spread its
+    5-95 % band implies (width / 3.29), segments independent. None without such a row. Notebooks 06
+    and 07 both show this number."""
+    p = plan[plan["recommended"] & plan["discount"].notna() & (plan["n_customers"] > 0)]
+    if p.empty:
+        return None
+    mean = float(p["incremental_profit"].sum())
+    sd = math.sqrt(float((((p["profit_p95"] - p["profit_p05"]) / 3.2897) ** 2).sum()))
+    if sd == 0:
+        return float(mean < 0)
+    return 0.5 * (1 + math.erf(-mean / sd / math.sqrt(2)))

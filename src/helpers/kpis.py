@@ -434,14 +434,14 @@ def revenue_bridge(monthly_df: pd.DataFrame, month: str | None = None, base: str
                           f"{m.index[-1]}, so there is no {base_month if base_month not in m.index else month} "
                           "to compare with.")
     r0, r1 = m.loc[base_month], m.loc[month]
+    if r0.revenue <= 0 or r1.revenue <= 0 or r0.orders == 0 or r1.orders == 0:
+        return _no_bridge(f"No revenue bridge from {base_month} to {month}: it splits a change in positive net "
+                          "revenue, and one of the two months has none.")
     # Recompute the levers from counts so the identity holds without rounding of the stored ratios.
     x0 = {"active_customers": r0.active_customers, "orders_per_customer": r0.orders / r0.active_customers,
           "aov": r0.revenue / r0.orders}
     x1 = {"active_customers": r1.active_customers, "orders_per_customer": r1.orders / r1.active_customers,
           "aov": r1.revenue / r1.orders}
-    if r0.revenue <= 0 or r1.revenue <= 0 or r0.orders == 0 or r1.orders == 0:
-        return _no_bridge(f"No revenue bridge from {base_month} to {month}: it splits a change in positive net "
-                          "revenue, and one of the two months has none.")
     L = _log_mean(float(r0.revenue), float(r1.revenue))
     parts = {k: L * math.log(x1[k] / x0[k]) for k in x0}
     rows = [(f"revenue {base_month}", float(r0.revenue), "total")]
@@ -503,7 +503,7 @@ def retention_curve(cohorts_df: pd.DataFrame, months=(1, 3, 6, 12)) -> pd.DataFr
         d = cohorts_df[cohorts_df.months_since_first == k]
         if len(d):
             rows.append({"months_since_first": k, "cohorts": len(d), "customers": int(d.cohort_size.sum()),
-                         "retention": round(d.active_customers.sum() / d.cohort_size.sum(), 4),
+                         "retention": customer_facts.cohort_retention(cohorts_df, k),
                          "cumulative_revenue_per_member": round(
                              cohorts_df[(cohorts_df.months_since_first <= k)
                                         & cohorts_df.cohort.isin(d.cohort)].revenue.sum() / d.cohort_size.sum(), 2)})

@@ -47,7 +47,7 @@ from typing import Any
 
 import pandas as pd
 
-from helpers import artifacts, plots
+from helpers import artifacts, customer_facts, plots
 from helpers.config import SummaryConfig
 
 MIN_COHORT_SIZE = 30
@@ -58,7 +58,9 @@ DEFAULT_PURCHASE_WINDOW_DAYS = 90
 
 # The artifacts the summary reads, in the order the availability table lists them.
 INPUTS = ("kpis", "cohorts", "segments", "clv", "clv_model", "churn", "churn_model",
-          "winback_plan", "winback_targets", "offers")
+          "winback_plan", "winback_targets", "offers", "customers_clean")
+# Read only what the page needs: consent, never the e-mail.
+INPUT_COLUMNS = {"customers_clean": ["customer_id", "marketing_opt_in"]}
 # Columns read for the index's trends (small reads even for a million customers).
 TREND_COLUMNS = {"clv": ["customer_id", "clv"], "churn": ["customer_id", "risk_tier"]}
 
@@ -151,7 +153,7 @@ def load_month(processed_dir: str | Path, names=None, columns: dict | None = Non
 
     ``columns`` optionally restricts the columns read per table artifact ({"clv": [...]}).
     """
-    columns = columns or {}
+    columns = {**INPUT_COLUMNS, **(columns or {})}
     m = Month(artifacts.month_of(processed_dir))
     for name in names or INPUTS:
         found = artifacts.read_if_exists(processed_dir, name, columns.get(name))
@@ -241,14 +243,15 @@ def month_metrics(month: Month) -> dict[str, float]:
     high = high_risk_clv(month)
     if high is not None:
         out["high_risk_customers"] = float(len(high))
-        if "clv" in high:
-            out["clv_at_risk"] = float(high["clv"].sum())
+        if month.has("clv"):  # the same definition as notebook 05's sentence
+            out["clv_at_risk"] = customer_facts.clv_at_risk(month.get("churn"), month.get("clv"))[0]
     plan = recommended_plan(month)
     if plan is not None:
-        out["winback_profit"] = float(plan["incremental_profit"].sum())
-        out["winback_profit_p05"] = float(plan["profit_p05"].sum())
-        out["winback_profit_p95"] = float(plan["profit_p95"].sum())
-        out["winback_customers"] = float(plan["n_customers"].sum())
+        contact = plan[plan["discount"].notna()]  # a segment the plan leaves alone contacts nobody
+        out["winback_profit"] = float(contact["incremental_profit"].sum())
+        out["winback_profit_p05"] = float(contact["profit_p05"].sum())
+        out["winback_profit_p95"] = float(contact["profit_p95"].sum())
+        out["winback_customers"] = float(contact["n_customers"].sum())
     return out
 
 
@@ -325,6 +328,20 @@ def headline_table(month: Month, previous: Month | None, currency: str = "EUR") 
     return pd.DataFrame(rows).set_index("")
 
 
+def plan_sentence(month: Month, currency: str = "EUR") -> str:
+    """What the whole win-back plan is worth next to the month's revenue, and how likely it loses money."""
+    m = month_metrics(month)
+    n, profit = m.get("winback_customers", math.nan), m["winback_profit"]
+    text = (f"The win-back plan contacts {n:,.0f} customers (the list: winback_targets.csv) and is expected to add "
+            f"{plots.money(profit, currency)} of profit")
+    if not math.isnan(m["revenue"]) and m["revenue"] > 0:
+        text += f", {profit / m['revenue']:.1%} of the month's revenue"
+    loss = customer_facts.plan_loss_probability(month.get("winback_plan")) if month.has("winback_plan") else None
+    if loss is not None:
+        text += f"; it loses money with a chance of about {loss:.0%}"
+    return text + "."
+
+
 def headline_takeaway(month: Month, previous: Month | None, currency: str = "EUR") -> str:
     """Two or three sentences on the month's headline numbers and what changed."""
     nums = headline_numbers(month, previous)
@@ -349,8 +366,7 @@ def headline_takeaway(month: Month, previous: Month | None, currency: str = "EUR
         parts.append(s + ".")
     wb = nums.loc["winback_profit"]
     if not math.isnan(wb.this_month):
-        parts.append(f"The recommended win-back plan is expected to add {plots.money(wb.this_month, currency)} "
-                     f"of profit.")
+        parts.append(plan_sentence(month, currency))
     if previous is None:
         kpi_history = not math.isnan(nums.loc["revenue", "last_month"])
         parts.append(f"{prev_label} has not been run for this shop, so "
@@ -383,7 +399,8 @@ def _rule_winback(month, previous, cfg, currency):
     offer = (f"the {best['discount']:.0%} win-back offer" if best["discount"] > 0
              else "a win-back reminder without a discount")  # winback.contact_without_discount won
     text = (f"Send {offer} to the {int(best['n_customers']):,} customers in "
-            f"'{best['segment']}': expected extra profit {plots.money(best['incremental_profit'], currency)} "
+            f"'{best['segment']}' on the contact list (winback_targets.csv; all with marketing consent, none contacted "
+            f"lately): expected extra profit {plots.money(best['incremental_profit'], currency)} "
             f"(5-95 %: {plots.money(best['profit_p05'], currency)} to {plots.money(best['profit_p95'], currency)}).")
     if best["profit_p05"] < 0:
         text += " The band includes a loss, so test it on a share of them first."
@@ -414,11 +431,22 @@ def _rule_clv_at_risk(month, previous, cfg, currency):
     if table is None or table.empty or table["clv_at_risk"].iloc[0] <= 0:
         return None
     name, top = table.index[0], table.iloc[0]
-    return Action("clv_at_risk",
-                  f"Contact the {int(top['high_risk_customers']):,} high-risk customers in '{name}' first: they "
-                  f"carry {plots.money(top['clv_at_risk'], currency)} of predicted {month.clv_months}-month CLV "
-                  f"({top['share_of_clv_at_risk']:.0%} of all CLV at risk).",
-                  "segment with most CLV among high-risk")
+    text = (f"'{name}' holds the most CLV at risk: its {int(top['high_risk_customers']):,} high-risk customers carry "
+            f"{plots.money(top['clv_at_risk'], currency)} of predicted {month.clv_months}-month CLV "
+            f"({top['share_of_clv_at_risk']:.0%} of all CLV at risk).")
+    plan = recommended_plan(month)
+    row = None if plan is None else plan[(plan["segment"] == name) & plan["discount"].notna()]
+    if row is not None and len(row) and int(row["n_customers"].iloc[0]) > 0:
+        r = row.iloc[0]
+        text += (f" The plan contacts {int(r['n_customers']):,} customers of '{name}' who can be contacted with "
+                 f"{r['option']} (winback_targets.csv): expected extra profit {plots.money(r['incremental_profit'], currency)} "
+                 f"(5-95 %: {plots.money(r['profit_p05'], currency)} to {plots.money(r['profit_p95'], currency)}); the "
+                 "others lack consent, were contacted lately or would not pay back an offer - keep them in service "
+                 "e-mails.")
+    else:
+        text += (" No offer pays back for them this month (or none can be contacted): keep them in service e-mails "
+                 "rather than discounts.")
+    return Action("clv_at_risk", text, "segment with most CLV among high-risk")
 
 
 _KPI_MOVES = {  # metric -> (direction that is bad, label)
@@ -433,25 +461,37 @@ _KPI_ADVICE = {
 }
 
 
+def _year_ago_metrics(month: Month) -> tuple[str, dict[str, float]]:
+    """The same month last year's KPI values from this month's kpis.csv (its whole history)."""
+    label = str(pd.Period(month.month, "M") - 12)
+    row = _kpi_row(month.get("kpis"), label) if month.has("kpis") else None
+    return label, {key: (float(row[key]) if row is not None else math.nan) for key in KPI_KEYS}
+
+
 def _rule_kpi_change(month, previous, cfg, currency):
-    cur, prev = month_metrics(month), previous_metrics(month, previous)
+    """The KPI that moved most the wrong way, against last month or the same month last year."""
+    cur = month_metrics(month)
+    year_label, year_ago = _year_ago_metrics(month)
+    bases = [(artifacts.previous_month(month.month), previous_metrics(month, previous)), (year_label, year_ago)]
     best, best_score = None, 0.0
-    for key, (bad, _) in _KPI_MOVES.items():
-        a, b = cur[key], prev[key]
-        if math.isnan(a) or math.isnan(b) or b == 0:
-            continue
-        rel = a / b - 1
-        if bad * rel >= cfg.kpi_change and bad * rel > best_score:
-            best, best_score = (key, rel, a, b), bad * rel
+    for label, prev in bases:
+        for key, (bad, _) in _KPI_MOVES.items():
+            a, b = cur[key], prev.get(key, math.nan)
+            if math.isnan(a) or math.isnan(b) or b == 0:
+                continue
+            rel = a / b - 1
+            if bad * rel >= cfg.kpi_change and bad * rel > best_score:
+                best, best_score = (key, rel, a, b, label), bad * rel
     if best is None:
         return None
-    key, rel, a, b = best
+    key, rel, a, b, label = best
     kind = HEADLINE[key][1]
     verb = "rose" if rel > 0 else "fell"
     return Action("kpi_change",
-                  f"{_KPI_MOVES[key][1]} {verb} {abs(rel):.1%} vs {artifacts.previous_month(month.month)} "
-                  f"({plots.format_value(b, kind, currency)} to {plots.format_value(a, kind, currency)}): {_KPI_ADVICE[key]}",
-                  f"largest KPI move of {cfg.kpi_change:.0%}+ the wrong way")
+                  f"{_KPI_MOVES[key][1]} {verb} {abs(rel):.1%} vs {label} "
+                  f"({plots.format_value(b, kind, currency)} to {plots.format_value(a, kind, currency)}), the KPI "
+                  f"that moved most the wrong way: {_KPI_ADVICE[key]}",
+                  f"largest KPI move of {cfg.kpi_change:.0%}+ the wrong way (vs last month or last year)")
 
 
 def cohort_retention_check(cohorts: pd.DataFrame, recent: int = 6) -> pd.DataFrame:
@@ -499,8 +539,15 @@ def _rule_best_customers(month, previous, cfg, currency):
             f"{share:.0%} of all predicted CLV)")
     if month.has("churn"):
         tiers = top.merge(month.get("churn")[["customer_id", "risk_tier"]], on="customer_id", how="left")
-        slipping = int(tiers["risk_tier"].isin(["medium", "high"]).sum())
-        text += f": {slipping:,} of them are at medium or high churn risk - call or reward them, no discount needed."
+        at_risk = tiers[tiers["risk_tier"].isin(["medium", "high"])]
+        text += f": {len(at_risk):,} of them are at medium or high churn risk"
+        if month.has("customers_clean"):
+            c = month.get("customers_clean")
+            consent = set(c.loc[c["marketing_opt_in"].astype("boolean").fillna(False).astype(bool), "customer_id"].astype(str))
+            reachable = int(at_risk["customer_id"].astype(str).isin(consent).sum())
+            text += f", {reachable:,} of whom gave marketing consent and can be e-mailed"
+        text += (" - a thank-you or early access, no discount needed (customers_scored.csv: the highest clv with "
+                 "risk_tier medium or high).")
     else:
         text += ": reward them with service and early access rather than discounts."
     return Action("best_customers", text, f"top {cfg.top_clv_share:.0%} of customers by CLV")
@@ -510,13 +557,13 @@ def _rule_second_order(month, previous, cfg, currency):
     if not month.has("kpis", "cohorts"):
         return None
     row = _kpi_row(month.get("kpis"), month.month)
-    check = cohort_retention_check(month.get("cohorts"), cfg.recent_cohorts)
-    if row is None or check.empty or row["new_customers"] <= 0:
+    typical = customer_facts.cohort_retention(month.get("cohorts"), 1)  # notebook 02's month-1 retention
+    if row is None or typical is None or row["new_customers"] <= 0:
         return None
-    typical = float(check["retention_m1"].median())
     return Action("second_order",
                   f"Welcome the {int(row['new_customers']):,} new customers of {month.month} with a "
-                  f"second-order offer: typically only {typical:.0%} of a cohort buys again in its second month.",
+                  f"second-order offer: typically only {typical:.0%} of a cohort buys again in its second month "
+                  "(month-1 retention, notebook 02).",
                   "new customers and month-1 retention")
 
 

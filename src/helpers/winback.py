@@ -505,6 +505,7 @@ def candidates(seg: pd.DataFrame, scores: pd.DataFrame, clv_scores: pd.DataFrame
 def candidates_table(cands: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
     g = cands.groupby("segment")
     out = pd.DataFrame({"candidates": g.size(), "via risk tier only": g["reason"].apply(lambda r: int((r != "segment").sum())),
+                        **({"can be contacted": g["contactable"].sum().astype(int)} if "contactable" in cands else {}),
                         "mean P(order in window) %": (100 * g["p_baseline"].mean()).round(2),
                         f"mean order value ({currency})": g["order_value"].mean().round(2)})
     out.index.name = "segment"
@@ -699,6 +700,30 @@ def plan(sim: Simulation | pd.DataFrame) -> pd.DataFrame:
     return out[PLAN_COLUMNS].reset_index(drop=True)
 
 
+def plan_for_list(options_table: pd.DataFrame, cands: pd.DataFrame, targets: pd.DataFrame, uplift: pd.DataFrame,
+                  cfg: Config) -> pd.DataFrame:
+    """winback_plan.csv: `options_table` (every segment and option, simulated over the customers who can
+    be contacted) with each segment's recommended row replaced by the simulation of the customers on the
+    contact list (winback_targets.csv) with that offer: the plan's customers, extra buyers, expected profit
+    (the sum of the list's expected_incremental_profit) and 5-95 % band, so notebooks 06 and 07 count the
+    same customers and the same profit. A recommended segment with nobody on the list keeps no customers."""
+    out = options_table.copy()
+    listed = cands[cands["customer_id"].astype(str).isin(set(targets["customer_id"].astype(str)))]
+    sim = simulate(listed, uplift, cfg).table
+    num = ["n_customers", "incremental_buyers", "incremental_revenue", "discount_cost", "incremental_profit",
+           "profit_p05", "profit_p95", "roi"]
+    for i in out.index[out["recommended"] & (out["option"] != NO_CONTACT)]:
+        seg, option = out.at[i, "segment"], out.at[i, "option"]
+        hit = sim[(sim["segment"] == seg) & (sim["option"] == option)] if len(sim) else sim
+        for col in num:
+            out.at[i, col] = hit[col].iloc[0] if len(hit) else (np.nan if col == "roi" else 0)
+    money = ["incremental_buyers", "incremental_revenue", "discount_cost", "incremental_profit", "profit_p05", "profit_p95"]
+    out[money] = out[money].astype(float).round(2)
+    out["roi"] = out["roi"].astype(float).round(3)
+    out["n_customers"] = out["n_customers"].astype("int64")
+    return out[PLAN_COLUMNS].reset_index(drop=True)
+
+
 def customer_rows(cands: pd.DataFrame, uplift: pd.DataFrame, the_plan: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     """Per candidate: customer_id, segment, discount (the segment's recommended option; for segments
     without an offer, its best contact option), recommended (segment gets an offer),
@@ -811,9 +836,18 @@ def plan_takeaway(the_plan: pd.DataFrame, currency: str = "EUR") -> str:
     p = the_plan[the_plan["recommended"]]
     offer = p[p["option"] != NO_CONTACT]
     none = p[p["option"] == NO_CONTACT]
-    parts = []
+    if p.empty:
+        return "No candidates."
+    parts = [f"The plan: {int(offer['n_customers'].sum()):,} customers on the contact list (winback_targets.csv), "
+             f"expected extra profit {plots.money(offer['incremental_profit'].sum(), currency)}. Per segment it counts "
+             "the customers who can be contacted (marketing consent, not contacted lately) and whose own expected "
+             "profit is positive; the simulation above counts every contactable customer of the segment."]
+    loss = customer_facts.plan_loss_probability(the_plan)
+    if loss is not None:
+        parts[0] += f" The whole plan loses money with a chance of about {loss:.0%}."
     if not offer.empty:
-        parts.append("Offer: " + "; ".join(f"{r.segment} {r.option} (expected {plots.money(r.incremental_profit, currency)},"
+        parts.append("Offer: " + "; ".join(f"{r.segment} {r.option} to {int(r.n_customers):,} customers (expected "
+                                           f"{plots.money(r.incremental_profit, currency)},"
                                            f" 5-95% {r.profit_p05:,.0f} to {r.profit_p95:,.0f})" for r in offer.itertuples()) + ".")
         risky = offer[offer["profit_p05"] < 0]
         if not risky.empty:
@@ -823,7 +857,7 @@ def plan_takeaway(the_plan: pd.DataFrame, currency: str = "EUR") -> str:
     assumed = the_plan[(the_plan["recommended"]) & the_plan["uplift_source"].str.startswith("assumed")]
     if not assumed.empty:
         parts.append("Recommendations resting on configured (not measured) uplift: " + ", ".join(assumed["segment"]) + ".")
-    return "\n".join(parts) or "No candidates."
+    return "\n".join(parts)
 
 
 def plot_simulation(the_plan: pd.DataFrame, currency: str = "EUR", ax=None):
@@ -891,12 +925,16 @@ def curve_table(curve: pd.DataFrame, currency: str = "EUR", points: int = 8) -> 
 
 
 def curve_takeaway(curve: pd.DataFrame, currency: str = "EUR") -> str:
+    """The best depth is the plan: the customers on the contact list and their expected profit."""
     c = curve
     if c.empty:
-        return "No candidates."
+        return "No customer who can be contacted is in a segment with an offer."
     k = int(c["profit"].idxmax())
-    return (f"Contacting the best {int(c.loc[k, 'customers']):,} of {len(c):,} candidates maximises expected profit at "
-            f"{plots.money(c.loc[k, 'profit'], currency)}; contacting everyone would yield "
+    if c.loc[k, "profit"] <= 0:
+        return "No customer who can be contacted is expected to bring more profit than the offer costs."
+    return (f"Of the {len(c):,} customers who can be contacted in the segments with an offer, contacting the best "
+            f"{int(c.loc[k, 'customers']):,} maximises expected profit at {plots.money(c.loc[k, 'profit'], currency)}: "
+            f"that is the plan and its contact list; contacting all {len(c):,} would yield "
             f"{plots.money(c['profit'].iloc[-1], currency)}.")
 
 
@@ -915,12 +953,12 @@ def targets_takeaway(targets: pd.DataFrame, curve: pd.DataFrame, n_without_conse
                      n_capped: int | None = None, min_days_between_contacts: int | None = None) -> str:
     t = targets
     budget = "" if curve["within_budget"].all() else " The budget cap limits the list."
-    return (f"winback_targets.csv lists {len(t):,} customers with marketing consent (expected incremental profit "
-            f"{plots.money(t['expected_incremental_profit'].sum() if len(t) else 0, currency)}); "
-            f"{n_without_consent:,} customers worth an offer are left out for lack of consent.{budget} "
-            "The file holds e-mail addresses and stays in the processed folder; it is not shown here."
-            + (f" {n_capped:,} customers were left out because they were contacted in the last "
-               f"{min_days_between_contacts} days." if n_capped is not None else ""))
+    capped = (f" and {n_capped:,} because they were contacted in the last {min_days_between_contacts} days"
+              if n_capped is not None else "")
+    return (f"winback_targets.csv lists the plan's {len(t):,} customers (expected incremental profit "
+            f"{plots.money(t['expected_incremental_profit'].sum() if len(t) else 0, currency)}), all with marketing "
+            f"consent. Of the candidates, {n_without_consent:,} are left out for lack of consent{capped}.{budget} "
+            "The file holds e-mail addresses and stays in the processed folder; it is not shown here.")
 
 
 # --------------------------------------------------------------------------- run
@@ -944,6 +982,7 @@ class WinbackRun:
     offers: offers.OffersRun | None = None  # what to show each customer, the contact cap (issue 9)
     n_capped: int = 0  # customers worth an offer left out: contacted within offers.min_days_between_contacts
     notes: list = field(default_factory=list)  # why the plan is left out or narrowed (a missing artifact)
+    options: pd.DataFrame | None = None  # every segment and option over the contactable customers (the simulation)
 
     def measured_table(self) -> pd.DataFrame:
         return measured_table(self.measured, self.currency)
@@ -967,10 +1006,10 @@ class WinbackRun:
         return candidates_table(self.candidates, self.currency)
 
     def simulation_table(self) -> pd.DataFrame:
-        return simulation_table(self.plan, self.currency)
+        return simulation_table(self.plan if self.options is None else self.options, self.currency)
 
     def plot_simulation(self, ax=None):
-        return plot_simulation(self.plan, self.currency, ax=ax)
+        return plot_simulation(self.plan if self.options is None else self.options, self.currency, ax=ax)
 
     def plan_table(self) -> pd.DataFrame:
         return plan_table(self.plan, self.currency)
@@ -1068,27 +1107,34 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
             notes.append(f"{_made_by(['churn'])} is missing this month, so candidates come from the RFM segments "
                          "only, not from churn risk tiers.")
         scores = pd.DataFrame({"customer_id": pd.Series(dtype=str), "risk_tier": pd.Series(dtype=str)})
-    cands = EMPTY_CANDIDATES.copy() if missing else candidates(seg, scores, clv_scores, clv_card, cfg)
-    uplift = uplift_assumptions(measured, sorted(set(cands["segment"])), cfg)
-    the_plan = plan(simulate(cands, uplift, cfg))
-    rows = customer_rows(cands, uplift, the_plan, cfg)
-    curve = profit_curve(rows, cfg.winback.budget)
+    all_cands = EMPTY_CANDIDATES.copy() if missing else candidates(seg, scores, clv_scores, clv_card, cfg)
     customers = artifacts.read_if_exists(processed_dir, "customers_clean",
                                          columns=["customer_id", "email", "marketing_opt_in"])
     if customers is None:
         customers = pd.DataFrame(columns=["customer_id", "email", "marketing_opt_in"])
     # What to show each customer, and who was contacted too recently to be contacted again.
     offer_run = offers.run(processed_dir, as_of, cfg, con=con, save=save)
-    targets = build_targets(rows, customers, cfg.winback.budget, exclude_ids=offer_run.capped,
-                            suggestions=offer_run.suggested_categories())
-    n_capped = int(build_targets(rows, customers, cfg.winback.budget)["customer_id"].isin(offer_run.capped).sum())
-    eligible = rows[rows["recommended"] & (rows["expected_incremental_profit"] > 0)]
+    # The plan is made for the customers who can be contacted (marketing consent, not contacted within
+    # offers.min_days_between_contacts), so every page counts the same customers and the same profit.
     consented = set(customers.loc[_consented(customers), "customer_id"].astype(str))
-    res = WinbackRun(as_of=str(as_of)[:10], measured=measured, models=models, candidates=cands, uplift=uplift,
+    capped = set(map(str, offer_run.capped))
+    ids = all_cands["customer_id"].astype(str)
+    contactable = ids.isin(consented) & ~ids.isin(capped)
+    cands = all_cands[contactable].reset_index(drop=True)
+    all_cands = all_cands.assign(contactable=contactable.to_numpy())
+    uplift = uplift_assumptions(measured, sorted(set(all_cands["segment"])), cfg)
+    options_table = plan(simulate(cands, uplift, cfg))
+    rows = customer_rows(cands, uplift, options_table, cfg)
+    curve = profit_curve(rows[rows["recommended"]], cfg.winback.budget)
+    targets = build_targets(rows, customers, cfg.winback.budget, exclude_ids=capped,
+                            suggestions=offer_run.suggested_categories())
+    the_plan = plan_for_list(options_table, cands, targets, uplift, cfg)
+    res = WinbackRun(as_of=str(as_of)[:10], measured=measured, models=models, candidates=all_cands, uplift=uplift,
                      plan=the_plan, rows=rows, curve=curve, targets=targets, currency=cfg.shop.currency,
                      window_days=cfg.winback.window_days,
-                     n_without_consent=int(len(eligible) - eligible["customer_id"].isin(consented).sum()),
-                     offers=offer_run, n_capped=n_capped, notes=notes)
+                     n_without_consent=int((~ids.isin(consented)).sum()),
+                     offers=offer_run, n_capped=int((ids.isin(consented) & ids.isin(capped)).sum()), notes=notes,
+                     options=options_table)
     if save:
         artifacts.write(processed_dir, "winback_measured", measured)
         artifacts.write(processed_dir, "winback_plan", the_plan)
