@@ -54,8 +54,17 @@ LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: setup demo
 	$(BIN)/jupyter lab notebooks $(LAB_ROOT)
 
+# Chromium for `make screenshots` (Debian's package is `chromium`); CHROMIUM=/path/to/chrome picks another.
+CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || command -v google-chrome)
+
+## screenshots: PNGs of reports/index.html and the latest demo month's reports in docs/screenshots/ (headless Chromium)
+screenshots: setup
+	@test -n "$(CHROMIUM)" || { echo "Chromium not found: install it (Debian/Ubuntu: sudo apt-get install chromium) or set CHROMIUM=/path/to/chromium, then run make screenshots again."; exit 1; }
+	@test -f reports/index.html || $(MAKE) report
+	$(BIN)/python scripts/screenshots.py --chromium "$(CHROMIUM)" --reports reports --shop demo --out docs/screenshots
+
 ## clean-reports: remove generated reports and processed data (raw data is kept)
 clean-reports:
 	rm -rf reports/*/ reports/index.html data/processed/*/
 
-.PHONY: help setup demo report test notebooks lab clean-reports
+.PHONY: help setup demo report test notebooks lab screenshots clean-reports

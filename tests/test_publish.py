@@ -1,6 +1,10 @@
 """Tests for helpers.publish: report pages from hand-built notebooks, the index from hand-built folders."""
 
+import base64
+import html
+import io
 import json
+import math
 import os
 import re
 import socket
@@ -11,7 +15,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from helpers.publish import build_index, notebook_to_html
+from helpers.paths import project_root
+from helpers.plots import MISSING
+from helpers.publish import (KPI_TILES, build_index, change_text, external_resources, month_shift,
+                             notebook_to_html, tile_tone)
 
 
 def executed_notebook(*cells) -> nbformat.NotebookNode:
@@ -52,19 +59,59 @@ def ok_record(month: str, *stems: str) -> dict:
             "notebooks": [{"name": s, "status": "ok", "title": None} for s in stems]}
 
 
-def write_kpis(processed: Path, shop: str, month: str, revenue: float, repeat_rate: float = 0.4) -> None:
-    """The KPI artifact the trends read, as notebook 02 writes it."""
-    folder = processed / shop / month
-    folder.mkdir(parents=True)
-    pd.DataFrame({"month": [month], "revenue": [revenue], "active_customers": [10],
-                  "returning_revenue_share": [0.5], "repeat_rate": [repeat_rate], "sleeping_customers": [3]}
-                 ).to_csv(folder / "kpis.csv", index=False)
+KPI_COLUMNS = ["month", "revenue", "gross_sales", "returned_value", "returns_rate", "orders", "active_customers",
+               "new_customers", "returning_customers", "returning_revenue_share", "aov", "orders_per_customer",
+               "repeat_rate", "sleeping_customers"]
 
 
-def trend_points(index_html: str, metric: str) -> dict:
+def write_kpis(processed: Path, shop: str, folder: str, months: dict, currency: str | None = "EUR") -> Path:
+    """data/processed/<shop>/<folder>/kpis.csv as notebook 02 writes it, one row per month of `months`
+    ({month: {column: value}}; unnamed columns get a plain default), and data_quality.json with the
+    shop's currency as notebook 01 records it (none when `currency` is None)."""
+    out = processed / shop / folder
+    out.mkdir(parents=True, exist_ok=True)
+    defaults = {"revenue": 1000.0, "gross_sales": 1100.0, "returned_value": 100.0, "returns_rate": 0.09,
+                "orders": 50, "active_customers": 40, "new_customers": 10, "returning_customers": 30,
+                "returning_revenue_share": 0.6, "aov": 20.0, "orders_per_customer": 1.25, "repeat_rate": 0.4,
+                "sleeping_customers": 100}
+    rows = [{"month": m, **defaults, **values} for m, values in months.items()]
+    pd.DataFrame(rows, columns=KPI_COLUMNS).to_csv(out / "kpis.csv", index=False)
+    if currency is not None:
+        (out / "data_quality.json").write_text(json.dumps({"orders": {"currency": currency}}))
+    return out
+
+
+def months_back(last: str, n: int) -> list[str]:
+    """The n months ending with `last`, oldest first: months_back('2026-02', 3) -> ['2025-12', '2026-01', '2026-02']."""
+    year, month = int(last[:4]), int(last[5:])
+    out = []
+    for _ in range(n):
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return out[::-1]
+
+
+def tile(index_html: str, metric: str) -> str:
+    found = re.search(rf'<div class="tile" data-metric="{metric}"[^\n]*', index_html)  # one tile a line
+    assert found, f"no {metric} tile in the index"
+    return found.group(0)
+
+
+def tile_points(index_html: str, metric: str) -> dict:
     found = re.search(rf'data-metric="{metric}" data-points="([^"]*)"', index_html)
-    assert found, f"no {metric} trend in the index"
+    assert found, f"no {metric} tile in the index"
     return {k: float(v) for k, v in (p.split("=") for p in found.group(1).split(";") if p)}
+
+
+def tile_value(index_html: str, metric: str) -> str:
+    return re.search(r'<div class="value">([^<]*)</div>', tile(index_html, metric)).group(1)
+
+
+def tile_changes(index_html: str, metric: str) -> dict:
+    """{'vs last month': (text, tone), 'vs a year ago': (text, tone)} as the tile shows them."""
+    found = re.findall(r'<span class="vs">([^<]*)</span> <b class="(\w+)"[^>]*>(?:[\u25b2\u25bc] )?([^<]*)</b>',
+                       tile(index_html, metric))
+    return {words: (html.unescape(text), tone) for words, tone, text in found}
 
 
 # --- report pages ---------------------------------------------------------------------------------
@@ -98,6 +145,79 @@ def test_html_does_not_change_the_notebook_it_is_given():
     before = nbformat.writes(nb)
     notebook_to_html(nb, "demo · 2026-06 · 01_hello")
     assert nbformat.writes(nb) == before
+
+
+def figure_output() -> nbformat.NotebookNode:
+    """A matplotlib figure as the kernel shows it: a PNG display output."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([1, 3, 2])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(buffer.getvalue()).decode(),
+                                                        "text/plain": "<Figure size 200x100 with 1 Axes>"})
+
+
+def table_output() -> nbformat.NotebookNode:
+    df = pd.DataFrame({"segment": ["Champions", "At risk"], "customers": [1200, 800]})
+    return nbformat.v4.new_output("execute_result", data={"text/html": df.to_html(), "text/plain": df.to_string()},
+                                  execution_count=1)
+
+
+def test_a_report_page_loads_nothing_from_the_internet():
+    """No require.js, MathJax or mermaid.js from a CDN: a report opened offline or as an attachment is whole."""
+    nb = executed_notebook(nbformat.v4.new_markdown_cell("## Who are the customers?\nA *short* paragraph."),
+                           code_cell("segments.table()", table_output()),
+                           code_cell("segments.plot()", figure_output()))
+    page = notebook_to_html(nb, "demo · 2026-06 · 03_segments")
+    assert "Who are the customers?" in page and "Champions" in page and 'src="data:image/png;base64,' in page
+    assert external_resources(page) == []
+    assert "cdnjs" not in page and "mathjax" not in page.lower() and "require.min.js" not in page
+
+
+@pytest.mark.parametrize("page, found", [
+    ('<script src="https://cdn.example.org/require.min.js"></script>', '<script src="https://cdn.example.org/require.min.js'),
+    ("<script type='text/javascript' src=//cdn.example.org/x.js></script>", "<script type='text/javascript' src=//cdn.example.org/x.js"),
+    ('<link rel="stylesheet" href="https://fonts.example.org/css?family=Roboto">', '<link rel="stylesheet" href="https://fonts.example.org/css?family=Roboto'),
+    ('<style>@import url("https://fonts.example.org/a.css");</style>', '@import url("https://fonts.example.org/a.css'),
+    ("<style>@import 'http://fonts.example.org/b.css';</style>", "@import 'http://fonts.example.org/b.css"),
+    ("<style>@font-face { src: url(https://fonts.example.org/f.woff2) }</style>", "url(https://fonts.example.org/f.woff2"),
+    ('<img src="http://example.org/logo.png">', '<img src="http://example.org/logo.png'),
+    ('<script type="module">await import("https://cdn.example.org/m.mjs")</script>', 'import("https://cdn.example.org/m.mjs'),
+])
+def test_external_resources_finds_what_a_browser_would_fetch(page, found):
+    assert external_resources(page) == [found]
+
+
+def test_links_namespaces_and_inline_data_are_not_external_resources():
+    page = ('<a href="https://example.org/docs">docs</a><svg xmlns="http://www.w3.org/2000/svg"></svg>'
+            '<img src="data:image/png;base64,iVBORw0KGgo="><link rel="icon" href="data:,">'
+            '<style>/* see https://example.org/colors */ .x { background: url(data:image/gif;base64,R0lGOD) }</style>')
+    assert external_resources(page) == []
+
+
+@pytest.mark.demo_month
+@pytest.mark.parametrize("notebook", sorted(p.name for p in (project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+def test_every_demo_month_report_loads_nothing_from_the_internet(notebook):
+    """The committed notebooks hold the demo month's outputs (what nbval checks): their pages are offline."""
+    nb = nbformat.read(str(project_root() / "notebooks" / notebook), as_version=4)
+    assert external_resources(notebook_to_html(nb, f"demo · 2026-06 · {notebook[:-6]}")) == []
+
+
+@pytest.mark.demo_month
+def test_every_published_demo_page_loads_nothing_from_the_internet():
+    """The pages `make report` published for the demo shop's latest month, and the index."""
+    reports = project_root() / "reports"
+    months = sorted(p for p in (reports / "demo").glob("[0-9][0-9][0-9][0-9]-[0-9][0-9]") if p.is_dir())
+    if not months:
+        pytest.skip("no published demo month in reports/demo/: run `make report`")
+    pages = sorted(months[-1].glob("*.html")) + [reports / "index.html"]
+    found = {p.relative_to(reports).as_posix(): external_resources(p.read_text(encoding="utf-8"))
+             for p in pages if p.is_file()}
+    assert found and all(not resources for resources in found.values()), found
 
 
 # --- index ----------------------------------------------------------------------------------------
@@ -197,42 +317,157 @@ def test_index_lists_a_month_whose_run_record_is_unreadable(tmp_path):
     assert 'href="demo/2026-06/01_hello.html"' in index and "badge" not in index.replace(".badge", "")
 
 
-def test_index_without_processed_artifacts_has_no_trends(tmp_path):
+def test_index_without_processed_artifacts_has_no_tiles(tmp_path):
     reports = tmp_path / "reports"
     make_month(reports, "demo", "2026-06", record=ok_record("2026-06", "01_hello", "02_params"))
     assert "data-metric" not in build_index(reports, tmp_path / "data" / "processed").read_text()
 
 
-def test_index_trends_show_each_months_own_kpis_as_inline_svg(tmp_path):
+def test_index_tiles_show_the_latest_month_from_its_kpis_history_on_a_first_run(tmp_path):
+    """One month run so far: its kpis.csv holds 18 months, so lines and changes are complete already."""
     reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
-    for month, revenue in (("2026-04", 100), ("2026-05", 250), ("2026-06", 12_345)):
-        make_month(reports, "demo", month)
-        write_kpis(processed, "demo", month, revenue)
+    make_month(reports, "demo", "2026-06")
+    history = {m: {"revenue": 1000.0 + i} for i, m in enumerate(months_back("2026-06", 18))}
+    history["2026-06"] = {"revenue": 12_345.6, "orders": 4269, "new_customers": 815, "repeat_rate": 0.70549,
+                          "returning_revenue_share": 0.7724, "sleeping_customers": 9122, "active_customers": 3400}
+    write_kpis(processed, "demo", "2026-06", history)
     index = build_index(reports).read_text()  # processed_base defaults to reports/../data/processed
-    assert trend_points(index, "revenue") == {"2026-04": 100.0, "2026-05": 250.0, "2026-06": 12345.0}
-    assert trend_points(index, "repeat_rate") == {"2026-04": 0.4, "2026-05": 0.4, "2026-06": 0.4}
-    assert trend_points(index, "clv_at_risk") == {}  # no CLV/churn artifacts: an empty chart, no error
-    assert index.count('<figure class="trend"') == 4 and index.count("<svg") == 3
-    assert 'src="http' not in index and "<link" not in index
+    assert [tile_value(index, m) for m in ("revenue", "orders", "active_customers", "new_customers",
+                                           "returning_revenue_share", "repeat_rate", "sleeping_customers")] == [
+        "EUR 12,346", "4,269", "3,400", "815", "77.2%", "70.5%", "9,122"]
+    assert len(tile_points(index, "revenue")) == 18 and tile(index, "revenue").count("<circle") == 18
+    assert tile_points(index, "revenue")["2025-01"] == 1000.0
+    assert "June 2026" in index and "clv_at_risk" not in index  # no CLV or churn run: no tile
 
 
-def test_index_trend_captions_show_the_latest_value_and_the_range(tmp_path):
+def test_a_sparkline_shows_the_last_24_months(tmp_path):
     reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
-    for month, revenue, repeat_rate in (("2026-05", 9_999.4, 0.1234), ("2026-06", 12_345, 0.4)):
-        make_month(reports, "demo", month)
-        write_kpis(processed, "demo", month, revenue, repeat_rate)
+    make_month(reports, "demo", "2026-06")
+    write_kpis(processed, "demo", "2026-06", {m: {} for m in months_back("2026-06", 30)})
+    points = tile_points(build_index(reports).read_text(), "orders")
+    assert len(points) == 24 and min(points) == "2024-07" and max(points) == "2026-06"
+
+
+def test_tile_changes_vs_last_month_and_a_year_ago_are_coloured_by_what_they_mean(tmp_path):
+    reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
+    make_month(reports, "demo", "2026-06")
+    history = {m: {} for m in months_back("2026-06", 13)}
+    history["2025-06"] = {"revenue": 1250.0, "repeat_rate": 0.40, "sleeping_customers": 120}
+    history["2026-05"] = {"revenue": 1000.0, "repeat_rate": 0.40, "sleeping_customers": 100}
+    history["2026-06"] = {"revenue": 1100.0, "repeat_rate": 0.415, "sleeping_customers": 120}
+    write_kpis(processed, "demo", "2026-06", history)
     index = build_index(reports).read_text()
-    # Money from 10,000 on in thousands, so a caption stays short; shares in %.
-    assert 'Revenue <b>12k</b><br><span class="range">range 9,999 to 12k</span>' in index
-    assert 'Repeat rate <b>40.0%</b><br><span class="range">range 12.3% to 40.0%</span>' in index
-    assert 'Active customers <b>10</b>' in index
+    # revenue: up on last month is good news, down on a year ago bad news
+    assert tile_changes(index, "revenue") == {"vs last month": ("+10.0%", "good"), "vs a year ago": ("-12.0%", "bad")}
+    # a share changes in percentage points
+    assert tile_changes(index, "repeat_rate") == {"vs last month": ("+1.5 pp", "good"),
+                                                  "vs a year ago": ("+1.5 pp", "good")}
+    # more sleeping customers is bad news: red although the number went up
+    assert tile_changes(index, "sleeping_customers") == {"vs last month": ("+20.0%", "bad"),
+                                                         "vs a year ago": ("+0.0%", "flat")}
+    assert '<b class="bad" data-vs="2026-05" title="2026-05: 100">\u25b2 +20.0%</b>' in tile(index, "sleeping_customers")
 
 
-def test_index_says_when_a_shops_trends_cannot_be_read(tmp_path):
+def test_a_tile_without_the_month_a_year_back_shows_a_dash(tmp_path):
+    reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
+    make_month(reports, "demo", "2026-06")
+    write_kpis(processed, "demo", "2026-06", {"2026-04": {}, "2026-05": {"orders": 40}, "2026-06": {"orders": 50}})
+    index = build_index(reports).read_text()
+    assert tile_changes(index, "orders") == {"vs last month": ("+25.0%", "good"), "vs a year ago": (MISSING, "none")}
+    assert '<b class="none" data-vs="2025-06" title="2025-06: no data">' in tile(index, "orders")
+
+
+@pytest.mark.parametrize("value, before, kind, expected", [
+    (1100.0, 1000.0, "money", ("+10.0%", 1)),
+    (880.0, 1000.0, "count", ("-12.0%", -1)),
+    (0.415, 0.40, "share", ("+1.5 pp", 1)),
+    (0.38, 0.40, "share", ("-2.0 pp", -1)),
+    (5.0, 0.0, "count", ("+5", 1)),            # from zero: the difference itself
+    (1000.2, 1000.0, "money", ("+0.0%", 0)),   # rounds to zero: no colour, no "-0.0"
+    (999.8, 1000.0, "money", ("+0.0%", 0)),
+    (1000.0, None, "money", (MISSING, 0)),     # no such month
+    (1000.0, math.nan, "money", (MISSING, 0)),
+])
+def test_change_text(value, before, kind, expected):
+    assert change_text(value, before, kind) == expected
+
+
+@pytest.mark.parametrize("sign, good, tone", [(1, 1, "good"), (-1, 1, "bad"), (1, -1, "bad"), (-1, -1, "good"),
+                                              (0, 1, "flat"), (0, -1, "flat")])
+def test_tile_tone_follows_what_a_rise_means(sign, good, tone):
+    assert tile_tone(sign, good) == tone
+
+
+def test_month_shift_crosses_years():
+    assert (month_shift("2026-01", -1), month_shift("2026-06", -12), month_shift("2024-07", 23)) == (
+        "2025-12", "2025-06", "2026-06")
+
+
+def test_index_tiles_come_from_the_newest_month_with_kpis(tmp_path):
+    """A rerun of an older month does not move the tiles: the newest kpis.csv holds the whole history."""
+    reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
+    for month in ("2026-05", "2026-06"):
+        make_month(reports, "demo", month)
+    write_kpis(processed, "demo", "2026-05", {"2026-05": {"revenue": 999.0}})
+    write_kpis(processed, "demo", "2026-06", {"2026-05": {"revenue": 500.0}, "2026-06": {"revenue": 600.0}})
+    (processed / "demo" / "2026-07").mkdir()  # a month whose 02 has not run yet
+    index = build_index(reports).read_text()
+    assert tile_points(index, "revenue") == {"2026-05": 500.0, "2026-06": 600.0}
+    assert tile_value(index, "revenue") == "EUR 600" and "June 2026" in index
+
+
+def test_money_without_a_recorded_currency_is_shown_bare(tmp_path):
+    reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
+    make_month(reports, "demo", "2026-06")
+    write_kpis(processed, "demo", "2026-06", {"2026-06": {"revenue": 12_345.6}}, currency=None)
+    assert tile_value(build_index(reports).read_text(), "revenue") == "12,346"
+
+
+def test_clv_at_risk_tile_compares_with_last_months_run_where_there_was_one(tmp_path):
+    reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
+    for month, clv_high in (("2026-05", 200.0), ("2026-06", 250.0)):
+        make_month(reports, "demo", month)
+        folder = write_kpis(processed, "demo", month, {month: {}}, currency="USD")
+        pd.DataFrame({"customer_id": ["a", "b"], "clv": [clv_high, 40.0]}).to_parquet(folder / "clv.parquet")
+        pd.DataFrame({"customer_id": ["a", "b"], "risk_tier": ["high", "low"]}).to_parquet(folder / "churn.parquet")
+    index = build_index(reports).read_text()
+    assert tile_value(index, "clv_at_risk") == "USD 250"
+    assert tile_changes(index, "clv_at_risk") == {"vs last month": ("+25.0%", "bad"), "vs a year ago": (MISSING, "none")}
+
+
+def test_a_broken_older_month_leaves_out_only_the_clv_at_risk_tile(tmp_path):
+    reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
+    make_month(reports, "demo", "2026-06")
+    write_kpis(processed, "demo", "2026-06", {"2026-05": {}, "2026-06": {}})
+    (processed / "demo" / "2026-05").mkdir()
+    (processed / "demo" / "2026-05" / "kpis.csv").write_text("not,the,kpis\n1,2,3\n")
+    index = build_index(reports).read_text()
+    assert tile_value(index, "orders") == "50" and "CLV of high-risk customers unavailable: " in index
+
+
+def test_index_is_the_same_bytes_for_the_same_files(tmp_path):
+    reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
+    make_month(reports, "demo", "2026-06", record=ok_record("2026-06", "01_hello", "02_params"))
+    write_kpis(processed, "demo", "2026-06", {m: {"revenue": 1000.0 + 7 * i} for i, m in
+                                             enumerate(months_back("2026-06", 20))})
+    first = build_index(reports).read_bytes()
+    assert build_index(reports).read_bytes() == first
+
+
+def test_index_loads_nothing_from_the_internet(tmp_path):
+    reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
+    make_month(reports, "demo", "2026-06")
+    write_kpis(processed, "demo", "2026-06", {m: {} for m in months_back("2026-06", 14)})
+    index = build_index(reports).read_text()
+    assert index.count("<svg") == len(KPI_TILES)
+    assert external_resources(index) == [] and "<script" not in index and "<link" not in index
+
+
+def test_index_says_when_a_shops_key_figures_cannot_be_read(tmp_path):
     reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
     make_month(reports, "demo", "2026-06")
     (processed / "demo" / "2026-06").mkdir(parents=True)
     (processed / "demo" / "2026-06" / "kpis.csv").write_text("not,the,kpis\n1,2,3\n")
     index = build_index(reports).read_text()
-    assert '<p class="error">Trends unavailable: ' in index
+    assert '<p class="error">Key figures unavailable: ' in index
     assert 'href="demo/2026-06/01_hello.html"' in index

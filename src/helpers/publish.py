@@ -2,9 +2,11 @@
 
 :func:`notebook_to_html` turns an executed notebook into a standalone page for business readers
 (code, prompts and parameter cells hidden, figures inlined, errors kept visible). :func:`build_index`
-rebuilds the index from the files alone: per shop, small trend charts read from every month's
-artifacts (:func:`helpers.summary.trend_table`), then the months newest first, each linking its
+rebuilds the index from the files alone: per shop, KPI tiles for the latest month (value, a sparkline
+of up to 24 months and the changes vs last month and a year ago, from the history in that month's
+kpis.csv, so they are complete from the first run), then the months newest first, each linking its
 reports with the status of its latest run from ``run.json`` (written by :mod:`helpers.runner`).
+Both pages load nothing from the internet: inline CSS and SVG, no CDN scripts.
 
 Layout read and written::
 
@@ -12,23 +14,26 @@ Layout read and written::
     reports/<shop>/<YYYY-MM>/NN_name.html      (linked)
     reports/<shop>/<YYYY-MM>/NN_name.ipynb     (linked)
     reports/<shop>/<YYYY-MM>/run.json          (read)
-    data/processed/<shop>/<YYYY-MM>/           (read, for the trends)
+    data/processed/<shop>/<YYYY-MM>/           (read: kpis.csv, data_quality.json; clv, churn for CLV at risk)
 """
 
 from __future__ import annotations
 
+import calendar
 import copy
 import html
+import math
 import os
 import re
 import socket
 from pathlib import Path
 from urllib.parse import quote
 
+from jinja2 import DictLoader
 from nbconvert import HTMLExporter
 
 from helpers import artifacts, plots
-from helpers.summary import TREND_METRICS, trend_table
+from helpers.summary import HEADLINE, trend_table
 
 MONTH_PATTERN = re.compile(r"^\d{4}-\d{2}$")
 RUN_RECORD = "run.json"
@@ -41,20 +46,52 @@ PARAMETER_TAGS = {"parameters", "injected-parameters"}
 # HTML
 
 
+# The lab template, minus what it loads from a CDN: require.js (only widget and some JavaScript outputs
+# need it), MathJax (the reports show no math), mermaid.js (no diagrams) and the widget manager (no widgets).
+# Reports are e-mailed and opened offline; a page must show everything without the internet.
+_OFFLINE_TEMPLATE = """{%- extends "index.html.j2" -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+# What a browser fetches from another host when it opens a page: an element's src (script, img, iframe,
+# ...), a <link>'s href (stylesheet, font, icon), a CSS @import or url() (fonts, backgrounds) and a
+# module's import("..."). Plain links (<a href>) and XML namespaces load nothing.
+_EXTERNAL_RESOURCE = re.compile(
+    r"""<[a-z]+\b[^>]*?\bsrc\s*=\s*["']?(?:https?:)?//[^"'\s>]+"""
+    r"""|<link\b[^>]*?\bhref\s*=\s*["']?(?:https?:)?//[^"'\s>]+"""
+    r"""|@import\s+(?:url\(\s*)?["']?(?:https?:)?//[^"'\s);]+"""
+    r"""|\burl\(\s*["']?(?:https?:)?//[^"'\s)]+"""
+    r"""|\bimport\(\s*["'](?:https?:)?//[^"']+""",
+    re.IGNORECASE)
+
+
 def notebook_to_html(nb, title: str) -> str:
     """Standalone HTML for business readers: code and prompts hidden, parameter cells dropped,
     figures inlined as base64 PNG (nbconvert's default), error outputs kept visible.
 
+    The page loads nothing from the internet (no require.js, MathJax or mermaid.js from a CDN; see
+    :func:`external_resources`), so it reads the same offline or as an e-mail attachment.
     In a partly executed notebook the cells papermill never reached are dropped, so the report
     ends at the error.
     """
     nb = copy.deepcopy(nb)
     nb.cells = [cell for cell in nb.cells if _shown_in_report(cell)]
     nb.metadata["title"] = title  # the lab template's <title>
-    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True, embed_images=True)
+    exporter = HTMLExporter(template_name="lab", template_file="offline.html.j2",
+                            extra_loaders=[DictLoader({"offline.html.j2": _OFFLINE_TEMPLATE})],
+                            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                            embed_images=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     return body
+
+
+def external_resources(page: str) -> list[str]:
+    """What an HTML page would fetch from another host (script, stylesheet, font, image, CSS import,
+    module import), as found in its text: ``[]`` for a page that works offline."""
+    return [m.group(0) for m in _EXTERNAL_RESOURCE.finditer(page)]
 
 
 def _shown_in_report(cell) -> bool:
@@ -71,13 +108,15 @@ def _shown_in_report(cell) -> bool:
 
 
 def build_index(reports_dir: str | Path, processed_base: str | Path | None = None) -> Path:
-    """(Re)write ``reports_dir/index.html``: one section per shop with small trend charts (revenue,
-    active customers, repeat rate, CLV at risk) read from every month's artifacts in
-    ``processed_base/<shop>/`` (default ``<reports_dir>/../data/processed``), then the months newest
-    first, each linking its reports (relative links) with the latest run's status from ``run.json``.
+    """(Re)write ``reports_dir/index.html``: one section per shop with KPI tiles (:data:`KPI_TILES`)
+    for the newest month folder in ``processed_base/<shop>/`` (default ``<reports_dir>/../data/processed``)
+    that has a kpis.csv - its history gives the sparklines and the changes vs last month and a year ago,
+    money in the currency from data_quality.json - plus CLV at risk where the month's run recorded it;
+    then the months newest first, each linking its reports (relative links) with the latest run's
+    status from ``run.json``.
 
-    Everything is rebuilt from the files on each call, so rerunning an old month updates exactly
-    that month's points and links. Charts are inline SVG: the page needs no other file.
+    Everything is rebuilt from the files on each call; the same files give the same bytes. Charts are
+    inline SVG and the styles inline CSS: the page needs no other file and no network.
 
     Several runs may finish at once (two months in parallel): the page is replaced atomically, and
     if any month's reports or ``run.json`` changed while it was being built, it is built again, so
@@ -117,81 +156,189 @@ def _index_page(reports_dir: Path, processed_base: Path) -> str:
         items = [_month_html(shop_dir.name, m) for m in months]
         items = [item for item in items if item]
         if items:
-            trends = _trends_html(processed_base / shop_dir.name)
-            sections.append(f'<section>\n<h2>{html.escape(shop_dir.name)}</h2>\n{trends}'
+            tiles = _tiles_html(processed_base / shop_dir.name)
+            sections.append(f'<section>\n<h2>{html.escape(shop_dir.name)}</h2>\n{tiles}'
                             + "\n".join(items) + "\n</section>")
     body = "\n".join(sections) or "<p class=\"empty\">No reports yet.</p>"
     return _INDEX_TEMPLATE.replace("{body}", body)
 
 
-def _trends_html(shop_processed: Path) -> str:
-    """The shop's trend charts as inline SVG, or "" when no month has KPI, CLV or churn artifacts."""
+# ---------------------------------------------------------------------------------------------
+# KPI tiles: the latest month at a glance, from the history in its kpis.csv
+
+
+# kpis.csv column -> (label, kind, what a rise means: +1 good news, -1 bad news). The metrics 07's
+# headline shows take its labels (summary.HEADLINE), so both pages name them alike.
+KPI_TILES = {
+    "revenue": (HEADLINE["revenue"][0], "money", +1),
+    "orders": ("Orders", "count", +1),
+    "active_customers": (HEADLINE["active_customers"][0], "count", +1),
+    "new_customers": ("New customers", "count", +1),
+    "returning_revenue_share": (HEADLINE["returning_revenue_share"][0], "share", +1),
+    "repeat_rate": (HEADLINE["repeat_rate"][0], "share", +1),
+    "sleeping_customers": (HEADLINE["sleeping_customers"][0], "count", -1),
+}
+# A model total, from each month's own run (no history before the first run): a rise is bad news.
+CLV_AT_RISK_TILE = ("clv_at_risk", HEADLINE["clv_at_risk"][0], "money", -1)
+SPARKLINE_MONTHS = 24  # the sparkline's window, ending with the tile's month
+
+
+def month_shift(month: str, months: int) -> str:
+    """'YYYY-MM' moved by ``months`` calendar months: ('2026-01', -1) -> '2025-12'."""
+    n = int(month[:4]) * 12 + int(month[5:7]) - 1 + months
+    return f"{n // 12:04d}-{n % 12 + 1:02d}"
+
+
+def change_text(value: float, before: float, kind: str) -> tuple[str, int]:
+    """The change from ``before`` to ``value`` as the tiles show it, and its sign as shown (-1, 0, +1).
+
+    Shares change in percentage points ('+1.5 pp'), money and counts in per cent of ``before``
+    ('+3.2%'; from 0, the difference itself). A change that rounds to zero shows as zero, sign 0;
+    a missing ``before`` (no such month) is :data:`helpers.plots.MISSING`, sign 0.
+    """
+    if before is None or math.isnan(value) or math.isnan(before):
+        return plots.MISSING, 0
+    if kind == "share":
+        shown, unit = round((value - before) * 100, 1), " pp"
+    elif before != 0:
+        shown, unit = round((value / before - 1) * 100, 1), "%"
+    else:
+        shown, unit = round(value - before), ""
+    shown = shown if shown != 0 else 0.0  # no "-0.0"
+    number = f"{shown:+,.1f}" if unit else f"{shown:+,.0f}"
+    return number + unit, (shown > 0) - (shown < 0)
+
+
+def tile_tone(sign: int, good: int) -> str:
+    """'good' (green), 'bad' (red) or 'flat': the meaning of a change of ``sign`` for a metric whose
+    rise means ``good`` (+1) or bad news (-1)."""
+    return {1: "good", -1: "bad"}.get(sign * good, "flat")
+
+
+def _tiles_html(shop_processed: Path) -> str:
+    """The shop's KPI tiles for its latest month with kpis.csv (and CLV at risk where runs recorded
+    it), or "" when no month has kpis.csv."""
     try:
-        table = trend_table(shop_processed)
+        latest = _latest_kpis(shop_processed)
+        if latest is None:
+            return ""
+        folder, kpis = latest
+        month = folder.name
+        history = kpis.assign(month=kpis["month"].astype(str)).drop_duplicates("month", keep="last")
+        history = history[history["month"] <= month].set_index("month").sort_index()
+        if month not in history.index:
+            return f'<p class="error">Key figures unavailable: {html.escape(month)}\'s kpis.csv has no row for {html.escape(month)}.</p>\n'
+        currency = _currency(folder)
+        tiles = [_tile_html(key, label, kind, good, history[key], month, currency)
+                 for key, (label, kind, good) in KPI_TILES.items() if key in history]
+        clv_tile, clv_note = _clv_at_risk_tile(shop_processed, folder, currency)
+        tiles += [clv_tile] if clv_tile else []
     except Exception as err:  # a broken artifact must not take the index down with it
-        return f'<p class="error">Trends unavailable: {html.escape(type(err).__name__)}: {html.escape(str(err))}</p>\n'
-    if table.empty:
-        return ""
-    charts = "".join(_sparkline_svg(key, title, kind, table[key]) for key, (title, kind) in TREND_METRICS.items())
-    card = artifacts.read_if_exists(Path(shop_processed) / table.index[-1], "clv_model") or {}
-    return (f'<div class="trends" aria-label="trends">{charts}</div>\n'
-            f'<p class="meta" style="margin-left:0">Trends from each month\'s own artifacts '
-            f'({html.escape(table.index[0])} to {html.escape(table.index[-1])}); CLV at risk = predicted '
-            f'{int(card.get("clv_months", 12))}-month CLV of the customers at high churn risk.</p>\n')
+        return f'<p class="error">Key figures unavailable: {html.escape(type(err).__name__)}: {html.escape(str(err))}</p>\n'
+    first = month_shift(month, 1 - SPARKLINE_MONTHS)
+    return (f'<p class="asof">{html.escape(_month_name(month))} <span class="meta">from {html.escape(month)}\'s '
+            f'kpis.csv, which holds the shop\'s whole history</span></p>\n'
+            f'<div class="tiles" aria-label="key figures">\n' + "\n".join(tiles) + "\n</div>\n"
+            f'<p class="meta legend">Lines: {html.escape(first)} to {html.escape(month)} (up to {SPARKLINE_MONTHS} '
+            f'months). Changes vs last month and vs the same month a year ago, in % (shares in percentage points, '
+            f'pp); <span class="good">green</span> is good news and <span class="bad">red</span> bad news for '
+            f'that figure (more sleeping customers is bad news); {plots.MISSING} where the history has no such '
+            f'month.{clv_note}</p>\n')
 
 
-def _format_value(value: float, kind: str) -> str:
-    """A trend value as :func:`helpers.plots.format_value` shows it, but money from 10,000 on in
-    thousands ('12k'), so a chart's caption stays short."""
-    if kind == "money" and abs(value) >= 10_000:
-        return f"{value / 1000:,.0f}k"
-    return plots.format_value(value, kind)
+def _clv_at_risk_tile(shop_processed: Path, folder: Path, currency: str | None) -> tuple[str, str]:
+    """(tile, legend sentence) for CLV at risk in ``folder``'s month, from each month's own run
+    (:func:`helpers.summary.trend_table`); ("", "") when this month's run has no CLV and churn scores.
+    A broken older month leaves this tile out with a sentence, not the whole page."""
+    key, label, kind, good = CLV_AT_RISK_TILE
+    month = folder.name
+    try:
+        runs = trend_table(shop_processed)
+    except Exception as err:  # the KPI tiles still show
+        return "", f" {html.escape(label)} unavailable: {html.escape(type(err).__name__)}: {html.escape(str(err))}."
+    if key not in runs or month not in runs.index or math.isnan(runs.loc[month, key]):
+        return "", ""
+    card = artifacts.read_if_exists(folder, "clv_model") or {}
+    note = (f' {html.escape(label)}: the predicted {int(card.get("clv_months", 12))}-month CLV of the customers at '
+            f'high churn risk, from each month\'s own run (no history before the first).')
+    return _tile_html(key, label, kind, good, runs[key], month, currency), note
+
+
+def _latest_kpis(shop_processed: Path):
+    """(folder, kpis) of the newest month folder with a kpis.csv, or None."""
+    for folder in reversed(artifacts.month_dirs(shop_processed)):
+        kpis = artifacts.read_if_exists(folder, "kpis")
+        if kpis is not None:
+            return folder, kpis
+    return None
+
+
+def _currency(folder: Path) -> str | None:
+    """The shop's currency as 01 recorded it in data_quality.json, or None (amounts shown bare)."""
+    quality = artifacts.read_if_exists(folder, "data_quality") or {}
+    return (quality.get("orders") or {}).get("currency")
+
+
+def _month_name(month: str) -> str:
+    return f"{calendar.month_name[int(month[5:7])]} {month[:4]}"
+
+
+def _tile_html(key: str, label: str, kind: str, good: int, series, month: str, currency: str | None) -> str:
+    """One tile: the month's value, a sparkline of up to SPARKLINE_MONTHS months, and the changes vs
+    last month and a year ago, coloured by what the change means for this figure."""
+    first = month_shift(month, 1 - SPARKLINE_MONTHS)
+    points = [(str(m), float(v)) for m, v in series.items() if first <= str(m) <= month and not math.isnan(v)]
+    value = float(series.get(month, float("nan")))
+    changes = []
+    for words, compared in (("vs last month", month_shift(month, -1)), ("vs a year ago", month_shift(month, -12))):
+        before = float(series[compared]) if compared in series.index else None
+        text, sign = change_text(value, before, kind)
+        arrow = {1: "\u25b2 ", -1: "\u25bc ", 0: ""}[sign]
+        tone = tile_tone(sign, good) if text != plots.MISSING else "none"
+        was = plots.format_value(before, kind, currency) if before is not None else "no data"
+        changes.append(f'<div class="change"><span class="vs">{words}</span> '
+                       f'<b class="{tone}" data-vs="{compared}" title="{compared}: {html.escape(was)}">'
+                       f'{arrow}{html.escape(text)}</b></div>')
+    data = ";".join(f"{m}={v:.6g}" for m, v in points)
+    return (f'<div class="tile" data-metric="{key}" data-points="{html.escape(data)}">'
+            f'<div class="label">{html.escape(label)}</div>'
+            f'<div class="value">{html.escape(plots.format_value(value, kind, currency))}</div>'
+            f'{_sparkline_svg(label, kind, points, currency)}{"".join(changes)}</div>')
 
 
 def _month_number(month: str) -> int:
     return int(month[:4]) * 12 + int(month[5:7])
 
 
-def _sparkline_svg(key: str, title: str, kind: str, series, width: int = 172, height: int = 80) -> str:
-    """A small line chart of ``series`` (index 'YYYY-MM', NaN = no data) as inline SVG. Each point
-    carries a <title> tooltip; ``data-points`` lists month=value for tests and scripts."""
-    points = [(str(m), float(v)) for m, v in series.items() if v == v]  # v == v drops NaN
-    data = ";".join(f"{m}={v:.6g}" for m, v in points)
-    head = (f'<figure class="trend" data-metric="{key}" data-points="{html.escape(data)}">'
-            f'<figcaption>{html.escape(title)}')
+def _sparkline_svg(label: str, kind: str, points: list[tuple[str, float]], currency: str | None,
+                   width: int = 176, height: int = 46) -> str:
+    """A small line chart of (month, value) points as inline SVG, x in calendar months (a month that
+    is missing leaves a visible gap, not a squeeze); each point carries a <title> tooltip."""
     if not points:
-        return head + '</figcaption><p class="meta">no data</p></figure>'
-    latest = points[-1][1]
+        return '<p class="meta">no data</p>'
+    left, right, top, bottom = 3, 3, 4, 13
     values = [v for _, v in points]
-    span = f"{_format_value(min(values), kind)} to {_format_value(max(values), kind)}"
-    head += (f' <b>{html.escape(_format_value(latest, kind))}</b>'
-             f'<br><span class="range">range {html.escape(span)}</span></figcaption>')
-    left, right, top, bottom = 4, 4, 8, 18
-    lo, hi = min(v for _, v in points), max(v for _, v in points)
+    lo, hi = min(values), max(values)
     if hi == lo:
         lo, hi = lo - 1, hi + 1
-    months = [str(m) for m in series.index]
-    # x is calendar time, so a month that was never run leaves a visible gap rather than a squeeze.
-    first, last = _month_number(months[0]), _month_number(months[-1])
+    first, last = _month_number(points[0][0]), _month_number(points[-1][0])
 
     def xy(month: str, value: float) -> tuple[float, float]:
-        pos = (_month_number(month) - first) / (last - first) if last > first else 0.5
+        pos = (_month_number(month) - first) / (last - first) if last > first else 1.0
         x = left + (width - left - right) * pos
         y = top + (height - top - bottom) * (1 - (value - lo) / (hi - lo))
         return round(x, 1), round(y, 1)
 
     coords = [xy(m, v) for m, v in points]
     line = " ".join(f"{x},{y}" for x, y in coords)
-    dots = "".join(f'<circle cx="{x}" cy="{y}" r="2.2"><title>{html.escape(m)}: '
-                   f'{html.escape(_format_value(v, kind))}</title></circle>'
-                   for (m, v), (x, y) in zip(points, coords))
-    axis = (f'<text x="{left}" y="{height - 4}" class="tick">{html.escape(months[0])}</text>'
-            f'<text x="{width - right}" y="{height - 4}" class="tick" text-anchor="end">{html.escape(months[-1])}</text>')
-    svg = (f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-           f'aria-label="{html.escape(title)} by month">'
-           f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" class="base"/>'
-           f'<polyline points="{line}" class="line"/>{dots}{axis}</svg>')
-    return head + svg + "</figure>"
+    dots = "".join(f'<circle cx="{x}" cy="{y}" r="{2.6 if i == len(points) - 1 else 1.4}">'
+                   f'<title>{html.escape(m)}: {html.escape(plots.format_value(v, kind, currency))}</title></circle>'
+                   for i, ((m, v), (x, y)) in enumerate(zip(points, coords)))
+    ticks = (f'<text x="{left}" y="{height - 2}" class="tick">{html.escape(points[0][0])}</text>'
+             f'<text x="{width - right}" y="{height - 2}" class="tick" text-anchor="end">{html.escape(points[-1][0])}</text>')
+    return (f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+            f'aria-label="{html.escape(label)} by month">'
+            f'<polyline points="{line}" class="line"/>{dots}{ticks}</svg>')
 
 
 def _month_html(shop: str, month_dir: Path) -> str:
@@ -273,7 +420,7 @@ _INDEX_TEMPLATE = """<!DOCTYPE html>
 <title>Retention reports</title>
 <style>
   body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
-         max-width: 52rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }
+         max-width: 64rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }
   h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
   h2 { font-size: 1.3rem; border-bottom: 2px solid #ddd; padding-bottom: 0.2rem; margin-top: 2rem; }
   h3 { font-size: 1.05rem; margin: 1.2rem 0 0.3rem; }
@@ -290,21 +437,26 @@ _INDEX_TEMPLATE = """<!DOCTYPE html>
   .old { background: #eee; color: #666; font-weight: normal; }
   .error { color: #a61b1b; font-size: 0.9rem; margin: 0.2rem 0; }
   .empty { color: #777; }
-  .trends { display: flex; flex-wrap: wrap; gap: 0.6rem; margin: 0.6rem 0 0.2rem; }
-  .trend { margin: 0; padding: 0.3rem 0.5rem; border: 1px solid #e3e3e3; border-radius: 0.4rem; }
-  .trend figcaption { font-size: 0.8rem; color: #555; }
-  .trend figcaption b { color: #222; margin-left: 0.3rem; }
-  .trend .range { color: #888; font-size: 0.72rem; }
-  .trend svg { display: block; overflow: visible; }
-  .trend .line { fill: none; stroke: #1f5fa8; stroke-width: 1.8; }
-  .trend circle { fill: #1f5fa8; }
-  .trend .base { stroke: #ccc; stroke-width: 1; }
-  .trend .tick { font-size: 9px; fill: #777; }
+  .asof { font-size: 1.05rem; font-weight: 600; margin: 0.8rem 0 0.4rem; }
+  .tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(12rem, 1fr)); gap: 0.6rem; }
+  .tile { padding: 0.5rem 0.6rem; border: 1px solid #e3e3e3; border-radius: 0.5rem; background: #fcfcfc; }
+  .tile .label { font-size: 0.8rem; color: #555; line-height: 1.25; min-height: 2rem; }
+  .tile .value { font-size: 1.35rem; font-weight: 700; color: #222; margin: 0.1rem 0 0.2rem; }
+  .tile svg { display: block; overflow: visible; margin: 0.1rem 0 0.3rem; }
+  .tile .line { fill: none; stroke: #1f5fa8; stroke-width: 1.6; }
+  .tile circle { fill: #1f5fa8; }
+  .tile .tick { font-size: 8.5px; fill: #888; }
+  .change { font-size: 0.8rem; display: flex; justify-content: space-between; }
+  .change .vs { color: #777; }
+  .good { color: #1a7f37; }
+  .bad { color: #c0392b; }
+  .flat, .none { color: #777; }
+  .legend { margin: 0.4rem 0 0; }
 </style>
 </head>
 <body>
 <h1>Retention reports</h1>
-<p class="meta" style="margin-left:0">Every shop and month, newest month first, with each shop's trends.</p>
+<p class="meta" style="margin-left:0">Every shop: its latest month's key figures, then every month's reports, newest first.</p>
 {body}
 </body>
 </html>
