@@ -560,11 +560,29 @@ def _rule_second_order(month, previous, cfg, currency):
     typical = customer_facts.cohort_retention(month.get("cohorts"), 1)  # notebook 02's month-1 retention
     if row is None or typical is None or row["new_customers"] <= 0:
         return None
+    reachable = _new_with_consent(month)
+    who = (f" ({reachable:,} of them gave marketing consent and can be e-mailed)" if reachable is not None else "")
     return Action("second_order",
-                  f"Welcome the {int(row['new_customers']):,} new customers of {month.month} with a "
+                  f"Welcome the {int(row['new_customers']):,} new customers of {month.month}{who} with a "
                   f"second-order offer: typically only {typical:.0%} of a cohort buys again in its second month "
                   "(month-1 retention, notebook 02).",
                   "new customers and month-1 retention")
+
+
+def _new_with_consent(month: Month) -> int | None:
+    """How many of the month's new customers (first purchase in the month: clv.parquet's age T) gave
+    marketing consent; None without clv.parquet or customers_clean."""
+    if not month.has("clv", "customers_clean"):
+        return None
+    card = month.get("clv_model") or {}
+    as_of = pd.Timestamp(card.get("as_of") or pd.Period(month.month, "M").end_time.normalize())
+    days = (as_of.normalize() - pd.Period(month.month, "M").start_time).days  # age of a first order on day 1
+    unit_days = 7 if card.get("time_unit") == "week" else 1
+    clv = month.get("clv")
+    new = clv.loc[clv["T"] * unit_days <= days, "customer_id"].astype(str)
+    c = month.get("customers_clean")
+    consent = set(c.loc[c["marketing_opt_in"].astype("boolean").fillna(False).astype(bool), "customer_id"].astype(str))
+    return int(new.isin(consent).sum())
 
 
 RULES = [_rule_winback, _rule_clv_at_risk, _rule_kpi_change, _rule_cohort_retention, _rule_best_customers,
