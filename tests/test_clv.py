@@ -729,3 +729,13 @@ def test_segments_without_positive_clv_get_a_sentence_and_an_empty_grid_draws_wi
         warnings.simplefilter("error")
         clv.plot_matrix(grid, "P(alive)")
     plt.close("all")
+
+
+def test_the_score_summary_names_each_score_in_its_unit_whatever_the_time_unit():
+    dist = pd.DataFrame({"mean": [3.0, 20.0, 52.0, 0.5, 1.25, 40.0]},
+                        index=["frequency", "recency", "T", "p_alive", "exp_purchases_30d", "clv_12m"])
+    weeks = clv.summary_for_readers(dist, "CZK", "week")
+    assert weeks["mean"].to_dict() == {"repeat purchases": "3.00", "weeks from first to last purchase": "20",
+                                       "weeks since first purchase": "52", "P(alive)": "50.0%",
+                                       "expected purchases, next 30 days": "1.25",  # horizons stay in days
+                                       "CLV, next 12 months (margin, CZK)": "40.00"}

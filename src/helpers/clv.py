@@ -588,7 +588,7 @@ def summary_for_readers(dist: pd.DataFrame, currency: str = "EUR", time_unit: st
         kind = ("days" if name in ("recency", "T") else "money2" if name in ("monetary_value", "exp_avg_value")
                 or name.startswith("clv") else "share" if name.startswith("p_") else "ratio")
         label = plots.display_name(name)
-        if unit != "days":
+        if unit != "days" and name in ("recency", "T"):  # lifetimes' times are in the model's unit
             label = label.replace("days", unit)
         if kind == "money2":
             label = f"{label[:-1]}, {currency})" if label.endswith(")") else f"{label} ({currency})"
