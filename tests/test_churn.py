@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import artifacts, churn, customer_facts
+from helpers import artifacts, churn, customer_facts, plots
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.engine import connect
 
@@ -250,10 +250,10 @@ def test_tier_reasons_and_tables_have_one_row_per_tier(demo_run):
     assert "ROC-AUC" in churn.metrics_table(demo_run).columns
 
 
-def test_result_methods_give_the_tables_and_sentences_of_the_functions(demo_run):
-    pd.testing.assert_frame_equal(demo_run.metrics_table(), churn.metrics_table(demo_run))
-    pd.testing.assert_frame_equal(demo_run.tier_table(), churn.tier_table(demo_run))
-    pd.testing.assert_frame_equal(demo_run.importance_table(), churn.importance_table(demo_run))
+def test_result_methods_give_the_tables_of_the_functions_for_readers_and_their_sentences(demo_run):
+    pd.testing.assert_frame_equal(demo_run.metrics_table(), churn.metrics_for_readers(demo_run))
+    pd.testing.assert_frame_equal(demo_run.tier_table(), churn.tiers_for_readers(demo_run))
+    pd.testing.assert_frame_equal(demo_run.importance_table(), churn.importance_for_readers(demo_run))
     pd.testing.assert_frame_equal(demo_run.tier_reasons(), churn.tier_reasons(demo_run))
     assert demo_run.metrics_takeaway() == churn.metrics_takeaway(demo_run)
     assert demo_run.definition_text() == churn.definition_text(90) == demo_run.card["definition"]
@@ -291,3 +291,30 @@ def test_the_tier_sentence_defines_high_churn_risk_and_counts_the_high_risk_cust
     assert f" {both:,} of the high-risk customers are still likely active in notebook 04" in text
     assert "P(alive) asks whether a customer has left for good, churn risk whether they will order" in text
     assert 0 < both < int((s["risk_tier"] == "high").sum())
+
+
+def test_no_table_of_notebook_05_shows_a_model_internal_or_snake_case_name(demo_run):
+    tables = {"metrics": demo_run.metrics_table(), "importance": demo_run.importance_table(),
+              "tiers": demo_run.tier_table(), "reasons": demo_run.tier_reasons()}
+    assert {k: plots.unreadable_names(t) for k, t in tables.items()} == {k: [] for k in tables}
+    assert "recency only" not in tables["metrics"].index  # 05's recency is the days since the last order
+    assert not any(" H " in f for f in tables["importance"].index)
+
+
+def test_tier_table_shows_counts_with_separators_and_shares_in_percent(demo_run):
+    numbers, shown = churn.tier_table(demo_run), demo_run.tier_table()
+    high = shown.loc["high"]
+    assert high[f"customers who had bought by {demo_run.as_of}"] == f"{int(numbers.loc['high', 'customers']):,}"
+    assert high["share of customers"] == f"{100 * numbers.loc['high', 'share']:.1f}%"
+    assert high["mean churn probability"].endswith("%")
+
+
+def test_tiers_by_segment_for_readers_shows_shares_at_each_risk_in_percent():
+    table = pd.DataFrame({"customers": [1200, 3], "share low": [0.0, 0.5], "share medium": [0.0, 0.5],
+                          "share high": [1.0, 0.0], "mean_churn_probability": [0.875, 0.35]},
+                         index=pd.Index(["Lost", "Champions"], name="segment"))
+    shown = churn.tiers_by_segment_for_readers(table)
+    assert shown.loc["Lost"].to_dict() == {"customers": "1,200", "share at low risk": "0.0%",
+                                           "share at medium risk": "0.0%", "share at high risk": "100.0%",
+                                           "mean churn probability": "87.5%"}
+    assert plots.unreadable_names(shown) == []

@@ -2,6 +2,7 @@
 fast scores equal to lifetimes', recovery of the demo shop's true parameters, and the fallbacks."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import artifacts, clv, customer_facts
+from helpers import artifacts, clv, customer_facts, plots
 from helpers.config import ClvConfig, config_from_dict
 from helpers.engine import connect
 from helpers.paths import resolve
@@ -614,18 +615,47 @@ def test_a_six_month_clv_is_smaller_than_a_twelve_month_one_for_every_customer(s
 def test_the_report_names_the_horizons_the_artifact_does_not(small_shop_runs):
     res = small_shop_runs[6][1]
     table = res.clv_summary_table()
-    assert list(table.index) == ["frequency", "recency", "T", "monetary_value", "p_alive", "exp_purchases_30d",
-                                 "exp_purchases_90d", "exp_purchases_365d", "p_purchase_90d", "exp_avg_value",
-                                 "clv_6m"]
-    assert table.loc["clv_6m", "mean"] == pytest.approx(res.scores["clv"].mean(), abs=5e-4)
+    # lifetimes' recency is first-to-last purchase time, never shown as "recency" (03's days since last order)
+    assert list(table.index) == ["repeat purchases", "days from first to last purchase", "days since first purchase",
+                                 "mean repeat order value (EUR)", "P(alive)", "expected purchases, next 30 days",
+                                 "expected purchases, next 90 days", "expected purchases, next 365 days",
+                                 "P(order in the next 90 days)", "expected order value (EUR)",
+                                 "CLV, next 6 months (margin, EUR)"]
+    assert table.loc["CLV, next 6 months (margin, EUR)", "mean"] == f"{res.scores['clv'].mean():,.2f}"
+    assert table.loc["P(alive)", "max"].endswith("%") and plots.unreadable_names(table) == []
     assert "over the next 6 months" in res.clv_takeaway()
 
 
-def test_result_methods_give_the_tables_of_the_data_functions(small_shop_runs):
+def test_result_methods_give_the_tables_of_the_data_functions_for_readers(small_shop_runs):
     _, res = small_shop_runs[12]
-    pd.testing.assert_frame_equal(res.decile_table(), clv.decile_table(res.scores["clv"]))
-    assert res.decile_table()["customers"].sum() == len(res.scores)
+    numbers = clv.decile_table(res.scores["clv"])
+    assert numbers["customers"].sum() == len(res.scores)
+    shown = res.decile_table()
+    assert shown["share of total CLV"].tolist() == [f"{v:.1f}%" for v in numbers["clv_share_pct"]]
+    assert shown.index.name == "CLV decile"
     assert res.comparison_table()["chosen"].tolist().count("yes") == 1
+
+
+def test_no_table_of_notebook_04_shows_a_model_internal_or_snake_case_name(small_shop_runs, tmp_path):
+    _, res = small_shop_runs[12]
+    tables = {"comparison": res.comparison_table(), "by frequency": res.holdout_by_frequency_table(),
+              "parameters": res.params_table(), "summary": res.clv_summary_table(), "deciles": res.decile_table()}
+    assert {k: plots.unreadable_names(t) for k, t in tables.items()} == {k: [] for k in tables}
+    assert not set(tables["summary"].index) & plots.MODEL_INTERNAL_NAMES
+    ids = res.scores["customer_id"]
+    segments = clv.clv_by_segment(res.scores, pd.DataFrame({"customer_id": ids, "rfm_segment": ["A", "B"] * (len(ids) // 2)}))
+    seg = dataclasses.replace(res, segments=segments).segments_table()
+    assert plots.unreadable_names(seg) == [] and "mean CLV, next 12 months (margin, EUR)" in seg.columns
+    assert seg["mean P(alive)"].str.endswith("%").all() and seg["share of total CLV"].str.endswith("%").all()
+
+
+def test_alive_heatmap_axes_read_first_to_last_purchase_not_recency(small_shop_runs):
+    _, res = small_shop_runs[12]
+    axes = res.plot_alive_matrices()
+    assert [ax.get_xlabel() for ax in axes] == ["days from first to last purchase"] * 2
+    assert "recency" not in " ".join(ax.get_title() + ax.get_xlabel() + ax.get_ylabel() for ax in axes)
+    assert all(t.get_text().endswith("%") for t in axes[0].texts)  # P(alive) labelled in whole percent
+    plt.close("all")
 
 
 @pytest.mark.parametrize("values, key", [
@@ -699,3 +729,13 @@ def test_segments_without_positive_clv_get_a_sentence_and_an_empty_grid_draws_wi
         warnings.simplefilter("error")
         clv.plot_matrix(grid, "P(alive)")
     plt.close("all")
+
+
+def test_the_score_summary_names_each_score_in_its_unit_whatever_the_time_unit():
+    dist = pd.DataFrame({"mean": [3.0, 20.0, 52.0, 0.5, 1.25, 40.0]},
+                        index=["frequency", "recency", "T", "p_alive", "exp_purchases_30d", "clv_12m"])
+    weeks = clv.summary_for_readers(dist, "CZK", "week")
+    assert weeks["mean"].to_dict() == {"repeat purchases": "3.00", "weeks from first to last purchase": "20",
+                                       "weeks since first purchase": "52", "P(alive)": "50.0%",
+                                       "expected purchases, next 30 days": "1.25",  # horizons stay in days
+                                       "CLV, next 12 months (margin, CZK)": "40.00"}

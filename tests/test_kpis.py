@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 
 import ibis
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
 import drawn
-from helpers import artifacts, kpis
+from helpers import artifacts, kpis, plots
 from helpers.config import ConfigError, config_from_dict
 
 AS_OF = "2024-03-31"
@@ -408,7 +409,66 @@ def test_bridge_chart_draws_each_levers_part_under_its_own_label():
     L = 95 / math.log(1.95)
     parts = [L * math.log(1.2), L * math.log(1.25), L * math.log(1.3)]
     ax = kpis.plot_bridge(kpis.revenue_bridge(m, "2024-03"))
-    assert drawn.xticks(ax) == ["revenue 2024-02", "active customers", "orders per customer", "aov", "revenue 2024-03"]
+    assert drawn.xticks(ax) == ["revenue 2024-02", "active customers", "orders per customer", "average order value",
+                                 "revenue 2024-03"]
     assert [p.get_height() for p in ax.patches] == pytest.approx([100.0, *parts, 195.0])
     assert [p.get_y() for p in ax.patches] == pytest.approx([0, 100, 100 + parts[0], 100 + parts[0] + parts[1], 0])
     assert [t.get_text() for t in ax.texts] == ["100", "+26", "+32", "+37", "195"]
+
+
+# ---------------------------------------------------------------- tables and figures for people
+
+def test_every_table_notebook_02_shows_uses_reader_names_only(orders, customers, monthly):
+    m = monthly.reset_index()
+    c = kpis.cohorts(orders, AS_OF)
+    shown = {
+        "bridge": kpis.bridge_table(kpis.revenue_bridge(m, base="previous")),
+        "retention": kpis.retention_table(kpis.retention_curve(c)),
+        "leads": kpis.leads_table(kpis.leads_and_signups(orders, customers, AS_OF, days=30)),
+        "second orders": kpis.second_order_table(kpis.second_order_rates(orders, AS_OF)),
+        "discount": kpis.discount_table(kpis.discount_first_order(orders, AS_OF, followup_days=60)),
+        "gaps": kpis.gap_table(kpis.gap_summary(kpis.gap_histogram(orders))),
+        "breakdown": kpis.breakdown_table(kpis.breakdown(orders, "channel", AS_OF, months=3)),
+    }
+    assert {name: plots.unreadable_names(t) for name, t in shown.items()} == {name: [] for name in shown}
+
+
+def test_breakdown_table_shows_money_with_its_currency_and_rates_in_percent(orders):
+    t = kpis.breakdown_table(kpis.breakdown(orders, "channel", AS_OF, months=3), "CZK")
+    assert t.loc["app"].to_dict() == {
+        "customers": "3", "orders": "3", "net revenue (CZK)": "150", "share of net revenue": "41.7%",
+        "average order value (CZK)": "50.00", "returns rate": "11.8%", "customers with 2+ orders in the window": "0.0%"}
+    assert kpis.breakdown_table(None) is None  # a skipped section stays skipped
+
+
+def test_bridge_table_names_the_lever_and_shows_whole_money_with_separators():
+    m = pd.DataFrame({"month": ["2024-02", "2024-03"], "revenue": [100_000.0, 195_000.0], "orders": [10, 15],
+                      "active_customers": [10, 12]})
+    t = kpis.bridge_table(kpis.revenue_bridge(m, "2024-03"), "EUR")
+    assert list(t.columns) == ["amount (EUR)", "kind"] and t.index.name == "step"
+    assert "average order value effect" in t.index and t.loc["revenue 2024-03", "amount (EUR)"] == "195,000"
+
+
+def test_second_order_table_shows_13_cohorts_in_percent_and_an_unfinished_window_as_a_dash(orders):
+    rates = kpis.second_order_rates(orders, AS_OF, windows=(30, 60, 90))
+    t = kpis.second_order_table(rates)
+    assert t.loc["2024-01"].tolist() == ["2", "0.0%", "50.0%", plots.MISSING]
+    long = pd.DataFrame({"first_buyers": range(20), "second_within_30d": 0.25},
+                        index=pd.Index([f"c{i:02d}" for i in range(20)], name="cohort"))
+    cut = kpis.second_order_table(long)
+    assert len(cut) == 14 and cut.index[0] == "c07" and cut.index[-1] == "... 7 earlier cohorts not shown"
+
+
+def test_bridge_bars_start_at_zero():
+    m = pd.DataFrame({"month": ["2024-02", "2024-03"], "revenue": [1000.0, 1010.0], "orders": [10, 10],
+                      "active_customers": [10, 10]})
+    ax = kpis.plot_bridge(kpis.revenue_bridge(m, "2024-03"))
+    assert ax.get_ylim()[0] == 0  # a value axis cut at 900 would make a 1 % change look like a doubling
+    plt.close("all")
+
+
+def test_cohort_heatmap_labels_every_cell_in_percent(orders):
+    ax = kpis.plot_cohort_heatmap(kpis.cohort_matrix(kpis.cohorts(orders, AS_OF)))
+    labels = [t.get_text() for t in ax.texts]
+    assert labels and all(t.endswith("%") for t in labels)
+    plt.close("all")

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import artifacts, offers
+from helpers import artifacts, offers, plots
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.engine import connect
 
@@ -223,8 +223,10 @@ def test_on_the_demo_shop_personalised_hit_rate_beats_both_baselines(con, demo_d
     assert hit["personalised"] > hit["most popular categories"] and hit["personalised"] > hit["same as last time"]
     assert ev.coverage["personalised"] == 1.0
     assert "personalised suggestions win" in offers.evaluation_takeaway(ev, 3) and "@3" in offers.evaluation_takeaway(ev, 3)
-    assert list(offers.evaluation_table(ev, 3).columns) == [
-        "customers", "buyers_in_horizon", "hit_rate_at_3", "coverage", "categories_suggested", "cutoff"]
+    shown = offers.evaluation_table(ev, 3)
+    assert list(shown.columns) == ["customers", "buyers in the horizon", "hit rate (one of the 3 suggestions bought)",
+                                   "customers with a suggestion", "categories suggested", "cut-off"]
+    assert shown.loc["personalised", "hit rate (one of the 3 suggestions bought)"] == f"{100 * hit['personalised']:.1f}%"
 
 
 def test_saved_offers_and_segment_examples_carry_no_customer_ids(con, demo_part, tmp_path):
@@ -257,8 +259,26 @@ def test_offers_run_methods_use_the_run_settings_and_show_the_hit_rate_header_wi
                            "days_since_first": pd.Series(dtype="int64")})
     run = offers.OffersRun(affinities=aff, repeats=pd.DataFrame(), offers=pd.DataFrame(), evaluation=ev, capped=set(),
                            second_order_day=30.0, second_order=second, examples=pd.DataFrame(), as_of=AS_OF, cfg=oc)
-    assert "hit_rate_at_5" in run.evaluation_table().columns and "hit_rate" in run.evaluation.columns
+    assert "hit rate (one of the 5 suggestions bought)" in run.evaluation_table().columns
+    assert "hit_rate" in run.evaluation.columns  # the numbers keep their name
     assert "60.0% hit rate @5" in run.evaluation_takeaway()
     assert run.affinity_takeaway() == offers.affinity_takeaway(aff, 90)
-    pd.testing.assert_frame_equal(run.affinities_table(top=2), aff.head(2))
+    pd.testing.assert_frame_equal(run.affinities_table(top=2), offers.affinities_for_readers(aff.head(2), 90))
+    assert plots.unreadable_names(run.affinities_table()) == [] and plots.unreadable_names(run.evaluation_table()) == []
     assert run.second_order_takeaway() == "No first-time buyer is between 30 and 200 days past the first order."
+
+
+def test_the_sections_tables_show_reader_names_counts_with_separators_and_shares_in_percent():
+    repeats = pd.DataFrame({"customers_repeating": [1234], "median_interval_days": [79.0], "due_now": [1000],
+                            "due_share": [0.8104]}, index=pd.Index(["fashion"], name="category"))
+    examples = pd.DataFrame({"customers": [3961], "top_category": ["shoes"], "top_category_share": [0.2136],
+                             "most_common_top3": ["shoes, bags, hats"], "main_reason": ["repeat due"]},
+                            index=pd.Index(["Loyal Customers"], name="rfm_segment"))
+    second = pd.DataFrame({"customers": [485], "median_days_since_first": [245.0], "share": [0.3401]},
+                          index=pd.Index(["shoes"], name="suggested_category"))
+    shown = {"repeats": offers.repeats_for_readers(repeats, 90), "examples": offers.examples_for_readers(examples),
+             "second orders": offers.second_order_for_readers(second)}
+    assert {k: plots.unreadable_names(t) for k, t in shown.items()} == {k: [] for k in shown}
+    assert shown["repeats"].iloc[0].tolist() == ["1,234", "79", "1,000", "81.0%"]
+    assert shown["examples"].loc["Loyal Customers", "share shown it first"] == "21.4%"
+    assert shown["second orders"].loc["shoes"].tolist() == ["485", "245", "34.0%"]

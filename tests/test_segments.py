@@ -13,7 +13,7 @@ import pytest
 from sklearn.metrics import silhouette_score
 
 import drawn
-from helpers import artifacts, segments
+from helpers import artifacts, plots, segments
 from helpers.config import ConfigError, SegmentsConfig, config_from_dict
 
 AS_OF = "2025-01-31"
@@ -132,7 +132,7 @@ def test_a_half_way_fm_score_puts_the_customer_in_the_grid_cell_above():
 def test_notes_say_when_a_measure_has_fewer_than_5_distinct_values():
     rfm = segments.rfm_table(shop(8, orders_each=lambda i: 1), AS_OF)
     notes = segments.score_notes(rfm)
-    assert notes == ["The F score uses 1 of the 5 levels because frequency has only 1 distinct value(s); "
+    assert notes == ["The F score uses 1 of the 5 levels because orders has only 1 distinct value(s); "
                      "tied customers always share one score."]
 
 
@@ -343,4 +343,32 @@ def test_first_month_says_so_and_the_next_month_reads_the_sibling_folder(cfg, tm
     assert mig.previous_month == "2025-12"
     assert mig.counts.drop(index=segments.NEW_ROW).to_numpy().sum() == 12  # every customer of December
     assert mig.counts.loc[segments.NEW_ROW].sum() == 3
-    assert mig.table()["total"].sum() == 15 and mig.takeaway().startswith("Since 2025-12, ")
+    assert mig.table()["total"].map(lambda v: int(v.replace(",", ""))).sum() == 15  # shown with separators
+    assert mig.takeaway().startswith("Since 2025-12, ")
+
+
+def test_no_table_of_notebook_03_shows_a_model_internal_or_snake_case_name(cfg):
+    seg = segments.build(shop(60), AS_OF, cfg)
+    tables = {"summary": seg.rfm_summary(), "scores": seg.score_table(), "profile": seg.profile_table("rfm_segment"),
+              "clusters": seg.profile_table("cluster_label"), "mix": seg.mix_table("rfm_segment"), "k": seg.k_table(),
+              "centroids": seg.centroid_table(), "crosstab": seg.crosstab_table(), "migration": seg.migration().table()}
+    assert {k: plots.unreadable_names(t) for k, t in tables.items()} == {k: [] for k in tables}
+    # 03's recency is the days since the last order, in the words every page uses
+    assert list(tables["summary"].index) == ["days since last order", "orders", "net revenue (EUR)",
+                                             "average order value (EUR)"]
+    assert "median days since last order" in tables["profile"].columns
+    assert not any("recency" in str(name) for t in tables.values() for name in [*t.columns, *t.index])
+
+
+def test_segment_tables_show_counts_with_separators_and_money_with_its_currency(cfg):
+    # customer i of shop(200) spends 10 * (i + 1) per order: the largest customer 2,000 per order
+    seg = segments.build(shop(200), AS_OF, cfg)
+    c = seg.customers
+    summary = seg.rfm_summary()
+    assert summary.loc["net revenue (EUR)", "max"] == f"{c['monetary'].max():,.2f}" and "," in summary.loc[
+        "net revenue (EUR)", "max"]
+    assert summary.loc["days since last order", "max"] == f"{c['recency_days'].max():,.0f}"
+    profile = seg.profile_table("rfm_segment")
+    assert profile["customers"].map(lambda v: int(v.replace(",", ""))).sum() == len(c)
+    crosstab = seg.crosstab_table()
+    assert crosstab.map(lambda v: int(v.replace(",", ""))).to_numpy().sum() == len(c)

@@ -66,32 +66,22 @@ from helpers.customer_facts import features_at, mix_levels
 from helpers.engine import connect, cutoff_end
 
 MODELS = ("bgnbd", "recency", "model")
-MODEL_NAMES = {"bgnbd": "purchase-model P(no purchase)", "recency": "recency only",
+MODEL_NAMES = {"bgnbd": "purchase-model P(no purchase)", "recency": "days since last order only",
                "model": "gradient boosting (calibrated)"}
 TIERS = ("low", "medium", "high")
 CATEGORICAL = ("gender", "region")
 BGNBD_COLUMNS = ("p_alive", "p_no_purchase")
 
-# Readable names for the features (tables and figures); mix shares are named when built.
+# Readable names for the features (tables and figures), from the reports' one vocabulary
+# (plots.DISPLAY_NAMES); mix shares are named when built. The two purchase-model columns say where
+# they come from.
 FEATURE_LABELS = {
-    "recency_days": "days since last order",
-    "tenure_days": "days since first order",
-    "orders": "orders",
-    "revenue_gross": "purchase revenue",
-    "avg_order_value": "average order value",
-    "gap_mean_days": "mean days between orders",
-    "gap_last_days": "days between the last two orders",
-    "gap_trend": "last gap / earlier gaps",
-    "overdue_ratio": "days since last order / mean gap",
-    "return_share": "share of revenue returned",
-    "category_breadth": "categories bought",
-    "discount_share": "share of orders with a discount",
-    "age_years": "age (years)",
-    "marketing_opt_in": "marketing opt-in",
-    "gender": "gender",
-    "region": "region",
+    **{f: plots.display_name(f) for f in (
+        "recency_days", "tenure_days", "orders", "revenue_gross", "avg_order_value", "gap_mean_days", "gap_last_days",
+        "gap_trend", "overdue_ratio", "return_share", "category_breadth", "discount_share", "age_years",
+        "marketing_opt_in", "gender", "region")},
     "p_alive": "purchase-model P(alive)",
-    "p_no_purchase": "purchase-model P(no purchase in H days)",
+    "p_no_purchase": "purchase-model P(no order in the horizon)",
 }
 
 
@@ -356,7 +346,7 @@ class ChurnRun:
         return definition_text(self.horizon_days)
 
     def metrics_table(self) -> pd.DataFrame:
-        return metrics_table(self)
+        return metrics_for_readers(self)
 
     def metrics_takeaway(self) -> str:
         return metrics_takeaway(self)
@@ -371,13 +361,13 @@ class ChurnRun:
         return calibration_takeaway(self)
 
     def importance_table(self, top: int = 12) -> pd.DataFrame:
-        return importance_table(self, top)
+        return importance_for_readers(self, top)
 
     def plot_importance(self, top: int = 12, ax=None):
         return plot_importance(self, top, ax)
 
     def tier_table(self) -> pd.DataFrame:
-        return tier_table(self)
+        return tiers_for_readers(self)
 
     def tier_takeaway(self) -> str:
         return tier_takeaway(self, self.currency)
@@ -386,13 +376,13 @@ class ChurnRun:
         return tier_reasons(self, top_features, reasons)
 
     def tiers_by_segment(self) -> pd.DataFrame:
-        return tiers_by_segment(self.scored, self.segments)
+        return tiers_by_segment_for_readers(tiers_by_segment(self.scored, self.segments))
 
     def plot_tiers_by_segment(self, ax=None):
-        return plot_tiers_by_segment(self.tiers_by_segment(), ax)
+        return plot_tiers_by_segment(tiers_by_segment(self.scored, self.segments), ax)
 
     def segment_takeaway(self) -> str:
-        return segment_takeaway(self.tiers_by_segment())
+        return segment_takeaway(tiers_by_segment(self.scored, self.segments))
 
     def outputs_text(self) -> str:
         return outputs_text(self)
@@ -707,6 +697,8 @@ def plot_calibration(result: ChurnRun, ax=None):
     ax.set_title(f"Calibration on the test window (cut-off {result.cutoffs['test_cutoff']})")
     ax.set_xlabel(f"predicted probability of no order in {result.horizon_days} days")
     ax.set_ylabel("observed share churned")
+    ax.xaxis.set_major_formatter(plots.percent_axis)
+    ax.yaxis.set_major_formatter(plots.percent_axis)
     ax.legend(loc="upper left", frameon=False)
     return ax
 
@@ -835,6 +827,40 @@ def tiers_by_segment(scored: pd.DataFrame, segments: pd.DataFrame | None) -> pd.
     return tab
 
 
+# --------------------------------------------------------------------------- the tables for people
+# (the functions above keep the numbers for figures and takeaways; these format them for reading)
+
+def metrics_for_readers(result: ChurnRun) -> pd.DataFrame:
+    """`metrics_table` for reading: scores with 3 decimals, lift with 2, the churners' share in %."""
+    return plots.table_for_readers(metrics_table(result), {"ROC-AUC": "number3", "PR-AUC": "number3",
+                                                           "Brier score": "number3", "top-10% lift": "ratio",
+                                                           "churners in top 10%": "share"})
+
+
+def importance_for_readers(result: ChurnRun, top: int = 12) -> pd.DataFrame:
+    """`importance_table` for reading (drops in ROC-AUC with 4 decimals)."""
+    t = importance_table(result, top)
+    return plots.table_for_readers(t, {c: "number4" for c in t.columns})
+
+
+def tiers_for_readers(result: ChurnRun) -> pd.DataFrame:
+    """`tier_table` for reading: customers with separators, shares and probabilities in %."""
+    # 05 scores every customer who had bought by as_of, not only those active (buying) in the month
+    return plots.table_for_readers(tier_table(result), {"customers": "count", "share": "share",
+                                                        "mean_churn_probability": "share"},
+                                   names={"customers": f"customers who had bought by {result.as_of}",
+                                          "share": "share of customers"})
+
+
+def tiers_by_segment_for_readers(table: pd.DataFrame) -> pd.DataFrame:
+    """`tiers_by_segment` for reading (the one-row note without segments stays as it is)."""
+    if "note" in table.columns:
+        return table
+    shares = {f"share {t}": "share" for t in TIERS}
+    return plots.table_for_readers(table, {"customers": "count", **shares, "mean_churn_probability": "share"},
+                                   names={f"share {t}": f"share at {t} risk" for t in TIERS})
+
+
 def plot_tiers_by_segment(table: pd.DataFrame, ax=None):
     """Stacked horizontal bars: share of each segment's customers in each risk tier."""
     ax = plots.axes_or_new(ax)
@@ -852,6 +878,7 @@ def plot_tiers_by_segment(table: pd.DataFrame, ax=None):
     ax.set_xlim(0, 1)
     ax.set_title("Churn risk tiers within each RFM segment")
     ax.set_xlabel("share of the segment's customers")
+    ax.xaxis.set_major_formatter(plots.percent_axis)
     ax.set_ylabel("")
     ax.legend(title="risk tier", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax

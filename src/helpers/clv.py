@@ -554,7 +554,9 @@ def alive_matrix(fit: Fit, T: float, t_days: int, time_unit: str, max_frequency:
     p = np.where(ok, probability_alive(fit, ff, rr, tt), np.nan)
     e = np.where(ok, lifetimes_expected_purchases(fit, t_days / UNIT_DAYS[time_unit], ff, rr, tt), np.nan)
     unit = "days" if time_unit == "day" else "weeks"
-    cols = pd.Index([f"{x:.0f}" for x in rec], name=f"recency ({unit})")
+    # lifetimes' recency is the time from the first to the last purchase, not the time since the last
+    # order (03's "days since last order"): the axis says so, so the two cannot be read as one
+    cols = pd.Index([f"{x:,.0f}" for x in rec], name=f"{unit} from first to last purchase")
     idx = pd.Index(f.astype(int), name="repeat purchases")
     return (pd.DataFrame(p.reshape(len(f), -1), index=idx, columns=cols),
             pd.DataFrame(e.reshape(len(f), -1), index=idx, columns=cols))
@@ -574,6 +576,26 @@ def score_distribution(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and quantiles (25, 50, 75, 90 %, max) of each column of `table`, rounded to 3 decimals."""
     d = table.describe(percentiles=[0.25, 0.5, 0.75, 0.9]).T
     return d[["mean", "25%", "50%", "75%", "90%", "max"]].round(3)
+
+
+def summary_for_readers(dist: pd.DataFrame, currency: str = "EUR", time_unit: str = "day") -> pd.DataFrame:
+    """`score_distribution` of `scores_for_report` for reading: each row (a score) under its reader name
+    (``T`` -> 'days since first purchase', ``recency`` -> 'days from first to last purchase', ...) and
+    formatted in its unit: days, money with the currency, probabilities in %, purchases with 2 decimals."""
+    unit = "days" if time_unit == "day" else "weeks"
+    rows, labels = [], []
+    for name, row in dist.iterrows():
+        kind = ("days" if name in ("recency", "T") else "money2" if name in ("monetary_value", "exp_avg_value")
+                or name.startswith("clv") else "share" if name.startswith("p_") else "ratio")
+        label = plots.display_name(name)
+        if unit != "days" and name in ("recency", "T"):  # lifetimes' times are in the model's unit
+            label = label.replace("days", unit)
+        if kind == "money2":
+            label = f"{label[:-1]}, {currency})" if label.endswith(")") else f"{label} ({currency})"
+        rows.append([plots.format_cell(v, kind) for v in row])
+        labels.append(label)
+    out = pd.DataFrame(rows, index=pd.Index(labels, name="score"), columns=dist.columns)
+    return out.rename(columns={"50%": "median"})
 
 
 def decile_table(values) -> pd.DataFrame:
@@ -649,13 +671,15 @@ def plot_segments(table: pd.DataFrame, currency: str = "EUR", clv_months: int = 
 
 
 def plot_matrix(matrix: pd.DataFrame, title: str, fmt: str = ".2f", ax=None):
-    """Heatmap of a frequency x recency matrix (see `alive_matrix`)."""
+    """Heatmap of a frequency x recency matrix (see `alive_matrix`); `fmt` formats the cell labels
+    ('.0%' for probabilities, '.2f' for expected purchases), in a size legible at page width."""
     ax = plots.axes_or_new(ax)
     values = matrix.to_numpy(dtype=float)
     finite = values[np.isfinite(values)]  # a grid without any value (a tiny shop) still draws, silently
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    sns.heatmap(matrix, cmap=plots.PALETTE, annot=True, fmt=fmt, annot_kws={"size": 7}, cbar=False, ax=ax,
-                vmin=low, vmax=high)
+    cells = max(matrix.shape[0] * matrix.shape[1], 1)
+    sns.heatmap(matrix, cmap=plots.PALETTE, annot=True, fmt=fmt, annot_kws={"size": 8 if cells > 120 else 10},
+                cbar=False, ax=ax, vmin=low, vmax=high)
     ax.invert_yaxis()
     ax.set_title(title)
     ax.set_xlabel(matrix.columns.name)
@@ -696,11 +720,16 @@ class ClvRun:
         """Holdout metrics per model, the chosen one marked."""
         if self.comparison is None:
             return pd.DataFrame({"message": ["no holdout comparison (see notes)"]})
-        t = self.comparison.drop(columns=["note"]).rename(index=MODEL_NAMES).round(3)
+        t = self.comparison.drop(columns=["note"]).rename(index=MODEL_NAMES)
         used = MODEL_NAMES.get(self.model_json["model"])
         t["chosen"] = ["yes" if used == i else "" for i in t.index]
         t.index.name = "model"
-        return t
+        days = self.model_json["holdout_days"]
+        return plots.table_for_readers(
+            t, {"mae": "ratio", "rmse": "ratio", "predicted_total": "count", "actual_total": "count",
+                "total_error_pct": "pct", "penalizer": "ratio"},
+            names={"predicted_total": f"predicted repeat purchases, {days}-day holdout",
+                   "actual_total": f"actual repeat purchases, {days}-day holdout"})
 
     def comparison_takeaway(self) -> str:
         lines = []
@@ -723,7 +752,11 @@ class ClvRun:
 
     def holdout_by_frequency_table(self) -> pd.DataFrame | None:
         """Mean actual and predicted holdout purchases per calibration repeat-purchase count."""
-        return None if self.by_frequency is None else self.by_frequency.round(3)
+        if self.by_frequency is None:
+            return None
+        t = self.by_frequency
+        return plots.table_for_readers(t, {**{c: "ratio" for c in t.columns if c != "customers"}, "customers": "count"},
+                                       names={"actual": "actual (mean holdout purchases)"})
 
     def plot_holdout_by_frequency(self, ax=None):
         """Mean actual vs predicted holdout purchases per calibration repeat-purchase count (None without
@@ -831,9 +864,11 @@ class ClvRun:
         p, e = alive_matrix(self.final, T, clv.purchase_window_days, clv.time_unit, max_f)
         if self.final.name == "bgnbd":
             p.iloc[0] = np.nan
-        fig, axes = plt.subplots(1, 2, figsize=(14, 5))
-        plot_matrix(p, f"P(alive) at age {T:.0f} {clv.time_unit}s", ax=axes[0])
-        plot_matrix(e, f"Expected purchases, next {clv.purchase_window_days} days", ax=axes[1])
+        fig, axes = plt.subplots(1, 2, figsize=(16, 6.5))
+        first_seen = f"customers first seen {T:,.0f} {clv.time_unit}s ago"
+        plot_matrix(p, f"P(alive), {first_seen}", fmt=".0%", ax=axes[0])
+        plot_matrix(e, f"Expected purchases, next {clv.purchase_window_days} days ({first_seen})", fmt=".2f",
+                    ax=axes[1])
         fig.tight_layout()
         return axes
 
@@ -860,6 +895,7 @@ class ClvRun:
         ax.set_title("Mean repeat order value by number of repeat purchases")
         ax.set_xlabel("repeat purchases")
         ax.set_ylabel(f"mean repeat order value ({self.currency})")
+        ax.yaxis.set_major_formatter(plots.thousands)
         return ax
 
     def correlation_takeaway(self) -> str:
@@ -874,8 +910,10 @@ class ClvRun:
     # --- CLV
 
     def clv_summary_table(self) -> pd.DataFrame:
-        """Distribution of the per-customer scores (mean and quantiles), one row per score and horizon."""
-        return score_distribution(scores_for_report(self.scores, self.by_horizon, self.settings))
+        """Distribution of the per-customer scores (mean and quantiles), one row per score and horizon,
+        each in its unit and under its reader name (the numbers: `score_distribution`)."""
+        d = score_distribution(scores_for_report(self.scores, self.by_horizon, self.settings))
+        return summary_for_readers(d, self.currency, self.settings.time_unit)
 
     def plot_clv_distribution(self, ax=None):
         """Histogram of CLV over the configured months (log scale on x), median marked."""
@@ -887,6 +925,9 @@ class ClvRun:
         ax.set_title(f"{self.settings.clv_months}-month CLV per customer")
         ax.set_xlabel(f"CLV, margin ({self.currency}, log scale)")
         ax.set_ylabel("customers")
+        ax.xaxis.set_major_formatter(plots.plain_number)  # '1,000', not '10^3'
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.yaxis.set_major_formatter(plots.thousands)
         ax.legend(frameon=False)
         return ax
 
@@ -907,25 +948,37 @@ class ClvRun:
         return text
 
     def decile_table(self) -> pd.DataFrame:
-        """Customers ranked by CLV in ten equal groups: CLV share and cumulative share per decile."""
-        return decile_table(self.scores["clv"])
+        """Customers ranked by CLV in ten equal groups: CLV share and cumulative share per decile, for
+        reading (the numbers: `decile_table`)."""
+        return plots.table_for_readers(decile_table(self.scores["clv"]),
+                                       {"customers": "count", "clv_share_pct": "pct", "cumulative_pct": "pct"},
+                                       names={"clv decile": "CLV decile"})
 
     def plot_deciles(self, ax=None):
         """Share of total CLV per customer decile."""
         ax = plots.axes_or_new(ax)
-        d = self.decile_table().reset_index()
+        d = decile_table(self.scores["clv"]).reset_index()
         sns.barplot(data=d, x="clv decile", y="clv_share_pct", color=sns.color_palette()[0], ax=ax)
         ax.set_title("Share of total CLV per customer decile")
         ax.set_xlabel("customers ranked by CLV")
-        ax.set_ylabel("share of total CLV (%)")
+        ax.set_ylabel("share of total CLV")
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0f}%"))
         ax.tick_params(axis="x", rotation=30)
         return ax
 
     # --- CLV by RFM segment
 
     def segments_table(self) -> pd.DataFrame | None:
-        """CLV per RFM segment (see `clv_by_segment`), or None when segments.parquet is absent."""
-        return self.segments
+        """CLV per RFM segment (see `clv_by_segment`) for reading, or None when segments.parquet is absent."""
+        if self.segments is None:
+            return None
+        months, window = self.settings.clv_months, self.settings.purchase_window_days
+        return plots.table_for_readers(
+            self.segments, {"customers": "count", "mean_clv": "money2", "total_clv": "money", "mean_p_alive": "share0",
+                            "mean_p_purchase": "share0", "mean_repeat_purchases": "number1", "clv_share_pct": "pct"},
+            self.currency, names={"mean_clv": f"mean CLV, next {months} months (margin, {self.currency})",
+                                  "total_clv": f"total CLV, next {months} months (margin, {self.currency})",
+                                  "mean_p_purchase": f"mean P(order in the next {window} days)"})
 
     def plot_segments(self, ax=None):
         """Mean CLV per RFM segment, or nothing (None) without segments."""

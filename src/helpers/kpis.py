@@ -767,6 +767,63 @@ def breakdown_takeaway(table: pd.DataFrame | None, currency: str = "EUR") -> str
 
 
 # ---------------------------------------------------------------------------------------------
+# The same tables for people: reader names, money with its currency, shares in %, counts with
+# separators, at most plots.MAX_ROWS rows (the numbers stay in the functions above and the artifacts)
+# ---------------------------------------------------------------------------------------------
+
+def bridge_table(bridge: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
+    """The revenue bridge for reading: each step's amount in whole units of the currency."""
+    out = plots.table_for_readers(bridge, {"value": "money"}, currency)
+    out.index = [str(step).replace("aov effect", "average order value effect") for step in out.index]
+    out.index.name = "step"
+    return out
+
+
+def retention_table(curve: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
+    """`retention_curve` for reading."""
+    return plots.table_for_readers(curve, {"cohorts": "count", "customers": "count", "retention": "share",
+                                           "cumulative_revenue_per_member": "money2"}, currency)
+
+
+def leads_table(table: pd.DataFrame) -> pd.DataFrame:
+    """`leads_and_signups` for reading."""
+    kinds = {c: ("share" if c == "lead_share" or c.startswith("ordered_within_") else "count") for c in table.columns}
+    return plots.table_for_readers(table, kinds)
+
+
+def second_order_table(rates: pd.DataFrame, months: int = 13) -> pd.DataFrame:
+    """`second_order_rates` of the last `months` cohorts for reading (a window not yet over shows as a
+    dash); the older cohorts are counted in the last row."""
+    kinds = {c: "share" for c in rates.columns if c.startswith("second_within_")}
+    recent_rates = rates.tail(months)
+    out = plots.table_for_readers(recent_rates, {"first_buyers": "count", **kinds}, max_rows=None)
+    if len(rates) > months:
+        out.loc[f"... {len(rates) - months:,} earlier cohorts not shown", :] = ""
+    return out
+
+
+def discount_table(table: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
+    """`discount_first_order` for reading."""
+    kinds = {c: ("share" if c.startswith("repeat_rate") else "money2" if c.startswith("revenue_per") else "count")
+             for c in table.columns}
+    return plots.table_for_readers(table, kinds, currency)
+
+
+def gap_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """`gap_summary` for reading."""
+    return plots.table_for_readers(summary, {c: ("count" if c == "orders" else "days") for c in summary.columns})
+
+
+def breakdown_table(table: pd.DataFrame | None, currency: str = "EUR", rest: str | None = None) -> pd.DataFrame | None:
+    """A breakdown (see `breakdown`) for reading, largest revenue first (None stays None: section skipped)."""
+    if table is None:
+        return None
+    kinds = {"customers": "count", "orders": "count", "revenue": "money", "revenue_share": "share", "aov": "money2",
+             "returns_rate": "share", "repeat_rate": "share"}
+    return plots.table_for_readers(table, kinds, currency, rest=rest)
+
+
+# ---------------------------------------------------------------------------------------------
 # Figures
 # ---------------------------------------------------------------------------------------------
 
@@ -789,16 +846,19 @@ def plot_kpi_trend(monthly_df: pd.DataFrame, currency: str = "EUR", ax=None):
 
 
 def plot_cohort_heatmap(matrix: pd.DataFrame, ax=None):
-    """Retention heatmap: acquisition month (rows) x months since first order (columns)."""
+    """Retention heatmap: acquisition month (rows) x months since first order (columns), each cell
+    labelled with its share in % (whole percent, small type so 24 x 24 cells stay legible)."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(11, 7))
+        _, ax = plt.subplots(figsize=(13, 8))
     later = matrix.drop(columns=0, errors="ignore")
     if later.isna().all().all():  # e.g. kpis.heatmap_cohorts: 1 shows only this month's cohort
         ax.text(0.5, 0.5, "no cohort shown has a month after its first order yet", ha="center", va="center",
                 transform=ax.transAxes)
     else:
-        sns.heatmap(later, cmap=plots.PALETTE, ax=ax, vmin=0,
-                    cbar_kws={"label": "share of cohort buying", "format": plt.FuncFormatter(lambda v, _: f"{v:.0%}")})
+        cells = later.shape[0] * later.shape[1]
+        sns.heatmap(later, cmap=plots.PALETTE, ax=ax, vmin=0, annot=True, fmt=".0%",
+                    annot_kws={"fontsize": 7 if cells > 200 else 9},
+                    cbar_kws={"label": "share of cohort buying", "format": plots.percent_axis})
     ax.set_title("Cohort retention: share of each cohort buying k months after its first order")
     ax.set_xlabel("months since first order")
     ax.set_ylabel("acquisition month (cohort)")
@@ -830,7 +890,7 @@ def plot_bridge(bridge: pd.DataFrame, currency: str = "EUR", ax=None):
     labels, bottoms, heights, colors = [], [], [], []
     level = 0.0
     for step, r in bridge.iterrows():
-        labels.append(step.replace(" effect", ""))
+        labels.append(step.replace(" effect", "").replace("aov", "average order value"))
         if r.kind == "total":
             bottoms.append(0.0); heights.append(r.value); colors.append(pal[7]); level = r.value
         else:
@@ -845,8 +905,7 @@ def plot_bridge(bridge: pd.DataFrame, currency: str = "EUR", ax=None):
     ax.set_title(f"Revenue bridge {bridge.index[0].split()[-1]} -> {bridge.index[-1].split()[-1]}")
     ax.set_ylabel(f"net revenue ({currency})")
     ax.yaxis.set_major_formatter(plots.thousands)
-    lo = min(b for b, k in zip(bottoms, bridge.kind) if k == "part") if (bridge.kind == "part").any() else 0
-    ax.set_ylim(bottom=max(0, lo - 0.25 * (max(bridge.value) - lo)))
+    ax.set_ylim(bottom=min(0.0, min(bottoms)))  # bars start at zero: a cut axis would make the parts look larger
     return ax
 
 
@@ -931,6 +990,9 @@ class KpiRun:
     def bridge_takeaway(self, bridge: pd.DataFrame) -> str:
         return bridge_takeaway(bridge, self.currency)
 
+    def bridge_table(self, bridge: pd.DataFrame) -> pd.DataFrame:
+        return bridge_table(bridge, self.currency)
+
     # cohorts
     def cohort_matrix(self, value: str = "retention") -> pd.DataFrame:
         return cohort_matrix(self.cohorts, value, last_cohorts=self.settings.heatmap_cohorts)
@@ -942,7 +1004,8 @@ class KpiRun:
         return cohort_takeaway(self.cohorts, self.currency)
 
     def retention_curve(self) -> pd.DataFrame:
-        return retention_curve(self.cohorts)
+        """Retention 1, 3, 6 and 12 months after the first order, for reading (numbers: `retention_curve`)."""
+        return retention_table(retention_curve(self.cohorts), self.currency)
 
     def plot_cohort_revenue(self, ax=None):
         return plot_cohort_revenue(self.cohorts, self.currency, self.settings.heatmap_cohorts, ax)
@@ -953,7 +1016,7 @@ class KpiRun:
         if self.customers is None:
             plots.say(LEADS_NOTE)
             return None
-        return leads_and_signups(self.orders, self.customers, self.as_of, self.settings.signup_order_days)
+        return leads_table(leads_and_signups(self.orders, self.customers, self.as_of, self.settings.signup_order_days))
 
     def second_order_rates(self) -> pd.DataFrame:
         return second_order_rates(self.orders, self.as_of, self.settings.second_order_windows)
@@ -961,17 +1024,24 @@ class KpiRun:
     def second_order_takeaway(self, rates: pd.DataFrame) -> str:
         return second_order_takeaway(rates)
 
+    def second_order_table(self, rates: pd.DataFrame, months: int = 13) -> pd.DataFrame:
+        return second_order_table(rates, months)
+
     def discount_first_order(self) -> pd.DataFrame:
         return discount_first_order(self.orders, self.as_of, self.settings.discount_followup_days)
 
     def discount_takeaway(self, table: pd.DataFrame) -> str:
         return discount_takeaway(table, self.currency)
 
+    def discount_table(self, table: pd.DataFrame) -> pd.DataFrame:
+        return discount_table(table, self.currency)
+
     def gap_histogram(self) -> pd.DataFrame:
         return gap_histogram(self.orders)
 
     def gap_summary(self, hist: pd.DataFrame) -> pd.DataFrame:
-        return gap_summary(hist, self.settings.inactivity_quantile)
+        """Orders, median and quantile days between orders, for reading (numbers: `gap_summary`)."""
+        return gap_table(gap_summary(hist, self.settings.inactivity_quantile))
 
     def plot_gap_histogram(self, hist: pd.DataFrame, ax=None):
         q = self.settings.inactivity_quantile
@@ -991,6 +1061,13 @@ class KpiRun:
 
     def breakdown_takeaway(self, table: pd.DataFrame | None) -> str:
         return breakdown_takeaway(table, self.currency)
+
+    def breakdown_table(self, table: pd.DataFrame | str | None) -> pd.DataFrame | None:
+        """A breakdown for reading: of `table` (from `breakdown_section`), or of the dimension named by
+        `table` (its section; None, with the printed note, when the column is missing)."""
+        if isinstance(table, str):
+            table = self.breakdown_section(table)
+        return breakdown_table(table, self.currency)
 
     def plot_breakdown(self, table: pd.DataFrame | None, ax=None):
         """The breakdown's bar chart, or None when the section was skipped (`table` is None)."""

@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from helpers import artifacts, customer_facts
+from helpers import artifacts, customer_facts, plots
 from helpers.config import Config, OffersConfig
 from helpers.demographics import age_band
 from helpers.engine import connect, cutoff_end
@@ -632,8 +632,11 @@ def evaluate_holdout(orders: ir.Table, customers: ir.Table | pd.DataFrame | None
 
 
 def evaluation_table(evaluation: pd.DataFrame, top_n: int) -> pd.DataFrame:
-    """`evaluate_holdout` for reading: the hit rate's header names its N (``hit_rate_at_3``)."""
-    return evaluation.rename(columns={"hit_rate": f"hit_rate_at_{top_n}"})
+    """`evaluate_holdout` for reading: the hit rate's header names its N ('hit rate (one of the 3
+    suggestions bought)'), counts with separators, rates in %."""
+    t = evaluation.rename(columns={"hit_rate": f"hit_rate_at_{top_n}"})
+    return plots.table_for_readers(t, {"customers": "count", "buyers_in_horizon": "count", f"hit_rate_at_{top_n}": "share",
+                                       "coverage": "share", "categories_suggested": "count"})
 
 
 def evaluation_takeaway(evaluation: pd.DataFrame, top_n: int) -> str:
@@ -784,6 +787,40 @@ def examples_takeaway(examples: pd.DataFrame) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# The section's tables for people (the functions above keep the numbers for the takeaways)
+# ---------------------------------------------------------------------------------------------
+
+def affinities_for_readers(table: pd.DataFrame, window_days: int = 90) -> pd.DataFrame:
+    """`affinity_table` for reading: counts with separators, shares in %, lift with 2 decimals."""
+    return plots.table_for_readers(
+        table, {"customers": "count", "support": "count", "share": "share", "base_rate": "share", "lift": "ratio"},
+        names={"customers": "customers who bought it first", "support": f"then bought within {window_days} days",
+               "share": f"share who then bought within {window_days} days",
+               "base_rate": f"base rate (any first purchase, {window_days} days)"})
+
+
+def repeats_for_readers(summary: pd.DataFrame, horizon_days: int = 90) -> pd.DataFrame:
+    """`repeat_summary` for reading."""
+    return plots.table_for_readers(
+        summary, {"customers_repeating": "count", "median_interval_days": "days", "due_now": "count",
+                  "due_share": "share"},
+        names={"due_now": f"due within {horizon_days} days or overdue",
+               "due_share": f"share due within {horizon_days} days or overdue"})
+
+
+def examples_for_readers(examples: pd.DataFrame) -> pd.DataFrame:
+    """`examples_by_segment` for reading."""
+    return plots.table_for_readers(examples, {"customers": "count", "top_category_share": "share"},
+                                   rest="offers.parquet")
+
+
+def second_order_for_readers(summary: pd.DataFrame) -> pd.DataFrame:
+    """`second_order_summary` for reading."""
+    return plots.table_for_readers(summary, {"customers": "count", "median_days_since_first": "days",
+                                             "share": "share"}, names={"share": "share of the list"})
+
+
+# ---------------------------------------------------------------------------------------------
 # Artifact and run
 # ---------------------------------------------------------------------------------------------
 
@@ -814,13 +851,14 @@ class OffersRun:
     note: str | None = None  # why the section is empty (no categories): the first takeaway says it, the others refer to it
 
     def affinities_table(self, top: int = 10) -> pd.DataFrame:
-        return self.affinities.head(top)
+        """The `top` affinities (highest lift first) for reading."""
+        return affinities_for_readers(self.affinities.head(top), self.cfg.affinity_window_days)
 
     def affinity_takeaway(self) -> str:
         return self.note or affinity_takeaway(self.affinities, self.cfg.affinity_window_days)
 
     def repeats_table(self) -> pd.DataFrame:
-        return self.repeats
+        return repeats_for_readers(self.repeats, self.cfg.horizon_days)
 
     def repeat_takeaway(self) -> str:
         return NO_CATEGORIES_AGAIN if self.note else repeat_takeaway(self.repeats, self.cfg.horizon_days)
@@ -832,13 +870,13 @@ class OffersRun:
         return NO_CATEGORIES_AGAIN if self.note else evaluation_takeaway(self.evaluation, self.cfg.top_n)
 
     def examples_table(self) -> pd.DataFrame:
-        return self.examples
+        return examples_for_readers(self.examples)
 
     def examples_takeaway(self) -> str:
         return NO_CATEGORIES_AGAIN if self.note else examples_takeaway(self.examples)
 
     def second_order_table(self) -> pd.DataFrame:
-        return second_order_summary(self.second_order)
+        return second_order_for_readers(second_order_summary(self.second_order))
 
     def second_order_takeaway(self) -> str:
         return NO_CATEGORIES_AGAIN if self.note else second_order_takeaway(self.second_order, self.second_order_day, self.cfg.second_order_max_days)

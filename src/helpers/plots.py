@@ -54,6 +54,7 @@ def say(sentence: str, width: int = 110) -> None:
 
 
 thousands = FuncFormatter(lambda v, _: f"{v:,.0f}")
+plain_number = FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 1 else f"{v:g}")  # log axes: 0.1, 1, 10, 1,000
 
 
 def money(value: float, currency: str = "EUR") -> str:
@@ -140,4 +141,180 @@ def plot_share_bars(df: pd.DataFrame, category: str, value: str, title: str, xla
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("")
+    ax.xaxis.set_major_formatter(thousands)  # '1,500,000', never '1e6'
     return ax
+
+
+# ---------------------------------------------------------------------------------------------
+# One vocabulary: the names a reader sees for the columns of every table (02-06), defined once.
+# Model-internal names (lifetimes' T, recency, frequency, monetary_value; exp_purchases_30d ...)
+# never reach a report: a table function passes its frame through `for_readers` / `table_for_readers`.
+
+DISPLAY_NAMES = {
+    # customers and orders (02, 03, 05)
+    "customer_id": "customer", "rfm_segment": "segment", "cluster_label": "cluster",
+    "recency_days": "days since last order", "orders": "orders", "monetary": "net revenue",
+    "avg_order_value": "average order value", "tenure_days": "days since first order",
+    "customers": "customers", "revenue": "net revenue", "revenue_share": "share of net revenue",
+    "aov": "average order value", "returns_rate": "returns rate",
+    "repeat_rate": "customers with 2+ orders in the window",
+    "months_since_first": "months since first order", "cohorts": "cohorts",
+    "retention": "share of the cohort buying that month",
+    "cumulative_revenue_per_member": "cumulative net revenue per member",
+    "listed_customers": "customers in the customers file", "leads": "leads (no order yet)",
+    "lead_share": "share of leads", "first_buyers": "first-time buyers",
+    "median_days": "median days since previous order", "value": "amount", "kind": "kind",
+    "revenue_gross": "purchase revenue", "gap_mean_days": "mean days between orders",
+    "gap_last_days": "days between the last two orders", "gap_trend": "last gap / earlier gaps",
+    "overdue_ratio": "days since last order / mean gap", "return_share": "share of revenue returned",
+    "category_breadth": "categories bought", "discount_share": "share of orders with a discount",
+    "age_years": "age (years)", "marketing_opt_in": "marketing opt-in", "gender": "gender", "region": "region",
+    # purchase model and CLV (04): lifetimes' names in the words of the reader
+    "T": "days since first purchase",
+    "recency": "days from first to last purchase",
+    "frequency": "repeat purchases",
+    "monetary_value": "mean repeat order value",
+    "p_alive": "P(alive)",
+    "exp_avg_value": "expected order value",
+    "clv": "CLV (margin)",
+    "mae": "mean absolute error (purchases per customer)",
+    "rmse": "root mean squared error (purchases per customer)",
+    "predicted_total": "predicted repeat purchases", "actual_total": "actual repeat purchases",
+    "total_error_pct": "error of the total", "penalizer": "penalizer", "chosen": "chosen",
+    "calibration_repeat_purchases": "repeat purchases in the calibration period",
+    "actual": "actual",
+    "clv_share_pct": "share of total CLV", "cumulative_pct": "cumulative share of total CLV",
+    "mean_clv": "mean CLV (margin)", "total_clv": "total CLV (margin)", "mean_p_alive": "mean P(alive)",
+    "mean_repeat_purchases": "mean repeat purchases",
+    "inertia": "inertia (within-cluster sum of squares)", "silhouette": "silhouette", "k": "clusters (k)",
+    # churn (05)
+    "churn_probability": "churn probability", "mean_churn_probability": "mean churn probability",
+    "share": "share", "risk_tier": "risk tier",
+    # offers (06)
+    "bought": "bought first", "then_bought": "then bought", "support": "then bought it",
+    "base_rate": "base rate", "lift": "lift",
+    "customers_repeating": "repeat buyers of the category",
+    "median_interval_days": "median days between purchases", "due_now": "due now or overdue",
+    "due_share": "share due now or overdue", "buyers_in_horizon": "buyers in the horizon",
+    "coverage": "customers with a suggestion", "categories_suggested": "categories suggested",
+    "cutoff": "cut-off", "top_category": "most common first suggestion",
+    "top_category_share": "share shown it first", "most_common_top3": "most common set of suggestions",
+    "main_reason": "main reason", "suggested_category": "suggested category",
+    "median_days_since_first": "median days since first order",
+}
+
+# names with a number in them: pattern -> reader name (the number is the horizon, window or N)
+_DISPLAY_PATTERNS = [
+    (re.compile(r"^exp_purchases_(\d+)d$"), "expected purchases, next {} days"),
+    (re.compile(r"^p_purchase_(\d+)d$"), "P(order in the next {} days)"),
+    (re.compile(r"^clv_(\d+)m$"), "CLV, next {} months (margin)"),
+    (re.compile(r"^second_within_(\d+)d$"), "second order within {} days"),
+    (re.compile(r"^signups_(\d+)d_old$"), "signups at least {} days ago"),
+    (re.compile(r"^ordered_within_(\d+)d$"), "ordered within {} days of signing up"),
+    (re.compile(r"^repeat_rate_(\d+)d$"), "ordered again within {} days"),
+    (re.compile(r"^revenue_per_customer_(\d+)d$"), "net revenue per customer, first {} days"),
+    (re.compile(r"^p(\d+)_days$"), "{}th percentile of days since previous order"),
+    (re.compile(r"^hit_rate_at_(\d+)$"), "hit rate (one of the {} suggestions bought)"),
+]
+
+# internal names that must never be a reader's column or index name (tests check tables against it)
+MODEL_INTERNAL_NAMES = frozenset({"T", "recency", "frequency", "monetary_value", "monetary", "p_alive"})
+
+
+def unreadable_names(df: pd.DataFrame) -> list[str]:
+    """The column and index names of a displayed table a reader should not see: model-internal names
+    (``T``, ``recency``, ``p_alive`` ...) and snake_case. Empty for a table fit for a report."""
+    names = [*df.columns, *df.columns.names, *df.index.names]
+    return [n for n in names if isinstance(n, str) and (n in MODEL_INTERNAL_NAMES or "_" in n)]
+
+
+def display_name(name) -> str:
+    """The reader's name of a column or index name: DISPLAY_NAMES, a numbered pattern
+    (``exp_purchases_30d`` -> 'expected purchases, next 30 days') or, for any other snake_case name,
+    its words ('median_days' -> 'median days'). A name that is not a string is returned as it is."""
+    if not isinstance(name, str):
+        return name
+    if name in DISPLAY_NAMES:
+        return DISPLAY_NAMES[name]
+    for pattern, text in _DISPLAY_PATTERNS:
+        m = pattern.match(name)
+        if m:
+            return text.format(*m.groups())
+    return name.replace("_", " ") if "_" in name else name
+
+
+def for_readers(df: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
+    """A copy of `df` with reader names on its columns, its index and their names (axis titles):
+    `names` first, then `display_name`. The values are left alone."""
+    names = names or {}
+
+    def name(x):
+        return names.get(x, display_name(x)) if isinstance(x, str) else x
+
+    out = df.copy()
+    out.columns = out.columns.map(name) if not isinstance(out.columns, pd.MultiIndex) else out.columns
+    out.columns.names = [name(n) for n in out.columns.names]
+    out.index.names = [name(n) for n in out.index.names]
+    return out
+
+
+MAX_ROWS = 15  # rows a table shows inline; the rest is in its artifact
+
+
+def rest_row_label(hidden: int, where: str | None) -> str:
+    """The last row of a cut table: how many rows are not shown and where they are."""
+    return f"... {hidden:,} more rows" + (f" in {where}" if where else " not shown")
+
+
+def table_for_readers(df: pd.DataFrame, kinds: dict | None = None, currency: str | None = "EUR",
+                      names: dict | None = None, max_rows: int | None = MAX_ROWS,
+                      rest: str | None = None) -> pd.DataFrame:
+    """A table as a person reads it: values formatted by kind, reader names, at most `max_rows` rows.
+
+    `kinds` maps a column (internal name) to a kind of `format_value` (money, money2, share, count,
+    ratio) or 'pct' (a number already in percent, 43.1 -> '43.1%'), 'share0' (0.9 -> '90%'), 'days' (whole days, '1,095'),
+    'numberN' (N decimals: number1 -> '3.0'); columns without a kind keep their values.
+    A money column's name carries the currency ('net revenue (EUR)'). A longer table keeps its first
+    `max_rows` rows (in its own order) and a last row saying how many more there are and where
+    (`rest`, e.g. 'clv.parquet'). The numbers themselves stay in the artifacts."""
+    kinds = kinds or {}
+    names = dict(names or {})
+    out = df.copy()
+    for col, kind in kinds.items():
+        if col not in out.columns:
+            continue
+        out[col] = [format_cell(v, kind) for v in out[col]]
+        if kind.startswith("money") and currency and col not in names:
+            names[col] = with_currency(display_name(col), currency)
+    hidden = len(out) - max_rows if max_rows is not None and len(out) > max_rows else 0
+    if hidden:
+        out = out.head(max_rows).astype(object)
+        label = rest_row_label(hidden, rest)
+        key = label if out.index.nlevels == 1 else (label,) + ("",) * (out.index.nlevels - 1)
+        out.loc[key, :] = ""
+    return for_readers(out, names)
+
+
+def with_currency(name: str, currency: str) -> str:
+    """'net revenue' -> 'net revenue (EUR)'; 'mean CLV (margin)' -> 'mean CLV (margin, EUR)'."""
+    return f"{name[:-1]}, {currency})" if name.endswith(")") else f"{name} ({currency})"
+
+
+def format_cell(value, kind: str) -> str:
+    """`format_value` plus the kinds only tables need: pct (already in percent), days, numberN (N decimals)."""
+    if isinstance(value, str):
+        return value
+    if value is None or pd.isna(value):
+        return MISSING
+    if kind == "pct":
+        return f"{value:.1f}%"
+    if kind == "share0":  # a share known to 2 decimals only: 0.9 -> '90%'
+        return f"{100 * value:.0f}%"
+    if kind == "days":
+        return f"{value:,.0f}"
+    if kind.startswith("number"):  # number1, number3 ...: that many decimals
+        return f"{value:,.{int(kind[6:] or 0)}f}"
+    return format_value(value, kind)
+
+
+percent_axis = FuncFormatter(lambda v, _: f"{v:.0%}")  # a 0..1 share on an axis: 0.25 -> '25%'

@@ -43,7 +43,7 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from helpers import artifacts
+from helpers import artifacts, plots
 from helpers.config import Config, SegmentsConfig
 from helpers.customer_facts import (
     SCORED,
@@ -57,9 +57,12 @@ from helpers.engine import connect
 from helpers.plots import axes_or_new, thousands
 
 FEATURES = ["recency_days", "frequency", "monetary", "tenure_days", "avg_order_value"]
-MEASURE_TEXT = {"recency_days": "recency (days)", "frequency": "frequency (orders)",
-                "monetary": "monetary (net revenue)",
-                "avg_order_value": "average order value", "tenure_days": "tenure (days)"}
+# The measures in the reports' one vocabulary (plots.DISPLAY_NAMES): 03's frequency counts orders
+# (lifetimes' frequency in 04 counts repeat purchases), its recency is days since the last order.
+MEASURE_TEXT = {"recency_days": plots.display_name("recency_days"), "frequency": plots.display_name("orders"),
+                "monetary": plots.display_name("monetary"), "avg_order_value": plots.display_name("avg_order_value"),
+                "tenure_days": plots.display_name("tenure_days")}
+MONEY_MEASURES = ("monetary", "avg_order_value")
 PCA_POINTS = 3000  # customers drawn on the PCA scatter
 NEW_ROW, GONE_COL = "(new this month)", "(not in this month)"
 
@@ -295,7 +298,7 @@ class Migration:
         t = self.counts.copy()
         t = t.loc[t.sum(axis=1) > 0, t.sum(axis=0) > 0]
         t["total"] = t.sum(axis=1)
-        return t
+        return plots.table_for_readers(t, {c: "count" for c in t.columns}, max_rows=None)
 
     def takeaway(self) -> str:
         if self.counts is None:
@@ -381,8 +384,10 @@ class Segmentation:
         df = c[cols].quantile([0, 0.25, 0.5, 0.75, 0.9, 1]).T
         df.columns = ["min", "25%", "median", "75%", "90%", "max"]
         df.insert(0, "mean", c[cols].mean())
-        df.index = pd.Index([MEASURE_TEXT[x] for x in cols], name="measure")
-        return df.round(1)
+        kinds = {"recency_days": "days", "frequency": "number1", "monetary": "money2", "avg_order_value": "money2"}
+        out = pd.DataFrame([[plots.format_cell(v, kinds[x]) for v in df.loc[x]] for x in cols], columns=df.columns,
+                           index=pd.Index([self._measure(x) for x in cols], name="measure"))
+        return out
 
     def score_table(self) -> pd.DataFrame:
         """What each score means: customers and the value range of its measure, per score 1..5."""
@@ -391,13 +396,17 @@ class Segmentation:
         for score, (col, _) in SCORED.items():
             g = c.groupby(score)[col]
             rng = g.min().map("{:,.0f}".format) + " to " + g.max().map("{:,.0f}".format)
-            rows[(score[0].upper(), MEASURE_TEXT[col])] = rng.reindex(range(1, 6)).fillna("-")
+            rows[(score[0].upper(), self._measure(col))] = rng.reindex(range(1, 6)).fillna("-")
             counts = g.size().reindex(range(1, 6)).fillna(0).astype(int)
             rows[(score[0].upper(), "customers")] = counts.map("{:,}".format)
         df = pd.DataFrame(rows).T
         df.columns = pd.Index([f"score {i}" for i in range(1, 6)])
         df.index.names = ["score", "row"]
         return df
+
+    def _measure(self, col: str) -> str:
+        """A measure's reader name, money with the currency ('net revenue (EUR)')."""
+        return plots.with_currency(MEASURE_TEXT[col], self.currency) if col in MONEY_MEASURES else MEASURE_TEXT[col]
 
     def score_note(self) -> str:
         """The score notes, or a sentence saying every measure spreads over all 5 levels."""
@@ -448,13 +457,13 @@ class Segmentation:
         g = c.groupby(by, observed=True)
         revenue = c["monetary"].clip(lower=0).sum() or 1.0
         df = pd.DataFrame({
-            "customers": g.size(),
+            "customers": g.size().map("{:,}".format),
             "share of customers": (g.size() / max(len(c), 1)).map("{:.1%}".format),
-            "share of revenue": (g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue).map("{:.1%}".format),
-            "median recency (days)": g["recency_days"].median(),
-            "median orders": g["frequency"].median(),
-            f"median revenue ({self.currency})": g["monetary"].median().round(0),
-            f"median order value ({self.currency})": g["avg_order_value"].median().round(0),
+            "share of net revenue": (g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue).map("{:.1%}".format),
+            f"median {MEASURE_TEXT['recency_days']}": g["recency_days"].median().map("{:,.0f}".format),
+            f"median {MEASURE_TEXT['frequency']}": g["frequency"].median().map("{:,.1f}".format),
+            f"median {self._measure('monetary')}": g["monetary"].median().map("{:,.0f}".format),
+            f"median {self._measure('avg_order_value')}": g["avg_order_value"].median().map("{:,.0f}".format),
         })
         return self._group_index(by, df)
 
@@ -527,9 +536,9 @@ class Segmentation:
 
     def k_table(self) -> pd.DataFrame:
         """Inertia and silhouette per k tried, with the chosen k marked."""
-        df = self.k_scores.set_index("k").round({"inertia": 0, "silhouette": 3})
+        df = self.k_scores.set_index("k")
         df["chosen"] = np.where(df.index == self.k, "yes", "")
-        return df
+        return plots.table_for_readers(df, {"inertia": "count", "silhouette": "number3"})
 
     def k_takeaway(self) -> str:
         if self.k_scores.empty:
@@ -558,21 +567,20 @@ class Segmentation:
     def plot_snake(self, ax=None):
         """Snake plot: each cluster's centroid on the standardised log features."""
         ax = axes_or_new(ax)
-        short = {"recency_days": "recency", "frequency": "frequency", "monetary": "monetary", "tenure_days": "tenure",
-                 "avg_order_value": "order value"}
-        long = self.centroids.rename(columns=short).reset_index().melt("cluster_label", var_name="feature",
-                                                                             value_name="z")
+        long = self.centroids.rename(columns=MEASURE_TEXT).reset_index().melt("cluster_label", var_name="feature",
+                                                                               value_name="z")
         sns.lineplot(data=long, x="feature", y="z", hue="cluster_label", marker="o", sort=False, ax=ax)
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_title("Cluster centroids (snake plot)")
         ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=15)
         ax.set_ylabel("standardised log value (sd from the mean)")
         ax.legend(title="cluster", fontsize=8, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
         return ax
 
     def centroid_table(self) -> pd.DataFrame:
         """Cluster centroids in standard deviations from the mean of each (log) feature."""
-        return self.centroids.rename(columns=MEASURE_TEXT).rename_axis("cluster").round(2)
+        return plots.for_readers(self.centroids.rename(columns=MEASURE_TEXT).rename_axis("cluster").round(2))
 
     def plot_pca(self, ax=None):
         """2-D PCA of the clustering features for a fixed sample of customers, coloured by cluster."""
@@ -596,6 +604,11 @@ class Segmentation:
                       fill_value=0)
         t.index.name, t.columns.name = "segment", "cluster"
         return t
+
+    def crosstab_table(self) -> pd.DataFrame:
+        """`crosstab` for reading: customers with thousands separators."""
+        t = self.crosstab()
+        return plots.table_for_readers(t, {c: "count" for c in t.columns}, max_rows=None)
 
     def plot_crosstab(self, ax=None):
         """Segment x cluster: colour and text = share of the segment's customers in each cluster."""
