@@ -1121,11 +1121,17 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
     ids = all_cands["customer_id"].astype(str)
     contactable = ids.isin(consented) & ~ids.isin(capped)
     cands = all_cands[contactable].reset_index(drop=True)
+    if cands.empty and not all_cands.empty:  # e.g. no customers file: still show which offer would pay
+        notes.append("No candidate can be contacted (no marketing consent on record, or all contacted lately): the "
+                     "simulation shows every candidate so the offers can be compared, and the contact list is empty.")
+        cands = all_cands.reset_index(drop=True)
+        contactable = pd.Series(False, index=all_cands.index)
     all_cands = all_cands.assign(contactable=contactable.to_numpy())
     uplift = uplift_assumptions(measured, sorted(set(all_cands["segment"])), cfg)
     options_table = plan(simulate(cands, uplift, cfg))
     rows = customer_rows(cands, uplift, options_table, cfg)
-    curve = profit_curve(rows[rows["recommended"]], cfg.winback.budget)
+    reachable = rows["customer_id"].astype(str).isin(consented - capped)
+    curve = profit_curve(rows[rows["recommended"] & reachable], cfg.winback.budget)
     targets = build_targets(rows, customers, cfg.winback.budget, exclude_ids=capped,
                             suggestions=offer_run.suggested_categories())
     the_plan = plan_for_list(options_table, cands, targets, uplift, cfg)
