@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import artifacts, plots, summary
+from helpers import artifacts, customer_facts, plots, summary
 from helpers.config import SummaryConfig, load_config
 
 KPI_COLUMNS = ["month", "revenue", "gross_sales", "returned_value", "returns_rate", "orders", "active_customers",
@@ -179,7 +179,12 @@ def test_month_metrics_come_from_this_months_kpi_row_and_the_scores(shop):
     assert got["high_risk_customers"] == 2 and got["clv_at_risk"] == 150.0  # A 100 + B 50
     # recommended rows: At Risk 10 % (500, -50..1200) and Lost 15 % (200, 20..400)
     assert got["winback_profit"] == 700.0
-    assert (got["winback_profit_p05"], got["winback_profit_p95"]) == (-30.0, 1600.0)
+    # the band of the total (normal, segments independent), narrower than the sum of the bands (-30..1600)
+    sd = math.hypot(1250 / 3.2897, 380 / 3.2897)
+    assert got["winback_profit_p05"] == pytest.approx(700 - 1.6449 * sd)
+    assert got["winback_profit_p95"] == pytest.approx(700 + 1.6449 * sd)
+    assert -30 < got["winback_profit_p05"] and got["winback_profit_p95"] < 1600
+    assert customer_facts.plan_loss_probability(m.get("winback_plan")) == pytest.approx(0.5 * (1 + math.erf(-700 / sd / math.sqrt(2))))
     assert got["winback_customers"] == 80
 
 
@@ -198,7 +203,7 @@ def test_headline_shows_changes_vs_last_month_when_it_exists(shop):
     assert table.loc["Revenue", "change"] == "+EUR 100 (+10.0%)"
     assert table.loc["Repeat rate (customers with 2+ orders)", "change"] == "+2.0 pp"
     assert table.loc["Customers at high churn risk", "change"] == "+1 (+100.0%)"
-    assert table.loc["Win-back plan: profit band (5-95 %)", "2026-06"] == "EUR -30 to EUR 1,600"
+    assert table.loc["Win-back plan: profit band (5-95 %)", "2026-06"] == "EUR 47 to EUR 1,353"
     assert "(+10.0% vs 2026-05)" in summary.headline_takeaway(month, previous)
 
 

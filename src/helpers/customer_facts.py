@@ -572,16 +572,32 @@ def cohort_retention(cohorts: pd.DataFrame, k: int) -> float | None:
     return round(float(d["active_customers"].sum() / size), 4) if len(d) and size > 0 else None
 
 
-def plan_loss_probability(plan: pd.DataFrame) -> float | None:
-    """The chance that a win-back plan loses money in total (winback_plan.csv: its recommended rows with a
-    contact option): each segment's profit taken as normal with its expected value and the spread its
-    5-95 % band implies (width / 3.29), segments independent. None without such a row. Notebooks 06
-    and 07 both show this number."""
+def _plan_total(plan: pd.DataFrame) -> tuple[float, float] | None:
+    """(expected total profit, its standard deviation) of a win-back plan (winback_plan.csv: the recommended
+    rows with a contact option): each segment's profit taken as normal with its expected value and the
+    spread its 5-95 % band implies (width / 3.29), segments independent. None without such a row."""
     p = plan[plan["recommended"] & plan["discount"].notna() & (plan["n_customers"] > 0)]
     if p.empty:
         return None
-    mean = float(p["incremental_profit"].sum())
-    sd = math.sqrt(float((((p["profit_p95"] - p["profit_p05"]) / 3.2897) ** 2).sum()))
+    return (float(p["incremental_profit"].sum()),
+            math.sqrt(float((((p["profit_p95"] - p["profit_p05"]) / 3.2897) ** 2).sum())))
+
+
+def plan_loss_probability(plan: pd.DataFrame) -> float | None:
+    """The chance that the whole win-back plan loses money (see `_plan_total`); notebooks 06 and 07 show it."""
+    total = _plan_total(plan)
+    if total is None:
+        return None
+    mean, sd = total
     if sd == 0:
         return float(mean < 0)
     return 0.5 * (1 + math.erf(-mean / sd / math.sqrt(2)))
+
+
+def plan_band(plan: pd.DataFrame) -> tuple[float, float] | None:
+    """The 5-95 % band of the whole plan's profit (see `_plan_total`), for 07's headline."""
+    total = _plan_total(plan)
+    if total is None:
+        return None
+    mean, sd = total
+    return mean - 1.6449 * sd, mean + 1.6449 * sd

@@ -12,9 +12,9 @@ Headline numbers (:func:`month_metrics`)
 revenue, active_customers, returning_revenue_share, repeat_rate, sleeping_customers: the month's row
 of kpis.csv. clv_total: sum of clv.parquet's ``clv`` (predicted margin over the ``clv_months`` that
 clv_model.json records, 12 by default). high_risk_customers: customers with ``risk_tier == "high"``;
-clv_at_risk: the sum of their ``clv``. winback_profit, winback_profit_p05/p95, winback_customers: sums
-over the plan's recommended rows (summing the per-segment 5 % / 95 % bounds gives a band at least as
-wide as the band of the total).
+clv_at_risk: the sum of their ``clv``. winback_profit, winback_customers: sums over the plan's
+recommended rows with a contact option; winback_profit_p05/p95: the band of the plan's total
+(customer_facts.plan_band: segments independent, each normal with the spread of its own band).
 
 "What to do now" rules (:func:`actions`; thresholds in the config's ``summary`` section)
 -------------------------------------------------------------------------------------
@@ -249,8 +249,8 @@ def month_metrics(month: Month) -> dict[str, float]:
     if plan is not None:
         contact = plan[plan["discount"].notna()]  # a segment the plan leaves alone contacts nobody
         out["winback_profit"] = float(contact["incremental_profit"].sum())
-        out["winback_profit_p05"] = float(contact["profit_p05"].sum())
-        out["winback_profit_p95"] = float(contact["profit_p95"].sum())
+        band = customer_facts.plan_band(plan) or (0.0, 0.0)  # the band of the total, not a sum of bands
+        out["winback_profit_p05"], out["winback_profit_p95"] = band
         out["winback_customers"] = float(contact["n_customers"].sum())
     return out
 
