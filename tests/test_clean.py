@@ -7,7 +7,7 @@ import ibis
 import pandas as pd
 import pytest
 
-from helpers import artifacts, clean
+from helpers import artifacts, clean, plots
 from helpers.config import config_from_dict, load_config
 from helpers.contract import ContractError
 from helpers.engine import connect
@@ -229,7 +229,12 @@ def test_monthly_lines_count_lines_orders_and_net_revenue_per_month(shop, cfg, t
     assert m["month"].tolist() == ["2025-01", "2025-02", "2025-03"]
     assert m["revenue_net"].tolist() == [12.5, -20.0, -7.5]
     assert m["return_lines"].tolist() == [0, 1, 1]
-    assert res.monthly_table(2).index.tolist() == ["2025-02", "2025-03"]
+    table = res.monthly_table(2)
+    assert table.index.tolist() == ["2025-02", "2025-03"]
+    # for a reader: no internal names, money with its currency, the March return line as -7.50 net
+    assert plots.unreadable_names(table) == []
+    assert table.loc["2025-03", f"net revenue ({cfg.shop.currency})"] == plots.format_cell(-7.5, "money")
+    assert table.loc["2025-03", "orders (with a purchase)"] == "0"  # a return alone is not an order
 
 
 def test_monthly_lines_need_the_written_artifacts(shop, cfg):

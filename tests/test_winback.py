@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import drawn
-from helpers import artifacts, demo_truth, winback
+from helpers import artifacts, demo_truth, plots, winback
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.engine import connect
 
@@ -70,6 +70,10 @@ def test_measured_uplift_has_an_all_row_per_arm_and_one_per_segment_with_exact_r
     assert m.loc["all", ["n_treated", "n_control", "conv_treated", "conv_control", "uplift_pp"]].tolist() == \
         [4, 4, 0.75, 0.25, 50.0]
     assert m.loc["a", "uplift_pp"] == 50.0 and m.loc["b", "uplift_pp"] == 50.0
+    shown = winback.measured_table(winback.measure_uplift(f))
+    assert plots.unreadable_names(shown) == []  # no n_treated, campaign_id ... on the page
+    assert shown.loc[("K", "d10", "all"), ["discount", "customers treated", "customers in control"]].tolist() == \
+        ["10%", 4, 4]
 
 
 def _measured(segments):

@@ -1127,8 +1127,14 @@ class CleanRun:
         return self._monthly
 
     def monthly_table(self, months: int = 13) -> pd.DataFrame:
-        """The last `months` rows of `monthly_lines`, indexed by month."""
-        return self.monthly_lines().set_index("month").tail(months)
+        """The last `months` rows of `monthly_lines`, indexed by month, as a reader reads them."""
+        t = self.monthly_lines().set_index("month").tail(months)
+        return plots.table_for_readers(
+            t, {"lines": "count", "orders": "count", "customers": "count", "revenue_net": "money",
+                "return_lines": "count"}, self.currency,
+            names={"lines": "order lines", "orders": "orders (with a purchase)",
+                   "customers": "customers (with a purchase)", "revenue_net": f"net revenue ({self.currency})",
+                   "return_lines": "return lines"})
 
     def month_takeaway(self) -> str:
         """The as_of month's orders, customers and net revenue, counted as notebooks 02 and 07 count them."""

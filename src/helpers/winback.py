@@ -249,8 +249,10 @@ def measured_table(measured: pd.DataFrame, currency: str = "EUR") -> pd.DataFram
                           "revenue_treated": f"revenue per customer treated ({currency})",
                           "revenue_control": f"revenue per customer control ({currency})",
                           "revenue_uplift": f"revenue uplift per customer ({currency})",
-                          "revenue_uplift_low": "revenue 95% low", "revenue_uplift_high": "revenue 95% high"})
-    return m.set_index(["campaign_id", "arm", "segment"])
+                          "revenue_uplift_low": "revenue 95% low", "revenue_uplift_high": "revenue 95% high",
+                          "n_treated": "customers treated", "n_control": "customers in control"})
+    m["discount"] = [plots.format_cell(d, "share0") for d in m["discount"]]
+    return plots.for_readers(m.set_index(["campaign_id", "arm", "segment"]), {"campaign_id": "campaign"})
 
 
 def measured_takeaway(measured: pd.DataFrame, window_days: int) -> str:
