@@ -665,14 +665,19 @@ def _quarantine_rows(tagged: ir.Table, file: str, raw: RawFile) -> pd.DataFrame:
     df["source_row"] = df["source_row"].astype("int64")
     names = file
     if raw.files and len(df):  # several parts of one export: each row named by its own file and row
-        starts = np.array([offset for _, offset, _ in raw.files])
-        part = np.searchsorted(starts, df["source_row"].to_numpy(), side="left") - 1
-        names = [raw.files[i][0] for i in part]
-        df["source_row"] = df["source_row"].to_numpy() - starts[part]
+        names, df["source_row"] = in_parts(df["source_row"].to_numpy(), raw.files)
     df.insert(0, "file", names)
     if "raw_line" in df:  # a row the reader could not split is shown as text: its e-mails are masked
         df["raw_line"] = df["raw_line"].str.replace(EMAIL_TEXT, "[e-mail]", regex=True)
     return df
+
+
+def in_parts(rows: np.ndarray, parts: list) -> tuple[list[str], np.ndarray]:
+    """Rows numbered through the parts of one export ([name, rows before it, its rows], ``RawFile.files``)
+    as (each row's file, its row in that file)."""
+    starts = np.array([offset for _, offset, _ in parts])
+    part = np.searchsorted(starts, rows, side="left") - 1
+    return [parts[i][0] for i in part], rows - starts[part]
 
 
 def _details(details: pd.Series) -> str:
@@ -1208,9 +1213,8 @@ def largest_lines(orders: ir.Table, currency: str = "EUR", file: str = "orders.c
     rows = df["source_row"].astype("int64")
     where = {f"row in {file}": rows}
     if parts:
-        starts = np.array([offset for _, offset, _ in parts])
-        part = np.searchsorted(starts, rows.to_numpy(), side="left") - 1
-        where = {"file": [parts[i][0] for i in part], "row": rows.to_numpy() - starts[part]}
+        names, in_file = in_parts(rows.to_numpy(), parts)
+        where = {"file": names, "row": in_file}
     out = pd.DataFrame({
         **where,
         "order (hashed)": [hashlib.sha256(str(v).encode("utf-8")).hexdigest()[:10] for v in df["order_id"]],

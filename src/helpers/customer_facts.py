@@ -601,3 +601,13 @@ def plan_band(plan: pd.DataFrame) -> tuple[float, float] | None:
         return None
     mean, sd = total
     return mean - 1.6449 * sd, mean + 1.6449 * sd
+
+
+def consented(customers: pd.DataFrame) -> pd.Series:
+    """customers_clean's marketing_opt_in as a plain bool per row (unknown = no consent): who may be contacted."""
+    return customers["marketing_opt_in"].astype("boolean").fillna(False).astype(bool)
+
+
+def consented_ids(customers: pd.DataFrame) -> set[str]:
+    """The customer ids with marketing consent (see `consented`)."""
+    return set(customers.loc[consented(customers), "customer_id"].astype(str))

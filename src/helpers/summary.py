@@ -542,8 +542,7 @@ def _rule_best_customers(month, previous, cfg, currency):
         at_risk = tiers[tiers["risk_tier"].isin(["medium", "high"])]
         text += f": {len(at_risk):,} of them are at medium or high churn risk"
         if month.has("customers_clean"):
-            c = month.get("customers_clean")
-            consent = set(c.loc[c["marketing_opt_in"].astype("boolean").fillna(False).astype(bool), "customer_id"].astype(str))
+            consent = customer_facts.consented_ids(month.get("customers_clean"))
             reachable = int(at_risk["customer_id"].astype(str).isin(consent).sum())
             text += f", {reachable:,} of whom gave marketing consent and can be e-mailed"
         text += (" - a thank-you or early access, no discount needed (customers_scored.csv: the highest clv with "
@@ -580,8 +579,7 @@ def _new_with_consent(month: Month) -> int | None:
     unit_days = 7 if card.get("time_unit") == "week" else 1
     clv = month.get("clv")
     new = clv.loc[clv["T"] * unit_days <= days, "customer_id"].astype(str)
-    c = month.get("customers_clean")
-    consent = set(c.loc[c["marketing_opt_in"].astype("boolean").fillna(False).astype(bool), "customer_id"].astype(str))
+    consent = customer_facts.consented_ids(month.get("customers_clean"))
     return int(new.isin(consent).sum())
 
 

@@ -766,7 +766,7 @@ def build_targets(plan_rows: pd.DataFrame, customers: pd.DataFrame, budget: floa
     """
     r = plan_rows[plan_rows["recommended"] & (plan_rows["expected_incremental_profit"] > 0)]
     consent = customers[["customer_id", "email", "marketing_opt_in"]].astype({"customer_id": str})
-    r = r.merge(consent.loc[_consented(consent), ["customer_id", "email"]], on="customer_id", how="inner")
+    r = r.merge(consent.loc[customer_facts.consented(consent), ["customer_id", "email"]], on="customer_id", how="inner")
     if exclude_ids is not None:
         r = r[~r["customer_id"].isin(set(map(str, exclude_ids)))]
     r = r.sort_values(["expected_incremental_profit", "customer_id"], ascending=[False, True], ignore_index=True)
@@ -782,11 +782,6 @@ def build_targets(plan_rows: pd.DataFrame, customers: pd.DataFrame, budget: floa
     out = out.astype({"customer_id": "str", "email": "str", "segment": "str", "discount": "float64",
                       "expected_incremental_profit": "float64", "suggested_categories": "str"})
     return out[TARGET_COLUMNS].reset_index(drop=True)
-
-
-def _consented(customers: pd.DataFrame) -> pd.Series:
-    """marketing_opt_in is true (unknown = no consent)."""
-    return customers["marketing_opt_in"].astype("boolean").fillna(False).astype(bool)
 
 
 def load_targets(processed_dir: str | Path) -> pd.DataFrame:
@@ -1118,7 +1113,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
     offer_run = offers.run(processed_dir, as_of, cfg, con=con, save=save)
     # The plan is made for the customers who can be contacted (marketing consent, not contacted within
     # offers.min_days_between_contacts), so every page counts the same customers and the same profit.
-    consented = set(customers.loc[_consented(customers), "customer_id"].astype(str))
+    consented = customer_facts.consented_ids(customers)
     capped = set(map(str, offer_run.capped))
     ids = all_cands["customer_id"].astype(str)
     contactable = ids.isin(consented) & ~ids.isin(capped)
