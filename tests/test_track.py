@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import artifacts, churn, clean, clv, demo, segments, summary, track, winback
+from helpers import artifacts, churn, clean, clv, demo, publish, segments, summary, track, winback
 from helpers.config import config_from_dict, load_config
 from helpers.paths import project_root
 
@@ -295,3 +295,21 @@ def test_two_months_after_sending_the_measured_uplift_stands_next_to_the_plan_an
     table = res.campaign_table()
     assert table.loc[PLAN_AS_OF[:7], "status"] == "measured"
     assert "it worked" in res.campaign_takeaway()
+
+
+def test_the_index_links_the_track_record_of_a_month_that_scored_earlier_predictions(history, tmp_path):
+    res, shop = history
+    reports = tmp_path / "reports"
+    for month in ("2026-03", "2026-04"):
+        artifacts.write_file(reports / "hand" / month / "07_summary.html", "<html></html>")
+    index = publish.build_index(reports, processed_base=shop.parent).read_bytes().decode()
+    assert 'href="hand/2026-04/07_summary.html#Track-record">track record</a>' in index
+    assert "hand/2026-03/07_summary.html#Track-record" not in index  # March's run scored nothing (no file)
+
+
+def test_the_summary_counts_the_contacts_and_shows_the_control_group_apart(backfill):
+    month = summary.load_month(_month(backfill["processed"], PLAN_AS_OF))
+    n_control = backfill["plan_run"].control.n_control
+    said = summary.winback_takeaway(month)
+    assert f"reach {backfill['plan_run'].control.n_treated:,} customers" in said
+    assert f"control group of {n_control:,} customers" in said
