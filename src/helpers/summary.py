@@ -58,7 +58,10 @@ DEFAULT_PURCHASE_WINDOW_DAYS = 90
 
 # The artifacts the summary reads, in the order the availability table lists them.
 INPUTS = ("kpis", "cohorts", "segments", "clv", "clv_model", "churn", "churn_model",
-          "winback_plan", "winback_targets", "campaign_plan", "offers", "customers_clean")
+          "winback_plan", "winback_targets", "offers", "customers_clean")
+# Read when present, never listed as missing: the campaign plan's control group (issue 19) is shown beside the
+# plan, and months run before it existed have none.
+OPTIONAL_INPUTS = ("campaign_plan",)
 # Read only what the page needs: consent, never the e-mail; of the campaign plan, the arms (control group size).
 INPUT_COLUMNS = {"customers_clean": ["customer_id", "marketing_opt_in"], "campaign_plan": ["arm"]}
 # Columns read for the index's trends (small reads even for a million customers).
@@ -160,6 +163,10 @@ def load_month(processed_dir: str | Path, names=None, columns: dict | None = Non
         if found is None:
             m.missing.append(name)
         else:
+            m.data[name] = found
+    for name in OPTIONAL_INPUTS if names is None else ():
+        found = artifacts.read_if_exists(processed_dir, name, columns.get(name))
+        if found is not None:
             m.data[name] = found
     return m
 
