@@ -313,3 +313,21 @@ def test_the_summary_counts_the_contacts_and_shows_the_control_group_apart(backf
     said = summary.winback_takeaway(month)
     assert f"reach {backfill['plan_run'].control.n_treated:,} customers" in said
     assert f"control group of {n_control:,} customers" in said
+
+
+def test_without_this_months_orders_nothing_is_scored_and_the_page_says_why(tmp_path):
+    month = tmp_path / "processed" / "shop" / "2026-04"
+    month.mkdir(parents=True)
+    res = track.run(month, "2026-04-30", load_config("config/default.yml"))
+    assert "orders_clean.parquet (01_clean) is missing" in res.takeaway()
+    assert res.record_table().loc["track record", "note"].startswith("no earlier month")
+
+
+def test_an_empty_contact_list_plans_no_campaign_and_says_so():
+    empty = artifacts.empty("winback_targets")
+    group, held = winback.control_group(empty, artifacts.empty("winback_measured"), "2026-06-30",
+                                        load_config("config/default.yml"))
+    plan = winback.campaign_plan(empty, held, group)
+    artifacts.check("campaign_plan", plan)
+    assert plan.empty and group.n_control == 0
+    assert winback.control_takeaway(group).startswith("Nobody is on the contact list")

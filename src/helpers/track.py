@@ -363,7 +363,7 @@ def verdict(rows: pd.DataFrame, model: str, cfg: TrackConfig) -> str:
 def alarms(rows: pd.DataFrame, band: float) -> list[str]:
     """One sentence per model whose latest scored aggregate error lies beyond +/- `band`."""
     out = []
-    for model in [*MODELS, WINBACK]:
+    for model in MODELS:  # a campaign's plan vs measurement has its own table and sentence
         s = rows[(rows["model"] == model) & (rows["status"] == SCORED) & rows["error_pct"].notna()]
         if s.empty:
             continue
@@ -420,7 +420,7 @@ def plot_trend(rows: pd.DataFrame, band: float, ax=None):
     pos = {m: i for i, m in enumerate(months)}
     ax.axhspan(-100 * band, 100 * band, color="0.9", zorder=0, label=f"+/-{band:.0%} band")
     ax.axhline(0, color="0.5", lw=0.8)
-    for model in [*MODELS, WINBACK]:
+    for model in MODELS:
         m = s[s["model"] == model].sort_values("month")
         if m.empty:
             continue
@@ -509,8 +509,8 @@ def earlier_months(processed_dir: str | Path) -> list[Path]:
 
 
 def score_months(processed_dir: str | Path, as_of: str, cfg: Config, con) -> tuple[pd.DataFrame, dict, list]:
-    """track_record rows for every earlier month, the snapshots scored (month -> (snapshot, actuals per
-    horizon)) for the calibration table, and the campaign checks."""
+    """track_record rows for every earlier month, the snapshots scored (month -> (snapshot, actuals)) for
+    the calibration table, and the campaign checks. Needs this month's orders_clean."""
     lines = artifacts.table(con, processed_dir, "orders_clean")
     rows, scored, checks = [], {}, []
     camp = artifacts.read_if_exists(processed_dir, "campaigns_clean", ["campaign_id"])
@@ -547,6 +547,7 @@ class TrackRun:
     snapshot: pd.DataFrame | None = None
     settings: TrackConfig = field(default_factory=TrackConfig)
     currency: str = "EUR"
+    note: str | None = None  # why nothing could be scored this month (a missing artifact)
 
     def record_table(self) -> pd.DataFrame:
         return record_table(self.rows)
@@ -561,6 +562,8 @@ class TrackRun:
         return alarms(self.rows, self.settings.error_band)
 
     def takeaway(self) -> str:
+        if self.note:
+            return self.note
         scored = sorted(set(self.rows.loc[self.rows["status"] == SCORED, "month"]))
         if not scored:
             lead = ("No earlier month's prediction can be scored yet: a snapshot is kept from this month on "
@@ -600,6 +603,11 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
     whose horizon has passed by `as_of` on this month's orders_clean, and write track_record.csv."""
     con = con or connect(cfg.engine)
     snap = save_snapshot(processed_dir, as_of, cfg) if save else None
+    if not artifacts.exists(processed_dir, "orders_clean"):  # 01 failed or was not run: nothing to score against
+        note = (f"{artifacts.spec('orders_clean').file} (01_clean) is missing this month, so no earlier prediction "
+                "can be scored; this month's predictions are kept all the same.")
+        return TrackRun(str(as_of)[:10], artifacts.empty("track_record"), [], {}, snap, cfg.track,
+                        cfg.shop.currency, note)
     rows, scored, checks = score_months(processed_dir, as_of, cfg, con)
     if save:
         artifacts.write(processed_dir, "track_record", rows)

@@ -936,11 +936,11 @@ def campaign_plan(targets: pd.DataFrame, is_control: pd.Series, group: ControlGr
     ('10% off', 'contact, no discount') or 'control' (discount 0); one campaign_id per offer
     ('winback-2026-06-10_off'), its control group the held-back customers of the segments given that offer;
     sorted by campaign, arm and customer."""
-    offer = targets["discount"].map(option_label)
+    offer = targets["discount"].map(option_label).astype(str)  # astype: an empty list maps to float64
     arm = offer.where(~is_control, CONTROL)
     # one campaign per offer, each with the control customers of its own segments, so a measured
     # campaign compares like with like (winback_measured compares an arm with its campaign's control)
-    cid = group.campaign_id + "-" + offer.map(customer_facts.slug)
+    cid = group.campaign_id + "-" + offer.map(customer_facts.slug).astype(str)
     out = pd.DataFrame({"campaign_id": cid, "customer_id": targets["customer_id"].astype(str),
                         "sent_date": group.sent_date, "arm": arm.astype(str),
                         "discount": targets["discount"].astype(float).where(~is_control, 0.0)})
