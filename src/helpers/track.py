@@ -442,9 +442,8 @@ def calibration_table(cal: pd.DataFrame, what: str) -> pd.DataFrame:
     if cal.empty:
         return pd.DataFrame({"note": [f"no scored month for {what} yet"]}, index=pd.Index(["calibration"], name=""))
     out = cal.set_index("group")
-    out.index.name = "group (1 = lowest prediction)"
-    out = out.rename(columns={"mean_predicted": f"{what}: predicted per customer",
-                              "mean_actual": f"{what}: actual per customer"})
+    out.index.name = f"{what}: group (1 = lowest prediction)"
+    out = out.rename(columns={"mean_predicted": "predicted per customer", "mean_actual": "actual per customer"})
     return plots.table_for_readers(out, kinds={c: "number2" for c in out.columns if c != "customers"} |
                                    {"customers": "count"}, max_rows=None)
 
