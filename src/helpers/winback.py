@@ -947,6 +947,11 @@ def campaign_plan(targets: pd.DataFrame, is_control: pd.Series, group: ControlGr
     return out.sort_values(["campaign_id", "arm", "customer_id"], ignore_index=True)[CAMPAIGN_PLAN_COLUMNS]
 
 
+def _pct(share: float) -> str:
+    """0.8 -> '80%', 0.995 -> '99.5%' (a power or alpha near 100 % or 0 % is not rounded onto it)."""
+    return f"{share:.1%}".replace(".0%", "%")
+
+
 def control_table(group: ControlGroup | None) -> pd.DataFrame:
     """The split and the power calculation for reading, one row per figure."""
     if group is None:
@@ -956,8 +961,8 @@ def control_table(group: ControlGroup | None) -> pd.DataFrame:
             (f"base conversion (buy within {group.window_days} days)", f"{group.base_conversion:.1%}"),
             ("where the base conversion comes from", group.base_source),
             ("uplift to detect (configured)", f"{100 * group.min_detectable_uplift:.1f} pp"),
-            (f"chance to detect it (power; {group.alpha:.0%} false alarms)", f"{group.achieved_power:.0%}"),
-            (f"uplift this split detects with {group.power:.0%} power",
+            (f"chance to detect it (power; {_pct(group.alpha)} false alarms)", _pct(group.achieved_power)),
+            (f"uplift this split detects with {_pct(group.power)} power",
              plots.MISSING if not np.isfinite(group.detectable_uplift) else f"{100 * group.detectable_uplift:.1f} pp")]
     return pd.DataFrame({"value": [v for _, v in rows]}, index=pd.Index([k for k, _ in rows], name=""))
 
@@ -973,12 +978,12 @@ def control_takeaway(group: ControlGroup | None) -> str:
          f"group out. With a base conversion of {group.base_conversion:.1%}, ")
     if np.isfinite(group.detectable_uplift):
         s += (f"the campaign will detect an uplift of {100 * group.detectable_uplift:.1f} percentage points or more "
-              f"with {group.power:.0%} probability")
+              f"with {_pct(group.power)} probability")
     else:
         s += "the list is too small for the campaign to detect any uplift reliably"
     if group.achieved_power + 1e-9 < group.power:
         s += (f"; the configured {100 * group.min_detectable_uplift:.1f} points would be found only with "
-              f"{group.achieved_power:.0%} probability (the list is too small for more)")
+              f"{_pct(group.achieved_power)} probability (the list is too small for more)")
     return s + ". After sending, append campaign_plan.csv (with the real send date) to the shop's campaigns.csv."
 
 
