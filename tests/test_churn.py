@@ -250,6 +250,12 @@ def test_tier_reasons_and_tables_have_one_row_per_tier(demo_run):
     assert "ROC-AUC" in churn.metrics_table(demo_run).columns
 
 
+@pytest.mark.parametrize("feature, value, shown", [("p_alive", 0.3812, "38%"), ("discount_share", 0.05, "5%"),
+                                                   ("recency_days", 431.0, "431"), ("orders", 2.0, "2.0")])
+def test_tier_reasons_show_probabilities_and_shares_in_percent(feature, value, shown):
+    assert churn._fmt(value, feature) == shown
+
+
 def test_result_methods_give_the_tables_of_the_functions_for_readers_and_their_sentences(demo_run):
     pd.testing.assert_frame_equal(demo_run.metrics_table(), churn.metrics_for_readers(demo_run))
     pd.testing.assert_frame_equal(demo_run.tier_table(), churn.tiers_for_readers(demo_run))

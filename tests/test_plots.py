@@ -79,3 +79,11 @@ def test_bar_ticks_carry_thousands_separators_never_scientific_notation():
     assert "2,000,000" in ticks and not any("e" in t for t in ticks)
     assert ax.get_xlim()[0] == 0  # bars start at zero
     plt.close("all")
+
+
+def test_offer_colours_are_grey_for_no_discount_and_distinct_and_ordered_for_discounts():
+    opts = ["contact, no discount", "5% off", "10% off", "15% off", "20% off"]
+    colours = plots.option_colors(opts, "contact, no discount")
+    assert colours[0] == (0.6, 0.6, 0.6) and len(set(colours)) == len(opts)
+    lightness = [0.2126 * r + 0.7152 * g + 0.0722 * b for r, g, b in colours[1:]]  # relative luminance
+    assert lightness == sorted(lightness, reverse=True)  # a bigger discount is a darker bar

@@ -15,6 +15,7 @@ import nbformat
 import pandas as pd
 import pytest
 
+from helpers import plots
 from helpers.paths import project_root
 from helpers.plots import MISSING
 from helpers.publish import (KPI_TILES, build_index, change_text, external_resources, month_shift,
@@ -176,6 +177,37 @@ def test_a_report_page_loads_nothing_from_the_internet():
     assert "Who are the customers?" in page and "Champions" in page and 'src="data:image/png;base64,' in page
     assert external_resources(page) == []
     assert "cdnjs" not in page and "mathjax" not in page.lower() and "require.min.js" not in page
+
+
+def long_table_output(rows: int = 40) -> nbformat.NotebookNode:
+    """What a notebook stores for a long table (plots.SortableTable): the short table and the sortable one."""
+    df = pd.DataFrame({"customers": [f"{1000 + i:,}" for i in range(rows)]},
+                      index=pd.Index([f"country {i:02d}" for i in range(rows)], name="country"))
+    bundle = plots.long_table(df, "breakdown-country")._repr_mimebundle_()
+    return nbformat.v4.new_output("execute_result", data=bundle, execution_count=1)
+
+
+def test_a_long_table_is_whole_sortable_and_searchable_in_the_report_and_still_offline():
+    nb = executed_notebook(code_cell("res.breakdown_table('country')", long_table_output(40)),
+                           code_cell("res.breakdown_table('region')", table_output()))
+    page = notebook_to_html(nb, "demo · 2026-06 · 02_kpis")
+    assert all(f"country {i:02d}" in page for i in range(40))  # every row, not the notebook's first 15
+    assert 'id="breakdown-country"' in page and "new ITable(" in page  # DataTables: sort, search, pages
+    assert page.count("injectModule(") == 2  # DataTables' code embedded once (defined + called), not per table
+    assert "Champions" in page  # a short table stays a plain table
+    assert external_resources(page) == []
+
+
+def test_a_long_table_in_the_notebook_shows_its_first_rows_and_says_where_the_rest_is():
+    data = long_table_output(40)["data"]
+    assert "country 14" in data["text/html"] and "country 15" not in data["text/html"]
+    assert "25 more rows in the HTML report (sortable, searchable)" in data["text/html"]
+    assert data["text/html"].count("<tr") == 1 + 1 + 16  # header, index name row, 15 rows + the "more" row
+
+
+def test_a_page_without_long_tables_carries_no_table_scripts():
+    page = notebook_to_html(executed_notebook(code_cell("segments.table()", table_output())), "x")
+    assert "ITable" not in page and len(page) < 400_000
 
 
 @pytest.mark.parametrize("page, found", [

@@ -132,7 +132,7 @@ def test_a_half_way_fm_score_puts_the_customer_in_the_grid_cell_above():
 def test_notes_say_when_a_measure_has_fewer_than_5_distinct_values():
     rfm = segments.rfm_table(shop(8, orders_each=lambda i: 1), AS_OF)
     notes = segments.score_notes(rfm)
-    assert notes == ["The F score uses 1 of the 5 levels because orders has only 1 distinct value(s); "
+    assert notes == ["The F score uses 1 of the 5 levels because orders has only 1 distinct value; "
                      "tied customers always share one score."]
 
 

@@ -354,7 +354,9 @@ def test_horizons_in_labels_come_from_clv_model_json(shop):
     assert "of predicted 6-month CLV" in res.headline_takeaway()
     assert "of predicted 6-month CLV" in {a.rule: a for a in res.actions()}["clv_at_risk"].text
     assert res.plot_clv_at_risk().get_title() == "Predicted 6-month CLV of high-risk customers, by segment"
-    table = res.scored_columns_table()
+    shown = res.scored_columns_table()  # 20+ rows: sortable in the HTML report, its first rows inline
+    assert isinstance(shown, plots.SortableTable) and "the HTML report" in shown.inline.index[-1]
+    table = shown.table
     assert table.loc["clv", "meaning"].startswith("predicted 6-month CLV")
     assert table.loc["exp_purchases", "meaning"] == "expected purchases in the next 30 days"
 

@@ -73,7 +73,7 @@ def test_measured_uplift_has_an_all_row_per_arm_and_one_per_segment_with_exact_r
     shown = winback.measured_table(winback.measure_uplift(f))
     assert plots.unreadable_names(shown) == []  # no n_treated, campaign_id ... on the page
     assert shown.loc[("K", "d10", "all"), ["discount", "customers treated", "customers in control"]].tolist() == \
-        ["10%", 4, 4]
+        ["10%", "4", "4"]
 
 
 def _measured(segments):

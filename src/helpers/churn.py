@@ -765,7 +765,7 @@ def tier_reasons(result: ChurnRun, top_features: int = 8, reasons: int = 3) -> p
             continue
         med = grp[candidates].median()
         z = ((med - overall) / iqr).abs().fillna(0).sort_values(ascending=False, kind="stable")
-        rows[tier] = [f"{feature_label(f)}: {_fmt(med[f])} (all {_fmt(overall[f])})" for f in z.index[:reasons]]
+        rows[tier] = [f"{feature_label(f)}: {_fmt(med[f], f)} (all {_fmt(overall[f], f)})" for f in z.index[:reasons]]
     out = pd.DataFrame.from_dict({t: (r if isinstance(r, list) else [r]) for t, r in rows.items()}, orient="index")
     out.columns = [f"reason {i + 1} (tier median vs all)" for i in range(out.shape[1])]
     out = out.fillna("")
@@ -773,9 +773,12 @@ def tier_reasons(result: ChurnRun, top_features: int = 8, reasons: int = 3) -> p
     return out
 
 
-def _fmt(v: float) -> str:
+def _fmt(v: float, feature: str = "") -> str:
+    """A tier median as a reader reads it: probabilities and shares in % ('38%'), other figures by size."""
     if pd.isna(v):
         return "n/a"
+    if feature.startswith("p_") or feature.endswith("_share"):
+        return f"{v:.0%}"
     if abs(v) >= 100:
         return f"{v:,.0f}"
     if abs(v) >= 10:

@@ -995,7 +995,7 @@ def accounting_table(report: dict) -> pd.DataFrame:
         outcomes += [("excluded", r, n) for r, n in fr["excluded"].items()]
         outcomes += [("raw total", "", fr["rows_raw"])]
         for outcome, reason, n in outcomes:
-            rows.append({"file": fr["file"], "outcome": outcome, "reason": reason, "rows": n,
+            rows.append({"file": fr["file"], "outcome": outcome, "reason": reason, "rows": f"{n:,}",
                          "share of raw": f"{n / raw:.2%}", "meaning": REASON_TEXT.get(reason, "")})
     return pd.DataFrame(rows).set_index(["file", "outcome"])
 

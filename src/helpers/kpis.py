@@ -814,13 +814,15 @@ def gap_table(summary: pd.DataFrame) -> pd.DataFrame:
     return plots.table_for_readers(summary, {c: ("count" if c == "orders" else "days") for c in summary.columns})
 
 
-def breakdown_table(table: pd.DataFrame | None, currency: str = "EUR", rest: str | None = None) -> pd.DataFrame | None:
-    """A breakdown (see `breakdown`) for reading, largest revenue first (None stays None: section skipped)."""
+def breakdown_table(table: pd.DataFrame | None, currency: str = "EUR"):
+    """A breakdown (see `breakdown`) for reading, largest revenue first (None stays None: section skipped);
+    a long one (many countries, categories) is sortable and searchable in the HTML report."""
     if table is None:
         return None
     kinds = {"customers": "count", "orders": "count", "revenue": "money", "revenue_share": "share", "aov": "money2",
              "returns_rate": "share", "repeat_rate": "share"}
-    return plots.table_for_readers(table, kinds, currency, rest=rest)
+    table_id = "breakdown-" + "".join(ch if ch.isalnum() else "-" for ch in str(table.index.name or "table"))
+    return plots.table_for_readers(table, kinds, currency, sortable=table_id)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -811,7 +811,7 @@ def repeats_for_readers(summary: pd.DataFrame, horizon_days: int = 90) -> pd.Dat
 def examples_for_readers(examples: pd.DataFrame) -> pd.DataFrame:
     """`examples_by_segment` for reading."""
     return plots.table_for_readers(examples, {"customers": "count", "top_category_share": "share"},
-                                   rest="offers.parquet")
+                                   sortable="offers-examples")
 
 
 def second_order_for_readers(summary: pd.DataFrame) -> pd.DataFrame:

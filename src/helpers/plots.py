@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import textwrap
 
+import itables
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -268,7 +269,7 @@ def rest_row_label(hidden: int, where: str | None) -> str:
 
 def table_for_readers(df: pd.DataFrame, kinds: dict | None = None, currency: str | None = "EUR",
                       names: dict | None = None, max_rows: int | None = MAX_ROWS,
-                      rest: str | None = None) -> pd.DataFrame:
+                      rest: str | None = None, sortable: str | None = None) -> pd.DataFrame:
     """A table as a person reads it: values formatted by kind, reader names, at most `max_rows` rows.
 
     `kinds` maps a column (internal name) to a kind of `format_value` (money, money2, share, count,
@@ -276,7 +277,9 @@ def table_for_readers(df: pd.DataFrame, kinds: dict | None = None, currency: str
     'numberN' (N decimals: number1 -> '3.0'); columns without a kind keep their values.
     A money column's name carries the currency ('net revenue (EUR)'). A longer table keeps its first
     `max_rows` rows (in its own order) and a last row saying how many more there are and where
-    (`rest`, e.g. 'clv.parquet'). The numbers themselves stay in the artifacts."""
+    (`rest`, e.g. 'clv.parquet'). The numbers themselves stay in the artifacts.
+    With `sortable` (a fixed HTML id, e.g. 'winback-simulation') a longer table comes back as a
+    :class:`SortableTable`: cut in the notebook, whole and sortable in the HTML report."""
     kinds = kinds or {}
     names = dict(names or {})
     out = df.copy()
@@ -286,13 +289,61 @@ def table_for_readers(df: pd.DataFrame, kinds: dict | None = None, currency: str
         out[col] = [format_cell(v, kind) for v in out[col]]
         if kind.startswith("money") and currency and col not in names:
             names[col] = with_currency(display_name(col), currency)
-    hidden = len(out) - max_rows if max_rows is not None and len(out) > max_rows else 0
-    if hidden:
-        out = out.head(max_rows).astype(object)
-        label = rest_row_label(hidden, rest)
-        key = label if out.index.nlevels == 1 else (label,) + ("",) * (out.index.nlevels - 1)
-        out.loc[key, :] = ""
-    return for_readers(out, names)
+    if sortable:
+        return long_table(for_readers(out, names), sortable, max_rows)
+    return for_readers(cut_rows(out, max_rows, rest), names)
+
+
+def long_table(df: pd.DataFrame, table_id: str, max_rows: int | None = MAX_ROWS):
+    """`df` as it is when it has at most `max_rows` rows, else a :class:`SortableTable` (id `table_id`)."""
+    return SortableTable(df, table_id, max_rows) if max_rows is not None and len(df) > max_rows else df
+
+
+def cut_rows(df: pd.DataFrame, max_rows: int | None = MAX_ROWS, rest: str | None = None) -> pd.DataFrame:
+    """The first `max_rows` rows of `df` and a last row saying how many more there are and where (`rest`)."""
+    hidden = len(df) - max_rows if max_rows is not None and len(df) > max_rows else 0
+    if not hidden:
+        return df
+    out = df.head(max_rows).astype(object)
+    label = rest_row_label(hidden, rest)
+    key = label if out.index.nlevels == 1 else (label,) + ("",) * (out.index.nlevels - 1)
+    out.loc[key, :] = ""
+    return out
+
+
+SORTABLE_MIME = "application/vnd.retention.sortable-table+html"  # read by publish.notebook_to_html
+
+
+class SortableTable:
+    """A long table for people: in the notebook (JupyterLab, nbval) its first `max_rows` rows and a line
+    saying how many more there are; in the published HTML report every row, sortable and searchable
+    (itables/DataTables, offline: `publish.notebook_to_html` embeds the JavaScript once per page).
+
+    The notebook output carries both: ``text/html`` (the short table) and :data:`SORTABLE_MIME` (the
+    interactive one), so a notebook stays small and its outputs stable (`table_id` is fixed, never random).
+    """
+
+    def __init__(self, table: pd.DataFrame, table_id: str, max_rows: int = MAX_ROWS):
+        self.table, self.table_id, self.max_rows = table, table_id, max_rows
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def inline(self) -> pd.DataFrame:
+        """What the notebook shows: the first rows and a last row pointing to the report."""
+        label = "the HTML report (sortable, searchable)"
+        return cut_rows(self.table, self.max_rows, label)
+
+    def interactive_html(self) -> str:
+        return itables.to_html_datatable(
+            self.table, table_id=self.table_id, connected=False, display_logo_when_loading=False,
+            pageLength=self.max_rows, lengthMenu=[self.max_rows, 50, 100, -1], classes="display compact",
+            layout={"topStart": "pageLength", "topEnd": "search", "bottomStart": "info", "bottomEnd": "paging"})
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        inline = self.inline
+        return {"text/plain": repr(inline), "text/html": inline._repr_html_(), SORTABLE_MIME: self.interactive_html()}
 
 
 def with_currency(name: str, currency: str) -> str:
@@ -315,6 +366,15 @@ def format_cell(value, kind: str) -> str:
     if kind.startswith("number"):  # number1, number3 ...: that many decimals
         return f"{value:,.{int(kind[6:] or 0)}f}"
     return format_value(value, kind)
+
+
+def option_colors(options: list[str], plain: str | None = None) -> list:
+    """Colours for ordered offers (no discount, 5 % off ... 20 % off) a reader tells apart: the offer
+    without a discount (`plain`) in grey, the discounts from light to dark along viridis (its lightness
+    rises steadily, so neighbours differ and the order survives grey-scale printing)."""
+    steps = [o for o in options if o != plain]
+    shades = dict(zip(steps, sns.color_palette("viridis_r", len(steps) + 1)[1:])) if steps else {}
+    return [shades.get(o, (0.6, 0.6, 0.6)) for o in options]
 
 
 percent_axis = FuncFormatter(lambda v, _: f"{v:.0%}")  # a 0..1 share on an axis: 0.25 -> '25%'

@@ -29,6 +29,7 @@ import socket
 from pathlib import Path
 from urllib.parse import quote
 
+from itables import javascript, options
 from jinja2 import DictLoader
 from nbconvert import HTMLExporter
 
@@ -79,6 +80,7 @@ def notebook_to_html(nb, title: str) -> str:
     """
     nb = copy.deepcopy(nb)
     nb.cells = [cell for cell in nb.cells if _shown_in_report(cell)]
+    _sortable_tables(nb)
     nb.metadata["title"] = title  # the lab template's <title>
     exporter = HTMLExporter(template_name="lab", template_file="offline.html.j2",
                             extra_loaders=[DictLoader({"offline.html.j2": _OFFLINE_TEMPLATE})],
@@ -86,6 +88,26 @@ def notebook_to_html(nb, title: str) -> str:
                             embed_images=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     return body
+
+
+def _sortable_tables(nb) -> None:
+    """Long tables (`plots.SortableTable`) become whole, sortable and searchable in the report: each output's
+    interactive HTML replaces its short table, and DataTables' JavaScript and CSS (itables' offline bundle,
+    base64 in the page) go in once, before the first such table."""
+    first = True
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            html = out.get("data", {}).pop(plots.SORTABLE_MIME, None)
+            if html is None:
+                continue
+            if first:
+                html = _itables_init() + html
+                first = False
+            out["data"]["text/html"] = html
+
+
+def _itables_init() -> str:
+    return javascript.generate_init_offline_itables_html(options.dt_bundle)
 
 
 def external_resources(page: str) -> list[str]:

@@ -85,7 +85,7 @@ def score_notes(rfm: pd.DataFrame) -> list[str]:
         distinct = rfm[col].nunique()
         mode = rfm[col].mode().iloc[0]
         name = MEASURE_TEXT[col].split(" (")[0]
-        why = (f"{name} has only {distinct} distinct value(s)" if distinct < 5 else
+        why = (f"{name} has only {distinct} distinct value{'s' if distinct != 1 else ''}" if distinct < 5 else
                f"{(rfm[col] == mode).mean():.0%} of customers share the same {name} ({mode:,.0f})")
         notes.append(f"The {score[0].upper()} score uses {levels} of the 5 levels because {why}; "
                      f"tied customers always share one score.")

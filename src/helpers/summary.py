@@ -630,10 +630,11 @@ def clv_at_risk_table(month: Month, currency: str = "EUR") -> pd.DataFrame:
     if table.empty:
         return pd.DataFrame({"note": ["no customer is at high churn risk"]}, index=pd.Index(["status"], name=""))
     out = table.copy()
-    out[f"CLV at risk ({currency})"] = out.pop("clv_at_risk").round(0).astype(int)
-    out["share_of_clv_at_risk"] = (out["share_of_clv_at_risk"] * 100).round(1)
-    return out.rename(columns={"share_of_clv_at_risk": "share of CLV at risk (%)",
-                               "high_risk_customers": "high-risk customers"})
+    out["CLV at risk"] = out.pop("clv_at_risk")
+    return plots.table_for_readers(out, {"customers": "count", "high_risk_customers": "count",
+                                         "share_of_clv_at_risk": "share", "CLV at risk": "money"}, currency,
+                                   names={"share_of_clv_at_risk": "share of CLV at risk",
+                                          "high_risk_customers": "high-risk customers"})
 
 
 def plot_clv_at_risk(month: Month, currency: str = "EUR", ax=None):
@@ -661,16 +662,19 @@ def winback_table(month: Month, currency: str = "EUR") -> pd.DataFrame:
     if plan.empty:
         return pd.DataFrame({"note": ["no offer recommended"]}, index=pd.Index(["win-back plan"], name=""))
     out = pd.DataFrame({
-        "discount (%)": (plan["discount"] * 100).round(0),
+        "discount": plan["discount"],
         "customers": plan["n_customers"].astype(int),
-        "uplift (pp)": plan["uplift_pp"].round(1),
-        f"expected profit ({currency})": plan["incremental_profit"].round(0),
-        f"profit 5 % ({currency})": plan["profit_p05"].round(0),
-        f"profit 95 % ({currency})": plan["profit_p95"].round(0),
-        "ROI": plan["roi"].round(2),
+        "uplift (pp)": plan["uplift_pp"],
+        "expected profit": plan["incremental_profit"],
+        "profit 5 %": plan["profit_p05"],
+        "profit 95 %": plan["profit_p95"],
+        "ROI": plan["roi"],
     })
     out.index = pd.Index(plan["segment"], name="segment")
-    return out.sort_values(f"expected profit ({currency})", ascending=False)
+    out = out.sort_values("expected profit", ascending=False)
+    return plots.table_for_readers(out, {"discount": "share0", "customers": "count", "uplift (pp)": "number1",
+                                         "expected profit": "money", "profit 5 %": "money", "profit 95 %": "money",
+                                         "ROI": "share0"}, currency)
 
 
 def winback_takeaway(month: Month, currency: str = "EUR") -> str:
@@ -892,7 +896,8 @@ class SummaryRun:
         return trend_takeaway(self.month, currency=self.currency)
 
     def scored_columns_table(self) -> pd.DataFrame:
-        return scored_columns_table(self.month.clv_months, self.month.purchase_window_days)
+        return plots.long_table(scored_columns_table(self.month.clv_months, self.month.purchase_window_days),
+                                "scored-columns")
 
     def scored_takeaway(self) -> str:
         return scored_takeaway(self.scored, self.month.has("winback_targets"))

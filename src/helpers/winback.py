@@ -272,6 +272,8 @@ def measured_table(measured: pd.DataFrame, currency: str = "EUR") -> pd.DataFram
                           "revenue_uplift_low": "revenue 95% low", "revenue_uplift_high": "revenue 95% high",
                           "n_treated": "customers treated", "n_control": "customers in control"})
     m["discount"] = [plots.format_cell(d, "share0") for d in m["discount"]]
+    for c in ("customers treated", "customers in control"):
+        m[c] = [plots.format_cell(n, "count") for n in m[c]]
     return plots.for_readers(m.set_index(["campaign_id", "arm", "segment"]), {"campaign_id": "campaign"})
 
 
@@ -443,8 +445,10 @@ def qini_table(models: UpliftModels) -> pd.DataFrame:
     t = models.areas.copy()
     if t.empty:
         return pd.DataFrame({"note": [models.note or "no model"]}, index=pd.Index(["-"], name="arm"))
-    return t.rename(columns={"auuc": "area under Qini (model)", "random": "area (random targeting)",
-                             "qini_coefficient": "Qini coefficient (model - random)", "n_holdout": "held-out customers"})
+    return plots.table_for_readers(
+        t, {"auuc": "number1", "random": "number1", "qini_coefficient": "number1", "n_holdout": "count"},
+        names={"auuc": "area under Qini (model)", "random": "area (random targeting)",
+               "qini_coefficient": "Qini coefficient (model - random)", "n_holdout": "held-out customers"})
 
 
 def qini_takeaway(models: UpliftModels) -> str:
@@ -528,10 +532,12 @@ def candidates_table(cands: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame
     g = cands.groupby("segment")
     out = pd.DataFrame({"candidates": g.size(), "via risk tier only": g["reason"].apply(lambda r: int((r != "segment").sum())),
                         **({"can be contacted": g["contactable"].sum().astype(int)} if "contactable" in cands else {}),
-                        "mean P(order in window) %": (100 * g["p_baseline"].mean()).round(2),
-                        f"mean order value ({currency})": g["order_value"].mean().round(2)})
+                        "mean P(order in window)": g["p_baseline"].mean(),
+                        "mean order value": g["order_value"].mean()})
     out.index.name = "segment"
-    return out.sort_values("candidates", ascending=False)
+    out = out.sort_values("candidates", ascending=False)
+    return plots.table_for_readers(out, {"candidates": "count", "via risk tier only": "count", "can be contacted": "count",
+                                         "mean P(order in window)": "share", "mean order value": "money2"}, currency)
 
 
 # --------------------------------------------------------------------------- uplift per segment and option
@@ -1020,11 +1026,13 @@ def plan_table(the_plan: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
     p = the_plan[the_plan["recommended"]].set_index("segment")
     c = currency
     out = pd.DataFrame({"offer": p["option"], "customers": p["n_customers"],
-                        "extra buyers": p["incremental_buyers"].round(1),
-                        f"extra profit ({c})": p["incremental_profit"].round(0),
-                        "profit 5%": p["profit_p05"].round(0), "profit 95%": p["profit_p95"].round(0),
+                        "extra buyers": p["incremental_buyers"],
+                        "extra profit": p["incremental_profit"],
+                        "profit 5%": p["profit_p05"], "profit 95%": p["profit_p95"],
                         "uplift from": p["uplift_source"]})
-    return out.sort_values(f"extra profit ({c})", ascending=False)
+    out = out.sort_values("extra profit", ascending=False)
+    return plots.table_for_readers(out, {"customers": "count", "extra buyers": "number1", "extra profit": "money",
+                                         "profit 5%": "money", "profit 95%": "money"}, c)
 
 
 def plan_takeaway(the_plan: pd.DataFrame, currency: str = "EUR") -> str:
@@ -1061,7 +1069,7 @@ def plot_simulation(the_plan: pd.DataFrame, currency: str = "EUR", ax=None):
     p = the_plan[the_plan["option"] != NO_CONTACT]
     segs = sorted(set(p["segment"]))
     opts = list(dict.fromkeys(p["option"]))
-    colors = plots.sns.color_palette("crest", len(opts))
+    colors = plots.option_colors(opts, REMINDER)
     width = 0.8 / max(1, len(opts))
     for k, o in enumerate(opts):
         d = p[p["option"] == o].set_index("segment").reindex(segs)
@@ -1112,11 +1120,12 @@ def curve_table(curve: pd.DataFrame, currency: str = "EUR", points: int = 8) -> 
     if c.empty:
         return pd.DataFrame(columns=["customers", "expected profit", "expected spend"])
     idx = sorted({max(0, int(round(q * len(c))) - 1) for q in np.linspace(0, 1, points + 1)[1:]} | {int(c["profit"].idxmax())})
-    out = c.loc[idx, ["customers", "profit", "spend"]].round(0)
+    out = c.loc[idx, ["customers", "profit", "spend"]]
     out.index = [f"{r.customers / len(c):.0%} of candidates" + (" (best)" if i == c["profit"].idxmax() else "")
                  for i, r in zip(idx, out.itertuples())]
     out.index.name = "depth"
-    return out.rename(columns={"profit": f"expected profit ({currency})", "spend": f"expected spend ({currency})"})
+    return plots.table_for_readers(out, {"customers": "count", "profit": "money", "spend": "money"}, currency,
+                                   names={"profit": f"expected profit ({currency})", "spend": f"expected spend ({currency})"})
 
 
 def curve_takeaway(curve: pd.DataFrame, currency: str = "EUR") -> str:
@@ -1139,9 +1148,9 @@ def targets_summary(targets: pd.DataFrame, currency: str = "EUR") -> pd.DataFram
     if t.empty:
         return pd.DataFrame({"customers": [0]}, index=pd.Index(["(none)"], name="segment"))
     g = t.assign(offer=t["discount"].map(option_label)).groupby(["segment", "offer"])
-    out = pd.DataFrame({"customers": g.size(),
-                        f"expected profit ({currency})": g["expected_incremental_profit"].sum().round(0)})
-    return out
+    out = pd.DataFrame({"customers": g.size(), "expected profit": g["expected_incremental_profit"].sum()})
+    return plots.table_for_readers(out, {"customers": "count", "expected profit": "money"}, currency,
+                                   sortable="winback-targets")
 
 
 def targets_takeaway(targets: pd.DataFrame, curve: pd.DataFrame, n_without_consent: int, currency: str = "EUR",
@@ -1188,7 +1197,7 @@ class WinbackRun:
         return control_takeaway(self.control)
 
     def measured_table(self) -> pd.DataFrame:
-        return measured_table(self.measured, self.currency)
+        return plots.long_table(measured_table(self.measured, self.currency), "winback-measured")
 
     def measured_takeaway(self) -> str:
         return measured_takeaway(self.measured, self.window_days)
@@ -1209,7 +1218,8 @@ class WinbackRun:
         return candidates_table(self.candidates, self.currency)
 
     def simulation_table(self) -> pd.DataFrame:
-        return simulation_table(self.plan if self.options is None else self.options, self.currency)
+        return plots.long_table(simulation_table(self.plan if self.options is None else self.options, self.currency),
+                                "winback-simulation")
 
     def plot_simulation(self, ax=None):
         return plot_simulation(self.plan if self.options is None else self.options, self.currency, ax=ax)
