@@ -409,7 +409,7 @@ def record_table(rows: pd.DataFrame) -> pd.DataFrame:
         out[month] = r
     table = pd.DataFrame.from_dict(out, orient="index").sort_index(ascending=False).fillna(plots.MISSING)
     table.index.name = "predicted in"
-    return plots.table_for_readers(table, max_rows=15, rest="track_record.csv")
+    return plots.table_for_readers(table, rest="track_record.csv", sortable="track-record")
 
 
 def plot_trend(rows: pd.DataFrame, band: float, ax=None):
