@@ -386,7 +386,7 @@ def record_table(rows: pd.DataFrame) -> pd.DataFrame:
     for month, grp in rows.groupby("month", sort=False):
         r = {}
         by = grp.set_index("model")
-        if (grp["status"] == NO_SNAPSHOT).all():
+        if (grp["status"] == NO_SNAPSHOT).any():  # its campaign may still be measured
             r["status"] = NO_SNAPSHOT
         for model, label in (("purchases_30d", "purchases 30 d"), ("purchases_90d", "purchases 90 d"),
                              ("p_purchase_90d", "buyers 90 d"), ("churn", "churners"), (WINBACK, "win-back buyers")):
