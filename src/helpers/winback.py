@@ -1128,18 +1128,25 @@ def curve_table(curve: pd.DataFrame, currency: str = "EUR", points: int = 8) -> 
                                    names={"profit": f"expected profit ({currency})", "spend": f"expected spend ({currency})"})
 
 
-def curve_takeaway(curve: pd.DataFrame, currency: str = "EUR") -> str:
-    """The best depth is the plan: the customers on the contact list and their expected profit."""
+def curve_takeaway(curve: pd.DataFrame, currency: str = "EUR", control: ControlGroup | None = None,
+                   targets: pd.DataFrame | None = None) -> str:
+    """The best depth is the plan: the customers on the contact list and their expected profit; with a
+    control group held back (`control`), the plan contacts the rest of them (`targets`, the contact list)."""
     c = curve
     if c.empty:
         return "No customer who can be contacted is in a segment with an offer."
     k = int(c["profit"].idxmax())
     if c.loc[k, "profit"] <= 0:
         return "No customer who can be contacted is expected to bring more profit than the offer costs."
-    return (f"Of the {len(c):,} customers who can be contacted in the segments with an offer, contacting the best "
-            f"{int(c.loc[k, 'customers']):,} maximises expected profit at {plots.money(c.loc[k, 'profit'], currency)}: "
-            f"that is the plan and its contact list; contacting all {len(c):,} would yield "
-            f"{plots.money(c['profit'].iloc[-1], currency)}.")
+    s = (f"Of the {len(c):,} customers who can be contacted in the segments with an offer, contacting the best "
+         f"{int(c.loc[k, 'customers']):,} maximises expected profit at {plots.money(c.loc[k, 'profit'], currency)}")
+    if control is not None and control.n_control and targets is not None:
+        s += (f"; {control.n_control:,} of them are held back at random as a control group, so the plan contacts "
+              f"{len(targets):,} for {plots.money(targets['expected_incremental_profit'].sum(), currency)}: that is "
+              "its contact list")
+    else:
+        s += ": that is the plan and its contact list"
+    return s + f"; contacting all {len(c):,} would yield {plots.money(c['profit'].iloc[-1], currency)}."
 
 
 def targets_summary(targets: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
@@ -1237,7 +1244,7 @@ class WinbackRun:
         return curve_table(self.curve, self.currency, points)
 
     def curve_takeaway(self) -> str:
-        return curve_takeaway(self.curve, self.currency)
+        return curve_takeaway(self.curve, self.currency, self.control, self.targets)
 
     def targets_summary(self) -> pd.DataFrame:
         return targets_summary(self.targets, self.currency)
