@@ -14,10 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 HELPERS = ROOT / "src" / "helpers"
 
 GROUND = {"artifacts", "config", "engine", "customer_facts", "plots", "contract", "presets", "paths", "demographics"}
-STAGES = {"clean", "kpis", "segments", "clv", "churn", "winback", "offers", "summary"}
+STAGES = {"clean", "kpis", "segments", "clv", "churn", "winback", "offers", "summary", "track"}
 # Stages that build on another stage's results (DESIGN.md): churn uses clv; win-back uses churn, clv
-# and offers, which shares its notebook.
-STAGE_ALLOWED = {"churn": {"clv"}, "winback": {"churn", "clv", "offers"}}
+# and offers, which shares its notebook; the track record (07) rebuilds the CLV stage's purchase model.
+STAGE_ALLOWED = {"churn": {"clv"}, "winback": {"churn", "clv", "offers"}, "track": {"clv"}}
 # Beside the stages: the demo generator, its truth check, the runner, the publisher and the CLI.
 BESIDE_ALLOWED = {
     "demo": GROUND,

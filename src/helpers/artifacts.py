@@ -171,9 +171,33 @@ declare("winback_targets", "winback_targets.csv", "06_winback",
         {"customer_id": _c(_STR), "email": _c(_STR, nullable=True), "segment": _c(_STR), "discount": _c(_FLOAT),
          "expected_incremental_profit": _c(_FLOAT), "suggested_categories": _c(_STR, nullable=True)},
         csv_dtypes={"customer_id": str, "email": str, "segment": str, "suggested_categories": str})
+declare("campaign_plan", "campaign_plan.csv", "06_winback",
+        "the next win-back campaign in the campaigns.csv layout: the contact list's customers with their offer, and "
+        "a randomized control group (arm control, discount 0) held back to measure it; after sending, the shop "
+        "appends it to data/raw/<shop>/campaigns.csv",
+        {"campaign_id": _c(_STR), "customer_id": _c(_STR), "sent_date": _c(_STR), "arm": _c(_STR),
+         "discount": _c(_FLOAT, checks=_SHARE)},
+        csv_dtypes={"campaign_id": str, "customer_id": str, "sent_date": str, "arm": str})
 declare("offers", "offers.parquet", "06_winback", "personalised suggestions: top categories per customer with a reason",
         {"customer_id": _c(_STR), "rank": _c(_INT), "category": _c(_STR), "product_id": _c(_STR, nullable=True),
          "reason": _c(_STR), "score": _c(_FLOAT)})
+declare("predictions", "predictions.parquet", "07_summary",
+        "the month's prediction snapshot per customer who bought, kept so later months can score it (helpers.track): "
+        "expected purchases over 30 and 90 days, P(purchase in 90 days), churn probability over churn_horizon_days, "
+        "CLV; period_days: the purchase model's period (1 = day, 7 = week)",
+        {"customer_id": _c(_STR), "as_of": _c(_STR), "exp_purchases_30d": _c(_FLOAT, nullable=True),
+         "exp_purchases_90d": _c(_FLOAT, nullable=True), "p_purchase_90d": _c(_FLOAT, nullable=True, checks=_SHARE),
+         "churn_probability": _c(_FLOAT, nullable=True, checks=_SHARE), "churn_horizon_days": _c(_INT),
+         "clv": _c(_FLOAT, nullable=True), "period_days": _c(_INT)})
+declare("track_record", "track_record.csv", "07_summary",
+        "every earlier month's predictions scored against what happened by this month's as_of: one row per "
+        "predicted month and model, with its status (scored, horizon not complete, no prediction kept)",
+        {"month": _c(_STR), "model": _c(_STR), "status": _c(_STR), "horizon_days": _c(_INT),
+         "horizon_end": _c(_STR, nullable=True), "customers": _c(_INT),
+         "predicted": _c(_FLOAT, nullable=True), "actual": _c(_FLOAT, nullable=True),
+         "error_pct": _c(_FLOAT, nullable=True), "mae": _c(_FLOAT, nullable=True),
+         "auc": _c(_FLOAT, nullable=True), "brier": _c(_FLOAT, nullable=True)},
+        csv_dtypes={"month": str, "model": str, "status": str, "horizon_end": str})
 declare("customers_scored", "customers_scored.parquet", "07_summary",
         "one row per customer joining every score (the file a CRM imports); see summary.SCORED_COLUMNS",
         {"customer_id": _c(_STR), "rfm_segment": _c(_STR, nullable=True),

@@ -255,6 +255,22 @@ class WinbackConfig(_Section):
     draws: PositiveInt = 2000
     seed: Whole = 42
     budget: float | None = Field(None, gt=0, description="a positive amount or null (no cap)")
+    # the randomized control group of the next campaign (winback.control_size: a power calculation)
+    control_min_detectable_uplift: Share = Field(
+        0.02, description="a share between 0 and 1 (0.02 = 2 percentage points more buyers)")
+    control_base_conversion: Share = Field(0.05, description="a share between 0 and 1 (0.05 = 5 % buy in the window)")
+    control_alpha: float = Field(0.05, gt=0, lt=0.5, description="between 0 and 0.5 (0.05 = 5 %, two-sided)")
+    control_power: float = Field(0.8, ge=0.5, lt=1, description="between 0.5 and 1 (0.8 = 80 %)")
+    control_max_share: float = Field(0.5, ge=0, le=0.5, description="between 0 and 0.5 (0 = no control group)")
+
+
+class TrackConfig(_Section):
+    """Track record (notebook 07, helpers.track): how last months' predictions are judged."""
+
+    error_band: Share = Field(0.2, description="a share between 0 and 1 (0.2 = an alarm beyond +/-20 %)")
+    verdict_tolerance: Share = Field(0.05, description="a share between 0 and 1 (0.05 = within +/-5 % is on target)")
+    verdict_months: PositiveInt = 3
+    calibration_bins: AtLeastTwo = 10
 
 
 class OffersConfig(_Section):
@@ -274,7 +290,8 @@ class OffersConfig(_Section):
 # The sections, in the order of config/default.yml and the notebooks: ``cfg.<name>`` is a section model.
 SECTIONS = {"shop": ShopConfig, "engine": EngineConfig, "columns": ColumnsConfig, "cleaning": CleaningConfig,
             "business": BusinessConfig, "kpis": KpisConfig, "segments": SegmentsConfig, "clv": ClvConfig,
-            "churn": ChurnConfig, "winback": WinbackConfig, "offers": OffersConfig, "summary": SummaryConfig}
+            "churn": ChurnConfig, "winback": WinbackConfig, "offers": OffersConfig, "summary": SummaryConfig,
+            "track": TrackConfig}
 
 
 class _Config(_Section):

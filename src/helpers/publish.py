@@ -175,7 +175,7 @@ def _index_page(reports_dir: Path, processed_base: Path) -> str:
     for shop_dir in sorted(p for p in reports_dir.iterdir() if p.is_dir()):
         months = sorted((p for p in shop_dir.iterdir() if p.is_dir() and MONTH_PATTERN.match(p.name)),
                         key=lambda p: p.name, reverse=True)
-        items = [_month_html(shop_dir.name, m) for m in months]
+        items = [_month_html(shop_dir.name, m, processed_base / shop_dir.name / m.name) for m in months]
         items = [item for item in items if item]
         if items:
             tiles = _tiles_html(processed_base / shop_dir.name)
@@ -363,7 +363,11 @@ def _sparkline_svg(label: str, kind: str, points: list[tuple[str, float]], curre
             f'<polyline points="{line}" class="line"/>{dots}{ticks}</svg>')
 
 
-def _month_html(shop: str, month_dir: Path) -> str:
+TRACK_ANCHOR = "Track-record"  # the id nbconvert gives 07_summary's heading "Track record"
+TRACK_REPORT = "07_summary"
+
+
+def _month_html(shop: str, month_dir: Path, processed_dir: Path | None = None) -> str:
     reports = sorted(month_dir.glob("[0-9][0-9]_*.html"))
     record = artifacts.read_json_file(month_dir / RUN_RECORD, default={})
     if not reports and record.get("status") in {None, "ok"}:
@@ -411,6 +415,9 @@ def _month_html(shop: str, month_dir: Path) -> str:
         nb_link = (f' <a class="nb" href="{quote(f"{shop}/{month_dir.name}/{ipynb.name}")}">ipynb</a>'
                    if ipynb.exists() else "")
         href = quote(f"{shop}/{month_dir.name}/{report.name}")
+        if stem == TRACK_REPORT and processed_dir is not None and artifacts.exists(processed_dir, "track_record"):
+            # the month's run scored earlier predictions (helpers.track): link 07's section directly
+            extra += f' <a class="nb" href="{href}#{TRACK_ANCHOR}">track record</a>'
         rows.append(f'<li><a href="{href}">{label}</a>{extra}{nb_link}</li>')
     note_html = "".join(f'<p class="error">{html.escape(n)}</p>' for n in notes)
     meta_html = f' <span class="meta">{html.escape(" · ".join(meta))}</span>' if meta else ""

@@ -59,8 +59,11 @@ DEFAULT_PURCHASE_WINDOW_DAYS = 90
 # The artifacts the summary reads, in the order the availability table lists them.
 INPUTS = ("kpis", "cohorts", "segments", "clv", "clv_model", "churn", "churn_model",
           "winback_plan", "winback_targets", "offers", "customers_clean")
-# Read only what the page needs: consent, never the e-mail.
-INPUT_COLUMNS = {"customers_clean": ["customer_id", "marketing_opt_in"]}
+# Read when present, never listed as missing: the campaign plan's control group (issue 19) is shown beside the
+# plan, and months run before it existed have none.
+OPTIONAL_INPUTS = ("campaign_plan",)
+# Read only what the page needs: consent, never the e-mail; of the campaign plan, the arms (control group size).
+INPUT_COLUMNS = {"customers_clean": ["customer_id", "marketing_opt_in"], "campaign_plan": ["arm"]}
 # Columns read for the index's trends (small reads even for a million customers).
 TREND_COLUMNS = {"clv": ["customer_id", "clv"], "churn": ["customer_id", "risk_tier"]}
 
@@ -160,6 +163,10 @@ def load_month(processed_dir: str | Path, names=None, columns: dict | None = Non
         if found is None:
             m.missing.append(name)
         else:
+            m.data[name] = found
+    for name in OPTIONAL_INPUTS if names is None else ():
+        found = artifacts.read_if_exists(processed_dir, name, columns.get(name))
+        if found is not None:
             m.data[name] = found
     return m
 
@@ -680,7 +687,17 @@ def winback_takeaway(month: Month, currency: str = "EUR") -> str:
     return (f"Recommended offers reach {m['winback_customers']:,.0f} customers in {len(plan)} segment(s) for an "
             f"expected extra profit of {plots.money(m['winback_profit'], currency)} "
             f"(5-95 %: {plots.money(m['winback_profit_p05'], currency)} to "
-            f"{plots.money(m['winback_profit_p95'], currency)}).")
+            f"{plots.money(m['winback_profit_p95'], currency)}).{control_sentence(month)}")
+
+
+def control_sentence(month: Month) -> str:
+    """' A control group of N customers ...' from campaign_plan.csv, or '' without one."""
+    plan = month.get("campaign_plan")
+    n = 0 if plan is None else int((plan["arm"].astype(str).str.lower() == "control").sum())
+    if not n:
+        return ""
+    return (f" Besides them, a randomized control group of {n:,} customers is held back and gets nothing "
+            "(campaign_plan.csv), so next months can measure what the campaign really did (Track record below).")
 
 
 def recent_kpis(month: Month, months: int = 13) -> pd.DataFrame:

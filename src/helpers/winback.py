@@ -39,6 +39,25 @@ Monte Carlo (``draws``, ``seed``): per draw and (segment, option), u is drawn fr
 distribution and the segment's sums over customers are exact given u (sorted cumulative sums);
 which customers actually buy adds the normal approximation of a sum of Bernoulli outcomes. The
 5-95 % band of incremental profit covers both.
+
+Control group and campaign plan (closed loop)
+---------------------------------------------
+The contact list is split at random, within each segment, into the customers who get their offer and a
+control group who get nothing, so the campaign can be measured the months after (this module's measured
+uplift, and ``helpers.track``'s "did it work"). The control group's size comes from a power calculation
+for the difference of two proportions (two-sided z test, unpooled variance under the alternative; Fleiss,
+Levin & Paik 2003, *Statistical Methods for Rates and Proportions*, 3rd ed., section 4.4, unequal group
+sizes)::
+
+    p1 = p0 + delta,  pbar = (n_t p1 + n_c p0) / (n_t + n_c)
+    power(n_t, n_c) = Phi( (delta - z_{1-alpha/2} sqrt(pbar (1 - pbar) (1/n_t + 1/n_c)))
+                           / sqrt(p1 (1 - p1) / n_t + p0 (1 - p0) / n_c) )
+
+with p0 the base conversion (share of uncontacted candidates buying within ``window_days``: measured in
+past campaigns' control arms, else ``control_base_conversion``), delta = ``control_min_detectable_uplift``,
+alpha = ``control_alpha``. The control group is the smallest n_c (n_t = list size - n_c) whose power
+reaches ``control_power``, at most ``control_max_share`` of the list; the report says which uplift the
+chosen split detects with that power. ``campaign_plan.csv`` holds both arms in the campaigns.csv layout.
 """
 from __future__ import annotations
 
@@ -51,6 +70,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 from scipy.stats import norm
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -795,6 +815,184 @@ def load_targets(processed_dir: str | Path) -> pd.DataFrame:
     return artifacts.read(processed_dir, "winback_targets")
 
 
+# --------------------------------------------------------------------------- control group and campaign plan
+
+@dataclass
+class ControlGroup:
+    """The next campaign's split: who gets the offer, who is held back, and what the split can detect.
+
+    ``detectable_uplift``: the uplift (share of buyers, 0.02 = 2 pp) found with probability ``power``
+    at ``alpha`` with this split; NaN when there is no control group or not even the largest uplift is."""
+
+    campaign_id: str
+    sent_date: str
+    n_treated: int
+    n_control: int
+    base_conversion: float
+    base_source: str
+    min_detectable_uplift: float
+    detectable_uplift: float
+    alpha: float
+    power: float
+    achieved_power: float
+    window_days: int = 30
+
+
+def power_two_proportions(p0: float, uplift: float, n_treated, n_control, alpha: float = 0.05):
+    """Power of the two-sided z test of two proportions to find `uplift` (p1 = p0 + uplift) with
+    `n_treated` and `n_control` customers (numbers or arrays); the formula is in the module docstring."""
+    n_t, n_c = np.asarray(n_treated, float), np.asarray(n_control, float)
+    p1 = min(max(p0 + uplift, 1e-9), 1 - 1e-9)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pbar = (n_t * p1 + n_c * p0) / (n_t + n_c)
+        se0 = np.sqrt(pbar * (1 - pbar) * (1 / n_t + 1 / n_c))
+        se1 = np.sqrt(p1 * (1 - p1) / n_t + p0 * (1 - p0) / n_c)
+        out = norm.cdf((abs(uplift) - norm.ppf(1 - alpha / 2) * se0) / se1)
+    return np.where((n_t > 0) & (n_c > 0), out, 0.0)
+
+
+def detectable_uplift(p0: float, n_treated: int, n_control: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest uplift (share of buyers) the split finds with probability `power`; NaN if none below 1 - p0."""
+    if n_treated < 1 or n_control < 1:
+        return float("nan")
+    top = 1 - p0 - 1e-9
+    f = lambda d: float(power_two_proportions(p0, d, n_treated, n_control, alpha)) - power  # noqa: E731
+    if top <= 0 or f(top) < 0:
+        return float("nan")
+    return float(brentq(f, 1e-9, top, xtol=1e-7))
+
+
+def control_size(n: int, p0: float, min_uplift: float, alpha: float, power: float, max_share: float) -> int:
+    """Customers of an `n`-customer list to hold back: the smallest control group whose power to find
+    `min_uplift` reaches `power`, at most ``floor(max_share n)`` (that cap when none reaches it)."""
+    cap = int(math.floor(max_share * n + 1e-9))
+    if cap < 1 or n < 2:
+        return 0
+    n_c = np.arange(1, cap + 1)
+    reached = power_two_proportions(p0, min_uplift, n - n_c, n_c, alpha) >= power
+    return int(n_c[reached.argmax()]) if reached.any() else cap
+
+
+def base_conversion(measured: pd.DataFrame, default: float) -> tuple[float, str]:
+    """The share of uncontacted candidates who buy within the window: pooled over past campaigns'
+    control arms (winback_measured's rows for the whole arm), else the configured `default`."""
+    m = measured[measured["segment"] == "all"].drop_duplicates("campaign_id") if len(measured) else measured
+    n = float(m["n_control"].sum()) if len(m) else 0.0
+    if n <= 0:
+        return float(default), "the configured default (no past campaign measured it)"
+    p = float((m["conv_control"] * m["n_control"]).sum() / n)
+    if not 0 < p < 1:
+        return float(default), "the configured default (past control groups bought all or nothing)"
+    return p, f"measured in the control groups of {len(m)} past campaign(s), {int(n):,} customers"
+
+
+def assign_control(targets: pd.DataFrame, n_control: int, seed: int) -> pd.Series:
+    """True for the customers held back: `n_control` drawn at random within segments, in proportion to
+    each segment's size (largest remainders), so every segment's offer is measured. Same seed and list,
+    same draw."""
+    mask = pd.Series(False, index=targets.index)
+    if n_control <= 0 or targets.empty:
+        return mask
+    sizes = targets.groupby("segment", sort=True).size()
+    exact = sizes * n_control / len(targets)
+    k = np.floor(exact).astype(int)
+    rest = n_control - int(k.sum())
+    if rest > 0:
+        order = (exact - k).sort_values(ascending=False, kind="stable").index[:rest]
+        k[order] += 1
+    rng = np.random.default_rng(seed)
+    for seg, grp in targets.sort_values("customer_id").groupby("segment", sort=True):
+        if k[seg] > 0:
+            mask[rng.choice(grp.index.to_numpy(), size=int(k[seg]), replace=False)] = True
+    return mask
+
+
+def campaign_id_for(as_of: str) -> str:
+    """'2026-06-30' -> 'winback-2026-06': the prefix of the campaigns planned in that month."""
+    return f"winback-{str(as_of)[:7]}"
+
+
+def control_group(targets: pd.DataFrame, measured: pd.DataFrame, as_of: str, cfg: Config
+                  ) -> tuple[ControlGroup, pd.Series]:
+    """The power calculation and the random split of `targets` (winback_targets' rows): the group and the
+    mask of held-back customers. Planned send date: the day after as_of (the shop logs the real one)."""
+    wb = cfg.winback
+    p0, source = base_conversion(measured, wb.control_base_conversion)
+    n = len(targets)
+    n_c = control_size(n, p0, wb.control_min_detectable_uplift, wb.control_alpha, wb.control_power,
+                       wb.control_max_share)
+    mask = assign_control(targets, n_c, wb.seed)
+    n_c = int(mask.sum())
+    group = ControlGroup(
+        campaign_id=campaign_id_for(as_of), sent_date=str((pd.Timestamp(str(as_of)[:10]) + pd.Timedelta(days=1)).date()),
+        n_treated=n - n_c, n_control=n_c, base_conversion=round(p0, 6), base_source=source,
+        min_detectable_uplift=wb.control_min_detectable_uplift,
+        detectable_uplift=detectable_uplift(p0, n - n_c, n_c, wb.control_alpha, wb.control_power),
+        alpha=wb.control_alpha, power=wb.control_power,
+        achieved_power=float(power_two_proportions(p0, wb.control_min_detectable_uplift, n - n_c, n_c, wb.control_alpha)),
+        window_days=wb.window_days)
+    return group, mask
+
+
+CAMPAIGN_PLAN_COLUMNS = artifacts.ARTIFACTS["campaign_plan"].columns
+
+
+def campaign_plan(targets: pd.DataFrame, is_control: pd.Series, group: ControlGroup) -> pd.DataFrame:
+    """campaign_plan.csv: every customer of the list in the campaigns.csv layout; arm = the offer's name
+    ('10% off', 'contact, no discount') or 'control' (discount 0); one campaign_id per offer
+    ('winback-2026-06-10_off'), its control group the held-back customers of the segments given that offer;
+    sorted by campaign, arm and customer."""
+    offer = targets["discount"].map(option_label).astype(str)  # astype: an empty list maps to float64
+    arm = offer.where(~is_control, CONTROL)
+    # one campaign per offer, each with the control customers of its own segments, so a measured
+    # campaign compares like with like (winback_measured compares an arm with its campaign's control)
+    cid = group.campaign_id + "-" + offer.map(customer_facts.slug).astype(str)
+    out = pd.DataFrame({"campaign_id": cid, "customer_id": targets["customer_id"].astype(str),
+                        "sent_date": group.sent_date, "arm": arm.astype(str),
+                        "discount": targets["discount"].astype(float).where(~is_control, 0.0)})
+    return out.sort_values(["campaign_id", "arm", "customer_id"], ignore_index=True)[CAMPAIGN_PLAN_COLUMNS]
+
+
+def _pct(share: float) -> str:
+    """0.8 -> '80%', 0.995 -> '99.5%' (a power or alpha near 100 % or 0 % is not rounded onto it)."""
+    return f"{share:.1%}".replace(".0%", "%")
+
+
+def control_table(group: ControlGroup | None) -> pd.DataFrame:
+    """The split and the power calculation for reading, one row per figure."""
+    if group is None:
+        return pd.DataFrame({"value": ["no plan this month"]}, index=pd.Index(["control group"], name=""))
+    rows = [("customers contacted (offer)", f"{group.n_treated:,}"),
+            ("customers held back (control group)", f"{group.n_control:,}"),
+            (f"base conversion (buy within {group.window_days} days)", f"{group.base_conversion:.1%}"),
+            ("where the base conversion comes from", group.base_source),
+            ("uplift to detect (configured)", f"{100 * group.min_detectable_uplift:.1f} pp"),
+            (f"chance to detect it (power; {_pct(group.alpha)} false alarms)", _pct(group.achieved_power)),
+            (f"uplift this split detects with {_pct(group.power)} power",
+             plots.MISSING if not np.isfinite(group.detectable_uplift) else f"{100 * group.detectable_uplift:.1f} pp")]
+    return pd.DataFrame({"value": [v for _, v in rows]}, index=pd.Index([k for k, _ in rows], name=""))
+
+
+def control_takeaway(group: ControlGroup | None) -> str:
+    if group is None or group.n_treated + group.n_control == 0:
+        return "Nobody is on the contact list, so no campaign and no control group are planned this month."
+    if group.n_control == 0:
+        return (f"No control group is held back (winback.control_max_share allows none of {group.n_treated:,} "
+                "customers): the campaign's effect cannot be measured afterwards.")
+    s = (f"campaign_plan.csv ({group.campaign_id}) holds the {group.n_treated:,} customers to contact and a randomized "
+         f"control group of {group.n_control:,} who get nothing; the contact counts on this page leave the control "
+         f"group out. With a base conversion of {group.base_conversion:.1%}, ")
+    if np.isfinite(group.detectable_uplift):
+        s += (f"the campaign will detect an uplift of {100 * group.detectable_uplift:.1f} percentage points or more "
+              f"with {_pct(group.power)} probability")
+    else:
+        s += "the list is too small for the campaign to detect any uplift reliably"
+    if group.achieved_power + 1e-9 < group.power:
+        s += (f"; the configured {100 * group.min_detectable_uplift:.1f} points would be found only with "
+              f"{_pct(group.achieved_power)} probability (the list is too small for more)")
+    return s + ". After sending, append campaign_plan.csv (with the real send date) to the shop's campaigns.csv."
+
+
 # --------------------------------------------------------------------------- tables, figures, takeaways
 
 def _band(low, high, digits: int = 0) -> str:
@@ -930,18 +1128,25 @@ def curve_table(curve: pd.DataFrame, currency: str = "EUR", points: int = 8) -> 
                                    names={"profit": f"expected profit ({currency})", "spend": f"expected spend ({currency})"})
 
 
-def curve_takeaway(curve: pd.DataFrame, currency: str = "EUR") -> str:
-    """The best depth is the plan: the customers on the contact list and their expected profit."""
+def curve_takeaway(curve: pd.DataFrame, currency: str = "EUR", control: ControlGroup | None = None,
+                   targets: pd.DataFrame | None = None) -> str:
+    """The best depth is the plan: the customers on the contact list and their expected profit; with a
+    control group held back (`control`), the plan contacts the rest of them (`targets`, the contact list)."""
     c = curve
     if c.empty:
         return "No customer who can be contacted is in a segment with an offer."
     k = int(c["profit"].idxmax())
     if c.loc[k, "profit"] <= 0:
         return "No customer who can be contacted is expected to bring more profit than the offer costs."
-    return (f"Of the {len(c):,} customers who can be contacted in the segments with an offer, contacting the best "
-            f"{int(c.loc[k, 'customers']):,} maximises expected profit at {plots.money(c.loc[k, 'profit'], currency)}: "
-            f"that is the plan and its contact list; contacting all {len(c):,} would yield "
-            f"{plots.money(c['profit'].iloc[-1], currency)}.")
+    s = (f"Of the {len(c):,} customers who can be contacted in the segments with an offer, contacting the best "
+         f"{int(c.loc[k, 'customers']):,} maximises expected profit at {plots.money(c.loc[k, 'profit'], currency)}")
+    if control is not None and control.n_control and targets is not None:
+        s += (f"; {control.n_control:,} of them are held back at random as a control group, so the plan contacts "
+              f"{len(targets):,} for {plots.money(targets['expected_incremental_profit'].sum(), currency)}: that is "
+              "its contact list")
+    else:
+        s += ": that is the plan and its contact list"
+    return s + f"; contacting all {len(c):,} would yield {plots.money(c['profit'].iloc[-1], currency)}."
 
 
 def targets_summary(targets: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
@@ -989,6 +1194,14 @@ class WinbackRun:
     n_capped: int = 0  # customers worth an offer left out: contacted within offers.min_days_between_contacts
     notes: list = field(default_factory=list)  # why the plan is left out or narrowed (a missing artifact)
     options: pd.DataFrame | None = None  # every segment and option over the contactable customers (the simulation)
+    control: ControlGroup | None = None  # the randomized control group held back from the contact list
+    campaign: pd.DataFrame | None = None  # campaign_plan.csv: both arms in the campaigns.csv layout
+
+    def control_table(self) -> pd.DataFrame:
+        return control_table(self.control)
+
+    def control_takeaway(self) -> str:
+        return control_takeaway(self.control)
 
     def measured_table(self) -> pd.DataFrame:
         return plots.long_table(measured_table(self.measured, self.currency), "winback-measured")
@@ -1031,7 +1244,7 @@ class WinbackRun:
         return curve_table(self.curve, self.currency, points)
 
     def curve_takeaway(self) -> str:
-        return curve_takeaway(self.curve, self.currency)
+        return curve_takeaway(self.curve, self.currency, self.control, self.targets)
 
     def targets_summary(self) -> pd.DataFrame:
         return targets_summary(self.targets, self.currency)
@@ -1139,17 +1352,22 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
     rows = customer_rows(cands, uplift, options_table, cfg)
     reachable = rows["customer_id"].astype(str).isin(consented - capped)
     curve = profit_curve(rows[rows["recommended"] & reachable], cfg.winback.budget)
-    targets = build_targets(rows, customers, cfg.winback.budget, exclude_ids=capped,
-                            suggestions=offer_run.suggested_categories())
+    listed = build_targets(rows, customers, cfg.winback.budget, exclude_ids=capped,
+                           suggestions=offer_run.suggested_categories())
+    # The control group is held back from the list: the contact list, the plan and every count are the treated.
+    control, held_back = control_group(listed, measured, as_of, cfg)
+    campaign = campaign_plan(listed, held_back, control)
+    targets = listed[~held_back].reset_index(drop=True)
     the_plan = plan_for_list(options_table, cands, targets, uplift, cfg)
     res = WinbackRun(as_of=str(as_of)[:10], measured=measured, models=models, candidates=all_cands, uplift=uplift,
                      plan=the_plan, rows=rows, curve=curve, targets=targets, currency=cfg.shop.currency,
                      window_days=cfg.winback.window_days,
                      n_without_consent=int((~ids.isin(consented)).sum()),
                      offers=offer_run, n_capped=int((ids.isin(consented) & ids.isin(capped)).sum()), notes=notes,
-                     options=options_table)
+                     options=options_table, control=control, campaign=campaign)
     if save:
         artifacts.write(processed_dir, "winback_measured", measured)
         artifacts.write(processed_dir, "winback_plan", the_plan)
         artifacts.write(processed_dir, "winback_targets", targets)
+        artifacts.write(processed_dir, "campaign_plan", campaign)
     return res

@@ -1,0 +1,613 @@
+"""Track record (notebook 07, "Track record"): last months' predictions held against what happened.
+
+A forecast nobody checks is a guess. Every run keeps a compact prediction snapshot per customer
+(``predictions.parquet`` in the month's folder, :func:`snapshot`): expected purchases over 30 and 90
+days and P(at least one purchase in 90 days) from the CLV stage's purchase model, the churn
+probability over the churn stage's horizon H, and CLV. At each later run, every earlier month whose
+horizon has passed by this month's ``as_of`` is scored on this month's cleaned order lines
+(:func:`score_months`); a horizon that has not passed yet, or a month without a snapshot, is listed
+with that status instead.
+
+Definitions (a snapshot made at cut-off ``c``, scored over ``h`` days, the window ``(c, c + h]`` in
+whole days):
+
+- actual purchases: purchase periods (days, or weeks if the purchase model counted weeks) with a
+  positive net amount in the window, as the purchase model counts them
+  (``customer_facts.purchase_periods``);
+- purchases: MAE = mean over customers of |predicted - actual|; aggregate error % =
+  100 (sum predicted - sum actual) / sum actual (positive = over-forecast);
+- P(purchase in 90 days): Brier score = mean (p - bought)^2; error % of the expected number of
+  buyers (sum of p) against the buyers;
+- churn: churned = no purchase line (returns excluded) in ``(c, c + H]`` (helpers.churn's
+  definition); ROC AUC (the chance that a churned customer was scored riskier than a retained one;
+  NaN when everybody or nobody churned) and Brier score; error % of the expected churners;
+- calibration: customers cut into ``track.calibration_bins`` equal groups by prediction, mean
+  predicted vs mean actual per group.
+
+A verdict per model reads the latest ``track.verdict_months`` scored months ("over-forecasts by 12 %
+for three months running"); an alarm is raised when the latest scored month's aggregate error lies
+beyond +/- ``track.error_band``.
+
+Closed loop for campaigns: 06 writes ``campaign_plan.csv`` (helpers.winback: the contact list and a
+randomized control group). Once the shop has sent it and appended it to its campaigns.csv, 06
+measures each of its campaigns (one per offer) against its control group when the window has
+ended; here the plan's predicted extra buyers and profit are set beside the measured ones::
+
+    measured extra buyers  = sum over the plan's campaigns of uplift x treated customers
+    measured extra profit  = sum of treated x ((m - d) / (1 - d) r_t - m r_c - c)
+
+with r_t, r_c the revenue per customer in the window (after discounts) of the treated arm and the
+control group, d the discount, m ``clv.gross_margin``, c ``winback.contact_cost``: a treated order
+of full price v earns m v - d v = (m - d) / (1 - d) x its revenue. The interval of the extra buyers
+combines the campaigns' 95 % intervals as independent normals.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from helpers import artifacts, clv, customer_facts, plots
+from helpers.config import Config, TrackConfig
+from helpers.engine import connect, cutoff_end
+from helpers.paths import resolve
+
+PREDICTION_COLUMNS = artifacts.ARTIFACTS["predictions"].columns
+RECORD_COLUMNS = artifacts.ARTIFACTS["track_record"].columns
+Z95 = 1.959963984540054
+
+# model -> (name for readers, prediction column, kind, horizon in days; None = the snapshot's churn horizon)
+MODELS = {
+    "purchases_30d": ("expected purchases, next 30 days", "exp_purchases_30d", "count", 30),
+    "purchases_90d": ("expected purchases, next 90 days", "exp_purchases_90d", "count", 90),
+    "p_purchase_90d": ("P(purchase in the next 90 days)", "p_purchase_90d", "probability", 90),
+    "churn": ("churn probability", "churn_probability", "probability", None),
+}
+WINBACK = "winback"
+MODEL_NAMES = {**{k: v[0] for k, v in MODELS.items()}, WINBACK: "win-back plan: extra buyers"}
+SCORED, NOT_YET, NO_SNAPSHOT = "scored", "horizon not complete", "no prediction kept"
+NOT_LOGGED, NOT_ENDED, NOT_MEASURED = "not logged in campaigns.csv", "window not ended", "not measured this month"
+
+
+# --------------------------------------------------------------------------- the snapshot
+
+def purchase_fit(card: dict) -> customer_facts.Fit | None:
+    """The CLV stage's purchase model rebuilt from clv_model.json (None without one)."""
+    name, params = (card or {}).get("model"), (card or {}).get("params") or {}
+    if name not in clv.FITTERS or not params:
+        return None
+    penalizer = float(card.get("penalizer") or 0.0)
+    return customer_facts.Fit(name, clv._lifetimes_object(name, params, penalizer, pd.DataFrame()), params, penalizer)
+
+
+def snapshot(as_of: str, clv_scores: pd.DataFrame | None, clv_card: dict | None, churn_scores: pd.DataFrame | None,
+             churn_horizon_days: int) -> pd.DataFrame:
+    """predictions.parquet's rows: one per customer scored by the CLV stage (or, without it, the churn
+    stage), PREDICTION_COLUMNS. Purchase figures are NaN without a purchase model, churn without churn
+    scores. Input: clv.parquet (frequency, recency, T, clv), clv_model.json, churn.parquet."""
+    unit = 7 if (clv_card or {}).get("time_unit") in (7, "week") else 1
+    if clv_scores is None and churn_scores is None:
+        return artifacts.empty("predictions")
+    base = clv_scores if clv_scores is not None else churn_scores[["customer_id"]]
+    out = pd.DataFrame({"customer_id": base["customer_id"].astype(str).to_numpy(), "as_of": str(as_of)[:10]})
+    fit = purchase_fit(clv_card) if clv_scores is not None else None
+    if fit is not None:
+        f, r, T = (clv_scores[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+        groups = customer_facts.unique_x_T(f, T)
+        for h in (30, 90):
+            out[f"exp_purchases_{h}d"] = customer_facts.expected_purchases(fit, h / unit, f, r, T, groups)
+        out["p_purchase_90d"] = customer_facts.probability_of_purchase(fit, 90 / unit, f, r, T)
+    else:
+        out[["exp_purchases_30d", "exp_purchases_90d", "p_purchase_90d"]] = np.nan
+    if churn_scores is not None:
+        ch = churn_scores[["customer_id", "churn_probability"]].astype({"customer_id": str})
+        out = out.merge(ch.drop_duplicates("customer_id"), on="customer_id", how="left")
+    else:
+        out["churn_probability"] = np.nan
+    out["churn_horizon_days"] = int(churn_horizon_days)
+    out["clv"] = (clv_scores["clv"].to_numpy(float) if clv_scores is not None and "clv" in clv_scores
+                  else np.nan)
+    out["period_days"] = unit
+    out = out.astype({c: "float64" for c in ("exp_purchases_30d", "exp_purchases_90d", "p_purchase_90d",
+                                             "churn_probability", "clv")})
+    out["p_purchase_90d"] = out["p_purchase_90d"].clip(0, 1)
+    return out[PREDICTION_COLUMNS].sort_values("customer_id", ignore_index=True)
+
+
+def save_snapshot(processed_dir: str | Path, as_of: str, cfg: Config) -> pd.DataFrame:
+    """This month's snapshot from its clv and churn artifacts, written as predictions.parquet."""
+    clv_scores = artifacts.read_if_exists(processed_dir, "clv", ["customer_id", "frequency", "recency", "T", "clv"])
+    card = artifacts.read_if_exists(processed_dir, "clv_model")
+    churn_scores = artifacts.read_if_exists(processed_dir, "churn", ["customer_id", "churn_probability"])
+    churn_card = artifacts.read_if_exists(processed_dir, "churn_model") or {}
+    horizon = int(churn_card.get("horizon_days") or cfg.churn.horizon_days)
+    snap = snapshot(as_of, clv_scores, card, churn_scores, horizon)
+    if not snap.empty:
+        artifacts.write(processed_dir, "predictions", snap)
+    return snap
+
+
+# --------------------------------------------------------------------------- what happened
+
+def window_activity(lines: ir.Table, start_day: str, horizons: list[int], period_days: int = 1) -> pd.DataFrame:
+    """Per customer who bought in the longest window (day `start_day`, day `start_day` + h], for each
+    horizon h of `horizons`: ``purchases_<h>`` (purchase periods with a positive net amount, as the
+    purchase model counts them) and ``bought_<h>`` (any purchase line; returns do not count). Customers
+    without either are absent (0 / False). Two engine queries, whatever the number of horizons."""
+    unit = "week" if period_days == 7 else "day"
+    ends = {h: str((pd.Timestamp(start_day) + pd.Timedelta(days=int(h))).date()) for h in horizons}
+    last = ends[max(horizons)]
+    p = customer_facts.purchase_periods(lines, last, unit)
+    p = p.filter(p.period > customer_facts.period_number(start_day, unit))
+    counts = p.group_by("customer_id").aggregate(**{
+        f"purchases_{h}": (p.period <= customer_facts.period_number(end, unit)).cast("int64").sum()
+        for h, end in ends.items()}).to_pandas()
+    b = lines.filter(~lines.is_return, lines.order_date >= ibis.literal(cutoff_end(start_day)),
+                     lines.order_date < ibis.literal(cutoff_end(last)))
+    bought = b.group_by("customer_id").aggregate(**{
+        f"bought_{h}": (b.order_date < ibis.literal(cutoff_end(end))).any() for h, end in ends.items()}).to_pandas()
+    out = counts.merge(bought, on="customer_id", how="outer")
+    out["customer_id"] = out["customer_id"].astype(str)
+    return out
+
+
+def actuals_for(snap: pd.DataFrame, activity: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """The snapshot's customers with ``purchases`` and ``bought`` in the `horizon`-day window (0 / False if none)."""
+    cols = {f"purchases_{horizon}": "purchases", f"bought_{horizon}": "bought"}
+    out = snap[["customer_id"]].merge(activity[["customer_id", *cols]].rename(columns=cols), on="customer_id",
+                                      how="left")
+    out["purchases"] = out["purchases"].fillna(0).astype("int64")
+    out["bought"] = out["bought"].astype("boolean").fillna(False).astype(bool)
+    return out
+
+
+# --------------------------------------------------------------------------- metrics
+
+def error_pct(predicted_total: float, actual_total: float) -> float:
+    """100 (predicted - actual) / actual: positive = over-forecast; NaN when nothing actually happened."""
+    return float(100 * (predicted_total - actual_total) / actual_total) if actual_total else float("nan")
+
+
+def score_counts(predicted, actual) -> dict:
+    """Expected vs actual purchases: customers, predicted and actual totals, error %, MAE."""
+    p, a = np.asarray(predicted, float), np.asarray(actual, float)
+    keep = np.isfinite(p)
+    p, a = p[keep], a[keep]
+    if not len(p):
+        return {"customers": 0}
+    return {"customers": len(p), "predicted": float(p.sum()), "actual": float(a.sum()),
+            "error_pct": error_pct(p.sum(), a.sum()), "mae": float(np.abs(p - a).mean())}
+
+
+def score_probability(probability, outcome) -> dict:
+    """A probability against a yes/no outcome: expected vs actual count, error %, Brier score, ROC AUC
+    (NaN when the outcome is all yes or all no)."""
+    p, y = np.asarray(probability, float), np.asarray(outcome, float)
+    keep = np.isfinite(p)
+    p, y = p[keep], y[keep]
+    if not len(p):
+        return {"customers": 0}
+    auc = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+    return {"customers": len(p), "predicted": float(p.sum()), "actual": float(y.sum()),
+            "error_pct": error_pct(p.sum(), y.sum()), "brier": float(np.mean((p - y) ** 2)), "auc": auc}
+
+
+def calibration(predicted, actual, bins: int = 10) -> pd.DataFrame:
+    """Customers cut into `bins` equal groups by prediction (1 = lowest): customers, mean predicted,
+    mean actual per group."""
+    p, a = pd.Series(np.asarray(predicted, float)), pd.Series(np.asarray(actual, float))
+    keep = p.notna()
+    p, a = p[keep], a[keep]
+    if p.empty:
+        return pd.DataFrame(columns=["group", "customers", "mean_predicted", "mean_actual"])
+    k = min(bins, len(p))
+    group = pd.qcut(p.rank(method="first"), k, labels=range(1, k + 1)).astype(int)
+    g = pd.DataFrame({"group": group, "p": p, "a": a}).groupby("group")
+    return pd.DataFrame({"customers": g.size(), "mean_predicted": g["p"].mean(),
+                         "mean_actual": g["a"].mean()}).reset_index()
+
+
+def _row(month: str, model: str, status: str, horizon: int, end: str | None, metrics: dict | None = None) -> dict:
+    row = {"month": month, "model": model, "status": status, "horizon_days": int(horizon), "horizon_end": end,
+           "customers": 0, "predicted": np.nan, "actual": np.nan, "error_pct": np.nan, "mae": np.nan,
+           "auc": np.nan, "brier": np.nan}
+    row.update(metrics or {})
+    return row
+
+
+def horizon_of(snap: pd.DataFrame, model: str) -> int:
+    horizon = MODELS[model][3]
+    return int(snap["churn_horizon_days"].iloc[0]) if horizon is None else int(horizon)
+
+
+def score_snapshot(month: str, snap: pd.DataFrame, as_of: str, activity) -> tuple[list[dict], pd.DataFrame | None]:
+    """The track_record rows of one month's snapshot: one per model, scored when its horizon ended on or
+    before `as_of`, else with status 'horizon not complete' and the day it ends; and the actuals used.
+    `activity(start_day, horizons, period_days)` returns :func:`window_activity` (called once)."""
+    start = str(snap["as_of"].iloc[0])[:10]
+    models = [m for m in MODELS if not snap[MODELS[m][1]].isna().all()]  # a stage that did not run: no row
+    ends = {m: str((pd.Timestamp(start) + pd.Timedelta(days=horizon_of(snap, m))).date()) for m in models}
+    done = [m for m in models if pd.Timestamp(ends[m]) <= pd.Timestamp(str(as_of)[:10])]
+    act = activity(start, sorted({horizon_of(snap, m) for m in done}), int(snap["period_days"].iloc[0])) if done else None
+    rows = []
+    for model in models:
+        _, col, kind, _ = MODELS[model]
+        h = horizon_of(snap, model)
+        if model not in done:
+            rows.append(_row(month, model, NOT_YET, h, ends[model]))
+            continue
+        a = actuals_for(snap, act, h)
+        if kind == "count":
+            m = score_counts(snap[col], a["purchases"])
+        elif model == "churn":
+            m = score_probability(snap[col], ~a["bought"])
+        else:
+            m = score_probability(snap[col], a["bought"])
+        rows.append(_row(month, model, SCORED, h, ends[model], m))
+    return rows, act
+
+
+# --------------------------------------------------------------------------- campaigns: planned vs measured
+
+@dataclass
+class CampaignCheck:
+    """One month's win-back plan against its campaigns' measurement (helpers.winback's campaign_plan.csv)."""
+
+    month: str
+    campaign_ids: list[str]
+    status: str
+    n_treated: int = 0
+    n_control: int = 0
+    planned_buyers: float = float("nan")
+    planned_profit: float = float("nan")
+    measured_buyers: float = float("nan")
+    measured_low: float = float("nan")
+    measured_high: float = float("nan")
+    measured_profit: float = float("nan")
+
+    @property
+    def planned_uplift_pp(self) -> float:
+        return 100 * self.planned_buyers / self.n_treated if self.n_treated else float("nan")
+
+    @property
+    def measured_uplift_pp(self) -> float:
+        return 100 * self.measured_buyers / self.n_treated if self.n_treated else float("nan")
+
+
+def check_campaign(month: str, plan_rows: pd.DataFrame, the_plan: pd.DataFrame | None, logged: set[str],
+                   measured: pd.DataFrame | None, margin: float, contact_cost: float) -> CampaignCheck:
+    """Planned (month `month`'s winback_plan.csv, its recommended offers) vs measured (this month's
+    winback_measured rows of the plan's campaigns, whole arms) extra buyers and profit.
+
+    `plan_rows`: that month's campaign_plan.csv; `logged`: the campaign ids in this month's campaigns
+    log; `measured`: this month's winback_measured.csv (None when 06 did not run)."""
+    ids = sorted(set(plan_rows["campaign_id"]))
+    treated = plan_rows[plan_rows["arm"].str.lower() != "control"]
+    chk = CampaignCheck(month, ids, SCORED, n_treated=len(treated), n_control=len(plan_rows) - len(treated))
+    if the_plan is not None and len(the_plan):
+        rec = the_plan[the_plan["recommended"] & the_plan["discount"].notna()]
+        chk.planned_buyers = float(rec["incremental_buyers"].sum())
+        chk.planned_profit = float(rec["incremental_profit"].sum())
+    if not set(ids) & logged:
+        chk.status = NOT_LOGGED
+        return chk
+    if measured is None:
+        chk.status = NOT_MEASURED
+        return chk
+    m = measured[measured["campaign_id"].isin(ids) & (measured["segment"] == "all")]
+    if m.empty:
+        chk.status = NOT_ENDED
+        return chk
+    n_t = m["n_treated"].astype(float)
+    buyers = n_t * m["uplift_pp"] / 100
+    se = n_t * (m["uplift_high"] - m["uplift_low"]) / 100 / (2 * Z95)
+    chk.n_treated, chk.n_control = int(n_t.sum()), int(m.drop_duplicates("campaign_id")["n_control"].sum())
+    chk.measured_buyers = float(buyers.sum())
+    half = Z95 * math.sqrt(float((se ** 2).sum()))
+    chk.measured_low, chk.measured_high = chk.measured_buyers - half, chk.measured_buyers + half
+    d = m["discount"].astype(float).clip(upper=0.999)
+    profit = n_t * ((margin - d) / (1 - d) * m["revenue_treated"] - margin * m["revenue_control"] - contact_cost)
+    chk.measured_profit = float(profit.sum()) if profit.notna().all() else float("nan")
+    return chk
+
+
+def campaign_row(chk: CampaignCheck) -> dict:
+    """The track_record row of a campaign check (model 'winback': predicted vs measured extra buyers)."""
+    metrics = {"customers": chk.n_treated, "predicted": chk.planned_buyers}
+    if chk.status == SCORED:
+        metrics |= {"actual": chk.measured_buyers, "error_pct": error_pct(chk.planned_buyers, chk.measured_buyers)}
+    return _row(chk.month, WINBACK, chk.status, 0, None, metrics)
+
+
+# --------------------------------------------------------------------------- verdicts and alarm
+
+_COUNT_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+
+
+def verdict(rows: pd.DataFrame, model: str, cfg: TrackConfig) -> str:
+    """A plain sentence on the latest `cfg.verdict_months` scored months of `model` (track_record rows)."""
+    s = rows[(rows["model"] == model) & (rows["status"] == SCORED) & rows["error_pct"].notna()].sort_values("month")
+    name = MODEL_NAMES[model]
+    if s.empty:
+        return f"{name[0].upper() + name[1:]}: not scored yet (no earlier month's horizon has passed)."
+    recent = s.tail(cfg.verdict_months)
+    errs = recent["error_pct"].to_numpy(float) / 100
+    tol = cfg.verdict_tolerance
+    sign = np.sign(errs[-1]) if abs(errs[-1]) > tol else 0
+    run = 0
+    for e in errs[::-1]:
+        if (sign == 0 and abs(e) <= tol) or (sign != 0 and np.sign(e) == sign and abs(e) > tol):
+            run += 1
+        else:
+            break
+    months = f"for {_COUNT_WORDS.get(run, str(run))} months running" if run > 1 else f"in {recent['month'].iloc[-1]}"
+    mean = float(np.mean(errs[-run:]))
+    if sign == 0:
+        text = f"on target (within {tol:.0%}) {months}"
+    else:
+        text = f"{'over' if sign > 0 else 'under'}-forecasts by {abs(mean):.0%} {months}"
+    last = s.iloc[-1]
+    if model == "churn" and np.isfinite(last["auc"]):
+        text += f"; ranks churners with an AUC of {last['auc']:.2f} (0.5 = chance) in {last['month']}"
+    elif model.startswith("purchases") and np.isfinite(last["mae"]):
+        text += f"; off by {last['mae']:.2f} purchases per customer on average in {last['month']}"
+    return f"{name[0].upper() + name[1:]}: {text}."
+
+
+def alarms(rows: pd.DataFrame, band: float) -> list[str]:
+    """One sentence per model whose latest scored aggregate error lies beyond +/- `band`."""
+    out = []
+    for model in MODELS:  # a campaign's plan vs measurement has its own table and sentence
+        s = rows[(rows["model"] == model) & (rows["status"] == SCORED) & rows["error_pct"].notna()]
+        if s.empty:
+            continue
+        last = s.sort_values("month").iloc[-1]
+        if abs(last["error_pct"]) > 100 * band:
+            out.append(f"ALARM: {MODEL_NAMES[model]} missed by {last['error_pct']:+.0f}% for {last['month']}, beyond the "
+                       f"+/-{band:.0%} band (track.error_band): check before acting on this month's figures.")
+    return out
+
+
+# --------------------------------------------------------------------------- tables and figures
+
+def record_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """track_record for readers: one row per earlier month (newest first), per model its aggregate error
+    (or why it is not scored), MAE of purchases, Brier and AUC of churn."""
+    if rows.empty:
+        return pd.DataFrame({"note": ["no earlier month in this shop's processed folder"]},
+                            index=pd.Index(["track record"], name=""))
+    out = {}
+    for month, grp in rows.groupby("month", sort=False):
+        r = {}
+        by = grp.set_index("model")
+        if (grp["status"] == NO_SNAPSHOT).any():  # its campaign may still be measured
+            r["status"] = NO_SNAPSHOT
+        for model, label in (("purchases_30d", "purchases 30 d"), ("purchases_90d", "purchases 90 d"),
+                             ("p_purchase_90d", "buyers 90 d"), ("churn", "churners"), (WINBACK, "win-back buyers")):
+            if model not in by.index:
+                r[f"{label}: error"] = plots.MISSING
+                continue
+            x = by.loc[model]
+            if x["status"] == SCORED and np.isfinite(x["error_pct"]):
+                r[f"{label}: error"] = f"{x['error_pct']:+.0f}%"
+            elif x["status"] == NOT_YET:
+                r[f"{label}: error"] = f"after {x['horizon_end']}"
+            else:
+                r[f"{label}: error"] = x["status"] if x["status"] != SCORED else plots.MISSING
+        if "purchases_90d" in by.index and by.loc["purchases_90d", "status"] == SCORED:
+            r["MAE 90 d"] = f"{by.loc['purchases_90d', 'mae']:.2f}"
+        if "churn" in by.index and by.loc["churn", "status"] == SCORED:
+            auc = by.loc["churn", "auc"]
+            r["churn AUC"] = plots.MISSING if not np.isfinite(auc) else f"{auc:.2f}"
+            r["churn Brier"] = f"{by.loc['churn', 'brier']:.3f}"
+        out[month] = r
+    table = pd.DataFrame.from_dict(out, orient="index").sort_index(ascending=False).fillna(plots.MISSING)
+    table.index.name = "predicted in"
+    return plots.table_for_readers(table, rest="track_record.csv", sortable="track-record")
+
+
+def plot_trend(rows: pd.DataFrame, band: float, ax=None):
+    """Aggregate error (%) per predicted month and model, with the +/- `band` alarm band shaded."""
+    ax = plots.axes_or_new(ax)
+    s = rows[(rows["status"] == SCORED) & rows["error_pct"].notna()]
+    months = sorted(set(rows["month"]))
+    pos = {m: i for i, m in enumerate(months)}
+    ax.axhspan(-100 * band, 100 * band, color="0.9", zorder=0, label=f"+/-{band:.0%} band")
+    ax.axhline(0, color="0.5", lw=0.8)
+    for model in MODELS:
+        m = s[s["model"] == model].sort_values("month")
+        if m.empty:
+            continue
+        x = [pos[v] for v in m["month"]]
+        ax.plot(x, m["error_pct"].to_numpy(float), marker="o", ms=4, label=MODEL_NAMES[model])
+        out = m["error_pct"].abs() > 100 * band
+        if out.any():
+            ax.scatter(np.array(x)[out.to_numpy()], m.loc[out, "error_pct"], s=60, facecolors="none",
+                       edgecolors="red", zorder=5)
+    ax.set_xticks(range(len(months)), months, rotation=45, ha="right")
+    ax.set_title("Track record: predicted vs actual, per month the prediction was made")
+    ax.set_xlabel("month of the prediction")
+    ax.set_ylabel("aggregate error (%, + = over-forecast)")
+    ax.legend(loc="best", frameon=False, fontsize=8)
+    return ax
+
+
+def calibration_table(cal: pd.DataFrame, what: str) -> pd.DataFrame:
+    if cal.empty:
+        return pd.DataFrame({"note": [f"no scored month for {what} yet"]}, index=pd.Index(["calibration"], name=""))
+    out = cal.set_index("group")
+    out.index.name = f"{what}: group (1 = lowest prediction)"
+    out = out.rename(columns={"mean_predicted": "predicted per customer", "mean_actual": "actual per customer"})
+    return plots.table_for_readers(out, kinds={c: "number2" for c in out.columns if c != "customers"} |
+                                   {"customers": "count"}, max_rows=None)
+
+
+def campaign_table(checks: list[CampaignCheck], currency: str = "EUR") -> pd.DataFrame:
+    """Per month with a campaign plan: the plan's extra buyers and profit beside the measured ones."""
+    if not checks:
+        return pd.DataFrame({"note": ["no earlier month planned a campaign (campaign_plan.csv)"]},
+                            index=pd.Index(["campaigns"], name=""))
+    rows = []
+    for c in checks:
+        measured = c.status == SCORED
+        rows.append({"planned in": c.month, "status": "measured" if measured else c.status,
+                     "contacted": c.n_treated, "control group": c.n_control,
+                     "uplift planned (pp)": c.planned_uplift_pp,
+                     "uplift measured (pp)": c.measured_uplift_pp if measured else np.nan,
+                     "extra buyers planned": c.planned_buyers,
+                     "extra buyers measured": c.measured_buyers if measured else np.nan,
+                     "measured, 95 % interval": (f"{c.measured_low:,.1f} to {c.measured_high:,.1f}" if measured
+                                                 else plots.MISSING),
+                     f"extra profit planned ({currency})": c.planned_profit,
+                     f"extra profit measured ({currency})": c.measured_profit if measured else np.nan})
+    out = pd.DataFrame(rows).set_index("planned in").sort_index(ascending=False)
+    kinds = {"contacted": "count", "control group": "count", "uplift planned (pp)": "number1",
+             "uplift measured (pp)": "number1", "extra buyers planned": "number1", "extra buyers measured": "number1",
+             f"extra profit planned ({currency})": "number0", f"extra profit measured ({currency})": "number0"}
+    return plots.table_for_readers(out, kinds=kinds, currency=None, max_rows=None)
+
+
+def campaign_takeaway(checks: list[CampaignCheck], currency: str = "EUR") -> str:
+    if not checks:
+        return ("No earlier month planned a win-back campaign with a control group yet; 06_winback writes "
+                "campaign_plan.csv, and once the shop sends it and appends it to campaigns.csv it is measured here.")
+    parts = []
+    for c in sorted(checks, key=lambda c: c.month, reverse=True):
+        if c.status != SCORED:
+            parts.append(f"{c.month}'s plan: {c.status}.")
+            continue
+        if c.measured_low > 0:
+            worked = "it worked: more buyers than in the control group"
+        elif c.measured_high < 0:
+            worked = "it did harm: fewer buyers than in the control group"
+        else:
+            worked = "its effect is not distinguishable from zero"
+        profit = ("" if not np.isfinite(c.measured_profit) else
+                  f"; extra profit planned {plots.money(c.planned_profit, currency)}, measured about "
+                  f"{plots.money(c.measured_profit, currency)}")
+        parts.append(f"{c.month}'s campaign ({c.n_treated:,} contacted, {c.n_control:,} held back): {worked} - "
+                     f"planned {c.planned_buyers:,.1f} extra buyers ({c.planned_uplift_pp:.1f} pp), measured "
+                     f"{c.measured_buyers:,.1f} (95 %: {c.measured_low:,.1f} to {c.measured_high:,.1f}; "
+                     f"{c.measured_uplift_pp:.1f} pp){profit}. The next plan uses this measured uplift.")
+    return " ".join(parts)
+
+
+# --------------------------------------------------------------------------- the stage
+
+def earlier_months(processed_dir: str | Path) -> list[Path]:
+    """The shop's month folders before this one, oldest first."""
+    here = resolve(str(processed_dir).rstrip("/\\"))
+    month = artifacts.month_of(here)
+    return [p for p in artifacts.month_dirs(here.parent) if p.name < month]
+
+
+def score_months(processed_dir: str | Path, as_of: str, cfg: Config, con) -> tuple[pd.DataFrame, dict, list]:
+    """track_record rows for every earlier month, the snapshots scored (month -> (snapshot, actuals)) for
+    the calibration table, and the campaign checks. Needs this month's orders_clean."""
+    lines = artifacts.table(con, processed_dir, "orders_clean")
+    rows, scored, checks = [], {}, []
+    camp = artifacts.read_if_exists(processed_dir, "campaigns_clean", ["campaign_id"])
+    logged = set(camp["campaign_id"].astype(str)) if camp is not None else set()
+    measured = artifacts.read_if_exists(processed_dir, "winback_measured")
+    for folder in earlier_months(processed_dir):
+        month = folder.name
+        snap = artifacts.read_if_exists(folder, "predictions")
+        if snap is None or snap.empty:
+            rows.append(_row(month, "all", NO_SNAPSHOT, 0, None))
+        else:
+            found, act = score_snapshot(month, snap, as_of, lambda *a: window_activity(lines, *a))
+            rows += found
+            scored[month] = (snap, act)
+        plan_rows = artifacts.read_if_exists(folder, "campaign_plan")
+        if plan_rows is not None and len(plan_rows):
+            chk = check_campaign(month, plan_rows, artifacts.read_if_exists(folder, "winback_plan"), logged, measured,
+                                 cfg.clv.gross_margin, cfg.winback.contact_cost)
+            checks.append(chk)
+            rows.append(campaign_row(chk))
+    table = pd.DataFrame(rows, columns=RECORD_COLUMNS) if rows else artifacts.empty("track_record")
+    table = table.astype({"customers": "int64", "horizon_days": "int64"})
+    return table.sort_values(["month", "model"], ignore_index=True), scored, checks
+
+
+@dataclass
+class TrackRun:
+    """Notebook 07's "Track record": the scored months, verdicts, alarm and the campaigns' check."""
+
+    as_of: str
+    rows: pd.DataFrame
+    checks: list[CampaignCheck]
+    scored: dict = field(default_factory=dict)
+    snapshot: pd.DataFrame | None = None
+    settings: TrackConfig = field(default_factory=TrackConfig)
+    currency: str = "EUR"
+    note: str | None = None  # why nothing could be scored this month (a missing artifact)
+
+    def record_table(self) -> pd.DataFrame:
+        return record_table(self.rows)
+
+    def plot_trend(self, ax=None):
+        return plot_trend(self.rows, self.settings.error_band, ax=ax)
+
+    def verdicts(self) -> list[str]:
+        return [verdict(self.rows, m, self.settings) for m in MODELS]
+
+    def alarms(self) -> list[str]:
+        return alarms(self.rows, self.settings.error_band)
+
+    def takeaway(self) -> str:
+        if self.note:
+            return self.note
+        scored = sorted(set(self.rows.loc[self.rows["status"] == SCORED, "month"]))
+        if not scored:
+            lead = ("No earlier month's prediction can be scored yet: a snapshot is kept from this month on "
+                    "(predictions.parquet), and scored once its horizon has passed.")
+            return " ".join([lead, *self.alarms()])
+        lead = f"Predictions of {len(scored)} earlier month(s) ({scored[0]} to {scored[-1]}) scored against what happened."
+        return " ".join([*self.alarms(), lead, *self.verdicts()])
+
+    def latest_scored(self, model: str = "purchases_90d") -> str | None:
+        s = self.rows[(self.rows["model"] == model) & (self.rows["status"] == SCORED)]
+        return None if s.empty else str(s["month"].max())
+
+    def calibration(self, model: str = "purchases_90d") -> pd.DataFrame:
+        """Calibration groups of `model` in the latest month where it was scored."""
+        month = self.latest_scored(model)
+        if month is None:
+            return calibration([], [])
+        snap, activity = self.scored[month]
+        _, col, kind, _ = MODELS[model]
+        act = actuals_for(snap, activity, horizon_of(snap, model))
+        actual = act["purchases"] if kind == "count" else (~act["bought"] if model == "churn" else act["bought"])
+        return calibration(snap[col], actual.astype(float), self.settings.calibration_bins)
+
+    def calibration_table(self, model: str = "purchases_90d") -> pd.DataFrame:
+        month = self.latest_scored(model)
+        return calibration_table(self.calibration(model), f"{MODEL_NAMES[model]} ({month})" if month else MODEL_NAMES[model])
+
+    def campaign_table(self) -> pd.DataFrame:
+        return campaign_table(self.checks, self.currency)
+
+    def campaign_takeaway(self) -> str:
+        return campaign_takeaway(self.checks, self.currency)
+
+
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> TrackRun:
+    """Keep this month's prediction snapshot (predictions.parquet), score every earlier month of the shop
+    whose horizon has passed by `as_of` on this month's orders_clean, and write track_record.csv."""
+    con = con or connect(cfg.engine)
+    snap = save_snapshot(processed_dir, as_of, cfg) if save else None
+    if not artifacts.exists(processed_dir, "orders_clean"):  # 01 failed or was not run: nothing to score against
+        note = (f"{artifacts.spec('orders_clean').file} (01_clean) is missing this month, so no earlier prediction "
+                "can be scored; this month's predictions are kept all the same.")
+        return TrackRun(str(as_of)[:10], artifacts.empty("track_record"), [], {}, snap, cfg.track,
+                        cfg.shop.currency, note)
+    rows, scored, checks = score_months(processed_dir, as_of, cfg, con)
+    if save:
+        artifacts.write(processed_dir, "track_record", rows)
+    return TrackRun(str(as_of)[:10], rows, checks, scored, snap, cfg.track, cfg.shop.currency)
