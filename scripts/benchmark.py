@@ -49,11 +49,16 @@ DONE = re.compile(r"^\[(\d+)/(\d+)\] (\S+) \.\.\. (done|FAILED).*?(?:in|after) (
 
 
 class KernelMemory:
-    """Polls the resident memory of every descendant of this process (the notebook kernels)."""
+    """Polls the resident memory and CPU time of every descendant of this process (the notebook kernels).
+
+    CPU seconds (user + system, the kernel's threads summed) hardly depend on what else the machine runs,
+    unlike wall time: on a shared machine they are the figure to compare between two runs.
+    """
 
     def __init__(self, interval: float = 0.1):
         self.interval = interval
         self.peak = 0
+        self.cpu: dict[int, float] = {}  # pid -> latest CPU seconds seen
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -61,21 +66,26 @@ class KernelMemory:
     def _poll(self) -> None:
         me = psutil.Process()
         while not self._stop.is_set():
-            rss = 0
+            rss, cpu = 0, {}
             for child in me.children(recursive=True):
                 try:
-                    rss += child.memory_info().rss
+                    with child.oneshot():
+                        rss += child.memory_info().rss
+                        t = child.cpu_times()
+                        cpu[child.pid] = t.user + t.system
                 except psutil.Error:  # exited in the meantime
                     pass
             with self._lock:
                 self.peak = max(self.peak, rss)
+                self.cpu.update(cpu)
             self._stop.wait(self.interval)
 
-    def take(self) -> int:
-        """Peak since the last call, in bytes; starts the next interval."""
+    def take(self) -> tuple[int, float]:
+        """Peak RSS (bytes) and CPU seconds of the kernels since the last call; starts the next interval."""
         with self._lock:
             peak, self.peak = self.peak, 0
-        return peak
+            cpu, self.cpu = sum(self.cpu.values()), {}
+        return peak, cpu
 
     def __enter__(self):
         self._thread.start()
@@ -97,8 +107,10 @@ def run_month(raw: Path, base: Path, as_of: str, config: str) -> list[dict]:
             m = DONE.match(line)
             if m:
                 now = time.perf_counter()
+                rss, cpu = memory.take()
                 rows.append({"notebook": m.group(3), "status": m.group(4), "kernel_s": float(m.group(5)),
-                             "wall_s": now - mark[0], "rss": memory.take()})
+                             "wall_s": now - mark[0], "rss": rss, "cpu_s": cpu})
+                (base / "benchmark.json").write_text(json.dumps(rows, indent=1))  # kept if the run stops later
                 mark[0] = now
             elif line.endswith("with as_of=" + as_of):  # the run starts: notebook 01 from here
                 mark[0] = time.perf_counter()
@@ -118,7 +130,7 @@ def naive_clv(processed: Path, as_of: str, window_days: int) -> dict:
     from lifetimes import BetaGeoFitter
     from lifetimes.utils import summary_data_from_transaction_data
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     lines = pd.read_parquet(processed / "orders_clean.parquet",
                             columns=["customer_id", "order_date", "amount", "is_return"])
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
@@ -134,7 +146,7 @@ def naive_clv(processed: Path, as_of: str, window_days: int) -> dict:
     summary["exp_purchases"] = bgf.conditional_expected_number_of_purchases_up_to_time(
         window_days, summary["frequency"], summary["recency"], summary["T"])
     t4 = time.perf_counter()
-    return {"read": t1 - t0, "summary": t2 - t1, "fit": t3 - t2, "score": t4 - t3, "total": t4 - t0,
+    return {"cpu": time.process_time() - c0, "read": t1 - t0, "summary": t2 - t1, "fit": t3 - t2, "score": t4 - t3, "total": t4 - t0,
             "customers": len(summary), "lines": len(lines),
             "params": {k: float(v) for k, v in bgf.params_.items()}}
 
@@ -177,6 +189,7 @@ def main() -> None:
         size = sum(f.stat().st_size for f in raw.glob("orders*")) / 1e6
         print(f"shop {raw} (orders {size:,.0f} MB)", flush=True)
 
+        load = os.getloadavg()
         start = time.perf_counter()
         rows = run_month(raw, base, args.as_of, args.config)
         total = time.perf_counter() - start
@@ -196,24 +209,27 @@ def main() -> None:
             naive = naive_clv(processed, args.as_of, cfg.clv.purchase_window_days)
 
     print()
-    print(f"{'notebook':<14} {'kernel s':>9} {'with HTML s':>12} {'peak RSS MB':>12}  status")
+    print(f"load average (1 min) at start {load[0]:.1f}, at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'notebook':<14} {'kernel s':>9} {'with HTML s':>12} {'kernel CPU s':>13} {'peak RSS MB':>12}  status")
     for r in rows:
         flag = "  > 60 s" if r["wall_s"] > 60 else ""
-        print(f"{r['notebook']:<14} {r['kernel_s']:>9.1f} {r['wall_s']:>12.1f} {r['rss'] / 2**20:>12,.0f}  "
-              f"{r['status']}{flag}")
+        print(f"{r['notebook']:<14} {r['kernel_s']:>9.1f} {r['wall_s']:>12.1f} {r['cpu_s']:>13.1f} "
+              f"{r['rss'] / 2**20:>12,.0f}  {r['status']}{flag}")
     peak = max([r["rss"] for r in rows] + [parent, children])
-    print(f"{'total':<14} {sum(r['kernel_s'] for r in rows):>9.1f} {total:>12.1f} {peak / 2**20:>12,.0f}  "
+    print(f"{'total':<14} {sum(r['kernel_s'] for r in rows):>9.1f} {total:>12.1f} "
+          f"{sum(r['cpu_s'] for r in rows):>13.1f} {peak / 2**20:>12,.0f}  "
           f"(largest process; runner {parent / 2**20:,.0f} MB, getrusage children {children / 2**20:,.0f} MB)")
     if lines:
         print(f"order lines (raw): {lines:,}")
     if naive:
-        ours = next((r["wall_s"] for r in rows if r["notebook"].startswith("04")), None)
+        ours = next((r for r in rows if r["notebook"].startswith("04") and r["cpu_s"]), None)
         print(f"naive CLV (lifetimes): {naive['total']:.1f} s for {naive['customers']:,} customers "
               f"({naive['lines']:,} purchase lines): read {naive['read']:.1f} s, summary helper "
-              f"{naive['summary']:.1f} s, BG/NBD fit {naive['fit']:.1f} s, scoring {naive['score']:.1f} s")
+              f"{naive['summary']:.1f} s, BG/NBD fit {naive['fit']:.1f} s, scoring {naive['score']:.1f} s; "
+              f"{naive['cpu']:.1f} CPU s")
         if ours:
-            print(f"notebook 04 (our CLV stage, whole notebook): {ours:.1f} s -> naive / ours = "
-                  f"{naive['total'] / ours:.1f}x")
+            print(f"notebook 04 (our CLV stage, whole notebook): {ours['wall_s']:.1f} s, {ours['cpu_s']:.1f} CPU s -> "
+                  f"naive / ours = {naive['total'] / ours['wall_s']:.1f}x wall, {naive['cpu'] / ours['cpu_s']:.1f}x CPU")
 
 
 if __name__ == "__main__":
