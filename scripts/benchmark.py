@@ -229,7 +229,7 @@ def main() -> None:
               f"{naive['cpu']:.1f} CPU s")
         if ours:
             print(f"notebook 04 (our CLV stage, whole notebook): {ours['wall_s']:.1f} s, {ours['cpu_s']:.1f} CPU s -> "
-                  f"naive / ours = {naive['total'] / ours['wall_s']:.1f}x wall, {naive['cpu'] / ours['cpu_s']:.1f}x CPU")
+                  f"naive / ours = {naive['total'] / ours['wall_s']:.2f}x wall, {naive['cpu'] / ours['cpu_s']:.2f}x CPU")
 
 
 if __name__ == "__main__":
