@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from helpers import demo, runner  # noqa: E402
-from helpers.config import load_config  # noqa: E402
+from helpers import demo, runner
+from helpers.config import load_config
 
 DONE = re.compile(r"^\[(\d+)/(\d+)\] (\S+) \.\.\. (done|FAILED).*?(?:in|after) ([\d.]+) s")
 
