@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import drawn
-from helpers import artifacts, demo_truth, plots, winback
+from helpers import artifacts, churn, customer_facts, demo_truth, plots, winback
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.engine import connect
 
@@ -56,8 +56,6 @@ def test_campaign_features_are_each_customers_own_at_the_day_before_sending(cfg)
     """Features are computed from the campaign customers' own lines only: another customer's orders
     (here a big spender who was not sent anything) change nobody's features, and orders from the
     sent day on are not seen."""
-    from helpers import churn, customer_facts
-
     con = connect()
     rows = [line("o1", "A", "2025-01-05", 40.0), line("o2", "A", "2025-02-10", 60.0),
             line("o3", "A", "2025-03-01", 999.0),                                   # on the sent day: not seen
