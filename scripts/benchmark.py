@@ -197,11 +197,13 @@ def main() -> None:
     ap.add_argument("--config", default="config/default.yml")
     ap.add_argument("--skip-naive", action="store_true", help="leave out the naive lifetimes CLV path")
     args = ap.parse_args()
-    os.chdir(ROOT)
+    keep = Path(args.keep).resolve() if args.keep else None  # relative to where the script was started
+    given_raw = Path(args.raw).resolve() if args.raw else None
+    os.chdir(ROOT)  # the config path and the notebooks are the project's
     print(machine(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(args.keep).resolve() if args.keep else Path(tmp)
-        raw = Path(args.raw).resolve() if args.raw else base / "raw" / "bench"
+        base = keep or Path(tmp)
+        raw = given_raw or base / "raw" / "bench"
         t = time.perf_counter()
         if not (raw / "orders.csv").exists() and not (raw / "orders.parquet").exists():
             demo.generate(raw, customers=args.customers, seed=42)
