@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import resource
 
-DEFAULT_PROCESSED = "/tmp/bench/processed/bench"  # made by: scripts/benchmark.py --customers 1350000 --keep /tmp/bench
+DEFAULT_PROCESSED = "/tmp/bench/processed/bench/2026-06"  # made by: scripts/benchmark.py --customers 1350000 --keep /tmp/bench
 
 
 def peak_mb() -> float:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import drawn
-from helpers import artifacts, demo_truth, plots, winback
+from helpers import artifacts, churn, customer_facts, demo_truth, plots, winback
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.engine import connect
 
@@ -50,6 +50,26 @@ def test_conversion_counts_purchases_from_sent_date_until_just_before_the_window
     out = winback.campaign_outcomes(con.create_table("l", lines), con.create_table("c", camp), 30)
     assert out.set_index("customer_id")["converted"].to_dict() == {"A": True, "B": False, "C": False, "D": False,
                                                                    "E": True}
+
+
+def test_campaign_features_are_each_customers_own_at_the_day_before_sending(cfg):
+    """Features are computed from the campaign customers' own lines only: another customer's orders
+    (here a big spender who was not sent anything) change nobody's features, and orders from the
+    sent day on are not seen."""
+    con = connect()
+    rows = [line("o1", "A", "2025-01-05", 40.0), line("o2", "A", "2025-02-10", 60.0),
+            line("o3", "A", "2025-03-01", 999.0),                                   # on the sent day: not seen
+            line("o4", "B", "2025-02-20", 80.0), line("o5", "B", "2025-02-21", -20.0, True),
+            line("o6", "Z", "2025-01-15", 5000.0), line("o7", "Z", "2025-02-27", 3000.0)]  # never sent
+    lines = con.create_table("feat_lines", pd.DataFrame(rows))
+    frame = pd.DataFrame({"campaign_id": "K", "customer_id": ["A", "B"], "sent_date": pd.Timestamp("2025-03-01"),
+                          "arm": ["control", "d10"], "discount": [0.0, 0.1]})
+    got = winback.add_campaign_features(frame, lines, cfg).frame.set_index("customer_id")
+    levels = customer_facts.mix_levels(lines, "2025-02-28", cfg.churn.mix_levels)
+    everyone = churn.feature_frame(lines, "2025-02-28", levels, cfg, bgnbd=False).set_index("customer_id")
+    assert got.loc["A", "orders"] == 2 and got.loc["A", "revenue_gross"] == 100.0
+    assert got.loc["B", "return_share"] == 0.25
+    pd.testing.assert_frame_equal(got[everyone.columns], everyone.loc[["A", "B"]])
 
 
 # --------------------------------------------------------------------------- intervals

@@ -814,6 +814,7 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
                 artifacts.write_table(con, processed_dir, CLEAN_ARTIFACTS[kind], expr.order_by(SORT_KEYS[kind]))
             artifacts.write(processed_dir, "quarantine", pd.concat(quarantine, ignore_index=True))
             artifacts.write(processed_dir, "data_quality", report)
+    _drop_cached(con)
     return CleanRun(report, cfg.shop.currency, processed_dir, con, pd.concat(quarantine, ignore_index=True))
 
 
@@ -931,6 +932,16 @@ def _shape_warnings(facts: dict) -> list[str]:
         return ["no customer ordered twice: repeat rates are 0 and the purchase models have no repeat "
                 "purchases to learn from."]
     return []
+
+
+def _drop_cached(con) -> None:
+    """Free the tables materialised above: the notebook's later cells read the written orders_clean, and
+    on DuckDB the tagged raw rows (every text column of every line) would stay in memory until the
+    kernel ends (10M lines: gigabytes)."""
+    if _can_cache(con):
+        for kind in ("orders", "customers", "campaigns"):
+            for name in (f"tagged_{kind}", f"clean_{kind}"):
+                con.drop_table(name, force=True)
 
 
 def _can_cache(con) -> bool:

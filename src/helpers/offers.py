@@ -97,7 +97,7 @@ def affinity_expr(orders: ir.Table, as_of: str, window_days: int = 90, item: str
     return support.join(sizes, "antecedent").select("antecedent", "consequent", "customers", "support")
 
 
-def category_history_expr(orders: ir.Table, as_of: str) -> ir.Table:
+def category_history_expr(orders: ir.Table, as_of: str, products: bool = True) -> ir.Table:
     """Per customer and category up to `as_of`: the customer's purchase history in that category.
 
     Columns: customer_id, category, days (purchase days with the category), first_day, last_day,
@@ -105,7 +105,8 @@ def category_history_expr(orders: ir.Table, as_of: str) -> ir.Table:
     first_amount / last_amount (value of the category on the customer's first / last purchase day,
     NULL when not bought that day), customer_days (the customer's purchase days in all
     categories), top_product (the product bought on most days in the category; NULL without
-    product_id).
+    product_id, or with ``products=False``: the holdout evaluation scores categories only and skips
+    that per-product ranking, the costliest part of the expression).
     """
     pd_ = purchase_days(orders, as_of, "category")
     w = ibis.window(group_by=["customer_id", "item"], order_by="day")
@@ -118,7 +119,7 @@ def category_history_expr(orders: ir.Table, as_of: str) -> ir.Table:
         days=t.count(), first_day=t.day.min(), last_day=t.day.max(), median_interval_days=t.gap.median(),
         first_amount=t.amount.sum(where=t.day == t.c_first), last_amount=t.amount.sum(where=t.day == t.c_last),
         customer_days=t.customer_days.max())
-    if "product_id" in orders.columns:
+    if products and "product_id" in orders.columns:
         end = ibis.timestamp(cutoff_end(as_of))
         o = orders.filter((orders.order_date < end) & ~orders.is_return & orders.category.notnull()
                           & orders.product_id.notnull())
@@ -248,9 +249,9 @@ def repeat_takeaway(summary: pd.DataFrame, horizon_days: int = 90) -> str:
 # Per-customer inputs (pandas, one row per customer or customer x category)
 # ---------------------------------------------------------------------------------------------
 
-def customer_history(orders: ir.Table, as_of: str) -> pd.DataFrame:
+def customer_history(orders: ir.Table, as_of: str, products: bool = True) -> pd.DataFrame:
     """`category_history_expr` as a pandas frame (dates as Timestamps)."""
-    h = category_history_expr(orders, as_of).to_pandas()
+    h = category_history_expr(orders, as_of, products).to_pandas()
     for c in ("first_day", "last_day"):
         h[c] = pd.to_datetime(h[c])
     h["customer_id"] = h.customer_id.astype(str)
@@ -320,11 +321,13 @@ class OfferInputs:
     as_of: str
 
 
-def offer_inputs(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config) -> OfferInputs:
-    """Everything the suggestions need, from orders dated on or before `as_of` only."""
+def offer_inputs(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config,
+                 products: bool = True) -> OfferInputs:
+    """Everything the suggestions need, from orders dated on or before `as_of` only (without each
+    customer's own top product in a category with ``products=False``: see `category_history_expr`)."""
     oc = cfg.offers
     w = oc.affinity_window_days
-    history = customer_history(orders, as_of)
+    history = customer_history(orders, as_of, products)
     cycles = repeat_cycle_table(history, as_of, oc)
     aff = _affinity_finish(affinity_expr(orders, as_of, w).to_pandas(), oc.min_support)
     profiles = customer_profiles(history, customers, as_of, cfg.kpis.age_bands)
@@ -428,7 +431,7 @@ _SRC_CYCLE, _SRC_AFFINITY, _SRC_SIMILAR = 0, 1, 2
 
 
 def suggest(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config,
-            inputs: OfferInputs | None = None) -> pd.DataFrame:
+            inputs: OfferInputs | None = None, details: bool = True) -> pd.DataFrame:
     """The top `offers.top_n` categories for every customer who bought up to `as_of` (see the module
     docstring for the order of preference). Uses only orders dated on or before `as_of`.
 
@@ -440,7 +443,8 @@ def suggest(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: 
 
     Candidates are ranked as integer codes (customers and categories by their sorted names) and the
     reason sentences are written for the chosen `top_n` per customer only: for a million customers
-    the candidates run to tens of millions of rows.
+    the candidates run to tens of millions of rows. With ``details=False`` (the holdout evaluation,
+    which scores categories only) product_id and reason are left empty and no sentence is written.
     """
     oc = cfg.offers
     inp = inputs or offer_inputs(orders, customers, as_of, cfg)
@@ -502,6 +506,13 @@ def suggest(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: 
     pos = np.arange(len(c))
     rank = pos - np.maximum.accumulate(np.where(np.r_[True, c[1:] != c[:-1]], pos, 0)) + 1
     sel, rank = idx[rank <= oc.top_n], rank[rank <= oc.top_n]
+    if not details:
+        return pd.DataFrame({
+            "customer_id": _take_strings(ids, cust[sel]), "rank": rank.astype("int64"),
+            "category": _take_strings(cats, cat[sel]).astype("string"),
+            "product_id": pd.Series(pd.NA, index=range(len(sel)), dtype="string"),
+            "reason": pd.Series(pd.NA, index=range(len(sel)), dtype="string"),
+            "score": np.round(score[sel].astype(float), 4)})[OFFER_COLUMNS]
 
     reasons = []
     product = pd.Series(None, index=range(len(sel)), dtype=object)
@@ -614,8 +625,9 @@ def evaluate_holdout(orders: ir.Table, customers: ir.Table | pd.DataFrame | None
     """
     oc = cfg.offers
     cutoff = (_day(as_of) - pd.Timedelta(days=oc.horizon_days)).strftime("%Y-%m-%d")
-    inp = offer_inputs(orders, customers, cutoff, cfg)
-    ours = suggest(orders, customers, cutoff, cfg, inputs=inp)
+    # categories are scored, not products or reasons: neither is computed at this cut-off
+    inp = offer_inputs(orders, customers, cutoff, cfg, products=False)
+    ours = suggest(orders, customers, cutoff, cfg, inputs=inp, details=False)
     actual = bought_between(orders, cutoff, as_of)
     base = inp.profiles.customer_id
     rows = {

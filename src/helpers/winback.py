@@ -165,11 +165,20 @@ def add_campaign_features(frame: pd.DataFrame, lines: ir.Table, cfg: Config, cus
     parts, feats = [], []
     for sent, grp in frame.groupby("sent_date", sort=True):
         cutoff = _day_before(sent)
-        levels = customer_facts.mix_levels(lines, cutoff, cfg.churn.mix_levels)
-        f = churn.feature_frame(lines, cutoff, levels, cfg, customers, bgnbd=bgnbd)
+        levels = customer_facts.mix_levels(lines, cutoff, cfg.churn.mix_levels)  # over every customer's orders
+        # Without BG/NBD every feature is one customer's own (customer_facts.features_at): only the order
+        # lines of this send's customers are read, not the whole shop's at every send date.
+        mine = lines if bgnbd else _lines_of(lines, grp["customer_id"])
+        f = churn.feature_frame(mine, cutoff, levels, cfg, customers, bgnbd=bgnbd)
         parts.append(grp.merge(f, on="customer_id", how="left"))
         feats = [c for c in f.columns if c != "customer_id"]
     return CampaignFrame(pd.concat(parts, ignore_index=True) if parts else frame, feats)
+
+
+def _lines_of(lines: ir.Table, customer_ids: pd.Series) -> ir.Table:
+    """The order lines of `customer_ids` only (a semi join with a small in-memory table of ids)."""
+    ids = ibis.memtable(pd.DataFrame({"_cid": pd.unique(customer_ids.astype(str))}))
+    return lines.semi_join(ids, lines.customer_id.cast("string") == ids._cid)
 
 
 def _day_before(sent) -> str:
