@@ -140,9 +140,12 @@ def run_month(raw: Path, processed_dir: Path, cfg) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
+    return make_shop(tmp_path_factory.mktemp("parity"))
+
+
+def make_shop(tmp: Path):
     """A 300-customer demo shop, its text spiced with what the engines used to read differently, and its
     month on DuckDB."""
-    tmp = tmp_path_factory.mktemp("parity")
     raw = tmp / "raw" / "parity"
     demo.generate(raw, customers=CUSTOMERS, seed=3)
     orders = pd.read_csv(raw / "orders.csv", dtype=str, keep_default_na=False)

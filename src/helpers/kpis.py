@@ -163,9 +163,10 @@ def _sleeping_events(cm: ir.Table, as_of: str, inactivity_days: int) -> ir.Table
     b = b.mutate(start_idx=month_index(start_date), start_date=start_date)
     asleep = b.filter((b.start_date <= ibis.date(pd.Timestamp(as_of).date()))
                       & (b.next_idx.isnull() | (b.start_idx < b.next_idx)))
-    plus = asleep.select(month_idx=asleep.start_idx, sleep=ibis.literal(1, "int64"))
+    # month_idx cast on both sides: next_idx comes from the cached month table, whose type is the engine's
+    plus = asleep.select(month_idx=asleep.start_idx.cast("int64"), sleep=ibis.literal(1, "int64"))
     minus = asleep.filter(asleep.next_idx.notnull()).select(
-        month_idx=asleep.next_idx, sleep=ibis.literal(-1, "int64"))
+        month_idx=asleep.next_idx.cast("int64"), sleep=ibis.literal(-1, "int64"))
     return plus.union(minus, distinct=False)
 
 
