@@ -52,10 +52,9 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from helpers import artifacts, plots, presets
+from helpers import artifacts, engine, plots, presets
 from helpers.config import CleaningConfig, Config
 from helpers.contract import CONTRACT, ContractError, check_columns, find_file
-from helpers import engine
 from helpers.engine import connect, cutoff_end
 from helpers.paths import resolve
 
