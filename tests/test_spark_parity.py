@@ -156,9 +156,9 @@ def make_shop(tmp: Path):
     demo.generate(raw, customers=CUSTOMERS, seed=3)
     orders = pd.read_csv(raw / "orders.csv", dtype=str, keep_default_na=False)
     # text ending in v or f (Ibis's strip() on Spark took those letters), a value with blanks and a doubled
-    # quote
+    # quote and a line break inside its quotes
     orders.loc[orders.index[::7], "category"] = orders["category"].iloc[::7].map(lambda c: f" {c}f ")
-    orders.loc[orders.index[3], "coupon_code"] = 'SAVE "10" NOW'
+    orders.loc[orders.index[3], "coupon_code"] = 'SAVE "10"\nNOW'
     orders.loc[orders.index[5], "coupon_code"] = "\tvip\x0b"
     orders.to_csv(raw / "orders.csv", index=False)
     cfg = load_config(project_root() / "config" / "default.yml")
@@ -211,7 +211,7 @@ def test_spark_keeps_text_as_written(spark_month):
     month, _ = spark_month
     orders = artifacts.read(month, "orders_clean")
     assert orders["category"].str.endswith("f").sum() > 0 and not orders["category"].str.startswith(" ").any()
-    assert {'SAVE "10" NOW', "vip"} <= set(orders["coupon_code"].dropna())
+    assert {'SAVE "10"\nNOW', "vip"} <= set(orders["coupon_code"].dropna())
 
 
 @pytest.mark.spark

@@ -557,12 +557,18 @@ def raw_csv(con, p: str | Path, columns: list[str], delimiter: str) -> tuple[ibi
             str(p), schema=schema, header=True, enforceSchema=True, sep=delimiter, quote='"', escape='"',
             multiLine=True, mode="PERMISSIVE", columnNameOfCorruptRecord=SPARK_BAD, encoding="UTF-8")
         return _spark_view(con, df.withColumn(FILE_POS, F.monotonically_increasing_id())), None
-    token = uuid.uuid4().hex[:12]
-    t = con.read_csv(str(p), all_varchar=True, header=True, auto_detect=False, delim=delimiter, quote='"',
-                     escape='"', columns={c: "VARCHAR" for c in [*columns, *RAW_EXTRA]}, null_padding=True,
-                     nullstr=RAW_NULL, store_rejects=True, rejects_table=f"rejects_{token}",
-                     rejects_scan=f"rejects_scan_{token}")
-    con.create_table(f"raw_{token}", t, temp=True)
+    for parallel in (True, False):
+        token = uuid.uuid4().hex[:12]
+        t = con.read_csv(str(p), all_varchar=True, header=True, auto_detect=False, delim=delimiter, quote='"',
+                         escape='"', columns={c: "VARCHAR" for c in [*columns, *RAW_EXTRA]}, null_padding=True,
+                         nullstr=RAW_NULL, store_rejects=True, rejects_table=f"rejects_{token}",
+                         rejects_scan=f"rejects_scan_{token}", parallel=parallel)
+        try:
+            con.create_table(f"raw_{token}", t, temp=True)
+            break
+        except Exception as exc:  # a quoted line break: DuckDB's parallel scanner cannot pad rows around it
+            if not parallel or "parallel=false" not in str(exc):
+                raise
     # rowid: the order the single-file scan inserted the rows in (DuckDB keeps insertion order)
     table = con.sql(f'SELECT *, rowid AS {FILE_POS} FROM "raw_{token}"')
     return table, con.table(f"rejects_{token}")
