@@ -161,6 +161,10 @@ def make_shop(tmp: Path):
     orders.loc[orders.index[3], "coupon_code"] = 'SAVE "10"\nNOW'
     orders.loc[orders.index[5], "coupon_code"] = "\tvip\x0b"
     orders.to_csv(raw / "orders.csv", index=False)
+    # a row with one field too many and one with too few: quarantined on both engines, counted alike
+    first = (raw / "orders.csv").read_text().splitlines()[1]
+    with open(raw / "orders.csv", "a") as fh:
+        fh.write(f"{first},extra\n{first.split(',')[0]},C_short\n")
     cfg = load_config(project_root() / "config" / "default.yml")
     duck = tmp / "duckdb" / "parity" / "2026-06"
     times = run_month(raw, duck, cfg)
@@ -212,6 +216,8 @@ def test_spark_keeps_text_as_written(spark_month):
     orders = artifacts.read(month, "orders_clean")
     assert orders["category"].str.endswith("f").sum() > 0 and not orders["category"].str.startswith(" ").any()
     assert {'SAVE "10"\nNOW', "vip"} <= set(orders["coupon_code"].dropna())
+    bad = artifacts.read(month, "quarantine").query("reason == 'wrong_field_count'")
+    assert bad["detail"].tolist() == ["row has 14 fields, the header has 13", "row has 2 fields, the header has 13"]
 
 
 @pytest.mark.spark
