@@ -42,6 +42,23 @@ test: setup demo
 	$(BIN)/python -m pytest --nbval notebooks --sanitize-with tests/nbval_sanitize.cfg -q -p no:cacheprovider
 	$(BIN)/python -m pytest tests -q -m demo_month
 
+SPARK_STAMP := $(VENV)/.installed-spark
+
+$(SPARK_STAMP): requirements-spark.lock $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-spark.lock
+	@touch $(SPARK_STAMP)
+
+# Java 17 from Debian's packages only when `java -version` is missing or older (CI: root on a fresh Debian)
+JAVA_VERSION = $(shell java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+
+## test-spark: pyspark (requirements-spark.lock) and Java 17 if missing, then every stage on DuckDB and Spark local[2], compared
+test-spark: setup $(SPARK_STAMP)
+	@if [ -z "$(JAVA_VERSION)" ] || [ "$(JAVA_VERSION)" -lt 17 ]; then \
+		echo "Java 17 not found (java -version: $(or $(JAVA_VERSION),none)); installing openjdk-17-jre-headless"; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; \
+	fi
+	PYSPARK_PYTHON=$(abspath $(BIN))/python $(BIN)/python -m pytest tests/test_spark_parity.py -q -m spark -p no:cacheprovider
+
 ## notebooks: re-execute the notebooks in place on the demo shop to refresh their stored outputs
 notebooks: setup demo
 	$(BIN)/python -m helpers.cli refresh-notebooks
@@ -67,4 +84,4 @@ screenshots: setup
 clean-reports:
 	rm -rf reports/*/ reports/index.html data/processed/*/
 
-.PHONY: help setup demo report test notebooks lab screenshots clean-reports
+.PHONY: help setup demo report test test-spark notebooks lab screenshots clean-reports

@@ -38,6 +38,7 @@ import ibis
 import pandas as pd
 import pandera.pandas as pa
 
+from helpers import engine
 from helpers.paths import resolve
 
 # Spreadsheet programs run a cell that starts with one of these as a formula (CSV injection).
@@ -290,19 +291,57 @@ def month_dirs(shop_processed_dir: str | Path) -> list[Path]:
 def atomic(p: str | Path, write) -> Path:
     """The one atomic writer: `write(tmp_path)` produces the file in a temp file beside `p`, which is
     then renamed into place, so readers never see half a file (Parquet writers want a path). The
-    file is readable by others (reports are published)."""
+    file is readable by others (reports are published).
+
+    `write` may replace the temp file by a folder (Spark writes a Parquet table as a folder of
+    parts). A folder, or a file where a folder was, cannot be renamed over the old one: the old one is
+    renamed aside first and removed after, so a reader sees the old artifact, the new one or, for
+    that instant, none - never a mix.
+    """
     p = Path(p)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, p)
+        if Path(tmp).is_dir():
+            os.chmod(tmp, 0o755)
+            for part in Path(tmp).iterdir():
+                os.chmod(part, 0o644)
+        else:
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600
+        if Path(tmp).is_dir() or (p.is_dir() and not p.is_symlink()):
+            _swap_folder(Path(tmp), p)
+        else:
+            os.replace(tmp, p)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        remove(tmp)
         raise
     return p
+
+
+def _swap_folder(tmp: Path, p: Path) -> None:
+    old = p.with_name(f".{p.name}.{uuid.uuid4().hex[:12]}.old.tmp")
+    had_old = p.exists() or p.is_symlink()
+    if had_old:
+        os.replace(p, old)
+    try:
+        os.replace(tmp, p)
+    except BaseException:
+        if had_old:
+            os.replace(old, p)
+        raise
+    if had_old:
+        remove(old)
+
+
+def remove(p: str | Path) -> None:
+    """Remove a file or a folder (a Spark-written Parquet table, a temp file of :func:`atomic`), if there."""
+    p = Path(p)
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
 
 
 def write_file(p: str | Path, data: str | bytes) -> Path:
@@ -445,8 +484,14 @@ def write_csv_file(p: str | Path, df: pd.DataFrame) -> Path:
 
 
 def table(con, processed_dir: str | Path, name: str) -> ibis.Table:
-    """A month's Parquet artifact as a table expression, e.g. ``table(con, pdir, "orders_clean")``."""
-    return con.read_parquet(str(require(processed_dir, name)))
+    """A month's Parquet artifact as a table expression, e.g. ``table(con, pdir, "orders_clean")``.
+
+    The artifact is one file, or a folder of parts where Spark wrote it (either engine reads both).
+    """
+    p = require(processed_dir, name)
+    if p.is_dir() and getattr(con, "name", "") == "duckdb":
+        return con.read_parquet(str(p / "*.parquet"))
+    return con.read_parquet(str(p))
 
 
 def table_if_exists(con, processed_dir: str | Path, name: str) -> ibis.Table | None:
@@ -460,22 +505,35 @@ def write_table(con, processed_dir: str | Path, name: str, expr: ibis.Table) -> 
         missing = [c for c, col in art.schema.columns.items() if col.required and c not in expr.columns]
         if missing:
             raise ArtifactSchemaError(f"{art.file} lacks declared column(s) {', '.join(missing)}.")
+    if engine.is_spark(con):  # Spark writes a folder of parts, with mode "overwrite" over the reserved temp name
+        return atomic(path(processed_dir, name), lambda tmp: con.to_parquet(expr, tmp, mode="overwrite"))
     return atomic(path(processed_dir, name), lambda tmp: con.to_parquet(expr, tmp))
 
 
 def raw_table(con, p: str | Path) -> ibis.Table:
-    """A shop's raw CSV or Parquet export as a table whose columns are all strings.
+    """A shop's raw Parquet export as a table whose columns are all strings (a CSV: :func:`raw_csv`).
 
     Cleaning rules parse every value themselves, so a malformed date or amount becomes a tagged
-    row instead of a reader error. A CSV must be UTF-8 (see ``clean.ensure_utf8``).
+    row instead of a reader error. ``_file_pos`` is each row's position in the file (rising in the file's order, not necessarily by
+    one): DuckDB's row number within the file, Spark's partition-and-offset id of a file read in order.
     """
     p = Path(p)
-    if p.suffix.lower() == ".parquet":
-        t = con.read_parquet(str(p))
-        return t.select(*[t[c].cast("string").name(c) for c in t.columns])
-    if getattr(con, "name", "") == "duckdb":
-        return con.read_csv(str(p), all_varchar=True, header=True, auto_detect=True, quote='"', escape='"')
-    return con.read_csv(str(p), header=True, inferSchema=False)  # pragma: no cover - Spark
+    if engine.is_spark(con):
+        from pyspark.sql import SparkSession, functions as F
+
+        df = SparkSession.getActiveSession().read.parquet(str(p))
+        df = df.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in df.columns])
+        return _spark_view(con, df.withColumn(FILE_POS, F.monotonically_increasing_id()))
+    t = con.read_parquet(str(p), file_row_number=True)
+    return t.select(*[t[c].cast("string").name(c) for c in t.columns if c != "file_row_number"],
+                    t.file_row_number.cast("int64").name(FILE_POS))
+
+
+def _spark_view(con, df) -> ibis.Table:
+    """A Spark DataFrame as a cached Ibis table: read once, so every use sees the same rows and positions."""
+    name = f"raw_{uuid.uuid4().hex[:12]}"
+    df.createOrReplaceTempView(name)
+    return engine.cache(con, con.table(name))
 
 
 def raw_head(p: str | Path, max_bytes: int = 1 << 16) -> str:
@@ -488,7 +546,9 @@ def raw_head(p: str | Path, max_bytes: int = 1 << 16) -> str:
 
 
 RAW_EXTRA = ("_extra_field_1", "_extra_field_2")  # read beyond the header's fields to see rows that have more
-RAW_NULL = "\x01retention-null\x01"  # so an empty field reads as "" and only a field the row lacks is NULL
+RAW_NULL = "\x01retention-null\x01"
+FILE_POS = "_file_pos"  # a raw row's position in its file (see raw_table, raw_csv)
+SPARK_BAD = "_corrupt_record"  # Spark's raw text of a row with more or fewer fields than the header  # so an empty field reads as "" and only a field the row lacks is NULL
 
 
 def raw_csv(con, p: str | Path, columns: list[str], delimiter: str) -> tuple[ibis.Table, ibis.Table | None]:
@@ -502,16 +562,39 @@ def raw_csv(con, p: str | Path, columns: list[str], delimiter: str) -> tuple[ibi
     quote never closed, far too many fields) are left out of the table and listed in the second table
     (``line``, ``error_type``, ``error_message``, ``csv_line``; ``store_rejects``). Other backends
     return None there. The table is materialised once, so the rejects belong to one scan.
+
+    Spark reads with the same quoting (a doubled quote is a quote, a quoted field may span lines,
+    hence ``multiLine``, which reads a file in one task). It reads an unquoted empty field as NULL,
+    so it cannot count fields from the values: instead a row whose field count differs from the
+    header's keeps its raw text in :data:`SPARK_BAD` (and its fields as far as they go).
+
+    Both engines add :data:`FILE_POS`, the row's position in the file: DuckDB's table row id (the
+    table is filled in the file's order), Spark's ``monotonically_increasing_id`` (partition, then
+    offset: the file's order).
     """
     p = Path(p)
-    if getattr(con, "name", "") != "duckdb":  # pragma: no cover - Spark reads with its own header
-        return con.read_csv(str(p), header=True, inferSchema=False, sep=delimiter), None
-    token = uuid.uuid4().hex[:12]
-    t = con.read_csv(str(p), all_varchar=True, header=True, auto_detect=False, delim=delimiter, quote='"',
-                     escape='"', columns={c: "VARCHAR" for c in [*columns, *RAW_EXTRA]}, null_padding=True,
-                     nullstr=RAW_NULL, store_rejects=True, rejects_table=f"rejects_{token}",
-                     rejects_scan=f"rejects_scan_{token}")
-    table = con.create_table(f"raw_{token}", t, temp=True)
+    if engine.is_spark(con):
+        from pyspark.sql import SparkSession, functions as F, types as T
+
+        schema = T.StructType([T.StructField(c, T.StringType()) for c in [*columns, SPARK_BAD]])
+        df = SparkSession.getActiveSession().read.csv(
+            str(p), schema=schema, header=True, enforceSchema=True, sep=delimiter, quote='"', escape='"',
+            multiLine=True, mode="PERMISSIVE", columnNameOfCorruptRecord=SPARK_BAD, encoding="UTF-8")
+        return _spark_view(con, df.withColumn(FILE_POS, F.monotonically_increasing_id())), None
+    for parallel in (True, False):
+        token = uuid.uuid4().hex[:12]
+        t = con.read_csv(str(p), all_varchar=True, header=True, auto_detect=False, delim=delimiter, quote='"',
+                         escape='"', columns={c: "VARCHAR" for c in [*columns, *RAW_EXTRA]}, null_padding=True,
+                         nullstr=RAW_NULL, store_rejects=True, rejects_table=f"rejects_{token}",
+                         rejects_scan=f"rejects_scan_{token}", parallel=parallel)
+        try:
+            con.create_table(f"raw_{token}", t, temp=True)
+            break
+        except Exception as exc:  # a quoted line break: DuckDB's parallel scanner cannot pad rows around it
+            if not parallel or "parallel=false" not in str(exc):
+                raise
+    # rowid: the order the single-file scan inserted the rows in (DuckDB keeps insertion order)
+    table = con.sql(f'SELECT *, rowid AS {FILE_POS} FROM "raw_{token}"')
     return table, con.table(f"rejects_{token}")
 
 

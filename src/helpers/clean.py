@@ -52,7 +52,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from helpers import artifacts, plots, presets
+from helpers import artifacts, engine, plots, presets
 from helpers.config import CleaningConfig, Config
 from helpers.contract import CONTRACT, ContractError, check_columns, find_file
 from helpers.engine import connect, cutoff_end
@@ -196,13 +196,26 @@ def _field_count_problem(t: ir.Table, names: list[str]) -> ir.StringValue:
     return (present != len(names)).ifelse(text_, ibis.null("string"))
 
 
+def _field_count_from_text(raw_line: ir.StringValue, names: list[str], delimiter: str) -> ir.StringValue:
+    """'row has 3 fields, the header has 4' from a row's raw text (Spark keeps it for such rows), else NULL.
+
+    The fields are the delimiters outside quoted values, plus one.
+    """
+    bare = raw_line.re_replace(r'"([^"]|"")*"', "")
+    present = bare.length() - bare.replace(delimiter, "").length() + 1
+    text_ = ibis.literal("row has ") + present.cast("string") + " field" + (present == 1).ifelse("", "s") \
+        + f", the header has {len(names)}"
+    return raw_line.isnull().ifelse(ibis.null("string"), text_)
+
+
 def _number_rows(t: ir.Table, rejected: pd.DataFrame) -> ir.Table:
-    """Add ``source_row``: the row's number among the file's data rows (1 = first row after the header).
+    """Add ``source_row``: the row's number among the file's data rows (1 = first row after the header),
+    counted in the order of the reader's file position (``artifacts.FILE_POS``, which it replaces).
 
     The reader leaves rejected rows out, so the k-th row read is row ``k + #{rejected before it}``:
     with the rejected rows r_1 < r_2 < ..., the j-th one sits after t_j = r_j - j rows read.
     """
-    k = t.mutate(_k=ibis.row_number() + 1)
+    k = t.mutate(_k=ibis.row_number().over(order_by=t[artifacts.FILE_POS]) + 1).drop(artifacts.FILE_POS)
     if rejected.empty:
         return k.mutate(source_row=k._k).drop("_k")
     r = sorted(rejected["source_row"].tolist())
@@ -240,11 +253,12 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
                                 f"start with a header line such as {','.join(CONTRACT[kind][0])}.")
             names, delimiter = header_fields(head)
             t, rejects = artifacts.raw_csv(con, path, names, delimiter)
-            if set(artifacts.RAW_EXTRA) <= set(t.columns):
+            if artifacts.SPARK_BAD in t.columns:
+                t = t.mutate(_shape=_field_count_from_text(t[artifacts.SPARK_BAD], names, delimiter))
+                t = t.drop(artifacts.SPARK_BAD)
+            else:
                 t = t.mutate(_shape=_field_count_problem(t, names)).drop(*artifacts.RAW_EXTRA)
-            else:  # pragma: no cover - a backend that cannot pad short rows
-                t = t.mutate(_shape=ibis.null("string"))
-        columns = [c for c in t.columns if c != "_shape"]
+        columns = [c for c in t.columns if c not in ("_shape", artifacts.FILE_POS)]
     except ContractError:
         raise
     except Exception as exc:  # reader errors differ per backend; the user needs one sentence
@@ -254,7 +268,7 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
     renames = {new: old for old, new in clean_names.items() if old != new}
     if renames:
         t = t.rename(renames)
-    export_columns = [c for c in t.columns if c != "_shape"]
+    export_columns = [c for c in t.columns if c not in ("_shape", artifacts.FILE_POS)]
     rejected = _rejected_rows(rejects, len(columns))
     transform = preset is not None and kind == "orders"
     if transform:
@@ -265,7 +279,7 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
             t = t.rename({dst: src for src, dst in mapping.items()})
         if preset is not None and kind == "customers":  # a customer may be named by e-mail only
             t = presets.customers_to_contract(_number_rows(t, rejected), identity)
-    found = [c for c in t.columns if c not in ("_shape", "source_row")]
+    found = [c for c in t.columns if c not in ("_shape", "source_row", artifacts.FILE_POS)]
     present = check_columns(label, kind, found, column_map)
     required, _ = CONTRACT[kind]
     keep = list(dict.fromkeys([*required, *present, *[c for c in presets.PRIVATE if c in found]]))
@@ -284,9 +298,10 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
             f"{label}: {int(wrong.sum()):,} of {n_rows:,} rows do not match the header (most often: "
             f"{wrong.sort_values(ascending=False, kind='stable').index[0]}); the file is cut differently from its "
             f"header - check the delimiter and that values holding it are quoted.")
-    # Row numbers follow the file's order (DuckDB keeps insertion order for a single file).
+    # Row numbers follow the file's order (the reader's FILE_POS).
     numbered = "source_row" in t.columns  # a preset numbers the rows before it reads them
-    t = t.select(*keep, "_shape", "source_row") if numbered else _number_rows(t.select(*keep, "_shape"), rejected)
+    t = (t.select(*keep, "_shape", "source_row") if numbered
+         else _number_rows(t.select(*keep, "_shape", artifacts.FILE_POS), rejected))
     return RawFile(t, present, ignored, rejected, delimiter, n_rows, export_columns=export_columns)
 
 
@@ -294,7 +309,7 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
 
 def text(s: ir.StringValue) -> ir.StringValue:
     """Trimmed text, empty -> NULL."""
-    return s.strip().nullif("")
+    return engine.trim(s).nullif("")
 
 
 def customer_key(s: ir.StringValue, fold_case: bool = False) -> ir.StringValue:
@@ -318,7 +333,7 @@ def parse_amount(s: ir.StringValue, decimal_separator: str = "auto") -> ir.Float
     other comma separates thousands ("1,234"). Scientific notation ('1.5e3', as a Parquet float may
     read) is a number. Anything else - letters inside the number, inf, NaN - is NULL (a tagged row).
     """
-    t = s.strip()
+    t = engine.trim(s)
     c = t.re_replace(r"[^0-9,.]", "")
     negative = t.re_search("-")
     comma_decimal = c.re_search(r",[0-9]{1,2}$")
@@ -338,7 +353,7 @@ def parse_amount(s: ir.StringValue, decimal_separator: str = "auto") -> ir.Float
 
 def is_non_finite(s: ir.StringValue) -> ir.BooleanValue:
     """'inf', '-Infinity', 'NaN': a value the export computed, not a missing one."""
-    return s.strip().lower().re_search(NON_FINITE).fill_null(False)
+    return engine.trim(s).lower().re_search(NON_FINITE).fill_null(False)
 
 
 _FORMAT_PARTS = {"%Y": ("year", r"([0-9]{4})"), "%y": ("year2", r"([0-9]{2})"), "%m": ("month", r"([0-9]{1,2})"),
@@ -358,7 +373,7 @@ def parse_timestamp(s: ir.StringValue, date_format: str | None = None) -> ir.Tim
     rearranged to ISO with regular expressions and then cast, so an impossible date ('45.13.2025') is
     NULL on every backend instead of an error.
     """
-    t = s.strip()
+    t = engine.trim(s)
     date_part = t.re_extract(ISO_TIMESTAMP, 1)
     time_part = t.re_extract(ISO_TIMESTAMP, 2).nullif("").fill_null("00:00:00")
     iso = t.re_search(ISO_TIMESTAMP).ifelse(date_part + " " + time_part, ibis.null("string")).try_cast("timestamp")
@@ -390,7 +405,7 @@ def _plausible(ts: ir.TimestampValue) -> ir.TimestampValue:
 
 def utc_offset_minutes(s: ir.StringValue) -> ir.IntegerValue:
     """The UTC offset an ISO timestamp carries, in minutes east of UTC ('Z' = 0, '+02:00' = 120); NULL if none."""
-    off = s.strip().re_extract(ISO_TIMESTAMP, 3).nullif("")
+    off = engine.trim(s).re_extract(ISO_TIMESTAMP, 3).nullif("")
     digits = off.re_replace(r"[^0-9]", "")
     minutes = digits.substr(0, 2).cast("int64") * 60 + digits.substr(2, 2).nullif("").cast("int64").fill_null(0)
     minutes = off.upper().startswith("Z").ifelse(0, minutes)
@@ -734,6 +749,7 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
                                     or f"validate-{raw_dir.name}")
         report["preset"] = {"name": preset.name, "label": preset.label, "refund_note": preset.refund_note,
                             "consent_note": preset.consent_note}
+    cached: list = []  # tables kept by the engine while the files are cleaned (engine.cache), freed at the end
     with tempfile.TemporaryDirectory(prefix="retention-clean-") as tmp:
         for kind, required in (("orders", True), ("customers", False), ("campaigns", False)):
             sources = _sources(raw_dir, kind, required, preset)
@@ -767,15 +783,15 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
                     known = known.union(outputs["customers"].select("customer_id"))
                 tagged = tag_campaigns(raw.table, as_of, known, fold)
             # materialise once: the tags feed the accounting, the quarantine and the clean table
-            if _can_cache(con):
-                tagged = con.create_table(f"tagged_{kind}", tagged, temp=True, overwrite=True)
+            tagged = engine.cache(con, tagged, f"tagged_{kind}")
+            cached.append(tagged)
             clean = {"orders": lambda: kept_orders(tagged, cfg.cleaning, raw.optional),
                      "customers": lambda: kept_customers(tagged, as_of),
                      "campaigns": lambda: kept_campaigns(tagged)}[kind]()
             if kind == "orders":
                 clean = _in_shop_currency(clean, cfg.shop, label, report)
-            if _can_cache(con):
-                clean = con.create_table(f"clean_{kind}", clean, temp=True, overwrite=True)
+            clean = engine.cache(con, clean, f"clean_{kind}")
+            cached.append(clean)
             fr = _account(tagged, label, encoding, raw)
             fr.parts = [list(p) for p in raw.files]
             report["files"][kind] = fr.__dict__
@@ -814,7 +830,9 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
                 artifacts.write_table(con, processed_dir, CLEAN_ARTIFACTS[kind], expr.order_by(SORT_KEYS[kind]))
             artifacts.write(processed_dir, "quarantine", pd.concat(quarantine, ignore_index=True))
             artifacts.write(processed_dir, "data_quality", report)
-    _drop_cached(con)
+    # the notebook's later cells read the written orders_clean: free the tagged raw rows (every text column of
+    # every line; 10M lines: gigabytes) instead of keeping them until the kernel ends
+    engine.release(con, cached)
     return CleanRun(report, cfg.shop.currency, processed_dir, con, pd.concat(quarantine, ignore_index=True))
 
 
@@ -932,20 +950,6 @@ def _shape_warnings(facts: dict) -> list[str]:
         return ["no customer ordered twice: repeat rates are 0 and the purchase models have no repeat "
                 "purchases to learn from."]
     return []
-
-
-def _drop_cached(con) -> None:
-    """Free the tables materialised above: the notebook's later cells read the written orders_clean, and
-    on DuckDB the tagged raw rows (every text column of every line) would stay in memory until the
-    kernel ends (10M lines: gigabytes)."""
-    if _can_cache(con):
-        for kind in ("orders", "customers", "campaigns"):
-            for name in (f"tagged_{kind}", f"clean_{kind}"):
-                con.drop_table(name, force=True)
-
-
-def _can_cache(con) -> bool:
-    return getattr(con, "name", "") == "duckdb"
 
 
 def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None) -> dict:

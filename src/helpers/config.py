@@ -73,10 +73,16 @@ class ShopConfig(_Section):
     timezone: TimeZone | None = Field(None, description="an IANA time zone name such as Europe/Prague, or null")
 
 
+SparkKey = Annotated[str, Field(pattern=r"^spark\.[A-Za-z0-9_.\-]+$", description="a Spark setting name such as spark.sql.shuffle.partitions")]
+SparkConf = Annotated[dict[SparkKey, str | int | float | bool], Field(
+    description="a map of Spark settings to values, e.g. {spark.sql.shuffle.partitions: 8, spark.driver.memory: 4g}")]
+
+
 class EngineConfig(_Section):
     backend: str = Field("duckdb", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                          description="duckdb, spark or the name of another Ibis backend")
     spark_master: str = Field("local[2]", pattern=r"\S", description="a Spark master URL such as local[2]")
+    spark_conf: SparkConf = {}
     threads: PositiveInt | None = Field(None, description="a positive whole number or null (all cores)")
     # pasted into DuckDB's SET memory_limit, hence the strict pattern
     memory_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.config import SegmentsConfig
-from helpers.engine import cutoff_end
+from helpers.engine import cutoff_end, trim
 
 UNIT_DAYS = {"day": 1, "week": 7}
 # 1970-01-05 was a Monday: period numbers count days (or Monday-to-Sunday weeks) since then.
@@ -76,7 +76,7 @@ def customer_orders(orders: ir.Table) -> ir.Table:
     if "discount_amount" in orders.columns:
         flags.append(p.discount_amount.fill_null(0) > 0)
     if "coupon_code" in orders.columns:
-        flags.append(p.coupon_code.notnull() & (p.coupon_code.cast("string").strip() != ""))
+        flags.append(p.coupon_code.notnull() & (trim(p.coupon_code.cast("string")) != ""))
     disc = flags[0] if flags else p.amount.isnull() & False  # a column, so .any() works without flags
     for f in flags[1:]:
         disc = disc | f

@@ -3,17 +3,30 @@
 Everything over order lines is an Ibis expression built on the tables handed out here, so the same
 code runs on DuckDB on a laptop and on a Spark cluster. Only small results (one row per customer
 or less) leave the engine as pandas frames via ``.to_pandas()``.
+
+Where the engines read the same expression differently, the one definition lives here: :func:`trim`
+(text without surrounding blanks), :func:`cache` (keep an intermediate table instead of recomputing
+it). ``tests/test_spark_parity.py`` runs every stage on both and compares the artifacts.
 """
 from __future__ import annotations
 
+import uuid
+
 import ibis
+import ibis.expr.types as ir
 import pandas as pd
 
 from helpers.config import EngineConfig
 
+SPARK = ("spark", "pyspark")
+
 
 def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
-    """Open the backend named in the config (DuckDB in memory unless told otherwise)."""
+    """Open the backend named in the config (DuckDB in memory unless told otherwise).
+
+    Spark: a session on ``engine.spark_master`` with every ``engine.spark_conf`` setting passed to the
+    session builder (the first call in a process starts the session; later calls reuse it).
+    """
     engine = engine or EngineConfig()
     backend = engine.backend.lower()
     if backend == "duckdb":
@@ -23,12 +36,55 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
         if engine.memory_limit:
             con.raw_sql(f"SET memory_limit = '{engine.memory_limit}'")
         return con
-    if backend in {"spark", "pyspark"}:  # pragma: no cover - needs pyspark, not in the default lock
+    if backend in SPARK:
         from pyspark.sql import SparkSession
 
-        session = SparkSession.builder.master(engine.spark_master).appName("retention").getOrCreate()
-        return ibis.pyspark.connect(session)
-    return getattr(ibis, backend).connect()  # pragma: no cover - other backends are configured by the shop
+        builder = SparkSession.builder.master(engine.spark_master).appName("retention")
+        for key, value in engine.spark_conf.items():
+            builder = builder.config(key, str(value))
+        return ibis.pyspark.connect(builder.getOrCreate())
+    return getattr(ibis, backend).connect()
+
+
+def is_spark(con) -> bool:
+    return getattr(con, "name", "") in SPARK
+
+
+def cache(con, expr: ir.Table, name: str | None = None) -> ir.Table:
+    """`expr` computed once and kept by the engine, so later uses read it instead of recomputing it.
+
+    DuckDB: a temporary table. Spark: the DataFrame cached in memory (``Table.cache``), so a window
+    without a full order, or a row number, is not recomputed - and perhaps different - per use.
+    The cached table has the types the engine actually computed; cast where they must agree.
+    """
+    if getattr(con, "name", "") == "duckdb":
+        return con.create_table(name or f"cached_{uuid.uuid4().hex[:12]}", expr, temp=True, overwrite=True)
+    return expr.cache()
+
+
+def release(con, tables: list[ir.Table]) -> None:
+    """Free tables made by :func:`cache` that nothing reads any more: DuckDB drops its temporary tables,
+    Spark unpersists the cached DataFrames."""
+    for t in tables:
+        if getattr(con, "name", "") == "duckdb":
+            con.drop_table(t.op().name, database="temp", force=True)  # cache makes temporary tables
+        else:
+            t.release()
+
+
+# The characters Ibis's strip() removes on DuckDB. Spoken as a regular expression, because Ibis
+# writes strip() as TRIM(' \t\n\r\v\f' FROM s), which Spark reads as the letters v and f
+# ("fashion" -> "ashion"). RE2 (DuckDB) and Java (Spark) read this class the same way.
+# The escapes are the regex's own (a raw string): Spark's SQL parser would read a literal vertical tab
+# or form feed character, which sqlglot writes as \v or \f, as the letter v or f.
+_BLANKS = r"[ \t\n\r\x0B\x0C]"
+_OUTER_BLANKS = f"^{_BLANKS}+|{_BLANKS}+$"
+
+
+def trim(s: ir.StringValue) -> ir.StringValue:
+    """`s` without leading and trailing blanks (space, tab, line breaks, vertical tab, form feed),
+    the same on every engine."""
+    return s.re_replace(_OUTER_BLANKS, "")
 
 
 def cutoff_end(as_of) -> pd.Timestamp:

@@ -163,9 +163,10 @@ def _sleeping_events(cm: ir.Table, as_of: str, inactivity_days: int) -> ir.Table
     b = b.mutate(start_idx=month_index(start_date), start_date=start_date)
     asleep = b.filter((b.start_date <= ibis.date(pd.Timestamp(as_of).date()))
                       & (b.next_idx.isnull() | (b.start_idx < b.next_idx)))
-    plus = asleep.select(month_idx=asleep.start_idx, sleep=ibis.literal(1, "int64"))
+    # month_idx cast on both sides: next_idx comes from the cached month table, whose type is the engine's
+    plus = asleep.select(month_idx=asleep.start_idx.cast("int64"), sleep=ibis.literal(1, "int64"))
     minus = asleep.filter(asleep.next_idx.notnull()).select(
-        month_idx=asleep.next_idx, sleep=ibis.literal(-1, "int64"))
+        month_idx=asleep.next_idx.cast("int64"), sleep=ibis.literal(-1, "int64"))
     return plus.union(minus, distinct=False)
 
 
@@ -189,13 +190,18 @@ def monthly_kpis(orders: ir.Table | OrderFacts, as_of: str, inactivity_days: int
 
     zero, one = ibis.literal(0, "int64"), ibis.literal(1, "int64")
     firsts = f.firsts
-    # union(distinct=False): every event row counts (UNION ALL).
+    sleeping = _sleeping_events(f.cm, as_of, inactivity_days)
+    # union(distinct=False): every event row counts (UNION ALL). month_idx cast in every branch: a cached
+    # table carries the engine's own type (Spark computes INT where Ibis expects int64) and the union
+    # needs one type.
     events = (
-        base.select("month_idx", new=zero, second=zero, sleep=zero)
-        .union(firsts.select(month_idx=firsts.first_month, new=one, second=zero, sleep=zero), distinct=False)
+        base.select(month_idx=base.month_idx.cast("int64"), new=zero, second=zero, sleep=zero)
+        .union(firsts.select(month_idx=firsts.first_month.cast("int64"), new=one, second=zero, sleep=zero),
+               distinct=False)
         .union(firsts.filter(firsts.second_ts.notnull())
-               .select(month_idx=month_index(firsts.second_ts), new=zero, second=one, sleep=zero), distinct=False)
-        .union(_sleeping_events(f.cm, as_of, inactivity_days).select("month_idx", new=zero, second=zero, sleep="sleep"),
+               .select(month_idx=month_index(firsts.second_ts).cast("int64"), new=zero, second=one, sleep=zero),
+               distinct=False)
+        .union(sleeping.select(month_idx=sleeping.month_idx.cast("int64"), new=zero, second=zero, sleep="sleep"),
                distinct=False)
     )
     per_month = events.group_by("month_idx").agg(new_customers=events.new.sum(), seconds=events.second.sum(),

@@ -31,6 +31,7 @@ from pathlib import Path
 import ibis
 import ibis.expr.types as ir
 
+from helpers import engine
 from helpers.contract import ContractError
 
 # Our statuses, as the cleaning rules read them (cleaning.*_statuses hold the generic words).
@@ -143,7 +144,7 @@ class Identity:
 
     @staticmethod
     def normalise(email: ir.StringValue) -> ir.StringValue:
-        return email.strip().lower().nullif("")
+        return engine.trim(email).lower().nullif("")
 
     def of(self, email: ir.StringValue) -> ir.StringValue:
         norm = self.normalise(email)
@@ -151,7 +152,7 @@ class Identity:
 
 
 def _text(s: ir.StringValue) -> ir.StringValue:
-    return s.strip().nullif("")
+    return engine.trim(s).nullif("")
 
 
 def _number(s: ir.StringValue) -> ir.FloatingValue:

@@ -234,7 +234,7 @@ def _remove_partial_files(*folders: Path) -> list[str]:
     for folder in folders:
         for pattern in (".*.tmp", ".[0-9][0-9]_*.ipynb"):
             for p in folder.glob(pattern):
-                p.unlink(missing_ok=True)
+                artifacts.remove(p)  # a Spark write in progress is a folder
                 removed.append(p.name)
     return removed
 

@@ -1,0 +1,93 @@
+"""The engine's one definitions (trim, cache), its settings, and Parquet artifacts written as folders.
+
+What Spark itself does with them is checked by tests/test_spark_parity.py (``make test-spark``)."""
+from pathlib import Path
+
+import ibis
+import pandas as pd
+import pytest
+
+from helpers import artifacts, engine
+from helpers.config import ConfigError, load_config
+
+
+def test_trim_removes_surrounding_blanks_and_keeps_every_letter():
+    con = engine.connect()
+    t = ibis.memtable({"s": [" fashion ", "\tv\x0b", "\x0cf\r\n", "of", "", None]})
+    got = con.to_pandas(engine.trim(t.s)).tolist()
+    assert got[:5] == ["fashion", "v", "f", "of", ""] and pd.isna(got[5])
+
+
+def test_trim_is_written_as_a_regex_spark_reads_as_blanks():
+    """Ibis writes strip() for Spark with \\v and \\f in a string literal, which Spark reads as letters."""
+    t = ibis.table({"s": "string"}, name="t")
+    sql = ibis.to_sql(engine.trim(t.s).name("x").as_table(), dialect="pyspark")
+    assert "TRIM(" not in sql and "\\\\x0B\\\\x0C" in sql
+
+
+def test_a_cached_table_is_computed_once(tmp_path):
+    con = engine.connect()
+    t = ibis.memtable({"a": [3, 1, 2]})
+    kept = engine.cache(con, t.mutate(b=t.a * 2))
+    assert sorted(con.to_pandas(kept.b).tolist()) == [2, 4, 6]
+    assert kept.op().__class__.__name__ == "DatabaseTable"  # a table in the engine, not the expression again
+
+
+def test_released_tables_no_longer_hold_memory_in_the_engine():
+    con = engine.connect()
+    t = ibis.memtable({"a": [3, 1, 2]})
+    kept = engine.cache(con, t.mutate(b=t.a * 2), "kept_rows")
+    assert "kept_rows" in con.list_tables()
+    engine.release(con, [kept])
+    assert "kept_rows" not in con.list_tables()
+
+
+def test_spark_settings_come_from_the_config(tmp_path):
+    p = tmp_path / "c.yml"
+    p.write_text("engine: {backend: spark, spark_conf: {spark.sql.shuffle.partitions: 8, spark.driver.memory: 4g}}\n")
+    assert load_config(p).engine.spark_conf == {"spark.sql.shuffle.partitions": 8, "spark.driver.memory": "4g"}
+    p.write_text("engine: {spark_conf: {shuffle.partitions: 8}}\n")
+    with pytest.raises(ConfigError, match="engine.spark_conf must be a map of Spark settings"):
+        load_config(p)
+
+
+def _write_folder(df: pd.DataFrame):
+    """A writer as Spark's: the temp name becomes a folder of Parquet parts."""
+    def write(tmp):
+        Path(tmp).unlink()
+        Path(tmp).mkdir()
+        df.iloc[: len(df) // 2].to_parquet(Path(tmp) / "part-00000.parquet", index=False)
+        df.iloc[len(df) // 2:].to_parquet(Path(tmp) / "part-00001.parquet", index=False)
+        (Path(tmp) / "_SUCCESS").write_text("")
+    return write
+
+
+@pytest.mark.parametrize("before", ["none", "file", "folder"])
+def test_a_parquet_folder_replaces_what_was_there_and_reads_as_one_table(tmp_path, before):
+    p = tmp_path / "orders_clean.parquet"
+    old = pd.DataFrame({"x": [9]})
+    if before == "file":
+        old.to_parquet(p)
+    elif before == "folder":
+        artifacts.atomic(p, _write_folder(pd.concat([old, old])))
+    new = pd.DataFrame({"x": [1, 2, 3, 4]})
+    artifacts.atomic(p, _write_folder(new))
+    assert p.is_dir() and [q.name for q in tmp_path.iterdir()] == ["orders_clean.parquet"]  # nothing left aside
+    pd.testing.assert_frame_equal(pd.read_parquet(p), new)
+    con = engine.connect()
+    assert sorted(con.to_pandas(artifacts.table(con, tmp_path, "orders_clean").x)) == [1, 2, 3, 4]
+    artifacts.atomic(p, lambda tmp: old.to_parquet(tmp))  # and a file (DuckDB) replaces the folder
+    pd.testing.assert_frame_equal(pd.read_parquet(p), old)
+
+
+def test_a_failed_folder_write_leaves_the_old_artifact(tmp_path):
+    p = tmp_path / "orders_clean.parquet"
+    pd.DataFrame({"x": [9]}).to_parquet(p)
+
+    def broken(tmp):
+        _write_folder(pd.DataFrame({"x": [1, 2]}))(tmp)
+        raise RuntimeError("executor lost")
+
+    with pytest.raises(RuntimeError):
+        artifacts.atomic(p, broken)
+    assert pd.read_parquet(p)["x"].tolist() == [9] and len(list(tmp_path.iterdir())) == 1
