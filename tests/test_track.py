@@ -320,7 +320,9 @@ def test_without_this_months_orders_nothing_is_scored_and_the_page_says_why(tmp_
     month.mkdir(parents=True)
     res = track.run(month, "2026-04-30", load_config("config/default.yml"))
     assert "orders_clean.parquet (01_clean) is missing" in res.takeaway()
-    assert res.record_table().loc["track record", "note"].startswith("no earlier month")
+    # a first run: the takeaway alone, no empty table, chart or calibration
+    assert res.record_table() is None and res.plot_trend() is None and res.calibration_table() is None
+    assert res.campaign_table() is None and "campaign_plan.csv" in res.campaign_takeaway()
 
 
 def test_an_empty_contact_list_plans_no_campaign_and_says_so():

@@ -548,10 +548,16 @@ class TrackRun:
     currency: str = "EUR"
     note: str | None = None  # why nothing could be scored this month (a missing artifact)
 
-    def record_table(self) -> pd.DataFrame:
-        return record_table(self.rows)
+    # On a first run (nothing to score yet) the section is the takeaway alone: no empty table, chart or
+    # calibration; each of these methods then returns None, which a notebook cell shows as nothing.
+
+    def record_table(self) -> pd.DataFrame | None:
+        return None if self.rows.empty else record_table(self.rows)
 
     def plot_trend(self, ax=None):
+        """The error trend, or None (no figure drawn) while no month has been scored."""
+        if self.rows.empty or not (self.rows["status"] == SCORED).any():
+            return None
         return plot_trend(self.rows, self.settings.error_band, ax=ax)
 
     def verdicts(self) -> list[str]:
@@ -586,12 +592,14 @@ class TrackRun:
         actual = act["purchases"] if kind == "count" else (~act["bought"] if model == "churn" else act["bought"])
         return calibration(snap[col], actual.astype(float), self.settings.calibration_bins)
 
-    def calibration_table(self, model: str = "purchases_90d") -> pd.DataFrame:
+    def calibration_table(self, model: str = "purchases_90d") -> pd.DataFrame | None:
         month = self.latest_scored(model)
+        if month is None:
+            return None
         return calibration_table(self.calibration(model), f"{MODEL_NAMES[model]} ({month})" if month else MODEL_NAMES[model])
 
-    def campaign_table(self) -> pd.DataFrame:
-        return campaign_table(self.checks, self.currency)
+    def campaign_table(self) -> pd.DataFrame | None:
+        return campaign_table(self.checks, self.currency) if self.checks else None
 
     def campaign_takeaway(self) -> str:
         return campaign_takeaway(self.checks, self.currency)
