@@ -200,8 +200,9 @@ def notes(month: Month, previous: Month | None) -> list[str]:
         out.append(f"Not available this month: {', '.join(files)} (made by {notebook}); "
                    f"the numbers and actions that need them are left out.")
     if previous is None:
-        out.append(f"No artifacts for {artifacts.previous_month(month.month)} in this shop's processed folder, so "
-                   f"no changes vs last month are shown; run that month (retention backfill) to see them.")
+        out.append(f"No artifacts for {artifacts.previous_month(month.month)} in this shop's processed folder: the KPI "
+                   f"changes below come from kpis.csv's history, but CLV, churn risk and the win-back plan have no "
+                   f"last month to compare with; run that month (retention backfill) to see theirs.")
     return out
 
 
