@@ -48,6 +48,7 @@ $(SPARK_STAMP): requirements-spark.lock $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-spark.lock
 	@touch $(SPARK_STAMP)
 
+AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo)
 # Java 17 from Debian's packages only when `java -version` is missing or older (CI: root on a fresh Debian)
 JAVA_VERSION = $(shell java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
 
@@ -55,7 +56,8 @@ JAVA_VERSION = $(shell java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1
 test-spark: setup $(SPARK_STAMP)
 	@if [ -z "$(JAVA_VERSION)" ] || [ "$(JAVA_VERSION)" -lt 17 ]; then \
 		echo "Java 17 not found (java -version: $(or $(JAVA_VERSION),none)); installing openjdk-17-jre-headless"; \
-		apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; \
+		$(AS_ROOT) mkdir -p /usr/share/man/man1; \
+		$(AS_ROOT) apt-get update -qq && $(AS_ROOT) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; \
 	fi
 	PYSPARK_PYTHON=$(abspath $(BIN))/python $(BIN)/python -m pytest tests/test_spark_parity.py -q -m spark -p no:cacheprovider
 
