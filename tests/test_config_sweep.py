@@ -128,11 +128,15 @@ def _is_text(tp) -> bool:
 # Settings that say what the raw files are, not how to analyse them: the demo shop is in the raw data
 # contract, not a platform export (the presets have their own shops in tests/test_exports.py).
 DESCRIBES_THE_FILES = {("columns", "preset")}
+# Settings read only when engine.backend is spark: the sweep runs on DuckDB (tests/test_spark_parity.py runs
+# Spark with its own engine.spark_conf; tests/test_engine.py checks the setting's validation).
+SPARK_ONLY = {("engine", "spark_conf")}
 
 
 def swept_settings() -> list[tuple[str, str]]:
     """Every setting but the free-text ones (names, formats, column maps): numbers, lists, choices, yes/no."""
-    return [(s, k) for s, k, f in _settings() if not _is_text(f.annotation) and (s, k) not in DESCRIBES_THE_FILES]
+    return [(s, k) for s, k, f in _settings()
+            if not _is_text(f.annotation) and (s, k) not in DESCRIBES_THE_FILES | SPARK_ONLY]
 
 
 # ---------------------------------------------------------------------------------------------

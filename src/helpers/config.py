@@ -75,7 +75,7 @@ class ShopConfig(_Section):
 
 SparkKey = Annotated[str, Field(pattern=r"^spark\.[A-Za-z0-9_.\-]+$", description="a Spark setting name such as spark.sql.shuffle.partitions")]
 SparkConf = Annotated[dict[SparkKey, str | int | float | bool], Field(
-    description="a map of Spark settings to values, e.g. {spark.sql.shuffle.partitions: 8, spark.driver.memory: 4g}")]
+    description="a map of Spark settings to values, for example {spark.sql.shuffle.partitions: 8, spark.driver.memory: 4g}")]
 
 
 class EngineConfig(_Section):
