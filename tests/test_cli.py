@@ -1,4 +1,5 @@
 """The `retention` command: one sentence and a non-zero exit for every failure a user can cause."""
+import re
 import shutil
 import subprocess
 import sys
@@ -46,7 +47,10 @@ def test_a_failing_notebook_exits_non_zero_and_names_the_notebook_and_cell(tmp_p
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "01_broken.ipynb failed at cell" in proc.stderr and "ZeroDivisionError" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    # ours: no traceback. A kernel shut down while its ZMQ sockets close may log one of its own (ipykernel's
+    # "Uncaught exception in ZMQStream callback ... ZMQError: Socket operation on non-socket"), seen once in CI.
+    ours = re.sub(r"[^\n]*Uncaught exception in ZMQStream callback\n(.*\n)*?zmq\.error\.ZMQError[^\n]*\n", "", proc.stderr)
+    assert "Traceback" not in ours
     # the data ends 2025-01-01, so the last complete month is 2024-12
     assert (tmp_path / "reports" / "shop" / "2024-12" / "01_broken.html").exists()
 
