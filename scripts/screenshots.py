@@ -30,7 +30,8 @@ INSTALL = ("Chromium not found: install it (Debian/Ubuntu: sudo apt-get install 
 # Headless Chromium as quiet as it gets: no sandbox (containers run as root), no GPU, no network chatter.
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--force-device-scale-factor=1")
+         "--hide-scrollbars", "--force-device-scale-factor=1",
+         "--virtual-time-budget=8000")  # let the pages' scripts (sortable tables) finish before the shot
 
 
 def find_chromium(given: str | None) -> str | None:
