@@ -89,7 +89,8 @@ def test_every_table_of_the_demo_month_passes_its_declaration(name):
     assert artifacts.exists(month, name), f"{artifacts.ARTIFACTS[name].file} missing in {DEMO_MONTH}: run nbval first"
     df = artifacts.read(month, name)
     artifacts.check(name, df)  # strict: exactly the declared columns (quarantine: the raw row's may follow)
-    assert len(df) > 0
+    # the demo month is a shop's first run: no earlier month's predictions to score yet (test_track covers rows)
+    assert len(df) > 0 or name == "track_record"
 
 
 @pytest.mark.demo_month
