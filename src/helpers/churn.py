@@ -816,8 +816,8 @@ def tiers_by_segment(scored: pd.DataFrame, segments: pd.DataFrame | None) -> pd.
     `scored`: customer_id, risk_tier, churn_probability (`ChurnRun.scored`); `segments`: customer_id,
     rfm_segment (segments.parquet of notebook 03). Without segments, one row says so."""
     if segments is None:
-        return pd.DataFrame({"note": ["segments.parquet is missing; run 03_segments for this month to see tiers by segment."]},
-                            index=pd.Index(["segments"], name="segment"))
+        return plots.note_table("segments.parquet is missing; run 03_segments for this month to see tiers by segment.",
+                                "segments", "segment")
     col = "rfm_segment"
     seg = segments[["customer_id", col]].assign(customer_id=lambda d: d["customer_id"].astype(str))
     j = scored[["customer_id", "risk_tier", "churn_probability"]].merge(seg, on="customer_id", how="inner")

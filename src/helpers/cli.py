@@ -25,6 +25,16 @@ DEFAULT_RAW = "data/raw/demo"
 DEFAULT_CONFIG = "config/default.yml"
 
 
+def _shop_options(parser: argparse.ArgumentParser, only: bool) -> None:
+    """The options that name a shop's files and settings (validate, run, backfill)."""
+    parser.add_argument("--raw", default=DEFAULT_RAW, help=f"the shop's raw folder (default {DEFAULT_RAW})")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"settings file (default {DEFAULT_CONFIG})")
+    parser.add_argument("--preset", choices=sorted(presets.PRESETS), default=None,
+                        help="read a platform's own order export as it comes (sets columns.preset)")
+    if only:
+        parser.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,04")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="retention", description="Monthly retention analytics for an online shop.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -35,29 +45,18 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=DEFAULT_RAW, help=f"output folder (default {DEFAULT_RAW})")
 
     v = sub.add_parser("validate", help="check a shop's raw exports and print the data-quality report; writes nothing")
-    v.add_argument("--raw", default=DEFAULT_RAW, help="the shop's raw folder (default data/raw/demo)")
     v.add_argument("--as-of", default=None, help="cut-off date YYYY-MM-DD (default: no cut-off)")
-    v.add_argument("--config", default=DEFAULT_CONFIG, help=f"settings file (default {DEFAULT_CONFIG})")
-    v.add_argument("--preset", choices=sorted(presets.PRESETS), default=None,
-                    help="read a platform's own order export as it comes (sets columns.preset)")
+    _shop_options(v, only=False)
     v.add_argument("--json", action="store_true", help="print the report as JSON")
 
     r = sub.add_parser("run", help="run the notebooks for one month and publish HTML reports")
     r.add_argument("--as-of", default=None, help="cut-off date YYYY-MM-DD (default: last complete month in the data)")
-    r.add_argument("--raw", default=DEFAULT_RAW, help="the shop's raw folder (default data/raw/demo)")
-    r.add_argument("--config", default=DEFAULT_CONFIG, help=f"settings file (default {DEFAULT_CONFIG})")
-    r.add_argument("--preset", choices=sorted(presets.PRESETS), default=None,
-                    help="read a platform's own order export as it comes (sets columns.preset)")
-    r.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,04")
+    _shop_options(r, only=True)
 
     b = sub.add_parser("backfill", help="run every month in a range, oldest first")
     b.add_argument("--from", dest="month_from", required=True, help="first month YYYY-MM")
     b.add_argument("--to", dest="month_to", required=True, help="last month YYYY-MM")
-    b.add_argument("--raw", default=DEFAULT_RAW, help="the shop's raw folder (default data/raw/demo)")
-    b.add_argument("--config", default=DEFAULT_CONFIG, help=f"settings file (default {DEFAULT_CONFIG})")
-    b.add_argument("--preset", choices=sorted(presets.PRESETS), default=None,
-                    help="read a platform's own order export as it comes (sets columns.preset)")
-    b.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,04")
+    _shop_options(b, only=True)
 
     f = sub.add_parser("refresh-notebooks", help="re-execute notebooks/ in place with their default parameters (make notebooks)")
     f.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 02")

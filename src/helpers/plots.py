@@ -262,6 +262,11 @@ def for_readers(df: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
 MAX_ROWS = 15  # rows a table shows inline; the rest is in its artifact
 
 
+def note_table(note: str, label: str, index_name: str = "") -> pd.DataFrame:
+    """A one-row table that says why there is nothing to show (a missing artifact, an empty result)."""
+    return pd.DataFrame({"note": [note]}, index=pd.Index([label], name=index_name))
+
+
 def rest_row_label(hidden: int, where: str | None) -> str:
     """The last row of a cut table: how many rows are not shown and where they are."""
     return f"... {hidden:,} more rows" + (f" in {where}" if where else " not shown")

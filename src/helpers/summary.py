@@ -624,12 +624,22 @@ def actions_table(found: list[Action]) -> pd.DataFrame:
 # Tables and figures
 
 
+CLV_AT_RISK_NOTES = ("segments, CLV or churn missing", "no customer is at high churn risk")
+WINBACK_NOTES = ("missing: run 06_winback", "no offer recommended")
+
+
+def _nothing_to_show(table: pd.DataFrame | None, notes: tuple[str, str], label: str) -> pd.DataFrame | None:
+    """A note table when `table` is None (notes[0]: its artifacts are missing) or empty (notes[1])."""
+    if table is None:
+        return plots.note_table(notes[0], label)
+    return plots.note_table(notes[1], label) if table.empty else None
+
+
 def clv_at_risk_table(month: Month, currency: str = "EUR") -> pd.DataFrame:
     table = clv_at_risk_by_segment(month)
-    if table is None:
-        return pd.DataFrame({"note": ["segments, CLV or churn missing"]}, index=pd.Index(["status"], name=""))
-    if table.empty:
-        return pd.DataFrame({"note": ["no customer is at high churn risk"]}, index=pd.Index(["status"], name=""))
+    nothing = _nothing_to_show(table, CLV_AT_RISK_NOTES, "status")
+    if nothing is not None:
+        return nothing
     out = table.copy()
     out["CLV at risk"] = out.pop("clv_at_risk")
     return plots.table_for_readers(out, {"customers": "count", "high_risk_customers": "count",
@@ -643,7 +653,7 @@ def plot_clv_at_risk(month: Month, currency: str = "EUR", ax=None):
     ax = plots.axes_or_new(ax)
     table = clv_at_risk_by_segment(month)
     if table is None or table.empty:
-        said = "segments, CLV or churn missing" if table is None else "no customer is at high churn risk"
+        said = CLV_AT_RISK_NOTES[0] if table is None else CLV_AT_RISK_NOTES[1]
         ax.text(0.5, 0.5, said, ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return ax
@@ -658,10 +668,9 @@ def plot_clv_at_risk(month: Month, currency: str = "EUR", ax=None):
 def winback_table(month: Month, currency: str = "EUR") -> pd.DataFrame:
     """The plan's recommended rows, one per segment: discount, customers, uplift, profit and band, ROI."""
     plan = recommended_plan(month)
-    if plan is None:
-        return pd.DataFrame({"note": ["missing: run 06_winback"]}, index=pd.Index(["win-back plan"], name=""))
-    if plan.empty:
-        return pd.DataFrame({"note": ["no offer recommended"]}, index=pd.Index(["win-back plan"], name=""))
+    nothing = _nothing_to_show(plan, WINBACK_NOTES, "win-back plan")
+    if nothing is not None:
+        return nothing
     out = pd.DataFrame({
         "discount": plan["discount"],
         "customers": plan["n_customers"].astype(int),

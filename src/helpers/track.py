@@ -380,8 +380,7 @@ def record_table(rows: pd.DataFrame) -> pd.DataFrame:
     """track_record for readers: one row per earlier month (newest first), per model its aggregate error
     (or why it is not scored), MAE of purchases, Brier and AUC of churn."""
     if rows.empty:
-        return pd.DataFrame({"note": ["no earlier month in this shop's processed folder"]},
-                            index=pd.Index(["track record"], name=""))
+        return plots.note_table("no earlier month in this shop's processed folder", "track record")
     out = {}
     for month, grp in rows.groupby("month", sort=False):
         r = {}
@@ -440,7 +439,7 @@ def plot_trend(rows: pd.DataFrame, band: float, ax=None):
 
 def calibration_table(cal: pd.DataFrame, what: str) -> pd.DataFrame:
     if cal.empty:
-        return pd.DataFrame({"note": [f"no scored month for {what} yet"]}, index=pd.Index(["calibration"], name=""))
+        return plots.note_table(f"no scored month for {what} yet", "calibration")
     out = cal.set_index("group")
     out.index.name = f"{what}: group (1 = lowest prediction)"
     out = out.rename(columns={"mean_predicted": "predicted per customer", "mean_actual": "actual per customer"})
@@ -451,8 +450,7 @@ def calibration_table(cal: pd.DataFrame, what: str) -> pd.DataFrame:
 def campaign_table(checks: list[CampaignCheck], currency: str = "EUR") -> pd.DataFrame:
     """Per month with a campaign plan: the plan's extra buyers and profit beside the measured ones."""
     if not checks:
-        return pd.DataFrame({"note": ["no earlier month planned a campaign (campaign_plan.csv)"]},
-                            index=pd.Index(["campaigns"], name=""))
+        return plots.note_table("no earlier month planned a campaign (campaign_plan.csv)", "campaigns")
     rows = []
     for c in checks:
         measured = c.status == SCORED

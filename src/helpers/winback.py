@@ -453,7 +453,7 @@ def t_learner(frame: pd.DataFrame, features: list[str], cfg: Config) -> UpliftMo
 def qini_table(models: UpliftModels) -> pd.DataFrame:
     t = models.areas.copy()
     if t.empty:
-        return pd.DataFrame({"note": [models.note or "no model"]}, index=pd.Index(["-"], name="arm"))
+        return plots.note_table(models.note or "no model", "-", "arm")
     return plots.table_for_readers(
         t, {"auuc": "number1", "random": "number1", "qini_coefficient": "number1", "n_holdout": "count"},
         names={"auuc": "area under Qini (model)", "random": "area (random targeting)",
