@@ -20,7 +20,7 @@ def test_default_yml_holds_exactly_the_model_defaults():
 
 def test_every_section_builds_with_no_arguments():
     cfg = Config()
-    assert cfg.source == "defaults" and EngineConfig().memory_limit is None
+    assert cfg.source == "defaults" and EngineConfig().memory_limit == "3GB"
     assert len(SegmentsConfig().grid_cells()) == 25
     assert cfg.winback.assumed_uplift[0.0] == 0.007 and cfg.clv.horizons_days == [30, 90, 365]
 

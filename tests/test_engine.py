@@ -42,6 +42,27 @@ def test_released_tables_no_longer_hold_memory_in_the_engine():
     assert "kept_rows" not in con.list_tables()
 
 
+def test_duckdb_spills_to_the_configured_folder_and_a_query_larger_than_the_cap_still_runs(tmp_path):
+    from helpers.config import EngineConfig
+
+    spill = tmp_path / "it's here"  # a quote in the path is pasted safely
+    con = engine.connect(EngineConfig(memory_limit="40MB", threads=1, temp_directory=str(spill)))
+    assert con.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0] == str(spill)
+    assert spill.is_dir()
+    # about 10x the cap: sorted with spilling instead of failing with an out-of-memory error
+    rows = con.raw_sql("SELECT count(*), min(k) FROM (SELECT hash(i) AS k, i::VARCHAR || 'x' AS v "
+                       "FROM range(3000000) t(i) ORDER BY k)").fetchone()
+    assert rows[0] == 3_000_000
+
+
+def test_by_default_duckdb_is_capped_and_spills_outside_the_working_directory():
+    con = engine.connect()
+    folder = con.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0]
+    limit = con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert Path(folder).name == "retention-duckdb" and not Path(folder).is_relative_to(Path.cwd())
+    assert limit.endswith("GiB") and 2.5 < float(limit.split()[0]) < 3.0  # 3GB = 2.7 GiB
+
+
 def test_spark_settings_come_from_the_config(tmp_path):
     p = tmp_path / "c.yml"
     p.write_text("engine: {backend: spark, spark_conf: {spark.sql.shuffle.partitions: 8, spark.driver.memory: 4g}}\n")

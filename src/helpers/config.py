@@ -85,8 +85,11 @@ class EngineConfig(_Section):
     spark_conf: SparkConf = {}
     threads: PositiveInt | None = Field(None, description="a positive whole number or null (all cores)")
     # pasted into DuckDB's SET memory_limit, hence the strict pattern
-    memory_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+    memory_limit: str | None = Field("3GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
                                      description='a size such as "8GB" or "512 MiB", or null (DuckDB\'s default)')
+    # where DuckDB writes what does not fit in memory_limit; pasted into SET temp_directory (quotes doubled)
+    temp_directory: str | None = Field(None, pattern=r"\S",
+                                       description="a folder, or null (retention-duckdb in the system's temp folder)")
 
 
 class ColumnsConfig(_Section):

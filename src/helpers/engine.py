@@ -10,7 +10,9 @@ it). ``tests/test_spark_parity.py`` runs every stage on both and compares the ar
 """
 from __future__ import annotations
 
+import tempfile
 import uuid
+from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
@@ -35,6 +37,7 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
             con.raw_sql(f"SET threads = {int(engine.threads)}")
         if engine.memory_limit:
             con.raw_sql(f"SET memory_limit = '{engine.memory_limit}'")
+        con.raw_sql(f"SET temp_directory = '{_sql_text(str(spill_folder(engine)))}'")
         return con
     if backend in SPARK:
         from pyspark.sql import SparkSession
@@ -44,6 +47,20 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
             builder = builder.config(key, str(value))
         return ibis.pyspark.connect(builder.getOrCreate())
     return getattr(ibis, backend).connect()
+
+
+def spill_folder(engine: EngineConfig) -> Path:
+    """Where DuckDB writes what does not fit in ``engine.memory_limit`` (made if missing).
+
+    DuckDB's own default is ``.tmp`` in the working directory, which for a notebook is notebooks/."""
+    folder = Path(engine.temp_directory).expanduser() if engine.temp_directory else (
+        Path(tempfile.gettempdir()) / "retention-duckdb")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
 
 
 def is_spark(con) -> bool:
