@@ -52,13 +52,16 @@ AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo)
 # Java 17 from Debian's packages only when `java -version` is missing or older (CI: root on a fresh Debian)
 JAVA_VERSION = $(shell java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
 
-## test-spark: pyspark (requirements-spark.lock) and Java 17 if missing, then every stage on DuckDB and Spark local[2], compared
-test-spark: setup $(SPARK_STAMP)
+## spark-setup: what make test-spark needs: pyspark (requirements-spark.lock) and Java 17 when missing
+spark-setup: setup $(SPARK_STAMP)
 	@if [ -z "$(JAVA_VERSION)" ] || [ "$(JAVA_VERSION)" -lt 17 ]; then \
 		echo "Java 17 not found (java -version: $(or $(JAVA_VERSION),none)); installing openjdk-17-jre-headless"; \
 		$(AS_ROOT) mkdir -p /usr/share/man/man1; \
 		$(AS_ROOT) apt-get update -qq && $(AS_ROOT) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; \
 	fi
+
+## test-spark: spark-setup, then every stage on DuckDB and on Spark local[2], artifacts compared
+test-spark: spark-setup
 	PYSPARK_PYTHON=$(abspath $(BIN))/python $(BIN)/python -m pytest tests/test_spark_parity.py -q -m spark -p no:cacheprovider
 
 ## notebooks: re-execute the notebooks in place on the demo shop to refresh their stored outputs
