@@ -36,7 +36,7 @@ def main() -> None:
     print(f"orders_clean: {lines:,} order lines up to {args.as_of}, DuckDB threads {args.threads}")
     k = cfg.kpis
     t0, c0 = time.perf_counter(), _cpu()
-    facts = kpis.order_facts(orders, args.as_of, cache=True)  # as kpis.run does: one pass, kept in the engine
+    facts = kpis.order_facts(orders, args.as_of, con=con)  # as kpis.run does: one pass, kept in the engine
     print(f"{'order facts (cached)':32s} {time.perf_counter() - t0:6.1f} s  cpu {_cpu() - c0:6.1f} s")
     orders = facts
     steps = [

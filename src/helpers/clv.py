@@ -241,6 +241,16 @@ def _lifetimes_object(name: str, params: dict, penalizer: float, data: pd.DataFr
     return model
 
 
+def fit_from_card(card: dict | None) -> Fit | None:
+    """The purchase model that clv_model.json describes, rebuilt without fitting (None without one):
+    what a later month needs to score this month's predictions (helpers.track)."""
+    name, params = (card or {}).get("model"), (card or {}).get("params") or {}
+    if name not in FITTERS or not params:
+        return None
+    penalizer = float(card.get("penalizer") or 0.0)
+    return Fit(name, _lifetimes_object(name, params, penalizer, pd.DataFrame()), params, penalizer)
+
+
 def fit_purchase_model(name: str, unique: pd.DataFrame, penalizer: float = 0.0, max_evaluations: int = 3000,
                        fit_seconds: float = 60.0, time_unit: str = "day") -> Fit:
     """Fit BG/NBD (``bgnbd``), Pareto/NBD (``pareto_nbd``) or MBG/NBD (``mbgnbd``) on compressed rows.

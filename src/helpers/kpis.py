@@ -45,7 +45,7 @@ from helpers.customer_facts import (
     suggested_inactivity_days,
 )
 from helpers.demographics import age_band_expr
-from helpers.engine import connect, cutoff_end
+from helpers.engine import cache, connect, cutoff_end
 
 MONTHLY_COLUMNS = [
     "month", "revenue", "gross_sales", "returned_value", "returns_rate", "orders", "active_customers",
@@ -110,16 +110,16 @@ def customer_months(orders: ir.Table) -> ir.Table:
 class OrderFacts:
     """The per-order and per-customer tables every KPI is built from (Ibis expressions).
 
-    Each is derived once from the order lines up to as_of; `order_facts(..., cache=True)` has the
-    engine keep them (Ibis ``Table.cache``) so the monthly table, cohorts and the other results do
-    not rescan the order lines.
+    Each is derived once from the order lines up to as_of; `order_facts(..., con=con)` has the
+    engine keep them (:func:`helpers.engine.cache`) so the monthly table, cohorts and the other
+    results do not rescan the order lines.
     """
 
     lines: ir.Table        # order lines up to as_of
     corders: ir.Table      # customer_orders(lines)
     firsts: ir.Table       # first_orders(corders)
     cm: ir.Table           # customer_months(lines)
-    cached: bool = False
+    con: object | None = None  # the engine that keeps the tables (None: nothing is kept)
     _recent: dict = field(default_factory=dict, repr=False)  # breakdown window tables, kept when cached
 
     def recent_lines(self, as_of: str, months: int) -> ir.Table:
@@ -127,22 +127,26 @@ class OrderFacts:
         key = ("lines", months)
         if key not in self._recent:
             t = self.lines.filter(self.lines.order_date >= _window_start(as_of, months))
-            self._recent[key] = t.cache() if self.cached else t
+            self._recent[key] = self.keep(t)
         return self._recent[key]
 
+    def keep(self, t: ir.Table) -> ir.Table:
+        return _kept(self.con, t)
 
-def order_facts(orders: ir.Table | OrderFacts, as_of: str, cache: bool = False) -> OrderFacts:
-    """OrderFacts for the order lines up to `as_of` (an OrderFacts passes through unchanged)."""
+
+def _kept(con, t: ir.Table) -> ir.Table:
+    """`t` kept by the engine `con` (:func:`helpers.engine.cache`), or as it is when `con` is None."""
+    return cache(con, t) if con is not None else t
+
+
+def order_facts(orders: ir.Table | OrderFacts, as_of: str, con=None) -> OrderFacts:
+    """OrderFacts for the order lines up to `as_of` (an OrderFacts passes through unchanged); with
+    `con`, the engine keeps the per-order and per-customer tables."""
     if isinstance(orders, OrderFacts):
         return orders
     lines = orders_until(orders, as_of)
-    corders, cm = customer_orders(lines), customer_months(lines)
-    if cache:
-        corders, cm = corders.cache(), cm.cache()
-    firsts = first_orders(corders)
-    if cache:
-        firsts = firsts.cache()
-    return OrderFacts(lines, corders, firsts, cm, cached=cache)
+    corders, cm = _kept(con, customer_orders(lines)), _kept(con, customer_months(lines))
+    return OrderFacts(lines, corders, _kept(con, first_orders(corders)), cm, con=con)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,7 +299,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> KpiRun:
     """
     con = con or connect(cfg.engine)
     orders, customers = open_tables(processed_dir, as_of, con)
-    facts = order_facts(orders, as_of, cache=True)
+    facts = order_facts(orders, as_of, con=con)
     m = monthly(facts, as_of, cfg.business.inactivity_days)
     c = cohorts(facts, as_of)
     artifacts.write(processed_dir, "kpis", m)
@@ -717,7 +721,7 @@ def breakdown(orders: ir.Table | OrderFacts, dimension: str, as_of: str, custome
         key = ("per_customer", months)
         if key not in facts._recent:  # one pass over the window's lines serves every customer column
             per = _per_group(facts.recent_lines(as_of, months), [])
-            facts._recent[key] = per.cache() if facts.cached else per
+            facts._recent[key] = facts.keep(per)
         per = facts._recent[key].left_join(c, "customer_id")
         per = per.mutate(value=per.value.fill_null("(unknown)"))
     else:

@@ -77,15 +77,6 @@ NOT_LOGGED, NOT_ENDED, NOT_MEASURED = "not logged in campaigns.csv", "window not
 
 # --------------------------------------------------------------------------- the snapshot
 
-def purchase_fit(card: dict) -> customer_facts.Fit | None:
-    """The CLV stage's purchase model rebuilt from clv_model.json (None without one)."""
-    name, params = (card or {}).get("model"), (card or {}).get("params") or {}
-    if name not in clv.FITTERS or not params:
-        return None
-    penalizer = float(card.get("penalizer") or 0.0)
-    return customer_facts.Fit(name, clv._lifetimes_object(name, params, penalizer, pd.DataFrame()), params, penalizer)
-
-
 def snapshot(as_of: str, clv_scores: pd.DataFrame | None, clv_card: dict | None, churn_scores: pd.DataFrame | None,
              churn_horizon_days: int) -> pd.DataFrame:
     """predictions.parquet's rows: one per customer scored by the CLV stage (or, without it, the churn
@@ -96,7 +87,7 @@ def snapshot(as_of: str, clv_scores: pd.DataFrame | None, clv_card: dict | None,
         return artifacts.empty("predictions")
     base = clv_scores if clv_scores is not None else churn_scores[["customer_id"]]
     out = pd.DataFrame({"customer_id": base["customer_id"].astype(str).to_numpy(), "as_of": str(as_of)[:10]})
-    fit = purchase_fit(clv_card) if clv_scores is not None else None
+    fit = clv.fit_from_card(clv_card) if clv_scores is not None else None
     if fit is not None:
         f, r, T = (clv_scores[c].to_numpy(float) for c in ("frequency", "recency", "T"))
         groups = customer_facts.unique_x_T(f, T)
