@@ -10,8 +10,9 @@ over a whole benchmark run, every kernel included:
 Kernels are matched to notebooks by start order (the runner starts one kernel per notebook, 01 first).
 Each sample is charged to the deepest frame in src/helpers (the helpers function that was running,
 with whatever library it called); samples with no helpers frame are "imports" (module loading),
-"kernel and papermill" (the rest). Seconds are samples / rate: wall seconds the kernel's main
-thread spent there (DuckDB's own worker threads are not sampled; the thread waiting for them is).
+"kernel" (the rest of the main thread: waiting for the next cell, code in the notebook itself).
+Seconds are samples / rate: wall seconds the kernel's main thread spent there (the kernel's I/O
+threads are left out; DuckDB's worker threads are not sampled, the main thread waiting for them is).
 """
 from __future__ import annotations
 
@@ -29,13 +30,13 @@ def charge(frames: list[str]) -> str:
     deepest = None
     for frame in frames:
         m = FRAME.match(frame)
-        if m and "/helpers/" in m["file"] + "/":
+        if m and re.search(r"(^|/)helpers/[^/]+\.py$", m["file"]):
             deepest = f"{m['file'].rsplit('/', 1)[-1].removesuffix('.py')}.{m['func']}"
     if deepest:
         return deepest
     if any(f.startswith("_find_and_load") for f in frames):
         return "imports"
-    return "kernel and papermill"
+    return "kernel"
 
 
 def read(path: str) -> dict[int, Counter]:
@@ -53,7 +54,10 @@ def read(path: str) -> dict[int, Counter]:
         m = PROCESS.match(frames[where[-1]])
         if "ipykernel" not in m["cmd"]:
             continue
-        per[int(m["pid"])][charge(frames[where[-1] + 1:])] += int(count)
+        own = frames[where[-1] + 1:]
+        if own and own[0].startswith("Thread._bootstrap"):  # the kernel's I/O threads, waiting in select()
+            continue
+        per[int(m["pid"])][charge(own)] += int(count)
     return per
 
 

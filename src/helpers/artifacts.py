@@ -598,6 +598,21 @@ def raw_csv(con, p: str | Path, columns: list[str], delimiter: str) -> tuple[ibi
     return table, con.table(f"rejects_{token}")
 
 
+RAW_TABLES = r"^(raw|rejects|rejects_scan)_[0-9a-f]{12}$"  # the tables raw_csv fills (DuckDB)
+
+
+def release_raw(con) -> None:
+    """Drop the tables :func:`raw_csv` read files into, once what was read from them is kept elsewhere
+    (10M lines: gigabytes of text that would otherwise stay in memory, or spill, until the kernel ends).
+    Spark reads lazily and keeps nothing: nothing to drop."""
+    if getattr(con, "name", "") != "duckdb":
+        return
+    names = con.raw_sql("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
+                        f"regexp_matches(table_name, '{RAW_TABLES}')").fetchall()
+    for (name,) in names:
+        con.drop_table(name, database="temp", force=True)
+
+
 def utf8_source(p: Path, fallbacks: list[str], workdir: Path) -> tuple[Path, str] | None:
     """A UTF-8 readable copy of a raw export and the encoding it had, or None if nothing decodes it.
 

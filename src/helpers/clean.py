@@ -785,6 +785,7 @@ def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str 
             # materialise once: the tags feed the accounting, the quarantine and the clean table
             tagged = engine.cache(con, tagged, f"tagged_{kind}")
             cached.append(tagged)
+            artifacts.release_raw(con)  # the tags hold every raw field: the file as read is not needed again
             clean = {"orders": lambda: kept_orders(tagged, cfg.cleaning, raw.optional),
                      "customers": lambda: kept_customers(tagged, as_of),
                      "campaigns": lambda: kept_campaigns(tagged)}[kind]()
