@@ -36,6 +36,8 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from helpers.config import SegmentsConfig
 from helpers.engine import cutoff_end, trim
@@ -601,6 +603,21 @@ def plan_band(plan: pd.DataFrame) -> tuple[float, float] | None:
         return None
     mean, sd = total
     return mean - 1.6449 * sd, mean + 1.6449 * sd
+
+
+def strings(values) -> pa.ChunkedArray:
+    """`values` (a pandas column, array, list or set of strings) as one Arrow large_string column."""
+    if isinstance(values, (set, frozenset)):
+        values = sorted(values)
+    arr = pa.array(values, type=pa.large_string()) if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
+    return pa.chunked_array([arr]) if isinstance(arr, pa.Array) else arr
+
+
+def is_in(values, members) -> np.ndarray:
+    """Which `values` are among `members` (both strings), as a boolean array. Hashes in Arrow:
+    pandas' isin on Arrow-backed strings walks the members in Python (minutes for a million ids)."""
+    found = pc.is_in(strings(values), value_set=strings(members).combine_chunks())
+    return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def consented(customers: pd.DataFrame) -> pd.Series:

@@ -286,7 +286,7 @@ def similar_customer_shares(profiles: pd.DataFrame, later: pd.DataFrame, eligibl
     in `eligible_ids`, i.e. first purchase a full window before the cut-off), buyers (of them, bought
     the category on a later day within the window) and share. `later` holds customer_id, category
     (from later_categories_expr)."""
-    eligible = profiles[_is_in(profiles.customer_id, pd.Series(eligible_ids, dtype="string"))]
+    eligible = profiles[customer_facts.is_in(profiles.customer_id, pd.Series(eligible_ids, dtype="string"))]
     joined = later.merge(eligible, on="customer_id")
     out = {}
     for level in PROFILE_LEVELS:
@@ -353,30 +353,15 @@ def _ocfg(cfg: Config | OffersConfig) -> OffersConfig:
     return cfg if isinstance(cfg, OffersConfig) else cfg.offers
 
 
-def _strings(values) -> pa.ChunkedArray:
-    """`values` (a pandas column, array, list or set of strings) as one Arrow large_string column."""
-    if isinstance(values, (set, frozenset)):
-        values = sorted(values)
-    arr = pa.array(values, type=pa.large_string()) if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
-    return pa.chunked_array([arr]) if isinstance(arr, pa.Array) else arr
-
-
-def _is_in(values, members) -> np.ndarray:
-    """Which `values` are among `members` (both strings), as a boolean array. Hashes in Arrow:
-    pandas' isin on Arrow-backed strings walks the members in Python (minutes for a million ids)."""
-    found = pc.is_in(_strings(values), value_set=_strings(members).combine_chunks())
-    return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
-
-
 def _sorted_names(*columns) -> pa.Array:
     """The distinct strings of `columns`, sorted by code point (as Python and pandas sort them)."""
-    u = pc.unique(pa.chunked_array([c for col in columns for c in _strings(col).chunks], type=pa.large_string()))
+    u = pc.unique(pa.chunked_array([c for col in columns for c in customer_facts.strings(col).chunks], type=pa.large_string()))
     return u.take(pc.array_sort_indices(u))
 
 
 def _codes(values, names: pa.Array) -> np.ndarray:
     """Positions of `values` in `names` (from `_sorted_names`, so codes sort as the strings do)."""
-    return pc.index_in(_strings(values), value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pc.index_in(customer_facts.strings(values), value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _take_strings(names: pa.Array, codes: np.ndarray) -> pd.Series:
@@ -614,8 +599,8 @@ def hit_rate(suggestions: pd.DataFrame, actual: pd.DataFrame, customers: pd.Seri
     """Hit rate @top_n among `customers` (the base at the cut-off) who bought afterwards, and coverage
     (share of the base with at least one suggestion)."""
     base = pd.Series(customers.astype("string").unique(), dtype="string")
-    s = suggestions[(suggestions["rank"] <= top_n).to_numpy() & _is_in(suggestions.customer_id.astype("string"), base)]
-    act = actual[_is_in(actual.customer_id.astype("string"), base)]
+    s = suggestions[(suggestions["rank"] <= top_n).to_numpy() & customer_facts.is_in(suggestions.customer_id.astype("string"), base)]
+    act = actual[customer_facts.is_in(actual.customer_id.astype("string"), base)]
     buyers = act.customer_id.unique()
     hits = act.astype({"customer_id": "string", "category": "string"}).merge(
         s[["customer_id", "category"]].astype("string"), on=["customer_id", "category"]).customer_id.nunique()
@@ -707,12 +692,12 @@ def contact_cap(campaigns: ir.Table | pd.DataFrame | None, as_of: str, min_days:
 
 def apply_contact_cap(targets: pd.DataFrame, capped: set[str]) -> pd.DataFrame:
     """`targets` without the customers in `capped` (column customer_id)."""
-    return targets[~_is_in(targets.customer_id.astype("string"), capped)]
+    return targets[~customer_facts.is_in(targets.customer_id.astype("string"), capped)]
 
 
 def cap_takeaway(capped: set[str], min_days: int, targets: pd.DataFrame | None = None) -> str:
     if targets is not None:
-        left_out = int(_is_in(targets.customer_id.astype("string"), capped).sum())
+        left_out = int(customer_facts.is_in(targets.customer_id.astype("string"), capped).sum())
         return (f"{len(capped):,} customers were contacted in the last {min_days} days; {left_out:,} of them were on "
                 f"the target list and are left out, so nobody is mailed twice within {min_days} days.")
     return f"{len(capped):,} customers were contacted in the last {min_days} days and are left out of the targets."

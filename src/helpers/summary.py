@@ -133,12 +133,21 @@ class Month:
     month: str
     data: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    _consent: object = field(default=None, repr=False)  # ids with marketing consent (Arrow), once read
 
     def get(self, name: str):
         return self.data.get(name)
 
     def has(self, *names: str) -> bool:
         return all(n in self.data for n in names)
+
+    def consented(self, ids: pd.Series) -> pd.Series:
+        """Whether each customer id in `ids` gave marketing consent (customers_clean; read once per month)."""
+        if self._consent is None:
+            customers = self.get("customers_clean")
+            self._consent = customer_facts.strings(
+                customers.loc[customer_facts.consented(customers), "customer_id"].astype(str).to_numpy(dtype=object))
+        return pd.Series(customer_facts.is_in(ids.astype(str).to_numpy(dtype=object), self._consent), index=ids.index)
 
     @property
     def clv_months(self) -> int:
@@ -541,6 +550,8 @@ def _rule_best_customers(month, previous, cfg, currency):
     n = max(1, round(len(clv) * cfg.top_clv_share))
     if total <= 0 or len(clv) == 0:
         return None
+    if clv["clv"].notna().sum() > n:  # only the rows at or above the n-th value need sorting (ids break ties)
+        clv = clv[clv["clv"] >= clv["clv"].nlargest(n).iloc[-1]]
     top = clv.sort_values(["clv", "customer_id"], ascending=[False, True]).head(n)
     share = top["clv"].sum() / total
     text = (f"Look after your best {n:,} customers (top {cfg.top_clv_share:.0%} by predicted CLV, "
@@ -550,8 +561,7 @@ def _rule_best_customers(month, previous, cfg, currency):
         at_risk = tiers[tiers["risk_tier"].isin(["medium", "high"])]
         text += f": {len(at_risk):,} of them are at medium or high churn risk"
         if month.has("customers_clean"):
-            consent = customer_facts.consented_ids(month.get("customers_clean"))
-            reachable = int(at_risk["customer_id"].astype(str).isin(consent).sum())
+            reachable = int(month.consented(at_risk["customer_id"]).sum())
             text += f", {reachable:,} of whom gave marketing consent and can be e-mailed"
         text += (" - a thank-you or early access, no discount needed (customers_scored.csv: the highest clv with "
                  "risk_tier medium or high).")
@@ -586,9 +596,7 @@ def _new_with_consent(month: Month) -> int | None:
     days = (as_of.normalize() - pd.Period(month.month, "M").start_time).days  # age of a first order on day 1
     unit_days = 7 if card.get("time_unit") == "week" else 1
     clv = month.get("clv")
-    new = clv.loc[clv["T"] * unit_days <= days, "customer_id"].astype(str)
-    consent = customer_facts.consented_ids(month.get("customers_clean"))
-    return int(new.isin(consent).sum())
+    return int(month.consented(clv.loc[clv["T"] * unit_days <= days, "customer_id"]).sum())
 
 
 RULES = [_rule_winback, _rule_clv_at_risk, _rule_kpi_change, _rule_cohort_retention, _rule_best_customers,
