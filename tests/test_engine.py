@@ -33,6 +33,15 @@ def test_a_cached_table_is_computed_once(tmp_path):
     assert kept.op().__class__.__name__ == "DatabaseTable"  # a table in the engine, not the expression again
 
 
+def test_caching_again_under_a_name_replaces_the_rows():
+    """clean.run caches tagged_orders by name: a second month in the same kernel replaces the first's."""
+    con = engine.connect()
+    engine.cache(con, ibis.memtable({"a": [1, 2, 3]}), "tagged_test")
+    again = engine.cache(con, ibis.memtable({"a": [7]}), "tagged_test")
+    assert con.to_pandas(again)["a"].tolist() == [7]
+    assert con.to_pandas(con.table("tagged_test", database="temp"))["a"].tolist() == [7]
+
+
 def test_released_tables_no_longer_hold_memory_in_the_engine():
     con = engine.connect()
     t = ibis.memtable({"a": [3, 1, 2]})
