@@ -55,9 +55,11 @@ def test_duckdb_spills_to_the_configured_folder_and_a_query_larger_than_the_cap_
     from helpers.config import EngineConfig
 
     spill = tmp_path / "it's here"  # a quote in the path is pasted safely
-    con = engine.connect(EngineConfig(memory_limit="40MB", threads=1, temp_directory=str(spill)))
-    assert con.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0] == str(spill)
-    assert spill.is_dir()
+    cfg = EngineConfig(memory_limit="40MB", threads=1, temp_directory=str(spill))
+    con, other = engine.connect(cfg), engine.connect(cfg)
+    mine = Path(con.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0])
+    theirs = Path(other.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0])
+    assert mine.parent == spill == theirs.parent and mine != theirs  # spill files are never shared
     # about 10x the cap: sorted with spilling instead of failing with an out-of-memory error
     rows = con.raw_sql("SELECT count(*), min(k) FROM (SELECT hash(i) AS k, i::VARCHAR || 'x' AS v "
                        "FROM range(3000000) t(i) ORDER BY k)").fetchone()
@@ -68,7 +70,7 @@ def test_by_default_duckdb_is_capped_and_spills_outside_the_working_directory():
     con = engine.connect()
     folder = con.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0]
     limit = con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0]
-    assert Path(folder).name == "retention-duckdb" and not Path(folder).is_relative_to(Path.cwd())
+    assert Path(folder).parent.name == "retention-duckdb" and not Path(folder).is_relative_to(Path.cwd())
     assert limit.endswith("GiB") and 2.5 < float(limit.split()[0]) < 3.0  # 3GB = 2.7 GiB
 
 

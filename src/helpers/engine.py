@@ -10,6 +10,7 @@ it). ``tests/test_spark_parity.py`` runs every stage on both and compares the ar
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -50,13 +51,16 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
 
 
 def spill_folder(engine: EngineConfig) -> Path:
-    """Where DuckDB writes what does not fit in ``engine.memory_limit`` (made if missing).
+    """Where this connection's DuckDB writes what does not fit in ``engine.memory_limit``: a folder of
+    its own inside ``engine.temp_directory`` (default ``retention-duckdb`` in the system's temp folder).
 
-    DuckDB's own default is ``.tmp`` in the working directory, which for a notebook is notebooks/."""
-    folder = Path(engine.temp_directory).expanduser() if engine.temp_directory else (
+    Its own, because DuckDB numbers its spill files from 0 in every process: two months run at once
+    must not share them. DuckDB makes the folder when it first spills and removes it when it closes.
+    (DuckDB's own default is ``.tmp`` in the working directory, which for a notebook is notebooks/.)"""
+    base = Path(engine.temp_directory).expanduser() if engine.temp_directory else (
         Path(tempfile.gettempdir()) / "retention-duckdb")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    base.mkdir(parents=True, exist_ok=True)
+    return base / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _sql_text(text: str) -> str:
