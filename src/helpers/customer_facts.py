@@ -625,6 +625,6 @@ def consented(customers: pd.DataFrame) -> pd.Series:
     return customers["marketing_opt_in"].astype("boolean").fillna(False).astype(bool)
 
 
-def consented_ids(customers: pd.DataFrame) -> set[str]:
-    """The customer ids with marketing consent (see `consented`)."""
-    return set(customers.loc[consented(customers), "customer_id"].astype(str))
+def consented_ids(customers: pd.DataFrame) -> pa.ChunkedArray:
+    """The customer ids with marketing consent (see `consented`), as Arrow strings for :func:`is_in`."""
+    return strings(customers.loc[consented(customers), "customer_id"].astype(str).to_numpy(dtype=object))

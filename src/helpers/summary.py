@@ -144,9 +144,7 @@ class Month:
     def consented(self, ids: pd.Series) -> pd.Series:
         """Whether each customer id in `ids` gave marketing consent (customers_clean; read once per month)."""
         if self._consent is None:
-            customers = self.get("customers_clean")
-            self._consent = customer_facts.strings(
-                customers.loc[customer_facts.consented(customers), "customer_id"].astype(str).to_numpy(dtype=object))
+            self._consent = customer_facts.consented_ids(self.get("customers_clean"))
         return pd.Series(customer_facts.is_in(ids.astype(str).to_numpy(dtype=object), self._consent), index=ids.index)
 
     @property

@@ -1347,8 +1347,9 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
     # offers.min_days_between_contacts), so every page counts the same customers and the same profit.
     consented = customer_facts.consented_ids(customers)
     capped = set(map(str, offer_run.capped))
-    ids = all_cands["customer_id"].astype(str)
-    contactable = ids.isin(consented) & ~ids.isin(capped)
+    ids = all_cands["customer_id"].astype(str).to_numpy(dtype=object)
+    has_consent, was_capped = customer_facts.is_in(ids, consented), customer_facts.is_in(ids, capped)
+    contactable = pd.Series(has_consent & ~was_capped, index=all_cands.index)
     cands = all_cands[contactable].reset_index(drop=True)
     if cands.empty and not all_cands.empty:  # e.g. no customers file: still show which offer would pay
         notes.append("No candidate can be contacted (no marketing consent on record, or all contacted lately): the "
@@ -1359,7 +1360,8 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
     uplift = uplift_assumptions(measured, sorted(set(all_cands["segment"])), cfg)
     options_table = plan(simulate(cands, uplift, cfg))
     rows = customer_rows(cands, uplift, options_table, cfg)
-    reachable = rows["customer_id"].astype(str).isin(consented - capped)
+    row_ids = rows["customer_id"].astype(str).to_numpy(dtype=object)
+    reachable = customer_facts.is_in(row_ids, consented) & ~customer_facts.is_in(row_ids, capped)
     curve = profit_curve(rows[rows["recommended"] & reachable], cfg.winback.budget)
     listed = build_targets(rows, customers, cfg.winback.budget, exclude_ids=capped,
                            suggestions=offer_run.suggested_categories())
@@ -1371,8 +1373,8 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
     res = WinbackRun(as_of=str(as_of)[:10], measured=measured, models=models, candidates=all_cands, uplift=uplift,
                      plan=the_plan, rows=rows, curve=curve, targets=targets, currency=cfg.shop.currency,
                      window_days=cfg.winback.window_days,
-                     n_without_consent=int((~ids.isin(consented)).sum()),
-                     offers=offer_run, n_capped=int((ids.isin(consented) & ids.isin(capped)).sum()), notes=notes,
+                     n_without_consent=int((~has_consent).sum()),
+                     offers=offer_run, n_capped=int((has_consent & was_capped).sum()), notes=notes,
                      options=options_table, control=control, campaign=campaign)
     if save:
         artifacts.write(processed_dir, "winback_measured", measured)
