@@ -27,6 +27,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from helpers import demo
 
 START = np.datetime64("2023-01-01")
 AS_OF = "2025-12-31"
@@ -252,3 +255,37 @@ def _write_csv(path: Path, columns: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [",".join(row) for row in zip(*(np.asarray(columns[k]).astype(str).tolist() for k in names))]
     path.write_text(",".join(names) + "\n" + "".join(line + "\n" for line in lines))
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo shop with hostile identities (privacy: test_privacy, conftest's `six_month_clv`)
+
+# what a spreadsheet runs as a formula (OWASP "CSV injection"), given to the opted-in customers in turn
+HOSTILE_EMAIL_PREFIXES = ("=", "+", "-2+3+", "@")
+HOSTILE_NAME = "=cmd|' /C calc'!A0"
+
+
+def add_hostile_identities(raw: Path) -> None:
+    """Give customers.csv first and last names (extra columns a shop's export may carry) and make every
+    opted-in customer's e-mail, and one name, start with a spreadsheet formula character."""
+    customers = pd.read_csv(raw / "customers.csv", dtype=str)
+    n = len(customers)
+    customers["first_name"] = [f"Quillon{i:05d}" for i in range(n)]
+    customers["last_name"] = [f"Brackwater{i:05d}" for i in range(n)]
+    consent = customers["marketing_opt_in"].fillna("0").isin(["1", "true", "True"])
+    prefixes = [HOSTILE_EMAIL_PREFIXES[k % len(HOSTILE_EMAIL_PREFIXES)] for k in range(int(consent.sum()))]
+    customers.loc[consent, "email"] = [p + e for p, e in zip(prefixes, customers.loc[consent, "email"])]
+    customers.loc[customers.index[consent][0], "first_name"] = HOSTILE_NAME
+    customers.to_csv(raw / "customers.csv", index=False)
+
+
+def hostile_small_shop(raw: Path) -> dict:
+    """The 2,000-customer demo shop (seed 7) with hostile identities (`add_hostile_identities`)."""
+    truth = demo.generate(raw, customers=2_000, seed=7)
+    add_hostile_identities(raw)
+    return truth
+
+
+# the unusual but valid config the hostile shop's month is rendered with: 6-month CLV, horizons 7 and 30 days,
+# 2 offers per customer
+SIX_MONTH_CLV = {"clv": {"clv_months": 6, "horizons_days": [7, 30]}, "offers": {"top_n": 2}}

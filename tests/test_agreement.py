@@ -46,8 +46,7 @@ def pages(request):
     if request.param == "demo":
         folder = ROOT / "notebooks"
     else:
-        tmp, _ = request.getfixturevalue("six_month_clv")
-        folder = next((tmp / "reports" / "smallshop").iterdir())
+        folder = request.getfixturevalue("six_month_clv").reports
     return {stem: _said(folder, stem) for stem in ("01", "02", "04", "05", "06", "07")}
 
 

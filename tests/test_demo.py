@@ -26,10 +26,9 @@ def _read(path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    """The default demo shop (20k buyers): big enough for the recovery tests."""
-    out = tmp_path_factory.mktemp("demo_shop")
-    truth = generate(out, customers=20_000, seed=42)
+def shop(demo_raw):
+    """The default demo shop (20k buyers, conftest's `demo_raw`): big enough for the recovery tests."""
+    out, truth = demo_raw
     orders = _read(out / "orders.csv")
     orders["ts"] = pd.to_datetime(orders["order_date"], format=DATE_FORMAT, errors="coerce")
     orders["value"] = pd.to_numeric(orders["amount"].str.replace(",", ".", regex=False))

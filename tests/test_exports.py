@@ -4,17 +4,14 @@ Each fixture is cleaned once with ``columns.preset`` set (as_of 2025-06-30); the
 cleaning must produce: kept orders, kept lines, net revenue, customers, marketing consent per e-mail,
 quarantined and excluded rows, and that no e-mail leaves customers_clean.parquet.
 
-Then the same exports as a user meets them: a whole month through the runner with ``--preset`` (all
-seven pages; no e-mail in any artifact or report but customers_clean and the consented target list),
+Then the same exports as a user meets them: a whole month with ``--preset`` (all seven pages, rendered
+in-process as conftest's `rendered_month` does; no e-mail in any artifact or report but customers_clean and the consented target list),
 `retention validate --preset`, the same customer id across months, a file mixing currencies, a folder
 without the platform's files and the wrong preset.
 """
 from __future__ import annotations
 
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import exports
 import pages
@@ -25,7 +22,6 @@ from helpers import clean, cli
 from helpers.config import config_from_dict
 from helpers.contract import ContractError
 from helpers.paths import project_root
-from helpers.runner import RunFailed, run_month
 
 FIXTURES = {
     "shopify": ("shopify", exports.shopify_export),
@@ -129,76 +125,47 @@ PAGES = ["01_clean.html", "02_kpis.html", "03_segments.html", "04_clv.html", "05
 MONTHS = {"shopify": "shopify", "woocommerce_orders": "woocommerce"}  # one export of each platform
 
 
-def _run_month_in_child(raw: str, tmp: str, preset: str) -> dict:
-    """The seven notebooks with --preset, as `retention run` runs them; a RunFailed comes back as text."""
-    try:
-        pages_ = run_month(exports.AS_OF, raw, ROOT / "config" / "default.yml", root=ROOT,
-                           reports_dir=Path(tmp) / "reports", processed_base=Path(tmp) / "processed",
-                           log=lambda _: None, preset=preset)
-        return {"pages": [p.name for p in pages_]}
-    except RunFailed as e:
-        return {"failed": str(e)}
-
-
-@pytest.fixture(scope="module")
-def months(tmp_path_factory):
-    """Each platform's month, both started at once in child processes (papermill kernels)."""
-    base = tmp_path_factory.mktemp("months")
-    pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
-    runs = {}
-    for name, preset in MONTHS.items():
-        raw = base / "raw" / name
-        expected = FIXTURES[name][1](raw)
-        runs[name] = {"future": pool.submit(_run_month_in_child, str(raw), str(base / name), preset),
-                      "tmp": base / name, "expected": expected}
-    yield runs
-    pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _month(months, name):
-    run = months[name]
-    result = run["future"].result()
-    if "failed" in result:
-        pytest.fail(f"the month on the {name} export stopped: {result['failed']}")
-    return {**run, **result}
+def _month(rendered_month, name):
+    """The platform's month with ``--preset`` as `retention run --preset` passes it, rendered in-process once
+    per session (conftest `rendered_month`)."""
+    return rendered_month(name, FIXTURES[name][1], as_of=exports.AS_OF, preset=MONTHS[name]).check()
 
 
 @pytest.mark.parametrize("name", list(MONTHS))
-def test_a_platform_export_runs_to_a_full_report(months, name):
-    month = _month(months, name)
-    assert month["pages"] == PAGES
-    processed = month["tmp"] / "processed" / name / "2025-06"
-    orders = pd.read_parquet(processed / "orders_clean.parquet")
-    assert round(float(orders["amount"].sum()), 2) == pytest.approx(month["expected"]["revenue"], abs=1e-9)
+def test_a_platform_export_runs_to_a_full_report(rendered_month, name):
+    month = _month(rendered_month, name)
+    assert month.pages == PAGES
+    orders = pd.read_parquet(month.processed / "orders_clean.parquet")
+    assert round(float(orders["amount"].sum()), 2) == pytest.approx(month.truth["revenue"], abs=1e-9)
     # the notebooks read the config with the preset, kept beside the month's reports
-    config = (month["tmp"] / "reports" / name / "2025-06" / "config.yml").read_text(encoding="utf-8")
+    config = (month.reports / "config.yml").read_text(encoding="utf-8")
     assert f"preset: {MONTHS[name]}" in config
 
 
 @pytest.mark.parametrize("name", list(MONTHS))
-def test_no_email_in_any_artifact_or_report_but_customers_clean_and_the_target_list(months, name):
-    month = _month(months, name)
-    emails = {e.strip().lower() for e in month["expected"]["emails"]}
+def test_no_email_in_any_artifact_or_report_but_customers_clean_and_the_target_list(rendered_month, name):
+    month = _month(rendered_month, name)
+    emails = {e.strip().lower() for e in month.truth["emails"]}
     allowed = {"customers_clean.parquet", "winback_targets.csv"}
-    files = [p for p in (month["tmp"] / "processed").rglob("*") if p.is_file() and p.name not in allowed]
-    files += [p for p in (month["tmp"] / "reports").rglob("*") if p.is_file()]
+    files = [p for p in month.processed.parent.rglob("*") if p.is_file() and p.name not in allowed]
+    files += [p for p in month.reports.rglob("*") if p.is_file()]
     assert len(files) > 20
     for path in files:
         text = (pd.read_parquet(path).to_csv(index=False) if path.suffix == ".parquet"
                 else path.read_bytes().decode("utf-8", errors="ignore")).lower()
         leaked = sorted(e for e in emails if e in text)
-        assert not leaked, f"{path.relative_to(month['tmp'])} holds {leaked}"
-    targets = month["tmp"] / "processed" / name / "2025-06" / "winback_targets.csv"
+        assert not leaked, f"{path} holds {leaked}"
+    targets = month.processed / "winback_targets.csv"
     if targets.exists():  # only consenting customers' e-mails, if any
         listed = pd.read_csv(targets)
-        consent = month["expected"]["consent"]
+        consent = month.truth["consent"]
         for email in listed.get("email", pd.Series(dtype=str)).dropna():
             assert consent[email.strip().lower()] is True, "a target list names a customer without consent"
 
 
-def test_the_shopify_page_01_says_how_refunds_and_customers_were_read(months):
-    month = _month(months, "shopify")
-    page = pages.text(month["tmp"] / "reports" / "shopify" / "2025-06" / "01_clean.html")
+def test_the_shopify_page_01_says_how_refunds_and_customers_were_read(rendered_month):
+    month = _month(rendered_month, "shopify")
+    page = pages.text(month.page_path("01"))
     assert "Read as a Shopify order export (columns.preset: shopify): 2 files" in page
     assert "Refunded Amount has no date: each refund is netted on its order's date" in page
     assert "orders_export_2.csv" in page  # the largest lines name their file

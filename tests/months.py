@@ -1,0 +1,252 @@
+"""A month rendered in the test process: the seven notebooks' code cells run in order, each notebook in a
+fresh namespace of one IPython shell, as a Jupyter kernel runs them under papermill - the `parameters`
+cell, then the injected values, then every other cell - with what each cell shows captured as the kernel
+would send it: takeaways as Markdown, tables as HTML, printed text and warnings as streams, and (with
+``html=True``) figures as PNG. The executed notebooks can then be written out and published with the
+runner's own HTML exporter, so a test reads the same page text a reader gets.
+
+It costs no kernel start and no ZMQ round trips: a 3,000-customer month takes about a tenth of the
+papermill run. What it does not exercise is the runner itself (kernels, signals, run records, the index):
+tests/test_runner.py, tests/test_process.py and tests/test_cli.py do, on small shops and partial runs.
+
+``tests/conftest.py`` holds the session's months (``rendered_month``): each shop and config rendered once
+and shared by every test file that asks for it.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import pickle
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+import nbformat
+import yaml
+from IPython.core.displayhook import DisplayHook
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+from traitlets.config import Config
+
+from helpers import artifacts
+from helpers.paths import project_root
+
+matplotlib.use("Agg")  # figures are drawn off-screen and, when a page is wanted, saved as the kernel does
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+
+ROOT = project_root()
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+PAGES = [f"{nb.stem}.html" for nb in NOTEBOOKS]
+# what a Jupyter kernel shows of a warning: everything but the warnings Python itself hides by default
+HIDDEN_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning)
+
+
+class CellFailed(Exception):
+    """A code cell raised: the notebook, the cell (counted as papermill counts, all cells from 0) and the error."""
+
+    def __init__(self, notebook: str, cell_index: int, ename: str, evalue: str, source: str):
+        self.notebook, self.cell_index, self.ename, self.evalue, self.source = notebook, cell_index, ename, evalue, source
+        super().__init__(f"{notebook} cell {cell_index} raised {ename}: {evalue}\n--- the cell ---\n{source}")
+
+    def __reduce__(self):  # kept with a shared month (pickle)
+        return CellFailed, (self.notebook, self.cell_index, self.ename, self.evalue, self.source)
+
+
+class _KernelLikeDisplayHook(DisplayHook):
+    """A cell's last expression goes out as rich display data (HTML table, Markdown), as ipykernel's
+    display hook sends it, instead of the terminal's printed repr."""
+
+    def write_output_prompt(self):
+        pass
+
+    def write_format_data(self, format_dict, md_dict=None):
+        self.shell.display_pub.publish(data=format_dict, metadata=md_dict)
+
+    def finish_displayhook(self):
+        pass
+
+
+def _shell() -> InteractiveShell:
+    if not InteractiveShell.initialized():
+        cfg = Config()
+        cfg.HistoryManager.enabled = False  # no sqlite history under ~/.ipython
+        InteractiveShell.instance(config=cfg)
+    shell = InteractiveShell.instance()
+    shell.displayhook = _KernelLikeDisplayHook(shell=shell, cache_size=0)
+    # helpers.plots.say shows a takeaway as Markdown when the shell has a kernel (a notebook), and prints
+    # it in a terminal: this shell stands in for the kernel.
+    shell.kernel = "in-process"
+    return shell
+
+
+def _outputs(captured, caught: list, figures: list) -> list:
+    out = []
+    if captured.stdout:
+        out.append(nbformat.v4.new_output("stream", name="stdout", text=captured.stdout))
+    shown_warnings = "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno)
+                             for w in caught if not issubclass(w.category, HIDDEN_WARNINGS))
+    if captured.stderr or shown_warnings:
+        out.append(nbformat.v4.new_output("stream", name="stderr", text=captured.stderr + shown_warnings))
+    for rich in captured.outputs:
+        out.append(nbformat.v4.new_output("display_data", data=dict(rich.data), metadata=dict(rich.metadata or {})))
+    out += figures
+    return out
+
+
+def _figures(html: bool) -> list:
+    """Open figures as the inline backend would show them (PNG, tight box), then closed."""
+    shown = []
+    for num in plt.get_fignums():
+        fig = plt.figure(num)
+        if html:
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", bbox_inches="tight")
+            shown.append(nbformat.v4.new_output(
+                "display_data", data={"image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
+                                      "text/plain": repr(fig)}))
+    plt.close("all")
+    return shown
+
+
+def execute(notebook: Path, parameters: dict, html: bool = False):
+    """Run one notebook's code cells in-process; return the executed notebook (nbformat node) and the
+    warnings its cells raised. Raises `_Stopped` at the first failing cell (its `CellFailed` and the
+    executed notebook so far)."""
+    nb = nbformat.read(str(notebook), as_version=4)
+    shell = _shell()
+    shell.reset(new_session=False)
+    params_done = False
+    raised: list[str] = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        cell.outputs = []
+        source = cell.source
+        if not params_done and "parameters" in cell.metadata.get("tags", []):
+            exec(compile(source, f"{notebook.name} parameters", "exec"), shell.user_ns)
+            shell.user_ns.update(parameters)  # papermill's injected cell
+            params_done = True
+            continue
+        with warnings.catch_warnings(record=True) as caught, capture_output() as captured:
+            warnings.simplefilter("always")
+            result = shell.run_cell(source, store_history=False, silent=False)
+        figures = _figures(html)
+        cell.outputs = _outputs(captured, caught, figures)
+        raised += [f"{w.category.__name__}: {w.message}" for w in caught if not issubclass(w.category, HIDDEN_WARNINGS)]
+        err = result.error_before_exec or result.error_in_exec
+        if err is not None:
+            tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+            cell.outputs.append(nbformat.v4.new_output("error", ename=type(err).__name__, evalue=str(err),
+                                                       traceback=tb.splitlines()))
+            raise _Stopped(CellFailed(notebook.name, index, type(err).__name__, str(err), source), nb) from err
+    return nb, raised
+
+
+class _Stopped(Exception):
+    def __init__(self, failure: CellFailed, nb):
+        super().__init__(str(failure))
+        self.failure, self.nb = failure, nb
+
+
+@dataclass
+class Month:
+    """One shop-month rendered in-process. ``processed`` holds the artifacts; ``notebooks`` the executed
+    notebooks by stem; ``failed`` the first failing cell (then the notebooks after it did not run)."""
+    shop: str
+    as_of: str
+    raw: Path
+    config: Path
+    processed: Path
+    reports: Path
+    notebooks: dict = field(default_factory=dict)
+    warnings: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+    failed: CellFailed | None = None
+    truth: dict | None = None
+    settings: str = ""  # what it was rendered from (conftest `rendered_month`: shop maker, as_of, config, preset)
+
+    def save(self, path: Path) -> None:
+        """Keep the month for other test processes (pytest-xdist workers): one pickle beside its folders."""
+        artifacts.write_file(path, pickle.dumps(self))
+
+    @staticmethod
+    def load(path: Path) -> Month:
+        return pickle.loads(Path(path).read_bytes())
+
+    def check(self) -> Month:
+        """The month itself, or the asking test fails with the notebook, cell and error that stopped it."""
+        if self.failed is not None:
+            import pytest
+            pytest.fail(f"the month of shop {self.shop} stopped: {self.failed}", pytrace=False)
+        return self
+
+    @property
+    def pages(self) -> list[str]:
+        """The page names written (``01_clean.html`` ...), in run order."""
+        return [f"{stem}.html" for stem in self.notebooks]
+
+    def page_path(self, stem_or_number: str) -> Path:
+        return next(self.reports.glob(f"{stem_or_number}*.html"))
+
+    def said(self, stem_or_number: str) -> str:
+        """Every Markdown output of a notebook (its computed takeaways), one text."""
+        nb = self.notebooks[next(s for s in self.notebooks if s.startswith(stem_or_number))]
+        texts = [o["data"]["text/markdown"] for c in nb.cells if c.cell_type == "code"
+                 for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+        return "\n".join(texts).replace("\\_", "_")
+
+
+def render(raw: Path, as_of: str, config: Path, base: Path, html: bool = True,
+           only: list[str] | None = None, preset: str | None = None) -> Month:
+    """Render the month of shop `raw` (its folder name is the shop's name) into `base`: artifacts in
+    ``base/processed/<shop>/<YYYY-MM>``, executed notebooks and HTML pages (``html=True``) in
+    ``base/reports/<shop>/<YYYY-MM>``, as the runner lays them out. A failing cell stops the month and is
+    kept on ``Month.failed``; the caller decides whether its test fails. `preset` is passed as
+    ``retention run --preset`` passes it: the config with that one setting changed, kept beside the pages."""
+    from helpers.publish import notebook_to_html  # the runner's page exporter (nbconvert)
+    from helpers.runner import with_preset
+
+    shop = Path(raw).name
+    month = as_of[:7]
+    m = Month(shop, as_of, Path(raw), Path(config), base / "processed" / shop / month, base / "reports" / shop / month)
+    m.processed.mkdir(parents=True, exist_ok=True)
+    m.reports.mkdir(parents=True, exist_ok=True)
+    if preset is not None:
+        config = m.config = with_preset(Path(config), preset, m.reports / "config.yml")
+    params = {"as_of": as_of, "raw_dir": str(raw), "processed_dir": str(m.processed), "config_path": str(config)}
+    for notebook in NOTEBOOKS:
+        if only is not None and notebook.name[:2] not in only:
+            continue
+        started = time.perf_counter()
+        try:
+            nb, raised = execute(notebook, params, html=html)
+        except _Stopped as stopped:
+            m.failed, nb, raised = stopped.failure, stopped.nb, []
+        m.notebooks[notebook.stem] = nb
+        m.warnings[notebook.stem] = raised
+        m.seconds[notebook.stem] = round(time.perf_counter() - started, 2)
+        if html:
+            artifacts.write_file(m.reports / f"{notebook.stem}.ipynb", nbformat.writes(nb) + "\n")
+            artifacts.write_file(m.reports / f"{notebook.stem}.html",
+                                 notebook_to_html(nb, f"{shop} · {month} · {notebook.stem}"))
+        if m.failed is not None:
+            break
+    return m
+
+
+def config_file(path: Path, changes: dict) -> Path:
+    """config/default.yml with `changes` (``{"clv": {"clv_months": 6}}``) written to `path`."""
+    config = _merged(yaml.safe_load((ROOT / "config" / "default.yml").read_text(encoding="utf-8")), changes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merged(base.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
