@@ -113,8 +113,8 @@ def _figures(html: bool) -> list:
 
 def execute(notebook: Path, parameters: dict, html: bool = False):
     """Run one notebook's code cells in-process; return the executed notebook (nbformat node) and the
-    warnings its cells raised. Raises `_Stopped` at the first failing cell (its `CellFailed` and the
-    executed notebook so far)."""
+    warnings its cells raised that a kernel shows (`warnings.WarningMessage`, each once per cell). Raises
+    `Stopped` at the first failing cell (its `CellFailed` and the executed notebook so far)."""
     nb = nbformat.read(str(notebook), as_version=4)
     shell = _shell()
     shell.reset(new_session=False)
@@ -135,17 +135,19 @@ def execute(notebook: Path, parameters: dict, html: bool = False):
             result = shell.run_cell(source, store_history=False, silent=False)
         figures = _figures(html)
         cell.outputs = _outputs(captured, caught, figures)
-        raised += [f"{w.category.__name__}: {w.message}" for w in caught if not issubclass(w.category, HIDDEN_WARNINGS)]
+        raised += [w for w in caught if not issubclass(w.category, HIDDEN_WARNINGS)]
         err = result.error_before_exec or result.error_in_exec
         if err is not None:
             tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
             cell.outputs.append(nbformat.v4.new_output("error", ename=type(err).__name__, evalue=str(err),
                                                        traceback=tb.splitlines()))
-            raise _Stopped(CellFailed(notebook.name, index, type(err).__name__, str(err), source), nb) from err
+            raise Stopped(CellFailed(notebook.name, index, type(err).__name__, str(err), source), nb) from err
     return nb, raised
 
 
-class _Stopped(Exception):
+class Stopped(Exception):
+    """A notebook stopped at a failing cell: ``.failure`` (`CellFailed`), ``.nb`` (executed up to it)."""
+
     def __init__(self, failure: CellFailed, nb):
         super().__init__(str(failure))
         self.failure, self.nb = failure, nb
@@ -223,10 +225,10 @@ def render(raw: Path, as_of: str, config: Path, base: Path, html: bool = True,
         started = time.perf_counter()
         try:
             nb, raised = execute(notebook, params, html=html)
-        except _Stopped as stopped:
+        except Stopped as stopped:
             m.failed, nb, raised = stopped.failure, stopped.nb, []
         m.notebooks[notebook.stem] = nb
-        m.warnings[notebook.stem] = raised
+        m.warnings[notebook.stem] = [f"{w.category.__name__}: {w.message}" for w in raised]
         m.seconds[notebook.stem] = round(time.perf_counter() - started, 2)
         if html:
             artifacts.write_file(m.reports / f"{notebook.stem}.ipynb", nbformat.writes(nb) + "\n")

@@ -8,7 +8,7 @@ there is swept here without touching this file (or this file says which rule it 
   the other end (or a longer or different list, another segment grid), all settings of a run at once. Fit
   and sampling budgets (``BUDGETS``) stay small but workable in both, so the other settings reach the fitted
   models; run "budgets" is "high" with every budget at the bottom of its range (every fit stops at once).
-  Each run executes the seven notebooks' code cells in-process, as papermill would (each stage's ``run()``
+  Each run executes the seven notebooks' code cells in-process (tests/months.py), as papermill would (each stage's ``run()``
   and every table, figure and takeaway a reader sees), on a 200-customer demo shop: no error, no warning
   on the page, every artifact with its declared columns.
 - Invalid: each setting gets the values its declaration refuses (below or above its range, the wrong type,
@@ -37,6 +37,7 @@ import pytest
 import yaml
 from threadpoolctl import threadpool_limits
 
+import months
 from helpers import artifacts, demo, kpis, offers, segments, summary, winback
 from helpers.config import SECTIONS, Config, ConfigError, SegmentsConfig, config_from_dict
 
@@ -265,37 +266,22 @@ def shop(tmp_path_factory):
     return raw
 
 
-def _code_cells(notebook: Path) -> list[str]:
-    nb = json.loads(notebook.read_text(encoding="utf-8"))
-    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
-
-
 def _run_notebooks(notebooks: list[Path], end: str, raw: Path, processed: Path, folder: Path) -> None:
-    """Execute the notebooks' code cells in-process as papermill would (parameters, then the injected
-    values); fail on an error or a warning a report would show, or an artifact off its declaration."""
+    """Execute the notebooks in-process as papermill would (tests/months.py); fail on an error or a warning
+    a report would show, or an artifact off its declaration."""
     config_path = folder / f"sweep-{end}.yml"
     config_path.write_text(yaml.safe_dump(run_values(end)), encoding="utf-8")
     params = {"as_of": AS_OF, "raw_dir": str(raw), "processed_dir": str(processed), "config_path": str(config_path)}
     for notebook in notebooks:
-        cells = _code_cells(notebook)
-        namespace: dict = {}
-        exec(cells[0], namespace)  # the parameters cell, then what papermill injects
-        namespace.update(params)
-        for i, source in enumerate(cells[1:], start=1):
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    exec(compile(source, f"{notebook.name} code cell {i}", "exec"), namespace)
-                except Exception as exc:
-                    pytest.fail(f"{notebook.name} code cell {i} failed with the '{end}' settings: "
-                                f"{type(exc).__name__}: {exc}\n{source}")
-                finally:
-                    plt.close("all")
-            # a warning is a box of library text on the report page
-            shown = [f"{w.category.__name__}: {w.message}" for w in caught
-                     if issubclass(w.category, (UserWarning, RuntimeWarning))
-                     and not issubclass(w.category, (DeprecationWarning, FutureWarning))]
-            assert not shown, f"{notebook.name} code cell {i} warns with the '{end}' settings: {shown}"
+        try:
+            _, raised = months.execute(notebook, params)
+        except months.Stopped as stopped:
+            pytest.fail(f"with the '{end}' settings: {stopped.failure}")
+        # a warning is a box of library text on the report page
+        shown = [f"{w.category.__name__}: {w.message}" for w in raised
+                 if issubclass(w.category, (UserWarning, RuntimeWarning))
+                 and not issubclass(w.category, (DeprecationWarning, FutureWarning))]
+        assert not shown, f"{notebook.name} warns with the '{end}' settings: {shown}"
         for name, art in artifacts.ARTIFACTS.items():
             if art.made_by == notebook.stem and art.schema is not None:
                 df = artifacts.read(processed, name)

@@ -14,8 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import months
+import shops
 from helpers import artifacts
 from helpers.paths import project_root
+from helpers.runner import run_month
 
 ROOT = project_root()
 TOKEN = re.compile(r"[\w@.+'=|!-]+")
@@ -86,6 +89,23 @@ def test_no_executed_notebook_of_the_month_shows_an_email_a_name_or_a_customer_i
     found = {p.name: leaks(output_text(p), hostile_month["identities"])
              for p in sorted(hostile_month["reports"].glob("*.ipynb"))}
     assert {page: hits for page, hits in found.items() if hits} == {}
+
+
+@pytest.mark.slow  # seven papermill kernels: make test-slow
+def test_the_month_as_retention_run_writes_it_shows_no_email_a_name_or_a_customer_id(tmp_path):
+    """The same hostile shop and config through the runner (`run_month`: papermill kernels, the executed
+    notebooks as the runner saves them, its pages and index): no identity on any page or in any output."""
+    raw = tmp_path / "raw" / "smallshop"
+    shops.hostile_small_shop(raw)
+    config = months.config_file(tmp_path / "six.yml", shops.SIX_MONTH_CLV)
+    written = run_month("2026-06-30", raw, config, root=ROOT, reports_dir=tmp_path / "reports",
+                        processed_base=tmp_path / "processed", log=lambda _: None)
+    assert [p.name for p in written] == months.PAGES
+    identities = shop_identities(raw)
+    shown = {p.name: leaks(p.read_text(encoding="utf-8"), identities) for p in (tmp_path / "reports").rglob("*.html")}
+    shown |= {p.name: leaks(output_text(p), identities) for p in (tmp_path / "reports").rglob("*.ipynb")}
+    assert len(shown) == 7 + 7 + 1  # the pages, the executed notebooks and the index
+    assert {name: hits for name, hits in shown.items() if hits} == {}
 
 
 def test_no_committed_notebook_output_shows_an_email_a_name_or_a_customer_id():

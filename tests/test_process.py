@@ -2,8 +2,10 @@
 
 Runs go through the `retention run` command (`python -m helpers.cli run`, in-process where no second
 process is needed) in a throwaway project (pyproject.toml, config/, notebooks/, data/), so that the exit
-code and the message are the ones a scheduler sees, and nothing lands in this repository's reports/ or data/. The real notebooks run on a 300-customer demo shop; the earlier stages'
-artifacts are made in-process (`<stage>.run`, the call each notebook makes) to keep the file fast.
+code and the message are the ones a scheduler sees, and nothing lands in this repository's reports/ or data/. The real notebooks run on a 200-customer demo shop, only
+those the case needs (`--only`); the earlier stages' artifacts are made in-process (`<stage>.run`, the call
+each notebook makes) to keep the file fast. SIGTERM, two months at once and JupyterLab's start are in the
+slow tier (`make test-slow`).
 """
 from __future__ import annotations
 
@@ -128,10 +130,10 @@ class _HTMLChecker(html.parser.HTMLParser):
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
-    """A 300-customer demo shop and the artifacts of every stage for June 2026, made in-process once."""
+    """A 200-customer demo shop and the artifacts of every stage for June 2026, made in-process once."""
     tmp = tmp_path_factory.mktemp("shop")
     raw = tmp / "raw" / SHOP
-    demo.generate(raw, customers=300, seed=11)
+    demo.generate(raw, customers=200, seed=11)
     cfg = load_config(ROOT / "config" / "default.yml")
     processed = tmp / "processed" / SHOP / AS_OF[:7]
     run_stages(raw, processed, cfg, (clean, kpis, segments, clv, churn, winback, summary, track))
@@ -218,6 +220,7 @@ def half_then_wait(tmp):
 artifacts.atomic(Path(processed_dir) / 'clv.parquet', half_then_wait)"""
 
 
+@pytest.mark.slow  # a second process, a kernel and a signal: make test-slow
 def test_sigterm_during_a_run_leaves_no_half_written_artifact_and_the_index_says_interrupted(tmp_path):
     """`timeout` (or a scheduler) sends SIGTERM while a notebook is half-way through writing an artifact:
     the temp file goes, the artifact never appears, no kernel is left running, run.json and the index
@@ -269,6 +272,7 @@ def test_a_rerun_of_the_same_month_gives_byte_identical_artifacts(shop):
 
 # --- two months at once -----------------------------------------------------------------------------
 
+@pytest.mark.slow  # two processes with a kernel each: make test-slow
 def test_two_months_run_in_parallel_leave_a_valid_index_listing_both(tmp_path):
     """May and June run at the same time in two processes; each rebuilds reports/index.html as it ends.
     The index afterwards is well-formed and lists both months as finished, not 'running'."""
@@ -305,6 +309,7 @@ def test_make_lab_passes_allow_root_exactly_when_run_as_root():
     assert ("--allow-root" in lab_command()) is (os.getuid() == 0)
 
 
+@pytest.mark.slow  # a JupyterLab server start: make test-slow
 @pytest.mark.skipif(shutil.which("make") is None or os.getuid() != 0, reason="needs make, and root")
 def test_make_labs_command_starts_jupyterlab_as_root(tmp_path):
     """Run as root, the command `make lab` builds starts a JupyterLab server (which, without
