@@ -36,11 +36,23 @@ demo: $(DEMO)/orders.csv
 report: setup demo
 	$(BIN)/retention run --raw $(DEMO)
 
-## test: unit tests, nbval over the committed notebooks, then the schema of every artifact they wrote
+# pytest: `make test PYTEST_ARGS="--lf"` passes options on (-k, --lf, --durations=25, -x ...)
+PYTEST := $(BIN)/python -m pytest
+PYTEST_ARGS ?=
+# two workers (pytest-xdist), each taking a whole test file at a time (its module fixtures made once) and
+# all notebooks in order on one worker (tests/conftest.py's scheduler); WORKERS=0 runs in this process
+WORKERS ?= 2
+XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS))
+NBVAL := notebooks --nbval --sanitize-with tests/nbval_sanitize.cfg
+
+## test: unit tests and nbval over the committed notebooks in one pytest start-up on two workers, then the demo month's artifacts
 test: setup demo
-	$(BIN)/python -m pytest tests -q
-	$(BIN)/python -m pytest --nbval notebooks --sanitize-with tests/nbval_sanitize.cfg -q -p no:cacheprovider
-	$(BIN)/python -m pytest tests -q -m demo_month
+	$(PYTEST) tests $(NBVAL) $(XDIST) -q $(PYTEST_ARGS)
+	$(PYTEST) tests -q -m demo_month -p no:xdist $(PYTEST_ARGS)
+
+## test-slow: what cannot be fast (JupyterLab as root, SIGTERM, two months at once, the whole CDNOW log, a month through retention run)
+test-slow: setup demo
+	$(PYTEST) tests -m slow $(XDIST) -q $(PYTEST_ARGS)
 
 SPARK_STAMP := $(VENV)/.installed-spark
 
@@ -62,7 +74,7 @@ spark-setup: setup $(SPARK_STAMP)
 
 ## test-spark: spark-setup, then every stage on DuckDB and on Spark local[2], artifacts compared
 test-spark: spark-setup
-	PYSPARK_PYTHON=$(abspath $(BIN))/python $(BIN)/python -m pytest tests/test_spark_parity.py -q -m spark -p no:cacheprovider
+	PYSPARK_PYTHON=$(abspath $(BIN))/python $(PYTEST) tests/test_spark_parity.py -q -m spark -p no:xdist $(PYTEST_ARGS)
 
 ## notebooks: re-execute the notebooks in place on the demo shop to refresh their stored outputs
 notebooks: setup demo
@@ -89,4 +101,4 @@ screenshots: setup
 clean-reports:
 	rm -rf reports/*/ reports/index.html data/processed/*/
 
-.PHONY: help setup demo report test test-spark notebooks lab screenshots clean-reports
+.PHONY: help setup demo report test test-slow test-spark notebooks lab screenshots clean-reports

@@ -29,6 +29,21 @@ ROOT = project_root()
 DEMO_SEED = int(os.environ.get("RETENTION_DEMO_SEED", "42"))
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: `make test` runs on two workers
+def pytest_xdist_make_scheduler(config, log):
+    """Each test file goes to one worker as a whole, so its module fixtures are made once; the notebooks nbval
+    checks go together to one worker, in order (each reads the artifacts of the one before). xdist's
+    ``--dist loadgroup`` would say this with marks, but it renames node ids in a way pytest 9 ignores."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileOrNotebooks(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "the notebooks (nbval)" if path.endswith(".ipynb") else path
+
+    return FileOrNotebooks(config, log)
+
+
 @pytest.fixture(scope="session")
 def six_month_clv(rendered_month):
     """The hostile small shop's month with a valid but unusual config (6-month CLV, horizons 7 and 30 days,

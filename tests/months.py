@@ -15,6 +15,7 @@ and shared by every test file that asks for it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import pickle
 import time
@@ -45,7 +46,7 @@ HIDDEN_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning)
 
 
 class CellFailed(Exception):
-    """A code cell raised: the notebook, the cell (counted as papermill counts, all cells from 0) and the error."""
+    """A code cell raised: the notebook, the cell (its index in the notebook file, all cells from 0) and the error."""
 
     def __init__(self, notebook: str, cell_index: int, ename: str, evalue: str, source: str):
         self.notebook, self.cell_index, self.ename, self.evalue, self.source = notebook, cell_index, ename, evalue, source
@@ -69,17 +70,23 @@ class _KernelLikeDisplayHook(DisplayHook):
         pass
 
 
-def _shell() -> InteractiveShell:
-    if not InteractiveShell.initialized():
-        cfg = Config()
-        cfg.HistoryManager.enabled = False  # no sqlite history under ~/.ipython
-        InteractiveShell.instance(config=cfg)
-    shell = InteractiveShell.instance()
+@contextlib.contextmanager
+def _shell():
+    """IPython's shell for one notebook, gone afterwards: `get_ipython()` answers None again, so a test that
+    calls `plots.say` later in this process sees plain printed text, as outside a notebook."""
+    cfg = Config()
+    cfg.HistoryManager.enabled = False  # no sqlite history under ~/.ipython
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance(config=cfg)
     shell.displayhook = _KernelLikeDisplayHook(shell=shell, cache_size=0)
     # helpers.plots.say shows a takeaway as Markdown when the shell has a kernel (a notebook), and prints
     # it in a terminal: this shell stands in for the kernel.
     shell.kernel = "in-process"
-    return shell
+    try:
+        yield shell
+    finally:
+        shell.reset(new_session=False)
+        InteractiveShell.clear_instance()
 
 
 def _outputs(captured, caught: list, figures: list) -> list:
@@ -116,17 +123,20 @@ def execute(notebook: Path, parameters: dict, html: bool = False):
     warnings its cells raised that a kernel shows (`warnings.WarningMessage`, each once per cell). Raises
     `Stopped` at the first failing cell (its `CellFailed` and the executed notebook so far)."""
     nb = nbformat.read(str(notebook), as_version=4)
-    shell = _shell()
-    shell.reset(new_session=False)
+    with _shell() as shell, matplotlib.rc_context():  # the notebook's plots.use_style() stays in the notebook
+        return _execute_cells(nb, notebook.name, shell, parameters, html)
+
+
+def _execute_cells(nb, name: str, shell: InteractiveShell, parameters: dict, html: bool):
     params_done = False
-    raised: list[str] = []
+    raised: list = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         cell.outputs = []
         source = cell.source
         if not params_done and "parameters" in cell.metadata.get("tags", []):
-            exec(compile(source, f"{notebook.name} parameters", "exec"), shell.user_ns)
+            exec(compile(source, f"{name} parameters", "exec"), shell.user_ns)
             shell.user_ns.update(parameters)  # papermill's injected cell
             params_done = True
             continue
@@ -141,7 +151,7 @@ def execute(notebook: Path, parameters: dict, html: bool = False):
             tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
             cell.outputs.append(nbformat.v4.new_output("error", ename=type(err).__name__, evalue=str(err),
                                                        traceback=tb.splitlines()))
-            raise Stopped(CellFailed(notebook.name, index, type(err).__name__, str(err), source), nb) from err
+            raise Stopped(CellFailed(name, index, type(err).__name__, str(err), source), nb) from err
     return nb, raised
 
 
