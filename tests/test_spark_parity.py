@@ -134,7 +134,7 @@ def month_differences(expected_dir: Path, got_dir: Path) -> list[str]:
     return out
 
 
-def run_month(raw: Path, processed_dir: Path, cfg) -> dict[str, float]:
+def run_stages(raw: Path, processed_dir: Path, cfg) -> dict[str, float]:
     times = {}
     for stage, run in STAGES:
         start = time.perf_counter()
@@ -168,7 +168,7 @@ def make_shop(tmp: Path):
         fh.write(f"{first},extra\n{first.split(',')[0]},C_short\n")
     cfg = load_config(project_root() / "config" / "default.yml")
     duck = tmp / "duckdb" / "parity" / "2026-06"
-    times = run_month(raw, duck, cfg)
+    times = run_stages(raw, duck, cfg)
     return raw, duck, cfg, times
 
 
@@ -220,7 +220,7 @@ def spark_month(shop):
         backend="spark", spark_master="local[2]",
         spark_conf=SPARK_TEST_CONF))
     month = duck.parent.parent.parent / "spark" / "parity" / "2026-06"
-    times = run_month(raw, month, spark_cfg)
+    times = run_stages(raw, month, spark_cfg)
     print(f"\nDuckDB: {duck_times}\nSpark: {times}")
     return month, spark_cfg
 

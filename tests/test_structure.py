@@ -135,3 +135,46 @@ def test_imports_sit_at_the_top_of_the_module(module):
     names = [(n.module if isinstance(n, ast.ImportFrom) else n.names[0].name) or "" for n in inner]
     hidden = [f"line {n.lineno}: {name}" for n, name in zip(inner, names) if name.split(".")[0] not in OPTIONAL_BACKENDS]
     assert not hidden, f"{module}.py imports inside functions: {hidden}"
+
+
+# --------------------------------------------------------------------------- the test suite itself
+
+TESTS = ROOT / "tests"
+# What starts Jupyter kernels to render notebooks: the runner (papermill) and the `retention` command.
+KERNEL_RUNS = {"run_month", "backfill", "refresh_notebooks", "execute_notebook"}
+CLI_RUNS = {"run", "backfill"}
+# The files whose point is the runner, the command, publishing or privacy as `retention run` writes it
+# (DESIGN.md, Tests). Everywhere else a whole month is conftest's in-process `rendered_month`.
+KERNEL_FILES = {"test_runner.py", "test_process.py", "test_cli.py", "test_publish.py", "test_privacy.py"}
+
+
+def kernel_runs(tree: ast.AST) -> list[int]:
+    """Lines of the calls that start a kernel: the runner's functions, papermill's execute_notebook, and
+    the `retention` command's run or backfill (in-process `main([...])` or `python -m helpers.cli ...`)."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+            words = [e.value for arg in node.args if isinstance(arg, (ast.List, ast.Tuple))
+                     for e in arg.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+            command = words[words.index("helpers.cli") + 1:] if "helpers.cli" in words else words
+            if name in KERNEL_RUNS or (command and command[0] in CLI_RUNS and (name in {"main", "cli_main"}
+                                                                                or "helpers.cli" in words)):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_kernel_runs_are_found_in_each_way_a_test_starts_one():
+    found = kernel_runs(ast.parse("run_month('2026-06-30', raw)\nrunner.backfill('2026-01', '2026-06', raw)\n"
+                                  "pm.execute_notebook(a, b)\ncli_main(['run', '--raw', raw])\n"
+                                  "subprocess.run([sys.executable, '-m', 'helpers.cli', 'run'])\n"
+                                  "main(['validate', '--raw', raw])\nmonths.render(raw, as_of, cfg, base)"))
+    assert found == [1, 2, 3, 4, 5]
+
+
+def test_only_the_runner_publishing_and_privacy_tests_start_kernels():
+    """A test whose point is a number reads a month rendered in-process (conftest `rendered_month`); the
+    runner's kernels (papermill, about six times slower) are for what only they show."""
+    starts = {p.name: kernel_runs(ast.parse(p.read_text(encoding="utf-8")))
+              for p in sorted(TESTS.glob("*.py")) if p.name not in KERNEL_FILES}
+    assert {name: lines for name, lines in starts.items() if lines} == {}
