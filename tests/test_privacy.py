@@ -42,6 +42,7 @@ def shop_identities(raw: Path) -> dict[str, set[str]]:
 def leaks(text: str, identities: dict[str, set[str]]) -> dict[str, list[str]]:
     """What of the shop's identities a text shows: whole tokens, plus anything that looks like an e-mail."""
     tokens = set(TOKEN.findall(text)) | set(text.split())
+    tokens |= {t.strip(".,;:!?()[]{}'\"") for t in tokens}  # an id at the end of a sentence: "... C000012."
     found = {kind: sorted(tokens & values)[:5] for kind, values in identities.items()}
     looks_like_email = {m.group() for t in tokens if "@" in t for m in [EMAIL.search(t)] if m}
     found["e-mail"] = sorted(set(found["e-mail"]) | looks_like_email)[:5]
@@ -127,6 +128,7 @@ def test_the_leak_check_finds_an_id_an_email_and_a_name_as_whole_tokens():
     assert leaks("<td>Quillon0012</td> wrote from =c000012@example.com", ids) == {
         "e-mail": ["=c000012@example.com"], "name": ["Quillon0012"]}
     assert leaks("mail c000012@example.com", ids) == {"e-mail": ["c000012@example.com"]}
+    assert leaks("Top customer: C000012. (Quillon0012)", ids) == {"customer id": ["C000012"], "name": ["Quillon0012"]}
 
 
 def spreadsheet_cells(path: Path) -> list[str]:
