@@ -280,8 +280,8 @@ def add_hostile_identities(raw: Path) -> None:
 
 
 def hostile_small_shop(raw: Path) -> dict:
-    """The 2,000-customer demo shop (seed 7) with hostile identities (`add_hostile_identities`)."""
-    truth = demo.generate(raw, customers=2_000, seed=7)
+    """The 1,000-customer demo shop (seed 7) with hostile identities (`add_hostile_identities`)."""
+    truth = demo.generate(raw, customers=1_000, seed=7)
     add_hostile_identities(raw)
     return truth
 

@@ -245,7 +245,9 @@ def test_monthly_lines_need_the_written_artifacts(shop, cfg):
 # --------------------------------------------------------------------------- on the demo shop
 
 @pytest.fixture(scope="module")
-def demo_shop(tmp_path_factory):
+def small_demo_shop(tmp_path_factory):
+    """A 2,000-customer shop of the demo generator (seed 7; conftest's `demo_raw` is the 20,000-customer demo
+    shop): its dirt (duplicates, test orders, bad dates) is what these tests count."""
     from helpers import demo
 
     raw = tmp_path_factory.mktemp("raw") / "demo"
@@ -253,8 +255,8 @@ def demo_shop(tmp_path_factory):
     return raw, truth
 
 
-def test_demo_dirt_lands_in_quarantine_or_exclusion_with_the_right_reason(demo_shop, cfg, tmp_path):
-    raw, truth = demo_shop
+def test_demo_dirt_lands_in_quarantine_or_exclusion_with_the_right_reason(small_demo_shop, cfg, tmp_path):
+    raw, truth = small_demo_shop
     report = clean.run(raw, truth["end"], cfg, processed_dir=tmp_path / "out").report
     orders = report["files"]["orders"]
     dirt = truth["dirt"]
@@ -266,8 +268,8 @@ def test_demo_dirt_lands_in_quarantine_or_exclusion_with_the_right_reason(demo_s
     assert 0.01 <= dirty / orders["rows_raw"] <= 0.03  # "about 2%" of rows are dirt
 
 
-def test_demo_net_revenue_matches_an_independent_pandas_reading(demo_shop, cfg, tmp_path):
-    raw, truth = demo_shop
+def test_demo_net_revenue_matches_an_independent_pandas_reading(small_demo_shop, cfg, tmp_path):
+    raw, truth = small_demo_shop
     clean.run(raw, truth["end"], cfg, processed_dir=tmp_path / "out")
     df = pd.read_csv(raw / "orders.csv", dtype=str, keep_default_na=False)
     ok = (df.status.isin(["completed", "returned"]) & (df.customer_id != "")
