@@ -5,8 +5,8 @@ would send it: takeaways as Markdown, tables as HTML, printed text and warnings 
 ``html=True``) figures as PNG. The executed notebooks can then be written out and published with the
 runner's own HTML exporter, so a test reads the same page text a reader gets.
 
-It costs no kernel start and no ZMQ round trips: a 3,000-customer month takes about a tenth of the
-papermill run. What it does not exercise is the runner itself (kernels, signals, run records, the index):
+It costs no kernel start and no ZMQ round trips: a month takes about a sixth of the papermill run (a
+3,000-customer shop: about 10 s against 65 s). What it does not exercise is the runner itself (kernels, signals, run records, the index):
 tests/test_runner.py, tests/test_process.py and tests/test_cli.py do, on small shops and partial runs.
 
 ``tests/conftest.py`` holds the session's months (``rendered_month``): each shop and config rendered once
@@ -18,6 +18,7 @@ import base64
 import contextlib
 import io
 import pickle
+import sys
 import time
 import traceback
 import warnings
@@ -26,10 +27,12 @@ from pathlib import Path
 
 import matplotlib
 import nbformat
+import pytest
 import yaml
 from IPython.core.displayhook import DisplayHook
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from traitlets import Type
 from traitlets.config import Config
 
 from helpers import artifacts
@@ -56,40 +59,59 @@ class CellFailed(Exception):
         return CellFailed, (self.notebook, self.cell_index, self.ename, self.evalue, self.source)
 
 
+class Stopped(Exception):
+    """A notebook stopped at a failing cell: ``.failure`` (`CellFailed`), ``.nb`` (executed up to it)."""
+
+    def __init__(self, failure: CellFailed, nb):
+        super().__init__(str(failure))
+        self.failure, self.nb = failure, nb
+
+
 class _KernelLikeDisplayHook(DisplayHook):
-    """A cell's last expression goes out as rich display data (HTML table, Markdown), as ipykernel's
-    display hook sends it, instead of the terminal's printed repr."""
+    """A cell's last expression is kept as rich data (HTML table, Markdown) for the cell's
+    ``execute_result``, as ipykernel's display hook sends it, instead of the terminal's printed repr."""
 
     def write_output_prompt(self):
         pass
 
     def write_format_data(self, format_dict, md_dict=None):
-        self.shell.display_pub.publish(data=format_dict, metadata=md_dict)
+        self.shell.results.append((format_dict, md_dict or {}))
 
     def finish_displayhook(self):
         pass
 
 
+class _InProcessShell(InteractiveShell):
+    """IPython's shell standing in for the notebook kernel."""
+
+    displayhook_class = Type(_KernelLikeDisplayHook)
+    # helpers.plots.say shows a takeaway as Markdown when the shell has a kernel (a notebook), and prints
+    # it in a terminal: this shell answers for the kernel.
+    kernel = "in-process"
+    results: list = []
+
+
 @contextlib.contextmanager
 def _shell():
-    """IPython's shell for one notebook, gone afterwards: `get_ipython()` answers None again, so a test that
-    calls `plots.say` later in this process sees plain printed text, as outside a notebook."""
+    """The shell for one notebook, gone afterwards (sys.displayhook too): `get_ipython()` answers None
+    again, so a test that calls `plots.say` later in this process sees plain printed text."""
     cfg = Config()
     cfg.HistoryManager.enabled = False  # no sqlite history under ~/.ipython
+    hook = sys.displayhook
     InteractiveShell.clear_instance()
-    shell = InteractiveShell.instance(config=cfg)
-    shell.displayhook = _KernelLikeDisplayHook(shell=shell, cache_size=0)
-    # helpers.plots.say shows a takeaway as Markdown when the shell has a kernel (a notebook), and prints
-    # it in a terminal: this shell stands in for the kernel.
-    shell.kernel = "in-process"
+    shell = _InProcessShell.instance(config=cfg)
     try:
         yield shell
     finally:
         shell.reset(new_session=False)
+        _InProcessShell.clear_instance()
         InteractiveShell.clear_instance()
+        sys.displayhook = hook
 
 
-def _outputs(captured, caught: list, figures: list) -> list:
+def _outputs(captured, results: list, caught: list, figures: list, count: int) -> list:
+    """A cell's outputs in the order a kernel sends them: printed text, displays, the last expression's
+    value (``execute_result``), then the figures (the inline backend shows them after the cell)."""
     out = []
     if captured.stdout:
         out.append(nbformat.v4.new_output("stream", name="stdout", text=captured.stdout))
@@ -99,6 +121,9 @@ def _outputs(captured, caught: list, figures: list) -> list:
         out.append(nbformat.v4.new_output("stream", name="stderr", text=captured.stderr + shown_warnings))
     for rich in captured.outputs:
         out.append(nbformat.v4.new_output("display_data", data=dict(rich.data), metadata=dict(rich.metadata or {})))
+    for data, metadata in results:
+        out.append(nbformat.v4.new_output("execute_result", data=dict(data), metadata=dict(metadata),
+                                          execution_count=count))
     out += figures
     return out
 
@@ -130,6 +155,7 @@ def execute(notebook: Path, parameters: dict, html: bool = False):
 def _execute_cells(nb, name: str, shell: InteractiveShell, parameters: dict, html: bool):
     params_done = False
     raised: list = []
+    count = 0
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
@@ -140,11 +166,14 @@ def _execute_cells(nb, name: str, shell: InteractiveShell, parameters: dict, htm
             shell.user_ns.update(parameters)  # papermill's injected cell
             params_done = True
             continue
+        count += 1
+        shell.results = []
         with warnings.catch_warnings(record=True) as caught, capture_output() as captured:
             warnings.simplefilter("always")
             result = shell.run_cell(source, store_history=False, silent=False)
         figures = _figures(html)
-        cell.outputs = _outputs(captured, caught, figures)
+        cell.execution_count = count
+        cell.outputs = _outputs(captured, shell.results, caught, figures, count)
         raised += [w for w in caught if not issubclass(w.category, HIDDEN_WARNINGS)]
         err = result.error_before_exec or result.error_in_exec
         if err is not None:
@@ -153,14 +182,6 @@ def _execute_cells(nb, name: str, shell: InteractiveShell, parameters: dict, htm
                                                        traceback=tb.splitlines()))
             raise Stopped(CellFailed(name, index, type(err).__name__, str(err), source), nb) from err
     return nb, raised
-
-
-class Stopped(Exception):
-    """A notebook stopped at a failing cell: ``.failure`` (`CellFailed`), ``.nb`` (executed up to it)."""
-
-    def __init__(self, failure: CellFailed, nb):
-        super().__init__(str(failure))
-        self.failure, self.nb = failure, nb
 
 
 @dataclass
@@ -191,7 +212,6 @@ class Month:
     def check(self) -> Month:
         """The month itself, or the asking test fails with the notebook, cell and error that stopped it."""
         if self.failed is not None:
-            import pytest
             pytest.fail(f"the month of shop {self.shop} stopped: {self.failed}", pytrace=False)
         return self
 

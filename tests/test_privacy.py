@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import months
+import pages
 import shops
 from helpers import artifacts
 from helpers.paths import project_root
@@ -92,21 +93,46 @@ def test_no_executed_notebook_of_the_month_shows_an_email_a_name_or_a_customer_i
     assert {page: hits for page, hits in found.items() if hits} == {}
 
 
-@pytest.mark.slow  # seven papermill kernels: make test-slow
-def test_the_month_as_retention_run_writes_it_shows_no_email_a_name_or_a_customer_id(tmp_path):
-    """The same hostile shop and config through the runner (`run_month`: papermill kernels, the executed
-    notebooks as the runner saves them, its pages and index): no identity on any page or in any output."""
-    raw = tmp_path / "raw" / "smallshop"
+@pytest.fixture(scope="module")
+def runner_month(tmp_path_factory):
+    """The hostile shop's month as a scheduler runs it: `run_month` (seven papermill kernels, the executed
+    notebooks as the runner saves them, its pages and index). Only the slow tests below ask for it."""
+    tmp = tmp_path_factory.mktemp("runner")
+    raw = tmp / "raw" / "smallshop"
     shops.hostile_small_shop(raw)
-    config = months.config_file(tmp_path / "six.yml", shops.SIX_MONTH_CLV)
-    written = run_month("2026-06-30", raw, config, root=ROOT, reports_dir=tmp_path / "reports",
-                        processed_base=tmp_path / "processed", log=lambda _: None)
-    assert [p.name for p in written] == months.PAGES
-    identities = shop_identities(raw)
-    shown = {p.name: leaks(p.read_text(encoding="utf-8"), identities) for p in (tmp_path / "reports").rglob("*.html")}
-    shown |= {p.name: leaks(output_text(p), identities) for p in (tmp_path / "reports").rglob("*.ipynb")}
+    config = months.config_file(tmp / "six.yml", shops.SIX_MONTH_CLV)
+    written = run_month("2026-06-30", raw, config, root=ROOT, reports_dir=tmp / "reports",
+                        processed_base=tmp / "processed", log=lambda _: None)
+    return {"raw": raw, "pages": written, "reports": tmp / "reports"}
+
+
+@pytest.mark.slow  # seven papermill kernels: make test-slow
+def test_the_month_as_retention_run_writes_it_shows_no_email_a_name_or_a_customer_id(runner_month):
+    assert [p.name for p in runner_month["pages"]] == months.PAGES
+    identities = shop_identities(runner_month["raw"])
+    reports = runner_month["reports"]
+    shown = {p.name: leaks(p.read_text(encoding="utf-8"), identities) for p in reports.rglob("*.html")}
+    shown |= {p.name: leaks(output_text(p), identities) for p in reports.rglob("*.ipynb")}
     assert len(shown) == 7 + 7 + 1  # the pages, the executed notebooks and the index
     assert {name: hits for name, hits in shown.items() if hits} == {}
+
+
+TIMINGS = re.compile(r"\d+(\.\d+)?\s?(s|ms|seconds)\b")  # as tests/nbval_sanitize.cfg masks them
+
+
+@pytest.mark.slow
+def test_the_in_process_month_reads_as_the_runners_month(runner_month, six_month_clv):
+    """What the fast tier reads (conftest's in-process `six_month_clv`) is what `retention run` publishes
+    for the same shop and config: page by page the same visible text, timings aside."""
+    for page in months.PAGES:
+        by_runner = TIMINGS.sub("TIME", pages.text(runner_month["pages"][0].parent / page))
+        in_process = TIMINGS.sub("TIME", pages.text(six_month_clv.reports / page))
+        assert in_process == by_runner, f"{page} differs: {_first_difference(in_process, by_runner)}"
+
+
+def _first_difference(a: str, b: str) -> str:
+    i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return f"in-process ...{a[max(0, i - 80):i + 80]!r}... runner ...{b[max(0, i - 80):i + 80]!r}..."
 
 
 def test_no_committed_notebook_output_shows_an_email_a_name_or_a_customer_id():
