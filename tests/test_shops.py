@@ -271,6 +271,8 @@ def test_the_converted_cdnow_log_keeps_every_line_customer_and_dollar(tmp_path):
 # Pareto/NBD shop's campaign and the homogeneous shop's 300-day lifetime are measured on the page: 3,000.
 MONTH_SHOPS = {"pareto_nbd": shops.pareto_nbd_shop, "homogeneous_dropout": shops.homogeneous_dropout_shop,
                "seasonal": lambda out: shops.seasonal_shop(out, customers=1_000)}
+# CDNOW's orders (1997-98) predate the default cleaning.min_order_date: config/cdnow.yml's settings
+CDNOW_CONFIG = yaml.safe_load((ROOT / "config" / "cdnow.yml").read_text(encoding="utf-8"))
 
 
 def _cdnow_shop(out: Path) -> None:
@@ -281,10 +283,6 @@ def _month(rendered_month, name: str):
     if name == "cdnow":  # the whole real log, all 23,570 customers (the slow tier)
         return rendered_month("cdnow", _cdnow_shop, as_of=CDNOW_AS_OF, config=CDNOW_CONFIG).check()
     return rendered_month(name, MONTH_SHOPS[name], as_of=shops.AS_OF).check()
-
-
-# CDNOW's orders (1997-98) predate the default cleaning.min_order_date: config/cdnow.yml's settings
-CDNOW_CONFIG = yaml.safe_load((ROOT / "config" / "cdnow.yml").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("name", ["pareto_nbd", "homogeneous_dropout", "seasonal",

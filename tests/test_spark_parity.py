@@ -13,7 +13,6 @@ tiny month written by hand (no stage runs in the default suite).
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
