@@ -31,6 +31,7 @@ import time
 import uuid
 import weakref
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -39,7 +40,6 @@ import papermill as pm
 from jupyter_client import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 from nbclient import NotebookClient
-from papermill.exceptions import PapermillExecutionError
 from traitlets.config import Config
 
 from helpers import artifacts
@@ -380,6 +380,62 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
         SIGTERM or SIGINT arrived: the running kernel is stopped, no temp file is left in the month's
         folders, and ``run.json`` and the index say the run was interrupted.
     """
+    plan = _plan_month(as_of, raw_dir, config_path, only, root, notebooks_dir, reports_dir, processed_base, preset)
+    record = _new_record(plan)
+    _write_record(plan.out_dir, record)
+    log(f"{plan.shop} {plan.month}: running {len(plan.notebooks)} notebook(s) with as_of={plan.as_of}")
+    run_start = time.perf_counter()
+    show_cells = sys.stderr.isatty() if cell_progress is None else cell_progress
+    written: list[Path] = []
+    failures: list[RunFailed] = []
+    total = len(plan.notebooks)
+    with _signals_interrupt() as stop_request:  # SIGTERM, Ctrl-C: stop cleanly, say so in run.json and the index
+        try:
+            for number, source in enumerate(plan.notebooks, start=1):
+                failure, html_path, seconds = _run_notebook(plan, source, record, stop_request, kernel_name, show_cells)
+                if failure is None:
+                    written.append(html_path)
+                    log(f"[{number}/{total}] {source.stem} ... done in {seconds:.1f} s")
+                    continue
+                failures.append(failure)
+                cell = f" at cell {failure.cell_index}" if failure.cell_index is not None else ""
+                log(f"[{number}/{total}] {source.stem} ... FAILED{cell} after {seconds:.1f} s: {failure.ename}")
+            record["status"] = "failed" if failures else "ok"
+            record["finished"] = _now()
+            _write_record(plan.out_dir, record)
+            index = build_index(plan.reports_dir, plan.processed_base)
+        except BaseException as err:
+            _record_stop(plan, record, err)
+            raise
+
+    seconds = time.perf_counter() - run_start
+    where = f"reports in {_shown(plan.out_dir, plan.root)}/, index {_shown(index, plan.root)}"
+    if failures:
+        log(f"{plan.shop} {plan.month}: {total - len(failures)} of {total} notebook(s) done in {seconds:.1f} s, "
+            f"{len(failures)} failed; {where}")
+        raise failures[0].with_later(failures[1:])
+    log(f"{plan.shop} {plan.month}: {total} notebook(s) done in {seconds:.1f} s; {where}")
+    return written
+
+
+@dataclass(frozen=True)
+class _MonthPlan:
+    """One shop-month's run, worked out before anything runs: folders, notebooks and parameters."""
+    as_of: str
+    shop: str
+    month: str
+    root: Path
+    notebooks: list[Path]
+    out_dir: Path           # reports/<shop>/<YYYY-MM>
+    processed_dir: Path     # data/processed/<shop>/<YYYY-MM>
+    reports_dir: Path
+    processed_base: Path
+    parameters: dict
+
+
+def _plan_month(as_of, raw_dir, config_path, only, root, notebooks_dir, reports_dir, processed_base,
+                preset) -> _MonthPlan:
+    """Check the inputs, make the month's folders and work out the four notebook parameters."""
     as_of = _to_date(as_of).isoformat()
     month = as_of[:7]
     root = Path(root).resolve() if root is not None else find_project_root()
@@ -407,100 +463,88 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
         "processed_dir": _shown(processed_dir, root, trailing_slash=True),
         "config_path": _shown(config_file, root),
     }
+    return _MonthPlan(as_of, shop, month, root, notebooks, out_dir, processed_dir, reports_dir, processed_base,
+                      parameters)
 
-    # pid and host let the index tell a run still going from one killed outright (SIGKILL, power loss).
-    record = {"shop": shop, "month": month, "as_of": as_of, "status": "running",
-              "started": _now(), "finished": None, "pid": os.getpid(), "host": socket.gethostname(),
-              "parameters": parameters, "notebooks": []}
-    _write_record(out_dir, record)
-    log(f"{shop} {month}: running {len(notebooks)} notebook(s) with as_of={as_of}")
-    run_start = time.perf_counter()
-    show_cells = sys.stderr.isatty() if cell_progress is None else cell_progress
-    written: list[Path] = []
-    failures: list[RunFailed] = []
-    total = len(notebooks)
-    with _signals_interrupt() as stop_request:  # SIGTERM, Ctrl-C: stop cleanly, say so in run.json and the index
+
+def _new_record(plan: _MonthPlan) -> dict:
+    """run.json at the start. pid and host let the index tell a run still going from one killed outright
+    (SIGKILL, power loss)."""
+    return {"shop": plan.shop, "month": plan.month, "as_of": plan.as_of, "status": "running",
+            "started": _now(), "finished": None, "pid": os.getpid(), "host": socket.gethostname(),
+            "parameters": plan.parameters, "notebooks": []}
+
+
+def _run_notebook(plan: _MonthPlan, source: Path, record: dict, stop_request, kernel_name: str,
+                  show_cells: bool) -> tuple[RunFailed | None, Path, float]:
+    """Execute one notebook with papermill, publish its executed copy and page, and note it in run.json.
+    Returns (the failure or None, the page's path, seconds)."""
+    stem = source.stem
+    ipynb_path, html_path = plan.out_dir / f"{stem}.ipynb", plan.out_dir / f"{stem}.html"
+    entry = {"name": stem, "status": "running", "seconds": None, "title": None}
+    record["notebooks"].append(entry)
+    _write_record(plan.out_dir, record)  # the index shows which notebook a stopped run was in
+    fd, tmp_name = tempfile.mkstemp(dir=plan.out_dir, prefix=f".{stem}.", suffix=".ipynb")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    started, started_ns = time.perf_counter(), time.time_ns()
+    try:
+        failure = None
         try:
-            for number, source in enumerate(notebooks, start=1):
-                stem = source.stem
-                ipynb_path, html_path = out_dir / f"{stem}.ipynb", out_dir / f"{stem}.html"
-                entry = {"name": stem, "status": "running", "seconds": None, "title": None}
-                record["notebooks"].append(entry)
-                _write_record(out_dir, record)  # the index shows which notebook a stopped run was in
-                fd, tmp_name = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=".ipynb")
-                os.close(fd)
-                tmp = Path(tmp_name)
-                started, started_ns = time.perf_counter(), time.time_ns()
-                try:
-                    failure = None
-                    try:
-                        pm.execute_notebook(
-                            str(source), str(tmp), parameters=parameters, kernel_name=kernel_name,
-                            cwd=str(root), progress_bar=show_cells, log_output=False, config=kernel_config(),
-                            on_cell_execute=stop_request.check,
-                        )
-                    except PapermillExecutionError as err:
-                        failure = err
-                    except Exception as err:  # kernel died, did not start, ...: still a failed notebook
-                        failure = err
-                    seconds = time.perf_counter() - started
-                    entry["seconds"] = round(seconds, 1)
-                    stop_request.check()  # a stopped notebook's page would only show the interruption
+            pm.execute_notebook(
+                str(source), str(tmp), parameters=plan.parameters, kernel_name=kernel_name,
+                cwd=str(plan.root), progress_bar=show_cells, log_output=False, config=kernel_config(),
+                on_cell_execute=stop_request.check,
+            )
+        except Exception as err:  # a failing cell (PapermillExecutionError), a kernel that died or never started
+            failure = err
+        seconds = time.perf_counter() - started
+        entry["seconds"] = round(seconds, 1)
+        stop_request.check()  # a stopped notebook's page would only show the interruption
+        nb = _read_if_saved(tmp)
+        if nb is not None:
+            _tidy_saved_notebook(nb, source, ipynb_path, plan.root)
+            entry["title"] = _notebook_title(nb)
+            artifacts.write_file(ipynb_path, _notebook_text(nb))
+            artifacts.write_file(html_path, notebook_to_html(nb, f"{plan.shop} · {plan.month} · {stem}"))
+    finally:
+        tmp.unlink(missing_ok=True)
+    if failure is None:
+        entry["status"] = "ok"
+        return None, html_path, seconds
+    return _record_failure(plan, source, record, entry, failure, started_ns, nb is not None), html_path, seconds
 
-                    nb = _read_if_saved(tmp)
-                    if nb is not None:
-                        _tidy_saved_notebook(nb, source, ipynb_path, root)
-                        entry["title"] = _notebook_title(nb)
-                        artifacts.write_file(ipynb_path, _notebook_text(nb))
-                        artifacts.write_file(html_path, notebook_to_html(nb, f"{shop} · {month} · {stem}"))
-                finally:
-                    tmp.unlink(missing_ok=True)
 
-                if failure is None:
-                    entry["status"] = "ok"
-                    written.append(html_path)
-                    log(f"[{number}/{total}] {stem} ... done in {seconds:.1f} s")
-                    continue
+def _record_failure(plan: _MonthPlan, source: Path, record: dict, entry: dict, failure: Exception,
+                    started_ns: int, saved: bool) -> RunFailed:
+    """A failed notebook in run.json. Later notebooks still run: each reads the artifacts that exist and
+    says what is missing, so the files this notebook left from an earlier run (they would pass for this
+    run's) are removed."""
+    entry["status"] = "failed"
+    entry["stale_removed"] = _remove_stale_artifacts(plan.processed_dir, source.stem, started_ns)
+    error = _run_failed(failure, source.name, plan.out_dir / f"{source.stem}.ipynb" if saved else None,
+                        plan.out_dir / f"{source.stem}.html" if saved else None, plan.root)
+    record.setdefault("errors", []).append(
+        {"notebook": error.notebook, "cell_index": error.cell_index, "exec_count": error.exec_count,
+         "ename": error.ename, "evalue": error.evalue})
+    record["error"] = record["errors"][0]
+    return error
 
-                # Later notebooks still run: each reads the artifacts that exist and says what is
-                # missing. Files this notebook left from an earlier run would pass for this run's.
-                entry["status"] = "failed"
-                entry["stale_removed"] = _remove_stale_artifacts(processed_dir, stem, started_ns)
-                error = _run_failed(failure, source.name, ipynb_path if nb else None,
-                                    html_path if nb else None, root)
-                failures.append(error)
-                record.setdefault("errors", []).append(
-                    {"notebook": error.notebook, "cell_index": error.cell_index, "exec_count": error.exec_count,
-                     "ename": error.ename, "evalue": error.evalue})
-                record["error"] = record["errors"][0]
-                cell = f" at cell {error.cell_index}" if error.cell_index is not None else ""
-                log(f"[{number}/{total}] {stem} ... FAILED{cell} after {seconds:.1f} s: {error.ename}")
-            record["status"] = "failed" if failures else "ok"
-            record["finished"] = _now()
-            _write_record(out_dir, record)
-            index = build_index(reports_dir, processed_base)
-        except BaseException as err:
-            record["status"] = "failed" if isinstance(err, Exception) else "interrupted"
-            if isinstance(err, Interrupted):
-                record["interrupted_by"] = err.signal_name
-            for entry in record["notebooks"]:
-                if entry["status"] == "running":
-                    entry["status"] = record["status"]
-            _stop_kernels()
-            _remove_partial_files(processed_dir, out_dir)
-            record["finished"] = _now()
-            _write_record(out_dir, record)
-            build_index(reports_dir, processed_base)
-            raise
 
-    seconds = time.perf_counter() - run_start
-    if failures:
-        log(f"{shop} {month}: {total - len(failures)} of {total} notebook(s) done in {seconds:.1f} s, "
-            f"{len(failures)} failed; reports in {_shown(out_dir, root)}/, index {_shown(index, root)}")
-        raise failures[0].with_later(failures[1:])
-    log(f"{shop} {month}: {total} notebook(s) done in {seconds:.1f} s; "
-        f"reports in {_shown(out_dir, root)}/, index {_shown(index, root)}")
-    return written
+def _record_stop(plan: _MonthPlan, record: dict, err: BaseException) -> None:
+    """An exception or a signal stopped the run: stop the kernel, remove partial files, and say so in
+    run.json and the index."""
+    record["status"] = "failed" if isinstance(err, Exception) else "interrupted"
+    if isinstance(err, Interrupted):
+        record["interrupted_by"] = err.signal_name
+    for entry in record["notebooks"]:
+        if entry["status"] == "running":
+            entry["status"] = record["status"]
+    _stop_kernels()
+    _remove_partial_files(plan.processed_dir, plan.out_dir)
+    record["finished"] = _now()
+    _write_record(plan.out_dir, record)
+    build_index(plan.reports_dir, plan.processed_base)
 
 
 def with_preset(config_file: Path, preset: str, target: Path) -> Path:
