@@ -4,6 +4,7 @@
   no test reads data/processed (what nbval or an earlier run left there) except those marked demo_month.
 - `rendered_month`: a whole month (all seven notebooks) of any shop and config, rendered in-process
   (tests/months.py) once per session and shared by every test file that asks for it by name.
+- `con`: a DuckDB connection per test file, for order lines a test writes (tests/lines.py).
 - `six_month_clv`: the hostile small shop's month with an unusual config (a `rendered_month`), read by
   test_pipeline, test_privacy and test_agreement.
 """
@@ -18,6 +19,7 @@ from filelock import FileLock
 
 from helpers import clean, demo
 from helpers.config import load_config
+from helpers.engine import connect
 from helpers.paths import project_root
 
 import months  # noqa: I001  (tests/months.py and tests/shops.py, beside this file)
@@ -50,6 +52,12 @@ def six_month_clv(rendered_month):
     2 offers per customer), all seven notebooks rendered in-process: read by test_pipeline, test_privacy
     and test_agreement."""
     return rendered_month("smallshop", shops.hostile_small_shop, config=shops.SIX_MONTH_CLV).check()
+
+
+@pytest.fixture(scope="module")
+def con():
+    """A connection of the default engine (DuckDB) for the tables a test file builds itself (tests/lines.py)."""
+    return connect()
 
 
 @pytest.fixture(scope="session")

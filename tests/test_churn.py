@@ -7,13 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import lines
 from helpers import artifacts, churn, customer_facts, plots
 from helpers.config import ConfigError, config_from_dict, load_config
-from helpers.engine import connect
 
 CUTOFF = "2025-03-31"  # features use lines up to 2025-03-31 23:59:59; the 90-day window is Apr 1 .. Jun 29
-COLUMNS = ["order_id", "customer_id", "order_date", "amount", "quantity", "product_id", "category", "status",
-           "payment_method", "channel", "currency", "discount_amount", "coupon_code", "is_return", "source_row"]
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +19,6 @@ def cfg():
     base = load_config("config/default.yml")
     # Lighter model settings keep the test file fast; the logic is the same.
     return base.replace(churn=base.churn.replace(importance_rows=2000, importance_repeats=2, max_iter=100))
-
-
-@pytest.fixture(scope="module")
-def con():
-    return connect()
 
 
 def line(order_id, customer_id, when, amount=50.0, category="books", channel="web", payment="card",
@@ -36,11 +29,7 @@ def line(order_id, customer_id, when, amount=50.0, category="books", channel="we
             "coupon_code": coupon, "is_return": is_return, "source_row": 0}
 
 
-def table(con, rows, name):
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    df["source_row"] = np.arange(1, len(df) + 1)
-    df["order_date"] = df["order_date"].astype("datetime64[us]")
-    return con.create_table(name, df, overwrite=True)
+table = lines.table  # order lines written here, as an in-memory table (tests/lines.py)
 
 
 # --------------------------------------------------------------------------- labels at the window edges

@@ -15,7 +15,6 @@ import pytest
 
 from helpers import artifacts, clv, customer_facts, plots
 from helpers.config import ClvConfig, config_from_dict
-from helpers.engine import connect
 from helpers.paths import resolve
 
 # Cut-off 2025-01-31 (the whole day counts).
@@ -78,11 +77,6 @@ def small_shop_lines(customers: int = 300, seed: int = 11, end: str = "2025-06-3
                 break
             t += pd.Timedelta(days=float(rng.exponential(1 / rate)))
     return lines
-
-
-@pytest.fixture(scope="module")
-def con():
-    return connect()
 
 
 def summary_of(con, lines=LINES, cut_off="2025-01-31", unit="day") -> pd.DataFrame:

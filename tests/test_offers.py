@@ -5,24 +5,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import lines
 from helpers import artifacts, offers, plots
 from helpers.config import ConfigError, config_from_dict, load_config
-from helpers.engine import connect
 
 AS_OF = "2025-12-31"  # affinity anchors must lie on or before 2025-10-02 (90 days earlier)
-COLUMNS = ["order_id", "customer_id", "order_date", "amount", "quantity", "product_id", "category", "status",
-           "payment_method", "channel", "currency", "discount_amount", "coupon_code", "is_return", "source_row"]
 
 
 @pytest.fixture(scope="module")
 def cfg():
     base = load_config("config/default.yml")
     return base.replace(offers=base.offers.replace(min_support=1, min_lift=1.0, similar_min_customers=3))
-
-
-@pytest.fixture(scope="module")
-def con():
-    return connect()
 
 
 def line(customer_id, when, category, product="P1", amount=50.0, order_id=None, is_return=False):
@@ -33,11 +26,7 @@ def line(customer_id, when, category, product="P1", amount=50.0, order_id=None, 
             "source_row": 0}
 
 
-def table(con, rows, name):
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    df["source_row"] = np.arange(1, len(df) + 1)
-    df["order_date"] = df["order_date"].astype("datetime64[us]")
-    return con.create_table(name, df, overwrite=True)
+table = lines.table  # order lines written here, as an in-memory table (tests/lines.py)
 
 
 AFFINITY_SHOP = [
