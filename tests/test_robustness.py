@@ -101,6 +101,12 @@ def rows(n: int, start: int = 1) -> str:
     return "".join(f"O{k},C{k},2025-01-{(k % 28) + 1:02d},{k}.00\n" for k in range(start, start + n))
 
 
+def cleaned(tmp_path, cfg, orders_csv: str) -> tuple[tuple[int, int, int, int], dict]:
+    """clean.run on a shop of one orders.csv: its (raw, kept, quarantined, excluded) and the file's report."""
+    report = clean.run(make_shop(tmp_path, orders_csv=orders_csv), AS_OF, cfg).report
+    return counts(report), report["files"]["orders"]
+
+
 def counts(report: dict, kind: str = "orders") -> tuple[int, int, int, int]:
     """(raw, kept, quarantined, excluded) of one file; asserts they add up."""
     fr = report["files"][kind]
@@ -162,10 +168,8 @@ def test_a_row_with_more_or_fewer_fields_than_the_header_is_quarantined_and_the_
 
 
 def test_a_quote_never_closed_quarantines_that_row_as_unreadable(tmp_path, cfg):
-    raw = make_shop(tmp_path, orders_csv=HEADER + rows(4) + 'O5,C5,2025-01-05,"9\n')
-    report = clean.run(raw, AS_OF, cfg).report
-    assert counts(report) == (5, 4, 1, 0)
-    assert report["files"]["orders"]["quarantined"] == {"unreadable_row": 1}
+    accounting, orders = cleaned(tmp_path, cfg, HEADER + rows(4) + 'O5,C5,2025-01-05,"9\n')
+    assert accounting == (5, 4, 1, 0) and orders["quarantined"] == {"unreadable_row": 1}
 
 
 def test_a_file_cut_differently_from_its_header_stops_instead_of_quarantining_every_row(tmp_path, cfg):
@@ -280,10 +284,8 @@ def test_summer_time_is_used_for_a_summer_timestamp(tmp_path):
 
 
 def test_lines_dated_after_as_of_are_excluded_by_after_as_of(tmp_path, cfg):
-    raw = make_shop(tmp_path, orders_csv=HEADER + rows(3) + "O8,C8,2031-05-01,5\nO9,C9,2025-02-01 00:00:00,5\n")
-    report = clean.run(raw, AS_OF, cfg).report
-    assert counts(report) == (5, 3, 0, 2)
-    assert report["files"]["orders"]["excluded"] == {"after_as_of": 2}
+    accounting, orders = cleaned(tmp_path, cfg, HEADER + rows(3) + "O8,C8,2031-05-01,5\nO9,C9,2025-02-01 00:00:00,5\n")
+    assert accounting == (5, 3, 0, 2) and orders["excluded"] == {"after_as_of": 2}
 
 
 def test_lines_before_min_order_date_are_excluded_by_a_named_rule(tmp_path, cfg):
@@ -297,10 +299,8 @@ def test_lines_before_min_order_date_are_excluded_by_a_named_rule(tmp_path, cfg)
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "NaN", "nan"])
 def test_non_finite_amounts_are_quarantined(tmp_path, cfg, value):
-    raw = make_shop(tmp_path, orders_csv=HEADER + rows(2) + f"O9,C9,2025-01-09,{value}\n")
-    report = clean.run(raw, AS_OF, cfg).report
-    assert counts(report) == (3, 2, 1, 0)
-    assert report["files"]["orders"]["quarantined"] == {"non_finite_amount": 1}
+    accounting, orders = cleaned(tmp_path, cfg, HEADER + rows(2) + f"O9,C9,2025-01-09,{value}\n")
+    assert accounting == (3, 2, 1, 0) and orders["quarantined"] == {"non_finite_amount": 1}
 
 
 def test_negative_amounts_are_returns_and_net_the_revenue(tmp_path, cfg):
