@@ -1,9 +1,9 @@
 """A month rendered in the test process: the seven notebooks' code cells run in order, each notebook in a
 fresh namespace of one IPython shell, as a Jupyter kernel runs them under papermill - the `parameters`
 cell, then the injected values, then every other cell - with what each cell shows captured as the kernel
-would send it: takeaways as Markdown, tables as HTML, printed text and warnings as streams, and (with
-``html=True``) figures as PNG. The executed notebooks can then be written out and published with the
-runner's own HTML exporter, so a test reads the same page text a reader gets.
+would send it: takeaways as Markdown, tables as HTML, printed text and warnings as streams, and figures
+as PNG (`render`; `execute` alone closes them unsaved unless asked). The executed notebooks are written
+out and published with the runner's own HTML exporter, so a test reads the same page text a reader gets.
 
 It costs no kernel start and no ZMQ round trips: a month takes about a sixth of the papermill run (a
 3,000-customer shop: about 10 s against 65 s). What it does not exercise is the runner itself (kernels, signals, run records, the index):
@@ -128,12 +128,12 @@ def _outputs(captured, results: list, caught: list, figures: list, count: int) -
     return out
 
 
-def _figures(html: bool) -> list:
+def _figures(save: bool) -> list:
     """Open figures as the inline backend would show them (PNG, tight box), then closed."""
     shown = []
     for num in plt.get_fignums():
         fig = plt.figure(num)
-        if html:
+        if save:
             buf = io.BytesIO()
             fig.savefig(buf, format="png", bbox_inches="tight")
             shown.append(nbformat.v4.new_output(
@@ -143,16 +143,16 @@ def _figures(html: bool) -> list:
     return shown
 
 
-def execute(notebook: Path, parameters: dict, html: bool = False):
+def execute(notebook: Path, parameters: dict, figures: bool = False):
     """Run one notebook's code cells in-process; return the executed notebook (nbformat node) and the
     warnings its cells raised that a kernel shows (`warnings.WarningMessage`, each once per cell). Raises
     `Stopped` at the first failing cell (its `CellFailed` and the executed notebook so far)."""
     nb = nbformat.read(str(notebook), as_version=4)
     with _shell() as shell, matplotlib.rc_context():  # the notebook's plots.use_style() stays in the notebook
-        return _execute_cells(nb, notebook.name, shell, parameters, html)
+        return _execute_cells(nb, notebook.name, shell, parameters, figures)
 
 
-def _execute_cells(nb, name: str, shell: InteractiveShell, parameters: dict, html: bool):
+def _execute_cells(nb, name: str, shell: InteractiveShell, parameters: dict, save_figures: bool):
     params_done = False
     raised: list = []
     count = 0
@@ -171,7 +171,7 @@ def _execute_cells(nb, name: str, shell: InteractiveShell, parameters: dict, htm
         with warnings.catch_warnings(record=True) as caught, capture_output() as captured:
             warnings.simplefilter("always")
             result = shell.run_cell(source, store_history=False, silent=False)
-        figures = _figures(html)
+        figures = _figures(save_figures)
         cell.execution_count = count
         cell.outputs = _outputs(captured, shell.results, caught, figures, count)
         raised += [w for w in caught if not issubclass(w.category, HIDDEN_WARNINGS)]
@@ -223,18 +223,10 @@ class Month:
     def page_path(self, stem_or_number: str) -> Path:
         return next(self.reports.glob(f"{stem_or_number}*.html"))
 
-    def said(self, stem_or_number: str) -> str:
-        """Every Markdown output of a notebook (its computed takeaways), one text."""
-        nb = self.notebooks[next(s for s in self.notebooks if s.startswith(stem_or_number))]
-        texts = [o["data"]["text/markdown"] for c in nb.cells if c.cell_type == "code"
-                 for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
-        return "\n".join(texts).replace("\\_", "_")
 
-
-def render(raw: Path, as_of: str, config: Path, base: Path, html: bool = True,
-           only: list[str] | None = None, preset: str | None = None) -> Month:
+def render(raw: Path, as_of: str, config: Path, base: Path, preset: str | None = None) -> Month:
     """Render the month of shop `raw` (its folder name is the shop's name) into `base`: artifacts in
-    ``base/processed/<shop>/<YYYY-MM>``, executed notebooks and HTML pages (``html=True``) in
+    ``base/processed/<shop>/<YYYY-MM>``, executed notebooks and HTML pages in
     ``base/reports/<shop>/<YYYY-MM>``, as the runner lays them out. A failing cell stops the month and is
     kept on ``Month.failed``; the caller decides whether its test fails. `preset` is passed as
     ``retention run --preset`` passes it: the config with that one setting changed, kept beside the pages."""
@@ -250,20 +242,17 @@ def render(raw: Path, as_of: str, config: Path, base: Path, html: bool = True,
         config = m.config = with_preset(Path(config), preset, m.reports / "config.yml")
     params = {"as_of": as_of, "raw_dir": str(raw), "processed_dir": str(m.processed), "config_path": str(config)}
     for notebook in NOTEBOOKS:
-        if only is not None and notebook.name[:2] not in only:
-            continue
         started = time.perf_counter()
         try:
-            nb, raised = execute(notebook, params, html=html)
+            nb, raised = execute(notebook, params, figures=True)
         except Stopped as stopped:
             m.failed, nb, raised = stopped.failure, stopped.nb, []
         m.notebooks[notebook.stem] = nb
         m.warnings[notebook.stem] = [f"{w.category.__name__}: {w.message}" for w in raised]
         m.seconds[notebook.stem] = round(time.perf_counter() - started, 2)
-        if html:
-            artifacts.write_file(m.reports / f"{notebook.stem}.ipynb", nbformat.writes(nb) + "\n")
-            artifacts.write_file(m.reports / f"{notebook.stem}.html",
-                                 notebook_to_html(nb, f"{shop} · {month} · {notebook.stem}"))
+        artifacts.write_file(m.reports / f"{notebook.stem}.ipynb", nbformat.writes(nb) + "\n")
+        artifacts.write_file(m.reports / f"{notebook.stem}.html",
+                             notebook_to_html(nb, f"{shop} · {month} · {notebook.stem}"))
         if m.failed is not None:
             break
     return m
