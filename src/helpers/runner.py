@@ -423,7 +423,6 @@ class _MonthPlan:
     """One shop-month's run, worked out before anything runs: folders, notebooks and parameters."""
     as_of: str
     shop: str
-    month: str
     root: Path
     notebooks: list[Path]
     out_dir: Path           # reports/<shop>/<YYYY-MM>
@@ -431,6 +430,10 @@ class _MonthPlan:
     reports_dir: Path
     processed_base: Path
     parameters: dict
+
+    @property
+    def month(self) -> str:  # 'YYYY-MM', the report folder's name
+        return self.as_of[:7]
 
 
 def _plan_month(as_of, raw_dir, config_path, only, root, notebooks_dir, reports_dir, processed_base,
@@ -463,7 +466,7 @@ def _plan_month(as_of, raw_dir, config_path, only, root, notebooks_dir, reports_
         "processed_dir": _shown(processed_dir, root, trailing_slash=True),
         "config_path": _shown(config_file, root),
     }
-    return _MonthPlan(as_of, shop, month, root, notebooks, out_dir, processed_dir, reports_dir, processed_base,
+    return _MonthPlan(as_of, shop, root, notebooks, out_dir, processed_dir, reports_dir, processed_base,
                       parameters)
 
 
