@@ -2,7 +2,8 @@
 
 One demo shop is one draw: its 95 % intervals each miss the truth with 5 % probability, so a shop with
 8 intervals has one miss now and then. This script generates the demo shop with many seeds, cleans
-each and measures the campaign as notebook 06 does (helpers/demo_truth.py), and reports per arm and
+each and measures the campaign as notebook 06 does (tests/demo_campaign.py) against the generator's
+records (helpers/demo_truth.py), and reports per arm and
 customer type how often the interval held the truth, the mean error and the spread of the errors in
 units of the interval's standard error (1.0 when the intervals are as wide as they should be).
 
@@ -22,7 +23,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
 
+from demo_campaign import measure_by_type  # noqa: E402
 from helpers import clean, demo, demo_truth  # noqa: E402
 from helpers.config import load_config  # noqa: E402
 
@@ -33,10 +36,10 @@ def one_seed(seed: int, customers: int, config: str) -> pd.DataFrame:
     """Coverage rows of one demo shop, at the plain 95 % level and at the simultaneous level."""
     with tempfile.TemporaryDirectory(prefix=f"wbcov{seed}_") as tmp:
         truth = demo.generate(Path(tmp) / "raw", customers=customers, seed=seed)["campaign"]
-        clean.run(Path(tmp) / "raw", AS_OF, load_config(config), processed_dir=Path(tmp) / "p")
-        plain = demo_truth.coverage(demo_truth.measure_by_type(Path(tmp) / "p", truth), truth)
+        clean.run(Path(tmp) / "p", AS_OF, load_config(config), raw_dir=Path(tmp) / "raw")
+        plain = demo_truth.coverage(measure_by_type(Path(tmp) / "p", truth), truth)
         k = len(plain)
-        joint = demo_truth.coverage(demo_truth.measure_by_type(Path(tmp) / "p", truth, level=1 - 0.05 / k), truth)
+        joint = demo_truth.coverage(measure_by_type(Path(tmp) / "p", truth, level=1 - 0.05 / k), truth)
     plain["covered_simultaneous"] = joint["covered"].to_numpy()
     plain.insert(0, "seed", seed)
     return plain

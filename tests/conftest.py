@@ -74,7 +74,7 @@ def demo_shop(demo_raw):
     copy before writing into it."""
     raw, truth = demo_raw
     processed = raw.parent.parent / "processed" / "demo" / "2026-06"
-    clean.run(raw, "2026-06-30", load_config(ROOT / "config" / "default.yml"), processed_dir=processed)
+    clean.run(processed, "2026-06-30", load_config(ROOT / "config" / "default.yml"), raw_dir=raw)
     return processed, truth
 
 

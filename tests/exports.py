@@ -156,128 +156,90 @@ CLARA = _addr("Clara Novak", "Mariahilfer Straße 88", "'1070", "Wien", "AT", "+
 DAVID = _addr("David Okafor", "Bergstraße 21", "'69120", "Heidelberg", "DE")
 EVA = _addr("Eva Lindqvist", "Friedrichstraße 112", "'40217", "Düsseldorf", "DE")
 
+def _order(name: str, email: str, status: str, created: str, money: tuple[str, str, str, str], method: str,
+           address: dict, payment: str, *, paid: str = "", fulfilled: str = "", marketing: str = "no",
+           refunded: str = "0.00", outstanding: str = "0.00", taxed: bool = True, source: str = "web",
+           **extra: str) -> dict:
+    """The order-level fields of a Shopify order's first row. `money`: (Subtotal, Shipping, Taxes, Total);
+    `extra`: further columns by their export names (with spaces written as underscores)."""
+    subtotal, shipping, taxes, total = money
+    head = {"Name": name, "Email": email, "Financial Status": status, "Paid at": paid,
+            "Fulfillment Status": "fulfilled" if fulfilled else "unfulfilled", "Fulfilled at": fulfilled,
+            "Accepts Marketing": marketing, "Currency": "EUR", "Subtotal": subtotal, "Shipping": shipping,
+            "Taxes": taxes, "Total": total, "Discount Amount": "0.00", "Shipping Method": method,
+            "Created at": created, **address, "Payment Method": payment, "Refunded Amount": refunded,
+            "Outstanding Balance": outstanding, "Id": f"573124000{name[1:]}", "Source": source}
+    if source == "web":
+        head["Risk Level"] = "Low"
+    if taxed:
+        head.update({"Tax 1 Name": "DE MwSt 19%", "Tax 1 Value": taxes})
+    head.update({k.replace("_", " "): v for k, v in extra.items()})
+    return head
+
+
 # (order-level fields of the first row, its line items, Email repeated on later rows?)
 SHOPIFY_ORDERS = [
-    ({"Name": "#1001", "Email": "anna.schmidt@example.com", "Financial Status": "paid",
-      "Paid at": "2025-01-08 10:14:41 +0100", "Fulfillment Status": "fulfilled",
-      "Fulfilled at": "2025-01-09 15:02:10 +0100", "Accepts Marketing": "yes", "Currency": "EUR",
-      "Subtotal": "97.92", "Shipping": "4.90", "Taxes": "16.42", "Total": "102.82", "Discount Code": "WELCOME10",
-      "Discount Amount": "10.88", "Shipping Method": "DHL Paket", "Created at": "2025-01-08 10:14:33 +0100",
-      **ANNA, "Payment Method": "Shopify Payments", "Refunded Amount": "0.00", "Outstanding Balance": "0.00",
-      "Id": "5731240001001", "Risk Level": "Low", "Source": "web", "Tax 1 Name": "DE MwSt 19%",
-      "Tax 1 Value": "16.42"},
+    (_order("#1001", "anna.schmidt@example.com", "paid", "2025-01-08 10:14:33 +0100",
+            ("97.92", "4.90", "16.42", "102.82"), "DHL Paket", ANNA, "Shopify Payments",
+            paid="2025-01-08 10:14:41 +0100", fulfilled="2025-01-09 15:02:10 +0100", marketing="yes",
+            Discount_Code="WELCOME10", Discount_Amount="10.88"),
      [_line(2, "Merino Wool Beanie - Charcoal", "24.90", "NF-BEAN-CH", discount="4.98"),
       _line(1, "Alpaca Scarf - Oat", "59.00", "NF-SCRF-OT", discount="5.90")], True),
-    ({"Name": "#1002", "Email": "ben.keller@example.org", "Financial Status": "paid",
-      "Paid at": "2025-01-21 19:40:02 +0100", "Fulfillment Status": "fulfilled",
-      "Fulfilled at": "2025-01-22 11:30:45 +0100", "Accepts Marketing": "no", "Currency": "EUR",
-      "Subtotal": "79.00", "Shipping": "0.00", "Taxes": "12.61", "Total": "79.00", "Discount Amount": "0.00",
-      "Shipping Method": "Kostenloser Versand", "Created at": "2025-01-21 19:39:51 +0100", **BEN,
-      "Payment Method": "PayPal Express Checkout", "Refunded Amount": "0.00", "Outstanding Balance": "0.00",
-      "Id": "5731240001002", "Risk Level": "Low", "Source": "web", "Tax 1 Name": "DE MwSt 19%",
-      "Tax 1 Value": "12.61"},
+    (_order("#1002", "ben.keller@example.org", "paid", "2025-01-21 19:39:51 +0100",
+            ("79.00", "0.00", "12.61", "79.00"), "Kostenloser Versand", BEN, "PayPal Express Checkout",
+            paid="2025-01-21 19:40:02 +0100", fulfilled="2025-01-22 11:30:45 +0100"),
      [_line(1, "Waxed Canvas Tote - Olive", "79.00", "NF-TOTE-OL")], True),
-    ({"Name": "#1003", "Email": "clara.novak@example.com", "Financial Status": "paid",
-      "Paid at": "2025-02-03 08:05:17 +0100", "Fulfillment Status": "fulfilled",
-      "Fulfilled at": "2025-02-04 09:12:00 +0100", "Accepts Marketing": "no", "Currency": "EUR",
-      "Subtotal": "102.90", "Shipping": "4.90", "Taxes": "17.21", "Total": "107.80", "Discount Amount": "0.00",
-      "Shipping Method": "Österreichische Post", "Created at": "2025-02-03 08:05:09 +0100", **CLARA,
-      "Payment Method": "Shopify Payments", "Refunded Amount": "0.00", "Outstanding Balance": "0.00",
-      "Id": "5731240001003", "Risk Level": "Low", "Source": "web", "Tax 1 Name": "DE MwSt 19%",
-      "Tax 1 Value": "17.21"},
+    (_order("#1003", "clara.novak@example.com", "paid", "2025-02-03 08:05:09 +0100",
+            ("102.90", "4.90", "17.21", "107.80"), "Österreichische Post", CLARA, "Shopify Payments",
+            paid="2025-02-03 08:05:17 +0100", fulfilled="2025-02-04 09:12:00 +0100"),
      [_line(2, "Linen Tea Towel Set", "18.50", "NF-TOWL-NA", vendor="Leinenhaus"),
       _line(4, "Stoneware Mug - Sand", "14.00", "NF-MUG-SD", vendor="Töpferei Ahrens"),
       _line(1, "Olive Wood Spoon", "9.90", "NF-SPN-OW")], False),
-    ({"Name": "#1004", "Email": "clara.novak@example.com", "Financial Status": "voided",
-      "Fulfillment Status": "unfulfilled", "Accepts Marketing": "no", "Currency": "EUR", "Subtotal": "28.00",
-      "Shipping": "4.90", "Taxes": "5.25", "Total": "32.90", "Discount Amount": "0.00",
-      "Shipping Method": "Österreichische Post", "Created at": "2025-02-14 17:58:40 +0100", **CLARA,
-      "Notes": "Kundin hat doppelt bestellt", "Cancelled at": "2025-02-14 18:03:11 +0100",
-      "Payment Method": "Shopify Payments", "Refunded Amount": "0.00", "Outstanding Balance": "0.00",
-      "Id": "5731240001004", "Risk Level": "Low", "Source": "web"},
+    (_order("#1004", "clara.novak@example.com", "voided", "2025-02-14 17:58:40 +0100",
+            ("28.00", "4.90", "5.25", "32.90"), "Österreichische Post", CLARA, "Shopify Payments", taxed=False,
+            Notes="Kundin hat doppelt bestellt", Cancelled_at="2025-02-14 18:03:11 +0100"),
      [_line(2, "Stoneware Mug - Sand", "14.00", "NF-MUG-SD", vendor="Töpferei Ahrens", status="pending")], True),
-    ({"Name": "#1005", "Email": " Anna.Schmidt@Example.com", "Financial Status": "paid",
-      "Paid at": "2025-03-02 21:07:55 +0100", "Fulfillment Status": "fulfilled",
-      "Fulfilled at": "2025-03-03 10:44:21 +0100", "Accepts Marketing": "yes", "Currency": "EUR",
-      "Subtotal": "45.00", "Shipping": "4.90", "Taxes": "7.97", "Total": "49.90", "Discount Amount": "0.00",
-      "Shipping Method": "DHL Paket", "Created at": "2025-03-02 21:07:49 +0100", **ANNA,
-      "Payment Method": "Shopify Payments", "Refunded Amount": "0.00", "Outstanding Balance": "0.00",
-      "Id": "5731240001005", "Risk Level": "Low", "Source": "web", "Tax 1 Name": "DE MwSt 19%",
-      "Tax 1 Value": "7.97"},
+    (_order("#1005", " Anna.Schmidt@Example.com", "paid", "2025-03-02 21:07:49 +0100",
+            ("45.00", "4.90", "7.97", "49.90"), "DHL Paket", ANNA, "Shopify Payments",
+            paid="2025-03-02 21:07:55 +0100", fulfilled="2025-03-03 10:44:21 +0100", marketing="yes"),
      [_line(1, "Cashmere Gloves - Navy", "45.00", "NF-GLV-NV")], True),
-    ({"Name": "#1006", "Email": "david.okafor@example.org", "Financial Status": "partially_refunded",
-      "Paid at": "2025-03-18 12:31:09 +0100", "Fulfillment Status": "fulfilled",
-      "Fulfilled at": "2025-03-19 08:15:33 +0100", "Accepts Marketing": "yes", "Currency": "EUR",
-      "Subtotal": "178.00", "Shipping": "0.00", "Taxes": "28.42", "Total": "178.00", "Discount Amount": "0.00",
-      "Shipping Method": "Kostenloser Versand", "Created at": "2025-03-18 12:30:58 +0100", **DAVID,
-      "Payment Method": "Klarna", "Refunded Amount": "49.00", "Outstanding Balance": "0.00",
-      "Id": "5731240001006", "Tags": "retoure", "Risk Level": "Low", "Source": "web",
-      "Tax 1 Name": "DE MwSt 19%", "Tax 1 Value": "28.42"},
+    (_order("#1006", "david.okafor@example.org", "partially_refunded", "2025-03-18 12:30:58 +0100",
+            ("178.00", "0.00", "28.42", "178.00"), "Kostenloser Versand", DAVID, "Klarna",
+            paid="2025-03-18 12:31:09 +0100", fulfilled="2025-03-19 08:15:33 +0100", marketing="yes",
+            refunded="49.00", Tags="retoure"),
      [_line(1, "Wool Throw Blanket - Moss", "129.00", "NF-THRW-MS"),
       _line(2, "Linen Cushion Cover - Rust", "24.50", "NF-CUSH-RS", vendor="Leinenhaus")], True),
-    ({"Name": "#1007", "Email": "eva.lindqvist@example.com", "Financial Status": "paid",
-      "Paid at": "2025-04-05 09:58:12 +0200", "Fulfillment Status": "fulfilled",
-      "Fulfilled at": "2025-04-07 14:20:00 +0200", "Accepts Marketing": "no", "Currency": "EUR",
-      "Subtotal": "59.00", "Shipping": "4.90", "Taxes": "10.20", "Total": "63.90", "Discount Amount": "0.00",
-      "Shipping Method": "DHL Paket", "Created at": "2025-04-05 09:58:03 +0200", **EVA,
-      "Payment Method": "Shopify Payments", "Refunded Amount": "0.00", "Outstanding Balance": "0.00",
-      "Id": "5731240001007", "Risk Level": "Low", "Source": "web", "Tax 1 Name": "DE MwSt 19%",
-      "Tax 1 Value": "10.20"},
+    (_order("#1007", "eva.lindqvist@example.com", "paid", "2025-04-05 09:58:03 +0200",
+            ("59.00", "4.90", "10.20", "63.90"), "DHL Paket", EVA, "Shopify Payments",
+            paid="2025-04-05 09:58:12 +0200", fulfilled="2025-04-07 14:20:00 +0200"),
      [_line(1, "Alpaca Scarf - Oat", "59.00", "NF-SCRF-OT")], True),
-    ({"Name": "#1008", "Email": "eva.lindqvist@example.com", "Financial Status": "refunded",
-      "Paid at": "2025-04-12 16:45:30 +0200", "Fulfillment Status": "fulfilled",
-      "Fulfilled at": "2025-04-14 10:01:02 +0200", "Accepts Marketing": "no", "Currency": "EUR",
-      "Subtotal": "69.90", "Shipping": "4.90", "Taxes": "11.94", "Total": "74.80", "Discount Amount": "0.00",
-      "Shipping Method": "DHL Paket", "Created at": "2025-04-12 16:45:21 +0200", **EVA,
-      "Payment Method": "Shopify Payments", "Refunded Amount": "74.80", "Outstanding Balance": "0.00",
-      "Id": "5731240001008", "Tags": "retoure", "Risk Level": "Low", "Source": "web",
-      "Tax 1 Name": "DE MwSt 19%", "Tax 1 Value": "11.94"},
+    (_order("#1008", "eva.lindqvist@example.com", "refunded", "2025-04-12 16:45:21 +0200",
+            ("69.90", "4.90", "11.94", "74.80"), "DHL Paket", EVA, "Shopify Payments",
+            paid="2025-04-12 16:45:30 +0200", fulfilled="2025-04-14 10:01:02 +0200", refunded="74.80",
+            Tags="retoure"),
      [_line(1, "Merino Wool Beanie - Charcoal", "24.90", "NF-BEAN-CH"),
       _line(1, "Cashmere Gloves - Navy", "45.00", "NF-GLV-NV")], True),
-    ({"Name": "#1009", "Email": "ben.keller@example.org", "Financial Status": "partially_refunded",
-      "Paid at": "2025-04-27 11:11:48 +0200", "Fulfillment Status": "fulfilled",
-      "Fulfilled at": "2025-04-28 09:30:15 +0200", "Accepts Marketing": "yes", "Currency": "EUR",
-      "Subtotal": "153.00", "Shipping": "5.90", "Taxes": "25.37", "Total": "158.90", "Discount Code": "SPRING15",
-      "Discount Amount": "15.00", "Shipping Method": "DHL Express", "Created at": "2025-04-27 11:11:39 +0200",
-      **BEN, "Payment Method": "PayPal Express Checkout", "Refunded Amount": "20.00",
-      "Outstanding Balance": "0.00", "Id": "5731240001009", "Risk Level": "Low", "Source": "web",
-      "Tax 1 Name": "DE MwSt 19%", "Tax 1 Value": "25.37"},
+    (_order("#1009", "ben.keller@example.org", "partially_refunded", "2025-04-27 11:11:39 +0200",
+            ("153.00", "5.90", "25.37", "158.90"), "DHL Express", BEN, "PayPal Express Checkout",
+            paid="2025-04-27 11:11:48 +0200", fulfilled="2025-04-28 09:30:15 +0200", marketing="yes",
+            refunded="20.00", Discount_Code="SPRING15", Discount_Amount="15.00"),
      [_line(1, "Waxed Canvas Backpack - Olive", "149.00", "NF-BKPK-OL", discount="13.30"),
       _line(1, "Leather Key Fob", "19.00", "NF-FOB-BR", vendor="Sattlerei Brandt", discount="1.70")], True),
-    ({"Name": "#1010", "Email": "ANNA.SCHMIDT@example.com ", "Financial Status": "authorized",
-      "Fulfillment Status": "unfulfilled", "Accepts Marketing": "no", "Currency": "EUR", "Subtotal": "83.90",
-      "Shipping": "4.90", "Taxes": "14.18", "Total": "88.80", "Discount Amount": "0.00",
-      "Shipping Method": "DHL Paket", "Created at": "2025-05-09 07:49:26 +0200", **ANNA,
-      "Payment Method": "Klarna", "Refunded Amount": "0.00", "Outstanding Balance": "0.00",
-      "Id": "5731240001010", "Risk Level": "Low", "Source": "web", "Tax 1 Name": "DE MwSt 19%",
-      "Tax 1 Value": "14.18"},
+    (_order("#1010", "ANNA.SCHMIDT@example.com ", "authorized", "2025-05-09 07:49:26 +0200",
+            ("83.90", "4.90", "14.18", "88.80"), "DHL Paket", ANNA, "Klarna"),
      [_line(1, "Merino Wool Beanie - Charcoal", "24.90", "NF-BEAN-CH", status="pending"),
       _line(1, "Alpaca Scarf - Oat", "59.00", "NF-SCRF-OT", status="pending")], True),
-    ({"Name": "#1011", "Email": "", "Financial Status": "paid", "Paid at": "2025-05-22 14:02:37 +0200",
-      "Fulfillment Status": "fulfilled", "Fulfilled at": "2025-05-22 14:02:37 +0200", "Accepts Marketing": "no",
-      "Currency": "EUR", "Subtotal": "33.80", "Shipping": "0.00", "Taxes": "5.40", "Total": "33.80",
-      "Discount Amount": "0.00", "Created at": "2025-05-22 14:02:31 +0200", "Payment Method": "Cash",
-      "Refunded Amount": "0.00", "Outstanding Balance": "0.00", "Employee": "Jonas Weber",
-      "Location": "Nordfell Laden Berlin", "Device ID": "2", "Id": "5731240001011", "Source": "pos",
-      "Tax 1 Name": "DE MwSt 19%", "Tax 1 Value": "5.40", "Receipt Number": "1-1011"},
+    (_order("#1011", "", "paid", "2025-05-22 14:02:31 +0200", ("33.80", "0.00", "5.40", "33.80"), "", {}, "Cash",
+            paid="2025-05-22 14:02:37 +0200", fulfilled="2025-05-22 14:02:37 +0200", source="pos",
+            Employee="Jonas Weber", Location="Nordfell Laden Berlin", Device_ID="2", Receipt_Number="1-1011"),
      [_line(1, "Stoneware Mug - Sand", "14.00", "NF-MUG-SD", vendor="Töpferei Ahrens"),
       _line(2, "Olive Wood Spoon", "9.90", "NF-SPN-OW")], True),
-    ({"Name": "#1012", "Email": "david.okafor@example.org", "Financial Status": "pending",
-      "Fulfillment Status": "unfulfilled", "Accepts Marketing": "no", "Currency": "EUR", "Subtotal": "49.00",
-      "Shipping": "4.90", "Taxes": "8.61", "Total": "53.90", "Discount Amount": "0.00",
-      "Shipping Method": "DHL Paket", "Created at": "2025-06-03 22:16:05 +0200", **DAVID,
-      "Payment Method": "Bank Deposit", "Refunded Amount": "0.00", "Outstanding Balance": "53.90",
-      "Id": "5731240001012", "Risk Level": "Low", "Source": "web", "Tax 1 Name": "DE MwSt 19%",
-      "Tax 1 Value": "8.61"},
+    (_order("#1012", "david.okafor@example.org", "pending", "2025-06-03 22:16:05 +0200",
+            ("49.00", "4.90", "8.61", "53.90"), "DHL Paket", DAVID, "Bank Deposit", outstanding="53.90"),
      [_line(2, "Linen Cushion Cover - Rust", "24.50", "NF-CUSH-RS", vendor="Leinenhaus", status="pending")], True),
-    ({"Name": "#1013", "Email": "ben.keller@example.org", "Financial Status": "paid",
-      "Paid at": "2025-06-20 18:25:40 +0200", "Fulfillment Status": "fulfilled",
-      "Fulfilled at": "2025-06-23 08:40:11 +0200", "Accepts Marketing": "yes", "Currency": "EUR",
-      "Subtotal": "38.00", "Shipping": "3.90", "Taxes": "6.69", "Total": "41.90", "Discount Amount": "0.00",
-      "Shipping Method": "Deutsche Post Warensendung", "Created at": "2025-06-20 18:25:33 +0200", **BEN,
-      "Payment Method": "PayPal Express Checkout", "Refunded Amount": "0.00", "Outstanding Balance": "0.00",
-      "Id": "5731240001013", "Risk Level": "Low", "Source": "web", "Tax 1 Name": "DE MwSt 19%",
-      "Tax 1 Value": "6.69"},
+    (_order("#1013", "ben.keller@example.org", "paid", "2025-06-20 18:25:33 +0200",
+            ("38.00", "3.90", "6.69", "41.90"), "Deutsche Post Warensendung", BEN, "PayPal Express Checkout",
+            paid="2025-06-20 18:25:40 +0200", fulfilled="2025-06-23 08:40:11 +0200", marketing="yes"),
      [_line(2, "Leather Key Fob", "19.00", "NF-FOB-BR", vendor="Sattlerei Brandt")], True),
 ]
 
@@ -425,6 +387,16 @@ def _woo_line(item_id: int, product_id: int, name: str, sku: str, qty: int, subt
             "item_refunded_qty": refunded_qty, "item_meta": meta}
 
 
+def _catalogue(first_id: int, products: list[tuple[str, str]]) -> list[tuple[int, str, str]]:
+    """A shop's products as (product id, name, SKU), numbered from `first_id`."""
+    return [(first_id + k, name, sku) for k, (name, sku) in enumerate(products)]
+
+
+def _item(item_id: int, product: tuple[int, str, str], qty: int, subtotal: str, total: str, tax: str, **kw) -> dict:
+    """A line item of `product` (its id, name and SKU)."""
+    return _woo_line(item_id, product[0], product[1], product[2], qty, subtotal, total, tax, **kw)
+
+
 def _pipe_items(items: list[dict]) -> str:
     """The Default format's line_items cell: items separated by ';', fields by '|'."""
     return ";".join(
@@ -446,64 +418,59 @@ HANNAH = dict(first="Hannah", last="O'Connor", city="Leipzig", postcode="04109",
 LUCAS = dict(first="Lucas", last="Martin", city="Strasbourg", postcode="67000", country="FR",
              street="12 Rue des Grandes Arcades")
 
-_TEE = (101, "Organic Cotton Tee - Black, M", "OCT-BLK-M")
-_JACKET = (102, "Recycled Denim Jacket", "RDJ-IND-L")
-_SOCKS = (103, "Bamboo Socks 3-Pack", "BSK-3P-4346")
-_SHIRT = (104, "Linen Shirt - Sky", "LSH-SKY-M")
-_OVERSHIRT = (105, "Wool Overshirt - Forest", "WOS-FOR-L")
-_BEANIE = (106, "Hemp Beanie", "HBN-NAT")
+_TEE, _JACKET, _SOCKS, _SHIRT, _OVERSHIRT, _BEANIE = _catalogue(101, [
+    ("Organic Cotton Tee - Black, M", "OCT-BLK-M"), ("Recycled Denim Jacket", "RDJ-IND-L"),
+    ("Bamboo Socks 3-Pack", "BSK-3P-4346"), ("Linen Shirt - Sky", "LSH-SKY-M"),
+    ("Wool Overshirt - Forest", "WOS-FOR-L"), ("Hemp Beanie", "HBN-NAT")])
 
 
 def _woo_default_orders() -> list[tuple[dict, list[dict]]]:
     """(order row, its items) for the Default format; the items go into the line_items cell."""
-    def item(item_id, product, qty, subtotal, total, tax, **kw):
-        return _woo_line(item_id, product[0], product[1], product[2], qty, subtotal, total, tax, **kw)
-
     specs = [
         (_woo_order(2301, "2025-01-11 14:32:07", "completed", **OLIVER, shipping="3.95", shipping_tax="0.75",
                     tax="9.11", total="57.06", payment="paypal"),
-         [item(5101, _TEE, 2, "44.00", "44.00", "8.36")]),
+         [_item(5101, _TEE, 2, "44.00", "44.00", "8.36")]),
         (_woo_order(2302, "2025-01-25 09:03:44", "completed", "0", email="hannah.oconnor@example.org", **HANNAH,
                     shipping="0.00", shipping_tax="0.00", tax="16.91", total="105.91"),
-         [item(5102, _JACKET, 1, "89.00", "89.00", "16.91")]),
+         [_item(5102, _JACKET, 1, "89.00", "89.00", "16.91")]),
         (_woo_order(2303, "2025-02-08 20:15:31", "completed", **PRIYA, shipping="3.95", shipping_tax="0.75",
                     tax="11.53", total="72.18", discount="6.30"),
-         [item(5103, _SOCKS, 1, "15.00", "13.50", "2.57"), item(5104, _SHIRT, 1, "48.00", "43.20", "8.21")]),
+         [_item(5103, _SOCKS, 1, "15.00", "13.50", "2.57"), _item(5104, _SHIRT, 1, "48.00", "43.20", "8.21")]),
         (_woo_order(2304, "2025-02-19 11:47:02", "cancelled", **TOM, shipping="3.95", shipping_tax="0.75",
                     tax="15.00", total="93.95"),
-         [item(5105, _OVERSHIRT, 1, "75.00", "75.00", "14.25")]),
+         [_item(5105, _OVERSHIRT, 1, "75.00", "75.00", "14.25")]),
         (_woo_order(2305, "2025-03-06 16:20:19", "completed", **TOM, shipping="3.95", shipping_tax="0.75",
                     tax="13.29", total="83.24", refunded="26.18"),
-         [item(5106, _TEE, 3, "66.00", "66.00", "12.54", refunded="22.00", refunded_qty="-1")]),
+         [_item(5106, _TEE, 3, "66.00", "66.00", "12.54", refunded="22.00", refunded_qty="-1")]),
         (_woo_order(2306, "2025-03-22 13:05:55", "completed", "0", email="Priya.Shah@Example.org",
                     **{k: v for k, v in PRIYA.items() if k not in ("customer_id", "email")},
                     shipping="3.95", shipping_tax="0.75", tax="9.87", total="61.82"),
-         [item(5107, _SHIRT, 1, "48.00", "48.00", "9.12")]),
+         [_item(5107, _SHIRT, 1, "48.00", "48.00", "9.12")]),
         (_woo_order(2307, "2025-04-02 08:41:10", "pending", **OLIVER, shipping="0.00", shipping_tax="0.00",
                     tax="16.91", total="105.91", payment="bacs"),
-         [item(5108, _JACKET, 1, "89.00", "89.00", "16.91")]),
+         [_item(5108, _JACKET, 1, "89.00", "89.00", "16.91")]),
         (_woo_order(2308, "2025-04-15 22:09:37", "failed", **PRIYA, shipping="3.95", shipping_tax="0.75",
                     tax="6.45", total="40.40"),
-         [item(5109, _SOCKS, 2, "30.00", "30.00", "5.70")]),
+         [_item(5109, _SOCKS, 2, "30.00", "30.00", "5.70")]),
         (_woo_order(2309, "2025-04-20 10:30:00", "processing", "", email="lucas.martin@example.com", **LUCAS,
                     shipping="3.95", shipping_tax="0.75", tax="7.59", total="47.54"),
-         [item(5110, _BEANIE, 2, "36.00", "36.00", "6.84")]),
+         [_item(5110, _BEANIE, 2, "36.00", "36.00", "6.84")]),
         (_woo_order(2310, "2025-05-03 17:52:48", "refunded", **OLIVER, shipping="3.95", shipping_tax="0.75",
                     tax="15.00", total="93.95", refunded="93.95", payment="paypal"),
-         [item(5111, _OVERSHIRT, 1, "75.00", "75.00", "14.25", refunded="75.00", refunded_qty="-1")]),
+         [_item(5111, _OVERSHIRT, 1, "75.00", "75.00", "14.25", refunded="75.00", refunded_qty="-1")]),
         (_woo_order(2311, "2025-05-17 19:26:13", "completed", "0", email=" Hannah.OConnor@Example.org ", **HANNAH,
                     shipping="3.95", shipping_tax="0.75", tax="10.63", total="66.58"),
-         [item(5112, _TEE, 1, "22.00", "22.00", "4.18"), item(5113, _SOCKS, 2, "30.00", "30.00", "5.70")]),
+         [_item(5112, _TEE, 1, "22.00", "22.00", "4.18"), _item(5113, _SOCKS, 2, "30.00", "30.00", "5.70")]),
         (_woo_order(2312, "2025-05-29 11:14:26", "completed", "0", first="Walter", last="Brenner", email="",
                     city="Kassel", postcode="34117", country="DE", street="Königsplatz 2", phone="0561 5550123",
                     shipping="3.95", shipping_tax="0.75", tax="4.17", total="26.12", payment="cod"),
-         [item(5114, _BEANIE, 1, "18.00", "18.00", "3.42")]),
+         [_item(5114, _BEANIE, 1, "18.00", "18.00", "3.42")]),
         (_woo_order(2313, "2025-06-10 07:58:39", "on-hold", **TOM, shipping="3.95", shipping_tax="0.75",
                     tax="9.87", total="61.82", payment="bacs"),
-         [item(5115, _SHIRT, 1, "48.00", "48.00", "9.12")]),
+         [_item(5115, _SHIRT, 1, "48.00", "48.00", "9.12")]),
         (_woo_order(2314, "2025-06-24 15:40:02", "completed", **OLIVER, shipping="0.00", shipping_tax="0.00",
                     tax="5.70", total="35.70"),
-         [item(5116, _SOCKS, 2, "30.00", "30.00", "5.70")]),
+         [_item(5116, _SOCKS, 2, "30.00", "30.00", "5.70")]),
     ]
     out = []
     for order, items in specs:
@@ -556,56 +523,51 @@ NOAH = dict(customer_id="8", first="Noah", last="Fischer", email="noah.fischer@e
 SOFIA = dict(first="Sofia", last="Rossi", city="Bozen", postcode="39100", country="IT", street="Via dei Portici 30")
 JACK = dict(first="Jack", last="Wilson", city="Nürnberg", postcode="90402", country="DE", street="Königstraße 17")
 
-_DRIPPER = (201, "Ceramic Pour-Over Dripper", "CPD-WHT")
-_FILTERS = (202, "Paper Filters (100)", "PF-100")
-_GRINDER = (203, "Burr Coffee Grinder", "BCG-STEEL")
-_KETTLE = (204, "Gooseneck Kettle 1 l", "GNK-1L-BLK")
-_ETHIOPIA = (205, "Single Origin Beans - Ethiopia 250 g", "SOB-ETH-250")
-_COLOMBIA = (206, "Single Origin Beans - Colombia 250 g", "SOB-COL-250")
+_DRIPPER, _FILTERS, _GRINDER, _KETTLE, _ETHIOPIA, _COLOMBIA = _catalogue(201, [
+    ("Ceramic Pour-Over Dripper", "CPD-WHT"), ("Paper Filters (100)", "PF-100"), ("Burr Coffee Grinder", "BCG-STEEL"),
+    ("Gooseneck Kettle 1 l", "GNK-1L-BLK"), ("Single Origin Beans - Ethiopia 250 g", "SOB-ETH-250"),
+    ("Single Origin Beans - Colombia 250 g", "SOB-COL-250")])
 
 
 def _woo_item_orders() -> list[tuple[dict, list[dict]]]:
-    def item(item_id, product, qty, subtotal, total, tax, **kw):
-        return _woo_line(item_id, product[0], product[1], product[2], qty, subtotal, total, tax, **kw)
-
     return [
         (_woo_order(3101, "2025-01-09 12:00:41", "completed", **EMMA, shipping="4.50", shipping_tax="0.86",
                     tax="7.89", total="49.39"),
-         [item(6101, _DRIPPER, 1, "28.00", "28.00", "5.32"), item(6102, _FILTERS, 2, "9.00", "9.00", "1.71")]),
+         [_item(6101, _DRIPPER, 1, "28.00", "28.00", "5.32"), _item(6102, _FILTERS, 2, "9.00", "9.00", "1.71")]),
         (_woo_order(3102, "2025-01-30 18:44:09", "processing", **NOAH, shipping="0.00", shipping_tax="0.00",
                     tax="18.09", total="113.29", discount="23.80"),
-         [item(6103, _GRINDER, 1, "119.00", "95.20", "18.09")]),
+         [_item(6103, _GRINDER, 1, "119.00", "95.20", "18.09")]),
         (_woo_order(3103, "2025-02-15 09:27:50", "completed", "0", email="Emma.Clarke@Example.com",
                     **{k: v for k, v in EMMA.items() if k not in ("customer_id", "email")},
                     shipping="4.50", shipping_tax="0.86", tax="5.61", total="35.11"),
-         [item(6104, _ETHIOPIA, 2, "25.00", "25.00", "4.75", meta="Grind=Whole bean")]),
+         [_item(6104, _ETHIOPIA, 2, "25.00", "25.00", "4.75", meta="Grind=Whole bean")]),
         (_woo_order(3104, "2025-03-04 14:12:33", "cancelled", **NOAH, shipping="4.50", shipping_tax="0.86",
                     tax="12.07", total="75.57"),
-         [item(6105, _KETTLE, 1, "59.00", "59.00", "11.21")]),
+         [_item(6105, _KETTLE, 1, "59.00", "59.00", "11.21")]),
         (_woo_order(3105, "2025-03-19 20:05:18", "completed", "0", email="sofia.rossi@example.com", **SOFIA,
                     shipping="4.50", shipping_tax="0.86", tax="12.93", total="80.93", refunded="5.36"),
-         [item(6106, _KETTLE, 1, "59.00", "59.00", "11.21"),
-          item(6107, _FILTERS, 1, "4.50", "4.50", "0.86", refunded="4.50", refunded_qty="-1")]),
+         [_item(6106, _KETTLE, 1, "59.00", "59.00", "11.21"),
+          _item(6107, _FILTERS, 1, "4.50", "4.50", "0.86", refunded="4.50", refunded_qty="-1")]),
         (_woo_order(3106, "2025-04-08 11:36:02", "refunded", **EMMA, shipping="0.00", shipping_tax="0.00",
                     tax="22.61", total="141.61", refunded="141.61"),
-         [item(6108, _GRINDER, 1, "119.00", "119.00", "22.61", refunded="119.00", refunded_qty="-1")]),
+         [_item(6108, _GRINDER, 1, "119.00", "119.00", "22.61", refunded="119.00", refunded_qty="-1")]),
         (_woo_order(3107, "2025-04-26 16:48:27", "wc-completed", "", email="jack.wilson@example.org", **JACK,
                     shipping="4.50", shipping_tax="0.86", tax="7.13", total="44.63", payment="paypal"),
-         [item(6109, _COLOMBIA, 3, "33.00", "33.00", "6.27", meta="Grind=Filter")]),
+         [_item(6109, _COLOMBIA, 3, "33.00", "33.00", "6.27", meta="Grind=Filter")]),
         (_woo_order(3108, "2025-05-11 07:19:55", "pending", "0", email="SOFIA.ROSSI@EXAMPLE.COM", **SOFIA,
                     shipping="4.50", shipping_tax="0.86", tax="8.56", total="53.56", payment="bacs"),
-         [item(6110, _DRIPPER, 1, "28.00", "28.00", "5.32"),
-          item(6111, _ETHIOPIA, 1, "12.50", "12.50", "2.38", meta="Grind=Espresso")]),
+         [_item(6110, _DRIPPER, 1, "28.00", "28.00", "5.32"),
+          _item(6111, _ETHIOPIA, 1, "12.50", "12.50", "2.38", meta="Grind=Espresso")]),
         (_woo_order(3109, "2025-05-27 10:02:14", "completed", "0", first="Greta", last="Vogel", email="",
                     city="Erfurt", postcode="99084", country="DE", street="Anger 1", phone="0361 5550177",
                     shipping="4.50", shipping_tax="0.86", tax="12.93", total="80.93", payment="cod"),
-         [item(6112, _KETTLE, 1, "59.00", "59.00", "11.21"), item(6113, _FILTERS, 1, "4.50", "4.50", "0.86")]),
+         [_item(6112, _KETTLE, 1, "59.00", "59.00", "11.21"), _item(6113, _FILTERS, 1, "4.50", "4.50", "0.86")]),
         (_woo_order(3110, "2025-06-14 13:31:46", "processing", "0", email=" Sofia.Rossi@Example.com", **SOFIA,
                     shipping="4.50", shipping_tax="0.86", tax="8.75", total="54.75"),
-         [item(6114, _DRIPPER, 1, "28.00", "28.00", "5.32"), item(6115, _FILTERS, 3, "13.50", "13.50", "2.57")]),
+         [_item(6114, _DRIPPER, 1, "28.00", "28.00", "5.32"), _item(6115, _FILTERS, 3, "13.50", "13.50", "2.57")]),
         (_woo_order(3111, "2025-06-27 21:10:08", "failed", **NOAH, shipping="0.00", shipping_tax="0.00",
                     tax="22.61", total="141.61"),
-         [item(6116, _GRINDER, 1, "119.00", "119.00", "22.61")]),
+         [_item(6116, _GRINDER, 1, "119.00", "119.00", "22.61")]),
     ]
 
 

@@ -1,8 +1,14 @@
-"""Churn stage: labels at the window edges, features without leakage, BG/NBD baseline, backtest, tiers."""
+"""Churn stage: labels at the window edges, features without leakage, BG/NBD baseline, backtest, tiers,
+and its page (helpers.pages.churn)."""
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
+import shutil
+from pathlib import Path
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +16,7 @@ import pytest
 import lines
 from helpers import artifacts, churn, customer_facts, plots
 from helpers.config import ConfigError, config_from_dict, load_config
+from helpers.pages import churn as page
 
 CUTOFF = "2025-03-31"  # features use lines up to 2025-03-31 23:59:59; the 90-day window is Apr 1 .. Jun 29
 
@@ -226,41 +233,68 @@ def test_run_writes_scores_and_model_card(demo_run, demo_dir):
     assert set(card["bgnbd_params_at_as_of"]) == {"r", "alpha", "a", "b"}
 
 
-def test_short_history_falls_back_to_the_bgnbd_baseline(cfg, demo_dir):
-    res = churn.run(demo_dir, "2023-12-31", cfg, save=False)  # the demo shop starts 2023-07-01
+def test_short_history_falls_back_to_the_bgnbd_baseline(cfg, demo_dir, tmp_path):
+    month = tmp_path / "month"  # a copy, so that demo_run's churn.parquet stays as written
+    shutil.copytree(demo_dir, month, symlinks=True, ignore=shutil.ignore_patterns("churn*"))
+    res = churn.run(month, "2023-12-31", cfg)  # the demo shop starts 2023-07-01
     assert not res.backtest_ok and res.chosen_model == "bgnbd"
     assert "Not enough history" in res.backtest_note
     np.testing.assert_allclose(res.scored["churn_probability"], res.scored["p_no_purchase_bgnbd"], atol=1e-6)
 
 
 def test_tier_reasons_and_tables_have_one_row_per_tier(demo_run):
-    assert list(churn.tier_table(demo_run).index) == list(churn.TIERS)
-    assert list(churn.tier_reasons(demo_run).index) == list(churn.TIERS)
-    assert "ROC-AUC" in churn.metrics_table(demo_run).columns
+    assert list(page.tier_numbers(demo_run).index) == list(churn.TIERS)
+    assert list(page.tier_table(demo_run).index) == list(churn.TIERS)
+    assert list(page.tier_reasons(demo_run).index) == list(churn.TIERS)
+    assert "ROC-AUC" in page.metrics_numbers(demo_run).columns
 
 
 @pytest.mark.parametrize("feature, value, shown", [("p_alive", 0.3812, "38%"), ("discount_share", 0.05, "5%"),
                                                    ("recency_days", 431.0, "431"), ("orders", 2.0, "2.0")])
 def test_tier_reasons_show_probabilities_and_shares_in_percent(feature, value, shown):
-    assert churn._fmt(value, feature) == shown
+    assert page._fmt(value, feature) == shown
 
 
-def test_result_methods_give_the_tables_of_the_functions_for_readers_and_their_sentences(demo_run):
-    pd.testing.assert_frame_equal(demo_run.metrics_table(), churn.metrics_for_readers(demo_run))
-    pd.testing.assert_frame_equal(demo_run.tier_table(), churn.tiers_for_readers(demo_run))
-    pd.testing.assert_frame_equal(demo_run.importance_table(), churn.importance_for_readers(demo_run))
-    pd.testing.assert_frame_equal(demo_run.tier_reasons(), churn.tier_reasons(demo_run))
-    assert demo_run.metrics_takeaway() == churn.metrics_takeaway(demo_run)
-    assert demo_run.definition_text() == churn.definition_text(90) == demo_run.card["definition"]
-    assert demo_run.outputs_text() == churn.outputs_text(demo_run)
+def test_the_page_shows_the_numbers_tables_for_readers_and_the_definition_of_the_model_card(demo_run):
+    for shown, numbers in ((page.metrics_table(demo_run), page.metrics_numbers(demo_run)),
+                           (page.tier_table(demo_run), page.tier_numbers(demo_run)),
+                           (page.importance_table(demo_run), page.importance_numbers(demo_run))):
+        assert list(shown.index) == list(numbers.index) and len(shown.columns) == len(numbers.columns)
+    assert page.metrics_takeaway(demo_run).startswith(demo_run.backtest_note)
+    assert page.definition_text(demo_run) == churn.definition_text(90) == demo_run.card["definition"]
+    assert page.outputs_text(demo_run).startswith(f"churn.parquet: the {len(demo_run.scored):,} customers who had "
+                                                  f"bought by 2026-06-30")
+    assert page.plot_calibration(demo_run).get_title() == "Calibration on the test window (cut-off 2026-04-01)"
+    assert len(page.plot_importance(demo_run).patches) == len(page.importance_numbers(demo_run))
+
+
+def test_the_result_holds_no_engine_object_and_the_page_touches_no_engine_or_file():
+    """The result is plain data; the page imports no engine, no artifact reader and no other stage."""
+    kinds = {f.name: f.type for f in dataclasses.fields(churn.ChurnResult)}
+    assert not any("ibis" in str(k) or "Table" in str(k) or "con" == n for n, k in kinds.items())
+    assert not any(callable(getattr(churn.ChurnResult, n, None)) for n in ("metrics_table", "tier_table", "plot_calibration"))
+    tree = ast.parse(Path(page.__file__).read_text(encoding="utf-8"))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    forbidden = ("ibis", "duckdb", "helpers.engine", "helpers.artifacts", "helpers.customer_facts", "helpers.clv",
+                 "helpers.segments")
+    assert not [m for m in imported if m.startswith(forbidden)]
+    assert "read_" not in Path(page.__file__).read_text(encoding="utf-8")
+
+
+def test_the_demo_result_carries_frames_and_numbers_only(demo_run):
+    for f in dataclasses.fields(demo_run):
+        assert not isinstance(getattr(demo_run, f.name), ibis.Expr), f.name
 
 
 def test_tiers_by_segment_says_when_segments_are_missing(demo_run):
     # the demo folder of these tests has no segments.parquet
     assert demo_run.segments is None
-    table = demo_run.tiers_by_segment()
+    table = page.tiers_by_segment(demo_run)
     assert list(table.columns) == ["note"] and "run 03_segments" in table["note"].iloc[0]
-    assert demo_run.segment_takeaway() == table["note"].iloc[0]
+    assert page.segment_takeaway(demo_run) == table["note"].iloc[0]
+    ax = page.plot_tiers_by_segment(demo_run)
+    assert ax.texts[0].get_text() == table["note"].iloc[0] and not ax.axison
 
 
 def test_tiers_by_segment_gives_each_segments_tier_shares():
@@ -269,7 +303,7 @@ def test_tiers_by_segment_gives_each_segments_tier_shares():
                            "churn_probability": [0.9, 0.1, 0.85, 0.6]})
     segments = pd.DataFrame({"customer_id": ["a", "b", "c", "d", "e"],
                              "rfm_segment": ["Lost", "Champions", "Lost", "Champions", "Champions"]})
-    table = churn.tiers_by_segment(scored, segments)
+    table = page.tier_shares_by_segment(scored, segments)
     assert list(table.index) == ["Lost", "Champions"]  # highest mean churn probability first
     assert table.loc["Lost", "customers"] == 2 and table.loc["Lost", "share high"] == 1.0
     assert table.loc["Champions", "share low"] == 0.5 and table.loc["Champions", "share medium"] == 0.5
@@ -281,7 +315,7 @@ def test_the_tier_sentence_defines_high_churn_risk_and_counts_the_high_risk_cust
     customers who are both counted, with the sentence on why the two pages differ."""
     s = demo_run.scored
     both = int(((s["p_alive_baseline"] >= 0.5) & (s["risk_tier"] == "high")).sum())
-    text = demo_run.tier_takeaway()
+    text = page.tier_takeaway(demo_run)
     assert "'high churn risk' means a probability of 80% or more of placing no order in the next 90 days" in text
     assert f" {both:,} of the high-risk customers are still likely active in notebook 04" in text
     assert "P(alive) asks whether a customer has left for good, churn risk whether they will order" in text
@@ -289,15 +323,15 @@ def test_the_tier_sentence_defines_high_churn_risk_and_counts_the_high_risk_cust
 
 
 def test_no_table_of_notebook_05_shows_a_model_internal_or_snake_case_name(demo_run):
-    tables = {"metrics": demo_run.metrics_table(), "importance": demo_run.importance_table(),
-              "tiers": demo_run.tier_table(), "reasons": demo_run.tier_reasons()}
+    tables = {"metrics": page.metrics_table(demo_run), "importance": page.importance_table(demo_run),
+              "tiers": page.tier_table(demo_run), "reasons": page.tier_reasons(demo_run)}
     assert {k: plots.unreadable_names(t) for k, t in tables.items()} == {k: [] for k in tables}
     assert "recency only" not in tables["metrics"].index  # 05's recency is the days since the last order
     assert not any(" H " in f for f in tables["importance"].index)
 
 
 def test_tier_table_shows_counts_with_separators_and_shares_in_percent(demo_run):
-    numbers, shown = churn.tier_table(demo_run), demo_run.tier_table()
+    numbers, shown = page.tier_numbers(demo_run), page.tier_table(demo_run)
     high = shown.loc["high"]
     assert high[f"customers who had bought by {demo_run.as_of}"] == f"{int(numbers.loc['high', 'customers']):,}"
     assert high["share of customers"] == f"{100 * numbers.loc['high', 'share']:.1f}%"
@@ -308,7 +342,7 @@ def test_tiers_by_segment_for_readers_shows_shares_at_each_risk_in_percent():
     table = pd.DataFrame({"customers": [1200, 3], "share low": [0.0, 0.5], "share medium": [0.0, 0.5],
                           "share high": [1.0, 0.0], "mean_churn_probability": [0.875, 0.35]},
                          index=pd.Index(["Lost", "Champions"], name="segment"))
-    shown = churn.tiers_by_segment_for_readers(table)
+    shown = page.tiers_by_segment_for_readers(table)
     assert shown.loc["Lost"].to_dict() == {"customers": "1,200", "share at low risk": "0.0%",
                                            "share at medium risk": "0.0%", "share at high risk": "100.0%",
                                            "mean churn probability": "87.5%"}

@@ -1,6 +1,7 @@
-"""Cleaning stage: every rule on a hand-built export, row accounting, encodings, clear errors."""
+"""Cleaning stage: every rule on a hand-built export, row accounting, encodings, clear errors; its page."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import ibis
@@ -11,6 +12,7 @@ from helpers import artifacts, clean, plots
 from helpers.config import config_from_dict, load_config
 from helpers.contract import ContractError
 from helpers.engine import connect
+from helpers.pages import clean as page
 
 HEADER = "order_id,customer_id,order_date,amount,status,discount_amount,currency\n"
 ROWS = [
@@ -51,7 +53,7 @@ def shop(tmp_path):
 
 
 def test_every_row_is_kept_quarantined_or_excluded_with_its_reason(shop, cfg, tmp_path):
-    report = clean.run(shop, "2025-03-31", cfg, processed_dir=tmp_path / "out").report
+    report = clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=shop).report
     orders = report["files"]["orders"]
     assert orders["rows_raw"] == 11
     assert orders["rows_kept"] == 3
@@ -60,7 +62,7 @@ def test_every_row_is_kept_quarantined_or_excluded_with_its_reason(shop, cfg, tm
 
 
 def test_quarantine_file_lists_each_unusable_row_with_file_row_and_reason(shop, cfg, tmp_path):
-    clean.run(shop, "2025-03-31", cfg, processed_dir=tmp_path / "out")
+    clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=shop)
     q = pd.read_csv(tmp_path / "out" / "quarantine.csv", dtype=str, keep_default_na=False)
     got = set(zip(q["file"], q["source_row"].astype(int), q["reason"]))
     assert got == {("orders.csv", 3, "missing_customer_id"), ("orders.csv", 4, "bad_date"),
@@ -69,7 +71,7 @@ def test_quarantine_file_lists_each_unusable_row_with_file_row_and_reason(shop, 
 
 
 def test_decimal_comma_and_currency_signs_parse_and_returns_are_negative(shop, cfg, tmp_path):
-    clean.run(shop, "2025-03-31", cfg, processed_dir=tmp_path / "out")
+    clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=shop)
     o = pd.read_parquet(tmp_path / "out" / "orders_clean.parquet").set_index("order_id")
     assert o.loc["O1", "amount"] == 12.50
     assert o.loc["O7", "amount"] == -20.0 and o.loc["O7", "is_return"]
@@ -79,7 +81,7 @@ def test_decimal_comma_and_currency_signs_parse_and_returns_are_negative(shop, c
 
 
 def test_data_quality_json_adds_up_and_names_no_machine_path(shop, cfg, tmp_path):
-    clean.run(shop, "2025-03-31", cfg, processed_dir=tmp_path / "out")
+    clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=shop)
     text = (tmp_path / "out" / "data_quality.json").read_text()
     dq = json.loads(text)
     for fr in dq["files"].values():
@@ -89,7 +91,7 @@ def test_data_quality_json_adds_up_and_names_no_machine_path(shop, cfg, tmp_path
 
 
 def test_customers_are_deduplicated_and_leads_counted(shop, cfg, tmp_path):
-    report = clean.run(shop, "2025-03-31", cfg, processed_dir=tmp_path / "out").report
+    report = clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=shop).report
     c = pd.read_parquet(tmp_path / "out" / "customers_clean.parquet").set_index("customer_id")
     assert sorted(c.index) == ["C1", "C7", "L1"]
     assert c.loc["C1", "email"] == "a@example.com"  # first row wins
@@ -142,7 +144,7 @@ def test_column_map_translates_a_shops_own_export_names(tmp_path):
     (raw / "orders.csv").write_text("Name,Email,Created at,Total\n#1001,a,2025-01-01,10.00\n", encoding="utf-8")
     cfg = config_from_dict({"columns": {"orders": {"Name": "order_id", "Email": "customer_id",
                                                    "Created at": "order_date", "Total": "amount"}}})
-    report = clean.run(raw, "2025-01-31", cfg).report
+    report = clean.run(tmp_path / "out", "2025-01-31", cfg, raw_dir=raw).report
     assert report["files"]["orders"]["rows_kept"] == 1
 
 
@@ -151,20 +153,20 @@ def test_missing_required_column_is_one_sentence_naming_file_and_column(tmp_path
     raw.mkdir()
     (raw / "orders.csv").write_text("order_id,order_date,amount\nO1,2025-01-01,1\n", encoding="utf-8")
     with pytest.raises(ContractError, match=r"orders.csv: required column 'customer_id' is missing"):
-        clean.run(raw, "2025-03-31", cfg)
+        clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=raw)
 
 
 def test_missing_orders_file_says_where_it_was_expected(tmp_path, cfg):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ContractError, match=r"orders.csv is missing"):
-        clean.run(tmp_path / "empty", "2025-03-31", cfg)
+        clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=tmp_path / "empty")
 
 
 def test_cp1250_export_is_read_with_a_warning(tmp_path, cfg):
     raw = tmp_path / "cz"
     raw.mkdir()
     (raw / "orders.csv").write_bytes((HEADER + "O1,Čapek,2025-01-02,\"10,00\",completed,0,CZK\n").encode("cp1250"))
-    report = clean.run(raw, "2025-01-31", cfg, processed_dir=tmp_path / "out").report
+    report = clean.run(tmp_path / "out", "2025-01-31", cfg, raw_dir=raw).report
     assert report["files"]["orders"]["encoding"] == "cp1250"
     assert any("not UTF-8" in w for w in report["warnings"])
     assert pd.read_parquet(tmp_path / "out" / "orders_clean.parquet")["customer_id"].tolist() == ["Čapek"]
@@ -174,7 +176,7 @@ def test_utf8_with_bom_reads_the_first_column(tmp_path, cfg):
     raw = tmp_path / "bom"
     raw.mkdir()
     (raw / "orders.csv").write_bytes(("\ufeff" + HEADER + "O1,C1,2025-01-02,10,completed,0,EUR\n").encode("utf-8"))
-    assert clean.run(raw, "2025-01-31", cfg).report["files"]["orders"]["rows_kept"] == 1
+    assert clean.run(tmp_path / "out", "2025-01-31", cfg, raw_dir=raw).report["files"]["orders"]["rows_kept"] == 1
 
 
 def test_parquet_export_is_cleaned_like_csv(tmp_path, cfg):
@@ -183,14 +185,14 @@ def test_parquet_export_is_cleaned_like_csv(tmp_path, cfg):
     pd.DataFrame({"order_id": ["O1", "O2"], "customer_id": ["C1", None],
                   "order_date": pd.to_datetime(["2025-01-01", "2025-01-02"]), "amount": [10.0, 5.0]}
                  ).to_parquet(raw / "orders.parquet")
-    report = clean.run(raw, "2025-01-31", cfg).report
+    report = clean.run(tmp_path / "out", "2025-01-31", cfg, raw_dir=raw).report
     assert report["files"]["orders"]["rows_kept"] == 1
     assert report["files"]["orders"]["quarantined"] == {"missing_customer_id": 1}
 
 
 def test_same_input_gives_byte_identical_artifacts(shop, cfg, tmp_path):
-    clean.run(shop, "2025-03-31", cfg, processed_dir=tmp_path / "a")
-    clean.run(shop, "2025-03-31", cfg, processed_dir=tmp_path / "b")
+    clean.run(tmp_path / "a", "2025-03-31", cfg, raw_dir=shop)
+    clean.run(tmp_path / "b", "2025-03-31", cfg, raw_dir=shop)
     for name in ("orders_clean.parquet", "customers_clean.parquet", "quarantine.csv", "data_quality.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
@@ -206,30 +208,39 @@ def test_latest_order_date_ignores_unreadable_dates(shop, cfg):
     assert clean.latest_order_date(shop, cfg) == "2026-03-04"
 
 
-def test_the_result_object_shows_the_same_tables_as_the_functions_of_its_report(shop, cfg, tmp_path):
-    res = clean.run(shop, "2025-03-31", cfg, processed_dir=tmp_path / "out")
-    pd.testing.assert_frame_equal(res.accounting_table(), clean.accounting_table(res.report))
-    pd.testing.assert_frame_equal(res.customers_table(), clean.customers_table(res.report))
-    assert res.takeaway() == clean.takeaway(res.report)
-    assert res.warnings_text() == clean.warnings_text(res.report)
+def test_the_page_shows_the_same_tables_from_the_result_as_from_its_report(shop, cfg, tmp_path):
+    res = clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=shop)
+    pd.testing.assert_frame_equal(page.accounting_table(res), page.accounting_table(res.report))
+    pd.testing.assert_frame_equal(page.customers_table(res), page.customers_table(res.report))
+    assert page.takeaway(res) == page.takeaway(res.report)
+    assert page.warnings_text(res) == page.warnings_text(res.report)
     assert res.report == artifacts.read(tmp_path / "out", "data_quality")
+
+
+def test_the_result_holds_frames_and_numbers_and_no_engine_object(shop, cfg, tmp_path):
+    res = clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=shop)
+    held = {f.name: type(getattr(res, f.name)) for f in dataclasses.fields(res)}
+    assert set(held.values()) <= {dict, str, float, type(None), pd.DataFrame}, held
+    assert not [name for name, value in vars(clean.CleanResult).items() if callable(value) and not name.startswith("_")]
+    assert res.largest["row"].tolist() == [1, 9, 8]  # O1 12.50, then the returns O8 -7.50 and O7 -20.00
+    assert (res.largest_purchase, res.median_purchase) == (12.5, 12.5)
 
 
 def test_written_artifacts_match_their_declarations(shop, cfg, tmp_path):
     out = tmp_path / "out"
-    clean.run(shop, "2025-03-31", cfg, processed_dir=out)
+    clean.run(out, "2025-03-31", cfg, raw_dir=shop)
     for name in ("orders_clean", "customers_clean", "quarantine"):
         artifacts.check(name, artifacts.read(out, name))
 
 
 def test_monthly_lines_count_lines_orders_and_net_revenue_per_month(shop, cfg, tmp_path):
-    res = clean.run(shop, "2025-03-31", cfg, processed_dir=tmp_path / "out")
-    m = res.monthly_lines()
+    res = clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=shop)
+    m = res.monthly
     # O1 12.50 in January; O7 returned (-20) in February; O8 a return line (-7.5) in March.
     assert m["month"].tolist() == ["2025-01", "2025-02", "2025-03"]
     assert m["revenue_net"].tolist() == [12.5, -20.0, -7.5]
     assert m["return_lines"].tolist() == [0, 1, 1]
-    table = res.monthly_table(2)
+    table = page.monthly_table(res, 2)
     assert table.index.tolist() == ["2025-02", "2025-03"]
     # for a reader: no internal names, money with its currency, the March return line as -7.50 net
     assert plots.unreadable_names(table) == []
@@ -237,9 +248,15 @@ def test_monthly_lines_count_lines_orders_and_net_revenue_per_month(shop, cfg, t
     assert table.loc["2025-03", "orders (with a purchase)"] == "0"  # a return alone is not an order
 
 
-def test_monthly_lines_need_the_written_artifacts(shop, cfg):
-    with pytest.raises(ValueError, match="nothing was written"):
-        clean.run(shop, "2025-03-31", cfg).monthly_lines()
+def test_monthly_lines_are_those_of_the_written_artifacts(shop, cfg, tmp_path):
+    res = clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=shop)
+    written = clean.monthly_lines(artifacts.table(connect(cfg.engine), tmp_path / "out", "orders_clean"))
+    pd.testing.assert_frame_equal(res.monthly, written)
+
+
+def test_run_without_a_folder_to_write_to_points_to_validate(shop, cfg):
+    with pytest.raises(ValueError, match="needs a processed_dir; clean.validate checks the raw exports"):
+        clean.run(None, "2025-03-31", cfg, raw_dir=shop)
 
 
 # --------------------------------------------------------------------------- on the demo shop
@@ -257,7 +274,7 @@ def small_demo_shop(tmp_path_factory):
 
 def test_demo_dirt_lands_in_quarantine_or_exclusion_with_the_right_reason(small_demo_shop, cfg, tmp_path):
     raw, truth = small_demo_shop
-    report = clean.run(raw, truth["end"], cfg, processed_dir=tmp_path / "out").report
+    report = clean.run(tmp_path / "out", truth["end"], cfg, raw_dir=raw).report
     orders = report["files"]["orders"]
     dirt = truth["dirt"]
     assert orders["quarantined"] == {"missing_customer_id": dirt["missing_customer_id"], "bad_date": dirt["bad_date"]}
@@ -270,7 +287,7 @@ def test_demo_dirt_lands_in_quarantine_or_exclusion_with_the_right_reason(small_
 
 def test_demo_net_revenue_matches_an_independent_pandas_reading(small_demo_shop, cfg, tmp_path):
     raw, truth = small_demo_shop
-    clean.run(raw, truth["end"], cfg, processed_dir=tmp_path / "out")
+    clean.run(tmp_path / "out", truth["end"], cfg, raw_dir=raw)
     df = pd.read_csv(raw / "orders.csv", dtype=str, keep_default_na=False)
     ok = (df.status.isin(["completed", "returned"]) & (df.customer_id != "")
           & pd.to_datetime(df.order_date, errors="coerce", format="%Y-%m-%d %H:%M:%S").notna()

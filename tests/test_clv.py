@@ -15,6 +15,7 @@ import pytest
 
 from helpers import artifacts, clv, customer_facts, plots
 from helpers.config import ClvConfig, config_from_dict
+from helpers.pages import clv as page
 from helpers.paths import resolve
 
 # Cut-off 2025-01-31 (the whole day counts).
@@ -321,12 +322,13 @@ def homogeneous_run(tmp_path_factory):
 def test_on_a_shop_with_one_common_dropout_rate_the_report_names_the_boundary(homogeneous_run):
     _, res = homogeneous_run
     assert res.final.name == "pareto_nbd" and res.final.params["s"] > clv.BOUNDARY_SHAPE
-    assert res.final.boundary in res.comparison_takeaway()
+    assert res.final.boundary in page.comparison_takeaway(res)
     text = res.final.boundary
     assert text.startswith("Pareto/NBD: customers' dropout rates hardly differ: about 1 in ")
     days = float(text.split("about 1 in ")[1].split(" days")[0].replace(",", ""))
     assert days == pytest.approx(240, rel=0.2)  # the generator's common mean lifetime, within 20 %
-    assert "In the holdout comparison, Pareto/NBD: customers' dropout rates hardly differ" in res.comparison_takeaway()
+    assert "In the holdout comparison, Pareto/NBD: customers' dropout rates hardly differ" \
+        in page.comparison_takeaway(res)
 
 
 def test_on_the_homogeneous_shop_gamma_gamma_names_order_values_that_hardly_differ(homogeneous_run):
@@ -349,17 +351,17 @@ def test_with_a_tiny_budget_every_section_says_why_and_the_artifacts_are_written
     folder = write_orders_clean(tmp_path, small_shop_lines())
     res = clv.run(folder, "2025-06-30", config_from_dict({"clv": {"max_evaluations": 3}}))
     assert res.final is None and res.gamma_gamma is None
-    takeaway = res.comparison_takeaway()
+    takeaway = page.comparison_takeaway(res)
     assert "BG/NBD stopped at its cap of 3 likelihood evaluations without converging and is left out." in takeaway
     assert "No purchase model could be fitted" in takeaway and "Gamma-Gamma stopped at its cap of 3" in takeaway
-    assert "could not be fitted on the calibration period" in res.tracking_takeaway()
-    assert "No purchase model could be fitted" in res.matrix_takeaway()
-    assert res.plot_alive_matrices() is None and res.plot_period_transactions() is None
-    assert "message" in res.params_table().columns
+    assert "could not be fitted on the calibration period" in page.tracking_takeaway(res)
+    assert "No purchase model could be fitted" in page.matrix_takeaway(res)
+    assert page.plot_alive_matrices(res) is None and page.plot_period_transactions(res) is None
+    assert "message" in page.params_table(res).columns
     saved = artifacts.read(folder, "clv")
     assert saved["p_alive"].isna().all() and (saved["clv"] > 0).all()
     assert artifacts.read(folder, "clv_model")["model"] is None
-    res.clv_takeaway(), res.period_tx_takeaway(), res.correlation_takeaway(), res.comparison_table()
+    page.clv_takeaway(res), page.period_tx_takeaway(res), page.correlation_takeaway(res), page.comparison_table(res)
 
 
 def test_when_the_final_fit_of_the_chosen_model_fails_the_next_one_is_used_and_said(tmp_path, monkeypatch):
@@ -376,7 +378,7 @@ def test_when_the_final_fit_of_the_chosen_model_fails_the_next_one_is_used_and_s
     res = clv.run(folder, "2025-06-30", config_from_dict({"clv": {"model": "mbgnbd"}}))
     assert res.final.name == "pareto_nbd" and res.model_json["model"] == "pareto_nbd"
     assert ("Final fit: MBG/NBD stopped at its cap of 3,000 likelihood evaluations without converging. "
-            "Pareto/NBD is used instead.") in res.comparison_takeaway()
+            "Pareto/NBD is used instead.") in page.comparison_takeaway(res)
 
 
 # --- P(alive) a manager can believe ----------------------------------------------------------------
@@ -407,7 +409,7 @@ def test_on_the_demo_month_the_rule_chooses_mbgnbd_all_three_being_within_5_perc
     mae = res.comparison["mae"]
     assert (mae <= mae.min() * 1.05).all() and res.final.name == "mbgnbd"
     assert "Rule: among the models whose holdout MAE is within 5% of the best, MBG/NBD is preferred" \
-        in res.comparison_takeaway()
+        in page.comparison_takeaway(res)
 
 
 @pytest.mark.demo_month
@@ -452,7 +454,7 @@ def test_on_the_demo_month_p_alive_ranks_lost_above_at_risk_as_the_generators_tr
     assert share["Lost"] > 0.85 and share["At Risk"] < 0.40
     assert median["At Risk"] < median["Lost"] < 0.5
     least = res.segments["mean_p_purchase"].idxmin()
-    assert least == "Lost" and "although its mean P(alive)" in res.segment_takeaway()
+    assert least == "Lost" and "although its mean P(alive)" in page.segment_takeaway(res)
 
 
 def p_alive_grid(fit: clv.Fit, T_max: float = 1000.0):
@@ -486,12 +488,12 @@ def test_under_bgnbd_the_report_leaves_one_time_buyers_p_alive_blank_and_says_wh
 
     folder = write_orders_clean(tmp_path, small_shop_lines())
     res = clv.run(folder, "2025-06-30", config_from_dict({"clv": {"model": "bgnbd"}}))
-    axes = res.plot_alive_matrices()
+    axes = page.plot_alive_matrices(res)
     assert not any(t.get_text() for t in axes[0].texts if t.get_position()[1] < 1)  # row 0 unannotated
     plt.close("all")
-    assert "cannot tell whether a one-time buyer is still active" in res.matrix_takeaway()
-    assert "of repeat customers are likely active ('likely active' means a P(alive) of 50% or more" in res.clv_takeaway()
-    assert "; BG/NBD does not judge one-time buyers." in res.clv_takeaway()
+    assert "cannot tell whether a one-time buyer is still active" in page.matrix_takeaway(res)
+    assert "of repeat customers are likely active ('likely active' means a P(alive) of 50% or more" in page.clv_takeaway(res)
+    assert "; BG/NBD does not judge one-time buyers." in page.clv_takeaway(res)
 
 
 # --- holdout metrics, scores and fallbacks -------------------------------------------------------
@@ -571,7 +573,7 @@ def test_shop_without_repeat_customers_gets_clv_from_average_order_value(tmp_pat
     assert res.scores["p_alive"].isna().all()
     saved = artifacts.read(tmp_path, "clv_model")
     assert saved["n_repeat_customers"] == 0 and saved["n_customers"] == 2
-    assert res.segments_table() is None and "notebook 03" in res.segment_takeaway()
+    assert page.segments_table(res) is None and "notebook 03" in page.segment_takeaway(res)
 
 
 # --- the stage on a small shop -------------------------------------------------------------------
@@ -608,7 +610,7 @@ def test_a_six_month_clv_is_smaller_than_a_twelve_month_one_for_every_customer(s
 
 def test_the_report_names_the_horizons_the_artifact_does_not(small_shop_runs):
     res = small_shop_runs[6][1]
-    table = res.clv_summary_table()
+    table = page.clv_summary_table(res)
     # lifetimes' recency is first-to-last purchase time, never shown as "recency" (03's days since last order)
     assert list(table.index) == ["repeat purchases", "days from first to last purchase", "days since first purchase",
                                  "mean repeat order value (EUR)", "P(alive)", "expected purchases, next 30 days",
@@ -617,35 +619,60 @@ def test_the_report_names_the_horizons_the_artifact_does_not(small_shop_runs):
                                  "CLV, next 6 months (margin, EUR)"]
     assert table.loc["CLV, next 6 months (margin, EUR)", "mean"] == f"{res.scores['clv'].mean():,.2f}"
     assert table.loc["P(alive)", "max"].endswith("%") and plots.unreadable_names(table) == []
-    assert "over the next 6 months" in res.clv_takeaway()
+    assert "over the next 6 months" in page.clv_takeaway(res)
 
 
-def test_result_methods_give_the_tables_of_the_data_functions_for_readers(small_shop_runs):
+def test_page_tables_are_the_data_functions_tables_for_readers(small_shop_runs):
     _, res = small_shop_runs[12]
     numbers = clv.decile_table(res.scores["clv"])
     assert numbers["customers"].sum() == len(res.scores)
-    shown = res.decile_table()
+    pd.testing.assert_frame_equal(res.deciles, numbers)
+    shown = page.decile_table(res)
     assert shown["share of total CLV"].tolist() == [f"{v:.1f}%" for v in numbers["clv_share_pct"]]
     assert shown.index.name == "CLV decile"
-    assert res.comparison_table()["chosen"].tolist().count("yes") == 1
+    assert page.comparison_table(res)["chosen"].tolist().count("yes") == 1
+
+
+def test_the_result_is_data_without_an_engine_and_without_page_methods(small_shop_runs):
+    from ibis.backends import BaseBackend
+
+    _, res = small_shop_runs[12]
+    assert dataclasses.is_dataclass(res) and isinstance(res, clv.ClvResult)
+    assert [n for n, v in vars(clv.ClvResult).items() if callable(v) and not n.startswith("__")] == []
+    held = [getattr(res, f.name) for f in dataclasses.fields(res)]
+    held += list(vars(res.alive).values()) + list(vars(res.final).values()) + list(vars(res.gamma_gamma).values())
+    assert not [v for v in held if isinstance(v, (ibis.Expr, BaseBackend))]
+
+
+def test_the_page_imports_no_engine_no_artifacts_and_no_other_stage():
+    import ast
+
+    import helpers.pages.clv as module
+
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    allowed = ("__future__.", "matplotlib", "numpy", "pandas", "seaborn", "helpers.plots", "helpers.clv.")
+    assert [m for m in imported if not m.startswith(allowed)] == []
 
 
 def test_no_table_of_notebook_04_shows_a_model_internal_or_snake_case_name(small_shop_runs, tmp_path):
     _, res = small_shop_runs[12]
-    tables = {"comparison": res.comparison_table(), "by frequency": res.holdout_by_frequency_table(),
-              "parameters": res.params_table(), "summary": res.clv_summary_table(), "deciles": res.decile_table()}
+    tables = {"comparison": page.comparison_table(res), "by frequency": page.holdout_by_frequency_table(res),
+              "parameters": page.params_table(res), "summary": page.clv_summary_table(res),
+              "deciles": page.decile_table(res)}
     assert {k: plots.unreadable_names(t) for k, t in tables.items()} == {k: [] for k in tables}
     assert not set(tables["summary"].index) & plots.MODEL_INTERNAL_NAMES
     ids = res.scores["customer_id"]
     segments = clv.clv_by_segment(res.scores, pd.DataFrame({"customer_id": ids, "rfm_segment": ["A", "B"] * (len(ids) // 2)}))
-    seg = dataclasses.replace(res, segments=segments).segments_table()
+    seg = page.segments_table(dataclasses.replace(res, segments=segments))
     assert plots.unreadable_names(seg) == [] and "mean CLV, next 12 months (margin, EUR)" in seg.columns
     assert seg["mean P(alive)"].str.endswith("%").all() and seg["share of total CLV"].str.endswith("%").all()
 
 
 def test_alive_heatmap_axes_read_first_to_last_purchase_not_recency(small_shop_runs):
     _, res = small_shop_runs[12]
-    axes = res.plot_alive_matrices()
+    axes = page.plot_alive_matrices(res)
     assert [ax.get_xlabel() for ax in axes] == ["days from first to last purchase"] * 2
     assert "recency" not in " ".join(ax.get_title() + ax.get_xlabel() + ax.get_ylabel() for ax in axes)
     assert all(t.get_text().endswith("%") for t in axes[0].texts)  # P(alive) labelled in whole percent
@@ -680,7 +707,7 @@ def test_a_segment_of_one_time_buyers_least_likely_to_order_is_explained_against
     while its chance of an order in 90 days is the lowest. The page says both, and why."""
     t = _segment_table({"Champions": [0.90, 0.64, 8.6], "At Risk": [0.31, 0.08, 1.7],
                         "Can't Lose Them": [0.17, 0.07, 6.7], "Lost": [0.35, 0.04, 0.1]})
-    text = clv.alive_and_order_sentence(t, 90)
+    text = page.alive_and_order_sentence(t, 90)
     assert text.startswith(" 'Lost' is the least likely to order in the next 90 days (4% on average), although its "
                            "mean P(alive) (35%) is above that of 'Can't Lose Them' (17%) and 'At Risk' (31%)")
     assert "stronger evidence of having left" in text
@@ -688,8 +715,8 @@ def test_a_segment_of_one_time_buyers_least_likely_to_order_is_explained_against
 
 def test_when_the_least_likely_to_order_also_has_the_lowest_p_alive_nothing_needs_explaining():
     t = _segment_table({"Champions": [0.90, 0.64, 8.6], "Lost": [0.10, 0.04, 0.1]})
-    assert clv.alive_and_order_sentence(t, 30) == " 'Lost' is the least likely to order in the next 30 days (4% on average)."
-    assert clv.alive_and_order_sentence(_segment_table({"Lost": [np.nan, np.nan, 0.1]}), 30) == ""
+    assert page.alive_and_order_sentence(t, 30) == " 'Lost' is the least likely to order in the next 30 days (4% on average)."
+    assert page.alive_and_order_sentence(_segment_table({"Lost": [np.nan, np.nan, 0.1]}), 30) == ""
 
 
 def test_the_summary_is_the_same_to_the_last_bit_whatever_order_the_lines_come_in(con):
@@ -717,18 +744,18 @@ def test_segments_without_positive_clv_get_a_sentence_and_an_empty_grid_draws_wi
                           "mean_p_alive": [1.0, 1.0], "mean_p_purchase": [0.2, 0.1],
                           "mean_repeat_purchases": [1.0, 0.0], "clv_share_pct": [np.nan, np.nan]},
                          index=pd.Index(["About to Sleep", "At Risk"], name="segment"))
-    assert clv.segment_takeaway(table).startswith("No segment holds a positive CLV this month")
+    assert page.segment_sentence(table).startswith("No segment holds a positive CLV this month")
     grid = pd.DataFrame(np.nan, index=pd.Index([0, 1], name="frequency"), columns=pd.Index([0, 1], name="recency"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        clv.plot_matrix(grid, "P(alive)")
+        page.plot_matrix(grid, "P(alive)")
     plt.close("all")
 
 
 def test_the_score_summary_names_each_score_in_its_unit_whatever_the_time_unit():
     dist = pd.DataFrame({"mean": [3.0, 20.0, 52.0, 0.5, 1.25, 40.0]},
                         index=["frequency", "recency", "T", "p_alive", "exp_purchases_30d", "clv_12m"])
-    weeks = clv.summary_for_readers(dist, "CZK", "week")
+    weeks = page.summary_for_readers(dist, "CZK", "week")
     assert weeks["mean"].to_dict() == {"repeat purchases": "3.00", "weeks from first to last purchase": "20",
                                        "weeks since first purchase": "52", "P(alive)": "50.0%",
                                        "expected purchases, next 30 days": "1.25",  # horizons stay in days

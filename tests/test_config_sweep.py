@@ -38,8 +38,11 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 import months
-from helpers import artifacts, demo, kpis, offers, segments, summary, winback
+from helpers import artifacts, demo, offers, summary, winback
 from helpers.config import SECTIONS, Config, ConfigError, SegmentsConfig, config_from_dict
+from helpers.pages import kpis as kpis_page
+from helpers.pages import segments as segments_page
+from helpers.pages import offers as offers_page, winback as winback_page
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
@@ -456,11 +459,11 @@ def test_with_no_watched_segment_the_segments_takeaway_leaves_the_watch_sentence
     """segments.watch: [] made the takeaway read "...of net revenue.  together hold 0.0% of customers"."""
     customers = pd.DataFrame({"rfm_segment": ["Lost", "Champions", "Champions"], "monetary": [10.0, 50.0, 40.0]})
     seg = SimpleNamespace(customers=customers, settings=SegmentsConfig(watch=[]))
-    text = segments.Segmentation.segments_takeaway(seg)
+    text = segments_page.segments_takeaway(seg)
     assert text == ("3 customers in 2 segments. Champions is the segment with the most revenue: 66.7% of customers "
                     "bring 90.0% of net revenue.")
     seg.settings = SegmentsConfig(watch=["Lost"])
-    assert segments.Segmentation.segments_takeaway(seg).endswith(" Lost holds 33.3% of customers and 10.0% of revenue.")
+    assert segments_page.segments_takeaway(seg).endswith(" Lost holds 33.3% of customers and 10.0% of revenue.")
 
 
 def test_a_heatmap_of_cohorts_with_no_later_month_says_so_instead_of_warning():
@@ -469,7 +472,7 @@ def test_a_heatmap_of_cohorts_with_no_later_month_says_so_instead_of_warning():
     matrix = pd.DataFrame({0: [1.0], 1: [float("nan")]}, index=pd.Index(["2026-06"], name="cohort"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ax = kpis.plot_cohort_heatmap(matrix)
+        ax = kpis_page.plot_cohort_heatmap(SimpleNamespace(cohort_matrix=matrix))
     assert [t.get_text() for t in ax.texts] == ["no cohort shown has a month after its first order yet"]
     plt.close("all")
 
@@ -479,7 +482,7 @@ def test_the_simulation_plot_of_an_empty_plan_says_so_instead_of_warning():
     artists with labels found to put in legend" into the report."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ax = winback.plot_simulation(artifacts.empty("winback_plan"))
+        ax = winback_page.plot_simulation(winback.WinbackResult(plan=artifacts.empty("winback_plan")))
     assert [t.get_text() for t in ax.texts] == ["no offer simulated"] and ax.get_legend() is None
     plt.close("all")
 
@@ -488,11 +491,11 @@ def test_a_silhouette_sample_too_small_for_k_min_is_named_as_the_reason_for_one_
     """segments.silhouette_sample: 2 with k_min: 3 gave "Too few distinct customers" for 200 distinct customers."""
     seg = SimpleNamespace(k_scores=pd.DataFrame(columns=["k", "inertia", "silhouette"]), silhouette_sample=2,
                           settings=SegmentsConfig(k_min=3, k_max=3), customers=pd.DataFrame({"customer_id": range(200)}))
-    assert segments.Segmentation.k_takeaway(seg) == (
+    assert segments_page.k_takeaway(seg) == (
         "The sample of 2 customers that scores each k (setting segments.silhouette_sample) is too small for 3 "
         "clusters, so everyone is in one cluster; raise it above 3.")
     seg.customers = pd.DataFrame({"customer_id": range(3)})
-    assert segments.Segmentation.k_takeaway(seg).startswith("Too few distinct customers")
+    assert segments_page.k_takeaway(seg).startswith("Too few distinct customers")
 
 
 @pytest.mark.parametrize("share,train,held", [(0.01, 40, 0), (0.99, 0, 40)])
@@ -514,7 +517,7 @@ def test_an_expected_profit_outside_its_band_of_few_draws_is_drawn_without_a_neg
     """winback.draws: 1 gives a 5-95 % band of one draw, which the exact expected profit can miss: matplotlib
     refused the negative error bar and notebook 06 stopped."""
     the_plan = pd.DataFrame([{**_plan_row("Lost", 0.1, 10.0, "10% off"), "profit_p05": 20.0, "profit_p95": 30.0}])
-    ax = winback.plot_simulation(the_plan)
+    ax = winback_page.plot_simulation(winback.WinbackResult(plan=the_plan))
     assert [p.get_height() for p in ax.patches] == [10.0]
     plt.close("all")
 
@@ -523,14 +526,14 @@ def test_with_everyone_in_one_cluster_the_crosstab_takeaway_does_not_call_a_segm
     """Run 'budgets' (one cluster) read "Best map most cleanly onto one cluster (100% ...); Best are the most
     mixed (at most 100% in any one cluster), so the clusters split them by something the fixed grid ignores"."""
     one = pd.DataFrame({"mid value": [5, 3]}, index=["Best", "Gone"])
-    seg = SimpleNamespace(crosstab=lambda: one)
-    assert segments.Segmentation.crosstab_takeaway(seg) == (
+    seg = SimpleNamespace(crosstab=one)
+    assert segments_page.crosstab_takeaway(seg) == (
         "Everyone is in one cluster ('mid value'), so the clusters do not split the segments.")
-    seg.crosstab = lambda: pd.DataFrame({"a": [5, 0], "b": [0, 3]}, index=["Best", "Gone"])
-    assert segments.Segmentation.crosstab_takeaway(seg) == (
+    seg.crosstab = pd.DataFrame({"a": [5, 0], "b": [0, 3]}, index=["Best", "Gone"])
+    assert segments_page.crosstab_takeaway(seg) == (
         "Every segment maps onto one cluster: no segment is split by the clusters.")
-    seg.crosstab = lambda: pd.DataFrame({"a": [5, 1], "b": [0, 3]}, index=["Best", "Gone"])
-    assert segments.Segmentation.crosstab_takeaway(seg).startswith(
+    seg.crosstab = pd.DataFrame({"a": [5, 1], "b": [0, 3]}, index=["Best", "Gone"])
+    assert segments_page.crosstab_takeaway(seg).startswith(
         "Best map most cleanly onto one cluster (100% in 'a'); Gone are the most mixed (at most 75% in any one")
 
 
@@ -542,9 +545,12 @@ def _evaluation(personalised, popular, last_time):
 def test_a_tie_between_personalised_and_baseline_suggestions_is_not_called_a_win():
     """offers.top_n: 9 (as many as the shop's categories) read "'most popular categories' wins (100.0% hit rate
     @9 vs 100.0% personalised)"."""
-    assert offers.evaluation_takeaway(_evaluation(1.0, 1.0, 0.5), 9) == (
+    def said(evaluation, top_n):
+        cfg = config_from_dict({"offers": {"top_n": top_n}})
+        return offers_page.evaluation_takeaway(offers.OffersResult(evaluation=evaluation, cfg=cfg.offers))
+
+    assert said(_evaluation(1.0, 1.0, 0.5), 9) == (
         "Built on orders up to 2025-10-03 and checked against what the 70 customers who bought in the next period "
         "actually bought, the personalised suggestions do no better than 'most popular categories' (both 100.0% "
         "hit rate @9), so review the offer settings before using the suggestions.")
-    assert "'same as last time' wins (60.0% hit rate @3 vs 50.0% personalised)" in offers.evaluation_takeaway(
-        _evaluation(0.5, 0.4, 0.6), 3)
+    assert "'same as last time' wins (60.0% hit rate @3 vs 50.0% personalised)" in said(_evaluation(0.5, 0.4, 0.6), 3)

@@ -32,14 +32,14 @@ FIXTURES = {
 
 @pytest.fixture(scope="module", params=list(FIXTURES))
 def cleaned(request, tmp_path_factory):
-    """(processed folder, expected figures, CleanRun) of one fixture, cleaned once per module."""
+    """(processed folder, expected figures, CleanResult) of one fixture, cleaned once per module."""
     preset, write = FIXTURES[request.param]
     tmp = tmp_path_factory.mktemp(request.param)
     raw = tmp / "raw" / request.param
     expected = write(raw)
     processed = tmp / "processed" / request.param / "2025-06"
     cfg = config_from_dict({"columns": {"preset": preset}})
-    run = clean.run(raw, exports.AS_OF, cfg, processed)
+    run = clean.run(processed, exports.AS_OF, cfg, raw_dir=raw)
     return processed, expected, run
 
 
@@ -178,7 +178,7 @@ def test_one_person_keeps_one_customer_id_across_months(tmp_path):
     cfg = config_from_dict({"columns": {"preset": "shopify"}})
     ids = []
     for month, as_of in (("2025-05", "2025-05-31"), ("2025-06", "2025-06-30")):
-        clean.run(raw, as_of, cfg, tmp_path / "processed" / "shop" / month)
+        clean.run(tmp_path / "processed" / "shop" / month, as_of, cfg, raw_dir=raw)
         c = pd.read_parquet(tmp_path / "processed" / "shop" / month / "customers_clean.parquet")
         ids.append(dict(zip(c["email"].str.strip().str.lower(), c["customer_id"])))
     shared = set(ids[0]) & set(ids[1])
@@ -205,9 +205,9 @@ def test_a_file_mixing_currencies_stops_unless_the_config_has_a_rate(tmp_path):
     cfg = config_from_dict({"columns": {"preset": "shopify"}})
     with pytest.raises(ContractError, match=r"mixes currencies \(EUR, USD\) and the config has no exchange rate for "
                                             r"USD; add shop.exchange_rates: \{USD: <value of 1 USD in EUR>\}"):
-        clean.run(raw, exports.AS_OF, cfg, tmp_path / "processed" / "shop" / "2025-06")
+        clean.run(tmp_path / "processed" / "shop" / "2025-06", exports.AS_OF, cfg, raw_dir=raw)
     cfg = config_from_dict({"columns": {"preset": "shopify"}, "shop": {"exchange_rates": {"USD": 0.5}}})
-    res = clean.run(raw, exports.AS_OF, cfg, tmp_path / "processed" / "shop" / "2025-06")
+    res = clean.run(tmp_path / "processed" / "shop" / "2025-06", exports.AS_OF, cfg, raw_dir=raw)
     orders = pd.read_parquet(tmp_path / "processed" / "shop" / "2025-06" / "orders_clean.parquet")
     usd = orders["currency"] == "USD"
     assert usd.any() and set(orders.loc[usd, "order_id"]) == {"#1002"}

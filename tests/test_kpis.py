@@ -8,7 +8,9 @@ The shop (as_of 2024-03-31, inactivity window 30 days):
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import pickle
 
 import ibis
 import matplotlib.pyplot as plt
@@ -19,6 +21,7 @@ import pytest
 import drawn
 from helpers import artifacts, kpis, plots
 from helpers.config import ConfigError, config_from_dict
+from helpers.pages import kpis as page
 
 AS_OF = "2024-03-31"
 LINES = [
@@ -50,21 +53,49 @@ def orders():
     return kpis.orders_until(_orders(), AS_OF)
 
 
-@pytest.fixture(scope="module")
-def customers():
-    df = pd.DataFrame({
+def _customers():
+    return pd.DataFrame({
         "customer_id": ["A", "B", "C", "D", "L"],
         "signup_date": pd.to_datetime(["2023-12-20", "2023-12-01", "2024-02-14", "2024-03-05", "2024-01-01"]),
         "gender": ["F", "M", None, "F", "M"],
         "birth_year": [2000, 1980, 1990, 1950, 1985],
         "region": ["North", "South", "North", "East", "East"],
     })
-    return ibis.memtable(df)
+
+
+@pytest.fixture(scope="module")
+def customers():
+    return ibis.memtable(_customers())
 
 
 @pytest.fixture(scope="module")
 def monthly(orders):
     return kpis.monthly(orders, AS_OF, inactivity_days=30).set_index("month")
+
+
+def _month(folder, drop=(), customers: pd.DataFrame | None = None):
+    """`folder` as a processed month: LINES (less the `drop` columns) as orders_clean, `customers` as
+    customers_clean."""
+    df = pd.DataFrame(LINES, columns=COLS).drop(columns=list(drop))
+    df["order_date"] = pd.to_datetime(df["order_date"])
+    df.to_parquet(folder / "orders_clean.parquet")
+    if customers is not None:
+        customers.to_parquet(folder / "customers_clean.parquet")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def res(tmp_path_factory):
+    """What notebook 02 shows of the shop above, its customers file included (inactivity window 30 days,
+    breakdowns over the last 3 months, discount-won customers followed for 60 days)."""
+    cfg = config_from_dict({"business": {"inactivity_days": 30},
+                            "kpis": {"breakdown_months": 3, "discount_followup_days": 60}})
+    return kpis.run(_month(tmp_path_factory.mktemp("month"), customers=_customers()), AS_OF, cfg)
+
+
+def _bridge(res, m: pd.DataFrame, month: str, base: str = "previous"):
+    """`res` showing the revenue bridge of the hand-built monthly table `m` from `base`."""
+    return dataclasses.replace(res, bridges={base: kpis.revenue_bridge(m, month, base)})
 
 
 # ---------------------------------------------------------------- monthly table
@@ -151,18 +182,19 @@ def test_deltas_compare_with_previous_month_and_same_month_last_year(monthly):
     assert math.isnan(d.loc["revenue", "same_month_last_year"]) and math.isnan(d.loc["revenue", "vs_last_year"])
 
 
-def test_report_tables_show_kpis_by_label_with_money_shares_and_changes_formatted(monthly):
+def test_report_tables_show_kpis_by_label_with_money_shares_and_changes_formatted(monthly, res):
     m = monthly.reset_index()
-    t = kpis.monthly_table(m, 2, "EUR")
+    t = page.monthly_table(res, 2)
     assert list(t.columns) == ["2024-02", "2024-03"]
     assert t.loc["Net revenue (EUR)", "2024-03"] == "100" and t.loc["Repeat rate (2+ orders so far)", "2024-03"] == "50.0%"
-    d = kpis.deltas_table(kpis.deltas(m), "EUR")
+    d = page.deltas_table(res)
     assert list(d.columns) == ["2024-03", "2024-02", "vs last month", "2023-03 (a year ago)", "vs a year ago"]
     assert d.loc["Net revenue (EUR)", "vs last month"] == "-9.1%"            # 100 vs 110
     assert d.loc["Repeat rate (2+ orders so far)", "vs last month"] == "+16.7 pp"  # 50.0% vs 33.3%
     assert d.loc["Net revenue (EUR)", "vs a year ago"] == "\u2013"           # no month a year back
-    assert kpis.format_kpi("revenue", 1234567.8) == "1,234,568" and kpis.format_kpi("aov", 76.244) == "76.24"
-    assert list(kpis.deltas_table(kpis.deltas(m, "2024-02"), "EUR").columns[:2]) == ["2024-02", "2024-01"]
+    assert page.format_kpi("revenue", 1234567.8) == "1,234,568" and page.format_kpi("aov", 76.244) == "76.24"
+    february = dataclasses.replace(res, deltas=kpis.deltas(m, "2024-02"))
+    assert list(page.deltas_table(february).columns[:2]) == ["2024-02", "2024-01"]
 
 
 @pytest.mark.parametrize("base", ["previous", "last_year"])
@@ -194,18 +226,20 @@ def test_revenue_bridge_with_equal_revenue_uses_the_limit_of_the_log_mean():
     assert b.loc["orders per customer effect", "value"] == pytest.approx(100 * math.log(2))
 
 
-def test_a_shop_younger_than_a_year_gets_a_sentence_instead_of_a_year_on_year_bridge():
+def test_a_shop_younger_than_a_year_gets_a_sentence_instead_of_a_year_on_year_bridge(res):
     """A six-month-old shop: no same month last year, so no waterfall, and the page says why."""
     m = pd.DataFrame({"month": ["2025-01", "2025-06"], "revenue": [90.0, 100.0], "orders": [3, 2],
                       "active_customers": [2, 2]})
     b = kpis.revenue_bridge(m, "2025-06", "last_year")
     assert b.kind.tolist() == ["gap"]
-    assert kpis.bridge_takeaway(b) == ("No revenue bridge from 2024-06: the order history runs from 2025-01 to "
-                                       "2025-06, so there is no 2024-06 to compare with.")
-    assert kpis.plot_bridge(b) is None
+    young = _bridge(res, m, "2025-06", "last_year")
+    assert page.bridge_takeaway(young, "last_year") == (
+        "No revenue bridge from 2024-06: the order history runs from 2025-01 to 2025-06, so there is no 2024-06 "
+        "to compare with.")
+    assert page.plot_bridge(young, "last_year") is None
     m.loc[0, ["revenue", "orders", "active_customers"]] = [0.0, 0, 0]
     m.loc[0, "month"] = "2025-05"
-    assert "one of the two months has none" in kpis.bridge_takeaway(kpis.revenue_bridge(m, "2025-06"))
+    assert "one of the two months has none" in page.bridge_takeaway(_bridge(res, m, "2025-06"))
 
 
 # ---------------------------------------------------------------- cohorts
@@ -289,11 +323,12 @@ def test_breakdown_table_shows_the_hand_computed_aov_and_rates_of_every_group(or
     pd.testing.assert_frame_equal(kpis.breakdown(orders, "channel", AS_OF, months=3), expected)
 
 
-def test_breakdown_takeaway_quotes_the_hand_computed_aov(orders):
+def test_breakdown_takeaway_quotes_the_hand_computed_aov(orders, res):
     by_category = kpis.breakdown(orders, "category", AS_OF, months=3)
+    pd.testing.assert_frame_equal(res.breakdowns["category"], by_category)
     # shoes: O1 60 + O2 50 + O4 80 - 20 + O5 70 = 240 over 4 orders -> AOV 60; bags: 40 + 30 + 40 + 10 = 120 / 4 = 30
     assert by_category["aov"].to_dict() == {"shoes": 60.0, "bags": 30.0}
-    assert "shoes brings the most revenue (67%, AOV EUR 60)" in kpis.breakdown_takeaway(by_category)
+    assert "shoes brings the most revenue (67%, AOV EUR 60)" in page.breakdown_takeaway(res, "category")
 
 
 def test_breakdown_window_covers_only_the_last_months(orders):
@@ -310,17 +345,23 @@ def test_breakdown_by_age_band_and_unknown_gender(orders, customers):
 
 
 @pytest.mark.parametrize("dimension,drop", [("channel", ("channel",)), ("category", ("category",))])
-def test_a_missing_order_column_skips_its_section_with_a_note(dimension, drop, capsys):
-    assert kpis.breakdown_section(_orders(drop=drop), dimension, AS_OF) is None
+def test_a_missing_order_column_skips_its_section_with_a_note(tmp_path, dimension, drop, capsys):
+    assert kpis.breakdown_or_missing(_orders(drop=drop), dimension, AS_OF) == (None, dimension)
+    res = kpis.run(_month(tmp_path, drop=drop), AS_OF, config_from_dict({}))
+    assert res.skipped[dimension] == dimension and dimension not in res.breakdowns
+    assert page.breakdown_table(res, dimension) is None and page.plot_breakdown(res, dimension) is None
     assert f"needs the column '{dimension}'" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("dimension", ["region", "age_band"])
-def test_a_missing_customer_column_or_file_skips_its_section_with_a_note(orders, customers, dimension, capsys):
-    assert kpis.breakdown_section(orders, dimension, AS_OF, None) is None
+def test_a_missing_customer_column_or_file_skips_its_section_with_a_note(orders, customers, month_dir, dimension,
+                                                                         capsys):
+    assert kpis.breakdown_or_missing(orders, dimension, AS_OF, None) == (None, kpis.CUSTOMERS_FILE)
+    res = kpis.run(month_dir, AS_OF, config_from_dict({}))  # no customers file
+    assert page.breakdown_table(res, dimension) is None
     assert "Skipped" in capsys.readouterr().out
     if dimension == "region":
-        assert kpis.breakdown_section(orders, dimension, AS_OF, customers.drop("region")) is None
+        assert kpis.breakdown_or_missing(orders, dimension, AS_OF, customers.drop("region")) == (None, "region")
 
 
 # ---------------------------------------------------------------- config, artifacts, takeaways
@@ -334,16 +375,13 @@ def test_bad_kpi_settings_are_refused_naming_the_key(values):
 
 @pytest.fixture()
 def month_dir(tmp_path):
-    df = pd.DataFrame(LINES, columns=COLS)
-    df["order_date"] = pd.to_datetime(df["order_date"])
-    df.to_parquet(tmp_path / "orders_clean.parquet")
-    return tmp_path
+    return _month(tmp_path)
 
 
 def test_run_writes_kpis_and_cohorts_csv(month_dir):
     cfg = config_from_dict({"business": {"inactivity_days": 30}})
     run = kpis.run(month_dir, AS_OF, cfg)
-    assert run.customers is None
+    assert run.leads is None  # no customers file
     saved = pd.read_csv(month_dir / "kpis.csv")
     assert list(saved.columns) == kpis.MONTHLY_COLUMNS and saved.revenue.tolist() == [150.0, 110.0, 100.0]
     assert list(pd.read_csv(month_dir / "cohorts.csv").columns) == kpis.COHORT_COLUMNS
@@ -351,39 +389,50 @@ def test_run_writes_kpis_and_cohorts_csv(month_dir):
         artifacts.check(name, artifacts.read(month_dir, name))
 
 
-def test_the_result_object_gives_the_tables_of_the_functions_with_its_settings(month_dir, orders):
+def test_the_result_holds_the_tables_of_the_functions_with_its_settings(month_dir, orders):
     cfg = config_from_dict({"shop": {"currency": "CZK"}, "business": {"inactivity_days": 30},
                             "kpis": {"breakdown_months": 3, "second_order_windows": [30, 60],
                                      "discount_followup_days": 60}})
     res = kpis.run(month_dir, AS_OF, cfg)
     m = kpis.monthly(orders, AS_OF, 30)
     pd.testing.assert_frame_equal(res.monthly, m)
-    pd.testing.assert_frame_equal(res.monthly_table(2), kpis.monthly_table(m, 2, "CZK"))
-    pd.testing.assert_frame_equal(res.deltas_table(), kpis.deltas_table(kpis.deltas(m), "CZK"))
-    assert res.monthly_takeaway() == kpis.monthly_takeaway(m, "CZK")
-    pd.testing.assert_frame_equal(res.bridge("previous"), kpis.revenue_bridge(m, base="previous"))
-    pd.testing.assert_frame_equal(res.breakdown("channel"), kpis.breakdown(orders, "channel", AS_OF, months=3))
-    assert list(res.second_order_rates().columns) == ["first_buyers", "second_within_30d", "second_within_60d"]
-    assert "repeat_rate_60d" in res.discount_first_order().columns
-    assert res.breakdown_section("region") is None and res.plot_breakdown(None) is None
-    ax = res.plot_breakdown(res.breakdown("channel"))
+    assert "Net revenue (CZK)" in page.monthly_table(res, 2).index and list(page.monthly_table(res, 2).columns) == [
+        "2024-02", "2024-03"]
+    pd.testing.assert_frame_equal(res.deltas.table, kpis.deltas(m).table)
+    assert "Net revenue (CZK)" in page.deltas_table(res).index
+    assert "worth CZK 100 net" in page.monthly_takeaway(res)
+    pd.testing.assert_frame_equal(res.bridges["previous"], kpis.revenue_bridge(m, base="previous"))
+    pd.testing.assert_frame_equal(res.bridges["last_year"], kpis.revenue_bridge(m, base="last_year"))
+    pd.testing.assert_frame_equal(res.breakdowns["channel"], kpis.breakdown(orders, "channel", AS_OF, months=3))
+    assert list(res.second_orders.columns) == ["first_buyers", "second_within_30d", "second_within_60d"]
+    assert "repeat_rate_60d" in res.discount.columns
+    assert page.breakdown_table(res, "region") is None and page.plot_breakdown(res, "region") is None
+    ax = page.plot_breakdown(res, "channel")
     assert ax.get_title() == "Net revenue by channel, last 3 months" and ax.get_xlabel() == "net revenue (CZK)"
 
 
-def test_takeaways_are_computed_from_the_numbers(monthly, orders):
-    text = kpis.monthly_takeaway(monthly.reset_index())
+def test_the_result_holds_plain_data_and_no_engine_object(res):
+    """The page reads the result only: nothing on it can reach back into the engine."""
+    values = [getattr(res, f.name) for f in dataclasses.fields(res)]
+    values += [*res.bridges.values(), *res.breakdowns.values(), res.deltas.table]
+    assert not [v for v in values if type(v).__module__.split(".")[0] in ("ibis", "duckdb", "pyspark")]
+    assert sorted(res.breakdowns) == ["age_band", "category", "channel", "gender", "region"]
+    assert res.skipped == {"payment_method": "payment_method"}
+    pickle.loads(pickle.dumps(res))  # frames, numbers and settings only: no connection to carry
+
+
+def test_takeaways_are_computed_from_the_numbers(res):
+    text = page.monthly_takeaway(res)
     assert "In 2024-03 3 customers placed 3 orders worth EUR 100 net" in text
-    b = kpis.revenue_bridge(monthly.reset_index(), "2024-03")
-    assert "fell by EUR 10" in kpis.bridge_takeaway(b)
-    h = kpis.gap_histogram(orders)
-    assert "within 71 days" in kpis.inactivity_takeaway(h, 30)
+    assert "fell by EUR 10" in page.bridge_takeaway(res, "previous")
+    assert "within 71 days" in page.inactivity_takeaway(res)
 
 
 # ---------------------------------------------------------------- what the figures draw
 
-def test_trend_chart_stacks_returning_under_new_revenue_per_month(monthly):
+def test_trend_chart_stacks_returning_under_new_revenue_per_month(res):
     # returning revenue: Jan 0, Feb 30 of 110, Mar 60 of 100 (drawn from the share kept to 4 decimals: +-0.01 %)
-    ax = kpis.plot_kpi_trend(monthly.reset_index())
+    ax = page.plot_trend(res)
     bars = drawn.bars(ax)
     assert list(bars) == ["returning customers", "new customers"]
     assert bars["returning customers"] == pytest.approx([0.0, 30.0, 60.0], abs=0.02)
@@ -393,22 +442,22 @@ def test_trend_chart_stacks_returning_under_new_revenue_per_month(monthly):
     assert drawn.xticks(ax) == ["2024-01", "2024-02", "2024-03"]
 
 
-def test_breakdown_chart_draws_each_groups_net_revenue_largest_first(orders):
-    ax = kpis.plot_breakdown(kpis.breakdown(orders, "channel", AS_OF, months=3), "CZK", months=3)
+def test_breakdown_chart_draws_each_groups_net_revenue_largest_first(res):
+    ax = page.plot_breakdown(dataclasses.replace(res, currency="CZK"), "channel")
     assert drawn.yticks(ax) == ["web", "app"]
     assert [round(p.get_width(), 6) for p in ax.patches] == [210.0, 150.0]
     assert [t.get_text() for t in ax.texts] == ["210", "150"]
     assert ax.get_xlabel() == "net revenue (CZK)"
 
 
-def test_bridge_chart_draws_each_levers_part_under_its_own_label():
+def test_bridge_chart_draws_each_levers_part_under_its_own_label(res):
     # 10 -> 12 customers, 10 -> 15 orders (1.25 per customer), revenue 100 -> 195 (AOV 10 -> 13);
     # logarithmic mean L = 95 / ln 1.95, each lever's part L ln(x1 / x0)
     m = pd.DataFrame({"month": ["2024-02", "2024-03"], "revenue": [100.0, 195.0], "orders": [10, 15],
                       "active_customers": [10, 12]})
     L = 95 / math.log(1.95)
     parts = [L * math.log(1.2), L * math.log(1.25), L * math.log(1.3)]
-    ax = kpis.plot_bridge(kpis.revenue_bridge(m, "2024-03"))
+    ax = page.plot_bridge(_bridge(res, m, "2024-03"))
     assert drawn.xticks(ax) == ["revenue 2024-02", "active customers", "orders per customer", "average order value",
                                  "revenue 2024-03"]
     assert [p.get_height() for p in ax.patches] == pytest.approx([100.0, *parts, 195.0])
@@ -418,57 +467,54 @@ def test_bridge_chart_draws_each_levers_part_under_its_own_label():
 
 # ---------------------------------------------------------------- tables and figures for people
 
-def test_every_table_notebook_02_shows_uses_reader_names_only(orders, customers, monthly):
-    m = monthly.reset_index()
-    c = kpis.cohorts(orders, AS_OF)
+def test_every_table_notebook_02_shows_uses_reader_names_only(res):
     shown = {
-        "bridge": kpis.bridge_table(kpis.revenue_bridge(m, base="previous")),
-        "retention": kpis.retention_table(kpis.retention_curve(c)),
-        "leads": kpis.leads_table(kpis.leads_and_signups(orders, customers, AS_OF, days=30)),
-        "second orders": kpis.second_order_table(kpis.second_order_rates(orders, AS_OF)),
-        "discount": kpis.discount_table(kpis.discount_first_order(orders, AS_OF, followup_days=60)),
-        "gaps": kpis.gap_table(kpis.gap_summary(kpis.gap_histogram(orders))),
-        "breakdown": kpis.breakdown_table(kpis.breakdown(orders, "channel", AS_OF, months=3)),
+        "bridge": page.bridge_table(res, "previous"),
+        "retention": page.retention_table(res),
+        "leads": page.leads_table(res),
+        "second orders": page.second_order_table(res),
+        "discount": page.discount_table(res),
+        "gaps": page.gap_table(res),
+        "breakdown": page.breakdown_table(res, "channel"),
     }
     assert {name: plots.unreadable_names(t) for name, t in shown.items()} == {name: [] for name in shown}
 
 
-def test_breakdown_table_shows_money_with_its_currency_and_rates_in_percent(orders):
-    t = kpis.breakdown_table(kpis.breakdown(orders, "channel", AS_OF, months=3), "CZK")
+def test_breakdown_table_shows_money_with_its_currency_and_rates_in_percent(res):
+    t = page.breakdown_table(dataclasses.replace(res, currency="CZK"), "channel")
     assert t.loc["app"].to_dict() == {
         "customers": "3", "orders": "3", "net revenue (CZK)": "150", "share of net revenue": "41.7%",
         "average order value (CZK)": "50.00", "returns rate": "11.8%", "customers with 2+ orders in the window": "0.0%"}
-    assert kpis.breakdown_table(None) is None  # a skipped section stays skipped
+    assert page.breakdown_table(res, "payment_method") is None  # a skipped section stays skipped
 
 
-def test_bridge_table_names_the_lever_and_shows_whole_money_with_separators():
+def test_bridge_table_names_the_lever_and_shows_whole_money_with_separators(res):
     m = pd.DataFrame({"month": ["2024-02", "2024-03"], "revenue": [100_000.0, 195_000.0], "orders": [10, 15],
                       "active_customers": [10, 12]})
-    t = kpis.bridge_table(kpis.revenue_bridge(m, "2024-03"), "EUR")
+    t = page.bridge_table(_bridge(res, m, "2024-03"))
     assert list(t.columns) == ["amount (EUR)", "kind"] and t.index.name == "step"
     assert "average order value effect" in t.index and t.loc["revenue 2024-03", "amount (EUR)"] == "195,000"
 
 
-def test_second_order_table_shows_13_cohorts_in_percent_and_an_unfinished_window_as_a_dash(orders):
-    rates = kpis.second_order_rates(orders, AS_OF, windows=(30, 60, 90))
-    t = kpis.second_order_table(rates)
+def test_second_order_table_shows_13_cohorts_in_percent_and_an_unfinished_window_as_a_dash(res):
+    t = page.second_order_table(res)
     assert t.loc["2024-01"].tolist() == ["2", "0.0%", "50.0%", plots.MISSING]
     long = pd.DataFrame({"first_buyers": range(20), "second_within_30d": 0.25},
                         index=pd.Index([f"c{i:02d}" for i in range(20)], name="cohort"))
-    cut = kpis.second_order_table(long)
+    cut = page.second_order_table(dataclasses.replace(res, second_orders=long))
     assert len(cut) == 14 and cut.index[0] == "c07" and cut.index[-1] == "... 7 earlier cohorts not shown"
 
 
-def test_bridge_bars_start_at_zero():
+def test_bridge_bars_start_at_zero(res):
     m = pd.DataFrame({"month": ["2024-02", "2024-03"], "revenue": [1000.0, 1010.0], "orders": [10, 10],
                       "active_customers": [10, 10]})
-    ax = kpis.plot_bridge(kpis.revenue_bridge(m, "2024-03"))
+    ax = page.plot_bridge(_bridge(res, m, "2024-03"))
     assert ax.get_ylim()[0] == 0  # a value axis cut at 900 would make a 1 % change look like a doubling
     plt.close("all")
 
 
-def test_cohort_heatmap_labels_every_cell_in_percent(orders):
-    ax = kpis.plot_cohort_heatmap(kpis.cohort_matrix(kpis.cohorts(orders, AS_OF)))
+def test_cohort_heatmap_labels_every_cell_in_percent(res):
+    ax = page.plot_cohort_heatmap(res)
     labels = [t.get_text() for t in ax.texts]
     assert labels and all(t.endswith("%") for t in labels)
     plt.close("all")

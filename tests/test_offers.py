@@ -7,7 +7,8 @@ import pytest
 
 import lines
 from helpers import artifacts, offers, plots
-from helpers.config import ConfigError, config_from_dict, load_config
+from helpers.config import ConfigError, OffersConfig, config_from_dict, load_config
+from helpers.pages import offers as page
 
 AS_OF = "2025-12-31"  # affinity anchors must lie on or before 2025-10-02 (90 days earlier)
 
@@ -151,7 +152,8 @@ def test_cap_takeaway_says_how_many_targets_are_left_out():
     capped = offers.contact_cap(CAMPAIGNS, AS_OF, 7)
     targets = pd.DataFrame({"customer_id": ["today", "old", "x"]})
     assert list(offers.apply_contact_cap(targets, capped).customer_id) == ["old", "x"]
-    assert "1 of them were on the target list" in offers.cap_takeaway(capped, 7, targets)
+    shown = offers.OffersResult(capped=capped, cfg=OffersConfig(min_days_between_contacts=7))
+    assert "1 of them were on the target list" in page.cap_takeaway(shown, targets)
 
 
 # --------------------------------------------------------------------------- second-order list, outputs
@@ -211,8 +213,10 @@ def test_on_the_demo_shop_personalised_hit_rate_beats_both_baselines(con, demo_d
     hit = ev["hit_rate"]
     assert hit["personalised"] > hit["most popular categories"] and hit["personalised"] > hit["same as last time"]
     assert ev.coverage["personalised"] == 1.0
-    assert "personalised suggestions win" in offers.evaluation_takeaway(ev, 3) and "@3" in offers.evaluation_takeaway(ev, 3)
-    shown = offers.evaluation_table(ev, 3)
+    res = offers.OffersResult(evaluation=ev, cfg=cfg.offers)
+    assert cfg.offers.top_n == 3
+    assert "personalised suggestions win" in page.evaluation_takeaway(res) and "@3" in page.evaluation_takeaway(res)
+    shown = page.evaluation_table(res)
     assert list(shown.columns) == ["customers", "buyers in the horizon", "hit rate (one of the 3 suggestions bought)",
                                    "customers with a suggestion", "categories suggested", "cut-off"]
     assert shown.loc["personalised", "hit rate (one of the 3 suggestions bought)"] == f"{100 * hit['personalised']:.1f}%"
@@ -238,7 +242,7 @@ def test_suggested_categories_are_one_text_column_best_first_whatever_top_n_is()
     assert offers.suggested_categories(s, top_n=1).values.tolist() == [["A", "books"], ["B", "toys"]]
 
 
-def test_offers_run_methods_use_the_run_settings_and_show_the_hit_rate_header_with_its_n(con, cfg):
+def test_offers_page_uses_the_results_settings_and_shows_the_hit_rate_header_with_its_n(con, cfg):
     ev = pd.DataFrame({"customers": 10, "buyers_in_horizon": 5, "hit_rate": [0.6, 0.4, 0.2], "coverage": 1.0,
                        "categories_suggested": 3, "cutoff": "2025-10-01"},
                       index=pd.Index(["personalised", "most popular categories", "same as last time"], name="method"))
@@ -246,15 +250,17 @@ def test_offers_run_methods_use_the_run_settings_and_show_the_hit_rate_header_wi
     aff = offers.affinity_table(table(con, AFFINITY_SHOP, "aff_run"), AS_OF, cfg)
     second = pd.DataFrame({"customer_id": pd.Series(dtype=str), "suggested_category": pd.Series(dtype=str),
                            "days_since_first": pd.Series(dtype="int64")})
-    run = offers.OffersRun(affinities=aff, repeats=pd.DataFrame(), offers=pd.DataFrame(), evaluation=ev, capped=set(),
-                           second_order_day=30.0, second_order=second, examples=pd.DataFrame(), as_of=AS_OF, cfg=oc)
-    assert "hit rate (one of the 5 suggestions bought)" in run.evaluation_table().columns
-    assert "hit_rate" in run.evaluation.columns  # the numbers keep their name
-    assert "60.0% hit rate @5" in run.evaluation_takeaway()
-    assert run.affinity_takeaway() == offers.affinity_takeaway(aff, 90)
-    pd.testing.assert_frame_equal(run.affinities_table(top=2), offers.affinities_for_readers(aff.head(2), 90))
-    assert plots.unreadable_names(run.affinities_table()) == [] and plots.unreadable_names(run.evaluation_table()) == []
-    assert run.second_order_takeaway() == "No first-time buyer is between 30 and 200 days past the first order."
+    res = offers.OffersResult(affinities=aff, repeats=pd.DataFrame(), offers=pd.DataFrame(), evaluation=ev,
+                              capped=set(), second_order_day=30.0, second_order=second, examples=pd.DataFrame(),
+                              as_of=AS_OF, cfg=oc)
+    assert "hit rate (one of the 5 suggestions bought)" in page.evaluation_table(res).columns
+    assert "hit_rate" in res.evaluation.columns  # the numbers keep their name
+    assert "60.0% hit rate @5" in page.evaluation_takeaway(res)
+    (a, b), top = next(aff.iterrows())
+    assert page.affinity_takeaway(res).startswith(f"Of customers who bought {a}, {top.share:.0%} bought {b} within 90 days")
+    pd.testing.assert_frame_equal(page.affinities_table(res, top=2), page.affinities_for_readers(aff.head(2), 90))
+    assert plots.unreadable_names(page.affinities_table(res)) == [] and plots.unreadable_names(page.evaluation_table(res)) == []
+    assert page.second_order_takeaway(res) == "No first-time buyer is between 30 and 200 days past the first order."
 
 
 def test_the_sections_tables_show_reader_names_counts_with_separators_and_shares_in_percent():
@@ -265,8 +271,8 @@ def test_the_sections_tables_show_reader_names_counts_with_separators_and_shares
                             index=pd.Index(["Loyal Customers"], name="rfm_segment"))
     second = pd.DataFrame({"customers": [485], "median_days_since_first": [245.0], "share": [0.3401]},
                           index=pd.Index(["shoes"], name="suggested_category"))
-    shown = {"repeats": offers.repeats_for_readers(repeats, 90), "examples": offers.examples_for_readers(examples),
-             "second orders": offers.second_order_for_readers(second)}
+    shown = {"repeats": page.repeats_for_readers(repeats, 90), "examples": page.examples_for_readers(examples),
+             "second orders": page.second_order_for_readers(second)}
     assert {k: plots.unreadable_names(t) for k, t in shown.items()} == {k: [] for k in shown}
     assert shown["repeats"].iloc[0].tolist() == ["1,234", "79", "1,000", "81.0%"]
     assert shown["examples"].loc["Loyal Customers", "share shown it first"] == "21.4%"

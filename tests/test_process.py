@@ -83,7 +83,7 @@ def run_stages(raw: Path, processed: Path, cfg, stages) -> None:
     """What each notebook's `<stage>.run(...)` call writes, in-process."""
     for stage in stages:
         if stage is clean:
-            clean.run(raw, AS_OF, cfg, processed)
+            clean.run(processed, AS_OF, cfg, raw_dir=raw)
         else:
             stage.run(processed, AS_OF, cfg)
 

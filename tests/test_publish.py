@@ -15,7 +15,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from helpers import plots
+from helpers import artifacts, plots
 from helpers.paths import project_root
 from helpers.plots import MISSING
 from helpers.publish import (KPI_TILES, build_index, change_text, external_resources, month_shift,
@@ -80,6 +80,14 @@ def write_kpis(processed: Path, shop: str, folder: str, months: dict, currency: 
     if currency is not None:
         (out / "data_quality.json").write_text(json.dumps({"orders": {"currency": currency}}))
     return out
+
+
+def write_trend(folder: Path, clv_at_risk: dict) -> Path:
+    """trend.csv as notebook 07 writes it: one row per month up to the folder's ({month: CLV at risk}; the
+    KPI columns, which the tiles take from kpis.csv, left empty)."""
+    return artifacts.write(folder, "trend", pd.DataFrame({
+        "month": list(clv_at_risk), **{c: math.nan for c in ("revenue", "active_customers", "repeat_rate")},
+        "clv_at_risk": [float(v) for v in clv_at_risk.values()]}))
 
 
 def months_back(last: str, n: int) -> list[str]:
@@ -457,22 +465,60 @@ def test_money_without_a_recorded_currency_is_shown_bare(tmp_path):
 
 def test_clv_at_risk_tile_compares_with_last_months_run_where_there_was_one(tmp_path):
     reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
-    for month, clv_high in (("2026-05", 200.0), ("2026-06", 250.0)):
+    runs = {"2026-05": 200.0, "2026-06": 250.0}  # each month's own run: the CLV of its high-risk customers
+    for month in runs:
         make_month(reports, "demo", month)
         folder = write_kpis(processed, "demo", month, {month: {}}, currency="USD")
-        pd.DataFrame({"customer_id": ["a", "b"], "clv": [clv_high, 40.0]}).to_parquet(folder / "clv.parquet")
-        pd.DataFrame({"customer_id": ["a", "b"], "risk_tier": ["high", "low"]}).to_parquet(folder / "churn.parquet")
+        write_trend(folder, {m: v for m, v in runs.items() if m <= month})
     index = build_index(reports).read_text()
     assert tile_value(index, "clv_at_risk") == "USD 250"
     assert tile_changes(index, "clv_at_risk") == {"vs last month": ("+25.0%", "bad"), "vs a year ago": (MISSING, "none")}
 
 
+def test_an_older_month_rerun_later_gives_the_clv_at_risk_tile_its_new_figure(tmp_path):
+    """June's trend.csv holds May as it was when June ran; May rerun since has its own, newer row: that one counts."""
+    reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
+    for month in ("2026-05", "2026-06"):
+        make_month(reports, "demo", month)
+    write_trend(write_kpis(processed, "demo", "2026-05", {"2026-05": {}}), {"2026-05": 300.0})
+    write_trend(write_kpis(processed, "demo", "2026-06", {"2026-06": {}}), {"2026-05": 200.0, "2026-06": 250.0})
+    index = build_index(reports).read_text()
+    assert tile_points(index, "clv_at_risk") == {"2026-05": 300.0, "2026-06": 250.0}
+    assert tile_changes(index, "clv_at_risk")["vs last month"] == ("-16.7%", "good")
+
+
+def test_a_month_run_before_trend_csv_existed_still_builds_and_says_the_tile_is_missing(tmp_path):
+    """A month folder rendered before 07 wrote trend.csv: KPI tiles as ever, CLV at risk named as missing."""
+    reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
+    make_month(reports, "demo", "2026-06")
+    folder = write_kpis(processed, "demo", "2026-06", {"2026-05": {}, "2026-06": {}})
+    pd.DataFrame({"customer_id": ["a", "b"], "clv": [250.0, 40.0]}).to_parquet(folder / "clv.parquet")
+    pd.DataFrame({"customer_id": ["a", "b"], "risk_tier": ["high", "low"]}).to_parquet(folder / "churn.parquet")
+    index = build_index(reports).read_text()
+    assert tile_value(index, "orders") == "50" and 'data-metric="clv_at_risk"' not in index
+    assert "CLV of high-risk customers not shown: 2026-06 has no trend.csv yet (written by 07_summary)" in index
+
+
+def test_the_index_imports_no_stage():
+    """The site is built from declared artifacts (helpers.artifacts) and the reports' names (helpers.plots)."""
+    import ast
+
+    tree = ast.parse((project_root() / "src" / "helpers" / "publish.py").read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {f"helpers.{a.name}" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                 and node.module == "helpers" for a in node.names}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    helpers = {name for name in imported if name.startswith("helpers.")}
+    assert helpers <= {"helpers.artifacts", "helpers.plots"}, helpers
+
+
 def test_a_broken_older_month_leaves_out_only_the_clv_at_risk_tile(tmp_path):
     reports, processed = tmp_path / "reports", tmp_path / "data" / "processed"
     make_month(reports, "demo", "2026-06")
-    write_kpis(processed, "demo", "2026-06", {"2026-05": {}, "2026-06": {}})
+    write_trend(write_kpis(processed, "demo", "2026-06", {"2026-05": {}, "2026-06": {}}), {"2026-05": 1.0, "2026-06": 2.0})
     (processed / "demo" / "2026-05").mkdir()
     (processed / "demo" / "2026-05" / "kpis.csv").write_text("not,the,kpis\n1,2,3\n")
+    (processed / "demo" / "2026-05" / "trend.csv").write_text("not,the,trend\n1,2,3\n")
     index = build_index(reports).read_text()
     assert tile_value(index, "orders") == "50" and "CLV of high-risk customers unavailable: " in index
 

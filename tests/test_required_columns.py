@@ -16,6 +16,9 @@ import pytest
 from helpers import artifacts, churn, clean, clv, customer_facts, kpis, offers, segments, winback
 from helpers.config import load_config
 from helpers.engine import connect
+from helpers.pages import churn as churn_page
+from helpers.pages import kpis as kpis_page
+from helpers.pages import offers as offers_page, winback as winback_page
 
 AS_OF = "2026-06-30"
 START = pd.Timestamp("2024-01-01")
@@ -71,7 +74,7 @@ def cfg():
 def month_of_shop(tmp: Path, cfg, campaign: bool, customers: int = 400) -> Path:
     raw = four_column_shop(tmp / "raw" / "plain", customers=customers, campaign=campaign)
     month = tmp / "processed" / "plain" / "2026-06"
-    clean.run(raw, AS_OF, cfg, month)
+    clean.run(month, AS_OF, cfg, raw_dir=raw)
     return month
 
 
@@ -109,11 +112,11 @@ def test_every_stage_completes_and_writes_its_declared_artifacts(plain, stage):
 
 def test_kpis_without_customers_file_skip_leads_and_demographics_with_one_sentence(plain, capsys):
     res = plain[1]["kpis"]
-    assert res.leads_and_signups() is None
-    assert res.breakdown_section("region") is None and res.breakdown_section("age_band") is None
-    assert res.breakdown_section("channel") is None  # present in the clean layout, but never filled
+    assert kpis_page.leads_table(res) is None
+    assert kpis_page.breakdown_table(res, "region") is None and kpis_page.breakdown_table(res, "age_band") is None
+    assert kpis_page.breakdown_table(res, "channel") is None  # present in the clean layout, but never filled
     out = capsys.readouterr().out
-    assert kpis.LEADS_NOTE.split(",")[0] in out
+    assert kpis_page.LEADS_NOTE.split(",")[0] in out
     assert out.count("needs customers.csv") == 2 and "needs the column 'channel'" in out
 
 
@@ -134,16 +137,16 @@ def test_winback_without_campaigns_uses_the_assumed_uplifts_and_says_so(plain):
     res = plain[1]["winback"]
     assert res.measured.empty
     assert set(res.uplift["source"]) == {"assumed"}
-    assert res.measured_takeaway().startswith("No past campaign with a control arm")
+    assert winback_page.measured_takeaway(res).startswith("No past campaign with a control arm")
     assert not res.plan.empty
 
 
 def test_offers_without_categories_say_why_the_section_is_empty(plain):
     off = plain[1]["winback"].offers
     assert off.note == offers.NO_CATEGORIES
-    assert off.affinity_takeaway() == offers.NO_CATEGORIES
-    assert off.examples_takeaway() == off.second_order_takeaway() == offers.NO_CATEGORIES_AGAIN
-    assert off.examples_table().empty
+    assert offers_page.affinity_takeaway(off) == offers.NO_CATEGORIES
+    assert offers_page.examples_takeaway(off) == offers_page.second_order_takeaway(off) == offers_page.NO_CATEGORIES_AGAIN
+    assert offers_page.examples_table(off).empty
 
 
 def test_measured_uplift_of_an_email_only_campaign_covers_the_generators_truth(mailed, cfg):
@@ -160,54 +163,56 @@ def test_measured_uplift_of_an_email_only_campaign_covers_the_generators_truth(m
     assert winback.option_label(0.0) == "contact, no discount"
 
 
-def test_after_an_email_only_campaign_a_discount_adds_its_assumed_effect_to_the_measured_email(mailed, cfg):
-    res = winback.run(mailed, AS_OF, cfg, save=False)
+def test_after_an_email_only_campaign_a_discount_adds_its_assumed_effect_to_the_measured_email(mailed, cfg, tmp_path):
+    res = winback.run(_copy_without(mailed, tmp_path, []), AS_OF, cfg)
     u = res.uplift[res.uplift["segment"] == res.uplift["segment"].iloc[0]].set_index("discount")
     assumed = cfg.winback.assumed_uplift
     assert u.loc[0.1, "source"] == "assumed discount effect on the measured e-mail"
     assert u.loc[0.1, "mean"] == pytest.approx(u.loc[0.0, "mean"] + assumed[0.1] - assumed[0.0], abs=1e-12)
 
 
-def test_a_t_learner_that_cannot_be_fitted_leaves_the_measured_uplift_and_a_sentence(mailed, cfg, monkeypatch):
+def test_a_t_learner_that_cannot_be_fitted_leaves_the_measured_uplift_and_a_sentence(mailed, cfg, monkeypatch,
+                                                                                      tmp_path):
     def broken(*args, **kwargs):
         raise ValueError("window shape cannot be larger than input array shape")
 
     monkeypatch.setattr(winback, "t_learner", broken)
-    res = winback.run(mailed, AS_OF, cfg, save=False)
+    res = winback.run(_copy_without(mailed, tmp_path, []), AS_OF, cfg)
     assert res.models.areas.empty and not res.measured.empty
-    assert "could not be fitted on this shop's campaign data (window shape cannot be larger" in res.qini_takeaway()
-    assert "measured uplift" in res.qini_takeaway()
+    said = winback_page.qini_takeaway(res)
+    assert "could not be fitted on this shop's campaign data (window shape cannot be larger" in said
+    assert "measured uplift" in said
     assert not res.plan.empty
 
 
-def test_a_churn_classifier_that_cannot_be_fitted_falls_back_to_a_baseline(plain, cfg, monkeypatch):
+def test_a_churn_classifier_that_cannot_be_fitted_falls_back_to_a_baseline(plain, cfg, monkeypatch, tmp_path):
     def broken(*args, **kwargs):
         raise ValueError("y contains only one class")
 
     monkeypatch.setattr(churn, "fit_model", broken)
-    res = churn.run(plain[0], AS_OF, cfg, save=False)
+    res = churn.run(_copy_without(plain[0], tmp_path, []), AS_OF, cfg)
     assert res.backtest_ok and res.chosen_model in {"bgnbd", "recency"}
     assert "model" not in res.metrics.index
-    assert "could not be fitted on this shop's data (y contains only one class)" in res.metrics_takeaway()
+    assert "could not be fitted on this shop's data (y contains only one class)" in churn_page.metrics_takeaway(res)
 
 
-def test_a_bgnbd_baseline_that_cannot_be_fitted_gives_way_to_recency(plain, cfg, monkeypatch):
+def test_a_bgnbd_baseline_that_cannot_be_fitted_gives_way_to_recency(plain, cfg, monkeypatch, tmp_path):
     def broken(*args, **kwargs):
         raise RuntimeError("BG/NBD could not be fitted even with penalizer 0.001")
 
     monkeypatch.setattr(churn, "bgnbd_baseline", broken)
-    res = churn.run(plain[0], AS_OF, cfg, save=False)
+    res = churn.run(_copy_without(plain[0], tmp_path, []), AS_OF, cfg)
     assert res.chosen_model != "bgnbd" and "bgnbd" not in res.metrics.index
     assert res.scored["p_alive_baseline"].isna().all() and res.scored["churn_probability"].between(0, 1).all()
     assert "The purchase-model baseline could not be fitted (BG/NBD could not be fitted even with penalizer 0" \
-        in res.metrics_takeaway()
+        in churn_page.metrics_takeaway(res)
     assert res.card["bgnbd_params_at_as_of"] == {} and len(res.card["not_fitted"]) == 1
 
 
-def test_churn_and_winback_print_no_library_output(plain, cfg, capfd):
+def test_churn_and_winback_print_no_library_output(plain, cfg, capfd, tmp_path):
     capfd.readouterr()
-    churn.run(plain[0], AS_OF, cfg, save=False)
-    winback.run(plain[0], AS_OF, cfg, save=False)
+    churn.run(_copy_without(plain[0], tmp_path / "churn", []), AS_OF, cfg)
+    winback.run(_copy_without(plain[0], tmp_path / "winback", []), AS_OF, cfg)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
 
@@ -226,18 +231,21 @@ def test_without_this_months_clv_the_winback_page_still_measures_the_campaign_an
         mailed, cfg, tmp_path):
     """Issue 15: when 04 fails, 06 still shows the measured uplift (it needs no model); the plan and the
     contact list are left out with one sentence naming the missing files and their notebook."""
-    res = winback.run(_copy_without(mailed, tmp_path, ["clv", "clv_model"]), AS_OF, cfg, save=False)
+    res = winback.run(_copy_without(mailed, tmp_path, ["clv", "clv_model"]), AS_OF, cfg)
     assert res.measured.set_index("segment").loc["all", "n_treated"] == 600
     assert res.plan.empty and res.targets.empty
-    assert res.plan_takeaway() == ("The win-back plan needs clv.parquet and clv_model.json (04_clv) for this month, "
-                                   "which are missing (the notebook failed or was not run): this page shows the "
-                                   "measured uplift of past campaigns only, and the contact list stays empty.")
-    res.candidates_table(), res.simulation_table(), res.plot_simulation(), res.curve_takeaway(), res.targets_takeaway()
+    assert winback_page.plan_takeaway(res) == (
+        "The win-back plan needs clv.parquet and clv_model.json (04_clv) for this month, which are missing (the "
+        "notebook failed or was not run): this page shows the measured uplift of past campaigns only, and the "
+        "contact list stays empty.")
+    for show in (winback_page.candidates_table, winback_page.simulation_table, winback_page.plot_simulation,
+                 winback_page.curve_takeaway, winback_page.targets_takeaway):
+        show(res)
 
 
 def test_without_this_months_churn_scores_the_candidates_come_from_the_segments_and_the_page_says_so(
         mailed, cfg, tmp_path):
-    res = winback.run(_copy_without(mailed, tmp_path, ["churn"]), AS_OF, cfg, save=False)
+    res = winback.run(_copy_without(mailed, tmp_path, ["churn"]), AS_OF, cfg)
     assert not res.plan.empty and (res.candidates["reason"] == "segment").all()
-    assert res.plan_takeaway().startswith("churn.parquet (05_churn) is missing this month, so candidates come from "
-                                          "the RFM segments only")
+    assert winback_page.plan_takeaway(res).startswith(
+        "churn.parquet (05_churn) is missing this month, so candidates come from the RFM segments only")

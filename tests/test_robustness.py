@@ -21,6 +21,7 @@ from helpers.cli import main
 from helpers.config import config_from_dict, load_config
 from helpers.contract import ContractError
 from helpers.engine import connect
+from helpers.pages import clean as page
 
 # --- the closing table: case -> message -> quarantine or exclusion reasons -> row counts -------------------
 # Every clean.run of a test below goes through this recorder (the first call per test case); at the end of
@@ -103,7 +104,7 @@ def rows(n: int, start: int = 1) -> str:
 
 def cleaned(tmp_path, cfg, orders_csv: str) -> tuple[tuple[int, int, int, int], dict]:
     """clean.run on a shop of one orders.csv: its (raw, kept, quarantined, excluded) and the file's report."""
-    report = clean.run(make_shop(tmp_path, orders_csv=orders_csv), AS_OF, cfg).report
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=orders_csv)).report
     return counts(report), report["files"]["orders"]
 
 
@@ -124,7 +125,7 @@ def quarantine(out) -> pd.DataFrame:
 def test_empty_orders_csv_stops_saying_it_is_empty_not_that_a_column_is_missing(tmp_path, cfg):
     raw = make_shop(tmp_path, orders_csv="")
     with pytest.raises(ContractError) as err:
-        clean.run(raw, AS_OF, cfg)
+        clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw)
     assert str(err.value).startswith("orders.csv is empty")
     assert "missing" not in str(err.value)
 
@@ -133,12 +134,12 @@ def test_header_only_orders_csv_stops_saying_it_has_a_header_and_no_rows(tmp_pat
     raw = make_shop(tmp_path, orders_csv=HEADER)
     with pytest.raises(ContractError, match=r"orders.csv has a header \(order_id, customer_id, order_date, amount\) "
                                             r"but no rows"):
-        clean.run(raw, AS_OF, cfg)
+        clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw)
 
 
 def test_truncated_last_line_is_quarantined_with_its_field_count_and_the_rest_kept(tmp_path, cfg):
     raw = make_shop(tmp_path, orders_csv=HEADER + rows(6) + "O999,C3,2025-0")  # cut off mid-row, no newline
-    report = clean.run(raw, AS_OF, cfg, processed_dir=tmp_path / "out").report
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw).report
     assert counts(report) == (7, 6, 1, 0)
     assert report["files"]["orders"]["quarantined"] == {"wrong_field_count": 1}
     q = quarantine(tmp_path / "out")
@@ -157,7 +158,7 @@ def test_a_row_with_more_or_fewer_fields_than_the_header_is_quarantined_and_the_
                                                                                           detail):
     text = HEADER + rows(1) + bad_line + "\n" + rows(3, start=3) + "O9,,2025-01-09,9\n"
     raw = make_shop(tmp_path, orders_csv=text)
-    report = clean.run(raw, AS_OF, cfg, processed_dir=tmp_path / "out").report
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw).report
     assert counts(report) == (6, 4, 2, 0)
     q = quarantine(tmp_path / "out")
     # row numbers stay those of the file although the reader skipped row 2
@@ -177,12 +178,13 @@ def test_a_file_cut_differently_from_its_header_stops_instead_of_quarantining_ev
     raw = make_shop(tmp_path, orders_csv=text)
     with pytest.raises(ContractError, match=r"orders.csv: 5 of 5 rows do not match the header \(most often: row has "
                                             r"5 fields, the header has 4\)"):
-        clean.run(raw, AS_OF, cfg)
+        clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw)
 
 
 def test_a_ragged_row_is_never_reported_as_a_missing_column(tmp_path, cfg):
     raw = make_shop(tmp_path, orders_csv=HEADER + rows(30) + "O99,C9,2025-01-09,$1,200.00\n")
-    report = clean.run(raw, AS_OF, cfg).report  # the header is fine: no "required column ... is missing"
+    # the header is fine: no "required column ... is missing"
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw).report
     assert counts(report) == (31, 30, 1, 0)
 
 
@@ -190,13 +192,13 @@ def test_missing_required_column_is_named_and_the_columns_found_are_listed(tmp_p
     raw = make_shop(tmp_path, orders_csv="order_id,order_date,amount,Kunde\nO1,2025-01-01,5,C1\n")
     with pytest.raises(ContractError, match=r"orders.csv: required column 'customer_id' is missing .* columns found: "
                                             r"order_id, order_date, amount, Kunde\."):
-        clean.run(raw, AS_OF, cfg)
+        clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw)
 
 
 def test_extra_columns_are_ignored_and_noted_in_the_report(tmp_path, cfg):
     raw = make_shop(tmp_path, orders_csv="order_id,customer_id,order_date,amount,gift_note,warehouse\n"
                                          "O1,C1,2025-01-02,5,hi,W1\nO2,C2,2025-01-03,6,,W2\n")
-    report = clean.run(raw, AS_OF, cfg, processed_dir=tmp_path / "out").report
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw).report
     assert counts(report) == (2, 2, 0, 0)
     assert report["files"]["orders"]["ignored_columns"] == ["gift_note", "warehouse"]
     assert "orders.csv: columns outside the raw data contract are ignored: gift_note, warehouse." in report["warnings"]
@@ -206,7 +208,7 @@ def test_extra_columns_are_ignored_and_noted_in_the_report(tmp_path, cfg):
 def test_semicolon_delimited_file_with_decimal_commas_is_read(tmp_path, cfg):
     raw = make_shop(tmp_path, orders_csv="order_id;customer_id;order_date;amount\n"
                                          "O1;C1;2025-01-02;12,50\nO2;C2;2025-01-03;1.234,50\nO3;C3;2025-01-04;-2,5\n")
-    report = clean.run(raw, AS_OF, cfg).report
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw).report
     assert counts(report) == (3, 3, 0, 0)
     assert report["orders"]["revenue_net"] == round(12.50 + 1234.50 - 2.5, 2)
 
@@ -214,13 +216,13 @@ def test_semicolon_delimited_file_with_decimal_commas_is_read(tmp_path, cfg):
 def test_utf8_with_bom_and_semicolons_reads_the_first_column(tmp_path, cfg):
     raw = make_shop(tmp_path, orders_csv=("\ufefforder_id;customer_id;order_date;amount\nO1;C1;2025-01-02;5\n"
                                           ).encode("utf-8"))
-    report = clean.run(raw, AS_OF, cfg).report
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw).report
     assert counts(report) == (1, 1, 0, 0) and not any("UTF-8" in w for w in report["warnings"])
 
 
 def test_cp1250_export_is_read_with_a_warning(tmp_path, cfg):
     raw = make_shop(tmp_path, orders_csv=(HEADER + "O1,Dvořák,2025-01-02,\"10,00\"\n").encode("cp1250"))
-    res = clean.run(raw, AS_OF, cfg, processed_dir=tmp_path / "out")
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw)
     assert counts(res.report) == (1, 1, 0, 0)
     assert "orders.csv is not UTF-8; it was read as cp1250. Check accented names." in res.report["warnings"]
     assert pd.read_parquet(tmp_path / "out" / "orders_clean.parquet")["customer_id"].tolist() == ["Dvořák"]
@@ -232,7 +234,7 @@ def test_cp1250_export_is_read_with_a_warning(tmp_path, cfg):
 ])
 def test_an_empty_customers_csv_is_treated_as_absent_with_a_note(tmp_path, cfg, content, note):
     raw = make_shop(tmp_path, orders_csv=HEADER + rows(3), customers_csv=content)
-    res = clean.run(raw, AS_OF, cfg, processed_dir=tmp_path / "out")
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw)
     assert counts(res.report) == (3, 3, 0, 0)
     assert "customers" not in res.report["files"]
     assert any(w.startswith(note) and w.endswith("It is treated as absent.") for w in res.report["warnings"])
@@ -244,7 +246,7 @@ def test_parquet_orders_are_cleaned_like_csv(tmp_path, cfg):
                        "order_date": [pd.Timestamp("2025-01-01"), pd.Timestamp("2025-01-02"),
                                                       pd.Timestamp("2025-01-03 10:00")],
                        "amount": [10.0, 5.0, float("inf")]})
-    report = clean.run(make_shop(tmp_path, orders_parquet=df), AS_OF, cfg).report
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_parquet=df)).report
     assert counts(report) == (3, 1, 2, 0)
     assert report["files"]["orders"]["quarantined"] == {"missing_customer_id": 1, "non_finite_amount": 1}
 
@@ -255,7 +257,7 @@ def test_iso_dates_and_the_configured_format_are_read_and_other_formats_quaranti
     cfg = config_from_dict({"cleaning": {"date_format": "%d.%m.%Y"}})
     text = HEADER + ("O1,C1,2025-01-05,5\nO2,C2,2025-01-06 10:00:00,5\nO3,C3,07.01.2025,5\n"
                      "O4,C4,01/08/2025,5\nO5,C5,2025/01/09,5\nO6,C6,infinity,5\n")
-    report = clean.run(make_shop(tmp_path, orders_csv=text), AS_OF, cfg, processed_dir=tmp_path / "out").report
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=text)).report
     assert counts(report) == (6, 3, 3, 0)
     assert quarantine(tmp_path / "out").query("reason == 'bad_date'")["source_row"].tolist() == ["4", "5", "6"]
 
@@ -271,7 +273,7 @@ TIMES = HEADER + "O1,C1,2025-01-31T14:05:00+02:00,5\nO2,C2,2025-01-15 09:00:00Z,
 def test_timestamps_with_offsets_are_read_in_their_own_local_time_or_converted_to_shop_timezone(tmp_path, zone,
                                                                                                  expected):
     cfg = config_from_dict({"shop": {"timezone": zone}})
-    clean.run(make_shop(tmp_path, orders_csv=TIMES), AS_OF, cfg, processed_dir=tmp_path / "out")
+    clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=TIMES))
     o = pd.read_parquet(tmp_path / "out" / "orders_clean.parquet").sort_values("order_id")
     assert o["order_date"].astype(str).tolist() == expected
 
@@ -279,7 +281,7 @@ def test_timestamps_with_offsets_are_read_in_their_own_local_time_or_converted_t
 def test_summer_time_is_used_for_a_summer_timestamp(tmp_path):
     cfg = config_from_dict({"shop": {"timezone": "Europe/Prague"}})
     raw = make_shop(tmp_path, orders_csv=HEADER + "O1,C1,2025-07-01T10:00:00Z,5\n")
-    clean.run(raw, "2025-07-31", cfg, processed_dir=tmp_path / "out")
+    clean.run(tmp_path / "out", "2025-07-31", cfg, raw_dir=raw)
     assert str(pd.read_parquet(tmp_path / "out" / "orders_clean.parquet")["order_date"][0]) == "2025-07-01 12:00:00"
 
 
@@ -290,11 +292,12 @@ def test_lines_dated_after_as_of_are_excluded_by_after_as_of(tmp_path, cfg):
 
 def test_lines_before_min_order_date_are_excluded_by_a_named_rule(tmp_path, cfg):
     raw = make_shop(tmp_path, orders_csv=HEADER + rows(3) + "O8,C8,1970-01-01,5\nO9,C9,1999-12-31 23:59:59,5\n")
-    report = clean.run(raw, AS_OF, cfg).report
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw).report
     assert counts(report) == (5, 3, 0, 2)
     assert report["files"]["orders"]["excluded"] == {"before_min_order_date": 2}
     later = config_from_dict({"cleaning": {"min_order_date": "2025-01-03"}})
-    assert clean.run(raw, AS_OF, later).report["files"]["orders"]["excluded"] == {"before_min_order_date": 3}
+    report = clean.run(tmp_path / "out", AS_OF, later, raw_dir=raw).report
+    assert report["files"]["orders"]["excluded"] == {"before_min_order_date": 3}
 
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "NaN", "nan"])
@@ -305,37 +308,37 @@ def test_non_finite_amounts_are_quarantined(tmp_path, cfg, value):
 
 def test_negative_amounts_are_returns_and_net_the_revenue(tmp_path, cfg):
     raw = make_shop(tmp_path, orders_csv=HEADER + "O1,C1,2025-01-02,50\nO1,C1,2025-01-20,-20\n")
-    res = clean.run(raw, AS_OF, cfg, processed_dir=tmp_path / "out")
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw)
     assert counts(res.report) == (2, 2, 0, 0)  # a return keeps its order id and later date: no conflict
     assert res.report["orders"]["revenue_net"] == 30.0 and res.report["orders"]["return_lines"] == 1
 
 
 def test_lines_above_max_line_amount_are_excluded_only_when_it_is_set(tmp_path, cfg):
     raw = make_shop(tmp_path, orders_csv=HEADER + rows(3) + "O9,C9,2025-01-09,250000\nO10,C9,2025-01-10,-250000\n")
-    assert counts(clean.run(raw, AS_OF, cfg).report) == (5, 5, 0, 0)  # off by default
+    assert counts(clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw).report) == (5, 5, 0, 0)  # off by default
     capped = config_from_dict({"cleaning": {"max_line_amount": 10000}})
-    report = clean.run(raw, AS_OF, capped).report
+    report = clean.run(tmp_path / "out", AS_OF, capped, raw_dir=raw).report
     assert counts(report) == (5, 3, 0, 2)
     assert report["files"]["orders"]["excluded"] == {"above_max_line_amount": 2}
 
 
 def test_the_five_largest_lines_are_listed_without_customer_ids(tmp_path, cfg):
     text = HEADER + rows(8) + "O99,alice@example.com,2025-01-20,99999.00\n"
-    res = clean.run(make_shop(tmp_path, orders_csv=text), AS_OF, cfg, processed_dir=tmp_path / "out")
-    top = res.largest_lines()
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=text))
+    top = page.largest_lines(res)
     assert top.columns.tolist() == ["row in orders.csv", "order (hashed)", "date", "amount (EUR)"]
     assert top["row in orders.csv"].tolist() == [9, 8, 7, 6, 5]
     assert top["amount (EUR)"].tolist() == ["99,999.00", "8.00", "7.00", "6.00", "5.00"]
     shown = top.to_string()
     assert "alice" not in shown and "O99" not in shown and "C8" not in shown
-    assert res.largest_lines_takeaway().startswith("The largest line is 99,999.00 EUR, 20,000 times the median "
-                                                   "purchase line (5.00 EUR).")
+    assert page.largest_lines_takeaway(res).startswith("The largest line is 99,999.00 EUR, 20,000 times the "
+                                                       "median purchase line (5.00 EUR).")
 
 
 def test_lines_of_one_order_disagreeing_on_customer_or_date_quarantine_the_later_ones_naming_the_first(tmp_path, cfg):
     text = HEADER + ("O1,C1,2025-01-02 10:00:00,5\nO1,C1,2025-01-02 10:00:00,6\nO1,C2,2025-01-02 10:00:00,7\n"
                      "O2,C3,2025-01-03,5\nO2,C3,2025-01-04,6\n")
-    report = clean.run(make_shop(tmp_path, orders_csv=text), AS_OF, cfg, processed_dir=tmp_path / "out").report
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=text)).report
     assert counts(report) == (5, 3, 2, 0)
     q = quarantine(tmp_path / "out")
     assert q[["source_row", "reason", "detail"]].values.tolist() == [
@@ -346,21 +349,21 @@ def test_lines_of_one_order_disagreeing_on_customer_or_date_quarantine_the_later
 def test_customer_ids_are_trimmed_and_case_folded_only_when_asked(tmp_path, cfg):
     text = HEADER + "O1, C1 ,2025-01-02,5\nO2,C1,2025-01-03,5\nO3,c1,2025-01-04,5\n"
     raw = make_shop(tmp_path, orders_csv=text)
-    assert clean.run(raw, AS_OF, cfg).report["orders"]["customers"] == 2  # "C1" and "c1"
+    assert clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw).report["orders"]["customers"] == 2  # "C1" and "c1"
     folded = config_from_dict({"cleaning": {"fold_id_case": True}})
-    assert clean.run(raw, AS_OF, folded).report["orders"]["customers"] == 1
+    assert clean.run(tmp_path / "out", AS_OF, folded, raw_dir=raw).report["orders"]["customers"] == 1
 
 
 def test_a_shop_with_one_customer_is_cleaned_with_a_note(tmp_path, cfg):
     text = HEADER + "O1,C1,2025-01-02,5\nO2,C1,2025-01-09,7\n"
-    report = clean.run(make_shop(tmp_path, orders_csv=text), AS_OF, cfg).report
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=text)).report
     assert counts(report) == (2, 2, 0, 0)
     assert report["warnings"] == ["only one customer has a usable order: segments, models and cohorts need many; "
                                   "read them with care."]
 
 
 def test_a_shop_where_everyone_bought_once_is_cleaned_with_a_note(tmp_path, cfg):
-    report = clean.run(make_shop(tmp_path, orders_csv=HEADER + rows(5)), AS_OF, cfg).report
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=HEADER + rows(5))).report
     assert counts(report) == (5, 5, 0, 0) and report["orders"]["repeat_customers"] == 0
     assert any(w.startswith("no customer ordered twice") for w in report["warnings"])
 
@@ -369,7 +372,7 @@ def test_a_month_without_orders_stops_with_a_clear_sentence_and_writes_nothing(t
     raw = make_shop(tmp_path, orders_csv=HEADER + rows(5))  # January 2025 only
     with pytest.raises(clean.NoOrders, match=r"orders.csv has no usable order line in 2025-03 \(the month ending at "
                                              r"as_of 2025-03-31\); the last one is dated 2025-01-06"):
-        clean.run(raw, "2025-03-31", cfg, processed_dir=tmp_path / "out")
+        clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=raw)
     assert not (tmp_path / "out").exists()
 
 
@@ -377,7 +380,7 @@ def test_an_export_with_no_usable_line_stops_naming_the_main_reason(tmp_path, cf
     raw = make_shop(tmp_path, orders_csv=HEADER + "O1,C1,someday,5\nO2,C2,2025-13-01,5\n")
     with pytest.raises(clean.NoOrders, match=r"orders.csv: none of its 2 rows is a usable order line \(2 quarantined, "
                                              r"0 excluded by rule; mostly: the date cannot be read\)"):
-        clean.run(raw, AS_OF, cfg)
+        clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw)
 
 
 def test_campaign_rows_naming_unknown_customers_are_counted_and_left_out(tmp_path, cfg):
@@ -385,7 +388,7 @@ def test_campaign_rows_naming_unknown_customers_are_counted_and_left_out(tmp_pat
                     campaigns_csv="campaign_id,customer_id,sent_date,arm,discount\n"
                                   "K1,C1,2025-01-10,control,0\nK1,L7,2025-01-10,email,0.1\n"
                                   "K1,X1,2025-01-10,email,0.1\nK1,X2,2025-01-10,control,0\n")
-    res = clean.run(raw, AS_OF, cfg, processed_dir=tmp_path / "out")
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw)
     assert counts(res.report, "campaigns") == (4, 2, 0, 2)
     assert res.report["files"]["campaigns"]["excluded"] == {"unknown_customer": 2}
     assert ("2 campaign rows name customers found neither in the orders nor in customers.csv; they are left out."

@@ -1,6 +1,10 @@
 """Segments stage: RFM on hand-built order lines, rank scores with ties, the segment grid, k-means, migration."""
 from __future__ import annotations
 
+import ast
+import dataclasses
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -15,6 +19,7 @@ from sklearn.metrics import silhouette_score
 import drawn
 from helpers import artifacts, plots, segments
 from helpers.config import ConfigError, SegmentsConfig, config_from_dict
+from helpers.pages import segments as page
 
 AS_OF = "2025-01-31"
 
@@ -259,7 +264,7 @@ def test_profiles_show_demographics_categories_and_payment_methods(cfg):
         ("gender", "F"): 1.0, ("payment method", "paypal"): 0.75, ("payment method", "card"): 0.25,
         ("region", "North"): 1.0}
     assert ("gender", "(unknown)") in mix.index and ("age band", "65+") in mix.index
-    assert list(seg.mix_table("rfm_segment").columns) == ["gender", "age band", "region", "category",
+    assert list(page.mix_table(seg, "rfm_segment").columns) == ["gender", "age band", "region", "category",
                                                           "payment method"]
 
 
@@ -283,19 +288,19 @@ def test_run_writes_segments_parquet_that_passes_its_declaration(cfg, tmp_path):
 
 def test_every_figure_is_drawn_with_a_title(cfg):
     seg = segments.build(shop(60), AS_OF, cfg)
-    for plot in (seg.plot_segment_shares, seg.plot_rfm_heatmap, seg.plot_k_choice, seg.plot_snake, seg.plot_pca,
-                 seg.plot_crosstab):
-        ax = plot()
+    for plot in (page.plot_segment_shares, page.plot_rfm_heatmap, page.plot_k_choice, page.plot_snake,
+                 page.plot_pca, page.plot_crosstab):
+        ax = plot(seg)
         assert ax.get_title()
         plt.close("all")
-    assert seg.migration().plot() is None  # no previous month: nothing to draw
+    assert page.plot_migration(seg) is None  # no previous month: nothing to draw
 
 
 def test_segment_share_chart_draws_each_segments_customer_and_revenue_share_on_its_own_row(cfg):
     # shop(3): C000 New Customers (1 order of 10), C001 Need Attention (2 x 20), C002 Can't Lose Them (3 x 30);
     # net revenue 10 + 40 + 90 = 140
     seg = segments.build(shop(3), AS_OF, cfg)
-    ax = seg.plot_segment_shares()
+    ax = page.plot_segment_shares(seg)
     assert drawn.yticks(ax) == seg.segment_order and drawn.legend(ax) == ["customers", "net revenue"]
     widths = {name: dict(zip(seg.segment_order, w)) for name, w in drawn.bars(ax, horizontal=True).items()}
     drawn_rows = {s: (widths["customers"][s], widths["net revenue"][s]) for s in seg.segment_order
@@ -310,11 +315,32 @@ def test_segment_share_chart_draws_each_segments_customer_and_revenue_share_on_i
 
 def test_the_result_keeps_the_config_it_shows(cfg):
     seg = segments.build(shop(60), AS_OF, cfg)
-    pd.testing.assert_frame_equal(seg.grid_table(), segments.grid_table(cfg.segments))
-    assert "At Risk, Hibernating, Lost together hold" in seg.segments_takeaway()
-    assert seg.profile_table("rfm_segment").index.tolist() == [
+    pd.testing.assert_frame_equal(page.grid_table(seg), segments.grid_table(cfg.segments))
+    assert "At Risk, Hibernating, Lost together hold" in page.segments_takeaway(seg)
+    assert page.profile_table(seg, "rfm_segment").index.tolist() == [
         s for s in cfg.segments.grid if s in set(seg.customers["rfm_segment"])]
 
+
+
+def test_the_result_holds_frames_and_values_and_no_engine_object(cfg, tmp_path):
+    month = tmp_path / "shop" / "2025-01"
+    write_orders_clean(month, shop_rows(30))
+    seg = segments.run(month, AS_OF, cfg)
+    values = {f.name: getattr(seg, f.name) for f in dataclasses.fields(seg)}
+    values.update({f"migration.{f.name}": getattr(seg.migration, f.name) for f in dataclasses.fields(seg.migration)})
+    assert [name for name, v in values.items() if isinstance(v, ibis.Expr)] == []
+    assert {name for name, v in values.items() if isinstance(v, pd.DataFrame)} == {
+        "customers", "k_scores", "centroids", "pca", "mix", "crosstab"}  # migration.counts: None in a first month
+    assert seg.crosstab.to_numpy().sum() == 30 and list(seg.crosstab.columns) == list(seg.centroids.index)
+
+
+def test_the_page_imports_no_engine_and_no_artifact_reader():
+    tree = ast.parse(Path(page.__file__).read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {f"{n.module}.{a.name}" if n.module == "helpers" else n.module
+                 for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert imported <= {"__future__", "matplotlib.pyplot", "numpy", "pandas", "seaborn", "helpers.plots",
+                        "helpers.segments"}, imported
 
 # --------------------------------------------------------------------------- migration
 
@@ -335,23 +361,25 @@ def test_first_month_says_so_and_the_next_month_reads_the_sibling_folder(cfg, tm
     first, second = tmp_path / "shop" / "2025-12", tmp_path / "shop" / "2026-01"
     write_orders_clean(first, shop_rows(12, as_of="2025-12-31"))
     write_orders_clean(second, shop_rows(15, as_of="2026-01-31"))
-    mig = segments.run(first, "2025-12-31", cfg).migration()
-    assert mig.counts is None and mig.plot() is None
-    assert mig.takeaway().startswith("First month: no segments from 2025-11")
-    assert mig.table().to_dict("index") == {"2025-11": {"segments found": "no (first month)"}}
-    mig = segments.run(second, "2026-01-31", cfg).migration()
+    seg = segments.run(first, "2025-12-31", cfg)
+    assert seg.migration.counts is None and page.plot_migration(seg) is None
+    assert page.migration_takeaway(seg).startswith("First month: no segments from 2025-11")
+    assert page.migration_table(seg).to_dict("index") == {"2025-11": {"segments found": "no (first month)"}}
+    seg = segments.run(second, "2026-01-31", cfg)
+    mig = seg.migration
     assert mig.previous_month == "2025-12"
     assert mig.counts.drop(index=segments.NEW_ROW).to_numpy().sum() == 12  # every customer of December
     assert mig.counts.loc[segments.NEW_ROW].sum() == 3
-    assert mig.table()["total"].map(lambda v: int(v.replace(",", ""))).sum() == 15  # shown with separators
-    assert mig.takeaway().startswith("Since 2025-12, ")
+    assert page.migration_table(seg)["total"].map(lambda v: int(v.replace(",", ""))).sum() == 15  # with separators
+    assert page.migration_takeaway(seg).startswith("Since 2025-12, ")
 
 
 def test_no_table_of_notebook_03_shows_a_model_internal_or_snake_case_name(cfg):
     seg = segments.build(shop(60), AS_OF, cfg)
-    tables = {"summary": seg.rfm_summary(), "scores": seg.score_table(), "profile": seg.profile_table("rfm_segment"),
-              "clusters": seg.profile_table("cluster_label"), "mix": seg.mix_table("rfm_segment"), "k": seg.k_table(),
-              "centroids": seg.centroid_table(), "crosstab": seg.crosstab_table(), "migration": seg.migration().table()}
+    tables = {"summary": page.rfm_summary(seg), "scores": page.score_table(seg),
+              "profile": page.profile_table(seg, "rfm_segment"), "clusters": page.profile_table(seg, "cluster_label"),
+              "mix": page.mix_table(seg, "rfm_segment"), "k": page.k_table(seg), "centroids": page.centroid_table(seg),
+              "crosstab": page.crosstab_table(seg), "migration": page.migration_table(seg)}
     assert {k: plots.unreadable_names(t) for k, t in tables.items()} == {k: [] for k in tables}
     # 03's recency is the days since the last order, in the words every page uses
     assert list(tables["summary"].index) == ["days since last order", "orders", "net revenue (EUR)",
@@ -364,11 +392,11 @@ def test_segment_tables_show_counts_with_separators_and_money_with_its_currency(
     # customer i of shop(200) spends 10 * (i + 1) per order: the largest customer 2,000 per order
     seg = segments.build(shop(200), AS_OF, cfg)
     c = seg.customers
-    summary = seg.rfm_summary()
+    summary = page.rfm_summary(seg)
     assert summary.loc["net revenue (EUR)", "max"] == f"{c['monetary'].max():,.2f}" and "," in summary.loc[
         "net revenue (EUR)", "max"]
     assert summary.loc["days since last order", "max"] == f"{c['recency_days'].max():,.0f}"
-    profile = seg.profile_table("rfm_segment")
+    profile = page.profile_table(seg, "rfm_segment")
     assert profile["customers"].map(lambda v: int(v.replace(",", ""))).sum() == len(c)
-    crosstab = seg.crosstab_table()
+    crosstab = page.crosstab_table(seg)
     assert crosstab.map(lambda v: int(v.replace(",", ""))).to_numpy().sum() == len(c)

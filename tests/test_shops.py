@@ -221,7 +221,7 @@ def test_the_clv_stage_on_the_homogeneous_dropout_shop_finishes_within_ten_secon
     together (lifetimes' Nelder-Mead took 30 s here); with the capped optimiser the stage takes about as
     long as on the other shops."""
     cfg = load_config(ROOT / "config" / "default.yml")
-    clean.run(generated["homogeneous_dropout"]["dir"], shops.AS_OF, cfg, processed_dir=tmp_path)
+    clean.run(tmp_path, shops.AS_OF, cfg, raw_dir=generated["homogeneous_dropout"]["dir"])
     start = time.perf_counter()
     clv.run(tmp_path, shops.AS_OF, cfg)
     assert time.perf_counter() - start < 10.0

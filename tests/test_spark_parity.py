@@ -27,7 +27,7 @@ from helpers.paths import project_root
 
 AS_OF = "2026-06-30"
 CUSTOMERS = 300
-STAGES = (("01_clean", lambda raw, pdir, cfg: clean.run(raw, AS_OF, cfg, pdir)),
+STAGES = (("01_clean", lambda raw, pdir, cfg: clean.run(pdir, AS_OF, cfg, raw_dir=raw)),
           ("02_kpis", lambda raw, pdir, cfg: kpis.run(pdir, AS_OF, cfg)),
           ("03_segments", lambda raw, pdir, cfg: segments.run(pdir, AS_OF, cfg)),
           ("04_clv", lambda raw, pdir, cfg: clv.run(pdir, AS_OF, cfg)),
@@ -247,7 +247,7 @@ def test_rerunning_a_month_on_spark_replaces_its_parquet_folders(shop, spark_mon
     raw = shop[0]
     month, spark_cfg = spark_month
     before = artifacts.read(month, "orders_clean")
-    clean.run(raw, AS_OF, spark_cfg, month)  # 01 is the stage whose Parquet Spark writes (as folders)
+    clean.run(month, AS_OF, spark_cfg, raw_dir=raw)  # 01 is the stage whose Parquet Spark writes (as folders)
     pd.testing.assert_frame_equal(artifacts.read(month, "orders_clean"), before)
     assert not [p.name for p in month.iterdir() if p.name.startswith(".")]  # no temp folder left behind
     assert month_differences(shop[1], month) == []

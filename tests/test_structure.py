@@ -1,11 +1,13 @@
 """The project's structure holds (DESIGN.md, "One stage = one notebook = one module = one test file").
 
 These tests read the source, not the data: who may import whom, where files are read and written,
-and that notebooks stay thin (no config values threaded by hand through their cells).
+that every stage has one shape (``run`` computes, its page in ``helpers/pages/`` presents), that
+functions stay short and notebooks thin, and that the tests do not repeat themselves.
 """
 import ast
 import json
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,13 +21,20 @@ STAGES = {"clean", "kpis", "segments", "clv", "churn", "winback", "offers", "sum
 # and offers, which shares its notebook; the track record (07) rebuilds the CLV stage's purchase model.
 STAGE_ALLOWED = {"churn": {"clv"}, "winback": {"churn", "clv", "offers"}, "track": {"clv"}}
 # Beside the stages: the demo generator, its truth check, the runner, the publisher and the CLI.
+# The demo's truth is counted from the generator's records, not with the stages it checks; the site is
+# built from declared artifacts, so the publisher imports no stage.
 BESIDE_ALLOWED = {
     "demo": GROUND,
-    "demo_truth": GROUND | STAGES | {"demo"},
-    "publish": GROUND | STAGES,
+    "demo_truth": GROUND | {"demo"},
+    "publish": GROUND,
     "runner": GROUND | {"publish"},
-    "cli": GROUND | STAGES | {"demo", "runner", "publish"},
+    "cli": GROUND | STAGES | {"demo", "runner", "publish", "pages"},
 }
+# A page (helpers/pages/<stage>.py) draws its stage's result: it may import its own stage (the result's
+# type), other pages and what formats and names things, never the engine, the artifacts, the per-customer
+# facts or another stage's computation.
+PAGE_ALLOWED = {"plots", "config", "demographics", "pages"}
+ENGINE_PACKAGES = {"ibis", "duckdb", "pyspark", "pyarrow"}
 TOP = {"runner", "publish", "cli"}
 
 
@@ -33,8 +42,18 @@ def _modules() -> list[str]:
     return sorted(p.stem for p in HELPERS.glob("*.py") if p.stem != "__init__")
 
 
+def _pages() -> list[str]:
+    return sorted(p.stem for p in (HELPERS / "pages").glob("*.py") if p.stem != "__init__")
+
+
+def _sources() -> list[Path]:
+    """Every module of src/helpers, the pages included."""
+    return sorted(HELPERS.rglob("*.py"))
+
+
 def helper_imports(module: str) -> set[str]:
-    """The helpers modules `module` imports, anywhere in the file (function-level imports too)."""
+    """The helpers modules `module` imports (``pages/<stage>`` for a page), anywhere in the file
+    (function-level imports too); ``helpers.pages.<x>`` counts as ``pages``."""
     tree = ast.parse((HELPERS / f"{module}.py").read_text(encoding="utf-8"))
     found = set()
     for node in ast.walk(tree):
@@ -48,8 +67,92 @@ def helper_imports(module: str) -> set[str]:
     return found - {module}
 
 
+def package_imports(path: Path) -> set[str]:
+    """The top-level packages a file imports (``ibis``, ``pandas``, ``helpers`` ...)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+    return {name.split(".")[0] for name in names}
+
+
 def test_every_module_is_placed_in_the_design():
     assert set(_modules()) == GROUND | STAGES | set(BESIDE_ALLOWED)
+
+
+def test_every_stage_has_a_page_and_every_page_a_stage():
+    assert set(_pages()) == STAGES
+
+
+@pytest.mark.parametrize("page", _pages())
+def test_a_page_draws_its_result_without_the_engine_or_another_stage(page):
+    source = HELPERS / "pages" / f"{page}.py"
+    extra = helper_imports(f"pages/{page}") - PAGE_ALLOWED - {page}
+    assert not extra, f"pages/{page}.py imports {sorted(extra)}: what the page needs, the stage's result carries"
+    engines = package_imports(source) & ENGINE_PACKAGES
+    assert not engines, f"pages/{page}.py imports {sorted(engines)}: a page touches no engine"
+
+
+@pytest.mark.parametrize("page", _pages())
+def test_a_page_reads_and_writes_no_file(page):
+    source = (HELPERS / "pages" / f"{page}.py").read_text(encoding="utf-8")
+    hits = sorted({m.group(0) for m in FILE_IO.finditer(source)})
+    assert not hits, f"pages/{page}.py reads or writes files ({', '.join(hits)})"
+
+
+def _module_function(module: str, name: str) -> ast.FunctionDef | None:
+    tree = ast.parse((HELPERS / f"{module}.py").read_text(encoding="utf-8"))
+    return next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+
+
+@pytest.mark.parametrize("module", sorted(STAGES))
+def test_every_stage_runs_with_one_signature(module):
+    run = _module_function(module, "run")
+    assert run is not None, f"{module}.py has no run()"
+    names = [a.arg for a in run.args.posonlyargs + run.args.args]
+    assert names == ["processed_dir", "as_of", "cfg", "con"], f"{module}.run({', '.join(names)})"
+    assert isinstance(run.args.defaults[-1], ast.Constant) and run.args.defaults[-1].value is None  # con=None
+    assert run.args.vararg is None and run.args.kwarg is None
+
+
+@pytest.mark.parametrize("module", sorted(STAGES))
+def test_no_stage_function_takes_a_save_flag(module):
+    tree = ast.parse((HELPERS / f"{module}.py").read_text(encoding="utf-8"))
+    flagged = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+               and "save" in {a.arg for a in n.args.args + n.args.kwonlyargs}]
+    assert not flagged, f"{module}.py: {flagged} take save=; run writes the declared artifacts, always"
+
+
+@pytest.mark.parametrize("module", sorted(STAGES))
+def test_a_stage_result_carries_data_and_no_presentation(module):
+    """`run` returns a dataclass named <Something>Result whose class defines no methods (properties
+    derived from its fields aside): tables, sentences and figures are the page's functions of it."""
+    tree = ast.parse((HELPERS / f"{module}.py").read_text(encoding="utf-8"))
+    results = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name.endswith("Result")]
+    assert results, f"{module}.py defines no <Stage>Result"
+    run = _module_function(module, "run")
+    returned = ast.unparse(run.returns) if run.returns is not None else ""
+    assert returned in {r.name for r in results}, f"{module}.run() -> {returned or '?'}, not its result type"
+    for result in results:  # a property derived from the result's own fields is data too
+        methods = [n.name for n in result.body if isinstance(n, ast.FunctionDef)
+                   and not any(isinstance(d, ast.Name) and d.id == "property" for d in n.decorator_list)]
+        assert not methods, f"{module}.{result.name} has methods {methods}; they belong to pages/{module}.py"
+
+
+# The longest a function may be, docstring included (DESIGN.md: a newcomer finds and reads one step at a time).
+MAX_FUNCTION_LINES = 80
+# Functions allowed to be longer, each with the reason it reads better whole.
+LONG_FUNCTIONS: dict[str, str] = {}
+
+
+def test_no_function_in_helpers_is_over_80_lines():
+    long = {}
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                name = f"{path.relative_to(HELPERS).as_posix()}:{node.name}"
+                if node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES and name not in LONG_FUNCTIONS:
+                    long[name] = node.end_lineno - node.lineno + 1
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
 
 
 @pytest.mark.parametrize("module", sorted(GROUND))
@@ -95,9 +198,8 @@ def test_no_file_is_read_or_written_outside_artifacts(module):
 
 
 def test_no_dataframe_attrs_carry_results():
-    for module in _modules():
-        source = (HELPERS / f"{module}.py").read_text(encoding="utf-8")
-        assert ".attrs" not in source, f"{module}.py passes results through DataFrame.attrs"
+    for path in _sources():
+        assert ".attrs" not in path.read_text(encoding="utf-8"), f"{path.name} passes results through DataFrame.attrs"
 
 
 def _code_cells(path: Path) -> list[tuple[int, str]]:
@@ -115,19 +217,24 @@ def test_no_notebook_cell_threads_config_values_by_hand(notebook):
 def test_every_stage_runs_with_one_call_of_the_same_shape(notebook):
     calls = [src for _, src in _code_cells(notebook) if re.search(r"\.run\(", src)]
     assert calls, f"{notebook.name} never calls <stage>.run(...)"
-    first = re.search(r"\w+\.run\(([^)]*)\)", calls[0]).group(1)
-    args = [a.strip() for a in first.split(",")]
-    if notebook.stem == "01_clean":  # the one stage that reads the raw exports
-        assert args[:3] == ["raw_dir", "as_of", "cfg"]
-    else:
-        assert args[:3] == ["processed_dir", "as_of", "cfg"], first
+    for call in re.findall(r"\w+\.run\(([^)]*)\)", "\n".join(calls)):
+        args = [a.strip() for a in call.split(",")]
+        assert args[:3] == ["processed_dir", "as_of", "cfg"], call
+        if notebook.stem == "01_clean":  # the one stage that reads the raw exports, by keyword
+            assert "raw_dir=raw_dir" in args, call
+
+
+@pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_every_notebook_draws_its_page_from_helpers_pages(notebook):
+    imports = "\n".join(src for _, src in _code_cells(notebook) if "import" in src)
+    assert "from helpers.pages import" in imports, f"{notebook.name} does not import its page"
 
 
 # Optional backends a shop installs itself (DESIGN.md, "Engine") are imported where they are used.
 OPTIONAL_BACKENDS = {"pyspark"}
 
 
-@pytest.mark.parametrize("module", _modules())
+@pytest.mark.parametrize("module", _modules() + [f"pages/{p}" for p in _pages()])
 def test_imports_sit_at_the_top_of_the_module(module):
     tree = ast.parse((HELPERS / f"{module}.py").read_text(encoding="utf-8"))
     top = {id(node) for node in tree.body}
@@ -178,3 +285,54 @@ def test_only_the_runner_publishing_and_privacy_tests_start_kernels():
     starts = {p.name: kernel_runs(ast.parse(p.read_text(encoding="utf-8")))
               for p in sorted(TESTS.glob("*.py")) if p.name not in KERNEL_FILES}
     assert {name: lines for name, lines in starts.items() if lines} == {}
+
+
+# Six or more lines standing again elsewhere in tests/ (blank lines, comments and imports left out, white
+# space folded) are a fixture or helper waiting to be shared (tests/shops.py, lines.py, exports.py).
+REPEAT_LINES = 6
+
+
+def _code_lines(path: Path) -> list[tuple[int, str]]:
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = " ".join(line.split())
+        if text and not text.startswith(("#", "import ", "from ")) and text.strip("()[]{},:") != "":
+            out.append((number, text))
+    return out
+
+
+def repeated_blocks(paths: list[Path], size: int = REPEAT_LINES) -> list[str]:
+    """'a.py:10 ~ b.py:40' for each run of `size` code lines found at two places (the first pair of each run)."""
+    seen: dict[tuple[str, ...], str] = {}
+    found, last = [], {}
+    for path in paths:
+        lines = _code_lines(path)
+        for k in range(len(lines) - size + 1):
+            key = tuple(text for _, text in lines[k:k + size])
+            here = f"{path.name}:{lines[k][0]}"
+            if key in seen and last.get(path.name) != k - 1:
+                found.append(f"{here} ~ {seen[key]}")
+            if key in seen:
+                last[path.name] = k
+            seen.setdefault(key, here)
+    return found
+
+
+def test_repeated_blocks_are_found():
+    a = "def f(x):\n    y = x + 1\n    z = y * 2\n    w = z - 3\n    v = w / 4\n    u = v ** 5\n    return u\n"
+    assert repeated_blocks_in({"a.py": a, "b.py": "# other\n" + a.replace("def f", "def g")}) == ["b.py:3 ~ a.py:2"]
+    assert repeated_blocks_in({"a.py": a, "b.py": a.replace("z - 3", "z - 4")}) == []
+
+
+def repeated_blocks_in(files: dict[str, str], size: int = REPEAT_LINES) -> list[str]:
+    """`repeated_blocks` of files given as {name: text}."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for name, text in files.items():
+            (Path(tmp) / name).write_text(text, encoding="utf-8")
+            paths.append(Path(tmp) / name)
+        return repeated_blocks(paths, size)
+
+
+def test_no_block_of_six_lines_is_repeated_in_the_tests():
+    assert repeated_blocks(sorted(TESTS.glob("*.py"))) == []

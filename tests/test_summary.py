@@ -1,5 +1,6 @@
-"""Tests for helpers.summary: tiny hand-made artifact folders in tmp_path (win-back files included),
-written through helpers.artifacts so every fixture matches its declaration."""
+"""Tests for helpers.summary and its page (helpers.pages.summary): tiny hand-made artifact folders in
+tmp_path (win-back files included), written through helpers.artifacts so every fixture matches its
+declaration."""
 
 import math
 import re
@@ -10,6 +11,7 @@ import pytest
 
 from helpers import artifacts, customer_facts, plots, summary
 from helpers.config import SummaryConfig, load_config
+from helpers.pages import summary as page
 
 KPI_COLUMNS = ["month", "revenue", "gross_sales", "returned_value", "returns_rate", "orders", "active_customers",
                "new_customers", "returning_customers", "returning_revenue_share", "aov", "orders_per_customer",
@@ -140,6 +142,11 @@ def rules(found) -> list[str]:
     return [a.rule for a in found]
 
 
+def run(folder: Path, cfg=None) -> summary.SummaryResult:
+    """Notebook 07's `summary.run` on a month folder (it writes customers_scored and trend.csv there)."""
+    return summary.run(folder, f"{folder.name}-28", cfg or load_config())
+
+
 # --- loading and months ------------------------------------------------------------------------
 
 
@@ -150,15 +157,15 @@ def test_processed_dir_that_is_not_a_month_folder_is_refused(tmp_path):
 
 def test_missing_winback_files_are_listed_with_the_notebook_that_makes_them(shop):
     folder = full_month(shop, plan=None, targets=None, offers=None)
-    month, previous = summary.load_month(folder), summary.load_previous(folder)
-    assert previous is None
-    assert month.missing == ["winback_plan", "winback_targets", "offers"]
-    text = summary.notes_text(month, previous)
+    res = run(folder)
+    assert res.previous is None
+    assert res.month.missing == ["winback_plan", "winback_targets", "offers"]
+    text = page.notes_text(res)
     assert "winback_plan.csv, winback_targets.csv, offers.parquet (made by 06_winback)" in text
     assert "No artifacts for 2026-05" in text
-    table = summary.headline_table(month, previous)
+    table = page.headline_table(res)
     assert table.loc["Win-back plan: expected profit", "2026-06"] == "missing (run 06_winback)"
-    assert summary.availability_table(month, previous).loc["offers.parquet", "2026-06"] == "missing"
+    assert page.availability_table(res).loc["offers.parquet", "2026-06"] == "missing"
 
 
 def test_previous_folder_without_artifacts_counts_as_no_previous_month(shop):
@@ -199,12 +206,13 @@ def test_headline_shows_changes_vs_last_month_when_it_exists(shop):
     assert nums.loc["repeat_rate", "change"] == pytest.approx(0.02)
     assert math.isnan(nums.loc["repeat_rate", "change_pct"])  # shares change in points only
     assert nums.loc["clv_at_risk", "change"] == pytest.approx(50.0)  # 150 now, 100 (A only) before
-    table = summary.headline_table(month, previous)
+    res = run(folder)
+    table = page.headline_table(res)
     assert table.loc["Revenue", "change"] == "+EUR 100 (+10.0%)"
     assert table.loc["Repeat rate (customers with 2+ orders)", "change"] == "+2.0 pp"
     assert table.loc["Customers at high churn risk", "change"] == "+1 (+100.0%)"
     assert table.loc["Win-back plan: profit band (5-95 %)", "2026-06"] == "EUR 47 to EUR 1,353"
-    assert "(+10.0% vs 2026-05)" in summary.headline_takeaway(month, previous)
+    assert "(+10.0% vs 2026-05)" in page.headline_takeaway(res)
 
 
 # --- what to do now ----------------------------------------------------------------------------
@@ -298,8 +306,10 @@ def test_with_only_kpis_the_summary_still_gives_actions_and_says_what_is_missing
     m = summary.load_month(folder)
     found = summary.actions(m, None)
     assert rules(found) == ["second_order"]
-    assert "Fewer than three actions" in summary.actions_text(found)
-    assert summary.winback_table(m).loc["win-back plan", "note"] == "missing: run 06_winback"
+    res = run(folder)
+    assert res.actions == found
+    assert "Fewer than three actions" in page.actions_text(res)
+    assert page.winback_table(res).loc["win-back plan", "note"] == "missing: run 06_winback"
 
 
 # --- customers_scored --------------------------------------------------------------------------
@@ -325,7 +335,7 @@ def test_scored_file_has_one_row_per_customer_the_documented_columns_and_no_emai
     assert len(pd.read_parquet(parquet)) == 5
     text = csv.read_text()
     assert "@" not in text and "mail" not in text
-    assert summary.scored_columns_table().index.tolist() == list(summary.SCORED_COLUMNS)
+    assert page.scored_columns().index.tolist() == list(summary.SCORED_COLUMNS)
     artifacts.check("customers_scored", artifacts.read(folder, "customers_scored"))
 
 
@@ -335,11 +345,11 @@ def test_scored_file_without_winback_outputs_keeps_the_columns_empty(shop):
     assert len(scored) == 4 and not scored["winback_target"].any() and scored["offer_1"].isna().all()
     assert scored["winback_discount"].isna().all()
     artifacts.check("customers_scored", scored)
-    assert "empty until 06_winback has run" in summary.scored_takeaway(scored, has_targets=False)
+    assert "empty until 06_winback has run" in page.scored_takeaway(run(folder))
 
 
 def test_every_scored_column_has_a_source_and_a_meaning():
-    table = summary.scored_columns_table()
+    table = page.scored_columns()
     assert table.index.tolist() == artifacts.ARTIFACTS["customers_scored"].columns
     assert table.notna().all().all()
     assert table.loc["customer_id", "from"] == "segments / clv / churn"
@@ -350,11 +360,11 @@ def test_every_scored_column_has_a_source_and_a_meaning():
 def test_horizons_in_labels_come_from_clv_model_json(shop):
     folder = full_month(shop, clv_model={"model": "bgnbd", "clv_months": 6, "purchase_window_days": 30})
     res = summary.run(folder, "2026-06-30", load_config())
-    assert "Predicted 6-month CLV, all customers" in res.headline_table().index
-    assert "of predicted 6-month CLV" in res.headline_takeaway()
-    assert "of predicted 6-month CLV" in {a.rule: a for a in res.actions()}["clv_at_risk"].text
-    assert res.plot_clv_at_risk().get_title() == "Predicted 6-month CLV of high-risk customers, by segment"
-    shown = res.scored_columns_table()  # 20+ rows: sortable in the HTML report, its first rows inline
+    assert "Predicted 6-month CLV, all customers" in page.headline_table(res).index
+    assert "of predicted 6-month CLV" in page.headline_takeaway(res)
+    assert "of predicted 6-month CLV" in {a.rule: a for a in res.actions}["clv_at_risk"].text
+    assert page.plot_clv_at_risk(res).get_title() == "Predicted 6-month CLV of high-risk customers, by segment"
+    shown = page.scored_columns_table(res)  # 20+ rows: sortable in the HTML report, its first rows inline
     assert isinstance(shown, plots.SortableTable) and "the HTML report" in shown.inline.index[-1]
     table = shown.table
     assert table.loc["clv", "meaning"].startswith("predicted 6-month CLV")
@@ -364,26 +374,39 @@ def test_horizons_in_labels_come_from_clv_model_json(shop):
 # --- run() and its result -------------------------------------------------------------------------
 
 
-def test_run_writes_a_declared_crm_file_and_its_methods_give_the_functions_tables(shop):
+def test_run_writes_a_declared_crm_file_and_its_result_holds_what_the_functions_compute(shop):
     full_month(shop, "2026-05", kpis=kpis_frame({"2026-05": {"revenue": 1000.0}}))
     folder = full_month(shop, "2026-06", kpis=kpis_frame({"2026-06": {"revenue": 800.0}}))
     cfg = load_config()
     res = summary.run(folder, "2026-06-30", cfg)
     month, previous = summary.load_month(folder), summary.load_previous(folder)
     currency = cfg.shop.currency
-    pd.testing.assert_frame_equal(res.headline_table(), summary.headline_table(month, previous, currency))
-    pd.testing.assert_frame_equal(res.availability_table(), summary.availability_table(month, previous))
-    pd.testing.assert_frame_equal(res.winback_table(), summary.winback_table(month, currency))
-    assert res.actions() == summary.actions(month, previous, cfg.summary, currency)
-    assert res.actions_text() == summary.actions_text(res.actions())
-    assert res.notes_text() == summary.notes_text(month, previous)
+    pd.testing.assert_frame_equal(res.numbers, summary.headline_numbers(month, previous))
+    pd.testing.assert_frame_equal(res.availability, summary.availability_table(month, previous))
+    pd.testing.assert_frame_equal(res.plan, summary.recommended_plan(month))
+    assert res.actions == summary.actions(month, previous, cfg.summary, currency)
+    assert page.actions_text(res).startswith("1. " + res.actions[0].text)
+    assert res.notes == summary.notes(month, previous)
+    assert res.metrics == summary.month_metrics(month) and res.currency == currency
     # The CRM file on disk is the declared artifact, and its CSV copy has the same rows without e-mails.
     written = artifacts.read(folder, "customers_scored")
     artifacts.check("customers_scored", written)
     pd.testing.assert_frame_equal(written, res.scored, check_dtype=False)
     assert res.files == (folder / "customers_scored.parquet", folder / "customers_scored.csv")
     assert "@" not in res.files[1].read_text()
-    assert res.scored_takeaway().endswith("2 are on this month's win-back contact list.")
+    assert page.scored_takeaway(res).endswith("2 are on this month's win-back contact list.")
+
+
+def test_the_result_is_data_only(shop):
+    """The page draws from the result; the result has no methods and holds no engine object."""
+    import dataclasses
+
+    import ibis
+
+    res = run(full_month(shop))
+    assert not [n for n, v in vars(summary.SummaryResult).items() if callable(v) and not n.startswith("__")]
+    held = [getattr(res, f.name) for f in dataclasses.fields(res)]
+    assert not [v for v in held if isinstance(v, ibis.Expr) or type(v).__module__.startswith(("ibis", "duckdb"))]
 
 
 # --- trends and report output --------------------------------------------------------------------
@@ -404,13 +427,38 @@ def test_trend_table_reads_every_month_and_a_rerun_replaces_only_that_month(shop
     assert after["clv_at_risk"].tolist() == [150.0, 100.0, 150.0]
 
 
+def test_run_writes_the_trend_one_row_per_month_up_to_this_one_each_from_its_own_run(shop):
+    for month, revenue in (("2026-04", 100.0), ("2026-05", 200.0), ("2026-06", 300.0), ("2026-07", 400.0)):
+        write_month(shop, month, kpis=kpis_frame({month: {"revenue": revenue}}), clv=clv_frame(), churn=churn_frame())
+    # May's own run recorded 999 (its CLV scores changed since); June's trend.csv from an earlier run of June is stale
+    may = pd.DataFrame({"month": ["2026-04", "2026-05"], "revenue": [1.0, 200.0], "active_customers": [10.0, 10.0],
+                        "repeat_rate": [0.5, 0.5], "clv_at_risk": [1.0, 999.0]})
+    artifacts.write(shop / "2026-05", "trend", may)
+    artifacts.write(shop / "2026-06", "trend", may.assign(month=["2026-05", "2026-06"]))
+    res = run(shop / "2026-06")
+    written = artifacts.read(shop / "2026-06", "trend")
+    artifacts.check("trend", written)
+    pd.testing.assert_frame_equal(written, res.trend, check_dtype=False)
+    assert written["month"].tolist() == ["2026-04", "2026-05", "2026-06"]  # not July: it comes later
+    assert written["revenue"].tolist() == [100.0, 200.0, 300.0]  # April: no trend.csv, read from its own artifacts
+    assert written["clv_at_risk"].tolist() == [150.0, 999.0, 150.0]  # May as its own run wrote it
+    assert written.iloc[-1]["clv_at_risk"] == res.metrics["clv_at_risk"]
+
+
+def test_an_earlier_month_that_cannot_be_read_is_left_out_of_the_trend_and_said(shop):
+    """Only the trend reads months before last month: a broken one there leaves the report whole."""
+    (shop / "2026-04").mkdir(parents=True)
+    (shop / "2026-04" / "kpis.csv").write_text("not,the,kpis\n1,2,3\n")
+    res = run(full_month(shop))
+    assert res.trend["month"].tolist() == ["2026-06"]
+    assert "2026-04 is left out of trend.csv (the report index's trend)" in page.notes_text(res)
+
+
 def test_printed_summary_carries_no_customer_ids_or_emails(shop):
-    folder = full_month(shop)
-    month, previous = summary.load_month(folder), summary.load_previous(folder)
-    text = " ".join([summary.notes_text(month, previous), summary.headline_takeaway(month, previous),
-                     summary.actions_text(summary.actions(month, previous)), summary.winback_takeaway(month),
-                     summary.headline_table(month, previous).to_string(),
-                     summary.clv_at_risk_table(month).to_string(), summary.winback_table(month).to_string()])
+    res = run(full_month(shop))
+    text = " ".join([page.notes_text(res), page.headline_takeaway(res), page.actions_text(res),
+                     page.winback_takeaway(res), page.headline_table(res).to_string(),
+                     page.clv_at_risk_table(res).to_string(), page.winback_table(res).to_string()])
     assert "@" not in text
     assert not re.search(r"'[ABCD]'", text)
 
@@ -418,11 +466,11 @@ def test_printed_summary_carries_no_customer_ids_or_emails(shop):
 def test_plots_draw_the_segments_and_the_revenue_bars(shop):
     import matplotlib.pyplot as plt
 
-    m = summary.load_month(full_month(shop))
-    ax = summary.plot_clv_at_risk(m)
+    res = run(full_month(shop))
+    ax = page.plot_clv_at_risk(res)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["At Risk", "Lost"]
     assert "EUR" in ax.get_xlabel()
-    ax2 = summary.plot_revenue_trend(m)
+    ax2 = page.plot_revenue_trend(res)
     assert len(ax2.patches) == 2 and "EUR" in ax2.get_ylabel()
     plt.close("all")
 
@@ -435,11 +483,12 @@ def test_on_a_first_run_the_kpi_changes_come_from_the_history_in_kpis_csv(shop):
     folder = full_month(shop, "2026-06", kpis=kpis)
     month, previous = summary.load_month(folder), summary.load_previous(folder)
     assert previous is None
-    table = summary.headline_table(month, previous)
+    res = run(folder)
+    table = page.headline_table(res)
     assert table.loc["Revenue", "2026-05"] == "EUR 1,000" and table.loc["Revenue", "change"] == "-EUR 200 (-20.0%)"
     assert table.loc["Repeat rate (customers with 2+ orders)", "change"] == "+2.0 pp"
     assert table.loc["Customers at high churn risk", "change"] == plots.MISSING
-    text = summary.headline_takeaway(month, previous)
+    text = page.headline_takeaway(res)
     assert "(-20.0% vs 2026-05)" in text and "only the KPI changes are shown (from kpis.csv's history)" in text
     kpi_rule = [a for a in summary.actions(month, previous, SummaryConfig()) if a.rule == "kpi_change"]
     assert kpi_rule and kpi_rule[0].text.startswith("Revenue fell 20.0% vs 2026-05")

@@ -25,6 +25,9 @@ import yaml
 
 from helpers import artifacts, churn, clean, clv, demo, publish, segments, summary, track, winback
 from helpers.config import config_from_dict, load_config
+from helpers.pages import summary as summary_page
+from helpers.pages import track as page
+from helpers.pages import winback as winback_page
 from helpers.paths import project_root
 
 ROOT = project_root()
@@ -107,7 +110,7 @@ def test_a_month_without_a_snapshot_and_a_horizon_not_yet_passed_are_listed_with
     r30, r90 = _row(res, "2026-03", "purchases_30d"), _row(res, "2026-03", "purchases_90d")
     assert r30["status"] == "scored" and (r30["predicted"], r30["actual"]) == (2.5, 1.0)
     assert r90["status"] == "horizon not complete" and r90["horizon_end"] == "2026-06-29"
-    table = res.record_table()
+    table = page.record_table(res)
     assert list(table.index) == ["2026-03", "2026-02", "2025-12"]
     assert table.loc["2026-03", "purchases 90 d: error"] == "after 2026-06-29"
     assert table.loc["2026-02", "status"] == "no prediction kept"
@@ -122,9 +125,21 @@ def test_the_track_record_is_written_and_reads_back_as_declared(history):
 
 def test_march_30_day_over_forecast_beyond_the_band_raises_the_alarm(history):
     res, _ = history
-    (alarm,) = [a for a in res.alarms() if "30 days" in a]
+    (alarm,) = [a for a in page.alarms(res.rows, res.settings.error_band) if "30 days" in a]
     assert "+150%" in alarm and "2026-03" in alarm
-    assert res.takeaway().startswith("ALARM")
+    assert page.takeaway(res).startswith("ALARM")
+
+
+def test_the_latest_scored_months_calibration_is_on_the_result_and_the_page_shows_it(history):
+    res, _ = history
+    month, groups = res.calibrations["purchases_90d"]
+    assert month == "2025-12" and groups["customers"].sum() == 3
+    assert res.calibrations["purchases_30d"][0] == "2026-03"  # March's 30 days have passed, its 90 not yet
+    table = page.calibration_table(res)
+    assert table.index.name == "expected purchases, next 90 days (2025-12): group (1 = lowest prediction)"
+    assert page.calibration_table(res, "churn").index.name.startswith("churn probability (2025-12)")
+    # the page draws from the result: data only, no methods
+    assert not [n for n, v in vars(track.TrackResult).items() if callable(v) and not n.startswith("__")]
 
 
 def test_calibration_groups_customers_by_prediction():
@@ -146,12 +161,12 @@ def _rows(errors, model="purchases_90d"):
 ])
 def test_the_verdict_says_in_words_how_a_model_has_done_lately(errors, says):
     cfg = load_config("config/default.yml").track
-    assert says in track.verdict(_rows(errors), "purchases_90d", cfg)
+    assert says in page.verdict(_rows(errors), "purchases_90d", cfg)
 
 
 def test_an_error_beyond_the_configured_band_is_an_alarm_and_within_it_is_not():
-    assert track.alarms(_rows([5.0, 25.0]), band=0.2)
-    assert not track.alarms(_rows([25.0, 5.0]), band=0.2)
+    assert page.alarms(_rows([5.0, 25.0]), band=0.2)
+    assert not page.alarms(_rows([25.0, 5.0]), band=0.2)
 
 
 # --------------------------------------------------------------------------- the power calculation
@@ -224,8 +239,8 @@ def backfill(tmp_path_factory):
     # One cleaning per stretch of history: every stage cuts its data at its own as_of, so a month's stages
     # see no later order; April's cleaning serves July to April, June's (after sending) May and June.
     source = _month(processed, PLAN_AS_OF)
-    clean.run(raw, PLAN_AS_OF, cfg, processed_dir=source)
-    responders = set()
+    clean.run(source, PLAN_AS_OF, cfg, raw_dir=raw)
+    responders, plan_run = set(), None
     for as_of in MONTHS:
         pdir = _month(processed, as_of)
         if pdir != source:
@@ -243,7 +258,7 @@ def backfill(tmp_path_factory):
         if as_of == PLAN_AS_OF:  # the shop sends April's plan; May and June see its orders
             responders = send_campaign(raw, artifacts.read(pdir, "campaign_plan"), EFFECT)
             source = _month(processed, MEASURE_AS_OF)
-            clean.run(raw, MEASURE_AS_OF, cfg, processed_dir=source)
+            clean.run(source, MEASURE_AS_OF, cfg, raw_dir=raw)
     return {"res": res, "plan_run": plan_run, "processed": processed, "responders": responders, "cfg": cfg}
 
 
@@ -255,14 +270,14 @@ def test_after_a_12_month_backfill_the_track_record_has_every_month_whose_horizo
     assert scored90 == {m[:7] for m in MONTHS if m <= "2026-03-31"}
     scored30 = set(rows.loc[(rows["model"] == "purchases_30d") & (rows["status"] == "scored"), "month"])
     assert scored30 == {m[:7] for m in MONTHS[:-1]}
-    table = res.record_table()
+    table = page.record_table(res)
     assert list(table.index) == [m[:7] for m in MONTHS[:-1]][::-1]
     assert table.loc["2026-04", "purchases 90 d: error"] == "after 2026-07-29"
-    assert res.takeaway().count("scored") >= 1 and "11 earlier month(s)" in res.takeaway()
+    assert page.takeaway(res).count("scored") >= 1 and "11 earlier month(s)" in page.takeaway(res)
 
 
 def test_the_trend_chart_draws_one_line_per_scored_model(backfill):
-    ax = backfill["res"].plot_trend()
+    ax = page.plot_trend(backfill["res"])
     labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
     assert {"expected purchases, next 30 days", "expected purchases, next 90 days", "churn probability"} <= set(labels)
 
@@ -277,7 +292,7 @@ def test_the_contact_list_and_the_plan_leave_the_control_group_out(backfill):
     the_plan = artifacts.read(pdir, "winback_plan")
     assert int(the_plan.loc[the_plan["recommended"] & the_plan["discount"].notna(), "n_customers"].sum()) == len(targets)
     group = backfill["plan_run"].control
-    assert group.n_control == len(control) and "control group of" in backfill["plan_run"].control_takeaway()
+    assert group.n_control == len(control) and "control group of" in winback_page.control_takeaway(backfill["plan_run"])
 
 
 def test_two_months_after_sending_the_measured_uplift_stands_next_to_the_plan_and_covers_the_truth(backfill):
@@ -292,9 +307,9 @@ def test_two_months_after_sending_the_measured_uplift_stands_next_to_the_plan_an
     # stated tolerance: the 95 % interval of the measured extra buyers covers the true count
     assert chk.measured_low <= true_extra <= chk.measured_high
     assert chk.measured_low > 0  # a 30 % effect on ~50 customers is visible
-    table = res.campaign_table()
+    table = page.campaign_table(res)
     assert table.loc[PLAN_AS_OF[:7], "status"] == "measured"
-    assert "it worked" in res.campaign_takeaway()
+    assert "it worked" in page.campaign_takeaway(res)
 
 
 def test_the_index_links_the_track_record_of_a_month_that_scored_earlier_predictions(history, tmp_path):
@@ -307,10 +322,11 @@ def test_the_index_links_the_track_record_of_a_month_that_scored_earlier_predict
     assert "hand/2026-03/07_summary.html#Track-record" not in index  # March's run scored nothing (no file)
 
 
-def test_the_summary_counts_the_contacts_and_shows_the_control_group_apart(backfill):
-    month = summary.load_month(_month(backfill["processed"], PLAN_AS_OF))
+def test_the_summary_counts_the_contacts_and_shows_the_control_group_apart(backfill, tmp_path):
+    april = shutil.copytree(_month(backfill["processed"], PLAN_AS_OF), tmp_path / "small" / PLAN_AS_OF[:7])
+    res = summary.run(april, PLAN_AS_OF, backfill["cfg"])  # on a copy: 07 writes its files there
     n_control = backfill["plan_run"].control.n_control
-    said = summary.winback_takeaway(month)
+    said = summary_page.winback_takeaway(res)
     assert f"reach {backfill['plan_run'].control.n_treated:,} customers" in said
     assert f"control group of {n_control:,} customers" in said
 
@@ -319,10 +335,10 @@ def test_without_this_months_orders_nothing_is_scored_and_the_page_says_why(tmp_
     month = tmp_path / "processed" / "shop" / "2026-04"
     month.mkdir(parents=True)
     res = track.run(month, "2026-04-30", load_config("config/default.yml"))
-    assert "orders_clean.parquet (01_clean) is missing" in res.takeaway()
+    assert "orders_clean.parquet (01_clean) is missing" in page.takeaway(res)
     # a first run: the takeaway alone, no empty table, chart or calibration
-    assert res.record_table() is None and res.plot_trend() is None and res.calibration_table() is None
-    assert res.campaign_table() is None and "campaign_plan.csv" in res.campaign_takeaway()
+    assert page.record_table(res) is None and page.plot_trend(res) is None and page.calibration_table(res) is None
+    assert page.campaign_table(res) is None and "campaign_plan.csv" in page.campaign_takeaway(res)
 
 
 def test_an_empty_contact_list_plans_no_campaign_and_says_so():
@@ -332,4 +348,4 @@ def test_an_empty_contact_list_plans_no_campaign_and_says_so():
     plan = winback.campaign_plan(empty, held, group)
     artifacts.check("campaign_plan", plan)
     assert plan.empty and group.n_control == 0
-    assert winback.control_takeaway(group).startswith("Nobody is on the contact list")
+    assert winback_page.control_takeaway(winback.WinbackResult(control=group)).startswith("Nobody is on the contact list")

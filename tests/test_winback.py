@@ -1,6 +1,7 @@
 """Win-back stage: conversion windows, uplift intervals, Qini, simulation money, targets and the demo truth."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import matplotlib
@@ -10,10 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import ibis
 import pytest
+from ibis.backends import BaseBackend
 
 import drawn
-from helpers import artifacts, churn, customer_facts, demo_truth, plots, winback
+from demo_campaign import measure_by_type
+from helpers import artifacts, churn, customer_facts, demo_truth, offers, plots, winback
+from helpers.pages import winback as page
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.engine import connect
 
@@ -90,7 +95,7 @@ def test_measured_uplift_has_an_all_row_per_arm_and_one_per_segment_with_exact_r
     assert m.loc["all", ["n_treated", "n_control", "conv_treated", "conv_control", "uplift_pp"]].tolist() == \
         [4, 4, 0.75, 0.25, 50.0]
     assert m.loc["a", "uplift_pp"] == 50.0 and m.loc["b", "uplift_pp"] == 50.0
-    shown = winback.measured_table(winback.measure_uplift(f))
+    shown = page.measured_table(winback.WinbackResult(measured=winback.measure_uplift(f)))
     assert plots.unreadable_names(shown) == []  # no n_treated, campaign_id ... on the page
     assert shown.loc[("K", "d10", "all"), ["discount", "customers treated", "customers in control"]].tolist() == \
         ["10%", "4", "4"]
@@ -104,11 +109,12 @@ def _measured(segments):
 
 
 def test_takeaway_names_segments_whose_uplift_could_be_zero_and_warns_about_many_intervals():
-    many = winback.measured_takeaway(_measured([(f"s{i}", 1.0) for i in range(9)] + [("Lost", -2.0)]), 30)
+    many = page.measured_takeaway(winback.WinbackResult(
+        measured=_measured([(f"s{i}", 1.0) for i in range(9)] + [("Lost", -2.0)]), window_days=30))
     assert "uplift +3.0 pp (95% +1.0 to +5.0), clearly above zero" in many
     assert "Not distinguishable from zero in at least one arm: Lost." in many
     assert "of these 10 segment intervals about 0.5 are expected to miss" in many
-    few = winback.measured_takeaway(_measured([("a", 1.0), ("b", 1.0)]), 30)
+    few = page.measured_takeaway(winback.WinbackResult(measured=_measured([("a", 1.0), ("b", 1.0)]), window_days=30))
     assert "Not distinguishable" not in few and "expected to miss" not in few
 
 
@@ -208,7 +214,7 @@ def test_plan_recommends_no_contact_when_no_option_has_positive_expected_profit(
 
 def test_simulation_table_shows_uplift_with_its_interval_money_in_whole_units_and_roi_in_percent(cfg):
     p = winback.plan(winback.simulate(cands(), fixed_uplift(cfg, 0.1), cfg))
-    t = winback.simulation_table(p, "EUR").loc["S"]
+    t = page.simulation_table(winback.WinbackResult(plan=p, currency="EUR")).loc["S"]
     row, raw = t.loc["20% off"], p.set_index("option").loc["20% off"]
     assert row["uplift pp (95%)"] == "10.0 (10.0 to 10.0)"
     assert row["extra revenue (EUR)"] == "17" and row["discount cost (EUR)"] == f"{0.2 * 43.0:,.0f}"
@@ -234,7 +240,7 @@ def test_roi_is_expected_profit_over_spend_as_computed_by_hand(cfg):
 
 def test_simulation_table_shows_the_hand_computed_roi_in_percent(cfg):
     p = winback.plan(winback.simulate(cands(), fixed_uplift(cfg, 0.1), cfg))
-    shown = winback.simulation_table(p, "EUR").loc["S", "ROI"].to_dict()
+    shown = page.simulation_table(winback.WinbackResult(plan=p, currency="EUR")).loc["S", "ROI"].to_dict()
     assert shown == {winback.NO_CONTACT: "\u2013", winback.REMINDER: "1600%", "5% off": "108%",
                      "10% off": "11%", "15% off": "-24%", "20% off": "-43%"}
 
@@ -242,7 +248,7 @@ def test_simulation_table_shows_the_hand_computed_roi_in_percent(cfg):
 def test_simulation_chart_draws_each_offers_expected_profit_under_its_own_legend_entry(cfg):
     two = pd.concat([cands(), cands(segment="T")], ignore_index=True)
     up = pd.concat([fixed_uplift(cfg, 0.1), fixed_uplift(cfg, 0.0, segment="T")], ignore_index=True)
-    ax = winback.plot_simulation(winback.plan(winback.simulate(two, up, cfg)), "EUR")
+    ax = page.plot_simulation(winback.WinbackResult(plan=winback.plan(winback.simulate(two, up, cfg)), currency="EUR"))
     # segment T, no uplift: profit = -0.1 x 26 d (discount on the baseline orders) - 0.3
     no_uplift = {winback.REMINDER: -0.3, "5% off": -1.6, "10% off": -2.9, "15% off": -4.2, "20% off": -5.5}
     assert drawn.xticks(ax) == ["S", "T"]
@@ -259,7 +265,7 @@ def test_measured_uplift_chart_puts_each_arm_at_its_uplift_under_its_own_legend_
                        "uplift_low": pp - 2, "uplift_high": pp + 2}
                       for arm, d, seg, pp in (("d10", 0.1, "all", 3.0), ("d10", 0.1, "a", 4.0),
                                               ("d20", 0.2, "all", 6.0), ("d20", 0.2, "a", 1.0))])
-    ax = winback.plot_measured(m)
+    ax = page.plot_measured(winback.WinbackResult(measured=m))
     rows = drawn.yticks(ax)
     assert rows == ["all", "a"] and drawn.legend(ax) == ["K d10 (10% off)", "K d20 (20% off)"]
     points = {c.get_label(): {rows[round(y)]: x for x, y in zip(*c.lines[0].get_data())} for c in ax.containers}
@@ -330,26 +336,51 @@ def test_plan_and_an_empty_measurement_pass_their_artifact_declarations(cfg):
     artifacts.check("winback_measured", winback.measure_uplift(f))
 
 
-def test_result_methods_give_the_same_tables_and_sentences_as_the_functions(cfg):
+def test_the_page_draws_each_table_and_sentence_from_the_result_in_its_currency_and_window(cfg):
     p = winback.plan(winback.simulate(cands(), fixed_uplift(cfg, 0.1), cfg))
     rows = winback.customer_rows(cands(), fixed_uplift(cfg, 0.1), p, cfg)
     curve = winback.profit_curve(rows)
     targets = winback.build_targets(rows, pd.DataFrame({"customer_id": ["C0", "C1", "C2"], "email": "x@y.org",
                                                         "marketing_opt_in": True}))
     measured = _measured([("a", 1.0)])
-    res = winback.WinbackRun(as_of="2026-06-30", measured=measured, models=winback.UpliftModels(note="none"),
-                             candidates=cands().assign(reason="segment"), uplift=fixed_uplift(cfg, 0.1), plan=p,
-                             rows=rows, curve=curve, targets=targets, currency="CHF", window_days=14)
-    pd.testing.assert_frame_equal(res.simulation_table(), winback.simulation_table(p, "CHF"))
-    pd.testing.assert_frame_equal(res.plan_table(), winback.plan_table(p, "CHF"))
-    pd.testing.assert_frame_equal(res.curve_table(), winback.curve_table(curve, "CHF"))
-    pd.testing.assert_frame_equal(res.targets_summary(), winback.targets_summary(targets, "CHF"))
-    assert "expected profit (CHF)" in res.targets_summary().columns
-    assert res.measured_takeaway() == winback.measured_takeaway(measured, 14) and "within 14 days" in res.measured_takeaway()
-    assert res.plan_takeaway() == winback.plan_takeaway(p, "CHF")
-    assert res.curve_takeaway() == winback.curve_takeaway(curve, "CHF")
-    assert res.targets_takeaway() == winback.targets_takeaway(targets, curve, 0, "CHF")
-    assert res.qini_takeaway() == "none"
+    res = winback.WinbackResult(as_of="2026-06-30", measured=measured, models=winback.UpliftModels(note="none"),
+                                candidates=cands().assign(reason="segment"), uplift=fixed_uplift(cfg, 0.1), plan=p,
+                                rows=rows, curve=curve, targets=targets, currency="CHF", window_days=14)
+    assert "extra profit (CHF)" in page.simulation_table(res).columns
+    assert "expected profit (CHF)" in page.curve_table(res).columns
+    assert "expected profit (CHF)" in page.targets_summary(res).columns
+    assert "within 14 days" in page.measured_takeaway(res)
+    assert page.plan_takeaway(res).startswith("The plan: 3 customers on the contact list") and "CHF" in page.plan_takeaway(res)
+    assert "CHF" in page.curve_takeaway(res) and "CHF" in page.targets_takeaway(res)
+    assert page.qini_takeaway(res) == "none"
+    assert page.plan_table(res).index.tolist() == ["S"]
+
+
+def _engine_objects(value, path="result") -> list[str]:
+    """Where in `value` (a result, its fields, nested results, lists and dicts) an Ibis expression or an
+    engine connection sits."""
+    if isinstance(value, (ibis.Expr, BaseBackend)):
+        return [path]
+    if dataclasses.is_dataclass(value):
+        return [p for f in dataclasses.fields(value) for p in _engine_objects(getattr(value, f.name), f"{path}.{f.name}")]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _engine_objects(v, f"{path}[{k!r}]")]
+    if isinstance(value, (list, tuple, set)):
+        return [p for i, v in enumerate(value) for p in _engine_objects(v, f"{path}[{i}]")]
+    return []
+
+
+def test_run_writes_its_artifacts_and_returns_a_result_of_frames_without_engine_objects(cfg, tmp_path):
+    """A month with order lines only (no segments, CLV or churn yet): run still measures, suggests and writes
+    every artifact of notebook 06, and the result it hands the page holds no Ibis table or connection."""
+    rows = [line(f"o{i}", f"C{i % 9}", pd.Timestamp("2025-01-03") + pd.Timedelta(days=23 * i)) for i in range(40)]
+    artifacts.write(tmp_path, "orders_clean", pd.DataFrame(rows))
+    res = winback.run(tmp_path, "2026-06-30", cfg)
+    for name in ("winback_measured", "winback_plan", "winback_targets", "campaign_plan", "offers"):
+        assert artifacts.exists(tmp_path, name), name
+    assert isinstance(res, winback.WinbackResult) and isinstance(res.offers, offers.OffersResult)
+    assert _engine_objects(res) == []
+    assert page.plan_takeaway(res).startswith("The win-back plan needs segments.parquet")
 
 
 def test_pareto_baseline_rescales_p_purchase_over_the_model_cards_purchase_window():
@@ -379,12 +410,12 @@ def demo_measured(demo_month):
     """Measured uplift per arm and per demo customer type, at 95 % each and at the simultaneous level."""
     src, truth = demo_month
     camp = truth["campaign"]
-    plain = demo_truth.measure_by_type(src, camp)
+    plain = measure_by_type(src, camp)
     # 8 intervals are checked at once (2 arms x (all + 3 types)): each at 1 - 0.05/8 (Bonferroni), so the
     # whole set covers the truth with 95 % probability. Plain 95 % intervals each miss 5 % of the time:
     # over 200 demo seeds (scripts/winback_coverage.py) all 8 held in only 65 % of the shops (simultaneous: 94.5 %),
     # and seed 42 has one miss (high_value at 10 %: measured +7.7 pp, 95 % 4.3 to 11.3, truth +3.7).
-    joint = demo_truth.measure_by_type(src, camp, level=1 - 0.05 / len(plain))
+    joint = measure_by_type(src, camp, level=1 - 0.05 / len(plain))
     return plain, joint, camp
 
 
@@ -394,6 +425,17 @@ def test_demo_arm_sizes_match_the_truth(demo_measured):
     for arm in ("discount_10", "discount_20"):
         assert a.loc[arm, "n_treated"] == truth["n_per_arm"][arm]
         assert a.loc[arm, "n_control"] == truth["n_per_arm"]["control"]
+
+
+def test_demo_measurement_counts_the_buyers_the_generator_recorded_per_type_and_arm(demo_measured):
+    # the generator's own count (demo_truth, no win-back code) against the measurement notebook 06 makes
+    m, _, truth = demo_measured
+    counted = demo_truth.campaign_counts(truth).set_index(["arm", "segment"])
+    for row in m.itertuples():
+        treated, control = counted.loc[(row.arm, row.segment)], counted.loc[("control", row.segment)]
+        assert (row.n_treated, round(row.conv_treated * row.n_treated)) == (treated["customers"], treated["buyers"])
+        assert (row.n_control, round(row.conv_control * row.n_control)) == (control["customers"], control["buyers"])
+        assert row.uplift_pp == pytest.approx(treated["realised_uplift_pp"], abs=1e-3)
 
 
 @pytest.mark.parametrize("arm", ["discount_10", "discount_20"])

@@ -209,6 +209,13 @@ declare("customers_scored", "customers_scored.parquet", "07_summary",
          "risk_tier": _c(_STR, nullable=True), "winback_target": _c(_BOOL),
          "winback_discount": _c(_FLOAT, nullable=True), "winback_expected_profit": _c(_FLOAT, nullable=True),
          **{f"offer_{i}": _c(_STR, nullable=True) for i in (1, 2, 3)}})
+declare("trend", "trend.csv", "07_summary",
+        "one row per month of the shop up to this one (oldest first), each month's figures from its own run: "
+        "revenue, active customers and repeat rate (its kpis.csv) and CLV at risk (its clv and churn scores; "
+        "summary.month_metrics); empty where that month lacks the artifact. The index's tiles read it",
+        {"month": _c(_STR), "revenue": _c(_FLOAT, nullable=True), "active_customers": _c(_FLOAT, nullable=True),
+         "repeat_rate": _c(_FLOAT, nullable=True), "clv_at_risk": _c(_FLOAT, nullable=True)},
+        csv_dtypes={"month": str})
 
 
 # ---------------------------------------------------------------------------------------------

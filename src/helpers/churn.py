@@ -29,19 +29,20 @@ Order lines are handled as Ibis expressions (DESIGN.md, "Engine"); only per-cust
 pandas. The per-customer behaviour at a cut-off (`features_at`, `mix_levels`) is defined once in
 ``helpers.customer_facts``; the BG/NBD fit comes from ``helpers.clv``.
 
-Use: ``res = run(processed_dir, as_of, cfg)`` returns a `ChurnRun` whose methods give every table,
-figure and sentence of notebook 05 (``res.metrics_table()``, ``res.plot_calibration()``, ...).
+Use: ``res = run(processed_dir, as_of, cfg)`` writes churn.parquet and churn_model.json and returns a
+`ChurnResult`; ``helpers.pages.churn`` turns it into every table, figure and sentence of notebook 05
+(``page.metrics_table(res)``, ``page.plot_calibration(res)``, ...).
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import math
-import re
 import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import ibis
@@ -60,29 +61,15 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
-from helpers import artifacts, clv, customer_facts, plots
+from helpers import artifacts, clv, customer_facts
 from helpers.config import ChurnConfig, Config
 from helpers.customer_facts import features_at, mix_levels
 from helpers.engine import connect, cutoff_end
 
 MODELS = ("bgnbd", "recency", "model")
-MODEL_NAMES = {"bgnbd": "purchase-model P(no purchase)", "recency": "days since last order only",
-               "model": "gradient boosting (calibrated)"}
 TIERS = ("low", "medium", "high")
 CATEGORICAL = ("gender", "region")
 BGNBD_COLUMNS = ("p_alive", "p_no_purchase")
-
-# Readable names for the features (tables and figures), from the reports' one vocabulary
-# (plots.DISPLAY_NAMES); mix shares are named when built. The two purchase-model columns say where
-# they come from.
-FEATURE_LABELS = {
-    **{f: plots.display_name(f) for f in (
-        "recency_days", "tenure_days", "orders", "revenue_gross", "avg_order_value", "gap_mean_days", "gap_last_days",
-        "gap_trend", "overdue_ratio", "return_share", "category_breadth", "discount_share", "age_years",
-        "marketing_opt_in", "gender", "region")},
-    "p_alive": "purchase-model P(alive)",
-    "p_no_purchase": "purchase-model P(no order in the horizon)",
-}
 
 
 # --------------------------------------------------------------------------- cut-offs and labels
@@ -317,12 +304,9 @@ def model_metrics(y, probability, score=None) -> dict:
 # --------------------------------------------------------------------------- backtest and scoring
 
 @dataclass
-class ChurnRun:
-    """Everything notebook 05 shows: backtest, importance, scores and the model card.
-
-    Each table, figure and sentence of the notebook is a method (a thin wrapper around the
-    module-level function of the same name), so the notebook needs no config values.
-    """
+class ChurnResult:
+    """What stage 05 computed: backtest, importance, scores and the model card, and what its page shows
+    of the earlier stages (segments of 03, CLV of 04). ``helpers.pages.churn`` draws the page from it."""
 
     as_of: str
     horizon_days: int
@@ -338,54 +322,39 @@ class ChurnRun:
     timings: dict = field(default_factory=dict)  # seconds per step (benchmark only; not saved)
     segments: pd.DataFrame | None = None  # customer_id, rfm_segment of segments.parquet (notebook 03), if made
     failures: list[str] = field(default_factory=list)  # one sentence per model that could not be fitted
-    clv: pd.DataFrame | None = None  # customer_id, clv of clv.parquet (notebook 04), if made
-    clv_months: int | None = None  # its horizon (clv_model.json)
+    # (predicted CLV of the high-risk customers, of all customers), customer_facts.clv_at_risk on
+    # clv.parquet (notebook 04), if made; clv_months: its horizon (clv_model.json)
+    clv_at_risk: tuple[float, float] | None = None
+    clv_months: int | None = None
     currency: str = "EUR"
 
-    def definition_text(self) -> str:
-        return definition_text(self.horizon_days)
 
-    def metrics_table(self) -> pd.DataFrame:
-        return metrics_for_readers(self)
+@dataclass
+class BacktestOutcome:
+    """One step's outcome: the backtest (or why there is none) and the model it chose."""
 
-    def metrics_takeaway(self) -> str:
-        return metrics_takeaway(self)
+    metrics: pd.DataFrame  # unrounded, as model_card wants them
+    predictions: pd.DataFrame
+    chosen: str
+    note: str
+    test: pd.DataFrame | None = None  # the labelled test window, on which scoring retrains
+    importance: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["importance_mean", "importance_std"]).rename_axis("feature"))
+    n_train: int = 0
+    n_test: int = 0
 
-    def calibration_table(self, bins: int = 10) -> pd.DataFrame:
-        return calibration_table(self, bins)
 
-    def plot_calibration(self, ax=None):
-        return plot_calibration(self, ax)
+class _Timer:
+    """Seconds per step (`ChurnResult.timings`, for scripts/bench_churn.py)."""
 
-    def calibration_takeaway(self) -> str:
-        return calibration_takeaway(self)
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
 
-    def importance_table(self, top: int = 12) -> pd.DataFrame:
-        return importance_for_readers(self, top)
-
-    def plot_importance(self, top: int = 12, ax=None):
-        return plot_importance(self, top, ax)
-
-    def tier_table(self) -> pd.DataFrame:
-        return tiers_for_readers(self)
-
-    def tier_takeaway(self) -> str:
-        return tier_takeaway(self, self.currency)
-
-    def tier_reasons(self, top_features: int = 8, reasons: int = 3) -> pd.DataFrame:
-        return tier_reasons(self, top_features, reasons)
-
-    def tiers_by_segment(self) -> pd.DataFrame:
-        return tiers_by_segment_for_readers(tiers_by_segment(self.scored, self.segments))
-
-    def plot_tiers_by_segment(self, ax=None):
-        return plot_tiers_by_segment(tiers_by_segment(self.scored, self.segments), ax)
-
-    def segment_takeaway(self) -> str:
-        return segment_takeaway(tiers_by_segment(self.scored, self.segments))
-
-    def outputs_text(self) -> str:
-        return outputs_text(self)
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.timings[step] = round(now - self._last, 2)
+        self._last = now
 
 
 def _enough(frame: pd.DataFrame, cfg: ChurnConfig) -> str | None:
@@ -465,119 +434,145 @@ def assign_tiers(probability, thresholds) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=list(TIERS), ordered=True)
 
 
-def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> ChurnRun:
-    """Backtest, choose, retrain on the latest labelled window, score at `as_of`, save the artifacts.
-
-    Reads orders_clean (and customers_clean and segments if present) from `processed_dir`; writes
-    churn.parquet and churn_model.json there when `save` is true. Gradient boosting runs on
-    churn.model_threads OpenMP threads: on shared cores, OpenMP's waiting threads made a fit up to
-    30 times slower. (threadpool_limits only limits libraries already loaded: sklearn.ensemble,
-    imported at the top of this module, has loaded OpenMP by now.)
-    """
-    with threadpool_limits(limits=cfg.churn.model_threads, user_api="openmp"):
-        return _run(processed_dir, as_of, cfg, con, save)
-
-
-def _run(processed_dir, as_of: str, cfg: Config, con, save: bool) -> ChurnRun:
-    ch = cfg.churn
-    timings: dict[str, float] = {}
-    clock = [time.perf_counter()]
-
-    def lap(step: str) -> None:
-        now_ = time.perf_counter()
-        timings[step] = round(now_ - clock[0], 2)
-        clock[0] = now_
-
-    con = con or connect(cfg.engine)
-    lines = artifacts.table(con, processed_dir, "orders_clean")
-    customers = artifacts.table_if_exists(con, processed_dir, "customers_clean")
-    H = ch.horizon_days
-    cut = backtest_cutoffs(as_of, H)
-    levels = mix_levels(lines, cut["train_cutoff"], ch.mix_levels)
-
-    # Enough history? Checked on the labels alone, before any feature or model work.
+def history_problem(lines: ir.Table, cut: dict, ch: ChurnConfig) -> str | None:
+    """Why the backtest cannot run (too few customers or churners at a cut-off), or None. Checked on
+    the labels alone, before any feature or model work."""
     problem = None
     for which in ("train", "test"):
-        lab = labels_at(lines, cut[f"{which}_cutoff"], H).to_pandas()
+        lab = labels_at(lines, cut[f"{which}_cutoff"], ch.horizon_days).to_pandas()
         why = _enough(lab, ch)
         if why and problem is None:
             problem = f"at the {which} cut-off {cut[f'{which}_cutoff']}: {why}"
-    lap("labels")
+    return problem
 
-    importance = pd.DataFrame(columns=["importance_mean", "importance_std"]).rename_axis("feature")
-    n_train = n_test = 0
-    failures: list[str] = []  # models that could not be fitted, one sentence each
-    now, bgnbd_params = feature_frame_with_params(lines, cut["as_of"], levels, cfg, customers)
-    lap("features_as_of")
-    if BGNBD_FAILED in bgnbd_params:
-        failures.append(BGNBD_FAILED_NOTE.format(reason=bgnbd_params[BGNBD_FAILED]))
-    if problem is None:
-        train = labelled_frame(lines, cut["train_cutoff"], levels, cfg, customers)
-        test = labelled_frame(lines, cut["test_cutoff"], levels, cfg, customers)
-        n_train, n_test = len(train), len(test)
-        lap("features_backtest")
-        has_bgnbd = bool(test["p_no_purchase"].notna().all())
-        metrics, pred, bt_model, why = backtest(train, test, ch, has_bgnbd=has_bgnbd)
-        lap("backtest_models")
-        if bt_model is None:
-            failures.append(MODEL_FAILED.format(reason=why))
-        else:
-            importance = permutation_table(bt_model, test, ch)
-        lap("importance")
-        chosen = choose_model(metrics)
-        note = (f"Backtest: trained on the {n_train:,} customers who had bought by {cut['train_cutoff']}, "
-                f"tested on the {n_test:,} who had bought by {cut['test_cutoff']}.")
+
+def run_backtest(labelled, cut: dict, ch: ChurnConfig, failures: list[str], timer: _Timer) -> BacktestOutcome:
+    """The backtest of the three models, their permutation importance and the model chosen.
+
+    `labelled(cutoff)` gives the labelled feature frame at a cut-off; a model that cannot be fitted
+    adds its sentence to `failures`."""
+    train, test = labelled(cut["train_cutoff"]), labelled(cut["test_cutoff"])
+    timer.lap("features_backtest")
+    has_bgnbd = bool(test["p_no_purchase"].notna().all())
+    metrics, pred, bt_model, why = backtest(train, test, ch, has_bgnbd=has_bgnbd)
+    timer.lap("backtest_models")
+    note = (f"Backtest: trained on the {len(train):,} customers who had bought by {cut['train_cutoff']}, "
+            f"tested on the {len(test):,} who had bought by {cut['test_cutoff']}.")
+    out = BacktestOutcome(metrics=metrics, predictions=pred, chosen=choose_model(metrics), note=note, test=test,
+                          n_train=len(train), n_test=len(test))
+    if bt_model is None:
+        failures.append(MODEL_FAILED.format(reason=why))
     else:
-        metrics = pd.DataFrame(columns=["roc_auc", "pr_auc", "brier", "top_decile_lift", "top_decile_captured"])
-        metrics.index.name = "model"
-        pred = pd.DataFrame(columns=["customer_id", "churned", "p_bgnbd", "p_recency", "p_model"])
-        if BGNBD_FAILED in bgnbd_params:
-            chosen = "recency"
-            test = labelled_frame(lines, cut["test_cutoff"], levels, cfg, customers, bgnbd=False)
-            note = (f"Not enough history for the backtest ({problem}); churn probability is the recency baseline, "
-                    f"fitted on the customers who had bought by {cut['test_cutoff']}.")
-        else:
-            chosen = "bgnbd"
-            note = f"Not enough history for the backtest ({problem}); churn probability is the purchase-model baseline."
+        out.importance = permutation_table(bt_model, test, ch)
+    timer.lap("importance")
+    return out
 
+
+def no_backtest(labelled, cut: dict, problem: str, bgnbd_failed: bool) -> BacktestOutcome:
+    """Not enough history: the purchase-model baseline scores, or the recency baseline (fitted on the
+    test window) when the purchase model could not be fitted either."""
+    metrics = pd.DataFrame(columns=["roc_auc", "pr_auc", "brier", "top_decile_lift", "top_decile_captured"])
+    metrics.index.name = "model"
+    pred = pd.DataFrame(columns=["customer_id", "churned", "p_bgnbd", "p_recency", "p_model"])
+    if bgnbd_failed:
+        note = (f"Not enough history for the backtest ({problem}); churn probability is the recency baseline, "
+                f"fitted on the customers who had bought by {cut['test_cutoff']}.")
+        return BacktestOutcome(metrics=metrics, predictions=pred, chosen="recency", note=note,
+                               test=labelled(cut["test_cutoff"], bgnbd=False))
+    note = f"Not enough history for the backtest ({problem}); churn probability is the purchase-model baseline."
+    return BacktestOutcome(metrics=metrics, predictions=pred, chosen="bgnbd", note=note)
+
+
+def score(now: pd.DataFrame, bt: BacktestOutcome, ch: ChurnConfig, failures: list[str],
+          bgnbd_failed: bool) -> tuple[pd.DataFrame, str]:
+    """(the customers at as_of with churn_probability, risk_tier and the BG/NBD columns, the model that
+    scored them). The chosen model is retrained on the latest labelled window (the test window); if it
+    cannot be, the best baseline scores instead and `failures` says why."""
+    chosen = bt.chosen
     scored = now.copy()
     final = None
     if chosen == "model":
-        final, why = fit_model_or_none(test, ch)
+        final, why = fit_model_or_none(bt.test, ch)
         if final is None:
             failures.append(MODEL_FAILED.format(reason=why))
-            chosen = choose_model(metrics.drop(index="model"))
-    if chosen == "bgnbd" and BGNBD_FAILED in bgnbd_params:  # chosen on the backtest, not fitted at as_of
+            chosen = choose_model(bt.metrics.drop(index="model"))
+    if chosen == "bgnbd" and bgnbd_failed:  # chosen on the backtest, not fitted at as_of
         chosen = "recency"
     if chosen == "model":
         scored["churn_probability"] = predict_model(final, now)
     elif chosen == "recency":
-        scored["churn_probability"] = fit_recency(test).predict(now["recency_days"].to_numpy())
+        scored["churn_probability"] = fit_recency(bt.test).predict(now["recency_days"].to_numpy())
     else:
         scored["churn_probability"] = now["p_no_purchase"].to_numpy()
     scored["churn_probability"] = scored["churn_probability"].astype(float).round(6)
     scored["risk_tier"] = assign_tiers(scored["churn_probability"], ch.tier_thresholds)
     scored["p_alive_baseline"] = now["p_alive"]
     scored["p_no_purchase_bgnbd"] = now["p_no_purchase"]
-    lap("scoring")
+    return scored, chosen
 
-    card = model_card(cfg, cut, n_train, n_test, len(now), metrics, chosen, note, problem is None,
-                      features=[c for c in now.columns if c != "customer_id"])
-    card["bgnbd_params_at_as_of"] = {} if BGNBD_FAILED in bgnbd_params else bgnbd_params
-    if failures:
-        card["not_fitted"] = failures
+
+def earlier_stages(processed_dir: str | Path, scored: pd.DataFrame) -> dict:
+    """What the page shows of notebooks 03 and 04, read here so that the page reads no file: segments
+    (customer_id, rfm_segment), clv_at_risk (`customer_facts.clv_at_risk`) and clv_months; None for
+    each whose artifact this month lacks."""
     segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
     clv_scores = artifacts.read_if_exists(processed_dir, "clv", columns=["customer_id", "clv"])
     clv_card = artifacts.read_if_exists(processed_dir, "clv_model")
-    result = ChurnRun(as_of=cut["as_of"], horizon_days=H, cutoffs=cut, backtest_ok=problem is None,
-                      backtest_note=note, chosen_model=chosen, metrics=metrics.astype(float).round(4),
-                      test_predictions=pred, importance=importance, scored=scored, card=card, timings=timings,
-                      segments=segments, failures=failures,
-                      clv=clv_scores, clv_months=(clv_card or {}).get("clv_months"), currency=cfg.shop.currency)
-    if save:
+    return {"segments": segments,
+            "clv_at_risk": None if clv_scores is None else customer_facts.clv_at_risk(scored, clv_scores),
+            "clv_months": (clv_card or {}).get("clv_months")}
+
+
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ChurnResult:
+    """Backtest, choose, retrain on the latest labelled window, score at `as_of`, save the artifacts.
+
+    Reads orders_clean (and customers_clean, segments, clv and clv_model if present) from
+    `processed_dir`; writes churn.parquet and churn_model.json there. Gradient boosting runs on
+    churn.model_threads OpenMP threads: on shared cores, OpenMP's waiting threads made a fit up to
+    30 times slower. (threadpool_limits only limits libraries already loaded: sklearn.ensemble,
+    imported at the top of this module, has loaded OpenMP by now.)
+    """
+    timer = _Timer()
+    with threadpool_limits(limits=cfg.churn.model_threads, user_api="openmp"):
+        result = _compute(processed_dir, as_of, cfg, con, timer)
         save_artifacts(processed_dir, result)
-        lap("save")
+        timer.lap("save")
     return result
+
+
+def _compute(processed_dir, as_of: str, cfg: Config, con, timer: _Timer) -> ChurnResult:
+    """`run` without writing: features, backtest, scoring, model card, the earlier stages' figures."""
+    ch = cfg.churn
+    con = con or connect(cfg.engine)
+    lines = artifacts.table(con, processed_dir, "orders_clean")
+    customers = artifacts.table_if_exists(con, processed_dir, "customers_clean")
+    cut = backtest_cutoffs(as_of, ch.horizon_days)
+    levels = mix_levels(lines, cut["train_cutoff"], ch.mix_levels)
+    problem = history_problem(lines, cut, ch)
+    timer.lap("labels")
+
+    failures: list[str] = []  # models that could not be fitted, one sentence each
+    now, bgnbd_params = feature_frame_with_params(lines, cut["as_of"], levels, cfg, customers)
+    timer.lap("features_as_of")
+    bgnbd_failed = BGNBD_FAILED in bgnbd_params
+    if bgnbd_failed:
+        failures.append(BGNBD_FAILED_NOTE.format(reason=bgnbd_params[BGNBD_FAILED]))
+    labelled = partial(labelled_frame, lines, levels=levels, cfg=cfg, customers=customers)
+    bt = (run_backtest(labelled, cut, ch, failures, timer) if problem is None
+          else no_backtest(labelled, cut, problem, bgnbd_failed))
+    scored, chosen = score(now, bt, ch, failures, bgnbd_failed)
+    timer.lap("scoring")
+
+    card = model_card(cfg, cut, bt.n_train, bt.n_test, len(now), bt.metrics, chosen, bt.note, problem is None,
+                      features=[c for c in now.columns if c != "customer_id"])
+    card["bgnbd_params_at_as_of"] = {} if bgnbd_failed else bgnbd_params
+    if failures:
+        card["not_fitted"] = failures
+    return ChurnResult(as_of=cut["as_of"], horizon_days=ch.horizon_days, cutoffs=cut, backtest_ok=problem is None,
+                       backtest_note=bt.note, chosen_model=chosen, metrics=bt.metrics.astype(float).round(4),
+                       test_predictions=bt.predictions, importance=bt.importance, scored=scored, card=card,
+                       timings=timer.timings, failures=failures, currency=cfg.shop.currency,
+                       **earlier_stages(processed_dir, scored))
 
 
 def definition_text(horizon_days: int) -> str:
@@ -613,7 +608,7 @@ def model_card(cfg: Config, cut: dict, n_train: int, n_test: int, n_scored: int,
 SCORED_COLUMNS = artifacts.ARTIFACTS["churn"].columns
 
 
-def save_artifacts(processed_dir: str | Path, result: ChurnRun) -> None:
+def save_artifacts(processed_dir: str | Path, result: ChurnResult) -> None:
     """churn.parquet (customer_id, churn_probability, risk_tier, p_alive_baseline, p_no_purchase_bgnbd)
     and churn_model.json, checked against their declarations in helpers.artifacts."""
     out = result.scored[SCORED_COLUMNS].copy()
@@ -625,283 +620,3 @@ def save_artifacts(processed_dir: str | Path, result: ChurnRun) -> None:
 def load_scores(processed_dir: str | Path) -> pd.DataFrame:
     """churn.parquet as written by notebook 05 (its declared columns)."""
     return artifacts.read(processed_dir, "churn")
-
-
-# --------------------------------------------------------------------------- tables and sentences
-
-def feature_label(name: str) -> str:
-    """Readable name of a feature column (tables and figures)."""
-    if name in FEATURE_LABELS:
-        return FEATURE_LABELS[name]
-    m = re.match(r"(channel|payment_method)_share_(.+)", name)
-    if m:
-        return f"share of orders via {m.group(2)}" if m.group(1) == "channel" else f"share of orders paid by {m.group(2)}"
-    return name
-
-
-def metrics_table(result: ChurnRun) -> pd.DataFrame:
-    """The backtest metrics side by side, one row per model (readable names)."""
-    m = result.metrics.copy()
-    m.index = [MODEL_NAMES.get(i, i) for i in m.index]
-    m.index.name = "model"
-    return m.rename(columns={"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "brier": "Brier score",
-                             "top_decile_lift": "top-10% lift", "top_decile_captured": "churners in top 10%"})
-
-
-def metrics_takeaway(result: ChurnRun) -> str:
-    if not result.backtest_ok:
-        return " ".join([result.backtest_note, *result.failures])
-    m = result.metrics
-    rate = result.test_predictions["churned"].mean()
-    parts = [result.backtest_note,
-             f"{rate:.0%} of the test customers churned in the {result.horizon_days} days after the cut-off."]
-    rec = m.loc["recency", "roc_auc"]
-    bg = f" and {m.loc['bgnbd', 'roc_auc']:.3f} for the purchase-model baseline" if "bgnbd" in m.index else ""
-    if "model" in m.index:
-        parts.append(f"The calibrated model ranks churners with ROC-AUC {m.loc['model', 'roc_auc']:.3f} against "
-                     f"{rec:.3f} for recency alone{bg}; its top 10% holds "
-                     f"{m.loc['model', 'top_decile_captured']:.0%} of all churners.")
-    else:
-        parts.append(f"Recency alone ranks churners with ROC-AUC {rec:.3f}{bg}.")
-    parts += result.failures
-    parts.append(f"Chosen for scoring: {MODEL_NAMES[result.chosen_model]}.")
-    return " ".join(parts)
-
-
-def calibration_table(result: ChurnRun, bins: int = 10) -> pd.DataFrame:
-    """Mean predicted vs observed churn rate per probability decile bin, per model (test window)."""
-    pred = result.test_predictions
-    rows = []
-    for key, col in (("bgnbd", "p_bgnbd"), ("recency", "p_recency"), ("model", "p_model")):
-        if col not in pred or pred[col].isna().all():
-            continue
-        b = np.clip((pred[col].to_numpy(dtype=float) * bins).astype(int), 0, bins - 1)
-        g = pd.DataFrame({"bin": b, "p": pred[col].astype(float), "y": pred["churned"].astype(float)}).groupby("bin")
-        for k, grp in g:
-            rows.append({"model": MODEL_NAMES[key], "predicted": f"{k / bins:.1f}-{(k + 1) / bins:.1f}",
-                         "customers": len(grp), "mean_predicted": round(grp["p"].mean(), 3),
-                         "observed_churn": round(grp["y"].mean(), 3)})
-    cols = ["model", "predicted", "customers", "mean_predicted", "observed_churn"]
-    return pd.DataFrame(rows, columns=cols).set_index(["model", "predicted"])
-
-
-def plot_calibration(result: ChurnRun, ax=None):
-    """Reliability curves on the test window: observed churn rate vs predicted probability, per model."""
-    ax = plots.axes_or_new(ax)
-    cal = calibration_table(result).reset_index()
-    for name, grp in cal.groupby("model", sort=False):
-        ax.plot(grp["mean_predicted"], grp["observed_churn"], marker="o", label=name)
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title(f"Calibration on the test window (cut-off {result.cutoffs['test_cutoff']})")
-    ax.set_xlabel(f"predicted probability of no order in {result.horizon_days} days")
-    ax.set_ylabel("observed share churned")
-    ax.xaxis.set_major_formatter(plots.percent_axis)
-    ax.yaxis.set_major_formatter(plots.percent_axis)
-    ax.legend(loc="upper left", frameon=False)
-    return ax
-
-
-def calibration_takeaway(result: ChurnRun) -> str:
-    if not result.backtest_ok:
-        return "No calibration check: the backtest did not run."
-    cal = calibration_table(result).reset_index()
-    gaps = {}
-    for name, grp in cal.groupby("model", sort=False):
-        w = grp["customers"] / grp["customers"].sum()
-        gaps[name] = float((w * (grp["mean_predicted"] - grp["observed_churn"]).abs()).sum())
-    best = min(gaps, key=gaps.get)
-    return ("Average gap between predicted and observed churn (customer-weighted): "
-            + ", ".join(f"{k} {v:.1%}" for k, v in gaps.items()) + f"; best calibrated: {best}.")
-
-
-def importance_table(result: ChurnRun, top: int = 12) -> pd.DataFrame:
-    """The `top` features by permutation importance (drop in test ROC-AUC when shuffled)."""
-    imp = result.importance.head(top).copy()
-    imp.index = [feature_label(i) for i in imp.index]
-    imp.index.name = "feature"
-    return imp.rename(columns={"importance_mean": "ROC-AUC drop (mean)", "importance_std": "ROC-AUC drop (sd)"})
-
-
-def plot_importance(result: ChurnRun, top: int = 12, ax=None):
-    """Horizontal bars: drop in test ROC-AUC when each feature is shuffled (mean +/- sd)."""
-    ax = plots.axes_or_new(ax)
-    imp = importance_table(result, top).iloc[::-1]
-    ax.barh(imp.index, imp.iloc[:, 0], xerr=imp.iloc[:, 1], color=plots.sns.color_palette()[0])
-    ax.set_title("What the model relies on (permutation importance, test window)")
-    ax.set_xlabel("drop in ROC-AUC when the feature is shuffled")
-    ax.set_ylabel("")
-    return ax
-
-
-def tier_table(result: ChurnRun) -> pd.DataFrame:
-    """Customers, share and mean churn probability per risk tier at as_of."""
-    s = result.scored
-    g = s.groupby("risk_tier", observed=False)
-    out = pd.DataFrame({"customers": g.size(), "share": (g.size() / len(s)).round(3),
-                        "mean_churn_probability": g["churn_probability"].mean().round(3)})
-    lo, hi = result.card["tier_thresholds"]["medium_from"], result.card["tier_thresholds"]["high_from"]
-    out.insert(0, "churn probability", [f"below {lo:.0%}", f"{lo:.0%} to {hi:.0%}", f"{hi:.0%} and above"])
-    out.index.name = "risk tier"
-    return out
-
-
-def tier_reasons(result: ChurnRun, top_features: int = 8, reasons: int = 3) -> pd.DataFrame:
-    """Per risk tier, the features (among the most important) where the tier differs most from all
-    customers: median in the tier vs median overall, distance measured in overall interquartile ranges."""
-    s = result.scored
-    candidates = [f for f in result.importance.index if f in s.columns and f not in CATEGORICAL][:top_features]
-    if not candidates:
-        candidates = ["recency_days", "orders", "tenure_days"]
-    overall = s[candidates].median()
-    iqr = (s[candidates].quantile(0.75) - s[candidates].quantile(0.25)).replace(0, np.nan)
-    iqr = iqr.fillna(s[candidates].std()).replace(0, 1.0)
-    rows = {}
-    for tier in TIERS:
-        grp = s[s["risk_tier"] == tier]
-        if grp.empty:
-            rows[tier] = ["no customers"]
-            continue
-        med = grp[candidates].median()
-        z = ((med - overall) / iqr).abs().fillna(0).sort_values(ascending=False, kind="stable")
-        rows[tier] = [f"{feature_label(f)}: {_fmt(med[f], f)} (all {_fmt(overall[f], f)})" for f in z.index[:reasons]]
-    out = pd.DataFrame.from_dict({t: (r if isinstance(r, list) else [r]) for t, r in rows.items()}, orient="index")
-    out.columns = [f"reason {i + 1} (tier median vs all)" for i in range(out.shape[1])]
-    out = out.fillna("")
-    out.index.name = "risk tier"
-    return out
-
-
-def _fmt(v: float, feature: str = "") -> str:
-    """A tier median as a reader reads it: probabilities and shares in % ('38%'), other figures by size."""
-    if pd.isna(v):
-        return "n/a"
-    if feature.startswith("p_") or feature.endswith("_share"):
-        return f"{v:.0%}"
-    if abs(v) >= 100:
-        return f"{v:,.0f}"
-    if abs(v) >= 10:
-        return f"{v:.0f}"
-    if abs(v) >= 1:
-        return f"{v:.1f}"
-    return f"{v:.2f}"
-
-
-def tier_takeaway(result: ChurnRun, currency: str = "EUR") -> str:
-    """How many customers are at high and medium churn risk, and how many of the high-risk ones the
-    purchase model still finds likely active (04's P(alive), the same fit as this page's baseline)."""
-    t = tier_table(result)
-    high = t.loc["high"]
-    horizon = result.card["horizon_days"]
-    text = (f"At {result.as_of}, {int(high['customers']):,} of the {int(t['customers'].sum()):,} customers who had "
-            f"bought by then ({high['share']:.0%}) are at high churn risk "
-            f"({plots.high_churn_risk_definition(result.card['tier_thresholds']['high_from'], horizon)})")
-    if result.clv is not None and int(high["customers"]) > 0:
-        at_risk, total = customer_facts.clv_at_risk(result.scored, result.clv)
-        share = f" ({at_risk / total:.0%} of the total)" if total > 0 else ""
-        text += (f", carrying {plots.money(at_risk, currency)} of predicted {result.clv_months}-month CLV{share}")
-    text += f"; {int(t.loc['medium', 'customers']):,} are at medium risk."
-    s = result.scored
-    if s["p_alive_baseline"].notna().any() and int(high["customers"]) > 0:
-        both = int((plots.likely_active(s["p_alive_baseline"].to_numpy()).to_numpy() & (s["risk_tier"] == "high").to_numpy()).sum())
-        text += (f" {both:,} of the high-risk customers are still likely active in notebook 04 "
-                 f"({plots.likely_active_definition()}). {plots.alive_vs_churn(horizon)}")
-    return text
-
-
-def tiers_by_segment(scored: pd.DataFrame, segments: pd.DataFrame | None) -> pd.DataFrame:
-    """Share of each RFM segment's customers per risk tier (rows: segment).
-
-    `scored`: customer_id, risk_tier, churn_probability (`ChurnRun.scored`); `segments`: customer_id,
-    rfm_segment (segments.parquet of notebook 03). Without segments, one row says so."""
-    if segments is None:
-        return plots.note_table("segments.parquet is missing; run 03_segments for this month to see tiers by segment.",
-                                "segments", "segment")
-    col = "rfm_segment"
-    seg = segments[["customer_id", col]].assign(customer_id=lambda d: d["customer_id"].astype(str))
-    j = scored[["customer_id", "risk_tier", "churn_probability"]].merge(seg, on="customer_id", how="inner")
-    tab = pd.crosstab(j[col], j["risk_tier"], normalize="index").reindex(columns=list(TIERS), fill_value=0).round(3)
-    tab.columns = [f"share {c}" for c in tab.columns]
-    tab.insert(0, "customers", j.groupby(col).size())
-    tab["mean_churn_probability"] = j.groupby(col)["churn_probability"].mean().round(3)
-    tab = tab.sort_values("mean_churn_probability", ascending=False, kind="stable")
-    tab.index.name = "segment"
-    return tab
-
-
-# --------------------------------------------------------------------------- the tables for people
-# (the functions above keep the numbers for figures and takeaways; these format them for reading)
-
-def metrics_for_readers(result: ChurnRun) -> pd.DataFrame:
-    """`metrics_table` for reading: scores with 3 decimals, lift with 2, the churners' share in %."""
-    return plots.table_for_readers(metrics_table(result), {"ROC-AUC": "number3", "PR-AUC": "number3",
-                                                           "Brier score": "number3", "top-10% lift": "ratio",
-                                                           "churners in top 10%": "share"})
-
-
-def importance_for_readers(result: ChurnRun, top: int = 12) -> pd.DataFrame:
-    """`importance_table` for reading (drops in ROC-AUC with 4 decimals)."""
-    t = importance_table(result, top)
-    return plots.table_for_readers(t, {c: "number4" for c in t.columns})
-
-
-def tiers_for_readers(result: ChurnRun) -> pd.DataFrame:
-    """`tier_table` for reading: customers with separators, shares and probabilities in %."""
-    # 05 scores every customer who had bought by as_of, not only those active (buying) in the month
-    return plots.table_for_readers(tier_table(result), {"customers": "count", "share": "share",
-                                                        "mean_churn_probability": "share"},
-                                   names={"customers": f"customers who had bought by {result.as_of}",
-                                          "share": "share of customers"})
-
-
-def tiers_by_segment_for_readers(table: pd.DataFrame) -> pd.DataFrame:
-    """`tiers_by_segment` for reading (the one-row note without segments stays as it is)."""
-    if "note" in table.columns:
-        return table
-    shares = {f"share {t}": "share" for t in TIERS}
-    return plots.table_for_readers(table, {"customers": "count", **shares, "mean_churn_probability": "share"},
-                                   names={f"share {t}": f"share at {t} risk" for t in TIERS})
-
-
-def plot_tiers_by_segment(table: pd.DataFrame, ax=None):
-    """Stacked horizontal bars: share of each segment's customers in each risk tier."""
-    ax = plots.axes_or_new(ax)
-    if "note" in table.columns:
-        ax.text(0.5, 0.5, table["note"].iloc[0], ha="center", va="center", wrap=True)
-        ax.set_axis_off()
-        return ax
-    shares = table[[f"share {t}" for t in TIERS]].iloc[::-1]
-    left = np.zeros(len(shares))
-    colors = {"low": "#7fbf7b", "medium": "#fdb863", "high": "#d6604d"}
-    for t in TIERS:
-        vals = shares[f"share {t}"].to_numpy()
-        ax.barh(shares.index, vals, left=left, color=colors[t], label=t)
-        left += vals
-    ax.set_xlim(0, 1)
-    ax.set_title("Churn risk tiers within each RFM segment")
-    ax.set_xlabel("share of the segment's customers")
-    ax.xaxis.set_major_formatter(plots.percent_axis)
-    ax.set_ylabel("")
-    ax.legend(title="risk tier", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return ax
-
-
-def segment_takeaway(table: pd.DataFrame) -> str:
-    if "note" in table.columns:
-        return str(table["note"].iloc[0])
-    worst = table.index[0]
-    big = table.sort_values("customers", ascending=False).index[0]
-    return (f"Highest mean churn probability: {worst} ({table.loc[worst, 'mean_churn_probability']:.0%}, "
-            f"{table.loc[worst, 'share high']:.0%} high risk). The largest segment, {big}, has "
-            f"{table.loc[big, 'share high']:.0%} of its customers at high risk.")
-
-
-def outputs_text(result: ChurnRun) -> str:
-    """What was written for the later stages (no paths, no customer ids)."""
-    c = result.card
-    return (f"churn.parquet: the {len(result.scored):,} customers who had bought by {result.as_of}, with churn_probability "
-            f"({MODEL_NAMES[result.chosen_model]}), risk_tier and the purchase-model p_alive baseline. churn_model.json: "
-            f"definition, {c['horizon_days']}-day horizon, backtest metrics of all three models, chosen model, "
-            f"thresholds, training ({c['train']['customers']:,} customers) and test ({c['test']['customers']:,}) "
-            f"sizes and dates.")

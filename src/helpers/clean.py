@@ -35,12 +35,14 @@ its amount is made negative, and revenue is netted against it. Order times with 
 ("2025-01-31T14:05:00+02:00", "...Z") are read in their own local time (offset dropped), or
 converted to ``shop.timezone`` when it is set. Campaign rows naming a customer found neither in the
 kept orders nor in customers.csv are excluded (``unknown_customer``).
+
+:func:`run` writes the artifacts and returns a :class:`CleanResult`; notebook 01's tables, sentences and
+figures are drawn from it by its page, :mod:`helpers.pages.clean`.
 """
 from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import re
 import tempfile
 import warnings
@@ -52,7 +54,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from helpers import artifacts, engine, plots, presets
+from helpers import artifacts, engine, presets
 from helpers.config import CleaningConfig, Config
 from helpers.contract import CONTRACT, ContractError, check_columns, find_file
 from helpers.engine import connect, cutoff_end
@@ -86,23 +88,8 @@ REASON_TEXT = {
     "duplicate_customer": "customer_id listed again (first row kept)",
     "unknown_customer": "the customer is in neither the orders nor customers.csv",
 }
-# What a user can do about each reason (`retention validate` prints it).
-REASON_FIX = {
-    "wrong_field_count": "usually a value holding the delimiter without quotes (e.g. 1,200.00) or a line cut off; "
-                         "export again with quoted fields",
-    "unreadable_row": "a quote opened in this row is never closed; export again or fix the quote in the file",
-    "missing_order_id": "export the order number on every line",
-    "missing_customer_id": "export the customer id (or e-mail) on every line and map its column under columns.orders; "
-                           "in a platform export, an order with neither (e.g. a point-of-sale sale without a "
-                           "customer) cannot be tied to anyone and stays out",
-    "bad_date": "export ISO dates (2025-01-31 or 2025-01-31 14:05:00) or set cleaning.date_format to the "
-                "export's format (e.g. \"%d.%m.%Y\")",
-    "non_finite_amount": "inf and NaN are not amounts; fix the export's formula for these lines",
-    "bad_amount": "amounts must be numbers such as 12.50, 12,50 or 1.234,50 (a currency sign is allowed)",
-    "bad_discount": "campaign discounts must be shares between 0 and 1 (0.10 = 10 % off)",
-    "order_conflict": "one order number is used for different customers or dates; check the export's order ids",
-    "unknown_customer": "the campaign file names customers the shop does not know; check it belongs to this shop",
-}
+# What each column of a platform export becomes, per preset (the page lists it, as `retention validate` does).
+PRESET_READS = {name: dict(p.reads) for name, p in presets.PRESETS.items()}
 DELIMITERS = (",", ";", "\t", "|")
 EMAIL_TEXT = r"[^\s,;|\"'<>]+@[^\s,;|\"'<>]+\.[A-Za-z]{2,}"
 STOP_SHARE = 0.5  # more rows than this cut differently from their header: the file, not the rows, is wrong
@@ -240,6 +227,41 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
     ``ignored`` then lists the export's columns the preset does not read.
     """
     label = file_label or path.name
+    t, rejects, delimiter, columns = _open_raw(con, path, kind, label)
+    clean_names = {c: c.strip().lstrip("\ufeff") for c in columns}
+    renames = {new: old for old, new in clean_names.items() if old != new}
+    if renames:
+        t = t.rename(renames)
+    export_columns = [c for c in t.columns if c not in ("_shape", artifacts.FILE_POS)]
+    rejected = _rejected_rows(rejects, len(columns))
+    transform = preset is not None and kind == "orders"
+    if transform:
+        t = presets.to_contract(_number_rows(t, rejected), preset, identity, label)
+    else:
+        mapping = {src: dst for src, dst in column_map.items() if src in t.columns and src != dst}
+        if mapping:
+            t = t.rename({dst: src for src, dst in mapping.items()})
+        if preset is not None and kind == "customers":  # a customer may be named by e-mail only
+            t = presets.customers_to_contract(_number_rows(t, rejected), identity)
+    found = [c for c in t.columns if c not in ("_shape", "source_row", artifacts.FILE_POS)]
+    present = check_columns(label, kind, found, column_map)
+    required, _ = CONTRACT[kind]
+    keep = list(dict.fromkeys([*required, *present, *[c for c in presets.PRIVATE if c in found]]))
+    ignored = [c for c in export_columns if c not in preset.reads] if transform else [c for c in found if c not in keep]
+    n_rows = _count_rows(t, rejected, label, kind, found, delimiter)
+    # Row numbers follow the file's order (the reader's FILE_POS).
+    numbered = "source_row" in t.columns  # a preset numbers the rows before it reads them
+    t = (t.select(*keep, "_shape", "source_row") if numbered
+         else _number_rows(t.select(*keep, "_shape", artifacts.FILE_POS), rejected))
+    return RawFile(t, present, ignored, rejected, delimiter, n_rows, export_columns=export_columns)
+
+
+def _open_raw(con, path: Path, kind: str, label: str) -> tuple[ir.Table, ir.Table | None, str | None, list[str]]:
+    """The file as the reader gives it: (all-string table with ``_shape`` set where a row's field count is
+    wrong, the reader's rejected rows or None, the CSV delimiter or None, the header's names as read).
+
+    Any reader error becomes one ContractError sentence naming the file; an empty file is :class:`EmptyFile`.
+    """
     rejects = None
     delimiter = None
     try:
@@ -264,26 +286,13 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
     except Exception as exc:  # reader errors differ per backend; the user needs one sentence
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise ContractError(f"{label} cannot be read as {path.suffix.lstrip('.').upper()} ({first}).") from None
-    clean_names = {c: c.strip().lstrip("\ufeff") for c in columns}
-    renames = {new: old for old, new in clean_names.items() if old != new}
-    if renames:
-        t = t.rename(renames)
-    export_columns = [c for c in t.columns if c not in ("_shape", artifacts.FILE_POS)]
-    rejected = _rejected_rows(rejects, len(columns))
-    transform = preset is not None and kind == "orders"
-    if transform:
-        t = presets.to_contract(_number_rows(t, rejected), preset, identity, label)
-    else:
-        mapping = {src: dst for src, dst in column_map.items() if src in t.columns and src != dst}
-        if mapping:
-            t = t.rename({dst: src for src, dst in mapping.items()})
-        if preset is not None and kind == "customers":  # a customer may be named by e-mail only
-            t = presets.customers_to_contract(_number_rows(t, rejected), identity)
-    found = [c for c in t.columns if c not in ("_shape", "source_row", artifacts.FILE_POS)]
-    present = check_columns(label, kind, found, column_map)
-    required, _ = CONTRACT[kind]
-    keep = list(dict.fromkeys([*required, *present, *[c for c in presets.PRIVATE if c in found]]))
-    ignored = [c for c in export_columns if c not in preset.reads] if transform else [c for c in found if c not in keep]
+    return t, rejects, delimiter, columns
+
+
+def _count_rows(t: ir.Table, rejected: pd.DataFrame, label: str, kind: str, found: list[str],
+                delimiter: str | None) -> int:
+    """The file's data rows (read and rejected); stops when there are none, or when most of them do not
+    match the header (STOP_SHARE): then the file, not the rows, is cut wrong."""
     shapes = t.group_by("_shape").agg(n=t.count()).to_pandas()
     n_rows = int(shapes["n"].sum()) + len(rejected)
     if n_rows == 0:
@@ -298,11 +307,7 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
             f"{label}: {int(wrong.sum()):,} of {n_rows:,} rows do not match the header (most often: "
             f"{wrong.sort_values(ascending=False, kind='stable').index[0]}); the file is cut differently from its "
             f"header - check the delimiter and that values holding it are quoted.")
-    # Row numbers follow the file's order (the reader's FILE_POS).
-    numbered = "source_row" in t.columns  # a preset numbers the rows before it reads them
-    t = (t.select(*keep, "_shape", "source_row") if numbered
-         else _number_rows(t.select(*keep, "_shape", artifacts.FILE_POS), rejected))
-    return RawFile(t, present, ignored, rejected, delimiter, n_rows, export_columns=export_columns)
+    return n_rows
 
 
 # --------------------------------------------------------------------------- value parsers
@@ -726,115 +731,216 @@ class NoOrders(ContractError):
     """No usable order line for the month: a clear stop instead of a report on nothing."""
 
 
-def run(raw_dir: str | Path, as_of: str | None, cfg: Config, processed_dir: str | Path | None = None,
-        con=None, log=None, stop: bool = True) -> CleanRun:
-    """Clean a shop's raw exports; write the artifacts to `processed_dir` unless it is None.
+LARGEST_LINES = 5  # the largest kept lines notebook 01 lists for a human to check
 
-    The one stage that reads raw files (so it takes `raw_dir` first). Returns a :class:`CleanRun`
-    whose ``report`` is the data-quality report (the content of data_quality.json). Raises
-    ContractError with one sentence when a file or a required column is missing, a file is empty or
-    cannot be read, and (:class:`NoOrders`) when no order line is usable in the month ending at
-    `as_of` (with ``stop=False`` the sentence is only put in ``report["stop"]`` and nothing is written).
+
+@dataclass
+class CleanResult:
+    """What notebook 01 shows: the data-quality report and the figures its page reads from orders_clean.
+
+    ``report`` is the content of data_quality.json. ``monthly`` is :func:`monthly_lines` of the written
+    orders_clean; ``largest`` its :data:`LARGEST_LINES` largest lines (:func:`top_lines`), and
+    ``largest_purchase`` / ``median_purchase`` the largest and the median purchase line's amount (None
+    without a purchase line). ``quarantine`` holds the rows of quarantine.csv.
     """
-    raw_dir = resolve(raw_dir)
+
+    report: dict
+    currency: str
+    quarantine: pd.DataFrame = field(repr=False)
+    monthly: pd.DataFrame = field(repr=False)
+    largest: pd.DataFrame = field(repr=False)
+    largest_purchase: float | None = None
+    median_purchase: float | None = None
+
+
+def run(processed_dir: str | Path, as_of: str | None, cfg: Config, con=None, *, raw_dir: str | Path) -> CleanResult:
+    """Clean the shop's raw exports in `raw_dir` and write the month's clean artifacts to `processed_dir`.
+
+    The one stage that reads raw files, so it alone takes `raw_dir` (keyword-only, beside the shape every
+    stage shares). Writes orders_clean, customers_clean and campaigns_clean (those the shop has),
+    quarantine.csv and data_quality.json, sorted so the same input gives byte-identical files, and returns
+    a :class:`CleanResult`. Raises ContractError with one sentence when a file or a required column is
+    missing, a file is empty or cannot be read, and :class:`NoOrders` (writing nothing) when no order line
+    is usable in the month ending at `as_of`. To check exports without writing, use :func:`validate`.
+    """
+    if processed_dir is None:
+        raise ValueError("clean.run writes the month's artifacts and needs a processed_dir; clean.validate checks "
+                         "the raw exports without writing anything.")
     con = con or connect(cfg.engine)
-    report: dict = {"as_of": as_of, "shop": raw_dir.name, "files": {}, "warnings": []}
-    quarantine = []
-    outputs = {}
+    with tempfile.TemporaryDirectory(prefix="retention-clean-") as tmp:
+        month = _clean_month(con, resolve(raw_dir), as_of, cfg, Path(tmp), processed_dir)
+        if month.report["stop"]:
+            raise NoOrders(month.report["stop"])
+        _write(con, processed_dir, month)
+    # the page reads the written orders_clean: free the tagged raw rows (every text column of every line;
+    # 10M lines: gigabytes) instead of keeping them until the kernel ends
+    engine.release(con, month.cached)
+    return _result(con, processed_dir, month, cfg.shop.currency)
+
+
+def validate(raw_dir: str | Path, cfg: Config, as_of: str | None = None) -> dict:
+    """Run every cleaning check and return the report without writing anything.
+
+    A month that cannot be analysed does not raise here: its sentence is ``report["stop"]``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        con = connect(cfg.engine)
+        with tempfile.TemporaryDirectory(prefix="retention-clean-") as tmp:
+            month = _clean_month(con, resolve(raw_dir), as_of, cfg, Path(tmp), None)
+        engine.release(con, month.cached)
+        return month.report
+
+
+@dataclass
+class _Month:
+    """A month being cleaned: the report so far, the clean tables (engine expressions, not written yet), the
+    quarantined rows per file and the tables the engine keeps until they are written (engine.cache)."""
+
+    report: dict
+    outputs: dict = field(default_factory=dict)
+    quarantine: list = field(default_factory=list)
+    cached: list = field(default_factory=list)
+
+
+def _clean_month(con, raw_dir: Path, as_of: str | None, cfg: Config, tmp: Path,
+                 processed_dir: str | Path | None) -> _Month:
+    """Read, tag and account every raw file of the shop (orders, then customers and campaigns if present).
+
+    `processed_dir` only places the shop's identity key (a platform preset hashes e-mails with it); with
+    None (`validate`) nothing is created and ids are hashed with the existing key or a throwaway one.
+    """
+    month = _Month({"as_of": as_of, "shop": raw_dir.name, "files": {}, "warnings": []})
     preset, identity = presets.get(cfg.columns.preset), None
     if preset is not None:
         shop_dir = Path(processed_dir).parent if processed_dir is not None else resolve("data/processed") / raw_dir.name
         # `validate` writes nothing: without a key yet, ids are hashed with a throwaway one (never written).
         identity = presets.Identity(artifacts.identity_key(shop_dir, create=processed_dir is not None)
                                     or f"validate-{raw_dir.name}")
-        report["preset"] = {"name": preset.name, "label": preset.label, "refund_note": preset.refund_note,
-                            "consent_note": preset.consent_note}
-    cached: list = []  # tables kept by the engine while the files are cleaned (engine.cache), freed at the end
-    with tempfile.TemporaryDirectory(prefix="retention-clean-") as tmp:
-        for kind, required in (("orders", True), ("customers", False), ("campaigns", False)):
-            sources = _sources(raw_dir, kind, required, preset)
-            if not sources:
-                continue
-            try:
-                raw, label = _read_all(con, sources, kind, cfg, Path(tmp), report, preset, identity)
-            except EmptyFile as exc:
-                if required:
-                    raise
-                report["warnings"].append(f"{exc} It is treated as absent.")
-                continue
-            if preset is not None and kind == "orders":  # a platform export has many columns we need not read
-                report["preset"].update(files=[p.name for p in sources], not_read=raw.ignored,
-                                        read=[c for c in preset.reads if c in raw.export_columns])
-            elif raw.ignored:
-                report["warnings"].append(f"{label}: columns outside the raw data contract are ignored: "
-                                          f"{', '.join(raw.ignored[:10])}{'...' if len(raw.ignored) > 10 else ''}.")
-            fold = cfg.cleaning.fold_id_case
-            encoding = report.pop("_encoding")
-            if kind == "orders":
-                tagged = tag_orders(raw.table, as_of, cfg.cleaning, cfg.shop.timezone)
-            elif kind == "customers":
-                table = raw.table
-                if preset is not None:
-                    table = _registered_ids(table, outputs["_registered"])
-                tagged = tag_customers(table, as_of, fold)
-            else:
-                known = outputs["orders"].select("customer_id")
-                if "customers" in outputs:
-                    known = known.union(outputs["customers"].select("customer_id"))
-                tagged = tag_campaigns(raw.table, as_of, known, fold)
-            # materialise once: the tags feed the accounting, the quarantine and the clean table
-            tagged = engine.cache(con, tagged, f"tagged_{kind}")
-            cached.append(tagged)
-            artifacts.release_raw(con)  # the tags hold every raw field: the file as read is not needed again
-            clean = {"orders": lambda: kept_orders(tagged, cfg.cleaning, raw.optional),
-                     "customers": lambda: kept_customers(tagged, as_of),
-                     "campaigns": lambda: kept_campaigns(tagged)}[kind]()
-            if kind == "orders":
-                clean = _in_shop_currency(clean, cfg.shop, label, report)
-            clean = engine.cache(con, clean, f"clean_{kind}")
-            cached.append(clean)
-            fr = _account(tagged, label, encoding, raw)
-            fr.parts = [list(p) for p in raw.files]
-            report["files"][kind] = fr.__dict__
-            rows = _quarantine_rows(tagged, label, raw)
-            quarantine.append(rows)
-            fr.examples = {r: (g["source_row"].head(5).tolist() if not raw.files else  # several files: name each
-                               [f"{f} row {n}" for f, n in zip(g["file"].head(5), g["source_row"].head(5))])
-                           for r, g in rows.groupby("reason", sort=False)}
-            fr.details = {r: _details(g["detail"]) for r, g in rows.groupby("reason", sort=False)
-                          if r in ("wrong_field_count", "unreadable_row")}
-            if kind == "customers" and "customers" in outputs:  # a preset's customers: the file's rows first
-                derived = outputs["customers"].anti_join(clean, "customer_id")
-                clean = clean.union(derived.select(*[derived[c].cast(clean.schema()[c]).name(c) for c in clean.columns]))
-            outputs[kind] = clean
-            if kind == "orders" and preset is not None:
-                outputs["customers"] = _customers_from_orders(tagged)
-                outputs["_registered"] = tagged
-                report["preset"]["customers_from_orders"] = int(outputs["customers"].count().to_pandas())
-            if log:
-                log(f"{label}: {fr.rows_raw:,} rows, {fr.rows_kept:,} kept, "
-                    f"{sum(fr.quarantined.values()):,} quarantined, {sum(fr.excluded.values()):,} excluded")
-        outputs.pop("_registered", None)
-        report["orders"] = _order_facts(outputs["orders"], cfg.shop.currency, as_of)
-        report["warnings"] += _shape_warnings(report["orders"])
-        if "customers" in outputs:
-            report["customers"] = _customer_facts(outputs["customers"], outputs["orders"])
-        unknown = report["files"].get("campaigns", {}).get("excluded", {}).get("unknown_customer")
-        if unknown:
-            report["warnings"].append(f"{unknown:,} campaign rows name customers found neither in the orders nor in "
-                                      "customers.csv; they are left out.")
-        report["stop"] = stop_reason(report)
-        if report["stop"] and stop:
-            raise NoOrders(report["stop"])
-        if processed_dir is not None and not report["stop"]:
-            for kind, expr in outputs.items():  # sorted so the same input gives byte-identical files
-                artifacts.write_table(con, processed_dir, CLEAN_ARTIFACTS[kind], expr.order_by(SORT_KEYS[kind]))
-            artifacts.write(processed_dir, "quarantine", pd.concat(quarantine, ignore_index=True))
-            artifacts.write(processed_dir, "data_quality", report)
-    # the notebook's later cells read the written orders_clean: free the tagged raw rows (every text column of
-    # every line; 10M lines: gigabytes) instead of keeping them until the kernel ends
-    engine.release(con, cached)
-    return CleanRun(report, cfg.shop.currency, processed_dir, con, pd.concat(quarantine, ignore_index=True))
+        month.report["preset"] = {"name": preset.name, "label": preset.label, "refund_note": preset.refund_note,
+                                  "consent_note": preset.consent_note}
+    for kind, required in (("orders", True), ("customers", False), ("campaigns", False)):
+        sources = _sources(raw_dir, kind, required, preset)
+        if sources:
+            _clean_file(con, month, kind, required, sources, as_of, cfg, tmp, preset, identity)
+    month.outputs.pop("_registered", None)
+    _add_facts(month, cfg, as_of)
+    return month
+
+
+def _clean_file(con, month: _Month, kind: str, required: bool, sources: list[Path], as_of: str | None, cfg: Config,
+                tmp: Path, preset: presets.Preset | None, identity: presets.Identity | None) -> None:
+    """One raw file (or the parts of one export): read, tag each row, keep the clean rows, account for every row.
+
+    An optional file that is empty is noted and treated as absent.
+    """
+    report, outputs = month.report, month.outputs
+    try:
+        raw, label = _read_all(con, sources, kind, cfg, tmp, report, preset, identity)
+    except EmptyFile as exc:
+        if required:
+            raise
+        report["warnings"].append(f"{exc} It is treated as absent.")
+        return
+    if preset is not None and kind == "orders":  # a platform export has many columns we need not read
+        report["preset"].update(files=[p.name for p in sources], not_read=raw.ignored,
+                                read=[c for c in preset.reads if c in raw.export_columns])
+    elif raw.ignored:
+        report["warnings"].append(f"{label}: columns outside the raw data contract are ignored: "
+                                  f"{', '.join(raw.ignored[:10])}{'...' if len(raw.ignored) > 10 else ''}.")
+    encoding = report.pop("_encoding")
+    # materialise once: the tags feed the accounting, the quarantine and the clean table
+    tagged = engine.cache(con, _tag_file(kind, raw, outputs, as_of, cfg, preset), f"tagged_{kind}")
+    month.cached.append(tagged)
+    artifacts.release_raw(con)  # the tags hold every raw field: the file as read is not needed again
+    clean = engine.cache(con, _kept_table(kind, tagged, raw, as_of, cfg, label, report), f"clean_{kind}")
+    month.cached.append(clean)
+    fr, rows = _account_file(tagged, label, encoding, raw)
+    report["files"][kind] = fr.__dict__
+    month.quarantine.append(rows)
+    if kind == "customers" and "customers" in outputs:  # a preset's customers: the file's rows first
+        derived = outputs["customers"].anti_join(clean, "customer_id")
+        clean = clean.union(derived.select(*[derived[c].cast(clean.schema()[c]).name(c) for c in clean.columns]))
+    outputs[kind] = clean
+    if kind == "orders" and preset is not None:
+        outputs["customers"] = _customers_from_orders(tagged)
+        outputs["_registered"] = tagged
+        report["preset"]["customers_from_orders"] = int(outputs["customers"].count().to_pandas())
+
+
+def _tag_file(kind: str, raw: RawFile, outputs: dict, as_of: str | None, cfg: Config,
+              preset: presets.Preset | None) -> ir.Table:
+    """Each row of one raw file tagged with the first rule it breaks (:func:`tag_orders` and its siblings).
+
+    Customers named by an e-mail hash take the platform's id where the orders give one; campaign rows are
+    checked against the customers kept so far.
+    """
+    fold = cfg.cleaning.fold_id_case
+    if kind == "orders":
+        return tag_orders(raw.table, as_of, cfg.cleaning, cfg.shop.timezone)
+    if kind == "customers":
+        table = _registered_ids(raw.table, outputs["_registered"]) if preset is not None else raw.table
+        return tag_customers(table, as_of, fold)
+    known = outputs["orders"].select("customer_id")
+    if "customers" in outputs:
+        known = known.union(outputs["customers"].select("customer_id"))
+    return tag_campaigns(raw.table, as_of, known, fold)
+
+
+def _kept_table(kind: str, tagged: ir.Table, raw: RawFile, as_of: str | None, cfg: Config, label: str,
+                report: dict) -> ir.Table:
+    """The kept rows of one file in their clean layout; order amounts in the shop's currency."""
+    if kind == "orders":
+        return _in_shop_currency(kept_orders(tagged, cfg.cleaning, raw.optional), cfg.shop, label, report)
+    if kind == "customers":
+        return kept_customers(tagged, as_of)
+    return kept_campaigns(tagged)
+
+
+def _account_file(tagged: ir.Table, label: str, encoding: str, raw: RawFile) -> tuple[FileReport, pd.DataFrame]:
+    """The file's row accounting (with example rows and details per quarantine reason) and its quarantined rows."""
+    fr = _account(tagged, label, encoding, raw)
+    fr.parts = [list(p) for p in raw.files]
+    rows = _quarantine_rows(tagged, label, raw)
+    fr.examples = {r: (g["source_row"].head(5).tolist() if not raw.files else  # several files: name each
+                       [f"{f} row {n}" for f, n in zip(g["file"].head(5), g["source_row"].head(5))])
+                   for r, g in rows.groupby("reason", sort=False)}
+    fr.details = {r: _details(g["detail"]) for r, g in rows.groupby("reason", sort=False)
+                  if r in ("wrong_field_count", "unreadable_row")}
+    return fr, rows
+
+
+def _add_facts(month: _Month, cfg: Config, as_of: str | None) -> None:
+    """The report's facts on the kept orders and customers, the warnings they call for, and the stop sentence."""
+    report, outputs = month.report, month.outputs
+    report["orders"] = _order_facts(outputs["orders"], cfg.shop.currency, as_of)
+    report["warnings"] += _shape_warnings(report["orders"])
+    if "customers" in outputs:
+        report["customers"] = _customer_facts(outputs["customers"], outputs["orders"])
+    unknown = report["files"].get("campaigns", {}).get("excluded", {}).get("unknown_customer")
+    if unknown:
+        report["warnings"].append(f"{unknown:,} campaign rows name customers found neither in the orders nor in "
+                                  "customers.csv; they are left out.")
+    report["stop"] = stop_reason(report)
+
+
+def _write(con, processed_dir: str | Path, month: _Month) -> None:
+    """The month's clean tables, quarantine.csv and data_quality.json."""
+    for kind, expr in month.outputs.items():  # sorted so the same input gives byte-identical files
+        artifacts.write_table(con, processed_dir, CLEAN_ARTIFACTS[kind], expr.order_by(SORT_KEYS[kind]))
+    artifacts.write(processed_dir, "quarantine", pd.concat(month.quarantine, ignore_index=True))
+    artifacts.write(processed_dir, "data_quality", month.report)
+
+
+def _result(con, processed_dir: str | Path, month: _Month, currency: str) -> CleanResult:
+    """The result, with what the page shows computed from the orders_clean just written."""
+    orders = artifacts.table(con, processed_dir, "orders_clean")
+    fr = month.report["files"]["orders"]
+    largest_purchase, median_purchase = purchase_line_range(orders)
+    return CleanResult(
+        report=month.report, currency=currency, quarantine=pd.concat(month.quarantine, ignore_index=True),
+        monthly=monthly_lines(orders), largest=top_lines(orders, fr["file"], LARGEST_LINES, fr.get("parts")),
+        largest_purchase=largest_purchase, median_purchase=median_purchase)
 
 
 def _sources(raw_dir: Path, kind: str, required: bool, preset: presets.Preset | None) -> list[Path]:
@@ -999,89 +1105,7 @@ def _customer_facts(customers: ir.Table, orders: ir.Table) -> dict:
     }
 
 
-# --------------------------------------------------------------------------- presentation
-
-def accounting_table(report: dict) -> pd.DataFrame:
-    """Per file: kept, each quarantine reason, each exclusion rule and the raw total, with shares of raw."""
-    rows = []
-    for fr in report["files"].values():
-        raw = fr["rows_raw"] or 1
-        outcomes = [("kept", "", fr["rows_kept"])]
-        outcomes += [("quarantined", r, n) for r, n in fr["quarantined"].items()]
-        outcomes += [("excluded", r, n) for r, n in fr["excluded"].items()]
-        outcomes += [("raw total", "", fr["rows_raw"])]
-        for outcome, reason, n in outcomes:
-            rows.append({"file": fr["file"], "outcome": outcome, "reason": reason, "rows": f"{n:,}",
-                         "share of raw": f"{n / raw:.2%}", "meaning": REASON_TEXT.get(reason, "")})
-    return pd.DataFrame(rows).set_index(["file", "outcome"])
-
-
-def warnings_text(report: dict) -> str:
-    """The report's warnings, one per line, or a sentence saying there are none."""
-    return "\n".join(f"warning: {w}" for w in report["warnings"]) or "No warnings: every file is UTF-8 and in one currency."
-
-
-def reading_lines(report: dict) -> list[str]:
-    """How the raw files were read: the raw data contract, or a platform preset's files, the columns it used
-    (and what each became), those it left, how refunds were netted and where the customers came from."""
-    p = report.get("preset")
-    orders = report["files"]["orders"]
-    if not p:
-        found = ", ".join(orders.get("optional_columns", [])) or "none"
-        return [f"{orders['file']} follows the raw data contract (columns.preset: null); optional columns found: {found}."]
-    files = p.get("files", [])
-    lines = [f"Read as a {p['label']} (columns.preset: {p['name']}): {len(files)} file{'s' if len(files) != 1 else ''} "
-             f"({', '.join(files)}), read as one table."]
-    reads = presets.PRESETS[p["name"]].reads
-    used = p.get("read", [])
-    lines.append(f"Columns used ({len(used)}): " + "; ".join(f"{c} -> {reads[c]}" for c in used) + ".")
-    not_read = p.get("not_read", [])
-    if not_read:
-        lines.append(f"Columns not used ({len(not_read)}): {', '.join(not_read)}.")
-    lines.append(p["refund_note"])
-    if "customers_from_orders" in p:
-        listed = " (customers.csv's rows come first)" if "customers" in report["files"] else ""
-        lines.append(f"Customers: {p['customers_from_orders']:,} with e-mail, consent and region from their latest "
-                     f"kept order{listed}; a customer is the platform's customer id, else a keyed hash of the "
-                     "e-mail, which stays in customers_clean; an order with neither is quarantined "
-                     "(missing_customer_id).")
-    if p.get("consent_note") and "customers" not in report["files"]:
-        lines.append(p["consent_note"])
-    return lines
-
-
-def customers_table(report: dict) -> pd.DataFrame:
-    """Customer-file facts (listed customers, leads, buyers missing from the file, consent share)."""
-    facts = report.get("customers")
-    if not facts:
-        return pd.DataFrame({"value": ["not provided"]}, index=pd.Index(["customers.csv"], name="fact"))
-    labels = {"customers_listed": "customers listed", "leads_without_order": "leads (signed up, never ordered)",
-              "buyers_not_in_customer_file": "buyers missing from customers.csv",
-              "marketing_opt_in_share": "share with marketing consent"}
-    if report.get("preset") and "customers" not in report["files"]:  # the customers came from the order export
-        facts = {k: v for k, v in facts.items() if k in ("customers_listed", "marketing_opt_in_share")}
-        labels["customers_listed"] = "customers (from the order export)"
-    values = [f"{v:,}" if isinstance(v, int) else f"{v:.1%}" for v in facts.values()]
-    return pd.DataFrame({"value": values}, index=pd.Index([labels.get(k, k) for k in facts], name="fact"))
-
-
-def takeaway(report: dict) -> str:
-    """One sentence on whether the data is sound, computed from the report."""
-    fr = report["files"]["orders"]
-    raw = fr["rows_raw"] or 1
-    q = sum(fr["quarantined"].values())
-    x = sum(fr["excluded"].values())
-    o = report["orders"]
-    worst = max(fr["quarantined"].items(), key=lambda kv: kv[1], default=None)
-    s = (f"{fr['rows_kept']:,} of {fr['rows_raw']:,} order lines ({fr['rows_kept'] / raw:.1%}) are usable, "
-         f"covering {o['orders']:,} orders from {o['customers']:,} customers between {o['first_date']} and "
-         f"{o['last_date']}; {q:,} lines ({q / raw:.1%}) are quarantined")
-    s += f" (mostly {REASON_TEXT[worst[0]]})" if worst else ""
-    s += f" and {x:,} ({x / raw:.1%}) excluded by rule."
-    if q / raw > 0.05:
-        s += " More than 5% of lines are unusable: check the export settings before trusting the results."
-    return s
-
+# --------------------------------------------------------------------------- what notebook 01 shows
 
 def monthly_lines(orders: ir.Table) -> pd.DataFrame:
     """Kept order lines per calendar month, from orders_clean.
@@ -1103,157 +1127,32 @@ def monthly_lines(orders: ir.Table) -> pd.DataFrame:
     return df
 
 
-def plot_monthly_lines(monthly: pd.DataFrame, currency: str = "EUR", ax=None):
-    """Net revenue per month (bars) and orders (line, right-hand axis), from `monthly_lines`."""
-    return plots.plot_monthly_bars(monthly, "month", "revenue_net", title="Net revenue (bars) and orders (line) per month",
-                                   ylabel=f"net revenue ({currency})", line="orders", line_label="orders", ax=ax)
+def top_lines(orders: ir.Table, file: str = "orders.csv", n: int = LARGEST_LINES,
+              parts: list | None = None) -> pd.DataFrame:
+    """The `n` kept order lines with the largest amounts, largest first, for a human to check.
 
-
-@dataclass
-class CleanRun:
-    """What notebook 01 works with: the data-quality report and, when written, the clean artifacts.
-
-    ``report`` is the content of data_quality.json; every table and sentence of the notebook is a
-    method, so the notebook needs no config value.
+    Columns: file (`file`, or with `parts`, an export in several files, the part holding the line), row
+    (the line's row in that file), order_id, order_date, amount, then quantity and category (those
+    orders_clean has). The order ids are raw: the page hashes them (reports carry no raw ids).
     """
-
-    report: dict
-    currency: str
-    processed_dir: str | Path | None
-    con: object = field(repr=False, default=None)
-    quarantine: pd.DataFrame | None = field(repr=False, default=None)
-    _monthly: pd.DataFrame | None = field(default=None, init=False, repr=False)
-
-    def accounting_table(self) -> pd.DataFrame:
-        return accounting_table(self.report)
-
-    def takeaway(self) -> str:
-        return takeaway(self.report)
-
-    def warnings_text(self) -> str:
-        return warnings_text(self.report)
-
-    def reading_text(self) -> str:
-        return "\n".join(reading_lines(self.report))
-
-    def customers_table(self) -> pd.DataFrame:
-        return customers_table(self.report)
-
-    def monthly_lines(self) -> pd.DataFrame:
-        """`monthly_lines` of the orders_clean just written (computed once)."""
-        if self._monthly is None:
-            if self.processed_dir is None:
-                raise ValueError("nothing was written (processed_dir=None), so there is no orders_clean to read.")
-            self._monthly = monthly_lines(artifacts.table(self.con, self.processed_dir, "orders_clean"))
-        return self._monthly
-
-    def monthly_table(self, months: int = 13) -> pd.DataFrame:
-        """The last `months` rows of `monthly_lines`, indexed by month, as a reader reads them."""
-        t = self.monthly_lines().set_index("month").tail(months)
-        return plots.table_for_readers(
-            t, {"lines": "count", "orders": "count", "customers": "count", "revenue_net": "money",
-                "return_lines": "count"}, self.currency,
-            names={"lines": "order lines", "orders": "orders (with a purchase)",
-                   "customers": "customers (with a purchase)", "revenue_net": f"net revenue ({self.currency})",
-                   "return_lines": "return lines"})
-
-    def month_takeaway(self) -> str:
-        """The as_of month's orders, customers and net revenue, counted as notebooks 02 and 07 count them."""
-        m = self.monthly_lines()
-        month = str(self.report.get("as_of") or "")[:7] or (m["month"].iloc[-1] if len(m) else "")
-        row = m[m["month"] == month]
-        if row.empty:
-            return f"No kept order line in {month}."
-        r = row.iloc[0]
-        return (f"In {month}, {int(r['orders']):,} orders from {int(r['customers']):,} customers brought "
-                f"{plots.money(r['revenue_net'], self.currency)} of net revenue (after {int(r['return_lines']):,} "
-                "return lines); a return alone is not an order, so notebooks 02 and 07 show the same numbers.")
-
-    def plot_monthly(self, ax=None):
-        return plot_monthly_lines(self.monthly_lines(), self.currency, ax)
-
-    def largest_lines(self, n: int = 5) -> pd.DataFrame:
-        """The `n` largest kept order lines, for a human to check (see :func:`largest_lines`)."""
-        if self.processed_dir is None:
-            raise ValueError("nothing was written (processed_dir=None), so there is no orders_clean to read.")
-        orders = artifacts.table(self.con, self.processed_dir, "orders_clean")
-        fr = self.report["files"]["orders"]
-        return largest_lines(orders, self.currency, fr["file"], n, fr.get("parts"))
-
-    def largest_lines_takeaway(self, n: int = 5) -> str:
-        orders = artifacts.table(self.con, self.processed_dir, "orders_clean")
-        return largest_lines_takeaway(orders, self.currency, self.report["files"]["orders"]["file"], n)
-
-
-def validate(raw_dir: str | Path, cfg: Config, as_of: str | None = None) -> dict:
-    """Run every cleaning check and return the report without writing anything.
-
-    A month that cannot be analysed does not raise here: its sentence is ``report["stop"]``.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return run(raw_dir, as_of, cfg, processed_dir=None, stop=False).report
-
-
-def diagnosis(report: dict) -> list[str]:
-    """What `retention validate` prints under the table: per file and reason, how many rows, example
-    rows and what to do; then the warnings and the verdict. Plain sentences for the person who exports."""
-    lines = reading_lines(report)
-    for fr in report["files"].values():
-        q, x = sum(fr["quarantined"].values()), sum(fr["excluded"].values())
-        lines.append(f"{fr['file']}: {fr['rows_raw']:,} rows - {fr['rows_kept']:,} kept, {q:,} quarantined, "
-                     f"{x:,} excluded by rule.")
-        for reason, n in fr["quarantined"].items():
-            rows = fr.get("examples", {}).get(reason, [])
-            label = "" if rows and isinstance(rows[0], str) else "rows "
-            where = f" ({label}{', '.join(map(str, rows))}{', ...' if n > len(rows) else ''})" if rows else ""
-            detail = fr.get("details", {}).get(reason) or REASON_TEXT[reason]
-            fix = f" What to do: {REASON_FIX[reason]}." if reason in REASON_FIX else ""
-            lines.append(f"  {n:,} quarantined{where}: {detail}.{fix}")
-        for reason, n in fr["excluded"].items():
-            lines.append(f"  {n:,} excluded: {REASON_TEXT[reason]}.")
-    lines += [f"warning: {w}" for w in report["warnings"]]
-    lines.append(f"STOP: {report['stop']}" if report.get("stop") else takeaway(report))
-    return lines
-
-
-def largest_lines(orders: ir.Table, currency: str = "EUR", file: str = "orders.csv", n: int = 5,
-                  parts: list | None = None) -> pd.DataFrame:
-    """The `n` kept order lines with the largest amounts, largest first: the row in the raw file (with
-    `parts`, an export in several files: the file and its row), the order (its id hashed: reports carry no
-    raw ids), date, amount, quantity, category. No customer column."""
     cols = set(orders.columns)
     top = orders.order_by([orders.amount.desc(), orders.source_row]).limit(n)
     extra = [c for c in ("quantity", "category") if c in cols]
     df = top.select("source_row", "order_id", "order_date", "amount", *extra).to_pandas()
-    rows = df["source_row"].astype("int64")
-    where = {f"row in {file}": rows}
-    if parts:
-        names, in_file = in_parts(rows.to_numpy(), parts)
-        where = {"file": names, "row": in_file}
-    out = pd.DataFrame({
-        **where,
-        "order (hashed)": [hashlib.sha256(str(v).encode("utf-8")).hexdigest()[:10] for v in df["order_id"]],
-        "date": pd.to_datetime(df["order_date"]).dt.strftime("%Y-%m-%d"),
-        f"amount ({currency})": df["amount"].map(lambda v: f"{v:,.2f}"),
-    })
-    for c in extra:
-        if df[c].notna().any():  # optional columns the export did not have are all empty
-            out[c] = df[c].map(lambda v: f"{v:g}" if isinstance(v, float) else v)
-    out.index = pd.RangeIndex(1, len(out) + 1, name="rank")
-    return out
+    rows = df.pop("source_row").astype("int64").to_numpy()
+    names, in_file = in_parts(rows, parts) if parts else ([file] * len(rows), rows)
+    df.insert(0, "file", names)
+    df.insert(1, "row", in_file)
+    return df
 
 
-def largest_lines_takeaway(orders: ir.Table, currency: str = "EUR", file: str = "orders.csv", n: int = 5) -> str:
-    """One sentence: how far the largest line stands above a typical purchase line."""
+def purchase_line_range(orders: ir.Table) -> tuple[float | None, float | None]:
+    """The largest and the median purchase line's amount (a line with amount > 0); (None, None) without one."""
     buys = orders.filter(orders.amount > 0)
     agg = buys.aggregate(top=buys.amount.max(), median=buys.amount.median()).to_pandas().iloc[0]
     if pd.isna(agg["top"]):
-        return "There is no purchase line to check."
-    ratio = agg["top"] / agg["median"] if agg["median"] else float("nan")
-    return (f"The largest line is {agg['top']:,.2f} {currency}, {ratio:,.0f} times the median purchase line "
-            f"({agg['median']:,.2f} {currency}). Check the {n} lines above in {file}; if one is a typo or a test, "
-            f"set cleaning.max_line_amount to exclude such lines.")
+        return None, None
+    return float(agg["top"]), float(agg["median"])
 
 
 def order_date_range(raw_dir: str | Path, cfg: Config) -> tuple[str, str]:

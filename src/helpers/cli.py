@@ -18,6 +18,7 @@ from helpers import clean, demo, presets, runner
 from helpers.artifacts import MissingArtifact
 from helpers.config import ConfigError, load_config
 from helpers.contract import ContractError
+from helpers.pages import clean as clean_page
 from helpers.paths import resolve
 from helpers.runner import RunFailed
 
@@ -86,10 +87,10 @@ def _cmd_validate(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
-        table = clean.accounting_table(report)
+        table = clean_page.accounting_table(report)
         print(table.reset_index().drop(columns=["meaning"]).to_string(index=False))
         print()
-        print("\n".join(clean.diagnosis(report)))
+        print("\n".join(clean_page.diagnosis(report)))
     if report.get("stop"):
         print(f"retention validate: {report['stop']}", file=sys.stderr)
         return 1

@@ -44,7 +44,7 @@ repeat purchase, so its P(alive) of a one-time buyer is always 1: the report lea
 Output: clv.parquet, one row per customer in the columns declared in `helpers.artifacts` (``p_alive``,
 ``exp_purchases`` and ``p_purchase`` over ``clv.purchase_window_days``, ``exp_avg_value``, ``clv`` over
 ``clv.clv_months``); the horizons behind those columns are recorded in clv_model.json, never spelled
-into a column name.
+into a column name. `run` returns a `ClvResult`; its page (tables, sentences, figures) is `helpers.pages.clv`.
 """
 from __future__ import annotations
 
@@ -55,10 +55,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ibis
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from autograd import value_and_grad
 from lifetimes import (
     BetaGeoFitter,
@@ -69,7 +67,7 @@ from lifetimes import (
 from scipy.optimize import minimize
 from scipy.special import gammaln, hyp2f1, logsumexp
 
-from helpers import artifacts, engine, plots
+from helpers import artifacts, engine
 from helpers.config import ClvConfig, Config
 from helpers.customer_facts import (
     EPOCH,
@@ -92,7 +90,7 @@ from helpers.customer_facts import (
 __all__ = [
     "MODEL_NAMES", "SCORE_COLUMNS", "fit_purchase_model", "fit_final", "fit_gamma_gamma", "score_customers",
     "expected_purchases_by_horizon", "holdout_comparison", "choose_model", "model_ranking", "fit_first_that_fits",
-    "FitFailed", "boundary_sentence", "ClvRun", "run",
+    "FitFailed", "boundary_sentence", "alive_maps", "AliveMaps", "ClvResult", "run",
 ]
 
 MODEL_NAMES = {"bgnbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "mbgnbd": "MBG/NBD"}
@@ -106,9 +104,6 @@ FREQUENCY_CAP = 7  # calibration frequencies >= this are pooled in the holdout-b
 LOG_BOUND = 18.0  # fitted log-parameters (time scaled so the oldest customer has age 1) stay within +-18
 BOUNDARY_SHAPE = 50.0  # a gamma shape above this: rates differ by under 1/sqrt(50) = 14 % (coefficient of variation)
 PREFERENCE = ("mbgnbd", "pareto_nbd", "bgnbd")  # among near-equal candidates, in this order
-BGNBD_ONE_TIME = (" BG/NBD lets a customer drop out only right after a repeat purchase, so it cannot tell whether a "
-                  "one-time buyer is still active: their P(alive) row is left blank; their chance of buying in the "
-                  "purchase window (P(purchase)) is the figure to read for them.")
 
 
 class FitFailed(RuntimeError):
@@ -588,26 +583,6 @@ def score_distribution(table: pd.DataFrame) -> pd.DataFrame:
     return d[["mean", "25%", "50%", "75%", "90%", "max"]].round(3)
 
 
-def summary_for_readers(dist: pd.DataFrame, currency: str = "EUR", time_unit: str = "day") -> pd.DataFrame:
-    """`score_distribution` of `scores_for_report` for reading: each row (a score) under its reader name
-    (``T`` -> 'days since first purchase', ``recency`` -> 'days from first to last purchase', ...) and
-    formatted in its unit: days, money with the currency, probabilities in %, purchases with 2 decimals."""
-    unit = "days" if time_unit == "day" else "weeks"
-    rows, labels = [], []
-    for name, row in dist.iterrows():
-        kind = ("days" if name in ("recency", "T") else "money2" if name in ("monetary_value", "exp_avg_value")
-                or name.startswith("clv") else "share" if name.startswith("p_") else "ratio")
-        label = plots.display_name(name)
-        if unit != "days" and name in ("recency", "T"):  # lifetimes' times are in the model's unit
-            label = label.replace("days", unit)
-        if kind == "money2":
-            label = f"{label[:-1]}, {currency})" if label.endswith(")") else f"{label} ({currency})"
-        rows.append([plots.format_cell(v, kind) for v in row])
-        labels.append(label)
-    out = pd.DataFrame(rows, index=pd.Index(labels, name="score"), columns=dist.columns)
-    return out.rename(columns={"50%": "median"})
-
-
 def decile_table(values) -> pd.DataFrame:
     """Customers ranked by CLV (`values`) in ten equal groups: CLV share and cumulative share per decile."""
     v = np.sort(np.asarray(values, dtype=float))[::-1]
@@ -639,72 +614,47 @@ def clv_by_segment(scores: pd.DataFrame, segments: pd.DataFrame | None) -> pd.Da
     return out.sort_values("mean_clv", ascending=False).round(2)
 
 
-def segment_takeaway(table: pd.DataFrame | None, currency: str = "EUR", window_days: int = 90) -> str:
-    if table is None:
-        return ("segments.parquet is not there yet (run notebook 03 for this month), so CLV by segment is "
-                "left out.")
-    if not (table["total_clv"] > 0).any():
-        return ("No segment holds a positive CLV this month (see the CLV section above), so there is no share of "
-                "CLV to split between them." + alive_and_order_sentence(table, window_days))
-    best = table.index[0]
-    text = (f"'{best}' customers are worth the most ({plots.money(table['mean_clv'].iloc[0], currency)} each on "
-            f"average); the largest share of total CLV sits in '{table['clv_share_pct'].idxmax()}' "
-            f"({table['clv_share_pct'].max():.0f} %).")
-    return text + alive_and_order_sentence(table, window_days)
-
-
-def alive_and_order_sentence(table: pd.DataFrame, window_days: int) -> str:
-    """The segment least likely to order soon, and why segments with fewer orders can show a higher
-    P(alive) than segments that bought often and went quiet ("" without a purchase model)."""
-    t = table.dropna(subset=["mean_p_alive", "mean_p_purchase"])
-    if t.empty:
-        return ""
-    least = t["mean_p_purchase"].idxmin()
-    row = t.loc[least]
-    text = (f" '{least}' is the least likely to order in the next {window_days} days "
-            f"({row['mean_p_purchase']:.0%} on average)")
-    lower = t[(t["mean_p_alive"] < row["mean_p_alive"]) & (t["mean_repeat_purchases"] > row["mean_repeat_purchases"])]
-    if lower.empty:
-        return text + "."
-    names = " and ".join(f"'{n}' ({lower.loc[n, 'mean_p_alive']:.0%})"
-                         for n in lower.sort_values("mean_p_alive").index[:2])
-    return (text + f", although its mean P(alive) ({row['mean_p_alive']:.0%}) is above that of {names}: "
-            "a long silence after several orders is stronger evidence of having left than the same silence "
-            "after one order, but a customer who bought once is unlikely to order soon either way.")
-
-
-def plot_segments(table: pd.DataFrame, currency: str = "EUR", clv_months: int = 12, ax=None):
-    """Mean CLV per RFM segment (horizontal bars)."""
-    return plots.plot_share_bars(table.reset_index(), "segment", "mean_clv",
-                                 title=f"Mean {clv_months}-month CLV per segment",
-                                 xlabel=f"mean CLV, margin ({currency})", ax=ax)
-
-
-def plot_matrix(matrix: pd.DataFrame, title: str, fmt: str = ".2f", ax=None):
-    """Heatmap of a frequency x recency matrix (see `alive_matrix`); `fmt` formats the cell labels
-    ('.0%' for probabilities, '.2f' for expected purchases), in a size legible at page width."""
-    ax = plots.axes_or_new(ax)
-    values = matrix.to_numpy(dtype=float)
-    finite = values[np.isfinite(values)]  # a grid without any value (a tiny shop) still draws, silently
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    cells = max(matrix.shape[0] * matrix.shape[1], 1)
-    sns.heatmap(matrix, cmap=plots.PALETTE, annot=True, fmt=fmt, annot_kws={"size": 8 if cells > 120 else 10},
-                cbar=False, ax=ax, vmin=low, vmax=high)
-    ax.invert_yaxis()
-    ax.set_title(title)
-    ax.set_xlabel(matrix.columns.name)
-    ax.set_ylabel(matrix.index.name)
-    return ax
-
-
 # --- the stage -----------------------------------------------------------------------------------
 
 @dataclass
-class ClvRun:
-    """Everything notebook 04 shows; `scores` is clv.parquet, `model_json` is clv_model.json.
+class AliveMaps:
+    """P(alive) and expected purchases in the purchase window over repeat purchases x time from first
+    to last purchase (`alive_matrix`), for customers first seen `age` time units ago (the oldest
+    customer's age), and P(alive) of such a customer with 5 repeat purchases whose last one was at the
+    cut-off or halfway through."""
 
-    `by_horizon` holds the expected purchases per ``clv.horizons_days`` (rows as `scores`) for the
-    report's tables; `segments` is CLV per RFM segment (None without segments.parquet).
+    age: float
+    p_alive: pd.DataFrame
+    expected_purchases: pd.DataFrame
+    p_alive_last_at_cutoff: float
+    p_alive_last_halfway: float
+
+
+def alive_maps(fit: Fit | None, scores: pd.DataFrame, clv: ClvConfig) -> AliveMaps | None:
+    """The maps of `fit` at the oldest customer's age in `scores`, for 0 to the 99th percentile of repeat
+    purchases (at least 3, at most 12); None without a purchase model."""
+    if fit is None:
+        return None
+    T = float(scores["T"].max())
+    max_f = int(min(12, max(3, scores["frequency"].quantile(0.99))))
+    p, e = alive_matrix(fit, T, clv.purchase_window_days, clv.time_unit, max_f)
+    recent = probability_alive(fit, np.array([5.0]), np.array([T]), np.array([T]))[0]
+    halfway = probability_alive(fit, np.array([5.0]), np.array([T / 2]), np.array([T]))[0]
+    return AliveMaps(T, p, e, float(recent), float(halfway))
+
+
+@dataclass
+class ClvResult:
+    """What stage 04 computed, for its page (`helpers.pages.clv`): frames, numbers and the fits, no
+    engine. `scores` is clv.parquet, `model_json` is clv_model.json.
+
+    `by_horizon`: expected purchases per ``clv.horizons_days`` (rows as `scores`); `score_summary`: the
+    `score_distribution` of `scores_for_report`; `deciles`: `decile_table` of CLV. `comparison`,
+    `by_frequency` and `tracking` (`tracking_table` with each period's first ``date``) come from the
+    holdout comparison, None without one; `period_tx` (`period_transactions`) and `alive` (`alive_maps`)
+    are None without a purchase model; `final` and `gamma_gamma` are the fits (lifetimes objects inside),
+    None when they failed; `segments` is CLV per RFM segment (None without segments.parquet);
+    `churn_horizon_days` is notebook 05's horizon, for the sentence on P(alive) vs churn risk.
     """
 
     as_of: str
@@ -713,367 +663,79 @@ class ClvRun:
     scores: pd.DataFrame
     model_json: dict
     by_horizon: pd.DataFrame
+    score_summary: pd.DataFrame
+    deciles: pd.DataFrame
     comparison: pd.DataFrame | None = None
     by_frequency: pd.DataFrame | None = None
     tracking: pd.DataFrame | None = None
     period_tx: pd.DataFrame | None = None
+    alive: AliveMaps | None = None
     final: Fit | None = None
     gamma_gamma: Fit | None = None
     correlation: float = float("nan")
     notes: list = field(default_factory=list)
     segments: pd.DataFrame | None = None
-    churn_horizon_days: int = 90  # notebook 05's horizon, for the sentence on P(alive) vs churn risk
-
-    # --- holdout comparison
-
-    def comparison_table(self) -> pd.DataFrame:
-        """Holdout metrics per model, the chosen one marked."""
-        if self.comparison is None:
-            return pd.DataFrame({"message": ["no holdout comparison (see notes)"]})
-        t = self.comparison.drop(columns=["note"]).rename(index=MODEL_NAMES)
-        used = MODEL_NAMES.get(self.model_json["model"])
-        t["chosen"] = ["yes" if used == i else "" for i in t.index]
-        t.index.name = "model"
-        days = self.model_json["holdout_days"]
-        return plots.table_for_readers(
-            t, {"mae": "ratio", "rmse": "ratio", "predicted_total": "count", "actual_total": "count",
-                "total_error_pct": "pct", "penalizer": "ratio"},
-            names={"predicted_total": f"predicted repeat purchases, {days}-day holdout",
-                   "actual_total": f"actual repeat purchases, {days}-day holdout"})
-
-    def comparison_takeaway(self) -> str:
-        lines = []
-        model = self.model_json["model"]
-        if self.comparison is not None and not self.model_json["model_pinned"]:
-            lines.append(f"Rule: among the models whose holdout MAE is within {self.settings.model_tolerance:.0%} of the "
-                         "best, MBG/NBD is preferred, then Pareto/NBD, then BG/NBD (BG/NBD cannot let a one-time "
-                         "buyer drop out).")
-        if self.comparison is not None and model in self.comparison.index \
-                and np.isfinite(self.comparison.loc[model, "mae"]):
-            c = self.comparison.loc[model]
-            how = "pinned in the config" if self.model_json["model_pinned"] else "by that rule"
-            lines.append(
-                f"{MODEL_NAMES[self.model_json['model']]} is used ({how}): over the "
-                f"{self.model_json['holdout_days']}-day holdout it predicted {c['predicted_total']:,.0f} repeat "
-                f"purchases against {c['actual_total']:,.0f} actual ({c['total_error_pct']:+.1f} %), off by "
-                f"{c['mae']:.2f} purchases per customer on average.")
-        lines += self.notes
-        return "\n".join(lines) if lines else "All fits converged within their budget."
-
-    def holdout_by_frequency_table(self) -> pd.DataFrame | None:
-        """Mean actual and predicted holdout purchases per calibration repeat-purchase count."""
-        if self.by_frequency is None:
-            return None
-        t = self.by_frequency
-        return plots.table_for_readers(t, {**{c: "ratio" for c in t.columns if c != "customers"}, "customers": "count"},
-                                       names={"actual": "actual (mean holdout purchases)"})
-
-    def plot_holdout_by_frequency(self, ax=None):
-        """Mean actual vs predicted holdout purchases per calibration repeat-purchase count (None without
-        a holdout comparison)."""
-        if self.by_frequency is None:
-            return None
-        ax = plots.axes_or_new(ax)
-        d = self.by_frequency.drop(columns=["customers"]).reset_index().melt(
-            id_vars="calibration_repeat_purchases", var_name="series", value_name="purchases")
-        sns.lineplot(data=d, x="calibration_repeat_purchases", y="purchases", hue="series", style="series",
-                     markers=True, dashes=False, ax=ax, sort=False)
-        ax.set_title(f"Holdout purchases by calibration frequency ({self.model_json['holdout_days']} days)")
-        ax.set_xlabel("repeat purchases in the calibration period")
-        ax.set_ylabel("mean purchases per customer in the holdout")
-        ax.legend(title="", frameon=False)
-        return ax
-
-    def plot_tracking(self, ax=None):
-        """Cumulative repeat purchases, actual and expected, with the calibration end marked (None without
-        a holdout comparison)."""
-        if self.tracking is None:
-            return None
-        ax = plots.axes_or_new(ax)
-        t = self.tracking
-        dates = pd.Timestamp(EPOCH) + pd.to_timedelta(t["period"] * UNIT_DAYS[self.settings.time_unit], unit="D")
-        ax.plot(dates, t["actual"], color="black", lw=2, label="actual")
-        for m in [c for c in t.columns if c in MODEL_NAMES.values()]:
-            ax.plot(dates, t[m], lw=1.3, ls="--", label=m)
-        cal_end = pd.Timestamp(self.model_json["calibration_end"])
-        ax.axvline(cal_end, color="grey", ls=":")
-        ax.text(cal_end, ax.get_ylim()[1] * 0.95, " holdout →", va="top", color="grey")
-        ax.set_title("Cumulative repeat purchases: actual vs model")
-        ax.set_xlabel("date")
-        ax.set_ylabel("cumulative repeat purchases")
-        ax.yaxis.set_major_formatter(plots.thousands)
-        ax.legend(frameon=False)
-        return ax
-
-    def tracking_takeaway(self) -> str:
-        if self.tracking is None:
-            return "No tracking plot (no holdout comparison)."
-        m = MODEL_NAMES.get(self.model_json["model"])
-        if m not in self.tracking.columns:
-            return ("The model used for the scores could not be fitted on the calibration period, so the plot shows "
-                    "the actual repeat purchases and the models that could.")
-        last = self.tracking.iloc[-1]
-        cal = self.tracking[~self.tracking["holdout"]].iloc[-1]
-        act, exp = last["actual"] - cal["actual"], last[m] - cal[m]
-        text = ""
-        key = self.model_json["model"]
-        if self.comparison is not None and key in self.comparison.index:
-            c = self.comparison.loc[key]
-            text = (f"The customers who had bought before the holdout made {c['actual_total']:,.0f} repeat purchases "
-                    f"in it; {m} expected {c['predicted_total']:,.0f} (the holdout table above). ")
-        return text + (f"The plot also counts the customers who first bought during the holdout: {act:,.0f} repeat "
-                       f"purchases in all, against {exp:,.0f} expected by {m} fitted on the calibration period "
-                       f"({100 * (exp - act) / max(act, 1):+.1f} %).")
-
-    # --- final model
-
-    def params_table(self) -> pd.DataFrame:
-        """Final parameters of the purchase model and Gamma-Gamma."""
-        rows = [{"model": MODEL_NAMES.get(self.model_json["model"] or "", "-"), "parameter": k, "value": round(v, 4)}
-                for k, v in self.model_json["params"].items()]
-        rows += [{"model": "Gamma-Gamma", "parameter": k, "value": round(v, 4)}
-                 for k, v in self.model_json["gamma_gamma"].items()]
-        if not rows:
-            return pd.DataFrame({"message": ["no model could be fitted (see the notes above)"]})
-        return pd.DataFrame(rows).set_index(["model", "parameter"])
-
-    def plot_period_transactions(self, ax=None):
-        """Customers per number of repeat purchases: actual vs simulated by the fitted model (None without
-        a purchase model)."""
-        if self.period_tx is None:
-            return None
-        ax = plots.axes_or_new(ax)
-        d = self.period_tx.reset_index().melt(id_vars="repeat_purchases", var_name="series", value_name="customers")
-        sns.barplot(data=d, x="repeat_purchases", y="customers", hue="series", ax=ax)
-        ax.set_title("Customers by number of repeat purchases: actual vs model")
-        ax.set_xlabel("repeat purchases")
-        ax.set_ylabel("customers")
-        ax.yaxis.set_major_formatter(plots.thousands)
-        ax.legend(title="", frameon=False)
-        return ax
-
-    def period_tx_takeaway(self) -> str:
-        if self.period_tx is None:
-            return "No purchase model could be fitted (see the notes above), so there is nothing to simulate."
-        t = self.period_tx
-        m = t.columns[1]
-        return (f"{t['actual'].iloc[0]:,} customers never bought again; the fitted {m} simulates "
-                f"{t[m].iloc[0]:,}. The largest gap across the counts is "
-                f"{(t[m] - t['actual']).abs().max():,} customers.")
-
-    def plot_alive_matrices(self):
-        """P(alive) and expected purchases in the purchase window over frequency x recency, side by side
-        (None without a purchase model). Under BG/NBD the P(alive) row of one-time buyers is left blank:
-        the model lets customers drop out only after a repeat purchase, so its 1.00 there means "not
-        judged", not "certainly active"."""
-        if self.final is None:
-            return None
-        clv = self.settings
-        T = float(self.scores["T"].max())
-        max_f = int(min(12, max(3, self.scores["frequency"].quantile(0.99))))
-        p, e = alive_matrix(self.final, T, clv.purchase_window_days, clv.time_unit, max_f)
-        if self.final.name == "bgnbd":
-            p.iloc[0] = np.nan
-        fig, axes = plt.subplots(1, 2, figsize=(16, 6.5))
-        first_seen = f"customers first seen {T:,.0f} {clv.time_unit}s ago"
-        plot_matrix(p, f"P(alive), {first_seen}", fmt=".0%", ax=axes[0])
-        plot_matrix(e, f"Expected purchases, next {clv.purchase_window_days} days ({first_seen})", fmt=".2f",
-                    ax=axes[1])
-        fig.tight_layout()
-        return axes
-
-    def matrix_takeaway(self) -> str:
-        if self.final is None:
-            return "No purchase model could be fitted (see the notes above), so there is no P(alive) map."
-        T = float(self.scores["T"].max())
-        p_recent = probability_alive(self.final, np.array([5.0]), np.array([T]), np.array([T]))[0]
-        p_old = probability_alive(self.final, np.array([5.0]), np.array([T / 2]), np.array([T]))[0]
-        return (f"For a customer first seen {T:.0f} {self.settings.time_unit}s ago with 5 repeat purchases, "
-                f"P(alive) is {p_recent:.0%} if the last one was at the cut-off and {p_old:.0%} if it was halfway "
-                "through." + (BGNBD_ONE_TIME if self.final.name == "bgnbd" else ""))
-
-    # --- order values
-
-    def plot_monetary_correlation(self, ax=None):
-        """Repeat purchases vs mean repeat order value (repeat customers), the Gamma-Gamma assumption."""
-        ax = plots.axes_or_new(ax)
-        rep = self.scores[self.scores["frequency"] > 0]
-        f = rep["frequency"].clip(upper=FREQUENCY_CAP)
-        d = pd.DataFrame({"repeat purchases": f.astype(int).astype(str).where(f < FREQUENCY_CAP, f"{FREQUENCY_CAP}+"),
-                          "order": f, "value": rep["monetary_value"]}).sort_values("order")
-        sns.boxplot(data=d, x="repeat purchases", y="value", color=sns.color_palette()[0], showfliers=False, ax=ax)
-        ax.set_title("Mean repeat order value by number of repeat purchases")
-        ax.set_xlabel("repeat purchases")
-        ax.set_ylabel(f"mean repeat order value ({self.currency})")
-        ax.yaxis.set_major_formatter(plots.thousands)
-        return ax
-
-    def correlation_takeaway(self) -> str:
-        c = self.correlation
-        if not np.isfinite(c):
-            return "Too few repeat customers to check the Gamma-Gamma independence assumption."
-        lim = self.settings.correlation_warning
-        verdict = ("within" if abs(c) <= lim else "ABOVE") + f" the |{lim}| warning level"
-        return (f"Correlation between repeat purchases and mean order value: {c:+.3f}, {verdict}; Gamma-Gamma "
-                "assumes they are independent.")
-
-    # --- CLV
-
-    def clv_summary_table(self) -> pd.DataFrame:
-        """Distribution of the per-customer scores (mean and quantiles), one row per score and horizon,
-        each in its unit and under its reader name (the numbers: `score_distribution`)."""
-        d = score_distribution(scores_for_report(self.scores, self.by_horizon, self.settings))
-        return summary_for_readers(d, self.currency, self.settings.time_unit)
-
-    def plot_clv_distribution(self, ax=None):
-        """Histogram of CLV over the configured months (log scale on x), median marked."""
-        ax = plots.axes_or_new(ax)
-        v = self.scores["clv"]
-        v = v[v >= 0.01]  # below a cent a log axis would stretch over tiny, meaningless values
-        sns.histplot(v, bins=50, log_scale=True, ax=ax, color=sns.color_palette()[0])
-        ax.axvline(v.median(), color="black", ls="--", label=f"median {v.median():,.0f}")
-        ax.set_title(f"{self.settings.clv_months}-month CLV per customer")
-        ax.set_xlabel(f"CLV, margin ({self.currency}, log scale)")
-        ax.set_ylabel("customers")
-        ax.xaxis.set_major_formatter(plots.plain_number)  # '1,000', not '10^3'
-        ax.xaxis.set_minor_formatter(plt.NullFormatter())
-        ax.yaxis.set_major_formatter(plots.thousands)
-        ax.legend(frameon=False)
-        return ax
-
-    def clv_takeaway(self) -> str:
-        s, cur = self.scores, self.currency
-        total = s["clv"].sum()
-        top = s["clv"].nlargest(max(1, len(s) // 10)).sum()
-        text = (f"The {len(s):,} customers are expected to bring {plots.money(total, cur)} of margin over the next "
-                f"{self.settings.clv_months} months (median {plots.money(s['clv'].median(), cur)} per customer); "
-                f"the top 10 % hold {100 * top / total:.0f} % of it." if total > 0 else "No positive CLV.")
-        if s["p_alive"].notna().any():
-            bgnbd = self.model_json["model"] == "bgnbd"
-            judged = s[s["frequency"] > 0] if bgnbd else s
-            text += (f" {plots.likely_active(judged['p_alive']).mean():.0%} of "
-                     f"{'repeat customers' if bgnbd else 'customers'} are likely active ({plots.likely_active_definition()})"
-                     f"{'; BG/NBD does not judge one-time buyers' if bgnbd else ''}. "
-                     + plots.alive_vs_churn(self.churn_horizon_days))
-        return text
-
-    def decile_table(self) -> pd.DataFrame:
-        """Customers ranked by CLV in ten equal groups: CLV share and cumulative share per decile, for
-        reading (the numbers: `decile_table`)."""
-        return plots.table_for_readers(decile_table(self.scores["clv"]),
-                                       {"customers": "count", "clv_share_pct": "pct", "cumulative_pct": "pct"},
-                                       names={"clv decile": "CLV decile"})
-
-    def plot_deciles(self, ax=None):
-        """Share of total CLV per customer decile."""
-        ax = plots.axes_or_new(ax)
-        d = decile_table(self.scores["clv"]).reset_index()
-        sns.barplot(data=d, x="clv decile", y="clv_share_pct", color=sns.color_palette()[0], ax=ax)
-        ax.set_title("Share of total CLV per customer decile")
-        ax.set_xlabel("customers ranked by CLV")
-        ax.set_ylabel("share of total CLV")
-        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0f}%"))
-        ax.tick_params(axis="x", rotation=30)
-        return ax
-
-    # --- CLV by RFM segment
-
-    def segments_table(self) -> pd.DataFrame | None:
-        """CLV per RFM segment (see `clv_by_segment`) for reading, or None when segments.parquet is absent."""
-        if self.segments is None:
-            return None
-        months, window = self.settings.clv_months, self.settings.purchase_window_days
-        return plots.table_for_readers(
-            self.segments, {"customers": "count", "mean_clv": "money2", "total_clv": "money", "mean_p_alive": "share0",
-                            "mean_p_purchase": "share0", "mean_repeat_purchases": "number1", "clv_share_pct": "pct"},
-            self.currency, names={"mean_clv": f"mean CLV, next {months} months (margin, {self.currency})",
-                                  "total_clv": f"total CLV, next {months} months (margin, {self.currency})",
-                                  "mean_p_purchase": f"mean P(order in the next {window} days)"})
-
-    def plot_segments(self, ax=None):
-        """Mean CLV per RFM segment, or nothing (None) without segments."""
-        if self.segments is None:
-            return None
-        return plot_segments(self.segments, self.currency, self.settings.clv_months, ax=ax)
-
-    def segment_takeaway(self) -> str:
-        return segment_takeaway(self.segments, self.currency, self.settings.purchase_window_days)
+    churn_horizon_days: int = 90
 
 
-def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvRun:
-    """Stage 04: summary, holdout comparison, final fit, scores; writes clv.parquet + clv_model.json.
-
-    Reads orders_clean (notebook 01) and, for CLV by segment, segments.parquet (notebook 03) when
-    it is there.
-    """
-    clv = cfg.clv
-    con = con or engine.connect(cfg.engine)
-    orders = artifacts.table(con, processed_dir, "orders_clean")
-    notes: list[str] = []
+def _holdout(orders: ibis.Table, as_of: str, clv: ClvConfig, cal_end: dt.date, notes: list):
+    """(comparison, by_frequency, tracking) of the holdout comparison, or three None when there are no
+    repeat purchases before `cal_end`; what a reader needs to know is added to `notes`."""
     unit = clv.time_unit
-    cal_end = as_date(as_of) - dt.timedelta(days=clv.holdout_days)
+    calhold = calibration_holdout(orders, as_of, clv.holdout_days, unit)
+    if not (len(calhold) and (calhold["frequency_cal"] > 0).any()):
+        notes.append(f"No repeat purchases before {cal_end}: the holdout comparison is skipped.")
+        return None, None, None
+    comparison, fits, preds = holdout_comparison(calhold, clv)
+    by_freq = holdout_by_frequency(preds)
+    if len(calhold) > clv.sample_customers:
+        notes.append(f"The holdout comparison used a random sample of {clv.sample_customers:,} of "
+                     f"{len(calhold):,} customers.")
+    notes += [n for n in comparison["note"].dropna()]
+    per_period = repeat_purchases_per_period(orders, as_of, unit)
+    tracking = tracking_table(per_period, fits, period_number(cal_end, unit))
+    tracking.insert(1, "date", pd.Timestamp(EPOCH) + pd.to_timedelta(tracking["period"] * UNIT_DAYS[unit], unit="D"))
+    return comparison, by_freq, tracking
 
-    summary = rfm_summary(orders, as_of, unit)
-    n_repeat = int((summary["frequency"] > 0).sum())
 
-    comparison = by_freq = tracking = None
-    fits: dict = {}
-    chosen = None
-    if n_repeat == 0:
-        notes.append("No customer has bought twice yet, so no purchase model can be fitted; each customer's CLV "
-                     "is the margin on one average order, and the purchase columns are empty.")
-    else:
-        calhold = calibration_holdout(orders, as_of, clv.holdout_days, unit)
-        if len(calhold) and (calhold["frequency_cal"] > 0).any():
-            comparison, fits, preds = holdout_comparison(calhold, clv)
-            by_freq = holdout_by_frequency(preds)
-            if len(calhold) > clv.sample_customers:
-                notes.append(f"The holdout comparison used a random sample of {clv.sample_customers:,} of "
-                             f"{len(calhold):,} customers.")
-            notes += [n for n in comparison["note"].dropna()]
-            per_period = repeat_purchases_per_period(orders, as_of, unit)
-            tracking = tracking_table(per_period, fits, period_number(cal_end, unit))
-        else:
-            notes.append(f"No repeat purchases before {cal_end}: the holdout comparison is skipped.")
-
-    final = gg = None
-    period_tx = None
-    failed_final: list[str] = []
-    if n_repeat:
-        for name in model_ranking(comparison, clv.model, clv.model_tolerance):
-            try:
-                final = fit_final(summary, name, clv)
-            except FitFailed as exc:
-                failed_final.append(str(exc).replace(" and is left out", ""))
-                continue
-            break
-        if failed_final:
-            notes.append("Final fit: " + " ".join(failed_final) + (
-                f" {MODEL_NAMES[final.name]} is used instead." if final else
-                " No purchase model could be fitted, so each customer's CLV is the margin on one average order and "
-                "the purchase columns are empty."))
-        if final is not None:
-            chosen = final.name
-            notes += [n for n in (final.note, final.boundary) if n and n not in notes]
-            period_tx = period_transactions(summary, final, clv.seed)
+def _final_fits(summary: pd.DataFrame, comparison: pd.DataFrame | None, clv: ClvConfig, notes: list):
+    """(final purchase model, Gamma-Gamma), each None when it cannot be fitted: the first candidate of
+    `model_ranking` that fits; what failed, what stands in, and boundary fits are added to `notes`."""
+    final = None
+    failed: list[str] = []
+    for name in model_ranking(comparison, clv.model, clv.model_tolerance):
         try:
-            gg = fit_gamma_gamma(summary, clv.penalizer, clv.max_evaluations, clv.fit_seconds)
-            notes += [n for n in (gg.boundary,) if n]
+            final = fit_final(summary, name, clv)
         except FitFailed as exc:
-            notes.append(f"{exc} Every customer's expected order value is the mean value of all purchases instead.")
-    aov = average_purchase_value(orders, as_of, unit) if gg is None else float("nan")
-    scores = score_customers(summary, final, gg, clv, aov)
-    by_horizon = expected_purchases_by_horizon(summary, final, clv.horizons_days, unit)
-    corr = monetary_correlation(summary)
-    if np.isfinite(corr) and abs(corr) > clv.correlation_warning:
-        notes.append(f"Frequency and mean order value correlate ({corr:+.2f}, above |{clv.correlation_warning}|): "
-                     "Gamma-Gamma assumes independence, so expected order values are less reliable.")
+            failed.append(str(exc).replace(" and is left out", ""))
+            continue
+        break
+    if failed:
+        notes.append("Final fit: " + " ".join(failed) + (
+            f" {MODEL_NAMES[final.name]} is used instead." if final else
+            " No purchase model could be fitted, so each customer's CLV is the margin on one average order and "
+            "the purchase columns are empty."))
+    if final is not None:
+        notes += [n for n in (final.note, final.boundary) if n and n not in notes]
+    try:
+        gg = fit_gamma_gamma(summary, clv.penalizer, clv.max_evaluations, clv.fit_seconds)
+        notes += [n for n in (gg.boundary,) if n]
+    except FitFailed as exc:
+        gg = None
+        notes.append(f"{exc} Every customer's expected order value is the mean value of all purchases instead.")
+    return final, gg
 
-    model_json = {
-        "as_of": str(as_of), "time_unit": unit, "model": chosen, "model_pinned": clv.model != "auto",
+
+def _model_card(as_of: str, clv: ClvConfig, summary: pd.DataFrame, final: Fit | None, gg: Fit | None,
+                comparison: pd.DataFrame | None, corr: float, cal_end: dt.date, notes: list) -> dict:
+    """clv_model.json: the chosen model and its parameters, Gamma-Gamma's, the holdout metrics, the
+    money assumptions, the horizons behind clv.parquet's columns and the notes."""
+    return {
+        "as_of": str(as_of), "time_unit": clv.time_unit, "model": final.name if final else None,
+        "model_pinned": clv.model != "auto",
         "params": final.params if final else {}, "penalizer": final.penalizer if final else None,
         "gamma_gamma": gg.params if gg else {}, "gamma_gamma_penalizer": gg.penalizer if gg else None,
-        "n_customers": len(summary), "n_repeat_customers": n_repeat,
+        "n_customers": len(summary), "n_repeat_customers": int((summary["frequency"] > 0).sum()),
         "calibration_end": str(cal_end), "holdout_days": clv.holdout_days,
         "holdout": ({m: {k: (None if pd.isna(v) else float(v)) for k, v in row.items()
                          if k in ("mae", "rmse", "predicted_total", "actual_total")}
@@ -1085,9 +747,45 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvRun:
         "clv_months": clv.clv_months, "purchase_window_days": clv.purchase_window_days,
         "horizons_days": list(clv.horizons_days), "notes": notes,
     }
+
+
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvResult:
+    """Stage 04: summary, holdout comparison, final fit, scores; writes clv.parquet + clv_model.json.
+
+    Reads orders_clean (notebook 01) and, for CLV by segment, segments.parquet (notebook 03) when
+    it is there. Returns everything notebook 04's page shows (`ClvResult`).
+    """
+    clv = cfg.clv
+    con = con or engine.connect(cfg.engine)
+    orders = artifacts.table(con, processed_dir, "orders_clean")
+    notes: list[str] = []
+    unit = clv.time_unit
+    cal_end = as_date(as_of) - dt.timedelta(days=clv.holdout_days)
+    summary = rfm_summary(orders, as_of, unit)
+
+    comparison = by_freq = tracking = final = gg = None
+    if not (summary["frequency"] > 0).any():
+        notes.append("No customer has bought twice yet, so no purchase model can be fitted; each customer's CLV "
+                     "is the margin on one average order, and the purchase columns are empty.")
+    else:
+        comparison, by_freq, tracking = _holdout(orders, as_of, clv, cal_end, notes)
+        final, gg = _final_fits(summary, comparison, clv, notes)
+    aov = average_purchase_value(orders, as_of, unit) if gg is None else float("nan")
+    scores = score_customers(summary, final, gg, clv, aov)
+    by_horizon = expected_purchases_by_horizon(summary, final, clv.horizons_days, unit)
+    corr = monetary_correlation(summary)
+    if np.isfinite(corr) and abs(corr) > clv.correlation_warning:
+        notes.append(f"Frequency and mean order value correlate ({corr:+.2f}, above |{clv.correlation_warning}|): "
+                     "Gamma-Gamma assumes independence, so expected order values are less reliable.")
+
+    model_json = _model_card(as_of, clv, summary, final, gg, comparison, corr, cal_end, notes)
     artifacts.write(processed_dir, "clv", scores)
     artifacts.write(processed_dir, "clv_model", model_json)
     segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
-    return ClvRun(str(as_of), clv, cfg.shop.currency, scores, model_json, by_horizon, comparison, by_freq,
-                  tracking, period_tx, final, gg, corr, notes, clv_by_segment(scores, segments),
-                  cfg.churn.horizon_days)
+    return ClvResult(
+        as_of=str(as_of), settings=clv, currency=cfg.shop.currency, scores=scores, model_json=model_json,
+        by_horizon=by_horizon, score_summary=score_distribution(scores_for_report(scores, by_horizon, clv)),
+        deciles=decile_table(scores["clv"]), comparison=comparison, by_frequency=by_freq, tracking=tracking,
+        period_tx=period_transactions(summary, final, clv.seed) if final else None,
+        alive=alive_maps(final, scores, clv), final=final, gamma_gamma=gg, correlation=corr, notes=notes,
+        segments=clv_by_segment(scores, segments), churn_horizon_days=cfg.churn.horizon_days)

@@ -196,21 +196,33 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
     customers_cols, ids, signup_sec = _customers_table(rng, cust, horizon, day0)
     orders_cols, truth_rows, dirt_counts = _assemble_orders(
         rng, cust, orders, lines, returns, dirt_lines, dirt_orders, day0, ids, signup_sec)
+    campaigns_cols = _campaigns_table(campaign, ids)
+    _write_csv(orders_cols, ORDER_COLUMNS, out / "orders.csv")
+    _write_csv(customers_cols, CUSTOMER_COLUMNS, out / "customers.csv")
+    _write_csv(campaigns_cols, CAMPAIGN_COLUMNS, out / "campaigns.csv")
+
+    truth = _truth(seed, customers, start, end, cust, customers_cols, campaign_truth, dirt_counts, truth_rows)
+    artifacts.write_json_file(out / "truth.json", truth, sort_keys=False)
+    return truth
+
+
+def _campaigns_table(campaign: dict, ids: np.ndarray) -> dict:
+    """campaigns.csv's columns: one row per campaign customer, sorted by customer id."""
     by_id = np.argsort(ids[campaign["cust"]], kind="stable")
     arm = campaign["arm"][by_id]
-    campaigns_cols = {
+    return {
         "campaign_id": np.full(len(arm), CAMPAIGN_ID),
         "customer_id": ids[campaign["cust"]][by_id],
         "sent_date": np.full(len(arm), CAMPAIGN_SENT),
         "arm": arm,
         "discount": np.array([f"{CAMPAIGN_ARMS[a][0]:.2f}" for a in arm.tolist()]),
     }
-    _write_csv(orders_cols, ORDER_COLUMNS, out / "orders.csv")
-    _write_csv(customers_cols, CUSTOMER_COLUMNS, out / "customers.csv")
-    _write_csv(campaigns_cols, CAMPAIGN_COLUMNS, out / "campaigns.csv")
 
+
+def _truth(seed, customers, start, end, cust, customers_cols, campaign_truth, dirt_counts, truth_rows) -> dict:
+    """truth.json's content: the models' parameters, the campaign, the dirt and the row counts."""
     welcome = cust["welcome"]
-    truth = {
+    return {
         "seed": seed,
         "customers": customers,
         "leads": int(len(customers_cols["customer_id"]) - customers),
@@ -237,8 +249,6 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
         "preferred_category_weight": PREFERRED_CATEGORY_WEIGHT,
         "return_rate": {c: RETURN_RATE.get(c, RETURN_RATE_DEFAULT) for c in CATEGORIES},
     }
-    artifacts.write_json_file(out / "truth.json", truth, sort_keys=False)
-    return truth
 
 
 # --- customers and purchases ------------------------------------------------------------------
@@ -382,6 +392,10 @@ def _run_campaign(rng: np.random.Generator, cust: dict, orders: dict, sent_day: 
         "n_per_arm": {a: int((arm == a).sum()) for a in arm_names},
         "n_per_type_arm": {t: {a: int(((kind == t) & (arm == a)).sum()) for a in arm_names}
                            for t in types},
+        # the generator's own count of campaign customers who bought in the window (a natural or an extra
+        # order), per type and arm: the realised outcome a measurement of the campaign must reproduce
+        "buyers_per_type_arm": {t: {a: int(df.loc[(df["type"] == t) & (df["arm"] == a), "buy"].sum())
+                                    for a in arm_names} for t in types},
         "extra_orders": {a: int((extra & (arm == a)).sum()) for a in arm_names},
         "observed_purchase_rate": {a: round(float(df.loc[df["arm"] == a, "buy"].mean()), 6)
                                    for a in arm_names},
@@ -529,6 +543,42 @@ def _assemble_orders(rng, cust, orders, lines, returns, dirt_lines, dirt_orders,
     lines, 3 cancelled orders, 4 lines with a missing customer id, 5 lines with a malformed
     date, 6 test orders. Blocks 2-6 are dirt; decimal commas are a format of some block-0 rows.
     """
+    blocks, n_order_ids = _row_blocks(rng, cust, orders, lines, returns, dirt_lines, dirt_orders, signup_sec)
+    sizes = [len(b["num"]) for b in blocks]
+    first_row = np.cumsum([0] + sizes)
+    cols = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+    comma = np.zeros(len(cols["num"]), bool)
+    comma[dirt_lines["comma"]] = True  # block 0 rows are indexed like the clean lines
+    bad_form = np.full(len(cols["num"]), -1)
+    bad_form[first_row[5]:first_row[6]] = np.arange(sizes[5]) % len(BAD_DATES)
+
+    order = np.lexsort((cols["tag"], cols["pos"], cols["num"]))
+    cols = {k: v[order] for k, v in cols.items()}
+    comma, bad_form = comma[order], bad_form[order]
+    rows = _format_rows(cols, comma, bad_form, day0, ids, width=max(7, len(str(n_order_ids))))
+
+    dirt = {"duplicate_line": sizes[2], "test_order": sizes[6], "cancelled": sizes[3],
+            "missing_customer_id": sizes[4], "bad_date": sizes[5],
+            "decimal_comma": int(comma.sum())}
+    dirt = {k: int(v) for k, v in dirt.items()}
+    truth_rows = {
+        "orders_csv": int(sum(sizes)),
+        "clean_lines": int(sizes[0]),
+        "return_lines": int(sizes[1]),
+        "dirty_lines_to_drop": int(sum(sizes[2:])),
+        "clean_orders": int(len(orders["t"])),
+        "campaign_orders": int((orders["kind"] == _KIND_CAMPAIGN).sum()),
+        "note": "orders_csv = clean_lines + return_lines + dirty_lines_to_drop; decimal_comma "
+                "lines are clean lines (keep them)",
+    }
+    dirt["bad_date_forms"] = list(BAD_DATES)
+    dirt["test_customer_prefix"] = "TEST"
+    return rows, truth_rows, dirt
+
+
+def _row_blocks(rng, cust, orders, lines, returns, dirt_lines, dirt_orders, signup_sec) -> tuple[list[dict], int]:
+    """The seven blocks of rows (see `_assemble_orders`) as integer columns, and how many order ids
+    were given out (real and dirty orders share one auto-increment, in time order)."""
     n_clean = len(lines["order"])
     cl = lines["order"]
     order_sec = _to_seconds(orders["t"])
@@ -558,28 +608,35 @@ def _assemble_orders(rng, cust, orders, lines, returns, dirt_lines, dirt_orders,
     canc_at = np.zeros(len(order_sec), dtype=np.int64)
     canc_at[canc] = canc_sec
 
-    blocks = []
-
     def block(src, num, sec, sign, status, cust_idx, keep_discount, tag=0):
-        blocks.append({
+        return {
             "num": num, "pos": lines["pos"][src], "tag": np.full(len(src), tag), "cust": cust_idx,
             "sec": sec, "cents": sign * lines["cents"][src], "qty": sign * lines["qty"][src],
             "product": lines["product"][src], "cat": lines["cat"][src],
             "status": np.full(len(src), _STATUSES.index(status)),
             "pay": orders["pay"][cl[src]], "chan": orders["channel"][cl[src]],
             "disc": lines["disc"][src] * keep_discount, "code": orders["code"][cl[src]] * keep_discount,
-        })
+        }
 
-    block(np.arange(n_clean), o_real[cl], line_sec, 1, "completed", orders["cust"][cl], 1)
-    block(rl, o_real[cl[rl]], ret_sec, -1, "returned", orders["cust"][cl[rl]], 0, tag=1)
-    block(dup, o_real[cl[dup]], line_sec[dup], 1, "completed", orders["cust"][cl[dup]], 1, tag=2)
-    block(canc_lines, canc_num[cl[canc_lines]], canc_at[cl[canc_lines]], 1, "cancelled",
-          orders["cust"][cl[canc_lines]], 1)
-    block(miss, o_miss, line_sec[miss], 1, "completed", np.full(len(miss), -1), 1)
-    block(bad, o_bad, line_sec[bad], 1, "completed", orders["cust"][cl[bad]], 1)
+    blocks = [
+        block(np.arange(n_clean), o_real[cl], line_sec, 1, "completed", orders["cust"][cl], 1),
+        block(rl, o_real[cl[rl]], ret_sec, -1, "returned", orders["cust"][cl[rl]], 0, tag=1),
+        block(dup, o_real[cl[dup]], line_sec[dup], 1, "completed", orders["cust"][cl[dup]], 1, tag=2),
+        block(canc_lines, canc_num[cl[canc_lines]], canc_at[cl[canc_lines]], 1, "cancelled",
+              orders["cust"][cl[canc_lines]], 1),
+        block(miss, o_miss, line_sec[miss], 1, "completed", np.full(len(miss), -1), 1),
+        block(bad, o_bad, line_sec[bad], 1, "completed", orders["cust"][cl[bad]], 1),
+        _test_block(rng, o_test, test_sec, test_n_lines),
+    ]
+    return blocks, len(stamp)
+
+
+def _test_block(rng, o_test: np.ndarray, test_sec: np.ndarray, test_n_lines: np.ndarray) -> dict:
+    """Block 6: test orders of TEST0001..TEST0005 with 1-3 lines each, at test amounts."""
+    n_test = len(o_test)
     n_t = int(test_n_lines.sum())
     t_prod = rng.integers(0, sum(PRODUCTS_PER_CATEGORY), n_t)
-    blocks.append({
+    return {
         "num": np.repeat(o_test, test_n_lines),
         "pos": np.arange(n_t) - np.repeat(np.cumsum(test_n_lines) - test_n_lines, test_n_lines),
         "tag": np.zeros(n_t, dtype=int),
@@ -591,19 +648,11 @@ def _assemble_orders(rng, cust, orders, lines, returns, dirt_lines, dirt_orders,
         "status": np.full(n_t, _STATUSES.index("test")),
         "pay": np.zeros(n_t, dtype=np.int64), "chan": np.zeros(n_t, dtype=np.int64),
         "disc": np.zeros(n_t, dtype=np.int64), "code": np.zeros(n_t, dtype=np.int64),
-    })
-    sizes = [len(b["num"]) for b in blocks]
-    first_row = np.cumsum([0] + sizes)
-    cols = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
-    comma = np.zeros(len(cols["num"]), bool)
-    comma[dirt_lines["comma"]] = True  # block 0 rows are indexed like the clean lines
-    bad_form = np.full(len(cols["num"]), -1)
-    bad_form[first_row[5]:first_row[6]] = np.arange(sizes[5]) % len(BAD_DATES)
+    }
 
-    order = np.lexsort((cols["tag"], cols["pos"], cols["num"]))
-    cols = {k: v[order] for k, v in cols.items()}
-    comma, bad_form = comma[order], bad_form[order]
 
+def _format_rows(cols: dict, comma: np.ndarray, bad_form: np.ndarray, day0, ids, width: int) -> dict:
+    """The sorted integer columns written as orders.csv's string columns (Arrow arrays)."""
     amount = _format_cents(cols["cents"])
     amount = pc.if_else(pa.array(comma), pc.replace_substring(amount, ".", ","), amount)
     dates = pc.if_else(pa.array(bad_form >= 0),
@@ -613,8 +662,7 @@ def _assemble_orders(rng, cust, orders, lines, returns, dirt_lines, dirt_orders,
     labels = pa.array(list(ids) + [""] + [f"TEST{k:04d}" for k in range(1, 6)])
     c = cols["cust"]
     label_idx = np.where(c >= 0, c, np.where(c == -1, len(ids), len(ids) - 1 - c))
-    width = max(7, len(str(len(stamp))))
-    rows = {
+    return {
         "order_id": _prefixed(cols["num"], "O", width),
         "customer_id": labels.take(pa.array(label_idx)),
         "order_date": dates,
@@ -629,24 +677,6 @@ def _assemble_orders(rng, cust, orders, lines, returns, dirt_lines, dirt_orders,
         "discount_amount": _format_cents(cols["disc"]),
         "coupon_code": pa.array(_COUPON_CODES).take(pa.array(cols["code"])),
     }
-
-    dirt = {"duplicate_line": sizes[2], "test_order": sizes[6], "cancelled": sizes[3],
-            "missing_customer_id": sizes[4], "bad_date": sizes[5],
-            "decimal_comma": int(comma.sum())}
-    dirt = {k: int(v) for k, v in dirt.items()}
-    truth_rows = {
-        "orders_csv": int(sum(sizes)),
-        "clean_lines": int(sizes[0]),
-        "return_lines": int(sizes[1]),
-        "dirty_lines_to_drop": int(sum(sizes[2:])),
-        "clean_orders": int(len(order_sec)),
-        "campaign_orders": int((orders["kind"] == _KIND_CAMPAIGN).sum()),
-        "note": "orders_csv = clean_lines + return_lines + dirty_lines_to_drop; decimal_comma "
-                "lines are clean lines (keep them)",
-    }
-    dirt["bad_date_forms"] = list(BAD_DATES)
-    dirt["test_customer_prefix"] = "TEST"
-    return rows, truth_rows, dirt
 
 
 def _to_seconds(t: np.ndarray) -> np.ndarray:

@@ -1,34 +1,17 @@
-"""The win-back measurement checked against the demo shop's truth (tests and scripts/winback_coverage.py).
+"""The demo campaign's truth, counted from the generator's own records (tests and scripts/winback_coverage.py).
 
 The demo campaign (helpers/demo.py) gives each customer type its own true uplift, among them a type
-where the discount does nothing. Here the pipeline measures it the way notebook 06 does - from the
-cleaned order lines and campaigns.csv only - with the types re-derived from the data on the day before
-sending, and each interval is compared with the truth stored in truth.json.
+where the discount does nothing, and records per type and arm how many customers it mailed and how many
+of them bought in the window (``truth.json``, key ``campaign``). This module reads those records only:
+it counts, it does not measure, so it shares no code with the win-back stage it is used to check
+(tests/demo_campaign.py measures the campaign the way notebook 06 does, and the tests compare the two).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 
-from helpers import artifacts, customer_facts, demo, winback
-from helpers.engine import connect
-
-
-def measure_by_type(processed_dir: str | Path, campaign_truth: dict, level: float = 0.95) -> pd.DataFrame:
-    """winback.measure_uplift per arm and per demo customer type (segment column = type or 'all')."""
-    con = connect()
-    lines = artifacts.table(con, processed_dir, "orders_clean")
-    camp = artifacts.table(con, processed_dir, "campaigns_clean")
-    out = winback.campaign_outcomes(lines, camp, campaign_truth["window_days"])
-    cutoff = (pd.Timestamp(campaign_truth["sent_date"]) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
-    feats = customer_facts.features_at(lines, cutoff, {}).select(
-        "customer_id", "recency_days", "avg_order_value").to_pandas()
-    out = out.merge(feats.astype({"customer_id": str}), on="customer_id", how="left")
-    # recency_days counts from the end of the cut-off day: its ceiling is sent date - day of the last order
-    out["type"] = demo.campaign_type(np.ceil(out["recency_days"] - 1e-9), out["avg_order_value"])
-    return winback.measure_uplift(out, by="type", level=level)
+CONTROL = "control"
+COUNT_COLUMNS = ["arm", "segment", "customers", "buyers", "rate", "realised_uplift_pp", "truth_pp"]
 
 
 def true_uplift_pp(campaign_truth: dict, arm: str, group: str) -> float:
@@ -38,6 +21,28 @@ def true_uplift_pp(campaign_truth: dict, arm: str, group: str) -> float:
     if group != "all":
         return 100 * true[group][arm]
     return 100 * sum(true[t][arm] * n[t][arm] for t in true) / sum(n[t][arm] for t in true)
+
+
+def campaign_counts(campaign_truth: dict) -> pd.DataFrame:
+    """Per arm (control included) and group (each customer type, and 'all'): the customers mailed, the
+    buyers in the window and their rate, as the generator recorded them; for a treatment arm also the
+    realised uplift over control in pp (the difference of the two rates) and the expected one (truth_pp)."""
+    n, buyers = campaign_truth["n_per_type_arm"], campaign_truth["buyers_per_type_arm"]
+    arms = sorted({a for per_type in n.values() for a in per_type})
+    rows = []
+    for group in [*sorted(n), "all"]:
+        types = list(n) if group == "all" else [group]
+        sizes = {a: sum(n[t][a] for t in types) for a in arms}
+        bought = {a: sum(buyers[t][a] for t in types) for a in arms}
+        for arm in arms:
+            rate = bought[arm] / sizes[arm] if sizes[arm] else float("nan")
+            treated = arm != CONTROL and sizes[CONTROL] > 0
+            rows.append({
+                "arm": arm, "segment": group, "customers": sizes[arm], "buyers": bought[arm], "rate": rate,
+                "realised_uplift_pp": 100 * (rate - bought[CONTROL] / sizes[CONTROL]) if treated else float("nan"),
+                "truth_pp": true_uplift_pp(campaign_truth, arm, group) if arm != CONTROL else float("nan"),
+            })
+    return pd.DataFrame(rows, columns=COUNT_COLUMNS)
 
 
 def coverage(measured: pd.DataFrame, campaign_truth: dict) -> pd.DataFrame:

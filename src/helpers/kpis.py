@@ -2,6 +2,8 @@
 
 Everything over order lines is an Ibis expression on ``orders_clean`` (DESIGN.md, "Engine"); only the
 monthly table, the cohort table and other per-month or per-group results become pandas frames.
+`run` writes kpis.csv and cohorts.csv and returns a `KpiResult` holding every result the notebook shows;
+its page (tables for readers, takeaways, figures) is :mod:`helpers.pages.kpis`.
 
 Definitions used throughout (orders_clean: returns are negative lines with ``is_return`` True, booked
 on the day of the return, under the original ``order_id``):
@@ -30,12 +32,10 @@ from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from helpers import artifacts, customer_facts, plots
+from helpers import artifacts, customer_facts
 from helpers.config import Config, KpisConfig
 from helpers.customer_facts import (
     customer_orders,
@@ -292,66 +292,9 @@ def open_tables(processed_dir: str | Path, as_of: str, con) -> tuple[ir.Table, i
     return orders, artifacts.table_if_exists(con, processed_dir, "customers_clean")
 
 
-def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> KpiRun:
-    """Compute the monthly and cohort tables and write kpis.csv and cohorts.csv to `processed_dir`.
-
-    The order facts are cached in the engine, so the notebook's later results reuse them.
-    """
-    con = con or connect(cfg.engine)
-    orders, customers = open_tables(processed_dir, as_of, con)
-    facts = order_facts(orders, as_of, con=con)
-    m = monthly(facts, as_of, cfg.business.inactivity_days)
-    c = cohorts(facts, as_of)
-    artifacts.write(processed_dir, "kpis", m)
-    artifacts.write(processed_dir, "cohorts", c)
-    return KpiRun(facts, customers, m, c, str(as_of), cfg.shop.currency, cfg.business.inactivity_days, cfg.kpis)
-
-
 # ---------------------------------------------------------------------------------------------
-# Tables for the report (pandas, small)
+# Deltas and the revenue bridge
 # ---------------------------------------------------------------------------------------------
-
-def recent(monthly_df: pd.DataFrame, months: int = 13) -> pd.DataFrame:
-    """The last `months` rows of the monthly table, indexed by month."""
-    return monthly_df.set_index("month").tail(months)
-
-
-# How the report shows each KPI: its label and kind (money, share, count or ratio).
-KPI_DISPLAY = {
-    "revenue": ("Net revenue", "money"), "gross_sales": ("Gross sales", "money"),
-    "returned_value": ("Returned value", "money"), "returns_rate": ("Returns rate", "share"),
-    "orders": ("Orders", "count"), "active_customers": ("Active customers", "count"),
-    "new_customers": ("New customers", "count"), "returning_customers": ("Returning customers", "count"),
-    "returning_revenue_share": ("Revenue from returning customers", "share"),
-    "aov": ("Average order value", "money2"), "orders_per_customer": ("Orders per customer", "ratio"),
-    "repeat_rate": ("Repeat rate (2+ orders so far)", "share"), "sleeping_customers": ("Sleeping customers", "count"),
-}
-def format_kpi(kpi: str, value) -> str:
-    """One KPI value as the report shows it: 325482.3 -> '325,482', 0.0407 -> '4.1%', 1.2556 -> '1.26'
-    (the currency is in the row label, see `monthly_table`)."""
-    return plots.format_value(value, KPI_DISPLAY.get(kpi, (kpi, "ratio"))[1])
-
-
-def _kpi_label(kpi: str, currency: str) -> str:
-    label, kind = KPI_DISPLAY.get(kpi, (kpi, "ratio"))
-    return f"{label} ({currency})" if kind.startswith("money") else label
-
-
-def monthly_table(monthly_df: pd.DataFrame, months: int = 13, currency: str = "EUR") -> pd.DataFrame:
-    """The last `months` months for reading: one row per KPI (labelled), one column per month, values
-    formatted (money in whole units, shares in %). The numbers themselves are in kpis.csv."""
-    m = recent(monthly_df, months)
-    out = pd.DataFrame({month: [format_kpi(k, row[k]) for k in KPI_DISPLAY] for month, row in m.iterrows()},
-                       index=pd.Index([_kpi_label(k, currency) for k in KPI_DISPLAY], name="KPI"))
-    out.columns.name = "month"
-    return out
-
-
-def _format_change(change, is_share: bool) -> str:
-    if change is None or pd.isna(change):
-        return plots.MISSING
-    return f"{100 * change:+.1f} pp" if is_share else f"{100 * change:+.1f}%"
-
 
 @dataclass(frozen=True)
 class Deltas:
@@ -367,22 +310,6 @@ class Deltas:
     previous: str
     last_year: str
 
-
-def deltas_table(d: Deltas, currency: str = "EUR") -> pd.DataFrame:
-    """`deltas` for reading: labelled KPIs, formatted values, changes as '+1.2%' (levels) or
-    '+0.2 pp' (shares, percentage points); a month without data shows a dash."""
-    month, prev, ly = d.month, d.previous, d.last_year
-    rows = {}
-    for kpi, r in d.table.iterrows():
-        share = r["change_in"] == "points"
-        rows[_kpi_label(kpi, currency)] = {
-            month: format_kpi(kpi, r["this_month"]), prev: format_kpi(kpi, r["previous_month"]),
-            "vs last month": _format_change(r["vs_previous"], share),
-            f"{ly} (a year ago)": format_kpi(kpi, r["same_month_last_year"]),
-            "vs a year ago": _format_change(r["vs_last_year"], share)}
-    out = pd.DataFrame.from_dict(rows, orient="index")
-    out.index.name = "KPI"
-    return out
 
 
 def _month_before(month: str, k: int) -> str:
@@ -464,41 +391,6 @@ def _no_bridge(reason: str) -> pd.DataFrame:
     return pd.DataFrame({"value": [np.nan], "kind": ["gap"]}, index=pd.Index([reason], name="step"))
 
 
-def bridge_takeaway(bridge: pd.DataFrame, currency: str = "EUR") -> str:
-    """One sentence: the total change and the lever that moved it most (or why there is no bridge)."""
-    if (bridge.kind == "gap").any():
-        return str(bridge.index[0])
-    total = bridge[bridge.kind == "total"]["value"]
-    parts = bridge[bridge.kind == "part"]["value"]
-    change = total.iloc[-1] - total.iloc[0]
-    big = parts.abs().idxmax()
-    return (f"From {total.index[0].split()[-1]} to {total.index[-1].split()[-1]} net revenue "
-            f"{'rose' if change >= 0 else 'fell'} by {plots.money(abs(change), currency)}; the largest lever was the "
-            f"{big.replace(' effect', '')} ({'+' if parts[big] >= 0 else '-'}{plots.money(abs(parts[big]), currency)}).")
-
-
-def monthly_takeaway(monthly_df: pd.DataFrame, currency: str = "EUR") -> str:
-    """One sentence on the latest month: revenue, customers, the returning share and sleepers."""
-    r = monthly_df.iloc[-1]
-    return (f"In {r.month} {r.active_customers:,} customers placed {r.orders:,} orders worth "
-            f"{plots.money(r.revenue, currency)} net; returning customers brought "
-            f"{r.returning_revenue_share:.0%} of it, {r.repeat_rate:.0%} of all buyers so far have ordered twice or more, "
-            f"and {r.sleeping_customers:,} earlier buyers are sleeping.")
-
-
-def deltas_takeaway(d: Deltas) -> str:
-    """The KPI with the largest relative rise and fall vs last year (or last month when no year back)."""
-    col = "vs_last_year" if d.table["vs_last_year"].notna().any() else "vs_previous"
-    levels = d.table.loc[d.table.change_in == "relative", col].dropna()
-    if levels.empty:
-        return "There is no earlier month to compare with yet."
-    up, down = levels.idxmax(), levels.idxmin()
-    when = "the same month last year" if col == "vs_last_year" else "the previous month"
-    low = "fell the most" if levels[down] < 0 else "grew the least"
-    return (f"Against {when}, {up.replace('_', ' ')} rose the most ({levels[up]:+.1%}) and "
-            f"{down.replace('_', ' ')} {low} ({levels[down]:+.1%}).")
-
-
 def cohort_matrix(cohorts_df: pd.DataFrame, value: str = "retention", last_cohorts: int = 24,
                   max_months: int = 24) -> pd.DataFrame:
     """Cohorts (rows, newest last) x months since first order (columns) of `value`, for the heatmap."""
@@ -517,18 +409,8 @@ def retention_curve(cohorts_df: pd.DataFrame, months=(1, 3, 6, 12)) -> pd.DataFr
                          "cumulative_revenue_per_member": round(
                              cohorts_df[(cohorts_df.months_since_first <= k)
                                         & cohorts_df.cohort.isin(d.cohort)].revenue.sum() / d.cohort_size.sum(), 2)})
-    return pd.DataFrame(rows).set_index("months_since_first")
-
-
-def cohort_takeaway(cohorts_df: pd.DataFrame, currency: str = "EUR") -> str:
-    curve = retention_curve(cohorts_df)
-    if curve.empty:
-        return "No cohort is old enough to show retention yet."
-    parts = [f"{r.retention:.0%} after {k} month{'s' if k > 1 else ''}" for k, r in curve.iterrows()]
-    k_last = curve.index[-1]
-    return (f"Of a typical cohort, {', '.join(parts)} buy again in that month; a member brings "
-            f"{plots.money(curve.loc[k_last, 'cumulative_revenue_per_member'], currency)} net in the first "
-            f"{k_last + 1} months.")
+    columns = ["months_since_first", "cohorts", "customers", "retention", "cumulative_revenue_per_member"]
+    return pd.DataFrame(rows, columns=columns).set_index("months_since_first")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -560,10 +442,6 @@ def leads_and_signups(orders: ir.Table | OrderFacts, customers: ir.Table | None,
     return out
 
 
-LEADS_NOTE = ("Skipped: leads and signups need customers.csv (the optional customers file, with signup dates), "
-              "which this shop does not have.")
-
-
 def second_order_rates(orders: ir.Table | OrderFacts, as_of: str, windows=(30, 60, 90)) -> pd.DataFrame:
     """By acquisition cohort: first-time buyers and the share placing a second order within each window.
 
@@ -587,19 +465,6 @@ def second_order_rates(orders: ir.Table | OrderFacts, as_of: str, windows=(30, 6
         out[f"second_within_{w}d"] = np.round(np.where(seen > 0, df[f"hit_{w}"].to_numpy() / np.where(seen > 0, seen, 1),
                                                        np.nan), 4)
     return out
-
-
-def second_order_takeaway(rates: pd.DataFrame) -> str:
-    cols = [c for c in rates.columns if c.startswith("second_within_")]
-    parts = []
-    for c in cols:
-        d = rates[rates[c].notna()]
-        if len(d):
-            share = (d[c] * d.first_buyers).sum() / d.first_buyers.sum()
-            parts.append(f"{share:.0%} within {c.split('_')[-1][:-1]} days")
-    if not parts:
-        return "No first-time buyer has been watched long enough to measure second orders yet."
-    return f"Of first-time buyers, {', '.join(parts)} place a second order."
 
 
 def discount_first_order(orders: ir.Table | OrderFacts, as_of: str, followup_days: int = 365) -> pd.DataFrame:
@@ -634,17 +499,6 @@ def discount_first_order(orders: ir.Table | OrderFacts, as_of: str, followup_day
     return out
 
 
-def discount_takeaway(table: pd.DataFrame, currency: str = "EUR") -> str:
-    rr = [c for c in table.columns if c.startswith("repeat_rate")][0]
-    rv = [c for c in table.columns if c.startswith("revenue_per_customer")][0]
-    d, f = table.iloc[0], table.iloc[1]
-    if not (d.customers and f.customers):
-        return "One of the two groups is empty, so discount-won and full-price customers cannot be compared yet."
-    verdict = "stay about as well as" if abs(d[rr] - f[rr]) < 0.02 else ("stay better than" if d[rr] > f[rr] else "stay less than")
-    return (f"Discount-won customers {verdict} full-price ones: {d[rr]:.0%} vs {f[rr]:.0%} order again within a year, "
-            f"worth {plots.money(d[rv], currency)} vs {plots.money(f[rv], currency)} net per customer in that year.")
-
-
 def gap_histogram(orders: ir.Table | OrderFacts, max_days: int = 730) -> pd.DataFrame:
     """`customer_facts.gap_histogram` of the order lines (or of OrderFacts' purchase orders)."""
     c = orders.corders if isinstance(orders, OrderFacts) else customer_orders(orders)
@@ -662,20 +516,6 @@ def gap_summary(hist: pd.DataFrame, quantile: float = 0.8) -> pd.DataFrame:
             f"p{int(quantile * 100)}_days": quantile_from_counts(hist.gap_days.to_numpy(), counts, quantile),
         }
     return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def inactivity_takeaway(hist: pd.DataFrame, configured_days: int, quantile: float = 0.8) -> str:
-    s = gap_summary(hist, quantile)
-    sugg = suggested_inactivity_days(hist, quantile)
-    if np.isnan(sugg):
-        return "No customer has placed a second order yet, so the inactivity window cannot be checked."
-    if abs(sugg - configured_days) <= 0.15 * configured_days:
-        verdict = "close to"
-    else:
-        verdict = "shorter than" if sugg < configured_days else "longer than"
-    return (f"The median second order comes {s.loc['second orders', 'median_days']:.0f} days after the first "
-            f"(later orders: {s.loc['later orders', 'median_days']:.0f} days); {quantile:.0%} of second orders happen "
-            f"within {sugg:.0f} days, {verdict} the configured inactivity window of {configured_days} days.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -746,209 +586,15 @@ def breakdown(orders: ir.Table | OrderFacts, dimension: str, as_of: str, custome
     return out.sort_values(["revenue", "customers"], ascending=False)
 
 
-def breakdown_section(orders: ir.Table | OrderFacts, dimension: str, as_of: str, customers: ir.Table | None = None,
-                      months: int = 12, age_bands=(25, 35, 45, 55, 65)) -> pd.DataFrame | None:
-    """The breakdown table, or (when the column is missing) a printed note and None, so the section
-    is skipped in the report."""
+def breakdown_or_missing(orders: ir.Table | OrderFacts, dimension: str, as_of: str,
+                         customers: ir.Table | None = None, months: int = 12,
+                         age_bands=(25, 35, 45, 55, 65)) -> tuple[pd.DataFrame | None, str | None]:
+    """(the breakdown table, None), or (None, what is missing: the column, or CUSTOMERS_FILE) when this
+    shop's data lacks what the breakdown needs, so its section is skipped in the report."""
     try:
-        return breakdown(orders, dimension, as_of, customers, months, age_bands)
+        return breakdown(orders, dimension, as_of, customers, months, age_bands), None
     except MissingColumn as exc:
-        plots.say(breakdown_note(dimension, exc.args[0]))
-        return None
-
-
-def breakdown_note(dimension: str, missing: str) -> str:
-    if missing == CUSTOMERS_FILE:
-        return (f"Skipped: the breakdown by {dimension.replace('_', ' ')} needs customers.csv (the optional "
-                "customers file), which this shop does not have.")
-    return (f"Skipped: the breakdown by {dimension.replace('_', ' ')} needs the column '{missing}', "
-            "which this shop's export does not have.")
-
-
-def breakdown_takeaway(table: pd.DataFrame | None, currency: str = "EUR") -> str:
-    if table is None or table.empty:
-        return "No breakdown to summarise."
-    top = table.revenue_share.idxmax()
-    best_rep = table.repeat_rate.idxmax()
-    dim = (table.index.name or "group").replace("_", " ")
-    return (f"By {dim}, {top} brings the most revenue ({table.loc[top, 'revenue_share']:.0%}, AOV "
-            f"{plots.money(table.loc[top, 'aov'], currency)}); {best_rep} has the highest repeat rate "
-            f"({table.loc[best_rep, 'repeat_rate']:.0%}).")
-
-
-# ---------------------------------------------------------------------------------------------
-# The same tables for people: reader names, money with its currency, shares in %, counts with
-# separators, at most plots.MAX_ROWS rows (the numbers stay in the functions above and the artifacts)
-# ---------------------------------------------------------------------------------------------
-
-def bridge_table(bridge: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
-    """The revenue bridge for reading: each step's amount in whole units of the currency."""
-    out = plots.table_for_readers(bridge, {"value": "money"}, currency)
-    out.index = [str(step).replace("aov effect", "average order value effect") for step in out.index]
-    out.index.name = "step"
-    return out
-
-
-def retention_table(curve: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
-    """`retention_curve` for reading."""
-    return plots.table_for_readers(curve, {"cohorts": "count", "customers": "count", "retention": "share",
-                                           "cumulative_revenue_per_member": "money2"}, currency)
-
-
-def leads_table(table: pd.DataFrame) -> pd.DataFrame:
-    """`leads_and_signups` for reading."""
-    kinds = {c: ("share" if c == "lead_share" or c.startswith("ordered_within_") else "count") for c in table.columns}
-    return plots.table_for_readers(table, kinds)
-
-
-def second_order_table(rates: pd.DataFrame, months: int = 13) -> pd.DataFrame:
-    """`second_order_rates` of the last `months` cohorts for reading (a window not yet over shows as a
-    dash); the older cohorts are counted in the last row."""
-    kinds = {c: "share" for c in rates.columns if c.startswith("second_within_")}
-    recent_rates = rates.tail(months)
-    out = plots.table_for_readers(recent_rates, {"first_buyers": "count", **kinds}, max_rows=None)
-    if len(rates) > months:
-        out.loc[f"... {len(rates) - months:,} earlier cohorts not shown", :] = ""
-    return out
-
-
-def discount_table(table: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
-    """`discount_first_order` for reading."""
-    kinds = {c: ("share" if c.startswith("repeat_rate") else "money2" if c.startswith("revenue_per") else "count")
-             for c in table.columns}
-    return plots.table_for_readers(table, kinds, currency)
-
-
-def gap_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """`gap_summary` for reading."""
-    return plots.table_for_readers(summary, {c: ("count" if c == "orders" else "days") for c in summary.columns})
-
-
-def breakdown_table(table: pd.DataFrame | None, currency: str = "EUR"):
-    """A breakdown (see `breakdown`) for reading, largest revenue first (None stays None: section skipped);
-    a long one (many countries, categories) is sortable and searchable in the HTML report."""
-    if table is None:
-        return None
-    kinds = {"customers": "count", "orders": "count", "revenue": "money", "revenue_share": "share", "aov": "money2",
-             "returns_rate": "share", "repeat_rate": "share"}
-    table_id = "breakdown-" + "".join(ch if ch.isalnum() else "-" for ch in str(table.index.name or "table"))
-    return plots.table_for_readers(table, kinds, currency, sortable=table_id)
-
-
-# ---------------------------------------------------------------------------------------------
-# Figures
-# ---------------------------------------------------------------------------------------------
-
-def plot_kpi_trend(monthly_df: pd.DataFrame, currency: str = "EUR", ax=None):
-    """Net revenue per month split into new and returning customers (stacked bars)."""
-    ax = plots.axes_or_new(ax)
-    d = monthly_df
-    ret = d.revenue * d.returning_revenue_share.fillna(0)
-    x = np.arange(len(d))
-    ax.bar(x, ret, color=sns.color_palette()[0], label="returning customers")
-    ax.bar(x, d.revenue - ret, bottom=ret, color=sns.color_palette()[1], label="new customers")
-    step = max(1, len(d) // 12)
-    ax.set_xticks(x[::step], d.month.to_numpy()[::step], rotation=45, ha="right")
-    ax.set_title("Net revenue per month: returning vs new customers")
-    ax.set_xlabel("month")
-    ax.set_ylabel(f"net revenue ({currency})")
-    ax.yaxis.set_major_formatter(plots.thousands)
-    ax.legend(frameon=False, loc="upper left")
-    return ax
-
-
-def plot_cohort_heatmap(matrix: pd.DataFrame, ax=None):
-    """Retention heatmap: acquisition month (rows) x months since first order (columns), each cell
-    labelled with its share in % (whole percent, small type so 24 x 24 cells stay legible)."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(13, 8))
-    later = matrix.drop(columns=0, errors="ignore")
-    if later.isna().all().all():  # e.g. kpis.heatmap_cohorts: 1 shows only this month's cohort
-        ax.text(0.5, 0.5, "no cohort shown has a month after its first order yet", ha="center", va="center",
-                transform=ax.transAxes)
-    else:
-        cells = later.shape[0] * later.shape[1]
-        sns.heatmap(later, cmap=plots.PALETTE, ax=ax, vmin=0, annot=True, fmt=".0%",
-                    annot_kws={"fontsize": 7 if cells > 200 else 9},
-                    cbar_kws={"label": "share of cohort buying", "format": plots.percent_axis})
-    ax.set_title("Cohort retention: share of each cohort buying k months after its first order")
-    ax.set_xlabel("months since first order")
-    ax.set_ylabel("acquisition month (cohort)")
-    return ax
-
-
-def plot_cohort_revenue(cohorts_df: pd.DataFrame, currency: str = "EUR", last_cohorts: int = 24, ax=None):
-    """Cumulative net revenue per cohort member over the months since first order, one line per cohort."""
-    ax = plots.axes_or_new(ax)
-    d = cohorts_df.sort_values(["cohort", "months_since_first"]).copy()
-    d["cumulative"] = d.groupby("cohort").revenue.cumsum() / d.cohort_size
-    keep = sorted(d.cohort.unique())[-last_cohorts:]
-    d = d[d.cohort.isin(keep)]
-    sns.lineplot(data=d, x="months_since_first", y="cumulative", hue="cohort", palette=plots.PALETTE,
-                 legend=False, ax=ax, linewidth=1)
-    ax.set_title(f"Cumulative net revenue per cohort member (last {len(keep)} cohorts; darker = newer)")
-    ax.set_xlabel("months since first order")
-    ax.set_ylabel(f"net revenue per member ({currency})")
-    ax.yaxis.set_major_formatter(plots.thousands)
-    return ax
-
-
-def plot_bridge(bridge: pd.DataFrame, currency: str = "EUR", ax=None):
-    """Waterfall: base month's revenue, the three lever parts, this month's revenue (None: no bridge, no figure)."""
-    if (bridge.kind == "gap").any():
-        return None
-    ax = plots.axes_or_new(ax)
-    pal = sns.color_palette()
-    labels, bottoms, heights, colors = [], [], [], []
-    level = 0.0
-    for step, r in bridge.iterrows():
-        labels.append(step.replace(" effect", "").replace("aov", "average order value"))
-        if r.kind == "total":
-            bottoms.append(0.0); heights.append(r.value); colors.append(pal[7]); level = r.value
-        else:
-            bottoms.append(level if r.value >= 0 else level + r.value); heights.append(abs(r.value))
-            colors.append(pal[2] if r.value >= 0 else pal[3]); level += r.value
-    x = np.arange(len(labels))
-    ax.bar(x, heights, bottom=bottoms, color=colors)
-    for i, (step, r) in enumerate(bridge.iterrows()):
-        text = plots.money(r.value, "") if r.kind == "total" else f"{r.value:+,.0f}"
-        ax.text(i, bottoms[i] + heights[i], text.strip(), ha="center", va="bottom", fontsize=9)
-    ax.set_xticks(x, labels, rotation=15)
-    ax.set_title(f"Revenue bridge {bridge.index[0].split()[-1]} -> {bridge.index[-1].split()[-1]}")
-    ax.set_ylabel(f"net revenue ({currency})")
-    ax.yaxis.set_major_formatter(plots.thousands)
-    ax.set_ylim(bottom=min(0.0, min(bottoms)))  # bars start at zero: a cut axis would make the parts look larger
-    return ax
-
-
-def plot_gap_histogram(hist: pd.DataFrame, suggested_days: float | None = None, configured_days: int | None = None,
-                       bin_days: int = 14, quantile: float = 0.8, ax=None):
-    """Distribution of days between orders (first -> second, and later), in `bin_days`-day bins."""
-    ax = plots.axes_or_new(ax)
-    h = hist.copy()
-    h["bin"] = (h.gap_days // bin_days) * bin_days
-    b = h.groupby("bin")[["second_orders", "later_orders"]].sum()
-    pal = sns.color_palette()
-    ax.bar(b.index, b.second_orders, width=bin_days, align="edge", color=pal[0], alpha=0.8, label="1st -> 2nd order")
-    ax.bar(b.index, b.later_orders, width=bin_days, align="edge", color=pal[1], alpha=0.5, label="later orders")
-    if suggested_days is not None and not np.isnan(suggested_days):
-        ax.axvline(suggested_days, color=pal[3], ls="--", label=f"{quantile:.0%} of 2nd orders ({suggested_days:.0f} d)")
-    if configured_days:
-        ax.axvline(configured_days, color=pal[7], ls=":", label=f"configured window ({configured_days} d)")
-    ax.set_title("Days between a customer's orders")
-    ax.set_xlabel(f"days since previous order ({bin_days}-day bins; last bin = {int(h.gap_days.max())}+)")
-    ax.set_ylabel("orders")
-    ax.yaxis.set_major_formatter(plots.thousands)
-    ax.legend(frameon=False)
-    return ax
-
-
-def plot_breakdown(table: pd.DataFrame, currency: str = "EUR", months: int = 12, ax=None):
-    """Net revenue by group (bars) for a breakdown table over the last `months` months."""
-    d = table.reset_index().rename(columns={table.index.name or "index": "group"})
-    dim = (table.index.name or "group").replace("_", " ")
-    return plots.plot_share_bars(d, "group", "revenue", title=f"Net revenue by {dim}, last {months} months",
-                                 xlabel=f"net revenue ({currency})", ax=ax)
+        return None, exc.args[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -956,131 +602,75 @@ def plot_breakdown(table: pd.DataFrame, currency: str = "EUR", months: int = 12,
 # ---------------------------------------------------------------------------------------------
 
 @dataclass
-class KpiRun:
-    """What notebook 02 works with: the month's order facts (Ibis), customers, the two saved tables
-    and the settings every table, figure and takeaway needs (currency, windows), so the notebook
-    calls one method per result and reads no config value.
+class KpiResult:
+    """What notebook 02 shows, computed: the two saved tables and every result its page draws.
 
-    Each method is a thin wrapper around the module function of the same name (tests call those
-    on hand-built data).
+    ``monthly`` and ``cohorts`` are kpis.csv and cohorts.csv; ``deltas`` compares the last month with
+    the one before and the same month a year earlier; ``bridges`` holds the revenue bridge from each
+    base ("previous", "last_year"; see `revenue_bridge`). ``cohort_matrix`` is the retention heatmap's
+    table (the last ``settings.heatmap_cohorts`` cohorts) and ``retention_curve`` its summary.
+    ``leads`` is None when the shop has no customers file. ``gaps`` is the histogram of days between
+    orders, ``gap_summary`` and ``suggested_inactivity_days`` read at ``settings.inactivity_quantile``.
+    ``breakdowns`` maps each dimension (BREAKDOWN_ORDER_COLUMNS, BREAKDOWN_CUSTOMER_COLUMNS) with data
+    to its table; ``skipped`` maps each other one to what it lacks (a column, or CUSTOMERS_FILE).
     """
 
-    orders: OrderFacts
-    customers: ir.Table | None
     monthly: pd.DataFrame
     cohorts: pd.DataFrame
     as_of: str
-    currency: str = "EUR"
-    inactivity_days: int = 180
-    settings: KpisConfig = field(default_factory=KpisConfig)
+    currency: str
+    inactivity_days: int
+    settings: KpisConfig
+    deltas: Deltas
+    bridges: dict[str, pd.DataFrame]
+    cohort_matrix: pd.DataFrame
+    retention_curve: pd.DataFrame
+    leads: pd.DataFrame | None
+    second_orders: pd.DataFrame
+    discount: pd.DataFrame
+    gaps: pd.DataFrame
+    gap_summary: pd.DataFrame
+    suggested_inactivity_days: float
+    breakdowns: dict[str, pd.DataFrame] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
-    # monthly KPIs, deltas and the revenue bridge
-    def monthly_table(self, months: int = 13) -> pd.DataFrame:
-        return monthly_table(self.monthly, months, self.currency)
 
-    def plot_trend(self, ax=None):
-        return plot_kpi_trend(self.monthly, self.currency, ax)
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> KpiResult:
+    """Compute the monthly and cohort tables, write kpis.csv and cohorts.csv to `processed_dir`, and
+    return them with every other result notebook 02 shows.
 
-    def monthly_takeaway(self) -> str:
-        return monthly_takeaway(self.monthly, self.currency)
+    The order facts are cached in the engine, so the later results reuse them.
+    """
+    con = con or connect(cfg.engine)
+    orders, customers = open_tables(processed_dir, as_of, con)
+    facts = order_facts(orders, as_of, con=con)
+    m = monthly(facts, as_of, cfg.business.inactivity_days)
+    c = cohorts(facts, as_of)
+    artifacts.write(processed_dir, "kpis", m)
+    artifacts.write(processed_dir, "cohorts", c)
+    return _result(facts, customers, m, c, str(as_of), cfg)
 
-    def deltas(self, month: str | None = None) -> Deltas:
-        return deltas(self.monthly, month)
 
-    def deltas_table(self, month: str | None = None) -> pd.DataFrame:
-        return deltas_table(self.deltas(month), self.currency)
-
-    def deltas_takeaway(self, month: str | None = None) -> str:
-        return deltas_takeaway(self.deltas(month))
-
-    def bridge(self, base: str = "previous", month: str | None = None) -> pd.DataFrame:
-        return revenue_bridge(self.monthly, month, base)
-
-    def plot_bridge(self, bridge: pd.DataFrame, ax=None):
-        return plot_bridge(bridge, self.currency, ax)
-
-    def bridge_takeaway(self, bridge: pd.DataFrame) -> str:
-        return bridge_takeaway(bridge, self.currency)
-
-    def bridge_table(self, bridge: pd.DataFrame) -> pd.DataFrame:
-        return bridge_table(bridge, self.currency)
-
-    # cohorts
-    def cohort_matrix(self, value: str = "retention") -> pd.DataFrame:
-        return cohort_matrix(self.cohorts, value, last_cohorts=self.settings.heatmap_cohorts)
-
-    def plot_cohort_heatmap(self, ax=None):
-        return plot_cohort_heatmap(self.cohort_matrix(), ax)
-
-    def cohort_takeaway(self) -> str:
-        return cohort_takeaway(self.cohorts, self.currency)
-
-    def retention_curve(self) -> pd.DataFrame:
-        """Retention 1, 3, 6 and 12 months after the first order, for reading (numbers: `retention_curve`)."""
-        return retention_table(retention_curve(self.cohorts), self.currency)
-
-    def plot_cohort_revenue(self, ax=None):
-        return plot_cohort_revenue(self.cohorts, self.currency, self.settings.heatmap_cohorts, ax)
-
-    # first and second orders, time between orders
-    def leads_and_signups(self) -> pd.DataFrame | None:
-        """The leads table, or (without a customers file) a printed note and None."""
-        if self.customers is None:
-            plots.say(LEADS_NOTE)
-            return None
-        return leads_table(leads_and_signups(self.orders, self.customers, self.as_of, self.settings.signup_order_days))
-
-    def second_order_rates(self) -> pd.DataFrame:
-        return second_order_rates(self.orders, self.as_of, self.settings.second_order_windows)
-
-    def second_order_takeaway(self, rates: pd.DataFrame) -> str:
-        return second_order_takeaway(rates)
-
-    def second_order_table(self, rates: pd.DataFrame, months: int = 13) -> pd.DataFrame:
-        return second_order_table(rates, months)
-
-    def discount_first_order(self) -> pd.DataFrame:
-        return discount_first_order(self.orders, self.as_of, self.settings.discount_followup_days)
-
-    def discount_takeaway(self, table: pd.DataFrame) -> str:
-        return discount_takeaway(table, self.currency)
-
-    def discount_table(self, table: pd.DataFrame) -> pd.DataFrame:
-        return discount_table(table, self.currency)
-
-    def gap_histogram(self) -> pd.DataFrame:
-        return gap_histogram(self.orders)
-
-    def gap_summary(self, hist: pd.DataFrame) -> pd.DataFrame:
-        """Orders, median and quantile days between orders, for reading (numbers: `gap_summary`)."""
-        return gap_table(gap_summary(hist, self.settings.inactivity_quantile))
-
-    def plot_gap_histogram(self, hist: pd.DataFrame, ax=None):
-        q = self.settings.inactivity_quantile
-        return plot_gap_histogram(hist, suggested_inactivity_days(hist, q), self.inactivity_days, quantile=q, ax=ax)
-
-    def inactivity_takeaway(self, hist: pd.DataFrame) -> str:
-        return inactivity_takeaway(hist, self.inactivity_days, self.settings.inactivity_quantile)
-
-    # breakdowns
-    def breakdown(self, dimension: str) -> pd.DataFrame:
-        k = self.settings
-        return breakdown(self.orders, dimension, self.as_of, self.customers, k.breakdown_months, k.age_bands)
-
-    def breakdown_section(self, dimension: str) -> pd.DataFrame | None:
-        k = self.settings
-        return breakdown_section(self.orders, dimension, self.as_of, self.customers, k.breakdown_months, k.age_bands)
-
-    def breakdown_takeaway(self, table: pd.DataFrame | None) -> str:
-        return breakdown_takeaway(table, self.currency)
-
-    def breakdown_table(self, table: pd.DataFrame | str | None) -> pd.DataFrame | None:
-        """A breakdown for reading: of `table` (from `breakdown_section`), or of the dimension named by
-        `table` (its section; None, with the printed note, when the column is missing)."""
-        if isinstance(table, str):
-            table = self.breakdown_section(table)
-        return breakdown_table(table, self.currency)
-
-    def plot_breakdown(self, table: pd.DataFrame | None, ax=None):
-        """The breakdown's bar chart, or None when the section was skipped (`table` is None)."""
-        return None if table is None else plot_breakdown(table, self.currency, self.settings.breakdown_months, ax)
+def _result(facts: OrderFacts, customers: ir.Table | None, m: pd.DataFrame, c: pd.DataFrame, as_of: str,
+            cfg: Config) -> KpiResult:
+    """The KpiResult of the month's order facts and saved tables (see `run`)."""
+    k = cfg.kpis
+    gaps = gap_histogram(facts)
+    res = KpiResult(
+        m, c, as_of, cfg.shop.currency, cfg.business.inactivity_days, k,
+        deltas=deltas(m), bridges={base: revenue_bridge(m, base=base) for base in ("previous", "last_year")},
+        cohort_matrix=cohort_matrix(c, "retention", last_cohorts=k.heatmap_cohorts),
+        retention_curve=retention_curve(c),
+        leads=None if customers is None else leads_and_signups(facts, customers, as_of, k.signup_order_days),
+        second_orders=second_order_rates(facts, as_of, k.second_order_windows),
+        discount=discount_first_order(facts, as_of, k.discount_followup_days),
+        gaps=gaps, gap_summary=gap_summary(gaps, k.inactivity_quantile),
+        suggested_inactivity_days=suggested_inactivity_days(gaps, k.inactivity_quantile),
+    )
+    for dimension in (*BREAKDOWN_ORDER_COLUMNS, *BREAKDOWN_CUSTOMER_COLUMNS):
+        table, missing = breakdown_or_missing(facts, dimension, as_of, customers, k.breakdown_months, k.age_bands)
+        if missing is None:
+            res.breakdowns[dimension] = table
+        else:
+            res.skipped[dimension] = missing
+    return res

@@ -28,7 +28,7 @@ purchases are counted per calendar day, so two orders on one day are one purchas
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ibis
@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from helpers import artifacts, customer_facts, plots
+from helpers import artifacts, customer_facts
 from helpers.config import Config, OffersConfig
 from helpers.demographics import age_band
 from helpers.engine import connect, cutoff_end
@@ -195,16 +195,6 @@ def _affinity_finish(df: pd.DataFrame, min_support: int) -> pd.DataFrame:
     return out
 
 
-def affinity_takeaway(table: pd.DataFrame, window_days: int = 90) -> str:
-    if table.empty:
-        return "No pair of categories has enough customers yet to show an affinity."
-    (a, b), r = next(table.iterrows())
-    strong = int((table.lift >= 1.5).sum())
-    return (f"Of customers who bought {a}, {r.share:.0%} bought {b} within {window_days} days, "
-            f"{r.lift:.1f} times the base rate of {r.base_rate:.0%}; {strong} of {len(table)} pairs with enough "
-            f"customers have a lift of 1.5 or more.")
-
-
 def repeat_cycle_table(history: pd.DataFrame, as_of: str, cfg: Config | OffersConfig) -> pd.DataFrame:
     """Per customer and category with a repeat cycle: interval_days, due_date, days_until_due
     (negative = overdue), due (due within horizon_days or overdue). From `customer_history`."""
@@ -232,17 +222,6 @@ def repeat_summary(cycles: pd.DataFrame) -> pd.DataFrame:
     })
     out["due_share"] = (out.due_now / out.customers_repeating).round(4)
     return out.sort_values(["customers_repeating"], ascending=False)
-
-
-def repeat_takeaway(summary: pd.DataFrame, horizon_days: int = 90) -> str:
-    if summary.empty:
-        return "No customer has bought a category twice yet, so there are no repeat cycles."
-    top = summary.index[0]
-    fastest = summary.median_interval_days.idxmin()
-    return (f"{int(summary.customers_repeating.sum()):,} customer-category repeat cycles; {top} has the most repeat "
-            f"buyers ({int(summary.loc[top, 'customers_repeating']):,}), {fastest} the shortest cycle "
-            f"({summary.loc[fastest, 'median_interval_days']:.0f} days); {int(summary.due_now.sum()):,} are due "
-            f"within {horizon_days} days or overdue.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,79 +420,112 @@ def suggest(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: 
     single = np.zeros(len(ids), bool)
     single[_codes(prof.customer_id[prof.single], ids)] = True
     h_cust, h_cat = _codes(h.customer_id, ids), _codes(h.category, cats)
-    parts = []  # (cust, cat, tier, score, src, ref): ref = row in that source's frame
+    cyc, cycle_part = _cycle_candidates(inp, ids, cats, h_cust, h_cat)
+    sim = _similar_candidates(inp, oc, ids, cats)
+    parts = [p for p in (cycle_part, _affinity_candidates(aff, cats, h_cust, h_cat, single),
+                         _similar_part(sim, single)) if p is not None]
+    if not parts:
+        return _empty_offers()
+    cust, cat, score, src, ref, sel, rank = _best_candidates(parts, len(cats), oc.top_n)
+    category = _take_strings(cats, cat[sel])
+    out = pd.DataFrame({"customer_id": _take_strings(ids, cust[sel]), "rank": rank.astype("int64"),
+                        "category": category.astype("string")})
+    if not details:
+        return out.assign(product_id=pd.Series(pd.NA, index=range(len(sel)), dtype="string"),
+                          reason=pd.Series(pd.NA, index=range(len(sel)), dtype="string"),
+                          score=np.round(score[sel].astype(float), 4))[OFFER_COLUMNS]
+    product, reason = _reasons(src[sel], ref[sel], cyc, aff, sim, oc.affinity_window_days)
+    return out.assign(product_id=product.where(product.notnull(), category.map(inp.best_sellers)).astype("string"),
+                      reason=reason, score=np.round(score[sel].astype(float), 4))[OFFER_COLUMNS]
 
+
+# A candidate part: (cust, cat, tier, score, src, ref), arrays of one length (src may be one number): customer
+# and category codes, the tier (0 = repeat due; 1 = other repeats, and what similar customers bought for a
+# one-day customer; 2 = affinities, 3 for a one-day customer; 4 = what similar customers bought), the score,
+# the source (_SRC_*) and ref = the row in that source's frame.
+
+def _cycle_candidates(inp: OfferInputs, ids: pa.Array, cats: pa.Array, h_cust: np.ndarray, h_cat: np.ndarray):
+    """Repeat categories (tier 0 when due, else 1): the cycles with each customer's purchase days and top
+    product in the category (the rows `ref` points to), and the candidate part (None without a cycle)."""
+    h = inp.history
     h_at = pd.Index(h_cust * len(cats) + h_cat)  # (customer, category) -> row of h
     c_cust, c_cat = _codes(inp.cycles.customer_id, ids), _codes(inp.cycles.category, cats)
     row = h_at.get_indexer(c_cust * len(cats) + c_cat)
     cyc = inp.cycles[row >= 0].assign(customer_days=h.customer_days.to_numpy()[row[row >= 0]],
                                        top_product=h.top_product.to_numpy()[row[row >= 0]])
-    if not cyc.empty:
-        parts.append((c_cust[row >= 0], c_cat[row >= 0], np.where(cyc.due, 0, 1),
-                      (cyc.days / cyc.customer_days).to_numpy(float), _SRC_CYCLE, np.arange(len(cyc))))
+    if cyc.empty:
+        return cyc, None
+    return cyc, (c_cust[row >= 0], c_cat[row >= 0], np.where(cyc.due, 0, 1),
+                 (cyc.days / cyc.customer_days).to_numpy(float), _SRC_CYCLE, np.arange(len(cyc)))
 
-    if not aff.empty:
-        a_bought, a_then = _codes(aff.bought, cats), _codes(aff.then_bought, cats)
-        by_bought = np.argsort(a_bought, kind="stable")
-        starts = np.searchsorted(a_bought[by_bought], np.arange(len(cats) + 1))
-        pos, size = _expand(starts, h_cat)
-        pair = by_bought[pos]  # row of aff for each (customer, bought category, then_bought)
-        cust = np.repeat(h_cust, size)
-        share = aff.share.to_numpy(float)[pair]
-        # per customer and then_bought keep the strongest share (ties: first bought category by name)
-        order = np.lexsort((a_bought[pair], -share, a_then[pair], cust))
-        cust, pair, share = cust[order], pair[order], share[order]
-        key = cust * len(cats) + a_then[pair]
-        first = np.r_[True, key[1:] != key[:-1]]
-        cust, pair, share, key = cust[first], pair[first], share[first], key[first]
-        new = ~np.isin(key, h_cust * len(cats) + h_cat)  # not bought before
-        cust, pair, share = cust[new], pair[new], share[new]
-        parts.append((cust, a_then[pair], np.where(single[cust], 3, 2), share, _SRC_AFFINITY, pair))
 
-    sim = _similar_candidates(inp, oc, ids, cats)
-    if not sim.empty:
-        s_cust = sim.cust.to_numpy()
-        parts.append((s_cust, sim.cat.to_numpy(), np.where(single[s_cust], 1, 4), sim.share.to_numpy(float),
-                      _SRC_SIMILAR, np.arange(len(sim))))
+def _affinity_candidates(aff: pd.DataFrame, cats: pa.Array, h_cust: np.ndarray, h_cat: np.ndarray,
+                         single: np.ndarray):
+    """Categories affine to one a customer bought and not bought yet (tier 2, or 3 for one-day
+    customers), the strongest share per customer and category; None without affinities."""
+    if aff.empty:
+        return None
+    a_bought, a_then = _codes(aff.bought, cats), _codes(aff.then_bought, cats)
+    by_bought = np.argsort(a_bought, kind="stable")
+    starts = np.searchsorted(a_bought[by_bought], np.arange(len(cats) + 1))
+    pos, size = _expand(starts, h_cat)
+    pair = by_bought[pos]  # row of aff for each (customer, bought category, then_bought)
+    cust = np.repeat(h_cust, size)
+    share = aff.share.to_numpy(float)[pair]
+    # per customer and then_bought keep the strongest share (ties: first bought category by name)
+    order = np.lexsort((a_bought[pair], -share, a_then[pair], cust))
+    cust, pair, share = cust[order], pair[order], share[order]
+    key = cust * len(cats) + a_then[pair]
+    first = np.r_[True, key[1:] != key[:-1]]
+    cust, pair, share, key = cust[first], pair[first], share[first], key[first]
+    new = ~np.isin(key, h_cust * len(cats) + h_cat)  # not bought before
+    cust, pair, share = cust[new], pair[new], share[new]
+    return (cust, a_then[pair], np.where(single[cust], 3, 2), share, _SRC_AFFINITY, pair)
 
-    if not parts:
-        return _empty_offers()
+
+def _similar_part(sim: pd.DataFrame, single: np.ndarray):
+    """What similar customers bought (`_similar_candidates`): tier 1 for one-day customers, else 4."""
+    if sim.empty:
+        return None
+    s_cust = sim.cust.to_numpy()
+    return (s_cust, sim.cat.to_numpy(), np.where(single[s_cust], 1, 4), sim.share.to_numpy(float),
+            _SRC_SIMILAR, np.arange(len(sim)))
+
+
+def _best_candidates(parts: list, n_cats: int, top_n: int):
+    """All candidate parts in one set of arrays, ranked per customer (tier, then score, then category
+    code): cust, cat, score, src, ref (every candidate), sel (the positions of the best `top_n` distinct
+    categories per customer, in customer and rank order) and rank (1 = best, aligned to sel)."""
     dtypes = (np.int32, np.int32, np.int8, np.float64, np.int8, np.int32)
     cust, cat, tier, score, src, ref = (
         np.concatenate([np.broadcast_to(np.asarray(p[i], dtype=dt), len(p[0])) for p in parts])
         for i, dt in enumerate(dtypes))
     order = np.lexsort((np.arange(len(cust)), cat, -score, tier, cust))
-    key = cust[order].astype(np.int64) * len(cats) + cat[order]
+    key = cust[order].astype(np.int64) * n_cats + cat[order]
     first = ~pd.Series(key).duplicated().to_numpy()  # the best row per customer and category
     del key
     idx = order[first]
     c = cust[idx]
     pos = np.arange(len(c))
     rank = pos - np.maximum.accumulate(np.where(np.r_[True, c[1:] != c[:-1]], pos, 0)) + 1
-    sel, rank = idx[rank <= oc.top_n], rank[rank <= oc.top_n]
-    if not details:
-        return pd.DataFrame({
-            "customer_id": _take_strings(ids, cust[sel]), "rank": rank.astype("int64"),
-            "category": _take_strings(cats, cat[sel]).astype("string"),
-            "product_id": pd.Series(pd.NA, index=range(len(sel)), dtype="string"),
-            "reason": pd.Series(pd.NA, index=range(len(sel)), dtype="string"),
-            "score": np.round(score[sel].astype(float), 4)})[OFFER_COLUMNS]
+    return cust, cat, score, src, ref, idx[rank <= top_n], rank[rank <= top_n]
 
+
+def _reasons(src: np.ndarray, ref: np.ndarray, cyc: pd.DataFrame, aff: pd.DataFrame, sim: pd.DataFrame,
+             window_days: int) -> tuple[pd.Series, pd.Series]:
+    """For the chosen candidates (their source and row in it, `src` and `ref`): the customer's own top
+    product (repeats; None otherwise) and the reason sentence, aligned to the candidates."""
     reasons = []
-    product = pd.Series(None, index=range(len(sel)), dtype=object)
-    w = str(oc.affinity_window_days)
+    product = pd.Series(None, index=range(len(src)), dtype=object)
+    w = str(window_days)
     for kind in (_SRC_CYCLE, _SRC_AFFINITY, _SRC_SIMILAR):
-        at = np.flatnonzero(src[sel] == kind)
+        at = np.flatnonzero(src == kind)
         if not len(at):
             continue
-        rows = ref[sel[at]]
+        rows = ref[at]
         if kind == _SRC_CYCLE:
             r = cyc.iloc[rows]
-            due_txt = np.where(r.days_until_due < 0, "overdue since ", "due ")
-            text = np.where(r.due, f"{REASONS['due']}: bought on " + r.days.astype(str) + " days, every ~"
-                            + r.interval_days.astype(str) + " days, " + due_txt + r.due_date.dt.strftime("%Y-%m-%d"),
-                            f"{REASONS['repeat']}: bought on " + r.days.astype(str) + " days, next due "
-                            + r.due_date.dt.strftime("%Y-%m-%d"))
+            text = _cycle_reasons(r)
             product.iloc[at] = r.top_product.to_numpy()
         elif kind == _SRC_AFFINITY:
             r = aff.iloc[rows]
@@ -527,17 +539,16 @@ def suggest(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: 
             text = (f"{REASONS['similar']}: " + (r.share * 100).round().astype(int).astype(str)
                     + "% of customers like them (" + level + ") bought it within " + w + " days").to_numpy()
         reasons.append(pd.Series(text, index=at, dtype="string"))
+    return product, pd.concat(reasons).sort_index().reset_index(drop=True)
 
-    category = _take_strings(cats, cat[sel])
-    out = pd.DataFrame({
-        "customer_id": _take_strings(ids, cust[sel]),
-        "rank": rank.astype("int64"),
-        "category": category.astype("string"),
-        "product_id": product.where(product.notnull(), category.map(inp.best_sellers)).astype("string"),
-        "reason": pd.concat(reasons).sort_index().reset_index(drop=True),
-        "score": np.round(score[sel].astype(float), 4),
-    })
-    return out[OFFER_COLUMNS]
+
+def _cycle_reasons(r: pd.DataFrame) -> np.ndarray:
+    """'repeat due: bought on 3 days, every ~30 days, overdue since 2026-06-01' or 'repeat: ..., next due ...'."""
+    due_txt = np.where(r.days_until_due < 0, "overdue since ", "due ")
+    return np.where(r.due, f"{REASONS['due']}: bought on " + r.days.astype(str) + " days, every ~"
+                    + r.interval_days.astype(str) + " days, " + due_txt + r.due_date.dt.strftime("%Y-%m-%d"),
+                    f"{REASONS['repeat']}: bought on " + r.days.astype(str) + " days, next due "
+                    + r.due_date.dt.strftime("%Y-%m-%d"))
 
 
 def _empty_offers() -> pd.DataFrame:
@@ -638,34 +649,6 @@ def evaluate_holdout(orders: ir.Table, customers: ir.Table | pd.DataFrame | None
     return df
 
 
-def evaluation_table(evaluation: pd.DataFrame, top_n: int) -> pd.DataFrame:
-    """`evaluate_holdout` for reading: the hit rate's header names its N ('hit rate (one of the 3
-    suggestions bought)'), counts with separators, rates in %."""
-    t = evaluation.rename(columns={"hit_rate": f"hit_rate_at_{top_n}"})
-    return plots.table_for_readers(t, {"customers": "count", "buyers_in_horizon": "count", f"hit_rate_at_{top_n}": "share",
-                                       "coverage": "share", "categories_suggested": "count"})
-
-
-def evaluation_takeaway(evaluation: pd.DataFrame, top_n: int) -> str:
-    col, n = "hit_rate", top_n
-    ours = evaluation.loc["personalised", col]
-    others = evaluation.drop(index="personalised")
-    best_other = others[col].idxmax()
-    cutoff = evaluation.cutoff.iloc[0]
-    buyers = int(evaluation.loc["personalised", "buyers_in_horizon"])
-    if ours > others[col].max():
-        verdict = (f"the personalised suggestions win: {ours:.1%} hit rate @{n} vs {others[col].max():.1%} for "
-                   f"'{best_other}' (+{(ours - others[col].max()) * 100:.1f} points)")
-    elif ours == others[col].max():  # e.g. offers.top_n as large as the number of categories: every method hits
-        verdict = (f"the personalised suggestions do no better than '{best_other}' (both {ours:.1%} hit rate @{n}), "
-                   "so review the offer settings before using the suggestions")
-    else:
-        verdict = (f"'{best_other}' wins ({others[col].max():.1%} hit rate @{n} vs {ours:.1%} personalised), "
-                   "so review the offer settings before using the suggestions")
-    return (f"Built on orders up to {cutoff} and checked against what the {buyers:,} customers who bought in the "
-            f"next period actually bought, {verdict}.")
-
-
 # ---------------------------------------------------------------------------------------------
 # Contact-frequency cap, second-order list, examples by segment
 # ---------------------------------------------------------------------------------------------
@@ -695,14 +678,6 @@ def apply_contact_cap(targets: pd.DataFrame, capped: set[str]) -> pd.DataFrame:
     return targets[~customer_facts.is_in(targets.customer_id.astype("string"), capped)]
 
 
-def cap_takeaway(capped: set[str], min_days: int, targets: pd.DataFrame | None = None) -> str:
-    if targets is not None:
-        left_out = int(customer_facts.is_in(targets.customer_id.astype("string"), capped).sum())
-        return (f"{len(capped):,} customers were contacted in the last {min_days} days; {left_out:,} of them were on "
-                f"the target list and are left out, so nobody is mailed twice within {min_days} days.")
-    return f"{len(capped):,} customers were contacted in the last {min_days} days and are left out of the targets."
-
-
 def second_order_day(orders: ir.Table, as_of: str, cfg: Config) -> float:
     """The day after a first order by which `kpis.inactivity_quantile` of second orders happened
     (the figure of notebook 02: customer_facts.gap_histogram and suggested_inactivity_days)."""
@@ -728,26 +703,6 @@ def second_order_list(orders: ir.Table, offers: pd.DataFrame, as_of: str, cfg: C
     out = keep.merge(top.astype({"customer_id": str}), on="customer_id", how="left")
     out = out.rename(columns={"category": "suggested_category"})
     return out.sort_values(["days_since_first", "customer_id"]).reset_index(drop=True)
-
-
-def second_order_summary(second: pd.DataFrame) -> pd.DataFrame:
-    """The second-order list by suggested category (no customer ids). Index: suggested_category."""
-    g = second.groupby("suggested_category")
-    out = pd.DataFrame({"customers": g.size().astype("int64"),
-                        "median_days_since_first": g.days_since_first.median().round(0)})
-    out["share"] = (out.customers / out.customers.sum()).round(4)
-    return out.sort_values("customers", ascending=False)
-
-
-def second_order_takeaway(second: pd.DataFrame, day: float, max_days: int) -> str:
-    if np.isnan(day):
-        return "No customer has placed a second order yet, so there is no second-order list."
-    if second.empty:
-        return f"No first-time buyer is between {day:.0f} and {max_days} days past the first order."
-    top = second.suggested_category.value_counts()
-    return (f"{len(second):,} first-time buyers are more than {day:.0f} days past their first order (by then most "
-            f"second orders have happened) and at most {max_days} days; the most common suggestion for them is "
-            f"{top.index[0]} ({top.iloc[0] / len(second):.0%}).")
 
 
 def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = "rfm_segment") -> pd.DataFrame:
@@ -779,54 +734,6 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
     return out.sort_values("customers", ascending=False)
 
 
-def examples_takeaway(examples: pd.DataFrame) -> str:
-    if examples.empty:
-        return "No segment has suggestions yet."
-    distinct = examples.top_category.nunique()
-    trios = examples.most_common_top3.nunique()
-    big = examples.index[0]
-    lead = (f"{distinct} different leading categories" if distinct > 1
-            else f"the same leading category ({examples.top_category.iloc[0]}) in every segment")
-    reasons = ", ".join(sorted(examples.main_reason.unique()))
-    return (f"Across {len(examples)} segments there are {lead} and {trios} different most common sets of three; "
-            f"the main reasons are {reasons}. The largest segment, {big}, is mostly shown "
-            f"{examples.loc[big, 'top_category']} first ({examples.loc[big, 'top_category_share']:.0%} of its customers).")
-
-
-# ---------------------------------------------------------------------------------------------
-# The section's tables for people (the functions above keep the numbers for the takeaways)
-# ---------------------------------------------------------------------------------------------
-
-def affinities_for_readers(table: pd.DataFrame, window_days: int = 90) -> pd.DataFrame:
-    """`affinity_table` for reading: counts with separators, shares in %, lift with 2 decimals."""
-    return plots.table_for_readers(
-        table, {"customers": "count", "support": "count", "share": "share", "base_rate": "share", "lift": "ratio"},
-        names={"customers": "customers who bought it first", "support": f"then bought within {window_days} days",
-               "share": f"share who then bought within {window_days} days",
-               "base_rate": f"base rate (any first purchase, {window_days} days)"})
-
-
-def repeats_for_readers(summary: pd.DataFrame, horizon_days: int = 90) -> pd.DataFrame:
-    """`repeat_summary` for reading."""
-    return plots.table_for_readers(
-        summary, {"customers_repeating": "count", "median_interval_days": "days", "due_now": "count",
-                  "due_share": "share"},
-        names={"due_now": f"due within {horizon_days} days or overdue",
-               "due_share": f"share due within {horizon_days} days or overdue"})
-
-
-def examples_for_readers(examples: pd.DataFrame) -> pd.DataFrame:
-    """`examples_by_segment` for reading."""
-    return plots.table_for_readers(examples, {"customers": "count", "top_category_share": "share"},
-                                   sortable="offers-examples")
-
-
-def second_order_for_readers(summary: pd.DataFrame) -> pd.DataFrame:
-    """`second_order_summary` for reading."""
-    return plots.table_for_readers(summary, {"customers": "count", "median_days_since_first": "days",
-                                             "share": "share"}, names={"share": "share of the list"})
-
-
 # ---------------------------------------------------------------------------------------------
 # Artifact and run
 # ---------------------------------------------------------------------------------------------
@@ -841,59 +748,25 @@ def load_offers(processed_dir: str | Path) -> pd.DataFrame:
 
 
 @dataclass
-class OffersRun:
-    """Everything the "What to offer" section shows (pandas), computed by `run`; each table and
-    takeaway of the section is a method, with the window, horizon and N it was computed for."""
+class OffersResult:
+    """What the "What to offer" section of notebook 06 shows (pandas), computed by `run` with the window,
+    horizon and N in `cfg`; `helpers.pages.offers` turns it into tables and sentences. The defaults are a
+    shop without any order (what a test builds one section's result from)."""
 
-    affinities: pd.DataFrame
-    repeats: pd.DataFrame
-    offers: pd.DataFrame
-    evaluation: pd.DataFrame  # evaluate_holdout: hit_rate is the hit rate @ cfg.top_n
-    capped: set
-    second_order_day: float
-    second_order: pd.DataFrame
-    examples: pd.DataFrame
-    as_of: str
-    cfg: OffersConfig
+    affinities: pd.DataFrame = field(default_factory=pd.DataFrame)  # affinity_table
+    repeats: pd.DataFrame = field(default_factory=pd.DataFrame)  # repeat_summary
+    offers: pd.DataFrame = field(default_factory=lambda: _empty_offers())  # offers.parquet's rows
+    evaluation: pd.DataFrame = field(default_factory=pd.DataFrame)  # evaluate_holdout: hit_rate @ cfg.top_n
+    capped: set = field(default_factory=set)  # contact_cap: contacted within cfg.min_days_between_contacts
+    second_order_day: float = float("nan")  # second_order_day
+    second_order: pd.DataFrame = field(default_factory=pd.DataFrame)  # second_order_list
+    examples: pd.DataFrame = field(default_factory=pd.DataFrame)  # examples_by_segment
+    as_of: str = ""
+    cfg: OffersConfig = field(default_factory=OffersConfig)
     note: str | None = None  # why the section is empty (no categories): the first takeaway says it, the others refer to it
 
-    def affinities_table(self, top: int = 10) -> pd.DataFrame:
-        """The `top` affinities (highest lift first) for reading."""
-        return affinities_for_readers(self.affinities.head(top), self.cfg.affinity_window_days)
 
-    def affinity_takeaway(self) -> str:
-        return self.note or affinity_takeaway(self.affinities, self.cfg.affinity_window_days)
-
-    def repeats_table(self) -> pd.DataFrame:
-        return repeats_for_readers(self.repeats, self.cfg.horizon_days)
-
-    def repeat_takeaway(self) -> str:
-        return NO_CATEGORIES_AGAIN if self.note else repeat_takeaway(self.repeats, self.cfg.horizon_days)
-
-    def evaluation_table(self) -> pd.DataFrame:
-        return evaluation_table(self.evaluation, self.cfg.top_n)
-
-    def evaluation_takeaway(self) -> str:
-        return NO_CATEGORIES_AGAIN if self.note else evaluation_takeaway(self.evaluation, self.cfg.top_n)
-
-    def examples_table(self) -> pd.DataFrame:
-        return examples_for_readers(self.examples)
-
-    def examples_takeaway(self) -> str:
-        return NO_CATEGORIES_AGAIN if self.note else examples_takeaway(self.examples)
-
-    def second_order_table(self) -> pd.DataFrame:
-        return second_order_for_readers(second_order_summary(self.second_order))
-
-    def second_order_takeaway(self) -> str:
-        return NO_CATEGORIES_AGAIN if self.note else second_order_takeaway(self.second_order, self.second_order_day, self.cfg.second_order_max_days)
-
-    def suggested_categories(self) -> pd.DataFrame:
-        """customer_id, suggested_categories: the column winback_targets.csv carries."""
-        return suggested_categories(self.offers, self.cfg.top_n)
-
-
-def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> OffersRun:
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> OffersResult:
     """Compute suggestions for every customer at `as_of`, the holdout comparison, the contact cap,
     the second-order list and examples by segment; write offers.parquet."""
     con = con or connect(cfg.engine)
@@ -902,19 +775,17 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
     campaigns = artifacts.table_if_exists(con, processed_dir, "campaigns_clean")
     inp = offer_inputs(orders, customers, as_of, cfg)
     offers = suggest(orders, customers, as_of, cfg, inputs=inp)
-    if save:
-        save_offers(processed_dir, offers)
+    save_offers(processed_dir, offers)
     evaluation = evaluate_holdout(orders, customers, as_of, cfg)
     capped = contact_cap(campaigns, as_of, cfg.offers.min_days_between_contacts)
     day = second_order_day(orders, as_of, cfg)
     second = second_order_list(orders, offers, as_of, cfg, history=inp.history, day=day)
     segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
     examples = examples_by_segment(offers, segments) if segments is not None else pd.DataFrame()
-    return OffersRun(inp.affinities, repeat_summary(inp.cycles), offers, evaluation, capped, day, second, examples,
-                     str(as_of), cfg.offers, note=None if has_categories(orders, as_of) else NO_CATEGORIES)
+    return OffersResult(inp.affinities, repeat_summary(inp.cycles), offers, evaluation, capped, day, second, examples,
+                        str(as_of), cfg.offers, note=None if has_categories(orders, as_of) else NO_CATEGORIES)
 
 
-NO_CATEGORIES_AGAIN = "Empty for the same reason: no order names a product category."
 NO_CATEGORIES = ("This shop's orders carry no product category (the optional column 'category'), so there is "
                  "nothing to suggest: this section stays empty and the contact list has no suggested categories.")
 

@@ -81,6 +81,22 @@ def format_value(value, kind: str, currency: str | None = None) -> str:
 # ---------------------------------------------------------------------------------------------
 # Words a reader sees on several pages, defined here once (04, 05, 07 use these)
 
+# The month's key figures by name, as 07's headline table and the index's tiles (helpers.publish) both
+# show them: one figure, one name on every page. {clv_months} is the CLV horizon clv_model.json records.
+METRIC_NAMES = {
+    "revenue": "Revenue",
+    "orders": "Orders",
+    "active_customers": "Active customers",
+    "new_customers": "New customers",
+    "returning_revenue_share": "Revenue from returning customers",
+    "repeat_rate": "Repeat rate (customers with 2+ orders)",
+    "sleeping_customers": "Sleeping customers",
+    "clv_total": "Predicted {clv_months}-month CLV, all customers",
+    "high_risk_customers": "Customers at high churn risk",
+    "clv_at_risk": "CLV of high-risk customers",
+    "winback_profit": "Win-back plan: expected profit",
+}
+
 LIKELY_ACTIVE_FROM = 0.5  # P(alive) from which a customer is "likely active"
 
 

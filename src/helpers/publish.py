@@ -14,7 +14,11 @@ Layout read and written::
     reports/<shop>/<YYYY-MM>/NN_name.html      (linked)
     reports/<shop>/<YYYY-MM>/NN_name.ipynb     (linked)
     reports/<shop>/<YYYY-MM>/run.json          (read)
-    data/processed/<shop>/<YYYY-MM>/           (read: kpis.csv, data_quality.json; clv, churn for CLV at risk)
+    data/processed/<shop>/<YYYY-MM>/           (read: kpis.csv, data_quality.json; trend.csv, clv_model.json
+                                                for CLV at risk)
+
+The index reads declared artifacts only (through :mod:`helpers.artifacts`) and imports no stage: the
+figures come as the stages wrote them, the names from :data:`helpers.plots.METRIC_NAMES`.
 """
 
 from __future__ import annotations
@@ -29,12 +33,12 @@ import socket
 from pathlib import Path
 from urllib.parse import quote
 
+import pandas as pd
 from itables import javascript, options
 from jinja2 import DictLoader
 from nbconvert import HTMLExporter
 
 from helpers import artifacts, plots
-from helpers.summary import HEADLINE, trend_table
 
 MONTH_PATTERN = re.compile(r"^\d{4}-\d{2}$")
 RUN_RECORD = "run.json"
@@ -133,7 +137,7 @@ def build_index(reports_dir: str | Path, processed_base: str | Path | None = Non
     """(Re)write ``reports_dir/index.html``: one section per shop with KPI tiles (:data:`KPI_TILES`)
     for the newest month folder in ``processed_base/<shop>/`` (default ``<reports_dir>/../data/processed``)
     that has a kpis.csv - its history gives the sparklines and the changes vs last month and a year ago,
-    money in the currency from data_quality.json - plus CLV at risk where the month's run recorded it;
+    money in the currency from data_quality.json - plus CLV at risk where notebook 07 recorded it (trend.csv);
     then the months newest first, each linking its reports (relative links) with the latest run's
     status from ``run.json``.
 
@@ -189,19 +193,20 @@ def _index_page(reports_dir: Path, processed_base: Path) -> str:
 # KPI tiles: the latest month at a glance, from the history in its kpis.csv
 
 
-# kpis.csv column -> (label, kind, what a rise means: +1 good news, -1 bad news). The metrics 07's
-# headline shows take its labels (summary.HEADLINE), so both pages name them alike.
-KPI_TILES = {
-    "revenue": (HEADLINE["revenue"][0], "money", +1),
-    "orders": ("Orders", "count", +1),
-    "active_customers": (HEADLINE["active_customers"][0], "count", +1),
-    "new_customers": ("New customers", "count", +1),
-    "returning_revenue_share": (HEADLINE["returning_revenue_share"][0], "share", +1),
-    "repeat_rate": (HEADLINE["repeat_rate"][0], "share", +1),
-    "sleeping_customers": (HEADLINE["sleeping_customers"][0], "count", -1),
-}
-# A model total, from each month's own run (no history before the first run): a rise is bad news.
-CLV_AT_RISK_TILE = ("clv_at_risk", HEADLINE["clv_at_risk"][0], "money", -1)
+# kpis.csv column -> (label, kind, what a rise means: +1 good news, -1 bad news). The labels are the
+# reports' names of these figures (plots.METRIC_NAMES), which 07's headline shows too.
+KPI_TILES = {key: (plots.METRIC_NAMES[key], kind, good) for key, kind, good in (
+    ("revenue", "money", +1),
+    ("orders", "count", +1),
+    ("active_customers", "count", +1),
+    ("new_customers", "count", +1),
+    ("returning_revenue_share", "share", +1),
+    ("repeat_rate", "share", +1),
+    ("sleeping_customers", "count", -1),
+)}
+# A model total, from each month's own run as 07 recorded it in trend.csv (no history before the first
+# run): a rise is bad news.
+CLV_AT_RISK_TILE = ("clv_at_risk", plots.METRIC_NAMES["clv_at_risk"], "money", -1)
 SPARKLINE_MONTHS = 24  # the sparkline's window, ending with the tile's month
 
 
@@ -269,21 +274,46 @@ def _tiles_html(shop_processed: Path) -> str:
 
 
 def _clv_at_risk_tile(shop_processed: Path, folder: Path, currency: str | None) -> tuple[str, str]:
-    """(tile, legend sentence) for CLV at risk in ``folder``'s month, from each month's own run
-    (:func:`helpers.summary.trend_table`); ("", "") when this month's run has no CLV and churn scores.
-    A broken older month leaves this tile out with a sentence, not the whole page."""
+    """(tile, legend sentence) for CLV at risk in ``folder``'s month, from each month's own run as notebook
+    07 recorded it in trend.csv (:func:`_trend_series`); ("", "") when this month's run has no CLV and churn
+    scores. A broken trend.csv leaves this tile out with a sentence, not the whole page; so does a month
+    whose 07 ran before it wrote trend.csv (rerunning 07 adds the tile)."""
     key, label, kind, good = CLV_AT_RISK_TILE
     month = folder.name
     try:
-        runs = trend_table(shop_processed)
+        runs = _trend_series(shop_processed, folder, key)
     except Exception as err:  # the KPI tiles still show
         return "", f" {html.escape(label)} unavailable: {html.escape(type(err).__name__)}: {html.escape(str(err))}."
-    if key not in runs or month not in runs.index or math.isnan(runs.loc[month, key]):
+    if runs is None:
+        if not (artifacts.exists(folder, "clv") and artifacts.exists(folder, "churn")):
+            return "", ""  # no CLV or churn run this month: nothing to show, as without trend.csv
+        trend = artifacts.spec("trend")
+        return "", (f" {html.escape(label)} not shown: {html.escape(month)} has no {trend.file} yet (written by "
+                    f"{trend.made_by}); rerun {trend.made_by} for {html.escape(month)} to show it.")
+    if month not in runs.index or math.isnan(runs[month]):
         return "", ""
     card = artifacts.read_if_exists(folder, "clv_model") or {}
     note = (f' {html.escape(label)}: the predicted {int(card.get("clv_months", 12))}-month CLV of the customers at '
             f'high churn risk, from each month\'s own run (no history before the first).')
-    return _tile_html(key, label, kind, good, runs[key], month, currency), note
+    return _tile_html(key, label, kind, good, runs, month, currency), note
+
+
+def _trend_series(shop_processed: Path, folder: Path, key: str) -> pd.Series | None:
+    """Column ``key`` of trend.csv by month, up to ``folder``'s month: the rows its trend.csv holds (every
+    month up to it), each earlier month's own row taken from that month's trend.csv where it has one (a
+    month rerun later replaces exactly its row). None when ``folder`` has no trend.csv."""
+    latest = artifacts.read_if_exists(folder, "trend")
+    if latest is None:
+        return None
+    values = dict(zip(artifacts.check("trend", latest)["month"], latest[key].astype(float)))
+    for earlier in artifacts.month_dirs(shop_processed):
+        own = artifacts.read_if_exists(earlier, "trend") if earlier.name < folder.name else None
+        if own is not None:
+            mine = artifacts.check("trend", own)
+            mine = mine[mine["month"] == earlier.name]
+            if len(mine):
+                values[earlier.name] = float(mine[key].iloc[-1])
+    return pd.Series(values, dtype=float).sort_index()
 
 
 def _latest_kpis(shop_processed: Path):

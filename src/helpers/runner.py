@@ -343,26 +343,18 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
         Analysis cut-off ``'YYYY-MM-DD'``; its month names the report folder.
     raw_dir : str or Path
         The shop's raw folder (``data/raw/<shop>``); its name is the shop's name.
-    config_path : str or Path
-        Config file passed to every notebook. Relative paths are relative to ``root``.
-    only : list of str, optional
-        NN prefixes to run (``['01', '04']``); default all notebooks.
-    root : str or Path, optional
-        Project root; default the folder with ``pyproject.toml`` above the current directory.
-        The kernel runs with this as its working directory.
-    notebooks_dir, reports_dir, processed_base : str or Path, optional
-        Default ``root/notebooks``, ``root/reports``, ``root/data/processed``.
+    config_path : str or Path; only : list of str, optional
+        Config file passed to every notebook (relative to ``root``); NN prefixes to run (``['01', '04']``, default all).
+    root, notebooks_dir, reports_dir, processed_base : str or Path, optional
+        The project root (default: the folder with ``pyproject.toml`` above the current directory; the
+        kernel's working directory), ``root/notebooks``, ``root/reports``, ``root/data/processed``.
     kernel_name : str
-        Jupyter kernel to execute with.
-    log : callable
-        Receives one progress line per notebook and a total.
+        Jupyter kernel to execute with; ``log`` (callable) receives one line per notebook and a total.
     cell_progress : bool, optional
-        Show a progress bar of the cells on stderr while a notebook runs; default: when stderr is a
-        terminal (an interactive run), not in scheduled runs whose output goes to a log file.
+        A progress bar of the cells on stderr; default: when stderr is a terminal, not in scheduled runs.
     preset : str, optional
-        A platform export preset (``shopify``, ``woocommerce``; ``retention run --preset``) that
-        overrides ``columns.preset``: the notebooks then read ``reports/<shop>/<YYYY-MM>/config.yml``,
-        the config file with that one setting changed, kept beside the month's reports.
+        A platform export preset (``shopify``, ``woocommerce``) overriding ``columns.preset``: the
+        notebooks then read the changed config kept as ``reports/<shop>/<YYYY-MM>/config.yml``.
 
     Returns
     -------
@@ -372,34 +364,19 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
     Raises
     ------
     RunFailed
-        A cell raised. Its partial report is written, the notebook's artifacts from an earlier run are
-        removed (later notebooks must not take them for this run's), the later notebooks still run,
-        and ``index.html`` is rebuilt first; the exception names the first failing notebook and cell
-        and lists the later ones that failed (``.later``).
+        A cell raised: its partial report is written, the notebook's earlier artifacts are removed, the
+        later notebooks still run, the index is rebuilt; it names the first failure (``.later``: the rest).
     Interrupted
-        SIGTERM or SIGINT arrived: the running kernel is stopped, no temp file is left in the month's
-        folders, and ``run.json`` and the index say the run was interrupted.
+        SIGTERM or SIGINT arrived: the kernel is stopped, no temp file is left, run.json and the index say so.
     """
     plan = _plan_month(as_of, raw_dir, config_path, only, root, notebooks_dir, reports_dir, processed_base, preset)
     record = _new_record(plan)
     _write_record(plan.out_dir, record)
     log(f"{plan.shop} {plan.month}: running {len(plan.notebooks)} notebook(s) with as_of={plan.as_of}")
-    run_start = time.perf_counter()
-    show_cells = sys.stderr.isatty() if cell_progress is None else cell_progress
-    written: list[Path] = []
-    failures: list[RunFailed] = []
-    total = len(plan.notebooks)
+    run_start, show_cells = time.perf_counter(), sys.stderr.isatty() if cell_progress is None else cell_progress
     with _signals_interrupt() as stop_request:  # SIGTERM, Ctrl-C: stop cleanly, say so in run.json and the index
         try:
-            for number, source in enumerate(plan.notebooks, start=1):
-                failure, html_path, seconds = _run_notebook(plan, source, record, stop_request, kernel_name, show_cells)
-                if failure is None:
-                    written.append(html_path)
-                    log(f"[{number}/{total}] {source.stem} ... done in {seconds:.1f} s")
-                    continue
-                failures.append(failure)
-                cell = f" at cell {failure.cell_index}" if failure.cell_index is not None else ""
-                log(f"[{number}/{total}] {source.stem} ... FAILED{cell} after {seconds:.1f} s: {failure.ename}")
+            written, failures = _run_notebooks(plan, record, stop_request, kernel_name, show_cells, log)
             record["status"] = "failed" if failures else "ok"
             record["finished"] = _now()
             _write_record(plan.out_dir, record)
@@ -407,15 +384,38 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
         except BaseException as err:
             _record_stop(plan, record, err)
             raise
+    _log_outcome(plan, index, len(written) + len(failures), failures, time.perf_counter() - run_start, log)
+    if failures:
+        raise failures[0].with_later(failures[1:])
+    return written
 
-    seconds = time.perf_counter() - run_start
+
+def _run_notebooks(plan: _MonthPlan, record: dict, stop_request, kernel_name: str, show_cells: bool,
+                   log) -> tuple[list[Path], list[RunFailed]]:
+    """Run the plan's notebooks in order, one progress line each: the reports written and the failures."""
+    written: list[Path] = []
+    failures: list[RunFailed] = []
+    total = len(plan.notebooks)
+    for number, source in enumerate(plan.notebooks, start=1):
+        failure, html_path, seconds = _run_notebook(plan, source, record, stop_request, kernel_name, show_cells)
+        if failure is None:
+            written.append(html_path)
+            log(f"[{number}/{total}] {source.stem} ... done in {seconds:.1f} s")
+            continue
+        failures.append(failure)
+        cell = f" at cell {failure.cell_index}" if failure.cell_index is not None else ""
+        log(f"[{number}/{total}] {source.stem} ... FAILED{cell} after {seconds:.1f} s: {failure.ename}")
+    return written, failures
+
+
+def _log_outcome(plan: _MonthPlan, index: Path, total: int, failures: list, seconds: float, log) -> None:
+    """The run's last line: how many notebooks ran, how long it took, and where the reports are."""
     where = f"reports in {_shown(plan.out_dir, plan.root)}/, index {_shown(index, plan.root)}"
     if failures:
         log(f"{plan.shop} {plan.month}: {total - len(failures)} of {total} notebook(s) done in {seconds:.1f} s, "
             f"{len(failures)} failed; {where}")
-        raise failures[0].with_later(failures[1:])
-    log(f"{plan.shop} {plan.month}: {total} notebook(s) done in {seconds:.1f} s; {where}")
-    return written
+    else:
+        log(f"{plan.shop} {plan.month}: {total} notebook(s) done in {seconds:.1f} s; {where}")
 
 
 @dataclass(frozen=True)

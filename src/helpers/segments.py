@@ -24,8 +24,9 @@ order value. k is chosen in ``segments.k_min..k_max`` by the silhouette on a fix
 Clusters are numbered by centroid value (1 = highest monetary) and named from their centroids.
 
 ``run(processed_dir, as_of, cfg)`` reads the month's clean tables (and last month's segments.parquet,
-for the migration), writes segments.parquet and returns a :class:`Segmentation`, whose methods give
-notebook 03 each table, figure and takeaway; ``build`` does the same from tables, without files.
+for the migration), writes segments.parquet and returns a :class:`SegmentsResult`, from which
+``helpers.pages.segments`` draws notebook 03's tables, figures and takeaways; ``build`` computes the
+same result from tables, without files.
 """
 from __future__ import annotations
 
@@ -34,10 +35,8 @@ from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
@@ -54,7 +53,6 @@ from helpers.customer_facts import (
 )
 from helpers.demographics import UNKNOWN, age_band
 from helpers.engine import connect
-from helpers.plots import axes_or_new, thousands
 
 FEATURES = ["recency_days", "frequency", "monetary", "tenure_days", "avg_order_value"]
 # The measures in the reports' one vocabulary (plots.DISPLAY_NAMES): 03's frequency counts orders
@@ -282,52 +280,13 @@ def moved_into(counts: pd.DataFrame, watch: list[str]) -> dict[str, int]:
 class Migration:
     """Where last month's customers are now (notebook 03, "Segment migration").
 
-    ``counts`` is None in a shop's first month (no segments.parquet the month before); the table,
-    takeaway and figure then say so instead.
+    ``counts`` is None in a shop's first month (no segments.parquet the month before); the page's
+    table, takeaway and figure then say so instead.
     """
 
     previous_month: str                 # 'YYYY-MM'
     counts: pd.DataFrame | None = None  # rows: previous segment (+ NEW_ROW), columns: current segment (+ GONE_COL)
-    moved_in: dict[str, int] = field(default_factory=dict)
-
-    def table(self) -> pd.DataFrame:
-        """Counts with a total per row, or a one-row note in the first month."""
-        if self.counts is None:
-            return pd.DataFrame({"segments found": ["no (first month)"]},
-                                index=pd.Index([self.previous_month], name="previous month"))
-        t = self.counts.copy()
-        t = t.loc[t.sum(axis=1) > 0, t.sum(axis=0) > 0]
-        t["total"] = t.sum(axis=1)
-        return plots.table_for_readers(t, {c: "count" for c in t.columns}, max_rows=None)
-
-    def takeaway(self) -> str:
-        if self.counts is None:
-            return (f"First month: no segments from {self.previous_month} were found, so there is no migration to "
-                    f"show. From next month this section shows how customers moved between segments.")
-        body = self.counts.drop(index=NEW_ROW, errors="ignore")
-        stayed = sum(body.loc[s, s] for s in body.index if s in body.columns)
-        total = int(body.to_numpy().sum()) or 1
-        moved = ", ".join(f"{n:,} into {s}" for s, n in self.moved_in.items())
-        new = int(self.counts.loc[NEW_ROW].sum()) if NEW_ROW in self.counts.index else 0
-        return (f"Since {self.previous_month}, {stayed / total:.1%} of last month's {total:,} customers kept their "
-                f"segment; {moved} (customers who were elsewhere last month). {new:,} customers are new this month.")
-
-    def plot(self, ax=None):
-        """Row shares of the transition matrix (from last month's segment to this month's); draws
-        nothing and returns None in the first month."""
-        if self.counts is None:
-            return None
-        if ax is None:
-            _, ax = plt.subplots(figsize=(10, 6.5))
-        t = self.counts.loc[self.counts.sum(axis=1) > 0, self.counts.sum(axis=0) > 0]
-        shares = t.div(t.sum(axis=1), axis=0) * 100
-        sns.heatmap(shares, annot=True, fmt=".0f", cmap="crest", ax=ax, cbar_kws={"label": "% of the row"},
-                    annot_kws={"fontsize": 8})
-        ax.set_title(f"Segment migration since {self.previous_month} (% of last month's segment)")
-        ax.set_xlabel("segment this month")
-        ax.set_ylabel("segment last month")
-        ax.set_xticklabels(ax.get_xticklabels(), rotation=30, ha="right")
-        return ax
+    moved_in: dict[str, int] = field(default_factory=dict)  # watched segment -> customers moved into it
 
 
 def migration(previous: pd.DataFrame | None, current: pd.DataFrame, previous_month: str,
@@ -339,320 +298,67 @@ def migration(previous: pd.DataFrame | None, current: pd.DataFrame, previous_mon
     return Migration(previous_month, counts, moved_into(counts, seg_cfg.watch))
 
 
+def segment_cluster_counts(customers: pd.DataFrame, segment_order: list[str], clusters: list[str]) -> pd.DataFrame:
+    """Customers per named segment (rows, grid order, empty segments left out) x cluster (columns)."""
+    t = pd.crosstab(customers["rfm_segment"], customers["cluster_label"])
+    t = t.reindex(index=[s for s in segment_order if s in t.index], columns=clusters, fill_value=0)
+    t.index.name, t.columns.name = "segment", "cluster"
+    return t
+
+
 # --------------------------------------------------------------------------- the stage
 
 @dataclass
-class Segmentation:
-    """Everything notebook 03 shows, one method per table, figure and takeaway.
+class SegmentsResult:
+    """What notebook 03 shows (its page, ``helpers.pages.segments``, draws every table, figure and takeaway).
 
     ``customers`` is what segments.parquet holds (+ fm_score, tenure_days); ``settings`` is the
     config's grid (its order is the order of the segments in every table) and watch list.
     """
 
     customers: pd.DataFrame
-    k_scores: pd.DataFrame
+    k_scores: pd.DataFrame           # k, inertia, silhouette per k tried
     centroids: pd.DataFrame          # index cluster_label, columns FEATURES (standardised units)
     pca: pd.DataFrame                # a sample: pc1, pc2, cluster_label
     mix: pd.DataFrame                # by, group, dimension, value, share
+    crosstab: pd.DataFrame           # customers per segment (rows) x cluster (columns)
+    migration: Migration             # from last month's segments (counts None in the first month)
     settings: SegmentsConfig = field(default_factory=SegmentsConfig)
     notes: list[str] = field(default_factory=list)
     silhouette_sample: int = 0
     pca_explained: float = 0.0       # share of the features' variance the two PCA axes keep
     currency: str = "EUR"
-    previous_month: str = ""         # 'YYYY-MM'
-    previous: pd.DataFrame | None = None  # last month's customer_id, rfm_segment; None in the first month
 
     @property
     def k(self) -> int:
+        """The number of clusters fitted."""
         return len(self.centroids)
 
     @property
     def segment_order(self) -> list[str]:
+        """The named segments in the config's grid order."""
         return list(self.settings.grid)
 
-    def grid_table(self) -> pd.DataFrame:
-        return grid_table(self.settings)
 
-    def migration(self) -> Migration:
-        """How last month's customers moved between segments (a first-month note without last month)."""
-        return migration(self.previous, self.customers, self.previous_month, self.settings)
-
-    def rfm_summary(self) -> pd.DataFrame:
-        """Quantiles of recency, frequency, monetary and average order value over the customers."""
-        c = self.customers
-        cols = ["recency_days", "frequency", "monetary", "avg_order_value"]
-        df = c[cols].quantile([0, 0.25, 0.5, 0.75, 0.9, 1]).T
-        df.columns = ["min", "25%", "median", "75%", "90%", "max"]
-        df.insert(0, "mean", c[cols].mean())
-        kinds = {"recency_days": "days", "frequency": "number1", "monetary": "money2", "avg_order_value": "money2"}
-        out = pd.DataFrame([[plots.format_cell(v, kinds[x]) for v in df.loc[x]] for x in cols], columns=df.columns,
-                           index=pd.Index([self._measure(x) for x in cols], name="measure"))
-        return out
-
-    def score_table(self) -> pd.DataFrame:
-        """What each score means: customers and the value range of its measure, per score 1..5."""
-        c = self.customers
-        rows = {}
-        for score, (col, _) in SCORED.items():
-            g = c.groupby(score)[col]
-            rng = g.min().map("{:,.0f}".format) + " to " + g.max().map("{:,.0f}".format)
-            rows[(score[0].upper(), self._measure(col))] = rng.reindex(range(1, 6)).fillna("-")
-            counts = g.size().reindex(range(1, 6)).fillna(0).astype(int)
-            rows[(score[0].upper(), "customers")] = counts.map("{:,}".format)
-        df = pd.DataFrame(rows).T
-        df.columns = pd.Index([f"score {i}" for i in range(1, 6)])
-        df.index.names = ["score", "row"]
-        return df
-
-    def _measure(self, col: str) -> str:
-        """A measure's reader name, money with the currency ('net revenue (EUR)')."""
-        return plots.with_currency(MEASURE_TEXT[col], self.currency) if col in MONEY_MEASURES else MEASURE_TEXT[col]
-
-    def score_note(self) -> str:
-        """The score notes, or a sentence saying every measure spreads over all 5 levels."""
-        return "\n".join(self.notes) or ("Recency, frequency and monetary each have at least 5 distinct values, so all "
-                                        "three scores use the full 1-5 range (ties share a score).")
-
-    def plot_segment_shares(self, ax=None):
-        """Share of customers and of net revenue per named segment (horizontal bars, grid order)."""
-        if ax is None:
-            _, ax = plt.subplots(figsize=(9, 5.5))
-        c = self.customers
-        revenue = c["monetary"].clip(lower=0).sum() or 1.0
-        g = c.groupby("rfm_segment", observed=False)
-        d = pd.DataFrame({"customers": g.size() / max(len(c), 1),
-                          "net revenue": g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue})
-        d = d.reindex(self.segment_order).fillna(0) * 100
-        long = d.rename_axis("segment").reset_index().melt("segment", var_name="share of", value_name="percent")
-        sns.barplot(data=long, y="segment", x="percent", hue="share of", ax=ax, palette=["#8da0cb", "#1b9e77"])
-        for container in ax.containers:
-            ax.bar_label(container, fmt="{:.0f}%", padding=2, fontsize=8)
-        ax.set_title("Named segments: share of customers and of net revenue")
-        ax.set_xlabel("share (%)")
-        ax.set_ylabel("")
-        ax.legend(title="", loc="lower right", frameon=False)
-        return ax
-
-    def segments_takeaway(self) -> str:
-        watch = self.settings.watch
-        c = self.customers
-        n = max(len(c), 1)
-        revenue = c["monetary"].clip(lower=0).sum() or 1.0
-        size = c["rfm_segment"].value_counts()
-        rev = c.groupby("rfm_segment", observed=True)["monetary"].apply(lambda m: m.clip(lower=0).sum())
-        top = rev.idxmax()
-        w = c["rfm_segment"].isin(watch)
-        text = (f"{len(c):,} customers in {int((size > 0).sum())} segments. "
-                f"{top} is the segment with the most revenue: "
-                f"{size[top] / n:.1%} of customers bring {rev[top] / revenue:.1%} of net revenue.")
-        if not watch:  # segments.watch: [] watches no segment
-            return text
-        return (f"{text} {', '.join(watch)} {'together hold' if len(watch) > 1 else 'holds'} {w.mean():.1%} of "
-                f"customers and {c.loc[w, 'monetary'].clip(lower=0).sum() / revenue:.1%} of revenue.")
-
-    def profile_table(self, by: str = "rfm_segment") -> pd.DataFrame:
-        """Per segment (or cluster_label): size, shares of customers and of net revenue, medians of
-        recency, orders, revenue and order value. Empty groups are left out."""
-        c = self.customers
-        g = c.groupby(by, observed=True)
-        revenue = c["monetary"].clip(lower=0).sum() or 1.0
-        df = pd.DataFrame({
-            "customers": g.size().map("{:,}".format),
-            "share of customers": (g.size() / max(len(c), 1)).map("{:.1%}".format),
-            "share of net revenue": (g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue).map("{:.1%}".format),
-            f"median {MEASURE_TEXT['recency_days']}": g["recency_days"].median().map("{:,.0f}".format),
-            f"median {MEASURE_TEXT['frequency']}": g["frequency"].median().map("{:,.1f}".format),
-            f"median {self._measure('monetary')}": g["monetary"].median().map("{:,.0f}".format),
-            f"median {self._measure('avg_order_value')}": g["avg_order_value"].median().map("{:,.0f}".format),
-        })
-        return self._group_index(by, df)
-
-    def mix_table(self, by: str = "rfm_segment", top: int = 2) -> pd.DataFrame:
-        """Per segment (or cluster_label): the `top` most common values of each profile dimension
-        with their shares, e.g. gender "F 52% · M 41%" (customers; categories and payment methods by
-        purchase revenue). Dimensions without data are left out."""
-        mix = self.mix[self.mix["by"] == by]
-        cols = {}
-        for dimension, d in mix.groupby("dimension", sort=False):
-            cols[dimension] = d.groupby("group").apply(
-                lambda x: " · ".join(f"{v} {s:.0%}" for v, s in zip(x["value"].head(top), x["share"].head(top))))
-        df = pd.DataFrame(cols)
-        order = [d for d in ("gender", "age band", "region", "category", "payment method") if d in df.columns]
-        return self._group_index(by, df[order] if order else df)
-
-    def plot_rfm_heatmap(self, ax=None):
-        """R score (rows, 5 at the top) x F score: colour = customers, text = customers and mean monetary."""
-        if ax is None:
-            _, ax = plt.subplots(figsize=(9, 5.5))
-        c = self.customers
-        g = c.groupby(["r_score", "f_score"])
-        n = g.size().unstack().reindex(index=range(5, 0, -1), columns=range(1, 6))
-        m = g["monetary"].mean().unstack().reindex(index=range(5, 0, -1), columns=range(1, 6))
-        text = n.copy().astype(object)
-        for r in n.index:
-            for f in n.columns:
-                text.loc[r, f] = ("" if pd.isna(n.loc[r, f]) else
-                                  f"{n.loc[r, f]:,.0f}\n{self.currency} {m.loc[r, f]:,.0f}")
-        sns.heatmap(n, mask=n.isna(), annot=text.to_numpy(), fmt="", cmap="crest", ax=ax,  # empty cells stay blank
-                    cbar_kws={"label": "customers"}, annot_kws={"fontsize": 8})
-        ax.set_title("Customers (and mean net revenue) per R and F score")
-        ax.grid(False)
-        ax.set_xlabel("F score (5 = most orders)")
-        ax.set_ylabel("R score (5 = most recent)")
-        ax.tick_params(axis="y", rotation=0)
-        return ax
-
-    def heatmap_takeaway(self) -> str:
-        c = self.customers
-        top = c[(c["r_score"] == 5) & (c["f_score"] == 5)]
-        mean = c["monetary"].mean()
-        if top.empty:
-            return "No customer has both R = 5 and F = 5 (too few distinct values to fill the top cell)."
-        return (f"The top cell (R = 5, F = 5) holds {len(top):,} customers ({len(top) / len(c):.1%}) spending "
-                f"{self.currency} {top['monetary'].mean():,.0f} on average, "
-                f"{top['monetary'].mean() / mean:.1f} times the "
-                f"mean customer ({self.currency} {mean:,.0f}).")
-
-    def plot_k_choice(self, ax=None):
-        """Elbow (inertia, left axis) and silhouette (right axis) per k, chosen k marked."""
-        ax = axes_or_new(ax)
-        k = self.k_scores
-        if k.empty:
-            ax.set_title("Too few distinct customers to compare cluster counts")
-            return ax
-        ax.plot(k["k"], k["inertia"], marker="o", color=sns.color_palette()[0], label="inertia (elbow)")
-        ax.set_xlabel("number of clusters k")
-        ax.set_ylabel("inertia (within-cluster sum of squares)")
-        ax.yaxis.set_major_formatter(thousands)
-        ax2 = ax.twinx()
-        ax2.plot(k["k"], k["silhouette"], marker="s", color=sns.color_palette()[3], label="silhouette")
-        ax2.set_ylabel("silhouette (higher = better separated)")
-        ax2.grid(False)
-        ax.axvline(self.k, color="grey", linestyle="--", linewidth=1)
-        ax.set_title(f"Choosing k: elbow and silhouette (chosen k = {self.k})")
-        lines = ax.get_lines()[:1] + ax2.get_lines()
-        ax.legend(lines, [x.get_label() for x in lines], loc="upper center", frameon=False)
-        return ax
-
-    def k_table(self) -> pd.DataFrame:
-        """Inertia and silhouette per k tried, with the chosen k marked."""
-        df = self.k_scores.set_index("k")
-        df["chosen"] = np.where(df.index == self.k, "yes", "")
-        return plots.table_for_readers(df, {"inertia": "count", "silhouette": "number3"})
-
-    def k_takeaway(self) -> str:
-        if self.k_scores.empty:
-            k_min = self.settings.k_min
-            if self.silhouette_sample <= k_min < len(self.customers):
-                return (f"The sample of {self.silhouette_sample:,} customers that scores each k (setting "
-                        f"segments.silhouette_sample) is too small for {k_min} clusters, so everyone is in one "
-                        f"cluster; raise it above {k_min}.")
-            return "Too few distinct customers to compare cluster counts: everyone is in one cluster."
-        s = self.k_scores.set_index("k")["silhouette"]
-        return (f"k = {self.k} has the best silhouette ({s[self.k]:.3f}) among k = {s.index.min()}..{s.index.max()}, "
-                f"scored on a fixed sample of {self.silhouette_sample:,} customers; k-means is then fitted on all "
-                f"{len(self.customers):,} customers.")
-
-    def clusters_takeaway(self) -> str:
-        c = self.customers
-        revenue = c["monetary"].clip(lower=0).sum() or 1.0
-        g = c.groupby("cluster_label", observed=True)
-        share, rev = g.size() / len(c), g["monetary"].apply(lambda m: m.clip(lower=0).sum()) / revenue
-        big, best = share.idxmax(), rev.idxmax()
-        s = f"The largest cluster, '{big}', holds {share[big]:.0%} of customers and {rev[big]:.0%} of revenue"
-        if best != big:
-            s += f"; '{best}' holds {share[best]:.0%} of customers and {rev[best]:.0%} of revenue"
-        return s + "."
-
-    def plot_snake(self, ax=None):
-        """Snake plot: each cluster's centroid on the standardised log features."""
-        ax = axes_or_new(ax)
-        long = self.centroids.rename(columns=MEASURE_TEXT).reset_index().melt("cluster_label", var_name="feature",
-                                                                               value_name="z")
-        sns.lineplot(data=long, x="feature", y="z", hue="cluster_label", marker="o", sort=False, ax=ax)
-        ax.axhline(0, color="grey", linewidth=0.8)
-        ax.set_title("Cluster centroids (snake plot)")
-        ax.set_xlabel("")
-        ax.tick_params(axis="x", rotation=15)
-        ax.set_ylabel("standardised log value (sd from the mean)")
-        ax.legend(title="cluster", fontsize=8, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
-        return ax
-
-    def centroid_table(self) -> pd.DataFrame:
-        """Cluster centroids in standard deviations from the mean of each (log) feature."""
-        return plots.for_readers(self.centroids.rename(columns=MEASURE_TEXT).rename_axis("cluster").round(2))
-
-    def plot_pca(self, ax=None):
-        """2-D PCA of the clustering features for a fixed sample of customers, coloured by cluster."""
-        ax = axes_or_new(ax)
-        sns.scatterplot(data=self.pca, x="pc1", y="pc2", hue="cluster_label", s=10, alpha=0.6, linewidth=0, ax=ax)
-        ax.set_title(f"Clusters on the first two principal components ({len(self.pca):,} sampled customers)")
-        ax.set_xlabel("principal component 1")
-        ax.set_ylabel("principal component 2")
-        ax.legend(title="cluster", fontsize=8, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left", markerscale=2)
-        return ax
-
-    def pca_takeaway(self) -> str:
-        return (f"The two axes keep {self.pca_explained:.0%} of the variation of the five features, so clusters that "
-                f"overlap here may still be apart in the dimensions not shown.")
-
-    def crosstab(self) -> pd.DataFrame:
-        """Customers per named segment (rows, grid order) x cluster (columns)."""
-        c = self.customers
-        t = pd.crosstab(c["rfm_segment"], c["cluster_label"])
-        t = t.reindex(index=[s for s in self.segment_order if s in t.index], columns=list(self.centroids.index),
-                      fill_value=0)
-        t.index.name, t.columns.name = "segment", "cluster"
-        return t
-
-    def crosstab_table(self) -> pd.DataFrame:
-        """`crosstab` for reading: customers with thousands separators."""
-        t = self.crosstab()
-        return plots.table_for_readers(t, {c: "count" for c in t.columns}, max_rows=None)
-
-    def plot_crosstab(self, ax=None):
-        """Segment x cluster: colour and text = share of the segment's customers in each cluster."""
-        if ax is None:
-            _, ax = plt.subplots(figsize=(10, 6))
-        t = self.crosstab()
-        shares = t.div(t.sum(axis=1).replace(0, 1), axis=0)
-        sns.heatmap(shares * 100, annot=True, fmt=".0f", cmap="crest", ax=ax, cbar_kws={"label": "% of the segment"},
-                    annot_kws={"fontsize": 8})
-        ax.set_title("Where each named segment falls among the clusters (% of the segment)")
-        ax.set_xlabel("cluster")
-        ax.set_ylabel("")
-        ax.set_xticklabels(ax.get_xticklabels(), rotation=30, ha="right")
-        return ax
-
-    def crosstab_takeaway(self) -> str:
-        t = self.crosstab()
-        if t.empty:
-            return "No customers to cross-tabulate."
-        shares = t.div(t.sum(axis=1), axis=0)
-        spread = shares.max(axis=1)
-        mixed = spread.idxmin()
-        firm = spread.idxmax()
-        used = t.columns[t.sum(axis=0) > 0]
-        if len(used) == 1:  # e.g. a silhouette sample too small to try k clusters
-            return f"Everyone is in one cluster ('{used[0]}'), so the clusters do not split the segments."
-        if spread[mixed] == 1:
-            return "Every segment maps onto one cluster: no segment is split by the clusters."
-        return (f"{firm} map most cleanly onto one cluster ({spread[firm]:.0%} in '{shares.loc[firm].idxmax()}'); "
-                f"{mixed} are the most mixed (at most {spread[mixed]:.0%} in any one cluster), so the clusters split "
-                f"them by something the fixed grid ignores (tenure or order value).")
-
-    def _order(self, by: str) -> list[str]:
-        return self.segment_order if by == "rfm_segment" else list(self.centroids.index)
-
-    def _group_index(self, by: str, df: pd.DataFrame) -> pd.DataFrame:
-        df = df.reindex([o for o in self._order(by) if o in df.index])
-        df.index.name = "segment" if by == "rfm_segment" else "cluster"
-        return df
+def pca_sample(X: np.ndarray, labels: pd.Series, size: int, random_state: int) -> tuple[pd.DataFrame, float]:
+    """The first two principal components of `X` for a fixed sample of `size` rows (pc1, pc2,
+    cluster_label from `labels`), and the share of the variance the two axes keep (0 when `X` has
+    fewer than 2 rows or no spread)."""
+    pts = _sample(len(X), size, random_state)
+    if len(X) >= 2 and np.ptp(X, axis=0).any():
+        pca_model = PCA(n_components=2, random_state=random_state).fit(X)
+        explained = float(pca_model.explained_variance_ratio_.sum())
+        coords = pca_model.transform(X[pts])
+        coords[:, 0] *= np.sign(coords[:, 0].sum() or 1)  # PCA's sign is arbitrary; fix it for stable figures
+        coords[:, 1] *= np.sign(coords[:, 1].sum() or 1)
+    else:
+        coords, explained = np.zeros((len(pts), 2)), 0.0
+    return pd.DataFrame({"pc1": coords[:, 0], "pc2": coords[:, 1], "cluster_label": labels.to_numpy()[pts]}), explained
 
 
 def build(orders: ir.Table, as_of: str, cfg: Config, customers: ir.Table | None = None,
-          previous: pd.DataFrame | None = None, previous_month: str | None = None) -> Segmentation:
-    """RFM, scores, named segments, clusters and profile mixes from the clean tables (no files).
+          previous: pd.DataFrame | None = None, previous_month: str | None = None) -> SegmentsResult:
+    """RFM, scores, named segments, clusters, profile mixes and migration from the clean tables (no files).
 
     `previous` is last month's segments (customer_id, rfm_segment) for the migration, of the month
     `previous_month` (default: the month before `as_of`).
@@ -667,25 +373,17 @@ def build(orders: ir.Table, as_of: str, cfg: Config, customers: ir.Table | None 
     rfm["cluster"] = labels
     rfm["cluster_label"] = pd.Categorical.from_codes(labels - 1, categories=names)
     centroids = pd.DataFrame(centers, columns=FEATURES, index=pd.Index(names, name="cluster_label"))
-    pts = _sample(len(X), min(PCA_POINTS, sc.silhouette_sample), sc.random_state)
-    if len(X) >= 2 and np.ptp(X, axis=0).any():
-        pca_model = PCA(n_components=2, random_state=sc.random_state).fit(X)
-        explained = float(pca_model.explained_variance_ratio_.sum())
-        coords = pca_model.transform(X[pts])
-        coords[:, 0] *= np.sign(coords[:, 0].sum() or 1)  # PCA's sign is arbitrary; fix it for stable figures
-        coords[:, 1] *= np.sign(coords[:, 1].sum() or 1)
-    else:
-        coords, explained = np.zeros((len(pts), 2)), 0.0
-    pca = pd.DataFrame({"pc1": coords[:, 0], "pc2": coords[:, 1],
-                        "cluster_label": rfm["cluster_label"].to_numpy()[pts]})
-    return Segmentation(customers=rfm, k_scores=k_scores, centroids=centroids, pca=pca,
-                        mix=profile_mix(rfm, orders, customers, as_of, cfg.kpis.age_bands), settings=sc,
-                        notes=score_notes(rfm), silhouette_sample=min(len(X), sc.silhouette_sample),
-                        pca_explained=explained, currency=cfg.shop.currency,
-                        previous_month=previous_month or artifacts.previous_month(str(as_of)[:7]), previous=previous)
+    pca, explained = pca_sample(X, rfm["cluster_label"], min(PCA_POINTS, sc.silhouette_sample), sc.random_state)
+    previous_month = previous_month or artifacts.previous_month(str(as_of)[:7])
+    return SegmentsResult(customers=rfm, k_scores=k_scores, centroids=centroids, pca=pca,
+                          mix=profile_mix(rfm, orders, customers, as_of, cfg.kpis.age_bands),
+                          crosstab=segment_cluster_counts(rfm, list(sc.grid), list(centroids.index)),
+                          migration=migration(previous, rfm, previous_month, sc), settings=sc,
+                          notes=score_notes(rfm), silhouette_sample=min(len(X), sc.silhouette_sample),
+                          pca_explained=explained, currency=cfg.shop.currency)
 
 
-def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> Segmentation:
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> SegmentsResult:
     """Build the month's segmentation from its clean artifacts (and last month's segments.parquet,
     when there is one, for the migration) and write segments.parquet."""
     con = con or connect(cfg.engine)

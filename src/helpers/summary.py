@@ -35,8 +35,9 @@ this order of priority, at most ``summary.max_actions``:
 6. **second_order** - this month's new customers and the typical month-1 retention of recent cohorts.
 
 :func:`run` reads the month (and last month), writes ``customers_scored.parquet`` (+ its CSV copy
-without e-mails) and returns a :class:`SummaryRun` whose methods give notebook 07's tables, figures
-and sentences.
+without e-mails) and ``trend.csv`` (the index's trend: one row per month up to this one, each from that
+month's own run) and returns a :class:`SummaryResult`; notebook 07's tables, figures and sentences are
+drawn from it by :mod:`helpers.pages.summary`.
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ from typing import Any
 import pandas as pd
 
 from helpers import artifacts, customer_facts, plots
-from helpers.config import SummaryConfig
+from helpers.config import Config, SummaryConfig
+from helpers.paths import resolve
 
 MIN_COHORT_SIZE = 30
 REFERENCE_COHORTS = 12
@@ -108,18 +110,19 @@ SCORED_MEANINGS = [
 ]
 
 # Headline rows: metric -> (label, kind, artifact it needs). kind: money, count, share (changes in
-# points). {clv_months} is the CLV horizon recorded in clv_model.json.
-HEADLINE = {
-    "revenue": ("Revenue", "money", "kpis"),
-    "active_customers": ("Active customers", "count", "kpis"),
-    "returning_revenue_share": ("Revenue from returning customers", "share", "kpis"),
-    "repeat_rate": ("Repeat rate (customers with 2+ orders)", "share", "kpis"),
-    "sleeping_customers": ("Sleeping customers", "count", "kpis"),
-    "clv_total": ("Predicted {clv_months}-month CLV, all customers", "money", "clv"),
-    "high_risk_customers": ("Customers at high churn risk", "count", "churn"),
-    "clv_at_risk": ("CLV of high-risk customers", "money", "churn"),
-    "winback_profit": ("Win-back plan: expected profit", "money", "winback_plan"),
-}
+# points). The labels are the reports' names of these figures (plots.METRIC_NAMES, which the index's tiles
+# show too); {clv_months} is the CLV horizon recorded in clv_model.json.
+HEADLINE = {key: (plots.METRIC_NAMES[key], kind, need) for key, kind, need in (
+    ("revenue", "money", "kpis"),
+    ("active_customers", "count", "kpis"),
+    ("returning_revenue_share", "share", "kpis"),
+    ("repeat_rate", "share", "kpis"),
+    ("sleeping_customers", "count", "kpis"),
+    ("clv_total", "money", "clv"),
+    ("high_risk_customers", "count", "churn"),
+    ("clv_at_risk", "money", "churn"),
+    ("winback_profit", "money", "winback_plan"),
+)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,11 +216,6 @@ def notes(month: Month, previous: Month | None) -> list[str]:
     return out
 
 
-def notes_text(month: Month, previous: Month | None) -> str:
-    found = notes(month, previous)
-    return "\n".join(found) if found else "Every stage's artifacts are present for this month and last month."
-
-
 # ---------------------------------------------------------------------------------------------
 # Headline numbers
 
@@ -304,90 +302,6 @@ def headline_numbers(month: Month, previous: Month | None) -> pd.DataFrame:
         rows.append({"metric": key, "this_month": a, "last_month": b, "change": change, "change_pct": pct})
     return pd.DataFrame(rows).set_index("metric")
 
-
-def _fmt_change(change: float, pct: float, kind: str, currency: str) -> str:
-    if math.isnan(change):
-        return plots.MISSING
-    if kind == "share":
-        return f"{change * 100:+.1f} pp"
-    sign = "+" if change >= 0 else "-"
-    level = f"{sign}{currency} {abs(change):,.0f}" if kind == "money" else f"{change:+,.0f}"
-    return f"{level} ({pct:+.1%})" if not math.isnan(pct) else level
-
-
-def headline_table(month: Month, previous: Month | None, currency: str = "EUR") -> pd.DataFrame:
-    """The headline numbers for reading: this month, last month and the change, as text.
-    A number whose artifact is missing reads "missing (run NN_x)"."""
-    nums = headline_numbers(month, previous)
-    cur_label = month.month
-    prev_label = artifacts.previous_month(month.month)
-    rows = []
-    for key, (label, kind, need) in HEADLINE.items():
-        r = nums.loc[key]
-        this = plots.format_value(r.this_month, kind, currency)
-        if this == plots.MISSING and not month.has(need):
-            this = f"missing (run {artifacts.ARTIFACTS[need].made_by})"
-        rows.append({"": label.format(clv_months=month.clv_months), cur_label: this, prev_label: plots.format_value(r.last_month, kind, currency),
-                     "change": _fmt_change(r.change, r.change_pct, kind, currency)})
-    metrics = month_metrics(month)
-    if not math.isnan(metrics["winback_profit_p05"]):
-        band = f"{plots.money(metrics['winback_profit_p05'], currency)} to {plots.money(metrics['winback_profit_p95'], currency)}"
-        prev_band = plots.MISSING
-        if previous is not None:
-            pm = month_metrics(previous)
-            if not math.isnan(pm["winback_profit_p05"]):
-                prev_band = (f"{plots.money(pm['winback_profit_p05'], currency)} to "
-                             f"{plots.money(pm['winback_profit_p95'], currency)}")
-        rows.append({"": "Win-back plan: profit band (5-95 %)", cur_label: band, prev_label: prev_band,
-                     "change": plots.MISSING})
-    return pd.DataFrame(rows).set_index("")
-
-
-def plan_sentence(month: Month, currency: str = "EUR") -> str:
-    """What the whole win-back plan is worth next to the month's revenue, and how likely it loses money."""
-    m = month_metrics(month)
-    n, profit = m.get("winback_customers", math.nan), m["winback_profit"]
-    text = (f"The win-back plan contacts {n:,.0f} customers (the list: winback_targets.csv) and is expected to add "
-            f"{plots.money(profit, currency)} of profit")
-    if not math.isnan(m["revenue"]) and m["revenue"] > 0:
-        text += f", {profit / m['revenue']:.1%} of the month's revenue"
-    loss = customer_facts.plan_loss_probability(month.get("winback_plan")) if month.has("winback_plan") else None
-    if loss is not None:
-        text += f"; it loses money with a chance of about {loss:.0%}"
-    return text + "."
-
-
-def headline_takeaway(month: Month, previous: Month | None, currency: str = "EUR") -> str:
-    """Two or three sentences on the month's headline numbers and what changed."""
-    nums = headline_numbers(month, previous)
-    prev_label = artifacts.previous_month(month.month)
-    parts = []
-    rev = nums.loc["revenue"]
-    if not math.isnan(rev.this_month):
-        s = f"In {month.month} revenue was {plots.money(rev.this_month, currency)}"
-        if not math.isnan(rev.change_pct):
-            s += f" ({rev.change_pct:+.1%} vs {prev_label})"
-        act = nums.loc["active_customers"]
-        s += f" from {act.this_month:,.0f} active customers"
-        if not math.isnan(act.change):
-            s += f" ({act.change:+,.0f})"
-        parts.append(s + ".")
-    hr, car, tot = nums.loc["high_risk_customers"], nums.loc["clv_at_risk"], nums.loc["clv_total"]
-    if not math.isnan(hr.this_month):
-        s = f"{hr.this_month:,.0f} customers are at high churn risk"
-        if not math.isnan(car.this_month) and not math.isnan(tot.this_month) and tot.this_month > 0:
-            s += (f", carrying {plots.money(car.this_month, currency)} of predicted {month.clv_months}-month CLV "
-                  f"({car.this_month / tot.this_month:.0%} of the total)")
-        parts.append(s + ".")
-    wb = nums.loc["winback_profit"]
-    if not math.isnan(wb.this_month):
-        parts.append(plan_sentence(month, currency))
-    if previous is None:
-        kpi_history = not math.isnan(nums.loc["revenue", "last_month"])
-        parts.append(f"{prev_label} has not been run for this shop, so "
-                     + ("only the KPI changes are shown (from kpis.csv's history); CLV, churn risk and the plan "
-                        "have nothing to compare with." if kpi_history else "no changes are shown."))
-    return " ".join(parts) or "No headline numbers: run notebooks 02-05 for this month first."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -609,111 +523,9 @@ def actions(month: Month, previous: Month | None, cfg: SummaryConfig | None = No
     return [a for a in found if a is not None][: cfg.max_actions]
 
 
-def actions_text(found: list[Action]) -> str:
-    """The actions as a numbered list (full sentences, for the report)."""
-    if not found:
-        return "No actions: the artifacts the rules need are missing for this month."
-    lines = [f"{i}. {a.text}" for i, a in enumerate(found, start=1)]
-    if len(found) < 3:
-        lines.append("(Fewer than three actions: some stages' artifacts are missing this month.)")
-    return "\n".join(lines)
-
-
-def actions_table(found: list[Action]) -> pd.DataFrame:
-    """Which rule produced each action and what it looked at (index: the action's number)."""
-    df = pd.DataFrame([{"rule": a.rule, "based on": a.evidence} for a in found], columns=["rule", "based on"])
-    df.index = pd.RangeIndex(1, len(df) + 1, name="action")
-    return df
-
 
 # ---------------------------------------------------------------------------------------------
-# Tables and figures
-
-
-CLV_AT_RISK_NOTES = ("segments, CLV or churn missing", "no customer is at high churn risk")
-WINBACK_NOTES = ("missing: run 06_winback", "no offer recommended")
-
-
-def _nothing_to_show(table: pd.DataFrame | None, notes: tuple[str, str], label: str) -> pd.DataFrame | None:
-    """A note table when `table` is None (notes[0]: its artifacts are missing) or empty (notes[1])."""
-    if table is None:
-        return plots.note_table(notes[0], label)
-    return plots.note_table(notes[1], label) if table.empty else None
-
-
-def clv_at_risk_table(month: Month, currency: str = "EUR") -> pd.DataFrame:
-    table = clv_at_risk_by_segment(month)
-    nothing = _nothing_to_show(table, CLV_AT_RISK_NOTES, "status")
-    if nothing is not None:
-        return nothing
-    out = table.copy()
-    out["CLV at risk"] = out.pop("clv_at_risk")
-    return plots.table_for_readers(out, {"customers": "count", "high_risk_customers": "count",
-                                         "share_of_clv_at_risk": "share", "CLV at risk": "money"}, currency,
-                                   names={"share_of_clv_at_risk": "share of CLV at risk",
-                                          "high_risk_customers": "high-risk customers"})
-
-
-def plot_clv_at_risk(month: Month, currency: str = "EUR", ax=None):
-    """Horizontal bars: predicted CLV (clv_model.json's horizon) of high-risk customers per RFM segment."""
-    ax = plots.axes_or_new(ax)
-    table = clv_at_risk_by_segment(month)
-    if table is None or table.empty:
-        said = CLV_AT_RISK_NOTES[0] if table is None else CLV_AT_RISK_NOTES[1]
-        ax.text(0.5, 0.5, said, ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return ax
-    df = table.reset_index()
-    plots.plot_share_bars(df, "segment", "clv_at_risk",
-                          f"Predicted {month.clv_months}-month CLV of high-risk customers, by segment",
-                          f"CLV at risk ({currency})", ax=ax)
-    ax.xaxis.set_major_formatter(plots.thousands)
-    return ax
-
-
-def winback_table(month: Month, currency: str = "EUR") -> pd.DataFrame:
-    """The plan's recommended rows, one per segment: discount, customers, uplift, profit and band, ROI."""
-    plan = recommended_plan(month)
-    nothing = _nothing_to_show(plan, WINBACK_NOTES, "win-back plan")
-    if nothing is not None:
-        return nothing
-    out = pd.DataFrame({
-        "discount": plan["discount"],
-        "customers": plan["n_customers"].astype(int),
-        "uplift (pp)": plan["uplift_pp"],
-        "expected profit": plan["incremental_profit"],
-        "profit 5 %": plan["profit_p05"],
-        "profit 95 %": plan["profit_p95"],
-        "ROI": plan["roi"],
-    })
-    out.index = pd.Index(plan["segment"], name="segment")
-    out = out.sort_values("expected profit", ascending=False)
-    return plots.table_for_readers(out, {"discount": "share0", "customers": "count", "uplift (pp)": "number1",
-                                         "expected profit": "money", "profit 5 %": "money", "profit 95 %": "money",
-                                         "ROI": "share0"}, currency)
-
-
-def winback_takeaway(month: Month, currency: str = "EUR") -> str:
-    plan = recommended_plan(month)
-    if plan is None:
-        return "The win-back stage (06_winback) has not produced a plan for this month, so no offer is shown."
-    if plan.empty:
-        return "The win-back plan recommends no offer: no tested discount pays for itself."
-    m = month_metrics(month)
-    return (f"Recommended offers reach {m['winback_customers']:,.0f} customers in {len(plan)} segment(s) for an "
-            f"expected extra profit of {plots.money(m['winback_profit'], currency)} "
-            f"(5-95 %: {plots.money(m['winback_profit_p05'], currency)} to "
-            f"{plots.money(m['winback_profit_p95'], currency)}).{control_sentence(month)}")
-
-
-def control_sentence(month: Month) -> str:
-    """' A control group of N customers ...' from campaign_plan.csv, or '' without one."""
-    plan = month.get("campaign_plan")
-    n = 0 if plan is None else int((plan["arm"].astype(str).str.lower() == "control").sum())
-    if not n:
-        return ""
-    return (f" Besides them, a randomized control group of {n:,} customers is held back and gets nothing "
-            "(campaign_plan.csv), so next months can measure what the campaign really did (Track record below).")
+# What the page shows besides the headline: the plan, its control group, the KPIs of the last months
 
 
 def recent_kpis(month: Month, months: int = 13) -> pd.DataFrame:
@@ -726,28 +538,10 @@ def recent_kpis(month: Month, months: int = 13) -> pd.DataFrame:
                                  "sleeping_customers"]]
 
 
-def plot_revenue_trend(month: Month, currency: str = "EUR", ax=None):
-    """Revenue bars for the last 13 months with active customers as a line (right axis)."""
-    ax = plots.axes_or_new(ax)
-    df = recent_kpis(month).reset_index()
-    if df.empty:
-        ax.text(0.5, 0.5, "kpis.csv missing", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return ax
-    return plots.plot_monthly_bars(df, "month", "revenue", "Revenue and active customers, last 13 months",
-                                   f"revenue ({currency})", ax=ax, line="active_customers",
-                                   line_label="active customers")
-
-
-def trend_takeaway(month: Month, currency: str = "EUR") -> str:
-    df = recent_kpis(month)
-    if len(df) < 2:
-        return "Not enough months in kpis.csv for a trend."
-    first, last = df.iloc[0], df.iloc[-1]
-    return (f"Over the last {len(df)} months revenue went from {plots.money(first['revenue'], currency)} "
-            f"({df.index[0]}) to {plots.money(last['revenue'], currency)} ({df.index[-1]}), "
-            f"{last['revenue'] / first['revenue'] - 1:+.0%}; the repeat rate from {first['repeat_rate']:.1%} "
-            f"to {last['repeat_rate']:.1%}.")
+def control_group_size(month: Month) -> int:
+    """Customers held back as the control group in campaign_plan.csv (0 without one)."""
+    plan = month.get("campaign_plan")
+    return 0 if plan is None else int((plan["arm"].astype(str).str.lower() == "control").sum())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -807,29 +601,8 @@ def save_customers_scored(processed_dir: str | Path, scored: pd.DataFrame) -> tu
     return parquet, artifacts.write_csv_file(parquet.with_suffix(".csv"), scored)
 
 
-def scored_columns_table(clv_months: int = DEFAULT_CLV_MONTHS,
-                         purchase_window_days: int = DEFAULT_PURCHASE_WINDOW_DAYS) -> pd.DataFrame:
-    """The documented column list of customers_scored.parquet / .csv, with the month's horizons."""
-    source = {col: name for name, cols in SCORED_FROM.items() for col in cols} | {"customer_id": " / ".join(ID_SOURCES)}
-    meaning = dict(SCORED_MEANINGS)
-    return pd.DataFrame([{"column": c, "from": source[c],
-                          "meaning": meaning[c].format(clv_months=clv_months, purchase_window_days=purchase_window_days)}
-                         for c in SCORED_COLUMNS]).set_index("column")
-
-
-def scored_takeaway(scored: pd.DataFrame, has_targets: bool) -> str:
-    """What was written; ``has_targets``: whether 06_winback made this month's contact list."""
-    s = (f"customers_scored.parquet and customers_scored.csv: {len(scored):,} customers, one row each, "
-         f"{scored.shape[1]} columns, no e-mail addresses.")
-    if has_targets:
-        s += f" {int(scored['winback_target'].sum()):,} are on this month's win-back contact list."
-    else:
-        s += " Win-back and offer columns are empty until 06_winback has run for this month."
-    return s
-
-
 # ---------------------------------------------------------------------------------------------
-# Trends for the report index
+# trend.csv: the index's trend, each month's figures from its own run
 
 
 TREND_METRICS = {  # metric -> (chart title, kind)
@@ -840,17 +613,51 @@ TREND_METRICS = {  # metric -> (chart title, kind)
 }
 
 
-def trend_table(shop_processed_dir: str | Path) -> pd.DataFrame:
-    """Per month folder in data/processed/<shop>/ (oldest first): the TREND_METRICS from that month's
-    own artifacts (NaN where missing). Rerunning a month replaces exactly its row."""
-    rows = []
-    for folder in artifacts.month_dirs(shop_processed_dir):
-        m = load_month(folder, names=["kpis", "clv", "churn"], columns=TREND_COLUMNS)
-        if not m.data:
+def trend_row(month: Month, metrics: dict[str, float] | None = None) -> dict:
+    """trend.csv's row of a loaded month: its TREND_METRICS (``metrics``: its :func:`month_metrics`, if known)."""
+    metrics = month_metrics(month) if metrics is None else metrics
+    return {"month": month.month, **{k: metrics[k] for k in TREND_METRICS}}
+
+
+def month_trend_row(folder: str | Path) -> dict | None:
+    """An earlier month's trend row: the one its own run wrote (its trend.csv), or, for a month run before
+    trend.csv existed, computed from its kpis, clv and churn; None when it has none of these."""
+    own = artifacts.read_if_exists(folder, "trend")
+    if own is not None:
+        rows = own[own["month"] == artifacts.month_of(folder)]
+        if len(rows):
+            return {"month": artifacts.month_of(folder), **{k: float(rows[k].iloc[-1]) for k in TREND_METRICS}}
+    m = load_month(folder, names=["kpis", "clv", "churn"], columns=TREND_COLUMNS)
+    return trend_row(m) if m.data else None
+
+
+def trend_table(shop_processed_dir: str | Path, up_to: str | None = None) -> pd.DataFrame:
+    """Per month folder in data/processed/<shop>/ (oldest first, up to month ``up_to`` if given): the
+    TREND_METRICS of that month's own run (:func:`month_trend_row`; NaN where missing). Rerunning a month
+    replaces exactly its row."""
+    rows = [month_trend_row(folder) for folder in artifacts.month_dirs(shop_processed_dir)
+            if up_to is None or folder.name <= up_to]
+    return pd.DataFrame([r for r in rows if r], columns=["month", *TREND_METRICS]).set_index("month")
+
+
+def trend_rows(processed_dir: str | Path, month: Month, metrics: dict[str, float]) -> tuple[pd.DataFrame, list[str]]:
+    """trend.csv's rows: every earlier month of the shop (:func:`month_trend_row`), then this month (from
+    ``metrics``, its :func:`month_metrics`); and one sentence per earlier month left out because its files
+    could not be read."""
+    rows, said = [], []
+    for folder in artifacts.month_dirs(resolve(str(processed_dir).rstrip("/\\")).parent):
+        if folder.name >= month.month:
             continue
-        metrics = month_metrics(m)
-        rows.append({"month": m.month, **{k: metrics[k] for k in TREND_METRICS}})
-    return pd.DataFrame(rows, columns=["month", *TREND_METRICS]).set_index("month")
+        try:
+            row = month_trend_row(folder)
+        except Exception as err:  # an older month's broken file must not take this month's report down
+            said.append(f"{folder.name} is left out of trend.csv (the report index's trend): its artifacts could "
+                        f"not be read ({type(err).__name__}: {err}).")
+            continue
+        if row is not None:
+            rows.append(row)
+    rows.append(trend_row(month, metrics))
+    return pd.DataFrame(rows, columns=["month", *TREND_METRICS]), said
 
 
 # ---------------------------------------------------------------------------------------------
@@ -858,70 +665,36 @@ def trend_table(shop_processed_dir: str | Path) -> pd.DataFrame:
 
 
 @dataclass
-class SummaryRun:
-    """Notebook 07's month: this month's and last month's artifacts, the CRM file written, and the
+class SummaryResult:
+    """Notebook 07's month, as its page (helpers.pages.summary) shows it: this month's and last month's
+    artifacts, the numbers and actions computed from them, the CRM file and the trend written, and the
     config values the report needs (the rules' thresholds, the currency)."""
 
     month: Month
     previous: Month | None
+    last_month: str  # 'YYYY-MM' before month.month, whether or not it was run
+    availability: pd.DataFrame  # per artifact: present or missing this month and last month
+    notes: list[str]  # one sentence per gap (missing artifacts, no last month, a month left out of the trend)
+    made_by: dict[str, str]  # artifact -> the notebook that makes it (INPUTS)
+    metrics: dict[str, float]  # this month's month_metrics
+    previous_run_metrics: dict[str, float] | None  # last month's month_metrics from its own run, if any
+    numbers: pd.DataFrame  # headline_numbers
+    plan_loss: float | None  # chance that the whole win-back plan loses money (None without a plan)
+    actions: list[Action]
+    clv_at_risk: pd.DataFrame | None  # clv_at_risk_by_segment
+    plan: pd.DataFrame | None  # the plan's recommended rows (recommended_plan)
+    control_group: int  # customers held back in campaign_plan.csv
+    recent_kpis: pd.DataFrame
     scored: pd.DataFrame
     files: tuple[Path, Path]
+    trend: pd.DataFrame
     thresholds: SummaryConfig = field(default_factory=SummaryConfig)
     currency: str = "EUR"
 
-    def availability_table(self) -> pd.DataFrame:
-        return availability_table(self.month, self.previous)
 
-    def notes_text(self) -> str:
-        return notes_text(self.month, self.previous)
-
-    def headline_numbers(self) -> pd.DataFrame:
-        return headline_numbers(self.month, self.previous)
-
-    def headline_table(self) -> pd.DataFrame:
-        return headline_table(self.month, self.previous, currency=self.currency)
-
-    def headline_takeaway(self) -> str:
-        return headline_takeaway(self.month, self.previous, currency=self.currency)
-
-    def actions(self) -> list[Action]:
-        return actions(self.month, self.previous, self.thresholds, currency=self.currency)
-
-    def actions_text(self) -> str:
-        return actions_text(self.actions())
-
-    def actions_table(self) -> pd.DataFrame:
-        return actions_table(self.actions())
-
-    def plot_clv_at_risk(self, ax=None):
-        return plot_clv_at_risk(self.month, currency=self.currency, ax=ax)
-
-    def clv_at_risk_table(self) -> pd.DataFrame:
-        return clv_at_risk_table(self.month, currency=self.currency)
-
-    def winback_table(self) -> pd.DataFrame:
-        return winback_table(self.month, currency=self.currency)
-
-    def winback_takeaway(self) -> str:
-        return winback_takeaway(self.month, currency=self.currency)
-
-    def plot_revenue_trend(self, ax=None):
-        return plot_revenue_trend(self.month, currency=self.currency, ax=ax)
-
-    def trend_takeaway(self) -> str:
-        return trend_takeaway(self.month, currency=self.currency)
-
-    def scored_columns_table(self) -> pd.DataFrame:
-        return plots.long_table(scored_columns_table(self.month.clv_months, self.month.purchase_window_days),
-                                "scored-columns")
-
-    def scored_takeaway(self) -> str:
-        return scored_takeaway(self.scored, self.month.has("winback_targets"))
-
-
-def run(processed_dir: str | Path, as_of: str, cfg, con=None) -> SummaryRun:
-    """Read this month's and last month's artifacts, write customers_scored.parquet (+ its CSV copy)
-    and return the result the notebook shows (actions use ``cfg.summary``, money ``cfg.shop.currency``).
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> SummaryResult:
+    """Read this month's and last month's artifacts, write customers_scored.parquet (+ its CSV copy) and
+    trend.csv, and return what the page shows (actions use ``cfg.summary``, money ``cfg.shop.currency``).
 
     ``as_of`` and ``con`` keep the stage's common signature: the summary reads only artifacts (the
     month is ``processed_dir``'s folder name), so it needs neither the cut-off nor the engine.
@@ -929,4 +702,15 @@ def run(processed_dir: str | Path, as_of: str, cfg, con=None) -> SummaryRun:
     month, previous = load_month(processed_dir), load_previous(processed_dir)
     scored = build_customers_scored(month)
     files = save_customers_scored(processed_dir, scored)
-    return SummaryRun(month, previous, scored, files, cfg.summary, cfg.shop.currency)
+    metrics = month_metrics(month)
+    trend, left_out = trend_rows(processed_dir, month, metrics)
+    artifacts.write(processed_dir, "trend", trend)
+    plan = month.get("winback_plan")
+    return SummaryResult(
+        month, previous, artifacts.previous_month(month.month), availability_table(month, previous),
+        notes(month, previous) + left_out, {name: artifacts.spec(name).made_by for name in INPUTS}, metrics,
+        month_metrics(previous) if previous is not None else None, headline_numbers(month, previous),
+        customer_facts.plan_loss_probability(plan) if plan is not None else None,
+        actions(month, previous, cfg.summary, cfg.shop.currency), clv_at_risk_by_segment(month),
+        recommended_plan(month), control_group_size(month), recent_kpis(month), scored, files, trend,
+        cfg.summary, cfg.shop.currency)

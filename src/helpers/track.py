@@ -24,9 +24,9 @@ whole days):
 - calibration: customers cut into ``track.calibration_bins`` equal groups by prediction, mean
   predicted vs mean actual per group.
 
-A verdict per model reads the latest ``track.verdict_months`` scored months ("over-forecasts by 12 %
-for three months running"); an alarm is raised when the latest scored month's aggregate error lies
-beyond +/- ``track.error_band``.
+On the page (:mod:`helpers.pages.track`), a verdict per model reads the latest ``track.verdict_months``
+scored months ("over-forecasts by 12 % for three months running"); an alarm is raised when the latest
+scored month's aggregate error lies beyond +/- ``track.error_band``.
 
 Closed loop for campaigns: 06 writes ``campaign_plan.csv`` (helpers.winback: the contact list and a
 randomized control group). Once the shop has sent it and appended it to its campaigns.csv, 06
@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from helpers import artifacts, clv, customer_facts, plots
+from helpers import artifacts, clv, customer_facts
 from helpers.config import Config, TrackConfig
 from helpers.engine import connect, cutoff_end
 from helpers.paths import resolve
@@ -316,177 +316,6 @@ def campaign_row(chk: CampaignCheck) -> dict:
     return _row(chk.month, WINBACK, chk.status, 0, None, metrics)
 
 
-# --------------------------------------------------------------------------- verdicts and alarm
-
-_COUNT_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
-
-
-def verdict(rows: pd.DataFrame, model: str, cfg: TrackConfig) -> str:
-    """A plain sentence on the latest `cfg.verdict_months` scored months of `model` (track_record rows)."""
-    s = rows[(rows["model"] == model) & (rows["status"] == SCORED) & rows["error_pct"].notna()].sort_values("month")
-    name = MODEL_NAMES[model]
-    if s.empty:
-        return f"{name[0].upper() + name[1:]}: not scored yet (no earlier month's horizon has passed)."
-    recent = s.tail(cfg.verdict_months)
-    errs = recent["error_pct"].to_numpy(float) / 100
-    tol = cfg.verdict_tolerance
-    sign = np.sign(errs[-1]) if abs(errs[-1]) > tol else 0
-    run = 0
-    for e in errs[::-1]:
-        if (sign == 0 and abs(e) <= tol) or (sign != 0 and np.sign(e) == sign and abs(e) > tol):
-            run += 1
-        else:
-            break
-    months = f"for {_COUNT_WORDS.get(run, str(run))} months running" if run > 1 else f"in {recent['month'].iloc[-1]}"
-    mean = float(np.mean(errs[-run:]))
-    if sign == 0:
-        text = f"on target (within {tol:.0%}) {months}"
-    else:
-        text = f"{'over' if sign > 0 else 'under'}-forecasts by {abs(mean):.0%} {months}"
-    last = s.iloc[-1]
-    if model == "churn" and np.isfinite(last["auc"]):
-        text += f"; ranks churners with an AUC of {last['auc']:.2f} (0.5 = chance) in {last['month']}"
-    elif model.startswith("purchases") and np.isfinite(last["mae"]):
-        text += f"; off by {last['mae']:.2f} purchases per customer on average in {last['month']}"
-    return f"{name[0].upper() + name[1:]}: {text}."
-
-
-def alarms(rows: pd.DataFrame, band: float) -> list[str]:
-    """One sentence per model whose latest scored aggregate error lies beyond +/- `band`."""
-    out = []
-    for model in MODELS:  # a campaign's plan vs measurement has its own table and sentence
-        s = rows[(rows["model"] == model) & (rows["status"] == SCORED) & rows["error_pct"].notna()]
-        if s.empty:
-            continue
-        last = s.sort_values("month").iloc[-1]
-        if abs(last["error_pct"]) > 100 * band:
-            out.append(f"ALARM: {MODEL_NAMES[model]} missed by {last['error_pct']:+.0f}% for {last['month']}, beyond the "
-                       f"+/-{band:.0%} band (track.error_band): check before acting on this month's figures.")
-    return out
-
-
-# --------------------------------------------------------------------------- tables and figures
-
-def record_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """track_record for readers: one row per earlier month (newest first), per model its aggregate error
-    (or why it is not scored), MAE of purchases, Brier and AUC of churn."""
-    if rows.empty:
-        return plots.note_table("no earlier month in this shop's processed folder", "track record")
-    out = {}
-    for month, grp in rows.groupby("month", sort=False):
-        r = {}
-        by = grp.set_index("model")
-        if (grp["status"] == NO_SNAPSHOT).any():  # its campaign may still be measured
-            r["status"] = NO_SNAPSHOT
-        for model, label in (("purchases_30d", "purchases 30 d"), ("purchases_90d", "purchases 90 d"),
-                             ("p_purchase_90d", "buyers 90 d"), ("churn", "churners"), (WINBACK, "win-back buyers")):
-            if model not in by.index:
-                r[f"{label}: error"] = plots.MISSING
-                continue
-            x = by.loc[model]
-            if x["status"] == SCORED and np.isfinite(x["error_pct"]):
-                r[f"{label}: error"] = f"{x['error_pct']:+.0f}%"
-            elif x["status"] == NOT_YET:
-                r[f"{label}: error"] = f"after {x['horizon_end']}"
-            else:
-                r[f"{label}: error"] = x["status"] if x["status"] != SCORED else plots.MISSING
-        if "purchases_90d" in by.index and by.loc["purchases_90d", "status"] == SCORED:
-            r["MAE 90 d"] = f"{by.loc['purchases_90d', 'mae']:.2f}"
-        if "churn" in by.index and by.loc["churn", "status"] == SCORED:
-            auc = by.loc["churn", "auc"]
-            r["churn AUC"] = plots.MISSING if not np.isfinite(auc) else f"{auc:.2f}"
-            r["churn Brier"] = f"{by.loc['churn', 'brier']:.3f}"
-        out[month] = r
-    table = pd.DataFrame.from_dict(out, orient="index").sort_index(ascending=False).fillna(plots.MISSING)
-    table.index.name = "predicted in"
-    return plots.table_for_readers(table, rest="track_record.csv", sortable="track-record")
-
-
-def plot_trend(rows: pd.DataFrame, band: float, ax=None):
-    """Aggregate error (%) per predicted month and model, with the +/- `band` alarm band shaded."""
-    ax = plots.axes_or_new(ax)
-    s = rows[(rows["status"] == SCORED) & rows["error_pct"].notna()]
-    months = sorted(set(rows["month"]))
-    pos = {m: i for i, m in enumerate(months)}
-    ax.axhspan(-100 * band, 100 * band, color="0.9", zorder=0, label=f"+/-{band:.0%} band")
-    ax.axhline(0, color="0.5", lw=0.8)
-    for model in MODELS:
-        m = s[s["model"] == model].sort_values("month")
-        if m.empty:
-            continue
-        x = [pos[v] for v in m["month"]]
-        ax.plot(x, m["error_pct"].to_numpy(float), marker="o", ms=4, label=MODEL_NAMES[model])
-        out = m["error_pct"].abs() > 100 * band
-        if out.any():
-            ax.scatter(np.array(x)[out.to_numpy()], m.loc[out, "error_pct"], s=60, facecolors="none",
-                       edgecolors="red", zorder=5)
-    ax.set_xticks(range(len(months)), months, rotation=45, ha="right")
-    ax.set_title("Track record: predicted vs actual, per month the prediction was made")
-    ax.set_xlabel("month of the prediction")
-    ax.set_ylabel("aggregate error (%, + = over-forecast)")
-    ax.legend(loc="best", frameon=False, fontsize=8)
-    return ax
-
-
-def calibration_table(cal: pd.DataFrame, what: str) -> pd.DataFrame:
-    if cal.empty:
-        return plots.note_table(f"no scored month for {what} yet", "calibration")
-    out = cal.set_index("group")
-    out.index.name = f"{what}: group (1 = lowest prediction)"
-    out = out.rename(columns={"mean_predicted": "predicted per customer", "mean_actual": "actual per customer"})
-    return plots.table_for_readers(out, kinds={c: "number2" for c in out.columns if c != "customers"} |
-                                   {"customers": "count"}, max_rows=None)
-
-
-def campaign_table(checks: list[CampaignCheck], currency: str = "EUR") -> pd.DataFrame:
-    """Per month with a campaign plan: the plan's extra buyers and profit beside the measured ones."""
-    if not checks:
-        return plots.note_table("no earlier month planned a campaign (campaign_plan.csv)", "campaigns")
-    rows = []
-    for c in checks:
-        measured = c.status == SCORED
-        rows.append({"planned in": c.month, "status": "measured" if measured else c.status,
-                     "contacted": c.n_treated, "control group": c.n_control,
-                     "uplift planned (pp)": c.planned_uplift_pp,
-                     "uplift measured (pp)": c.measured_uplift_pp if measured else np.nan,
-                     "extra buyers planned": c.planned_buyers,
-                     "extra buyers measured": c.measured_buyers if measured else np.nan,
-                     "measured, 95 % interval": (f"{c.measured_low:,.1f} to {c.measured_high:,.1f}" if measured
-                                                 else plots.MISSING),
-                     f"extra profit planned ({currency})": c.planned_profit,
-                     f"extra profit measured ({currency})": c.measured_profit if measured else np.nan})
-    out = pd.DataFrame(rows).set_index("planned in").sort_index(ascending=False)
-    kinds = {"contacted": "count", "control group": "count", "uplift planned (pp)": "number1",
-             "uplift measured (pp)": "number1", "extra buyers planned": "number1", "extra buyers measured": "number1",
-             f"extra profit planned ({currency})": "number0", f"extra profit measured ({currency})": "number0"}
-    return plots.table_for_readers(out, kinds=kinds, currency=None, max_rows=None)
-
-
-def campaign_takeaway(checks: list[CampaignCheck], currency: str = "EUR") -> str:
-    if not checks:
-        return ("No earlier month planned a win-back campaign with a control group yet; 06_winback writes "
-                "campaign_plan.csv, and once the shop sends it and appends it to campaigns.csv it is measured here.")
-    parts = []
-    for c in sorted(checks, key=lambda c: c.month, reverse=True):
-        if c.status != SCORED:
-            parts.append(f"{c.month}'s plan: {c.status}.")
-            continue
-        if c.measured_low > 0:
-            worked = "it worked: more buyers than in the control group"
-        elif c.measured_high < 0:
-            worked = "it did harm: fewer buyers than in the control group"
-        else:
-            worked = "its effect is not distinguishable from zero"
-        profit = ("" if not np.isfinite(c.measured_profit) else
-                  f"; extra profit planned {plots.money(c.planned_profit, currency)}, measured about "
-                  f"{plots.money(c.measured_profit, currency)}")
-        parts.append(f"{c.month}'s campaign ({c.n_treated:,} contacted, {c.n_control:,} held back): {worked} - "
-                     f"planned {c.planned_buyers:,.1f} extra buyers ({c.planned_uplift_pp:.1f} pp), measured "
-                     f"{c.measured_buyers:,.1f} (95 %: {c.measured_low:,.1f} to {c.measured_high:,.1f}; "
-                     f"{c.measured_uplift_pp:.1f} pp){profit}. The next plan uses this measured uplift.")
-    return " ".join(parts)
-
-
 # --------------------------------------------------------------------------- the stage
 
 def earlier_months(processed_dir: str | Path) -> list[Path]:
@@ -524,87 +353,53 @@ def score_months(processed_dir: str | Path, as_of: str, cfg: Config, con) -> tup
     return table.sort_values(["month", "model"], ignore_index=True), scored, checks
 
 
+def latest_scored(rows: pd.DataFrame, model: str = "purchases_90d") -> str | None:
+    """The latest month (track_record rows) in which `model` was scored, or None."""
+    s = rows[(rows["model"] == model) & (rows["status"] == SCORED)]
+    return None if s.empty else str(s["month"].max())
+
+
+def calibrations(rows: pd.DataFrame, scored: dict, bins: int) -> dict[str, tuple[str, pd.DataFrame]]:
+    """Per model scored in some month: (the latest such month, its :func:`calibration` groups).
+    `scored`: month -> (snapshot, actuals), as :func:`score_months` returns it."""
+    out = {}
+    for model, (_, col, kind, _) in MODELS.items():
+        month = latest_scored(rows, model)
+        if month is None:
+            continue
+        snap, activity = scored[month]
+        act = actuals_for(snap, activity, horizon_of(snap, model))
+        actual = act["purchases"] if kind == "count" else (~act["bought"] if model == "churn" else act["bought"])
+        out[model] = (month, calibration(snap[col], actual.astype(float), bins))
+    return out
+
+
 @dataclass
-class TrackRun:
-    """Notebook 07's "Track record": the scored months, verdicts, alarm and the campaigns' check."""
+class TrackResult:
+    """Notebook 07's "Track record" (its page: helpers.pages.track): the track_record rows, the campaigns'
+    checks, the calibration of each scored model, this month's snapshot and the settings that judge them."""
 
     as_of: str
-    rows: pd.DataFrame
+    rows: pd.DataFrame  # track_record.csv
     checks: list[CampaignCheck]
-    scored: dict = field(default_factory=dict)
+    calibrations: dict[str, tuple[str, pd.DataFrame]] = field(default_factory=dict)  # model -> (month, groups)
     snapshot: pd.DataFrame | None = None
     settings: TrackConfig = field(default_factory=TrackConfig)
     currency: str = "EUR"
     note: str | None = None  # why nothing could be scored this month (a missing artifact)
 
-    # On a first run (nothing to score yet) the section is the takeaway alone: no empty table, chart or
-    # calibration; each of these methods then returns None, which a notebook cell shows as nothing.
 
-    def record_table(self) -> pd.DataFrame | None:
-        return None if self.rows.empty else record_table(self.rows)
-
-    def plot_trend(self, ax=None):
-        """The error trend, or None (no figure drawn) while no month has been scored."""
-        if self.rows.empty or not (self.rows["status"] == SCORED).any():
-            return None
-        return plot_trend(self.rows, self.settings.error_band, ax=ax)
-
-    def verdicts(self) -> list[str]:
-        return [verdict(self.rows, m, self.settings) for m in MODELS]
-
-    def alarms(self) -> list[str]:
-        return alarms(self.rows, self.settings.error_band)
-
-    def takeaway(self) -> str:
-        if self.note:
-            return self.note
-        scored = sorted(set(self.rows.loc[self.rows["status"] == SCORED, "month"]))
-        if not scored:
-            lead = ("No earlier month's prediction can be scored yet: a snapshot is kept from this month on "
-                    "(predictions.parquet), and scored once its horizon has passed.")
-            return " ".join([lead, *self.alarms()])
-        lead = f"Predictions of {len(scored)} earlier month(s) ({scored[0]} to {scored[-1]}) scored against what happened."
-        return " ".join([*self.alarms(), lead, *self.verdicts()])
-
-    def latest_scored(self, model: str = "purchases_90d") -> str | None:
-        s = self.rows[(self.rows["model"] == model) & (self.rows["status"] == SCORED)]
-        return None if s.empty else str(s["month"].max())
-
-    def calibration(self, model: str = "purchases_90d") -> pd.DataFrame:
-        """Calibration groups of `model` in the latest month where it was scored."""
-        month = self.latest_scored(model)
-        if month is None:
-            return calibration([], [])
-        snap, activity = self.scored[month]
-        _, col, kind, _ = MODELS[model]
-        act = actuals_for(snap, activity, horizon_of(snap, model))
-        actual = act["purchases"] if kind == "count" else (~act["bought"] if model == "churn" else act["bought"])
-        return calibration(snap[col], actual.astype(float), self.settings.calibration_bins)
-
-    def calibration_table(self, model: str = "purchases_90d") -> pd.DataFrame | None:
-        month = self.latest_scored(model)
-        if month is None:
-            return None
-        return calibration_table(self.calibration(model), f"{MODEL_NAMES[model]} ({month})" if month else MODEL_NAMES[model])
-
-    def campaign_table(self) -> pd.DataFrame | None:
-        return campaign_table(self.checks, self.currency) if self.checks else None
-
-    def campaign_takeaway(self) -> str:
-        return campaign_takeaway(self.checks, self.currency)
-
-
-def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> TrackRun:
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> TrackResult:
     """Keep this month's prediction snapshot (predictions.parquet), score every earlier month of the shop
     whose horizon has passed by `as_of` on this month's orders_clean, and write track_record.csv."""
     con = con or connect(cfg.engine)
-    snap = save_snapshot(processed_dir, as_of, cfg) if save else None
+    snap = save_snapshot(processed_dir, as_of, cfg)
     if not artifacts.exists(processed_dir, "orders_clean"):  # 01 failed or was not run: nothing to score against
         note = (f"{artifacts.spec('orders_clean').file} (01_clean) is missing this month, so no earlier prediction "
                 "can be scored; this month's predictions are kept all the same.")
-        return TrackRun(str(as_of)[:10], artifacts.empty("track_record"), [], {}, snap, cfg.track,
-                        cfg.shop.currency, note)
+        return TrackResult(str(as_of)[:10], artifacts.empty("track_record"), [], {}, snap, cfg.track,
+                           cfg.shop.currency, note)
     rows, scored, checks = score_months(processed_dir, as_of, cfg, con)
-    if save:
-        artifacts.write(processed_dir, "track_record", rows)
-    return TrackRun(str(as_of)[:10], rows, checks, scored, snap, cfg.track, cfg.shop.currency)
+    artifacts.write(processed_dir, "track_record", rows)
+    return TrackResult(str(as_of)[:10], rows, checks, calibrations(rows, scored, cfg.track.calibration_bins), snap,
+                       cfg.track, cfg.shop.currency)

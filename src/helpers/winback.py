@@ -78,7 +78,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
-from helpers import artifacts, churn, customer_facts, offers, plots
+from helpers import artifacts, churn, customer_facts, offers
 from helpers.config import Config
 from helpers.engine import connect, cutoff_end
 
@@ -261,82 +261,6 @@ def mean_difference(treated, control, z: float = Z95) -> tuple[float, float, flo
     return (float(t.mean()), float(c.mean()), float(d), float(d - z * se), float(d + z * se))
 
 
-def measured_table(measured: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
-    """The measured uplift for reading: index (campaign, arm, segment), rates in %, a verdict that
-    says plainly whether the 95 % interval excludes zero, and revenue per customer in `currency`."""
-    m = measured.copy()
-    m["verdict"] = np.where(m["uplift_low"] > 0, "more buyers", np.where(m["uplift_high"] < 0, "fewer buyers",
-                                                                           "not distinguishable from zero"))
-    m["conv_treated"] = (100 * m["conv_treated"]).round(2)
-    m["conv_control"] = (100 * m["conv_control"]).round(2)
-    for c in ("uplift_pp", "uplift_low", "uplift_high"):
-        m[c] = m[c].round(2)
-    for c in REVENUE_COLUMNS:
-        m[c] = m[c].astype(float).round(2)
-    m = m.rename(columns={"conv_treated": "conversion treated %", "conv_control": "conversion control %",
-                          "uplift_pp": "uplift pp", "uplift_low": "95% low", "uplift_high": "95% high",
-                          "revenue_treated": f"revenue per customer treated ({currency})",
-                          "revenue_control": f"revenue per customer control ({currency})",
-                          "revenue_uplift": f"revenue uplift per customer ({currency})",
-                          "revenue_uplift_low": "revenue 95% low", "revenue_uplift_high": "revenue 95% high",
-                          "n_treated": "customers treated", "n_control": "customers in control"})
-    m["discount"] = [plots.format_cell(d, "share0") for d in m["discount"]]
-    for c in ("customers treated", "customers in control"):
-        m[c] = [plots.format_cell(n, "count") for n in m[c]]
-    return plots.for_readers(m.set_index(["campaign_id", "arm", "segment"]), {"campaign_id": "campaign"})
-
-
-def measured_takeaway(measured: pd.DataFrame, window_days: int) -> str:
-    if measured.empty:
-        return "No past campaign with a control arm: the simulation uses the configured uplift assumptions only."
-    a = measured[measured["segment"] == "all"]
-    parts = []
-    for _, r in a.iterrows():
-        clear = "clearly above zero" if r["uplift_low"] > 0 else (
-            "clearly below zero" if r["uplift_high"] < 0 else "not distinguishable from zero")
-        parts.append(f"{r['campaign_id']} {r['arm']} ({option_label(r['discount'])}): {r['conv_treated']:.1%} bought "
-                     f"within {window_days} days vs {r['conv_control']:.1%} in control, uplift {r['uplift_pp']:+.1f} pp "
-                     f"(95% {r['uplift_low']:+.1f} to {r['uplift_high']:+.1f}), {clear}.")
-    seg = measured[(measured["segment"] != "all") & (measured["uplift_low"] <= 0) & (measured["uplift_high"] >= 0)]
-    if not seg.empty:
-        names = sorted(set(seg["segment"]))
-        parts.append("Not distinguishable from zero in at least one arm: " + ", ".join(names) + ".")
-    n_seg = int((measured["segment"] != "all").sum())
-    if n_seg >= 5:
-        parts.append(f"Each interval is 95% on its own: of these {n_seg:,} segment intervals about {0.05 * n_seg:.1f} are "
-                     "expected to miss the true uplift by chance, so one segment that stands out alone is a lead to "
-                     "re-test in the next campaign rather than a finding.")
-    return "\n".join(parts)
-
-
-def plot_measured(measured: pd.DataFrame, ax=None):
-    """Uplift (pp) with 95 % intervals per arm and segment, one marker colour per arm."""
-    ax = plots.axes_or_new(ax)
-    if measured.empty:
-        ax.text(0.5, 0.5, "no measured campaign", ha="center", va="center")
-        ax.set_axis_off()
-        return ax
-    m = measured.copy()
-    m["label"] = m["segment"]
-    segs = ["all"] + sorted(s for s in set(m["segment"]) if s != "all")
-    arms = list(dict.fromkeys(m["campaign_id"] + " " + m["arm"]))
-    colors = plots.sns.color_palette("deep", len(arms))
-    width = 0.7 / max(1, len(arms))
-    for k, key in enumerate(arms):
-        d = m[(m["campaign_id"] + " " + m["arm"]) == key].set_index("segment").reindex(segs)
-        y = np.arange(len(segs)) + (k - (len(arms) - 1) / 2) * width
-        ax.errorbar(d["uplift_pp"], y, xerr=[d["uplift_pp"] - d["uplift_low"], d["uplift_high"] - d["uplift_pp"]],
-                    fmt="o", color=colors[k], capsize=3, label=f"{key} ({option_label(d['discount'].dropna().iloc[0])})")
-    ax.axvline(0, color="grey", lw=1, ls="--")
-    ax.set_yticks(range(len(segs)), segs)
-    ax.invert_yaxis()
-    ax.set_title("Measured uplift per arm and segment (95% interval)")
-    ax.set_xlabel("uplift in conversion within the window (percentage points)")
-    ax.set_ylabel("")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=True, fontsize=9)  # beside: no marker hidden
-    return ax
-
-
 # --------------------------------------------------------------------------- Qini and T-learner
 
 def qini_curve(y, treated, score) -> pd.DataFrame:
@@ -450,46 +374,6 @@ def t_learner(frame: pd.DataFrame, features: list[str], cfg: Config) -> UpliftMo
     return UpliftModels(curves=curves, areas=areas.round(3), note=note)
 
 
-def qini_table(models: UpliftModels) -> pd.DataFrame:
-    t = models.areas.copy()
-    if t.empty:
-        return plots.note_table(models.note or "no model", "-", "arm")
-    return plots.table_for_readers(
-        t, {"auuc": "number1", "random": "number1", "qini_coefficient": "number1", "n_holdout": "count"},
-        names={"auuc": "area under Qini (model)", "random": "area (random targeting)",
-               "qini_coefficient": "Qini coefficient (model - random)", "n_holdout": "held-out customers"})
-
-
-def qini_takeaway(models: UpliftModels) -> str:
-    if models.areas.empty:
-        return models.note
-    parts = [models.note]
-    for arm, r in models.areas.iterrows():
-        verdict = "ranks better than random targeting" if r["qini_coefficient"] > 0 else "does not beat random targeting"
-        parts.append(f"{arm}: the model {verdict} (Qini coefficient {r['qini_coefficient']:+.1f} incremental buyers"
-                     f" of area; random {r['random']:.1f}).")
-    parts.append("The plan below uses segment-level measured uplift with its intervals; the per-customer model "
-                 "only shows how well uplift can be ranked.")
-    return " ".join(parts)
-
-
-def plot_qini(models: UpliftModels, ax=None):
-    """Qini curves on held-out customers (one per arm) against random targeting."""
-    ax = plots.axes_or_new(ax)
-    colors = plots.sns.color_palette("deep", max(1, len(models.curves)))
-    for k, (arm, c) in enumerate(models.curves.items()):
-        x = 100 * c["n"] / c["n"].iloc[-1]
-        ax.plot(x, c["qini"], color=colors[k], label=f"{arm}: T-learner")
-        ax.plot(x, c["random"], color=colors[k], ls="--", lw=1, label=f"{arm}: random targeting")
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_title("Qini curve on held-out campaign customers")
-    ax.set_xlabel("customers targeted, highest predicted uplift first (%)")
-    ax.set_ylabel("incremental buyers (scaled to treated)")
-    if models.curves:
-        ax.legend(loc="upper left", frameon=True, fontsize=9)
-    return ax
-
-
 # --------------------------------------------------------------------------- candidates at as_of
 
 def baseline_probability(clv_scores: pd.DataFrame, clv_card: dict, window_days: int,
@@ -537,18 +421,6 @@ def candidates(seg: pd.DataFrame, scores: pd.DataFrame, clv_scores: pd.DataFrame
     return d.sort_values("customer_id", ignore_index=True)
 
 
-def candidates_table(cands: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
-    g = cands.groupby("segment")
-    out = pd.DataFrame({"candidates": g.size(), "via risk tier only": g["reason"].apply(lambda r: int((r != "segment").sum())),
-                        **({"can be contacted": g["contactable"].sum().astype(int)} if "contactable" in cands else {}),
-                        "mean P(order in window)": g["p_baseline"].mean(),
-                        "mean order value": g["order_value"].mean()})
-    out.index.name = "segment"
-    out = out.sort_values("candidates", ascending=False)
-    return plots.table_for_readers(out, {"candidates": "count", "via risk tier only": "count", "can be contacted": "count",
-                                         "mean P(order in window)": "share", "mean order value": "money2"}, currency)
-
-
 # --------------------------------------------------------------------------- uplift per segment and option
 
 def options(cfg: Config) -> list[float | None]:
@@ -571,50 +443,63 @@ def uplift_assumptions(measured: pd.DataFrame, segs: list[str], cfg: Config) -> 
     """
     wb = cfg.winback
     assumed = {float(k): float(v) for k, v in wb.assumed_uplift.items()}
-
-    def assumed_point(d):
-        sd = abs(assumed[d]) * wb.assumed_uplift_sd_share
-        return assumed[d], sd, "assumed"
-
     rows = []
     for seg in segs:
-        points = {}
-        if not measured.empty:
-            for d in sorted(set(measured["discount"].astype(float))):
-                m = measured[np.isclose(measured["discount"].astype(float), d)]
-                latest = sorted(set(m["campaign_id"]))[-1]
-                m = m[m["campaign_id"] == latest]
-                own = m[(m["segment"] == seg) & (m["n_treated"] >= wb.min_group_customers)
-                        & (m["n_control"] >= wb.min_group_customers)]
-                row, where = (own.iloc[0], "this segment") if not own.empty else (m[m["segment"] == "all"].iloc[0], "whole arm")
-                points[d] = (row["uplift_pp"] / 100, (row["uplift_high"] - row["uplift_low"]) / 100 / (2 * Z95),
-                             f"measured, {where}")
+        points = _measured_points(measured, seg, wb.min_group_customers)
         for d in options(cfg)[1:]:
-            hit = next((k for k in points if np.isclose(k, d)), None)
-            if hit is not None:
-                mean, sd, source = points[hit]
-            elif not points or d == 0.0:
-                mean, sd, source = assumed_point(d)
-            elif max(points) == 0.0 and d in assumed and 0.0 in assumed:
-                # Only the message was measured (an e-mail-only campaign): a discount adds its assumed
-                # effect beyond the message's, on top of the measured e-mail uplift.
-                m0, sd0, _ = points[max(points)]
-                extra = assumed[d] - assumed[0.0]
-                mean, sd = m0 + extra, math.hypot(sd0, abs(extra) * wb.assumed_uplift_sd_share)
-                source = "assumed discount effect on the measured e-mail"
-            else:
-                anchors = dict(points)
-                if not any(np.isclose(k, 0.0) for k in anchors):
-                    anchors[0.0] = assumed_point(0.0) if 0.0 in assumed else (0.0, 0.0, "zero")
-                xs = np.array(sorted(anchors))
-                mean = float(np.interp(d, xs, [anchors[x][0] for x in xs]))
-                sd = float(np.interp(d, xs, [anchors[x][1] for x in xs]))
-                source = "interpolated" if d < xs.max() else f"as measured {xs.max():.0%}"
+            mean, sd, source = _option_uplift(d, points, assumed, wb.assumed_uplift_sd_share)
             rows.append({"segment": seg, "discount": d, "mean": mean, "sd": sd, "low": mean - Z95 * sd,
                          "high": mean + Z95 * sd, "source": source})
     out = pd.DataFrame(rows, columns=["segment", "discount", "mean", "sd", "low", "high", "source"]).astype(
         {"segment": str, "discount": float, "source": str})  # typed also when there is no option or segment
-    # measured rows keep their own (Newcombe) interval
+    return _measured_intervals(out, measured)
+
+
+def _measured_points(measured: pd.DataFrame, seg: str, min_group: int) -> dict:
+    """{discount: (mean, sd, source)} of every discount a campaign measured, for segment `seg`: the latest
+    campaign's row of the segment when both sides have `min_group` customers, else its row of the whole arm."""
+    points = {}
+    if measured.empty:
+        return points
+    for d in sorted(set(measured["discount"].astype(float))):
+        m = measured[np.isclose(measured["discount"].astype(float), d)]
+        latest = sorted(set(m["campaign_id"]))[-1]
+        m = m[m["campaign_id"] == latest]
+        own = m[(m["segment"] == seg) & (m["n_treated"] >= min_group) & (m["n_control"] >= min_group)]
+        row, where = (own.iloc[0], "this segment") if not own.empty else (m[m["segment"] == "all"].iloc[0], "whole arm")
+        points[d] = (row["uplift_pp"] / 100, (row["uplift_high"] - row["uplift_low"]) / 100 / (2 * Z95),
+                     f"measured, {where}")
+    return points
+
+
+def _option_uplift(d: float, points: dict, assumed: dict, sd_share: float) -> tuple[float, float, str]:
+    """(mean, sd, source) of discount `d`'s uplift: measured (`points`), assumed, the assumed discount
+    effect on a measured e-mail, or interpolated between measured discounts (see `uplift_assumptions`)."""
+    def assumed_point(d):
+        return assumed[d], abs(assumed[d]) * sd_share, "assumed"
+
+    hit = next((k for k in points if np.isclose(k, d)), None)
+    if hit is not None:
+        return points[hit]
+    if not points or d == 0.0:
+        return assumed_point(d)
+    if max(points) == 0.0 and d in assumed and 0.0 in assumed:
+        # Only the message was measured (an e-mail-only campaign): a discount adds its assumed
+        # effect beyond the message's, on top of the measured e-mail uplift.
+        m0, sd0, _ = points[max(points)]
+        extra = assumed[d] - assumed[0.0]
+        return m0 + extra, math.hypot(sd0, abs(extra) * sd_share), "assumed discount effect on the measured e-mail"
+    anchors = dict(points)
+    if not any(np.isclose(k, 0.0) for k in anchors):
+        anchors[0.0] = assumed_point(0.0) if 0.0 in assumed else (0.0, 0.0, "zero")
+    xs = np.array(sorted(anchors))
+    mean = float(np.interp(d, xs, [anchors[x][0] for x in xs]))
+    sd = float(np.interp(d, xs, [anchors[x][1] for x in xs]))
+    return mean, sd, "interpolated" if d < xs.max() else f"as measured {xs.max():.0%}"
+
+
+def _measured_intervals(out: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFrame:
+    """`out` (uplift_assumptions' rows) with each measured row's low and high from its own (Newcombe) interval."""
     if not measured.empty:
         for i, r in out[out["source"].str.startswith("measured")].iterrows():
             m = measured[np.isclose(measured["discount"].astype(float), r["discount"])]
@@ -962,306 +847,34 @@ def campaign_plan(targets: pd.DataFrame, is_control: pd.Series, group: ControlGr
     return out.sort_values(["campaign_id", "arm", "customer_id"], ignore_index=True)[CAMPAIGN_PLAN_COLUMNS]
 
 
-def _pct(share: float) -> str:
-    """0.8 -> '80%', 0.995 -> '99.5%' (a power or alpha near 100 % or 0 % is not rounded onto it)."""
-    return f"{share:.1%}".replace(".0%", "%")
-
-
-def control_table(group: ControlGroup | None) -> pd.DataFrame:
-    """The split and the power calculation for reading, one row per figure."""
-    if group is None:
-        return pd.DataFrame({"value": ["no plan this month"]}, index=pd.Index(["control group"], name=""))
-    rows = [("customers contacted (offer)", f"{group.n_treated:,}"),
-            ("customers held back (control group)", f"{group.n_control:,}"),
-            (f"base conversion (buy within {group.window_days} days)", f"{group.base_conversion:.1%}"),
-            ("where the base conversion comes from", group.base_source),
-            ("uplift to detect (configured)", f"{100 * group.min_detectable_uplift:.1f} pp"),
-            (f"chance to detect it (power; {_pct(group.alpha)} false alarms)", _pct(group.achieved_power)),
-            (f"uplift this split detects with {_pct(group.power)} power",
-             plots.MISSING if not np.isfinite(group.detectable_uplift) else f"{100 * group.detectable_uplift:.1f} pp")]
-    return pd.DataFrame({"value": [v for _, v in rows]}, index=pd.Index([k for k, _ in rows], name=""))
-
-
-def control_takeaway(group: ControlGroup | None) -> str:
-    if group is None or group.n_treated + group.n_control == 0:
-        return "Nobody is on the contact list, so no campaign and no control group are planned this month."
-    if group.n_control == 0:
-        return (f"No control group is held back (winback.control_max_share allows none of {group.n_treated:,} "
-                "customers): the campaign's effect cannot be measured afterwards.")
-    s = (f"campaign_plan.csv ({group.campaign_id}) holds the {group.n_treated:,} customers to contact and a randomized "
-         f"control group of {group.n_control:,} who get nothing; the contact counts on this page leave the control "
-         f"group out. With a base conversion of {group.base_conversion:.1%}, ")
-    if np.isfinite(group.detectable_uplift):
-        s += (f"the campaign will detect an uplift of {100 * group.detectable_uplift:.1f} percentage points or more "
-              f"with {_pct(group.power)} probability")
-    else:
-        s += "the list is too small for the campaign to detect any uplift reliably"
-    if group.achieved_power + 1e-9 < group.power:
-        s += (f"; the configured {100 * group.min_detectable_uplift:.1f} points would be found only with "
-              f"{_pct(group.achieved_power)} probability (the list is too small for more)")
-    return s + ". After sending, append campaign_plan.csv (with the real send date) to the shop's campaigns.csv."
-
-
-# --------------------------------------------------------------------------- tables, figures, takeaways
-
-def _band(low, high, digits: int = 0) -> str:
-    return f"{low:,.{digits}f} to {high:,.{digits}f}"
-
-
-def simulation_table(the_plan: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
-    """The simulation for reading, index (segment, option): uplift with its 95 % interval, money in
-    whole units with the 5-95 % profit band, ROI in %, the recommendation and where the uplift came
-    from. The unrounded numbers are in winback_plan.csv."""
-    p, c = the_plan, currency
-    out = pd.DataFrame({
-        "segment": p["segment"], "option": p["option"],
-        "customers": p["n_customers"].map("{:,.0f}".format),
-        "uplift pp (95%)": [f"{u:.1f} ({_band(lo, hi, 1)})" for u, lo, hi in
-                            zip(p["uplift_pp"], p["uplift_low"], p["uplift_high"])],
-        "extra buyers": p["incremental_buyers"].map("{:,.0f}".format),
-        f"extra revenue ({c})": p["incremental_revenue"].map("{:,.0f}".format),
-        f"discount cost ({c})": p["discount_cost"].map("{:,.0f}".format),
-        f"extra profit ({c})": p["incremental_profit"].map("{:,.0f}".format),
-        f"profit 5-95% ({c})": [_band(lo, hi) for lo, hi in zip(p["profit_p05"], p["profit_p95"])],
-        "ROI": [f"{100 * r:.0f}%" if pd.notna(r) else plots.MISSING for r in p["roi"]],
-        "recommended": np.where(p["recommended"], "yes", ""),
-        "uplift from": p["uplift_source"],
-    })
-    return out.set_index(["segment", "option"])
-
-
-def plan_table(the_plan: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
-    """One row per segment: the recommended option, its customers, expected extra profit and band."""
-    p = the_plan[the_plan["recommended"]].set_index("segment")
-    c = currency
-    out = pd.DataFrame({"offer": p["option"], "customers": p["n_customers"],
-                        "extra buyers": p["incremental_buyers"],
-                        "extra profit": p["incremental_profit"],
-                        "profit 5%": p["profit_p05"], "profit 95%": p["profit_p95"],
-                        "uplift from": p["uplift_source"]})
-    out = out.sort_values("extra profit", ascending=False)
-    return plots.table_for_readers(out, {"customers": "count", "extra buyers": "number1", "extra profit": "money",
-                                         "profit 5%": "money", "profit 95%": "money"}, c)
-
-
-def plan_takeaway(the_plan: pd.DataFrame, currency: str = "EUR") -> str:
-    p = the_plan[the_plan["recommended"]]
-    offer = p[p["option"] != NO_CONTACT]
-    none = p[p["option"] == NO_CONTACT]
-    if p.empty:
-        return "No candidates."
-    parts = [f"The plan: {int(offer['n_customers'].sum()):,} customers on the contact list (winback_targets.csv), "
-             f"expected extra profit {plots.money(offer['incremental_profit'].sum(), currency)}. Per segment it counts "
-             "the customers who can be contacted (marketing consent, not contacted lately) and whose own expected "
-             "profit is positive; the simulation above counts every contactable customer of the segment."]
-    loss = customer_facts.plan_loss_probability(the_plan)
-    if loss is not None:
-        parts[0] += f" The whole plan loses money with a chance of about {loss:.0%}."
-    if not offer.empty:
-        parts.append("Offer: " + "; ".join(f"{r.segment} {r.option} to {int(r.n_customers):,} customers (expected "
-                                           f"{plots.money(r.incremental_profit, currency)},"
-                                           f" 5-95% {r.profit_p05:,.0f} to {r.profit_p95:,.0f})" for r in offer.itertuples()) + ".")
-        risky = offer[offer["profit_p05"] < 0]
-        if not risky.empty:
-            parts.append("Could still lose money (5% band below zero): " + ", ".join(risky["segment"]) + ".")
-    if not none.empty:
-        parts.append("No offer pays in expectation for: " + ", ".join(none["segment"]) + ".")
-    assumed = the_plan[(the_plan["recommended"]) & the_plan["uplift_source"].str.startswith("assumed")]
-    if not assumed.empty:
-        parts.append("Recommendations resting on configured (not measured) uplift: " + ", ".join(assumed["segment"]) + ".")
-    return "\n".join(parts)
-
-
-def plot_simulation(the_plan: pd.DataFrame, currency: str = "EUR", ax=None):
-    """Expected incremental profit per segment and option with the 5-95 % Monte Carlo band."""
-    ax = plots.axes_or_new(ax)
-    p = the_plan[the_plan["option"] != NO_CONTACT]
-    segs = sorted(set(p["segment"]))
-    opts = list(dict.fromkeys(p["option"]))
-    colors = plots.option_colors(opts, REMINDER)
-    width = 0.8 / max(1, len(opts))
-    for k, o in enumerate(opts):
-        d = p[p["option"] == o].set_index("segment").reindex(segs)
-        x = np.arange(len(segs)) + (k - (len(opts) - 1) / 2) * width
-        ax.bar(x, d["incremental_profit"], width=width, color=colors[k], label=o)
-        # the expected profit (exact) can lie outside a band of few draws (winback.draws): no negative bar
-        ax.errorbar(x, d["incremental_profit"], yerr=[(d["incremental_profit"] - d["profit_p05"]).clip(lower=0),
-                                                     (d["profit_p95"] - d["incremental_profit"]).clip(lower=0)],
-                    fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
-    ax.axhline(0, color="grey", lw=1)
-    ax.set_xticks(range(len(segs)), segs, rotation=30, ha="right")
-    ax.set_title("Simulated incremental profit per segment and offer (5-95% band)")
-    ax.set_ylabel(f"incremental profit ({currency})")
-    ax.set_xlabel("")
-    ax.yaxis.set_major_formatter(plots.thousands)
-    if opts:
-        ax.legend(title="offer", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=True)
-    else:  # no candidate or no contact option (settings): say so instead of an empty legend's warning
-        ax.text(0.5, 0.5, "no offer simulated", ha="center", va="center", transform=ax.transAxes)
-    return ax
-
-
-def plot_profit_curve(curve: pd.DataFrame, currency: str = "EUR", ax=None):
-    """Cumulative expected incremental profit by number of customers contacted (best first)."""
-    ax = plots.axes_or_new(ax)
-    c = curve
-    ax.plot(c["customers"], c["profit"], color=plots.sns.color_palette()[0], label="customers by expected profit")
-    if len(c):
-        k = int(c["profit"].idxmax())
-        ax.scatter([c.loc[k, "customers"]], [c.loc[k, "profit"]], color=plots.sns.color_palette()[3], zorder=3,
-                   label=f"best depth: {int(c.loc[k, 'customers']):,} customers")
-        if not c["within_budget"].all():
-            b = int(c["within_budget"].sum())
-            ax.axvline(b, color="grey", ls="--", lw=1, label=f"budget cap: {b:,} customers")
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_title("Profit curve by targeting depth")
-    ax.set_xlabel("customers contacted (highest expected profit first)")
-    ax.set_ylabel(f"cumulative expected incremental profit ({currency})")
-    ax.xaxis.set_major_formatter(plots.thousands)
-    ax.yaxis.set_major_formatter(plots.thousands)
-    ax.legend(loc="lower left", frameon=True)
-    return ax
-
-
-def curve_table(curve: pd.DataFrame, currency: str = "EUR", points: int = 8) -> pd.DataFrame:
-    """The profit curve at a few depths (share of candidates), plus the best depth."""
-    c = curve
-    if c.empty:
-        return pd.DataFrame(columns=["customers", "expected profit", "expected spend"])
-    idx = sorted({max(0, int(round(q * len(c))) - 1) for q in np.linspace(0, 1, points + 1)[1:]} | {int(c["profit"].idxmax())})
-    out = c.loc[idx, ["customers", "profit", "spend"]]
-    out.index = [f"{r.customers / len(c):.0%} of candidates" + (" (best)" if i == c["profit"].idxmax() else "")
-                 for i, r in zip(idx, out.itertuples())]
-    out.index.name = "depth"
-    return plots.table_for_readers(out, {"customers": "count", "profit": "money", "spend": "money"}, currency,
-                                   names={"profit": f"expected profit ({currency})", "spend": f"expected spend ({currency})"})
-
-
-def curve_takeaway(curve: pd.DataFrame, currency: str = "EUR", control: ControlGroup | None = None,
-                   targets: pd.DataFrame | None = None) -> str:
-    """The best depth is the plan: the customers on the contact list and their expected profit; with a
-    control group held back (`control`), the plan contacts the rest of them (`targets`, the contact list)."""
-    c = curve
-    if c.empty:
-        return "No customer who can be contacted is in a segment with an offer."
-    k = int(c["profit"].idxmax())
-    if c.loc[k, "profit"] <= 0:
-        return "No customer who can be contacted is expected to bring more profit than the offer costs."
-    s = (f"Of the {len(c):,} customers who can be contacted in the segments with an offer, contacting the best "
-         f"{int(c.loc[k, 'customers']):,} maximises expected profit at {plots.money(c.loc[k, 'profit'], currency)}")
-    if control is not None and control.n_control and targets is not None:
-        s += (f"; {control.n_control:,} of them are held back at random as a control group, so the plan contacts "
-              f"{len(targets):,} for {plots.money(targets['expected_incremental_profit'].sum(), currency)}: that is "
-              "its contact list")
-    else:
-        s += ": that is the plan and its contact list"
-    return s + f"; contacting all {len(c):,} would yield {plots.money(c['profit'].iloc[-1], currency)}."
-
-
-def targets_summary(targets: pd.DataFrame, currency: str = "EUR") -> pd.DataFrame:
-    """The contact list without personal data: customers and expected profit per segment and offer."""
-    t = targets
-    if t.empty:
-        return pd.DataFrame({"customers": [0]}, index=pd.Index(["(none)"], name="segment"))
-    g = t.assign(offer=t["discount"].map(option_label)).groupby(["segment", "offer"])
-    out = pd.DataFrame({"customers": g.size(), "expected profit": g["expected_incremental_profit"].sum()})
-    return plots.table_for_readers(out, {"customers": "count", "expected profit": "money"}, currency,
-                                   sortable="winback-targets")
-
-
-def targets_takeaway(targets: pd.DataFrame, curve: pd.DataFrame, n_without_consent: int, currency: str = "EUR",
-                     n_capped: int | None = None, min_days_between_contacts: int | None = None) -> str:
-    t = targets
-    budget = "" if curve["within_budget"].all() else " The budget cap limits the list."
-    capped = (f" and {n_capped:,} because they were contacted in the last {min_days_between_contacts} days"
-              if n_capped is not None else "")
-    return (f"winback_targets.csv lists the plan's {len(t):,} customers (expected incremental profit "
-            f"{plots.money(t['expected_incremental_profit'].sum() if len(t) else 0, currency)}), all with marketing "
-            f"consent. Of the candidates, {n_without_consent:,} are left out for lack of consent{capped}.{budget} "
-            "The file holds e-mail addresses and stays in the processed folder; it is not shown here.")
-
-
 # --------------------------------------------------------------------------- run
 
 @dataclass
-class WinbackRun:
-    """Everything notebook 06 shows; each table, figure and takeaway is a method."""
+class WinbackResult:
+    """Everything notebook 06 shows (pandas and small objects), computed by `run`; `helpers.pages.winback`
+    turns it into tables, figures and takeaways. The defaults are a month without campaigns or candidates
+    (what a test builds one section's result from)."""
 
-    as_of: str
-    measured: pd.DataFrame
-    models: UpliftModels
-    candidates: pd.DataFrame
-    uplift: pd.DataFrame
-    plan: pd.DataFrame
-    rows: pd.DataFrame
-    curve: pd.DataFrame
-    targets: pd.DataFrame
+    as_of: str = ""
+    measured: pd.DataFrame = field(default_factory=lambda: artifacts.empty("winback_measured"))
+    models: UpliftModels = field(default_factory=UpliftModels)
+    candidates: pd.DataFrame = field(default_factory=lambda: EMPTY_CANDIDATES.copy())  # with column contactable
+    uplift: pd.DataFrame = field(default_factory=pd.DataFrame)  # uplift_assumptions
+    plan: pd.DataFrame = field(default_factory=lambda: artifacts.empty("winback_plan"))  # winback_plan.csv
+    rows: pd.DataFrame = field(default_factory=pd.DataFrame)  # customer_rows
+    curve: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["customers", "profit", "spend",
+                                                                           "within_budget"]))  # profit_curve
+    targets: pd.DataFrame = field(default_factory=lambda: artifacts.empty("winback_targets"))  # the contact list
     currency: str = "EUR"
     window_days: int = 30
     n_without_consent: int = 0
-    offers: offers.OffersRun | None = None  # what to show each customer, the contact cap (issue 9)
+    offers: offers.OffersResult | None = None  # what to show each customer, the contact cap (issue 9)
     n_capped: int = 0  # customers worth an offer left out: contacted within offers.min_days_between_contacts
     notes: list = field(default_factory=list)  # why the plan is left out or narrowed (a missing artifact)
     options: pd.DataFrame | None = None  # every segment and option over the contactable customers (the simulation)
     control: ControlGroup | None = None  # the randomized control group held back from the contact list
     campaign: pd.DataFrame | None = None  # campaign_plan.csv: both arms in the campaigns.csv layout
-
-    def control_table(self) -> pd.DataFrame:
-        return control_table(self.control)
-
-    def control_takeaway(self) -> str:
-        return control_takeaway(self.control)
-
-    def measured_table(self) -> pd.DataFrame:
-        return plots.long_table(measured_table(self.measured, self.currency), "winback-measured")
-
-    def measured_takeaway(self) -> str:
-        return measured_takeaway(self.measured, self.window_days)
-
-    def plot_measured(self, ax=None):
-        return plot_measured(self.measured, ax=ax)
-
-    def qini_table(self) -> pd.DataFrame:
-        return qini_table(self.models)
-
-    def qini_takeaway(self) -> str:
-        return qini_takeaway(self.models)
-
-    def plot_qini(self, ax=None):
-        return plot_qini(self.models, ax=ax)
-
-    def candidates_table(self) -> pd.DataFrame:
-        return candidates_table(self.candidates, self.currency)
-
-    def simulation_table(self) -> pd.DataFrame:
-        return plots.long_table(simulation_table(self.plan if self.options is None else self.options, self.currency),
-                                "winback-simulation")
-
-    def plot_simulation(self, ax=None):
-        return plot_simulation(self.plan if self.options is None else self.options, self.currency, ax=ax)
-
-    def plan_table(self) -> pd.DataFrame:
-        return plan_table(self.plan, self.currency)
-
-    def plan_takeaway(self) -> str:
-        return " ".join(self.notes + ([] if self.notes and self.candidates.empty else [plan_takeaway(self.plan, self.currency)]))
-
-    def plot_profit_curve(self, ax=None):
-        return plot_profit_curve(self.curve, self.currency, ax=ax)
-
-    def curve_table(self, points: int = 8) -> pd.DataFrame:
-        return curve_table(self.curve, self.currency, points)
-
-    def curve_takeaway(self) -> str:
-        return curve_takeaway(self.curve, self.currency, self.control, self.targets)
-
-    def targets_summary(self) -> pd.DataFrame:
-        return targets_summary(self.targets, self.currency)
-
-    def targets_takeaway(self) -> str:
-        capped = None if self.offers is None else self.n_capped
-        min_days = None if self.offers is None else self.offers.cfg.min_days_between_contacts
-        return targets_takeaway(self.targets, self.curve, self.n_without_consent, self.currency, capped, min_days)
+    plan_loss: float | None = None  # the chance that the whole plan loses money (customer_facts.plan_loss_probability)
 
 
 def measure_campaigns(con, processed_dir: str | Path, as_of: str, cfg: Config, lines: ir.Table,
@@ -1316,15 +929,10 @@ def missing_plan_sentence(missing: list[str]) -> str:
             "shows the measured uplift of past campaigns only, and the contact list stays empty.")
 
 
-def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool = True) -> WinbackRun:
-    """Measure past campaigns, fit the T-learner, simulate, plan and list targets; write
-    winback_measured.csv, winback_plan.csv and winback_targets.csv (and offers.parquet) when `save`."""
-    con = con or connect(cfg.engine)
-    lines = artifacts.table(con, processed_dir, "orders_clean")
-    cust_t = artifacts.table_if_exists(con, processed_dir, "customers_clean")
-    measured, models = measure_campaigns(con, processed_dir, as_of, cfg, lines, cust_t)
-    # The measured uplift above needs none of these; the plan does. A missing one (its notebook failed
-    # or was not run this month) leaves the plan out with one sentence, never the page.
+def plan_candidates(processed_dir: str | Path, cfg: Config) -> tuple[pd.DataFrame, list[str]]:
+    """The win-back candidates (`candidates`) from this month's segments, churn and CLV artifacts, and the
+    notes on what is missing: without segments or CLV no candidate (the plan is left out with one sentence,
+    never the page), without churn scores candidates from the RFM segments only."""
     seg = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
     scores = artifacts.read_if_exists(processed_dir, "churn", columns=["customer_id", "risk_tier"])
     clv_scores = artifacts.read_if_exists(processed_dir, "clv", columns=CLV_COLUMNS)
@@ -1336,17 +944,22 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
             notes.append(f"{_made_by(['churn'])} is missing this month, so candidates come from the RFM segments "
                          "only, not from churn risk tiers.")
         scores = pd.DataFrame({"customer_id": pd.Series(dtype=str), "risk_tier": pd.Series(dtype=str)})
-    all_cands = EMPTY_CANDIDATES.copy() if missing else candidates(seg, scores, clv_scores, clv_card, cfg)
+    return (EMPTY_CANDIDATES.copy() if missing else candidates(seg, scores, clv_scores, clv_card, cfg)), notes
+
+
+def contact_details(processed_dir: str | Path) -> pd.DataFrame:
+    """customer_id, email, marketing_opt_in of customers_clean (no rows without a customers file)."""
     customers = artifacts.read_if_exists(processed_dir, "customers_clean",
                                          columns=["customer_id", "email", "marketing_opt_in"])
-    if customers is None:
-        customers = pd.DataFrame(columns=["customer_id", "email", "marketing_opt_in"])
-    # What to show each customer, and who was contacted too recently to be contacted again.
-    offer_run = offers.run(processed_dir, as_of, cfg, con=con, save=save)
-    # The plan is made for the customers who can be contacted (marketing consent, not contacted within
-    # offers.min_days_between_contacts), so every page counts the same customers and the same profit.
-    consented = customer_facts.consented_ids(customers)
-    capped = set(map(str, offer_run.capped))
+    return pd.DataFrame(columns=["customer_id", "email", "marketing_opt_in"]) if customers is None else customers
+
+
+def split_contactable(all_cands: pd.DataFrame, consented, capped: set[str], notes: list[str]
+                      ) -> tuple[pd.DataFrame, pd.DataFrame, int, int]:
+    """The plan is made for the candidates who can be contacted (in `consented`, not in `capped`), so every
+    page counts the same customers and the same profit. Returns `all_cands` with column contactable, the
+    candidates to plan for (every candidate, with a note appended to `notes`, when none can be contacted),
+    and the numbers left out for lack of consent and for a recent contact."""
     ids = all_cands["customer_id"].astype(str).to_numpy(dtype=object)
     has_consent, was_capped = customer_facts.is_in(ids, consented), customer_facts.is_in(ids, capped)
     contactable = pd.Series(has_consent & ~was_capped, index=all_cands.index)
@@ -1356,29 +969,52 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, save: bool
                      "simulation shows every candidate so the offers can be compared, and the contact list is empty.")
         cands = all_cands.reset_index(drop=True)
         contactable = pd.Series(False, index=all_cands.index)
-    all_cands = all_cands.assign(contactable=contactable.to_numpy())
+    return (all_cands.assign(contactable=contactable.to_numpy()), cands, int((~has_consent).sum()),
+            int((has_consent & was_capped).sum()))
+
+
+def contact_curve(rows: pd.DataFrame, consented, capped: set[str], budget: float | None) -> pd.DataFrame:
+    """`profit_curve` of the recommended `customer_rows` of customers who can be contacted."""
+    row_ids = rows["customer_id"].astype(str).to_numpy(dtype=object)
+    reachable = customer_facts.is_in(row_ids, consented) & ~customer_facts.is_in(row_ids, capped)
+    return profit_curve(rows[rows["recommended"] & reachable], budget)
+
+
+def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> WinbackResult:
+    """Measure past campaigns, fit the T-learner, simulate, plan and list targets; write
+    winback_measured.csv, winback_plan.csv, winback_targets.csv and campaign_plan.csv (and, through
+    `offers.run`, offers.parquet)."""
+    con = con or connect(cfg.engine)
+    lines = artifacts.table(con, processed_dir, "orders_clean")
+    cust_t = artifacts.table_if_exists(con, processed_dir, "customers_clean")
+    measured, models = measure_campaigns(con, processed_dir, as_of, cfg, lines, cust_t)
+    # The measured uplift above needs none of the plan's inputs. A missing one (its notebook failed
+    # or was not run this month) leaves the plan out with one sentence, never the page.
+    all_cands, notes = plan_candidates(processed_dir, cfg)
+    customers = contact_details(processed_dir)
+    # What to show each customer, and who was contacted too recently to be contacted again.
+    offer_run = offers.run(processed_dir, as_of, cfg, con=con)
+    consented, capped = customer_facts.consented_ids(customers), set(map(str, offer_run.capped))
+    all_cands, cands, n_without_consent, n_capped = split_contactable(all_cands, consented, capped, notes)
     uplift = uplift_assumptions(measured, sorted(set(all_cands["segment"])), cfg)
     options_table = plan(simulate(cands, uplift, cfg))
     rows = customer_rows(cands, uplift, options_table, cfg)
-    row_ids = rows["customer_id"].astype(str).to_numpy(dtype=object)
-    reachable = customer_facts.is_in(row_ids, consented) & ~customer_facts.is_in(row_ids, capped)
-    curve = profit_curve(rows[rows["recommended"] & reachable], cfg.winback.budget)
+    curve = contact_curve(rows, consented, capped, cfg.winback.budget)
     listed = build_targets(rows, customers, cfg.winback.budget, exclude_ids=capped,
-                           suggestions=offer_run.suggested_categories())
+                           suggestions=offers.suggested_categories(offer_run.offers, offer_run.cfg.top_n))
     # The control group is held back from the list: the contact list, the plan and every count are the treated.
     control, held_back = control_group(listed, measured, as_of, cfg)
     campaign = campaign_plan(listed, held_back, control)
     targets = listed[~held_back].reset_index(drop=True)
     the_plan = plan_for_list(options_table, cands, targets, uplift, cfg)
-    res = WinbackRun(as_of=str(as_of)[:10], measured=measured, models=models, candidates=all_cands, uplift=uplift,
-                     plan=the_plan, rows=rows, curve=curve, targets=targets, currency=cfg.shop.currency,
-                     window_days=cfg.winback.window_days,
-                     n_without_consent=int((~has_consent).sum()),
-                     offers=offer_run, n_capped=int((has_consent & was_capped).sum()), notes=notes,
-                     options=options_table, control=control, campaign=campaign)
-    if save:
-        artifacts.write(processed_dir, "winback_measured", measured)
-        artifacts.write(processed_dir, "winback_plan", the_plan)
-        artifacts.write(processed_dir, "winback_targets", targets)
-        artifacts.write(processed_dir, "campaign_plan", campaign)
+    res = WinbackResult(
+        as_of=str(as_of)[:10], measured=measured, models=models, candidates=all_cands, uplift=uplift, plan=the_plan,
+        rows=rows, curve=curve, targets=targets, currency=cfg.shop.currency, window_days=cfg.winback.window_days,
+        n_without_consent=n_without_consent, offers=offer_run, n_capped=n_capped, notes=notes,
+        options=options_table, control=control, campaign=campaign,
+        plan_loss=customer_facts.plan_loss_probability(the_plan))
+    artifacts.write(processed_dir, "winback_measured", measured)
+    artifacts.write(processed_dir, "winback_plan", the_plan)
+    artifacts.write(processed_dir, "winback_targets", targets)
+    artifacts.write(processed_dir, "campaign_plan", campaign)
     return res

@@ -1,0 +1,335 @@
+"""The page of notebook 05 (churn risk), drawn from `helpers.churn.ChurnResult`: the churn definition,
+the backtest metrics of the three models and the chosen one, calibration, what the model relies on
+(permutation importance), customers per risk tier with the reasons that set each tier apart and the
+CLV they carry, tiers within each RFM segment, and what was written for the later stages. Each
+``*_numbers`` function keeps a table's numbers (for figures, sentences and tests); the function of
+the notebook's name shows that table for reading.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from helpers import plots
+from helpers.churn import CATEGORICAL, TIERS, ChurnResult
+
+MODEL_NAMES = {"bgnbd": "purchase-model P(no purchase)", "recency": "days since last order only",
+               "model": "gradient boosting (calibrated)"}
+
+# Readable names for the features (tables and figures), from the reports' one vocabulary
+# (plots.DISPLAY_NAMES); mix shares are named when built. The two purchase-model columns say where
+# they come from.
+FEATURE_LABELS = {
+    **{f: plots.display_name(f) for f in (
+        "recency_days", "tenure_days", "orders", "revenue_gross", "avg_order_value", "gap_mean_days", "gap_last_days",
+        "gap_trend", "overdue_ratio", "return_share", "category_breadth", "discount_share", "age_years",
+        "marketing_opt_in", "gender", "region")},
+    "p_alive": "purchase-model P(alive)",
+    "p_no_purchase": "purchase-model P(no order in the horizon)",
+}
+
+
+def feature_label(name: str) -> str:
+    """Readable name of a feature column (tables and figures)."""
+    if name in FEATURE_LABELS:
+        return FEATURE_LABELS[name]
+    m = re.match(r"(channel|payment_method)_share_(.+)", name)
+    if m:
+        return f"share of orders via {m.group(2)}" if m.group(1) == "channel" else f"share of orders paid by {m.group(2)}"
+    return name
+
+
+def definition_text(result: ChurnResult) -> str:
+    """The churn definition in one sentence, as churn_model.json records it (`churn.definition_text`)."""
+    return result.card["definition"]
+
+
+# --------------------------------------------------------------------------- backtest
+
+def metrics_numbers(result: ChurnResult) -> pd.DataFrame:
+    """The backtest metrics side by side, one row per model (readable names)."""
+    m = result.metrics.copy()
+    m.index = [MODEL_NAMES.get(i, i) for i in m.index]
+    m.index.name = "model"
+    return m.rename(columns={"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "brier": "Brier score",
+                             "top_decile_lift": "top-10% lift", "top_decile_captured": "churners in top 10%"})
+
+
+def metrics_table(result: ChurnResult) -> pd.DataFrame:
+    """`metrics_numbers` for reading: scores with 3 decimals, lift with 2, the churners' share in %."""
+    return plots.table_for_readers(metrics_numbers(result), {"ROC-AUC": "number3", "PR-AUC": "number3",
+                                                             "Brier score": "number3", "top-10% lift": "ratio",
+                                                             "churners in top 10%": "share"})
+
+
+def metrics_takeaway(result: ChurnResult) -> str:
+    if not result.backtest_ok:
+        return " ".join([result.backtest_note, *result.failures])
+    m = result.metrics
+    rate = result.test_predictions["churned"].mean()
+    parts = [result.backtest_note,
+             f"{rate:.0%} of the test customers churned in the {result.horizon_days} days after the cut-off."]
+    rec = m.loc["recency", "roc_auc"]
+    bg = f" and {m.loc['bgnbd', 'roc_auc']:.3f} for the purchase-model baseline" if "bgnbd" in m.index else ""
+    if "model" in m.index:
+        parts.append(f"The calibrated model ranks churners with ROC-AUC {m.loc['model', 'roc_auc']:.3f} against "
+                     f"{rec:.3f} for recency alone{bg}; its top 10% holds "
+                     f"{m.loc['model', 'top_decile_captured']:.0%} of all churners.")
+    else:
+        parts.append(f"Recency alone ranks churners with ROC-AUC {rec:.3f}{bg}.")
+    parts += result.failures
+    parts.append(f"Chosen for scoring: {MODEL_NAMES[result.chosen_model]}.")
+    return " ".join(parts)
+
+
+def calibration_table(result: ChurnResult, bins: int = 10) -> pd.DataFrame:
+    """Mean predicted vs observed churn rate per probability decile bin, per model (test window)."""
+    pred = result.test_predictions
+    rows = []
+    for key, col in (("bgnbd", "p_bgnbd"), ("recency", "p_recency"), ("model", "p_model")):
+        if col not in pred or pred[col].isna().all():
+            continue
+        b = np.clip((pred[col].to_numpy(dtype=float) * bins).astype(int), 0, bins - 1)
+        g = pd.DataFrame({"bin": b, "p": pred[col].astype(float), "y": pred["churned"].astype(float)}).groupby("bin")
+        for k, grp in g:
+            rows.append({"model": MODEL_NAMES[key], "predicted": f"{k / bins:.1f}-{(k + 1) / bins:.1f}",
+                         "customers": len(grp), "mean_predicted": round(grp["p"].mean(), 3),
+                         "observed_churn": round(grp["y"].mean(), 3)})
+    cols = ["model", "predicted", "customers", "mean_predicted", "observed_churn"]
+    return pd.DataFrame(rows, columns=cols).set_index(["model", "predicted"])
+
+
+def plot_calibration(result: ChurnResult, ax=None):
+    """Reliability curves on the test window: observed churn rate vs predicted probability, per model."""
+    ax = plots.axes_or_new(ax)
+    cal = calibration_table(result).reset_index()
+    for name, grp in cal.groupby("model", sort=False):
+        ax.plot(grp["mean_predicted"], grp["observed_churn"], marker="o", label=name)
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"Calibration on the test window (cut-off {result.cutoffs['test_cutoff']})")
+    ax.set_xlabel(f"predicted probability of no order in {result.horizon_days} days")
+    ax.set_ylabel("observed share churned")
+    ax.xaxis.set_major_formatter(plots.percent_axis)
+    ax.yaxis.set_major_formatter(plots.percent_axis)
+    ax.legend(loc="upper left", frameon=False)
+    return ax
+
+
+def calibration_takeaway(result: ChurnResult) -> str:
+    if not result.backtest_ok:
+        return "No calibration check: the backtest did not run."
+    cal = calibration_table(result).reset_index()
+    gaps = {}
+    for name, grp in cal.groupby("model", sort=False):
+        w = grp["customers"] / grp["customers"].sum()
+        gaps[name] = float((w * (grp["mean_predicted"] - grp["observed_churn"]).abs()).sum())
+    best = min(gaps, key=gaps.get)
+    return ("Average gap between predicted and observed churn (customer-weighted): "
+            + ", ".join(f"{k} {v:.1%}" for k, v in gaps.items()) + f"; best calibrated: {best}.")
+
+
+# --------------------------------------------------------------------------- what the model relies on
+
+def importance_numbers(result: ChurnResult, top: int = 12) -> pd.DataFrame:
+    """The `top` features by permutation importance (drop in test ROC-AUC when shuffled)."""
+    imp = result.importance.head(top).copy()
+    imp.index = [feature_label(i) for i in imp.index]
+    imp.index.name = "feature"
+    return imp.rename(columns={"importance_mean": "ROC-AUC drop (mean)", "importance_std": "ROC-AUC drop (sd)"})
+
+
+def importance_table(result: ChurnResult, top: int = 12) -> pd.DataFrame:
+    """`importance_numbers` for reading (drops in ROC-AUC with 4 decimals)."""
+    t = importance_numbers(result, top)
+    return plots.table_for_readers(t, {c: "number4" for c in t.columns})
+
+
+def plot_importance(result: ChurnResult, top: int = 12, ax=None):
+    """Horizontal bars: drop in test ROC-AUC when each feature is shuffled (mean +/- sd)."""
+    ax = plots.axes_or_new(ax)
+    imp = importance_numbers(result, top).iloc[::-1]
+    ax.barh(imp.index, imp.iloc[:, 0], xerr=imp.iloc[:, 1], color=plots.sns.color_palette()[0])
+    ax.set_title("What the model relies on (permutation importance, test window)")
+    ax.set_xlabel("drop in ROC-AUC when the feature is shuffled")
+    ax.set_ylabel("")
+    return ax
+
+
+# --------------------------------------------------------------------------- risk tiers
+
+def tier_numbers(result: ChurnResult) -> pd.DataFrame:
+    """Customers, share and mean churn probability per risk tier at as_of."""
+    s = result.scored
+    g = s.groupby("risk_tier", observed=False)
+    out = pd.DataFrame({"customers": g.size(), "share": (g.size() / len(s)).round(3),
+                        "mean_churn_probability": g["churn_probability"].mean().round(3)})
+    lo, hi = result.card["tier_thresholds"]["medium_from"], result.card["tier_thresholds"]["high_from"]
+    out.insert(0, "churn probability", [f"below {lo:.0%}", f"{lo:.0%} to {hi:.0%}", f"{hi:.0%} and above"])
+    out.index.name = "risk tier"
+    return out
+
+
+def tier_table(result: ChurnResult) -> pd.DataFrame:
+    """`tier_numbers` for reading: customers with separators, shares and probabilities in %."""
+    # 05 scores every customer who had bought by as_of, not only those active (buying) in the month
+    return plots.table_for_readers(tier_numbers(result), {"customers": "count", "share": "share",
+                                                          "mean_churn_probability": "share"},
+                                   names={"customers": f"customers who had bought by {result.as_of}",
+                                          "share": "share of customers"})
+
+
+def tier_reasons(result: ChurnResult, top_features: int = 8, reasons: int = 3) -> pd.DataFrame:
+    """Per risk tier, the features (among the most important) where the tier differs most from all
+    customers: median in the tier vs median overall, distance measured in overall interquartile ranges."""
+    s = result.scored
+    candidates = [f for f in result.importance.index if f in s.columns and f not in CATEGORICAL][:top_features]
+    if not candidates:
+        candidates = ["recency_days", "orders", "tenure_days"]
+    overall = s[candidates].median()
+    iqr = (s[candidates].quantile(0.75) - s[candidates].quantile(0.25)).replace(0, np.nan)
+    iqr = iqr.fillna(s[candidates].std()).replace(0, 1.0)
+    rows = {}
+    for tier in TIERS:
+        grp = s[s["risk_tier"] == tier]
+        if grp.empty:
+            rows[tier] = ["no customers"]
+            continue
+        med = grp[candidates].median()
+        z = ((med - overall) / iqr).abs().fillna(0).sort_values(ascending=False, kind="stable")
+        rows[tier] = [f"{feature_label(f)}: {_fmt(med[f], f)} (all {_fmt(overall[f], f)})" for f in z.index[:reasons]]
+    out = pd.DataFrame.from_dict({t: (r if isinstance(r, list) else [r]) for t, r in rows.items()}, orient="index")
+    out.columns = [f"reason {i + 1} (tier median vs all)" for i in range(out.shape[1])]
+    out = out.fillna("")
+    out.index.name = "risk tier"
+    return out
+
+
+def _fmt(v: float, feature: str = "") -> str:
+    """A tier median as a reader reads it: probabilities and shares in % ('38%'), other figures by size."""
+    if pd.isna(v):
+        return "n/a"
+    if feature.startswith("p_") or feature.endswith("_share"):
+        return f"{v:.0%}"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.0f}"
+    if abs(v) >= 1:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def tier_takeaway(result: ChurnResult) -> str:
+    """How many customers are at high and medium churn risk, the predicted CLV the high-risk ones carry
+    (04's clv.parquet), and how many of them the purchase model still finds likely active (04's
+    P(alive), the same fit as this page's baseline)."""
+    t = tier_numbers(result)
+    high = t.loc["high"]
+    horizon = result.card["horizon_days"]
+    text = (f"At {result.as_of}, {int(high['customers']):,} of the {int(t['customers'].sum()):,} customers who had "
+            f"bought by then ({high['share']:.0%}) are at high churn risk "
+            f"({plots.high_churn_risk_definition(result.card['tier_thresholds']['high_from'], horizon)})")
+    if result.clv_at_risk is not None and int(high["customers"]) > 0:
+        at_risk, total = result.clv_at_risk
+        share = f" ({at_risk / total:.0%} of the total)" if total > 0 else ""
+        text += (f", carrying {plots.money(at_risk, result.currency)} of predicted {result.clv_months}-month "
+                 f"CLV{share}")
+    text += f"; {int(t.loc['medium', 'customers']):,} are at medium risk."
+    s = result.scored
+    if s["p_alive_baseline"].notna().any() and int(high["customers"]) > 0:
+        both = int((plots.likely_active(s["p_alive_baseline"].to_numpy()).to_numpy() & (s["risk_tier"] == "high").to_numpy()).sum())
+        text += (f" {both:,} of the high-risk customers are still likely active in notebook 04 "
+                 f"({plots.likely_active_definition()}). {plots.alive_vs_churn(horizon)}")
+    return text
+
+
+# --------------------------------------------------------------------------- tiers by RFM segment
+
+def tier_shares_by_segment(scored: pd.DataFrame, segments: pd.DataFrame | None) -> pd.DataFrame:
+    """Share of each RFM segment's customers per risk tier (rows: segment).
+
+    `scored`: customer_id, risk_tier, churn_probability (`ChurnResult.scored`); `segments`: customer_id,
+    rfm_segment (segments.parquet of notebook 03, `ChurnResult.segments`). Without segments, one row says so."""
+    if segments is None:
+        return plots.note_table("segments.parquet is missing; run 03_segments for this month to see tiers by segment.",
+                                "segments", "segment")
+    col = "rfm_segment"
+    seg = segments[["customer_id", col]].assign(customer_id=lambda d: d["customer_id"].astype(str))
+    j = scored[["customer_id", "risk_tier", "churn_probability"]].merge(seg, on="customer_id", how="inner")
+    tab = pd.crosstab(j[col], j["risk_tier"], normalize="index").reindex(columns=list(TIERS), fill_value=0).round(3)
+    tab.columns = [f"share {c}" for c in tab.columns]
+    tab.insert(0, "customers", j.groupby(col).size())
+    tab["mean_churn_probability"] = j.groupby(col)["churn_probability"].mean().round(3)
+    tab = tab.sort_values("mean_churn_probability", ascending=False, kind="stable")
+    tab.index.name = "segment"
+    return tab
+
+
+def tiers_by_segment_numbers(result: ChurnResult) -> pd.DataFrame:
+    """`tier_shares_by_segment` of this month's scores and segments."""
+    return tier_shares_by_segment(result.scored, result.segments)
+
+
+def tiers_by_segment_for_readers(table: pd.DataFrame) -> pd.DataFrame:
+    """`tier_shares_by_segment` for reading (the one-row note without segments stays as it is)."""
+    if "note" in table.columns:
+        return table
+    shares = {f"share {t}": "share" for t in TIERS}
+    return plots.table_for_readers(table, {"customers": "count", **shares, "mean_churn_probability": "share"},
+                                   names={f"share {t}": f"share at {t} risk" for t in TIERS})
+
+
+def tiers_by_segment(result: ChurnResult) -> pd.DataFrame:
+    """Each RFM segment's customers per risk tier, for reading (`tiers_by_segment_for_readers`)."""
+    return tiers_by_segment_for_readers(tiers_by_segment_numbers(result))
+
+
+def plot_tiers_by_segment(result: ChurnResult, ax=None):
+    """Stacked horizontal bars: share of each segment's customers in each risk tier."""
+    ax = plots.axes_or_new(ax)
+    table = tiers_by_segment_numbers(result)
+    if "note" in table.columns:
+        ax.text(0.5, 0.5, table["note"].iloc[0], ha="center", va="center", wrap=True)
+        ax.set_axis_off()
+        return ax
+    shares = table[[f"share {t}" for t in TIERS]].iloc[::-1]
+    left = np.zeros(len(shares))
+    colors = {"low": "#7fbf7b", "medium": "#fdb863", "high": "#d6604d"}
+    for t in TIERS:
+        vals = shares[f"share {t}"].to_numpy()
+        ax.barh(shares.index, vals, left=left, color=colors[t], label=t)
+        left += vals
+    ax.set_xlim(0, 1)
+    ax.set_title("Churn risk tiers within each RFM segment")
+    ax.set_xlabel("share of the segment's customers")
+    ax.xaxis.set_major_formatter(plots.percent_axis)
+    ax.set_ylabel("")
+    ax.legend(title="risk tier", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return ax
+
+
+def segment_takeaway(result: ChurnResult) -> str:
+    table = tiers_by_segment_numbers(result)
+    if "note" in table.columns:
+        return str(table["note"].iloc[0])
+    worst = table.index[0]
+    big = table.sort_values("customers", ascending=False).index[0]
+    return (f"Highest mean churn probability: {worst} ({table.loc[worst, 'mean_churn_probability']:.0%}, "
+            f"{table.loc[worst, 'share high']:.0%} high risk). The largest segment, {big}, has "
+            f"{table.loc[big, 'share high']:.0%} of its customers at high risk.")
+
+
+# --------------------------------------------------------------------------- outputs
+
+def outputs_text(result: ChurnResult) -> str:
+    """What was written for the later stages (no paths, no customer ids)."""
+    c = result.card
+    return (f"churn.parquet: the {len(result.scored):,} customers who had bought by {result.as_of}, with churn_probability "
+            f"({MODEL_NAMES[result.chosen_model]}), risk_tier and the purchase-model p_alive baseline. churn_model.json: "
+            f"definition, {c['horizon_days']}-day horizon, backtest metrics of all three models, chosen model, "
+            f"thresholds, training ({c['train']['customers']:,} customers) and test ({c['test']['customers']:,}) "
+            f"sizes and dates.")

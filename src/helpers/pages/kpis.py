@@ -1,0 +1,387 @@
+"""The page of notebook 02 (How is the business doing?): from a `KpiResult`, the monthly KPI table and
+trend, this month against last month and last year, the revenue bridges, cohort retention and revenue,
+first and second orders (leads, second-order rates, discount-won customers, days between orders) and
+the breakdowns by channel, payment method, category, region, gender and age band - each as a table
+for readers, a takeaway sentence computed from the numbers, or a figure. A section whose data the
+shop does not have says so in one sentence instead.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from helpers import plots
+from helpers.kpis import CUSTOMERS_FILE, KpiResult
+
+# How the report shows each KPI: its label and kind (money, share, count or ratio).
+KPI_DISPLAY = {
+    "revenue": ("Net revenue", "money"), "gross_sales": ("Gross sales", "money"),
+    "returned_value": ("Returned value", "money"), "returns_rate": ("Returns rate", "share"),
+    "orders": ("Orders", "count"), "active_customers": ("Active customers", "count"),
+    "new_customers": ("New customers", "count"), "returning_customers": ("Returning customers", "count"),
+    "returning_revenue_share": ("Revenue from returning customers", "share"),
+    "aov": ("Average order value", "money2"), "orders_per_customer": ("Orders per customer", "ratio"),
+    "repeat_rate": ("Repeat rate (2+ orders so far)", "share"), "sleeping_customers": ("Sleeping customers", "count"),
+}
+LEADS_NOTE = ("Skipped: leads and signups need customers.csv (the optional customers file, with signup dates), "
+              "which this shop does not have.")
+
+
+def format_kpi(kpi: str, value) -> str:
+    """One KPI value as the report shows it: 325482.3 -> '325,482', 0.0407 -> '4.1%', 1.2556 -> '1.26'
+    (the currency is in the row label, see `monthly_table`)."""
+    return plots.format_value(value, KPI_DISPLAY.get(kpi, (kpi, "ratio"))[1])
+
+
+def _kpi_label(kpi: str, currency: str) -> str:
+    label, kind = KPI_DISPLAY.get(kpi, (kpi, "ratio"))
+    return f"{label} ({currency})" if kind.startswith("money") else label
+
+
+def _format_change(change, is_share: bool) -> str:
+    if change is None or pd.isna(change):
+        return plots.MISSING
+    return f"{100 * change:+.1f} pp" if is_share else f"{100 * change:+.1f}%"
+
+
+# ---------------------------------------------------------------------------------------------
+# Monthly KPIs, deltas and the revenue bridge
+# ---------------------------------------------------------------------------------------------
+
+def monthly_table(res: KpiResult, months: int = 13) -> pd.DataFrame:
+    """The last `months` months for reading: one row per KPI (labelled), one column per month, values
+    formatted (money in whole units, shares in %). The numbers themselves are in kpis.csv."""
+    m = res.monthly.set_index("month").tail(months)
+    out = pd.DataFrame({month: [format_kpi(k, row[k]) for k in KPI_DISPLAY] for month, row in m.iterrows()},
+                       index=pd.Index([_kpi_label(k, res.currency) for k in KPI_DISPLAY], name="KPI"))
+    out.columns.name = "month"
+    return out
+
+
+def monthly_takeaway(res: KpiResult) -> str:
+    """One sentence on the latest month: revenue, customers, the returning share and sleepers."""
+    r = res.monthly.iloc[-1]
+    return (f"In {r.month} {r.active_customers:,} customers placed {r.orders:,} orders worth "
+            f"{plots.money(r.revenue, res.currency)} net; returning customers brought "
+            f"{r.returning_revenue_share:.0%} of it, {r.repeat_rate:.0%} of all buyers so far have ordered twice or more, "
+            f"and {r.sleeping_customers:,} earlier buyers are sleeping.")
+
+
+def plot_trend(res: KpiResult, ax=None):
+    """Net revenue per month split into new and returning customers (stacked bars)."""
+    ax = plots.axes_or_new(ax)
+    d = res.monthly
+    ret = d.revenue * d.returning_revenue_share.fillna(0)
+    x = np.arange(len(d))
+    ax.bar(x, ret, color=sns.color_palette()[0], label="returning customers")
+    ax.bar(x, d.revenue - ret, bottom=ret, color=sns.color_palette()[1], label="new customers")
+    step = max(1, len(d) // 12)
+    ax.set_xticks(x[::step], d.month.to_numpy()[::step], rotation=45, ha="right")
+    ax.set_title("Net revenue per month: returning vs new customers")
+    ax.set_xlabel("month")
+    ax.set_ylabel(f"net revenue ({res.currency})")
+    ax.yaxis.set_major_formatter(plots.thousands)
+    ax.legend(frameon=False, loc="upper left")
+    return ax
+
+
+def deltas_table(res: KpiResult) -> pd.DataFrame:
+    """`KpiResult.deltas` for reading: labelled KPIs, formatted values, changes as '+1.2%' (levels) or
+    '+0.2 pp' (shares, percentage points); a month without data shows a dash."""
+    d = res.deltas
+    month, prev, ly = d.month, d.previous, d.last_year
+    rows = {}
+    for kpi, r in d.table.iterrows():
+        share = r["change_in"] == "points"
+        rows[_kpi_label(kpi, res.currency)] = {
+            month: format_kpi(kpi, r["this_month"]), prev: format_kpi(kpi, r["previous_month"]),
+            "vs last month": _format_change(r["vs_previous"], share),
+            f"{ly} (a year ago)": format_kpi(kpi, r["same_month_last_year"]),
+            "vs a year ago": _format_change(r["vs_last_year"], share)}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "KPI"
+    return out
+
+
+def deltas_takeaway(res: KpiResult) -> str:
+    """The KPI with the largest relative rise and fall vs last year (or last month when no year back)."""
+    d = res.deltas
+    col = "vs_last_year" if d.table["vs_last_year"].notna().any() else "vs_previous"
+    levels = d.table.loc[d.table.change_in == "relative", col].dropna()
+    if levels.empty:
+        return "There is no earlier month to compare with yet."
+    up, down = levels.idxmax(), levels.idxmin()
+    when = "the same month last year" if col == "vs_last_year" else "the previous month"
+    low = "fell the most" if levels[down] < 0 else "grew the least"
+    return (f"Against {when}, {up.replace('_', ' ')} rose the most ({levels[up]:+.1%}) and "
+            f"{down.replace('_', ' ')} {low} ({levels[down]:+.1%}).")
+
+
+def bridge_takeaway(res: KpiResult, base: str = "previous") -> str:
+    """One sentence on the bridge from `base` ("previous" or "last_year"): the total change and the lever
+    that moved it most (or why there is no bridge)."""
+    bridge = res.bridges[base]
+    if (bridge.kind == "gap").any():
+        return str(bridge.index[0])
+    total = bridge[bridge.kind == "total"]["value"]
+    parts = bridge[bridge.kind == "part"]["value"]
+    change = total.iloc[-1] - total.iloc[0]
+    big = parts.abs().idxmax()
+    currency = res.currency
+    return (f"From {total.index[0].split()[-1]} to {total.index[-1].split()[-1]} net revenue "
+            f"{'rose' if change >= 0 else 'fell'} by {plots.money(abs(change), currency)}; the largest lever was the "
+            f"{big.replace(' effect', '')} ({'+' if parts[big] >= 0 else '-'}{plots.money(abs(parts[big]), currency)}).")
+
+
+def bridge_table(res: KpiResult, base: str = "previous") -> pd.DataFrame:
+    """The revenue bridge from `base` for reading: each step's amount in whole units of the currency."""
+    out = plots.table_for_readers(res.bridges[base], {"value": "money"}, res.currency)
+    out.index = [str(step).replace("aov effect", "average order value effect") for step in out.index]
+    out.index.name = "step"
+    return out
+
+
+def plot_bridge(res: KpiResult, base: str = "previous", ax=None):
+    """Waterfall from `base`: base month's revenue, the three lever parts, this month's revenue (None: no
+    bridge, no figure)."""
+    bridge = res.bridges[base]
+    if (bridge.kind == "gap").any():
+        return None
+    ax = plots.axes_or_new(ax)
+    pal = sns.color_palette()
+    labels, bottoms, heights, colors = [], [], [], []
+    level = 0.0
+    for step, r in bridge.iterrows():
+        labels.append(step.replace(" effect", "").replace("aov", "average order value"))
+        if r.kind == "total":
+            bottoms.append(0.0); heights.append(r.value); colors.append(pal[7]); level = r.value
+        else:
+            bottoms.append(level if r.value >= 0 else level + r.value); heights.append(abs(r.value))
+            colors.append(pal[2] if r.value >= 0 else pal[3]); level += r.value
+    x = np.arange(len(labels))
+    ax.bar(x, heights, bottom=bottoms, color=colors)
+    for i, (step, r) in enumerate(bridge.iterrows()):
+        text = plots.money(r.value, "") if r.kind == "total" else f"{r.value:+,.0f}"
+        ax.text(i, bottoms[i] + heights[i], text.strip(), ha="center", va="bottom", fontsize=9)
+    ax.set_xticks(x, labels, rotation=15)
+    ax.set_title(f"Revenue bridge {bridge.index[0].split()[-1]} -> {bridge.index[-1].split()[-1]}")
+    ax.set_ylabel(f"net revenue ({res.currency})")
+    ax.yaxis.set_major_formatter(plots.thousands)
+    ax.set_ylim(bottom=min(0.0, min(bottoms)))  # bars start at zero: a cut axis would make the parts look larger
+    return ax
+
+
+# ---------------------------------------------------------------------------------------------
+# Cohorts
+# ---------------------------------------------------------------------------------------------
+
+def plot_cohort_heatmap(res: KpiResult, ax=None):
+    """Retention heatmap: acquisition month (rows) x months since first order (columns), each cell
+    labelled with its share in % (whole percent, small type so 24 x 24 cells stay legible)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(13, 8))
+    later = res.cohort_matrix.drop(columns=0, errors="ignore")
+    if later.isna().all().all():  # e.g. kpis.heatmap_cohorts: 1 shows only this month's cohort
+        ax.text(0.5, 0.5, "no cohort shown has a month after its first order yet", ha="center", va="center",
+                transform=ax.transAxes)
+    else:
+        cells = later.shape[0] * later.shape[1]
+        sns.heatmap(later, cmap=plots.PALETTE, ax=ax, vmin=0, annot=True, fmt=".0%",
+                    annot_kws={"fontsize": 7 if cells > 200 else 9},
+                    cbar_kws={"label": "share of cohort buying", "format": plots.percent_axis})
+    ax.set_title("Cohort retention: share of each cohort buying k months after its first order")
+    ax.set_xlabel("months since first order")
+    ax.set_ylabel("acquisition month (cohort)")
+    return ax
+
+
+def cohort_takeaway(res: KpiResult) -> str:
+    curve = res.retention_curve
+    if curve.empty:
+        return "No cohort is old enough to show retention yet."
+    parts = [f"{r.retention:.0%} after {k} month{'s' if k > 1 else ''}" for k, r in curve.iterrows()]
+    k_last = curve.index[-1]
+    return (f"Of a typical cohort, {', '.join(parts)} buy again in that month; a member brings "
+            f"{plots.money(curve.loc[k_last, 'cumulative_revenue_per_member'], res.currency)} net in the first "
+            f"{k_last + 1} months.")
+
+
+def retention_table(res: KpiResult) -> pd.DataFrame:
+    """Retention 1, 3, 6 and 12 months after the first order (`KpiResult.retention_curve`) for reading."""
+    return plots.table_for_readers(res.retention_curve, {"cohorts": "count", "customers": "count",
+                                                         "retention": "share",
+                                                         "cumulative_revenue_per_member": "money2"}, res.currency)
+
+
+def plot_cohort_revenue(res: KpiResult, ax=None):
+    """Cumulative net revenue per cohort member over the months since first order, one line per cohort
+    (the last ``settings.heatmap_cohorts`` cohorts)."""
+    ax = plots.axes_or_new(ax)
+    d = res.cohorts.sort_values(["cohort", "months_since_first"]).copy()
+    d["cumulative"] = d.groupby("cohort").revenue.cumsum() / d.cohort_size
+    keep = sorted(d.cohort.unique())[-res.settings.heatmap_cohorts:]
+    d = d[d.cohort.isin(keep)]
+    sns.lineplot(data=d, x="months_since_first", y="cumulative", hue="cohort", palette=plots.PALETTE,
+                 legend=False, ax=ax, linewidth=1)
+    ax.set_title(f"Cumulative net revenue per cohort member (last {len(keep)} cohorts; darker = newer)")
+    ax.set_xlabel("months since first order")
+    ax.set_ylabel(f"net revenue per member ({res.currency})")
+    ax.yaxis.set_major_formatter(plots.thousands)
+    return ax
+
+
+# ---------------------------------------------------------------------------------------------
+# First and second orders, time between orders
+# ---------------------------------------------------------------------------------------------
+
+def leads_table(res: KpiResult) -> pd.DataFrame | None:
+    """Leads and signups for reading, or (without a customers file) the note saying so and None."""
+    if res.leads is None:
+        plots.say(LEADS_NOTE)
+        return None
+    kinds = {c: ("share" if c == "lead_share" or c.startswith("ordered_within_") else "count") for c in res.leads.columns}
+    return plots.table_for_readers(res.leads, kinds)
+
+
+def second_order_table(res: KpiResult, months: int = 13) -> pd.DataFrame:
+    """Second-order rates of the last `months` cohorts for reading (a window not yet over shows as a
+    dash); the older cohorts are counted in the last row."""
+    rates = res.second_orders
+    kinds = {c: "share" for c in rates.columns if c.startswith("second_within_")}
+    recent_rates = rates.tail(months)
+    out = plots.table_for_readers(recent_rates, {"first_buyers": "count", **kinds}, max_rows=None)
+    if len(rates) > months:
+        out.loc[f"... {len(rates) - months:,} earlier cohorts not shown", :] = ""
+    return out
+
+
+def second_order_takeaway(res: KpiResult) -> str:
+    rates = res.second_orders
+    cols = [c for c in rates.columns if c.startswith("second_within_")]
+    parts = []
+    for c in cols:
+        d = rates[rates[c].notna()]
+        if len(d):
+            share = (d[c] * d.first_buyers).sum() / d.first_buyers.sum()
+            parts.append(f"{share:.0%} within {c.split('_')[-1][:-1]} days")
+    if not parts:
+        return "No first-time buyer has been watched long enough to measure second orders yet."
+    return f"Of first-time buyers, {', '.join(parts)} place a second order."
+
+
+def discount_table(res: KpiResult) -> pd.DataFrame:
+    """Discount-won vs full-price customers for reading."""
+    table = res.discount
+    kinds = {c: ("share" if c.startswith("repeat_rate") else "money2" if c.startswith("revenue_per") else "count")
+             for c in table.columns}
+    return plots.table_for_readers(table, kinds, res.currency)
+
+
+def discount_takeaway(res: KpiResult) -> str:
+    table, currency = res.discount, res.currency
+    rr = [c for c in table.columns if c.startswith("repeat_rate")][0]
+    rv = [c for c in table.columns if c.startswith("revenue_per_customer")][0]
+    d, f = table.iloc[0], table.iloc[1]
+    if not (d.customers and f.customers):
+        return "One of the two groups is empty, so discount-won and full-price customers cannot be compared yet."
+    verdict = "stay about as well as" if abs(d[rr] - f[rr]) < 0.02 else ("stay better than" if d[rr] > f[rr] else "stay less than")
+    return (f"Discount-won customers {verdict} full-price ones: {d[rr]:.0%} vs {f[rr]:.0%} order again within a year, "
+            f"worth {plots.money(d[rv], currency)} vs {plots.money(f[rv], currency)} net per customer in that year.")
+
+
+def gap_table(res: KpiResult) -> pd.DataFrame:
+    """Orders, median and quantile days between orders (`KpiResult.gap_summary`), for reading."""
+    summary = res.gap_summary
+    return plots.table_for_readers(summary, {c: ("count" if c == "orders" else "days") for c in summary.columns})
+
+
+def plot_gap_histogram(res: KpiResult, bin_days: int = 14, ax=None):
+    """Distribution of days between orders (first -> second, and later), in `bin_days`-day bins, with
+    the day by which ``settings.inactivity_quantile`` of second orders happened and the configured window."""
+    ax = plots.axes_or_new(ax)
+    suggested_days, configured_days = res.suggested_inactivity_days, res.inactivity_days
+    quantile = res.settings.inactivity_quantile
+    h = res.gaps.copy()
+    h["bin"] = (h.gap_days // bin_days) * bin_days
+    b = h.groupby("bin")[["second_orders", "later_orders"]].sum()
+    pal = sns.color_palette()
+    ax.bar(b.index, b.second_orders, width=bin_days, align="edge", color=pal[0], alpha=0.8, label="1st -> 2nd order")
+    ax.bar(b.index, b.later_orders, width=bin_days, align="edge", color=pal[1], alpha=0.5, label="later orders")
+    if suggested_days is not None and not np.isnan(suggested_days):
+        ax.axvline(suggested_days, color=pal[3], ls="--", label=f"{quantile:.0%} of 2nd orders ({suggested_days:.0f} d)")
+    if configured_days:
+        ax.axvline(configured_days, color=pal[7], ls=":", label=f"configured window ({configured_days} d)")
+    ax.set_title("Days between a customer's orders")
+    ax.set_xlabel(f"days since previous order ({bin_days}-day bins; last bin = {int(h.gap_days.max())}+)")
+    ax.set_ylabel("orders")
+    ax.yaxis.set_major_formatter(plots.thousands)
+    ax.legend(frameon=False)
+    return ax
+
+
+def inactivity_takeaway(res: KpiResult) -> str:
+    s, sugg, configured_days = res.gap_summary, res.suggested_inactivity_days, res.inactivity_days
+    quantile = res.settings.inactivity_quantile
+    if np.isnan(sugg):
+        return "No customer has placed a second order yet, so the inactivity window cannot be checked."
+    if abs(sugg - configured_days) <= 0.15 * configured_days:
+        verdict = "close to"
+    else:
+        verdict = "shorter than" if sugg < configured_days else "longer than"
+    return (f"The median second order comes {s.loc['second orders', 'median_days']:.0f} days after the first "
+            f"(later orders: {s.loc['later orders', 'median_days']:.0f} days); {quantile:.0%} of second orders happen "
+            f"within {sugg:.0f} days, {verdict} the configured inactivity window of {configured_days} days.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Breakdowns
+# ---------------------------------------------------------------------------------------------
+
+def breakdown_note(dimension: str, missing: str) -> str:
+    """The sentence a skipped breakdown section shows instead of its table."""
+    if missing == CUSTOMERS_FILE:
+        return (f"Skipped: the breakdown by {dimension.replace('_', ' ')} needs customers.csv (the optional "
+                "customers file), which this shop does not have.")
+    return (f"Skipped: the breakdown by {dimension.replace('_', ' ')} needs the column '{missing}', "
+            "which this shop's export does not have.")
+
+
+def breakdown_table(res: KpiResult, dimension: str):
+    """The breakdown by `dimension` for reading, largest revenue first; a long one (many countries,
+    categories) is sortable and searchable in the HTML report. When the shop lacks its column (or the
+    customers file), the note saying so and None: the section is skipped."""
+    if dimension in res.skipped:
+        plots.say(breakdown_note(dimension, res.skipped[dimension]))
+        return None
+    table = res.breakdowns[dimension]
+    kinds = {"customers": "count", "orders": "count", "revenue": "money", "revenue_share": "share", "aov": "money2",
+             "returns_rate": "share", "repeat_rate": "share"}
+    table_id = "breakdown-" + "".join(ch if ch.isalnum() else "-" for ch in str(table.index.name or "table"))
+    return plots.table_for_readers(table, kinds, res.currency, sortable=table_id)
+
+
+def breakdown_takeaway(res: KpiResult, dimension: str) -> str:
+    table = res.breakdowns.get(dimension)
+    if table is None or table.empty:
+        return "No breakdown to summarise."
+    top = table.revenue_share.idxmax()
+    best_rep = table.repeat_rate.idxmax()
+    dim = (table.index.name or "group").replace("_", " ")
+    return (f"By {dim}, {top} brings the most revenue ({table.loc[top, 'revenue_share']:.0%}, AOV "
+            f"{plots.money(table.loc[top, 'aov'], res.currency)}); {best_rep} has the highest repeat rate "
+            f"({table.loc[best_rep, 'repeat_rate']:.0%}).")
+
+
+def plot_breakdown(res: KpiResult, dimension: str, ax=None):
+    """Net revenue by group (bars) of the breakdown by `dimension` over the last ``settings.breakdown_months``
+    months, or None when its section is skipped."""
+    table = res.breakdowns.get(dimension)
+    if table is None:
+        return None
+    months = res.settings.breakdown_months
+    d = table.reset_index().rename(columns={table.index.name or "index": "group"})
+    dim = (table.index.name or "group").replace("_", " ")
+    return plots.plot_share_bars(d, "group", "revenue", title=f"Net revenue by {dim}, last {months} months",
+                                 xlabel=f"net revenue ({res.currency})", ax=ax)

@@ -1,0 +1,284 @@
+"""The page of notebook 07 (the one-page monthly summary), drawn from a `helpers.summary.SummaryResult`:
+which artifacts this month and last month have, the headline numbers with their changes, what to do now,
+the CLV at risk by segment, the win-back plan and its control group, the revenue of the last 13 months,
+and the columns of the CRM file (customers_scored) that was written, each as a reader table, a takeaway
+sentence or a figure (``plot_*``, returning the axes).
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from helpers import plots
+from helpers.summary import (
+    DEFAULT_CLV_MONTHS,
+    DEFAULT_PURCHASE_WINDOW_DAYS,
+    HEADLINE,
+    ID_SOURCES,
+    SCORED_COLUMNS,
+    SCORED_FROM,
+    SCORED_MEANINGS,
+    SummaryResult,
+)
+
+CLV_AT_RISK_NOTES = ("segments, CLV or churn missing", "no customer is at high churn risk")
+WINBACK_NOTES = ("missing: run 06_winback", "no offer recommended")
+
+
+# ---------------------------------------------------------------------------------------------
+# What this month has
+
+
+def availability_table(res: SummaryResult) -> pd.DataFrame:
+    """Per artifact: present or missing this month and last month, and the notebook that makes it."""
+    return res.availability
+
+
+def notes_text(res: SummaryResult) -> str:
+    return "\n".join(res.notes) if res.notes else "Every stage's artifacts are present for this month and last month."
+
+
+# ---------------------------------------------------------------------------------------------
+# Headline numbers
+
+
+def _fmt_change(change: float, pct: float, kind: str, currency: str) -> str:
+    if math.isnan(change):
+        return plots.MISSING
+    if kind == "share":
+        return f"{change * 100:+.1f} pp"
+    sign = "+" if change >= 0 else "-"
+    level = f"{sign}{currency} {abs(change):,.0f}" if kind == "money" else f"{change:+,.0f}"
+    return f"{level} ({pct:+.1%})" if not math.isnan(pct) else level
+
+
+def _band(metrics: dict[str, float] | None, currency: str) -> str | None:
+    """The win-back plan's 5-95 % profit band as text, or None without one."""
+    if metrics is None or math.isnan(metrics["winback_profit_p05"]):
+        return None
+    return f"{plots.money(metrics['winback_profit_p05'], currency)} to {plots.money(metrics['winback_profit_p95'], currency)}"
+
+
+def headline_table(res: SummaryResult) -> pd.DataFrame:
+    """The headline numbers for reading: this month, last month and the change, as text.
+    A number whose artifact is missing reads "missing (run NN_x)"."""
+    month, currency = res.month, res.currency
+    cur_label, prev_label = month.month, res.last_month
+    rows = []
+    for key, (label, kind, need) in HEADLINE.items():
+        r = res.numbers.loc[key]
+        this = plots.format_value(r.this_month, kind, currency)
+        if this == plots.MISSING and not month.has(need):
+            this = f"missing (run {res.made_by[need]})"
+        rows.append({"": label.format(clv_months=month.clv_months), cur_label: this, prev_label: plots.format_value(r.last_month, kind, currency),
+                     "change": _fmt_change(r.change, r.change_pct, kind, currency)})
+    band = _band(res.metrics, currency)
+    if band is not None:
+        rows.append({"": "Win-back plan: profit band (5-95 %)", cur_label: band,
+                     prev_label: _band(res.previous_run_metrics, currency) or plots.MISSING, "change": plots.MISSING})
+    return pd.DataFrame(rows).set_index("")
+
+
+def plan_sentence(res: SummaryResult) -> str:
+    """What the whole win-back plan is worth next to the month's revenue, and how likely it loses money."""
+    m, currency = res.metrics, res.currency
+    n, profit = m.get("winback_customers", math.nan), m["winback_profit"]
+    text = (f"The win-back plan contacts {n:,.0f} customers (the list: winback_targets.csv) and is expected to add "
+            f"{plots.money(profit, currency)} of profit")
+    if not math.isnan(m["revenue"]) and m["revenue"] > 0:
+        text += f", {profit / m['revenue']:.1%} of the month's revenue"
+    if res.plan_loss is not None:
+        text += f"; it loses money with a chance of about {res.plan_loss:.0%}"
+    return text + "."
+
+
+def headline_takeaway(res: SummaryResult) -> str:
+    """Two or three sentences on the month's headline numbers and what changed."""
+    nums, month, currency, prev_label = res.numbers, res.month, res.currency, res.last_month
+    parts = []
+    rev = nums.loc["revenue"]
+    if not math.isnan(rev.this_month):
+        s = f"In {month.month} revenue was {plots.money(rev.this_month, currency)}"
+        if not math.isnan(rev.change_pct):
+            s += f" ({rev.change_pct:+.1%} vs {prev_label})"
+        act = nums.loc["active_customers"]
+        s += f" from {act.this_month:,.0f} active customers"
+        if not math.isnan(act.change):
+            s += f" ({act.change:+,.0f})"
+        parts.append(s + ".")
+    hr, car, tot = nums.loc["high_risk_customers"], nums.loc["clv_at_risk"], nums.loc["clv_total"]
+    if not math.isnan(hr.this_month):
+        s = f"{hr.this_month:,.0f} customers are at high churn risk"
+        if not math.isnan(car.this_month) and not math.isnan(tot.this_month) and tot.this_month > 0:
+            s += (f", carrying {plots.money(car.this_month, currency)} of predicted {month.clv_months}-month CLV "
+                  f"({car.this_month / tot.this_month:.0%} of the total)")
+        parts.append(s + ".")
+    if not math.isnan(nums.loc["winback_profit"].this_month):
+        parts.append(plan_sentence(res))
+    if res.previous is None:
+        kpi_history = not math.isnan(nums.loc["revenue", "last_month"])
+        parts.append(f"{prev_label} has not been run for this shop, so "
+                     + ("only the KPI changes are shown (from kpis.csv's history); CLV, churn risk and the plan "
+                        "have nothing to compare with." if kpi_history else "no changes are shown."))
+    return " ".join(parts) or "No headline numbers: run notebooks 02-05 for this month first."
+
+
+# ---------------------------------------------------------------------------------------------
+# What to do now
+
+
+def actions_text(res: SummaryResult) -> str:
+    """The actions as a numbered list (full sentences, for the report)."""
+    if not res.actions:
+        return "No actions: the artifacts the rules need are missing for this month."
+    lines = [f"{i}. {a.text}" for i, a in enumerate(res.actions, start=1)]
+    if len(res.actions) < 3:
+        lines.append("(Fewer than three actions: some stages' artifacts are missing this month.)")
+    return "\n".join(lines)
+
+
+def actions_table(res: SummaryResult) -> pd.DataFrame:
+    """Which rule produced each action and what it looked at (index: the action's number)."""
+    df = pd.DataFrame([{"rule": a.rule, "based on": a.evidence} for a in res.actions], columns=["rule", "based on"])
+    df.index = pd.RangeIndex(1, len(df) + 1, name="action")
+    return df
+
+
+# ---------------------------------------------------------------------------------------------
+# CLV at risk, the win-back plan, the trend
+
+
+def _nothing_to_show(table: pd.DataFrame | None, notes: tuple[str, str], label: str) -> pd.DataFrame | None:
+    """A note table when `table` is None (notes[0]: its artifacts are missing) or empty (notes[1])."""
+    if table is None:
+        return plots.note_table(notes[0], label)
+    return plots.note_table(notes[1], label) if table.empty else None
+
+
+def clv_at_risk_table(res: SummaryResult) -> pd.DataFrame:
+    table = res.clv_at_risk
+    nothing = _nothing_to_show(table, CLV_AT_RISK_NOTES, "status")
+    if nothing is not None:
+        return nothing
+    out = table.copy()
+    out["CLV at risk"] = out.pop("clv_at_risk")
+    return plots.table_for_readers(out, {"customers": "count", "high_risk_customers": "count",
+                                         "share_of_clv_at_risk": "share", "CLV at risk": "money"}, res.currency,
+                                   names={"share_of_clv_at_risk": "share of CLV at risk",
+                                          "high_risk_customers": "high-risk customers"})
+
+
+def plot_clv_at_risk(res: SummaryResult, ax=None):
+    """Horizontal bars: predicted CLV (clv_model.json's horizon) of high-risk customers per RFM segment."""
+    ax = plots.axes_or_new(ax)
+    table = res.clv_at_risk
+    if table is None or table.empty:
+        said = CLV_AT_RISK_NOTES[0] if table is None else CLV_AT_RISK_NOTES[1]
+        ax.text(0.5, 0.5, said, ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return ax
+    df = table.reset_index()
+    plots.plot_share_bars(df, "segment", "clv_at_risk",
+                          f"Predicted {res.month.clv_months}-month CLV of high-risk customers, by segment",
+                          f"CLV at risk ({res.currency})", ax=ax)
+    ax.xaxis.set_major_formatter(plots.thousands)
+    return ax
+
+
+def winback_table(res: SummaryResult) -> pd.DataFrame:
+    """The plan's recommended rows, one per segment: discount, customers, uplift, profit and band, ROI."""
+    plan = res.plan
+    nothing = _nothing_to_show(plan, WINBACK_NOTES, "win-back plan")
+    if nothing is not None:
+        return nothing
+    out = pd.DataFrame({
+        "discount": plan["discount"],
+        "customers": plan["n_customers"].astype(int),
+        "uplift (pp)": plan["uplift_pp"],
+        "expected profit": plan["incremental_profit"],
+        "profit 5 %": plan["profit_p05"],
+        "profit 95 %": plan["profit_p95"],
+        "ROI": plan["roi"],
+    })
+    out.index = pd.Index(plan["segment"], name="segment")
+    out = out.sort_values("expected profit", ascending=False)
+    return plots.table_for_readers(out, {"discount": "share0", "customers": "count", "uplift (pp)": "number1",
+                                         "expected profit": "money", "profit 5 %": "money", "profit 95 %": "money",
+                                         "ROI": "share0"}, res.currency)
+
+
+def winback_takeaway(res: SummaryResult) -> str:
+    plan, m, currency = res.plan, res.metrics, res.currency
+    if plan is None:
+        return "The win-back stage (06_winback) has not produced a plan for this month, so no offer is shown."
+    if plan.empty:
+        return "The win-back plan recommends no offer: no tested discount pays for itself."
+    return (f"Recommended offers reach {m['winback_customers']:,.0f} customers in {len(plan)} segment(s) for an "
+            f"expected extra profit of {plots.money(m['winback_profit'], currency)} "
+            f"(5-95 %: {plots.money(m['winback_profit_p05'], currency)} to "
+            f"{plots.money(m['winback_profit_p95'], currency)}).{control_sentence(res)}")
+
+
+def control_sentence(res: SummaryResult) -> str:
+    """' A control group of N customers ...' from campaign_plan.csv, or '' without one."""
+    n = res.control_group
+    if not n:
+        return ""
+    return (f" Besides them, a randomized control group of {n:,} customers is held back and gets nothing "
+            "(campaign_plan.csv), so next months can measure what the campaign really did (Track record below).")
+
+
+def plot_revenue_trend(res: SummaryResult, ax=None):
+    """Revenue bars for the last 13 months with active customers as a line (right axis)."""
+    ax = plots.axes_or_new(ax)
+    df = res.recent_kpis.reset_index()
+    if df.empty:
+        ax.text(0.5, 0.5, "kpis.csv missing", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return ax
+    return plots.plot_monthly_bars(df, "month", "revenue", "Revenue and active customers, last 13 months",
+                                   f"revenue ({res.currency})", ax=ax, line="active_customers",
+                                   line_label="active customers")
+
+
+def trend_takeaway(res: SummaryResult) -> str:
+    df, currency = res.recent_kpis, res.currency
+    if len(df) < 2:
+        return "Not enough months in kpis.csv for a trend."
+    first, last = df.iloc[0], df.iloc[-1]
+    return (f"Over the last {len(df)} months revenue went from {plots.money(first['revenue'], currency)} "
+            f"({df.index[0]}) to {plots.money(last['revenue'], currency)} ({df.index[-1]}), "
+            f"{last['revenue'] / first['revenue'] - 1:+.0%}; the repeat rate from {first['repeat_rate']:.1%} "
+            f"to {last['repeat_rate']:.1%}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# customers_scored.parquet
+
+
+def scored_columns(clv_months: int = DEFAULT_CLV_MONTHS,
+                   purchase_window_days: int = DEFAULT_PURCHASE_WINDOW_DAYS) -> pd.DataFrame:
+    """The documented column list of customers_scored.parquet / .csv, with the month's horizons."""
+    source = {col: name for name, cols in SCORED_FROM.items() for col in cols} | {"customer_id": " / ".join(ID_SOURCES)}
+    meaning = dict(SCORED_MEANINGS)
+    return pd.DataFrame([{"column": c, "from": source[c],
+                          "meaning": meaning[c].format(clv_months=clv_months, purchase_window_days=purchase_window_days)}
+                         for c in SCORED_COLUMNS]).set_index("column")
+
+
+def scored_columns_table(res: SummaryResult):
+    """:func:`scored_columns` with this month's horizons: sortable in the HTML report, its first rows inline."""
+    return plots.long_table(scored_columns(res.month.clv_months, res.month.purchase_window_days), "scored-columns")
+
+
+def scored_takeaway(res: SummaryResult) -> str:
+    """What was written; the win-back columns are filled only when 06_winback made this month's contact list."""
+    scored = res.scored
+    s = (f"customers_scored.parquet and customers_scored.csv: {len(scored):,} customers, one row each, "
+         f"{scored.shape[1]} columns, no e-mail addresses.")
+    if res.month.has("winback_targets"):
+        s += f" {int(scored['winback_target'].sum()):,} are on this month's win-back contact list."
+    else:
+        s += " Win-back and offer columns are empty until 06_winback has run for this month."
+    return s
