@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from datetime import datetime
 
 import ibis
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import artifacts, clean, plots
-from helpers.config import config_from_dict, load_config
+from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.contract import ContractError
 from helpers.engine import connect
 from helpers.pages import clean as page
@@ -98,7 +102,8 @@ def test_customers_are_deduplicated_and_leads_counted(shop, cfg, tmp_path):
     assert pd.isna(c.loc["C7", "birth_year"])       # 1850 is not a plausible birth year
     assert bool(c.loc["C7", "marketing_opt_in"]) and not bool(c.loc["L1", "marketing_opt_in"])
     assert report["files"]["customers"]["excluded"] == {"duplicate_customer": 1}
-    assert report["customers"]["leads_without_order"] == 1  # L1 never ordered
+    # L1 never ordered; C7 only returned something (a return is no purchase: customer_facts' definition of a lead)
+    assert report["customers"]["leads_without_order"] == 2
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -121,11 +126,48 @@ def test_amounts_are_read_as_shops_write_them(text, expected):
     ("2025-01-31T14:05:00+02:00", None, "2025-01-31 14:05:00"), ("2025-01-31 14:05Z", None, "2025-01-31 14:05:00"),
     ("2025-01-31", "%d.%m.%Y", "2025-01-31 00:00:00"),  # ISO is read besides the configured format
     ("2025/01/31", None, None), ("infinity", None, None), ("epoch", None, None), ("0000-01-01", None, None),
+    ("1/31/2025 12:05 AM", "%m/%d/%Y %I:%M %p", "2025-01-31 00:05:00"),  # a 12-hour clock: midnight is 12 AM
+    ("1/31/2025 12:05 PM", "%m/%d/%Y %I:%M %p", "2025-01-31 12:05:00"),
+    ("1/31/2025 7:05 pm", "%m/%d/%Y %I:%M %p", "2025-01-31 19:05:00"),
+    ("1/31/2025 7:05 p.m.", "%m/%d/%Y %I:%M %p", "2025-01-31 19:05:00"),
+    ("1/31/2025 13:05 PM", "%m/%d/%Y %I:%M %p", None), ("1/31/2025 0:05 AM", "%m/%d/%Y %I:%M %p", None),
 ])
 def test_dates_are_read_or_become_null_never_an_error(text, fmt, expected):
     t = ibis.memtable({"s": [text]}, schema={"s": "string"})
     got = connect().execute(clean.parse_timestamp(t.s, fmt).name("v")).iloc[0]
     assert (pd.isna(got) and expected is None) or str(pd.Timestamp(got)) == expected
+
+
+# strftime patterns that cannot be misread: a year, month and day in any order between separators, and a
+# time of day on a 24-hour or a 12-hour clock (or none); strftime pads, so each field's width is known.
+DATE_ORDERS = [("%Y", "%m", "%d"), ("%d", "%m", "%Y"), ("%m", "%d", "%Y"), ("%d", "%m", "%y"), ("%m", "%d", "%y"),
+               ("%y", "%m", "%d")]
+TIMES = ["", " %H:%M", " %H:%M:%S", "T%H:%M", " %I:%M %p", " %I:%M:%S %p", " %I:%M%p"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(order=st.sampled_from(DATE_ORDERS), sep=st.sampled_from(["-", "/", ".", " ", ""]),
+       time=st.sampled_from(TIMES),
+       moments=st.lists(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31, 23, 59, 59)),
+                        min_size=1, max_size=12))
+def test_any_unambiguous_date_format_reads_back_every_moment_it_wrote(order, sep, time, moments):
+    fmt = sep.join(order) + time
+    config_from_dict({"cleaning": {"date_format": fmt}})  # the config accepts every such format
+    kept = {"%S": "second", "%M": "minute"}
+    expected = [m.replace(microsecond=0, **{v: 0 for k, v in kept.items() if k not in fmt},
+                          **({} if "%H" in fmt or "%I" in fmt else {"hour": 0})) for m in moments]
+    t = ibis.memtable({"s": [m.strftime(fmt) for m in moments]}, schema={"s": "string"})
+    got = connect().execute(clean.parse_timestamp(t.s, fmt).name("v"))
+    assert [pd.Timestamp(g).to_pydatetime() for g in got] == expected, [m.strftime(fmt) for m in moments]
+
+
+@pytest.mark.parametrize("fmt,why", [
+    ("%d.%m", "needs a year, month and day"), ("%d.%m.%Y %I:%M", "needs both %I and %p"),
+    ("%d.%m.%Y %H:%M %p", "needs both %I and %p"), ("%d.%b.%Y", "unknown code %b"), ("%d.%m.%Y %d", "twice"),
+])
+def test_a_date_format_that_would_be_misread_is_refused_in_one_sentence(fmt, why):
+    with pytest.raises(ConfigError, match=f"cleaning.date_format must be .*{re.escape(why)}"):
+        config_from_dict({"cleaning": {"date_format": fmt}})
 
 
 def test_cleaning_rules_run_on_an_in_memory_table_through_the_engine(cfg):
@@ -296,3 +338,67 @@ def test_demo_net_revenue_matches_an_independent_pandas_reading(small_demo_shop,
     expected = df.amount.str.replace(",", ".").astype(float).sum()
     got = pd.read_parquet(tmp_path / "out" / "orders_clean.parquet").amount.sum()
     assert got == pytest.approx(expected, abs=0.01)
+
+
+# --------------------------------------------------------------------------- every cleaning setting does what it says
+# Each case: the setting changed, a file built for it, and what the cleaning must then do (the reasons
+# excluded or quarantined, and the kept lines' amounts); the same file with the default config does otherwise.
+S_HEADER = "order_id,customer_id,order_date,amount,status\n"
+SETTING_CASES = {
+    # a Danish shop's Windows export: byte F8 is "ø" in cp1252 and "ř" in cp1250, the first default fallback
+    "encoding_fallbacks": ({"encoding_fallbacks": ["cp1252"]}, (S_HEADER + "O1,C1,2025-01-02,10.00,completed\n"
+                           "O2,Søren,2025-01-03,5.00,completed\n").encode("cp1252"), {}, [10.0, 5.0], ["C1", "Søren"]),
+    "decimal_separator": ({"decimal_separator": ","}, S_HEADER + "O1,C1,2025-01-02,1.250,completed\n", {}, [1250.0], None),
+    "test_statuses": ({"test_statuses": ["test", "probe"]}, S_HEADER + "O1,C1,2025-01-02,5,probe\n"
+                      "O2,C2,2025-01-02,5,completed\n", {"test_order": 1}, [5.0], None),
+    "cancelled_statuses": ({"cancelled_statuses": ["storno"]}, S_HEADER + "O1,C1,2025-01-02,5,storno\n"
+                           "O2,C2,2025-01-02,5,completed\n", {"cancelled": 1}, [5.0], None),
+    "returned_statuses": ({"returned_statuses": ["retour"]}, S_HEADER + "O1,C1,2025-01-02,5,completed\n"
+                          "O1,C1,2025-01-09,5,retour\n", {}, [5.0, -5.0], None),
+    "unpaid_statuses": ({"unpaid_statuses": ["awaiting payment"]}, S_HEADER + "O1,C1,2025-01-02,5,awaiting payment\n"
+                        "O2,C2,2025-01-02,5,completed\n", {"unpaid": 1}, [5.0], None),
+    "test_customer_prefixes": ({"test_customer_prefixes": ["qa-"]}, S_HEADER + "O1,QA-7,2025-01-02,5,completed\n"
+                               "O2,C2,2025-01-02,5,completed\n", {"test_order": 1}, [5.0], None),
+    "completed_status_if_missing": ({"completed_status_if_missing": "pending"}, S_HEADER +
+                                    "O1,C1,2025-01-02,5,\nO2,C2,2025-01-02,7,completed\n", {"unpaid": 1}, [7.0], None),
+    "min_order_date": ({"min_order_date": "2025-01-10"}, S_HEADER + "O1,C1,2025-01-02,5,completed\n"
+                       "O2,C2,2025-01-12,7,completed\n", {"before_min_order_date": 1}, [7.0], None),
+    "max_line_amount": ({"max_line_amount": 100.0}, S_HEADER + "O1,C1,2025-01-02,5000,completed\n"
+                        "O2,C2,2025-01-12,7,completed\n", {"above_max_line_amount": 1}, [7.0], None),
+    "fold_id_case": ({"fold_id_case": True}, S_HEADER + "O1,Anna,2025-01-02,5,completed\n"
+                     "O2,ANNA ,2025-01-12,7,completed\n", {}, [5.0, 7.0], ["anna", "anna"]),
+    "date_format": ({"date_format": "%m/%d/%Y %I:%M %p"}, S_HEADER + "O1,C1,1/2/2025 9:15 PM,5,completed\n"
+                    "O2,C2,2025-01-03,7,completed\nO3,C3,03.01.2025,9,completed\n", {"bad_date": 1}, [5.0, 7.0], None),
+}
+
+
+# Settings whose behaviour is shown by their own tests in tests/test_robustness.py (a file built for each).
+TESTED_IN_ROBUSTNESS = {"excel_sheet",  # test_the_sheet_named_in_cleaning_excel_sheet_is_read_and_...
+                        "status_map",  # test_status_map_maps_a_shops_own_status_words_to_the_known_statuses
+                        "order_time_tolerance_hours"}  # test_order_time_tolerance_hours_decides_how_far_apart_...
+
+
+def test_every_documented_cleaning_setting_has_a_case():
+    documented = set(load_config("config/default.yml").cleaning.model_fields)
+    assert set(SETTING_CASES) | TESTED_IN_ROBUSTNESS == documented
+
+
+@pytest.mark.parametrize("setting", list(SETTING_CASES))
+def test_each_cleaning_setting_does_what_it_says_on_a_file_built_for_it(tmp_path, setting):
+    changes, content, reasons, amounts, customers = SETTING_CASES[setting]
+    raw = tmp_path / "raw" / "shop"
+    raw.mkdir(parents=True)
+    (raw / "orders.csv").write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+
+    def cleaned(cleaning: dict):
+        out = tmp_path / ("set" if cleaning else "default")
+        report = clean.run(out, "2025-01-31", config_from_dict({"cleaning": cleaning}), raw_dir=raw).report
+        f = report["files"]["orders"]
+        kept = pd.read_parquet(out / "orders_clean.parquet").sort_values("source_row")
+        return {**f["quarantined"], **f["excluded"]}, kept["amount"].round(2).tolist(), kept["customer_id"].tolist()
+
+    got_reasons, got_amounts, got_customers = cleaned(changes)
+    assert (got_reasons, got_amounts) == (reasons, amounts)
+    if customers is not None:
+        assert got_customers == customers
+    assert cleaned({}) != (got_reasons, got_amounts, got_customers), "the setting changes nothing on its file"

@@ -67,7 +67,7 @@ def test_invalid_values_are_refused_with_the_key_named(values, match):
     ({"winback": {"assumed_uplift": {0.0: 0.007, 0.05: 0.01}}},
      "config/x.yml: winback.assumed_uplift must map every offered discount "),
     ({"winback": {"discount_levels": [0.1, 0.05]}},
-     "config/x.yml: winback.discount_levels must be rising shares between 0 and 1 (0.1 = 10 % off), got [0.1, 0.05]."),
+     "config/x.yml: winback.discount_levels must be rising shares between 0 and 1 (0.1 = 10 % off), got [0.1, 0.05]: values must rise."),
     ({"segments": {"watch": ["Gone"]}},
      "config/x.yml: segments.watch must list segment names from segments.grid, got ['Gone']."),
     ({"engine": {"backend": "duck db"}}, "config/x.yml: engine.backend must be duckdb, spark or "),

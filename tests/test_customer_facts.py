@@ -81,3 +81,67 @@ def test_p_buy_if_alive_is_the_bgnbd_closed_form():
 def test_quintile_scores_need_no_more_than_the_values():
     scores = cf.quintile_scores(pd.Series([5.0, 1.0, 3.0, 3.0, 9.0]))
     assert scores.tolist() == [4, 1, 3, 3, 5]
+
+
+# --- who is a customer, a lead, a repeat customer (one definition for 01, 02, 04 and 05; issue 27)
+
+# P: two purchase orders, the first with a return under its own order id (a repeat customer).
+# Q: one order and a larger credit note booked as its own document (not an order, so not a repeat).
+# Z: only a zero-price line. F: a purchase cancelled by a credit note the same day.
+# W: a purchase on Monday 3 March returned on Friday 7 March (same week, another day).
+# R: only a credit note: no purchase, so no customer. S: bought only after the cut-off.
+WHO = [
+    line("P1", "P", "2025-01-10 10:00", 100.0), line("P1", "P", "2025-01-20 10:00", -40.0, is_return=True),
+    line("P2", "P", "2025-02-10 10:00", 50.0),
+    line("Q1", "Q", "2025-01-05 10:00", 100.0), line("QC", "Q", "2025-02-05 10:00", -300.0, is_return=True),
+    line("Z1", "Z", "2025-02-01 10:00", 0.0),
+    line("F1", "F", "2025-03-01 10:00", 80.0), line("FC", "F", "2025-03-01 16:00", -80.0, is_return=True),
+    line("W1", "W", "2025-03-03 10:00", 60.0), line("W1", "W", "2025-03-07 10:00", -60.0, is_return=True),
+    line("RC", "R", "2025-01-15 10:00", -25.0, is_return=True),
+    line("S1", "S", "2025-04-02 10:00", 70.0),
+]
+
+
+@pytest.fixture(scope="module")
+def who():
+    con = connect()
+    df = pd.DataFrame(WHO, columns=COLUMNS).astype({"order_date": "datetime64[us]", "coupon_code": "string"})
+    listed = pd.DataFrame({"customer_id": ["P", "R", "S", "X"]})  # X: listed, no line at all
+    return con.create_table("who_lines", df, overwrite=True), con.create_table("who_listed", listed, overwrite=True)
+
+
+def test_a_customer_has_a_purchase_line_and_a_repeat_customer_two_purchase_orders(who):
+    lines, _ = who
+    c = cf.customers_expr(lines, AS_OF).to_pandas().set_index("customer_id")["purchase_orders"]
+    assert c.sort_index().to_dict() == {"F": 1, "P": 2, "Q": 1, "W": 1, "Z": 1}  # R only returned, S bought later
+    assert cf.customer_counts(lines, AS_OF) == cf.CustomerCounts(customers=5, repeat_customers=1, leads=None)
+
+
+def test_a_lead_is_listed_with_no_purchase_even_if_they_returned_something(who):
+    lines, listed = who
+    assert sorted(cf.leads_expr(listed, lines, AS_OF).to_pandas()["customer_id"]) == ["R", "S", "X"]
+    assert cf.customer_counts(lines, AS_OF, listed).leads == 3
+    assert cf.customer_counts(lines, None, listed).leads == 2  # all lines: S has bought by then
+
+
+@pytest.mark.parametrize("unit, expected", [
+    ("day", {"F": "returned", "Z": "zero_price"}),
+    ("week", {"F": "returned", "W": "returned", "Z": "zero_price"}),  # W's return falls in its purchase's week
+])
+def test_customers_with_no_positive_purchase_are_named_with_the_reason(who, unit, expected):
+    lines, _ = who
+    left = cf.no_positive_purchase(lines, AS_OF, unit)
+    assert dict(zip(left["customer_id"], left["reason"])) == expected
+    # exactly the customers the purchase models have no row for
+    summary = cf.rfm_summary(lines, AS_OF, unit)
+    assert set(summary["customer_id"]) | set(left["customer_id"]) == {"F", "P", "Q", "W", "Z"}
+    assert not set(summary["customer_id"]) & set(left["customer_id"])
+
+
+def test_average_order_value_is_of_purchase_orders_net_of_their_own_returns_never_of_credit_notes(who):
+    lines, _ = who
+    rfm = cf.rfm_table(lines, AS_OF).set_index("customer_id")
+    assert rfm.loc["P", ["monetary", "avg_order_value"]].tolist() == [110.0, 55.0]  # (100 - 40 + 50) / 2
+    assert rfm.loc["Q", ["frequency", "monetary", "avg_order_value"]].tolist() == [1, -200.0, 100.0]
+    assert rfm.loc["Z", "avg_order_value"] == 0.0
+    assert "R" not in rfm.index

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # conda-forge name -> PyPI name where they differ
 CONDA_TO_PYPI = {"ibis-duckdb": "ibis-framework", "python-duckdb": "duckdb", "pandera-base": "pandera"}
 RUNTIME = ["pandas", "numpy", "scipy", "scikit-learn", "seaborn", "matplotlib", "lifetimes", "papermill",
-           "nbconvert", "ipykernel", "pyarrow", "pyyaml", "pydantic", "pandera", "jupyterlab", "ibis-framework", "duckdb", "pytest", "pytest-xdist", "nbval", "hypothesis"]
+           "nbconvert", "ipykernel", "pyarrow", "pyyaml", "pydantic", "pandera", "jupyterlab", "ibis-framework", "duckdb", "openpyxl", "pytest", "pytest-xdist", "nbval", "hypothesis"]
 
 
 def _lock() -> dict[str, str]:

@@ -7,10 +7,14 @@ here are the ones the issue's closing table quotes (raw / kept / quarantined / e
 """
 from __future__ import annotations
 
+import io
 import os
+import re
+from datetime import datetime
 from pathlib import Path
 
 import ibis
+import openpyxl
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -18,7 +22,7 @@ from hypothesis import strategies as st
 
 from helpers import clean as _clean
 from helpers.cli import main
-from helpers.config import config_from_dict, load_config
+from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.contract import ContractError
 from helpers.engine import connect
 from helpers.pages import clean as page
@@ -83,11 +87,12 @@ def cfg():
 
 
 def make_shop(tmp_path, name: str = "shop", **files) -> Path:
-    """A raw folder holding `files` (file name with dots as `orders_csv=`; text is written UTF-8, bytes as is)."""
+    """A raw folder holding `files` (file name with dots as `orders_csv=`, `orders_xlsx=`; text is written UTF-8,
+    bytes as is)."""
     raw = tmp_path / "raw" / name
     raw.mkdir(parents=True)
     for fname, content in files.items():
-        target = raw / fname.replace("_csv", ".csv").replace("_parquet", ".parquet")
+        target = raw / re.sub(r"_(csv|txt|xlsx|parquet)$", r".\1", fname)
         if isinstance(content, pd.DataFrame):
             content.to_parquet(target)
         elif isinstance(content, bytes):
@@ -228,6 +233,146 @@ def test_cp1250_export_is_read_with_a_warning(tmp_path, cfg):
     assert pd.read_parquet(tmp_path / "out" / "orders_clean.parquet")["customer_id"].tolist() == ["Dvořák"]
 
 
+def workbook(*sheets: tuple[str, list[list]]) -> bytes:
+    """An .xlsx file written with openpyxl (the library the cleaning reads it with): its sheets as (name, rows);
+    a datetime is a date cell, "#N/A" an error cell, a number in a date column Excel's serial day number."""
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name, sheet_rows in sheets:
+        sheet = book.create_sheet(name)
+        for row in sheet_rows:
+            sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+XLSX_ORDERS = [["order_id", "customer_id", "order_date", "amount"],
+               ["O1", 17850, datetime(2025, 1, 3, 14, 5), 12.5],  # a date cell, a number as customer id
+               ["O2", "C2", 45667, 7],  # Excel's serial day number 45667 = 2025-01-10
+               ["O3", "C3", 45667.75, "1.234,50"],  # a serial with a time (18:00), an amount typed as text
+               ["O4", "C4", "2025-01-12", 3]]  # a date typed as text
+UTF16_ORDERS = ("\ufeff" + (HEADER + rows(3)).replace(",", "\t").replace("\n", "\r\n")).encode("utf-16-le")
+
+
+@pytest.mark.parametrize("name", ["orders_csv", "orders_txt"])
+def test_utf16_unicode_text_from_excel_is_read_as_the_contract(tmp_path, cfg, name):
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, **{name: UTF16_ORDERS}))
+    file = name.replace("_", ".")
+    assert counts(res.report) == (3, 3, 0, 0) and res.report["files"]["orders"]["encoding"] == "utf-16"
+    assert not any("UTF-8" in w for w in res.report["warnings"])
+    assert f"{file} is UTF-16 text (Excel's \"Unicode Text\"), read as such." in page.reading_lines(res)
+    assert pd.read_parquet(tmp_path / "out" / "orders_clean.parquet")["amount"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_orders_xlsx_reads_the_first_sheet_with_date_cells_and_serial_numbers_as_dates(tmp_path, cfg):
+    raw = make_shop(tmp_path, orders_xlsx=workbook(("Orders", XLSX_ORDERS), ("Notes", [["not", "orders"]])))
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw)
+    assert counts(res.report) == (4, 4, 0, 0)
+    kept = pd.read_parquet(tmp_path / "out" / "orders_clean.parquet").sort_values("order_id")
+    assert kept["order_date"].astype(str).tolist() == ["2025-01-03 14:05:00", "2025-01-10 00:00:00",
+                                                       "2025-01-10 18:00:00", "2025-01-12 00:00:00"]
+    assert kept["customer_id"].tolist() == ["17850", "C2", "C3", "C4"]
+    assert kept["amount"].tolist() == [12.5, 7.0, 1234.5, 3.0]
+    assert ("orders.xlsx: sheet 'Orders' was read (the first of 2; cleaning.excel_sheet names another); cells "
+            "shown as dates, and day numbers in date columns, are read as dates.") in page.reading_lines(res)
+
+
+def test_the_sheet_named_in_cleaning_excel_sheet_is_read_and_a_missing_one_is_named(tmp_path):
+    raw = make_shop(tmp_path, orders_xlsx=workbook(("Summary", [["total", 5]]), ("Orders", XLSX_ORDERS)))
+    res = clean.run(tmp_path / "out", AS_OF, config_from_dict({"cleaning": {"excel_sheet": "Orders"}}), raw_dir=raw)
+    assert counts(res.report) == (4, 4, 0, 0) and res.report["files"]["orders"]["sheet"] == "Orders"
+    assert "orders.xlsx: sheet 'Orders' was read (named by cleaning.excel_sheet)" in page.reading_text(res)
+    with pytest.raises(ContractError) as stop:
+        clean.run(tmp_path / "out2", AS_OF, config_from_dict({"cleaning": {"excel_sheet": "Bestellungen"}}), raw_dir=raw)
+    assert str(stop.value) == ("orders.xlsx has no sheet named 'Bestellungen' (cleaning.excel_sheet); its sheets are: "
+                               "Summary, Orders.")
+
+
+def test_an_xlsx_with_title_rows_and_an_error_cell_finds_its_header_and_quarantines_the_error(tmp_path, cfg):
+    sheet = [["Orders, January 2025"], [], *XLSX_ORDERS, ["O5", "#N/A", "2025-01-13", 4], [None, None, None, None]]
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_xlsx=workbook(("Orders", sheet))))
+    assert counts(res.report) == (5, 4, 1, 0)
+    assert res.report["files"]["orders"]["quarantined"] == {"spreadsheet_error": 1}
+    assert res.report["files"]["orders"]["header_line"] == 3
+    assert ("orders.xlsx: row 3 was taken as the header, the first row naming columns the config reads (order_id, "
+            "customer_id, order_date, amount); the 2 rows above it (a title, notes or blank rows) were skipped."
+            ) in page.reading_lines(res)
+
+
+def test_customers_xlsx_is_found_and_read_like_customers_csv(tmp_path, cfg):
+    customers = workbook(("Customers", [["customer_id", "signup_date", "marketing_opt_in"],
+                                        ["C1", datetime(2024, 12, 1), True], ["C2", 45600, False]]))
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=HEADER + rows(3),
+                                                                    customers_xlsx=customers))
+    assert counts(res.report, "customers") == (2, 2, 0, 0)
+    listed = pd.read_parquet(tmp_path / "out" / "customers_clean.parquet")
+    assert listed["signup_date"].astype(str).tolist() == ["2024-12-01", "2024-11-04"]  # 45600 = 2024-11-04
+
+
+@pytest.mark.parametrize("ends", ["crlf then lf", "lf then crlf", "alternating, quoted last field"])
+def test_a_file_whose_lines_end_partly_in_crlf_and_partly_in_lf_is_read_whole(tmp_path, cfg, ends):
+    lines = [f'O{k},C{k},2025-01-{k + 1:02d},"{k}.00"' for k in range(1, 7)]
+    eol = {"crlf then lf": ["\r\n"] * 3 + ["\n"] * 4, "lf then crlf": ["\n"] * 4 + ["\r\n"] * 3,
+           "alternating, quoted last field": ["\r\n", "\n"] * 3 + ["\r\n"]}[ends]
+    text = "".join(line + end for line, end in zip([HEADER.strip(), *lines], eol))
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=text.encode()))
+    assert counts(res.report) == (6, 6, 0, 0) and res.report["orders"]["revenue_net"] == 21.0
+    assert ("orders.csv: its lines end partly in CRLF (Windows) and partly in LF; both are read as line ends."
+            in page.reading_lines(res))
+
+
+@pytest.mark.parametrize("above,line,said", [
+    ("Orders export, January 2025\n\n", 3, "the 2 lines above it (a title, notes or blank lines) were skipped."),
+    ("sep=,\n", 2, "Excel's delimiter line (sep=,) above it was skipped."),
+    ("sep=,\nMy shop\n", 3, "Excel's delimiter line (sep=,) and the line after it (a title, a note or a blank line) "
+                            "were skipped."),
+])
+def test_a_title_or_sep_line_above_the_header_is_skipped_and_the_header_line_is_said(tmp_path, cfg, above, line, said):
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=above + HEADER + rows(4)))
+    assert counts(res.report) == (4, 4, 0, 0)
+    fr = res.report["files"]["orders"]
+    assert fr["header_line"] == line and fr["header_names"] == ["order_id", "customer_id", "order_date", "amount"]
+    assert (f"orders.csv: line {line} was taken as the header, the first line naming columns the config reads "
+            f"(order_id, customer_id, order_date, amount); {said}") in page.reading_lines(res)
+    assert quarantine(tmp_path / "out").empty
+
+
+def test_excels_sep_line_gives_the_delimiter_and_the_header_is_found_through_the_column_map(tmp_path):
+    text = "sep=;\nBestellnummer;Kunde;Datum;Betrag\nB1;K1;2025-01-02;12,50\nB2;K2;2025-01-03;7,00\n"
+    cfg = config_from_dict({"columns": {"orders": {"Bestellnummer": "order_id", "Kunde": "customer_id",
+                                                   "Datum": "order_date", "Betrag": "amount"}}})
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=text))
+    assert counts(res.report) == (2, 2, 0, 0) and res.report["orders"]["revenue_net"] == 19.5
+    assert res.report["files"]["orders"]["sep_line"] == ";"
+    assert ("orders.csv: line 2 was taken as the header, the first line naming columns the config reads "
+            "(Bestellnummer, Kunde, Datum, Betrag); Excel's delimiter line (sep=;) above it was skipped."
+            ) in page.reading_lines(res)
+
+
+def test_a_column_named_twice_stops_naming_it_and_both_positions(tmp_path, cfg):
+    raw = make_shop(tmp_path, orders_csv="order_id,amount,customer_id,order_date,amount\nO1,5,C1,2025-01-02,6\n")
+    with pytest.raises(ContractError) as stop:
+        clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw)
+    assert str(stop.value) == ("orders.csv: the column 'amount' appears twice in the header (columns 2 and 5), so it "
+                               "is unclear which to read; remove or rename one of them and export again.")
+
+
+def test_a_repeated_column_nothing_reads_is_ignored_and_listed(tmp_path, cfg):
+    raw = make_shop(tmp_path, orders_csv="order_id,note,customer_id,order_date,amount,note\nO1,a,C1,2025-01-02,5,b\n")
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw).report
+    assert counts(report) == (1, 1, 0, 0)
+    assert "orders.csv: columns outside the raw data contract are ignored: note, note_2." in report["warnings"]
+
+
+def test_without_an_orders_file_the_sentence_names_every_accepted_form(tmp_path, cfg):
+    raw = make_shop(tmp_path, customers_csv="customer_id\nC1\n")
+    with pytest.raises(ContractError) as stop:
+        clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw)
+    assert str(stop.value) == (f"{raw / 'orders.csv'} is missing; the raw data contract needs orders.csv, orders.txt, "
+                               f"orders.xlsx or orders.parquet in {raw}.")
+
+
 @pytest.mark.parametrize("content,note", [
     ("", "customers.csv is empty (no header, no rows)"),
     ("customer_id,email\n", "customers.csv has a header (customer_id, email) but no rows"),
@@ -337,13 +482,125 @@ def test_the_five_largest_lines_are_listed_without_customer_ids(tmp_path, cfg):
 
 def test_lines_of_one_order_disagreeing_on_customer_or_date_quarantine_the_later_ones_naming_the_first(tmp_path, cfg):
     text = HEADER + ("O1,C1,2025-01-02 10:00:00,5\nO1,C1,2025-01-02 10:00:00,6\nO1,C2,2025-01-02 10:00:00,7\n"
-                     "O2,C3,2025-01-03,5\nO2,C3,2025-01-04,6\n")
+                     "O2,C3,2025-01-03,5\nO2,C3,2025-01-05,6\n")
     report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=text)).report
     assert counts(report) == (5, 3, 2, 0)
     q = quarantine(tmp_path / "out")
     assert q[["source_row", "reason", "detail"]].values.tolist() == [
         ["3", "order_conflict", "order_id O1 first appears on row 1 with another customer_id"],
-        ["5", "order_conflict", "order_id O2 first appears on row 4 with another order_date (2025-01-03 00:00:00)"]]
+        ["5", "order_conflict", "order_id O2's earliest line (row 4, 2025-01-03 00:00:00) is 48 hours earlier, more "
+                                "than cleaning.order_time_tolerance_hours (24)"]]
+
+
+# A retailer's transaction log as its order system writes it: an invoice's later lines one or two minutes after
+# its first (the real log had 64 such invoices, 1,394 lines, all quarantined before issue 27).
+INVOICE = HEADER + ("536365,17850,2025-01-10 08:27:00,20.34\n536365,17850,2025-01-10 08:26:00,15.30\n"
+                    "536365,17850,2025-01-10 08:28:00,22.00\n")
+
+
+def test_an_invoice_whose_lines_are_written_minutes_apart_is_one_order_dated_by_its_earliest_line(tmp_path, cfg):
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=INVOICE))
+    assert counts(res.report) == (3, 3, 0, 0)
+    assert res.report["orders"]["orders"] == 1 and res.monthly["orders"].tolist() == [1]
+    kept = pd.read_parquet(tmp_path / "out" / "orders_clean.parquet")
+    assert kept["order_date"].astype(str).tolist() == ["2025-01-10 08:26:00"] * 3
+    assert res.report["orders"]["revenue_net"] == 57.64
+
+
+def test_an_invoice_naming_two_customers_or_with_lines_days_apart_is_a_conflict_saying_which(tmp_path, cfg):
+    text = HEADER + ("536366,17850,2025-01-10 08:28:00,11.10\n536366,13047,2025-01-10 08:29:00,9.90\n"
+                     "536367,12583,2025-01-03 08:34:00,40.00\n536367,12583,2025-01-06 08:34:00,18.00\n"
+                     "536367,12583,2025-01-03 08:35:00,12.00\n")
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=text))
+    assert counts(res.report) == (5, 3, 2, 0)
+    assert quarantine(tmp_path / "out")[["source_row", "reason", "detail"]].values.tolist() == [
+        ["2", "order_conflict", "order_id 536366 first appears on row 1 with another customer_id"],
+        ["4", "order_conflict", "order_id 536367's earliest line (row 3, 2025-01-03 08:34:00) is 72 hours earlier, "
+                                "more than cleaning.order_time_tolerance_hours (24)"]]
+    said = ("orders.csv: 2 lines of 2 orders are quarantined as order_conflict: 1 names another customer than the "
+            "order's first line; 1 is dated 72 hours after the order's earliest line, more than "
+            "cleaning.order_time_tolerance_hours (24) - raise it if the shop writes an order's lines that far apart.")
+    assert said in res.report["warnings"] and f"warning: {said}" in page.warnings_text(res).splitlines()
+
+
+@pytest.mark.parametrize("hours,expected,details", [
+    (24, (4, 4, 0, 0), []),  # the default: a day
+    (1, (4, 3, 1, 0), ["order_id O1's earliest line (row 1, 2025-01-10 10:00:00) is 3 hours earlier, more than "
+                       "cleaning.order_time_tolerance_hours (1)"]),
+    (0, (4, 2, 2, 0), ["order_id O1's earliest line (row 1, 2025-01-10 10:00:00) is 3 hours earlier, more than "
+                       "cleaning.order_time_tolerance_hours (0)",
+                       "order_id O2's earliest line (row 3, 2025-01-11 10:00:00) is 0.5 hours earlier, more than "
+                       "cleaning.order_time_tolerance_hours (0)"]),
+])
+def test_order_time_tolerance_hours_decides_how_far_apart_one_orders_lines_may_be(tmp_path, hours, expected, details):
+    text = HEADER + "O1,C1,2025-01-10 10:00:00,5\nO1,C1,2025-01-10 13:00:00,6\nO2,C2,2025-01-11 10:00:00,7\n" \
+                    "O2,C2,2025-01-11 10:30:00,8\n"
+    cfg = config_from_dict({"cleaning": {"order_time_tolerance_hours": hours}})
+    report = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=text)).report
+    assert counts(report) == expected and report["orders"]["orders"] == 2
+    assert quarantine(tmp_path / "out")["detail"].tolist() == details
+
+
+S_HEADER = "order_id,customer_id,order_date,amount,status\n"
+FOREIGN_STATUSES = S_HEADER + ("O1,C1,2025-01-02,5,Storniert\nO2,C2,2025-01-03,6, storniert \nO3,C3,2025-01-04,7,"
+                               "versendet\nO4,C4,2025-01-05,8,completed\nO5,C5,2025-01-06,9,retourniert\n")
+
+
+def test_statuses_the_rules_do_not_know_are_named_with_their_counts_and_counted_as_completed(tmp_path, cfg):
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=FOREIGN_STATUSES))
+    assert counts(res.report) == (5, 5, 0, 0) and res.report["orders"]["revenue_net"] == 35.0
+    assert res.report["files"]["orders"]["unknown_statuses"] == {"storniert": 2, "retourniert": 1, "versendet": 1}
+    said = ("orders.csv: 4 kept lines have a status the cleaning rules do not know and are counted as completed "
+            "orders (the default): 'storniert' (2 lines), 'retourniert' (1 line), 'versendet' (1 line); if a status "
+            "means something else, add under cleaning: status_map: {storniert: <status>, retourniert: <status>, "
+            "versendet: <status>}, each <status> being completed or a word of cancelled_statuses, returned_statuses, "
+            "unpaid_statuses or test_statuses.")
+    assert res.report["warnings"][0] == said and f"warning: {said}" in page.warnings_text(res).splitlines()
+
+
+def test_status_map_maps_a_shops_own_status_words_to_the_known_statuses(tmp_path):
+    mapped = config_from_dict({"cleaning": {"status_map": {" STORNIERT": "cancelled", "versendet": "Completed",
+                                                           "retourniert": "returned"}}})
+    res = clean.run(tmp_path / "out", AS_OF, mapped, raw_dir=make_shop(tmp_path, orders_csv=FOREIGN_STATUSES))
+    assert counts(res.report) == (5, 3, 0, 2) and res.report["files"]["orders"]["excluded"] == {"cancelled": 2}
+    assert "unknown_statuses" not in res.report["files"]["orders"]
+    assert not any("status" in w for w in res.report["warnings"])
+    kept = pd.read_parquet(tmp_path / "out" / "orders_clean.parquet")
+    assert dict(zip(kept["order_id"], kept["status"])) == {"O3": "completed", "O4": "completed", "O5": "returned"}
+    assert res.report["orders"]["revenue_net"] == 7 + 8 - 9
+
+
+def test_status_map_must_map_to_a_known_status():
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"cleaning": {"status_map": {"storniert": "storno"}}}, source="x.yml")
+    assert str(err.value) == ("x.yml: cleaning.status_map must map each status to a known status (completed, test, "
+                              "cancelled, canceled, voided, returned, refunded, unpaid, pending, failed, on-hold), "
+                              "got 'storno'.")
+
+
+def test_spreadsheet_error_values_in_any_field_quarantine_the_line_naming_the_column(tmp_path, cfg):
+    text = S_HEADER + ("O1,#N/A,2025-01-02,5,completed\nO2,C2,2025-01-02,#VALUE!,completed\n#REF!,C3,2025-01-02,5,\n"
+                       "O4,C4,2025-01-02,#DIV/0!,completed\nO5,C5,#NAME?,5,completed\nO6,C6,2025-01-02,5,#NULL!\n"
+                       "O7,C7,2025-01-02,#NUM!,completed\nO8, #n/a ,2025-01-02,5,completed\n" + "O9,C9,2025-01-02,5,\n")
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=make_shop(tmp_path, orders_csv=text))
+    assert counts(res.report) == (9, 1, 8, 0) and res.report["files"]["orders"]["quarantined"] == {"spreadsheet_error": 8}
+    assert quarantine(tmp_path / "out")["detail"].tolist() == [
+        f"{column} is {value} (a spreadsheet error value)" for column, value in [
+            ("customer_id", "#N/A"), ("amount", "#VALUE!"), ("order_id", "#REF!"), ("amount", "#DIV/0!"),
+            ("order_date", "#NAME?"), ("status", "#NULL!"), ("amount", "#NUM!"), ("customer_id", "#N/A")]]
+    assert pd.read_parquet(tmp_path / "out" / "orders_clean.parquet")["customer_id"].tolist() == ["C9"]
+
+
+def test_a_spreadsheet_error_in_customers_or_campaigns_never_becomes_a_customer(tmp_path, cfg):
+    raw = make_shop(tmp_path, orders_csv=HEADER + rows(2), customers_csv="customer_id,region\nC1,north\n#N/A,south\n"
+                    "C2,#REF!\n", campaigns_csv="campaign_id,customer_id,sent_date,arm,discount\n"
+                    "K1,C1,2025-01-10,control,0\nK1,#N/A,2025-01-10,email,0.1\n")
+    res = clean.run(tmp_path / "out", AS_OF, cfg, raw_dir=raw)
+    assert counts(res.report, "customers") == (3, 1, 2, 0) and counts(res.report, "campaigns") == (2, 1, 1, 0)
+    assert res.report["files"]["campaigns"]["quarantined"] == {"spreadsheet_error": 1}
+    assert pd.read_parquet(tmp_path / "out" / "customers_clean.parquet")["customer_id"].tolist() == ["C1"]
+    assert quarantine(tmp_path / "out").query("file == 'customers.csv'")["detail"].tolist() == [
+        "customer_id is #N/A (a spreadsheet error value)", "region is #REF! (a spreadsheet error value)"]
 
 
 def test_customer_ids_are_trimmed_and_case_folded_only_when_asked(tmp_path, cfg):
@@ -471,8 +728,39 @@ BAD_FILES = {
                   "the delimiter without quotes"),
     "missing column": ({"orders_csv": "order_id,amount\nO1,5\n"}, 1,
                        "required column 'customer_id' is missing"),
+    "no orders file": ({"customers_csv": "customer_id\nC1\n"}, 1,
+                       "the raw data contract needs orders.csv, orders.txt, orders.xlsx or orders.parquet"),
+    "UTF-16 text": ({"orders_txt": UTF16_ORDERS}, 0, "orders.txt is UTF-16 text (Excel's \"Unicode Text\"), read as such."),
+    "orders.xlsx": ({"orders_xlsx": workbook(("Orders", [["Shop X"], *XLSX_ORDERS]))}, 0,
+                    "orders.xlsx: sheet 'Orders' was read (its only sheet); cells shown as dates, and day numbers in "
+                    "date columns, are read as dates.\norders.xlsx: row 2 was taken as the header, the first row naming "
+                    "columns the config reads (order_id, customer_id, order_date, amount); the row above it (a title, "
+                    "a note or a blank row) was skipped."),
+    "mixed line ends": ({"orders_csv": (HEADER + rows(4)).replace("\n", "\r\n", 2)}, 0,
+                        "orders.csv: its lines end partly in CRLF (Windows) and partly in LF; both are read as line "
+                        "ends.\norders.csv: 4 rows - 4 kept"),
+    "title line": ({"orders_csv": "Orders January 2025\n" + HEADER + rows(3)}, 0,
+                   "orders.csv: line 2 was taken as the header, the first line naming columns the config reads "
+                   "(order_id, customer_id, order_date, amount); the line above it (a title, a note or a blank line) "
+                   "was skipped.\norders.csv: 3 rows - 3 kept"),
+    "sep line": ({"orders_csv": "sep=;\n" + (HEADER + rows(3)).replace(",", ";")}, 0,
+                 "(order_id, customer_id, order_date, amount); Excel's delimiter line (sep=;) above it was skipped."),
+    "column named twice": ({"orders_csv": "order_id,customer_id,customer_id,order_date,amount\nO1,C1,C2,2025-01-02,5\n"},
+                           1, "orders.csv: the column 'customer_id' appears twice in the header (columns 2 and 3), so "
+                              "it is unclear which to read; remove or rename one of them and export again."),
     "bad dates": ({"orders_csv": HEADER + rows(3) + "O9,C9,31/01/2025,5\n"}, 0,
                   "1 quarantined (rows 4): the date cannot be read. What to do: export ISO dates"),
+    "unknown statuses": ({"orders_csv": "order_id,customer_id,order_date,amount,status\nO1,C1,2025-01-02,5,Storniert\n"
+                                        "O2,C2,2025-01-03,5,storniert\nO3,C3,2025-01-04,5,versendet\n"}, 0,
+                         "warning: orders.csv: 3 kept lines have a status the cleaning rules do not know and are "
+                         "counted as completed orders (the default): 'storniert' (2 lines), 'versendet' (1 line); if "
+                         "a status means something else, add under cleaning: status_map: {storniert: <status>, "
+                         "versendet: <status>}, each <status> being completed or a word of cancelled_statuses, "
+                         "returned_statuses, unpaid_statuses or test_statuses."),
+    "#N/A customer id": ({"orders_csv": HEADER + rows(3) + "O9,#N/A,2025-01-09,5\n"}, 0,
+                         "orders.csv: 4 rows - 3 kept, 1 quarantined, 0 excluded by rule.\n  1 quarantined (rows 4): "
+                         "customer_id is #N/A (a spreadsheet error value). What to do: a spreadsheet formula failed "
+                         "in this cell"),
     "no usable line": ({"orders_csv": HEADER + "O1,,2025-01-02,5\n"}, 1,
                        "none of its 1 rows is a usable order line"),
     "0-byte customers": ({"orders_csv": HEADER + rows(3), "customers_csv": ""}, 0,
@@ -490,3 +778,79 @@ def test_validate_diagnoses_each_bad_file_in_words_and_exits_non_zero_for_a_stop
     assert phrase in text and "Traceback" not in text
     if code:
         assert out.err.startswith("retention validate: ") and out.err.count("\n") == 1
+
+
+# =========================================================================================== customers
+# Who is a customer, a lead, a repeat customer (helpers.customer_facts), the same on every page; customers
+# whose purchases net to zero or less are counted and shown apart in 04 and 05 (issue 27).
+
+def _customers_shop(tmp_path) -> Path:
+    """40 ordinary customers over a year (C1..C40, every sixth buys once), plus: ZP, whose only purchase is a
+    zero-price line; FR, whose purchase a credit note cancels the same day; QC, one order of 50 and a credit note
+    of 500 (its own document) half a year later; CN, listed, with only a credit note; L1, listed, no line."""
+    lines = []
+    for k in range(1, 41):
+        day, gap, n = pd.Timestamp("2024-02-01") + pd.Timedelta(days=3 * k), 20 + (k % 7) * 15, 0
+        while day <= pd.Timestamp(AS_OF) and (n == 0 or k % 6):
+            n += 1
+            lines.append(f"O{k}-{n},C{k},{day:%Y-%m-%d} 10:00:00,{20 + k + 3 * n}.00")
+            day += pd.Timedelta(days=gap)
+    lines += ["Z1,ZP,2024-09-10 10:00:00,0.00",
+              "F1,FR,2024-10-05 10:00:00,80.00", "F1C,FR,2024-10-05 15:00:00,-80.00",
+              "Q1,QC,2024-06-01 10:00:00,50.00", "Q1C,QC,2024-12-01 10:00:00,-500.00",
+              "CN1,CN,2024-11-03 10:00:00,-45.00"]
+    listed = [f"C{k}" for k in range(1, 41)] + ["ZP", "FR", "QC", "CN", "L1"]
+    return make_shop(tmp_path, orders_csv=HEADER + "\n".join(lines) + "\n",
+                     customers_csv="customer_id\n" + "\n".join(listed) + "\n")
+
+
+@pytest.fixture(scope="module")
+def customers_month(tmp_path_factory, cfg):
+    """The shop above through 01, 02, 03, 04 and 05 (stages run directly on one folder)."""
+    from helpers import churn, clv, kpis, segments
+    tmp = tmp_path_factory.mktemp("customers")
+    out, con = tmp / "out" / AS_OF[:7], connect()
+    report = clean.run(out, AS_OF, cfg, raw_dir=_customers_shop(tmp), con=con).report
+    return {"report": report, "kpis": kpis.run(out, AS_OF, cfg, con), "segments": segments.run(out, AS_OF, cfg, con),
+            "clv": clv.run(out, AS_OF, cfg, con), "churn": churn.run(out, AS_OF, cfg, con)}
+
+
+def test_customers_leads_and_repeat_customers_are_the_same_count_in_01_and_02(customers_month):
+    report, k = customers_month["report"], customers_month["kpis"]
+    # customers: C1..C40, ZP, FR, QC (CN only has a credit note); leads: CN and L1; repeat: C1..C40 but every sixth
+    assert (report["orders"]["customers"], report["orders"]["repeat_customers"],
+            report["customers"]["leads_without_order"]) == (43, 34, 2)
+    assert (k.counts.customers, k.counts.repeat_customers, k.counts.leads) == (43, 34, 2)
+    assert k.leads["leads"].iloc[0] == 2
+
+
+def test_customers_with_no_positive_purchase_get_no_clv_and_04_says_how_many_and_why(customers_month):
+    from helpers.pages import clv as clv_page
+    res = customers_month["clv"]
+    assert dict(zip(res.left_out["customer_id"], res.left_out["reason"])) == {"FR": "returned", "ZP": "zero_price"}
+    assert len(res.scores) + len(res.left_out) == customers_month["report"]["orders"]["customers"]
+    assert not {"FR", "ZP"} & set(res.scores["customer_id"])
+    assert "QC" in set(res.scores["customer_id"])  # QC's purchase day kept its value: a later credit note is a return
+    assert ("2 customers whose purchases net to zero or less (1 bought only zero-price lines and 1 had every "
+            "purchase cancelled by returns or credit notes within the day) are not valued: the purchase model has "
+            "no purchase of theirs to learn from, so their CLV is left empty (they are counted as customers on the "
+            "other pages).") in clv_page.clv_takeaway(res)
+
+
+def test_customers_with_no_positive_purchase_get_no_churn_risk_never_100_percent(customers_month):
+    from helpers.pages import churn as churn_page
+    res = customers_month["churn"]
+    assert sorted(res.left_out["customer_id"]) == ["FR", "ZP"]
+    assert not {"FR", "ZP", "CN"} & set(res.scored["customer_id"])
+    assert len(res.scored) + len(res.left_out) == customers_month["report"]["orders"]["customers"]
+    assert (res.scored["churn_probability"] < 1.0).all()
+    assert ("2 customers whose purchases net to zero or less (1 bought only zero-price lines and 1 had every "
+            "purchase cancelled by returns or credit notes within the day) are not scored: no model has a purchase "
+            "of theirs to judge, so their churn risk is left empty rather than set to 100 %.") in churn_page.tier_takeaway(res)
+
+
+def test_segment_profiles_show_order_values_of_purchases_not_of_credit_notes(customers_month):
+    c = customers_month["segments"].customers.set_index("customer_id")
+    assert c.loc["QC", ["frequency", "monetary", "avg_order_value"]].tolist() == [1, -450.0, 50.0]
+    assert c.loc["ZP", "avg_order_value"] == 0.0 and c["avg_order_value"].min() >= 0
+    assert "CN" not in c.index and len(c) == 43

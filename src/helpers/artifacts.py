@@ -13,7 +13,9 @@ Stages read and write through this module only:
   artifacts as Ibis table expressions (order lines never pass through pandas);
 - ``raw_table(con, path)``: a shop's raw Parquet export as an all-string table (cleaning parses values);
   ``raw_head`` + ``raw_csv``: a raw CSV split by its own header, rows with the wrong field count visible; and
-  ``utf8_source`` for an export in another encoding (re-encoded into a temporary folder);
+  ``utf8_source`` for an export in another encoding (re-encoded into a temporary folder), ``mixed_line_ends``
+  and ``text_copy`` for a text export to be read from its header or with one kind of line end, and
+  ``workbook_rows`` + ``write_text_rows`` for an Excel workbook's sheet, read as a CSV;
 - ``write_file`` / ``read_json_file`` / ``write_json_file``: files outside a month folder (reports,
   ``run.json``, the demo shop).
 
@@ -24,6 +26,7 @@ later notebook would read.
 from __future__ import annotations
 
 import codecs
+import csv
 import io
 import json
 import os
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ibis
+import openpyxl
 import pandas as pd
 import pandera.pandas as pa
 
@@ -623,12 +627,18 @@ def release_raw(con) -> None:
 def utf8_source(p: Path, fallbacks: list[str], workdir: Path) -> tuple[Path, str] | None:
     """A UTF-8 readable copy of a raw export and the encoding it had, or None if nothing decodes it.
 
-    UTF-8 (with or without BOM) and Parquet are read in place. Otherwise the file is decoded with
-    the first fallback encoding that fits (cp1250 covers Central European exports, latin-1 decodes
-    any byte) and written as UTF-8 into `workdir` (the raw file is never modified).
+    UTF-8 (with or without BOM) and Parquet are read in place. Text that starts with a UTF-16 byte-order
+    mark (Excel's "Unicode Text") is written as UTF-8 into `workdir` ("utf-16"; None when it does not
+    decode). Otherwise the file is decoded with the first fallback encoding that fits (cp1250 covers
+    Central European exports, latin-1 decodes any byte) and written as UTF-8 into `workdir` (the raw
+    file is never modified).
     """
     if p.suffix.lower() == ".parquet":
         return p, "parquet"
+    with open(p, "rb") as fh:
+        bom = fh.read(2)
+    if bom in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return _transcoded(p, "utf-16", workdir / p.name)
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         with open(p, "rb") as fh:
@@ -642,10 +652,88 @@ def utf8_source(p: Path, fallbacks: list[str], workdir: Path) -> tuple[Path, str
         try:
             with open(p, "rb") as fh:
                 codecs.decode(fh.read(1 << 22), enc)  # cheap probe before the full transcode
-            target = workdir / p.name
-            with open(p, encoding=enc, newline="") as src, open(target, "w", encoding="utf-8", newline="") as dst:
-                shutil.copyfileobj(src, dst, 1 << 22)
-            return target, enc
         except (UnicodeDecodeError, LookupError):
             continue
+        found = _transcoded(p, enc, workdir / p.name)
+        if found is not None:
+            return found
     return None
+
+
+def _transcoded(p: Path, encoding: str, target: Path) -> tuple[Path, str] | None:
+    """`p` decoded as `encoding` and written as UTF-8 to `target` (line ends as they are); None if it does not decode."""
+    try:
+        with open(p, encoding=encoding, newline="") as src, open(target, "w", encoding="utf-8", newline="") as dst:
+            shutil.copyfileobj(src, dst, 1 << 22)
+    except (UnicodeDecodeError, LookupError):
+        return None
+    return target, encoding
+
+
+def mixed_line_ends(p: str | Path) -> bool:
+    """Whether some lines of a text file end in CRLF and others in LF alone (two exports pasted together):
+    one pass over the bytes (the CSV reader takes one kind of line end per file)."""
+    crlf = bare_lf = False
+    last = b""
+    with open(p, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            if b"\r" not in chunk and last != b"\r":  # the common case, one fast search: every LF is bare
+                bare_lf = bare_lf or b"\n" in chunk
+            else:
+                pairs = chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
+                crlf = crlf or pairs > 0
+                bare_lf = bare_lf or chunk.count(b"\n") > pairs
+            last = chunk[-1:]
+            if crlf and bare_lf:
+                return True
+    return False
+
+
+def text_copy(p: str | Path, target: Path, skip_lines: int = 0, lf_only: bool = False) -> Path:
+    """A copy of a text file into `target` without its first `skip_lines` lines (above the header), with
+    every CRLF written as LF when `lf_only`; the raw file is never modified."""
+    carry = b""
+    with open(p, "rb") as fh, open(target, "wb") as out:
+        for _ in range(skip_lines):
+            fh.readline()
+        while chunk := fh.read(1 << 22):
+            if lf_only:
+                chunk = carry + chunk
+                carry = b"\r" if chunk.endswith(b"\r") else b""  # its LF may start the next chunk
+                chunk = chunk[:len(chunk) - len(carry)].replace(b"\r\n", b"\n")
+            out.write(chunk)
+        out.write(carry)
+    return target
+
+
+class NoSuchSheet(LookupError):
+    """A workbook lacks the sheet asked for; ``sheets`` are the names it has."""
+
+    def __init__(self, sheets: list[str]):
+        super().__init__(", ".join(sheets))
+        self.sheets = sheets
+
+
+def workbook_rows(p: str | Path, sheet: str | None) -> tuple[str, list[str], list[list]]:
+    """A sheet of an Excel workbook (.xlsx, read with openpyxl): its name, the workbook's sheet names and its
+    rows from row 1 as Python values - text, numbers, bool, datetime for a cell shown as a date, a formula's
+    last computed value, an error cell as its text ("#N/A"), None when empty; rows may differ in length.
+    `sheet` None reads the first sheet; a name the workbook lacks raises :class:`NoSuchSheet`."""
+    book = openpyxl.load_workbook(p, read_only=True, data_only=True)
+    try:
+        names = list(book.sheetnames)
+        name = sheet if sheet is not None else names[0]
+        if name not in names:
+            raise NoSuchSheet(names)
+        ws = book[name]
+        ws.reset_dimensions()  # the size a sheet declares may be wrong: read the rows it holds
+        return name, names, [list(row) for row in ws.iter_rows(values_only=True)]
+    finally:
+        book.close()
+
+
+def write_text_rows(target: Path, rows) -> Path:
+    """Rows of text written as a UTF-8 CSV (comma, quotes where needed, LF line ends) to `target`."""
+    with open(target, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+    return target

@@ -6,7 +6,10 @@ Customers of an online shop do not cancel, they stop buying. A customer is *acti
 ``c`` (a day, ``'YYYY-MM-DD'``) if they placed at least one purchase (an order line that is not a
 return) on or before day ``c``. An active customer is *churned* if they place no purchase in the
 ``H`` days after it (``churn.horizon_days``), i.e. none dated from day ``c + 1`` 00:00 to day
-``c + H`` 23:59:59. Returns are never purchases.
+``c + H`` 23:59:59. Returns are never purchases. A customer with no positive purchase by ``c`` (only
+zero-price lines, or purchases cancelled by returns in the same period:
+``customer_facts.no_positive_purchase``) is not scored at all: their churn risk is left empty (no row
+in churn.parquet) and the page says how many and why, never a made-up 100 %.
 
 Everything at a cut-off uses only order lines dated on or before day ``c`` (features, BG/NBD fit,
 mix levels); the label uses only the ``H`` days after it.
@@ -116,10 +119,17 @@ def feature_frame(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cf
 def feature_frame_with_params(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
                               customers: ir.Table | None = None,
                               bgnbd: bool = True) -> tuple[pd.DataFrame, dict[str, float]]:
-    """(`feature_frame`, the BG/NBD parameters r, alpha, a, b fitted at `cutoff`; {} without `bgnbd`)."""
+    """(`feature_frame`, the BG/NBD parameters r, alpha, a, b fitted at `cutoff`; {} without `bgnbd`).
+
+    Customers with no positive purchase at `cutoff` (`customer_facts.no_positive_purchase`) are left out:
+    no model has a purchase of theirs to judge (the BG/NBD summary has no row of theirs), and a churn
+    risk made up for them (once: P(no purchase) = 1) would be a number the data does not support.
+    """
     df = features_at(lines, cutoff, levels, customers).to_pandas()
-    df = df.sort_values("customer_id", kind="stable").reset_index(drop=True)
     df["customer_id"] = df["customer_id"].astype(str)
+    left_out = customer_facts.no_positive_purchase(lines, cutoff, cfg.clv.time_unit)["customer_id"]
+    df = df[~customer_facts.is_in(df["customer_id"], left_out)]
+    df = df.sort_values("customer_id", kind="stable").reset_index(drop=True)
     for col in df.columns:
         if col in CATEGORICAL:
             df[col] = df[col].astype("object").where(df[col].notna(), None)
@@ -133,11 +143,8 @@ def feature_frame_with_params(lines: ir.Table, cutoff: str, levels: dict[str, li
     except Exception as exc:  # noqa: BLE001 - a purchase model that cannot be fitted must not stop the stage
         # The columns stay (empty), so the artifact keeps its layout; all-empty columns are no model feature.
         return df.assign(p_alive=np.nan, p_no_purchase=np.nan), {BGNBD_FAILED: one_line(exc)}
-    df = df.merge(base, on="customer_id", how="left")
-    # A customer whose every purchase day was netted to <= 0 by same-day returns has no BG/NBD
-    # purchase: treated as not alive, so certain not to buy.
-    df["p_alive"] = df["p_alive"].fillna(0.0)
-    df["p_no_purchase"] = df["p_no_purchase"].fillna(1.0)
+    # every customer left has a positive purchase period, so a row in the BG/NBD summary
+    df = df.merge(base, on="customer_id", how="left", validate="one_to_one")
     return df, params
 
 
@@ -327,6 +334,10 @@ class ChurnResult:
     clv_at_risk: tuple[float, float] | None = None
     clv_months: int | None = None
     currency: str = "EUR"
+    # customers with no positive purchase at as_of (customer_facts.no_positive_purchase: customer_id, reason):
+    # not scored, so no row in `scored`; the page counts them. time_unit: the purchase period (clv.time_unit)
+    left_out: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["customer_id", "reason"]))
+    time_unit: str = "day"
 
 
 @dataclass
@@ -572,7 +583,8 @@ def _compute(processed_dir, as_of: str, cfg: Config, con, timer: _Timer) -> Chur
                        backtest_note=bt.note, chosen_model=chosen, metrics=bt.metrics.astype(float).round(4),
                        test_predictions=bt.predictions, importance=bt.importance, scored=scored, card=card,
                        timings=timer.timings, failures=failures, currency=cfg.shop.currency,
-                       **earlier_stages(processed_dir, scored))
+                       left_out=customer_facts.no_positive_purchase(lines, cut["as_of"], cfg.clv.time_unit),
+                       time_unit=cfg.clv.time_unit, **earlier_stages(processed_dir, scored))
 
 
 def definition_text(horizon_days: int) -> str:

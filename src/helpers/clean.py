@@ -12,6 +12,8 @@ reason                 outcome      rule
 =====================  ===========  ==============================================================
 wrong_field_count      quarantine   the row has more or fewer fields than the header (CSV)
 unreadable_row         quarantine   the reader cannot split the row (e.g. a quote never closed)
+spreadsheet_error      quarantine   a field holds a spreadsheet error value (#N/A, #VALUE!, #REF!,
+                                    #DIV/0!, #NAME?, #NULL!, #NUM!); ``detail`` names the column
 missing_order_id       quarantine   order_id empty
 missing_customer_id    quarantine   customer_id empty (ids are trimmed; ``cleaning.fold_id_case``)
 bad_date               quarantine   order_date not ISO (offset allowed) nor ``cleaning.date_format``
@@ -25,16 +27,22 @@ before_min_order_date  excluded     ordered before ``cleaning.min_order_date``
 after_as_of            excluded     ordered after the ``as_of`` day
 above_max_line_amount  excluded     \|amount\| above ``cleaning.max_line_amount`` (off by default)
 duplicate_line         excluded     exact copy of an earlier line (every raw column equal)
-order_conflict         quarantine   a line that passed every rule above but disagrees with the
-                                    first such line of its order_id on customer (or, for purchase
-                                    lines, on the date); ``detail`` names the first line's row
+order_conflict         quarantine   a line that passed every rule above but names another customer
+                                    than the first such line of its order_id, or (a purchase line)
+                                    is dated more than ``cleaning.order_time_tolerance_hours``
+                                    after the order's earliest line; ``detail`` says which
 =====================  ===========  ==============================================================
 
 Returns stay in: a line with status in ``returned_statuses`` or a negative amount is a return,
-its amount is made negative, and revenue is netted against it. Order times with a UTC offset
-("2025-01-31T14:05:00+02:00", "...Z") are read in their own local time (offset dropped), or
-converted to ``shop.timezone`` when it is set. Campaign rows naming a customer found neither in the
-kept orders nor in customers.csv are excluded (``unknown_customer``).
+its amount is made negative, and revenue is netted against it. The purchase lines of one order
+(same customer, within the tolerance) are one order, dated by its earliest line. A status is
+compared trimmed and in lower case, first translated by ``cleaning.status_map``; a status in none
+of the lists is treated as completed, and 01 and ``retention validate`` name it with its count
+(:func:`status_warning`). Order times with a UTC offset ("2025-01-31T14:05:00+02:00", "...Z") are
+read in their own local time (offset dropped), or converted to ``shop.timezone`` when it is set.
+Campaign rows naming a customer found neither in the kept orders nor in customers.csv are excluded
+(``unknown_customer``). Customers and campaigns rows holding a spreadsheet error value are
+quarantined as order lines are (a ``#N/A`` customer id never becomes a customer).
 
 :func:`run` writes the artifacts and returns a :class:`CleanResult`; notebook 01's tables, sentences and
 figures are drawn from it by its page, :mod:`helpers.pages.clean`.
@@ -42,7 +50,9 @@ figures are drawn from it by its page, :mod:`helpers.pages.clean`.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import functools
+import json
 import re
 import tempfile
 import warnings
@@ -54,13 +64,13 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from helpers import artifacts, engine, presets
+from helpers import artifacts, customer_facts, engine, presets
 from helpers.config import CleaningConfig, Config
 from helpers.contract import CONTRACT, ContractError, check_columns, find_file
 from helpers.engine import connect, cutoff_end
 from helpers.paths import resolve
 
-QUARANTINE_REASONS = ("wrong_field_count", "unreadable_row", "missing_order_id", "missing_customer_id", "bad_date",
+QUARANTINE_REASONS = ("wrong_field_count", "unreadable_row", "spreadsheet_error", "missing_order_id", "missing_customer_id", "bad_date",
                       "non_finite_amount", "bad_amount", "bad_discount", "order_conflict")
 EXCLUSION_RULES = ("test_order", "cancelled", "unpaid", "refunded_in_full", "before_min_order_date", "after_as_of", "above_max_line_amount",
                    "duplicate_line", "duplicate_customer", "unknown_customer")
@@ -70,13 +80,15 @@ SORT_KEYS = {"orders": ["order_date", "order_id", "source_row"], "customers": ["
 REASON_TEXT = {
     "wrong_field_count": "the row has more or fewer fields than the header",
     "unreadable_row": "the row cannot be split into fields (a quote is never closed)",
+    "spreadsheet_error": "a field holds a spreadsheet error value (#N/A, #VALUE!, #REF!, ...)",
     "missing_order_id": "order_id is empty",
     "missing_customer_id": "customer_id is empty",
     "bad_date": "the date cannot be read",
     "non_finite_amount": "the amount is infinite or not a number (inf, NaN)",
     "bad_amount": "the amount is not a number",
     "bad_discount": "discount is not a share between 0 and 1",
-    "order_conflict": "the order's earlier line names another customer or date",
+    "order_conflict": "a line of the order names another customer, or is dated further from the order's earliest "
+                      "line than cleaning.order_time_tolerance_hours",
     "test_order": "test order or test account",
     "cancelled": "cancelled order",
     "unpaid": "order never paid (pending, failed, on hold)",
@@ -133,6 +145,142 @@ def header_fields(head: str) -> tuple[list[str], str]:
     return names, delimiter
 
 
+# Where the header is: the first lines of a text file (rows of a sheet) are searched for the line naming the
+# most columns the config reads; Excel may write its delimiter on a line of its own above it ("sep=;").
+HEADER_SEARCH = 20
+SEP_LINE = re.compile(r'^"?sep=(.)"?')
+DATE_COLUMNS = {"orders": "order_date", "customers": "signup_date", "campaigns": "sent_date"}
+EXCEL_DAY_ZERO = dt.datetime(1899, 12, 30)  # Excel's serial day 0 (1900 date system): 45658 = 2025-01-01
+EXCEL_LAST_DAY = 2958465  # 9999-12-31
+
+
+def export_names(kind: str, column_map: dict[str, str], preset: presets.Preset | None = None) -> tuple[set[str], set[str]]:
+    """The column names a header of `kind` is recognised by - the contract's names and the export's own names
+    the column map (or a platform preset) reads - and those of them that hold dates."""
+    if preset is not None and kind == "orders":
+        return set(preset.reads), {c for c, becomes in preset.reads.items() if becomes == "order_date"}
+    required, optional = CONTRACT[kind]
+    dated = {DATE_COLUMNS[kind], *[src for src, dst in column_map.items() if dst == DATE_COLUMNS[kind]]}
+    return {*required, *optional, *column_map}, dated
+
+
+def _fields(line: str, delimiter: str | None = None) -> list[str]:
+    """One line split by `delimiter`, or by the candidate that splits it into the most fields; names trimmed."""
+    delimiter = delimiter or max(DELIMITERS, key=lambda d: len(next(csv.reader([line], delimiter=d), [])))
+    return [f.strip().lstrip("\ufeff") for f in next(csv.reader([line], delimiter=delimiter), [])]
+
+
+def find_header(lines: list[list[str]], names: set[str]) -> tuple[int, list[str]]:
+    """Which of a file's first lines (each as its fields) is the header, and the `names` it holds: the first
+    line holding the most of them; without any, the first line that is not blank (and no names)."""
+    held = [list(dict.fromkeys(f for f in fields if f in names)) for fields in lines]
+    best = max(range(len(lines)), key=lambda i: len(held[i]), default=0)
+    if held and held[best]:
+        return best, held[best]
+    return next((i for i, fields in enumerate(lines) if any(fields)), 0), []
+
+
+def _no_duplicate_names(label: str, header: list[str], names: set[str]) -> None:
+    """Stops when a column the config reads appears twice in the header, naming both positions (1-based).
+    A repeated name nothing reads is kept as ``name_2`` (:func:`header_fields`) and listed as ignored."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name in first and name in names:
+            raise ContractError(
+                f"{label}: the column '{name}' appears twice in the header (columns {first[name]} and {i}), so "
+                "it is unclear which to read; remove or rename one of them and export again.")
+        first.setdefault(name, i)
+
+
+def _text_from_header(path: Path, label: str, names: set[str], workdir: Path) -> tuple[Path, dict]:
+    """A UTF-8 text export whose first line is its header: when Excel's ``sep=`` line, a title or blank lines
+    stand above the header, a copy without them, and the report's facts (``header_line``, 1-based; the
+    ``header_names`` that identified it; ``sep_line``, the delimiter that line named). Stops on a duplicated
+    column the config reads."""
+    head = artifacts.raw_head(path)
+    lines = [line.rstrip("\r") for line in head.split("\n")[:HEADER_SEARCH + 1]]
+    sep = SEP_LINE.match(lines[0].strip(" "))  # "sep=;" alone (a tool may pad it with the delimiter: "sep=;;;")
+    sep = sep.group(1) if sep and not lines[0].strip(" ")[sep.end():].strip(sep.group(1)) else None
+    start = 1 if sep else 0
+    at, held = find_header([_fields(line, sep) for line in lines[start:]], names)
+    at += start
+    _no_duplicate_names(label, _fields(lines[at], sep), names)
+    if at == 0:
+        return path, {}
+    facts = {"header_line": at + 1, "header_names": held, **({"sep_line": sep} if sep else {})}
+    return artifacts.text_copy(path, workdir / f"from-header-{label}", skip_lines=at), facts
+
+
+def _cell_text(value, as_date: bool = False) -> str:
+    """A workbook cell as the text a CSV export would hold: a date cell as ISO (a time only when it has one),
+    a serial day number in a date column (`as_date`) likewise, a whole number without ".0"."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if as_date and isinstance(value, (int, float)) and 1 <= value <= EXCEL_LAST_DAY:
+        value = EXCEL_DAY_ZERO + dt.timedelta(seconds=round(value * 86400))
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d" if value.time() == dt.time() else "%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return str(value)
+
+
+def _workbook_as_csv(src: Path, sheet: str | None, names: set[str], dated: set[str], workdir: Path) -> tuple[Path, dict]:
+    """An Excel workbook's sheet (the first, or ``cleaning.excel_sheet``) as a UTF-8 CSV from its header row on,
+    dates written as ISO text; the report's facts (``sheet``, ``sheets``, and ``header_line``, the sheet's row,
+    with ``header_names`` when rows stand above the header)."""
+    try:
+        name, sheets, rows = artifacts.workbook_rows(src, sheet)
+    except artifacts.NoSuchSheet as exc:
+        raise ContractError(f"{src.name} has no sheet named '{sheet}' (cleaning.excel_sheet); its sheets are: "
+                            f"{', '.join(exc.sheets)}.") from None
+    except Exception as exc:  # not a workbook, encrypted, damaged: one sentence
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ContractError(f"{src.name} cannot be read as an Excel workbook ({first}); save it again from Excel "
+                            "as .xlsx, or as CSV UTF-8.") from None
+    while rows and not any(_cell_text(v).strip() for v in rows[-1]):
+        rows.pop()  # a sheet's trailing empty rows (formatted, never filled) are no rows
+    at, held = find_header([[_cell_text(v).strip() for v in row] for row in rows[:HEADER_SEARCH]], names)
+    header = [_cell_text(v).strip() for v in rows[at]] if rows else []
+    dated_at = {i for i, h in enumerate(header) if h in dated}
+    table = [header, *([_cell_text(v, i in dated_at) for i, v in enumerate(row)] for row in rows[at + 1:])]
+    # every row of a sheet has the sheet's columns: up to the last one holding a value (a header or not)
+    width = max((i + 1 for row in table for i, v in enumerate(row) if v.strip()), default=0)
+    table = [row[:width] + [""] * (width - len(row)) for row in table] if rows else []
+    target = artifacts.write_text_rows(workdir / f"{src.name}.csv", table)
+    facts = {"sheet": name, "sheets": len(sheets), "sheet_from": "config" if sheet is not None else "first"}
+    return target, {**facts, **({"header_line": at + 1, "header_names": held} if at else {})}
+
+
+def readable_source(src: Path, kind: str, cfg: Config, workdir: Path,
+                    preset: presets.Preset | None = None) -> tuple[Path, str, dict]:
+    """A raw export as the reader takes it - Parquet as is, else a UTF-8 CSV whose first line is the header -
+    the encoding it had ("xlsx" for a workbook) and what the report says about how it was read.
+
+    A workbook's sheet is written as CSV (:func:`_workbook_as_csv`); UTF-16 text (with its byte-order mark)
+    and the fallback encodings are re-encoded (:func:`ensure_utf8`); lines ending partly in CRLF and partly in
+    LF are all read as line ends (``line_ends: "mixed"``); lines above the header are skipped
+    (:func:`_text_from_header`). Each copy goes to `workdir`; the raw file is never modified.
+    """
+    if src.suffix.lower() == ".parquet":
+        return src, "parquet", {}
+    names, dated = export_names(kind, getattr(cfg.columns, kind), preset)
+    facts: dict = {}
+    if src.suffix.lower() == ".xlsx":
+        path, facts = _workbook_as_csv(src, cfg.cleaning.excel_sheet, names, dated, workdir)
+        encoding = "xlsx"
+    else:
+        path, encoding = ensure_utf8(src, cfg.cleaning.encoding_fallbacks, workdir)
+        if artifacts.mixed_line_ends(path):
+            path, facts = artifacts.text_copy(path, workdir / f"lf-{src.name}", lf_only=True), {"line_ends": "mixed"}
+    path, header = _text_from_header(path, src.name, names, workdir)
+    return path, encoding, {**facts, **header}
+
+
 @dataclass
 class RawFile:
     """A raw export as read: the all-string table with contract names and ``source_row``, and what was noticed."""
@@ -145,6 +293,7 @@ class RawFile:
     rows: int = 0  # data rows in the file (read and rejected)
     files: list[tuple[str, int, int]] = field(default_factory=list)  # several files read as one: (name, first row - 1, rows)
     export_columns: list[str] = field(default_factory=list)  # the header's names, before any mapping
+    reading: dict = field(default_factory=dict)  # how the file was read, for the report (:func:`readable_source`)
 
 
 def _rejected_rows(rejects: ir.Table | None, n_fields: int) -> pd.DataFrame:
@@ -363,7 +512,9 @@ def is_non_finite(s: ir.StringValue) -> ir.BooleanValue:
 
 _FORMAT_PARTS = {"%Y": ("year", r"([0-9]{4})"), "%y": ("year2", r"([0-9]{2})"), "%m": ("month", r"([0-9]{1,2})"),
                  "%d": ("day", r"([0-9]{1,2})"), "%H": ("hour", r"([0-9]{1,2})"), "%M": ("minute", r"([0-9]{1,2})"),
-                 "%S": ("second", r"([0-9]{1,2})")}
+                 "%S": ("second", r"([0-9]{1,2})"), "%I": ("hour12", r"([0-9]{1,2})"),
+                 "%p": ("ampm", r"([AaPp]\.?[Mm]\.?)")}
+FORMAT_CODES = re.compile(r"%[YymdHMSIp]")
 # ISO date, optional time (T or space) with optional fraction and UTC offset (Z, +02, +0200, +02:00).
 ISO_TIMESTAMP = (r"^([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})(?:[T ]([0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?)"
                  r" ?(Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?$")
@@ -374,9 +525,9 @@ def parse_timestamp(s: ir.StringValue, date_format: str | None = None) -> ir.Tim
     their own local time (an offset is dropped; see :func:`utc_offset_minutes`), or `date_format`; NULL
     when unreadable.
 
-    A strptime-style `date_format` (only %Y %y %m %d %H %M %S) is read besides ISO: values are
-    rearranged to ISO with regular expressions and then cast, so an impossible date ('45.13.2025') is
-    NULL on every backend instead of an error.
+    A strptime-style `date_format` (only %Y %y %m %d %H %M %S, and a 12-hour clock %I with %p: AM/PM,
+    am/pm or a.m./p.m.) is read besides ISO: values are rearranged to ISO with regular expressions and
+    then cast, so an impossible date ('45.13.2025', '13:00 PM') is NULL on every backend instead of an error.
     """
     t = engine.trim(s)
     date_part = t.re_extract(ISO_TIMESTAMP, 1)
@@ -385,7 +536,7 @@ def parse_timestamp(s: ir.StringValue, date_format: str | None = None) -> ir.Tim
     if not date_format:
         return _plausible(iso)
     pattern, names, pos = "^", [], 0
-    for m in re.finditer(r"%[YymdHMS]", date_format):
+    for m in FORMAT_CODES.finditer(date_format):
         pattern += re.escape(date_format[pos:m.start()]) + _FORMAT_PARTS[m.group()][1]
         names.append(_FORMAT_PARTS[m.group()][0])
         pos = m.end()
@@ -394,13 +545,25 @@ def parse_timestamp(s: ir.StringValue, date_format: str | None = None) -> ir.Tim
     year = part.get("year", ("20" + part["year2"]) if "year2" in part else None)
     if year is None or "month" not in part or "day" not in part:
         raise ValueError(f"cleaning.date_format {date_format!r} needs a year, month and day (%Y or %y, %m, %d).")
+    if ("hour12" in part) != ("ampm" in part) or ("hour12" in part and "hour" in part):
+        raise ValueError(f"cleaning.date_format {date_format!r}: a 12-hour clock needs both %I and %p "
+                         "(and no %H); a 24-hour clock is %H.")
 
     def two(v):
         return v.lpad(2, "0") if v is not None else ibis.literal("00")
 
-    formatted = year + "-" + two(part["month"]) + "-" + two(part["day"]) + " " + two(part.get("hour")) + ":" + two(
+    hour = _hour_of_12h_clock(part["hour12"], part["ampm"]) if "hour12" in part else part.get("hour")
+    formatted = year + "-" + two(part["month"]) + "-" + two(part["day"]) + " " + two(hour) + ":" + two(
         part.get("minute")) + ":" + two(part.get("second"))
     return _plausible(iso.coalesce(t.re_search(pattern).ifelse(formatted, ibis.null("string")).try_cast("timestamp")))
+
+
+def _hour_of_12h_clock(hour12: ir.StringValue, ampm: ir.StringValue) -> ir.StringValue:
+    """'12' AM -> '0', '1'..'11' AM as is, '12' PM -> '12', '1'..'11' PM -> 13..23; NULL outside 1..12."""
+    h = hour12.try_cast("int64")
+    pm = ampm.upper().startswith("P")
+    h24 = (h % 12) + pm.ifelse(12, 0)
+    return ((h >= 1) & (h <= 12)).ifelse(h24.cast("string"), ibis.null("string"))
 
 
 def _plausible(ts: ir.TimestampValue) -> ir.TimestampValue:
@@ -449,6 +612,31 @@ def _in(s: ir.StringValue, values: list[str]) -> ir.BooleanValue:
     return s.lower().isin([v.lower() for v in values]) if values else ibis.literal(False)
 
 
+# What Excel, LibreOffice and Google Sheets write into a cell whose formula failed (#N/A: a lookup found nothing).
+SPREADSHEET_ERRORS = ("#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NAME?", "#NULL!", "#NUM!")
+_SPREADSHEET_ERROR = r"(?i)^\s*#(?:N/A|VALUE!|REF!|DIV/0!|NAME\?|NULL!|NUM!)\s*$"
+
+
+def spreadsheet_error(t: ir.Table, columns: list[str]) -> ir.StringValue:
+    """'customer_id is #N/A (a spreadsheet error value)' for the first of `columns` holding one of
+    :data:`SPREADSHEET_ERRORS` (trimmed; #n/a too), else NULL. Only text columns can hold one (a platform
+    preset derives some typed columns)."""
+    # a plain search for '#' first: the regular expression then runs on few values (4x faster over 1M lines)
+    cases = [((t[c].contains("#") & t[c].re_search(_SPREADSHEET_ERROR)).fill_null(False),
+              ibis.literal(f"{c} is ") + engine.trim(t[c]).upper() + " (a spreadsheet error value)")
+             for c in columns if t[c].type().is_string()]
+    return ibis.cases(*cases, else_=ibis.null("string")) if cases else ibis.null("string")
+
+
+def map_status(status: ir.StringValue, status_map: dict[str, str]) -> ir.StringValue:
+    """A status (trimmed, lower case) translated by ``cleaning.status_map`` (its words compared trimmed and in
+    lower case); other statuses as they are."""
+    if not status_map:
+        return status
+    return ibis.cases(*[(status == k.strip().lower(), v.strip().lower()) for k, v in status_map.items()],
+                      else_=status)
+
+
 # --------------------------------------------------------------------------- rules
 
 def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig, zone: str | None = None) -> ir.Table:
@@ -456,7 +644,8 @@ def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig, zone: st
 
     Input: all-string columns with contract names plus ``source_row``. Output adds typed
     ``order_ts`` (shop time, see :func:`to_shop_time`), ``amount_value``, ``status_norm``,
-    ``customer_key``, ``reason`` and ``detail`` (set for an order conflict).
+    ``customer_key``, ``reason`` and ``detail`` (what is wrong, for a row of the wrong shape, a spreadsheet
+    error or an order conflict). A kept purchase line's ``order_ts`` is its order's (see :func:`_order_conflicts`).
     """
     cols = set(raw.columns)
     raw_cols = [c for c in raw.columns if c not in ("source_row", "_shape")]
@@ -465,8 +654,9 @@ def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig, zone: st
                    _offset=utc_offset_minutes(raw.order_date))
     t = to_shop_time(t, "order_ts", "_offset", zone).drop("_offset")
     order_id, customer_id = text(t.order_id), customer_key(t.customer_id, rules.fold_id_case)
-    status = text(t.status).lower() if "status" in cols else ibis.null("string")
+    status = map_status(text(t.status).lower(), rules.status_map) if "status" in cols else ibis.null("string")
     status = status.fill_null(rules.completed_status_if_missing.lower())
+    sheet_error = spreadsheet_error(t, raw_cols)
     order_ts = t.order_ts
     amount_value = parse_amount(t.amount, rules.decimal_separator)
     is_test = _in(status, rules.test_statuses)
@@ -478,6 +668,7 @@ def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig, zone: st
     too_big = (amount_value.abs() > rules.max_line_amount) if rules.max_line_amount else ibis.literal(False)
     reason = ibis.cases(
         (shape.notnull(), "wrong_field_count"),
+        (sheet_error.notnull(), "spreadsheet_error"),
         (order_id.isnull(), "missing_order_id"),
         (customer_id.isnull(), "missing_customer_id"),
         (order_ts.isnull(), "bad_date"),
@@ -495,33 +686,40 @@ def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig, zone: st
     )
     is_return = (amount_value < 0) | _in(status, rules.returned_statuses)
     t = t.mutate(order_ts=order_ts, amount_value=amount_value, status_norm=status, customer_key=customer_id,
-                 _oid=order_id, reason=reason, _return=is_return.fill_null(False), _shape_detail=shape)
-    return _order_conflicts(t).drop("_oid", "_return", "_shape_detail")
+                 _oid=order_id, reason=reason, _return=is_return.fill_null(False),
+                 _shape_detail=shape.coalesce(sheet_error))
+    return _order_conflicts(t, rules.order_time_tolerance_hours).drop("_oid", "_return", "_shape_detail")
 
 
-def _order_conflicts(t: ir.Table) -> ir.Table:
-    """Tag ``order_conflict`` on lines that passed every other rule but disagree with the first such
-    line of their order_id: on the customer (any line), or on the date (purchase lines; a return is
-    dated when it came back)."""
-    ok = t.reason.isnull()
-    w = ibis.window(group_by=[t._oid, ok], order_by=t.source_row)
-    first_customer = t.customer_key.first().over(w)
-    wp = ibis.window(group_by=[t._oid, ok, t._return], order_by=t.source_row)
-    first_purchase_ts = t.order_ts.first().over(wp)
-    first_purchase_row = t.source_row.first().over(wp)
-    first_any_row = t.source_row.first().over(w)
-    t = t.mutate(_fc=first_customer, _fr=first_any_row, _fts=first_purchase_ts, _fpr=first_purchase_row)
-    other_customer = ok & (t.customer_key != t._fc)
-    other_date = ok & ~t._return & (t.order_ts != t._fts)
+def _order_conflicts(t: ir.Table, tolerance_hours: float) -> ir.Table:
+    """Tag ``order_conflict`` on lines that passed every other rule but name another customer than the first
+    such line of their order_id (any line), or, for a purchase line, are dated more than `tolerance_hours`
+    after the order's earliest purchase line (a return is dated when it came back). The other purchase
+    lines are one order: their ``order_ts`` becomes that earliest line's.
+
+    Windows partitioned by order id only (no self-join), so Spark spreads the orders over its workers.
+    """
+    t = t.mutate(_ok=t.reason.isnull())
+    w = ibis.window(group_by=[t._oid, t._ok], order_by=t.source_row)
+    t = t.mutate(_fc=t.customer_key.first().over(w), _fr=t.source_row.first().over(w))
+    t = t.mutate(_buy=t._ok & (t.customer_key == t._fc) & ~t._return)
+    earliest = ibis.window(group_by=[t._oid, t._buy], order_by=[t.order_ts, t.source_row])
+    t = t.mutate(_fts=t.order_ts.first().over(earliest), _fpr=t.source_row.first().over(earliest))
+    seconds = t.order_ts.epoch_seconds() - t._fts.epoch_seconds()
+    tenths = (seconds / 360).ceil().cast("int64")  # hours to one decimal, rounded up: never shown as "24" when later
+    hours_text = (tenths % 10 == 0).ifelse((tenths // 10).cast("string"),
+                                           (tenths // 10).cast("string") + "." + (tenths % 10).cast("string"))
     detail = ibis.cases(
-        (other_customer, "order_id " + t._oid + " first appears on row " + t._fr.cast("string")
-         + " with another customer_id"),
-        (other_date, "order_id " + t._oid + " first appears on row " + t._fpr.cast("string")
-         + " with another order_date (" + t._fts.cast("string") + ")"),
+        (t._ok & (t.customer_key != t._fc), "order_id " + t._oid + " first appears on row " + t._fr.cast("string")
+         + _OTHER_CUSTOMER),
+        (t._buy & (seconds > tolerance_hours * 3600), "order_id " + t._oid + "'s earliest line (row "
+         + t._fpr.cast("string") + ", " + t._fts.cast("string") + ") is " + hours_text + " hours earlier, more "
+         + f"than cleaning.order_time_tolerance_hours ({tolerance_hours:g})"),
         else_=ibis.null("string"),
     )
-    t = t.mutate(reason=detail.notnull().ifelse("order_conflict", t.reason), detail=detail.coalesce(t._shape_detail))
-    return t.drop("_fc", "_fr", "_fts", "_fpr")
+    t = t.mutate(reason=detail.notnull().ifelse("order_conflict", t.reason), detail=detail.coalesce(t._shape_detail),
+                 order_ts=(t._buy & detail.isnull()).ifelse(t._fts, t.order_ts))
+    return t.drop("_ok", "_fc", "_fr", "_fts", "_fpr", "_buy")
 
 
 def kept_orders(tagged: ir.Table, rules: CleaningConfig, optional_present: list[str]) -> ir.Table:
@@ -558,21 +756,24 @@ def kept_orders(tagged: ir.Table, rules: CleaningConfig, optional_present: list[
 
 
 def tag_customers(raw: ir.Table, as_of: str | None, fold_case: bool = False) -> ir.Table:
-    """Customers: missing id -> quarantine, repeated id -> excluded (first row kept), signup after as_of -> excluded."""
+    """Customers: a spreadsheet error value or a missing id -> quarantine, repeated id -> excluded (first row
+    kept), signup after as_of -> excluded."""
     cols = set(raw.columns)
     customer_id = customer_key(raw.customer_id, fold_case)
     signup = parse_timestamp(raw.signup_date) if "signup_date" in cols else ibis.null("timestamp")
     shape = raw._shape if "_shape" in cols else ibis.null("string")
+    sheet_error = spreadsheet_error(raw, [c for c in raw.columns if c not in ("source_row", "_shape")])
     copy_no = ibis.row_number().over(group_by=customer_id, order_by=raw.source_row)
     after = (signup >= ibis.literal(cutoff_end(as_of))).fill_null(False) if as_of else ibis.literal(False)
     reason = ibis.cases(
         (shape.notnull(), "wrong_field_count"),
+        (sheet_error.notnull(), "spreadsheet_error"),
         (customer_id.isnull(), "missing_customer_id"),
         (copy_no > 0, "duplicate_customer"),
         (after, "after_as_of"),
         else_=ibis.null("string"),
     )
-    return raw.mutate(signup_ts=signup, customer_key=customer_id, reason=reason, detail=shape)
+    return raw.mutate(signup_ts=signup, customer_key=customer_id, reason=reason, detail=shape.coalesce(sheet_error))
 
 
 _YES = ["1", "true", "yes", "y", "ja", "t", "opt-in", "opted_in", "subscribed"]
@@ -609,8 +810,10 @@ def tag_campaigns(raw: ir.Table, as_of: str | None, known: ir.Table | None = Non
     after = (sent >= ibis.literal(cutoff_end(as_of))) if as_of else ibis.literal(False)
     unknown = ~customer_id.isin(known.customer_id) if known is not None else ibis.literal(False)
     shape = raw._shape if "_shape" in raw.columns else ibis.null("string")
+    sheet_error = spreadsheet_error(raw, [c for c in raw.columns if c not in ("source_row", "_shape")])
     reason = ibis.cases(
         (shape.notnull(), "wrong_field_count"),
+        (sheet_error.notnull(), "spreadsheet_error"),
         (customer_id.isnull(), "missing_customer_id"),
         (sent.isnull(), "bad_date"),
         (discount.isnull() | (discount < 0) | (discount > 1), "bad_discount"),
@@ -618,7 +821,8 @@ def tag_campaigns(raw: ir.Table, as_of: str | None, known: ir.Table | None = Non
         (unknown, "unknown_customer"),
         else_=ibis.null("string"),
     )
-    return raw.mutate(sent_ts=sent, discount_value=discount, customer_key=customer_id, reason=reason, detail=shape)
+    return raw.mutate(sent_ts=sent, discount_value=discount, customer_key=customer_id, reason=reason,
+                      detail=shape.coalesce(sheet_error))
 
 
 def kept_campaigns(tagged: ir.Table) -> ir.Table:
@@ -856,8 +1060,10 @@ def _clean_file(con, month: _Month, kind: str, required: bool, sources: list[Pat
     clean = engine.cache(con, _kept_table(kind, tagged, raw, as_of, cfg, label, report), f"clean_{kind}")
     month.cached.append(clean)
     fr, rows = _account_file(tagged, label, encoding, raw)
-    report["files"][kind] = fr.__dict__
+    report["files"][kind] = {**fr.__dict__, **raw.reading}  # reading: header line, sheet, line ends when notable
     month.quarantine.append(rows)
+    if kind == "orders":
+        _note_order_values(report, tagged, rows, label, cfg.cleaning)
     if kind == "customers" and "customers" in outputs:  # a preset's customers: the file's rows first
         derived = outputs["customers"].anti_join(clean, "customer_id")
         clean = clean.union(derived.select(*[derived[c].cast(clean.schema()[c]).name(c) for c in clean.columns]))
@@ -866,6 +1072,77 @@ def _clean_file(con, month: _Month, kind: str, required: bool, sources: list[Pat
         outputs["customers"] = _customers_from_orders(tagged)
         outputs["_registered"] = tagged
         report["preset"]["customers_from_orders"] = int(outputs["customers"].count().to_pandas())
+
+
+STATUSES_NAMED = 10  # the most frequent unknown statuses a warning names (a misread column could hold thousands)
+_OTHER_CUSTOMER = " with another customer_id"  # the end of an order_conflict detail naming another customer
+_HOURS_APART = r"\) is ([0-9.]+) hours earlier"  # in one naming a time too far from the order's earliest line
+
+
+def unknown_statuses(tagged: ir.Table, rules: CleaningConfig) -> dict[str, int]:
+    """Kept order lines per status the rules do not know (after ``cleaning.status_map``; trimmed, lower case),
+    most frequent first: they are counted as completed orders."""
+    kept = tagged.filter(tagged.reason.isnull() & ~tagged.status_norm.isin(rules.known_statuses()))
+    counts = kept.group_by(status=kept.status_norm).agg(n=kept.count()).order_by([ibis.desc("n"), "status"])
+    df = counts.to_pandas()
+    return {str(s): int(n) for s, n in zip(df["status"], df["n"])}
+
+
+def _yaml_word(word: str) -> str:
+    """A status as a key of a YAML map: plain when it reads back as the same text, else quoted."""
+    plain = re.fullmatch(r"[^\W\d_][\w .-]*", word) and word.lower() not in {"yes", "no", "on", "off", "true",
+                                                                           "false", "null", "y", "n"}
+    return word if plain else json.dumps(word, ensure_ascii=False)
+
+
+def status_warning(label: str, unknown: dict[str, int]) -> str | None:
+    """One sentence naming the statuses the rules do not know (:func:`unknown_statuses`) with their counts, and
+    the ``cleaning.status_map`` line that maps them; None when every status is known."""
+    if not unknown:
+        return None
+    n = sum(unknown.values())
+    named = list(unknown.items())[:STATUSES_NAMED]
+    listed = ", ".join(f"'{s}' ({k:,} line{'s' if k != 1 else ''})" for s, k in named)
+    if len(unknown) > len(named):
+        listed += (f" and {len(unknown) - len(named):,} other statuses "
+                   f"({n - sum(k for _, k in named):,} lines)")
+    line = "{" + ", ".join(f"{_yaml_word(s)}: <status>" for s, _ in named) + "}"
+    one = n == 1
+    return (f"{label}: {n:,} kept line{'' if one else 's'} {'has' if one else 'have'} a status the cleaning rules do "
+            f"not know and {'is' if one else 'are'} counted as completed orders (the default): {listed}; if a status "
+            f"means something else, add under cleaning: status_map: {line}, each <status> being completed or a word "
+            "of cancelled_statuses, returned_statuses, unpaid_statuses or test_statuses.")
+
+
+def conflict_warning(label: str, rows: pd.DataFrame, tolerance_hours: float) -> str | None:
+    """One sentence on the file's order_conflict lines (its quarantined `rows`): how many name another customer,
+    how many are dated too long after their order's earliest line (and how long); None without conflicts."""
+    conflicts = rows[rows["reason"] == "order_conflict"]
+    if conflicts.empty:
+        return None
+    detail = conflicts["detail"].astype(str)
+    customers = int(detail.str.endswith(_OTHER_CUSTOMER).sum())
+    hours = detail.str.extract(_HOURS_APART)[0].dropna().astype(float)
+    parts = [f"{customers:,} name{'s' if customers == 1 else ''} another customer than the order's first line"
+             ] if customers else []
+    if len(hours):
+        span = f"{hours.min():g}" if hours.min() == hours.max() else f"{hours.min():g} to {hours.max():g}"
+        parts.append(f"{len(hours):,} {'is' if len(hours) == 1 else 'are'} dated {span} hours after the order's "
+                     f"earliest line, more than cleaning.order_time_tolerance_hours ({tolerance_hours:g}) - raise it "
+                     "if the shop writes an order's lines that far apart")
+    n, orders = len(conflicts), conflicts["order_id"].nunique()
+    return (f"{label}: {n:,} line{'' if n == 1 else 's'} of {orders:,} order{'' if orders == 1 else 's'} "
+            f"{'is' if n == 1 else 'are'} quarantined as order_conflict: " + "; ".join(parts) + ".")
+
+
+def _note_order_values(report: dict, tagged: ir.Table, rows: pd.DataFrame, label: str, rules: CleaningConfig) -> None:
+    """What the order rules could not place, said in the warnings (01's page and `retention validate`): statuses
+    they do not know (also counted in the file's report as ``unknown_statuses``) and what conflicts disagree on."""
+    unknown = unknown_statuses(tagged, rules)
+    if unknown:
+        report["files"]["orders"]["unknown_statuses"] = unknown
+    said = [status_warning(label, unknown), conflict_warning(label, rows, rules.order_time_tolerance_hours)]
+    report["warnings"] += [w for w in said if w]
 
 
 def _tag_file(kind: str, raw: RawFile, outputs: dict, as_of: str | None, cfg: Config,
@@ -906,7 +1183,7 @@ def _account_file(tagged: ir.Table, label: str, encoding: str, raw: RawFile) -> 
                        [f"{f} row {n}" for f, n in zip(g["file"].head(5), g["source_row"].head(5))])
                    for r, g in rows.groupby("reason", sort=False)}
     fr.details = {r: _details(g["detail"]) for r, g in rows.groupby("reason", sort=False)
-                  if r in ("wrong_field_count", "unreadable_row")}
+                  if r in ("wrong_field_count", "unreadable_row", "spreadsheet_error")}
     return fr, rows
 
 
@@ -962,11 +1239,12 @@ def _read_all(con, sources: list[Path], kind: str, cfg: Config, tmp: Path, repor
     """Read one file, or several parts of one export (each with its header) as one table numbered through."""
     raws, encodings = [], []
     for src in sources:
-        path, encoding = ensure_utf8(src, cfg.cleaning.encoding_fallbacks, tmp)
-        if encoding not in {"utf-8", "parquet"}:
+        path, encoding, reading = readable_source(src, kind, cfg, tmp, preset)
+        if encoding not in {"utf-8", "parquet", "utf-16", "xlsx"}:  # UTF-16 has its byte-order mark: no guess
             report["warnings"].append(f"{src.name} is not UTF-8; it was read as {encoding}. Check accented names.")
         encodings.append(encoding)
         raws.append(read_raw(con, path, kind, getattr(cfg.columns, kind), src.name, preset, identity))
+        raws[-1].reading = reading
     report["_encoding"] = next((e for e in encodings if e != "utf-8"), encodings[0])
     if len(raws) == 1:
         return raws[0], sources[0].name
@@ -989,7 +1267,7 @@ def _read_all(con, sources: list[Path], kind: str, cfg: Config, tmp: Path, repor
     ignored = list(dict.fromkeys(c for raw in raws for c in raw.ignored))
     rejected_rows = pd.concat(rejected, ignore_index=True) if rejected else first.rejected
     return RawFile(table, first.optional, ignored, rejected_rows, first.delimiter, offset, files,
-                   first.export_columns), label
+                   first.export_columns, first.reading), label
 
 
 def _in_shop_currency(orders: ir.Table, shop, label: str, report: dict) -> ir.Table:
@@ -1065,21 +1343,19 @@ def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None) -> d
     facts = orders.aggregate(
         lines=orders.count(),
         orders=orders.order_id.nunique(where=~orders.is_return),  # as in 02: a return alone is not an order
-        customers=orders.customer_id.nunique(where=~orders.is_return),
         revenue_net=orders.amount.sum(),
         return_lines=orders.is_return.sum(),
         first_date=orders.order_date.min(),
         last_date=orders.order_date.max(),
         lines_in_month=in_month,
     ).to_pandas().iloc[0]
-    per_customer = orders.group_by("customer_id").agg(n=orders.order_id.nunique())
-    repeaters = per_customer.filter(per_customer.n > 1).count().to_pandas()
+    who = customer_facts.customer_counts(orders)  # customers and repeat customers: one definition, as in 02
     currencies = orders.filter(orders.currency.notnull()).currency.upper().name("c").as_table().distinct().to_pandas()
     return {
         "lines": int(facts["lines"]),
         "orders": int(facts["orders"]),
-        "customers": int(facts["customers"]),
-        "repeat_customers": int(repeaters),
+        "customers": who.customers,
+        "repeat_customers": who.repeat_customers,
         "revenue_net": round(float(facts["revenue_net"] or 0.0), 2),
         "return_lines": int(facts["return_lines"] or 0),
         "first_date": None if pd.isna(facts["first_date"]) else str(pd.Timestamp(facts["first_date"]).date()),
@@ -1091,9 +1367,9 @@ def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None) -> d
 
 
 def _customer_facts(customers: ir.Table, orders: ir.Table) -> dict:
-    buyers = orders.select("customer_id").distinct()
+    buyers = customer_facts.customers_expr(orders).select("customer_id")  # as in 02: a return alone buys nothing
     listed = customers.select("customer_id")
-    leads = listed.anti_join(buyers, "customer_id").count().to_pandas()
+    leads = customer_facts.leads_expr(listed, orders).count().to_pandas()
     unlisted = buyers.anti_join(listed, "customer_id").count().to_pandas()
     agg = customers.aggregate(n=customers.count(), consent=customers.marketing_opt_in.sum()).to_pandas().iloc[0]
     n = int(agg["n"])

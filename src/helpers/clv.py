@@ -41,7 +41,12 @@ holdout MAE, MBG/NBD, then Pareto/NBD, then BG/NBD; if the final fit of the chos
 next in `model_ranking` is used and the report says so. BG/NBD lets a customer drop out only after a
 repeat purchase, so its P(alive) of a one-time buyer is always 1: the report leaves it blank.
 
-Output: clv.parquet, one row per customer in the columns declared in `helpers.artifacts` (``p_alive``,
+A customer none of whose periods is a purchase (only zero-price lines, or purchases cancelled by
+returns in the same period: `customer_facts.no_positive_purchase`) has nothing to value: they get no
+row in clv.parquet (so no CLV, empty in customers_scored), and the page says how many and why, so 04
+never counts fewer customers than the other pages without a word.
+
+Output: clv.parquet, one row per customer with a purchase in the columns declared in `helpers.artifacts` (``p_alive``,
 ``exp_purchases`` and ``p_purchase`` over ``clv.purchase_window_days``, ``exp_avg_value``, ``clv`` over
 ``clv.clv_months``); the horizons behind those columns are recorded in clv_model.json, never spelled
 into a column name. `run` returns a `ClvResult`; its page (tables, sentences, figures) is `helpers.pages.clv`.
@@ -82,6 +87,7 @@ from helpers.customer_facts import (
     probability_alive,
     probability_of_purchase,
     purchase_periods,
+    no_positive_purchase,
     repeat_purchases_per_period,
     rfm_summary,
     unique_x_T,
@@ -655,6 +661,8 @@ class ClvResult:
     are None without a purchase model; `final` and `gamma_gamma` are the fits (lifetimes objects inside),
     None when they failed; `segments` is CLV per RFM segment (None without segments.parquet);
     `churn_horizon_days` is notebook 05's horizon, for the sentence on P(alive) vs churn risk.
+    `left_out`: the customers with no positive purchase (`customer_facts.no_positive_purchase`:
+    customer_id, reason), counted by the page; they have no row in `scores`, so no CLV.
     """
 
     as_of: str
@@ -676,6 +684,7 @@ class ClvResult:
     notes: list = field(default_factory=list)
     segments: pd.DataFrame | None = None
     churn_horizon_days: int = 90
+    left_out: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["customer_id", "reason"]))
 
 
 def _holdout(orders: ibis.Table, as_of: str, clv: ClvConfig, cal_end: dt.date, notes: list):
@@ -788,4 +797,5 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvResu
         deciles=decile_table(scores["clv"]), comparison=comparison, by_frequency=by_freq, tracking=tracking,
         period_tx=period_transactions(summary, final, clv.seed) if final else None,
         alive=alive_maps(final, scores, clv), final=final, gamma_gamma=gg, correlation=corr, notes=notes,
-        segments=clv_by_segment(scores, segments), churn_horizon_days=cfg.churn.horizon_days)
+        segments=clv_by_segment(scores, segments), churn_horizon_days=cfg.churn.horizon_days,
+        left_out=no_positive_purchase(orders, as_of, unit))

@@ -39,6 +39,24 @@ def _rising(values: list) -> list:
     return values
 
 
+def _date_format(fmt: str | None) -> str | None:
+    """A date format the cleaning can read unambiguously: %Y or %y, %m and %d, optionally %H or %I with
+    %p, %M and %S; nothing else after a %."""
+    if fmt is None:
+        return fmt
+    codes = re.findall(r"%(.)", fmt)
+    unknown = sorted(set(codes) - set("YymdHMSIp"))
+    if unknown:
+        raise ValueError(f"unknown code {', '.join('%' + c for c in unknown)} (known: %Y %y %m %d %H %M %S %I %p)")
+    if not ({"Y", "y"} & set(codes) and "m" in codes and "d" in codes):
+        raise ValueError("needs a year, month and day (%Y or %y, %m, %d)")
+    if ("I" in codes) != ("p" in codes) or ("I" in codes and "H" in codes):
+        raise ValueError("a 12-hour clock needs both %I and %p (and no %H); a 24-hour clock is %H")
+    if len(codes) != len(set(codes)):
+        raise ValueError("names a code twice")
+    return fmt
+
+
 # Reusable settings types; the description completes "<key> must be ..." in error messages.
 Whole = Annotated[int, Field(description="a whole number")]
 PositiveInt = Annotated[int, Field(gt=0, description="a positive whole number")]
@@ -49,6 +67,8 @@ Probability = Annotated[float, Field(gt=0, le=1, description="a share between 0 
 RisingWhole = Annotated[list[PositiveInt], Field(min_length=1, description="a rising list of positive whole numbers"),
                         AfterValidator(_rising)]
 TimeZone = Annotated[str, AfterValidator(_zone)]
+DateFormat = Annotated[str | None, Field(description='null or a date format such as "%d.%m.%Y %H:%M"'),
+                       AfterValidator(_date_format)]
 ColumnMap = Annotated[dict[str, str], Field(description="a map of export column names to contract names (text: text)")]
 
 
@@ -104,17 +124,30 @@ class ColumnsConfig(_Section):
 
 class CleaningConfig(_Section):
     encoding_fallbacks: list[str] = ["cp1250", "latin-1"]
+    excel_sheet: str | None = Field(None, description="null (the first sheet) or the name of a sheet of an .xlsx export")
     decimal_separator: Literal["auto", ".", ","] = "auto"
-    date_format: str | None = None
+    date_format: DateFormat = None
     test_statuses: list[str] = ["test"]
     cancelled_statuses: list[str] = ["cancelled", "canceled", "voided"]
     returned_statuses: list[str] = ["returned", "refunded"]
     unpaid_statuses: list[str] = ["unpaid", "pending", "failed", "on-hold"]
     test_customer_prefixes: list[str] = ["TEST"]
     completed_status_if_missing: str = "completed"
+    status_map: dict[str, str] = Field(
+        {}, description="a map of the shop's own status words to known statuses (completed or a word of the status "
+                        "lists above), such as {storniert: cancelled}")
+    order_time_tolerance_hours: float = Field(
+        24.0, ge=0, description="a number of hours >= 0 (24 = one day; 0 = every line of an order at one time)")
     min_order_date: date = Field(date(2000, 1, 1), strict=False, description='a date written as YYYY-MM-DD')
     max_line_amount: float | None = Field(None, gt=0, description="a positive amount or null (no limit)")
     fold_id_case: bool = False
+
+    def known_statuses(self) -> list[str]:
+        """The status words the rules know, trimmed and in lower case: completed (and the status of a line without
+        one), then the test, cancelled, returned and unpaid lists; ``status_map`` must map to one of them."""
+        words = ["completed", self.completed_status_if_missing, *self.test_statuses, *self.cancelled_statuses,
+                 *self.returned_statuses, *self.unpaid_statuses]
+        return list(dict.fromkeys(w.strip().lower() for w in words))
 
 
 class BusinessConfig(_Section):
@@ -320,6 +353,11 @@ class _Config(_Section):
     @model_validator(mode="after")
     def _cross_checks(self) -> _Config:
         """Every check that involves more than one setting; each message names the key to fix."""
+        known = self.cleaning.known_statuses()
+        unknown = [v for v in self.cleaning.status_map.values() if v.strip().lower() not in known]
+        if unknown:
+            raise ValueError(f"cleaning.status_map must map each status to a known status ({', '.join(known)}), "
+                             f"got {unknown[0]!r}")
         seg, wb = self.segments, self.winback
         try:
             names = set(seg.grid_cells().values())
@@ -369,7 +407,8 @@ def _error_sentence(exc: ValidationError, values: Any, source: str) -> str:
     if not path or (isinstance(owner, type) and issubclass(owner, BaseModel)):
         return f"{source}: '{key or 'config'}' must be a mapping of keys to values, got {value!r}."
     rule = field.description or _plain_rule(err, item=len(err["loc"]) > len(path))
-    return f"{source}: {key} must be {rule}, got {value!r}."
+    why = f": {err['ctx']['error']}" if err["type"] == "value_error" and err.get("ctx") else ""
+    return f"{source}: {key} must be {rule}, got {value!r}{why}."
 
 
 # pydantic's words for a wrong type, as a reader would say them (settings without a description)

@@ -27,22 +27,27 @@ class ContractError(ValueError):
     """Raw input breaks the data contract. The message is one sentence naming file, column and fix."""
 
 
+# The forms a raw file may take, tried in this order: Parquet, text (CSV; .txt as Excel saves "Unicode Text"
+# or "Text (Tab delimited)"), an Excel workbook (its first sheet, or cleaning.excel_sheet).
+RAW_SUFFIXES = (".parquet", ".csv", ".txt", ".xlsx")
+
+
 def find_file(raw_dir: str | Path, name: str, required: bool) -> Path | None:
-    """data/raw/<shop>/<name>.csv or .parquet; None for a missing optional file."""
+    """data/raw/<shop>/<name>.parquet, .csv, .txt or .xlsx (the first found); None for a missing optional file."""
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise ContractError(
             f"Raw folder {raw_dir} does not exist; put the shop's orders.csv there "
             f"(or run `retention demo --out {raw_dir}` for the demo shop)."
         )
-    for suffix in (".parquet", ".csv"):
+    for suffix in RAW_SUFFIXES:
         p = raw_dir / f"{name}{suffix}"
         if p.exists():
             return p
     if required:
         raise ContractError(
-            f"{raw_dir / (name + '.csv')} is missing; the raw data contract needs {name}.csv or "
-            f"{name}.parquet in {raw_dir}."
+            f"{raw_dir / (name + '.csv')} is missing; the raw data contract needs {name}.csv, {name}.txt, "
+            f"{name}.xlsx or {name}.parquet in {raw_dir}."
         )
     return None
 

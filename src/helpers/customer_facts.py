@@ -9,8 +9,30 @@ that a backtest at an earlier cut-off computes exactly what the monthly report c
 Cut-off convention: "on or before day `as_of`" is ``order_date < engine.cutoff_end(as_of)`` (an
 order at 23:59 on the as_of day counts), everywhere.
 
+Who is a customer (one definition for every page that counts them: 01's data_quality.json, 02, 04, 05):
+
+- a **customer** has at least one purchase line (an order line that is not a return), whatever its
+  amount, dated on or before the cut-off. A return or credit note alone makes no one a customer:
+  what they bought is not in the data;
+- a **repeat customer** is a customer with purchase lines in two or more distinct orders (a return
+  is not an order, even when the shop books it as its own document, e.g. a credit note);
+- a **lead** is a row of customers.csv with no purchase line up to the cut-off (someone with only
+  returns is a lead too);
+- a customer **with no positive purchase** has no purchase period (a day, or a week with
+  ``clv.time_unit: week``) whose lines net to more than zero: only zero-price purchase lines, or every
+  purchase cancelled by returns or credit notes booked in the same period. They are customers on every
+  page, but the purchase models have no purchase of theirs to learn from: 04 gives them no CLV and 05
+  no churn risk (left out of clv.parquet and churn.parquet, empty in customers_scored), and each page
+  says how many and why (`no_positive_purchase`). A purchase returned in a later period stays a
+  purchase: the models count it, and the return shows in the returns rate.
+
+The **value of an order** (03's average order value) is the net of that order's own lines: a return
+booked under the order's id reduces it; a credit note booked as its own document (no purchase line)
+is no order and changes no order value.
+
 Sections:
 
+- who is a customer, a lead, a repeat customer; customers with no positive purchase;
 - order lines up to a cut-off, purchase orders numbered per customer, gaps between orders;
 - RFM: recency_days, frequency, monetary, avg_order_value, tenure_days; quintile scores and the
   named segment of the config's R x FM grid;
@@ -122,31 +144,91 @@ def suggested_inactivity_days(hist: pd.DataFrame, quantile: float = 0.8) -> floa
     return quantile_from_counts(hist.gap_days.to_numpy(), hist.second_orders.to_numpy(), quantile)
 
 
+# --------------------------------------------------------------------------- who is a customer, a lead, a repeat customer
+
+def customers_expr(orders: ir.Table, as_of: str | None = None) -> ir.Table:
+    """One row per customer (see the module docstring) on or before day `as_of` (all lines when None).
+
+    Columns: customer_id, purchase_orders (distinct orders with a purchase line; 2+ is a repeat customer).
+    """
+    t = orders if as_of is None else orders_until(orders, as_of)
+    p = t.filter(~t.is_return)
+    return p.group_by("customer_id").agg(purchase_orders=p.order_id.nunique())
+
+
+def leads_expr(listed: ir.Table, orders: ir.Table, as_of: str | None = None) -> ir.Table:
+    """The rows of customers.csv (`listed`: customer_id) with no purchase line on or before `as_of`."""
+    return listed.select("customer_id").anti_join(customers_expr(orders, as_of), "customer_id")
+
+
+@dataclass(frozen=True)
+class CustomerCounts:
+    """How many customers, repeat customers and leads (None without customers.csv) a shop has at a cut-off."""
+
+    customers: int
+    repeat_customers: int
+    leads: int | None = None
+
+
+def customer_counts(orders: ir.Table, as_of: str | None = None, listed: ir.Table | None = None) -> CustomerCounts:
+    """The counts of the module docstring's definitions, the ones 01 (data_quality.json) and 02 show."""
+    c = customers_expr(orders, as_of)
+    row = c.aggregate(n=c.count(), repeat=(c.purchase_orders >= 2).sum()).to_pandas().iloc[0]
+    leads = None if listed is None else int(leads_expr(listed, orders, as_of).count().to_pandas())
+    return CustomerCounts(int(row["n"]), int(0 if pd.isna(row["repeat"]) else row["repeat"]), leads)
+
+
+# why a customer has no positive purchase: every purchase line at zero or less, or returns in the same period
+NO_POSITIVE_REASONS = ("zero_price", "returned")
+
+
+def no_positive_purchase(orders: ir.Table, as_of: str, time_unit: str = "day") -> pd.DataFrame:
+    """The customers with no positive purchase on or before `as_of` (see the module docstring).
+
+    Their purchase periods all net to zero or less, so `purchase_periods` (and every purchase model
+    after it) has no row of theirs. Columns: customer_id, reason: ``zero_price`` (no purchase line
+    above zero) or ``returned`` (purchases cancelled by returns or credit notes in the same period).
+    Sorted by customer_id.
+    """
+    valued = purchase_periods(orders, as_of, time_unit).select("customer_id").distinct()
+    t = orders_until(orders, as_of)
+    p = t.filter(~t.is_return)
+    bought = p.group_by("customer_id").agg(bought=cents(p.amount).sum()).anti_join(valued, "customer_id")
+    out = bought.select("customer_id", reason=(bought.bought > 0).ifelse("returned", "zero_price")).to_pandas()
+    out["customer_id"] = out["customer_id"].astype(str)
+    return out.sort_values("customer_id", ignore_index=True)
+
+
 # --------------------------------------------------------------------------- RFM and named segments
 
 def rfm_expr(orders: ir.Table, as_of: str) -> ir.Table:
     """One row per customer who bought on or before `as_of` (Ibis; runs on the configured engine).
 
     Input: order lines (customer_id, order_id, order_date, amount, is_return). Output columns:
-    customer_id, recency_days, frequency, monetary, avg_order_value, tenure_days.
+    customer_id, recency_days, frequency, monetary (net: purchases minus every return),
+    avg_order_value (mean value of the purchase orders, each net of its own returns; a credit note
+    booked as its own document is no order, see the module docstring), tenure_days.
     """
     day = ibis.date(str(as_of)[:10])
     t = orders.filter(orders.order_date.date() <= day)
     buy = ~t.is_return
-    g = t.group_by("customer_id").agg(
-        # summed in whole cents: an integer sum does not depend on the engine's summation order, so
-        # reruns give bit-identical features (and so identical clusters)
-        frequency=t.order_id.nunique(where=buy), cents=cents(t.amount).sum(),
-        first_buy=t.order_date.min(where=buy), last_buy=t.order_date.max(where=buy),
+    # summed in whole cents: an integer sum does not depend on the engine's summation order, so
+    # reruns give bit-identical features (and so identical clusters)
+    o = t.group_by("customer_id", "order_id").agg(
+        bought=buy.any(), cents=cents(t.amount).sum(),
+        first_buy=t.order_date.min(where=buy), last_buy=t.order_date.max(where=buy))
+    g = o.group_by("customer_id").agg(
+        frequency=o.bought.sum(), cents=o.cents.sum(), order_cents=o.cents.sum(where=o.bought),
+        first_buy=o.first_buy.min(), last_buy=o.last_buy.max(),
     )
     g = g.filter(g.frequency > 0)  # a customer with only returns in the window has no purchase to score
     g = g.mutate(monetary=g.cents.cast("float64") / 100)
     return g.select(
         "customer_id",
         recency_days=day.delta(g.last_buy.date(), unit="day"),
-        frequency=g.frequency,
+        frequency=g.frequency.cast("int64"),
         monetary=g.monetary.round(2),
-        avg_order_value=(g.monetary / g.frequency).round(2),
+        avg_order_value=(g.order_cents.cast("float64") / 100 / g.frequency).round(2),
         tenure_days=day.delta(g.first_buy.date(), unit="day"),
     )
 

@@ -21,6 +21,8 @@ on the day of the return, under the original ``order_id``):
 - **aov** (average order value) = revenue / orders; **orders_per_customer** = orders / active_customers,
   so revenue = active_customers x orders_per_customer x aov exactly (the revenue bridge uses this).
 - **repeat_rate**: of all customers who had bought by the month's end, the share with 2+ orders by then.
+- **customers, repeat customers, leads** (`KpiResult.counts`, the leads table): `customer_facts`'
+  definitions, the counts 01's data_quality.json shows too.
 - **sleeping_customers**: customers who had bought before and whose last purchase was more than
   ``business.inactivity_days`` days before the month's last day (or before ``as_of`` in a partial month).
 """
@@ -418,23 +420,25 @@ def retention_curve(cohorts_df: pd.DataFrame, months=(1, 3, 6, 12)) -> pd.DataFr
 # ---------------------------------------------------------------------------------------------
 
 def leads_and_signups(orders: ir.Table | OrderFacts, customers: ir.Table | None, as_of: str, days: int = 30) -> pd.DataFrame:
-    """Leads (listed customers with no order up to as_of) and the share of signups who ordered within
-    `days` days of signing up (signups at least `days` days before as_of, so the window is complete;
-    a first order before the signup date counts as within). One row, index 'customers file'."""
+    """Leads (`customer_facts.leads_expr`: listed customers with no purchase up to as_of, the count 01
+    shows too) and the share of signups who ordered within `days` days of signing up (signups at
+    least `days` days before as_of, so the window is complete; a first order before the signup date
+    counts as within). One row, index 'customers file'."""
     if customers is None:
         raise MissingColumn(CUSTOMERS_FILE)
-    firsts = order_facts(orders, as_of).firsts.select("customer_id", "first_ts")
+    f = order_facts(orders, as_of)
+    firsts = f.firsts.select("customer_id", "first_ts")
     c = customers.left_join(firsts, "customer_id")
     cutoff = ibis.timestamp(pd.Timestamp(as_of).normalize() - pd.Timedelta(days=days))
     eligible = c.signup_date.notnull() & (c.signup_date < cutoff)
     ordered = c.first_ts.notnull() & (c.first_ts.date().delta(c.signup_date.date(), unit="day") <= days)
     row = c.aggregate(
-        listed_customers=c.count(), leads=c.first_ts.isnull().sum(),
-        signups_observable=eligible.sum(), ordered_within=(eligible & ordered).sum(),
+        listed_customers=c.count(), signups_observable=eligible.sum(), ordered_within=(eligible & ordered).sum(),
     ).to_pandas().iloc[0]
+    leads = customer_facts.customer_counts(f.lines, as_of, customers).leads
     out = pd.DataFrame([{
-        "listed_customers": int(row.listed_customers), "leads": int(row.leads),
-        "lead_share": round(row.leads / row.listed_customers, 4) if row.listed_customers else np.nan,
+        "listed_customers": int(row.listed_customers), "leads": leads,
+        "lead_share": round(leads / row.listed_customers, 4) if row.listed_customers else np.nan,
         f"signups_{days}d_old": int(row.signups_observable),
         f"ordered_within_{days}d": round(row.ordered_within / row.signups_observable, 4)
         if row.signups_observable else np.nan,
@@ -633,6 +637,8 @@ class KpiResult:
     suggested_inactivity_days: float
     breakdowns: dict[str, pd.DataFrame] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    # customers, repeat customers and leads at as_of (customer_facts' definitions, as in data_quality.json)
+    counts: customer_facts.CustomerCounts | None = None
 
 
 def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> KpiResult:
@@ -666,6 +672,7 @@ def _result(facts: OrderFacts, customers: ir.Table | None, m: pd.DataFrame, c: p
         discount=discount_first_order(facts, as_of, k.discount_followup_days),
         gaps=gaps, gap_summary=gap_summary(gaps, k.inactivity_quantile),
         suggested_inactivity_days=suggested_inactivity_days(gaps, k.inactivity_quantile),
+        counts=customer_facts.customer_counts(facts.lines, as_of, customers),
     )
     for dimension in (*BREAKDOWN_ORDER_COLUMNS, *BREAKDOWN_CUSTOMER_COLUMNS):
         table, missing = breakdown_or_missing(facts, dimension, as_of, customers, k.breakdown_months, k.age_bands)

@@ -8,7 +8,8 @@ column               meaning
 recency_days         days from the last purchase to ``as_of`` (0 = bought on the cut-off day)
 frequency            distinct orders with at least one purchase line (returns are not orders)
 monetary             net revenue: purchases minus returns, shop currency
-avg_order_value      monetary / frequency
+avg_order_value      mean value of the purchase orders, each net of its own returns (a credit note
+                     booked as its own document is no order: see ``customer_facts``)
 tenure_days          days from the first purchase to ``as_of`` (used by k-means only)
 ===================  ==========================================================================
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from helpers import plots
 from helpers.churn import CATEGORICAL, TIERS, ChurnResult
+from helpers.pages.clv import no_positive_purchase_phrase
 
 MODEL_NAMES = {"bgnbd": "purchase-model P(no purchase)", "recency": "days since last order only",
                "model": "gradient boosting (calibrated)"}
@@ -223,10 +224,19 @@ def _fmt(v: float, feature: str = "") -> str:
     return f"{v:.2f}"
 
 
+def left_out_sentence(result: ChurnResult) -> str:
+    """How many customers this page does not score and why (no positive purchase); '' for none."""
+    phrase = no_positive_purchase_phrase(result.left_out, result.time_unit)
+    if not phrase:
+        return ""
+    return (f"{phrase[0].upper()}{phrase[1:]} are not scored: no model has a purchase of theirs to judge, so "
+            "their churn risk is left empty rather than set to 100 %.")
+
+
 def tier_takeaway(result: ChurnResult) -> str:
     """How many customers are at high and medium churn risk, the predicted CLV the high-risk ones carry
-    (04's clv.parquet), and how many of them the purchase model still finds likely active (04's
-    P(alive), the same fit as this page's baseline)."""
+    (04's clv.parquet), how many of them the purchase model still finds likely active (04's P(alive),
+    the same fit as this page's baseline), and the customers left unscored (`left_out_sentence`)."""
     t = tier_numbers(result)
     high = t.loc["high"]
     horizon = result.card["horizon_days"]
@@ -244,7 +254,8 @@ def tier_takeaway(result: ChurnResult) -> str:
         both = int((plots.likely_active(s["p_alive_baseline"].to_numpy()).to_numpy() & (s["risk_tier"] == "high").to_numpy()).sum())
         text += (f" {both:,} of the high-risk customers are still likely active in notebook 04 "
                  f"({plots.likely_active_definition()}). {plots.alive_vs_churn(horizon)}")
-    return text
+    left_out = left_out_sentence(result)
+    return text + (" " + left_out if left_out else "")
 
 
 # --------------------------------------------------------------------------- tiers by RFM segment

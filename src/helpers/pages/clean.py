@@ -19,6 +19,9 @@ REASON_FIX = {
     "wrong_field_count": "usually a value holding the delimiter without quotes (e.g. 1,200.00) or a line cut off; "
                          "export again with quoted fields",
     "unreadable_row": "a quote opened in this row is never closed; export again or fix the quote in the file",
+    "spreadsheet_error": "a spreadsheet formula failed in this cell (#N/A: a lookup found nothing; #VALUE!, #REF!, "
+                         "#DIV/0!: a wrong or missing input); fix the formula or type the value, then save the file "
+                         "again",
     "missing_order_id": "export the order number on every line",
     "missing_customer_id": "export the customer id (or e-mail) on every line and map its column under columns.orders; "
                            "in a platform export, an order with neither (e.g. a point-of-sale sale without a "
@@ -28,7 +31,9 @@ REASON_FIX = {
     "non_finite_amount": "inf and NaN are not amounts; fix the export's formula for these lines",
     "bad_amount": "amounts must be numbers such as 12.50, 12,50 or 1.234,50 (a currency sign is allowed)",
     "bad_discount": "campaign discounts must be shares between 0 and 1 (0.10 = 10 % off)",
-    "order_conflict": "one order number is used for different customers or dates; check the export's order ids",
+    "order_conflict": "one order number is used for different customers, or for lines further apart in time than "
+                      "cleaning.order_time_tolerance_hours; check the export's order ids, or raise the tolerance if "
+                      "the shop writes an order's lines that far apart",
     "unknown_customer": "the campaign file names customers the shop does not know; check it belongs to this shop",
 }
 
@@ -80,15 +85,55 @@ def warnings_text(source: CleanResult | dict) -> str:
             or "No warnings: every file is UTF-8 and in one currency.")
 
 
+def file_lines(source: CleanResult | dict) -> list[str]:
+    """How each file was read where that is worth a sentence: a workbook's sheet, UTF-16 text, lines ending
+    partly in CRLF, and the header when it is not the first line (which line, and why)."""
+    lines = []
+    for fr in _report(source)["files"].values():
+        name = fr["file"]
+        if "sheet" in fr:
+            which = ("named by cleaning.excel_sheet" if fr["sheet_from"] == "config" else
+                     f"the first of {fr['sheets']}; cleaning.excel_sheet names another" if fr["sheets"] > 1 else
+                     "its only sheet")
+            lines.append(f"{name}: sheet '{fr['sheet']}' was read ({which}); cells shown as dates, and day numbers "
+                         "in date columns, are read as dates.")
+        if fr.get("encoding") == "utf-16":
+            lines.append(f"{name} is UTF-16 text (Excel's \"Unicode Text\"), read as such.")
+        if fr.get("line_ends") == "mixed":
+            lines.append(f"{name}: its lines end partly in CRLF (Windows) and partly in LF; both are read as line ends.")
+        if "header_line" in fr:
+            lines.append(_header_sentence(fr))
+    return lines
+
+
+def _header_sentence(fr: dict) -> str:
+    """'orders.csv: line 3 was taken as the header, the first line naming ...; the 2 lines above it ... were skipped.'"""
+    unit = "row" if "sheet" in fr else "line"
+    at, held, sep = fr["header_line"], fr.get("header_names", []), fr.get("sep_line")
+    why = (f"the first {unit} naming columns the config reads ({', '.join(held[:4])}{', ...' if len(held) > 4 else ''})"
+           if held else f"the first {unit} that is not blank")
+    others = at - 1 - bool(sep)
+    skipped = (f"the {others} {unit}s above it (a title, notes or blank {unit}s) were skipped" if others > 1 else
+               f"the {unit} above it (a title, a note or a blank {unit}) was skipped")
+    if sep:
+        sep_line = f"Excel's delimiter line (sep={'<tab>' if sep == chr(9) else sep})"
+        after = (f"the {others} lines after it (a title, notes or blank lines)" if others > 1 else
+                 "the line after it (a title, a note or a blank line)")
+        skipped = f"{sep_line} and {after} were skipped" if others else f"{sep_line} above it was skipped"
+    return f"{fr['file']}: {unit} {at} was taken as the header, {why}; {skipped}."
+
+
 def reading_lines(source: CleanResult | dict) -> list[str]:
     """How the raw files were read: the raw data contract, or a platform preset's files, the columns it used
-    (and what each became), those it left, how refunds were netted and where the customers came from."""
+    (and what each became), those it left, how refunds were netted and where the customers came from; then
+    :func:`file_lines`."""
     report = _report(source)
     p = report.get("preset")
     orders = report["files"]["orders"]
     if not p:
         found = ", ".join(orders.get("optional_columns", [])) or "none"
-        return [f"{orders['file']} follows the raw data contract (columns.preset: null); optional columns found: {found}."]
+        return [f"{orders['file']} follows the raw data contract (columns.preset: null); optional columns found: {found}.",
+                *file_lines(report)]
     files = p.get("files", [])
     lines = [f"Read as a {p['label']} (columns.preset: {p['name']}): {len(files)} file{'s' if len(files) != 1 else ''} "
              f"({', '.join(files)}), read as one table."]
@@ -107,7 +152,7 @@ def reading_lines(source: CleanResult | dict) -> list[str]:
                      "(missing_customer_id).")
     if p.get("consent_note") and "customers" not in report["files"]:
         lines.append(p["consent_note"])
-    return lines
+    return lines + file_lines(report)
 
 
 def reading_text(source: CleanResult | dict) -> str:

@@ -19,7 +19,7 @@ __all__ = [
     "plot_alive_matrices", "matrix_takeaway", "plot_monetary_correlation", "correlation_takeaway",
     "clv_summary_table", "plot_clv_distribution", "clv_takeaway", "decile_table", "plot_deciles",
     "segments_table", "plot_segments", "segment_takeaway", "segment_sentence", "alive_and_order_sentence",
-    "summary_for_readers", "plot_matrix",
+    "summary_for_readers", "plot_matrix", "no_positive_purchase_phrase", "left_out_sentence",
 ]
 
 BGNBD_ONE_TIME = (" BG/NBD lets a customer drop out only right after a repeat purchase, so it cannot tell whether a "
@@ -300,8 +300,32 @@ def plot_clv_distribution(result: ClvResult, ax=None):
     return ax
 
 
+def no_positive_purchase_phrase(left_out: pd.DataFrame, time_unit: str = "day") -> str:
+    """'N customers have no positive purchase (how many for each reason)', the subject of 04's and 05's
+    sentence on the customers they leave out (`customer_facts.no_positive_purchase`); '' for none."""
+    if left_out is None or left_out.empty:
+        return ""
+    n = left_out["reason"].value_counts()
+    why = [f"{n[r]:,} {text}" for r, text in (
+        ("zero_price", "bought only zero-price lines"),
+        ("returned", f"had every purchase cancelled by returns or credit notes within the {time_unit}"))
+        if n.get(r, 0)]
+    return (f"{len(left_out):,} customer{'s' if len(left_out) != 1 else ''} whose purchases net to zero or less "
+            f"({' and '.join(why)})")
+
+
+def left_out_sentence(result: ClvResult) -> str:
+    """How many customers 04 leaves out and why (no positive purchase); '' when it leaves out nobody."""
+    phrase = no_positive_purchase_phrase(result.left_out, result.settings.time_unit)
+    if not phrase:
+        return ""
+    return (f"{phrase[0].upper()}{phrase[1:]} are not valued: the purchase model has no purchase of theirs to "
+            "learn from, so their CLV is left empty (they are counted as customers on the other pages).")
+
+
 def clv_takeaway(result: ClvResult) -> str:
-    """Total and median CLV, the top decile's share, and the share of customers likely active."""
+    """Total and median CLV, the top decile's share, the share of customers likely active, and the
+    customers left out (`left_out_sentence`)."""
     s, cur = result.scores, result.currency
     total = s["clv"].sum()
     top = s["clv"].nlargest(max(1, len(s) // 10)).sum()
@@ -315,7 +339,8 @@ def clv_takeaway(result: ClvResult) -> str:
                  f"{'repeat customers' if bgnbd else 'customers'} are likely active ({plots.likely_active_definition()})"
                  f"{'; BG/NBD does not judge one-time buyers' if bgnbd else ''}. "
                  + plots.alive_vs_churn(result.churn_horizon_days))
-    return text
+    left_out = left_out_sentence(result)
+    return text + (" " + left_out if left_out else "")
 
 
 def decile_table(result: ClvResult) -> pd.DataFrame:
