@@ -20,12 +20,15 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from helpers import churn, clv, kpis, segments
 from helpers import clean as _clean
 from helpers.cli import main
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.contract import ContractError
 from helpers.engine import connect
+from helpers.pages import churn as churn_page
 from helpers.pages import clean as page
+from helpers.pages import clv as clv_page
 
 # --- the closing table: case -> message -> quarantine or exclusion reasons -> row counts -------------------
 # Every clean.run of a test below goes through this recorder (the first call per test case); at the end of
@@ -761,6 +764,9 @@ BAD_FILES = {
                          "orders.csv: 4 rows - 3 kept, 1 quarantined, 0 excluded by rule.\n  1 quarantined (rows 4): "
                          "customer_id is #N/A (a spreadsheet error value). What to do: a spreadsheet formula failed "
                          "in this cell"),
+    "invoice lines minutes apart": ({"orders_csv": HEADER + rows(3) + "536365,C9,2025-01-09 08:26:00,5\n"
+                                                    "536365,C9,2025-01-09 08:27:00,6\n536365,C9,2025-01-09 08:28:00,7\n"},
+                                    0, "orders.csv: 6 rows - 6 kept, 0 quarantined, 0 excluded by rule."),
     "no usable line": ({"orders_csv": HEADER + "O1,,2025-01-02,5\n"}, 1,
                        "none of its 1 rows is a usable order line"),
     "0-byte customers": ({"orders_csv": HEADER + rows(3), "customers_csv": ""}, 0,
@@ -807,7 +813,6 @@ def _customers_shop(tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def customers_month(tmp_path_factory, cfg):
     """The shop above through 01, 02, 03, 04 and 05 (stages run directly on one folder)."""
-    from helpers import churn, clv, kpis, segments
     tmp = tmp_path_factory.mktemp("customers")
     out, con = tmp / "out" / AS_OF[:7], connect()
     report = clean.run(out, AS_OF, cfg, raw_dir=_customers_shop(tmp), con=con).report
@@ -825,7 +830,6 @@ def test_customers_leads_and_repeat_customers_are_the_same_count_in_01_and_02(cu
 
 
 def test_customers_with_no_positive_purchase_get_no_clv_and_04_says_how_many_and_why(customers_month):
-    from helpers.pages import clv as clv_page
     res = customers_month["clv"]
     assert dict(zip(res.left_out["customer_id"], res.left_out["reason"])) == {"FR": "returned", "ZP": "zero_price"}
     assert len(res.scores) + len(res.left_out) == customers_month["report"]["orders"]["customers"]
@@ -838,7 +842,6 @@ def test_customers_with_no_positive_purchase_get_no_clv_and_04_says_how_many_and
 
 
 def test_customers_with_no_positive_purchase_get_no_churn_risk_never_100_percent(customers_month):
-    from helpers.pages import churn as churn_page
     res = customers_month["churn"]
     assert sorted(res.left_out["customer_id"]) == ["FR", "ZP"]
     assert not {"FR", "ZP", "CN"} & set(res.scored["customer_id"])
@@ -854,3 +857,16 @@ def test_segment_profiles_show_order_values_of_purchases_not_of_credit_notes(cus
     assert c.loc["QC", ["frequency", "monetary", "avg_order_value"]].tolist() == [1, -450.0, 50.0]
     assert c.loc["ZP", "avg_order_value"] == 0.0 and c["avg_order_value"].min() >= 0
     assert "CN" not in c.index and len(c) == 43
+
+
+NO_POSITIVE = ("2 customers have no purchase that nets to more than zero (1 bought only zero-price lines; 1 had every "
+               "purchase cancelled by returns or credit notes within the day): counted as customers, but 04 gives "
+               "them no CLV and 05 no churn risk, and both pages say so.")
+
+
+def test_01_and_validate_say_how_many_customers_have_no_positive_purchase(customers_month, tmp_path, capsys):
+    report = customers_month["report"]
+    assert report["orders"]["no_positive_purchase"] == {"zero_price": 1, "returned": 1}
+    assert NO_POSITIVE in page.warnings_text(report)
+    assert main(["validate", "--raw", str(_customers_shop(tmp_path)), "--as-of", AS_OF]) == 0
+    assert f"warning: {NO_POSITIVE}" in capsys.readouterr().out

@@ -1192,6 +1192,7 @@ def _add_facts(month: _Month, cfg: Config, as_of: str | None) -> None:
     report, outputs = month.report, month.outputs
     report["orders"] = _order_facts(outputs["orders"], cfg.shop.currency, as_of)
     report["warnings"] += _shape_warnings(report["orders"])
+    report["warnings"] += _no_positive_purchase(report["orders"], outputs["orders"], as_of, cfg.clv.time_unit)
     if "customers" in outputs:
         report["customers"] = _customer_facts(outputs["customers"], outputs["orders"])
     unknown = report["files"].get("campaigns", {}).get("excluded", {}).get("unknown_customer")
@@ -1364,6 +1365,25 @@ def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None) -> d
         "currencies": sorted(currencies["c"].tolist()),
         "currency": currency,
     }
+
+
+def _no_positive_purchase(facts: dict, orders: ir.Table, as_of: str | None, time_unit: str) -> list[str]:
+    """Customers whose purchases net to zero or less (customer_facts.no_positive_purchase): counted in the
+    report's facts by reason when there are any, and one warning saying what 04 and 05 do with them."""
+    if not facts["lines"]:
+        return []
+    cut = as_of or facts["last_date"]
+    found = customer_facts.no_positive_purchase(orders, cut, time_unit)["reason"].value_counts()
+    if found.empty:
+        return []
+    facts["no_positive_purchase"] = {r: int(found.get(r, 0)) for r in customer_facts.NO_POSITIVE_REASONS if r in found}
+    parts = [f"{found.get('zero_price', 0):,} bought only zero-price lines" if found.get("zero_price") else "",
+             f"{found.get('returned', 0):,} had every purchase cancelled by returns or credit notes within the "
+             f"{time_unit}" if found.get("returned") else ""]
+    n = int(found.sum())
+    return [f"{n:,} customer{'s' if n != 1 else ''} {'have' if n != 1 else 'has'} no purchase that nets to more "
+            f"than zero ({'; '.join(p for p in parts if p)}): counted as customers, but 04 gives them no CLV and 05 "
+            "no churn risk, and both pages say so."]
 
 
 def _customer_facts(customers: ir.Table, orders: ir.Table) -> dict:
