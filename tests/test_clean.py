@@ -145,7 +145,7 @@ DATE_ORDERS = [("%Y", "%m", "%d"), ("%d", "%m", "%Y"), ("%m", "%d", "%Y"), ("%d"
 TIMES = ["", " %H:%M", " %H:%M:%S", "T%H:%M", " %I:%M %p", " %I:%M:%S %p", " %I:%M%p"]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(order=st.sampled_from(DATE_ORDERS), sep=st.sampled_from(["-", "/", ".", " ", ""]),
        time=st.sampled_from(TIMES),
        moments=st.lists(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31, 23, 59, 59)),

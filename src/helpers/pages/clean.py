@@ -71,7 +71,8 @@ def takeaway(source: CleanResult | dict) -> str:
     worst = max(fr["quarantined"].items(), key=lambda kv: kv[1], default=None)
     s = (f"{fr['rows_kept']:,} of {fr['rows_raw']:,} order lines ({fr['rows_kept'] / raw:.1%}) are usable, "
          f"covering {o['orders']:,} orders from {o['customers']:,} customers between {o['first_date']} and "
-         f"{o['last_date']}; {q:,} lines ({q / raw:.1%}) are quarantined")
+         f"{o['last_date']}; {q:,} {'line' if q == 1 else 'lines'} ({q / raw:.1%}) {'is' if q == 1 else 'are'} "
+         "quarantined")
     s += f" (mostly {REASON_TEXT[worst[0]]})" if worst else ""
     s += f" and {x:,} ({x / raw:.1%}) excluded by rule."
     if q / raw > 0.05:
