@@ -285,7 +285,8 @@ def _month(rendered_month, name: str):
     return rendered_month(name, MONTH_SHOPS[name], as_of=shops.AS_OF).check()
 
 
-@pytest.mark.parametrize("name", ["pareto_nbd", "homogeneous_dropout", "seasonal",
+# The seasonal shop's month is used by no other test: it runs in the slow tier with CDNOW's (make test-slow, CI).
+@pytest.mark.parametrize("name", ["pareto_nbd", "homogeneous_dropout", pytest.param("seasonal", marks=pytest.mark.slow),
                                   pytest.param("cdnow", marks=pytest.mark.slow)])
 def test_the_whole_month_runs_on_the_shop(rendered_month, name):
     month = _month(rendered_month, name)
