@@ -207,13 +207,9 @@ def repeat_cycle_table(history: pd.DataFrame, as_of: str, cfg: Config | OffersCo
     return h[["customer_id", "category", "days", "interval_days", "last_day", "due_date", "days_until_due", "due"]]
 
 
-def repeat_cycles(orders: ir.Table, as_of: str, cfg: Config | OffersConfig) -> pd.DataFrame:
-    """Per category: customers with a repeat cycle, their median interval in days and how many are
-    due within the horizon (or overdue). Index: category."""
-    return repeat_summary(repeat_cycle_table(customer_history(orders, as_of), as_of, cfg))
-
-
 def repeat_summary(cycles: pd.DataFrame) -> pd.DataFrame:
+    """Per category of `repeat_cycle_table`: customers with a repeat cycle, their median interval in days
+    and how many are due within the horizon (or overdue). Index: category."""
     g = cycles.groupby("category")
     out = pd.DataFrame({
         "customers_repeating": g.size().astype("int64"),
