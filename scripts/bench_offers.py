@@ -4,17 +4,18 @@
 
 Times the category affinity table (one Ibis expression over every order line on DuckDB, then the
 small pandas finish) on `--processed`/orders_clean.parquet; `--product` adds the product-level
-affinity, `--full` also the per-customer history and the suggestions for every customer. Nothing is
-written. Prints one line per step, and the peak resident memory of this process.
+affinity, `--full` also the holdout evaluation (on a sample of offers.evaluation_customers when the shop
+is larger), the per-customer history and the suggestions for every customer, from the purchase days the
+engine keeps once (as `offers.run` does). Nothing is written.
+Prints one line per step, and the peak resident memory of this process.
 """
 from __future__ import annotations
 
 import time
 
 from benchlib import parser, peak_mb
-from helpers import artifacts, offers
+from helpers import artifacts, engine, offers
 from helpers.config import load_config
-from helpers.engine import connect
 
 
 def main() -> None:
@@ -25,7 +26,7 @@ def main() -> None:
     cfg = load_config(args.config)
     if args.threads:
         cfg = cfg.replace(engine=cfg.engine.replace(threads=args.threads))
-    con = connect(cfg.engine)
+    con = engine.connect(cfg.engine)
     orders = artifacts.table(con, args.processed, "orders_clean")
     t0 = time.perf_counter()
     lines = orders.count().to_pyarrow().as_py()
@@ -41,8 +42,17 @@ def main() -> None:
         print(f"product affinity table: {time.perf_counter() - t:.1f} s, {len(paff):,} pairs with enough support")
     if args.full:
         customers = artifacts.table(con, args.processed, "customers_clean")
+        customers = customers.select(*[c for c in offers.PROFILE_COLUMNS if c in customers.columns]).to_pandas()
         t = time.perf_counter()
-        inp = offers.offer_inputs(orders, customers, args.as_of, cfg)
+        days = engine.cache(con, offers.purchase_days(orders, args.as_of))
+        print(f"purchase days kept by the engine: {time.perf_counter() - t:.1f} s")
+        t = time.perf_counter()
+        sample, base = offers.holdout_sample(orders, args.as_of, cfg, days)
+        ev = offers.evaluate_holdout(orders, customers, args.as_of, cfg, days=days, sample=sample)
+        print(f"holdout evaluation: {time.perf_counter() - t:.1f} s, hit rate {ev.hit_rate.iloc[0]:.4f} "
+              f"on {int(ev.customers.iloc[0]):,} of {base:,} customers")
+        t = time.perf_counter()
+        inp = offers.offer_inputs(orders, customers, args.as_of, cfg, days=days)
         print(f"offer inputs (history, cycles, affinities, profiles): {time.perf_counter() - t:.1f} s, "
               f"{len(inp.profiles):,} customers")
         t = time.perf_counter()

@@ -1,11 +1,12 @@
-"""Artifacts: declared once, checked on write, written atomically, read back as declared."""
+"""Artifacts: declared once (with who reads them), checked on write, written atomically, read back as declared."""
+import ast
 import os
 import re
 
 import pandas as pd
 import pytest
 
-from helpers import artifacts
+from helpers import artifacts, summary
 from helpers.paths import project_root, resolve
 
 DEMO_MONTH = "data/processed/demo/2026-06"
@@ -117,3 +118,56 @@ def test_the_processed_folder_readme_names_every_declared_artifact():
 def test_each_top_level_data_folder_is_in_the_repository_with_its_readme(folder):
     """The card's top level exists on a fresh clone; only the README is tracked (the rest is git-ignored)."""
     assert (project_root() / folder / "README.md").is_file()
+
+
+# --- who reads what: the declarations against the code -------------------------------------------------------
+
+STAGE_NOTEBOOKS = {"clean": "01_clean", "kpis": "02_kpis", "segments": "03_segments", "clv": "04_clv",
+                   "churn": "05_churn", "winback": "06_winback", "offers": "06_winback", "summary": "07_summary",
+                   "track": "07_summary"}
+READ_CALLS = {"read", "read_if_exists", "table", "table_if_exists", "require", "exists"}
+
+
+def month_reads(module: str) -> set[str]:
+    """The artifacts src/helpers/<module>.py reads from this month's folder: ``artifacts.<read>(processed_dir,
+    "name")`` (``table(con, processed_dir, "name")``) calls. A read of another month's folder (last month's
+    segments in 03, earlier months in 07) is no dependency inside the month and is left out."""
+    tree = ast.parse((project_root() / "src" / "helpers" / f"{module}.py").read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in READ_CALLS
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "artifacts"):
+            continue
+        folder, name = node.args[1:3] if node.func.attr.startswith("table") else node.args[:2]
+        if isinstance(folder, ast.Name) and folder.id == "processed_dir" and isinstance(name, ast.Constant):
+            found.add(name.value)
+    return found
+
+
+def notebook_reads() -> dict[str, set[str]]:
+    """Notebook -> the artifacts of this month its stage modules read (07 also reads summary.INPUTS in a loop)."""
+    out: dict[str, set[str]] = {}
+    for module, notebook in STAGE_NOTEBOOKS.items():
+        out.setdefault(notebook, set()).update(month_reads(module))
+    out["07_summary"] |= set(summary.INPUTS) | set(summary.OPTIONAL_INPUTS)
+    return out
+
+
+def test_every_artifact_a_stage_reads_this_month_lists_that_stages_notebook_as_a_reader():
+    missing = {(notebook, name) for notebook, names in notebook_reads().items() for name in names
+               if notebook not in artifacts.spec(name).read_by and notebook != artifacts.spec(name).made_by}
+    assert missing == set()
+
+
+def test_every_declared_reader_reads_the_artifact():
+    reads = notebook_reads()
+    stale = {(name, reader) for name, art in artifacts.ARTIFACTS.items() for reader in art.read_by
+             if name not in reads.get(reader, set())}
+    assert stale == set()
+
+
+def test_each_notebook_waits_for_the_makers_of_what_it_reads():
+    inputs = artifacts.notebook_inputs()
+    assert inputs["01_clean"] == set() and inputs["02_kpis"] == inputs["03_segments"] == {"01_clean"}
+    assert inputs["04_clv"] == {"01_clean", "03_segments"}
+    assert inputs["07_summary"] == {"01_clean", "02_kpis", "03_segments", "04_clv", "05_churn", "06_winback"}

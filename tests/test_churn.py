@@ -137,6 +137,19 @@ def test_features_do_not_change_when_future_orders_are_appended(con, cfg):
     pd.testing.assert_frame_equal(before, after)
 
 
+def test_the_labelled_frame_holds_the_customers_with_a_positive_purchase_with_their_features_and_labels(con, cfg):
+    """One query builds it (features, labels, the BG/NBD summary): Z, whose only purchase was free, is left out."""
+    lines = table(con, hand_built_lines() + future_lines() + [line("Z1", "Z", "2025-02-01", 0.0)], "labelled")
+    levels = customer_facts.mix_levels(lines, CUTOFF)
+    frame = churn.labelled_frame(lines, CUTOFF, levels, cfg, bgnbd=False)
+    assert list(frame["customer_id"]) == ["A", "B"]
+    assert frame["churned"].tolist() == [False, False]
+    left_out = customer_facts.no_positive_purchase(lines, CUTOFF)
+    assert left_out.to_dict("records") == [{"customer_id": "Z", "reason": "zero_price"}]
+    plain = churn.feature_frame(lines, CUTOFF, levels, cfg, bgnbd=False)
+    pd.testing.assert_frame_equal(frame.drop(columns="churned"), plain)
+
+
 @pytest.fixture(scope="module")
 def demo_dir(demo_shop, tmp_path_factory):
     """The demo shop's cleaned month (conftest: generated and cleaned in a temporary folder), linked into
@@ -169,9 +182,8 @@ def test_demo_features_and_bgnbd_ignore_appended_future_orders(con, cfg, demo_di
 
 def test_bgnbd_no_purchase_probability_follows_the_closed_form(con, cfg, demo_dir):
     lines = con.read_parquet(str(demo_dir / "orders_clean.parquet"))
-    base, prm = churn.bgnbd_baseline(lines, "2025-12-31", cfg)
-    base = base.set_index("customer_id")
-    summary = customer_facts.rfm_summary(lines, "2025-12-31").set_index("customer_id")
+    summary = customer_facts.rfm_summary(lines, "2025-12-31")
+    base, prm = churn.bgnbd_baseline(summary, cfg)
     s = summary.iloc[[0, 1, 2, 3, 4]]
     t = cfg.churn.horizon_days
     expected = (1 - base.loc[s.index, "p_alive"]) + base.loc[s.index, "p_alive"] * (

@@ -402,3 +402,74 @@ def test_each_cleaning_setting_does_what_it_says_on_a_file_built_for_it(tmp_path
     if customers is not None:
         assert got_customers == customers
     assert cleaned({}) != (got_reasons, got_amounts, got_customers), "the setting changes nothing on its file"
+
+
+# --------------------------------------------------------------------------- the cleaned history, reused
+
+def _year_of_orders(raw):
+    """Twelve months of a small shop, with what a cut-off decides: a duplicate line, an order whose lines name
+    two customers, one written on two days (a conflict only once both days are in), a line far in the future."""
+    rows = [f"O{m}{k},C{k},2025-{m:02d}-{10 + k:02d} 10:00:00,{m + k}.50,completed" for m in range(1, 13)
+            for k in range(1, 4)]
+    rows += ["O11,C1,2025-01-11 10:00:00,2.50,completed", "O52,C9,2025-05-12 12:00:00,3,completed",
+             "O83,C3,2025-09-20 10:00:00,4,completed", "O99,C9,2027-01-01,5,completed"]
+    (raw / "orders.csv").write_text("order_id,customer_id,order_date,amount,status\n" + "\n".join(rows) + "\n")
+    (raw / "customers.csv").write_text("customer_id,signup_date\nC1,2024-12-01\nC2,2025-03-01\nC3,2025-08-01\n")
+
+
+def _month_files(folder):
+    return {name: (folder / name).read_bytes() for name in
+            ("orders_clean.parquet", "customers_clean.parquet", "quarantine.csv", "data_quality.json")}
+
+
+@pytest.fixture()
+def tag_calls(monkeypatch):
+    """How often the order lines were tagged (clean.tag_order_history called)."""
+    calls = []
+    tag = clean.tag_order_history
+    monkeypatch.setattr(clean, "tag_order_history", lambda *a, **k: calls.append(1) or tag(*a, **k))
+    return calls
+
+
+@pytest.mark.slow  # 15 cleans, about 9 s: make test-slow
+def test_a_twelve_month_backfill_tags_the_order_lines_once_and_each_month_equals_a_fresh_clean(tmp_path, cfg,
+                                                                                             tag_calls):
+    raw = tmp_path / "raw" / "shop"
+    raw.mkdir(parents=True)
+    _year_of_orders(raw)
+    months = [str(pd.Timestamp(f"2025-{m:02d}-01") + pd.offsets.MonthEnd(0))[:10] for m in range(1, 13)]
+    for as_of in months:
+        clean.run(tmp_path / "backfill" / as_of[:7], as_of, cfg, raw_dir=raw)
+    assert len(tag_calls) == 1
+    assert len(list((tmp_path / "backfill" / artifacts.HISTORY).iterdir())) == 1  # one entry per shop
+    checked = [months[0], months[4], months[-1]]  # no conflict yet, O52's arrives, both in
+    for as_of in checked:  # each cleaned afresh, in a shop folder of its own
+        fresh = tmp_path / f"fresh-{as_of}" / as_of[:7]
+        clean.run(fresh, as_of, cfg, raw_dir=raw)
+        assert _month_files(tmp_path / "backfill" / as_of[:7]) == _month_files(fresh), as_of
+    assert len(tag_calls) == 1 + len(checked)
+    files = [json.loads((tmp_path / "backfill" / m[:7] / "data_quality.json").read_text())["files"]["orders"]
+             for m in months]
+    assert [f["excluded"]["duplicate_line"] for f in files] == [1] * 12
+    # O52's other customer comes in with May, O83's line five weeks late with September
+    assert [f["quarantined"].get("order_conflict", 0) for f in files] == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_one_raw_byte_or_one_cleaning_setting_changed_tags_again(tmp_path, cfg, tag_calls):
+    raw = tmp_path / "raw" / "shop"
+    raw.mkdir(parents=True)
+    _year_of_orders(raw)
+    out = tmp_path / "out" / "2025-12"
+    clean.run(out, "2025-12-31", cfg, raw_dir=raw)
+    clean.run(out, "2025-12-31", cfg, raw_dir=raw)
+    assert len(tag_calls) == 1
+    entries = list((tmp_path / "out" / artifacts.HISTORY).iterdir())
+    text = (raw / "orders.csv").read_text()
+    (raw / "orders.csv").write_text(text.replace("1.50,", "1.60,", 1))
+    clean.validate(raw, cfg, as_of="2025-12-31")  # tags in a temporary folder and keeps nothing
+    assert len(tag_calls) == 2 and list((tmp_path / "out" / artifacts.HISTORY).iterdir()) == entries
+    clean.run(out, "2025-12-31", cfg, raw_dir=raw)
+    assert len(tag_calls) == 3
+    clean.run(out, "2025-12-31", config_from_dict({"cleaning": {"max_line_amount": 14}}), raw_dir=raw)
+    assert len(tag_calls) == 4
+    assert len(list((tmp_path / "out" / artifacts.HISTORY).iterdir())) == 1

@@ -20,7 +20,7 @@ def test_default_yml_holds_exactly_the_model_defaults():
 
 def test_every_section_builds_with_no_arguments():
     cfg = Config()
-    assert cfg.source == "defaults" and EngineConfig().memory_limit == "3GB"
+    assert cfg.source == "defaults" and EngineConfig().memory_limit == "3GB" and EngineConfig().parallel_notebooks == 2
     assert len(SegmentsConfig().grid_cells()) == 25
     assert cfg.winback.assumed_uplift[0.0] == 0.007 and cfg.clv.horizons_days == [30, 90, 365]
 
@@ -64,6 +64,8 @@ def test_invalid_values_are_refused_with_the_key_named(values, match):
     ({"engine": {"memory_limit": "8GB; DROP"}}, "config/x.yml: engine.memory_limit must be a size such as \"8GB\""),
     ({"engine": {"threads": 0}},
      "config/x.yml: engine.threads must be a positive whole number or null (all cores), got 0."),
+    ({"engine": {"parallel_notebooks": 0}},
+     "config/x.yml: engine.parallel_notebooks must be a positive whole number (1 = one notebook at a time), got 0."),
     ({"winback": {"assumed_uplift": {0.0: 0.007, 0.05: 0.01}}},
      "config/x.yml: winback.assumed_uplift must map every offered discount "),
     ({"winback": {"discount_levels": [0.1, 0.05]}},

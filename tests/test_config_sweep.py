@@ -68,6 +68,7 @@ BUDGETS = {
     ("churn", "importance_rows"): (50, 100, 1),
     ("churn", "importance_repeats"): (1, 2, 1),
     ("winback", "draws"): (200, 300, 1),
+    ("offers", "evaluation_customers"): (150, 100, 1),
     # null (all cores) is valid, but OpenMP's waiting threads make a fit many times slower on shared cores
     ("churn", "model_threads"): (2, 2, 1),
 }

@@ -72,6 +72,24 @@ def test_repeat_cycle_is_the_median_interval_between_purchase_days(con, cfg):
         4, 30, "2025-05-21", -40, True)
 
 
+def test_purchase_days_kept_at_a_later_cutoff_give_the_same_history_and_affinities(con, cfg):
+    # what the holdout evaluation relies on: offers.run keeps the purchase days up to as_of once and
+    # reads them at the holdout's earlier cut-off; the later days (and the later orders) must not count
+    orders = table(con, AFFINITY_SHOP + REPEAT_SHOP, "kept")
+    days = offers.purchase_days(orders, "2025-12-31")
+    key = ["customer_id", "category"]
+    pairs = ["antecedent", "consequent"]
+    for at in ("2025-03-02", "2025-06-30"):
+        own = offers.customer_history(orders, at, products=False).sort_values(key, ignore_index=True)
+        kept = offers.customer_history(orders, at, products=False, days=days).sort_values(key, ignore_index=True)
+        pd.testing.assert_frame_equal(kept, own)
+        own = offers.affinity_expr(orders, at).to_pandas().sort_values(pairs, ignore_index=True)
+        kept = offers.affinity_expr(orders, at, days=days).to_pandas().sort_values(pairs, ignore_index=True)
+        pd.testing.assert_frame_equal(kept, own)
+    first = offers.customer_history(orders, "2025-03-02", products=False, days=days).set_index(key)
+    assert first.loc[("R1", "books"), "days"] == 3 and first.loc[("R1", "books"), "last_amount"] == 50.0
+
+
 def test_repeat_category_comes_first_with_the_customers_own_product(con, cfg):
     s = offers.suggest(table(con, REPEAT_SHOP, "rep2"), None, "2025-06-30", cfg)
     top = s[s["rank"] == 1].iloc[0]
@@ -220,6 +238,20 @@ def test_on_the_demo_shop_personalised_hit_rate_beats_both_baselines(con, demo_d
     assert list(shown.columns) == ["customers", "buyers in the horizon", "hit rate (one of the 3 suggestions bought)",
                                    "customers with a suggestion", "categories suggested", "cut-off"]
     assert shown.loc["personalised", "hit rate (one of the 3 suggestions bought)"] == f"{100 * hit['personalised']:.1f}%"
+
+
+def test_a_shop_above_evaluation_customers_is_checked_on_a_fixed_random_sample_of_that_many(con, demo_part):
+    base = load_config("config/default.yml")
+    cfg = base.replace(offers=base.offers.replace(evaluation_customers=1000))
+    o = con.create_table("sampled", demo_part[0], overwrite=True)
+    (first, n), (again, _) = offers.holdout_sample(o, "2026-06-30", cfg), offers.holdout_sample(o, "2026-06-30", cfg)
+    assert n > 1000 and first.to_pyarrow().equals(again.to_pyarrow())
+    evs = [offers.evaluate_holdout(o, demo_part[1], "2026-06-30", cfg, sample=s) for s in (first, again)]
+    pd.testing.assert_frame_equal(*evs)
+    assert evs[0].customers.tolist() == [1000] * 3
+    res = offers.OffersResult(evaluation=evs[0], cfg=cfg.offers, evaluation_base=n)
+    assert page.evaluation_takeaway(res).endswith(f" Measured on a random sample of 1,000 of the {n:,} customers.")
+    assert offers.holdout_sample(o, "2026-06-30", base) == (None, n)
 
 
 def test_saved_offers_and_segment_examples_carry_no_customer_ids(con, demo_part, tmp_path):

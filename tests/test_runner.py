@@ -9,9 +9,12 @@ import re
 from datetime import date, datetime
 from pathlib import Path
 
+import duckdb
 import nbformat
 import pytest
 
+from helpers import artifacts, demo, runner
+from helpers.paths import project_root
 from helpers.publish import external_resources
 from helpers.runner import (RunFailed, backfill, last_complete_month_end, refresh_notebooks,
                             run_month, shop_name)
@@ -24,7 +27,7 @@ def make_project(root: Path) -> Path:
     (root / "pyproject.toml").write_text("[project]\nname = 'fixture'\n")
     (root / "data" / "raw" / "demo").mkdir(parents=True)
     (root / "config").mkdir()
-    (root / "config" / "default.yml").write_text("currency: EUR\n")
+    (root / "config" / "default.yml").write_text("shop: {currency: EUR}\n")
     (root / "notebooks").mkdir()
     return root
 
@@ -303,3 +306,142 @@ def test_refresh_notebooks_stores_fresh_outputs_in_the_committed_notebook(tmp_pa
     path = make_notebook(root, "01_a.ipynb", "print('fresh', 6 * 7)")
     assert refresh_notebooks(root=root, log=lambda line: None) == [path]
     assert "fresh 42" in stream_text(path)
+
+
+# --- notebooks side by side ------------------------------------------------------------------------
+# The fake notebooks carry the real notebooks' names, so the declarations in helpers.artifacts say who waits
+# for whom: 02_kpis and 03_segments wait for 01_clean only; 04_clv reads segments (03). Each writes when its
+# first cell on the month's folder started and when it ended.
+
+def timed(stem: str, *code: str, seconds: float = 0.0) -> tuple[str, ...]:
+    """Cells of a fake notebook: note the start in processed_dir, run `code`, sleep, note the end."""
+    start = ("import time\nfrom pathlib import Path\n"
+             f"Path(processed_dir, '{stem}.start').write_text(repr(time.time()))")
+    end = f"time.sleep({seconds})\nPath(processed_dir, '{stem}.end').write_text(repr(time.time()))"
+    return (start, *code, end)
+
+
+def times(june: Path, stem: str) -> tuple[float, float]:
+    return float((june / f"{stem}.start").read_text()), float((june / f"{stem}.end").read_text())
+
+
+DUCKDB_SETTINGS = ("from helpers import engine\nfrom helpers.config import load_config\n"
+                   "con = engine.connect(load_config(config_path).engine)\n"
+                   "print('duckdb', con.raw_sql(\"SELECT current_setting('threads'), "
+                   "current_setting('memory_limit')\").fetchone())")
+
+
+def duckdb_settings(threads: int | None, memory_limit: str) -> str:
+    """What DuckDB itself reports for these settings, as the fake notebook prints it."""
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {threads}")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    return f"duckdb {con.execute(SETTINGS_QUERY).fetchone()}\n"
+
+
+SETTINGS_QUERY = "SELECT current_setting('threads'), current_setting('memory_limit')"
+
+
+# 03 ends only once 02 has started on the month (or after a minute): run one after the other, they would not overlap
+WAIT_FOR_02 = ("deadline = time.time() + 60\n"
+               "while not Path(processed_dir, '02_kpis.start').exists() and time.time() < deadline:\n"
+               "    time.sleep(0.05)")
+
+
+@pytest.fixture(scope="module")
+def side_by_side(tmp_path_factory):
+    """01_clean, then 03_segments (three notebooks wait for it: it starts first) beside 02_kpis, then 04_clv
+    (it reads segments), two at a time."""
+    root = make_project(tmp_path_factory.mktemp("project"))
+    make_notebook(root, "01_clean.ipynb", *timed("01_clean", DUCKDB_SETTINGS))
+    make_notebook(root, "02_kpis.ipynb", *timed("02_kpis", DUCKDB_SETTINGS, seconds=2))
+    make_notebook(root, "03_segments.ipynb", *timed("03_segments", WAIT_FOR_02))
+    make_notebook(root, "04_clv.ipynb", *timed("04_clv"))
+    lines = []
+    run_month("2026-06-30", "data/raw/demo", root=root, log=lines.append)
+    return root, lines
+
+
+def test_notebooks_that_need_nothing_from_each_other_run_side_by_side_and_a_reader_waits(side_by_side):
+    root, lines = side_by_side
+    june = root / "data" / "processed" / "demo" / "2026-06"
+    clean, kpis, segments, clv = (times(june, s) for s in ("01_clean", "02_kpis", "03_segments", "04_clv"))
+    assert clean[1] <= min(kpis[0], segments[0])
+    assert kpis[0] < segments[1] and segments[0] < kpis[1], "02 and 03 overlap"
+    assert segments[1] - segments[0] < 30, "03 saw 02 start"
+    assert clv[0] >= segments[1], "04 reads segments: it starts on the month once 03 has ended"
+    assert lines[0] == ("demo 2026-06: running 4 notebook(s), up to 2 side by side (each DuckDB then "
+                        f"{max(1, os.cpu_count() // 2)} thread{'s' * (os.cpu_count() > 3)}, 1500MB), "
+                        "with as_of=2026-06-30")
+    assert sorted(line.split(" ... ")[0] for line in lines[1:5]) == [
+        "[1/4] 01_clean", "[2/4] 02_kpis", "[3/4] 03_segments", "[4/4] 04_clv"]
+    record = json.loads((root / "reports" / "demo" / "2026-06" / "run.json").read_text())
+    assert [(n["name"], n["status"]) for n in record["notebooks"]] == [
+        ("01_clean", "ok"), ("02_kpis", "ok"), ("03_segments", "ok"), ("04_clv", "ok")]
+
+
+def test_each_kernels_duckdb_gets_its_share_and_one_running_alone_gets_all(side_by_side):
+    root, _ = side_by_side
+    month = root / "reports" / "demo" / "2026-06"
+    assert duckdb_settings(None, "3GB") in stream_text(month / "01_clean.ipynb")  # everything else waits for 01
+    assert duckdb_settings(max(1, os.cpu_count() // 2), "1500MB") in stream_text(month / "02_kpis.ipynb")
+
+
+@pytest.mark.parametrize("why", ["parallel_notebooks: 1", "a month too large for two"])
+def test_notebooks_run_one_at_a_time_when_told_or_when_two_would_not_fit_in_memory(tmp_path, monkeypatch, why):
+    root = make_project(tmp_path)
+    if why == "parallel_notebooks: 1":
+        (root / "config" / "default.yml").write_text("engine: {parallel_notebooks: 1}\n")
+        said = "one at a time (engine.parallel_notebooks: 1)"
+    else:  # 10M order lines: about 5.4 GB a notebook, over the default 3GB target
+        monkeypatch.setattr(runner, "_order_lines", lambda raw_dir: 10_000_000)
+        said = "one at a time (about 10,000,000 order lines: two notebooks would need about 10.8 GB, over the memory "
+        said += "target 3GB)"
+    make_notebook(root, "02_kpis.ipynb", *timed("02_kpis", seconds=1))
+    make_notebook(root, "03_segments.ipynb", *timed("03_segments", seconds=1))
+    lines = []
+    run_month("2026-06-30", "data/raw/demo", root=root, log=lines.append)
+    june = root / "data" / "processed" / "demo" / "2026-06"
+    assert times(june, "02_kpis")[1] <= times(june, "03_segments")[0]
+    assert lines[0] == f"demo 2026-06: running 2 notebook(s), {said}, with as_of=2026-06-30"
+    assert [line.split(" ... ")[0] for line in lines[1:3]] == ["[1/2] 02_kpis", "[2/2] 03_segments"]
+
+
+def test_a_failure_beside_another_notebook_follows_the_failure_rules(tmp_path):
+    """03 fails beside 02: 02 is done; 03's segments from an earlier run are removed, so 04 (it reads them)
+    still runs and fails by itself with its MissingArtifact sentence; RunFailed names 03, then 04."""
+    root = make_project(tmp_path)
+    june = root / "data" / "processed" / "demo" / "2026-06"
+    june.mkdir(parents=True)
+    (june / "segments.parquet").write_bytes(b"an earlier run's segments")
+    make_notebook(root, "02_kpis.ipynb", *timed("02_kpis", seconds=1))
+    make_notebook(root, "03_segments.ipynb", "print(processed_dir)\n{}['recency_days']")
+    make_notebook(root, "04_clv.ipynb", "from pathlib import Path\nfrom helpers import artifacts\n"
+                  "artifacts.require(Path(processed_dir).resolve(), 'segments')")  # the kernel runs in root
+    with pytest.raises(RunFailed) as caught:
+        run_month("2026-06-30", "data/raw/demo", root=root, log=lambda _: None)
+    error = caught.value
+    assert (error.notebook, error.ename) == ("03_segments.ipynb", "KeyError")
+    assert [(e.notebook, e.ename) for e in error.later] == [("04_clv.ipynb", "MissingArtifact")]
+    assert "segments.parquet is missing" in error.later[0].evalue and "run 03_segments" in error.later[0].evalue
+    record = json.loads((root / "reports" / "demo" / "2026-06" / "run.json").read_text())
+    assert [(n["name"], n["status"]) for n in record["notebooks"]] == [
+        ("02_kpis", "ok"), ("03_segments", "failed"), ("04_clv", "failed")]
+    assert record["notebooks"][1]["stale_removed"] == ["segments.parquet"]
+    assert record["error"]["notebook"] == "03_segments.ipynb"
+
+
+@pytest.mark.slow  # two whole months through papermill, fourteen kernels: make test-slow
+def test_a_demo_month_run_twice_with_notebooks_side_by_side_gives_byte_identical_artifacts(tmp_path):
+    raw = tmp_path / "raw" / "demo"
+    demo.generate(raw, customers=2000, seed=7)
+    processed = []
+    for run in ("first", "second"):
+        lines = []
+        run_month("2026-06-30", raw, "config/default.yml", root=project_root(), reports_dir=tmp_path / run / "reports",
+                  processed_base=tmp_path / run / "processed", log=lines.append)
+        assert "up to 2 side by side" in lines[0]
+        processed.append(folder_bytes(tmp_path / run / "processed" / "demo" / "2026-06"))
+    assert len(processed[0]) == len(artifacts.ARTIFACTS) + 1  # every declared artifact, plus customers_scored.csv
+    assert processed[0] == processed[1]

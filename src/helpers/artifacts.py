@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
 import json
 import os
@@ -41,6 +42,7 @@ import ibis
 import openpyxl
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow.parquet as pq
 
 from helpers import engine
 from helpers.paths import resolve
@@ -60,7 +62,8 @@ class ArtifactSchemaError(ValueError):
 @dataclass(frozen=True)
 class Artifact:
     """One declared artifact: its file in the month folder, the notebook that makes it, what it
-    holds, and (for tables) the pandera schema its rows must satisfy."""
+    holds, (for tables) the pandera schema its rows must satisfy, and the notebooks that read it in the
+    same month (``read_by``; the runner starts a notebook once the makers of what it reads have finished)."""
 
     name: str
     file: str
@@ -68,6 +71,7 @@ class Artifact:
     description: str
     schema: pa.DataFrameSchema | None = None
     csv_dtypes: dict | None = None  # how a CSV artifact's text columns are read back
+    read_by: tuple[str, ...] = ()  # this month's readers; a later month reading it (03, 07) is not one
 
     @property
     def kind(self) -> str:
@@ -92,9 +96,9 @@ ARTIFACTS: dict[str, Artifact] = {}
 
 
 def declare(name: str, file: str, made_by: str, description: str, columns: dict[str, pa.Column] | None = None,
-            csv_dtypes: dict | None = None, strict: bool = True) -> Artifact:
+            csv_dtypes: dict | None = None, strict: bool = True, read_by: tuple[str, ...] = ()) -> Artifact:
     schema = pa.DataFrameSchema(columns, strict=strict, name=name) if columns is not None else None
-    art = Artifact(name, file, made_by, description, schema, csv_dtypes)
+    art = Artifact(name, file, made_by, description, schema, csv_dtypes, tuple(read_by))
     ARTIFACTS[name] = art
     return art
 
@@ -108,16 +112,19 @@ declare("orders_clean", "orders_clean.parquet", "01_clean",
          "quantity": _c(None, nullable=True),
          **{c: _c(_STR, nullable=True) for c in _ORDERS_OPTIONAL_TEXT[:-1]},
          "discount_amount": _c(None, nullable=True), "coupon_code": _c(_STR, nullable=True),
-         "is_return": _c(_BOOL), "source_row": _c(_INT)})
+         "is_return": _c(_BOOL), "source_row": _c(_INT)},
+        read_by=("02_kpis", "03_segments", "04_clv", "05_churn", "06_winback", "07_summary"))
 declare("customers_clean", "customers_clean.parquet", "01_clean",
         "kept customers (and leads), one row per customer_id",
         {"customer_id": _c(_STR), "signup_date": _c(None, nullable=True), "email": _c(_STR, nullable=True),
          "gender": _c(_STR, nullable=True), "birth_year": _c(None, nullable=True), "region": _c(_STR, nullable=True),
-         "marketing_opt_in": _c(_BOOL), "source_row": _c(_INT)})
+         "marketing_opt_in": _c(_BOOL), "source_row": _c(_INT)},
+        read_by=("02_kpis", "03_segments", "05_churn", "06_winback", "07_summary"))
 declare("campaigns_clean", "campaigns_clean.parquet", "01_clean",
         "past campaign sends: who got which arm when",
         {"campaign_id": _c(_STR), "customer_id": _c(_STR), "sent_date": _c(_TS), "arm": _c(_STR),
-         "discount": _c(_FLOAT, checks=_SHARE), "source_row": _c(_INT)})
+         "discount": _c(_FLOAT, checks=_SHARE), "source_row": _c(_INT)},
+        read_by=("06_winback", "07_summary"))
 declare("quarantine", "quarantine.csv", "01_clean",
         "unusable raw rows with file, row, reason (a code) and detail (a sentence); the raw row's own columns follow",
         {"file": _c(_STR), "source_row": _c(_INT), "reason": _c(_STR), "detail": _c(_STR)}, strict=False,
@@ -130,28 +137,33 @@ declare("kpis", "kpis.csv", "02_kpis", "one row per calendar month: revenue, ord
          "returning_revenue_share": _c(_FLOAT, nullable=True), "aov": _c(_FLOAT, nullable=True),
          "orders_per_customer": _c(_FLOAT, nullable=True), "repeat_rate": _c(_FLOAT, nullable=True),
          "sleeping_customers": _c(_INT)},
-        csv_dtypes={"month": str})
+        csv_dtypes={"month": str}, read_by=("07_summary",))
 declare("cohorts", "cohorts.csv", "02_kpis", "one row per acquisition month and months since the first order",
         {"cohort": _c(_STR), "months_since_first": _c(_INT), "cohort_size": _c(_INT), "active_customers": _c(_INT),
          "retention": _c(_FLOAT, checks=_SHARE), "revenue": _c(_FLOAT), "revenue_per_member": _c(_FLOAT)},
-        csv_dtypes={"cohort": str})
+        csv_dtypes={"cohort": str}, read_by=("07_summary",))
 declare("segments", "segments.parquet", "03_segments", "one row per customer who bought: RFM, segment, cluster",
         {"customer_id": _c(_STR), "recency_days": _c(_INT), "frequency": _c(_INT), "monetary": _c(_FLOAT),
          "avg_order_value": _c(_FLOAT), "r_score": _c(_INT, checks=pa.Check.in_range(1, 5)),
          "f_score": _c(_INT, checks=pa.Check.in_range(1, 5)), "m_score": _c(_INT, checks=pa.Check.in_range(1, 5)),
-         "rfm_segment": _c(_STR), "cluster": _c(_INT), "cluster_label": _c(_STR)})
+         "rfm_segment": _c(_STR), "cluster": _c(_INT), "cluster_label": _c(_STR)},
+        read_by=("04_clv", "05_churn", "06_winback", "07_summary"))
 declare("clv", "clv.parquet", "04_clv",
         "one row per customer who bought: the purchase-model summary and scores; horizons in clv_model.json",
         {"customer_id": _c(_STR), "frequency": _c(_INT), "recency": _c(_FLOAT), "T": _c(_FLOAT),
          "monetary_value": _c(_FLOAT), "p_alive": _c(_FLOAT, nullable=True, checks=_SHARE),
          "exp_purchases": _c(_FLOAT, nullable=True), "p_purchase": _c(_FLOAT, nullable=True, checks=_SHARE),
-         "exp_avg_value": _c(_FLOAT, nullable=True), "clv": _c(_FLOAT, nullable=True)})
+         "exp_avg_value": _c(_FLOAT, nullable=True), "clv": _c(_FLOAT, nullable=True)},
+        read_by=("05_churn", "06_winback", "07_summary"))
 declare("clv_model", "clv_model.json", "04_clv",
-        "the chosen model, its parameters, the holdout comparison and the horizons of clv.parquet's columns")
+        "the chosen model, its parameters, the holdout comparison and the horizons of clv.parquet's columns",
+        read_by=("05_churn", "06_winback", "07_summary"))
 declare("churn", "churn.parquet", "05_churn", "one row per customer who bought: churn probability and risk tier",
         {"customer_id": _c(_STR), "churn_probability": _c(_FLOAT, checks=_SHARE), "risk_tier": _c(_STR),
-         "p_alive_baseline": _c(_FLOAT, nullable=True), "p_no_purchase_bgnbd": _c(_FLOAT, nullable=True)})
-declare("churn_model", "churn_model.json", "05_churn", "model card: definition, backtest metrics, chosen model")
+         "p_alive_baseline": _c(_FLOAT, nullable=True), "p_no_purchase_bgnbd": _c(_FLOAT, nullable=True)},
+        read_by=("06_winback", "07_summary"))
+declare("churn_model", "churn_model.json", "05_churn", "model card: definition, backtest metrics, chosen model",
+        read_by=("07_summary",))
 _UPLIFT = {"uplift_pp": _c(_FLOAT, nullable=True), "uplift_low": _c(_FLOAT, nullable=True),
            "uplift_high": _c(_FLOAT, nullable=True)}
 declare("winback_measured", "winback_measured.csv", "06_winback",
@@ -162,7 +174,7 @@ declare("winback_measured", "winback_measured.csv", "06_winback",
          "revenue_treated": _c(_FLOAT, nullable=True), "revenue_control": _c(_FLOAT, nullable=True),
          "revenue_uplift": _c(_FLOAT, nullable=True), "revenue_uplift_low": _c(_FLOAT, nullable=True),
          "revenue_uplift_high": _c(_FLOAT, nullable=True)},
-        csv_dtypes={"campaign_id": str, "arm": str, "segment": str})
+        csv_dtypes={"campaign_id": str, "arm": str, "segment": str}, read_by=("07_summary",))
 declare("winback_plan", "winback_plan.csv", "06_winback",
         "simulated profit per segment and offer over the customers who can be contacted; each segment's "
         "recommended row is the plan: the customers of winback_targets.csv with that offer",
@@ -170,22 +182,23 @@ declare("winback_plan", "winback_plan.csv", "06_winback",
          "incremental_buyers": _c(_FLOAT), "incremental_revenue": _c(_FLOAT), "discount_cost": _c(_FLOAT),
          "incremental_profit": _c(_FLOAT), "profit_p05": _c(_FLOAT), "profit_p95": _c(_FLOAT),
          "roi": _c(_FLOAT, nullable=True), "recommended": _c(_BOOL), "option": _c(_STR), "uplift_source": _c(_STR)},
-        csv_dtypes={"segment": str, "option": str, "uplift_source": str})
+        csv_dtypes={"segment": str, "option": str, "uplift_source": str}, read_by=("07_summary",))
 declare("winback_targets", "winback_targets.csv", "06_winback",
         "the consented contact list (with e-mails; never in a report)",
         {"customer_id": _c(_STR), "email": _c(_STR, nullable=True), "segment": _c(_STR), "discount": _c(_FLOAT),
          "expected_incremental_profit": _c(_FLOAT), "suggested_categories": _c(_STR, nullable=True)},
-        csv_dtypes={"customer_id": str, "email": str, "segment": str, "suggested_categories": str})
+        csv_dtypes={"customer_id": str, "email": str, "segment": str, "suggested_categories": str},
+        read_by=("07_summary",))
 declare("campaign_plan", "campaign_plan.csv", "06_winback",
         "the next win-back campaign in the campaigns.csv layout: the contact list's customers with their offer, and "
         "a randomized control group (arm control, discount 0) held back to measure it; after sending, the shop "
         "appends it to data/raw/<shop>/campaigns.csv",
         {"campaign_id": _c(_STR), "customer_id": _c(_STR), "sent_date": _c(_STR), "arm": _c(_STR),
          "discount": _c(_FLOAT, checks=_SHARE)},
-        csv_dtypes={"campaign_id": str, "customer_id": str, "sent_date": str, "arm": str})
+        csv_dtypes={"campaign_id": str, "customer_id": str, "sent_date": str, "arm": str}, read_by=("07_summary",))
 declare("offers", "offers.parquet", "06_winback", "personalised suggestions: top categories per customer with a reason",
         {"customer_id": _c(_STR), "rank": _c(_INT), "category": _c(_STR), "product_id": _c(_STR, nullable=True),
-         "reason": _c(_STR), "score": _c(_FLOAT)})
+         "reason": _c(_STR), "score": _c(_FLOAT)}, read_by=("07_summary",))
 declare("predictions", "predictions.parquet", "07_summary",
         "the month's prediction snapshot per customer who bought, kept so later months can score it (helpers.track): "
         "expected purchases over 30 and 90 days, P(purchase in 90 days), churn probability over churn_horizon_days, "
@@ -277,6 +290,22 @@ def files_by_notebook(names) -> dict[str, list[str]]:
     for name in names:
         out.setdefault(ARTIFACTS[name].made_by, []).append(ARTIFACTS[name].file)
     return out
+
+
+def notebook_inputs() -> dict[str, set[str]]:
+    """Every notebook the declarations name (as maker or reader) -> the notebooks that make what it reads in
+    the same month (never itself), e.g. ``"04_clv" -> {"01_clean", "03_segments"}``."""
+    out: dict[str, set[str]] = {}
+    for art in ARTIFACTS.values():
+        out.setdefault(art.made_by, set())
+        for reader in art.read_by:
+            out.setdefault(reader, set()).update({art.made_by} - {reader})
+    return out
+
+
+def parquet_rows(p: str | Path) -> int:
+    """The rows of a Parquet file, from its metadata (no row is read)."""
+    return pq.ParquetFile(p).metadata.num_rows
 
 
 def month_dirs(shop_processed_dir: str | Path) -> list[Path]:
@@ -511,14 +540,38 @@ def table_if_exists(con, processed_dir: str | Path, name: str) -> ibis.Table | N
 
 def write_table(con, processed_dir: str | Path, name: str, expr: ibis.Table) -> Path:
     """Write an expression to artifact `name`'s Parquet file atomically (the engine writes it)."""
-    art = spec(name)
-    if art.schema is not None:
-        missing = [c for c, col in art.schema.columns.items() if col.required and c not in expr.columns]
-        if missing:
-            raise ArtifactSchemaError(f"{art.file} lacks declared column(s) {', '.join(missing)}.")
+    _has_declared_columns(name, expr.columns)
     if engine.is_spark(con):  # Spark writes a folder of parts, with mode "overwrite" over the reserved temp name
         return atomic(path(processed_dir, name), lambda tmp: con.to_parquet(expr, tmp, mode="overwrite"))
     return atomic(path(processed_dir, name), lambda tmp: con.to_parquet(expr, tmp))
+
+
+def _has_declared_columns(name: str, columns) -> None:
+    """Raise ArtifactSchemaError when a table for Parquet artifact `name` lacks a required declared column."""
+    art = spec(name)
+    if art.schema is not None:
+        missing = [c for c, col in art.schema.columns.items() if col.required and c not in columns]
+        if missing:
+            raise ArtifactSchemaError(f"{art.file} lacks declared column(s) {', '.join(missing)}.")
+
+
+def move_table(src: Path, processed_dir: str | Path, name: str, columns: list[str]) -> Path:
+    """A Parquet file (or Spark's folder of parts) the engine already wrote in the final layout and order, with
+    `columns`, moved into place as artifact `name` (atomically; checked against the declaration like
+    :func:`write_table`): a large table is not written twice."""
+    _has_declared_columns(name, columns)
+
+    def move(tmp: str) -> None:
+        Path(tmp).unlink()  # the name atomic() reserved
+        shutil.move(src, tmp)
+
+    return atomic(path(processed_dir, name), move)
+
+
+def file_digest(p: str | Path) -> bytes:
+    """A BLAKE2b digest of a file's bytes (read in blocks: a 1 GB export is not held in memory)."""
+    with open(p, "rb") as fh:
+        return hashlib.file_digest(fh, "blake2b").digest()
 
 
 def raw_table(con, p: str | Path) -> ibis.Table:
@@ -526,7 +579,7 @@ def raw_table(con, p: str | Path) -> ibis.Table:
 
     Cleaning rules parse every value themselves, so a malformed date or amount becomes a tagged
     row instead of a reader error. ``_file_pos`` is each row's position in the file (rising in the file's order, not necessarily by
-    one): DuckDB's row number within the file, Spark's partition-and-offset id of a file read in order.
+    one): DuckDB's row number within the file (0, 1, 2, ...), Spark's partition-and-offset id of a file read in order.
     """
     p = Path(p)
     if engine.is_spark(con):
@@ -604,7 +657,7 @@ def raw_csv(con, p: str | Path, columns: list[str], delimiter: str) -> tuple[ibi
         except Exception as exc:  # a quoted line break: DuckDB's parallel scanner cannot pad rows around it
             if not parallel or "parallel=false" not in str(exc):
                 raise
-    # rowid: the order the single-file scan inserted the rows in (DuckDB keeps insertion order)
+    # rowid: the order the single-file scan inserted the rows in (DuckDB keeps insertion order), 0, 1, 2, ...
     table = con.sql(f'SELECT *, rowid AS {FILE_POS} FROM "raw_{token}"')
     return table, con.table(f"rejects_{token}")
 
@@ -622,6 +675,50 @@ def release_raw(con) -> None:
                         f"regexp_matches(table_name, '{RAW_TABLES}')").fetchall()
     for (name,) in names:
         con.drop_table(name, database="temp", force=True)
+
+
+def parquet_table(con, p: str | Path, expr: ibis.Table | None = None) -> ibis.Table:
+    """The Parquet table at `p`, written from `expr` first when given (Spark writes a folder of parts): a table
+    read many times is read from disk, instead of computed again or held in the engine's memory."""
+    p = Path(p)
+    if expr is not None:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if engine.is_spark(con):
+            con.to_parquet(expr, str(p), mode="overwrite")
+        else:
+            con.to_parquet(expr, str(p))
+    if p.is_dir() and not engine.is_spark(con):
+        return con.read_parquet(str(p / "*.parquet"))
+    return con.read_parquet(str(p))
+
+
+HISTORY = "cleaned_history"  # beside a shop's month folders: data/processed/<shop>/cleaned_history/<key>/
+
+
+def history_entry(shop_dir: str | Path, key: str) -> Path:
+    """The folder of the shop's cleaned history kept under `key` (stage 01; see ``clean.cleaned_history``)."""
+    return Path(shop_dir) / HISTORY / key
+
+
+def new_history_folder(shop_dir: str | Path) -> Path:
+    """An empty folder to write a cleaned history into, beside the entries (:func:`keep_history` moves it in)."""
+    base = Path(shop_dir) / HISTORY
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=base, prefix=".new-"))
+
+
+def keep_history(folder: Path, shop_dir: str | Path, key: str) -> Path:
+    """Move the history written in `folder` into place as the entry `key` (renamed: a reader never sees half of
+    one) and remove the shop's other entries - one per shop, the one its raw files and settings now give."""
+    entry = history_entry(shop_dir, key)
+    try:
+        os.replace(folder, entry)
+    except OSError:  # another run kept the same entry first
+        remove(folder)
+    for other in entry.parent.iterdir():
+        if other.name != key and not other.name.startswith(".new-"):
+            remove(other)
+    return entry
 
 
 def utf8_source(p: Path, fallbacks: list[str], workdir: Path) -> tuple[Path, str] | None:

@@ -117,35 +117,65 @@ def feature_frame(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cf
 
 
 def feature_frame_with_params(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
-                              customers: ir.Table | None = None,
-                              bgnbd: bool = True) -> tuple[pd.DataFrame, dict[str, float]]:
+                              customers: ir.Table | None = None, bgnbd: bool = True,
+                              horizon_days: int | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
     """(`feature_frame`, the BG/NBD parameters r, alpha, a, b fitted at `cutoff`; {} without `bgnbd`).
 
     Customers with no positive purchase at `cutoff` (`customer_facts.no_positive_purchase`) are left out:
     no model has a purchase of theirs to judge (the BG/NBD summary has no row of theirs), and a churn
     risk made up for them (once: P(no purchase) = 1) would be a number the data does not support.
+    With `horizon_days`, the frame ends with the label churned (`labels_at`) of each customer.
     """
-    df = features_at(lines, cutoff, levels, customers).to_pandas()
-    df["customer_id"] = df["customer_id"].astype(str)
-    left_out = customer_facts.no_positive_purchase(lines, cutoff, cfg.clv.time_unit)["customer_id"]
-    df = df[~customer_facts.is_in(df["customer_id"], left_out)]
-    df = df.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    summary, df = cutoff_rows(lines, cutoff, levels, cfg, customers, horizon_days)
     for col in df.columns:
         if col in CATEGORICAL:
             df[col] = df[col].astype("object").where(df[col].notna(), None)
-        elif col != "customer_id":
+        elif col not in ("customer_id", "churned"):
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64").round(6)
-    if not bgnbd:
-        return df, {}
-    try:
-        with quiet():
-            base, params = bgnbd_baseline(lines, cutoff, cfg)
-    except Exception as exc:  # noqa: BLE001 - a purchase model that cannot be fitted must not stop the stage
-        # The columns stay (empty), so the artifact keeps its layout; all-empty columns are no model feature.
-        return df.assign(p_alive=np.nan, p_no_purchase=np.nan), {BGNBD_FAILED: one_line(exc)}
-    # every customer left has a positive purchase period, so a row in the BG/NBD summary
-    df = df.merge(base, on="customer_id", how="left", validate="one_to_one")
+    label = df.pop("churned").astype(bool) if horizon_days is not None else None
+    if bgnbd:
+        try:
+            with quiet():
+                base, params = bgnbd_baseline(summary, cfg)
+        except Exception as exc:  # noqa: BLE001 - a purchase model that cannot be fitted must not stop the stage
+            # The columns stay (empty), so the artifact keeps its layout; all-empty columns are no model feature.
+            df, params = df.assign(p_alive=np.nan, p_no_purchase=np.nan), {BGNBD_FAILED: one_line(exc)}
+        else:
+            # every customer left has a positive purchase period, so a row in the BG/NBD summary
+            df = df.assign(**{c: base.loc[df.index, c].to_numpy() for c in BGNBD_COLUMNS})
+    else:
+        params = {}
+    df = df.reset_index(drop=True)
+    if label is not None:
+        df["churned"] = label.to_numpy()
     return df, params
+
+
+def cutoff_rows(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
+                customers: ir.Table | None = None,
+                horizon_days: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Everything the models need at `cutoff`, in one query, sorted by customer_id: (the lifetimes summary
+    of every customer with a positive purchase, `customer_facts.rfm_summary`; the `features_at` rows of
+    those among them who are customers, with churned from `labels_at` when `horizon_days` is given).
+
+    The second frame's index points into the first. One query rather than one per piece: at a million
+    customers each piece's string ids cost more than its arithmetic.
+    """
+    feats = features_at(lines, cutoff, levels, customers)
+    columns = [c for c in feats.columns if c != "customer_id"]
+    if horizon_days is not None:
+        feats = feats.join(labels_at(lines, cutoff, horizon_days), "customer_id")
+        columns.append("churned")
+    feats = feats.mutate(is_customer=ibis.literal(True))
+    summary = customer_facts.rfm_summary_expr(lines, cutoff, cfg.clv.time_unit)
+    j = summary.left_join(feats, summary.customer_id == feats.customer_id)
+    both = j.select(customer_id=summary.customer_id.cast("string"), frequency=summary.frequency,
+                    recency=summary.recency, T=summary["T"], is_customer=feats.is_customer,
+                    **{c: feats[c] for c in columns}).to_pandas()
+    # sorted here, not by the engine: its sort of every column kept far more memory after the query
+    both = both.sort_values("customer_id", kind="stable", ignore_index=True)
+    rows = both["is_customer"].notna().to_numpy()
+    return both[["customer_id", "frequency", "recency", "T"]], both.loc[rows, ["customer_id", *columns]]
 
 
 BGNBD_FAILED = "not fitted"  # key of feature_frame_with_params' parameters when the BG/NBD fit failed
@@ -169,13 +199,13 @@ def one_line(exc: BaseException, limit: int = 160) -> str:
 
 # --------------------------------------------------------------------------- BG/NBD baseline
 
-def bgnbd_baseline(lines: ir.Table, cutoff: str, cfg: Config) -> tuple[pd.DataFrame, dict[str, float]]:
-    """BG/NBD baseline at `cutoff`: (frame of customer_id, p_alive, p_no_purchase in the next
-    churn.horizon_days days; the fitted parameters r, alpha, a, b rounded to 6 decimals).
+def bgnbd_baseline(summary: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, dict[str, float]]:
+    """BG/NBD baseline on `summary`, the lifetimes summary at a cut-off (``customer_facts.rfm_summary``:
+    frequency, recency, T): (frame of p_alive, p_no_purchase in the next churn.horizon_days days, with
+    `summary`'s index; the fitted parameters r, alpha, a, b rounded to 6 decimals).
 
-    Reuses the purchase model of stage 04 unchanged: the per-customer summary at the cut-off
-    (``customer_facts.rfm_summary``, one Ibis expression; purchase periods in ``clv.time_unit``,
-    returns netted), the purchase model stage 04 prefers fitted on compressed rows
+    Reuses the purchase model of stage 04 unchanged: the per-customer summary at the cut-off (purchase
+    periods in ``clv.time_unit``, returns netted), the purchase model stage 04 prefers fitted on compressed rows
     (``clv.fit_first_that_fits``: ``clv.model`` when pinned, else MBG/NBD, which, unlike BG/NBD, lets a
     one-time buyer drop out; the formula below holds for both), and ``customer_facts.probability_of_purchase``.
 
@@ -194,15 +224,14 @@ def bgnbd_baseline(lines: ir.Table, cutoff: str, cfg: Config) -> tuple[pd.DataFr
     on the unique (x, t_x, T) rows and mapped back to customers.
     """
     unit = cfg.clv.time_unit
-    summary = customer_facts.rfm_summary(lines, cutoff, unit)
     unique, inverse = customer_facts.compress(summary)
     fit = clv.fit_first_that_fits(unique, cfg.clv)
     t = cfg.churn.horizon_days / customer_facts.UNIT_DAYS[unit]
     f, r, T = (unique[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     p_alive = np.clip(customer_facts.probability_alive(fit, f, r, T), 0.0, 1.0)
     p_none = 1.0 - customer_facts.probability_of_purchase(fit, t, f, r, T)
-    out = pd.DataFrame({"customer_id": summary["customer_id"].astype(str).to_numpy(),
-                        "p_alive": p_alive[inverse].round(6), "p_no_purchase": p_none[inverse].round(6)})
+    out = pd.DataFrame({"p_alive": p_alive[inverse].round(6), "p_no_purchase": p_none[inverse].round(6)},
+                       index=summary.index)
     return out, {k: round(v, 6) for k, v in fit.params.items()}
 
 
@@ -368,8 +397,7 @@ class _Timer:
         self._last = now
 
 
-def _enough(frame: pd.DataFrame, cfg: ChurnConfig) -> str | None:
-    n, churned = len(frame), int(frame["churned"].sum()) if len(frame) else 0
+def _enough(n: int, churned: int, cfg: ChurnConfig) -> str | None:
     if n < cfg.min_customers:
         return f"only {n:,} customers who had bought (need {cfg.min_customers:,})"
     if min(churned, n - churned) < cfg.min_class_size:
@@ -379,12 +407,7 @@ def _enough(frame: pd.DataFrame, cfg: ChurnConfig) -> str | None:
 
 def labelled_frame(lines, cutoff, levels, cfg, customers=None, bgnbd=True) -> pd.DataFrame:
     """Feature frame at `cutoff` with the column churned (next churn.horizon_days days)."""
-    feats = feature_frame(lines, cutoff, levels, cfg, customers, bgnbd=bgnbd)
-    lab = labels_at(lines, cutoff, cfg.churn.horizon_days).to_pandas()
-    lab["customer_id"] = lab["customer_id"].astype(str)
-    out = feats.merge(lab, on="customer_id", how="inner", validate="one_to_one")
-    out["churned"] = out["churned"].astype(bool)
-    return out
+    return feature_frame_with_params(lines, cutoff, levels, cfg, customers, bgnbd, cfg.churn.horizon_days)[0]
 
 
 def permutation_table(model, frame: pd.DataFrame, cfg: ChurnConfig) -> pd.DataFrame:
@@ -450,8 +473,9 @@ def history_problem(lines: ir.Table, cut: dict, ch: ChurnConfig) -> str | None:
     the labels alone, before any feature or model work."""
     problem = None
     for which in ("train", "test"):
-        lab = labels_at(lines, cut[f"{which}_cutoff"], ch.horizon_days).to_pandas()
-        why = _enough(lab, ch)
+        lab = labels_at(lines, cut[f"{which}_cutoff"], ch.horizon_days)
+        counts = lab.aggregate(n=lab.count(), churned=lab.churned.sum()).to_pandas().iloc[0]
+        why = _enough(int(counts["n"]), int(0 if pd.isna(counts["churned"]) else counts["churned"]), ch)
         if why and problem is None:
             problem = f"at the {which} cut-off {cut[f'{which}_cutoff']}: {why}"
     return problem

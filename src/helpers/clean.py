@@ -44,6 +44,10 @@ Campaign rows naming a customer found neither in the kept orders nor in customer
 (``unknown_customer``). Customers and campaigns rows holding a spreadsheet error value are
 quarantined as order lines are (a ``#N/A`` customer id never becomes a customer).
 
+Every rule but after_as_of and order_conflict is the same for every month: the order lines are read and tagged
+by them once per raw file and settings (:func:`tag_order_history`, kept by :func:`cleaned_history` beside the
+shop's months), and each month cuts its tags from that (:func:`cut_orders`), so a backfill cleans once.
+
 :func:`run` writes the artifacts and returns a :class:`CleanResult`; notebook 01's tables, sentences and
 figures are drawn from it by its page, :mod:`helpers.pages.clean`.
 """
@@ -52,6 +56,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
+import hashlib
 import json
 import re
 import tempfile
@@ -344,14 +349,16 @@ def _field_count_from_text(raw_line: ir.StringValue, names: list[str], delimiter
     return raw_line.isnull().ifelse(ibis.null("string"), text_)
 
 
-def _number_rows(t: ir.Table, rejected: pd.DataFrame) -> ir.Table:
+def _number_rows(t: ir.Table, rejected: pd.DataFrame, contiguous: bool = False) -> ir.Table:
     """Add ``source_row``: the row's number among the file's data rows (1 = first row after the header),
     counted in the order of the reader's file position (``artifacts.FILE_POS``, which it replaces).
 
     The reader leaves rejected rows out, so the k-th row read is row ``k + #{rejected before it}``:
-    with the rejected rows r_1 < r_2 < ..., the j-th one sits after t_j = r_j - j rows read.
+    with the rejected rows r_1 < r_2 < ..., the j-th one sits after t_j = r_j - j rows read. Positions
+    that are `contiguous` (0, 1, 2, ...: DuckDB's) give k without a window over the whole file.
     """
-    k = t.mutate(_k=ibis.row_number().over(order_by=t[artifacts.FILE_POS]) + 1).drop(artifacts.FILE_POS)
+    pos = t[artifacts.FILE_POS]
+    k = t.mutate(_k=(pos if contiguous else ibis.row_number().over(order_by=pos)) + 1).drop(artifacts.FILE_POS)
     if rejected.empty:
         return k.mutate(source_row=k._k).drop("_k")
     r = sorted(rejected["source_row"].tolist())
@@ -383,15 +390,16 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
         t = t.rename(renames)
     export_columns = [c for c in t.columns if c not in ("_shape", artifacts.FILE_POS)]
     rejected = _rejected_rows(rejects, len(columns))
+    number = functools.partial(_number_rows, rejected=rejected, contiguous=not engine.is_spark(con))
     transform = preset is not None and kind == "orders"
     if transform:
-        t = presets.to_contract(_number_rows(t, rejected), preset, identity, label)
+        t = presets.to_contract(number(t), preset, identity, label)
     else:
         mapping = {src: dst for src, dst in column_map.items() if src in t.columns and src != dst}
         if mapping:
             t = t.rename({dst: src for src, dst in mapping.items()})
         if preset is not None and kind == "customers":  # a customer may be named by e-mail only
-            t = presets.customers_to_contract(_number_rows(t, rejected), identity)
+            t = presets.customers_to_contract(number(t), identity)
     found = [c for c in t.columns if c not in ("_shape", "source_row", artifacts.FILE_POS)]
     present = check_columns(label, kind, found, column_map)
     required, _ = CONTRACT[kind]
@@ -401,7 +409,7 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
     # Row numbers follow the file's order (the reader's FILE_POS).
     numbered = "source_row" in t.columns  # a preset numbers the rows before it reads them
     t = (t.select(*keep, "_shape", "source_row") if numbered
-         else _number_rows(t.select(*keep, "_shape", artifacts.FILE_POS), rejected))
+         else number(t.select(*keep, "_shape", artifacts.FILE_POS)))
     return RawFile(t, present, ignored, rejected, delimiter, n_rows, export_columns=export_columns)
 
 
@@ -487,9 +495,13 @@ def parse_amount(s: ir.StringValue, decimal_separator: str = "auto") -> ir.Float
     other comma separates thousands ("1,234"). Scientific notation ('1.5e3', as a Parquet float may
     read) is a number. Anything else - letters inside the number, inf, NaN - is NULL (a tagged row).
     """
-    t = engine.trim(s)
+    return finite(amount_text(engine.trim(s), decimal_separator).try_cast("float64"))
+
+
+def amount_text(t: ir.StringValue, decimal_separator: str = "auto") -> ir.StringValue:
+    """The number in a trimmed money text `t` as text a cast reads ('-1234.50', '1.5e3'), or NULL when `t` is no
+    amount (:func:`parse_amount`). Apart from the cast, so a rule that reads the amount several times parses once."""
     c = t.re_replace(r"[^0-9,.]", "")
-    negative = t.re_search("-")
     comma_decimal = c.re_search(r",[0-9]{1,2}$")
     as_comma = c.replace(".", "").replace(",", ".")
     as_dot = c.replace(",", "")
@@ -499,9 +511,12 @@ def parse_amount(s: ir.StringValue, decimal_separator: str = "auto") -> ir.Float
         number = as_dot
     else:
         number = comma_decimal.ifelse(as_comma, as_dot)
-    value = t.re_search(AMOUNT_SHAPE).ifelse(number, ibis.null("string")).nullif("").try_cast("float64")
-    value = negative.ifelse(-value, value)
-    value = t.re_search(SCIENTIFIC).ifelse(t.try_cast("float64"), value)
+    signed = t.contains("-").ifelse("-", "") + number.nullif("")
+    return ibis.cases((t.re_search(SCIENTIFIC), t), (t.re_search(AMOUNT_SHAPE), signed), else_=ibis.null("string"))
+
+
+def finite(value: ir.FloatingValue) -> ir.FloatingValue:
+    """`value`, NULL where it is infinite or not a number."""
     return (value.isinf() | value.isnan()).ifelse(ibis.null("float64"), value)
 
 
@@ -529,12 +544,17 @@ def parse_timestamp(s: ir.StringValue, date_format: str | None = None) -> ir.Tim
     am/pm or a.m./p.m.) is read besides ISO: values are rearranged to ISO with regular expressions and
     then cast, so an impossible date ('45.13.2025', '13:00 PM') is NULL on every backend instead of an error.
     """
-    t = engine.trim(s)
+    return _plausible(read_timestamp(engine.trim(s), date_format))
+
+
+def read_timestamp(t: ir.StringValue, date_format: str | None = None) -> ir.TimestampValue:
+    """A trimmed text's timestamp as :func:`parse_timestamp` reads it, year 0 not yet dropped (:func:`_plausible`):
+    apart, so a rule that reads the date several times parses it once."""
     date_part = t.re_extract(ISO_TIMESTAMP, 1)
     time_part = t.re_extract(ISO_TIMESTAMP, 2).nullif("").fill_null("00:00:00")
     iso = t.re_search(ISO_TIMESTAMP).ifelse(date_part + " " + time_part, ibis.null("string")).try_cast("timestamp")
     if not date_format:
-        return _plausible(iso)
+        return iso
     pattern, names, pos = "^", [], 0
     for m in FORMAT_CODES.finditer(date_format):
         pattern += re.escape(date_format[pos:m.start()]) + _FORMAT_PARTS[m.group()][1]
@@ -555,7 +575,7 @@ def parse_timestamp(s: ir.StringValue, date_format: str | None = None) -> ir.Tim
     hour = _hour_of_12h_clock(part["hour12"], part["ampm"]) if "hour12" in part else part.get("hour")
     formatted = year + "-" + two(part["month"]) + "-" + two(part["day"]) + " " + two(hour) + ":" + two(
         part.get("minute")) + ":" + two(part.get("second"))
-    return _plausible(iso.coalesce(t.re_search(pattern).ifelse(formatted, ibis.null("string")).try_cast("timestamp")))
+    return iso.coalesce(t.re_search(pattern).ifelse(formatted, ibis.null("string")).try_cast("timestamp"))
 
 
 def _hour_of_12h_clock(hour12: ir.StringValue, ampm: ir.StringValue) -> ir.StringValue:
@@ -621,8 +641,8 @@ def spreadsheet_error(t: ir.Table, columns: list[str]) -> ir.StringValue:
     """'customer_id is #N/A (a spreadsheet error value)' for the first of `columns` holding one of
     :data:`SPREADSHEET_ERRORS` (trimmed; #n/a too), else NULL. Only text columns can hold one (a platform
     preset derives some typed columns)."""
-    # a plain search for '#' first: the regular expression then runs on few values (4x faster over 1M lines)
-    cases = [((t[c].contains("#") & t[c].re_search(_SPREADSHEET_ERROR)).fill_null(False),
+    # a plain search for '#' first, so the regular expression runs on few values (an AND would run it on all)
+    cases = [(t[c].contains("#").ifelse(t[c].re_search(_SPREADSHEET_ERROR), False).fill_null(False),
               ibis.literal(f"{c} is ") + engine.trim(t[c]).upper() + " (a spreadsheet error value)")
              for c in columns if t[c].type().is_string()]
     return ibis.cases(*cases, else_=ibis.null("string")) if cases else ibis.null("string")
@@ -646,48 +666,98 @@ def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig, zone: st
     ``order_ts`` (shop time, see :func:`to_shop_time`), ``amount_value``, ``status_norm``,
     ``customer_key``, ``reason`` and ``detail`` (what is wrong, for a row of the wrong shape, a spreadsheet
     error or an order conflict). A kept purchase line's ``order_ts`` is its order's (see :func:`_order_conflicts`).
+    The same as :func:`tag_order_history` (what no cut-off decides, cleaned once for every month) cut at
+    `as_of` by :func:`cut_orders`.
+    """
+    history = tag_order_history(raw, rules, zone)
+    return cut_orders(history, order_copies(history), as_of, rules)
+
+
+# Columns the history adds to the raw ones (the raw columns are the rest: compared for duplicate lines).
+HISTORY_COLUMNS = ("source_row", "_shape", "order_ts", "amount_value", "status_norm", "customer_key", "_oid",
+                   "_return", "_line", "reason", "_shape_detail")
+# The history's rules that come after after_as_of in the order of the rules: a line they tag but dated after the
+# cut-off is after_as_of (duplicate_line, also after it, is kept apart: :func:`order_copies`).
+_AFTER_CUT_OFF = ("above_max_line_amount",)
+
+
+def tag_order_history(raw: ir.Table, rules: CleaningConfig, zone: str | None = None) -> ir.Table:
+    """Every order line parsed and tagged with the first rule that no cut-off decides (all but after_as_of,
+    duplicate_line and order_conflict): what a month's tags are cut from (:func:`cut_orders`).
+
+    Adds ``order_ts``, ``amount_value``, ``status_norm``, ``customer_key``, ``reason`` and ``_oid`` (the trimmed
+    order id), ``_return``, ``_shape_detail`` and ``_line``, a hash of the raw columns (:func:`order_copies`).
+    Each value is parsed once into a column the rules then read (an expression used twice would be parsed twice).
     """
     cols = set(raw.columns)
     raw_cols = [c for c in raw.columns if c not in ("source_row", "_shape")]
     shape = raw._shape if "_shape" in cols else ibis.null("string")
-    t = raw.mutate(order_ts=parse_timestamp(raw.order_date, rules.date_format),
-                   _offset=utc_offset_minutes(raw.order_date))
-    t = to_shop_time(t, "order_ts", "_offset", zone).drop("_offset")
-    order_id, customer_id = text(t.order_id), customer_key(t.customer_id, rules.fold_id_case)
+    t = raw.mutate(_date=engine.trim(raw.order_date))
+    t = t.mutate(order_ts=read_timestamp(t._date, rules.date_format))
+    t = t.mutate(order_ts=_plausible(t.order_ts))
+    if zone is not None:
+        t = to_shop_time(t.mutate(_offset=utc_offset_minutes(t._date)), "order_ts", "_offset", zone).drop("_offset")
+    t = t.drop("_date")
     status = map_status(text(t.status).lower(), rules.status_map) if "status" in cols else ibis.null("string")
-    status = status.fill_null(rules.completed_status_if_missing.lower())
-    sheet_error = spreadsheet_error(t, raw_cols)
-    order_ts = t.order_ts
-    amount_value = parse_amount(t.amount, rules.decimal_separator)
-    is_test = _in(status, rules.test_statuses)
+    t = t.mutate(_oid=text(t.order_id), customer_key=customer_key(t.customer_id, rules.fold_id_case),
+                 status_norm=status.fill_null(rules.completed_status_if_missing.lower()), _amount=engine.trim(t.amount),
+                 _sheet=spreadsheet_error(t, raw_cols), _shape_=shape,
+                 _line=ibis.struct({c: t[c] for c in raw_cols}).hash())
+    t = t.mutate(_amount=amount_text(t._amount, rules.decimal_separator), _non_finite=is_non_finite(t._amount))
+    t = t.mutate(amount_value=finite(t._amount.try_cast("float64")))
+    is_test = _in(t.status_norm, rules.test_statuses)
     for prefix in rules.test_customer_prefixes:
-        is_test = is_test | customer_id.upper().startswith(prefix.upper()).fill_null(False)
-    copy_no = ibis.row_number().over(group_by=[t[c] for c in raw_cols], order_by=t.source_row)
-    after = (order_ts >= ibis.literal(cutoff_end(as_of))) if as_of else ibis.literal(False)
-    before = order_ts < ibis.literal(pd.Timestamp(rules.min_order_date).to_pydatetime())
-    too_big = (amount_value.abs() > rules.max_line_amount) if rules.max_line_amount else ibis.literal(False)
+        is_test = is_test | t.customer_key.upper().startswith(prefix.upper()).fill_null(False)
+    before = t.order_ts < ibis.literal(pd.Timestamp(rules.min_order_date).to_pydatetime())
+    too_big = (t.amount_value.abs() > rules.max_line_amount) if rules.max_line_amount else ibis.literal(False)
     reason = ibis.cases(
-        (shape.notnull(), "wrong_field_count"),
-        (sheet_error.notnull(), "spreadsheet_error"),
-        (order_id.isnull(), "missing_order_id"),
-        (customer_id.isnull(), "missing_customer_id"),
-        (order_ts.isnull(), "bad_date"),
-        (is_non_finite(t.amount), "non_finite_amount"),
-        (amount_value.isnull(), "bad_amount"),
+        (t._shape_.notnull(), "wrong_field_count"),
+        (t._sheet.notnull(), "spreadsheet_error"),
+        (t._oid.isnull(), "missing_order_id"),
+        (t.customer_key.isnull(), "missing_customer_id"),
+        (t.order_ts.isnull(), "bad_date"),
+        (t._non_finite, "non_finite_amount"),
+        (t.amount_value.isnull(), "bad_amount"),
         (is_test, "test_order"),
-        (_in(status, rules.cancelled_statuses), "cancelled"),
-        (_in(status, rules.unpaid_statuses), "unpaid"),
-        (status == presets.REFUNDED_IN_FULL, "refunded_in_full"),
+        (_in(t.status_norm, rules.cancelled_statuses), "cancelled"),
+        (_in(t.status_norm, rules.unpaid_statuses), "unpaid"),
+        (t.status_norm == presets.REFUNDED_IN_FULL, "refunded_in_full"),
         (before, "before_min_order_date"),
-        (after, "after_as_of"),
         (too_big, "above_max_line_amount"),
-        (copy_no > 0, "duplicate_line"),
         else_=ibis.null("string"),
     )
-    is_return = (amount_value < 0) | _in(status, rules.returned_statuses)
-    t = t.mutate(order_ts=order_ts, amount_value=amount_value, status_norm=status, customer_key=customer_id,
-                 _oid=order_id, reason=reason, _return=is_return.fill_null(False),
-                 _shape_detail=shape.coalesce(sheet_error))
+    is_return = (t.amount_value < 0) | _in(t.status_norm, rules.returned_statuses)
+    return t.mutate(reason=reason, _return=is_return.fill_null(False),
+                    _shape_detail=t._shape_.coalesce(t._sheet)).drop("_amount", "_non_finite", "_sheet", "_shape_")
+
+
+def order_copies(history: ir.Table) -> ir.Table:
+    """``source_row`` of every line that is an exact copy of an earlier line (every raw column equal).
+
+    Lines are grouped by the hash of their raw columns (``_line``); only those whose hash occurs more than once
+    are compared column by column, as hashes differ between engines and two different lines may share one.
+    """
+    raw_cols = [c for c in history.columns if c not in HISTORY_COLUMNS]
+    shared = history.group_by("_line").agg(_n=history.count())
+    candidates = history.semi_join(shared.filter(shared._n > 1), "_line")
+    ranked = candidates.mutate(_copy=ibis.row_number().over(group_by=[candidates[c] for c in raw_cols],
+                                                            order_by=candidates.source_row))
+    return ranked.filter(ranked._copy > 0).select("source_row")
+
+
+def cut_orders(history: ir.Table, copies: ir.Table, as_of: str | None, rules: CleaningConfig) -> ir.Table:
+    """A month's tags from the order history (:func:`tag_order_history`): lines dated after `as_of` are
+    after_as_of, the `copies` (:func:`order_copies`) left are duplicate_line, then :func:`_order_conflicts`."""
+    r = history.reason
+    after = (history.order_ts >= ibis.literal(cutoff_end(as_of))) if as_of else ibis.literal(False)
+    reason = ibis.cases(
+        (r.notnull() & ~r.isin(list(_AFTER_CUT_OFF)), r),
+        (after, "after_as_of"),
+        (r.notnull(), r),
+        (history.source_row.isin(copies.source_row), "duplicate_line"),
+        else_=ibis.null("string"),
+    )
+    t = history.mutate(reason=reason).drop("_line")
     return _order_conflicts(t, rules.order_time_tolerance_hours).drop("_oid", "_return", "_shape_detail")
 
 
@@ -697,14 +767,21 @@ def _order_conflicts(t: ir.Table, tolerance_hours: float) -> ir.Table:
     after the order's earliest purchase line (a return is dated when it came back). The other purchase
     lines are one order: their ``order_ts`` becomes that earliest line's.
 
-    Windows partitioned by order id only (no self-join), so Spark spreads the orders over its workers.
+    Per order id, an aggregate joined back on the order id (no window, no self-join of lines), so Spark
+    spreads the orders over its workers: the first kept line (row, customer) and, per customer, the earliest
+    kept purchase line (time, row; the lowest row among lines of one time).
     """
-    t = t.mutate(_ok=t.reason.isnull())
-    w = ibis.window(group_by=[t._oid, t._ok], order_by=t.source_row)
-    t = t.mutate(_fc=t.customer_key.first().over(w), _fr=t.source_row.first().over(w))
+    ok = t.filter(t.reason.isnull())
+    first = ok.group_by("_oid").agg(_first=ibis.struct({"row": ok.source_row, "customer": ok.customer_key}).min())
+    first = first.select("_oid", _fr=first._first["row"], _fc=first._first["customer"])
+    buys = ok.filter(~ok._return)
+    earliest = buys.group_by("_oid", "customer_key").agg(
+        _earliest=ibis.struct({"ts": buys.order_ts, "row": buys.source_row}).min())
+    orders = first.left_join(earliest, [first._oid == earliest._oid, first._fc == earliest.customer_key])
+    orders = orders.select(_oid=first._oid, _fr=first._fr, _fc=first._fc, _fts=orders._earliest["ts"],
+                           _fpr=orders._earliest["row"])
+    t = t.left_join(orders, "_oid").mutate(_ok=t.reason.isnull())
     t = t.mutate(_buy=t._ok & (t.customer_key == t._fc) & ~t._return)
-    earliest = ibis.window(group_by=[t._oid, t._buy], order_by=[t.order_ts, t.source_row])
-    t = t.mutate(_fts=t.order_ts.first().over(earliest), _fpr=t.source_row.first().over(earliest))
     seconds = t.order_ts.epoch_seconds() - t._fts.epoch_seconds()
     tenths = (seconds / 360).ceil().cast("int64")  # hours to one decimal, rounded up: never shown as "24" when later
     hours_text = (tenths % 10 == 0).ifelse((tenths // 10).cast("string"),
@@ -730,18 +807,19 @@ def kept_orders(tagged: ir.Table, rules: CleaningConfig, optional_present: list[
     def opt_text(name):
         return text(kept[name]) if name in cols else ibis.null("string")
 
-    def opt_number(name):
-        return parse_amount(kept[name], rules.decimal_separator) if name in cols else ibis.null("float64")
+    def number_text(name):  # as parse_amount reads it, the cast apart: each number parsed once
+        return amount_text(engine.trim(kept[name]), rules.decimal_separator) if name in cols else ibis.null("string")
 
+    kept = kept.mutate(_quantity=number_text("quantity"), _discount=number_text("discount_amount"))
     is_return = (kept.amount_value < 0) | _in(kept.status_norm, rules.returned_statuses)
     amount = is_return.ifelse(-kept.amount_value.abs(), kept.amount_value)
-    discount = opt_number("discount_amount").abs()
+    discount = finite(kept._discount.try_cast("float64")).abs()
     return kept.select(
         order_id=text(kept.order_id),
         customer_id=kept.customer_key,
         order_date=kept.order_ts.cast("timestamp"),
         amount=amount.round(2),
-        quantity=opt_number("quantity"),
+        quantity=finite(kept._quantity.try_cast("float64")),
         product_id=opt_text("product_id"),
         category=opt_text("category"),
         status=kept.status_norm,
@@ -971,14 +1049,11 @@ def run(processed_dir: str | Path, as_of: str | None, cfg: Config, con=None, *, 
         raise ValueError("clean.run writes the month's artifacts and needs a processed_dir; clean.validate checks "
                          "the raw exports without writing anything.")
     con = con or connect(cfg.engine)
-    with tempfile.TemporaryDirectory(prefix="retention-clean-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="retention-clean-") as tmp:  # the month's tags, in Parquet
         month = _clean_month(con, resolve(raw_dir), as_of, cfg, Path(tmp), processed_dir)
         if month.report["stop"]:
             raise NoOrders(month.report["stop"])
         _write(con, processed_dir, month)
-    # the page reads the written orders_clean: free the tagged raw rows (every text column of every line;
-    # 10M lines: gigabytes) instead of keeping them until the kernel ends
-    engine.release(con, month.cached)
     return _result(con, processed_dir, month, cfg.shop.currency)
 
 
@@ -992,19 +1067,18 @@ def validate(raw_dir: str | Path, cfg: Config, as_of: str | None = None) -> dict
         con = connect(cfg.engine)
         with tempfile.TemporaryDirectory(prefix="retention-clean-") as tmp:
             month = _clean_month(con, resolve(raw_dir), as_of, cfg, Path(tmp), None)
-        engine.release(con, month.cached)
         return month.report
 
 
 @dataclass
 class _Month:
-    """A month being cleaned: the report so far, the clean tables (engine expressions, not written yet), the
-    quarantined rows per file and the tables the engine keeps until they are written (engine.cache)."""
+    """A month being cleaned: the report so far, the clean tables (engine expressions over the month's Parquet files
+    in a temporary folder, not in processed_dir yet) and the quarantined rows per file."""
 
     report: dict
     outputs: dict = field(default_factory=dict)
     quarantine: list = field(default_factory=list)
-    cached: list = field(default_factory=list)
+    written: dict = field(default_factory=dict)  # clean tables already in Parquet in their artifact's order, by kind
 
 
 def _clean_month(con, raw_dir: Path, as_of: str | None, cfg: Config, tmp: Path,
@@ -1023,43 +1097,160 @@ def _clean_month(con, raw_dir: Path, as_of: str | None, cfg: Config, tmp: Path,
                                     or f"validate-{raw_dir.name}")
         month.report["preset"] = {"name": preset.name, "label": preset.label, "refund_note": preset.refund_note,
                                   "consent_note": preset.consent_note}
-    for kind, required in (("orders", True), ("customers", False), ("campaigns", False)):
-        sources = _sources(raw_dir, kind, required, preset)
-        if sources:
-            _clean_file(con, month, kind, required, sources, as_of, cfg, tmp, preset, identity)
+    for kind, read in cleaned_history(con, raw_dir, cfg, tmp, processed_dir, preset, identity).items():
+        _clean_file(con, month, kind, read, as_of, cfg, tmp, preset)
     month.outputs.pop("_registered", None)
     _add_facts(month, cfg, as_of)
     return month
 
 
-def _clean_file(con, month: _Month, kind: str, required: bool, sources: list[Path], as_of: str | None, cfg: Config,
-                tmp: Path, preset: presets.Preset | None, identity: presets.Identity | None) -> None:
-    """One raw file (or the parts of one export): read, tag each row, keep the clean rows, account for every row.
+# --------------------------------------------------------------------------- the cleaned history
 
-    An optional file that is empty is noted and treated as absent.
+HISTORY_VERSION = 1  # raised when what the cleaned history holds changes: entries of an older version are not read
+KINDS = (("orders", True), ("customers", False), ("campaigns", False))  # each raw file, and whether it is required
+_RAW_FACTS = ("optional", "ignored", "delimiter", "rows", "files", "export_columns", "reading")
+
+
+@dataclass
+class FileHistory:
+    """One raw file (or the parts of one export) as read, and for orders tagged by every rule no cut-off decides:
+    what every month is cut from (:func:`cleaned_history`).
+
+    ``raw`` is the file as read, its table the rows (contract names, ``source_row``, ``_shape``); ``table`` is
+    that table (customers, campaigns) or the orders' :func:`tag_order_history`, ``copies`` the orders'
+    :func:`order_copies`, each read from Parquet. ``warnings`` are what reading the file said (an encoding).
+    """
+
+    raw: RawFile
+    table: ir.Table
+    label: str
+    encoding: str
+    sources: list[str]
+    warnings: list[str] = field(default_factory=list)
+    copies: ir.Table | None = None
+
+
+def history_key(sources: dict[str, list[Path]], cfg: Config, identity: presets.Identity | None) -> str:
+    """What a cleaned history is kept under: a hash of the `sources` files' bytes (their names too) and of every
+    setting that changes what they read as - the cleaning and columns sections, the shop section (time zone, currency),
+    the engine (hashes and types differ between engines), a platform export's identity key - and
+    :data:`HISTORY_VERSION`. Bytes, not sizes and times: a file copied or touched is the same file, and one
+    rewritten within a second with the same size is not."""
+    digest = hashlib.blake2b(digest_size=12)
+    settings = {"version": HISTORY_VERSION, "engine": cfg.engine.backend.lower(),
+                **{name: getattr(cfg, name).model_dump(mode="json") for name in ("shop", "columns", "cleaning")},
+                "identity": identity.key if identity is not None else None,
+                "files": {kind: [p.name for p in paths] for kind, paths in sources.items()}}
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    for paths in sources.values():
+        for path in paths:
+            digest.update(artifacts.file_digest(path))
+    return digest.hexdigest()
+
+
+def cleaned_history(con, raw_dir: Path, cfg: Config, tmp: Path, processed_dir: str | Path | None,
+                    preset: presets.Preset | None, identity: presets.Identity | None) -> dict[str, FileHistory | str]:
+    """Every raw file of the shop read, the orders tagged as far as no cut-off decides, per kind (orders, then
+    customers and campaigns if present; an optional file that is empty is the sentence saying it is treated as
+    absent).
+
+    The orders' history is kept beside the shop's months (``artifacts.history_entry``, one entry per shop, keyed
+    by :func:`history_key`), so a backfill or a rerun reads and tags the order lines once. Not kept: customers
+    and campaigns (small, read again each month) and a platform export's orders, as both hold e-mails, which
+    leave the month only in customers_clean. `processed_dir` None (`validate`) reads the entry when the key
+    matches and writes none.
+    """
+    sources = {kind: found for kind, required in KINDS if (found := _sources(raw_dir, kind, required, preset))}
+    orders = {"orders": sources.pop("orders")}
+    shop_dir = resolve(processed_dir).parent if processed_dir is not None else resolve("data/processed") / raw_dir.name
+    entry = artifacts.history_entry(shop_dir, history_key(orders, cfg, identity))
+    if not entry.is_dir():
+        keep = processed_dir is not None and preset is None
+        folder = artifacts.new_history_folder(shop_dir) if keep else tmp / "history"
+        try:
+            _build_history(con, orders, cfg, folder, tmp, preset, identity)
+        except BaseException:  # a file that cannot be read (one sentence): no half-written entry left behind
+            artifacts.remove(folder)
+            raise
+        entry = artifacts.keep_history(folder, shop_dir, entry.name) if keep else folder
+    _build_history(con, sources, cfg, tmp / "read", tmp, preset, identity)
+    return {**_load_history(con, entry), **_load_history(con, tmp / "read")}
+
+
+def _build_history(con, sources: dict[str, list[Path]], cfg: Config, folder: Path, tmp: Path,
+                   preset: presets.Preset | None, identity: presets.Identity | None) -> None:
+    """Read every raw file into `folder`: each kind's table in Parquet (orders tagged by
+    :func:`tag_order_history`, with their :func:`order_copies`) and what reading said in ``history.json``.
+    Copies of a file the reader needs (another encoding, a workbook) go to `tmp`."""
+    facts = {}
+    for kind, paths in sources.items():
+        said = {"warnings": []}
+        try:
+            raw, label = _read_all(con, paths, kind, cfg, tmp, said, preset, identity)
+        except EmptyFile as exc:
+            if kind == "orders":
+                raise
+            facts[kind] = f"{exc} It is treated as absent."
+            continue
+        table = raw.table
+        if kind == "orders":
+            table = tag_order_history(raw.table, cfg.cleaning, cfg.shop.timezone)
+        table = artifacts.parquet_table(con, folder / f"{kind}.parquet", table)
+        artifacts.release_raw(con)  # held in Parquet now: the file as read is not needed again
+        if kind == "orders":
+            artifacts.parquet_table(con, folder / "order_copies.parquet", order_copies(table))
+        masked = raw.rejected["raw_line"].str.replace(EMAIL_TEXT, "[e-mail]", regex=True)  # as quarantine.csv shows it
+        facts[kind] = {"label": label, "encoding": said["_encoding"], "warnings": said["warnings"],
+                       "sources": [p.name for p in paths], "columns": raw.table.columns,
+                       "rejected": raw.rejected.assign(raw_line=masked).to_dict("records"),
+                       **{name: getattr(raw, name) for name in _RAW_FACTS}}
+    artifacts.write_json_file(folder / "history.json", facts)
+
+
+def _load_history(con, folder: Path) -> dict[str, FileHistory | str]:
+    """The history :func:`_build_history` wrote in `folder`, its tables read from Parquet."""
+    out: dict[str, FileHistory | str] = {}
+    written = artifacts.read_json_file(folder / "history.json")
+    for kind, facts in [(kind, written[kind]) for kind, _ in KINDS if kind in written]:
+        if isinstance(facts, str):
+            out[kind] = facts
+            continue
+        table = artifacts.parquet_table(con, folder / f"{kind}.parquet")
+        rejected = pd.DataFrame(facts["rejected"], columns=["source_row", "reason", "detail", "raw_line"])
+        raw = RawFile(table.select(*facts["columns"]), rejected=rejected, **{n: facts[n] for n in _RAW_FACTS})
+        raw.files = [tuple(f) for f in raw.files]
+        copies = artifacts.parquet_table(con, folder / "order_copies.parquet") if kind == "orders" else None
+        out[kind] = FileHistory(raw, table, facts["label"], facts["encoding"], facts["sources"], facts["warnings"],
+                                copies)
+    return out
+
+
+def _clean_file(con, month: _Month, kind: str, read: FileHistory | str, as_of: str | None, cfg: Config, tmp: Path,
+                preset: presets.Preset | None) -> None:
+    """One raw file (or the parts of one export) cut at `as_of` from its history: tag each row, keep the clean
+    rows, account for every row. An optional file that is empty (`read` is then the sentence saying so) is
+    treated as absent.
     """
     report, outputs = month.report, month.outputs
-    try:
-        raw, label = _read_all(con, sources, kind, cfg, tmp, report, preset, identity)
-    except EmptyFile as exc:
-        if required:
-            raise
-        report["warnings"].append(f"{exc} It is treated as absent.")
+    if isinstance(read, str):
+        report["warnings"].append(read)
         return
+    raw, label = read.raw, read.label
+    report["warnings"] += read.warnings
     if preset is not None and kind == "orders":  # a platform export has many columns we need not read
-        report["preset"].update(files=[p.name for p in sources], not_read=raw.ignored,
+        report["preset"].update(files=read.sources, not_read=raw.ignored,
                                 read=[c for c in preset.reads if c in raw.export_columns])
     elif raw.ignored:
         report["warnings"].append(f"{label}: columns outside the raw data contract are ignored: "
                                   f"{', '.join(raw.ignored[:10])}{'...' if len(raw.ignored) > 10 else ''}.")
-    encoding = report.pop("_encoding")
-    # materialise once: the tags feed the accounting, the quarantine and the clean table
-    tagged = engine.cache(con, _tag_file(kind, raw, outputs, as_of, cfg, preset), f"tagged_{kind}")
-    month.cached.append(tagged)
-    artifacts.release_raw(con)  # the tags hold every raw field: the file as read is not needed again
-    clean = engine.cache(con, _kept_table(kind, tagged, raw, as_of, cfg, label, report), f"clean_{kind}")
-    month.cached.append(clean)
-    fr, rows = _account_file(tagged, label, encoding, raw)
+    # each written once: the tags feed the accounting, the quarantine and the clean table, which the facts read;
+    # the clean table sorted as its artifact is, so that `_write` moves the file into place
+    tagged = _tag_file(kind, read, outputs, as_of, cfg, preset)
+    tagged = artifacts.parquet_table(con, tmp / f"tagged_{kind}.parquet", tagged)
+    kept = _kept_table(kind, tagged, raw, as_of, cfg, label, report).order_by(SORT_KEYS[kind])
+    month.written[kind] = tmp / f"clean_{kind}.parquet"
+    clean = artifacts.parquet_table(con, month.written[kind], kept)
+    fr, rows = _account_file(tagged, label, read.encoding, raw)
     report["files"][kind] = {**fr.__dict__, **raw.reading}  # reading: header line, sheet, line ends when notable
     month.quarantine.append(rows)
     if kind == "orders":
@@ -1067,6 +1258,7 @@ def _clean_file(con, month: _Month, kind: str, required: bool, sources: list[Pat
     if kind == "customers" and "customers" in outputs:  # a preset's customers: the file's rows first
         derived = outputs["customers"].anti_join(clean, "customer_id")
         clean = clean.union(derived.select(*[derived[c].cast(clean.schema()[c]).name(c) for c in clean.columns]))
+        del month.written[kind]
     outputs[kind] = clean
     if kind == "orders" and preset is not None:
         outputs["customers"] = _customers_from_orders(tagged)
@@ -1145,16 +1337,16 @@ def _note_order_values(report: dict, tagged: ir.Table, rows: pd.DataFrame, label
     report["warnings"] += [w for w in said if w]
 
 
-def _tag_file(kind: str, raw: RawFile, outputs: dict, as_of: str | None, cfg: Config,
+def _tag_file(kind: str, read: FileHistory, outputs: dict, as_of: str | None, cfg: Config,
               preset: presets.Preset | None) -> ir.Table:
-    """Each row of one raw file tagged with the first rule it breaks (:func:`tag_orders` and its siblings).
+    """Each row of one raw file tagged with the first rule it breaks (:func:`cut_orders` and its siblings).
 
     Customers named by an e-mail hash take the platform's id where the orders give one; campaign rows are
     checked against the customers kept so far.
     """
-    fold = cfg.cleaning.fold_id_case
+    fold, raw = cfg.cleaning.fold_id_case, read.raw
     if kind == "orders":
-        return tag_orders(raw.table, as_of, cfg.cleaning, cfg.shop.timezone)
+        return cut_orders(read.table, read.copies, as_of, cfg.cleaning)
     if kind == "customers":
         table = _registered_ids(raw.table, outputs["_registered"]) if preset is not None else raw.table
         return tag_customers(table, as_of, fold)
@@ -1205,7 +1397,10 @@ def _add_facts(month: _Month, cfg: Config, as_of: str | None) -> None:
 def _write(con, processed_dir: str | Path, month: _Month) -> None:
     """The month's clean tables, quarantine.csv and data_quality.json."""
     for kind, expr in month.outputs.items():  # sorted so the same input gives byte-identical files
-        artifacts.write_table(con, processed_dir, CLEAN_ARTIFACTS[kind], expr.order_by(SORT_KEYS[kind]))
+        if kind in month.written:  # its Parquet file is the artifact already
+            artifacts.move_table(month.written[kind], processed_dir, CLEAN_ARTIFACTS[kind], expr.columns)
+        else:
+            artifacts.write_table(con, processed_dir, CLEAN_ARTIFACTS[kind], expr.order_by(SORT_KEYS[kind]))
     artifacts.write(processed_dir, "quarantine", pd.concat(month.quarantine, ignore_index=True))
     artifacts.write(processed_dir, "data_quality", month.report)
 

@@ -110,6 +110,8 @@ class EngineConfig(_Section):
     # where DuckDB writes what does not fit in memory_limit; pasted into SET temp_directory (quotes doubled)
     temp_directory: str | None = Field(None, pattern=r"\S",
                                        description="a folder, or null (retention-duckdb in the system's temp folder)")
+    # the runner's notebooks at once; each kernel's DuckDB then gets its share of threads and memory_limit
+    parallel_notebooks: PositiveInt = Field(2, description="a positive whole number (1 = one notebook at a time)")
 
 
 class ColumnsConfig(_Section):
@@ -327,6 +329,8 @@ class OffersConfig(_Section):
     similar_min_customers: PositiveInt = 50
     min_days_between_contacts: PositiveInt = 7
     second_order_max_days: PositiveInt = 365
+    evaluation_customers: PositiveInt | None = Field(
+        100_000, description="a positive whole number or null (every customer)")
 
 
 # The sections, in the order of config/default.yml and the notebooks: ``cfg.<name>`` is a section model.

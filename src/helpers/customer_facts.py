@@ -490,9 +490,10 @@ def features_at(lines: ir.Table, cutoff: str, levels: dict[str, list[str]],
     day = 86_400.0
     o = purchase_orders(lines, cutoff)
     by_time = ibis.window(group_by="customer_id", order_by=["order_ts", "order_id"])
-    latest_first = ibis.window(group_by="customer_id", order_by=[ibis.desc("order_ts"), ibis.desc("order_id")])
+    # the latest order is the one with no next order: one sorted window serves both (a second,
+    # latest-first window sorted every order again)
     o = o.mutate(gap=(o.order_ts.epoch_seconds() - o.order_ts.lag().over(by_time).epoch_seconds()) / day,
-                 rank_desc=ibis.row_number().over(latest_first))
+                 latest=o.order_id.lead().over(by_time).isnull())
     shares = {}
     for col, values in levels.items():
         if col not in o.columns:
@@ -502,7 +503,7 @@ def features_at(lines: ir.Table, cutoff: str, levels: dict[str, list[str]],
     per = o.group_by("customer_id").aggregate(
         orders=o.count(), first_ts=o.order_ts.min(), last_ts=o.order_ts.max(), revenue_gross=o.value.sum(),
         discount_share=o.discounted.cast("float64").mean(), gap_sum=o.gap.sum(),
-        gap_last_days=o.gap.max(where=o.rank_desc == 0), **shares)
+        gap_last_days=o.gap.max(where=o.latest), **shares)
 
     lb = lines.filter(lines.order_date < end)
     breadth = {"category_breadth": lb.category.nunique(where=~lb.is_return)} if "category" in lb.columns else {}

@@ -11,6 +11,7 @@ it). ``tests/test_spark_parity.py`` runs every stage on both and compares the ar
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import uuid
 from pathlib import Path
@@ -27,6 +28,9 @@ SPARK = ("spark", "pyspark")
 def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
     """Open the backend named in the config (DuckDB in memory unless told otherwise).
 
+    DuckDB takes ``engine.threads`` and ``engine.memory_limit``, or its share of them when the runner
+    runs notebooks side by side: the runner then sets :data:`SHARE_VARIABLE` in each kernel's
+    environment to the number of DuckDBs that may work at once (:func:`duckdb_share`).
     Spark: a session on ``engine.spark_master`` with every ``engine.spark_conf`` setting passed to the
     session builder (the first call in a process starts the session; later calls reuse it).
     """
@@ -34,10 +38,11 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
     backend = engine.backend.lower()
     if backend == "duckdb":
         con = ibis.duckdb.connect()
-        if engine.threads:
-            con.raw_sql(f"SET threads = {int(engine.threads)}")
-        if engine.memory_limit:
-            con.raw_sql(f"SET memory_limit = '{engine.memory_limit}'")
+        threads, memory_limit = duckdb_share(engine, int(os.environ.get(SHARE_VARIABLE) or 1))
+        if threads:
+            con.raw_sql(f"SET threads = {int(threads)}")
+        if memory_limit:
+            con.raw_sql(f"SET memory_limit = '{memory_limit}'")
         con.raw_sql(f"SET temp_directory = '{_sql_text(str(spill_folder(engine)))}'")
         return con
     if backend in SPARK:
@@ -48,6 +53,35 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
             builder = builder.config(key, str(value))
         return ibis.pyspark.connect(builder.getOrCreate())
     return getattr(ibis, backend).connect()
+
+
+# How many DuckDBs work at once (the runner's notebooks side by side), read by connect in each kernel.
+SHARE_VARIABLE = "RETENTION_DUCKDB_SHARE"
+_SIZE_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def duckdb_share(engine: EngineConfig, share: int = 1) -> tuple[int | None, str | None]:
+    """DuckDB's ``threads`` and ``memory_limit`` for one of `share` DuckDBs working at once: 1/share of
+    ``engine.threads`` (null: the machine's cores; at least one thread) and of :func:`memory_bytes`.
+    ``share`` 1 (one notebook at a time): the settings as configured (None: DuckDB's own default)."""
+    if share <= 1:
+        return engine.threads, engine.memory_limit
+    threads = max(1, (engine.threads or os.cpu_count() or 1) // share)
+    total = memory_bytes(engine)
+    return threads, (f"{total // share // 10**6}MB" if total else None)
+
+
+def memory_bytes(engine: EngineConfig) -> int | None:
+    """``engine.memory_limit`` in bytes; null: DuckDB's default, 80 % of the machine's memory (None where
+    the system does not say how much that is)."""
+    if engine.memory_limit:
+        number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B)", engine.memory_limit.strip()).groups()
+        return int(float(number) * _SIZE_UNITS[unit])
+    try:
+        return int(0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
+        return None
 
 
 def spill_folder(engine: EngineConfig) -> Path:

@@ -24,7 +24,9 @@ purchases are counted per calendar day, so two orders on one day are one purchas
 - **Holdout**: suggestions built at ``as_of - horizon_days`` from orders up to that day are checked
   against the categories bought in the next ``horizon_days``: hit rate @N = share of the customers
   who bought in that period whose purchases include one of their N suggestions (column ``hit_rate``;
-  N = ``top_n`` is kept on the result and shown only in the report's header).
+  N = ``top_n`` is kept on the result and shown only in the report's header). A shop with more
+  customers at that cut-off than ``evaluation_customers`` is checked on a random sample of that many
+  (their suggestions from their own history, the affinities from everyone's).
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from helpers import artifacts, customer_facts
+from helpers import artifacts, customer_facts, engine
 from helpers.config import Config, OffersConfig
 from helpers.demographics import age_band
 from helpers.engine import connect, cutoff_end
@@ -50,8 +52,10 @@ REASONS = {
     "affinity": "bought together later",
     "similar": "similar customers",
 }
+PROFILE_COLUMNS = ("customer_id", "gender", "birth_year", "region")  # what a profile reads of customers_clean
 PROFILE_LEVELS = [("gender", "age_band", "region", "first_category"), ("gender", "age_band", "first_category"),
                   ("first_category",), ()]
+EVALUATION_SEED = 28  # draws the holdout's sample of customers (offers.evaluation_customers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,14 +80,22 @@ def purchase_days(orders: ir.Table, as_of: str, item: str = "category") -> ir.Ta
     return o.group_by("customer_id", item=o[item].cast("string"), day=o.order_date.date()).agg(amount=o.amount.sum())
 
 
-def affinity_expr(orders: ir.Table, as_of: str, window_days: int = 90, item: str = "category") -> ir.Table:
+def _purchase_days(orders: ir.Table, as_of: str, item: str, days: ir.Table | None) -> ir.Table:
+    """`purchase_days`, or `days` (`purchase_days` at a later cut-off, kept by the engine once per run)
+    up to `as_of`: the rows of a day are the same at every later cut-off."""
+    return purchase_days(orders, as_of, item) if days is None else days.filter(days.day <= _date_lit(_day(as_of)))
+
+
+def affinity_expr(orders: ir.Table, as_of: str, window_days: int = 90, item: str = "category",
+                  days: ir.Table | None = None) -> ir.Table:
     """Per item pair (A, B): customers (with an eligible first purchase of A) and support (of them,
     bought B on a later day within `window_days`). Pairs with A == B are left out (those are repeats).
 
     Columns: antecedent, consequent, customers, support. A customer's first purchase of A is eligible
-    when it lies at least `window_days` before `as_of`, so no window is cut short.
+    when it lies at least `window_days` before `as_of`, so no window is cut short. `days`: see
+    `_purchase_days`.
     """
-    pdays = purchase_days(orders, as_of, item).select("customer_id", "item", "day")
+    pdays = _purchase_days(orders, as_of, item, days).select("customer_id", "item", "day")
     last_anchor = _date_lit(_day(as_of) - pd.Timedelta(days=window_days))
     anchors = pdays.group_by("customer_id", "item").agg(first_day=pdays.day.min())
     anchors = anchors.filter(anchors.first_day <= last_anchor)
@@ -97,7 +109,8 @@ def affinity_expr(orders: ir.Table, as_of: str, window_days: int = 90, item: str
     return support.join(sizes, "antecedent").select("antecedent", "consequent", "customers", "support")
 
 
-def category_history_expr(orders: ir.Table, as_of: str, products: bool = True) -> ir.Table:
+def category_history_expr(orders: ir.Table, as_of: str, products: bool = True,
+                          days: ir.Table | None = None) -> ir.Table:
     """Per customer and category up to `as_of`: the customer's purchase history in that category.
 
     Columns: customer_id, category, days (purchase days with the category), first_day, last_day,
@@ -106,19 +119,24 @@ def category_history_expr(orders: ir.Table, as_of: str, products: bool = True) -
     NULL when not bought that day), customer_days (the customer's purchase days in all
     categories), top_product (the product bought on most days in the category; NULL without
     product_id, or with ``products=False``: the holdout evaluation scores categories only and skips
-    that per-product ranking, the costliest part of the expression).
+    that per-product ranking, the costliest part of the expression). `days`: see `_purchase_days`.
     """
-    pd_ = purchase_days(orders, as_of, "category")
+    pd_ = _purchase_days(orders, as_of, "category", days)
     w = ibis.window(group_by=["customer_id", "item"], order_by="day")
-    pd_ = pd_.mutate(gap=pd_.day.delta(pd_.day.lag().over(w), unit="day"))
+    g = pd_.mutate(gap=pd_.day.delta(pd_.day.lag().over(w), unit="day"))
+    # a category has one row per day, so its value on its own first (last) day is an argmin (argmax);
+    # it is the value on the customer's first (last) day when the two days are the same
+    h = g.group_by("customer_id", category=g.item).agg(
+        days=g.count(), first_day=g.day.min(), last_day=g.day.max(), median_interval_days=g.gap.median(),
+        own_first=g.amount.argmin(g.day), own_last=g.amount.argmax(g.day))
     cust_days = pd_.select("customer_id", "day").distinct()
-    cust = cust_days.group_by("customer_id").agg(c_first=cust_days.day.min(), c_last=cust_days.day.max(),
-                                                  customer_days=cust_days.count())
-    t = pd_.join(cust, "customer_id")
-    h = t.group_by("customer_id", category=t.item).agg(
-        days=t.count(), first_day=t.day.min(), last_day=t.day.max(), median_interval_days=t.gap.median(),
-        first_amount=t.amount.sum(where=t.day == t.c_first), last_amount=t.amount.sum(where=t.day == t.c_last),
-        customer_days=t.customer_days.max())
+    cust = cust_days.group_by(cid=cust_days.customer_id).agg(c_first=cust_days.day.min(), c_last=cust_days.day.max(),
+                                                              customer_days=cust_days.count())
+    t = h.join(cust, h.customer_id == cust.cid)
+    h = t.select("customer_id", "category", "days", "first_day", "last_day", "median_interval_days",
+                 first_amount=(t.first_day == t.c_first).ifelse(t.own_first, ibis.null("float64")),
+                 last_amount=(t.last_day == t.c_last).ifelse(t.own_last, ibis.null("float64")),
+                 customer_days=t.customer_days)
     if products and "product_id" in orders.columns:
         end = ibis.timestamp(cutoff_end(as_of))
         o = orders.filter((orders.order_date < end) & ~orders.is_return & orders.category.notnull()
@@ -134,10 +152,11 @@ def category_history_expr(orders: ir.Table, as_of: str, products: bool = True) -
     return h
 
 
-def later_categories_expr(orders: ir.Table, as_of: str, window_days: int) -> ir.Table:
+def later_categories_expr(orders: ir.Table, as_of: str, window_days: int, days: ir.Table | None = None) -> ir.Table:
     """Customers whose first purchase day lies at least `window_days` before `as_of`, with each
-    category they bought on a later day within the window. Columns: customer_id, category."""
-    pdays = purchase_days(orders, as_of, "category").select("customer_id", "item", "day")
+    category they bought on a later day within the window. Columns: customer_id, category.
+    `days`: see `_purchase_days`."""
+    pdays = _purchase_days(orders, as_of, "category", days).select("customer_id", "item", "day")
     first = pdays.group_by("customer_id").agg(first_day=pdays.day.min())
     first = first.filter(first.first_day <= _date_lit(_day(as_of) - pd.Timedelta(days=window_days)))
     j = pdays.join(first, "customer_id")
@@ -224,9 +243,10 @@ def repeat_summary(cycles: pd.DataFrame) -> pd.DataFrame:
 # Per-customer inputs (pandas, one row per customer or customer x category)
 # ---------------------------------------------------------------------------------------------
 
-def customer_history(orders: ir.Table, as_of: str, products: bool = True) -> pd.DataFrame:
+def customer_history(orders: ir.Table, as_of: str, products: bool = True,
+                     days: ir.Table | None = None) -> pd.DataFrame:
     """`category_history_expr` as a pandas frame (dates as Timestamps)."""
-    h = category_history_expr(orders, as_of, products).to_pandas()
+    h = category_history_expr(orders, as_of, products, days).to_pandas()
     for c in ("first_day", "last_day"):
         h[c] = pd.to_datetime(h[c])
     h["customer_id"] = h.customer_id.astype(str)
@@ -237,13 +257,13 @@ def customer_profiles(history: pd.DataFrame, customers: ir.Table | pd.DataFrame 
                       age_bands=(25, 35, 45, 55, 65)) -> pd.DataFrame:
     """One row per buying customer: customer_id, first_category (largest value on the first purchase
     day), gender, age_band, region ('(unknown)' when missing), single (one purchase day only)."""
-    first = history[history.first_amount.notnull()].sort_values(
-        ["customer_id", "first_amount", "category"], ascending=[True, False, True])
-    prof = first.drop_duplicates("customer_id")[["customer_id", "category", "customer_days"]].rename(
+    first = history[history.first_amount.notnull()]
+    order, starts = _by_customer(first, "first_amount")
+    prof = first.iloc[order[starts]][["customer_id", "category", "customer_days"]].rename(
         columns={"category": "first_category"})
     prof["single"] = prof.pop("customer_days") == 1
     if customers is not None:
-        cols = [c for c in ("customer_id", "gender", "birth_year", "region") if c in customers.columns]
+        cols = [c for c in PROFILE_COLUMNS if c in customers.columns]
         cu = customers[cols] if isinstance(customers, pd.DataFrame) else customers.select(*cols).to_pandas()
         cu = cu.assign(customer_id=cu.customer_id.astype(str)).drop_duplicates("customer_id")
         prof = prof.merge(cu, on="customer_id", how="left")
@@ -254,6 +274,17 @@ def customer_profiles(history: pd.DataFrame, customers: ir.Table | pd.DataFrame 
     else:
         prof["age_band"] = "(unknown)"
     return prof[["customer_id", "first_category", "gender", "age_band", "region", "single"]].reset_index(drop=True)
+
+
+def _by_customer(history: pd.DataFrame, value: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of `history`'s rows sorted by customer_id, `value` largest first, then category, and
+    which of them start a customer. Arrow sorts the text (pandas compares it in Python)."""
+    t = pa.table({"c": customer_facts.strings(history.customer_id), "v": pa.array(history[value].to_numpy(float)),
+                  "k": customer_facts.strings(history.category)})
+    order = pc.sort_indices(t, sort_keys=[("c", "ascending"), ("v", "descending"), ("k", "ascending")])
+    c = t["c"].take(order)
+    starts = np.r_[True, pc.not_equal(c[1:], c[:-1]).to_numpy(zero_copy_only=False)] if len(c) else np.zeros(0, bool)
+    return order.to_numpy(), starts
 
 
 def similar_customer_shares(profiles: pd.DataFrame, later: pd.DataFrame, eligible_ids) -> dict[tuple, pd.DataFrame]:
@@ -297,18 +328,23 @@ class OfferInputs:
 
 
 def offer_inputs(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config,
-                 products: bool = True) -> OfferInputs:
+                 products: bool = True, days: ir.Table | None = None,
+                 sample: ir.Table | None = None) -> OfferInputs:
     """Everything the suggestions need, from orders dated on or before `as_of` only (without each
-    customer's own top product in a category with ``products=False``: see `category_history_expr`)."""
+    customer's own top product in a category with ``products=False``: see `category_history_expr`;
+    `days`: see `_purchase_days`). With `sample` (a table of customer_id, `holdout_sample`) the
+    per-customer inputs, the similar-customer shares and the popular categories are those customers'
+    only; the affinities stay the whole shop's."""
     oc = cfg.offers
     w = oc.affinity_window_days
-    history = customer_history(orders, as_of, products)
+    mine = days if sample is None else _purchase_days(orders, as_of, "category", days).semi_join(sample, "customer_id")
+    history = customer_history(orders, as_of, products, mine)
     cycles = repeat_cycle_table(history, as_of, oc)
-    aff = _affinity_finish(affinity_expr(orders, as_of, w).to_pandas(), oc.min_support)
+    aff = _affinity_finish(affinity_expr(orders, as_of, w, days=days).to_pandas(), oc.min_support)
     profiles = customer_profiles(history, customers, as_of, cfg.kpis.age_bands)
     first = history.groupby("customer_id").first_day.min()
     elig = first.index[first <= _day(as_of) - pd.Timedelta(days=w)]
-    later = later_categories_expr(orders, as_of, w).to_pandas().astype({"customer_id": str})
+    later = later_categories_expr(orders, as_of, w, mine).to_pandas().astype({"customer_id": str})
     similar = similar_customer_shares(profiles, later, elig)
     if "product_id" in orders.columns:
         bs = best_sellers_expr(orders, as_of, w).to_pandas()
@@ -353,7 +389,8 @@ def _expand(starts: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def _similar_candidates(inp: OfferInputs, oc: OffersConfig, ids: pa.Array, cats: pa.Array) -> pd.DataFrame:
     """Integer frame cust, cat, share, level (index into PROFILE_LEVELS): per customer the categories
-    of the finest profile group with at least `similar_min_customers` customers."""
+    of the finest profile group with at least `similar_min_customers` customers (the `top_n` with the
+    largest shares: the only ones that can be suggested)."""
     prof = inp.profiles
     cust = _codes(prof.customer_id, ids)
     assigned = np.zeros(len(prof), bool)
@@ -374,10 +411,14 @@ def _similar_candidates(inp: OfferInputs, oc: OffersConfig, ids: pa.Array, cats:
         if not hit.any():
             continue
         ok_g = ok.merge(groups.reset_index(names="_g"), on=keys) if keys else ok.assign(_g=0)
-        ok_g = ok_g.sort_values("_g", kind="stable")
+        ok_g = ok_g.assign(_cat=_codes(ok_g["category"], cats))
+        # a customer's similar categories rank by share, then name (`_best_candidates`), and the first top_n
+        # are distinct categories: none after them can be among the customer's top_n
+        ok_g = ok_g.sort_values(["_g", "share", "_cat"], ascending=[True, False, True], kind="stable")
+        ok_g = ok_g[ok_g.groupby("_g").cumcount().to_numpy() < oc.top_n]
         starts = np.searchsorted(ok_g["_g"].to_numpy(), np.arange(len(groups) + 1))
         rows, size = _expand(starts, gid[hit].astype(np.int64))
-        ok_cat = _codes(ok_g["category"], cats)
+        ok_cat = ok_g["_cat"].to_numpy()
         parts.append(pd.DataFrame({"cust": np.repeat(cust[hit], size).astype(np.int32), "cat": ok_cat[rows].astype(np.int32),
                                    "share": ok_g["share"].to_numpy(dtype=float)[rows], "level": np.int8(k)}))
         assigned |= hit
@@ -422,17 +463,17 @@ def suggest(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: 
                          _similar_part(sim, single)) if p is not None]
     if not parts:
         return _empty_offers()
-    cust, cat, score, src, ref, sel, rank = _best_candidates(parts, len(cats), oc.top_n)
-    category = _take_strings(cats, cat[sel])
-    out = pd.DataFrame({"customer_id": _take_strings(ids, cust[sel]), "rank": rank.astype("int64"),
-                        "category": category.astype("string")})
+    cust, cat, score, src, ref, rank = _best_candidates(parts, len(cats), oc.top_n)
+    # one Python string per category name, shared by its rows (not one per row)
+    category = pd.Series(np.asarray(cats.to_pylist(), dtype=object)[cat], dtype="string")
+    out = pd.DataFrame({"customer_id": _take_strings(ids, cust), "rank": rank.astype("int64"), "category": category})
     if not details:
-        return out.assign(product_id=pd.Series(pd.NA, index=range(len(sel)), dtype="string"),
-                          reason=pd.Series(pd.NA, index=range(len(sel)), dtype="string"),
-                          score=np.round(score[sel].astype(float), 4))[OFFER_COLUMNS]
-    product, reason = _reasons(src[sel], ref[sel], cyc, aff, sim, oc.affinity_window_days)
+        return out.assign(product_id=pd.Series(pd.NA, index=range(len(cat)), dtype="string"),
+                          reason=pd.Series(pd.NA, index=range(len(cat)), dtype="string"),
+                          score=np.round(score.astype(float), 4))[OFFER_COLUMNS]
+    product, reason = _reasons(src, ref, cyc, aff, sim, oc.affinity_window_days)
     return out.assign(product_id=product.where(product.notnull(), category.map(inp.best_sellers)).astype("string"),
-                      reason=reason, score=np.round(score[sel].astype(float), 4))[OFFER_COLUMNS]
+                      reason=reason, score=np.round(score.astype(float), 4))[OFFER_COLUMNS]
 
 
 # A candidate part: (cust, cat, tier, score, src, ref), arrays of one length (src may be one number): customer
@@ -490,12 +531,14 @@ def _similar_part(sim: pd.DataFrame, single: np.ndarray):
 
 def _best_candidates(parts: list, n_cats: int, top_n: int):
     """All candidate parts in one set of arrays, ranked per customer (tier, then score, then category
-    code): cust, cat, score, src, ref (every candidate), sel (the positions of the best `top_n` distinct
-    categories per customer, in customer and rank order) and rank (1 = best, aligned to sel)."""
+    code): cust, cat, score, src, ref and rank (1 = best) of the best `top_n` distinct categories per
+    customer, in customer and rank order. Empties `parts` once it is copied: tens of millions of
+    candidates at a million customers, freed before the sort."""
     dtypes = (np.int32, np.int32, np.int8, np.float64, np.int8, np.int32)
     cust, cat, tier, score, src, ref = (
         np.concatenate([np.broadcast_to(np.asarray(p[i], dtype=dt), len(p[0])) for p in parts])
         for i, dt in enumerate(dtypes))
+    parts.clear()
     order = np.lexsort((np.arange(len(cust)), cat, -score, tier, cust))
     key = cust[order].astype(np.int64) * n_cats + cat[order]
     first = ~pd.Series(key).duplicated().to_numpy()  # the best row per customer and category
@@ -504,14 +547,16 @@ def _best_candidates(parts: list, n_cats: int, top_n: int):
     c = cust[idx]
     pos = np.arange(len(c))
     rank = pos - np.maximum.accumulate(np.where(np.r_[True, c[1:] != c[:-1]], pos, 0)) + 1
-    return cust, cat, score, src, ref, idx[rank <= top_n], rank[rank <= top_n]
+    sel = idx[rank <= top_n]
+    return cust[sel], cat[sel], score[sel], src[sel], ref[sel], rank[rank <= top_n]
 
 
 def _reasons(src: np.ndarray, ref: np.ndarray, cyc: pd.DataFrame, aff: pd.DataFrame, sim: pd.DataFrame,
              window_days: int) -> tuple[pd.Series, pd.Series]:
     """For the chosen candidates (their source and row in it, `src` and `ref`): the customer's own top
-    product (repeats; None otherwise) and the reason sentence, aligned to the candidates."""
-    reasons = []
+    product (repeats; None otherwise) and the reason sentence, aligned to the candidates. A sentence
+    is written once per affinity and per (share, profile level), then taken for every candidate."""
+    reasons = np.empty(len(src), dtype=object)
     product = pd.Series(None, index=range(len(src)), dtype=object)
     w = str(window_days)
     for kind in (_SRC_CYCLE, _SRC_AFFINITY, _SRC_SIMILAR):
@@ -521,30 +566,36 @@ def _reasons(src: np.ndarray, ref: np.ndarray, cyc: pd.DataFrame, aff: pd.DataFr
         rows = ref[at]
         if kind == _SRC_CYCLE:
             r = cyc.iloc[rows]
-            text = _cycle_reasons(r)
+            reasons[at] = _cycle_reasons(r)
             product.iloc[at] = r.top_product.to_numpy()
         elif kind == _SRC_AFFINITY:
-            r = aff.iloc[rows]
-            text = (f"{REASONS['affinity']}: " + (r.share * 100).round().astype(int).astype(str) + "% of " + r.bought
-                    + " buyers buy " + r.then_bought + " within " + w + " days (lift "
-                    + r.lift.map("{:.1f}".format) + ")").to_numpy()
+            text = (f"{REASONS['affinity']}: " + (aff.share * 100).round().astype(int).astype(str) + "% of "
+                    + aff.bought + " buyers buy " + aff.then_bought + " within " + w + " days (lift "
+                    + aff.lift.map("{:.1f}".format) + ")").to_numpy()
+            reasons[at] = text[rows]
         else:
-            r = sim.iloc[rows]
-            level = np.array([" + ".join(k.replace("_", " ") for k in lv) if lv else "all customers"
-                              for lv in PROFILE_LEVELS], dtype=object)[r.level.to_numpy()]
-            text = (f"{REASONS['similar']}: " + (r.share * 100).round().astype(int).astype(str)
-                    + "% of customers like them (" + level + ") bought it within " + w + " days").to_numpy()
-        reasons.append(pd.Series(text, index=at, dtype="string"))
-    return product, pd.concat(reasons).sort_index().reset_index(drop=True)
+            levels = np.array([" + ".join(k.replace("_", " ") for k in lv) if lv else "all customers"
+                               for lv in PROFILE_LEVELS], dtype=object)
+            pct = np.round(sim.share.to_numpy(float)[rows] * 100).astype(int)
+            pairs, which = np.unique(np.c_[pct, sim.level.to_numpy()[rows]], axis=0, return_inverse=True)
+            text = (f"{REASONS['similar']}: " + pairs[:, 0].astype(str).astype(object)
+                    + "% of customers like them (" + levels[pairs[:, 1]] + ") bought it within " + w + " days")
+            reasons[at] = text[which.ravel()]
+    return product, pd.Series(reasons, dtype="string")
 
 
 def _cycle_reasons(r: pd.DataFrame) -> np.ndarray:
     """'repeat due: bought on 3 days, every ~30 days, overdue since 2026-06-01' or 'repeat: ..., next due ...'."""
-    due_txt = np.where(r.days_until_due < 0, "overdue since ", "due ")
-    return np.where(r.due, f"{REASONS['due']}: bought on " + r.days.astype(str) + " days, every ~"
-                    + r.interval_days.astype(str) + " days, " + due_txt + r.due_date.dt.strftime("%Y-%m-%d"),
-                    f"{REASONS['repeat']}: bought on " + r.days.astype(str) + " days, next due "
-                    + r.due_date.dt.strftime("%Y-%m-%d"))
+    dates, which = np.unique(r.due_date.to_numpy(), return_inverse=True)  # a date's text written once
+    due = pd.DatetimeIndex(dates).strftime("%Y-%m-%d").to_numpy(dtype=object)[which.ravel()]
+    days = r.days.astype(str).to_numpy(dtype=object)
+    now = r.due.to_numpy(bool)
+    out = np.empty(len(r), dtype=object)  # each sentence written in its own branch only
+    since = np.where(r.days_until_due.to_numpy()[now] < 0, "overdue since ", "due ").astype(object)
+    out[now] = (f"{REASONS['due']}: bought on " + days[now] + " days, every ~"
+                + r.interval_days.astype(str).to_numpy(dtype=object)[now] + " days, " + since + due[now])
+    out[~now] = f"{REASONS['repeat']}: bought on " + days[~now] + " days, next due " + due[~now]
+    return out
 
 
 def _empty_offers() -> pd.DataFrame:
@@ -556,19 +607,33 @@ def _empty_offers() -> pd.DataFrame:
 def suggested_categories(offers: pd.DataFrame, top_n: int = 3) -> pd.DataFrame:
     """customer_id, suggested_categories ("cat1; cat2; cat3", best first, at most `top_n`): one text
     column whatever `top_n` is, for merging into winback_targets."""
-    top = offers[offers["rank"] <= top_n].sort_values(["customer_id", "rank"], kind="stable")
-    ids = top["customer_id"].astype(str).to_numpy(dtype=object)
-    cats = top["category"].astype(str).to_numpy(dtype=object)
-    # one row per customer, joined a rank at a time over whole arrays (a Python join per customer took
-    # minutes for a million customers)
-    first = np.r_[True, ids[1:] != ids[:-1]] if len(ids) else np.zeros(0, dtype=bool)
+    ids, joined = _joined_by_customer(offers[offers["rank"] <= top_n], "; ")
+    return pd.DataFrame({"customer_id": pd.Index(ids).astype(str), "suggested_categories": joined})
+
+
+def _joined_by_customer(rows: pd.DataFrame, sep: str) -> tuple[np.ndarray, np.ndarray]:
+    """The customers of `rows` (customer_id, rank, category), sorted, and each one's categories joined by
+    `sep`, best first (object arrays). Arrow joins whole columns a rank at a time (a Python join per
+    customer took minutes for a million customers)."""
+    t = pa.table({"customer_id": customer_facts.strings(rows["customer_id"].astype(str)),
+                  "rank": pa.array(rows["rank"].to_numpy(dtype=np.int64)),
+                  "category": customer_facts.strings(rows["category"].astype(str))})
+    t = t.take(pc.sort_indices(t, sort_keys=[("customer_id", "ascending"), ("rank", "ascending")]))
+    ids, cats = t["customer_id"].combine_chunks(), t["category"].combine_chunks()
+    first = (np.r_[True, pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)] if len(ids)
+             else np.zeros(0, bool))
+    starts = np.flatnonzero(first)
     group = np.cumsum(first) - 1
-    position = np.arange(len(ids)) - np.flatnonzero(first)[group]
-    joined = np.empty(int(first.sum()), dtype=object)
+    position = np.arange(len(ids)) - starts[group]
+    columns = []  # the k-th category of every customer (null when a customer has fewer)
     for k in range(int(position.max()) + 1 if len(ids) else 0):
-        at = position == k
-        joined[group[at]] = cats[at] if k == 0 else joined[group[at]] + "; " + cats[at]
-    return pd.DataFrame({"customer_id": pd.Index(ids[first]).astype(str), "suggested_categories": joined})
+        at = np.flatnonzero(position == k)
+        take = np.full(len(starts), -1)
+        take[group[at]] = at
+        columns.append(cats.take(pa.array(take, mask=take < 0)))
+    joined = (pc.binary_join_element_wise(*columns, pa.scalar(sep, pa.large_string()), null_handling="skip")
+              if columns else pa.array([], pa.large_string()))
+    return ids.take(pa.array(starts)).to_numpy(zero_copy_only=False), joined.to_numpy(zero_copy_only=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -587,8 +652,8 @@ def popular_baseline(inp: OfferInputs, top_n: int = 3) -> pd.DataFrame:
 def last_time_baseline(inp: OfferInputs, top_n: int = 3) -> pd.DataFrame:
     """"The same as last time": the categories of the customer's last purchase day, largest value first."""
     last = inp.history[inp.history.last_amount.notnull()]
-    last = last.sort_values(["customer_id", "last_amount", "category"], ascending=[True, False, True])
-    last = last.assign(rank=last.groupby("customer_id").cumcount() + 1)
+    order, starts = _by_customer(last, "last_amount")
+    last = last.iloc[order].assign(rank=np.arange(len(order)) - np.flatnonzero(starts)[np.cumsum(starts) - 1] + 1)
     return last[last["rank"] <= top_n][["customer_id", "rank", "category"]].reset_index(drop=True)
 
 
@@ -617,18 +682,41 @@ def hit_rate(suggestions: pd.DataFrame, actual: pd.DataFrame, customers: pd.Seri
             "categories_suggested": int(s.category.nunique())}
 
 
-def evaluate_holdout(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config) -> pd.DataFrame:
+def holdout_cutoff(as_of: str, cfg: Config) -> str:
+    """The holdout's cut-off: `as_of` minus offers.horizon_days."""
+    return (_day(as_of) - pd.Timedelta(days=cfg.offers.horizon_days)).strftime("%Y-%m-%d")
+
+
+def holdout_sample(orders: ir.Table, as_of: str, cfg: Config,
+                   days: ir.Table | None = None) -> tuple[ir.Table | None, int]:
+    """The customers the holdout check scores and how many bought by its cut-off: None (every one) when
+    they are at most offers.evaluation_customers (or it is null), else a random sample of that many
+    (a table of customer_id), drawn with EVALUATION_SEED over the sorted ids: the same input gives the
+    same sample. `days`: see `_purchase_days`."""
+    n = cfg.offers.evaluation_customers
+    pdays = _purchase_days(orders, holdout_cutoff(as_of, cfg), "category", days)
+    ids = pdays.select(customer_id=pdays.customer_id.cast("string")).distinct().to_pyarrow()["customer_id"]
+    if n is None or len(ids) <= n:
+        return None, len(ids)
+    ids = ids.take(pc.sort_indices(ids)).combine_chunks()
+    pick = np.sort(np.random.default_rng(EVALUATION_SEED).choice(len(ids), n, replace=False))
+    return ibis.memtable(pa.table({"customer_id": ids.take(pa.array(pick))})), len(ids)
+
+
+def evaluate_holdout(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config,
+                     days: ir.Table | None = None, sample: ir.Table | None = None) -> pd.DataFrame:
     """Suggestions built at `as_of - horizon_days` (orders up to then only), scored against the
     categories each customer bought in the next `horizon_days`, side by side with two baselines.
 
     Index: method (personalised, most popular categories, same as last time). Columns: customers
-    (bought by the cut-off), buyers_in_horizon, hit_rate (@ offers.top_n), coverage,
-    categories_suggested, cutoff.
+    (bought by the cut-off; of `sample` only when given, see `holdout_sample` and `offer_inputs`),
+    buyers_in_horizon, hit_rate (@ offers.top_n), coverage, categories_suggested, cutoff. `days`:
+    see `_purchase_days`.
     """
     oc = cfg.offers
-    cutoff = (_day(as_of) - pd.Timedelta(days=oc.horizon_days)).strftime("%Y-%m-%d")
+    cutoff = holdout_cutoff(as_of, cfg)
     # categories are scored, not products or reasons: neither is computed at this cut-off
-    inp = offer_inputs(orders, customers, cutoff, cfg, products=False)
+    inp = offer_inputs(orders, customers, cutoff, cfg, products=False, days=days, sample=sample)
     ours = suggest(orders, customers, cutoff, cfg, inputs=inp, details=False)
     actual = bought_between(orders, cutoff, as_of)
     base = inp.profiles.customer_id
@@ -707,18 +795,17 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
     Columns: customers, top_category (most common first suggestion) and its share, most_common_top3
     (the most common set of suggestions, best first), main_reason (most common kind of first reason).
     """
-    o = offers.astype({"customer_id": str}).merge(segments[["customer_id", by]].astype(str), on="customer_id")
-    if o.empty:  # no suggestions at all (e.g. a shop without categories)
+    first = offers[offers["rank"] == 1]
+    seg_at = _positions(first["customer_id"], segments["customer_id"])
+    if not (seg_at >= 0).any():  # no suggestions at all (e.g. a shop without categories)
         return pd.DataFrame(columns=["customers", "top_category", "top_category_share", "most_common_top3",
                                      "main_reason"], index=pd.Index([], name=by))
-    first = o[o["rank"] == 1].copy()
-    first["kind"] = first.reason.str.split(":").str[0]
-    wide = o.pivot(index="customer_id", columns="rank", values="category").sort_index(axis=1)
-    trio = wide.iloc[:, 0].astype("string")
-    for k in range(1, wide.shape[1]):  # "a, b, c": the suggestions best first (fewer when a rank is missing)
-        trio = trio + (", " + wide.iloc[:, k].astype("string")).fillna("")
-    trio = trio.rename("trio")
-    first = first.join(trio, on="customer_id")
+    first = first[seg_at >= 0].copy()
+    first[by] = segments[by].astype(str).to_numpy(dtype=object)[seg_at[seg_at >= 0]]
+    kind = pc.list_element(pc.split_pattern(customer_facts.strings(first.reason.astype(str)), ":", max_splits=1), 0)
+    first["kind"] = kind.to_numpy(zero_copy_only=False)  # the kind of reason, before its ':'
+    ids, trio = _joined_by_customer(offers, ", ")  # "a, b, c": the suggestions best first
+    first["trio"] = pd.Series(trio[_positions(first["customer_id"], ids)], index=first.index, dtype="string")
     rows = {}
     for seg, g in first.groupby(by):
         vc = g.category.value_counts()
@@ -728,6 +815,13 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = by
     return out.sort_values("customers", ascending=False)
+
+
+def _positions(values, names) -> np.ndarray:
+    """The position of each of `values` among `names` (customer ids as text; -1 when absent)."""
+    found = pc.index_in(customer_facts.strings(pd.Series(values).astype(str)),
+                        value_set=customer_facts.strings(pd.Series(names).astype(str)).combine_chunks())
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -760,6 +854,7 @@ class OffersResult:
     as_of: str = ""
     cfg: OffersConfig = field(default_factory=OffersConfig)
     note: str | None = None  # why the section is empty (no categories): the first takeaway says it, the others refer to it
+    evaluation_base: int | None = None  # customers at the holdout's cut-off when the evaluation scored a sample of them
 
 
 def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> OffersResult:
@@ -768,18 +863,27 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> OffersR
     con = con or connect(cfg.engine)
     orders = artifacts.table(con, processed_dir, "orders_clean")
     customers = artifacts.table_if_exists(con, processed_dir, "customers_clean")
+    if customers is not None:  # read once: the profiles at as_of and at the holdout's cut-off join it
+        customers = customers.select(*[c for c in PROFILE_COLUMNS if c in customers.columns]).to_pandas()
     campaigns = artifacts.table_if_exists(con, processed_dir, "campaigns_clean")
-    inp = offer_inputs(orders, customers, as_of, cfg)
-    offers = suggest(orders, customers, as_of, cfg, inputs=inp)
+    # every purchase day up to as_of, kept by the engine: the holdout's earlier cut-off reads it too
+    days = engine.cache(con, purchase_days(orders, as_of))
+    # the holdout first: its inputs are freed before those at as_of are built (the memory peak is one set)
+    sample, evaluation_base = holdout_sample(orders, as_of, cfg, days)
+    evaluation = evaluate_holdout(orders, customers, as_of, cfg, days=days, sample=sample)
+    inp = offer_inputs(orders, customers, as_of, cfg, days=days)
+    engine.release(con, [days])
+    del customers  # the inputs hold what the suggestions need of it
+    offers = suggest(orders, None, as_of, cfg, inputs=inp)
     save_offers(processed_dir, offers)
-    evaluation = evaluate_holdout(orders, customers, as_of, cfg)
     capped = contact_cap(campaigns, as_of, cfg.offers.min_days_between_contacts)
     day = second_order_day(orders, as_of, cfg)
     second = second_order_list(orders, offers, as_of, cfg, history=inp.history, day=day)
     segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
     examples = examples_by_segment(offers, segments) if segments is not None else pd.DataFrame()
     return OffersResult(inp.affinities, repeat_summary(inp.cycles), offers, evaluation, capped, day, second, examples,
-                        str(as_of), cfg.offers, note=None if has_categories(orders, as_of) else NO_CATEGORIES)
+                        str(as_of), cfg.offers, note=None if has_categories(orders, as_of) else NO_CATEGORIES,
+                        evaluation_base=evaluation_base if sample is not None else None)
 
 
 NO_CATEGORIES = ("This shop's orders carry no product category (the optional column 'category'), so there is "

@@ -1,10 +1,14 @@
 """Run the numbered notebooks for one shop-month with papermill and publish HTML reports.
 
-One call of :func:`run_month` executes ``notebooks/NN_*.ipynb`` in order with the same four
-parameters (``as_of``, ``raw_dir``, ``processed_dir``, ``config_path``), saves each executed
-notebook to ``reports/<shop>/<YYYY-MM>/NN_name.ipynb``, exports it to ``NN_name.html`` for business
-readers (code hidden, figures inlined; :mod:`helpers.publish`), records the run in ``run.json`` and
-rebuilds ``reports/index.html``. On a failing cell the partly executed notebook is still published with
+One call of :func:`run_month` executes ``notebooks/NN_*.ipynb`` with the same four parameters
+(``as_of``, ``raw_dir``, ``processed_dir``, ``config_path``), saves each executed notebook to
+``reports/<shop>/<YYYY-MM>/NN_name.ipynb``, exports it to ``NN_name.html`` for business readers (code
+hidden, figures inlined; :mod:`helpers.publish`), records the run in ``run.json`` and rebuilds
+``reports/index.html``. Notebooks run side by side where the declarations allow (a notebook goes past its
+imports once the makers of what it reads have finished, :func:`helpers.artifacts.notebook_inputs`): at most
+``engine.parallel_notebooks`` at once, fewer when the month would not fit in memory (:func:`_at_once`), each
+kernel's DuckDB given its share of threads and memory (:func:`helpers.engine.duckdb_share`).
+On a failing cell the partly executed notebook is still published with
 the error visible, the later notebooks still run (each shows what it can without the missing artifacts),
 and at the end :class:`RunFailed` says which notebooks broke and at which cell. A run stopped by SIGTERM
 or Ctrl-C leaves no half-written file, and ``run.json`` and the index say it was interrupted.
@@ -30,6 +34,7 @@ import threading
 import time
 import uuid
 import weakref
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -40,10 +45,11 @@ import papermill as pm
 from jupyter_client import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 from nbclient import NotebookClient
+from traitlets import Integer
 from traitlets.config import Config
 
-from helpers import artifacts
-from helpers.config import config_text_with
+from helpers import artifacts, engine
+from helpers.config import EngineConfig, config_text_with, load_config
 from helpers.paths import project_root as find_project_root
 from helpers.paths import shop_name
 from helpers.publish import MONTH_PATTERN, RUN_RECORD, build_index, notebook_to_html
@@ -110,15 +116,17 @@ class Interrupted(KeyboardInterrupt):
 # Small pure helpers
 
 
-def kernel_config():
+def kernel_config(duckdb_share: int = 1):
     """Kernel settings for every notebook run: local IPC sockets on Linux and macOS, and a kernel
-    manager the runner can reach when a signal stops the run (:class:`TrackedKernelManager`).
+    manager the runner can reach when a signal stops the run and that tells the kernel's DuckDB its
+    share (:class:`TrackedKernelManager`).
 
     With the default TCP transport the kernel listens on local ports that other users of the machine
     could reach, and ipykernel 7 prints a warning about unencrypted TCP for every notebook; IPC
     sockets are files in the user's Jupyter runtime folder. Windows has no IPC transport: TCP there.
     """
-    tracked = {"NotebookClient": {"kernel_manager_class": TrackedKernelManager}}
+    tracked = {"NotebookClient": {"kernel_manager_class": TrackedKernelManager},
+               "TrackedKernelManager": {"duckdb_share": duckdb_share}}
     if os.name != "posix":
         return Config(tracked)
     # An absolute socket path: jupyter_client's default ("kernel-ipc") is relative to each process's
@@ -132,20 +140,31 @@ def kernel_config():
 # Kernels started by this process and not yet shut down. jupyter_client starts each kernel in its own
 # session, so a SIGTERM sent to the runner (or to its process group by `timeout`) never reaches them.
 _LIVE_KERNELS: weakref.WeakSet = weakref.WeakSet()
+_LIVE_KERNELS_LOCK = threading.RLock()  # notebooks' threads add to it while the signal handler reads it
 
 
 class TrackedKernelManager(AsyncKernelManager):
     """nbclient's default kernel manager, registered while its kernel runs so that a signal handler
-    can interrupt it (:func:`_signal_kernels`)."""
+    can interrupt it (:func:`_signal_kernels`). The kernel starts with :data:`helpers.engine.SHARE_VARIABLE`
+    set to ``duckdb_share``: the number of DuckDBs working at once while it runs (:func:`helpers.engine.connect`)."""
+
+    duckdb_share = Integer(1, config=True, help="DuckDBs working at once: each gets 1/N of threads and memory_limit")
+
+    async def _async_pre_start_kernel(self, **kw):  # the kernel's environment: this process's, plus its share
+        kw["env"] = {**kw.get("env", os.environ), engine.SHARE_VARIABLE: str(self.duckdb_share)}
+        return await super()._async_pre_start_kernel(**kw)
 
     async def _async_post_start_kernel(self, **kwargs) -> None:  # start_kernel's last step
         await super()._async_post_start_kernel(**kwargs)
-        _LIVE_KERNELS.add(self)
+        with _LIVE_KERNELS_LOCK:
+            _LIVE_KERNELS.add(self)
 
 
 def _kernel_processes() -> list:
     found = []
-    for km in list(_LIVE_KERNELS):
+    with _LIVE_KERNELS_LOCK:
+        managers = list(_LIVE_KERNELS)
+    for km in managers:
         process = getattr(getattr(km, "provisioner", None), "process", None)
         if process is not None and process.poll() is None:
             found.append(process)
@@ -182,6 +201,31 @@ class _StopRequest:
         hook, so no further cell starts)."""
         if self.signal_name is not None:
             raise Interrupted(self.signal_name)
+
+
+class _Inputs:
+    """Whether a notebook's inputs are ready: set by the run loop once every notebook it waits for has
+    finished. Its kernel may start before (a free place beside the notebooks it waits for) and run the
+    cells that do not touch the month's folder (parameters, imports, config); :meth:`before_cell`, nbclient's
+    ``on_cell_execute`` hook, holds the first cell that names ``processed_dir`` until then (``hold_all``, for
+    a notebook the declarations do not name: the first cell after the parameters)."""
+
+    def __init__(self, stop_request: _StopRequest, hold_all: bool = False):
+        self.ready = threading.Event()
+        self.waited = 0.0  # seconds held, left out of the notebook's time
+        self._stop, self._hold_all = stop_request, hold_all
+
+    def before_cell(self, cell=None, **_hook_kwargs) -> None:
+        self._stop.check()
+        if self.ready.is_set() or cell is None or {"parameters", "injected-parameters"} & set(
+                cell.get("metadata", {}).get("tags", [])):
+            return
+        if not self._hold_all and "processed_dir" not in cell.source:
+            return
+        started = time.perf_counter()
+        while not self.ready.wait(0.1):
+            self._stop.check()
+        self.waited += time.perf_counter() - started
 
 
 @contextmanager
@@ -359,7 +403,7 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
     Returns
     -------
     list of Path
-        The HTML reports written, in run order.
+        The HTML reports written, in the order of the notebooks (their numbers).
 
     Raises
     ------
@@ -372,7 +416,8 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
     plan = _plan_month(as_of, raw_dir, config_path, only, root, notebooks_dir, reports_dir, processed_base, preset)
     record = _new_record(plan)
     _write_record(plan.out_dir, record)
-    log(f"{plan.shop} {plan.month}: running {len(plan.notebooks)} notebook(s) with as_of={plan.as_of}")
+    log(f"{plan.shop} {plan.month}: running {len(plan.notebooks)} notebook(s), {plan.at_once_said}, "
+        f"with as_of={plan.as_of}")
     run_start, show_cells = time.perf_counter(), sys.stderr.isatty() if cell_progress is None else cell_progress
     with _signals_interrupt() as stop_request:  # SIGTERM, Ctrl-C: stop cleanly, say so in run.json and the index
         try:
@@ -392,20 +437,71 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
 
 def _run_notebooks(plan: _MonthPlan, record: dict, stop_request, kernel_name: str, show_cells: bool,
                    log) -> tuple[list[Path], list[RunFailed]]:
-    """Run the plan's notebooks in order, one progress line each: the reports written and the failures."""
-    written: list[Path] = []
-    failures: list[RunFailed] = []
-    total = len(plan.notebooks)
-    for number, source in enumerate(plan.notebooks, start=1):
-        failure, html_path, seconds = _run_notebook(plan, source, record, stop_request, kernel_name, show_cells)
-        if failure is None:
-            written.append(html_path)
-            log(f"[{number}/{total}] {source.stem} ... done in {seconds:.1f} s")
-            continue
-        failures.append(failure)
-        cell = f" at cell {failure.cell_index}" if failure.cell_index is not None else ""
-        log(f"[{number}/{total}] {source.stem} ... FAILED{cell} after {seconds:.1f} s: {failure.ename}")
-    return written, failures
+    """Run the plan's notebooks, at most ``plan.at_once`` at a time, each going past its parameters and imports
+    once the notebooks it waits for have finished (ok or failed: :class:`_Inputs`); one progress line each as
+    it ends. Side by side, the notebook most others wait for starts first (03 before 02: the longest chain),
+    always after those it waits for. Returns the reports written and the failures, in the plan's order."""
+    declared = artifacts.notebook_inputs()
+    runs = [_Run(number, source, _Inputs(stop_request, hold_all=source.stem not in declared))
+            for number, source in enumerate(plan.notebooks, start=1)]
+    waited_for = {stem: sum(stem in waits for waits in plan.waits_for.values()) for stem in plan.waits_for}
+    queue = sorted(runs, key=lambda r: (-waited_for[r.source.stem] * (plan.at_once > 1), r.number))
+    running, ended = {}, {}
+    with ThreadPoolExecutor(max_workers=plan.at_once, thread_name_prefix="notebook") as pool:
+        try:
+            while queue or running:
+                while queue and len(running) < plan.at_once:
+                    run = queue.pop(0)
+                    share = _duckdb_share(plan, run.source.stem, ended)
+                    running[pool.submit(_run_notebook, plan, run, stop_request, share, kernel_name, show_cells)] = run
+                    _open_inputs(plan, record, running.values(), ended)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: running[f].number):
+                    run = running.pop(future)
+                    ended[run.source.stem] = _note_end(plan, record, run, future.result(), log)
+                _open_inputs(plan, record, running.values(), ended)
+        except BaseException:
+            _stop_running(stop_request)
+            raise
+    outcomes = [ended[run.source.stem] for run in runs]
+    return [o for o in outcomes if isinstance(o, Path)], [o for o in outcomes if isinstance(o, RunFailed)]
+
+
+@dataclass
+class _Run:
+    """One notebook of the run: its place in the plan (1-based), its file, when its inputs are ready, and its
+    run.json entry (from then on)."""
+    number: int
+    source: Path
+    inputs: _Inputs
+    entry: dict | None = None
+
+
+def _duckdb_share(plan: _MonthPlan, stem: str, ended: dict) -> int:
+    """How many DuckDBs may work at once while notebook `stem` does: 1 when every notebook still to finish is
+    ordered with it (it waits for them, or they for it), else ``plan.at_once``."""
+    waits = plan.waits_for
+    alone = all(other in waits[stem] or stem in waits[other]
+                for other in waits if other != stem and other not in ended)
+    return 1 if alone else plan.at_once
+
+
+def _open_inputs(plan: _MonthPlan, record: dict, running, ended: dict) -> None:
+    """Let each running notebook past its imports once every notebook it waits for has ended; from then on
+    run.json lists it (a kernel stopped while it waited had done nothing to the month)."""
+    for run in running:
+        if run.entry is None and plan.waits_for[run.source.stem] <= ended.keys():
+            run.entry = _note_start(plan, record, run.source.stem)
+            run.inputs.ready.set()
+
+
+def _stop_running(stop_request: _StopRequest) -> None:
+    """The run stops (a signal, or an error in this process): no notebook starts another cell, the kernels are
+    interrupted and, if still running after a grace period, killed, so the notebooks' threads end."""
+    if stop_request.signal_name is None:  # an error here, not a signal: the kernels were not told yet
+        stop_request.signal_name = "the runner's error"
+        _signal_kernels(signal.SIGINT)
+    _stop_kernels()
 
 
 def _log_outcome(plan: _MonthPlan, index: Path, total: int, failures: list, seconds: float, log) -> None:
@@ -430,6 +526,9 @@ class _MonthPlan:
     reports_dir: Path
     processed_base: Path
     parameters: dict
+    waits_for: dict[str, set[str]]  # notebook -> the notebooks of this run it waits for (_waits_for)
+    at_once: int                    # notebooks run side by side at most (_at_once)
+    at_once_said: str               # ... and why, for the run's first line
 
     @property
     def month(self) -> str:  # 'YYYY-MM', the report folder's name
@@ -454,6 +553,7 @@ def _plan_month(as_of, raw_dir, config_path, only, root, notebooks_dir, reports_
 
     shop = shop_name(raw_path)
     notebooks = _select_notebooks(notebooks_dir, only)
+    at_once, at_once_said = _at_once(load_config(config_file).engine, raw_path)
     out_dir = reports_dir / shop / month
     processed_dir = processed_base / shop / month
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -467,7 +567,65 @@ def _plan_month(as_of, raw_dir, config_path, only, root, notebooks_dir, reports_
         "config_path": _shown(config_file, root),
     }
     return _MonthPlan(as_of, shop, root, notebooks, out_dir, processed_dir, reports_dir, processed_base,
-                      parameters)
+                      parameters, _waits_for(notebooks), at_once, at_once_said)
+
+
+def _waits_for(notebooks: list[Path]) -> dict[str, set[str]]:
+    """Each notebook of the run -> the notebooks of the run it waits for, directly or through another: the
+    makers of what it reads (:func:`helpers.artifacts.notebook_inputs`), which come before it. One left out of
+    the run (``only``) is taken as done, its files present. A notebook the declarations do not name waits for
+    every notebook before it."""
+    declared = artifacts.notebook_inputs()
+    stems = [p.stem for p in notebooks]
+    out: dict[str, set[str]] = {}
+    for i, stem in enumerate(stems):
+        direct = declared.get(stem, set(stems[:i]))
+        out[stem] = set().union(*({before} | out[before] for before in stems[:i] if before in direct))
+    return out
+
+
+# A notebook's peak memory, estimated from the month's order lines (DESIGN: memory grows with the lines, not
+# the notebook count). Measured on the 10.1M-line benchmark shop (issue 28, quiet machine): the largest notebook
+# (06) peaked at 5.5 GB, 01 at 3.6, 05 at 3.1, 02 at 2.8; a notebook of the 150k-line demo month at 0.3-0.4 GB.
+KERNEL_BYTES = 400 * 10**6  # a kernel with its imports
+BYTES_PER_LINE = 500        # (5.5 GB - 0.4 GB) / 10.1M lines, the largest notebook's
+CSV_LINE_BYTES = 90         # a line of the contract's orders.csv (the benchmark's 10.1M lines: 930 MB)
+
+
+def _at_once(engine_cfg: EngineConfig, raw_dir: Path) -> tuple[int, str]:
+    """How many notebooks may run at once, and a clause saying so for the run's first line.
+
+    ``engine.parallel_notebooks`` at most, no more than the machine's cores, and only as many as fit in the
+    memory target: ``engine.memory_limit`` (null: 80 % of the machine's memory, DuckDB's default) must hold
+    that many notebooks' estimated peaks (:data:`KERNEL_BYTES` + :data:`BYTES_PER_LINE` per order line,
+    :func:`_order_lines`): the memory target wins over parallelism. DuckDB is the only engine given a share.
+    """
+    wanted = min(engine_cfg.parallel_notebooks, os.cpu_count() or 1)
+    if wanted == 1:
+        why = "engine.parallel_notebooks: 1" if engine_cfg.parallel_notebooks == 1 else "one core"
+        return 1, f"one at a time ({why})"
+    if engine_cfg.backend.lower() != "duckdb":
+        return 1, f"one at a time (engine.backend {engine_cfg.backend})"
+    target, lines = engine.memory_bytes(engine_cfg), _order_lines(raw_dir)
+    need = KERNEL_BYTES + BYTES_PER_LINE * lines
+    fits = max(1, min(wanted, target // need)) if target else 1
+    if fits == 1:
+        return 1, (f"one at a time (about {lines:,} order lines: two notebooks would need about {2 * need / 1e9:.1f} "
+                   f"GB, over the memory target {engine_cfg.memory_limit or f'{(target or 0) / 1e9:.1f} GB'})")
+    threads, memory_limit = engine.duckdb_share(engine_cfg, fits)
+    return fits, f"up to {fits} side by side (each DuckDB then {threads} thread{'s' * (threads > 1)}, {memory_limit})"
+
+
+def _order_lines(raw_dir: Path) -> int:
+    """The order lines a month may hold, estimated before anything runs from the shop's raw folder: the rows of
+    every Parquet file (its metadata) plus every other file's size / :data:`CSV_LINE_BYTES`. Customers and
+    campaigns files count too, and earlier months hold fewer lines: an estimate on the safe side."""
+    lines = 0
+    for p in raw_dir.rglob("*"):
+        if p.is_file():
+            lines += artifacts.parquet_rows(p) if p.suffix.lower() == ".parquet" else (
+                p.stat().st_size // CSV_LINE_BYTES)
+    return lines
 
 
 def _new_record(plan: _MonthPlan) -> dict:
@@ -478,44 +636,63 @@ def _new_record(plan: _MonthPlan) -> dict:
             "parameters": plan.parameters, "notebooks": []}
 
 
-def _run_notebook(plan: _MonthPlan, source: Path, record: dict, stop_request, kernel_name: str,
-                  show_cells: bool) -> tuple[RunFailed | None, Path, float]:
-    """Execute one notebook with papermill, publish its executed copy and page, and note it in run.json.
-    Returns (the failure or None, the page's path, seconds)."""
-    stem = source.stem
-    ipynb_path, html_path = plan.out_dir / f"{stem}.ipynb", plan.out_dir / f"{stem}.html"
+def _note_start(plan: _MonthPlan, record: dict, stem: str) -> dict:
+    """A notebook starts on the month: its entry in run.json (the index shows which notebooks a stopped run
+    was in), the entries in the plan's order."""
     entry = {"name": stem, "status": "running", "seconds": None, "title": None}
-    record["notebooks"].append(entry)
-    _write_record(plan.out_dir, record)  # the index shows which notebook a stopped run was in
+    record["notebooks"] = sorted([*record["notebooks"], entry], key=lambda e: e["name"])
+    _write_record(plan.out_dir, record)
+    return entry
+
+
+def _note_end(plan: _MonthPlan, record: dict, run: _Run, outcome: tuple, log) -> Path | RunFailed:
+    """A notebook ended: its entry in run.json and its progress line. Returns its page, or its failure."""
+    failure, seconds, started_ns, title, saved = outcome
+    number, stem, total = run.number, run.source.stem, len(plan.notebooks)
+    run.entry = run.entry or _note_start(plan, record, stem)  # it ended before its inputs were ready
+    run.entry.update(seconds=round(seconds, 1), title=title)
+    if failure is None:
+        run.entry["status"] = "ok"
+        log(f"[{number}/{total}] {stem} ... done in {seconds:.1f} s")
+        return plan.out_dir / f"{stem}.html"
+    error = _record_failure(plan, run.source, record, run.entry, failure, started_ns, saved)
+    cell = f" at cell {error.cell_index}" if error.cell_index is not None else ""
+    log(f"[{number}/{total}] {stem} ... FAILED{cell} after {seconds:.1f} s: {error.ename}")
+    return error
+
+
+def _run_notebook(plan: _MonthPlan, run: _Run, stop_request, duckdb_share: int, kernel_name: str,
+                  show_cells: bool) -> tuple[Exception | None, float, int, str | None, bool]:
+    """Execute one notebook with papermill (in a thread of its own: nbclient runs its own event loop there) and
+    publish its executed copy and page. Returns (the failure or None, seconds without the wait for its inputs,
+    the start in ns, the title, whether the executed notebook was saved)."""
+    stem = run.source.stem
+    ipynb_path, html_path = plan.out_dir / f"{stem}.ipynb", plan.out_dir / f"{stem}.html"
     fd, tmp_name = tempfile.mkstemp(dir=plan.out_dir, prefix=f".{stem}.", suffix=".ipynb")
     os.close(fd)
-    tmp = Path(tmp_name)
+    tmp, title = Path(tmp_name), None
     started, started_ns = time.perf_counter(), time.time_ns()
     try:
         failure = None
-        try:
+        try:  # the kernel's folder as nbclient's resource path: papermill's cwd= would chdir this whole process
             pm.execute_notebook(
-                str(source), str(tmp), parameters=plan.parameters, kernel_name=kernel_name,
-                cwd=str(plan.root), progress_bar=show_cells, log_output=False, config=kernel_config(),
-                on_cell_execute=stop_request.check,
+                str(run.source), str(tmp), parameters=plan.parameters, kernel_name=kernel_name,
+                resources={"metadata": {"path": str(plan.root)}}, progress_bar=show_cells, log_output=False,
+                config=kernel_config(duckdb_share), on_cell_execute=run.inputs.before_cell,
             )
         except Exception as err:  # a failing cell (PapermillExecutionError), a kernel that died or never started
             failure = err
-        seconds = time.perf_counter() - started
-        entry["seconds"] = round(seconds, 1)
+        seconds = time.perf_counter() - started - run.inputs.waited
         stop_request.check()  # a stopped notebook's page would only show the interruption
         nb = _read_if_saved(tmp)
         if nb is not None:
-            _tidy_saved_notebook(nb, source, ipynb_path, plan.root)
-            entry["title"] = _notebook_title(nb)
+            _tidy_saved_notebook(nb, run.source, ipynb_path, plan.root)
+            title = _notebook_title(nb)
             artifacts.write_file(ipynb_path, _notebook_text(nb))
             artifacts.write_file(html_path, notebook_to_html(nb, f"{plan.shop} · {plan.month} · {stem}"))
     finally:
         tmp.unlink(missing_ok=True)
-    if failure is None:
-        entry["status"] = "ok"
-        return None, html_path, seconds
-    return _record_failure(plan, source, record, entry, failure, started_ns, nb is not None), html_path, seconds
+    return failure, seconds, started_ns, title, nb is not None
 
 
 def _record_failure(plan: _MonthPlan, source: Path, record: dict, entry: dict, failure: Exception,
@@ -530,6 +707,7 @@ def _record_failure(plan: _MonthPlan, source: Path, record: dict, entry: dict, f
     record.setdefault("errors", []).append(
         {"notebook": error.notebook, "cell_index": error.cell_index, "exec_count": error.exec_count,
          "ename": error.ename, "evalue": error.evalue})
+    record["errors"].sort(key=lambda e: e["notebook"])  # notebooks side by side may fail out of order
     record["error"] = record["errors"][0]
     return error
 

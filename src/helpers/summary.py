@@ -68,6 +68,9 @@ OPTIONAL_INPUTS = ("campaign_plan",)
 INPUT_COLUMNS = {"customers_clean": ["customer_id", "marketing_opt_in"], "campaign_plan": ["arm"]}
 # Columns read for the index's trends (small reads even for a million customers).
 TREND_COLUMNS = {"clv": ["customer_id", "clv"], "churn": ["customer_id", "risk_tier"]}
+# Of last month, what its headline numbers need; the other tables are only checked for presence (no columns).
+PREVIOUS_COLUMNS = {**TREND_COLUMNS, "segments": [], "offers": [], "customers_clean": [],
+                    "winback_targets": ["customer_id"]}
 
 # customers_scored.parquet: its columns are declared in helpers.artifacts; here, where each comes from.
 # customer_id is every id found in ID_SOURCES.
@@ -137,6 +140,7 @@ class Month:
     data: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     _consent: object = field(default=None, repr=False)  # ids with marketing consent (Arrow), once read
+    _metrics: dict | None = field(default=None, repr=False)  # month_metrics, once computed
 
     def get(self, name: str):
         return self.data.get(name)
@@ -182,11 +186,12 @@ def load_month(processed_dir: str | Path, names=None, columns: dict | None = Non
 
 
 def load_previous(processed_dir: str | Path) -> Month | None:
-    """Last month's artifacts, or None when that folder holds none of them."""
+    """Last month's artifacts (the columns its headline numbers need, :data:`PREVIOUS_COLUMNS`), or None when
+    that folder holds none of them."""
     folder = artifacts.previous_dir(processed_dir)
     if not folder.is_dir():
         return None
-    prev = load_month(folder)
+    prev = load_month(folder, columns=PREVIOUS_COLUMNS)
     return prev if prev.data else None
 
 
@@ -243,7 +248,14 @@ KPI_KEYS = ("revenue", "active_customers", "returning_revenue_share", "repeat_ra
 
 
 def month_metrics(month: Month) -> dict[str, float]:
-    """The headline numbers of one month (NaN where the artifact is missing); see the module docstring."""
+    """The headline numbers of one month (NaN where the artifact is missing); see the module docstring.
+    Computed once per loaded month (the page, the rules and the trend all ask): each call returns a copy."""
+    if month._metrics is None:
+        month._metrics = _month_metrics(month)
+    return dict(month._metrics)
+
+
+def _month_metrics(month: Month) -> dict[str, float]:
     out = {key: math.nan for key in HEADLINE}
     out.update(winback_profit_p05=math.nan, winback_profit_p95=math.nan, winback_customers=math.nan)
     if month.has("kpis"):
@@ -253,9 +265,8 @@ def month_metrics(month: Month) -> dict[str, float]:
                 out[key] = float(row[key])
     if month.has("clv"):
         out["clv_total"] = float(month.get("clv")["clv"].sum())
-    high = high_risk_clv(month)
-    if high is not None:
-        out["high_risk_customers"] = float(len(high))
+    if month.has("churn"):
+        out["high_risk_customers"] = float((month.get("churn")["risk_tier"] == "high").sum())
         if month.has("clv"):  # the same definition as notebook 05's sentence
             out["clv_at_risk"] = customer_facts.clv_at_risk(month.get("churn"), month.get("clv"))[0]
     plan = recommended_plan(month)
@@ -281,7 +292,7 @@ def previous_metrics(month: Month, previous: Month | None) -> dict[str, float]:
     month of the shop's history: so they exist from the first run and agree with notebook 02 (last
     month's own kpis.csv only where this one lacks the month). Model rows (CLV, churn risk, plan) need
     last month's artifacts."""
-    out = month_metrics(previous) if previous is not None else {k: math.nan for k in month_metrics(month)}
+    out = month_metrics(previous) if previous is not None else dict.fromkeys(month_metrics(month), math.nan)
     if month.has("kpis"):
         row = _kpi_row(month.get("kpis"), artifacts.previous_month(month.month))
         if row is not None:

@@ -51,6 +51,8 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.metrics import roc_auc_score
 
 from helpers import artifacts, clv, customer_facts
@@ -126,36 +128,55 @@ def save_snapshot(processed_dir: str | Path, as_of: str, cfg: Config) -> pd.Data
 
 # --------------------------------------------------------------------------- what happened
 
-def window_activity(lines: ir.Table, start_day: str, horizons: list[int], period_days: int = 1) -> pd.DataFrame:
-    """Per customer who bought in the longest window (day `start_day`, day `start_day` + h], for each
-    horizon h of `horizons`: ``purchases_<h>`` (purchase periods with a positive net amount, as the
-    purchase model counts them) and ``bought_<h>`` (any purchase line; returns do not count). Customers
-    without either are absent (0 / False). Two engine queries, whatever the number of horizons."""
+def window_activity(lines: ir.Table, windows: dict[str, tuple[str, list[int]]], period_days: int = 1) -> pa.Table:
+    """What each customer did after each earlier month's cut-off, in one pass over the order lines.
+
+    `windows`: month -> (its cut-off day ``start``, the horizons h to score). One row per month (``window``:
+    its position in `windows`) and customer who bought in its longest window (day ``start``, day ``start`` +
+    h]: ``purchases_<h>`` (purchase periods with a positive net amount, as ``customer_facts.purchase_periods``
+    counts them up to the month's longest window end) and ``bought_<h>`` (any purchase line; returns do not
+    count); customers without either are absent (0 / False). One engine query, whatever the number of
+    months and horizons: every line is joined to the windows that hold it (a small table)."""
     unit = "week" if period_days == 7 else "day"
-    ends = {h: str((pd.Timestamp(start_day) + pd.Timedelta(days=int(h))).date()) for h in horizons}
-    last = ends[max(horizons)]
-    p = customer_facts.purchase_periods(lines, last, unit)
-    p = p.filter(p.period > customer_facts.period_number(start_day, unit))
-    counts = p.group_by("customer_id").aggregate(**{
-        f"purchases_{h}": (p.period <= customer_facts.period_number(end, unit)).cast("int64").sum()
-        for h, end in ends.items()}).to_pandas()
-    b = lines.filter(~lines.is_return, lines.order_date >= ibis.literal(cutoff_end(start_day)),
-                     lines.order_date < ibis.literal(cutoff_end(last)))
-    bought = b.group_by("customer_id").aggregate(**{
-        f"bought_{h}": (b.order_date < ibis.literal(cutoff_end(end))).any() for h, end in ends.items()}).to_pandas()
-    out = counts.merge(bought, on="customer_id", how="outer")
-    out["customer_id"] = out["customer_id"].astype(str)
-    return out
+    every = sorted({h for _, horizons in windows.values() for h in horizons})
+    rows = []
+    for i, (start, horizons) in enumerate(windows.values()):
+        first = customer_facts.period_number(start, unit) + 1  # the first whole period after the cut-off
+        ends = {h: str((pd.Timestamp(start) + pd.Timedelta(days=int(h))).date()) for h in horizons}
+        row = {"window": i, "first_period": first, "from_ts": cutoff_end(start),
+               "last_ts": cutoff_end(ends[max(horizons)])}
+        for h in every:  # a horizon this month does not score counts nothing
+            row[f"end_period_{h}"] = customer_facts.period_number(ends[h], unit) if h in ends else first - 1
+            row[f"end_ts_{h}"] = cutoff_end(ends[h]) if h in ends else cutoff_end(start)
+        rows.append(row)
+    w = ibis.memtable(pd.DataFrame(rows))
+    t = lines.join(w, [lines.order_date >= w.from_ts, lines.order_date < w.last_ts])
+    days = t.order_date.date().delta(ibis.date(customer_facts.EPOCH), unit="day")
+    keys = ["window", "customer_id", "first_period", *[f"end_period_{h}" for h in every]]
+    per = t.group_by([*keys, (days // customer_facts.UNIT_DAYS[unit]).name("period")]).aggregate(
+        cents=customer_facts.cents(t.amount).sum(),
+        **{f"line_{h}": (~t.is_return & (t.order_date < t[f"end_ts_{h}"])).any() for h in every})
+    purchase = (per.cents > 0) & (per.period >= per.first_period)  # a purchase period after the cut-off
+    out = per.group_by(["window", "customer_id"]).aggregate(
+        **{f"purchases_{h}": (purchase & (per.period <= per[f"end_period_{h}"])).cast("int64").sum() for h in every},
+        **{f"bought_{h}": per[f"line_{h}"].any() for h in every})
+    return out.to_pyarrow()
 
 
-def actuals_for(snap: pd.DataFrame, activity: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """The snapshot's customers with ``purchases`` and ``bought`` in the `horizon`-day window (0 / False if none)."""
-    cols = {f"purchases_{horizon}": "purchases", f"bought_{horizon}": "bought"}
-    out = snap[["customer_id"]].merge(activity[["customer_id", *cols]].rename(columns=cols), on="customer_id",
-                                      how="left")
-    out["purchases"] = out["purchases"].fillna(0).astype("int64")
-    out["bought"] = out["bought"].astype("boolean").fillna(False).astype(bool)
-    return out
+def align(snap: pd.DataFrame, activity: pa.Table, window: int) -> pd.DataFrame:
+    """The snapshot's customers (in its order) with ``purchases_<h>`` and ``bought_<h>`` of `window` (its
+    position in :func:`window_activity`'s windows; 0 / False if none)."""
+    part = activity.filter(pc.equal(activity["window"], window))
+    at = pc.index_in(customer_facts.strings(snap["customer_id"].astype(str)),
+                     value_set=customer_facts.strings(part["customer_id"]).combine_chunks())
+    return pd.DataFrame({c: pc.fill_null(part[c].take(at), 0 if c.startswith("purchases_") else False).to_numpy(
+        zero_copy_only=False) for c in part.column_names if c.startswith(("purchases_", "bought_"))})
+
+
+def actuals_for(actuals: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """``purchases`` and ``bought`` in the `horizon`-day window, from a month's :func:`align`."""
+    return pd.DataFrame({"purchases": actuals[f"purchases_{horizon}"].astype("int64"),
+                         "bought": actuals[f"bought_{horizon}"].astype(bool)})
 
 
 # --------------------------------------------------------------------------- metrics
@@ -217,23 +238,28 @@ def horizon_of(snap: pd.DataFrame, model: str) -> int:
     return int(snap["churn_horizon_days"].iloc[0]) if horizon is None else int(horizon)
 
 
-def score_snapshot(month: str, snap: pd.DataFrame, as_of: str, activity) -> tuple[list[dict], pd.DataFrame | None]:
-    """The track_record rows of one month's snapshot: one per model, scored when its horizon ended on or
-    before `as_of`, else with status 'horizon not complete' and the day it ends; and the actuals used.
-    `activity(start_day, horizons, period_days)` returns :func:`window_activity` (called once)."""
+def due(snap: pd.DataFrame, as_of: str) -> tuple[str, dict[str, str], list[str]]:
+    """A snapshot's cut-off day, the models it predicted with the day each one's horizon ends, and the
+    models whose horizon ended on or before `as_of` (to be scored)."""
     start = str(snap["as_of"].iloc[0])[:10]
     models = [m for m in MODELS if not snap[MODELS[m][1]].isna().all()]  # a stage that did not run: no row
     ends = {m: str((pd.Timestamp(start) + pd.Timedelta(days=horizon_of(snap, m))).date()) for m in models}
-    done = [m for m in models if pd.Timestamp(ends[m]) <= pd.Timestamp(str(as_of)[:10])]
-    act = activity(start, sorted({horizon_of(snap, m) for m in done}), int(snap["period_days"].iloc[0])) if done else None
+    return start, ends, [m for m in models if pd.Timestamp(ends[m]) <= pd.Timestamp(str(as_of)[:10])]
+
+
+def score_snapshot(month: str, snap: pd.DataFrame, as_of: str, actuals: pd.DataFrame | None) -> list[dict]:
+    """The track_record rows of one month's snapshot: one per model, scored when its horizon ended on or
+    before `as_of` (on `actuals`, the month's :func:`align`), else with status 'horizon not complete' and
+    the day it ends."""
+    _, ends, done = due(snap, as_of)
     rows = []
-    for model in models:
+    for model in ends:
         _, col, kind, _ = MODELS[model]
         h = horizon_of(snap, model)
         if model not in done:
             rows.append(_row(month, model, NOT_YET, h, ends[model]))
             continue
-        a = actuals_for(snap, act, h)
+        a = actuals_for(actuals, h)
         if kind == "count":
             m = score_counts(snap[col], a["purchases"])
         elif model == "churn":
@@ -241,7 +267,23 @@ def score_snapshot(month: str, snap: pd.DataFrame, as_of: str, activity) -> tupl
         else:
             m = score_probability(snap[col], a["bought"])
         rows.append(_row(month, model, SCORED, h, ends[model], m))
-    return rows, act
+    return rows
+
+
+def activities(lines: ir.Table, snaps: dict[str, pd.DataFrame], as_of: str) -> dict[str, pd.DataFrame]:
+    """month -> its snapshot's :func:`align`, for every snapshot with a horizon to score: one pass over the
+    order lines per purchase-period length (days or weeks) among them."""
+    windows: dict[int, dict[str, tuple[str, list[int]]]] = {}
+    for month, snap in snaps.items():
+        start, _, done = due(snap, as_of)
+        if done:
+            windows.setdefault(int(snap["period_days"].iloc[0]), {})[month] = (
+                start, sorted({horizon_of(snap, m) for m in done}))
+    out = {}
+    for period_days, months in windows.items():
+        activity = window_activity(lines, months, period_days)
+        out.update({month: align(snaps[month], activity, i) for i, month in enumerate(months)})
+    return out
 
 
 # --------------------------------------------------------------------------- campaigns: planned vs measured
@@ -327,9 +369,9 @@ def earlier_months(processed_dir: str | Path) -> list[Path]:
 
 def score_months(processed_dir: str | Path, as_of: str, cfg: Config, con) -> tuple[pd.DataFrame, dict, list]:
     """track_record rows for every earlier month, the snapshots scored (month -> (snapshot, actuals)) for
-    the calibration table, and the campaign checks. Needs this month's orders_clean."""
-    lines = artifacts.table(con, processed_dir, "orders_clean")
-    rows, scored, checks = [], {}, []
+    the calibration table, and the campaign checks. Reads each earlier month's small artifacts
+    (predictions.parquet, campaign_plan.csv, winback_plan.csv) and this month's orders_clean once."""
+    rows, snaps, checks = [], {}, []
     camp = artifacts.read_if_exists(processed_dir, "campaigns_clean", ["campaign_id"])
     logged = set(camp["campaign_id"].astype(str)) if camp is not None else set()
     measured = artifacts.read_if_exists(processed_dir, "winback_measured")
@@ -339,15 +381,17 @@ def score_months(processed_dir: str | Path, as_of: str, cfg: Config, con) -> tup
         if snap is None or snap.empty:
             rows.append(_row(month, "all", NO_SNAPSHOT, 0, None))
         else:
-            found, act = score_snapshot(month, snap, as_of, lambda *a: window_activity(lines, *a))
-            rows += found
-            scored[month] = (snap, act)
+            snaps[month] = snap
         plan_rows = artifacts.read_if_exists(folder, "campaign_plan")
         if plan_rows is not None and len(plan_rows):
             chk = check_campaign(month, plan_rows, artifacts.read_if_exists(folder, "winback_plan"), logged, measured,
                                  cfg.clv.gross_margin, cfg.winback.contact_cost)
             checks.append(chk)
             rows.append(campaign_row(chk))
+    acts = activities(artifacts.table(con, processed_dir, "orders_clean"), snaps, as_of)
+    for month, snap in snaps.items():
+        rows += score_snapshot(month, snap, as_of, acts.get(month))
+    scored = {month: (snap, acts.get(month)) for month, snap in snaps.items()}
     table = pd.DataFrame(rows, columns=RECORD_COLUMNS) if rows else artifacts.empty("track_record")
     table = table.astype({"customers": "int64", "horizon_days": "int64"})
     return table.sort_values(["month", "model"], ignore_index=True), scored, checks
@@ -367,8 +411,8 @@ def calibrations(rows: pd.DataFrame, scored: dict, bins: int) -> dict[str, tuple
         month = latest_scored(rows, model)
         if month is None:
             continue
-        snap, activity = scored[month]
-        act = actuals_for(snap, activity, horizon_of(snap, model))
+        snap, actuals = scored[month]
+        act = actuals_for(actuals, horizon_of(snap, model))
         actual = act["purchases"] if kind == "count" else (~act["bought"] if model == "churn" else act["bought"])
         out[model] = (month, calibration(snap[col], actual.astype(float), bins))
     return out

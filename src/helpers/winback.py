@@ -630,7 +630,7 @@ def plan_for_list(options_table: pd.DataFrame, cands: pd.DataFrame, targets: pd.
     (the sum of the list's expected_incremental_profit) and 5-95 % band, so notebooks 06 and 07 count the
     same customers and the same profit. A recommended segment with nobody on the list keeps no customers."""
     out = options_table.copy()
-    listed = cands[cands["customer_id"].astype(str).isin(set(targets["customer_id"].astype(str)))]
+    listed = cands[customer_facts.is_in(cands["customer_id"].astype(str), targets["customer_id"].astype(str))]
     sim = simulate(listed, uplift, cfg).table
     num = ["n_customers", "incremental_buyers", "incremental_revenue", "discount_cost", "incremental_profit",
            "profit_p05", "profit_p95", "roi"]

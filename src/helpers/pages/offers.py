@@ -71,11 +71,16 @@ def evaluation_takeaway(res: OffersResult) -> str:
     if res.note:
         return NO_CATEGORIES_AGAIN
     evaluation, col, n = res.evaluation, "hit_rate", res.cfg.top_n
+    cutoff = evaluation.cutoff.iloc[0]
+    buyers = int(evaluation.loc["personalised", "buyers_in_horizon"])
+    sampled = ("" if res.evaluation_base is None else f" Measured on a random sample of "
+               f"{int(evaluation.loc['personalised', 'customers']):,} of the {res.evaluation_base:,} customers.")
+    if evaluation[col].isna().all():  # nobody checked bought in the next period (a small shop, or a small sample)
+        return (f"Built on orders up to {cutoff}: none of the customers checked bought in the next period, so the "
+                f"suggestions cannot be checked against what they bought yet.{sampled}")
     ours = evaluation.loc["personalised", col]
     others = evaluation.drop(index="personalised")
     best_other = others[col].idxmax()
-    cutoff = evaluation.cutoff.iloc[0]
-    buyers = int(evaluation.loc["personalised", "buyers_in_horizon"])
     if ours > others[col].max():
         verdict = (f"the personalised suggestions win: {ours:.1%} hit rate @{n} vs {others[col].max():.1%} for "
                    f"'{best_other}' (+{(ours - others[col].max()) * 100:.1f} points)")
@@ -86,7 +91,7 @@ def evaluation_takeaway(res: OffersResult) -> str:
         verdict = (f"'{best_other}' wins ({others[col].max():.1%} hit rate @{n} vs {ours:.1%} personalised), "
                    "so review the offer settings before using the suggestions")
     return (f"Built on orders up to {cutoff} and checked against what the {buyers:,} customers who bought in the "
-            f"next period actually bought, {verdict}.")
+            f"next period actually bought, {verdict}.{sampled}")
 
 
 # ---------------------------------------------------------------------------------------------
