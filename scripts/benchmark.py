@@ -130,7 +130,8 @@ def duckdb_floor(raw: Path, out: Path, config: str) -> dict:
     if source is None:
         return {}
     reader = "read_parquet" if source.suffix == ".parquet" else "read_csv"
-    sets = [f"SET threads = {int(engine.threads)}" if engine.threads else "",
+    sets = ["SET enable_progress_bar = false",
+            f"SET threads = {int(engine.threads)}" if engine.threads else "",
             f"SET memory_limit = '{engine.memory_limit}'" if engine.memory_limit else ""]
     code = ("import duckdb; con = duckdb.connect(); "
             + "".join(f"con.execute({q!r}); " for q in sets if q)
