@@ -473,3 +473,20 @@ def test_one_raw_byte_or_one_cleaning_setting_changed_tags_again(tmp_path, cfg, 
     clean.run(out, "2025-12-31", config_from_dict({"cleaning": {"max_line_amount": 14}}), raw_dir=raw)
     assert len(tag_calls) == 4
     assert len(list((tmp_path / "out" / artifacts.HISTORY).iterdir())) == 1
+
+
+def test_a_changed_tagging_code_tags_again(tmp_path, cfg, tag_calls, monkeypatch):
+    """The tagging code's source is part of the key: an upgrade that changes a rule cleans afresh by itself."""
+    raw = tmp_path / "raw" / "shop"
+    raw.mkdir(parents=True)
+    _year_of_orders(raw)
+    code = tmp_path / "clean_code.py"
+    code.write_text("# a rule\n")
+    monkeypatch.setattr(clean, "_TAGGING_CODE", (code,))
+    out = tmp_path / "out" / "2025-12"
+    clean.run(out, "2025-12-31", cfg, raw_dir=raw)
+    clean.run(out, "2025-12-31", cfg, raw_dir=raw)
+    assert len(tag_calls) == 1
+    code.write_text("# a rule, changed\n")
+    clean.run(out, "2025-12-31", cfg, raw_dir=raw)
+    assert len(tag_calls) == 2

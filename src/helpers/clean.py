@@ -1106,7 +1106,9 @@ def _clean_month(con, raw_dir: Path, as_of: str | None, cfg: Config, tmp: Path,
 
 # --------------------------------------------------------------------------- the cleaned history
 
-HISTORY_VERSION = 1  # raised when what the cleaned history holds changes: entries of an older version are not read
+# The code that reads and tags the raw files: its source is part of a history's key, so a changed rule, reader or
+# platform mapping cleans afresh by itself (no version number to remember to raise).
+_TAGGING_CODE = (Path(__file__), Path(artifacts.__file__), Path(presets.__file__), Path(engine.__file__))
 KINDS = (("orders", True), ("customers", False), ("campaigns", False))  # each raw file, and whether it is required
 _RAW_FACTS = ("optional", "ignored", "delimiter", "rows", "files", "export_columns", "reading")
 
@@ -1133,18 +1135,17 @@ class FileHistory:
 def history_key(sources: dict[str, list[Path]], cfg: Config, identity: presets.Identity | None) -> str:
     """What a cleaned history is kept under: a hash of the `sources` files' bytes (their names too) and of every
     setting that changes what they read as - the cleaning and columns sections, the shop section (time zone, currency),
-    the engine (hashes and types differ between engines), a platform export's identity key - and
-    :data:`HISTORY_VERSION`. Bytes, not sizes and times: a file copied or touched is the same file, and one
-    rewritten within a second with the same size is not."""
+    the engine (hashes and types differ between engines), a platform export's identity key - and of the source
+    of the modules that read and tag them (:data:`_TAGGING_CODE`). Bytes, not sizes and times: a file copied or
+    touched is the same file, and one rewritten within a second with the same size is not."""
     digest = hashlib.blake2b(digest_size=12)
-    settings = {"version": HISTORY_VERSION, "engine": cfg.engine.backend.lower(),
+    settings = {"engine": cfg.engine.backend.lower(),
                 **{name: getattr(cfg, name).model_dump(mode="json") for name in ("shop", "columns", "cleaning")},
                 "identity": identity.key if identity is not None else None,
                 "files": {kind: [p.name for p in paths] for kind, paths in sources.items()}}
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    for paths in sources.values():
-        for path in paths:
-            digest.update(artifacts.file_digest(path))
+    for path in [*_TAGGING_CODE, *(p for paths in sources.values() for p in paths)]:
+        digest.update(artifacts.file_digest(path))
     return digest.hexdigest()
 
 
