@@ -83,6 +83,28 @@ def test_spark_settings_come_from_the_config(tmp_path):
         load_config(p)
 
 
+def test_a_spark_session_logs_to_the_month_at_the_configured_level_with_no_progress_bars(tmp_path, monkeypatch):
+    """What the builder gets (no Spark needed): the month's spark.log at engine.spark_log_level, only errors on the
+    console, no progress bars unless spark_conf asks for them, and the shop's own driver options kept."""
+    log = tmp_path / "reports" / "spark.log"
+    monkeypatch.setenv(engine.SPARK_LOG_VARIABLE, str(log))
+    p = tmp_path / "c.yml"
+    p.write_text("engine: {backend: spark, spark_log_level: INFO, "
+                 "spark_conf: {spark.driver.extraJavaOptions: -XX:+UseG1GC}}\n")
+    settings = engine.spark_settings(load_config(p).engine)
+    assert settings["spark.ui.showConsoleProgress"] == "false"
+    options = settings["spark.driver.extraJavaOptions"]
+    assert options.startswith("-XX:+UseG1GC -Dlog4j2.configurationFile=file:")
+    log4j = Path(options.split("configurationFile=file:")[1]).read_text()
+    assert "rootLogger.level = info" in log4j and f"fileName = {log.resolve()}" in log4j
+    assert "appender.console.filter.threshold.level = error" in log4j
+    p.write_text("engine: {spark_conf: {spark.ui.showConsoleProgress: true}}\n")
+    assert engine.spark_settings(load_config(p).engine)["spark.ui.showConsoleProgress"] == "true"
+    p.write_text("engine: {spark_log_level: LOUD}\n")
+    with pytest.raises(ConfigError, match="spark_log_level"):
+        load_config(p)
+
+
 def _write_folder(df: pd.DataFrame):
     """A writer as Spark's: the temp name becomes a folder of Parquet parts."""
     def write(tmp):

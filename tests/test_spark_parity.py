@@ -1,11 +1,13 @@
-"""Spark gives the month DuckDB gives (issue 18): every stage on both engines, artifacts compared.
+"""Spark gives the month DuckDB gives (issue 18), with plans that grow with the shop (issue 29): every stage on
+both engines, artifacts compared, and every query Spark plans read.
 
 The stages run as a notebook runs them - ``<stage>.run(processed_dir, as_of, cfg)``, which opens the
 engine named in ``cfg.engine`` and writes the stage's artifacts - in one process, so Spark starts once
-(a JVM per notebook would be most of the time budget of ``make test-spark``). The comparison, sorted
-by key with integer and timestamp widths normalised: counts, ids and text exactly, money (a column
-that the DuckDB run stores rounded to the cent) to 0.01, every other number (model outputs) to 1e-4
-relative. Then the same month runs again on Spark over its own Parquet folders.
+(a JVM per notebook would be most of the time budget of ``make test-spark``). The comparison is
+tests/parity.py's (counts, ids and text exactly, money to the cent, model outputs to 1e-4 relative).
+While Spark runs, every query's physical plan is read (``engine.watching_spark_plans``): a nested-loop
+join, a Cartesian product or a window without PARTITION BY fails the test. Then the same month runs
+again on Spark over its own Parquet folders.
 
 The tests marked ``spark`` need pyspark and Java 17: ``make test-spark`` (the default ``pytest tests``
 leaves them out). The test that the comparison catches an altered artifact needs neither, and runs on a
@@ -13,134 +15,28 @@ tiny month written by hand (no stage runs in the default suite).
 """
 from __future__ import annotations
 
-import math
-import time
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
+import ibis
 import pandas as pd
 import pytest
 
-from helpers import artifacts, churn, clean, clv, demo, kpis, segments, summary, winback
+from helpers import artifacts, clean, demo, engine
 from helpers.config import load_config
 from helpers.paths import project_root
+from parity import month_differences, run_stages
 
 AS_OF = "2026-06-30"
 CUSTOMERS = 300
-STAGES = (("01_clean", lambda raw, pdir, cfg: clean.run(pdir, AS_OF, cfg, raw_dir=raw)),
-          ("02_kpis", lambda raw, pdir, cfg: kpis.run(pdir, AS_OF, cfg)),
-          ("03_segments", lambda raw, pdir, cfg: segments.run(pdir, AS_OF, cfg)),
-          ("04_clv", lambda raw, pdir, cfg: clv.run(pdir, AS_OF, cfg)),
-          ("05_churn", lambda raw, pdir, cfg: churn.run(pdir, AS_OF, cfg)),
-          ("06_winback", lambda raw, pdir, cfg: winback.run(pdir, AS_OF, cfg)),
-          ("07_summary", lambda raw, pdir, cfg: summary.run(pdir, AS_OF, cfg)))
 # A small shop on 2 cores: Spark's time goes to starting the JVM and compiling many small queries, not to
 # data. Two shuffle partitions (one per core), no whole-stage code generation and the JIT's quick tier
 # halve it (measured here: the seven stages 463 s -> 282 s on a loaded machine).
 SPARK_TEST_CONF = {"spark.sql.shuffle.partitions": 2, "spark.sql.codegen.wholeStage": False,
-                   "spark.driver.memory": "1g", "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+                   "spark.driver.memory": "1g", "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=256m",
                    "spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}
-# JSON keys that hold a measurement of the run, not a result (fit time in seconds)
-VOLATILE_KEYS = ("seconds", "elapsed", "duration")
-
-
-# --------------------------------------------------------------------------- the comparison
-
-def _frame(processed_dir: Path, name: str) -> pd.DataFrame:
-    df = artifacts.read(processed_dir, name)
-    out = pd.DataFrame(index=range(len(df)))
-    for c in df.columns:
-        s = df[c].reset_index(drop=True)
-        if pd.api.types.is_datetime64_any_dtype(s):
-            s = s.dt.tz_localize(None) if s.dt.tz is not None else s
-            s = s.astype("datetime64[us]")
-        elif pd.api.types.is_bool_dtype(s):
-            s = s.astype("boolean")
-        elif pd.api.types.is_integer_dtype(s):
-            s = s.astype("Int64")
-        elif pd.api.types.is_float_dtype(s):
-            s = s.astype("float64")
-        else:
-            s = s.astype("string")
-        out[c] = s
-    keys = [c for c in out.columns if not pd.api.types.is_float_dtype(out[c])]
-    return out.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True) if keys else out
-
-
-def _is_money(s: pd.Series) -> bool:
-    x = s.dropna().to_numpy()
-    return len(x) > 0 and bool(np.all(np.abs(x - np.round(x, 2)) < 1e-9))
-
-
-def table_differences(expected: pd.DataFrame, got: pd.DataFrame, name: str) -> list[str]:
-    """What differs between two normalised artifact frames, one sentence each (empty: the same)."""
-    if list(expected.columns) != list(got.columns):
-        return [f"{name}: columns {list(got.columns)} instead of {list(expected.columns)}"]
-    if len(expected) != len(got):
-        return [f"{name}: {len(got)} rows instead of {len(expected)}"]
-    out = []
-    for c in expected.columns:
-        e, g = expected[c], got[c]
-        if pd.api.types.is_float_dtype(e):
-            a, b = e.to_numpy(float), g.to_numpy(float)
-            if not np.array_equal(np.isnan(a), np.isnan(b)):
-                out.append(f"{name}.{c}: missing values differ")
-                continue
-            a, b = a[~np.isnan(a)], b[~np.isnan(b)]
-            # money to the cent (a half-cent tie may round either way), model outputs to 1e-4 relative
-            ok = np.abs(a - b) <= 0.01 + 1e-9 if _is_money(e) else np.isclose(b, a, rtol=1e-4, atol=1e-12)
-            if not ok.all():
-                i = int(np.argmin(ok))
-                out.append(f"{name}.{c}: {int((~ok).sum())} values differ (e.g. {b[i]!r} instead of {a[i]!r})")
-        else:
-            same = (e.isna() & g.isna()) | (e == g).fillna(False)
-            if not same.all():
-                i = int(np.argmin(same.to_numpy()))
-                out.append(f"{name}.{c}: {int((~same).sum())} values differ (e.g. {g.iloc[i]!r} instead of {e.iloc[i]!r})")
-    return out
-
-
-def json_differences(expected, got, where: str) -> list[str]:
-    if isinstance(expected, dict) and isinstance(got, dict):
-        if set(expected) != set(got):
-            return [f"{where}: keys {sorted(set(got) ^ set(expected))} in one run only"]
-        return [d for k in expected if not any(v in str(k) for v in VOLATILE_KEYS)
-                for d in json_differences(expected[k], got[k], f"{where}.{k}")]
-    if isinstance(expected, list) and isinstance(got, list):
-        if len(expected) != len(got):
-            return [f"{where}: {len(got)} items instead of {len(expected)}"]
-        return [d for i, (e, g) in enumerate(zip(expected, got)) for d in json_differences(e, g, f"{where}[{i}]")]
-    if isinstance(expected, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
-        if math.isnan(expected) and math.isnan(got):
-            return []
-        return [] if math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-9) else [f"{where}: {got!r} instead of {expected!r}"]
-    return [] if expected == got else [f"{where}: {got!r} instead of {expected!r}"]
-
-
-def month_differences(expected_dir: Path, got_dir: Path) -> list[str]:
-    """Every difference between two runs of a month, artifact by artifact (absent in both: skipped)."""
-    out = []
-    for name, art in artifacts.ARTIFACTS.items():
-        there = artifacts.exists(expected_dir, name), artifacts.exists(got_dir, name)
-        if there != (True, True):
-            if any(there):
-                out.append(f"{art.file}: written by one run only")
-            continue
-        if art.kind == "json":
-            out += json_differences(artifacts.read(expected_dir, name), artifacts.read(got_dir, name), art.file)
-        else:
-            out += table_differences(_frame(expected_dir, name), _frame(got_dir, name), art.file)
-    return out
-
-
-def run_stages(raw: Path, processed_dir: Path, cfg) -> dict[str, float]:
-    times = {}
-    for stage, run in STAGES:
-        start = time.perf_counter()
-        run(raw, processed_dir, cfg)
-        times[stage] = round(time.perf_counter() - start, 1)
-    return times
-
 
 # --------------------------------------------------------------------------- the shop and its DuckDB month
 
@@ -167,7 +63,7 @@ def make_shop(tmp: Path):
         fh.write(f"{first},extra\n{first.split(',')[0]},C_short\n")
     cfg = load_config(project_root() / "config" / "default.yml")
     duck = tmp / "duckdb" / "parity" / "2026-06"
-    times = run_stages(raw, duck, cfg)
+    times = run_stages(raw, duck, cfg, AS_OF)
     return raw, duck, cfg, times
 
 
@@ -219,22 +115,67 @@ def spark_month(shop):
         backend="spark", spark_master="local[2]",
         spark_conf=SPARK_TEST_CONF))
     month = duck.parent.parent.parent / "spark" / "parity" / "2026-06"
-    times = run_stages(raw, month, spark_cfg)
+    os.environ[engine.SPARK_LOG_VARIABLE] = str(month.parent / "spark.log")  # as the runner sets it per kernel
+    session = engine.connect(spark_cfg.engine)._session
+    plans: list[tuple[str, str]] = []
+    with engine.watching_spark_plans(session, plans):
+        times = run_stages(raw, month, spark_cfg, AS_OF)
     print(f"\nDuckDB: {duck_times}\nSpark: {times}")
-    return month, spark_cfg
+    return month, spark_cfg, plans
+
+
+@pytest.mark.spark
+def test_no_stage_plans_a_query_that_cannot_spread_over_a_cluster(spark_month):
+    """Every query of every stage, read in Spark's physical plan: no nested-loop join or Cartesian product (cost
+    grows with the square of the shop), no window without PARTITION BY (all rows in one task)."""
+    plans = spark_month[2]
+    assert not plans, "\n".join(f"{problem}\n    in: {sql[:400]}" for problem, sql in plans)
+
+
+@pytest.mark.spark
+def test_the_plan_check_names_a_nested_loop_join_and_a_window_without_partitioning(spark_month):
+    """The check above can fail: NOT IN inside a CASE (how campaign rows were once tagged) and a row number over
+    the whole table are both named."""
+    con = engine.connect(spark_month[1].engine)
+    t = ibis.memtable({"id": ["a", "b", "c"], "pos": [3, 1, 2]})
+    known = ibis.memtable({"id": ["a"]})
+    tagged = t.mutate(unknown=ibis.cases((~t.id.isin(known.id), "unknown"), else_=None),
+                      n=ibis.row_number().over(order_by=t.pos))
+    found: list[tuple[str, str]] = []
+    with engine.watching_spark_plans(con._session, found):
+        con.to_pandas(tagged)
+    assert [p.split(":")[0] for p, _ in found] == ["BroadcastNestedLoopJoin", "Window without partitioning"], found
+
+
+@pytest.mark.spark
+def test_spark_writes_its_log_to_the_file_and_only_errors_to_the_console(tmp_path):
+    """A Spark session started as a kernel starts it (the runner names the month's spark.log): Spark's warnings
+    go to that file, none reach the console, and no progress bar does."""
+    pytest.importorskip("pyspark", reason="make test-spark installs pyspark (requirements-spark.lock)")
+    log = tmp_path / "reports" / "spark.log"
+    log.parent.mkdir(parents=True)
+    script = ("from helpers import engine; from helpers.config import EngineConfig\n"
+              "con = engine.connect(EngineConfig(backend='spark', spark_conf={'spark.ui.enabled': False}))\n"
+              "con.raw_sql('SELECT row_number() OVER (ORDER BY id) AS n FROM range(20000000)').collect()\n")
+    env = {**os.environ, engine.SPARK_LOG_VARIABLE: str(log), "PYSPARK_PYTHON": sys.executable}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "No Partition Defined for Window operation" in log.read_text()
+    console = done.stdout + done.stderr
+    assert " WARN " not in console and "log4j" not in console and "[Stage " not in console, console
 
 
 @pytest.mark.spark
 def test_every_stage_on_spark_writes_the_artifacts_duckdb_writes(shop, spark_month):
     duck = shop[1]
-    month, _ = spark_month
+    month = spark_month[0]
     assert (month / "orders_clean.parquet").is_dir()  # Spark's own Parquet: a folder of parts
     assert month_differences(duck, month) == []
 
 
 @pytest.mark.spark
 def test_spark_keeps_text_as_written(spark_month):
-    month, _ = spark_month
+    month = spark_month[0]
     orders = artifacts.read(month, "orders_clean")
     assert orders["category"].str.endswith("f").sum() > 0 and not orders["category"].str.startswith(" ").any()
     assert {'SAVE "10"\nNOW', "vip"} <= set(orders["coupon_code"].dropna())
@@ -245,7 +186,7 @@ def test_spark_keeps_text_as_written(spark_month):
 @pytest.mark.spark
 def test_rerunning_a_month_on_spark_replaces_its_parquet_folders(shop, spark_month):
     raw = shop[0]
-    month, spark_cfg = spark_month
+    month, spark_cfg, _ = spark_month
     before = artifacts.read(month, "orders_clean")
     clean.run(month, AS_OF, spark_cfg, raw_dir=raw)  # 01 is the stage whose Parquet Spark writes (as folders)
     pd.testing.assert_frame_equal(artifacts.read(month, "orders_clean"), before)

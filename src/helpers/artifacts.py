@@ -578,8 +578,8 @@ def raw_table(con, p: str | Path) -> ibis.Table:
     """A shop's raw Parquet export as a table whose columns are all strings (a CSV: :func:`raw_csv`).
 
     Cleaning rules parse every value themselves, so a malformed date or amount becomes a tagged
-    row instead of a reader error. ``_file_pos`` is each row's position in the file (rising in the file's order, not necessarily by
-    one): DuckDB's row number within the file (0, 1, 2, ...), Spark's partition-and-offset id of a file read in order.
+    row instead of a reader error. ``_file_pos`` is each row's position in the file, 0, 1, 2, ...: DuckDB's
+    row number within the file, on Spark counted from partition offsets (:func:`_spark_view`).
     """
     p = Path(p)
     if engine.is_spark(con):
@@ -587,17 +587,41 @@ def raw_table(con, p: str | Path) -> ibis.Table:
 
         df = SparkSession.getActiveSession().read.parquet(str(p))
         df = df.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in df.columns])
-        return _spark_view(con, df.withColumn(FILE_POS, F.monotonically_increasing_id()))
+        return _spark_view(con, df)
     t = con.read_parquet(str(p), file_row_number=True)
     return t.select(*[t[c].cast("string").name(c) for c in t.columns if c != "file_row_number"],
                     t.file_row_number.cast("int64").name(FILE_POS))
 
 
 def _spark_view(con, df) -> ibis.Table:
-    """A Spark DataFrame as a cached Ibis table: read once, so every use sees the same rows and positions."""
+    """A Spark DataFrame read from a file as a cached Ibis table with :data:`FILE_POS` 0, 1, 2, ... in the file's
+    order: read once, so every use sees the same rows and positions.
+
+    Spark's ``monotonically_increasing_id`` is the partition's number times 2**33 plus the row's offset in it
+    (partitions follow the file); each partition's rows are counted (one small result per partition) and the
+    offsets of the partitions before it added, so no window over the whole file puts it in one task."""
+    from pyspark.sql import functions as F
+
     name = f"raw_{uuid.uuid4().hex[:12]}"
-    df.createOrReplaceTempView(name)
-    return engine.cache(con, con.table(name))
+    if df.rdd.getNumPartitions() == 1:  # a CSV (read with multiLine, in one task): the ids are 0, 1, 2, ... already
+        df.withColumn(FILE_POS, F.monotonically_increasing_id()).createOrReplaceTempView(name)
+        return engine.cache(con, con.table(name))
+    df = df.withColumn("_mid", F.monotonically_increasing_id()).persist()
+    part = F.shiftright(F.col("_mid"), 33)
+    counts = sorted((r["_part"], r["n"]) for r in df.groupBy(part.alias("_part")).agg(F.count("*").alias("n")).collect())
+    starts, total = [], 0
+    for p, n in counts:
+        starts.append((p, total))
+        total += n
+    offsets = df.sparkSession.createDataFrame(starts or [(0, 0)], "_part long, _start long")
+    positioned = df.join(F.broadcast(offsets), part == offsets["_part"]).select(
+        *[F.col(f"`{c}`") for c in df.columns if c != "_mid"],
+        (F.col("_start") + F.col("_mid") - F.shiftleft(part, 33)).alias(FILE_POS))
+    positioned.createOrReplaceTempView(name)
+    table = engine.cache(con, con.table(name))
+    table.count().execute()  # cached now, so the read can be let go
+    df.unpersist()
+    return table
 
 
 def raw_head(p: str | Path, max_bytes: int = 1 << 16) -> str:
@@ -632,19 +656,18 @@ def raw_csv(con, p: str | Path, columns: list[str], delimiter: str) -> tuple[ibi
     so it cannot count fields from the values: instead a row whose field count differs from the
     header's keeps its raw text in :data:`SPARK_BAD` (and its fields as far as they go).
 
-    Both engines add :data:`FILE_POS`, the row's position in the file: DuckDB's table row id (the
-    table is filled in the file's order), Spark's ``monotonically_increasing_id`` (partition, then
-    offset: the file's order).
+    Both engines add :data:`FILE_POS`, the row's position in the file, 0, 1, 2, ...: DuckDB's table row id
+    (the table is filled in the file's order), on Spark counted from partition offsets (:func:`_spark_view`).
     """
     p = Path(p)
     if engine.is_spark(con):
-        from pyspark.sql import SparkSession, functions as F, types as T
+        from pyspark.sql import SparkSession, types as T
 
         schema = T.StructType([T.StructField(c, T.StringType()) for c in [*columns, SPARK_BAD]])
         df = SparkSession.getActiveSession().read.csv(
             str(p), schema=schema, header=True, enforceSchema=True, sep=delimiter, quote='"', escape='"',
             multiLine=True, mode="PERMISSIVE", columnNameOfCorruptRecord=SPARK_BAD, encoding="UTF-8")
-        return _spark_view(con, df.withColumn(FILE_POS, F.monotonically_increasing_id())), None
+        return _spark_view(con, df), None
     for parallel in (True, False):
         token = uuid.uuid4().hex[:12]
         t = con.read_csv(str(p), all_varchar=True, header=True, auto_detect=False, delim=delimiter, quote='"',

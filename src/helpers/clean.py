@@ -349,16 +349,17 @@ def _field_count_from_text(raw_line: ir.StringValue, names: list[str], delimiter
     return raw_line.isnull().ifelse(ibis.null("string"), text_)
 
 
-def _number_rows(t: ir.Table, rejected: pd.DataFrame, contiguous: bool = False) -> ir.Table:
+def _number_rows(t: ir.Table, rejected: pd.DataFrame) -> ir.Table:
     """Add ``source_row``: the row's number among the file's data rows (1 = first row after the header),
     counted in the order of the reader's file position (``artifacts.FILE_POS``, which it replaces).
 
     The reader leaves rejected rows out, so the k-th row read is row ``k + #{rejected before it}``:
-    with the rejected rows r_1 < r_2 < ..., the j-th one sits after t_j = r_j - j rows read. Positions
-    that are `contiguous` (0, 1, 2, ...: DuckDB's) give k without a window over the whole file.
+    with the rejected rows r_1 < r_2 < ..., the j-th one sits after t_j = r_j - j rows read. The readers'
+    positions are 0, 1, 2, ... on both engines, so k needs no window over the whole file. (Only DuckDB's
+    reader rejects rows; Spark keeps them, with their raw text, in the table.)
     """
     pos = t[artifacts.FILE_POS]
-    k = t.mutate(_k=(pos if contiguous else ibis.row_number().over(order_by=pos)) + 1).drop(artifacts.FILE_POS)
+    k = t.mutate(_k=pos + 1).drop(artifacts.FILE_POS)
     if rejected.empty:
         return k.mutate(source_row=k._k).drop("_k")
     r = sorted(rejected["source_row"].tolist())
@@ -390,7 +391,7 @@ def read_raw(con, path: Path, kind: str, column_map: dict[str, str], file_label:
         t = t.rename(renames)
     export_columns = [c for c in t.columns if c not in ("_shape", artifacts.FILE_POS)]
     rejected = _rejected_rows(rejects, len(columns))
-    number = functools.partial(_number_rows, rejected=rejected, contiguous=not engine.is_spark(con))
+    number = functools.partial(_number_rows, rejected=rejected)
     transform = preset is not None and kind == "orders"
     if transform:
         t = presets.to_contract(number(t), preset, identity, label)
@@ -882,13 +883,20 @@ def kept_customers(tagged: ir.Table, as_of: str | None) -> ir.Table:
 
 def tag_campaigns(raw: ir.Table, as_of: str | None, known: ir.Table | None = None, fold_case: bool = False) -> ir.Table:
     """Campaign sends; `known` (one column ``customer_id``: buyers and listed customers) leaves out the others."""
-    customer_id = customer_key(raw.customer_id, fold_case)
+    raw = raw.mutate(_customer_key=customer_key(raw.customer_id, fold_case))
+    if known is not None:  # a join on the key: NOT IN would compare every row with every customer on Spark
+        ids = known.select(_known_id=known.customer_id).distinct()
+        raw = raw.left_join(ids, raw._customer_key == ids._known_id)
+        raw = raw.mutate(_unknown=raw._known_id.isnull()).drop("_known_id")
+    else:
+        raw = raw.mutate(_unknown=ibis.literal(False))
+    customer_id, unknown = raw._customer_key, raw._unknown
     sent = parse_timestamp(raw.sent_date)
     discount = parse_amount(raw.discount, ".")
     after = (sent >= ibis.literal(cutoff_end(as_of))) if as_of else ibis.literal(False)
-    unknown = ~customer_id.isin(known.customer_id) if known is not None else ibis.literal(False)
     shape = raw._shape if "_shape" in raw.columns else ibis.null("string")
-    sheet_error = spreadsheet_error(raw, [c for c in raw.columns if c not in ("source_row", "_shape")])
+    sheet_error = spreadsheet_error(raw, [c for c in raw.columns
+                                          if c not in ("source_row", "_shape", "_customer_key", "_unknown")])
     reason = ibis.cases(
         (shape.notnull(), "wrong_field_count"),
         (sheet_error.notnull(), "spreadsheet_error"),
@@ -900,7 +908,7 @@ def tag_campaigns(raw: ir.Table, as_of: str | None, known: ir.Table | None = Non
         else_=ibis.null("string"),
     )
     return raw.mutate(sent_ts=sent, discount_value=discount, customer_key=customer_id, reason=reason,
-                      detail=shape.coalesce(sheet_error))
+                      detail=shape.coalesce(sheet_error)).drop("_customer_key", "_unknown")
 
 
 def kept_campaigns(tagged: ir.Table) -> ir.Table:

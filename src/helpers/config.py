@@ -103,6 +103,9 @@ class EngineConfig(_Section):
                          description="duckdb, spark or the name of another Ibis backend")
     spark_master: str = Field("local[2]", pattern=r"\S", description="a Spark master URL such as local[2]")
     spark_conf: SparkConf = {}
+    spark_log_level: Literal["ALL", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = Field(
+        "WARN", description="a log4j level: what Spark writes to spark.log beside the month's reports (ERROR and "
+                            "worse also on the console)")
     threads: PositiveInt | None = Field(None, description="a positive whole number or null (all cores)")
     # pasted into DuckDB's SET memory_limit, hence the strict pattern
     memory_limit: str | None = Field("3GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",

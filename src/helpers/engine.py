@@ -10,6 +10,8 @@ it). ``tests/test_spark_parity.py`` runs every stage on both and compares the ar
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -49,10 +51,64 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
         from pyspark.sql import SparkSession
 
         builder = SparkSession.builder.master(engine.spark_master).appName("retention")
-        for key, value in engine.spark_conf.items():
-            builder = builder.config(key, str(value))
-        return ibis.pyspark.connect(builder.getOrCreate())
+        for key, value in spark_settings(engine).items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel(engine.spark_log_level)  # a session started earlier takes it too
+        return ibis.pyspark.connect(session)
     return getattr(ibis, backend).connect()
+
+
+# Where Spark's log goes: set by the runner in each kernel's environment to spark.log beside the month's reports
+SPARK_LOG_VARIABLE = "RETENTION_SPARK_LOG"
+_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+
+
+def spark_log_file() -> Path:
+    """The file Spark's driver logs to: :data:`SPARK_LOG_VARIABLE` (the runner's month), else ``retention-spark.log``
+    in the system's temp folder (a notebook run from JupyterLab)."""
+    return Path(os.environ.get(SPARK_LOG_VARIABLE) or Path(tempfile.gettempdir()) / "retention-spark.log")
+
+
+def spark_settings(engine: EngineConfig) -> dict[str, str]:
+    """The session builder's settings: ``engine.spark_conf``, with no console progress bars unless it asks for
+    them, and the driver's log4j configured by :func:`spark_log_config` (added to any extraJavaOptions given)."""
+    settings = {"spark.ui.showConsoleProgress": "false", **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in engine.spark_conf.items()}}
+    config = spark_log_config(spark_log_file(), engine.spark_log_level)
+    settings[_JAVA_OPTIONS] = f"{settings.get(_JAVA_OPTIONS, '')} -Dlog4j2.configurationFile={config.as_uri()}".strip()
+    return settings
+
+
+def spark_log_config(log_file: Path, level: str) -> Path:
+    """A log4j2 configuration (a file in the system's temp folder) that writes Spark's lines at `level` and worse to
+    `log_file` (made on the first line) and only ERROR and worse to the console."""
+    text = "\n".join([
+        f"rootLogger.level = {level.lower()}",
+        "rootLogger.appenderRef.file.ref = file",
+        "rootLogger.appenderRef.console.ref = console",
+        "appender.file.type = File",
+        "appender.file.name = file",
+        f"appender.file.fileName = {log_file.resolve()}",
+        "appender.file.createOnDemand = true",
+        "appender.file.layout.type = PatternLayout",
+        "appender.file.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex",
+        "appender.console.type = Console",
+        "appender.console.name = console",
+        "appender.console.target = SYSTEM_ERR",
+        "appender.console.layout.type = PatternLayout",
+        "appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex",
+        "appender.console.filter.threshold.type = ThresholdFilter",
+        "appender.console.filter.threshold.level = error",
+        "",
+    ])
+    folder = Path(tempfile.gettempdir()) / "retention-spark"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"log4j2-{hashlib.sha256(text.encode()).hexdigest()[:16]}.properties"
+    if not path.exists():  # kernels started at once write the same text: each its own file, then renamed
+        tmp = path.with_suffix(f".{uuid.uuid4().hex[:8]}")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return path
 
 
 # How many DuckDBs work at once (the runner's notebooks side by side), read by connect in each kernel.
@@ -152,3 +208,54 @@ def cutoff_end(as_of) -> pd.Timestamp:
     Every stage cuts its data this way, so an order at 23:59 on the as_of day always counts.
     """
     return pd.Timestamp(str(as_of)[:10]) + pd.Timedelta(days=1)
+
+
+# --------------------------------------------------------------------------- Spark's physical plans
+
+# Plans that do not grow with a cluster: every row compared with every row, or a window whose rows all
+# go to one task. (Issue 29: a NOT IN inside a CASE became a BroadcastNestedLoopJoin, quadratic in the shop.)
+_QUADRATIC_JOINS = ("BroadcastNestedLoopJoinExec", "CartesianProductExec")
+_WINDOWS = ("WindowExec", "WindowGroupLimitExec")
+
+
+def spark_plan_problems(df) -> list[str]:
+    """What in a Spark DataFrame's physical plan cannot spread over a cluster, one line each: a nested-loop
+    join or Cartesian product, or a window without PARTITION BY. Reads the plan, runs nothing."""
+    out: list[str] = []
+    seen: set[int] = set()
+
+    def walk(node) -> None:
+        if node is None or node.hashCode() in seen:
+            return
+        seen.add(node.hashCode())
+        kind = node.getClass().getSimpleName()
+        if kind in _QUADRATIC_JOINS:
+            out.append(f"{kind.removesuffix('Exec')}: {node.simpleString(200)}")
+        elif kind in _WINDOWS and node.partitionSpec().isEmpty():
+            out.append(f"{kind.removesuffix('Exec')} without partitioning: {node.simpleString(200)}")
+        if kind == "AdaptiveSparkPlanExec":
+            walk(node.initialPlan())
+        for seq in (node.children(), node.subqueries()):
+            for i in range(seq.size()):
+                walk(seq.apply(i))
+
+    walk(df._jdf.queryExecution().executedPlan())
+    return out
+
+
+@contextlib.contextmanager
+def watching_spark_plans(session, found: list[tuple[str, str]]):
+    """Within the block, every query sent to the SparkSession `session` (by any Ibis connection on it) has its
+    physical plan read by :func:`spark_plan_problems`; each problem is appended to `found` as (problem, SQL)."""
+    send = session.sql
+
+    def sql(query, *args, **kwargs):
+        df = send(query, *args, **kwargs)
+        found.extend((problem, str(query)) for problem in spark_plan_problems(df))
+        return df
+
+    session.sql = sql
+    try:
+        yield found
+    finally:
+        del session.sql

@@ -177,9 +177,11 @@ def _sleeping_events(cm: ir.Table, as_of: str, inactivity_days: int) -> ir.Table
 
 
 def monthly_kpis(orders: ir.Table | OrderFacts, as_of: str, inactivity_days: int = 180) -> ir.Table:
-    """The monthly KPI table up to `as_of` as one Ibis expression (columns in MONTHLY_COLUMNS but
-    `month`, plus month_idx). See the module docstring for each definition; an order is counted in
-    the month of its first purchase line."""
+    """The monthly KPI table up to `as_of` as one Ibis expression, before its running totals: one row per month
+    with an event (month_idx; ``_active_month`` true for the months of kpis.csv), the columns of
+    MONTHLY_COLUMNS but `month`, `repeat_rate` and `sleeping_customers`, and the month's ``seconds`` (second
+    purchases) and ``sleep_delta`` that :func:`monthly` sums to date. See the module docstring for each
+    definition; an order is counted in the month of its first purchase line."""
     f = order_facts(orders, as_of)
     cm = f.cm.left_join(f.firsts.select("customer_id", "first_month"), "customer_id")
     is_new = cm.first_month.notnull() & (cm.first_month == cm.month_idx)
@@ -212,13 +214,11 @@ def monthly_kpis(orders: ir.Table | OrderFacts, as_of: str, inactivity_days: int
     )
     per_month = events.group_by("month_idx").agg(new_customers=events.new.sum(), seconds=events.second.sum(),
                                                  sleep_delta=events.sleep.sum())
-    cum = ibis.cumulative_window(order_by="month_idx")
-    per_month = per_month.mutate(
-        buyers_to_date=per_month.new_customers.sum().over(cum),
-        repeaters_to_date=per_month.seconds.sum().over(cum),
-        sleeping_customers=per_month.sleep_delta.sum().over(cum),
-    )
-    t = base.inner_join(per_month, "month_idx").left_join(n_orders, "month_idx")
+    # Every month with an event (a superset of base's months) with its counts; the running totals (buyers,
+    # repeaters, sleeping customers to date) are summed in pandas over these few rows (_finish_monthly): on
+    # Spark a window without a key runs in one task (issue 29).
+    t = per_month.left_join(base.mutate(_active_month=ibis.literal(True)), "month_idx").drop("month_idx_right")
+    t = t.left_join(n_orders, "month_idx").drop("month_idx_right")
     t = t.mutate(orders=t.orders.fill_null(0), active_customers=t.active_customers.cast("int64"))
     t = t.mutate(
         returning_customers=t.active_customers - t.new_customers,
@@ -228,14 +228,17 @@ def monthly_kpis(orders: ir.Table | OrderFacts, as_of: str, inactivity_days: int
         aov=ibis.ifelse(t.orders > 0, t.revenue / t.orders, ibis.null("float64")),
         orders_per_customer=ibis.ifelse(t.active_customers > 0, t.orders / t.active_customers,
                                         ibis.null("float64")),
-        repeat_rate=ibis.ifelse(t.buyers_to_date > 0, t.repeaters_to_date / t.buyers_to_date,
-                                ibis.null("float64")),
     )
-    return t.select("month_idx", *[c for c in MONTHLY_COLUMNS if c != "month"]).order_by("month_idx")
+    return t.select("month_idx", "_active_month", "seconds", "sleep_delta",
+                    *[c for c in MONTHLY_COLUMNS if c not in ("month", "repeat_rate", "sleeping_customers")])
 
 
 def _finish_monthly(df: pd.DataFrame) -> pd.DataFrame:
     df = df.sort_values("month_idx").reset_index(drop=True)
+    buyers, repeaters = df["new_customers"].cumsum(), df["seconds"].cumsum()
+    df["sleeping_customers"] = df["sleep_delta"].cumsum()
+    df["repeat_rate"] = (repeaters / buyers).where(buyers > 0)
+    df = df[df["_active_month"].fillna(False).astype(bool)].reset_index(drop=True)
     df.insert(0, "month", month_label(df["month_idx"]).to_numpy())
     for c in ("orders", "active_customers", "new_customers", "returning_customers", "sleeping_customers"):
         df[c] = df[c].astype("int64")

@@ -45,7 +45,7 @@ import papermill as pm
 from jupyter_client import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 from nbclient import NotebookClient
-from traitlets import Integer
+from traitlets import Integer, Unicode
 from traitlets.config import Config
 
 from helpers import artifacts, engine
@@ -116,17 +116,17 @@ class Interrupted(KeyboardInterrupt):
 # Small pure helpers
 
 
-def kernel_config(duckdb_share: int = 1):
+def kernel_config(duckdb_share: int = 1, spark_log: Path | None = None):
     """Kernel settings for every notebook run: local IPC sockets on Linux and macOS, and a kernel
     manager the runner can reach when a signal stops the run and that tells the kernel's DuckDB its
-    share (:class:`TrackedKernelManager`).
+    share, and where a Spark session logs (`spark_log`: the month's spark.log; :class:`TrackedKernelManager`).
 
     With the default TCP transport the kernel listens on local ports that other users of the machine
     could reach, and ipykernel 7 prints a warning about unencrypted TCP for every notebook; IPC
     sockets are files in the user's Jupyter runtime folder. Windows has no IPC transport: TCP there.
     """
     tracked = {"NotebookClient": {"kernel_manager_class": TrackedKernelManager},
-               "TrackedKernelManager": {"duckdb_share": duckdb_share}}
+               "TrackedKernelManager": {"duckdb_share": duckdb_share, "spark_log": str(spark_log or "")}}
     if os.name != "posix":
         return Config(tracked)
     # An absolute socket path: jupyter_client's default ("kernel-ipc") is relative to each process's
@@ -149,9 +149,12 @@ class TrackedKernelManager(AsyncKernelManager):
     set to ``duckdb_share``: the number of DuckDBs working at once while it runs (:func:`helpers.engine.connect`)."""
 
     duckdb_share = Integer(1, config=True, help="DuckDBs working at once: each gets 1/N of threads and memory_limit")
+    spark_log = Unicode("", config=True, help="the file a Spark session started in the kernel logs to (empty: Spark's default)")
 
     async def _async_pre_start_kernel(self, **kw):  # the kernel's environment: this process's, plus its share
         kw["env"] = {**kw.get("env", os.environ), engine.SHARE_VARIABLE: str(self.duckdb_share)}
+        if self.spark_log:
+            kw["env"][engine.SPARK_LOG_VARIABLE] = self.spark_log
         return await super()._async_pre_start_kernel(**kw)
 
     async def _async_post_start_kernel(self, **kwargs) -> None:  # start_kernel's last step
@@ -678,7 +681,7 @@ def _run_notebook(plan: _MonthPlan, run: _Run, stop_request, duckdb_share: int, 
             pm.execute_notebook(
                 str(run.source), str(tmp), parameters=plan.parameters, kernel_name=kernel_name,
                 resources={"metadata": {"path": str(plan.root)}}, progress_bar=show_cells, log_output=False,
-                config=kernel_config(duckdb_share), on_cell_execute=run.inputs.before_cell,
+                config=kernel_config(duckdb_share, plan.out_dir / "spark.log"), on_cell_execute=run.inputs.before_cell,
             )
         except Exception as err:  # a failing cell (PapermillExecutionError), a kernel that died or never started
             failure = err
