@@ -13,7 +13,9 @@ the Spark session's start (not in the stages' sum); the queries whose physical p
 cluster (``engine.watching_spark_plans``: nested-loop joins, Cartesian products, windows without PARTITION
 BY); the artifacts that differ between the engines under the parity rules; the peak resident memory of the
 Spark driver, its Python side (pandas frames collected from Spark) and its JVM, polled every 0.1 s while Spark
-runs; the load average. The same figures go to ``KEEP/spark_benchmark.json``.
+runs; the load average. ``--runner`` then runs the month as ``retention run`` does on each engine (a kernel per
+notebook, each starting its own Spark session, and the HTML pages) and prints both walls and their ratio. The
+same figures go to ``KEEP/spark_benchmark.json``.
 
 Targets (issue 29, 2 cores, local[2]): the demo month on Spark at most 6 times the DuckDB month, every artifact
 equal; a 200,000-customer shop: each Spark stage at most 12 times its demo-month time. Not part of CI.
@@ -30,11 +32,12 @@ import time
 from pathlib import Path
 
 import psutil
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]  # tests/parity.py: the stages and the parity rules
 
-from helpers import demo, engine  # noqa: E402
+from helpers import demo, engine, runner  # noqa: E402
 from helpers.config import load_config  # noqa: E402
 from parity import month_differences, run_stages  # noqa: E402
 
@@ -95,6 +98,25 @@ def run_spark(raw: Path, month: Path, cfg, as_of: str) -> dict:
             "peak_rss_mb": {"driver_python": round(peaks.python / 2**20), "driver_jvm": round(peaks.jvm / 2**20)}}
 
 
+def run_months(raw: Path, keep: Path, as_of: str, config: str, spark_engine: dict) -> dict:
+    """The month through the runner as ``retention run`` runs it (a kernel per notebook, each starting its own
+    Spark session; HTML pages), on DuckDB and then on Spark: wall seconds and each notebook's."""
+    out = {}
+    for name, overrides in (("duckdb", {}), ("spark", spark_engine)):
+        settings = yaml.safe_load(Path(config).read_text())
+        settings["engine"] = {**settings.get("engine", {}), **overrides}
+        path = keep / f"config-{name}.yml"
+        path.write_text(yaml.safe_dump(settings))
+        lines: list[str] = []
+        started = time.perf_counter()
+        runner.run_month(as_of, raw, path, root=ROOT, reports_dir=keep / "runner" / name / "reports",
+                         processed_base=keep / "runner" / name / "processed", log=lines.append)
+        out[name] = {"wall_s": round(time.perf_counter() - started, 1), "log": lines}
+        print(f"{name} through the runner: {out[name]['wall_s']} s\n  " + "\n  ".join(lines), flush=True)
+    out["ratio"] = round(out["spark"]["wall_s"] / out["duckdb"]["wall_s"], 2)
+    return out
+
+
 def table(duck: dict[str, float] | None, spark: dict[str, float]) -> list[str]:
     rows = ["| stage | DuckDB s | Spark s | Spark / DuckDB |", "|---|---:|---:|---:|"]
     for stage, s in spark.items():
@@ -115,6 +137,8 @@ def main() -> None:
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting (repeatable)")
     ap.add_argument("--skip-duckdb", action="store_true", help="Spark only (no ratio, no comparison)")
+    ap.add_argument("--runner", action="store_true",
+                    help="then the month through the runner on both engines (retention run: kernels, pages)")
     args = ap.parse_args()
     args.keep = args.keep or tempfile.mkdtemp(prefix="spark-bench-")
     raw, month = shop_folder(args), args.as_of[:7]
@@ -138,6 +162,10 @@ def main() -> None:
     if differences is not None:
         print(f"artifacts that differ from DuckDB's: {len(differences)}" + "".join(f"\n  {d}" for d in differences))
     print(f"load average after: {result['load_average_after']}")
+    if args.runner:
+        result["runner"] = run_months(raw, Path(args.keep), args.as_of, args.config,
+                                      {"backend": "spark", "spark_master": args.master, "spark_conf": conf})
+        print(f"the month through the runner: Spark / DuckDB {result['runner']['ratio']}x")
     out = Path(args.keep) / "spark_benchmark.json"
     out.write_text(json.dumps(result, indent=1))
     print(f"written: {out}")

@@ -192,3 +192,24 @@ def test_rerunning_a_month_on_spark_replaces_its_parquet_folders(shop, spark_mon
     pd.testing.assert_frame_equal(artifacts.read(month, "orders_clean"), before)
     assert not [p.name for p in month.iterdir() if p.name.startswith(".")]  # no temp folder left behind
     assert month_differences(shop[1], month) == []
+
+
+@pytest.mark.spark
+def test_a_raw_parquet_export_read_in_many_partitions_keeps_its_row_order(spark_month, tmp_path):
+    """Row numbers (quarantine.csv's "row 12") follow the file: on Spark a Parquet export is read in several
+    partitions, and the positions counted from their offsets are 0, 1, 2, ... in the file's order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 60_000
+    pq.write_table(pa.table({"order_id": [f"O{i}" for i in range(n)]}), tmp_path / "orders.parquet",
+                   row_group_size=5_000)
+    con = engine.connect(spark_month[1].engine)
+    con._session.conf.set("spark.sql.files.maxPartitionBytes", "20000")
+    try:
+        assert con._session.read.parquet(str(tmp_path / "orders.parquet")).rdd.getNumPartitions() > 3
+        read = artifacts.raw_table(con, tmp_path / "orders.parquet").to_pandas().sort_values(artifacts.FILE_POS)
+    finally:
+        con._session.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert read[artifacts.FILE_POS].tolist() == list(range(n))
+    assert read["order_id"].tolist() == [f"O{i}" for i in range(n)]

@@ -70,10 +70,16 @@ def spark_log_file() -> Path:
     return Path(os.environ.get(SPARK_LOG_VARIABLE) or Path(tempfile.gettempdir()) / "retention-spark.log")
 
 
+# Unless spark_conf says otherwise: no progress bars on the console, and results reach pandas as Arrow batches
+# (without Arrow, toPandas gathers every row as a Java object on the driver first, then pickles it row by row)
+SPARK_DEFAULTS = {"spark.ui.showConsoleProgress": "false", "spark.sql.execution.arrow.pyspark.enabled": "true"}
+
+
 def spark_settings(engine: EngineConfig) -> dict[str, str]:
-    """The session builder's settings: ``engine.spark_conf``, with no console progress bars unless it asks for
-    them, and the driver's log4j configured by :func:`spark_log_config` (added to any extraJavaOptions given)."""
-    settings = {"spark.ui.showConsoleProgress": "false", **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in engine.spark_conf.items()}}
+    """The session builder's settings: ``engine.spark_conf`` over :data:`SPARK_DEFAULTS`, and the driver's log4j
+    configured by :func:`spark_log_config` (added to any extraJavaOptions given)."""
+    settings = {**SPARK_DEFAULTS,
+                **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in engine.spark_conf.items()}}
     config = spark_log_config(spark_log_file(), engine.spark_log_level)
     settings[_JAVA_OPTIONS] = f"{settings.get(_JAVA_OPTIONS, '')} -Dlog4j2.configurationFile={config.as_uri()}".strip()
     return settings
