@@ -6,16 +6,17 @@
 
 Needs pyspark and Java 17 (``make spark-setup``). The shop is ``--raw`` (default: the demo shop, data/raw/demo)
 or a demo shop of ``--customers`` generated with seed 42 into ``KEEP/raw/bench`` (reused when there). Every stage
-runs in this process as its notebook runs it (``<stage>.run``, tests/parity.py), first on DuckDB with the
-config's engine settings, then on Spark (``--master``, default local[2], with the ``--conf`` settings), each
-writing its own month under ``KEEP/processed``. Printed: per stage the seconds on each engine and their ratio;
-the Spark session's start (not in the stages' sum); the queries whose physical plan cannot spread over a
-cluster (``engine.watching_spark_plans``: nested-loop joins, Cartesian products, windows without PARTITION
-BY); the artifacts that differ between the engines under the parity rules; the peak resident memory of the
-Spark driver, its Python side (pandas frames collected from Spark) and its JVM, polled every 0.1 s while Spark
-runs; the load average. ``--runner`` then runs the month as ``retention run`` does on each engine (a kernel per
-notebook, each starting its own Spark session, and the HTML pages) and prints both walls and their ratio. The
-same figures go to ``KEEP/spark_benchmark.json``.
+runs in this process as its notebook runs it (``<stage>.run``, tests/parity.py): on Spark (``--master``, default
+local[2], with the ``--conf`` settings), then on DuckDB with the config's engine settings, each writing its own
+month under ``KEEP/processed`` (Spark first, so that the driver's peak memory is its own).
+
+Printed: per stage the seconds on each engine and their ratio; the Spark session's start (not in the stages'
+sum); the queries whose physical plan cannot spread over a cluster (``engine.watching_spark_plans``: nested-loop
+joins, Cartesian products, windows without PARTITION BY); the artifacts that differ between the engines under
+the parity rules; the peak resident memory of the Spark driver, its Python side (the pandas frames collected
+from Spark) and its JVM, polled every 0.1 s while Spark runs; the load average. ``--runner`` then runs the month
+as ``retention run`` does on each engine (a kernel per notebook, each starting its own Spark session, and the
+HTML pages) and prints both walls and their ratio. The same figures go to ``KEEP/spark_benchmark.json``.
 
 Targets (issue 29, 2 cores, local[2]): the demo month on Spark at most 6 times the DuckDB month, every artifact
 equal; a 200,000-customer shop: each Spark stage at most 12 times its demo-month time. Not part of CI.
@@ -148,10 +149,10 @@ def main() -> None:
     print(f"shop {raw}, month {month}, Spark {args.master} {conf}; load average {os.getloadavg()}", flush=True)
 
     duck_dir, spark_dir = (Path(args.keep) / "processed" / e / raw.name / month for e in ("duckdb", "spark"))
-    duck = None if args.skip_duckdb else run_stages(raw, duck_dir, cfg, args.as_of)
-    if duck:
-        print(f"DuckDB: {duck}", flush=True)
+    # Spark first, so that the driver's Python peak is Spark's own (this process keeps what DuckDB's run held)
     spark = run_spark(raw, spark_dir, spark_cfg, args.as_of)
+    print(f"Spark: {spark['stages_s']}", flush=True)
+    duck = None if args.skip_duckdb else run_stages(raw, duck_dir, cfg, args.as_of)
     differences = month_differences(duck_dir, spark_dir) if duck else None
     result = {"shop": str(raw), "master": args.master, "conf": conf, "duckdb_s": duck, **spark,
               "differences": differences, "load_average_after": os.getloadavg()}
