@@ -122,6 +122,18 @@ def test_no_machine_paths_end_up_in_saved_notebooks_or_reports(june_run):
             assert str(root) not in path.read_text(), path.name
 
 
+def test_the_notice_java_prints_when_spark_starts_is_not_in_the_saved_notebook(tmp_path):
+    """Spark's log goes to spark.log; the one line Java prints on its own at a driver's start (a kernel captures it
+    into the cell) is dropped from the saved notebook and its page, and other stderr text stays."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("con = connect()"),
+                                         nbformat.v4.new_code_cell("x = 1")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stderr", text=f"{runner.JVM_NOTICE}\n")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stderr", text=f"{runner.JVM_NOTICE}\nreal warning\n")]
+    runner._tidy_saved_notebook(nb, tmp_path / "n.ipynb", tmp_path / "out.ipynb", tmp_path)
+    assert nb.cells[0].outputs == []
+    assert [o["text"] for o in nb.cells[1].outputs] == ["real warning\n"]
+
+
 def test_progress_is_logged_per_notebook_with_a_total(june_run):
     _, _, lines = june_run
     assert lines[1].startswith("[1/2] 01_hello ... done in ") and lines[1].endswith(" s")

@@ -771,9 +771,15 @@ def _read_if_saved(path: Path):
     return nbformat.read(str(path), as_version=4)
 
 
+# What Java prints on its own when Spark 4 starts a driver (its launcher always adds this module; not Spark's
+# log, which goes to spark.log): the kernel captures it into the first cell that starts Spark
+JVM_NOTICE = "WARNING: Using incubator modules: jdk.incubator.vector"
+
+
 def _tidy_saved_notebook(nb, source: Path, ipynb_path: Path, root: Path) -> None:
     """Replace the machine paths papermill records (its temp output, the absolute input) and
-    strip the root prefix from tracebacks, so saved notebooks and reports carry none."""
+    strip the root prefix from tracebacks, so saved notebooks and reports carry none; drop the notice Java
+    prints when a Spark driver starts (:data:`JVM_NOTICE`)."""
     meta = nb.metadata.get("papermill")
     if meta is not None:
         meta["input_path"] = _shown(source, root)
@@ -783,6 +789,11 @@ def _tidy_saved_notebook(nb, source: Path, ipynb_path: Path, root: Path) -> None
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 output["traceback"] = [line.replace(prefix, "") for line in output["traceback"]]
+            elif output.get("output_type") == "stream" and JVM_NOTICE in output.get("text", ""):
+                output["text"] = "".join(line for line in output["text"].splitlines(keepends=True)
+                                         if not line.startswith(JVM_NOTICE))
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in cell["outputs"] if o.get("output_type") != "stream" or o.get("text")]
 
 
 def _notebook_title(nb) -> str | None:
