@@ -1256,9 +1256,11 @@ def _clean_file(con, month: _Month, kind: str, read: FileHistory | str, as_of: s
     # the clean table sorted as its artifact is, so that `_write` moves the file into place
     tagged = _tag_file(kind, read, outputs, as_of, cfg, preset)
     tagged = artifacts.parquet_table(con, tmp / f"tagged_{kind}.parquet", tagged)
-    kept = _kept_table(kind, tagged, raw, as_of, cfg, label, report).order_by(SORT_KEYS[kind])
+    kept = _kept_table(kind, tagged, raw, as_of, cfg, label, report)
+    held = [engine.cache(con, kept)] if engine.is_spark(con) else []  # Spark's sort samples its input first: once
     month.written[kind] = tmp / f"clean_{kind}.parquet"
-    clean = artifacts.parquet_table(con, month.written[kind], kept)
+    clean = artifacts.parquet_table(con, month.written[kind], (held[0] if held else kept).order_by(SORT_KEYS[kind]))
+    engine.release(con, held)
     fr, rows = _account_file(tagged, label, read.encoding, raw)
     report["files"][kind] = {**fr.__dict__, **raw.reading}  # reading: header line, sheet, line ends when notable
     month.quarantine.append(rows)
