@@ -134,7 +134,7 @@ def order_files(raw_dir: Path, preset: Preset) -> list[Path]:
 class Identity:
     """Customer ids from e-mails: ``e:`` + the first 20 hex digits of SHA-256(key + normalised e-mail).
 
-    The key (:func:`helpers.artifacts.shop_key`) is made once per shop and kept beside its processed
+    The key (:func:`helpers.artifacts.identity_key`) is made once per shop and kept beside its processed
     data, so ids stay the same across months, and the e-mail cannot be recovered from an id by hashing
     guessed addresses without the key.
     """
