@@ -226,6 +226,12 @@ declare("customers_scored", "customers_scored.parquet", "07_summary",
          "risk_tier": _c(_STR, nullable=True), "winback_target": _c(_BOOL),
          "winback_discount": _c(_FLOAT, nullable=True), "winback_expected_profit": _c(_FLOAT, nullable=True),
          **{f"offer_{i}": _c(_STR, nullable=True) for i in (1, 2, 3)}})
+declare("contact_lists", "contact_lists.csv", "07_summary",
+        "the lists 07's actions name besides the win-back list: per list, the customers who gave marketing "
+        "consent and are not on this month's win-back list, with their e-mail (never in a report)",
+        {"list": _c(_STR), "customer_id": _c(_STR), "email": _c(_STR, nullable=True),
+         "rfm_segment": _c(_STR, nullable=True), "clv": _c(_FLOAT, nullable=True), "risk_tier": _c(_STR, nullable=True)},
+        csv_dtypes={"list": str, "customer_id": str, "email": str, "rfm_segment": str, "risk_tier": str})
 declare("trend", "trend.csv", "07_summary",
         "one row per month of the shop up to this one (oldest first), each month's figures from its own run: "
         "revenue, active customers and repeat rate (its kpis.csv) and CLV at risk (its clv and churn scores; "

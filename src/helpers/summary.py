@@ -63,7 +63,7 @@ INPUTS = ("kpis", "cohorts", "segments", "clv", "clv_model", "churn", "churn_mod
           "winback_plan", "winback_targets", "offers", "customers_clean")
 # Read when present, never listed as missing: the campaign plan's control group (issue 19) is shown beside the
 # plan, and months run before it existed have none.
-OPTIONAL_INPUTS = ("campaign_plan",)
+OPTIONAL_INPUTS = ("campaign_plan", "data_quality")  # data_quality: which optional columns the export had
 # Read only what the page needs: consent, never the e-mail; of the campaign plan, the arms (control group size).
 INPUT_COLUMNS = {"customers_clean": ["customer_id", "marketing_opt_in"], "campaign_plan": ["arm"]}
 # Columns read for the index's trends (small reads even for a million customers).
@@ -139,8 +139,10 @@ class Month:
     month: str
     data: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    folder: Path | None = None  # where it was read from (contact_lists reads the e-mails there, only then)
     _consent: object = field(default=None, repr=False)  # ids with marketing consent (Arrow), once read
     _metrics: dict | None = field(default=None, repr=False)  # month_metrics, once computed
+    _lists: dict = field(default_factory=dict, repr=False)  # contact_lists per top_clv_share, once built
 
     def get(self, name: str):
         return self.data.get(name)
@@ -171,7 +173,7 @@ def load_month(processed_dir: str | Path, names=None, columns: dict | None = Non
     ``columns`` optionally restricts the columns read per table artifact ({"clv": [...]}).
     """
     columns = {**INPUT_COLUMNS, **(columns or {})}
-    m = Month(artifacts.month_of(processed_dir))
+    m = Month(artifacts.month_of(processed_dir), folder=Path(processed_dir))
     for name in names or INPUTS:
         found = artifacts.read_if_exists(processed_dir, name, columns.get(name))
         if found is None:
@@ -326,25 +328,93 @@ class Action:
     evidence: str
 
 
-def _rule_winback(month, previous, cfg, currency):
+def effect_basis(source: str) -> str:
+    """How a plan row's uplift was obtained, from winback_plan.csv's ``uplift_source``: 'measured' (a past
+    campaign measured this offer, in the segment or over the whole arm), 'interpolated' (between measured
+    offers; the 0 % end may be assumed) or 'assumed' (the configured assumption, alone or added to a measured
+    e-mail effect)."""
+    s = str(source).strip().lower()
+    if s.startswith("measured") or s.startswith("as measured"):
+        return "measured"
+    return "interpolated" if s.startswith("interpolated") else "assumed"
+
+
+EFFECT_WORDS = {"measured": "measured in a past campaign", "interpolated": "interpolated between measured offers",
+                "assumed": "assumed: no campaign measured it"}
+
+
+def plan_parts(month: Month) -> pd.DataFrame | None:
+    """The plan's contacted rows (a discount chosen, customers to contact), most profitable first, with
+    ``basis`` (:func:`effect_basis`); None without winback_plan.csv."""
     plan = recommended_plan(month)
     if plan is None:
         return None
-    plan = plan[plan["incremental_profit"] > 0]
-    if plan.empty:
-        return Action("winback", "Do not send win-back discounts this month: no tested discount is expected "
-                                 "to pay for itself in any segment.",
+    parts = plan[plan["discount"].notna() & (plan["n_customers"] > 0)].copy()
+    parts["basis"] = [effect_basis(x) for x in parts["uplift_source"]]
+    return parts.sort_values(["incremental_profit", "segment"], ascending=[False, True])
+
+
+def consent_state(month: Month) -> str:
+    """'some' (at least one customer gave marketing consent), 'none' (the data say nobody did), 'unknown'
+    (the shop's data carry no consent at all) or 'missing' (customers_clean was not made)."""
+    customers = month.get("customers_clean")
+    if customers is None:
+        return "missing"
+    if customer_facts.consented(customers).any():
+        return "some"
+    exported = ((month.get("data_quality") or {}).get("files") or {}).get("customers")
+    return "unknown" if exported is None or "marketing_opt_in" not in exported.get("optional_columns", []) else "none"
+
+
+NO_CONSENT = {
+    "unknown": "the shop's data carry no marketing consent for anyone (the customers export has no opt-in column, "
+               "or it is empty), and only customers who opted in may be e-mailed",
+    "none": "no customer in the shop's data gave marketing consent, and only customers who opted in may be e-mailed",
+}
+
+
+def _offer_words(row) -> str:
+    return f"{row['discount']:.0%} off" if row["discount"] > 0 else "a reminder without a discount"
+
+
+def _rule_winback(month, previous, cfg, currency):
+    parts = plan_parts(month)
+    if parts is None:
+        return None
+    m = month_metrics(month)
+    paying = parts[parts["incremental_profit"] > 0]
+    if paying.empty:
+        state, candidates = consent_state(month), int(month.get("winback_plan")["n_customers"].sum())
+        if not candidates and state in NO_CONSENT:
+            return Action("winback", f"Nobody can be sent a win-back offer this month: {NO_CONSENT[state]}. Collect "
+                                     "consent at checkout or in the customer account; the win-back report (06) shows "
+                                     "what the offers would bring if you had it.",
+                          "no customer with marketing consent")
+        if not candidates:
+            return Action("winback", "Send no win-back offer this month: every customer the plan would choose was "
+                                     "contacted within the last week or has no marketing consent.",
+                          "no contactable win-back candidate")
+        return Action("winback", "Do not send win-back discounts this month: no tested offer is expected to pay for "
+                                 "itself in any segment.",
                       "no win-back offer with positive profit")
-    best = plan.sort_values(["incremental_profit", "segment"], ascending=[False, True]).iloc[0]
-    offer = (f"the {best['discount']:.0%} win-back offer" if best["discount"] > 0
-             else "a win-back reminder without a discount")  # winback.contact_without_discount won
-    text = (f"Send {offer} to the {int(best['n_customers']):,} customers in "
-            f"'{best['segment']}' on the contact list (winback_targets.csv; all with marketing consent, none contacted "
-            f"lately): expected extra profit {plots.money(best['incremental_profit'], currency)} "
-            f"(5-95 %: {plots.money(best['profit_p05'], currency)} to {plots.money(best['profit_p95'], currency)}).")
-    if best["profit_p05"] < 0:
-        text += " The band includes a loss, so test it on a share of them first."
-    return Action("winback", text, "best recommended win-back offer by profit")
+    n, total = int(parts["n_customers"].sum()), m["winback_profit"]
+    measured = float(parts.loc[parts["basis"] == "measured", "incremental_profit"].sum())
+    text = (f"Send the win-back plan to {n:,} customers in {len(parts)} segment(s), each with the offer that pays best "
+            f"in their segment (winback_targets.csv: e-mail, offer and suggested categories per customer; all gave "
+            f"marketing consent, none was contacted in the last week): expected extra profit "
+            f"{plots.money(total, currency)}")
+    if not math.isnan(m["winback_profit_p05"]):
+        text += (f" (5-95 %: {plots.money(m['winback_profit_p05'], currency)} to "
+                 f"{plots.money(m['winback_profit_p95'], currency)})")
+    text += (f", of which {plots.money(measured, currency)} rests on effects measured in past campaigns and "
+             f"{plots.money(total - measured, currency)} on interpolated or assumed ones.")
+    top = paying.head(3)
+    text += " Largest parts: " + "; ".join(
+        f"'{r['segment']}', {int(r['n_customers']):,} customers, {_offer_words(r)}, "
+        f"{plots.money(r['incremental_profit'], currency)} ({r['basis']})" for _, r in top.iterrows()) + "."
+    if not math.isnan(m["winback_profit_p05"]) and m["winback_profit_p05"] < 0:
+        text += " The band includes a loss, so send it to a share of them first."
+    return Action("winback", text, "the recommended win-back plan, its largest parts by profit")
 
 
 def clv_at_risk_by_segment(month: Month) -> pd.DataFrame | None:
@@ -378,46 +448,67 @@ def _rule_clv_at_risk(month, previous, cfg, currency):
     row = None if plan is None else plan[(plan["segment"] == name) & plan["discount"].notna()]
     if row is not None and len(row) and int(row["n_customers"].iloc[0]) > 0:
         r = row.iloc[0]
-        text += (f" The plan contacts {int(r['n_customers']):,} customers of '{name}' who can be contacted with "
-                 f"{r['option']} (winback_targets.csv): expected extra profit {plots.money(r['incremental_profit'], currency)} "
-                 f"(5-95 %: {plots.money(r['profit_p05'], currency)} to {plots.money(r['profit_p95'], currency)}); the "
-                 "others lack consent, were contacted lately or would not pay back an offer - keep them in service "
-                 "e-mails.")
+        total = int(month_metrics(month)["winback_customers"])
+        text += (f" The win-back plan ({total:,} customers) includes {int(r['n_customers']):,} customers "
+                 f"of '{name}' with {_offer_words(r)}: expected extra profit {plots.money(r['incremental_profit'], currency)} "
+                 f"({EFFECT_WORDS[effect_basis(r['uplift_source'])]}); the others lack consent, were contacted lately "
+                 "or would not pay back an offer - keep them in service e-mails.")
     else:
         text += (" No offer pays back for them this month (or none can be contacted): keep them in service e-mails "
                  "rather than discounts.")
     return Action("clv_at_risk", text, "segment with most CLV among high-risk")
 
 
-_KPI_MOVES = {  # metric -> (direction that is bad, label)
-    "revenue": (-1, "Revenue"), "active_customers": (-1, "Active customers"),
-    "repeat_rate": (-1, "The repeat rate"), "sleeping_customers": (+1, "Sleeping customers"),
+_KPI_MOVES = {  # metric -> (direction that is bad, label, kind)
+    "revenue": (-1, "Revenue", "money"), "active_customers": (-1, "Active customers", "count"),
+    "repeat_rate": (-1, "The repeat rate", "share"),
+    "sleeping_share": (+1, "The share of past buyers who are sleeping", "share"),
 }
+# Measures of the whole history to date (they drift while a shop is young): compared with a year ago only when
+# the year-ago month itself had a year of history before it.
+_TO_DATE = ("repeat_rate", "sleeping_share")
 _KPI_ADVICE = {
     "revenue": "check the KPI report's channel and category breakdown to see where it was lost.",
     "active_customers": "check acquisition and the reminder e-mails to recent buyers.",
     "repeat_rate": "push second orders: a follow-up offer 2-4 weeks after a first purchase.",
-    "sleeping_customers": "put the newly sleeping customers with high CLV on the win-back list.",
+    "sleeping_share": "put the newly sleeping customers with high CLV on the win-back list.",
 }
 
 
-def _year_ago_metrics(month: Month) -> tuple[str, dict[str, float]]:
-    """The same month last year's KPI values from this month's kpis.csv (its whole history)."""
-    label = str(pd.Period(month.month, "M") - 12)
-    row = _kpi_row(month.get("kpis"), label) if month.has("kpis") else None
-    return label, {key: (float(row[key]) if row is not None else math.nan) for key in KPI_KEYS}
+def kpi_rates(kpis: pd.DataFrame) -> pd.DataFrame:
+    """The measures the KPI alarm compares, per month of kpis.csv (index month): revenue, active_customers,
+    repeat_rate, and sleeping_share - sleeping customers over everyone who had bought by the month's end (the
+    running sum of new customers), so a growing customer base does not read as customers falling asleep."""
+    k = kpis.sort_values("month").set_index("month")
+    to_date = k["new_customers"].cumsum()
+    out = k[["revenue", "active_customers", "repeat_rate"]].astype(float)
+    out["sleeping_share"] = (k["sleeping_customers"] / to_date.where(to_date > 0)).astype(float)
+    return out
 
 
 def _rule_kpi_change(month, previous, cfg, currency):
-    """The KPI that moved most the wrong way, against last month or the same month last year."""
-    cur = month_metrics(month)
-    year_label, year_ago = _year_ago_metrics(month)
-    bases = [(artifacts.previous_month(month.month), previous_metrics(month, previous)), (year_label, year_ago)]
+    """The measure that moved most the wrong way, against last month or the same month last year (a rate
+    where a count would grow with the customer base; see :func:`kpi_rates`)."""
+    if not month.has("kpis"):
+        return None
+    kpis = month.get("kpis")
+    if previous is not None and previous.has("kpis"):  # months this kpis.csv lacks, from last month's own
+        older = previous.get("kpis")
+        kpis = pd.concat([older[~older["month"].isin(kpis["month"])], kpis], ignore_index=True)
+    rates = kpi_rates(kpis)
+    if month.month not in rates.index:
+        return None
+    first = pd.Period(rates.index[0], "M")
+    year_ago = pd.Period(month.month, "M") - 12
     best, best_score = None, 0.0
-    for label, prev in bases:
-        for key, (bad, _) in _KPI_MOVES.items():
-            a, b = cur[key], prev.get(key, math.nan)
-            if math.isnan(a) or math.isnan(b) or b == 0:
+    for label in (artifacts.previous_month(month.month), str(year_ago)):
+        if label not in rates.index:
+            continue
+        for key, (bad, _, _) in _KPI_MOVES.items():
+            if key in _TO_DATE and label == str(year_ago) and (year_ago - first).n < 12:
+                continue
+            a, b = rates.at[month.month, key], rates.at[label, key]
+            if pd.isna(a) or pd.isna(b) or b == 0:
                 continue
             rel = a / b - 1
             if bad * rel >= cfg.kpi_change and bad * rel > best_score:
@@ -425,13 +516,16 @@ def _rule_kpi_change(month, previous, cfg, currency):
     if best is None:
         return None
     key, rel, a, b, label = best
-    kind = HEADLINE[key][1]
+    _, name, kind = _KPI_MOVES[key]
     verb = "rose" if rel > 0 else "fell"
-    return Action("kpi_change",
-                  f"{_KPI_MOVES[key][1]} {verb} {abs(rel):.1%} vs {label} "
-                  f"({plots.format_value(b, kind, currency)} to {plots.format_value(a, kind, currency)}), the KPI "
-                  f"that moved most the wrong way: {_KPI_ADVICE[key]}",
-                  f"largest KPI move of {cfg.kpi_change:.0%}+ the wrong way (vs last month or last year)")
+    change = f"{abs(rel):.1%}" if kind != "share" else f"{abs(a - b) * 100:.1f} points"
+    text = (f"{name} {verb} {change} vs {label} ({plots.format_value(b, kind, currency)} to "
+            f"{plots.format_value(a, kind, currency)}")
+    if key == "sleeping_share":
+        k = kpis.set_index("month")
+        text += f"; {int(k.at[label, 'sleeping_customers']):,} to {int(k.at[month.month, 'sleeping_customers']):,} customers"
+    text += f"), the measure that moved most the wrong way: {_KPI_ADVICE[key]}"
+    return Action("kpi_change", text, f"largest move of {cfg.kpi_change:.0%}+ the wrong way (vs last month or last year)")
 
 
 def cohort_retention_check(cohorts: pd.DataFrame, recent: int = 6) -> pd.DataFrame:
@@ -465,29 +559,96 @@ def _rule_cohort_retention(month, previous, cfg, currency):
                   f"cohort month-1 retention {cfg.retention_drop_pp * 100:.0f}+ pp below typical")
 
 
+BEST_AT_RISK, NEW_CUSTOMERS = "best customers at risk", "new customers"  # contact_lists.csv's lists
+
+
+def top_customers(month: Month, share: float) -> pd.DataFrame:
+    """The top ``share`` of customers by predicted CLV (at least one; ids break ties): customer_id, clv."""
+    clv = month.get("clv")[["customer_id", "clv"]]
+    n = max(1, round(len(clv) * share))
+    if clv["clv"].notna().sum() > n:  # only the rows at or above the n-th value need sorting
+        clv = clv[clv["clv"] >= clv["clv"].nlargest(n).iloc[-1]]
+    return clv.sort_values(["clv", "customer_id"], ascending=[False, True]).head(n)
+
+
+def new_customer_ids(month: Month) -> pd.Series | None:
+    """The customers whose first purchase falls in the month (clv.parquet's age T), or None without clv.parquet."""
+    if not month.has("clv"):
+        return None
+    card = month.get("clv_model") or {}
+    as_of = pd.Timestamp(card.get("as_of") or pd.Period(month.month, "M").end_time.normalize())
+    days = (as_of.normalize() - pd.Period(month.month, "M").start_time).days  # age of a first order on day 1
+    unit_days = 7 if card.get("time_unit") == "week" else 1
+    clv = month.get("clv")
+    return clv.loc[clv["T"] * unit_days <= days, "customer_id"].astype(str)
+
+
+def contact_lists(month: Month, cfg: SummaryConfig) -> pd.DataFrame:
+    """contact_lists.csv: the customers the best-customers and new-customers actions are about who gave marketing
+    consent and are not on this month's win-back list (one message a week at most), with their e-mail, segment,
+    CLV and churn tier. Empty (declared columns) without customers_clean or CLV."""
+    key = cfg.top_clv_share
+    if key in month._lists:
+        return month._lists[key]
+    parts = []
+    if month.has("clv", "customers_clean"):
+        if month.has("churn"):
+            top = top_customers(month, cfg.top_clv_share).merge(
+                month.get("churn")[["customer_id", "risk_tier"]], on="customer_id", how="left")
+            parts.append(top[top["risk_tier"].isin(["medium", "high"])].assign(list=BEST_AT_RISK))
+        new = new_customer_ids(month)
+        parts.append(pd.DataFrame({"customer_id": new}).assign(list=NEW_CUSTOMERS))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["customer_id", "list"])
+    out["customer_id"] = out["customer_id"].astype(str)
+    if len(out):
+        out = out[month.consented(out["customer_id"]).to_numpy()]
+        targets = month.get("winback_targets")
+        if targets is not None:
+            out = out[~out["customer_id"].isin(targets["customer_id"].astype(str))]
+    emails = (artifacts.read(month.folder, "customers_clean", ["customer_id", "email"])
+              if len(out) and month.folder is not None else None)
+    facts = [("customers_clean", emails, ["email"]), ("segments", month.get("segments"), ["rfm_segment"]),
+             ("clv", month.get("clv"), ["clv"]), ("churn", month.get("churn"), ["risk_tier"])]
+    out = out.drop(columns=[c for c in ("clv", "risk_tier") if c in out.columns])
+    for _, frame, cols in facts:
+        if frame is not None and len(out):
+            f = frame[["customer_id", *cols]].assign(customer_id=frame["customer_id"].astype(str))
+            out = out.merge(f.drop_duplicates("customer_id"), on="customer_id", how="left")
+    out = out.reindex(columns=artifacts.ARTIFACTS["contact_lists"].columns)
+    out = out.sort_values(["list", "clv", "customer_id"], ascending=[True, False, True], na_position="last")
+    for col, decl in artifacts.ARTIFACTS["contact_lists"].schema.columns.items():
+        out[col] = out[col].astype(str(decl.dtype))
+    month._lists[key] = out.reset_index(drop=True)
+    return month._lists[key]
+
+
+def _on_list(month: Month, cfg: SummaryConfig, name: str) -> int:
+    lists = contact_lists(month, cfg)
+    return int((lists["list"] == name).sum())
+
+
 def _rule_best_customers(month, previous, cfg, currency):
     if not month.has("clv"):
         return None
-    clv = month.get("clv")[["customer_id", "clv"]]
+    clv = month.get("clv")
     total = clv["clv"].sum()
-    n = max(1, round(len(clv) * cfg.top_clv_share))
     if total <= 0 or len(clv) == 0:
         return None
-    if clv["clv"].notna().sum() > n:  # only the rows at or above the n-th value need sorting (ids break ties)
-        clv = clv[clv["clv"] >= clv["clv"].nlargest(n).iloc[-1]]
-    top = clv.sort_values(["clv", "customer_id"], ascending=[False, True]).head(n)
-    share = top["clv"].sum() / total
+    top = top_customers(month, cfg.top_clv_share)
+    n, share = len(top), top["clv"].sum() / total
     text = (f"Look after your best {n:,} customers (top {cfg.top_clv_share:.0%} by predicted CLV, "
             f"{share:.0%} of all predicted CLV)")
     if month.has("churn"):
         tiers = top.merge(month.get("churn")[["customer_id", "risk_tier"]], on="customer_id", how="left")
-        at_risk = tiers[tiers["risk_tier"].isin(["medium", "high"])]
-        text += f": {len(at_risk):,} of them are at medium or high churn risk"
+        at_risk = int(tiers["risk_tier"].isin(["medium", "high"]).sum())
+        text += f": {at_risk:,} of them are at medium or high churn risk"
         if month.has("customers_clean"):
-            reachable = int(month.consented(at_risk["customer_id"]).sum())
-            text += f", {reachable:,} of whom gave marketing consent and can be e-mailed"
-        text += (" - a thank-you or early access, no discount needed (customers_scored.csv: the highest clv with "
-                 "risk_tier medium or high).")
+            reachable = _on_list(month, cfg, BEST_AT_RISK)
+            text += (f"; {reachable:,} of those gave marketing consent and are not on the win-back list - send them "
+                     f"a thank-you or early access, no discount needed (contact_lists.csv, list '{BEST_AT_RISK}': "
+                     "e-mail, segment, CLV).")
+        else:
+            text += " - a thank-you or early access, no discount needed."
     else:
         text += ": reward them with service and early access rather than discounts."
     return Action("best_customers", text, f"top {cfg.top_clv_share:.0%} of customers by CLV")
@@ -500,26 +661,16 @@ def _rule_second_order(month, previous, cfg, currency):
     typical = customer_facts.cohort_retention(month.get("cohorts"), 1)  # notebook 02's month-1 retention
     if row is None or typical is None or row["new_customers"] <= 0:
         return None
-    reachable = _new_with_consent(month)
-    who = (f" ({reachable:,} of them gave marketing consent and can be e-mailed)" if reachable is not None else "")
+    who = ""
+    if month.has("clv", "customers_clean"):
+        reachable = _on_list(month, cfg, NEW_CUSTOMERS)
+        who = (f" ({reachable:,} of them gave marketing consent and are not on the win-back list: contact_lists.csv, "
+               f"list '{NEW_CUSTOMERS}')")
     return Action("second_order",
                   f"Welcome the {int(row['new_customers']):,} new customers of {month.month}{who} with a "
                   f"second-order offer: typically only {typical:.0%} of a cohort buys again in its second month "
                   "(month-1 retention, notebook 02).",
                   "new customers and month-1 retention")
-
-
-def _new_with_consent(month: Month) -> int | None:
-    """How many of the month's new customers (first purchase in the month: clv.parquet's age T) gave
-    marketing consent; None without clv.parquet or customers_clean."""
-    if not month.has("clv", "customers_clean"):
-        return None
-    card = month.get("clv_model") or {}
-    as_of = pd.Timestamp(card.get("as_of") or pd.Period(month.month, "M").end_time.normalize())
-    days = (as_of.normalize() - pd.Period(month.month, "M").start_time).days  # age of a first order on day 1
-    unit_days = 7 if card.get("time_unit") == "week" else 1
-    clv = month.get("clv")
-    return int(month.consented(clv.loc[clv["T"] * unit_days <= days, "customer_id"]).sum())
 
 
 RULES = [_rule_winback, _rule_clv_at_risk, _rule_kpi_change, _rule_cohort_retention, _rule_best_customers,
@@ -699,6 +850,7 @@ class SummaryResult:
     scored: pd.DataFrame
     files: tuple[Path, Path]
     trend: pd.DataFrame
+    list_sizes: dict[str, int]  # contact_lists.csv: customers per list (the file holds the e-mails; never shown)
     thresholds: SummaryConfig = field(default_factory=SummaryConfig)
     currency: str = "EUR"
 
@@ -714,6 +866,8 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> Summary
     scored = build_customers_scored(month)
     files = save_customers_scored(processed_dir, scored)
     metrics = month_metrics(month)
+    lists = contact_lists(month, cfg.summary)
+    artifacts.write(processed_dir, "contact_lists", lists)
     trend, left_out = trend_rows(processed_dir, month, metrics)
     artifacts.write(processed_dir, "trend", trend)
     plan = month.get("winback_plan")
@@ -724,4 +878,4 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> Summary
         customer_facts.plan_loss_probability(plan) if plan is not None else None,
         actions(month, previous, cfg.summary, cfg.shop.currency), clv_at_risk_by_segment(month),
         recommended_plan(month), control_group_size(month), recent_kpis(month), scored, files, trend,
-        cfg.summary, cfg.shop.currency)
+        lists["list"].value_counts().to_dict(), cfg.summary, cfg.shop.currency)
