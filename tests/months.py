@@ -36,6 +36,7 @@ from traitlets import Type
 from traitlets.config import Config
 
 from helpers import artifacts
+from helpers.plots import figure_alt
 from helpers.paths import project_root
 
 matplotlib.use("Agg")  # figures are drawn off-screen and, when a page is wanted, saved as the kernel does
@@ -138,7 +139,7 @@ def _figures(save: bool) -> list:
             fig.savefig(buf, format="png", bbox_inches="tight")
             shown.append(nbformat.v4.new_output(
                 "display_data", data={"image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
-                                      "text/plain": repr(fig)}))
+                                      "text/plain": repr(fig)}, metadata={"image/png": {"alt": figure_alt(fig)}}))
     plt.close("all")
     return shown
 

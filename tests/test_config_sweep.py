@@ -442,7 +442,8 @@ def test_with_no_contact_option_every_segment_is_planned_as_no_contact_and_nobod
 
 def _plan_row(segment, discount, profit, option):
     return {"segment": segment, "discount": discount, "n_customers": 46, "incremental_profit": profit,
-            "profit_p05": profit / 2, "profit_p95": profit * 2, "recommended": True, "option": option}
+            "profit_p05": profit / 2, "profit_p95": profit * 2, "recommended": True, "option": option,
+            "uplift_source": "assumed"}
 
 
 def test_the_summary_action_for_a_winning_reminder_without_discount_does_not_call_it_a_0_percent_offer():
@@ -450,10 +451,10 @@ def test_the_summary_action_for_a_winning_reminder_without_discount_does_not_cal
     month = summary.Month("2026-06", {"winback_plan": pd.DataFrame([_plan_row("Slipping", 0.0, 2459.0,
                                                                               "contact, no discount")])})
     action = summary._rule_winback(month, None, Config().summary, "EUR")
-    assert action.text.startswith("Send a win-back reminder without a discount to the 46 customers in 'Slipping'")
+    assert "'Slipping', 46 customers, a reminder without a discount, EUR 2,459 (assumed)" in action.text
+    assert "0%" not in action.text
     month = summary.Month("2026-06", {"winback_plan": pd.DataFrame([_plan_row("Lost", 0.1, 50.0, "10% off")])})
-    assert summary._rule_winback(month, None, Config().summary, "EUR").text.startswith(
-        "Send the 10% win-back offer to the 46 customers in 'Lost'")
+    assert "'Lost', 46 customers, 10% off, EUR 50" in summary._rule_winback(month, None, Config().summary, "EUR").text
 
 
 def test_with_no_watched_segment_the_segments_takeaway_leaves_the_watch_sentence_out():

@@ -146,7 +146,7 @@ def test_a_platform_export_runs_to_a_full_report(rendered_month, name):
 def test_no_email_in_any_artifact_or_report_but_customers_clean_and_the_target_list(rendered_month, name):
     month = _month(rendered_month, name)
     emails = {e.strip().lower() for e in month.truth["emails"]}
-    allowed = {"customers_clean.parquet", "winback_targets.csv"}
+    allowed = {"customers_clean.parquet", "winback_targets.csv", "contact_lists.csv"}
     files = [p for p in month.processed.parent.rglob("*") if p.is_file() and p.name not in allowed]
     files += [p for p in month.reports.rglob("*") if p.is_file()]
     assert len(files) > 20
@@ -155,12 +155,12 @@ def test_no_email_in_any_artifact_or_report_but_customers_clean_and_the_target_l
                 else path.read_bytes().decode("utf-8", errors="ignore")).lower()
         leaked = sorted(e for e in emails if e in text)
         assert not leaked, f"{path} holds {leaked}"
-    targets = month.processed / "winback_targets.csv"
-    if targets.exists():  # only consenting customers' e-mails, if any
-        listed = pd.read_csv(targets)
-        consent = month.truth["consent"]
-        for email in listed.get("email", pd.Series(dtype=str)).dropna():
-            assert consent[email.strip().lower()] is True, "a target list names a customer without consent"
+    for lists in ("winback_targets.csv", "contact_lists.csv"):  # only consenting customers' e-mails, if any
+        if (month.processed / lists).exists():
+            listed = pd.read_csv(month.processed / lists)
+            consent = month.truth["consent"]
+            for email in listed.get("email", pd.Series(dtype=str)).dropna():
+                assert consent[email.strip().lower()] is True, f"{lists} names a customer without consent"
 
 
 def test_the_shopify_page_01_says_how_refunds_and_customers_were_read(rendered_month):

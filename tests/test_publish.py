@@ -187,7 +187,7 @@ def test_a_report_page_loads_nothing_from_the_internet():
     assert "cdnjs" not in page and "mathjax" not in page.lower() and "require.min.js" not in page
 
 
-def long_table_output(rows: int = 40) -> nbformat.NotebookNode:
+def long_table_output(rows: int = 140) -> nbformat.NotebookNode:
     """What a notebook stores for a long table (plots.SortableTable): the short table and the sortable one."""
     df = pd.DataFrame({"customers": [f"{1000 + i:,}" for i in range(rows)]},
                       index=pd.Index([f"country {i:02d}" for i in range(rows)], name="country"))
@@ -196,10 +196,10 @@ def long_table_output(rows: int = 40) -> nbformat.NotebookNode:
 
 
 def test_a_long_table_is_whole_sortable_and_searchable_in_the_report_and_still_offline():
-    nb = executed_notebook(code_cell("res.breakdown_table('country')", long_table_output(40)),
+    nb = executed_notebook(code_cell("res.breakdown_table('country')", long_table_output(140)),
                            code_cell("res.breakdown_table('region')", table_output()))
     page = notebook_to_html(nb, "demo · 2026-06 · 02_kpis")
-    assert all(f"country {i:02d}" in page for i in range(40))  # every row, not the notebook's first 15
+    assert all(f"country {i:02d}" in page for i in range(140))  # every row, not the notebook's first 15
     assert 'id="breakdown-country"' in page and "new ITable(" in page  # DataTables: sort, search, pages
     assert page.count("injectModule(") == 2  # DataTables' code embedded once (defined + called), not per table
     assert "Champions" in page  # a short table stays a plain table
@@ -207,10 +207,21 @@ def test_a_long_table_is_whole_sortable_and_searchable_in_the_report_and_still_o
 
 
 def test_a_long_table_in_the_notebook_shows_its_first_rows_and_says_where_the_rest_is():
-    data = long_table_output(40)["data"]
+    data = long_table_output(140)["data"]
     assert "country 14" in data["text/html"] and "country 15" not in data["text/html"]
-    assert "25 more rows in the HTML report (sortable, searchable)" in data["text/html"]
+    assert "125 more rows in the HTML report (sortable, searchable)" in data["text/html"]
     assert data["text/html"].count("<tr") == 1 + 1 + 16  # header, index name row, 15 rows + the "more" row
+
+
+def test_a_table_of_up_to_100_rows_is_plain_html_whole_in_the_notebook_and_the_page():
+    """A mail preview runs no JavaScript: a 22-row list must not stop at 15 rows behind a script."""
+    df = pd.DataFrame({"customers": range(100)}, index=pd.Index([f"country {i:02d}" for i in range(100)]))
+    assert plots.long_table(df, "breakdown-country") is df
+    plots.use_style()
+    nb = executed_notebook(code_cell("t", nbformat.v4.new_output("execute_result", data={"text/html": df._repr_html_()},
+                                                                 execution_count=1)))
+    page = notebook_to_html(nb, "x")
+    assert all(f"country {i:02d}" in page for i in range(100)) and "ITable" not in page
 
 
 def test_a_page_without_long_tables_carries_no_table_scripts():

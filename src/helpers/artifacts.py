@@ -129,7 +129,8 @@ declare("quarantine", "quarantine.csv", "01_clean",
         "unusable raw rows with file, row, reason (a code) and detail (a sentence); the raw row's own columns follow",
         {"file": _c(_STR), "source_row": _c(_INT), "reason": _c(_STR), "detail": _c(_STR)}, strict=False,
         csv_dtypes={"file": str, "reason": str, "detail": str, "order_id": str, "customer_id": str, "order_date": str})
-declare("data_quality", "data_quality.json", "01_clean", "row accounting per file, warnings and order facts")
+declare("data_quality", "data_quality.json", "01_clean", "row accounting per file, warnings and order facts",
+        read_by=("07_summary",))
 declare("kpis", "kpis.csv", "02_kpis", "one row per calendar month: revenue, orders, customers, shares",
         {"month": _c(_STR), "revenue": _c(_FLOAT), "gross_sales": _c(_FLOAT), "returned_value": _c(_FLOAT),
          "returns_rate": _c(_FLOAT, nullable=True), "orders": _c(_INT), "active_customers": _c(_INT),

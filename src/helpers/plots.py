@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import re
 import textwrap
+from functools import partial
 
 import itables
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 from IPython import get_ipython
+from IPython.core.pylabtools import print_figure
 from IPython.display import Markdown, display
+from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 FIGSIZE = (9, 4.5)
@@ -21,8 +24,50 @@ PALETTE = "crest"
 
 
 def use_style() -> None:
-    """Apply the project's seaborn theme (call once at the top of a notebook)."""
+    """Apply the project's seaborn theme (call once at the top of a notebook); tables show their text whole."""
     sns.set_theme(context="notebook", style="whitegrid", palette="deep")
+    pd.set_option("display.max_colwidth", None)
+    pd.set_option("display.max_rows", PLAIN_ROWS)  # a table of up to PLAIN_ROWS rows is shown whole
+    _figures_with_alt_text()
+
+
+def figure_alt(fig) -> str:
+    """A figure's description for readers who cannot see it (the page's alt text): its title, or its axes'
+    titles joined, with what the axes measure."""
+    titles = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) is not None else []
+    titles += [ax.get_title() for ax in fig.axes if ax.get_title()]
+    axes = [ax for ax in fig.axes if ax.get_title() or ax.get_xlabel() or ax.get_ylabel()]
+    measures = "; ".join(" against ".join(x for x in (ax.get_ylabel(), ax.get_xlabel()) if x) for ax in axes[:2])
+    text = "; ".join(dict.fromkeys(t for t in titles if t)) or "Chart"
+    return f"{text} ({measures})" if measures else text
+
+
+def _figures_with_alt_text() -> None:
+    """In a notebook, every figure's PNG output carries its alt text (metadata ``alt``, which the report's page
+    writes on the image): the inline backend's PNG formatter wrapped, so figures look as before."""
+    shell = get_ipython()
+    if shell is None:
+        return
+    plt.close(plt.figure())  # the backend loads with the first figure and sets its formatter then: before wrapping
+    png = shell.display_formatter.formatters["image/png"]
+    try:
+        draw = png.lookup_by_type(Figure)
+    except KeyError:
+        draw = None
+    if getattr(draw, "with_alt", False):  # wrapped already (use_style called twice)
+        return
+    if draw is None:
+        draw = partial(print_figure, fmt="png", base64=True, bbox_inches="tight")
+
+    def with_alt(fig):
+        data = draw(fig)
+        if isinstance(data, tuple):  # a formatter that already returns (data, metadata), e.g. retina
+            data, meta = data
+            return data, {**(meta or {}), "alt": figure_alt(fig)}
+        return data, {"alt": figure_alt(fig)}
+
+    with_alt.with_alt = True
+    png.for_type(Figure, with_alt)
     plt.rcParams.update({"figure.figsize": FIGSIZE, "figure.dpi": 100, "axes.titleweight": "bold",
                          "axes.titlesize": 13, "savefig.bbox": "tight"})
 
@@ -276,6 +321,7 @@ def for_readers(df: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
 
 
 MAX_ROWS = 15  # rows a table shows inline; the rest is in its artifact
+PLAIN_ROWS = 100  # a sortable table up to this many rows is shown whole as plain HTML (no DataTables bundle)
 
 
 def note_table(note: str, label: str, index_name: str = "") -> pd.DataFrame:
@@ -316,8 +362,9 @@ def table_for_readers(df: pd.DataFrame, kinds: dict | None = None, currency: str
 
 
 def long_table(df: pd.DataFrame, table_id: str, max_rows: int | None = MAX_ROWS):
-    """`df` as it is when it has at most `max_rows` rows, else a :class:`SortableTable` (id `table_id`)."""
-    return SortableTable(df, table_id, max_rows) if max_rows is not None and len(df) > max_rows else df
+    """`df` whole, as plain HTML, when it has at most :data:`PLAIN_ROWS` rows (a page stays light and reads in a
+    mail preview without JavaScript); a longer one as a :class:`SortableTable` (id `table_id`) showing `max_rows`."""
+    return SortableTable(df, table_id, max_rows) if max_rows is not None and len(df) > PLAIN_ROWS else df
 
 
 def cut_rows(df: pd.DataFrame, max_rows: int | None = MAX_ROWS, rest: str | None = None) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 
-from helpers import plots
+from helpers import pages, plots
 from helpers.summary import (
     DEFAULT_CLV_MONTHS,
     DEFAULT_PURCHASE_WINDOW_DAYS,
@@ -20,6 +20,7 @@ from helpers.summary import (
     SCORED_FROM,
     SCORED_MEANINGS,
     SummaryResult,
+    effect_basis,
 )
 
 CLV_AT_RISK_NOTES = ("segments, CLV or churn missing", "no customer is at high churn risk")
@@ -116,11 +117,6 @@ def headline_takeaway(res: SummaryResult) -> str:
         parts.append(s + ".")
     if not math.isnan(nums.loc["winback_profit"].this_month):
         parts.append(plan_sentence(res))
-    if res.previous is None:
-        kpi_history = not math.isnan(nums.loc["revenue", "last_month"])
-        parts.append(f"{prev_label} has not been run for this shop, so "
-                     + ("only the KPI changes are shown (from kpis.csv's history); CLV, churn risk and the plan "
-                        "have nothing to compare with." if kpi_history else "no changes are shown."))
     return " ".join(parts) or "No headline numbers: run notebooks 02-05 for this month first."
 
 
@@ -139,10 +135,68 @@ def actions_text(res: SummaryResult) -> str:
 
 
 def actions_table(res: SummaryResult) -> pd.DataFrame:
-    """Which rule produced each action and what it looked at (index: the action's number)."""
-    df = pd.DataFrame([{"rule": a.rule, "based on": a.evidence} for a in res.actions], columns=["rule", "based on"])
+    """What each action looked at (index: the action's number), for the method section."""
+    df = pd.DataFrame([{"based on": a.evidence} for a in res.actions], columns=["based on"])
     df.index = pd.RangeIndex(1, len(df) + 1, name="action")
     return df
+
+
+RULE_WORDS = [  # the rules in priority order: (what it looks at, the setting that tunes it)
+    ("The recommended win-back plan (notebook 06): who can be contacted, with which offer, and its profit", None),
+    ("The segment whose customers at high churn risk carry the most predicted CLV", None),
+    ("A measure that moved the wrong way since last month or a year ago by at least the alarm threshold: revenue, "
+     "active customers, the repeat rate, the share of past buyers who are sleeping", "summary.kpi_change"),
+    ("A recent acquisition month whose second-month retention fell below the typical one by at least the threshold",
+     "summary.retention_drop_pp"),
+    ("The best customers by predicted CLV (the top share) and how many of them are at risk", "summary.top_clv_share"),
+    ("This month's new customers and the typical second-month retention", None),
+]
+
+
+def rules_table(res: SummaryResult) -> pd.DataFrame:
+    """How "What to do now" is chosen: the rules in priority order, each with its setting and value (the
+    page's method section; at most ``summary.max_actions`` actions are listed)."""
+    t = res.thresholds
+    values = {"summary.kpi_change": f"{t.kpi_change:.0%}", "summary.retention_drop_pp": f"{t.retention_drop_pp * 100:.0f} pp",
+              "summary.top_clv_share": f"{t.top_clv_share:.0%}"}
+    rows = [{"looks at": words, "setting": f"{key} = {values[key]}" if key else plots.MISSING}
+            for words, key in RULE_WORDS]
+    return pd.DataFrame(rows, index=pd.RangeIndex(1, len(rows) + 1, name="priority"))
+
+
+def glossary_table(res: SummaryResult) -> pd.DataFrame:
+    """The page's terms and the settings its text speaks of in words."""
+    return pages.glossary({
+        "CLV": f"customer lifetime value: the margin a customer is expected to bring over the next "
+               f"{res.month.clv_months} months, discounted (notebook 04)",
+        "high churn risk": "the top tier of notebook 05's churn probability (churn.tier_thresholds)",
+        "sleeping customer": "bought before, but not within the inactivity window (kpis.inactivity_days)",
+        "repeat rate": "of everyone who has bought, the share with two or more orders",
+        "measured / interpolated / assumed": "where a win-back effect comes from: a past campaign with a control "
+                                             "group; between two measured offers; the configured assumption "
+                                             "(winback.assumed_uplift), which carries no interval of its own",
+        "5-95 % band": "the range the profit falls in 90 times out of 100 in the simulation (notebook 06)",
+        "alarm threshold": f"a measure is named under 'What to do now' when it moved the wrong way by "
+                           f"{res.thresholds.kpi_change:.0%} or more (summary.kpi_change); the track record's "
+                           "alarm band is track.error_band",
+        "contact_lists.csv": "the consented customers the best-customers and new-customers actions are about, "
+                             "with e-mails (in the month's processed folder, never in a report)",
+        "winback_targets.csv": "the win-back plan's consented contact list with e-mail, offer and suggested categories",
+    })
+
+
+def rests_on(res: SummaryResult, cfg) -> pages.RestsOn:
+    """The page's box: the settings the money on it is computed with."""
+    plan = res.plan
+    note = ""
+    if plan is not None and len(plan):
+        basis = plan.loc[plan["discount"].notna(), "uplift_source"].map(effect_basis)
+        note = (f"Win-back effects: {int((basis == 'measured').sum())} of the plan's {len(basis)} segment offers were "
+                f"measured in a past campaign, {int((basis == 'interpolated').sum())} interpolated between measured "
+                f"offers, {int((basis == 'assumed').sum())} assumed.")
+    return pages.rests_on(cfg, ["clv.gross_margin", "winback.contact_cost", "clv.monthly_discount_rate",
+                                      "clv.clv_months", "churn.horizon_days", "winback.window_days",
+                                      "winback.assumed_uplift", "offers.min_days_between_contacts"], note)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,18 +246,21 @@ def winback_table(res: SummaryResult) -> pd.DataFrame:
     nothing = _nothing_to_show(plan, WINBACK_NOTES, "win-back plan")
     if nothing is not None:
         return nothing
+    basis = pd.Series([effect_basis(x) for x in plan["uplift_source"]], index=plan.index)
+    assumed = basis == "assumed"  # an assumption has no interval of its own: its profit is shown without a band
     out = pd.DataFrame({
         "discount": plan["discount"],
         "customers": plan["n_customers"].astype(int),
-        "uplift (pp)": plan["uplift_pp"],
+        "extra buyers (pp)": plan["uplift_pp"],
+        "effect": basis,
         "expected profit": plan["incremental_profit"],
-        "profit 5 %": plan["profit_p05"],
-        "profit 95 %": plan["profit_p95"],
+        "profit 5 %": plan["profit_p05"].where(~assumed),
+        "profit 95 %": plan["profit_p95"].where(~assumed),
         "ROI": plan["roi"],
     })
     out.index = pd.Index(plan["segment"], name="segment")
     out = out.sort_values("expected profit", ascending=False)
-    return plots.table_for_readers(out, {"discount": "share0", "customers": "count", "uplift (pp)": "number1",
+    return plots.table_for_readers(out, {"discount": "share0", "customers": "count", "extra buyers (pp)": "number1",
                                          "expected profit": "money", "profit 5 %": "money", "profit 95 %": "money",
                                          "ROI": "share0"}, res.currency)
 
@@ -214,10 +271,19 @@ def winback_takeaway(res: SummaryResult) -> str:
         return "The win-back stage (06_winback) has not produced a plan for this month, so no offer is shown."
     if plan.empty:
         return "The win-back plan recommends no offer: no tested discount pays for itself."
-    return (f"Recommended offers reach {m['winback_customers']:,.0f} customers in {len(plan)} segment(s) for an "
+    basis = plan["uplift_source"].map(effect_basis)
+    contact = plan["discount"].notna()
+    measured = float(plan.loc[contact & (basis == "measured"), "incremental_profit"].sum())
+    assumed = plan.loc[contact & (basis == "assumed"), "segment"].tolist()
+    text = (f"Recommended offers reach {m['winback_customers']:,.0f} customers in {int(contact.sum())} segment(s) for an "
             f"expected extra profit of {plots.money(m['winback_profit'], currency)} "
             f"(5-95 %: {plots.money(m['winback_profit_p05'], currency)} to "
-            f"{plots.money(m['winback_profit_p95'], currency)}).{control_sentence(res)}")
+            f"{plots.money(m['winback_profit_p95'], currency)}); {plots.money(measured, currency)} of it rests on "
+            f"effects measured in past campaigns.")
+    if assumed:
+        text += (f" In {', '.join(repr(s) for s in assumed)} no campaign measured the chosen offer: their profit rests "
+                 "on the assumed effect (no band is shown for an assumption); test before trusting it.")
+    return text + control_sentence(res)
 
 
 def control_sentence(res: SummaryResult) -> str:
@@ -280,5 +346,8 @@ def scored_takeaway(res: SummaryResult) -> str:
     if res.month.has("winback_targets"):
         s += f" {int(scored['winback_target'].sum()):,} are on this month's win-back contact list."
     else:
-        s += " Win-back and offer columns are empty until 06_winback has run for this month."
+        s += " Win-back and offer columns are empty until notebook 06 has run for this month."
+    if res.list_sizes:
+        sizes = ", ".join(f"{n:,} {name}" for name, n in sorted(res.list_sizes.items()))
+        s += f" contact_lists.csv (with e-mails, never in a report): {sizes}, all with marketing consent."
     return s
