@@ -16,10 +16,10 @@ def text(page: str | Path) -> str:
 # --- what a reader meets first, and words meant for the analyst ----------------------------------------
 
 # Where reader text ends: the method section at the bottom of a page (its file checks, rules and glossary)
-METHOD_HEADINGS = ("How this page was made",)
+METHOD_HEADINGS = ("How this page was made", "How this was worked out")
 CONFIG_SECTIONS = ("shop", "engine", "columns", "cleaning", "business", "kpis", "segments", "clv", "churn", "winback",
                    "offers", "summary", "track", "reports")
-_CONFIG_KEY = re.compile(rf"\b(?:{'|'.join(CONFIG_SECTIONS)})\.[a-z_]+\b")
+_CONFIG_KEY = re.compile(rf"\b(?:{'|'.join(CONFIG_SECTIONS)})\.(?!(?:csv|parquet|json|html|yml)\b)[a-z_]+\b")
 # a snake_case word that is not a file name the reader is told to open (winback_targets.csv)
 _SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b(?!\.(?:csv|parquet|json|html|yml|ipynb))")
 LIBRARY_WORDS = ("lifetimes", "sklearn", "scikit-learn", "DuckDB", "Ibis", "pandas", "papermill")

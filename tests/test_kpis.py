@@ -328,7 +328,7 @@ def test_breakdown_takeaway_quotes_the_hand_computed_aov(orders, res):
     pd.testing.assert_frame_equal(res.breakdowns["category"], by_category)
     # shoes: O1 60 + O2 50 + O4 80 - 20 + O5 70 = 240 over 4 orders -> AOV 60; bags: 40 + 30 + 40 + 10 = 120 / 4 = 30
     assert by_category["aov"].to_dict() == {"shoes": 60.0, "bags": 30.0}
-    assert "shoes brings the most revenue (67%, AOV EUR 60)" in page.breakdown_takeaway(res, "category")
+    assert "shoes brings the most revenue (67%, average order EUR 60)" in page.breakdown_takeaway(res, "category")
 
 
 def test_breakdown_window_covers_only_the_last_months(orders):
@@ -350,7 +350,7 @@ def test_a_missing_order_column_skips_its_section_with_a_note(tmp_path, dimensio
     res = kpis.run(_month(tmp_path, drop=drop), AS_OF, config_from_dict({}))
     assert res.skipped[dimension] == dimension and dimension not in res.breakdowns
     assert page.breakdown_table(res, dimension) is None and page.plot_breakdown(res, dimension) is None
-    assert f"needs the column '{dimension}'" in capsys.readouterr().out
+    assert f"needs the {dimension} column" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("dimension", ["region", "age_band"])
@@ -362,6 +362,14 @@ def test_a_missing_customer_column_or_file_skips_its_section_with_a_note(orders,
     assert "Skipped" in capsys.readouterr().out
     if dimension == "region":
         assert kpis.breakdown_or_missing(orders, dimension, AS_OF, customers.drop("region")) == (None, "region")
+
+
+@pytest.mark.parametrize("dimension, column", [("gender", "gender"), ("age_band", "birth_year")])
+def test_a_customer_column_without_a_single_value_is_said_absent_not_tabulated_as_unknown(orders, customers,
+                                                                                          dimension, column):
+    """A platform export carries the column empty: the page said "(unknown) brings the most revenue", 100 %."""
+    empty = customers.mutate(**{column: ibis.null().cast(customers[column].type())})
+    assert kpis.breakdown_or_missing(orders, dimension, AS_OF, empty) == (None, column)
 
 
 # ---------------------------------------------------------------- config, artifacts, takeaways

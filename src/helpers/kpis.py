@@ -46,7 +46,7 @@ from helpers.customer_facts import (
     quantile_from_counts,
     suggested_inactivity_days,
 )
-from helpers.demographics import age_band_expr
+from helpers.demographics import UNKNOWN, age_band_expr
 from helpers.engine import cache, connect, cutoff_end
 
 MONTHLY_COLUMNS = [
@@ -570,13 +570,13 @@ def breakdown(orders: ir.Table | OrderFacts, dimension: str, as_of: str, custome
             per = _per_group(facts.recent_lines(as_of, months), [])
             facts._recent[key] = facts.keep(per)
         per = facts._recent[key].left_join(c, "customer_id")
-        per = per.mutate(value=per.value.fill_null("(unknown)"))
+        per = per.mutate(value=per.value.fill_null(UNKNOWN))
     else:
         # the clean layout keeps every optional column; one without a single value was not in the export
         if dimension not in facts.lines.columns or not facts.lines[dimension].notnull().any().execute():
             raise MissingColumn(dimension)
         o = facts.recent_lines(as_of, months)
-        per = _per_group(o.mutate(value=o[dimension].cast("string").fill_null("(unknown)")), ["value"])
+        per = _per_group(o.mutate(value=o[dimension].cast("string").fill_null(UNKNOWN)), ["value"])
     g = per.group_by("value").agg(
         customers=(per.n >= 1).sum(), orders=per.n.sum(), revenue=per.revenue.sum(), gross=per.gross.sum(),
         returned=per.returned.sum(), buyers=(per.n >= 1).sum(), repeaters=(per.n >= 2).sum())
@@ -590,6 +590,8 @@ def breakdown(orders: ir.Table | OrderFacts, dimension: str, as_of: str, custome
         "returns_rate": np.round(df.returned / df.gross.where(df.gross > 0), 4).to_numpy(),
         "repeat_rate": np.round(df.repeaters / df.buyers.where(df.buyers > 0), 4).to_numpy(),
     }, index=pd.Index(df["value"].to_numpy(), name=dimension))
+    if set(out.index) <= {UNKNOWN}:  # a column without one value (an empty export column): absent, not a group
+        raise MissingColumn("birth_year" if dimension == "age_band" else dimension)
     return out.sort_values(["revenue", "customers"], ascending=False)
 
 

@@ -60,6 +60,40 @@ def accounting_table(source: CleanResult | dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["file", "outcome"])
 
 
+# The page's words for each reason (quarantine.csv holds the reason ids; the glossary at the page's end names them).
+REASON_WORDS = {
+    "wrong_field_count": "more or fewer fields than the header", "unreadable_row": "a quote never closed",
+    "spreadsheet_error": "a spreadsheet error value (#N/A, #VALUE!, ...)", "missing_order_id": "no order number",
+    "missing_customer_id": "no customer id", "bad_date": "date cannot be read",
+    "non_finite_amount": "amount infinite or not a number", "bad_amount": "amount is not a number",
+    "bad_discount": "discount is not a share between 0 and 1",
+    "order_conflict": "one order number for two customers, or for far-apart dates", "test_order": "test order",
+    "cancelled": "cancelled order", "unpaid": "never paid", "refunded_in_full": "refunded in full",
+    "before_min_order_date": "before the first date analysed", "after_as_of": "after the cut-off",
+    "above_max_line_amount": "above the largest believable line amount", "duplicate_line": "exact duplicate of a line",
+    "duplicate_customer": "customer listed twice", "unknown_customer": "customer unknown to the shop",
+}
+
+
+def rows_table(source: CleanResult | dict) -> pd.DataFrame:
+    """Where the rows went, in the reader's words: per file, kept, each quarantine reason and exclusion rule
+    (as :data:`REASON_WORDS`), rows and share of raw. The reason ids and what to do: :func:`reasons_table`."""
+    table = accounting_table(source)
+    words = [REASON_WORDS.get(r, r) for r in table["reason"]]
+    return table.assign(reason=words).drop(columns="meaning")
+
+
+def reasons_table(source: CleanResult | dict) -> pd.DataFrame:
+    """The page's glossary of the reasons found: the id quarantine.csv and data_quality.json use, its meaning,
+    and what to do about it (for a quarantine reason)."""
+    found = []
+    for fr in _report(source)["files"].values():
+        found += [r for r in [*fr["quarantined"], *fr["excluded"]] if r not in found]
+    return pd.DataFrame([{"reason": r, "in words": REASON_WORDS.get(r, r), "meaning": REASON_TEXT.get(r, ""),
+                          "what to do": REASON_FIX.get(r, "nothing: the rule keeps such rows out on purpose")}
+                         for r in found], columns=["reason", "in words", "meaning", "what to do"]).set_index("reason")
+
+
 def takeaway(source: CleanResult | dict) -> str:
     """One sentence on whether the data is sound, computed from the report."""
     report = _report(source)
@@ -73,7 +107,7 @@ def takeaway(source: CleanResult | dict) -> str:
          f"covering {o['orders']:,} orders from {o['customers']:,} customers between {o['first_date']} and "
          f"{o['last_date']}; {q:,} {'line' if q == 1 else 'lines'} ({q / raw:.1%}) {'is' if q == 1 else 'are'} "
          "quarantined")
-    s += f" (mostly {REASON_TEXT[worst[0]]})" if worst else ""
+    s += f" (mostly: {REASON_WORDS.get(worst[0], worst[0])})" if worst else ""
     s += f" and {x:,} ({x / raw:.1%}) excluded by rule."
     if q / raw > 0.05:
         s += " More than 5% of lines are unusable: check the export settings before trusting the results."
@@ -263,4 +297,4 @@ def largest_lines_takeaway(res: CleanResult) -> str:
     file = res.report["files"]["orders"]["file"]
     return (f"The largest line is {top:,.2f} {res.currency}, {ratio:,.0f} times the median purchase line "
             f"({median:,.2f} {res.currency}). Check the {LARGEST_LINES} lines above in {file}; if one is a typo or "
-            f"a test, set cleaning.max_line_amount to exclude such lines.")
+            f"a test, set the largest believable line amount in the config (glossary) to exclude such lines.")

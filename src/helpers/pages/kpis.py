@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from helpers import plots
+from helpers import pages, plots
+from helpers.demographics import UNKNOWN
 from helpers.kpis import CUSTOMERS_FILE, KpiResult
 
 # How the report shows each KPI: its label and kind (money, share, count or ratio).
@@ -58,6 +59,47 @@ def monthly_table(res: KpiResult, months: int = 13) -> pd.DataFrame:
                        index=pd.Index([_kpi_label(k, res.currency) for k in KPI_DISPLAY], name="KPI"))
     out.columns.name = "month"
     return out
+
+
+def answer(res: KpiResult) -> str:
+    """The page's answer, in the month's numbers: revenue and its change vs last month and a year ago, the
+    returning customers' share, the repeat rate and the sleeping share of everyone who has bought (a rate: the
+    count grows with the customer base), and how many of a typical cohort buy again in their second month."""
+    r, d = res.monthly.iloc[-1], res.deltas
+    rev = d.table.loc["revenue"] if "revenue" in d.table.index else None
+    changes = [] if rev is None else [f"{rev[col]:+.1%} vs {label}" for col, label in
+                                      (("vs_previous", d.previous), ("vs_last_year", d.last_year)) if pd.notna(rev[col])]
+    text = (f"In {r.month} {r.active_customers:,} customers placed {r.orders:,} orders worth "
+            f"{plots.money(r.revenue, res.currency)} net" + (f" ({', '.join(changes)})" if changes else "") + "; ")
+    text += (f"returning customers brought {r.returning_revenue_share:.0%} of it." if pd.notna(r.returning_revenue_share)
+             else "no revenue to split.")
+    bought = int(res.monthly["new_customers"].sum())
+    if bought:
+        text += (f" Of the {bought:,} customers who have bought so far, {r.repeat_rate:.0%} have ordered twice or more "
+                 f"and {r.sleeping_customers / bought:.0%} ({r.sleeping_customers:,}) are sleeping.")
+    curve = res.retention_curve
+    if 1 in curve.index:
+        text += f" A typical cohort: {curve.loc[1, 'retention']:.0%} buy again in the month after their first order."
+    return text
+
+
+def glossary_table(res: KpiResult) -> pd.DataFrame:
+    """The page's terms, with the settings behind them."""
+    s = res.settings
+    return pages.glossary({
+        "net revenue": "the sum of every line's amount in the month; returns subtract in the month they happen",
+        "returning customer": "bought in an earlier month too",
+        "repeat rate": "of everyone who had bought by the month's end, the share with two or more orders",
+        "sleeping customer": f"bought before, but not within the inactivity window of {res.inactivity_days} days "
+                             "(business.inactivity_days)",
+        "revenue bridge": "revenue = customers x orders per customer x average order value; the change is split by "
+                          "a logarithmic mean (LMDI) decomposition, so the three parts add up exactly",
+        "cohort": "the customers whose first order fell in one month",
+        "breakdowns": f"over the last {s.breakdown_months} months (kpis.breakdown_months); age bands from the birth "
+                      "year in the cut-off's year",
+        "second-order windows": f"{', '.join(str(w) for w in s.second_order_windows)} days "
+                                "(kpis.second_order_windows)",
+    })
 
 
 def monthly_takeaway(res: KpiResult) -> str:
@@ -344,8 +386,8 @@ def breakdown_note(dimension: str, missing: str) -> str:
     if missing == CUSTOMERS_FILE:
         return (f"Skipped: the breakdown by {dimension.replace('_', ' ')} needs customers.csv (the optional "
                 "customers file), which this shop does not have.")
-    return (f"Skipped: the breakdown by {dimension.replace('_', ' ')} needs the column '{missing}', "
-            "which this shop's export does not have.")
+    return (f"Skipped: the breakdown by {dimension.replace('_', ' ')} needs the {missing.replace('_', ' ')} column, "
+            "which this shop's export does not have or leaves empty.")
 
 
 def breakdown_table(res: KpiResult, dimension: str):
@@ -359,19 +401,30 @@ def breakdown_table(res: KpiResult, dimension: str):
     kinds = {"customers": "count", "orders": "count", "revenue": "money", "revenue_share": "share", "aov": "money2",
              "returns_rate": "share", "repeat_rate": "share"}
     table_id = "breakdown-" + "".join(ch if ch.isalnum() else "-" for ch in str(table.index.name or "table"))
-    return plots.table_for_readers(table, kinds, res.currency, sortable=table_id)
+    shown = table.set_axis(table.index.map(_label), axis=0).rename_axis(str(table.index.name).replace("_", " "))
+    return plots.table_for_readers(shown, kinds, res.currency, sortable=table_id)
+
+
+def _label(value) -> str:
+    """A group's name as a reader sees it: the export's 'apple_pay' as 'apple pay'."""
+    return str(value).replace("_", " ")
 
 
 def breakdown_takeaway(res: KpiResult, dimension: str) -> str:
     table = res.breakdowns.get(dimension)
     if table is None or table.empty:
         return "No breakdown to summarise."
-    top = table.revenue_share.idxmax()
-    best_rep = table.repeat_rate.idxmax()
+    known = table.drop(index=UNKNOWN, errors="ignore")  # the customers without a value are no group to name
     dim = (table.index.name or "group").replace("_", " ")
-    return (f"By {dim}, {top} brings the most revenue ({table.loc[top, 'revenue_share']:.0%}, AOV "
-            f"{plots.money(table.loc[top, 'aov'], res.currency)}); {best_rep} has the highest repeat rate "
-            f"({table.loc[best_rep, 'repeat_rate']:.0%}).")
+    if known.empty:
+        return f"No customer has a known {dim}."
+    top, best_rep = known.revenue_share.idxmax(), known.repeat_rate.idxmax()
+    text = (f"By {dim}, {_label(top)} brings the most revenue ({known.loc[top, 'revenue_share']:.0%}, average order "
+            f"{plots.money(known.loc[top, 'aov'], res.currency)}); {_label(best_rep)} has the highest repeat rate "
+            f"({known.loc[best_rep, 'repeat_rate']:.0%}).")
+    if UNKNOWN in table.index:
+        text += f" {table.loc[UNKNOWN, 'revenue_share']:.0%} of revenue comes from customers whose {dim} is not known."
+    return text
 
 
 def plot_breakdown(res: KpiResult, dimension: str, ax=None):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from helpers import plots
+from helpers import pages, plots
 from helpers.plots import axes_or_new, thousands
 from helpers.segments import (
     MEASURE_TEXT,
@@ -130,6 +130,33 @@ def segments_takeaway(res: SegmentsResult) -> str:
             f"customers and {_positive_revenue(c.loc[w, 'monetary']) / revenue:.1%} of revenue.")
 
 
+def answer(res: SegmentsResult) -> str:
+    """The page's answer: how many customers in how many segments, where the revenue sits, the groups k-means
+    found, and (from the second month) how customers moved."""
+    text = segments_takeaway(res)
+    if res.customers["cluster_label"].nunique() > 1:
+        found = clusters_takeaway(res)
+        text += f" k-means finds {res.customers['cluster_label'].nunique()} groups besides: {found[0].lower()}{found[1:]}"
+    if res.migration.counts is not None:
+        text += " " + migration_takeaway(res)
+    return text
+
+
+def glossary_table(res: SegmentsResult) -> pd.DataFrame:
+    """The page's terms, with the settings behind them."""
+    return pages.glossary({
+        "RFM": "recency (days since the last purchase), frequency (orders) and monetary value (net revenue)",
+        "R, F, M scores": "1-5 by quintiles of each measure's rank (5 = most recent, most orders, most revenue)",
+        "named segment": "a cell of the R score x FM score grid (segments.grid in the config)",
+        "watched segments": f"{', '.join(res.settings.watch) or 'none'} (segments.watch): the segments a win-back "
+                            "looks at, named in the takeaways",
+        "k-means": "clusters on log-transformed, standardised recency, frequency, monetary value, tenure and "
+                   "average order value; the number of clusters is the one with the best silhouette",
+        "silhouette": "how well separated the clusters are, from -1 to 1 (higher is better)",
+        "inertia": "the within-cluster sum of squares; it always falls as k grows (the elbow)",
+    })
+
+
 def profile_table(res: SegmentsResult, by: str = "rfm_segment") -> pd.DataFrame:
     """Per segment (or cluster_label): size, shares of customers and of net revenue, medians of
     recency, orders, revenue and order value. Empty groups are left out."""
@@ -214,7 +241,8 @@ def plot_k_choice(res: SegmentsResult, ax=None):
     ax2 = ax.twinx()
     ax2.plot(k["k"], k["silhouette"], marker="s", color=sns.color_palette()[3], label="silhouette")
     ax2.set_ylabel("silhouette (higher = better separated)")
-    ax2.grid(False)
+    ax2.set_ylim(min(0.0, float(k["silhouette"].min())), max(float(k["silhouette"].max()) * 1.25, 0.1))  # from 0:
+    ax2.grid(False)                                         # a cut axis made 0.25 vs 0.28 look like a chasm
     ax.axvline(res.k, color="grey", linestyle="--", linewidth=1)
     ax.set_title(f"Choosing k: elbow and silhouette (chosen k = {res.k})")
     lines = ax.get_lines()[:1] + ax2.get_lines()
