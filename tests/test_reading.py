@@ -2,7 +2,9 @@
 for those who cannot see them, light enough to mail. Checked on the demo month (the committed notebooks'
 outputs, published as the runner publishes them) and on a second shop's month rendered in the test session.
 
-Pages are added to ANSWER_FIRST as they are reordered; every page is held to the alt text and the weight."""
+Reader text is everything above a page's method section ("How this was worked out", "How this page was made"),
+without the "what these numbers rest on" box: there a reader meets no config key, rule id, snake_case word or
+library name. The method section below it is written for the analyst and may name them."""
 import nbformat
 import pytest
 
@@ -11,7 +13,7 @@ from helpers.paths import project_root
 from helpers.publish import notebook_to_html
 
 NOTEBOOKS = sorted(p.stem for p in (project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-ANSWER_FIRST = ["07_summary"]  # pages that lead with their answer and keep analyst words to the box and glossary
+ANSWER_FIRST = NOTEBOOKS  # every page leads with its answer and keeps analyst words to the box and the method
 
 
 @pytest.fixture(scope="module")

@@ -339,7 +339,7 @@ def test_the_page_imports_no_engine_and_no_artifact_reader():
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {f"{n.module}.{a.name}" if n.module == "helpers" else n.module
                  for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
-    assert imported <= {"__future__", "matplotlib.pyplot", "numpy", "pandas", "seaborn", "helpers.plots",
+    assert imported <= {"__future__", "matplotlib.pyplot", "numpy", "pandas", "seaborn", "helpers.plots", "helpers.pages",
                         "helpers.segments"}, imported
 
 # --------------------------------------------------------------------------- migration

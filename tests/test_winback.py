@@ -466,3 +466,18 @@ def test_t_learner_leaves_out_a_feature_empty_in_a_training_arm_instead_of_faili
                       "gap_trend": np.where(arm == "email", np.nan, rng.random(n))})
     models = winback.t_learner(f, ["recency_days", "gap_trend"], cfg)
     assert list(models.areas.index) == ["email"] and models.areas.loc["email", "n_holdout"] > 0
+
+
+def test_a_campaign_inside_its_response_window_is_named_with_the_run_that_measures_it(tmp_path, cfg):
+    """A real shop's page said "No past campaign with a control arm" while one was 12 days into its window."""
+    sends = pd.DataFrame({"campaign_id": ["WB-old", "WB-new", "WB-new"], "customer_id": ["a", "b", "c"],
+                          "sent_date": pd.to_datetime(["2026-04-01", "2026-06-18", "2026-06-18"]),
+                          "arm": ["control", "discount_10", "control"], "discount": [0.0, 0.1, 0.0],
+                          "source_row": [1, 2, 3]})
+    artifacts.write(tmp_path, "campaigns_clean", sends)
+    pending = winback.pending_campaigns(connect(), tmp_path, "2026-06-30", cfg)
+    assert pending.values.tolist() == [["WB-new", "2026-06-18", f"{pd.Timestamp('2026-06-18') + pd.Timedelta(days=cfg.winback.window_days):%Y-%m-%d}"]]
+    text = page.measured_takeaway(winback.WinbackResult(pending=pending, window_days=cfg.winback.window_days))
+    assert text.startswith(f"Still inside the {cfg.winback.window_days}-day response window, so not measured yet: "
+                           "WB-new (sent 2026-06-18) is measured from the run of")
+    assert "No past campaign" not in text

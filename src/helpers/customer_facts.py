@@ -711,3 +711,18 @@ def consented(customers: pd.DataFrame) -> pd.Series:
 def consented_ids(customers: pd.DataFrame) -> pa.ChunkedArray:
     """The customer ids with marketing consent (see `consented`), as Arrow strings for :func:`is_in`."""
     return strings(customers.loc[consented(customers), "customer_id"].astype(str).to_numpy(dtype=object))
+
+
+def effect_basis(source: str) -> str:
+    """How a plan row's uplift was obtained, from winback_plan.csv's ``uplift_source``: 'measured' (a past
+    campaign measured this offer, in the segment or over the whole arm), 'interpolated' (between measured
+    offers; the 0 % end may be assumed) or 'assumed' (the configured assumption, alone or added to a measured
+    e-mail effect)."""
+    s = str(source).strip().lower()
+    if s.startswith("measured") or s.startswith("as measured"):
+        return "measured"
+    return "interpolated" if s.startswith("interpolated") else "assumed"
+
+
+EFFECT_WORDS = {"measured": "measured in a past campaign", "interpolated": "interpolated between measured offers",
+                "assumed": "assumed: no campaign measured it"}

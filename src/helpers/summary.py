@@ -49,6 +49,7 @@ from typing import Any
 import pandas as pd
 
 from helpers import artifacts, customer_facts, plots
+from helpers.customer_facts import EFFECT_WORDS, effect_basis
 from helpers.config import Config, SummaryConfig
 from helpers.paths import resolve
 
@@ -326,21 +327,6 @@ class Action:
     rule: str
     text: str
     evidence: str
-
-
-def effect_basis(source: str) -> str:
-    """How a plan row's uplift was obtained, from winback_plan.csv's ``uplift_source``: 'measured' (a past
-    campaign measured this offer, in the segment or over the whole arm), 'interpolated' (between measured
-    offers; the 0 % end may be assumed) or 'assumed' (the configured assumption, alone or added to a measured
-    e-mail effect)."""
-    s = str(source).strip().lower()
-    if s.startswith("measured") or s.startswith("as measured"):
-        return "measured"
-    return "interpolated" if s.startswith("interpolated") else "assumed"
-
-
-EFFECT_WORDS = {"measured": "measured in a past campaign", "interpolated": "interpolated between measured offers",
-                "assumed": "assumed: no campaign measured it"}
 
 
 def plan_parts(month: Month) -> pd.DataFrame | None:

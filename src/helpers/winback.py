@@ -79,6 +79,7 @@ from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
 from helpers import artifacts, churn, customer_facts, offers
+from helpers.customer_facts import EFFECT_WORDS, effect_basis  # noqa: F401  (the page reads them here)
 from helpers.config import Config
 from helpers.engine import connect, cutoff_end
 
@@ -875,6 +876,27 @@ class WinbackResult:
     control: ControlGroup | None = None  # the randomized control group held back from the contact list
     campaign: pd.DataFrame | None = None  # campaign_plan.csv: both arms in the campaigns.csv layout
     plan_loss: float | None = None  # the chance that the whole plan loses money (customer_facts.plan_loss_probability)
+    plan_band: tuple[float, float] | None = None  # the whole plan's 5-95 % profit band (customer_facts.plan_band)
+    pending: pd.DataFrame | None = None  # past campaigns still inside their response window (pending_campaigns)
+
+
+def pending_campaigns(con, processed_dir: str | Path, as_of: str, cfg: Config) -> pd.DataFrame:
+    """The past campaigns still inside their response window at `as_of` (not measured yet): campaign_id,
+    sent_date and measured_from, the first cut-off whose run measures them (sent_date + window_days)."""
+    camp_t = artifacts.table_if_exists(con, processed_dir, "campaigns_clean")
+    empty = pd.DataFrame({"campaign_id": pd.Series(dtype=str), "sent_date": pd.Series(dtype=str),
+                          "measured_from": pd.Series(dtype=str)})
+    if camp_t is None:
+        return empty
+    end = ibis.literal(cutoff_end(as_of))
+    open_t = camp_t.filter((camp_t.sent_date <= end) & (camp_t.sent_date + ibis.interval(days=cfg.winback.window_days) > end))
+    found = open_t.group_by("campaign_id").agg(sent=open_t.sent_date.min()).to_pandas()
+    if found.empty:
+        return empty
+    sent = pd.to_datetime(found["sent"])
+    return pd.DataFrame({"campaign_id": found["campaign_id"].astype(str), "sent_date": sent.dt.strftime("%Y-%m-%d"),
+                         "measured_from": (sent + pd.Timedelta(days=cfg.winback.window_days)).dt.strftime("%Y-%m-%d")}
+                        ).sort_values("campaign_id").reset_index(drop=True)
 
 
 def measure_campaigns(con, processed_dir: str | Path, as_of: str, cfg: Config, lines: ir.Table,
@@ -1012,7 +1034,8 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> Winback
         rows=rows, curve=curve, targets=targets, currency=cfg.shop.currency, window_days=cfg.winback.window_days,
         n_without_consent=n_without_consent, offers=offer_run, n_capped=n_capped, notes=notes,
         options=options_table, control=control, campaign=campaign,
-        plan_loss=customer_facts.plan_loss_probability(the_plan))
+        plan_loss=customer_facts.plan_loss_probability(the_plan), plan_band=customer_facts.plan_band(the_plan),
+        pending=pending_campaigns(con, processed_dir, as_of, cfg))
     artifacts.write(processed_dir, "winback_measured", measured)
     artifacts.write(processed_dir, "winback_plan", the_plan)
     artifacts.write(processed_dir, "winback_targets", targets)

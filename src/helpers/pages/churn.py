@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from helpers import plots
+from helpers import pages, plots
 from helpers.churn import CATEGORICAL, TIERS, ChurnResult
 from helpers.pages.clv import no_positive_purchase_phrase
 
@@ -149,12 +149,21 @@ def importance_table(result: ChurnResult, top: int = 12) -> pd.DataFrame:
     return plots.table_for_readers(t, {c: "number4" for c in t.columns})
 
 
+def importance_note(result: ChurnResult) -> str:
+    """Which model the importances describe, and whether it is the one that scores the customers."""
+    if result.chosen_model == "model":
+        return "These are the features of the model that scores the customers this month."
+    return (f"These importances describe the gradient-boosting model, which is not the one scoring the customers this "
+            f"month ({MODEL_NAMES[result.chosen_model]} is): they show what separates churners in the data, not how "
+            "the scores above were made.")
+
+
 def plot_importance(result: ChurnResult, top: int = 12, ax=None):
     """Horizontal bars: drop in test ROC-AUC when each feature is shuffled (mean +/- sd)."""
     ax = plots.axes_or_new(ax)
     imp = importance_numbers(result, top).iloc[::-1]
     ax.barh(imp.index, imp.iloc[:, 0], xerr=imp.iloc[:, 1], color=plots.sns.color_palette()[0])
-    ax.set_title("What the model relies on (permutation importance, test window)")
+    ax.set_title("What the gradient-boosting model relies on (permutation importance, test window)")
     ax.set_xlabel("drop in ROC-AUC when the feature is shuffled")
     ax.set_ylabel("")
     return ax
@@ -344,3 +353,57 @@ def outputs_text(result: ChurnResult) -> str:
             f"definition, {c['horizon_days']}-day horizon, backtest metrics of all three models, chosen model, "
             f"thresholds, training ({c['train']['customers']:,} customers) and test ({c['test']['customers']:,}) "
             f"sizes and dates.")
+
+
+# --------------------------------------------------------------------------- the answer, box, glossary
+
+SCORED_BY = {"bgnbd": "purchase model of notebook 04", "recency": "days since the last order",
+             "model": "gradient-boosting model"}
+
+
+def answer(result: ChurnResult) -> str:
+    """The page's answer: how many customers are at high and medium risk and the CLV they carry, which model
+    scores them and how it did against sorting by the days since the last order, on a period it had not seen."""
+    t = tier_numbers(result)
+    high, horizon = t.loc["high"], result.card["horizon_days"]
+    text = (f"At {result.as_of}, {int(high['customers']):,} of the {int(t['customers'].sum()):,} customers who had "
+            f"bought by then ({high['share']:.0%}) are at high churn risk - a chance of "
+            f"{result.card['tier_thresholds']['high_from']:.0%} or more of no order in the next {horizon} days")
+    if result.clv_at_risk is not None and int(high["customers"]) > 0:
+        at_risk, total = result.clv_at_risk
+        share = f" ({at_risk / total:.0%} of the total)" if total > 0 else ""
+        text += f" - carrying {plots.money(at_risk, result.currency)} of predicted {result.clv_months}-month CLV{share}"
+    text += f"; {int(t.loc['medium', 'customers']):,} are at medium risk."
+    m, chosen = result.metrics if result.backtest_ok else None, result.chosen_model
+    if m is not None and chosen in m.index and "recency" in m.index and chosen != "recency":
+        text += (f" The scores come from the {SCORED_BY[chosen]}: in a backtest on a period it had not seen, its "
+                 f"riskiest tenth held {m.loc[chosen, 'top_decile_captured']:.0%} of the customers who then stopped "
+                 f"buying, against {m.loc['recency', 'top_decile_captured']:.0%} when sorting by days since the last "
+                 "order.")
+    else:
+        text += f" The scores come from the {SCORED_BY[chosen]}."
+    return text
+
+
+def rests_on(result: ChurnResult, cfg) -> pages.RestsOn:
+    """The settings this page's risk and money are computed with."""
+    return pages.rests_on(cfg, ["churn.horizon_days", "clv.gross_margin", "clv.clv_months"],
+                          "The CLV at risk is notebook 04's predicted margin of the high-risk customers: a model's "
+                          "estimate, not measured revenue.")
+
+
+def glossary_table(result: ChurnResult) -> pd.DataFrame:
+    """The page's terms and settings."""
+    lo, hi = result.card["tier_thresholds"]["medium_from"], result.card["tier_thresholds"]["high_from"]
+    return pages.glossary({
+        "churn": f"no order in the {result.horizon_days} days after a cut-off (churn.horizon_days); returns are not "
+                 "orders",
+        "risk tiers": f"high from a churn probability of {hi:.0%}, medium from {lo:.0%} (churn.tier_thresholds)",
+        "purchase-model P(no purchase)": "the chance of no order in the horizon from notebook 04's purchase model",
+        "gradient boosting": "a model over every customer feature (scikit-learn), its probabilities calibrated",
+        "ROC-AUC, PR-AUC": "how well a model ranks churners above the others (1 = perfect)",
+        "Brier score": "the mean squared error of the probabilities (lower is better)",
+        "top-10% lift": "the churn rate in the riskiest tenth against the churn rate overall",
+        "permutation importance": "how much a model's ROC-AUC drops when one feature's values are shuffled",
+        "as_of": f"the cut-off, {result.as_of}; the backtest learns at as_of - 2H and is judged at as_of - H",
+    })

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from helpers import plots
+from helpers import pages, plots
 from helpers.clv import FREQUENCY_CAP, MODEL_NAMES, ClvResult
 
 __all__ = [
@@ -19,7 +19,8 @@ __all__ = [
     "plot_alive_matrices", "matrix_takeaway", "plot_monetary_correlation", "correlation_takeaway",
     "clv_summary_table", "plot_clv_distribution", "clv_takeaway", "decile_table", "plot_deciles",
     "segments_table", "plot_segments", "segment_takeaway", "segment_sentence", "alive_and_order_sentence",
-    "summary_for_readers", "plot_matrix", "no_positive_purchase_phrase", "left_out_sentence",
+    "summary_for_readers", "plot_matrix", "no_positive_purchase_phrase", "left_out_sentence", "answer",
+    "rests_on", "glossary_table",
 ]
 
 BGNBD_ONE_TIME = (" BG/NBD lets a customer drop out only right after a repeat purchase, so it cannot tell whether a "
@@ -428,3 +429,49 @@ def alive_and_order_sentence(table: pd.DataFrame, window_days: int) -> str:
     return (text + f", although its mean P(alive) ({row['mean_p_alive']:.0%}) is above that of {names}: "
             "a long silence after several orders is stronger evidence of having left than the same silence "
             "after one order, but a customer who bought once is unlikely to order soon either way.")
+
+
+# --- the answer, what it rests on, the glossary ------------------------------------------------------
+
+def answer(result: ClvResult) -> str:
+    """The page's answer: what the customers are expected to bring (margin, not revenue) over the horizon, how
+    concentrated it is, and which segment is worth the most per customer and holds the most in total."""
+    s, cur, months = result.scores, result.currency, result.settings.clv_months
+    total = s["clv"].sum()
+    if total <= 0:
+        return ("No customer has a positive predicted CLV this month. " + left_out_sentence(result)).strip()
+    top = s["clv"].nlargest(max(1, len(s) // 10)).sum()
+    text = (f"The {len(s):,} customers are expected to bring {plots.money(total, cur)} of margin (not revenue) over "
+            f"the next {months} months; the top 10 % of them hold {100 * top / total:.0f} % of it.")
+    t = result.segments
+    if t is not None and (t["total_clv"] > 0).any():
+        text += (f" '{t.index[0]}' customers are worth the most, {plots.money(t['mean_clv'].iloc[0], cur)} of margin "
+                 f"each on average; '{t['clv_share_pct'].idxmax()}' holds the largest share of the total "
+                 f"({t['clv_share_pct'].max():.0f} %).")
+    return text
+
+
+def rests_on(result: ClvResult, cfg) -> pages.RestsOn:
+    """The settings this page's money is computed with."""
+    return pages.rests_on(cfg, ["clv.gross_margin", "clv.monthly_discount_rate", "clv.clv_months",
+                                "clv.purchase_window_days"],
+                          "Every amount on this page is margin predicted by the purchase and order-value models "
+                          "(fitted on this shop's history, checked on a holdout below), not measured revenue.")
+
+
+def glossary_table(result: ClvResult) -> pd.DataFrame:
+    """The page's terms, models and settings."""
+    return pages.glossary({
+        "CLV": f"customer lifetime value: the expected margin of a customer over the next {result.settings.clv_months} "
+               "months (clv.clv_months), discounted monthly (clv.monthly_discount_rate)",
+        "P(alive)": "the chance that a customer has not left for good (50 % or more: likely active)",
+        "BG/NBD, Pareto/NBD, MBG/NBD": "purchase models (Fader, Hardie et al.; the lifetimes library): each customer "
+                                       "buys at their own rate while active and may leave for good",
+        "Gamma-Gamma": "the order-value model: a customer's average order value, shrunk toward the shop's",
+        "holdout": f"the last {result.model_json.get('holdout_days', result.settings.holdout_days)} days "
+                   "(clv.holdout_days): models fitted before it are judged on the purchases in it",
+        "MAE, RMSE": "per-customer errors in purchases (mean absolute, root mean squared)",
+        "total_error_pct": "predicted against actual total purchases in the holdout, in %",
+        "horizons": f"{', '.join(str(h) for h in result.settings.horizons_days)} days (clv.horizons_days) for the "
+                    "expected purchases; the purchase window is clv.purchase_window_days",
+    })

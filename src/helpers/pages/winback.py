@@ -10,8 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers import plots
-from helpers.winback import NO_CONTACT, REMINDER, REVENUE_COLUMNS, WinbackResult, option_label
+from helpers import pages, plots
+from helpers.winback import (
+    EFFECT_WORDS,
+    NO_CONTACT,
+    REMINDER,
+    REVENUE_COLUMNS,
+    WinbackResult,
+    effect_basis,
+    option_label,
+)
 
 
 # --------------------------------------------------------------------------- measured uplift of past campaigns
@@ -38,20 +46,38 @@ def measured_table(res: WinbackResult) -> pd.DataFrame:
     m["discount"] = [plots.format_cell(d, "share0") for d in m["discount"]]
     for c in ("customers treated", "customers in control"):
         m[c] = [plots.format_cell(n, "count") for n in m[c]]
+    m["arm"] = m["arm"].map(_arm)
     m = plots.for_readers(m.set_index(["campaign_id", "arm", "segment"]), {"campaign_id": "campaign"})
     return plots.long_table(m, "winback-measured")
+
+
+def _arm(name) -> str:
+    """The shop's arm name as words: discount_10 -> discount 10."""
+    return str(name).replace("_", " ")
+
+
+def pending_sentence(res: WinbackResult) -> str:
+    """'Campaign X (sent D) is still inside its N-day response window and is measured from M', or ''."""
+    p = res.pending
+    if p is None or p.empty:
+        return ""
+    said = "; ".join(f"{r.campaign_id} (sent {r.sent_date}) is measured from the run of {r.measured_from}"
+                     for r in p.itertuples())
+    return f"Still inside the {res.window_days}-day response window, so not measured yet: {said}"
 
 
 def measured_takeaway(res: WinbackResult) -> str:
     measured, window_days = res.measured, res.window_days
     if measured.empty:
-        return "No past campaign with a control arm: the simulation uses the configured uplift assumptions only."
+        pending = pending_sentence(res)
+        return (f"{pending}. Until then the simulation uses the configured uplift assumptions only." if pending else
+                "No past campaign with a control arm: the simulation uses the configured uplift assumptions only.")
     a = measured[measured["segment"] == "all"]
     parts = []
     for _, r in a.iterrows():
         clear = "clearly above zero" if r["uplift_low"] > 0 else (
             "clearly below zero" if r["uplift_high"] < 0 else "not distinguishable from zero")
-        parts.append(f"{r['campaign_id']} {r['arm']} ({option_label(r['discount'])}): {r['conv_treated']:.1%} bought "
+        parts.append(f"{r['campaign_id']} {_arm(r['arm'])} ({option_label(r['discount'])}): {r['conv_treated']:.1%} bought "
                      f"within {window_days} days vs {r['conv_control']:.1%} in control, uplift {r['uplift_pp']:+.1f} pp "
                      f"(95% {r['uplift_low']:+.1f} to {r['uplift_high']:+.1f}), {clear}.")
     seg = measured[(measured["segment"] != "all") & (measured["uplift_low"] <= 0) & (measured["uplift_high"] >= 0)]
@@ -63,6 +89,8 @@ def measured_takeaway(res: WinbackResult) -> str:
         parts.append(f"Each interval is 95% on its own: of these {n_seg:,} segment intervals about {0.05 * n_seg:.1f} are "
                      "expected to miss the true uplift by chance, so one segment that stands out alone is a lead to "
                      "re-test in the next campaign rather than a finding.")
+    if pending_sentence(res):
+        parts.append(pending_sentence(res) + ".")
     return "\n".join(parts)
 
 
@@ -77,6 +105,7 @@ def plot_measured(res: WinbackResult, ax=None):
     m = measured.copy()
     m["label"] = m["segment"]
     segs = ["all"] + sorted(s for s in set(m["segment"]) if s != "all")
+    m = m.assign(arm=m["arm"].map(_arm))
     arms = list(dict.fromkeys(m["campaign_id"] + " " + m["arm"]))
     colors = plots.sns.color_palette("deep", len(arms))
     width = 0.7 / max(1, len(arms))
@@ -225,7 +254,9 @@ def plan_table(res: WinbackResult) -> pd.DataFrame:
                         "extra buyers": p["incremental_buyers"],
                         "extra profit": p["incremental_profit"],
                         "profit 5%": p["profit_p05"], "profit 95%": p["profit_p95"],
-                        "uplift from": p["uplift_source"]})
+                        "effect": [effect_basis(x) if o != NO_CONTACT else "" for x, o in zip(p["uplift_source"], p["option"])]})
+    assumed = out["effect"] == "assumed"  # an assumption carries no interval of its own
+    out[["profit 5%", "profit 95%"]] = out[["profit 5%", "profit 95%"]].where(~assumed, np.nan)
     out = out.sort_values("extra profit", ascending=False)
     return plots.table_for_readers(out, {"customers": "count", "extra buyers": "number1", "extra profit": "money",
                                          "profit 5%": "money", "profit 95%": "money"}, c)
@@ -389,3 +420,78 @@ def control_takeaway(res: WinbackResult) -> str:
         s += (f"; the configured {100 * group.min_detectable_uplift:.1f} points would be found only with "
               f"{_pct(group.achieved_power)} probability (the list is too small for more)")
     return s + ". After sending, append campaign_plan.csv (with the real send date) to the shop's campaigns.csv."
+
+
+# --------------------------------------------------------------------------- the answer, box, glossary
+
+def answer(res: WinbackResult) -> str:
+    """The page's answer: whom to contact with which offer and what it should bring, how much of that rests
+    on measured effects, and - when nobody can be contacted - why, and what the offers would bring with consent."""
+    if res.notes and res.candidates.empty:
+        return " ".join(res.notes)
+    p = res.plan[res.plan["recommended"]]
+    offer = p[(p["option"] != NO_CONTACT) & (p["n_customers"] > 0)]
+    cur = res.currency
+    if offer.empty:
+        contactable = bool(res.candidates["contactable"].any()) if "contactable" in res.candidates else False
+        if contactable:
+            return "No offer is expected to pay for itself in any segment this month: send no win-back discounts."
+        opt = res.options[res.options["recommended"] & (res.options["option"] != NO_CONTACT)] if res.options is not None else p.iloc[:0]
+        text = (f"Nobody can be sent an offer this month: of the {len(res.candidates):,} candidates, "
+                f"{res.n_without_consent:,} have no marketing consent on record and {res.n_capped:,} were contacted "
+                "lately.")
+        if len(opt) and opt["incremental_profit"].sum() > 0:
+            text += (f" If you had their consent, the offers that pay would reach {int(opt['n_customers'].sum()):,} of "
+                     f"them for an expected extra profit of {plots.money(opt['incremental_profit'].sum(), cur)} (the "
+                     "simulation below); collect consent at checkout or in the customer account.")
+        return text
+    basis = offer["uplift_source"].map(effect_basis)
+    measured = float(offer.loc[basis == "measured", "incremental_profit"].sum())
+    total = float(offer["incremental_profit"].sum())
+    text = (f"Send the win-back offers to {int(offer['n_customers'].sum()):,} customers in {len(offer)} segment(s) "
+            f"(the list with e-mails: winback_targets.csv): expected extra profit {plots.money(total, cur)}")
+    if res.plan_band is not None:
+        text += f" (5-95 %: {plots.money(res.plan_band[0], cur)} to {plots.money(res.plan_band[1], cur)})"
+    text += (f"; {plots.money(measured, cur)} of it rests on effects measured in past campaigns, "
+             f"{plots.money(total - measured, cur)} on interpolated or assumed ones.")
+    assumed = offer.loc[basis == "assumed", "segment"].tolist()
+    if assumed:
+        text += f" Assumed, not measured: {', '.join(assumed)} - test these before trusting them."
+    if res.control is not None and res.control.n_control:
+        text += (f" A randomized control group of {res.control.n_control:,} customers is held back, so the next "
+                 "months can measure what the campaign did.")
+    return text
+
+
+def rests_on(res: WinbackResult, cfg) -> pages.RestsOn:
+    """The settings the plan's money is computed with, and how many of its offers were measured."""
+    p = res.plan[res.plan["recommended"] & (res.plan["option"] != NO_CONTACT)]
+    basis = p["uplift_source"].map(effect_basis)
+    note = (f"Of the plan's {len(p)} segment offers, {int((basis == 'measured').sum())} were measured in a past campaign "
+            f"with a control group, {int((basis == 'interpolated').sum())} interpolated between measured offers and "
+            f"{int((basis == 'assumed').sum())} assumed.") if len(p) else ""
+    return pages.rests_on(cfg, ["clv.gross_margin", "winback.contact_cost", "winback.window_days",
+                                "winback.assumed_uplift", "offers.min_days_between_contacts"], note)
+
+
+def glossary_table(res: WinbackResult) -> pd.DataFrame:
+    """The page's terms and settings."""
+    return pages.glossary({
+        "uplift": "extra buyers an offer brings: the treated group's conversion minus the control group's, in "
+                  "percentage points (pp)",
+        **{f"effect: {k}": v for k, v in EFFECT_WORDS.items()},
+        "Newcombe interval": "the 95 % interval of a difference of two conversion rates (Newcombe 1998, hybrid "
+                             "score), which holds at low rates",
+        "T-learner, Qini": "two models (with and without the offer) whose difference predicts a customer's uplift; "
+                           "the Qini curve counts the extra buyers when the highest predicted uplift goes first",
+        "candidates": "customers in the watched segments or churn tiers (winback.candidate_segments, "
+                      "winback.candidate_risk_tiers)",
+        "5-95 % band": "the range of the profit in 90 of 100 simulated campaigns (winback.draws draws)",
+        "budget": "winback.budget caps the spend when set",
+        "control group": "its size detects winback.control_min_detectable_uplift with winback.control_power, at most "
+                         "winback.control_max_share of the list",
+        "affinities": "offers.affinity_window_days, offers.min_support and offers.min_lift decide which pairs of "
+                      "categories count",
+        "suggested_categories": "winback_targets.csv's column of categories to show, best first",
+        "offers' horizon": "offers.horizon_days: how far ahead suggestions look, and how far back they are judged",
+    })
