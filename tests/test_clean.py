@@ -490,3 +490,24 @@ def test_a_changed_tagging_code_tags_again(tmp_path, cfg, tag_calls, monkeypatch
     code.write_text("# a rule, changed\n")
     clean.run(out, "2025-12-31", cfg, raw_dir=raw)
     assert len(tag_calls) == 2
+
+
+GUEST_ROWS = [
+    "G1,,2025-01-10,40,completed,,EUR",        # a guest checkout: counted
+    "G1,,2025-01-10,10,completed,,EUR",        # its second line: one order
+    "G2,,2025-02-11,-5,returned,,EUR",         # a guest's return: subtracts
+    "G3,,2025-01-12,99,cancelled,,EUR",        # cancelled: no revenue
+    "G4,,2025-13-45,77,completed,,EUR",        # unreadable date: no month to put it in
+    "G5,,2025-04-02,55,completed,,EUR",        # after the cut-off
+]
+
+
+def test_guest_lines_are_quarantined_yet_their_revenue_is_written_per_month(tmp_path, cfg):
+    """A real shop: 22.5 % of the month's revenue came from orders without a customer id and vanished."""
+    raw = tmp_path / "raw" / "guests"
+    raw.mkdir(parents=True)
+    (raw / "orders.csv").write_text(HEADER + "\n".join([ROWS[0], ROWS[8], *GUEST_ROWS]) + "\n", encoding="utf-8")
+    res = clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=raw)
+    assert res.report["files"]["orders"]["quarantined"]["missing_customer_id"] == 6  # still counted as unusable
+    guests = artifacts.read(tmp_path / "out", "guest_revenue")
+    assert guests.values.tolist() == [["2025-01", 2, 1, 50.0], ["2025-02", 1, 1, -5.0]]

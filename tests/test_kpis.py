@@ -391,7 +391,7 @@ def test_run_writes_kpis_and_cohorts_csv(month_dir):
     run = kpis.run(month_dir, AS_OF, cfg)
     assert run.leads is None  # no customers file
     saved = pd.read_csv(month_dir / "kpis.csv")
-    assert list(saved.columns) == kpis.MONTHLY_COLUMNS and saved.revenue.tolist() == [150.0, 110.0, 100.0]
+    assert list(saved.columns) == [*kpis.MONTHLY_COLUMNS, "guest_revenue"] and saved.revenue.tolist() == [150.0, 110.0, 100.0]
     assert list(pd.read_csv(month_dir / "cohorts.csv").columns) == kpis.COHORT_COLUMNS
     for name in ("kpis", "cohorts"):  # what a later stage reads back matches the declaration
         artifacts.check(name, artifacts.read(month_dir, name))
@@ -403,7 +403,7 @@ def test_the_result_holds_the_tables_of_the_functions_with_its_settings(month_di
                                      "discount_followup_days": 60}})
     res = kpis.run(month_dir, AS_OF, cfg)
     m = kpis.monthly(orders, AS_OF, 30)
-    pd.testing.assert_frame_equal(res.monthly, m)
+    pd.testing.assert_frame_equal(res.monthly, kpis.with_guest_revenue(m, None))  # no guest_revenue.csv here: 0
     assert "Net revenue (CZK)" in page.monthly_table(res, 2).index and list(page.monthly_table(res, 2).columns) == [
         "2024-02", "2024-03"]
     pd.testing.assert_frame_equal(res.deltas.table, kpis.deltas(m).table)
@@ -526,3 +526,19 @@ def test_cohort_heatmap_labels_every_cell_in_percent(res):
     labels = [t.get_text() for t in ax.texts]
     assert labels and all(t.endswith("%") for t in labels)
     plt.close("all")
+
+
+def test_guest_revenue_is_named_beside_the_customers_revenue_never_inside_it(month_dir):
+    """Revenue of lines without a customer id (01's guest_revenue.csv) goes into kpis.csv's own column and the
+    page's answer; `revenue` stays what customers bought."""
+    before = kpis.run(month_dir, AS_OF, config_from_dict({}))
+    month = before.monthly["month"].iloc[-1]
+    artifacts.write(month_dir, "guest_revenue", pd.DataFrame({"month": [month], "lines": [3], "orders": [2],
+                                                              "revenue": [25.0]}))
+    res = kpis.run(month_dir, AS_OF, config_from_dict({}))
+    assert res.monthly["revenue"].tolist() == before.monthly["revenue"].tolist()
+    assert res.monthly["guest_revenue"].iloc[-1] == 25.0 and before.monthly["guest_revenue"].iloc[-1] == 0.0
+    total = before.monthly["revenue"].iloc[-1] + 25.0
+    assert f"Guest orders without a customer id brought EUR 25 more ({25.0 / total:.1%} of the shop's" in page.answer(res)
+    assert "Guest orders" not in page.answer(before)
+    assert "Net revenue of guest orders (no customer id) (EUR)" in page.monthly_table(res).index

@@ -568,3 +568,13 @@ def test_this_months_kpi_history_wins_over_last_months_own_kpis(shop):
     folder = full_month(shop, "2026-06", kpis=kpis_frame({"2026-05": {"revenue": 1000.0}, "2026-06": {"revenue": 1100.0}}))
     nums = summary.headline_numbers(summary.load_month(folder), summary.load_previous(folder))
     assert nums.loc["revenue", "last_month"] == 1000.0
+
+
+def test_guest_revenue_is_named_in_the_headline_beside_the_customers_revenue(shop):
+    kpis = kpis_frame({"2026-05": {}, "2026-06": {"revenue": 800.0}}).assign(guest_revenue=[0.0, 200.0])
+    res = run(full_month(shop, kpis=kpis))
+    text = page.headline_takeaway(res)
+    assert ("revenue was EUR 800 (-20.0% vs 2026-05) from 10 active customers (+0), and EUR 200 more from guest "
+            "orders without a customer id (20.0% of the shop's EUR 1,000") in text
+    older = run(full_month(shop / "old"))  # kpis.csv of a month run before guest revenue existed: nothing said
+    assert "guest" not in page.headline_takeaway(older)

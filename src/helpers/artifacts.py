@@ -131,13 +131,20 @@ declare("quarantine", "quarantine.csv", "01_clean",
         csv_dtypes={"file": str, "reason": str, "detail": str, "order_id": str, "customer_id": str, "order_date": str})
 declare("data_quality", "data_quality.json", "01_clean", "row accounting per file, warnings and order facts",
         read_by=("07_summary",))
+declare("guest_revenue", "guest_revenue.csv", "01_clean",
+        "per month, the order lines without a customer id that pass every other rule (guest checkouts): lines, "
+        "orders and net revenue; quarantined, so no customer figure counts them, but the shop's revenue",
+        {"month": _c(_STR), "lines": _c(_INT), "orders": _c(_INT), "revenue": _c(_FLOAT)},
+        csv_dtypes={"month": str}, read_by=("02_kpis",))
 declare("kpis", "kpis.csv", "02_kpis", "one row per calendar month: revenue, orders, customers, shares",
         {"month": _c(_STR), "revenue": _c(_FLOAT), "gross_sales": _c(_FLOAT), "returned_value": _c(_FLOAT),
          "returns_rate": _c(_FLOAT, nullable=True), "orders": _c(_INT), "active_customers": _c(_INT),
          "new_customers": _c(_INT), "returning_customers": _c(_INT),
          "returning_revenue_share": _c(_FLOAT, nullable=True), "aov": _c(_FLOAT, nullable=True),
          "orders_per_customer": _c(_FLOAT, nullable=True), "repeat_rate": _c(_FLOAT, nullable=True),
-         "sleeping_customers": _c(_INT)},
+         "sleeping_customers": _c(_INT),
+         # added by issue 30: a month run before it has no such column (read as 0 by the summary)
+         "guest_revenue": _c(_FLOAT, required=False)},
         csv_dtypes={"month": str}, read_by=("07_summary",))
 declare("cohorts", "cohorts.csv", "02_kpis", "one row per acquisition month and months since the first order",
         {"cohort": _c(_STR), "months_since_first": _c(_INT), "cohort_size": _c(_INT), "active_customers": _c(_INT),

@@ -1087,6 +1087,7 @@ class _Month:
     outputs: dict = field(default_factory=dict)
     quarantine: list = field(default_factory=list)
     written: dict = field(default_factory=dict)  # clean tables already in Parquet in their artifact's order, by kind
+    guests: pd.DataFrame | None = None  # guest_revenue.csv: per month, the revenue of lines without a customer id
 
 
 def _clean_month(con, raw_dir: Path, as_of: str | None, cfg: Config, tmp: Path,
@@ -1266,6 +1267,7 @@ def _clean_file(con, month: _Month, kind: str, read: FileHistory | str, as_of: s
     month.quarantine.append(rows)
     if kind == "orders":
         _note_order_values(report, tagged, rows, label, cfg.cleaning)
+        month.guests = guest_revenue(tagged, as_of, cfg.cleaning)
     if kind == "customers" and "customers" in outputs:  # a preset's customers: the file's rows first
         derived = outputs["customers"].anti_join(clean, "customer_id")
         clean = clean.union(derived.select(*[derived[c].cast(clean.schema()[c]).name(c) for c in clean.columns]))
@@ -1275,6 +1277,27 @@ def _clean_file(con, month: _Month, kind: str, read: FileHistory | str, as_of: s
         outputs["customers"] = _customers_from_orders(tagged)
         outputs["_registered"] = tagged
         report["preset"]["customers_from_orders"] = int(outputs["customers"].count().to_pandas())
+
+
+def guest_revenue(tagged: ir.Table, as_of: str | None, rules: CleaningConfig) -> pd.DataFrame:
+    """guest_revenue.csv: per month, the order lines without a customer id that pass every other rule (a readable
+    date and amount, a status that is not test, cancelled, unpaid or refunded, inside the analysed dates and the
+    line-amount limit): guest checkouts. They are quarantined (no customer can be named, so no customer figure
+    counts them), but their money is the shop's revenue: columns month, lines, orders, revenue (net: returns
+    subtract), oldest month first."""
+    t = tagged.filter((tagged.reason == "missing_customer_id") & tagged.order_ts.notnull() & tagged.amount_value.notnull())
+    t = t.filter(~(_in(t.status_norm, [*rules.test_statuses, *rules.cancelled_statuses, *rules.unpaid_statuses])
+                   | (t.status_norm == presets.REFUNDED_IN_FULL)).fill_null(False))
+    t = t.filter(t.order_ts >= ibis.literal(pd.Timestamp(rules.min_order_date).to_pydatetime()))
+    if as_of:
+        t = t.filter(t.order_ts < ibis.literal(cutoff_end(as_of)))
+    if rules.max_line_amount:
+        t = t.filter(t.amount_value.abs() <= rules.max_line_amount)
+    g = t.group_by(month=t.order_ts.strftime("%Y-%m")).agg(lines=t.count(), orders=t.order_id.nunique(),
+                                                          revenue=t.amount_value.sum())
+    df = g.to_pandas().sort_values("month").reset_index(drop=True)
+    return pd.DataFrame({"month": df["month"].astype(str), "lines": df["lines"].astype("int64"),
+                         "orders": df["orders"].astype("int64"), "revenue": df["revenue"].astype(float).round(2)})
 
 
 STATUSES_NAMED = 10  # the most frequent unknown statuses a warning names (a misread column could hold thousands)
@@ -1413,6 +1436,8 @@ def _write(con, processed_dir: str | Path, month: _Month) -> None:
         else:
             artifacts.write_table(con, processed_dir, CLEAN_ARTIFACTS[kind], expr.order_by(SORT_KEYS[kind]))
     artifacts.write(processed_dir, "quarantine", pd.concat(month.quarantine, ignore_index=True))
+    artifacts.write(processed_dir, "guest_revenue", month.guests if month.guests is not None
+                    else artifacts.empty("guest_revenue"))
     artifacts.write(processed_dir, "data_quality", month.report)
 
 

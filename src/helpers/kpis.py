@@ -291,6 +291,14 @@ def monthly(orders: ir.Table | OrderFacts, as_of: str, inactivity_days: int = 18
     return _finish_monthly(monthly_kpis(orders, as_of, inactivity_days).to_pandas())
 
 
+def with_guest_revenue(m: pd.DataFrame, guests: pd.DataFrame | None) -> pd.DataFrame:
+    """kpis.csv's ``guest_revenue``: per month, the net revenue of order lines without a customer id (01's
+    guest_revenue.csv; 0 where there were none or the file is absent). Not in ``revenue``, which is what the
+    customers bought: the shop's revenue is the sum of the two."""
+    by_month = {} if guests is None else dict(zip(guests["month"].astype(str), guests["revenue"].astype(float)))
+    return m.assign(guest_revenue=[round(by_month.get(str(month), 0.0), 2) for month in m["month"]])
+
+
 def open_tables(processed_dir: str | Path, as_of: str, con) -> tuple[ir.Table, ir.Table | None]:
     """orders_clean up to `as_of` and customers_clean (None when the shop has no customer file)."""
     orders = orders_until(artifacts.table(con, processed_dir, "orders_clean"), as_of)
@@ -655,7 +663,8 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> KpiResu
     con = con or connect(cfg.engine)
     orders, customers = open_tables(processed_dir, as_of, con)
     facts = order_facts(orders, as_of, con=con)
-    m = monthly(facts, as_of, cfg.business.inactivity_days)
+    m = with_guest_revenue(monthly(facts, as_of, cfg.business.inactivity_days),
+                           artifacts.read_if_exists(processed_dir, "guest_revenue"))
     c = cohorts(facts, as_of)
     artifacts.write(processed_dir, "kpis", m)
     artifacts.write(processed_dir, "cohorts", c)

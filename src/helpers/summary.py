@@ -260,12 +260,14 @@ def month_metrics(month: Month) -> dict[str, float]:
 
 def _month_metrics(month: Month) -> dict[str, float]:
     out = {key: math.nan for key in HEADLINE}
-    out.update(winback_profit_p05=math.nan, winback_profit_p95=math.nan, winback_customers=math.nan)
+    out.update(winback_profit_p05=math.nan, winback_profit_p95=math.nan, winback_customers=math.nan,
+               guest_revenue=math.nan)
     if month.has("kpis"):
         row = _kpi_row(month.get("kpis"), month.month)
         if row is not None:
             for key in KPI_KEYS:
                 out[key] = float(row[key])
+            out["guest_revenue"] = float(row.get("guest_revenue", 0.0))  # a month run before issue 30 has none
     if month.has("clv"):
         out["clv_total"] = float(month.get("clv")["clv"].sum())
     if month.has("churn"):

@@ -18,7 +18,8 @@ from helpers.kpis import CUSTOMERS_FILE, KpiResult
 
 # How the report shows each KPI: its label and kind (money, share, count or ratio).
 KPI_DISPLAY = {
-    "revenue": ("Net revenue", "money"), "gross_sales": ("Gross sales", "money"),
+    "revenue": ("Net revenue", "money"), "guest_revenue": ("Net revenue of guest orders (no customer id)", "money"),
+    "gross_sales": ("Gross sales", "money"),
     "returned_value": ("Returned value", "money"), "returns_rate": ("Returns rate", "share"),
     "orders": ("Orders", "count"), "active_customers": ("Active customers", "count"),
     "new_customers": ("New customers", "count"), "returning_customers": ("Returning customers", "count"),
@@ -55,8 +56,10 @@ def monthly_table(res: KpiResult, months: int = 13) -> pd.DataFrame:
     """The last `months` months for reading: one row per KPI (labelled), one column per month, values
     formatted (money in whole units, shares in %). The numbers themselves are in kpis.csv."""
     m = res.monthly.set_index("month").tail(months)
-    out = pd.DataFrame({month: [format_kpi(k, row[k]) for k in KPI_DISPLAY] for month, row in m.iterrows()},
-                       index=pd.Index([_kpi_label(k, res.currency) for k in KPI_DISPLAY], name="KPI"))
+    guests = "guest_revenue" in m and bool((m["guest_revenue"] != 0).any())  # a row only where guests bought
+    keys = [k for k in KPI_DISPLAY if k != "guest_revenue" or guests]
+    out = pd.DataFrame({month: [format_kpi(k, row[k]) for k in keys] for month, row in m.iterrows()},
+                       index=pd.Index([_kpi_label(k, res.currency) for k in keys], name="KPI"))
     out.columns.name = "month"
     return out
 
@@ -73,6 +76,11 @@ def answer(res: KpiResult) -> str:
             f"{plots.money(r.revenue, res.currency)} net" + (f" ({', '.join(changes)})" if changes else "") + "; ")
     text += (f"returning customers brought {r.returning_revenue_share:.0%} of it." if pd.notna(r.returning_revenue_share)
              else "no revenue to split.")
+    guests = float(r.get("guest_revenue", 0.0))
+    if guests:
+        text += (f" Guest orders without a customer id brought {plots.money(guests, res.currency)} more "
+                 f"({guests / (r.revenue + guests):.1%} of the shop's {plots.money(r.revenue + guests, res.currency)}); "
+                 "no customer figure on this page counts them.")
     bought = int(res.monthly["new_customers"].sum())
     if bought:
         text += (f" Of the {bought:,} customers who have bought so far, {r.repeat_rate:.0%} have ordered twice or more "

@@ -107,6 +107,11 @@ def headline_takeaway(res: SummaryResult) -> str:
         s += f" from {act.this_month:,.0f} active customers"
         if not math.isnan(act.change):
             s += f" ({act.change:+,.0f})"
+        guests = res.metrics.get("guest_revenue", math.nan)
+        if not math.isnan(guests) and guests != 0:
+            s += (f", and {plots.money(guests, currency)} more from guest orders without a customer id "
+                  f"({guests / (rev.this_month + guests):.1%} of the shop's {plots.money(rev.this_month + guests, currency)}; "
+                  "no customer figure counts them)")
         parts.append(s + ".")
     hr, car, tot = nums.loc["high_risk_customers"], nums.loc["clv_at_risk"], nums.loc["clv_total"]
     if not math.isnan(hr.this_month):
