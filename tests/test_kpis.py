@@ -505,8 +505,10 @@ def test_bridge_table_names_the_lever_and_shows_whole_money_with_separators(res)
 
 
 def test_second_order_table_shows_13_cohorts_in_percent_and_an_unfinished_window_as_a_dash(res):
-    t = page.second_order_table(res)
+    t = page.second_order_table(dataclasses.replace(res, min_rate_base=1))
     assert t.loc["2024-01"].tolist() == ["2", "0.0%", "50.0%", plots.MISSING]
+    # reports.min_rate_base (100): a cohort of 2 first-time buyers shows its counts, never "50.0%"
+    assert page.second_order_table(res).loc["2024-01"].tolist() == ["2", "0 of 2", "1 of 2", plots.MISSING]
     long = pd.DataFrame({"first_buyers": range(20), "second_within_30d": 0.25},
                         index=pd.Index([f"c{i:02d}" for i in range(20)], name="cohort"))
     cut = page.second_order_table(dataclasses.replace(res, second_orders=long))
@@ -542,3 +544,17 @@ def test_guest_revenue_is_named_beside_the_customers_revenue_never_inside_it(mon
     assert f"Guest orders without a customer id brought EUR 25 more ({25.0 / total:.1%} of the shop's" in page.answer(res)
     assert "Guest orders" not in page.answer(before)
     assert "Net revenue of guest orders (no customer id) (EUR)" in page.monthly_table(res).index
+
+
+def test_second_order_windows_stay_cumulative_over_one_base_per_cohort():
+    """A real shop read 47.1 % within 60 days and 33.3 % within 90: the 90-day rate was over the few buyers of
+    the cohort's first days. One base per cohort, and no rate until the window is over for all of it."""
+    lines = [("a1", "A", "2024-01-01 10:00", 10.0, False, 0.0, None, "web", "x"),
+             ("a2", "A", "2024-03-15 10:00", 10.0, False, 0.0, None, "web", "x"),  # A: second order after 74 days
+             ("b1", "B", "2024-01-30 10:00", 10.0, False, 0.0, None, "web", "x"),
+             ("b2", "B", "2024-02-20 10:00", 10.0, False, 0.0, None, "web", "x"),  # B: after 21 days
+             ("c1", "C", "2024-01-31 10:00", 10.0, False, 0.0, None, "web", "x")]
+    r = kpis.second_order_rates(_orders(lines), "2024-04-10", windows=(30, 60, 90))
+    jan = r.loc["2024-01"]  # every January buyer is 60 days old by 2024-04-10, C (01-31) not yet 90
+    assert (jan.first_buyers, jan.second_within_30d, jan.second_within_60d) == (3, round(1 / 3, 4), round(1 / 3, 4))
+    assert math.isnan(jan.second_within_90d)  # A's 90-day rate alone (1 of 1 watched) would read 100 %

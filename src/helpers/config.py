@@ -336,11 +336,17 @@ class OffersConfig(_Section):
         100_000, description="a positive whole number or null (every customer)")
 
 
+class ReportsConfig(_Section):
+    """How the pages show numbers: a rate on a small base is shown with its counts, not as a bare share."""
+
+    min_rate_base: PositiveInt = 100
+
+
 # The sections, in the order of config/default.yml and the notebooks: ``cfg.<name>`` is a section model.
 SECTIONS = {"shop": ShopConfig, "engine": EngineConfig, "columns": ColumnsConfig, "cleaning": CleaningConfig,
             "business": BusinessConfig, "kpis": KpisConfig, "segments": SegmentsConfig, "clv": ClvConfig,
             "churn": ChurnConfig, "winback": WinbackConfig, "offers": OffersConfig, "summary": SummaryConfig,
-            "track": TrackConfig}
+            "track": TrackConfig, "reports": ReportsConfig}
 
 
 class _Config(_Section):

@@ -300,7 +300,12 @@ def second_order_table(res: KpiResult, months: int = 13) -> pd.DataFrame:
     dash); the older cohorts are counted in the last row."""
     rates = res.second_orders
     kinds = {c: "share" for c in rates.columns if c.startswith("second_within_")}
-    recent_rates = rates.tail(months)
+    recent_rates = rates.tail(months).astype({c: object for c in kinds})
+    small = recent_rates["first_buyers"] < res.min_rate_base  # a share of a few buyers reads as its counts
+    for col in kinds:
+        done = small & recent_rates[col].notna()
+        recent_rates.loc[done, col] = [f"{round(r * n):,} of {n:,}" for r, n in
+                                       zip(recent_rates.loc[done, col], recent_rates.loc[done, "first_buyers"])]
     out = plots.table_for_readers(recent_rates, {"first_buyers": "count", **kinds}, max_rows=None)
     if len(rates) > months:
         out.loc[f"... {len(rates) - months:,} earlier cohorts not shown", :] = ""
@@ -310,15 +315,18 @@ def second_order_table(res: KpiResult, months: int = 13) -> pd.DataFrame:
 def second_order_takeaway(res: KpiResult) -> str:
     rates = res.second_orders
     cols = [c for c in rates.columns if c.startswith("second_within_")]
-    parts = []
-    for c in cols:
-        d = rates[rates[c].notna()]
-        if len(d):
-            share = (d[c] * d.first_buyers).sum() / d.first_buyers.sum()
-            parts.append(f"{share:.0%} within {c.split('_')[-1][:-1]} days")
-    if not parts:
-        return "No first-time buyer has been watched long enough to measure second orders yet."
-    return f"Of first-time buyers, {', '.join(parts)} place a second order."
+    d = rates[rates[cols[-1]].notna()] if cols else rates.iloc[:0]  # the cohorts every window is over for: one base
+    if d.empty or d.first_buyers.sum() == 0:
+        return "No cohort has been watched long enough to measure second orders in every window yet."
+    parts = [f"{(d[c] * d.first_buyers).sum() / d.first_buyers.sum():.0%} within {c.split('_')[-1][:-1]} days"
+             for c in cols]
+    text = (f"Of the {int(d.first_buyers.sum()):,} first-time buyers of the {len(d):,} cohorts watched long enough, "
+            f"{', '.join(parts)} placed a second order.")
+    few = rates["first_buyers"] < res.min_rate_base
+    if few.any():
+        text += (f" A cohort of fewer than {res.min_rate_base:,} first-time buyers shows its counts (\"21 of 34\") "
+                 "rather than a share; an empty cell is a window not over for the whole cohort yet.")
+    return text
 
 
 def discount_table(res: KpiResult) -> pd.DataFrame:
