@@ -466,11 +466,11 @@ def test_bridge_chart_draws_each_levers_part_under_its_own_label(res):
     L = 95 / math.log(1.95)
     parts = [L * math.log(1.2), L * math.log(1.25), L * math.log(1.3)]
     ax = page.plot_bridge(_bridge(res, m, "2024-03"))
-    assert drawn.xticks(ax) == ["revenue 2024-02", "active customers", "orders per customer", "average order value",
-                                 "revenue 2024-03"]
-    assert [p.get_height() for p in ax.patches] == pytest.approx([100.0, *parts, 195.0])
-    assert [p.get_y() for p in ax.patches] == pytest.approx([0, 100, 100 + parts[0], 100 + parts[0] + parts[1], 0])
-    assert [t.get_text() for t in ax.texts] == ["100", "+26", "+32", "+37", "195"]
+    assert drawn.xticks(ax) == ["active customers", "orders per customer", "average order value", "total change"]
+    assert [p.get_height() for p in ax.patches] == pytest.approx([*parts, 95.0])
+    assert [p.get_y() for p in ax.patches] == pytest.approx([0, 0, 0, 0])  # each bar is a change, from zero
+    assert [t.get_text() for t in ax.texts] == ["+26", "+32", "+37", "+95"]
+    assert ax.get_title() == "What moved revenue from 2024-02 (EUR 100) to 2024-03 (EUR 195)"
 
 
 # ---------------------------------------------------------------- tables and figures for people
@@ -515,11 +515,14 @@ def test_second_order_table_shows_13_cohorts_in_percent_and_an_unfinished_window
     assert len(cut) == 14 and cut.index[0] == "c07" and cut.index[-1] == "... 7 earlier cohorts not shown"
 
 
-def test_bridge_bars_start_at_zero(res):
+def test_bridge_of_a_one_percent_month_draws_the_change_at_a_scale_that_shows_it(res):
+    """On revenue's scale a 1 % change was a step one pixel high; the bars are the changes, from zero."""
     m = pd.DataFrame({"month": ["2024-02", "2024-03"], "revenue": [1000.0, 1010.0], "orders": [10, 10],
                       "active_customers": [10, 10]})
     ax = page.plot_bridge(_bridge(res, m, "2024-03"))
-    assert ax.get_ylim()[0] == 0  # a value axis cut at 900 would make a 1 % change look like a doubling
+    lo, hi = ax.get_ylim()
+    assert lo <= 0 < 10 <= hi < 20  # the axis spans the change (10), not the revenue (1,010)
+    assert ax.patches[-1].get_height() == pytest.approx(10.0)
     plt.close("all")
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import ibis
 import pytest
 from ibis.backends import BaseBackend
+from matplotlib.container import BarContainer
 
 import drawn
 from demo_campaign import measure_by_type
@@ -145,7 +146,7 @@ def cands(p0=(0.1, 0.2, 0.3), v=(100.0, 50.0, 20.0), segment="S"):
 
 def fixed_uplift(cfg, value=0.0, segment="S"):
     return pd.DataFrame([{"segment": segment, "discount": d, "mean": value, "sd": 0.0, "low": value, "high": value,
-                          "source": "test"} for d in winback.options(cfg)[1:]])
+                          "source": "measured, this segment"} for d in winback.options(cfg)[1:]])
 
 
 def test_no_contact_gives_zero_buyers_and_zero_cost(cfg):
@@ -252,11 +253,15 @@ def test_simulation_chart_draws_each_offers_expected_profit_under_its_own_legend
     # segment T, no uplift: profit = -0.1 x 26 d (discount on the baseline orders) - 0.3
     no_uplift = {winback.REMINDER: -0.3, "5% off": -1.6, "10% off": -2.9, "15% off": -4.2, "20% off": -5.5}
     assert drawn.xticks(ax) == ["S", "T"]
-    assert drawn.legend(ax) == list(HAND_PROFIT)
+    assert drawn.legend(ax) == [*HAND_PROFIT, "the plan's offer (outlined)", "assumed effect (hatched, no band)"]
     heights = drawn.bars(ax)
     assert list(heights) == list(HAND_PROFIT)
     for option in HAND_PROFIT:
         assert heights[option] == pytest.approx([HAND_PROFIT[option], no_uplift[option]], abs=0.005)
+    outlined = [(c.get_label(), i) for c in ax.containers if isinstance(c, BarContainer)
+                for i, b in enumerate(c) if b.get_linewidth() > 1.5]
+    best = max(HAND_PROFIT, key=HAND_PROFIT.get)
+    assert outlined == [(best, 0)]  # in S the most profitable offer is the plan's; in T no offer pays (no contact)
     plt.close("all")
 
 

@@ -194,32 +194,32 @@ def bridge_table(res: KpiResult, base: str = "previous") -> pd.DataFrame:
 
 
 def plot_bridge(res: KpiResult, base: str = "previous", ax=None):
-    """Waterfall from `base`: base month's revenue, the three lever parts, this month's revenue (None: no
-    bridge, no figure)."""
+    """What moved revenue from `base`: one bar per lever (its part of the change, from zero) and the total
+    change; the two months' revenue in the title (None: no bridge, no figure). Bars of the change, not a
+    waterfall on the revenue's scale: there a 1 % month made every step a line one pixel high."""
     bridge = res.bridges[base]
     if (bridge.kind == "gap").any():
         return None
     ax = plots.axes_or_new(ax)
     pal = sns.color_palette()
-    labels, bottoms, heights, colors = [], [], [], []
-    level = 0.0
-    for step, r in bridge.iterrows():
-        labels.append(step.replace(" effect", "").replace("aov", "average order value"))
-        if r.kind == "total":
-            bottoms.append(0.0); heights.append(r.value); colors.append(pal[7]); level = r.value
-        else:
-            bottoms.append(level if r.value >= 0 else level + r.value); heights.append(abs(r.value))
-            colors.append(pal[2] if r.value >= 0 else pal[3]); level += r.value
-    x = np.arange(len(labels))
-    ax.bar(x, heights, bottom=bottoms, color=colors)
-    for i, (step, r) in enumerate(bridge.iterrows()):
-        text = plots.money(r.value, "") if r.kind == "total" else f"{r.value:+,.0f}"
-        ax.text(i, bottoms[i] + heights[i], text.strip(), ha="center", va="bottom", fontsize=9)
+    parts, totals = bridge[bridge.kind == "part"], bridge[bridge.kind == "total"]["value"]
+    change = float(totals.iloc[-1] - totals.iloc[0])
+    labels = [step.replace(" effect", "").replace("aov", "average order value") for step in parts.index] + ["total change"]
+    values = [*parts["value"].astype(float), change]
+    colors = [pal[2] if v >= 0 else pal[3] for v in values[:-1]] + [pal[7]]
+    x = np.arange(len(values))
+    ax.bar(x, values, color=colors)
+    ax.axhline(0, color="grey", lw=1)
+    for i, v in enumerate(values):
+        ax.text(i, v, f"{v:+,.0f}", ha="center", va="bottom" if v >= 0 else "top", fontsize=10)
     ax.set_xticks(x, labels, rotation=15)
-    ax.set_title(f"Revenue bridge {bridge.index[0].split()[-1]} -> {bridge.index[-1].split()[-1]}")
-    ax.set_ylabel(f"net revenue ({res.currency})")
+    first, last = totals.index[0].split()[-1], totals.index[-1].split()[-1]
+    ax.set_title(f"What moved revenue from {first} ({plots.money(totals.iloc[0], res.currency)}) to {last} "
+                 f"({plots.money(totals.iloc[-1], res.currency)})")
+    ax.set_ylabel(f"change in net revenue ({res.currency})")
     ax.yaxis.set_major_formatter(plots.thousands)
-    ax.set_ylim(bottom=min(0.0, min(bottoms)))  # bars start at zero: a cut axis would make the parts look larger
+    lo, hi = min(0.0, *values), max(0.0, *values)
+    ax.set_ylim(lo - 0.12 * (hi - lo or 1), hi + 0.12 * (hi - lo or 1))  # room for the labels
     return ax
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Patch
 
 from helpers import pages, plots
 from helpers.winback import (
@@ -200,11 +201,12 @@ def simulation_table(res: WinbackResult) -> pd.DataFrame:
     whole units with the 5-95 % profit band, ROI in %, the recommendation and where the uplift came
     from. The unrounded numbers are in winback_plan.csv."""
     p, c = _simulated(res), res.currency
+    assumed = [effect_basis(x) == "assumed" for x in p["uplift_source"]]  # an assumption has no interval of its own
     out = pd.DataFrame({
         "segment": p["segment"], "option": p["option"],
         "customers": p["n_customers"].map("{:,.0f}".format),
-        "uplift pp (95%)": [f"{u:.1f} ({_band(lo, hi, 1)})" for u, lo, hi in
-                            zip(p["uplift_pp"], p["uplift_low"], p["uplift_high"])],
+        "uplift pp (95%)": [f"{u:.1f} (assumed)" if guess else f"{u:.1f} ({_band(lo, hi, 1)})" for u, lo, hi, guess in
+                            zip(p["uplift_pp"], p["uplift_low"], p["uplift_high"], assumed)],
         "extra buyers": p["incremental_buyers"].map("{:,.0f}".format),
         f"extra revenue ({c})": p["incremental_revenue"].map("{:,.0f}".format),
         f"discount cost ({c})": p["discount_cost"].map("{:,.0f}".format),
@@ -226,14 +228,22 @@ def plot_simulation(res: WinbackResult, ax=None):
     opts = list(dict.fromkeys(p["option"]))
     colors = plots.option_colors(opts, REMINDER)
     width = 0.8 / max(1, len(opts))
+    chosen = set(zip(the_plan.loc[the_plan["recommended"], "segment"], the_plan.loc[the_plan["recommended"], "option"]))
     for k, o in enumerate(opts):
         d = p[p["option"] == o].set_index("segment").reindex(segs)
         x = np.arange(len(segs)) + (k - (len(opts) - 1) / 2) * width
-        ax.bar(x, d["incremental_profit"], width=width, color=colors[k], label=o)
+        bars = ax.bar(x, d["incremental_profit"], width=width, color=colors[k], label=o)
+        assumed = np.array([effect_basis(v) == "assumed" for v in d["uplift_source"].fillna("")])
+        for bar, seg, guess in zip(bars, segs, assumed):
+            if guess:  # an assumed effect: hatched, and no band of its own
+                bar.set_hatch("///")
+            if (seg, o) in chosen:  # the offer the plan sends this segment
+                bar.set_edgecolor("black")
+                bar.set_linewidth(1.8)
         # the expected profit (exact) can lie outside a band of few draws (winback.draws): no negative bar
-        ax.errorbar(x, d["incremental_profit"], yerr=[(d["incremental_profit"] - d["profit_p05"]).clip(lower=0),
-                                                     (d["profit_p95"] - d["incremental_profit"]).clip(lower=0)],
-                    fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+        low = (d["incremental_profit"] - d["profit_p05"]).clip(lower=0).where(~assumed, 0)
+        high = (d["profit_p95"] - d["incremental_profit"]).clip(lower=0).where(~assumed, 0)
+        ax.errorbar(x, d["incremental_profit"], yerr=[low, high], fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
     ax.axhline(0, color="grey", lw=1)
     ax.set_xticks(range(len(segs)), segs, rotation=30, ha="right")
     ax.set_title("Simulated incremental profit per segment and offer (5-95% band)")
@@ -241,7 +251,10 @@ def plot_simulation(res: WinbackResult, ax=None):
     ax.set_xlabel("")
     ax.yaxis.set_major_formatter(plots.thousands)
     if opts:
-        ax.legend(title="offer", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=True)
+        handles, labels = ax.get_legend_handles_labels()
+        handles += [Patch(facecolor="white", edgecolor="black", linewidth=1.8), Patch(facecolor="white", hatch="///")]
+        labels += ["the plan's offer (outlined)", "assumed effect (hatched, no band)"]
+        ax.legend(handles, labels, title="offer", fontsize=10, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=True)
     else:  # no candidate or no contact option (settings): say so instead of an empty legend's warning
         ax.text(0.5, 0.5, "no offer simulated", ha="center", va="center", transform=ax.transAxes)
     return ax
