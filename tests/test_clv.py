@@ -760,3 +760,35 @@ def test_the_score_summary_names_each_score_in_its_unit_whatever_the_time_unit()
                                        "weeks since first purchase": "52", "P(alive)": "50.0%",
                                        "expected purchases, next 30 days": "1.25",  # horizons stay in days
                                        "CLV, next 12 months (margin, CZK)": "40.00"}
+
+
+# --- the CLV total's band: the fits' parameter uncertainty ------------------------------------------
+
+@pytest.mark.parametrize("name", ["bgnbd", "gamma_gamma"])
+def test_log_parameter_standard_errors_equal_lifetimes_own_on_cdnow(cdnow, name):
+    """lifetimes' standard errors (its autograd Hessian, delta method to the parameters) divided by the
+    parameters are the standard errors of the log-parameters our covariance gives."""
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+    d, u, _ = cdnow
+    if name == "gamma_gamma":
+        rep = d[d["frequency"] > 0]
+        theirs, ours = GammaGammaFitter().fit(rep["frequency"], rep["monetary_value"]), clv.fit_gamma_gamma(d)
+        order = ["p", "q", "v"]
+    else:
+        theirs = BetaGeoFitter().fit(u["frequency"], u["recency"], u["T"], weights=u["weights"])
+        ours, order = clv.fit_purchase_model(name, u, time_unit="week"), ["r", "alpha", "a", "b"]
+    expected = (theirs.standard_errors_ / theirs.params_)[order].to_numpy()
+    assert np.sqrt(np.diag(clv.log_param_covariance(ours))) == pytest.approx(expected, rel=2e-3)
+
+
+def test_the_clv_total_band_brackets_the_total_and_repeats_exactly(cdnow):
+    d, u, _ = cdnow
+    d = d.rename_axis("customer_id").reset_index()
+    settings = ClvConfig(time_unit="week")
+    fit, gg = clv.fit_purchase_model("bgnbd", u, time_unit="week"), clv.fit_gamma_gamma(d)
+    total = clv.score_customers(d, fit, gg, settings)["clv"].sum()
+    low, high = clv.clv_total_band(d, fit, gg, settings)
+    assert low < total < high and (high - low) / total < 0.5  # 2,357 customers: a band, not a guess
+    assert clv.clv_total_band(d, fit, gg, settings) == (low, high)  # seeded draws: the same bytes on a rerun
+    assert clv.clv_total_band(d, None, gg, settings, 30.0) is None  # no purchase model: nothing to draw from

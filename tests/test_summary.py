@@ -578,3 +578,12 @@ def test_guest_revenue_is_named_in_the_headline_beside_the_customers_revenue(sho
             "orders without a customer id (20.0% of the shop's EUR 1,000") in text
     older = run(full_month(shop / "old"))  # kpis.csv of a month run before guest revenue existed: nothing said
     assert "guest" not in page.headline_takeaway(older)
+
+
+def test_the_clv_total_shows_its_band_from_the_model_card(shop):
+    folder = full_month(shop, clv_model={"model": "bgnbd", "clv_total_band": [950.0, 1060.0]})
+    table = page.headline_table(run(folder))
+    rows = list(table.index)
+    assert rows[rows.index("Predicted 12-month CLV, all customers") + 1] == "Predicted CLV: band (5-95 %)"
+    assert table.loc["Predicted CLV: band (5-95 %)", "2026-06"] == "EUR 950 to EUR 1,060"
+    assert "Predicted CLV: band (5-95 %)" not in page.headline_table(run(full_month(shop / "b"))).index

@@ -382,6 +382,104 @@ def score_customers(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv:
     return out[SCORE_COLUMNS]
 
 
+# --- how sure the total is: the fits' parameter uncertainty ---------------------------------------
+
+BAND = (0.05, 0.95)  # the CLV total's band: 5-95 % of the parameter draws
+BAND_DRAWS = 2000
+
+
+def _nll_at(fit: Fit):
+    """(the fit's total negative log-likelihood as a function of its log-parameters - or its gradient, where the
+    likelihood has an exact one -, those log-parameters, whether it is the gradient), on the rows it was fitted
+    on (its model's ``data``), in the time or value scale the fit used."""
+    data = fit.model.data
+    w = data["weights"].to_numpy(float)
+    if fit.name == "gamma_gamma":
+        m = data["monetary_value"].to_numpy(float)
+        scale = 1.0 / float(np.median(m))
+        objective, gradient = _objective("gamma_gamma", data["frequency"].to_numpy(float), m * scale, None, w,
+                                         fit.penalizer)
+        x = np.log([fit.params["p"], fit.params["q"], fit.params["v"] * scale])
+    else:
+        T = data["T"].to_numpy(float)
+        scale = 1.0 / T.max() if T.max() > 0 else 1.0
+        objective, gradient = _objective(fit.name, data["frequency"].to_numpy(float),
+                                         data["recency"].to_numpy(float) * scale, T * scale, w, fit.penalizer)
+        scaled = {k: v * (scale if k in ("alpha", "beta") else 1.0) for k, v in fit.params.items()}
+        x = np.log([scaled[k] for k in PARAM_NAMES[fit.name]])
+    n = w.sum()  # the objectives are per customer: the total likelihood is n times theirs
+    if gradient:  # the exact gradient (autograd): the Hessian from differences of it
+        return (lambda y: n * np.asarray(objective(y)[1], float)), x, True
+    return (lambda y: n * float(objective(y))), x, False
+
+
+def log_param_covariance(fit: Fit | None, step: float = 1e-4) -> np.ndarray | None:
+    """The covariance of a fit's log-parameters: the inverse Hessian of its total negative log-likelihood at
+    the optimum (central differences), in :data:`PARAM_NAMES` order (p, q, v for Gamma-Gamma). None without
+    a fit, without the rows it was fitted on, or where the Hessian is not positive definite (a boundary fit)."""
+    if fit is None or fit.model is None or getattr(fit.model, "data", None) is None or fit.model.data.empty:
+        return None
+    nll, x, is_gradient = _nll_at(fit)
+    k = len(x)
+    h = np.zeros((k, k))
+    e = np.eye(k) * step
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if is_gradient:
+            for j in range(k):
+                h[:, j] = (nll(x + e[j]) - nll(x - e[j])) / (2 * step)
+            h = (h + h.T) / 2
+        else:
+            for i in range(k):
+                for j in range(i, k):
+                    h[i, j] = h[j, i] = (nll(x + e[i] + e[j]) - nll(x + e[i] - e[j]) - nll(x - e[i] + e[j])
+                                         + nll(x - e[i] - e[j])) / (4 * step * step)
+    if not np.all(np.isfinite(h)) or np.any(np.linalg.eigvalsh(h) <= 0):
+        return None
+    return np.linalg.inv(h)
+
+
+def _with_log_params(fit: Fit, x: np.ndarray) -> Fit:
+    names = ("p", "q", "v") if fit.name == "gamma_gamma" else PARAM_NAMES[fit.name]
+    params = dict(zip(names, np.exp(x).tolist()))
+    return Fit(fit.name, _lifetimes_object(fit.name, params, fit.penalizer, pd.DataFrame()), params, fit.penalizer)
+
+
+def clv_total_band(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv: ClvConfig,
+                   average_order_value: float = float("nan")) -> tuple[float, float] | None:
+    """The 5-95 % band of the total CLV from the purchase model's and Gamma-Gamma's parameter uncertainty:
+    :data:`BAND_DRAWS` draws of the log-parameters from their covariance (:func:`log_param_covariance`; no
+    refits, seed ``clv.seed``), the total for each draw by its first-order change (the total's gradient by
+    central differences: 2 x 7 scorings, whatever the number of draws). Purchase noise is not in it: it is how
+    sure the models are of the expected total. None without a purchase model or a usable covariance."""
+    fits = [f for f in (fit, gg) if f is not None]
+    covs = [log_param_covariance(f) for f in fits]
+    if fit is None or any(c is None for c in covs):
+        return None
+    x0 = [np.log([f.params[k] for k in (("p", "q", "v") if f.name == "gamma_gamma" else PARAM_NAMES[f.name])])
+          for f in fits]
+
+    def total(xs) -> float:
+        moved = [_with_log_params(f, x) for f, x in zip(fits, xs)]
+        return float(score_customers(summary, moved[0], moved[1] if gg is not None else None, clv,
+                                     average_order_value)["clv"].sum())
+
+    grads, step = [], 1e-4
+    for i, x in enumerate(x0):
+        g = np.zeros(len(x))
+        for j in range(len(x)):
+            up, down = [y.copy() for y in x0], [y.copy() for y in x0]
+            up[i][j] += step
+            down[i][j] -= step
+            g[j] = (total(up) - total(down)) / (2 * step)
+        grads.append(g)
+    rng = np.random.default_rng(clv.seed)
+    centre = float(score_customers(summary, fit, gg, clv, average_order_value)["clv"].sum())
+    moves = sum(rng.multivariate_normal(np.zeros(len(g)), c, BAND_DRAWS) @ g for g, c in zip(grads, covs))
+    low, high = np.quantile(centre + moves, BAND)
+    return float(low), float(high)
+
+
 def expected_purchases_by_horizon(summary: pd.DataFrame, fit: Fit | None, horizons_days, time_unit: str = "day"
                                   ) -> pd.DataFrame:
     """Expected purchases over each horizon, one column ``exp_purchases_<h>d`` per day count in
@@ -787,7 +885,9 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvResu
         notes.append(f"Frequency and mean order value correlate ({corr:+.2f}, above |{clv.correlation_warning}|): "
                      "Gamma-Gamma assumes independence, so expected order values are less reliable.")
 
+    band = clv_total_band(summary, final, gg, clv, aov)
     model_json = _model_card(as_of, clv, summary, final, gg, comparison, corr, cal_end, notes)
+    model_json["clv_total_band"] = list(band) if band is not None else None  # 5-95 %, parameter uncertainty
     artifacts.write(processed_dir, "clv", scores)
     artifacts.write(processed_dir, "clv_model", model_json)
     segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])

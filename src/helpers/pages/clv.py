@@ -441,8 +441,11 @@ def answer(result: ClvResult) -> str:
     if total <= 0:
         return ("No customer has a positive predicted CLV this month. " + left_out_sentence(result)).strip()
     top = s["clv"].nlargest(max(1, len(s) // 10)).sum()
+    band = result.model_json.get("clv_total_band")
+    sure = (f" (5-95 % from the models' parameter uncertainty: {plots.money(band[0], cur)} to "
+            f"{plots.money(band[1], cur)})" if band else "")
     text = (f"The {len(s):,} customers are expected to bring {plots.money(total, cur)} of margin (not revenue) over "
-            f"the next {months} months; the top 10 % of them hold {100 * top / total:.0f} % of it.")
+            f"the next {months} months{sure}; the top 10 % of them hold {100 * top / total:.0f} % of it.")
     t = result.segments
     if t is not None and (t["total_clv"] > 0).any():
         text += (f" '{t.index[0]}' customers are worth the most, {plots.money(t['mean_clv'].iloc[0], cur)} of margin "
@@ -471,6 +474,9 @@ def glossary_table(result: ClvResult) -> pd.DataFrame:
         "holdout": f"the last {result.model_json.get('holdout_days', result.settings.holdout_days)} days "
                    "(clv.holdout_days): models fitted before it are judged on the purchases in it",
         "MAE, RMSE": "per-customer errors in purchases (mean absolute, root mean squared)",
+        "CLV band": "5-95 % of 2,000 draws of both models' parameters from their estimated covariance (the inverse "
+                    "Hessian of the likelihood; no refits): how sure the models are of the expected total, without "
+                    "the chance in who actually buys",
         "total_error_pct": "predicted against actual total purchases in the holdout, in %",
         "horizons": f"{', '.join(str(h) for h in result.settings.horizons_days)} days (clv.horizons_days) for the "
                     "expected purchases; the purchase window is clv.purchase_window_days",

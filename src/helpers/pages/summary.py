@@ -74,6 +74,11 @@ def headline_table(res: SummaryResult) -> pd.DataFrame:
             this = f"missing (run {res.made_by[need]})"
         rows.append({"": label.format(clv_months=month.clv_months), cur_label: this, prev_label: plots.format_value(r.last_month, kind, currency),
                      "change": _fmt_change(r.change, r.change_pct, kind, currency)})
+    clv_band = (month.get("clv_model") or {}).get("clv_total_band")
+    if clv_band:
+        rows.insert(next(i for i, r in enumerate(rows) if r[""].startswith("Predicted")) + 1,
+                    {"": "Predicted CLV: band (5-95 %)", cur_label: f"{plots.money(clv_band[0], currency)} to "
+                     f"{plots.money(clv_band[1], currency)}", prev_label: plots.MISSING, "change": plots.MISSING})
     band = _band(res.metrics, currency)
     if band is not None:
         rows.append({"": "Win-back plan: profit band (5-95 %)", cur_label: band,

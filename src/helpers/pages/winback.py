@@ -251,9 +251,11 @@ def plot_simulation(res: WinbackResult, ax=None):
     ax.set_xlabel("")
     ax.yaxis.set_major_formatter(plots.thousands)
     if opts:
-        handles, labels = ax.get_legend_handles_labels()
-        handles += [Patch(facecolor="white", edgecolor="black", linewidth=1.8), Patch(facecolor="white", hatch="///")]
-        labels += ["the plan's offer (outlined)", "assumed effect (hatched, no band)"]
+        # one plain swatch per offer (the first bar of a colour may be outlined or hatched), then the two marks
+        handles = [Patch(facecolor=col) for col in colors]
+        handles += [Patch(facecolor="white", edgecolor="black", linewidth=1.8),
+                    Patch(facecolor="white", edgecolor="grey", hatch="///")]
+        labels = [*opts, "the plan's offer (outlined)", "assumed effect (hatched, no band)"]
         ax.legend(handles, labels, title="offer", fontsize=10, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=True)
     else:  # no candidate or no contact option (settings): say so instead of an empty legend's warning
         ax.text(0.5, 0.5, "no offer simulated", ha="center", va="center", transform=ax.transAxes)
