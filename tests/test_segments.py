@@ -268,6 +268,17 @@ def test_profiles_show_demographics_categories_and_payment_methods(cfg):
                                                           "payment method"]
 
 
+def test_a_customer_column_the_export_leaves_empty_is_left_out_of_the_profiles(cfg):
+    """A platform export with an empty gender column: the page showed "gender (unknown) 100 %" per segment."""
+    orders = order_lines([("O1", "A", "2025-01-01", 10.0, False, "books", "apple_pay"),
+                          ("O2", "B", "2025-01-05", 5.0, False, "books", "card")])
+    customers = ibis.memtable(pd.DataFrame({"customer_id": ["A", "B"], "gender": pd.array([None, None], dtype="string"),
+                                            "birth_year": [1990, 1950], "region": ["North", "South"]}))
+    seg = segments.build(orders, AS_OF, cfg, customers)
+    assert "gender" not in set(seg.mix["dimension"]) and "region" in set(seg.mix["dimension"])
+    assert "apple pay" in " ".join(page.mix_table(seg, "rfm_segment")["payment method"])  # the label in words
+
+
 def test_segments_parquet_holds_the_documented_columns(cfg, tmp_path):
     seg = segments.build(shop(20), AS_OF, cfg)
     artifacts.write(tmp_path, "segments", segments.segments_frame(seg.customers))

@@ -226,6 +226,7 @@ def profile_mix(rfm: pd.DataFrame, orders: ir.Table, customers: ir.Table | None,
         cols = [c for c in ("gender", "birth_year", "region") if c in customers.columns]
         if cols:
             demo = groups.merge(customers.select("customer_id", *cols).to_pandas(), on="customer_id", how="left")
+            cols = [c for c in cols if demo[c].notna().any()]  # an empty export column is absent, not "(unknown) 100 %"
             if "gender" in cols:
                 add(demo.assign(value=demo["gender"].fillna(UNKNOWN)), "gender", None)
             if "birth_year" in cols:

@@ -183,7 +183,8 @@ def mix_table(res: SegmentsResult, by: str = "rfm_segment", top: int = 2) -> pd.
     cols = {}
     for dimension, d in mix.groupby("dimension", sort=False):
         cols[dimension] = d.groupby("group").apply(
-            lambda x: " · ".join(f"{v} {s:.0%}" for v, s in zip(x["value"].head(top), x["share"].head(top))))
+            lambda x: " · ".join(f"{str(v).replace('_', ' ')} {s:.0%}" for v, s in zip(x["value"].head(top),
+                                                                                     x["share"].head(top))))
     df = pd.DataFrame(cols)
     order = [d for d in PROFILE_DIMENSIONS if d in df.columns]
     return _group_index(res, by, df[order] if order else df)
