@@ -386,6 +386,7 @@ def score_customers(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv:
 
 BAND = (0.05, 0.95)  # the CLV total's band: 5-95 % of the parameter draws
 BAND_DRAWS = 2000
+BAND_ROWS = 1000  # the total's sensitivity to each parameter is measured on a fixed sample of this many customers
 
 
 def _nll_at(fit: Fit):
@@ -446,12 +447,14 @@ def _with_log_params(fit: Fit, x: np.ndarray) -> Fit:
 
 
 def clv_total_band(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv: ClvConfig,
-                   average_order_value: float = float("nan")) -> tuple[float, float] | None:
+                   average_order_value: float = float("nan"), total_clv: float | None = None
+                   ) -> tuple[float, float] | None:
     """The 5-95 % band of the total CLV from the purchase model's and Gamma-Gamma's parameter uncertainty:
     :data:`BAND_DRAWS` draws of the log-parameters from their covariance (:func:`log_param_covariance`; no
     refits, seed ``clv.seed``), the total for each draw by its first-order change (the total's gradient by
-    central differences: 2 x 7 scorings, whatever the number of draws). Purchase noise is not in it: it is how
-    sure the models are of the expected total. None without a purchase model or a usable covariance."""
+    forward differences: 7 scorings of a fixed sample of :data:`BAND_ROWS` customers, its total scaled to
+    the whole, whatever the shop's size and the number of draws). Purchase noise is not in it: it is how sure
+    the models are of the expected total. None without a purchase model or a usable covariance."""
     fits = [f for f in (fit, gg) if f is not None]
     covs = [log_param_covariance(f) for f in fits]
     if fit is None or any(c is None for c in covs):
@@ -459,22 +462,28 @@ def clv_total_band(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv: 
     x0 = [np.log([f.params[k] for k in (("p", "q", "v") if f.name == "gamma_gamma" else PARAM_NAMES[f.name])])
           for f in fits]
 
+    centre = float(score_customers(summary, fit, gg, clv, average_order_value)["clv"].sum()
+                   if total_clv is None else total_clv)
+    sample = summary if len(summary) <= BAND_ROWS else summary.sample(n=BAND_ROWS, random_state=clv.seed)
+    # the sample's total, scaled to the whole: its relative change per parameter stands for the whole's
+    ratio = centre / float(score_customers(sample, fit, gg, clv, average_order_value)["clv"].sum() or np.nan)
+
     def total(xs) -> float:
         moved = [_with_log_params(f, x) for f, x in zip(fits, xs)]
-        return float(score_customers(summary, moved[0], moved[1] if gg is not None else None, clv,
-                                     average_order_value)["clv"].sum())
+        return ratio * float(score_customers(sample, moved[0], moved[1] if gg is not None else None, clv,
+                                             average_order_value)["clv"].sum())
 
-    grads, step = [], 1e-4
+    grads, step, base = [], 1e-4, centre  # total(x0) is the centre by construction of ratio
     for i, x in enumerate(x0):
         g = np.zeros(len(x))
         for j in range(len(x)):
-            up, down = [y.copy() for y in x0], [y.copy() for y in x0]
+            up = [y.copy() for y in x0]
             up[i][j] += step
-            down[i][j] -= step
-            g[j] = (total(up) - total(down)) / (2 * step)
+            g[j] = (total(up) - base) / step  # forward differences: one scoring per parameter
         grads.append(g)
+    if not np.isfinite(ratio) or not all(np.all(np.isfinite(g)) for g in grads):
+        return None
     rng = np.random.default_rng(clv.seed)
-    centre = float(score_customers(summary, fit, gg, clv, average_order_value)["clv"].sum())
     moves = sum(rng.multivariate_normal(np.zeros(len(g)), c, BAND_DRAWS) @ g for g, c in zip(grads, covs))
     low, high = np.quantile(centre + moves, BAND)
     return float(low), float(high)
@@ -885,7 +894,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvResu
         notes.append(f"Frequency and mean order value correlate ({corr:+.2f}, above |{clv.correlation_warning}|): "
                      "Gamma-Gamma assumes independence, so expected order values are less reliable.")
 
-    band = clv_total_band(summary, final, gg, clv, aov)
+    band = clv_total_band(summary, final, gg, clv, aov, float(scores["clv"].sum()))
     model_json = _model_card(as_of, clv, summary, final, gg, comparison, corr, cal_end, notes)
     model_json["clv_total_band"] = list(band) if band is not None else None  # 5-95 %, parameter uncertainty
     artifacts.write(processed_dir, "clv", scores)
