@@ -489,10 +489,12 @@ def test_every_table_notebook_02_shows_uses_reader_names_only(res):
 
 
 def test_breakdown_table_shows_money_with_its_currency_and_rates_in_percent(res):
-    t = page.breakdown_table(dataclasses.replace(res, currency="CZK"), "channel")
+    t = page.breakdown_table(dataclasses.replace(res, currency="CZK", min_rate_base=1), "channel")
     assert t.loc["app"].to_dict() == {
         "customers": "3", "orders": "3", "net revenue (CZK)": "150", "share of net revenue": "41.7%",
         "average order value (CZK)": "50.00", "returns rate": "11.8%", "customers with 2+ orders in the window": "0.0%"}
+    # under reports.min_rate_base (100 by default) a group of 3 customers shows its counts, not "0.0%"
+    assert page.breakdown_table(res, "channel").loc["app", "customers with 2+ orders in the window"] == "0 of 3"
     assert page.breakdown_table(res, "payment_method") is None  # a skipped section stays skipped
 
 
@@ -561,3 +563,16 @@ def test_second_order_windows_stay_cumulative_over_one_base_per_cohort():
     jan = r.loc["2024-01"]  # every January buyer is 60 days old by 2024-04-10, C (01-31) not yet 90
     assert (jan.first_buyers, jan.second_within_30d, jan.second_within_60d) == (3, round(1 / 3, 4), round(1 / 3, 4))
     assert math.isnan(jan.second_within_90d)  # A's 90-day rate alone (1 of 1 watched) would read 100 %
+
+
+def test_the_comparison_sentence_never_names_the_running_count_of_sleeping_customers(res):
+    """'Sleeping customers rose the most (+112.8 %)' while past buyers nearly doubled: a count that grows with the
+    customer base is no KPI move; the answer gives the sleeping share of past buyers instead."""
+    m = pd.DataFrame({"month": ["2023-03", "2024-02", "2024-03"], "revenue": [100.0, 100.0, 110.0],
+                      "orders": [10, 10, 11], "active_customers": [10, 10, 10], "sleeping_customers": [5, 10, 30]})
+    for c, v in {"gross_sales": 1.0, "returned_value": 0.0, "returns_rate": 0.0, "new_customers": 1,
+                 "returning_customers": 1, "returning_revenue_share": 0.5, "aov": 10.0, "orders_per_customer": 1.0,
+                 "repeat_rate": 0.5}.items():
+        m[c] = v
+    text = page.deltas_takeaway(dataclasses.replace(res, deltas=kpis.deltas(m)))
+    assert "sleeping" not in text and "revenue rose the most (+10.0%)" in text

@@ -436,6 +436,14 @@ def format_cell(value, kind: str) -> str:
     return format_value(value, kind)
 
 
+def rate_or_counts(rate: float, base: int, min_base: int) -> str:
+    """A rate as a reader should see it: '61.8%' over a base of at least `min_base` (reports.min_rate_base),
+    else its counts ('21 of 34'), which do not pretend a precision a few customers cannot give."""
+    if rate is None or pd.isna(rate):
+        return MISSING
+    return f"{round(rate * base):,} of {int(base):,}" if base < min_base else format_value(rate, "share")
+
+
 def option_colors(options: list[str], plain: str | None = None) -> list:
     """Colours for ordered offers (no discount, 5 % off ... 20 % off) a reader tells apart: the offer
     without a discount (`plain`) in grey, the discounts from light to dark along viridis (its lightness

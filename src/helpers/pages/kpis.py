@@ -159,7 +159,8 @@ def deltas_takeaway(res: KpiResult) -> str:
     """The KPI with the largest relative rise and fall vs last year (or last month when no year back)."""
     d = res.deltas
     col = "vs_last_year" if d.table["vs_last_year"].notna().any() else "vs_previous"
-    levels = d.table.loc[d.table.change_in == "relative", col].dropna()
+    # sleeping customers are a running count that grows with the customer base: never "rose the most"
+    levels = d.table.loc[d.table.change_in == "relative", col].dropna().drop("sleeping_customers", errors="ignore")
     if levels.empty:
         return "There is no earlier month to compare with yet."
     up, down = levels.idxmax(), levels.idxmin()
@@ -304,7 +305,7 @@ def second_order_table(res: KpiResult, months: int = 13) -> pd.DataFrame:
     small = recent_rates["first_buyers"] < res.min_rate_base  # a share of a few buyers reads as its counts
     for col in kinds:
         done = small & recent_rates[col].notna()
-        recent_rates.loc[done, col] = [f"{round(r * n):,} of {n:,}" for r, n in
+        recent_rates.loc[done, col] = [plots.rate_or_counts(r, n, res.min_rate_base) for r, n in
                                        zip(recent_rates.loc[done, col], recent_rates.loc[done, "first_buyers"])]
     out = plots.table_for_readers(recent_rates, {"first_buyers": "count", **kinds}, max_rows=None)
     if len(rates) > months:
@@ -331,7 +332,9 @@ def second_order_takeaway(res: KpiResult) -> str:
 
 def discount_table(res: KpiResult) -> pd.DataFrame:
     """Discount-won vs full-price customers for reading."""
-    table = res.discount
+    table = res.discount.astype(object)
+    for c in [c for c in table.columns if c.startswith("repeat_rate")]:  # a handful of customers: their counts
+        table[c] = [plots.rate_or_counts(r, n, res.min_rate_base) for r, n in zip(res.discount[c], res.discount["customers"])]
     kinds = {c: ("share" if c.startswith("repeat_rate") else "money2" if c.startswith("revenue_per") else "count")
              for c in table.columns}
     return plots.table_for_readers(table, kinds, res.currency)
@@ -418,6 +421,8 @@ def breakdown_table(res: KpiResult, dimension: str):
              "returns_rate": "share", "repeat_rate": "share"}
     table_id = "breakdown-" + "".join(ch if ch.isalnum() else "-" for ch in str(table.index.name or "table"))
     shown = table.set_axis(table.index.map(_label), axis=0).rename_axis(str(table.index.name).replace("_", " "))
+    shown = shown.assign(repeat_rate=[plots.rate_or_counts(r, n, res.min_rate_base)  # a small group: its counts
+                                      for r, n in zip(table["repeat_rate"], table["customers"])])
     return plots.table_for_readers(shown, kinds, res.currency, sortable=table_id)
 
 
