@@ -46,7 +46,9 @@ ROOT = project_root()
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PAGES = [f"{nb.stem}.html" for nb in NOTEBOOKS]
 # what a Jupyter kernel shows of a warning: everything but the warnings Python itself hides by default
-HIDDEN_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning)
+# (Python's default filters: ResourceWarning too - an unclosed event loop of an earlier papermill run in this
+# process, collected during a cell, is nothing a kernel would show)
+HIDDEN_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
 
 
 class CellFailed(Exception):
