@@ -386,7 +386,7 @@ def score_customers(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv:
 
 BAND = (0.05, 0.95)  # the CLV total's band: 5-95 % of the parameter draws
 BAND_DRAWS = 2000
-BAND_ROWS = 1000  # the total's sensitivity to each parameter is measured on a fixed sample of this many customers
+BAND_ROWS = 500  # the total's sensitivity to each parameter is measured on a fixed sample of this many customers
 
 
 def _nll_at(fit: Fit):

@@ -126,8 +126,8 @@ def _sortable_tables(nb) -> None:
 
 
 def _compressed_figures(nb) -> None:
-    """Each figure's PNG as 256 colours (charts have few; text stays sharp), where that is smaller: a page of
-    eight charts drops from about 600 KB of images to about 160 KB, so it can be mailed. The notebook keeps
+    """Each figure's PNG in 128 colours (charts have few; text stays sharp), where that is smaller: a page of
+    eight charts drops from about 600 KB of images to about 180 KB, so it can be mailed. The notebook keeps
     the original."""
     for cell in nb.cells:
         for out in cell.get("outputs", []):
@@ -139,9 +139,9 @@ def _compressed_figures(nb) -> None:
 def _compressed_png(b64: str) -> str:
     raw = base64.b64decode(b64)
     with Image.open(io.BytesIO(raw)) as img:
-        small = img.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
+        small = img.convert("RGB").quantize(128, method=Image.Quantize.FASTOCTREE)
     buf = io.BytesIO()
-    small.save(buf, "PNG", optimize=True)
+    small.save(buf, "PNG")  # zlib's default level: optimize=True takes 2.5 times as long for 9 % less
     return base64.b64encode(buf.getvalue()).decode("ascii") if buf.tell() < len(raw) else b64
 
 

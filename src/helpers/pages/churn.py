@@ -242,22 +242,27 @@ def left_out_sentence(result: ChurnResult) -> str:
             "their churn risk is left empty rather than set to 100 %.")
 
 
+def _tiers_sentence(result: ChurnResult, definition: str, sep: str) -> str:
+    """'At <as_of>, N of the M customers who had bought by then (S) are at high churn risk<definition><sep>carrying
+    EUR X of predicted 12-month CLV (10% of the total); K are at medium risk.'"""
+    t = tier_numbers(result)
+    high = t.loc["high"]
+    text = (f"At {result.as_of}, {int(high['customers']):,} of the {int(t['customers'].sum()):,} customers who had "
+            f"bought by then ({high['share']:.0%}) are at high churn risk{definition}")
+    if result.clv_at_risk is not None and int(high["customers"]) > 0:
+        at_risk, total = result.clv_at_risk
+        share = f" ({at_risk / total:.0%} of the total)" if total > 0 else ""
+        text += f"{sep}carrying {plots.money(at_risk, result.currency)} of predicted {result.clv_months}-month CLV{share}"
+    return text + f"; {int(t.loc['medium', 'customers']):,} are at medium risk."
+
+
 def tier_takeaway(result: ChurnResult) -> str:
     """How many customers are at high and medium churn risk, the predicted CLV the high-risk ones carry
     (04's clv.parquet), how many of them the purchase model still finds likely active (04's P(alive),
     the same fit as this page's baseline), and the customers left unscored (`left_out_sentence`)."""
-    t = tier_numbers(result)
-    high = t.loc["high"]
-    horizon = result.card["horizon_days"]
-    text = (f"At {result.as_of}, {int(high['customers']):,} of the {int(t['customers'].sum()):,} customers who had "
-            f"bought by then ({high['share']:.0%}) are at high churn risk "
-            f"({plots.high_churn_risk_definition(result.card['tier_thresholds']['high_from'], horizon)})")
-    if result.clv_at_risk is not None and int(high["customers"]) > 0:
-        at_risk, total = result.clv_at_risk
-        share = f" ({at_risk / total:.0%} of the total)" if total > 0 else ""
-        text += (f", carrying {plots.money(at_risk, result.currency)} of predicted {result.clv_months}-month "
-                 f"CLV{share}")
-    text += f"; {int(t.loc['medium', 'customers']):,} are at medium risk."
+    high, horizon = tier_numbers(result).loc["high"], result.card["horizon_days"]
+    definition = plots.high_churn_risk_definition(result.card["tier_thresholds"]["high_from"], horizon)
+    text = _tiers_sentence(result, f" ({definition})", ", ")
     s = result.scored
     if s["p_alive_baseline"].notna().any() and int(high["customers"]) > 0:
         both = int((plots.likely_active(s["p_alive_baseline"].to_numpy()).to_numpy() & (s["risk_tier"] == "high").to_numpy()).sum())
@@ -364,16 +369,8 @@ SCORED_BY = {"bgnbd": "purchase model of notebook 04", "recency": "days since th
 def answer(result: ChurnResult) -> str:
     """The page's answer: how many customers are at high and medium risk and the CLV they carry, which model
     scores them and how it did against sorting by the days since the last order, on a period it had not seen."""
-    t = tier_numbers(result)
-    high, horizon = t.loc["high"], result.card["horizon_days"]
-    text = (f"At {result.as_of}, {int(high['customers']):,} of the {int(t['customers'].sum()):,} customers who had "
-            f"bought by then ({high['share']:.0%}) are at high churn risk - a chance of "
-            f"{result.card['tier_thresholds']['high_from']:.0%} or more of no order in the next {horizon} days")
-    if result.clv_at_risk is not None and int(high["customers"]) > 0:
-        at_risk, total = result.clv_at_risk
-        share = f" ({at_risk / total:.0%} of the total)" if total > 0 else ""
-        text += f" - carrying {plots.money(at_risk, result.currency)} of predicted {result.clv_months}-month CLV{share}"
-    text += f"; {int(t.loc['medium', 'customers']):,} are at medium risk."
+    text = _tiers_sentence(result, f" - a chance of {result.card['tier_thresholds']['high_from']:.0%} or more of no "
+                                   f"order in the next {result.card['horizon_days']} days", " - ")
     m, chosen = result.metrics if result.backtest_ok else None, result.chosen_model
     if m is not None and chosen in m.index and "recency" in m.index and chosen != "recency":
         text += (f" The scores come from the {SCORED_BY[chosen]}: in a backtest on a period it had not seen, its "
