@@ -1,6 +1,8 @@
 """What a reader of a rendered report page sees: its text without markup, styles and scripts."""
 from __future__ import annotations
 
+import copy
+import functools
 import html
 import re
 from pathlib import Path
@@ -27,10 +29,26 @@ DATATABLES = "new ITable("
 WEIGHT_LIMIT = 500_000  # bytes; a page holding a table over 100 rows (sortable, DataTables) may weigh more
 
 
+_HEAVY = re.compile(r"<(style|script)\b.*?</\1>|(?<=src=\")data:[^\"]*", flags=re.S | re.I)
+
+
 def _soup(page: str | Path):
+    """The page parsed, without its styles, scripts and inline image data (what no check reads: a parse of a
+    third of the bytes); a page file is parsed once per test session."""
+    if isinstance(page, Path):
+        return _file_soup(str(page), page.stat().st_mtime_ns)
+    return _parse(page)
+
+
+def _parse(raw: str):
     from bs4 import BeautifulSoup  # nbconvert's own dependency
 
-    return BeautifulSoup(Path(page).read_text(encoding="utf-8") if isinstance(page, Path) else page, "html.parser")
+    return BeautifulSoup(_HEAVY.sub("", raw), "html.parser")
+
+
+@functools.lru_cache(maxsize=64)
+def _file_soup(path: str, mtime_ns: int):
+    return _parse(Path(path).read_text(encoding="utf-8"))
 
 
 def first_output(page: str | Path) -> tuple[str, str]:
@@ -47,9 +65,7 @@ def first_output(page: str | Path) -> tuple[str, str]:
 
 def reader_text(page: str | Path) -> str:
     """The page's visible text a reader meets: up to the method section, without the "rests on" box."""
-    soup = _soup(page)
-    for tag in soup(["style", "script"]):
-        tag.decompose()
+    soup = copy.copy(_soup(page))  # the cached parse stays whole for the other checks
     for box in soup.select(".rests-on"):
         box.decompose()
     for heading in soup.find_all(["h2"]):
