@@ -127,7 +127,7 @@ def _sortable_tables(nb) -> None:
 
 def _compressed_figures(nb) -> None:
     """Each figure's PNG in 128 colours (charts have few; text stays sharp), where that is smaller: a page of
-    eight charts drops from about 600 KB of images to about 180 KB, so it can be mailed. The notebook keeps
+    eight charts drops from about 600 KB of images to about 160 KB, so it can be mailed. The notebook keeps
     the original."""
     for cell in nb.cells:
         for out in cell.get("outputs", []):
@@ -141,7 +141,7 @@ def _compressed_png(b64: str) -> str:
     with Image.open(io.BytesIO(raw)) as img:
         small = img.convert("RGB").quantize(128, method=Image.Quantize.FASTOCTREE)
     buf = io.BytesIO()
-    small.save(buf, "PNG")  # zlib's default level: optimize=True takes 2.5 times as long for 9 % less
+    small.save(buf, "PNG", optimize=True)  # twice the time of zlib's default level for 10 % less: pages stay light
     return base64.b64encode(buf.getvalue()).decode("ascii") if buf.tell() < len(raw) else b64
 
 
