@@ -726,3 +726,10 @@ def effect_basis(source: str) -> str:
 
 EFFECT_WORDS = {"measured": "measured in a past campaign", "interpolated": "interpolated between measured offers",
                 "assumed": "assumed: no campaign measured it"}
+
+
+def measured_profit(rows: pd.DataFrame) -> float:
+    """The expected incremental profit of plan rows (winback_plan.csv's) whose uplift was measured in a past
+    campaign (:func:`effect_basis`); the rest of their profit rests on interpolated or assumed effects."""
+    measured = rows["uplift_source"].map(effect_basis) == "measured"
+    return float(rows.loc[measured, "incremental_profit"].sum())

@@ -49,7 +49,7 @@ from typing import Any
 import pandas as pd
 
 from helpers import artifacts, customer_facts, plots
-from helpers.customer_facts import EFFECT_WORDS, effect_basis
+from helpers.customer_facts import EFFECT_WORDS, effect_basis, measured_profit
 from helpers.config import Config, SummaryConfig
 from helpers.paths import resolve
 
@@ -386,7 +386,7 @@ def _rule_winback(month, previous, cfg, currency):
                                  "itself in any segment.",
                       "no win-back offer with positive profit")
     n, total = int(parts["n_customers"].sum()), m["winback_profit"]
-    measured = float(parts.loc[parts["basis"] == "measured", "incremental_profit"].sum())
+    measured = measured_profit(parts)
     text = (f"Send the win-back plan to {n:,} customers in {len(parts)} segment(s), each with the offer that pays best "
             f"in their segment (winback_targets.csv: e-mail, offer and suggested categories per customer; all gave "
             f"marketing consent, none was contacted in the last week): expected extra profit "

@@ -79,7 +79,7 @@ from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
 from helpers import artifacts, churn, customer_facts, offers
-from helpers.customer_facts import EFFECT_WORDS, effect_basis  # noqa: F401  (the page reads them here)
+from helpers.customer_facts import EFFECT_WORDS, effect_basis, measured_profit  # noqa: F401  (the page reads them here)
 from helpers.config import Config
 from helpers.engine import connect, cutoff_end
 

@@ -100,6 +100,16 @@ def rests_on(cfg: Config, keys: list[str], note: str = "") -> RestsOn:
     return RestsOn(rows, note)
 
 
+def effects_note(bases: list[str]) -> str:
+    """The box's sentence on a win-back plan: how many of its segment offers were measured, interpolated or
+    assumed (``bases``: each offer's ``effect_basis``); '' without offers."""
+    if not bases:
+        return ""
+    n = {b: sum(1 for x in bases if x == b) for b in ("measured", "interpolated", "assumed")}
+    return (f"Of the plan's {len(bases)} segment offers, {n['measured']} were measured in a past campaign with a "
+            f"control group, {n['interpolated']} interpolated between measured offers and {n['assumed']} assumed.")
+
+
 def glossary(terms: dict[str, str]) -> pd.DataFrame:
     """The page's reference table: one row per term (a column, a model, a rule or a setting) and what it means."""
     return pd.DataFrame({"meaning": list(terms.values())}, index=pd.Index(list(terms), name="term"))

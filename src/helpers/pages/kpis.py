@@ -302,11 +302,9 @@ def second_order_table(res: KpiResult, months: int = 13) -> pd.DataFrame:
     rates = res.second_orders
     kinds = {c: "share" for c in rates.columns if c.startswith("second_within_")}
     recent_rates = rates.tail(months).astype({c: object for c in kinds})
-    small = recent_rates["first_buyers"] < res.min_rate_base  # a share of a few buyers reads as its counts
-    for col in kinds:
-        done = small & recent_rates[col].notna()
-        recent_rates.loc[done, col] = [plots.rate_or_counts(r, n, res.min_rate_base) for r, n in
-                                       zip(recent_rates.loc[done, col], recent_rates.loc[done, "first_buyers"])]
+    for col in kinds:  # a share of a few buyers reads as its counts
+        recent_rates[col] = [plots.rate_or_counts(r, n, res.min_rate_base)
+                             for r, n in zip(recent_rates[col], recent_rates["first_buyers"])]
     out = plots.table_for_readers(recent_rates, {"first_buyers": "count", **kinds}, max_rows=None)
     if len(rates) > months:
         out.loc[f"... {len(rates) - months:,} earlier cohorts not shown", :] = ""

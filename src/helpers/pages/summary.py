@@ -21,6 +21,7 @@ from helpers.summary import (
     SCORED_MEANINGS,
     SummaryResult,
     effect_basis,
+    measured_profit,
 )
 
 CLV_AT_RISK_NOTES = ("segments, CLV or churn missing", "no customer is at high churn risk")
@@ -198,12 +199,8 @@ def glossary_table(res: SummaryResult) -> pd.DataFrame:
 def rests_on(res: SummaryResult, cfg) -> pages.RestsOn:
     """The page's box: the settings the money on it is computed with."""
     plan = res.plan
-    note = ""
-    if plan is not None and len(plan):
-        basis = plan.loc[plan["discount"].notna(), "uplift_source"].map(effect_basis)
-        note = (f"Win-back effects: {int((basis == 'measured').sum())} of the plan's {len(basis)} segment offers were "
-                f"measured in a past campaign, {int((basis == 'interpolated').sum())} interpolated between measured "
-                f"offers, {int((basis == 'assumed').sum())} assumed.")
+    note = "" if plan is None else pages.effects_note(
+        [effect_basis(x) for x in plan.loc[plan["discount"].notna(), "uplift_source"]])
     return pages.rests_on(cfg, ["clv.gross_margin", "winback.contact_cost", "clv.monthly_discount_rate",
                                       "clv.clv_months", "churn.horizon_days", "winback.window_days",
                                       "winback.assumed_uplift", "offers.min_days_between_contacts"], note)
@@ -281,10 +278,9 @@ def winback_takeaway(res: SummaryResult) -> str:
         return "The win-back stage (06_winback) has not produced a plan for this month, so no offer is shown."
     if plan.empty:
         return "The win-back plan recommends no offer: no tested discount pays for itself."
-    basis = plan["uplift_source"].map(effect_basis)
     contact = plan["discount"].notna()
-    measured = float(plan.loc[contact & (basis == "measured"), "incremental_profit"].sum())
-    assumed = plan.loc[contact & (basis == "assumed"), "segment"].tolist()
+    measured = measured_profit(plan[contact])
+    assumed = plan.loc[contact & (plan["uplift_source"].map(effect_basis) == "assumed"), "segment"].tolist()
     text = (f"Recommended offers reach {m['winback_customers']:,.0f} customers in {int(contact.sum())} segment(s) for an "
             f"expected extra profit of {plots.money(m['winback_profit'], currency)} "
             f"(5-95 %: {plots.money(m['winback_profit_p05'], currency)} to "

@@ -19,6 +19,7 @@ from helpers.winback import (
     REVENUE_COLUMNS,
     WinbackResult,
     effect_basis,
+    measured_profit,
     option_label,
 )
 
@@ -461,7 +462,7 @@ def answer(res: WinbackResult) -> str:
                      "simulation below); collect consent at checkout or in the customer account.")
         return text
     basis = offer["uplift_source"].map(effect_basis)
-    measured = float(offer.loc[basis == "measured", "incremental_profit"].sum())
+    measured = measured_profit(offer)
     total = float(offer["incremental_profit"].sum())
     text = (f"Send the win-back offers to {int(offer['n_customers'].sum()):,} customers in {len(offer)} segment(s) "
             f"(the list with e-mails: winback_targets.csv): expected extra profit {plots.money(total, cur)}")
@@ -481,10 +482,7 @@ def answer(res: WinbackResult) -> str:
 def rests_on(res: WinbackResult, cfg) -> pages.RestsOn:
     """The settings the plan's money is computed with, and how many of its offers were measured."""
     p = res.plan[res.plan["recommended"] & (res.plan["option"] != NO_CONTACT)]
-    basis = p["uplift_source"].map(effect_basis)
-    note = (f"Of the plan's {len(p)} segment offers, {int((basis == 'measured').sum())} were measured in a past campaign "
-            f"with a control group, {int((basis == 'interpolated').sum())} interpolated between measured offers and "
-            f"{int((basis == 'assumed').sum())} assumed.") if len(p) else ""
+    note = pages.effects_note([effect_basis(x) for x in p["uplift_source"]])
     return pages.rests_on(cfg, ["clv.gross_margin", "winback.contact_cost", "winback.window_days",
                                 "winback.assumed_uplift", "offers.min_days_between_contacts"], note)
 
