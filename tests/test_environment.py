@@ -10,7 +10,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge name -> PyPI name where they differ
 CONDA_TO_PYPI = {"ibis-duckdb": "ibis-framework", "python-duckdb": "duckdb", "pandera-base": "pandera"}
-RUNTIME = ["pandas", "numpy", "scipy", "scikit-learn", "seaborn", "matplotlib", "lifetimes", "papermill",
+RUNTIME = ["pandas", "numpy", "scipy", "scikit-learn", "seaborn", "matplotlib", "lifetimes", "statsmodels", "papermill",
            "nbconvert", "ipykernel", "pyarrow", "pyyaml", "pydantic", "pandera", "jupyterlab", "ibis-framework", "duckdb", "openpyxl", "pytest", "pytest-xdist", "nbval", "hypothesis"]
 
 

@@ -166,6 +166,17 @@ declare("clv", "clv.parquet", "04_clv",
 declare("clv_model", "clv_model.json", "04_clv",
         "the chosen model, its parameters, the holdout comparison and the horizons of clv.parquet's columns",
         read_by=("05_churn", "06_winback", "07_summary"))
+declare("forecast", "forecast.csv", "04_clv",
+        "the next forecast.months months, one row per month and source (existing: customers who bought by as_of; "
+        "new: customers still to be won): expected purchases, revenue and margin, each with its band "
+        "(forecast.band, 80 % by default: *_low, *_high)",
+        {"month": _c(_STR), "months_ahead": _c(_INT), "source": _c(_STR, checks=pa.Check.isin(["existing", "new"])),
+         **{f"{q}{s}": _c(_FLOAT) for q in ("purchases", "revenue", "margin") for s in ("", "_low", "_high")}},
+        csv_dtypes={"month": str, "source": str}, read_by=("07_summary",))
+declare("forecast_model", "forecast_model.json", "04_clv",
+        "the forecast's card: the purchase model it used and why, how new customers were forecast, the band, the "
+        "sums over forecast.horizons_months per source with their bands, and the backtest",
+        read_by=("07_summary",))
 declare("churn", "churn.parquet", "05_churn", "one row per customer who bought: churn probability and risk tier",
         {"customer_id": _c(_STR), "churn_probability": _c(_FLOAT, checks=_SHARE), "risk_tier": _c(_STR),
          "p_alive_baseline": _c(_FLOAT, nullable=True), "p_no_purchase_bgnbd": _c(_FLOAT, nullable=True)},

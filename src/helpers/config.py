@@ -248,6 +248,20 @@ class ClvConfig(_Section):
     seed: Whole = 42
 
 
+class ForecastConfig(_Section):
+    """Forecast (notebook 04, "What will the next months bring?"): horizon, band, backtest, new customers."""
+
+    months: int = Field(12, ge=1, le=36, description="a whole number of months from 1 to 36")
+    horizons_months: list[PositiveInt] = Field([3, 6, 12], min_length=1,
+                                               description="a list of positive whole numbers of months")
+    band: float = Field(0.8, gt=0, lt=1, description="a share between 0 and 1 (0.8 = an 80 % band)")
+    backtest_months: list[PositiveInt] = Field([3, 6, 12], description="a list of positive whole numbers of months")
+    seasonal_min_months: int = Field(24, ge=24, description="a whole number of months, at least 24 (two years)")
+    curve_cohorts: PositiveInt = 24
+    draws: int = Field(400, ge=50, description="a whole number of at least 50")
+    seed: Whole = 42
+
+
 class ChurnConfig(_Section):
     """Churn stage (notebook 05): churn definition, risk tiers and the supervised model's settings."""
 
@@ -345,7 +359,7 @@ class ReportsConfig(_Section):
 # The sections, in the order of config/default.yml and the notebooks: ``cfg.<name>`` is a section model.
 SECTIONS = {"shop": ShopConfig, "engine": EngineConfig, "columns": ColumnsConfig, "cleaning": CleaningConfig,
             "business": BusinessConfig, "kpis": KpisConfig, "segments": SegmentsConfig, "clv": ClvConfig,
-            "churn": ChurnConfig, "winback": WinbackConfig, "offers": OffersConfig, "summary": SummaryConfig,
+            "forecast": ForecastConfig, "churn": ChurnConfig, "winback": WinbackConfig, "offers": OffersConfig, "summary": SummaryConfig,
             "track": TrackConfig, "reports": ReportsConfig}
 
 
@@ -371,7 +385,10 @@ class _Config(_Section):
         if unknown:
             raise ValueError(f"cleaning.status_map must map each status to a known status ({', '.join(known)}), "
                              f"got {unknown[0]!r}")
-        seg, wb = self.segments, self.winback
+        seg, wb, fc = self.segments, self.winback, self.forecast
+        if max(fc.horizons_months) > fc.months:
+            raise ValueError(f"forecast.horizons_months must be at most forecast.months ({fc.months}), "
+                             f"got {max(fc.horizons_months)}")
         try:
             names = set(seg.grid_cells().values())
         except ValueError as exc:

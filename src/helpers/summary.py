@@ -64,7 +64,8 @@ INPUTS = ("kpis", "cohorts", "segments", "clv", "clv_model", "churn", "churn_mod
           "winback_plan", "winback_targets", "offers", "customers_clean")
 # Read when present, never listed as missing: the campaign plan's control group (issue 19) is shown beside the
 # plan, and months run before it existed have none.
-OPTIONAL_INPUTS = ("campaign_plan", "data_quality")  # data_quality: which optional columns the export had
+OPTIONAL_INPUTS = ("campaign_plan", "data_quality",  # data_quality: which optional columns the export had
+                   "forecast_model")  # 04's forecast (months run before it existed have none)
 # Read only what the page needs: consent, never the e-mail; of the campaign plan, the arms (control group size).
 INPUT_COLUMNS = {"customers_clean": ["customer_id", "marketing_opt_in"], "campaign_plan": ["arm"]}
 # Columns read for the index's trends (small reads even for a million customers).
@@ -282,6 +283,14 @@ def _month_metrics(month: Month) -> dict[str, float]:
         out["winback_profit_p05"], out["winback_profit_p95"] = band
         out["winback_customers"] = float(contact["n_customers"].sum())
     return out
+
+
+def forecast_totals(month: Month) -> pd.DataFrame | None:
+    """04's forecast summed over its horizons (forecast_model.json's ``totals``: months, source, purchases,
+    revenue, margin, each with ``_low`` and ``_high``), or None when the month has no forecast."""
+    card = month.get("forecast_model")
+    rows = (card or {}).get("totals") or []
+    return pd.DataFrame(rows) if rows else None
 
 
 def recommended_plan(month: Month) -> pd.DataFrame | None:

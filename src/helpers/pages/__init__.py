@@ -34,6 +34,8 @@ SETTINGS = {
     "clv.clv_months": ("CLV horizon", "CLV is the margin a customer is expected to bring over this time", "months"),
     "clv.purchase_window_days": ("Purchase window", "the expected purchases and the chance to buy are over this time",
                                  "days"),
+    "forecast.band": ("Forecast band", "each forecast's band holds this share of its draws (parameters, who buys, "
+                      "new customers)", "share"),
     "churn.horizon_days": ("Churn horizon", "a customer counts as lost who does not order within this time", "days"),
     "winback.window_days": ("Response window", "a win-back offer counts as answered by an order within this time",
                             "days"),

@@ -457,13 +457,29 @@ def answer(result: ClvResult) -> str:
 def rests_on(result: ClvResult, cfg) -> pages.RestsOn:
     """The settings this page's money is computed with."""
     return pages.rests_on(cfg, ["clv.gross_margin", "clv.monthly_discount_rate", "clv.clv_months",
-                                "clv.purchase_window_days"],
-                          "Every amount on this page is margin predicted by the purchase and order-value models "
-                          "(fitted on this shop's history, checked on a holdout below), not measured revenue.")
+                                "clv.purchase_window_days", "forecast.band"],
+                          "Every amount on this page is predicted by the purchase and order-value models fitted on "
+                          "this shop's history (checked on a holdout and a backtest below): CLV as margin, the "
+                          "forecast as revenue and margin; only the chart's past months and the backtest's actual "
+                          "figures are measured.")
 
 
-def glossary_table(result: ClvResult) -> pd.DataFrame:
-    """The page's terms, models and settings."""
+def glossary_table(result: ClvResult, forecast=None) -> pd.DataFrame:
+    """The page's terms, models and settings (with the forecast section's when `forecast`, a
+    `helpers.forecast.ForecastResult`, is given)."""
+    extra = {} if forecast is None else {
+        "purchases (forecast)": "the days on which a customer bought (weeks with clv.time_unit: week), as the purchase "
+                                "models count them; revenue is their net value (a return on a later day not deducted)",
+        "forecast band": f"{forecast.settings.band:.0%} of {forecast.settings.draws} draws (forecast.band, "
+                         "forecast.draws): the models' parameters, the chance in who buys and, for customers still to "
+                         "be won, the paths of the new-customer model",
+        "customers still to be won": "customers whose first purchase falls after this month; forecast from the "
+                                     "monthly count of first purchases (statsmodels' exponential smoothing) and what "
+                                     f"the newest {forecast.settings.curve_cohorts} monthly cohorts bought in their "
+                                     "first months (forecast.curve_cohorts)",
+        "backtest": "the same forecast made at an earlier month-end (forecast.backtest_months ago), the models "
+                    "refitted on the history up to then, against what happened",
+    }
     return pages.glossary({
         "CLV": f"customer lifetime value: the expected margin of a customer over the next {result.settings.clv_months} "
                "months (clv.clv_months), discounted monthly (clv.monthly_discount_rate)",
@@ -480,4 +496,5 @@ def glossary_table(result: ClvResult) -> pd.DataFrame:
         "total_error_pct": "predicted against actual total purchases in the holdout, in %",
         "horizons": f"{', '.join(str(h) for h in result.settings.horizons_days)} days (clv.horizons_days) for the "
                     "expected purchases; the purchase window is clv.purchase_window_days",
+        **extra,
     })

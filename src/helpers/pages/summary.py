@@ -21,6 +21,7 @@ from helpers.summary import (
     SCORED_MEANINGS,
     SummaryResult,
     effect_basis,
+    forecast_totals,
     measured_profit,
 )
 
@@ -100,6 +101,28 @@ def plan_sentence(res: SummaryResult) -> str:
     return text + "."
 
 
+def forecast_sentence(res: SummaryResult) -> str:
+    """What 04 forecasts for the longest horizon: the customers you have (revenue with its band) and those
+    still to be won; '' without a forecast."""
+    t = forecast_totals(res.month)
+    if t is None:
+        return ""
+    h = int(t["months"].max())
+    card, cur = res.month.get("forecast_model"), res.currency
+    ex, new = (t[(t["months"] == h) & (t["source"] == s)] for s in ("existing", "new"))
+    parts = []
+    if len(ex):
+        e = ex.iloc[0]
+        parts.append(f"Over the next {h} months the customers you have are expected to bring "
+                     f"{plots.money(e['revenue'], cur)} of revenue ({card['band']:.0%} band: "
+                     f"{plots.money(e['revenue_low'], cur)} to {plots.money(e['revenue_high'], cur)})")
+    if len(new):
+        n = new.iloc[0]
+        parts.append(("and" if parts else f"Over the next {h} months") +
+                     f" customers still to be won {plots.money(n['revenue'], cur)} more")
+    return (", ".join(parts) + " (forecast on page 04).") if parts else ""
+
+
 def headline_takeaway(res: SummaryResult) -> str:
     """Two or three sentences on the month's headline numbers and what changed."""
     nums, month, currency, prev_label = res.numbers, res.month, res.currency, res.last_month
@@ -126,6 +149,7 @@ def headline_takeaway(res: SummaryResult) -> str:
             s += (f", carrying {plots.money(car.this_month, currency)} of predicted {month.clv_months}-month CLV "
                   f"({car.this_month / tot.this_month:.0%} of the total)")
         parts.append(s + ".")
+    parts += [forecast_sentence(res)] if forecast_sentence(res) else []
     if not math.isnan(nums.loc["winback_profit"].this_month):
         parts.append(plan_sentence(res))
     return " ".join(parts) or "No headline numbers: run notebooks 02-05 for this month first."

@@ -1,0 +1,636 @@
+"""Forecast: what the customers we have, and the customers still to come, will bring in the next months.
+
+Stage 04's second half (DESIGN.md: a section of notebook 04; its page is `helpers.pages.forecast`). It
+builds on the purchase model and Gamma-Gamma that `helpers.clv` fitted, without refitting them.
+
+**Existing customers** (everyone with a purchase up to ``as_of``): for each future month ``m`` the
+expected purchases of every customer between ``as_of`` and the end of month ``m``
+(`customer_facts.expected_purchases`, the model's conditional expectation), differenced into months, times
+the customer's expected order value (Gamma-Gamma) for revenue, times ``clv.gross_margin`` for margin.
+Its band (``forecast.band``, 80 % by default) carries two uncertainties, as draws:
+
+- the parameters': draws of the purchase model's and Gamma-Gamma's log-parameters from the inverse Hessian
+  of their likelihood (`clv.log_param_covariance`, as the CLV band; no refits), each draw's effect on the
+  monthly totals by their first-order change (gradients measured on a fixed sample of customers);
+- the purchases' own noise: each customer's future simulated from the model's posterior given their
+  history (alive or not; their purchase rate; their drop-out; each order's value), on a fixed sample of
+  customers whose deviations are scaled to the whole (a sum of independent customers).
+
+**New customers** (first purchase after ``as_of``): the monthly count of first purchases is forecast by an
+exponential-smoothing model (statsmodels' ETS on log counts: damped trend and, with at least
+``forecast.seasonal_min_months`` full months of history, a yearly season; with fewer, no season, and
+with under six months the mean of the months seen), simulated ``forecast.draws`` times; each month's new
+customers then buy as the recent cohorts did: purchases and revenue per new customer in their first,
+second, ... month (the newest ``forecast.curve_cohorts`` cohorts observed at that age).
+
+**Purchases** are the purchase models' unit: a customer's days with a positive net amount (weeks with
+``clv.time_unit: week``); **revenue** is the net value of those days (a return booked on a later day is not
+deducted), both for the forecast and for the history and backtest it is compared with.
+
+**Backtest**: the same forecast made at the end of the month ``h`` months before (``forecast.backtest_months``),
+with the models refitted on the history up to then, against what happened since.
+
+Output: forecast.csv (declared in `helpers.artifacts`), one row per future month and source (existing, new):
+purchases, revenue and margin, each with its band (``*_low``, ``*_high``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from helpers import artifacts, engine
+from helpers.clv import (
+    MODEL_NAMES,
+    PARAM_NAMES,
+    FitFailed,
+    ClvResult,
+    _with_log_params,
+    average_purchase_value,
+    fit_final,
+    holdout_comparison,
+    fit_gamma_gamma,
+    log_param_covariance,
+)
+from helpers.config import ClvConfig, Config, ForecastConfig
+from helpers.customer_facts import (
+    UNIT_DAYS,
+    Fit,
+    as_date,
+    calibration_holdout,
+    expected_purchases,
+    month_index,
+    probability_alive,
+    purchase_periods,
+    rfm_summary,
+    unique_x_T,
+)
+
+__all__ = ["ForecastResult", "run", "month_ends", "monthly_activity", "existing_forecast", "simulate_existing",
+           "new_customer_series", "forecast_new_customers", "value_curve", "new_forecast", "backtest",
+           "forecast_model", "forecast_fit", "holdout_error", "holdout_error_at", "COLUMNS", "QUANTITIES"]
+
+COLUMNS = artifacts.ARTIFACTS["forecast"].columns  # forecast.csv, as declared
+QUANTITIES = ("purchases", "revenue")  # forecast; margin is revenue x clv.gross_margin
+GRADIENT_ROWS = 2000  # the totals' sensitivity to each parameter is measured on a fixed sample of this many customers
+NOISE_ROWS = 1000  # the purchases' noise is simulated for a fixed sample of this many customers
+MIN_TREND_MONTHS = 6  # fewer full months of first purchases: new customers are forecast as their mean
+
+
+# --- dates --------------------------------------------------------------------------------------
+
+def month_ends(as_of, months: int) -> list[dt.date]:
+    """The last day of each of the `months` calendar months after `as_of`'s month. The first forecast month
+    runs from the day after `as_of` to the first of these (a whole month when `as_of` is a month's end)."""
+    start = pd.Period(as_date(as_of), "M")
+    return [(start + m).end_time.date() for m in range(1, months + 1)]
+
+
+def _month_label(day) -> str:
+    return pd.Period(as_date(day), "M").strftime("%Y-%m")
+
+
+def last_full_month(as_of) -> pd.Period:
+    """`as_of`'s month when `as_of` is its last day, else the month before."""
+    p = pd.Period(as_date(as_of), "M")
+    return p if p.end_time.date() == as_date(as_of) else p - 1
+
+
+# --- over order lines: one small frame per month and acquisition month ----------------------------
+
+def monthly_activity(orders: ibis.Table, as_of, time_unit: str = "day") -> pd.DataFrame:
+    """Purchases per calendar month and acquisition month, as one Ibis expression (a few hundred rows).
+
+    Output, one row per (month, first_month) with a purchase, months as ``pandas.Period``:
+
+    ===========  ======  ============================================================================
+    month        period  calendar month of the purchases (periods up to `as_of`)
+    first_month  period  the customers' first purchase month (their cohort)
+    purchases    int64   purchase periods (`customer_facts.purchase_periods`) in that month
+    revenue      float   their net value
+    new          int64   customers whose first purchase period is in that month (0 unless month = first_month)
+    ===========  ======  ============================================================================
+    """
+    p = purchase_periods(orders, as_of, time_unit)
+    first = p.group_by("customer_id").aggregate(first=p.period.min())
+    j = p.join(first, "customer_id")
+    # a period's calendar month: its first day's (a week belongs to the month of its Monday)
+    day = ibis.date(1970, 1, 5) + (j.period * UNIT_DAYS[time_unit]).as_interval("D")
+    fday = ibis.date(1970, 1, 5) + (j["first"] * UNIT_DAYS[time_unit]).as_interval("D")
+    j = j.select(month=month_index(day), first_month=month_index(fday), cents=j.cents,
+                 is_first=(j.period == j["first"]).cast("int64"))
+    agg = j.group_by(["month", "first_month"]).aggregate(purchases=j.count(), cents=j.cents.sum(),
+                                                         new=j.is_first.sum())
+    df = agg.to_pandas()
+    out = pd.DataFrame({
+        "month": [pd.Period(year=int(m) // 12, month=int(m) % 12 + 1, freq="M") for m in df["month"]],
+        "first_month": [pd.Period(year=int(m) // 12, month=int(m) % 12 + 1, freq="M") for m in df["first_month"]],
+        "purchases": df["purchases"].astype("int64"), "revenue": df["cents"].astype(float) / 100,
+        "new": df["new"].astype("int64")})
+    return out.sort_values(["month", "first_month"], kind="stable").reset_index(drop=True)
+
+
+def history(activity: pd.DataFrame, as_of, months: int = 24) -> pd.DataFrame:
+    """The last `months` full months up to `as_of`: month, purchases, revenue, new customers (first purchases)."""
+    end = last_full_month(as_of)
+    per = activity.groupby("month")[["purchases", "revenue", "new"]].sum()
+    idx = pd.period_range(end - months + 1, end, freq="M")
+    per = per.reindex(idx, fill_value=0)
+    first = activity["month"].min() if len(activity) else end
+    per = per[per.index >= first]
+    return per.rename_axis("month").reset_index()
+
+
+# --- existing customers ---------------------------------------------------------------------------
+
+def _horizons(as_of, ends: list[dt.date], time_unit: str) -> np.ndarray:
+    """Model time from `as_of` to each month end, in the purchase model's unit."""
+    a = as_date(as_of)
+    return np.array([(e - a).days for e in ends], float) / UNIT_DAYS[time_unit]
+
+
+def _cumulative(summary: pd.DataFrame, fit: Fit, gg: Fit | None, t: np.ndarray, aov: float):
+    """(cumulative expected purchases, cumulative expected revenue) to each horizon in `t`, summed over
+    `summary`'s customers: arrays of len(t)."""
+    f, r, T = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    groups = unique_x_T(f, T)
+    value = _order_value(summary, gg, aov)
+    cum = np.array([expected_purchases(fit, h, f, r, T, groups) for h in t])  # horizons x customers
+    return cum.sum(axis=1), cum @ value
+
+
+def _order_value(summary: pd.DataFrame, gg: Fit | None, aov: float) -> np.ndarray:
+    if gg is None:
+        return np.full(len(summary), float(aov))
+    return np.asarray(gg.model.conditional_expected_average_profit(
+        summary["frequency"].to_numpy(float), summary["monetary_value"].to_numpy(float)), dtype=float)
+
+
+def _log_params(fit: Fit) -> np.ndarray:
+    names = ("p", "q", "v") if fit.name == "gamma_gamma" else PARAM_NAMES[fit.name]
+    return np.log([fit.params[k] for k in names])
+
+
+def _parameter_moves(summary: pd.DataFrame, fit: Fit, gg: Fit | None, t: np.ndarray, aov: float,
+                     centre: tuple[np.ndarray, np.ndarray], draws: int, rng: np.random.Generator):
+    """Draws x months moves of the cumulative (purchases, revenue) totals from the fits' parameter
+    uncertainty, by their first-order change; None where a covariance is not usable (a boundary fit)."""
+    fits = [f for f in (fit, gg) if f is not None]
+    covs = [log_param_covariance(f) for f in fits]
+    if any(c is None for c in covs):
+        return None
+    sample = summary if len(summary) <= GRADIENT_ROWS else summary.sample(n=GRADIENT_ROWS, random_state=0)
+    base = _cumulative(sample, fit, gg, t, aov)
+    with np.errstate(all="ignore"):
+        ratios = [c / b for c, b in zip(centre, base)]  # the sample's relative change stands for the whole's
+    step = 1e-4
+    moves = [np.zeros((draws, len(t))) for _ in QUANTITIES]
+    for i, (one, cov) in enumerate(zip(fits, covs)):
+        x0 = _log_params(one)
+        grads = [np.zeros((len(x0), len(t))) for _ in QUANTITIES]
+        for j in range(len(x0)):
+            x = x0.copy()
+            x[j] += step
+            moved = _with_log_params(one, x)
+            pair = (moved, gg) if i == 0 else (fit, moved)
+            up = _cumulative(sample, pair[0], pair[1], t, aov)
+            for q in range(len(QUANTITIES)):
+                grads[q][j] = (up[q] - base[q]) / step * ratios[q]
+        delta = rng.multivariate_normal(np.zeros(len(x0)), cov, draws)
+        for q in range(len(QUANTITIES)):
+            moves[q] += delta @ grads[q]
+    if not all(np.all(np.isfinite(m)) for m in moves):
+        return None
+    return moves
+
+
+def simulate_existing(summary: pd.DataFrame, fit: Fit, gg: Fit | None, t: np.ndarray, draws: int,
+                      rng: np.random.Generator, aov: float = float("nan")) -> tuple[np.ndarray, np.ndarray]:
+    """Draws x months cumulative (purchases, revenue) of `summary`'s customers, each simulated from the
+    model's posterior given their history (`fit`'s parameters held fixed):
+
+    - alive with probability P(alive); if alive, purchase rate lambda ~ Gamma(r + x, alpha + T);
+    - BG/NBD: after each purchase the customer drops out with p ~ Beta(a, b + x) (MBG/NBD: Beta(a, b + x + 1),
+      as the first purchase could end them too); Pareto/NBD: the remaining lifetime is exponential with
+      mu ~ Gamma(s, beta + T);
+    - each purchase's value: nu ~ Gamma(q + p x, v + x m) (Gamma-Gamma's posterior), a month's k purchases
+      worth Gamma(p k, nu) together; without Gamma-Gamma every purchase is worth `aov`.
+    Their mean is the models' expectation (`_cumulative`), which the tests check."""
+    k = fit.params
+    n = len(summary)
+    x, r_, T = (np.broadcast_to(summary[c].to_numpy(float), (draws, n)) for c in ("frequency", "recency", "T"))
+    alive = rng.random((draws, n)) < np.nan_to_num(probability_alive(fit, x[0], r_[0], T[0]), nan=1.0)
+    lam = rng.gamma(k["r"] + x, 1.0 / (k["alpha"] + T))
+    widths = np.diff(np.concatenate([[0.0], t]))
+    if fit.name == "pareto_nbd":
+        mu = rng.gamma(k["s"], 1.0 / (k["beta"] + T))
+        life = rng.exponential(1.0, (draws, n)) / mu
+        starts = np.concatenate([[0.0], t[:-1]])
+        exposure = np.clip(life[..., None] - starts, 0.0, widths)  # draws x n x months
+        counts = rng.poisson(lam[..., None] * exposure)
+        cum = np.cumsum(counts, axis=2)
+    else:
+        p = rng.beta(k["a"], k["b"] + x + (1.0 if fit.name == "mbgnbd" else 0.0))
+        lives = rng.geometric(np.clip(p, 1e-12, 1.0))  # purchases until (and including) the one that ends them
+        cum = np.minimum(np.cumsum(rng.poisson(lam[..., None] * widths), axis=2), lives[..., None])
+    cum = np.where(alive[..., None], cum, 0)
+    monthly = np.diff(cum, axis=2, prepend=0)
+    if gg is None:
+        revenue = monthly * float(aov)
+    else:
+        g = gg.params
+        mv = np.broadcast_to(summary["monetary_value"].to_numpy(float), (draws, n))
+        nu = rng.gamma(g["q"] + g["p"] * x, 1.0 / (g["v"] + x * mv))
+        shape = g["p"] * monthly
+        revenue = np.where(monthly > 0, rng.gamma(np.maximum(shape, 1e-12), 1.0 / nu[..., None]), 0.0)
+    return cum.sum(axis=1).astype(float), np.cumsum(revenue.sum(axis=1), axis=1)
+
+
+@dataclass
+class Draws:
+    """A forecast as draws: per quantity (purchases, revenue) an array draws x months of monthly values,
+    and the centre (the expectation) per month."""
+
+    centre: dict[str, np.ndarray]
+    draws: dict[str, np.ndarray]
+
+
+def existing_forecast(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, as_of, ends: list[dt.date],
+                      time_unit: str, draws: int, seed: int, aov: float = float("nan"),
+                      notes: list | None = None, model_error: float = 0.0) -> Draws | None:
+    """The existing customers' monthly purchases and revenue (expectation and draws; see the module
+    docstring). `model_error`: the model's relative error on its holdout total (`holdout_error`), the sd of
+    a factor common to every month of a draw (how far the model itself may be off, beyond its parameters'
+    uncertainty and the chance in who buys). None without a purchase model."""
+    if fit is None or summary.empty:
+        return None
+    notes = notes if notes is not None else []
+    rng = np.random.default_rng(seed)
+    t = _horizons(as_of, ends, time_unit)
+    centre = _cumulative(summary, fit, gg, t, aov)
+    moves = _parameter_moves(summary, fit, gg, t, aov, centre, draws, rng)
+    if moves is None:
+        notes.append("The models' parameter uncertainty could not be measured (a fit on the edge of its range), "
+                     "so the existing customers' band carries the purchases' own noise only.")
+        moves = [np.zeros((draws, len(t))) for _ in QUANTITIES]
+    sample = summary if len(summary) <= NOISE_ROWS else summary.sample(n=NOISE_ROWS, random_state=1)
+    sims = simulate_existing(sample, fit, gg, t, draws, rng, aov)
+    scale = np.sqrt(len(summary) / len(sample))  # a sum of independent customers: variance grows with their number
+    factor = 1.0 + rng.normal(0.0, abs(model_error), (draws, 1)) if model_error else np.ones((draws, 1))
+    out_c, out_d = {}, {}
+    for q, name in enumerate(QUANTITIES):
+        noise = (sims[q] - sims[q].mean(axis=0)) * scale
+        cum_draws = (centre[q] + moves[q]) * factor + noise
+        out_c[name] = np.diff(centre[q], prepend=0.0)
+        out_d[name] = np.diff(cum_draws, axis=1, prepend=0.0)
+    return Draws(out_c, out_d)
+
+
+# --- new customers --------------------------------------------------------------------------------
+
+def new_customer_series(activity: pd.DataFrame, as_of) -> pd.Series:
+    """New customers (first purchases) per full calendar month up to `as_of`, from the shop's first full
+    month (its first month counts only when its first purchase fell on the 1st... of a month the data cover
+    whole: a month before the export began is not a month without customers)."""
+    end = last_full_month(as_of)
+    per = activity.groupby("first_month")["new"].sum()
+    if per.empty:
+        return pd.Series(dtype=float)
+    start = per.index.min() + 1 if len(per) > 1 else per.index.min()  # the export's first month is likely partial
+    idx = pd.period_range(start, end, freq="M")
+    return per.reindex(idx, fill_value=0).astype(float) if len(idx) else pd.Series(dtype=float)
+
+
+def forecast_new_customers(series: pd.Series, months: int, cfg: ForecastConfig, draws: int,
+                           rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """(draws x months simulated new customers per future month, the model's description for the page).
+
+    ETS (statsmodels) on log(1 + count), additive errors and damped trend; a yearly season with at least
+    ``cfg.seasonal_min_months`` months; under `MIN_TREND_MONTHS` months (or when the fit fails), the mean of
+    the months seen with their spread."""
+    y = np.log1p(series.to_numpy(float))
+    n = len(y)
+    if n >= MIN_TREND_MONTHS:
+        seasonal = n >= cfg.seasonal_min_months
+        try:
+            from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                model = ETSModel(pd.Series(y), error="add", trend="add", damped_trend=True,
+                                 seasonal="add" if seasonal else None, seasonal_periods=12 if seasonal else None)
+                fitted = model.fit(disp=False, maxiter=200)
+                paths = np.asarray(fitted.simulate(months, repetitions=draws, anchor="end", rng=rng), float)
+            paths = np.expm1(paths.reshape(months, draws).T).clip(min=0.0)
+            if np.all(np.isfinite(paths)):
+                how = ("exponential smoothing with a damped trend and a yearly season" if seasonal else
+                       f"exponential smoothing with a damped trend, no season (the season needs "
+                       f"{cfg.seasonal_min_months} months of history, the shop has {n})")
+                return paths, how
+        except Exception:  # noqa: BLE001 - a model that cannot be fitted leaves its reason, never stops 04
+            pass
+    if n == 0:
+        return np.zeros((draws, months)), "no full month of history"
+    counts = series.to_numpy(float)
+    sd = counts.std(ddof=1) if n > 1 else np.sqrt(max(counts.mean(), 1.0))
+    paths = rng.normal(counts.mean(), sd, (draws, months)).clip(min=0.0)
+    return paths, f"the mean of the {n} full month{'s' if n != 1 else ''} seen (too short for a trend)"
+
+
+def value_curve(activity: pd.DataFrame, as_of, months: int, cohorts: int) -> pd.DataFrame:
+    """Purchases and revenue per new customer by months since their first purchase month (0 = that month,
+    first purchase included), from the newest `cohorts` full-month cohorts observed whole at each age; an
+    age no cohort has reached yet takes the last age observed.
+
+    Output: age, purchases_per_customer, revenue_per_customer, cohorts (the number behind each age; 0
+    where carried forward)."""
+    end = last_full_month(as_of)
+    sizes = activity[activity["month"] == activity["first_month"]].groupby("first_month")["new"].sum()
+    sizes = sizes[(sizes.index <= end) & (sizes.index > end - cohorts)]
+    a = activity[activity["first_month"].isin(sizes.index) & (activity["month"] <= end)].copy()
+    a["age"] = [(m - f).n for m, f in zip(a["month"], a["first_month"])]
+    rows = []
+    for age in range(months):
+        seen = sizes[sizes.index + age <= end]
+        if len(seen) == 0 or seen.sum() == 0:
+            last = rows[-1] if rows else {"purchases_per_customer": 1.0, "revenue_per_customer": 0.0}
+            rows.append({"age": age, "purchases_per_customer": last["purchases_per_customer"],
+                         "revenue_per_customer": last["revenue_per_customer"], "cohorts": 0})
+            continue
+        at = a[(a["age"] == age) & a["first_month"].isin(seen.index)]
+        rows.append({"age": age, "purchases_per_customer": at["purchases"].sum() / seen.sum(),
+                     "revenue_per_customer": at["revenue"].sum() / seen.sum(), "cohorts": len(seen)})
+    return pd.DataFrame(rows)
+
+
+def new_forecast(paths: np.ndarray, curve: pd.DataFrame) -> Draws:
+    """Monthly purchases and revenue of the customers won in each future month, who buy by `curve`:
+    month j brings sum over i <= j of new_i x per-customer value at age j - i."""
+    months = paths.shape[1]
+    out = {}
+    for name in QUANTITIES:
+        c = curve[f"{name}_per_customer"].to_numpy(float)[:months]
+        conv = np.zeros(months)
+        conv[: len(c)] = c
+        m = np.array([[conv[j - i] if j >= i else 0.0 for j in range(months)] for i in range(months)])
+        out[name] = paths @ m
+    return Draws({k: v.mean(axis=0) for k, v in out.items()}, out)
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+def _band_quantiles(band: float) -> tuple[float, float]:
+    return (1.0 - band) / 2.0, (1.0 + band) / 2.0
+
+
+def forecast_table(existing: Draws | None, new: Draws | None, ends: list[dt.date], margin: float,
+                   band: float) -> pd.DataFrame:
+    """forecast.csv: one row per future month and source with purchases, revenue and margin and their band."""
+    lo, hi = _band_quantiles(band)
+    rows = []
+    for source, d in (("existing", existing), ("new", new)):
+        if d is None:
+            continue
+        for m, end in enumerate(ends):
+            row = {"month": _month_label(end), "months_ahead": m + 1, "source": source}
+            for name in QUANTITIES:
+                v = d.draws[name][:, m]
+                row[name], row[f"{name}_low"], row[f"{name}_high"] = (
+                    float(d.centre[name][m]), float(max(np.quantile(v, lo), 0.0)), float(np.quantile(v, hi)))
+            for s in ("", "_low", "_high"):
+                row[f"margin{s}"] = margin * row[f"revenue{s}"]
+            rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def totals(existing: Draws | None, new: Draws | None, horizons, margin: float, band: float) -> pd.DataFrame:
+    """Sums over the next 3, 6, 12... months per source (existing, new, all) with their band from the summed
+    draws (existing and new are independent: their draws are added)."""
+    lo, hi = _band_quantiles(band)
+    rows = []
+    parts = {s: d for s, d in (("existing", existing), ("new", new)) if d is not None}
+    if len(parts) == 2:
+        parts["all"] = Draws({q: existing.centre[q] + new.centre[q] for q in QUANTITIES},
+                             {q: existing.draws[q] + new.draws[q] for q in QUANTITIES})
+    for h in horizons:
+        for source, d in parts.items():
+            if h > len(d.centre["purchases"]):
+                continue
+            row = {"months": h, "source": source}
+            for name in QUANTITIES:
+                v = d.draws[name][:, :h].sum(axis=1)
+                row[name], row[f"{name}_low"], row[f"{name}_high"] = (
+                    float(d.centre[name][:h].sum()), float(max(np.quantile(v, lo), 0.0)), float(np.quantile(v, hi)))
+            for s in ("", "_low", "_high"):
+                row[f"margin{s}"] = margin * row[f"revenue{s}"]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --- backtest -------------------------------------------------------------------------------------
+
+def _actual(activity: pd.DataFrame, cut: pd.Period, h: int) -> dict[str, dict[str, float]]:
+    """What happened in the h months after month `cut`: purchases and revenue of the customers acquired up
+    to `cut` (existing) and after it (new)."""
+    w = activity[(activity["month"] > cut) & (activity["month"] <= cut + h)]
+    old = w["first_month"] <= cut
+    return {"existing": {q: float(w.loc[old, q].sum()) for q in QUANTITIES},
+            "new": {q: float(w.loc[~old, q].sum()) for q in QUANTITIES}}
+
+
+def backtest(orders: ibis.Table, activity: pd.DataFrame, as_of, model: str, clv: ClvConfig,
+             cfg: ForecastConfig, notes: list) -> pd.DataFrame | None:
+    """The forecast made at the end of the month h months before `as_of`'s last full month, for each h of
+    ``cfg.backtest_months``, refitted on the history up to then, against what happened: one row per h and
+    source (existing, new, all) with predicted, band, actual, error_pct and covered."""
+    end = last_full_month(as_of)
+    lo, hi = _band_quantiles(cfg.band)
+    rows = []
+    for h in cfg.backtest_months:
+        cut = end - h
+        cut_day = cut.end_time.date()
+        series = new_customer_series(activity[activity["month"] <= cut], cut_day)
+        if len(series) < MIN_TREND_MONTHS:
+            continue
+        summary = rfm_summary(orders, cut_day, clv.time_unit)
+        if not (summary["frequency"] > 0).any():
+            continue
+        try:
+            fit = fit_final(summary, model, clv)
+        except FitFailed:
+            notes.append(f"Backtest at {cut_day}: the purchase model could not be fitted on the history up to then.")
+            continue
+        try:
+            gg = fit_gamma_gamma(summary, clv.penalizer, clv.max_evaluations, clv.fit_seconds)
+            aov = float("nan")
+        except FitFailed:
+            gg, aov = None, average_purchase_value(orders, cut_day, clv.time_unit)
+        ends = month_ends(cut_day, h)
+        ex = existing_forecast(summary, fit, gg, cut_day, ends, clv.time_unit, cfg.draws, cfg.seed, aov,
+                               model_error=holdout_error_at(orders, cut_day, model, clv))
+        rng = np.random.default_rng(cfg.seed)
+        paths, _ = forecast_new_customers(series, h, cfg, cfg.draws, rng)
+        nw = new_forecast(paths, value_curve(activity[activity["month"] <= cut], cut_day, h, cfg.curve_cohorts))
+        actual = _actual(activity, cut, h)
+        parts = {"existing": ex, "new": nw,
+                 "all": Draws({q: ex.centre[q] + nw.centre[q] for q in QUANTITIES},
+                              {q: ex.draws[q] + nw.draws[q] for q in QUANTITIES})}
+        for source, d in parts.items():
+            row = {"months": h, "cutoff": str(cut_day), "source": source}
+            for q in QUANTITIES:
+                v = d.draws[q].sum(axis=1)
+                pred = float(d.centre[q].sum())
+                act = (actual["existing"][q] + actual["new"][q]) if source == "all" else actual[source][q]
+                low, high = float(max(np.quantile(v, lo), 0.0)), float(np.quantile(v, hi))
+                row.update({q: pred, f"{q}_low": low, f"{q}_high": high, f"{q}_actual": act,
+                            f"{q}_error_pct": (pred - act) / act * 100 if act else float("nan"),
+                            f"{q}_covered": bool(low <= act <= high)})
+            rows.append(row)
+    return pd.DataFrame(rows) if rows else None
+
+
+# --- how far the model itself may be off --------------------------------------------------------------
+
+def holdout_error(comparison: pd.DataFrame | None, name: str) -> float:
+    """The model's relative error on its holdout total (predicted / actual - 1; 0 without a comparison):
+    the sd of the band's model-error factor."""
+    if comparison is None or name not in comparison.index:
+        return 0.0
+    row = comparison.loc[name]
+    if not (np.isfinite(row["predicted_total"]) and row["actual_total"] > 0):
+        return 0.0
+    return float(row["predicted_total"] / row["actual_total"] - 1.0)
+
+
+def holdout_error_at(orders: ibis.Table, cut_off, name: str, clv: ClvConfig) -> float:
+    """`holdout_error` of model `name` at an earlier cut-off (the backtest's): fitted on the history up to
+    ``clv.holdout_days`` before it, judged on the purchases up to it (0 when that cannot be done)."""
+    calhold = calibration_holdout(orders, cut_off, clv.holdout_days, clv.time_unit)
+    if not (len(calhold) and (calhold["frequency_cal"] > 0).any()):
+        return 0.0
+    table, _, _ = holdout_comparison(calhold, clv, models=(name,))
+    return holdout_error(table, name)
+
+
+# --- which purchase model forecasts ---------------------------------------------------------------
+
+def forecast_model(comparison: pd.DataFrame | None, chosen: str, clv: ClvConfig) -> tuple[str, str]:
+    """(the purchase model the forecast uses, the sentence saying why when it is not CLV's).
+
+    CLV's model is chosen per customer (holdout MAE, then a preference among near-equal models); a forecast
+    of totals is judged on totals, so among the same near-equal candidates (within ``clv.model_tolerance`` of
+    the best MAE) the forecast takes the one whose holdout total came closest. A pinned ``clv.model`` is kept."""
+    if comparison is None or clv.model != "auto" or chosen not in comparison.index:
+        return chosen, ""
+    c = comparison.dropna(subset=["mae", "predicted_total"])
+    near = c[c["mae"] <= c["mae"].min() * (1.0 + clv.model_tolerance)]
+    if chosen not in near.index:
+        return chosen, ""
+    err = (near["predicted_total"] / near["actual_total"].where(near["actual_total"] > 0) - 1).abs().dropna()
+    if err.empty or err.idxmin() == chosen:
+        return chosen, ""
+    best = err.idxmin()
+    why = (f"The forecast uses {MODEL_NAMES[best]}, not CLV's {MODEL_NAMES[chosen]}: the two are equally good customer "
+           f"by customer on the holdout, and {MODEL_NAMES[best]}'s total came closer "
+           f"({c.loc[best, 'total_error_pct']:+.1f} % against {c.loc[chosen, 'total_error_pct']:+.1f} %).")
+    return best, why
+
+
+def forecast_fit(clv_result: ClvResult, clv: ClvConfig) -> tuple[Fit | None, str]:
+    """(the purchase-model fit the forecast uses, the sentence when it is not CLV's): `forecast_model`'s
+    choice fitted on the whole history, or CLV's fit when that is the choice or the other cannot be fitted."""
+    fit = clv_result.final
+    if fit is None:
+        return None, ""
+    name, why = forecast_model(clv_result.comparison, fit.name, clv)
+    if name == fit.name:
+        return fit, ""
+    try:
+        return fit_final(clv_result.scores, name, clv), why
+    except FitFailed:
+        return fit, ""
+
+
+# --- the stage --------------------------------------------------------------------------------------
+
+@dataclass
+class ForecastResult:
+    """What the forecast computed, for its page (`helpers.pages.forecast`): no engine.
+
+    `table` is forecast.csv; `totals` the sums over ``forecast.horizons_months`` per source (existing, new,
+    all); `history` the last 24 full months (purchases, revenue, new customers); `curve` a new customer's
+    purchases and revenue by months since their first (`value_curve`); `backtest` (None without history
+    enough) the forecasts made h months ago against what happened; `new_model` how new customers were
+    forecast; `notes` what a reader must know (a model that could not be used, and why)."""
+
+    as_of: str
+    settings: ForecastConfig
+    currency: str
+    gross_margin: float
+    table: pd.DataFrame
+    totals: pd.DataFrame
+    history: pd.DataFrame
+    curve: pd.DataFrame
+    backtest: pd.DataFrame | None = None
+    new_model: str = ""
+    new_series: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    notes: list = field(default_factory=list)
+
+
+def run(processed_dir: str | Path, as_of: str, cfg: Config, clv_result: ClvResult, con=None) -> ForecastResult:
+    """Forecast the next ``forecast.months`` months from the fits in `clv_result` (stage 04's `clv.run`);
+    writes forecast.csv and returns what 04's forecast section shows."""
+    fc, clv = cfg.forecast, cfg.clv
+    con = con or engine.connect(cfg.engine)
+    orders = artifacts.table(con, processed_dir, "orders_clean")
+    notes: list[str] = []
+    activity = monthly_activity(orders, as_of, clv.time_unit)
+    ends = month_ends(as_of, fc.months)
+    summary = clv_result.scores
+    fit, gg = clv_result.final, clv_result.gamma_gamma
+    fit, why = forecast_fit(clv_result, clv)
+    notes += [why] if why else []
+    aov = float("nan") if gg is not None else float(
+        average_purchase_value(orders, as_of, clv.time_unit) if len(summary) else 0.0)
+    existing = existing_forecast(summary, fit, gg, as_of, ends, clv.time_unit, fc.draws, fc.seed, aov, notes,
+                                 model_error=holdout_error(clv_result.comparison, fit.name) if fit else 0.0)
+    if existing is None:
+        notes.append("No purchase model could be fitted (no customer has bought twice yet), so what the existing "
+                     "customers will buy is not forecast; only new customers are.")
+    series = new_customer_series(activity, as_of)
+    rng = np.random.default_rng(fc.seed + 1)
+    paths, how = forecast_new_customers(series, fc.months, fc, fc.draws, rng)
+    curve = value_curve(activity, as_of, fc.months, fc.curve_cohorts)
+    new = new_forecast(paths, curve) if len(series) else None
+    if new is None:
+        notes.append("No full month of first purchases yet, so new customers are not forecast.")
+    table = forecast_table(existing, new, ends, clv.gross_margin, fc.band)
+    sums = totals(existing, new, fc.horizons_months, clv.gross_margin, fc.band)
+    bt = backtest(orders, activity, as_of, fit.name, clv, fc, notes) if fit is not None else None
+    artifacts.write(processed_dir, "forecast", table)
+    artifacts.write(processed_dir, "forecast_model", _card(as_of, fc, clv, fit, how, sums, bt, notes))
+    return ForecastResult(
+        as_of=str(as_of), settings=fc, currency=cfg.shop.currency, gross_margin=clv.gross_margin, table=table,
+        totals=sums, history=history(activity, as_of), curve=curve, backtest=bt, new_model=how, new_series=series,
+        notes=notes)
+
+
+def _records(df: pd.DataFrame | None) -> list[dict]:
+    if df is None:
+        return []
+    def plain(v):
+        v = v.item() if hasattr(v, "item") else v
+        return None if isinstance(v, float) and not np.isfinite(v) else v
+    return [{k: plain(v) for k, v in row.items()} for row in df.to_dict("records")]
+
+
+def _card(as_of, fc: ForecastConfig, clv: ClvConfig, fit: Fit | None, how: str, sums: pd.DataFrame,
+          bt: pd.DataFrame | None, notes: list) -> dict:
+    """forecast_model.json: what 07 and later months' track record read of this month's forecast."""
+    return {"as_of": str(as_of), "months": fc.months, "band": fc.band, "time_unit": clv.time_unit,
+            "gross_margin": clv.gross_margin, "model": fit.name if fit is not None else None,
+            "new_customers_model": how, "totals": _records(sums), "backtest": _records(bt), "notes": list(notes)}

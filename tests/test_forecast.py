@@ -1,0 +1,171 @@
+"""The forecast (helpers.forecast): what existing and new customers will bring, its band and its backtest.
+
+Small frames built here; the recovery of known parameters over 40 shops of 20,000 customers is a study
+(scripts/forecast_study.py), not a test.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import artifacts, clv, forecast
+from helpers.config import ForecastConfig, config_from_dict, ConfigError
+from helpers.customer_facts import Fit
+
+TRUTHS = {
+    "bgnbd": {"r": 0.7, "alpha": 60.0, "a": 0.6, "b": 3.0},
+    "mbgnbd": {"r": 0.7, "alpha": 60.0, "a": 0.6, "b": 3.0},
+    "pareto_nbd": {"r": 0.75, "alpha": 90.0, "s": 0.8, "beta": 500.0},
+}
+GG = {"p": 6.0, "q": 4.0, "v": 40.0}
+
+
+def _fit(name: str, params: dict) -> Fit:
+    return Fit(name, clv._lifetimes_object(name, params, 0.0, pd.DataFrame()), params, 0.0)
+
+
+def _summary(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    T = rng.integers(30, 900, n).astype(float)
+    freq = rng.poisson(T / 150).astype(int)
+    rec = np.where(freq > 0, np.floor(rng.random(n) * T), 0.0)
+    mv = np.where(freq > 0, rng.gamma(6.0, 12.0, n), 0.0)
+    return pd.DataFrame({"customer_id": [f"C{i}" for i in range(n)], "frequency": freq, "recency": rec, "T": T,
+                         "monetary_value": mv})
+
+
+@pytest.mark.parametrize("name", sorted(TRUTHS))
+def test_simulated_futures_average_to_the_models_expectation(name):
+    """The band's purchase noise comes from simulating each customer; its mean must be the model's expectation
+    (else the band would sit beside the forecast)."""
+    s = _summary()
+    fit, gg = _fit(name, TRUTHS[name]), _fit("gamma_gamma", GG)
+    t = np.array([30.0, 91.0, 365.0])
+    purchases, revenue = forecast._cumulative(s, fit, gg, t, float("nan"))
+    sims = forecast.simulate_existing(s, fit, gg, t, 2000, np.random.default_rng(1))
+    assert sims[0].mean(axis=0) == pytest.approx(purchases, rel=0.03)
+    assert sims[1].mean(axis=0) == pytest.approx(revenue, rel=0.04)
+    assert np.all(np.diff(sims[0], axis=1) >= 0)  # cumulative: never fewer purchases later
+
+
+def test_existing_forecast_months_add_up_and_the_band_holds_the_centre():
+    s = _summary()
+    fit, gg = _fit("bgnbd", TRUTHS["bgnbd"]), _fit("gamma_gamma", GG)
+    ends = forecast.month_ends("2026-06-30", 12)
+    d = forecast.existing_forecast(s, fit, gg, "2026-06-30", ends, "day", 400, 7)
+    cum = forecast._cumulative(s, fit, gg, np.array([365.0]), float("nan"))
+    assert d.centre["purchases"].sum() == pytest.approx(cum[0][0])  # July..June 2027 is 365 days
+    table = forecast.forecast_table(d, None, ends, 0.3, 0.8)
+    artifacts.check("forecast", table)
+    assert list(table["month"]) == [f"{y}-{m:02d}" for y, m in [(2026, m) for m in range(7, 13)] + [(2027, m) for m in range(1, 7)]]
+    assert (table["purchases_low"] <= table["purchases"]).all() and (table["purchases"] <= table["purchases_high"]).all()
+    assert table["margin"].to_numpy() == pytest.approx(0.3 * table["revenue"].to_numpy())
+
+
+def test_a_model_error_widens_the_band_but_not_the_centre():
+    s = _summary()
+    fit, gg = _fit("bgnbd", TRUTHS["bgnbd"]), _fit("gamma_gamma", GG)
+    ends = forecast.month_ends("2026-06-30", 12)
+    plain = forecast.existing_forecast(s, fit, gg, "2026-06-30", ends, "day", 400, 7)
+    wide = forecast.existing_forecast(s, fit, gg, "2026-06-30", ends, "day", 400, 7, model_error=0.1)
+    width = [np.subtract(*np.quantile(d.draws["revenue"].sum(axis=1), [0.9, 0.1])) for d in (plain, wide)]
+    assert wide.centre["revenue"] == pytest.approx(plain.centre["revenue"])
+    assert width[1] > 1.3 * width[0]
+
+
+def test_month_ends_start_after_the_cut_off_month():
+    assert forecast.month_ends("2026-06-30", 3) == [dt.date(2026, 7, 31), dt.date(2026, 8, 31), dt.date(2026, 9, 30)]
+    assert forecast.month_ends("2026-06-15", 1) == [dt.date(2026, 7, 31)]
+    assert str(forecast.last_full_month("2026-06-15")) == "2026-05"
+
+
+def _activity(rows) -> pd.DataFrame:
+    """(month, first_month, purchases, revenue, new) rows with months as 'YYYY-MM'."""
+    df = pd.DataFrame(rows, columns=["month", "first_month", "purchases", "revenue", "new"])
+    df["month"] = [pd.Period(m, "M") for m in df["month"]]
+    df["first_month"] = [pd.Period(m, "M") for m in df["first_month"]]
+    return df
+
+
+def test_value_curve_is_per_new_customer_by_months_since_the_first():
+    a = _activity([
+        ("2026-01", "2026-01", 12, 1200.0, 10), ("2026-02", "2026-01", 3, 300.0, 0), ("2026-03", "2026-01", 2, 100.0, 0),
+        ("2026-02", "2026-02", 25, 2000.0, 20), ("2026-03", "2026-02", 4, 400.0, 0),
+        ("2026-03", "2026-03", 30, 3000.0, 30),
+    ])
+    c = forecast.value_curve(a, "2026-03-31", 4, cohorts=24)
+    assert c["purchases_per_customer"].tolist()[:3] == pytest.approx([67 / 60, 7 / 30, 2 / 10])
+    assert c["revenue_per_customer"].tolist()[:3] == pytest.approx([6200 / 60, 700 / 30, 10.0])
+    assert c["cohorts"].tolist() == [3, 2, 1, 0]  # month +3: no cohort is that old, the last month carried
+    assert c["purchases_per_customer"].iloc[3] == c["purchases_per_customer"].iloc[2]
+
+
+def test_new_customers_buy_by_the_curve_from_the_month_they_are_won():
+    curve = pd.DataFrame({"age": [0, 1, 2], "purchases_per_customer": [1.0, 0.5, 0.25],
+                          "revenue_per_customer": [100.0, 50.0, 25.0], "cohorts": [3, 2, 1]})
+    d = forecast.new_forecast(np.full((5, 3), 10.0), curve)
+    assert d.centre["purchases"].tolist() == pytest.approx([10.0, 15.0, 17.5])
+    assert d.centre["revenue"].tolist() == pytest.approx([1000.0, 1500.0, 1750.0])
+
+
+def test_new_customer_series_leaves_out_the_exports_first_and_the_unfinished_month():
+    a = _activity([("2025-11", "2025-11", 5, 50.0, 5), ("2025-12", "2025-12", 9, 90.0, 9),
+                   ("2026-01", "2026-01", 7, 70.0, 7), ("2026-02", "2026-02", 4, 40.0, 4)])
+    s = forecast.new_customer_series(a, "2026-02-20")
+    assert [str(p) for p in s.index] == ["2025-12", "2026-01"] and s.tolist() == [9.0, 7.0]
+
+
+def _series(months: int, season: bool = True) -> pd.Series:
+    idx = pd.period_range("2020-01", periods=months, freq="M")
+    base = np.full(months, 200.0) + np.arange(months)
+    if season:
+        base = base * np.where(idx.month == 12, 3.0, 1.0)
+    return pd.Series(base, index=idx)
+
+
+def test_two_years_of_first_purchases_forecast_their_season():
+    cfg = ForecastConfig()
+    paths, how = forecast.forecast_new_customers(_series(36), 12, cfg, 200, np.random.default_rng(0))
+    mean = paths.mean(axis=0)  # January 2023 .. December 2023
+    assert "yearly season" in how
+    assert mean[11] > 2 * np.median(mean[:11])
+
+
+def test_under_two_years_of_history_the_forecast_has_no_season_and_says_so():
+    cfg = ForecastConfig()
+    _, how = forecast.forecast_new_customers(_series(14), 12, cfg, 100, np.random.default_rng(0))
+    assert "no season" in how and "24 months" in how and "has 14" in how
+    paths, how = forecast.forecast_new_customers(_series(3, season=False), 6, cfg, 100, np.random.default_rng(0))
+    assert "mean of the 3 full months" in how
+    assert paths.mean() == pytest.approx(201.0, rel=0.05)
+
+
+def _comparison(totals: dict, mae: dict) -> pd.DataFrame:
+    return pd.DataFrame({"mae": mae, "predicted_total": totals, "actual_total": {k: 1000.0 for k in totals},
+                         "total_error_pct": {k: (v / 1000 - 1) * 100 for k, v in totals.items()}})
+
+
+def test_the_forecast_takes_the_near_equal_model_whose_holdout_total_came_closest():
+    c = _comparison({"mbgnbd": 1060.0, "pareto_nbd": 1020.0, "bgnbd": 1001.0}, {"mbgnbd": 0.70, "pareto_nbd": 0.69,
+                                                                                  "bgnbd": 0.80})
+    auto = clv.ClvConfig()
+    name, why = forecast.forecast_model(c, "mbgnbd", auto)
+    assert name == "pareto_nbd"  # BG/NBD's total is closer still, but its MAE is not near the best
+    assert "Pareto/NBD" in why and "+2.0 %" in why and "+6.0 %" in why
+    assert forecast.forecast_model(c, "mbgnbd", clv.ClvConfig(model="mbgnbd")) == ("mbgnbd", "")
+    assert forecast.forecast_model(None, "bgnbd", auto) == ("bgnbd", "")
+
+
+def test_backtest_actuals_split_customers_won_before_and_after_the_cut_off():
+    a = _activity([("2026-01", "2025-12", 5, 50.0, 0), ("2026-02", "2026-01", 3, 30.0, 0),
+                   ("2026-02", "2026-02", 4, 40.0, 4), ("2026-04", "2025-12", 9, 90.0, 0)])
+    got = forecast._actual(a, pd.Period("2026-01", "M"), 2)
+    assert got == {"existing": {"purchases": 3.0, "revenue": 30.0}, "new": {"purchases": 4.0, "revenue": 40.0}}
+
+
+def test_a_horizon_beyond_the_forecast_is_refused_with_the_key_to_fix():
+    with pytest.raises(ConfigError, match="forecast.horizons_months must be at most forecast.months"):
+        config_from_dict({"forecast": {"months": 6}})
