@@ -172,7 +172,7 @@ declare("forecast", "forecast.csv", "04_clv",
         "(forecast.band, 80 % by default: *_low, *_high)",
         {"month": _c(_STR), "months_ahead": _c(_INT), "source": _c(_STR, checks=pa.Check.isin(["existing", "new"])),
          **{f"{q}{s}": _c(_FLOAT) for q in ("purchases", "revenue", "margin") for s in ("", "_low", "_high")}},
-        csv_dtypes={"month": str, "source": str}, read_by=("07_summary",))
+        csv_dtypes={"month": str, "source": str})
 declare("forecast_model", "forecast_model.json", "04_clv",
         "the forecast's card: the purchase model it used and why, how new customers were forecast, the band, the "
         "sums over forecast.horizons_months per source with their bands, and the backtest",
