@@ -511,3 +511,19 @@ def test_guest_lines_are_quarantined_yet_their_revenue_is_written_per_month(tmp_
     assert res.report["files"]["orders"]["quarantined"]["missing_customer_id"] == 6  # still counted as unusable
     guests = artifacts.read(tmp_path / "out", "guest_revenue")
     assert guests.values.tolist() == [["2025-01", 2, 1, 50.0], ["2025-02", 1, 1, -5.0]]
+
+
+def test_the_marketing_spend_file_is_cleaned_and_every_row_accounted(shop, cfg, tmp_path):
+    """month as 'YYYY-MM' or a date in it, spend as shops write amounts; a bad row is quarantined with its reason
+    and a month after as_of's excluded, never dropped silently."""
+    (shop / "marketing_spend.csv").write_text(
+        "month,channel,spend\n2025-01,web,1200\n2025-02-15,web,\"1.100,50\"\n2025-03,app,-5\n2025-03,,40\n"
+        "March,web,10\n2025-04,web,99\n2025-03,app,#N/A\n", encoding="utf-8")
+    report = clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=shop).report
+    spend = report["files"]["marketing_spend"]
+    assert spend["rows_raw"] == 7 and spend["rows_kept"] == 2
+    assert spend["quarantined"] == {"spreadsheet_error": 1, "bad_date": 1, "missing_channel": 1, "bad_spend": 1}
+    assert spend["excluded"] == {"after_as_of": 1}
+    kept = artifacts.read(tmp_path / "out", "marketing_spend_clean")
+    assert kept["month"].dt.strftime("%Y-%m").tolist() == ["2025-01", "2025-02"]
+    assert kept["spend"].tolist() == [1200.0, 1100.5]

@@ -170,3 +170,97 @@ def test_backtest_actuals_split_customers_won_before_and_after_the_cut_off():
 def test_a_horizon_beyond_the_forecast_is_refused_with_the_key_to_fix():
     with pytest.raises(ConfigError, match="forecast.horizons_months must be at most forecast.months"):
         config_from_dict({"forecast": {"months": 6}})
+
+
+# --- acquisition: value per new customer, the spend file --------------------------------------------------
+
+def _orders(rows) -> "ibis.Table":
+    import ibis
+    df = pd.DataFrame(rows, columns=["customer_id", "order_id", "order_date", "amount", "channel", "category",
+                                     "coupon_code"])
+    df["order_date"] = pd.to_datetime(df["order_date"])
+    df["is_return"] = df["amount"] < 0
+    return ibis.duckdb.connect().create_table("orders", df)
+
+
+def test_two_channels_of_known_worth_are_given_back():
+    """Customers won through 'ads' bring 100, then 100 seven months later; through 'mail' one order of 50 and a
+    return of 10. All are over two years old, so their worth is what they bought, model or not."""
+    rows = []
+    for i in range(6):
+        rows += [(f"A{i}", f"a{i}", "2023-01-10", 100.0, "ads", "shoes", None),
+                 (f"A{i}", f"a{i}b", "2023-08-10", 100.0, "ads", "bags", None),
+                 (f"A{i}", f"a{i}c", "2025-06-10", 100.0, "ads", "bags", None)]  # after 24 months: not counted
+    for i in range(4):
+        rows += [(f"M{i}", f"m{i}", "2023-02-01", 50.0, "mail", "bags", "HELLO"),
+                 (f"M{i}", f"m{i}", "2023-02-01", 0.0, "mail", "socks", "HELLO"),
+                 (f"M{i}", f"m{i}r", "2023-02-20", -10.0, None, "bags", None)]
+    facts = forecast.acquisition_facts(_orders(rows), "2025-12-31", (6, 12, 24))
+    values = forecast.customer_values(facts, pd.DataFrame(columns=["customer_id", "frequency", "recency", "T",
+                                                                   "exp_avg_value"]), None, 0.3, "day", (6, 12, 24))
+    t = forecast.acquisition_table(values, "channel", payback_months=6)
+    assert list(t.index) == ["ads", "mail"] and t["customers"].tolist() == [6, 4]
+    assert t.loc["ads", "value_12m"] == pytest.approx(0.3 * 200) and t.loc["ads", "value_24m"] == pytest.approx(0.3 * 200)
+    assert t.loc["ads", "ceiling"] == pytest.approx(0.3 * 100)  # the second order comes after six months
+    assert t.loc["mail", "value_12m"] == pytest.approx(0.3 * 40)
+    assert t.loc["ads", "margin_so_far"] == pytest.approx(0.3 * 300)
+    assert forecast.acquisition_table(values, "category", 6).index.tolist() == ["shoes", "bags"]  # the largest line
+    assert forecast.acquisition_table(values, "coupon", 6).index.tolist() == [forecast.NO_COUPON, "HELLO"]
+
+
+def _values(channels: dict[str, list[str]]) -> pd.DataFrame:
+    """customer_values-like rows: per channel the cohorts ('YYYY-MM') of its customers; each worth 10 at every
+    point but 1 month (4)."""
+    rows = [{"customer_id": f"{c}{i}", "channel": c, "cohort": m} for c, months in channels.items()
+            for i, m in enumerate(months)]
+    v = pd.DataFrame(rows)
+    for m in forecast.value_points(12):
+        v[f"value_{m}m"] = 4.0 if m == 1 else 10.0
+    return v
+
+
+def _spend(rows) -> pd.DataFrame:
+    return pd.DataFrame({"month": pd.to_datetime([f"{m}-01" for m, _, _ in rows]), "channel": [c for _, c, _ in rows],
+                         "spend": [float(s) for _, _, s in rows]})
+
+
+def test_without_a_spend_file_there_is_no_cost_and_the_page_says_what_the_file_adds():
+    assert forecast.spend_tables(None, _values({"web": ["2026-05"]}), 12) == (None, None)
+
+
+def test_cost_per_new_customer_ltv_cac_and_payback_per_channel():
+    values = _values({"web": ["2026-04", "2026-04", "2026-05", "2026-05"], "app": ["2026-05"]})
+    spend = _spend([("2026-04", "Web", 16), ("2026-05", "web ", 24), ("2026-05", "app", 5), ("2026-05", "tv", 100)])
+    by_channel, by_month = forecast.spend_tables(spend, values, 12)
+    web = by_channel.set_index("channel").loc["Web"]
+    assert web["new_customers"] == 4 and web["cost_per_customer"] == pytest.approx(10.0)
+    assert web["ltv_cac"] == pytest.approx(1.0) and web["payback_months"] == pytest.approx(3.0)
+    app = by_channel.set_index("channel").loc["app"]
+    assert app["ltv_cac"] == pytest.approx(2.0) and app["payback_months"] == pytest.approx(1 + 2 / 6)  # 4 at 1, 10 at 3
+    tv = by_channel.set_index("channel").loc["tv"]  # spend, but no customer's first order names the channel
+    assert tv["new_customers"] == 0 and np.isnan(tv["cost_per_customer"]) and np.isnan(tv["ltv_cac"])
+    assert by_channel["channel"].iloc[0] == "app"  # pays best first
+    assert len(by_month) == 4 and by_month.set_index(["month", "channel"]).loc[("2026-04", "Web"), "new_customers"] == 2
+
+
+def test_customers_won_in_a_month_without_spend_do_not_lower_the_cost():
+    values = _values({"web": ["2026-04", "2026-05", "2026-05", "2026-06"]})
+    by_channel, _ = forecast.spend_tables(_spend([("2026-05", "web", 30)]), values, 12)
+    assert by_channel["new_customers"].iloc[0] == 2 and by_channel["cost_per_customer"].iloc[0] == pytest.approx(15.0)
+    assert by_channel["months"].iloc[0] == 1
+
+
+def test_the_page_names_the_channel_that_pays_best_and_the_unpaid_spend():
+    from helpers.pages import forecast as page
+    values = _values({"web": ["2026-05"] * 4, "app": ["2026-05"]})
+    by_channel, by_month = forecast.spend_tables(_spend([("2026-05", "web", 40), ("2026-05", "app", 5),
+                                                         ("2026-05", "tv", 9)]), values, 12)
+    res = forecast.ForecastResult(as_of="2026-05-31", settings=ForecastConfig(), currency="EUR", gross_margin=0.3,
+                                  table=pd.DataFrame(), totals=pd.DataFrame(), history=pd.DataFrame(),
+                                  curve=pd.DataFrame(), acquisition={"channel": forecast.acquisition_table(
+                                      values.assign(margin_so_far=3.0, expected_12m=0.0), "channel", 12)},
+                                  spend_by_channel=by_channel, spend_by_month=by_month)
+    text = page.acquisition_answer(res)
+    assert "app pays best" in text and "web pays least" in text and "Spend on tv won no customer" in text
+    res.spend_by_channel = None
+    assert "Add marketing_spend.csv" in page.acquisition_answer(res)

@@ -587,3 +587,27 @@ def test_the_clv_total_shows_its_band_from_the_model_card(shop):
     assert rows[rows.index("Predicted 12-month CLV, all customers") + 1] == "Predicted CLV: band (5-95 %)"
     assert table.loc["Predicted CLV: band (5-95 %)", "2026-06"] == "EUR 950 to EUR 1,060"
     assert "Predicted CLV: band (5-95 %)" not in page.headline_table(run(full_month(shop / "b"))).index
+
+
+def test_the_headline_carries_the_forecast_and_the_best_and_worst_channel():
+    from types import SimpleNamespace
+    from helpers.pages import summary as summary_pg
+    card = {"band": 0.8, "totals": [
+        {"months": 12, "source": "existing", "revenue": 2_000_000.0, "revenue_low": 1_900_000.0, "revenue_high": 2_100_000.0},
+        {"months": 12, "source": "new", "revenue": 500_000.0, "revenue_low": 400_000.0, "revenue_high": 600_000.0},
+        {"months": 3, "source": "existing", "revenue": 600_000.0, "revenue_low": 550_000.0, "revenue_high": 650_000.0}],
+        "channels": [{"channel": "web", "value_12m": 80.0}, {"channel": "app", "value_12m": 95.0}],
+        "spend_by_channel": []}
+    res = SimpleNamespace(month=summary.Month("2026-06", data={"forecast_model": card}), currency="EUR")
+    text = summary_pg.forecast_sentence(res)
+    assert text.startswith("Over the next 12 months the customers you have are expected to bring EUR 2,000,000 of "
+                           "revenue (80% band: EUR 1,900,000 to EUR 2,100,000), and customers still to be won "
+                           "EUR 500,000 more (forecast on page 04).")
+    assert "through app is worth the most (EUR 95 of margin in 12 months), through web the least (EUR 80)" in text
+    card["spend_by_channel"] = [
+        {"channel": "web", "cost_per_customer": 20.0, "ltv_cac": 4.0},
+        {"channel": "tv", "cost_per_customer": None, "ltv_cac": None},
+        {"channel": "app", "cost_per_customer": 50.0, "ltv_cac": 1.9}]
+    assert ("Of the paid channels, web wins customers best (EUR 20 each, 4.0 times that back in 12 months) and app "
+            "worst (EUR 50, 1.9 times).") in summary_pg.forecast_sentence(res)
+    assert summary_pg.forecast_sentence(SimpleNamespace(month=summary.Month("2026-06"), currency="EUR")) == ""

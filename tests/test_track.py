@@ -349,3 +349,38 @@ def test_an_empty_contact_list_plans_no_campaign_and_says_so():
     artifacts.check("campaign_plan", plan)
     assert plan.empty and group.n_control == 0
     assert winback_page.control_takeaway(winback.WinbackResult(control=group)).startswith("Nobody is on the contact list")
+
+
+def _activity(rows) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["month", "first_month", "purchases", "revenue", "new"])
+    return df.assign(month=[pd.Period(m, "M") for m in df["month"]],
+                     first_month=[pd.Period(m, "M") for m in df["first_month"]])
+
+
+def _forecast_card(as_of="2026-03-31"):
+    return {"as_of": as_of, "time_unit": "day", "band": 0.8, "totals": [
+        {"months": 3, "source": "all", "revenue": 1000.0, "revenue_low": 900.0, "revenue_high": 1100.0},
+        {"months": 3, "source": "existing", "revenue": 700.0, "revenue_low": 650.0, "revenue_high": 750.0},
+        {"months": 6, "source": "all", "revenue": 2000.0, "revenue_low": 1800.0, "revenue_high": 2200.0}]}
+
+
+def test_a_forecast_is_scored_once_its_months_have_passed_with_its_band():
+    """March's forecast of April-June revenue (existing and new customers) against the months' revenue, and its
+    six-month forecast listed as not complete until September has ended."""
+    activity = _activity([("2026-03", "2026-01", 5, 999.0, 0), ("2026-04", "2026-01", 3, 400.0, 0),
+                          ("2026-05", "2026-05", 2, 350.0, 2), ("2026-06", "2026-02", 1, 450.0, 0),
+                          ("2026-07", "2026-02", 1, 77.0, 0)])
+    rows = pd.DataFrame(track.score_forecast("2026-03", _forecast_card(), "2026-06-30", activity))
+    three = rows.set_index("model").loc["forecast_3m"]
+    assert three["status"] == track.SCORED and three["actual"] == 1200.0 and three["predicted"] == 1000.0
+    assert three["error_pct"] == pytest.approx(100 * (1000 - 1200) / 1200)
+    assert (three["band_low"], three["band_high"]) == (900.0, 1100.0) and three["horizon_end"] == "2026-06-30"
+    six = rows.set_index("model").loc["forecast_6m"]
+    assert six["status"] == track.NOT_YET and six["horizon_end"] == "2026-09-30"
+    assert "forecast_12m" not in set(rows["model"])  # that month forecast no 12-month total
+    full = pd.DataFrame(rows, columns=track.RECORD_COLUMNS)
+    artifacts.check("track_record", full.astype({"customers": "int64", "horizon_days": "int64"}))
+    assert "held the actual revenue in 0 of 1 scored forecast." in page.band_coverage(full)
+    table = page.record_table_from_rows(full)
+    assert table.loc["2026-03", "revenue 3 m: error"] == "-17%, outside its band"
+    assert table.loc["2026-03", "revenue 6 m: error"] == "after 2026-09-30"

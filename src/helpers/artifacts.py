@@ -156,6 +156,11 @@ declare("segments", "segments.parquet", "03_segments", "one row per customer who
          "f_score": _c(_INT, checks=pa.Check.in_range(1, 5)), "m_score": _c(_INT, checks=pa.Check.in_range(1, 5)),
          "rfm_segment": _c(_STR), "cluster": _c(_INT), "cluster_label": _c(_STR)},
         read_by=("04_clv", "05_churn", "06_winback", "07_summary"))
+declare("marketing_spend_clean", "marketing_spend_clean.parquet", "01_clean",
+        "what the shop paid to win customers (marketing_spend.csv): month (its first day), channel, spend in the "
+        "shop's currency",
+        {"month": _c(_TS), "channel": _c(_STR), "spend": _c(_FLOAT), "source_row": _c(_INT)},
+        read_by=("04_clv",))
 declare("clv", "clv.parquet", "04_clv",
         "one row per customer who bought: the purchase-model summary and scores; horizons in clv_model.json",
         {"customer_id": _c(_STR), "frequency": _c(_INT), "recency": _c(_FLOAT), "T": _c(_FLOAT),
@@ -228,12 +233,14 @@ declare("predictions", "predictions.parquet", "07_summary",
          "clv": _c(_FLOAT, nullable=True), "period_days": _c(_INT)})
 declare("track_record", "track_record.csv", "07_summary",
         "every earlier month's predictions scored against what happened by this month's as_of: one row per "
-        "predicted month and model, with its status (scored, horizon not complete, no prediction kept)",
+        "predicted month and model, with its status (scored, horizon not complete, no prediction kept); 04's revenue "
+        "forecasts (forecast_<h>m) with their band (band_low, band_high)",
         {"month": _c(_STR), "model": _c(_STR), "status": _c(_STR), "horizon_days": _c(_INT),
          "horizon_end": _c(_STR, nullable=True), "customers": _c(_INT),
          "predicted": _c(_FLOAT, nullable=True), "actual": _c(_FLOAT, nullable=True),
          "error_pct": _c(_FLOAT, nullable=True), "mae": _c(_FLOAT, nullable=True),
-         "auc": _c(_FLOAT, nullable=True), "brier": _c(_FLOAT, nullable=True)},
+         "auc": _c(_FLOAT, nullable=True), "brier": _c(_FLOAT, nullable=True),
+         "band_low": _c(_FLOAT, nullable=True), "band_high": _c(_FLOAT, nullable=True)},
         csv_dtypes={"month": str, "model": str, "status": str, "horizon_end": str})
 declare("customers_scored", "customers_scored.parquet", "07_summary",
         "one row per customer joining every score (the file a CRM imports); see summary.SCORED_COLUMNS",

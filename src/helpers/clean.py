@@ -76,12 +76,14 @@ from helpers.engine import connect, cutoff_end
 from helpers.paths import resolve
 
 QUARANTINE_REASONS = ("wrong_field_count", "unreadable_row", "spreadsheet_error", "missing_order_id", "missing_customer_id", "bad_date",
-                      "non_finite_amount", "bad_amount", "bad_discount", "order_conflict")
+                      "non_finite_amount", "bad_amount", "bad_discount", "missing_channel", "bad_spend", "order_conflict")
 EXCLUSION_RULES = ("test_order", "cancelled", "unpaid", "refunded_in_full", "before_min_order_date", "after_as_of", "above_max_line_amount",
                    "duplicate_line", "duplicate_customer", "unknown_customer")
-CLEAN_ARTIFACTS = {"orders": "orders_clean", "customers": "customers_clean", "campaigns": "campaigns_clean"}
+CLEAN_ARTIFACTS = {"orders": "orders_clean", "customers": "customers_clean", "campaigns": "campaigns_clean",
+                   "marketing_spend": "marketing_spend_clean"}
 SORT_KEYS = {"orders": ["order_date", "order_id", "source_row"], "customers": ["customer_id"],
-             "campaigns": ["campaign_id", "customer_id", "source_row"]}
+             "campaigns": ["campaign_id", "customer_id", "source_row"],
+             "marketing_spend": ["month", "channel", "source_row"]}
 REASON_TEXT = {
     "wrong_field_count": "the row has more or fewer fields than the header",
     "unreadable_row": "the row cannot be split into fields (a quote is never closed)",
@@ -92,6 +94,8 @@ REASON_TEXT = {
     "non_finite_amount": "the amount is infinite or not a number (inf, NaN)",
     "bad_amount": "the amount is not a number",
     "bad_discount": "discount is not a share between 0 and 1",
+    "missing_channel": "channel is empty",
+    "bad_spend": "spend is not an amount of at least 0",
     "order_conflict": "a line of the order names another customer, or is dated further from the order's earliest "
                       "line than cleaning.order_time_tolerance_hours",
     "test_order": "test order or test account",
@@ -154,7 +158,7 @@ def header_fields(head: str) -> tuple[list[str], str]:
 # most columns the config reads; Excel may write its delimiter on a line of its own above it ("sep=;").
 HEADER_SEARCH = 20
 SEP_LINE = re.compile(r'^"?sep=(.)"?')
-DATE_COLUMNS = {"orders": "order_date", "customers": "signup_date", "campaigns": "sent_date"}
+DATE_COLUMNS = {"orders": "order_date", "customers": "signup_date", "campaigns": "sent_date", "marketing_spend": "month"}
 EXCEL_DAY_ZERO = dt.datetime(1899, 12, 30)  # Excel's serial day 0 (1900 date system): 45658 = 2025-01-01
 EXCEL_LAST_DAY = 2958465  # 9999-12-31
 
@@ -911,6 +915,35 @@ def tag_campaigns(raw: ir.Table, as_of: str | None, known: ir.Table | None = Non
                       detail=shape.coalesce(sheet_error)).drop("_customer_key", "_unknown")
 
 
+def tag_spend(raw: ir.Table, as_of: str | None) -> ir.Table:
+    """marketing_spend.csv's rows (month, channel, spend): the month as 'YYYY-MM' or any date in it, the spend
+    an amount of at least 0 in the shop's currency; a month after `as_of`'s is excluded (after_as_of)."""
+    t = engine.trim(raw.month.cast("string"))
+    start = parse_timestamp(t.length().isin([6, 7]).ifelse(t + "-01", t))
+    spend = parse_amount(raw.spend.cast("string"))
+    last = pd.Timestamp(str(as_of)[:10]).to_period("M").start_time if as_of else None
+    after = (start.truncate("M") > ibis.timestamp(last)) if as_of else ibis.literal(False)
+    shape = raw._shape if "_shape" in raw.columns else ibis.null("string")
+    sheet_error = spreadsheet_error(raw, [c for c in raw.columns if c not in ("source_row", "_shape")])
+    reason = ibis.cases(
+        (shape.notnull(), "wrong_field_count"),
+        (sheet_error.notnull(), "spreadsheet_error"),
+        (start.isnull(), "bad_date"),
+        (text(raw.channel.cast("string")).isnull(), "missing_channel"),
+        (spend.isnull() | (spend < 0), "bad_spend"),
+        (after, "after_as_of"),
+        else_=ibis.null("string"),
+    )
+    return raw.mutate(month_ts=start.truncate("M"), spend_value=spend, reason=reason,
+                      detail=shape.coalesce(sheet_error))
+
+
+def kept_spend(tagged: ir.Table) -> ir.Table:
+    kept = tagged.filter(tagged.reason.isnull())
+    return kept.select(month=kept.month_ts.cast("timestamp"), channel=text(kept.channel.cast("string")),
+                       spend=kept.spend_value, source_row=kept.source_row.cast("int64"))
+
+
 def kept_campaigns(tagged: ir.Table) -> ir.Table:
     kept = tagged.filter(tagged.reason.isnull())
     return kept.select(
@@ -1118,7 +1151,8 @@ def _clean_month(con, raw_dir: Path, as_of: str | None, cfg: Config, tmp: Path,
 # The code that reads and tags the raw files: its source is part of a history's key, so a changed rule, reader or
 # platform mapping cleans afresh by itself (no version number to remember to raise).
 _TAGGING_CODE = (Path(__file__), Path(artifacts.__file__), Path(presets.__file__), Path(engine.__file__))
-KINDS = (("orders", True), ("customers", False), ("campaigns", False))  # each raw file, and whether it is required
+KINDS = (("orders", True), ("customers", False), ("campaigns", False),  # each raw file, and whether it is required
+         ("marketing_spend", False))
 _RAW_FACTS = ("optional", "ignored", "delimiter", "rows", "files", "export_columns", "reading")
 
 
@@ -1384,6 +1418,8 @@ def _tag_file(kind: str, read: FileHistory, outputs: dict, as_of: str | None, cf
     if kind == "customers":
         table = _registered_ids(raw.table, outputs["_registered"]) if preset is not None else raw.table
         return tag_customers(table, as_of, fold)
+    if kind == "marketing_spend":
+        return tag_spend(raw.table, as_of)
     known = outputs["orders"].select("customer_id")
     if "customers" in outputs:
         known = known.union(outputs["customers"].select("customer_id"))
@@ -1397,6 +1433,8 @@ def _kept_table(kind: str, tagged: ir.Table, raw: RawFile, as_of: str | None, cf
         return _in_shop_currency(kept_orders(tagged, cfg.cleaning, raw.optional), cfg.shop, label, report)
     if kind == "customers":
         return kept_customers(tagged, as_of)
+    if kind == "marketing_spend":
+        return kept_spend(tagged)
     return kept_campaigns(tagged)
 
 

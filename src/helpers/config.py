@@ -125,6 +125,7 @@ class ColumnsConfig(_Section):
     orders: ColumnMap = {}
     customers: ColumnMap = {}
     campaigns: ColumnMap = {}
+    marketing_spend: ColumnMap = {}
 
 
 class CleaningConfig(_Section):
@@ -262,6 +263,12 @@ class ForecastConfig(_Section):
     seed: Whole = 42
 
 
+class BudgetConfig(_Section):
+    """Acquisition budgets (notebook 04, "What is a new customer worth?"): how fast a new customer must pay back."""
+
+    payback_months: int = Field(12, ge=1, le=24, description="a whole number of months from 1 to 24")
+
+
 class ChurnConfig(_Section):
     """Churn stage (notebook 05): churn definition, risk tiers and the supervised model's settings."""
 
@@ -359,7 +366,7 @@ class ReportsConfig(_Section):
 # The sections, in the order of config/default.yml and the notebooks: ``cfg.<name>`` is a section model.
 SECTIONS = {"shop": ShopConfig, "engine": EngineConfig, "columns": ColumnsConfig, "cleaning": CleaningConfig,
             "business": BusinessConfig, "kpis": KpisConfig, "segments": SegmentsConfig, "clv": ClvConfig,
-            "forecast": ForecastConfig, "churn": ChurnConfig, "winback": WinbackConfig, "offers": OffersConfig, "summary": SummaryConfig,
+            "forecast": ForecastConfig, "budget": BudgetConfig, "churn": ChurnConfig, "winback": WinbackConfig, "offers": OffersConfig, "summary": SummaryConfig,
             "track": TrackConfig, "reports": ReportsConfig}
 
 

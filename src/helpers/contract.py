@@ -15,11 +15,14 @@ CUSTOMERS_REQUIRED = ("customer_id",)
 CUSTOMERS_OPTIONAL = ("signup_date", "email", "gender", "birth_year", "region", "marketing_opt_in")
 CAMPAIGNS_REQUIRED = ("campaign_id", "customer_id", "sent_date", "arm", "discount")
 CAMPAIGNS_OPTIONAL: tuple[str, ...] = ()
+SPEND_REQUIRED = ("month", "channel", "spend")  # marketing_spend.csv: what was paid to win customers, per month and channel
+SPEND_OPTIONAL: tuple[str, ...] = ()
 
 CONTRACT = {
     "orders": (ORDERS_REQUIRED, ORDERS_OPTIONAL),
     "customers": (CUSTOMERS_REQUIRED, CUSTOMERS_OPTIONAL),
     "campaigns": (CAMPAIGNS_REQUIRED, CAMPAIGNS_OPTIONAL),
+    "marketing_spend": (SPEND_REQUIRED, SPEND_OPTIONAL),
 }
 
 

@@ -120,6 +120,12 @@ TEST_AMOUNTS_CENTS = np.array([1, 100, 1000, 9999])
 ORDER_COLUMNS = [*CONTRACT["orders"][0], *CONTRACT["orders"][1]]
 CUSTOMER_COLUMNS = [*CONTRACT["customers"][0], *CONTRACT["customers"][1]]
 CAMPAIGN_COLUMNS = [*CONTRACT["campaigns"][0], *CONTRACT["campaigns"][1]]
+SPEND_COLUMNS = [*CONTRACT["marketing_spend"][0], *CONTRACT["marketing_spend"][1]]
+# marketing_spend.csv: what winning one customer who prefers each channel cost (EUR), times a monthly noise
+# (lognormal, sd SPEND_NOISE); the app channel paid nothing in SPEND_GAP (a month without spend).
+CAC_TRUTH = {"web": 18.0, "app": 30.0, "marketplace": 12.0}
+SPEND_NOISE = 0.15
+SPEND_GAP = ("app", "2024-12")
 
 _SECONDS_PER_DAY = 86_400
 # Relative order volume per hour of the day (a shop is busiest in the evening).
@@ -200,10 +206,33 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
     _write_csv(orders_cols, ORDER_COLUMNS, out / "orders.csv")
     _write_csv(customers_cols, CUSTOMER_COLUMNS, out / "customers.csv")
     _write_csv(campaigns_cols, CAMPAIGN_COLUMNS, out / "campaigns.csv")
+    spend = _spend_table(seed, cust, day0)
+    _write_csv(spend, SPEND_COLUMNS, out / "marketing_spend.csv")
 
     truth = _truth(seed, customers, start, end, cust, customers_cols, campaign_truth, dirt_counts, truth_rows)
+    truth["marketing_spend"] = {"cac_per_preferring_customer": dict(CAC_TRUTH), "noise_sd": SPEND_NOISE,
+                                "month_without_spend": list(SPEND_GAP), "rows": len(spend["month"])}
     artifacts.write_json_file(out / "truth.json", truth, sort_keys=False)
     return truth
+
+
+def _spend_table(seed: int, cust: dict, day0: np.datetime64) -> dict:
+    """marketing_spend.csv's columns: per month of the history and channel, the customers acquired that month
+    who prefer the channel times its CAC_TRUTH, with lognormal noise; drawn from a stream of its own, so the
+    orders are the same with or without the file."""
+    rng = np.random.default_rng([seed, 7])
+    months = (day0 + np.floor(cust["t0"]).astype("timedelta64[D]")).astype("datetime64[M]")
+    rows = {"month": [], "channel": [], "spend": []}
+    for month in np.unique(months):
+        for c, name in enumerate(CHANNELS):
+            label = str(month)
+            if (name, label) == SPEND_GAP:
+                continue
+            won = int(((months == month) & (cust["pref_channel"] == c)).sum())
+            rows["month"].append(label)
+            rows["channel"].append(name)
+            rows["spend"].append(f"{won * CAC_TRUTH[name] * rng.lognormal(0.0, SPEND_NOISE):.2f}")
+    return rows
 
 
 def _campaigns_table(campaign: dict, ids: np.ndarray) -> dict:

@@ -47,6 +47,7 @@ from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
 from helpers import artifacts, engine
 from helpers.clv import (
+    DAYS_PER_MONTH,
     MODEL_NAMES,
     PARAM_NAMES,
     FitFailed,
@@ -64,6 +65,7 @@ from helpers.customer_facts import (
     Fit,
     as_date,
     calibration_holdout,
+    cents,
     expected_purchases,
     month_index,
     probability_alive,
@@ -79,7 +81,7 @@ __all__ = ["ForecastResult", "run", "month_ends", "monthly_activity", "existing_
 COLUMNS = artifacts.ARTIFACTS["forecast"].columns  # forecast.csv, as declared
 QUANTITIES = ("purchases", "revenue")  # forecast; margin is revenue x clv.gross_margin
 GRADIENT_ROWS = 2000  # the totals' sensitivity to each parameter is measured on a fixed sample of this many customers
-NOISE_ROWS = 1000  # the purchases' noise is simulated for a fixed sample of this many customers
+NOISE_ROWS = 500  # the purchases' noise is simulated for a fixed sample of this many customers
 MIN_TREND_MONTHS = 6  # fewer full months of first purchases: new customers are forecast as their mean
 
 
@@ -522,6 +524,195 @@ def holdout_error_at(orders: ibis.Table, cut_off, name: str, clv: ClvConfig) -> 
     return holdout_error(table, name)
 
 
+# --- acquisition: what a new customer is worth, by how they were won -------------------------------
+
+VALUE_MONTHS = (12, 24)  # a customer's value is given at these many months after their first order
+DIMENSIONS = {"cohort": "first order month", "channel": "channel of the first order",
+              "category": "main category of the first order", "coupon": "coupon of the first order"}
+NO_COUPON = "(no coupon)"
+
+
+def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS) -> pd.DataFrame:
+    """One row per customer with a purchase up to `as_of`, as one Ibis expression: how they were won and what
+    they have brought since.
+
+    ============  =======  ===============================================================================
+    customer_id   string
+    first_date    date     the day of their first purchase line
+    cohort        string   its month, 'YYYY-MM'
+    channel       string   the first order's channel (when the export has the column)
+    category      string   the category of the first order's largest line (when the export has it)
+    coupon        string   the first order's coupon, or NO_COUPON (when the export has the column)
+    age_days      int64    days from the first purchase to `as_of`
+    revenue_<m>m  float    net revenue (returns deducted) from the first purchase until `m` months (m x 365/12
+                           days) after it or `as_of`, whichever comes first, one column per `months`
+    revenue       float    net revenue from the first purchase up to `as_of`
+    ============  =======  ===============================================================================
+    """
+    t = orders.filter(orders.order_date < ibis.timestamp(engine.cutoff_end(as_of)))
+    buy = t.filter(~t.is_return)
+    first = buy.group_by("customer_id").aggregate(first_ts=buy.order_date.min(),
+                                                   first_order=buy.order_id.argmin(buy.order_date))
+    lines = buy.join(first, ["customer_id", buy.order_id == first.first_order])
+    attrs = {}
+    if "channel" in orders.columns:
+        attrs["channel"] = lines.channel.max()
+    if "category" in orders.columns:
+        attrs["category"] = lines.category.argmax(lines.amount)
+    if "coupon_code" in orders.columns:
+        attrs["coupon"] = lines.coupon_code.max()
+    per = lines.group_by("customer_id").aggregate(**attrs) if attrs else None
+    j = t.join(first, "customer_id")
+    start = j.first_ts.date()
+    sums = {f"cents_{m}": (cents(j.amount) * (j.order_date.date() < start + ibis.interval(days=int(round(m * DAYS_PER_MONTH))))
+                           .cast("int64")).sum() for m in months}
+    agg = j.group_by("customer_id").aggregate(first_ts=j.first_ts.min(), cents_all=cents(j.amount).sum(), **sums)
+    df = agg.to_pandas()
+    if per is not None:
+        df = df.merge(per.to_pandas(), on="customer_id", how="left")
+    df["first_date"] = pd.to_datetime(df.pop("first_ts")).dt.normalize()
+    df["cohort"] = df["first_date"].dt.strftime("%Y-%m")
+    df["age_days"] = (pd.Timestamp(as_date(as_of)) - df["first_date"]).dt.days.astype("int64")
+    for m in months:
+        df[f"revenue_{m}m"] = df.pop(f"cents_{m}").astype(float) / 100
+    df["revenue"] = df.pop("cents_all").astype(float) / 100
+    if "coupon" in df:
+        blank = df["coupon"].isna() | (df["coupon"].astype(str).str.strip() == "")
+        df["coupon"] = df["coupon"].where(~blank, NO_COUPON)
+    return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def customer_values(facts: pd.DataFrame, scores: pd.DataFrame, fit: Fit | None, margin: float, time_unit: str,
+                    months=VALUE_MONTHS) -> pd.DataFrame:
+    """Each customer's margin at `months` after their first order: what they brought until then or until
+    as_of, plus what the purchase model expects from as_of to that point (expected purchases times their
+    expected order value; nothing expected once the point has passed, or without a model). Adds
+    ``value_<m>m`` (margin), ``expected_<m>m`` (its expected part) and ``margin_so_far`` to `facts`."""
+    out = facts.copy()
+    s = scores.set_index("customer_id").reindex(out["customer_id"])
+    half = DAYS_PER_MONTH / 2  # the time left is taken to the nearest half month: one evaluation per half month
+    left = {m: np.round(np.clip(m * DAYS_PER_MONTH - (out["age_days"].to_numpy(float) + 1), 0.0, None) / half)
+            for m in months}
+    expected = {m: np.zeros(len(out)) for m in months}
+    if fit is not None:
+        f, r, T, v = (s[c].to_numpy(float) for c in ("frequency", "recency", "T", "exp_avg_value"))
+        ok = np.isfinite(f) & np.isfinite(v)
+        for h in np.unique(np.concatenate([left[m][ok] for m in months])):
+            if h <= 0:
+                continue
+            need = ok & np.any([left[m] == h for m in months], axis=0)
+            e = np.nan_to_num(expected_purchases(fit, h * half / UNIT_DAYS[time_unit], f[need], r[need], T[need]))
+            for m in months:
+                at = left[m][need] == h
+                expected[m][np.flatnonzero(need)[at]] = e[at] * v[need][at]
+    for m in months:
+        out[f"expected_{m}m"] = margin * expected[m]
+        out[f"value_{m}m"] = margin * (out[f"revenue_{m}m"].to_numpy(float) + expected[m])
+    out["margin_so_far"] = margin * out["revenue"]
+    return out
+
+
+def acquisition_table(values: pd.DataFrame, dimension: str, payback_months: int, min_customers: int = 1,
+                      months=VALUE_MONTHS) -> pd.DataFrame | None:
+    """Per value of `dimension` (a column of `values`): customers, margin so far per customer, the value per
+    customer at each of `months` and at `payback_months` (the most one may pay to win such a customer and earn
+    it back within that time), and the share of the first of `months`' value already realised. Largest groups
+    first; groups under `min_customers` are left out. None when the shop's data lack the dimension."""
+    if dimension not in values or values[dimension].isna().all():
+        return None
+    v = values.dropna(subset=[dimension])
+    g = v.groupby(dimension, sort=False)
+    out = pd.DataFrame({"customers": g.size(), "margin_so_far": g["margin_so_far"].mean()})
+    for m in months:
+        out[f"value_{m}m"] = g[f"value_{m}m"].mean()
+    out["ceiling"] = g[f"value_{payback_months}m"].mean() if f"value_{payback_months}m" in v else np.nan
+    first = months[0]
+    out["realised_share"] = 1.0 - g[f"expected_{first}m"].sum() / g[f"value_{first}m"].sum().where(
+        g[f"value_{first}m"].sum() > 0)
+    out = out[out["customers"] >= min_customers]
+    if dimension == "cohort":
+        return out.sort_index(ascending=False).rename_axis(dimension)
+    return out.sort_values("customers", ascending=False, kind="stable").rename_axis(dimension)
+
+
+def value_points(payback_months: int) -> tuple[int, ...]:
+    """The months after the first order at which a customer's value is computed: the page's 12 and 24, the
+    payback, and a few early points to read a payback time from."""
+    return tuple(sorted({1, 3, 6, *VALUE_MONTHS, payback_months}))
+
+
+def payback_month(points: dict[int, float], cost: float) -> float:
+    """The month at which a customer's cumulative margin (`points`: month -> value, linear between them, 0 at 0)
+    first reaches `cost`; NaN when it does not within the last point."""
+    xs = [0.0, *sorted(points)]
+    ys = [0.0, *(points[m] for m in sorted(points))]
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        if y1 >= cost:
+            return x0 + (x1 - x0) * ((cost - y0) / (y1 - y0) if y1 > y0 else 0.0)
+    return float("nan")
+
+
+def _key(values) -> pd.Series:
+    """A channel name as compared between the orders and the spend file: trimmed, lower case."""
+    return pd.Series(values, dtype="object").astype(str).str.strip().str.lower()
+
+
+def spend_tables(spend: pd.DataFrame | None, values: pd.DataFrame, payback_months: int,
+                 points=None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """What a new customer cost per channel, from marketing_spend_clean (month, channel, spend) and the
+    customers' first orders (`values`: `customer_values` with ``channel`` and ``cohort``).
+
+    By month: channel, month, spend, new customers won through the channel that month, cost per new customer.
+    By channel (over the months the file has spend for it): spend, new customers, cost per new customer, value
+    per customer at 12 months and at the payback, LTV:CAC (12-month value / cost) and payback months (when the
+    cumulative margin reaches the cost; NaN beyond 24 months or without customers). (None, None) without spend
+    or without a channel column in the orders."""
+    if spend is None or spend.empty or "channel" not in values or values["channel"].isna().all():
+        return None, None
+    points = points or value_points(payback_months)
+    sp = spend.assign(key=_key(spend["channel"]), cohort=pd.to_datetime(spend["month"]).dt.strftime("%Y-%m"))
+    sp = sp.groupby(["key", "cohort"], as_index=False).agg(channel=("channel", "first"), spend=("spend", "sum"))
+    v = values.dropna(subset=["channel"]).assign(key=lambda d: _key(d["channel"]))
+    won = v.groupby(["key", "cohort"]).size().rename("new_customers").reset_index()
+    by_month = sp.merge(won, on=["key", "cohort"], how="left").fillna({"new_customers": 0})
+    by_month["new_customers"] = by_month["new_customers"].astype("int64")
+    by_month["cost_per_customer"] = by_month["spend"] / by_month["new_customers"].where(by_month["new_customers"] > 0)
+    rows = []
+    for key, g in by_month.groupby("key", sort=False):
+        paid = v[(v["key"] == key) & v["cohort"].isin(g["cohort"])]
+        n, total = int(g["new_customers"].sum()), float(g["spend"].sum())
+        cac = total / n if n else float("nan")
+        curve = {m: float(paid[f"value_{m}m"].mean()) if n else float("nan") for m in points}
+        rows.append({"channel": g["channel"].iloc[0], "months": len(g), "spend": total, "new_customers": n,
+                     "cost_per_customer": cac, "value_12m": curve.get(12, float("nan")),
+                     "ceiling": curve.get(payback_months, float("nan")),
+                     "ltv_cac": curve.get(12, float("nan")) / cac if n and cac > 0 else float("nan"),
+                     "payback_months": payback_month(curve, cac) if n else float("nan")})
+    by_channel = pd.DataFrame(rows).sort_values("ltv_cac", ascending=False, na_position="last", kind="stable")
+    by_month = by_month.sort_values(["cohort", "channel"], kind="stable")[
+        ["cohort", "channel", "spend", "new_customers", "cost_per_customer"]].rename(columns={"cohort": "month"})
+    return by_channel.reset_index(drop=True), by_month.reset_index(drop=True)
+
+
+def ltv_curves(activity: pd.DataFrame, as_of, margin: float, quarters: int = 8, months: int = 24) -> pd.DataFrame:
+    """Cumulative margin per customer by months since the first purchase (0 = the first month), one column per
+    acquisition quarter (the newest `quarters` with at least one full month), ages up to `months` - 1 that the
+    quarter's every cohort has completed."""
+    end = last_full_month(as_of)
+    a = activity[activity["month"] <= end].copy()
+    a["age"] = [(m - f).n for m, f in zip(a["month"], a["first_month"])]
+    a["quarter"] = [f"{f.year}-Q{f.quarter}" for f in a["first_month"]]
+    sizes = a.groupby("quarter")["new"].sum()
+    last_cohort = a.groupby("quarter")["first_month"].max()
+    keep = [q for q in sorted(sizes.index)[-quarters:] if sizes[q] > 0 and last_cohort[q] <= end]
+    curves = {}
+    for q in keep:
+        seen = (end - last_cohort[q]).n + 1  # ages every cohort of the quarter has completed
+        rev = a[a["quarter"] == q].groupby("age")["revenue"].sum().reindex(range(min(seen, months)), fill_value=0.0)
+        curves[q] = margin * rev.cumsum() / sizes[q]
+    return pd.DataFrame(curves).rename_axis("months_since_first")
+
+
 # --- which purchase model forecasts ---------------------------------------------------------------
 
 def forecast_model(comparison: pd.DataFrame | None, chosen: str, clv: ClvConfig) -> tuple[str, str]:
@@ -584,6 +775,11 @@ class ForecastResult:
     new_model: str = ""
     new_series: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     notes: list = field(default_factory=list)
+    payback_months: int = 12
+    acquisition: dict = field(default_factory=dict)  # dimension -> acquisition_table (None: the data lack it)
+    spend_by_channel: pd.DataFrame | None = None  # spend_tables; None without marketing_spend.csv
+    spend_by_month: pd.DataFrame | None = None
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # ltv_curves
 
 
 def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, *, clv_result: ClvResult) -> ForecastResult:
@@ -617,12 +813,28 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, *, clv_res
     table = forecast_table(existing, new, ends, clv.gross_margin, fc.band)
     sums = totals(existing, new, fc.horizons_months, clv.gross_margin, fc.band)
     bt = backtest(orders, activity, as_of, fit.name, clv, fc, notes) if fit is not None else None
+    acq = acquisition(orders, processed_dir, as_of, cfg, summary, fit)
     artifacts.write(processed_dir, "forecast", table)
-    artifacts.write(processed_dir, "forecast_model", _card(as_of, fc, clv, fit, how, sums, bt, notes))
+    artifacts.write(processed_dir, "forecast_model", _card(as_of, fc, clv, fit, how, sums, bt, notes, acq))
     return ForecastResult(
         as_of=str(as_of), settings=fc, currency=cfg.shop.currency, gross_margin=clv.gross_margin, table=table,
         totals=sums, history=history(activity, as_of), curve=curve, backtest=bt, new_model=how, new_series=series,
-        notes=notes)
+        notes=notes, payback_months=cfg.budget.payback_months, acquisition=acq["tables"],
+        spend_by_channel=acq["by_channel"], spend_by_month=acq["by_month"],
+        curves=ltv_curves(activity, as_of, clv.gross_margin))
+
+
+def acquisition(orders: ibis.Table, processed_dir, as_of, cfg: Config, summary: pd.DataFrame, fit: Fit | None) -> dict:
+    """The acquisition tables (value per new customer by each of :data:`DIMENSIONS` the data have) and, with
+    marketing_spend_clean, what a new customer cost per channel and month."""
+    payback = cfg.budget.payback_months
+    points = value_points(payback)
+    facts = acquisition_facts(orders, as_of, points)
+    values = customer_values(facts, summary, fit, cfg.clv.gross_margin, cfg.clv.time_unit, points)
+    tables = {d: acquisition_table(values, d, payback) for d in DIMENSIONS}
+    spend = artifacts.read_if_exists(processed_dir, "marketing_spend_clean")
+    by_channel, by_month = spend_tables(spend, values, payback, points)
+    return {"tables": tables, "by_channel": by_channel, "by_month": by_month, "has_spend": spend is not None}
 
 
 def _records(df: pd.DataFrame | None) -> list[dict]:
@@ -635,8 +847,12 @@ def _records(df: pd.DataFrame | None) -> list[dict]:
 
 
 def _card(as_of, fc: ForecastConfig, clv: ClvConfig, fit: Fit | None, how: str, sums: pd.DataFrame,
-          bt: pd.DataFrame | None, notes: list) -> dict:
-    """forecast_model.json: what 07 and later months' track record read of this month's forecast."""
+          bt: pd.DataFrame | None, notes: list, acq: dict) -> dict:
+    """forecast_model.json: what 07 and later months' track record read of this month's forecast, and the
+    value per new customer by channel (with its cost where marketing_spend.csv gives one)."""
+    channels = acq["tables"].get("channel")
     return {"as_of": str(as_of), "months": fc.months, "band": fc.band, "time_unit": clv.time_unit,
             "gross_margin": clv.gross_margin, "model": fit.name if fit is not None else None,
-            "new_customers_model": how, "totals": _records(sums), "backtest": _records(bt), "notes": list(notes)}
+            "new_customers_model": how, "totals": _records(sums), "backtest": _records(bt), "notes": list(notes),
+            "channels": _records(channels.reset_index() if channels is not None else None),
+            "spend_by_channel": _records(acq["by_channel"]), "has_spend_file": acq["has_spend"]}

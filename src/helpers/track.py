@@ -55,7 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sklearn.metrics import roc_auc_score
 
-from helpers import artifacts, clv, customer_facts
+from helpers import artifacts, clv, customer_facts, forecast
 from helpers.config import Config, TrackConfig
 from helpers.engine import connect, cutoff_end
 from helpers.paths import resolve
@@ -72,7 +72,11 @@ MODELS = {
     "churn": ("churn probability", "churn_probability", "probability", None),
 }
 WINBACK = "winback"
-MODEL_NAMES = {**{k: v[0] for k, v in MODELS.items()}, WINBACK: "win-back plan: extra buyers"}
+# 04's forecast (forecast_model.json's totals over all customers), scored on revenue once its months have passed
+FORECAST_HORIZONS = (3, 6, 12)
+FORECASTS = {f"forecast_{h}m": (f"revenue forecast, next {h} months", h) for h in FORECAST_HORIZONS}
+MODEL_NAMES = {**{k: v[0] for k, v in MODELS.items()}, WINBACK: "win-back plan: extra buyers",
+               **{k: v[0] for k, v in FORECASTS.items()}}
 SCORED, NOT_YET, NO_SNAPSHOT = "scored", "horizon not complete", "no prediction kept"
 NOT_LOGGED, NOT_ENDED, NOT_MEASURED = "not logged in campaigns.csv", "window not ended", "not measured this month"
 
@@ -228,7 +232,7 @@ def calibration(predicted, actual, bins: int = 10) -> pd.DataFrame:
 def _row(month: str, model: str, status: str, horizon: int, end: str | None, metrics: dict | None = None) -> dict:
     row = {"month": month, "model": model, "status": status, "horizon_days": int(horizon), "horizon_end": end,
            "customers": 0, "predicted": np.nan, "actual": np.nan, "error_pct": np.nan, "mae": np.nan,
-           "auc": np.nan, "brier": np.nan}
+           "auc": np.nan, "brier": np.nan, "band_low": np.nan, "band_high": np.nan}
     row.update(metrics or {})
     return row
 
@@ -284,6 +288,33 @@ def activities(lines: ir.Table, snaps: dict[str, pd.DataFrame], as_of: str) -> d
         activity = window_activity(lines, months, period_days)
         out.update({month: align(snaps[month], activity, i) for i, month in enumerate(months)})
     return out
+
+
+# --------------------------------------------------------------------------- 04's forecast: predicted vs what came
+
+def score_forecast(month: str, card: dict, as_of: str, activity: pd.DataFrame | None) -> list[dict]:
+    """The track_record rows of one month's forecast (forecast_model.json): per horizon of :data:`FORECASTS`
+    in its totals, the revenue it expected from all customers (existing and new) against the revenue of the
+    months since (`activity`: `forecast.monthly_activity` of this month's orders), with its band; status
+    'horizon not complete' until the horizon's last month has ended by `as_of`."""
+    cut = str(card.get("as_of", ""))[:10]
+    totals = {int(r["months"]): r for r in card.get("totals") or [] if r.get("source") == "all"}
+    rows = []
+    for key, (_, h) in FORECASTS.items():
+        if h not in totals or not cut:
+            continue
+        end = forecast.month_ends(cut, h)[-1]
+        days = (end - pd.Timestamp(cut).date()).days
+        if pd.Timestamp(end) > pd.Timestamp(str(as_of)[:10]) or activity is None:
+            rows.append(_row(month, key, NOT_YET, days, str(end)))
+            continue
+        got = forecast._actual(activity, forecast.last_full_month(cut), h)
+        actual = got["existing"]["revenue"] + got["new"]["revenue"]
+        r = totals[h]
+        rows.append(_row(month, key, SCORED, days, str(end), {
+            "predicted": float(r["revenue"]), "actual": actual, "error_pct": error_pct(float(r["revenue"]), actual),
+            "band_low": float(r["revenue_low"]), "band_high": float(r["revenue_high"])}))
+    return rows
 
 
 # --------------------------------------------------------------------------- campaigns: planned vs measured
@@ -371,7 +402,7 @@ def score_months(processed_dir: str | Path, as_of: str, cfg: Config, con) -> tup
     """track_record rows for every earlier month, the snapshots scored (month -> (snapshot, actuals)) for
     the calibration table, and the campaign checks. Reads each earlier month's small artifacts
     (predictions.parquet, campaign_plan.csv, winback_plan.csv) and this month's orders_clean once."""
-    rows, snaps, checks = [], {}, []
+    rows, snaps, checks, cards = [], {}, [], {}
     camp = artifacts.read_if_exists(processed_dir, "campaigns_clean", ["campaign_id"])
     logged = set(camp["campaign_id"].astype(str)) if camp is not None else set()
     measured = artifacts.read_if_exists(processed_dir, "winback_measured")
@@ -382,15 +413,24 @@ def score_months(processed_dir: str | Path, as_of: str, cfg: Config, con) -> tup
             rows.append(_row(month, "all", NO_SNAPSHOT, 0, None))
         else:
             snaps[month] = snap
+        card = artifacts.read_if_exists(folder, "forecast_model")
+        if card and card.get("totals"):
+            cards[month] = card
         plan_rows = artifacts.read_if_exists(folder, "campaign_plan")
         if plan_rows is not None and len(plan_rows):
             chk = check_campaign(month, plan_rows, artifacts.read_if_exists(folder, "winback_plan"), logged, measured,
                                  cfg.clv.gross_margin, cfg.winback.contact_cost)
             checks.append(chk)
             rows.append(campaign_row(chk))
-    acts = activities(artifacts.table(con, processed_dir, "orders_clean"), snaps, as_of)
+    lines = artifacts.table(con, processed_dir, "orders_clean")
+    acts = activities(lines, snaps, as_of)
     for month, snap in snaps.items():
         rows += score_snapshot(month, snap, as_of, acts.get(month))
+    for unit in sorted({c.get("time_unit", "day") for c in cards.values()}):  # one pass over the lines per unit
+        activity = forecast.monthly_activity(lines, as_of, unit)
+        for month, card in cards.items():
+            if card.get("time_unit", "day") == unit:
+                rows += score_forecast(month, card, as_of, activity)
     scored = {month: (snap, acts.get(month)) for month, snap in snaps.items()}
     table = pd.DataFrame(rows, columns=RECORD_COLUMNS) if rows else artifacts.empty("track_record")
     table = table.astype({"customers": "int64", "horizon_days": "int64"})

@@ -31,6 +31,8 @@ REASON_FIX = {
     "non_finite_amount": "inf and NaN are not amounts; fix the export's formula for these lines",
     "bad_amount": "amounts must be numbers such as 12.50, 12,50 or 1.234,50 (a currency sign is allowed)",
     "bad_discount": "campaign discounts must be shares between 0 and 1 (0.10 = 10 % off)",
+    "missing_channel": "name the channel the money was spent on in every row of marketing_spend.csv",
+    "bad_spend": "spend must be an amount of at least 0 in the shop's currency, such as 1200 or 1.200,50",
     "order_conflict": "one order number is used for different customers, or for lines further apart in time than "
                       "cleaning.order_time_tolerance_hours; check the export's order ids, or raise the tolerance if "
                       "the shop writes an order's lines that far apart",
@@ -67,6 +69,7 @@ REASON_WORDS = {
     "missing_customer_id": "no customer id", "bad_date": "date cannot be read",
     "non_finite_amount": "amount infinite or not a number", "bad_amount": "amount is not a number",
     "bad_discount": "discount is not a share between 0 and 1",
+    "missing_channel": "no channel", "bad_spend": "spend is not an amount of at least 0",
     "order_conflict": "one order number for two customers, or for far-apart dates", "test_order": "test order",
     "cancelled": "cancelled order", "unpaid": "never paid", "refunded_in_full": "refunded in full",
     "before_min_order_date": "before the first date analysed", "after_as_of": "after the cut-off",

@@ -12,7 +12,8 @@ from helpers import plots
 from helpers.forecast import ForecastResult
 
 __all__ = ["answer", "plot_forecast", "totals_table", "backtest_table", "backtest_takeaway", "curve_table",
-           "method_sentence", "SOURCE_NAMES"]
+           "method_sentence", "SOURCE_NAMES", "acquisition_answer", "acquisition_table", "spend_table",
+           "spend_month_table", "plot_ltv_curves"]
 
 SOURCE_NAMES = {"existing": "customers you have", "new": "customers still to be won", "all": "all customers"}
 
@@ -181,3 +182,138 @@ def curve_table(result: ForecastResult) -> pd.DataFrame:
         "cohorts behind it": [f"{n}" if n else "none yet (last month carried)" for n in c["cohorts"]],
     })
     return out.set_index("month since the first purchase")
+
+
+# --- acquisition: what a new customer is worth, and may cost --------------------------------------
+
+DIMENSION_LABELS = {"cohort": "first order month", "channel": "channel", "category": "first category",
+                    "coupon": "coupon of the first order"}
+
+
+def _best_channel(result: ForecastResult) -> pd.Series | None:
+    t = result.acquisition.get("channel")
+    if t is None or t.empty:
+        return None
+    return t.sort_values("customers", ascending=False).iloc[0]
+
+
+def acquisition_answer(result: ForecastResult) -> str:
+    """What a new customer is worth per channel (the largest first), the most to pay at the payback, and -
+    with marketing_spend.csv - what each channel cost, its LTV:CAC and payback; without it, what the file adds."""
+    cur, pb = result.currency, result.payback_months
+    t = result.acquisition.get("channel")
+    parts = []
+    if t is not None and len(t):
+        top = t.iloc[0]
+        parts.append(f"A customer won through {top.name} is worth {plots.money(top['value_12m'], cur)} of margin in "
+                     f"12 months ({plots.money(top['value_24m'], cur)} in 24): you can pay up to "
+                     f"{plots.money(top['ceiling'], cur)} to win one and earn it back within {pb} months.")
+        if len(t) > 1:
+            hi, lo = t["ceiling"].idxmax(), t["ceiling"].idxmin()
+            parts.append(f"Across the {len(t)} channels that ceiling runs from {plots.money(t.loc[lo, 'ceiling'], cur)} "
+                         f"({lo}) to {plots.money(t.loc[hi, 'ceiling'], cur)} ({hi}).")
+    else:
+        c = result.acquisition.get("cohort")
+        if c is not None and len(c):
+            recent = c.head(12)
+            value = (recent["value_12m"] * recent["customers"]).sum() / recent["customers"].sum()
+            parts.append(f"A new customer of the last {len(recent)} months is worth {plots.money(value, cur)} of margin "
+                         f"in 12 months: you can pay up to about that to win one and earn it back within {pb} months "
+                         "(the orders carry no channel, so this is not split by how customers were won).")
+    sp = result.spend_by_channel
+    if sp is not None and len(sp):
+        paid = sp.dropna(subset=["ltv_cac"])
+        if len(paid):
+            best, worst = paid.iloc[0], paid.iloc[-1]
+            parts.append(f"From the marketing spend file, {best['channel']} pays best: a new customer cost "
+                         f"{plots.money(best['cost_per_customer'], cur)} and brings {best['ltv_cac']:.1f} times that in "
+                         f"12 months{_payback_words(best['payback_months'])}.")
+            if len(paid) > 1:
+                parts.append(f"{worst['channel']} pays least: {plots.money(worst['cost_per_customer'], cur)} per new "
+                             f"customer, {worst['ltv_cac']:.1f} times back in 12 months"
+                             f"{_payback_words(worst['payback_months'])}.")
+        unpaid = sp[sp["new_customers"] == 0]
+        if len(unpaid):
+            parts.append(f"Spend on {', '.join(unpaid['channel'])} won no customer whose first order names that "
+                         "channel.")
+    elif parts:
+        parts.append("Add marketing_spend.csv (month, channel, spend) to the shop's raw folder to see what each "
+                     "channel cost per new customer, how many times that it earns back, and how fast.")
+    return " ".join(parts) or "No customer has bought yet, so nothing can be said about what a new one is worth."
+
+
+def _payback_words(months: float) -> str:
+    if pd.isna(months):
+        return ", and has not paid back within 24 months"
+    if months <= 1:
+        return ", paid back within the first month (the first order's margin covers it)"
+    return f", paid back in {months:.1f} months"
+
+
+def acquisition_table(result: ForecastResult, dimension: str = "channel", rows: int | None = None) -> pd.DataFrame:
+    """Value per new customer by `dimension`: customers, margin so far, value at 12 and 24 months, the most to
+    pay at the payback, and how much of the 12-month value has already been bought."""
+    t = result.acquisition.get(dimension)
+    label = DIMENSION_LABELS[dimension]
+    if t is None or t.empty:
+        return plots.note_table(f"the orders carry no {label}", label)
+    t = t.head(rows) if rows else t
+    cur, pb = result.currency, result.payback_months
+    out = pd.DataFrame({
+        "customers": [f"{n:,}" for n in t["customers"]],
+        f"margin so far per customer ({cur})": [f"{v:,.2f}" for v in t["margin_so_far"]],
+        f"worth in 12 months ({cur})": [f"{v:,.2f}" for v in t["value_12m"]],
+        f"worth in 24 months ({cur})": [f"{v:,.2f}" for v in t["value_24m"]],
+        f"most to pay, {pb}-month payback ({cur})": [f"{v:,.2f}" for v in t["ceiling"]],
+        "of the 12 months already bought": [plots.format_value(v, "share") for v in t["realised_share"]],
+    }, index=pd.Index([str(i) for i in t.index], name=label))
+    return out
+
+
+def spend_table(result: ForecastResult) -> pd.DataFrame:
+    """Per channel of the spend file: spend, new customers, cost per new customer, value in 12 months, LTV:CAC,
+    payback months."""
+    sp = result.spend_by_channel
+    if sp is None:
+        return plots.note_table("no marketing_spend.csv: add one (month, channel, spend) to see what a new customer "
+                                "costs per channel", "spend")
+    cur = result.currency
+    return pd.DataFrame({
+        "months with spend": sp["months"].astype(int).astype(str).to_numpy(),
+        f"spend ({cur})": [f"{v:,.0f}" for v in sp["spend"]],
+        "new customers": [f"{n:,}" for n in sp["new_customers"]],
+        f"cost per new customer ({cur})": [plots.format_value(v, "money2") for v in sp["cost_per_customer"]],
+        f"worth in 12 months ({cur})": [plots.format_value(v, "money2") for v in sp["value_12m"]],
+        "LTV:CAC (12 months)": [plots.format_value(v, "ratio") for v in sp["ltv_cac"]],
+        "payback (months)": [("no customers" if not n else "over 24" if pd.isna(p) else "first month" if p <= 1
+                              else f"{p:.1f}") for p, n in zip(sp["payback_months"], sp["new_customers"])],
+    }, index=pd.Index(sp["channel"], name="channel"))
+
+
+def spend_month_table(result: ForecastResult) -> pd.DataFrame:
+    """Cost per new customer by channel and month (the spend file's rows)."""
+    m = result.spend_by_month
+    if m is None:
+        return plots.note_table("no marketing_spend.csv", "spend")
+    cur = result.currency
+    return pd.DataFrame({
+        "channel": m["channel"].to_numpy(), f"spend ({cur})": [f"{v:,.0f}" for v in m["spend"]],
+        "new customers": [f"{n:,}" for n in m["new_customers"]],
+        f"cost per new customer ({cur})": [plots.format_value(v, "money2") for v in m["cost_per_customer"]],
+    }, index=pd.Index(m["month"], name="month"))
+
+
+def plot_ltv_curves(result: ForecastResult, ax=None):
+    """Cumulative margin per customer by months since the first purchase, one line per acquisition quarter."""
+    ax = plots.axes_or_new(ax)
+    c = result.curves
+    colors = plt.cm.viridis(np.linspace(0.1, 0.9, max(len(c.columns), 1)))
+    for color, q in zip(colors, c.columns):
+        ax.plot(c.index, c[q], color=color, marker="o", ms=2.5, label=q)
+    ax.set_title("Margin per customer since the first purchase, by acquisition quarter")
+    ax.set_xlabel("months since the first purchase (0 = its month)")
+    ax.set_ylabel(f"cumulative margin per customer ({result.currency})")
+    ax.set_ylim(bottom=0)
+    if len(c.columns):
+        ax.legend(fontsize=9, ncol=2, title="first purchase in")
+    return ax

@@ -120,7 +120,26 @@ def forecast_sentence(res: SummaryResult) -> str:
         n = new.iloc[0]
         parts.append(("and" if parts else f"Over the next {h} months") +
                      f" customers still to be won {plots.money(n['revenue'], cur)} more")
-    return (", ".join(parts) + " (forecast on page 04).") if parts else ""
+    text = (", ".join(parts) + " (forecast on page 04).") if parts else ""
+    return " ".join(x for x in (text, channel_sentence(res)) if x)
+
+
+def channel_sentence(res: SummaryResult) -> str:
+    """The channel that wins customers best and the one that wins them worst (04's acquisition section): by
+    LTV:CAC where the shop gave its marketing spend, else by what a customer won there is worth in 12 months."""
+    card, cur = res.month.get("forecast_model") or {}, res.currency
+    paid = [r for r in card.get("spend_by_channel") or [] if r.get("ltv_cac") is not None]
+    if len(paid) >= 2:
+        best, worst = max(paid, key=lambda r: r["ltv_cac"]), min(paid, key=lambda r: r["ltv_cac"])
+        return (f"Of the paid channels, {best['channel']} wins customers best ({plots.money(best['cost_per_customer'], cur)} "
+                f"each, {best['ltv_cac']:.1f} times that back in 12 months) and {worst['channel']} worst "
+                f"({plots.money(worst['cost_per_customer'], cur)}, {worst['ltv_cac']:.1f} times).")
+    channels = [r for r in card.get("channels") or [] if r.get("value_12m") is not None]
+    if len(channels) >= 2:
+        best, worst = max(channels, key=lambda r: r["value_12m"]), min(channels, key=lambda r: r["value_12m"])
+        return (f"A customer won through {best['channel']} is worth the most ({plots.money(best['value_12m'], cur)} of "
+                f"margin in 12 months), through {worst['channel']} the least ({plots.money(worst['value_12m'], cur)}).")
+    return ""
 
 
 def headline_takeaway(res: SummaryResult) -> str:

@@ -13,7 +13,19 @@ import pandas as pd
 
 from helpers import plots
 from helpers.config import TrackConfig
-from helpers.track import MODEL_NAMES, MODELS, NO_SNAPSHOT, NOT_YET, SCORED, WINBACK, CampaignCheck, TrackResult
+from helpers.track import (
+    FORECASTS,
+    MODEL_NAMES,
+    MODELS,
+    NO_SNAPSHOT,
+    NOT_YET,
+    SCORED,
+    WINBACK,
+    CampaignCheck,
+    TrackResult,
+)
+
+JUDGED = (*MODELS, *FORECASTS)  # the predictions with a verdict and an alarm (a campaign has its own table)
 
 
 # --------------------------------------------------------------------------- verdicts and alarm
@@ -54,7 +66,7 @@ def verdict(rows: pd.DataFrame, model: str, cfg: TrackConfig) -> str:
 def alarms(rows: pd.DataFrame, band: float) -> list[str]:
     """One sentence per model whose latest scored aggregate error lies beyond +/- `band`."""
     out = []
-    for model in MODELS:  # a campaign's plan vs measurement has its own table and sentence
+    for model in JUDGED:  # a campaign's plan vs measurement has its own table and sentence
         s = rows[(rows["model"] == model) & (rows["status"] == SCORED) & rows["error_pct"].notna()]
         if s.empty:
             continue
@@ -67,6 +79,23 @@ def alarms(rows: pd.DataFrame, band: float) -> list[str]:
 
 # --------------------------------------------------------------------------- tables and figures
 
+def _band_words(x: pd.Series) -> str:
+    """', inside its band' / ', outside its band' for a prediction that came with one (04's forecast)."""
+    if "band_low" not in x or not np.isfinite(x["band_low"]):
+        return ""
+    return ", inside its band" if x["band_low"] <= x["actual"] <= x["band_high"] else ", outside its band"
+
+
+def band_coverage(rows: pd.DataFrame) -> str:
+    """How often the forecasts' bands held what came ('' before any forecast was scored)."""
+    s = rows[rows["model"].isin(list(FORECASTS)) & (rows["status"] == SCORED)]
+    if "band_low" not in s or s.empty:
+        return ""
+    inside = int(((s["band_low"] <= s["actual"]) & (s["actual"] <= s["band_high"])).sum())
+    return (f"The revenue forecasts' bands held the actual revenue in {inside} of {len(s)} scored forecast"
+            f"{'s' if len(s) != 1 else ''}.")
+
+
 def record_table_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """track_record for readers: one row per earlier month (newest first), per model its aggregate error
     (or why it is not scored), MAE of purchases, Brier and AUC of churn."""
@@ -78,14 +107,16 @@ def record_table_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
         by = grp.set_index("model")
         if (grp["status"] == NO_SNAPSHOT).any():  # its campaign may still be measured
             r["status"] = NO_SNAPSHOT
+        forecasts = [(k, f"revenue {h} m") for k, (_, h) in FORECASTS.items() if k in set(rows["model"])]
         for model, label in (("purchases_30d", "purchases 30 d"), ("purchases_90d", "purchases 90 d"),
-                             ("p_purchase_90d", "buyers 90 d"), ("churn", "churners"), (WINBACK, "win-back buyers")):
+                             ("p_purchase_90d", "buyers 90 d"), ("churn", "churners"), (WINBACK, "win-back buyers"),
+                             *forecasts):
             if model not in by.index:
                 r[f"{label}: error"] = plots.MISSING
                 continue
             x = by.loc[model]
             if x["status"] == SCORED and np.isfinite(x["error_pct"]):
-                r[f"{label}: error"] = f"{x['error_pct']:+.0f}%"
+                r[f"{label}: error"] = f"{x['error_pct']:+.0f}%" + _band_words(x)
             elif x["status"] == NOT_YET:
                 r[f"{label}: error"] = f"after {x['horizon_end']}"
             else:
@@ -110,7 +141,7 @@ def plot_error_trend(rows: pd.DataFrame, band: float, ax=None):
     pos = {m: i for i, m in enumerate(months)}
     ax.axhspan(-100 * band, 100 * band, color="0.9", zorder=0, label=f"+/-{band:.0%} band")
     ax.axhline(0, color="0.5", lw=0.8)
-    for model in MODELS:
+    for model in JUDGED:
         m = s[s["model"] == model].sort_values("month")
         if m.empty:
             continue
@@ -201,7 +232,8 @@ def takeaway(res: TrackResult) -> str:
                 "(predictions.parquet), and scored once its horizon has passed.")
         return " ".join([lead, *found])
     lead = f"Predictions of {len(scored)} earlier month(s) ({scored[0]} to {scored[-1]}) scored against what happened."
-    return " ".join([*found, lead, *[verdict(res.rows, m, res.settings) for m in MODELS]])
+    judged = [verdict(res.rows, m, res.settings) for m in JUDGED if m in MODELS or m in set(res.rows["model"])]
+    return " ".join(x for x in [*found, lead, *judged, band_coverage(res.rows)] if x)
 
 
 def record_table(res: TrackResult) -> pd.DataFrame | None:
