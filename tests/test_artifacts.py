@@ -122,7 +122,7 @@ def test_each_top_level_data_folder_is_in_the_repository_with_its_readme(folder)
 
 # --- who reads what: the declarations against the code -------------------------------------------------------
 
-STAGE_NOTEBOOKS = {"clean": "01_clean", "kpis": "02_kpis", "segments": "03_segments", "clv": "04_clv",
+STAGE_NOTEBOOKS = {"clean": "01_clean", "kpis": "02_kpis", "segments": "03_segments", "clv": "04_clv", "forecast": "04_clv",
                    "churn": "05_churn", "winback": "06_winback", "offers": "06_winback", "summary": "07_summary",
                    "track": "07_summary"}
 READ_CALLS = {"read", "read_if_exists", "table", "table_if_exists", "require", "exists"}

@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import artifacts, churn, clean, clv, demo, kpis, segments, summary, track, winback
+from helpers import artifacts, churn, clean, clv, demo, forecast, kpis, segments, summary, track, winback
 from helpers.cli import main as cli_main
 from helpers.config import load_config
 from helpers.paths import project_root
@@ -81,11 +81,15 @@ def hidden_files(*folders: Path) -> list[str]:
 
 def run_stages(raw: Path, processed: Path, cfg, stages) -> None:
     """What each notebook's `<stage>.run(...)` call writes, in-process."""
+    fits = None
     for stage in stages:
         if stage is clean:
             clean.run(processed, AS_OF, cfg, raw_dir=raw)
+        elif stage is forecast:  # 04's second call, on the fits of its first
+            forecast.run(processed, AS_OF, cfg, clv_result=fits)
         else:
-            stage.run(processed, AS_OF, cfg)
+            result = stage.run(processed, AS_OF, cfg)
+            fits = result if stage is clv else fits
 
 
 def processes_in(folder: Path) -> list[int]:
@@ -136,7 +140,7 @@ def shop(tmp_path_factory):
     demo.generate(raw, customers=200, seed=11)
     cfg = load_config(ROOT / "config" / "default.yml")
     processed = tmp / "processed" / SHOP / AS_OF[:7]
-    run_stages(raw, processed, cfg, (clean, kpis, segments, clv, churn, winback, summary, track))
+    run_stages(raw, processed, cfg, (clean, kpis, segments, clv, forecast, churn, winback, summary, track))
     return raw, processed, cfg
 
 
@@ -266,7 +270,7 @@ def test_a_rerun_of_the_same_month_gives_byte_identical_artifacts(shop):
     raw, processed, cfg = shop
     first = hashes(processed)
     assert len(first) == len(artifacts.ARTIFACTS) + 1  # every declared artifact, plus customers_scored.csv
-    run_stages(raw, processed, cfg, (clean, kpis, segments, clv, churn, winback, summary, track))
+    run_stages(raw, processed, cfg, (clean, kpis, segments, clv, forecast, churn, winback, summary, track))
     assert hashes(processed) == first
 
 

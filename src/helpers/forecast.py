@@ -694,7 +694,7 @@ def spend_tables(spend: pd.DataFrame | None, values: pd.DataFrame, payback_month
     return by_channel.reset_index(drop=True), by_month.reset_index(drop=True)
 
 
-def ltv_curves(activity: pd.DataFrame, as_of, margin: float, quarters: int = 8, months: int = 24) -> pd.DataFrame:
+def ltv_curves(activity: pd.DataFrame, as_of, margin: float, quarters: int = 6, months: int = 24) -> pd.DataFrame:
     """Cumulative margin per customer by months since the first purchase (0 = the first month), one column per
     acquisition quarter (the newest `quarters` with at least one full month), ages up to `months` - 1 that the
     quarter's every cohort has completed."""

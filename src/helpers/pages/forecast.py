@@ -15,6 +15,7 @@ __all__ = ["answer", "plot_forecast", "totals_table", "backtest_table", "backtes
            "method_sentence", "SOURCE_NAMES", "acquisition_answer", "acquisition_table", "spend_table",
            "spend_month_table", "plot_ltv_curves"]
 
+SMALL = (8, 3.6)  # the section's two charts, a little smaller than the reports' size (the page is mailed)
 SOURCE_NAMES = {"existing": "customers you have", "new": "customers still to be won", "all": "all customers"}
 
 
@@ -72,7 +73,8 @@ def method_sentence(result: ForecastResult) -> str:
 def plot_forecast(result: ForecastResult, ax=None):
     """Revenue per month: the past 24 months as bars, the forecast of the customers you have and of all
     customers (they plus those still to be won) as lines with their bands."""
-    ax = plots.axes_or_new(ax)
+    if ax is None:
+        _, ax = plt.subplots(figsize=SMALL)
     hist = result.history
     cur = result.currency
     x_hist = [p.to_timestamp() for p in hist["month"]]
@@ -92,7 +94,7 @@ def plot_forecast(result: ForecastResult, ax=None):
                 continue
             low, high = rows["revenue_low"].to_numpy(), rows["revenue_high"].to_numpy()
         x = [pd.Period(m, "M").to_timestamp() for m in rows.index]
-        ax.plot(x, rows["revenue"].to_numpy(), color=color, marker="o", ms=3, label=f"forecast, {label}")
+        ax.plot(x, rows["revenue"].to_numpy(), color=color, label=f"forecast, {label}")
         ax.fill_between(x, low, high, color=color, alpha=0.2, label=f"{_band(result)} band")
     if len(x_hist):
         ax.axvline(pd.Timestamp(result.as_of) + pd.Timedelta(days=1), color="grey", ls=":", lw=1)
@@ -229,7 +231,8 @@ def acquisition_answer(result: ForecastResult) -> str:
                          f"{plots.money(best['cost_per_customer'], cur)} and brings {best['ltv_cac']:.1f} times that in "
                          f"12 months{_payback_words(best['payback_months'])}.")
             if len(paid) > 1:
-                parts.append(f"{worst['channel']} pays least: {plots.money(worst['cost_per_customer'], cur)} per new "
+                parts.append(f"The channel that pays least is {worst['channel']}: "
+                             f"{plots.money(worst['cost_per_customer'], cur)} per new "
                              f"customer, {worst['ltv_cac']:.1f} times back in 12 months"
                              f"{_payback_words(worst['payback_months'])}.")
         unpaid = sp[sp["new_customers"] == 0]
@@ -290,11 +293,13 @@ def spend_table(result: ForecastResult) -> pd.DataFrame:
     }, index=pd.Index(sp["channel"], name="channel"))
 
 
-def spend_month_table(result: ForecastResult) -> pd.DataFrame:
-    """Cost per new customer by channel and month (the spend file's rows)."""
+def spend_month_table(result: ForecastResult, months: int = 12) -> pd.DataFrame:
+    """Cost per new customer by channel and month, the newest `months` months of the spend file (the file holds
+    the rest)."""
     m = result.spend_by_month
     if m is None:
         return plots.note_table("no marketing_spend.csv", "spend")
+    m = m[m["month"].isin(sorted(set(m["month"]))[-months:])].sort_values(["month", "channel"], ascending=[False, True])
     cur = result.currency
     return pd.DataFrame({
         "channel": m["channel"].to_numpy(), f"spend ({cur})": [f"{v:,.0f}" for v in m["spend"]],
@@ -305,11 +310,13 @@ def spend_month_table(result: ForecastResult) -> pd.DataFrame:
 
 def plot_ltv_curves(result: ForecastResult, ax=None):
     """Cumulative margin per customer by months since the first purchase, one line per acquisition quarter."""
-    ax = plots.axes_or_new(ax)
+    if ax is None:
+        _, ax = plt.subplots(figsize=SMALL)
     c = result.curves
     colors = plt.cm.viridis(np.linspace(0.1, 0.9, max(len(c.columns), 1)))
     for color, q in zip(colors, c.columns):
-        ax.plot(c.index, c[q], color=color, marker="o", ms=2.5, label=q)
+        seen = c[q].notna().sum()
+        ax.plot(c.index, c[q], color=color, label=q, marker="o" if seen < 3 else None, ms=3)
     ax.set_title("Margin per customer since the first purchase, by acquisition quarter")
     ax.set_xlabel("months since the first purchase (0 = its month)")
     ax.set_ylabel(f"cumulative margin per customer ({result.currency})")
