@@ -167,7 +167,7 @@ def test_a_failing_notebook_keeps_earlier_artifacts_later_notebooks_run_and_the_
     for name in ("winback_measured", "winback_plan", "winback_targets", "offers", "customers_scored"):
         artifacts.path(june, name).unlink()
     (june / "customers_scored.csv").unlink()
-    stale = [artifacts.path(june, "clv"), artifacts.path(june, "clv_model")]  # "an earlier run's" CLV files
+    stale = [artifacts.path(june, n) for n in ("clv", "clv_model", "forecast", "forecast_model")]  # "an earlier run's"
     for p in stale:
         os.utime(p, (time.time() - 86_400, time.time() - 86_400))
     may = root / "data" / "processed" / SHOP / "2026-05"
@@ -198,7 +198,8 @@ def test_a_failing_notebook_keeps_earlier_artifacts_later_notebooks_run_and_the_
         ("04_clv", "failed"), ("06_winback", "ok"), ("07_summary", "ok")]
     winback_page = (reports / "06_winback.html").read_text()
     assert "The win-back plan needs clv.parquet and clv_model.json (04_clv) for this month" in winback_page
-    assert record["notebooks"][0]["stale_removed"] == ["clv.parquet", "clv_model.json"]
+    assert record["notebooks"][0]["stale_removed"] == ["clv.parquet", "clv_model.json", "forecast.csv",
+                                                       "forecast_model.json"]
     # 07: the summary lists what is missing and shows the rest.
     assert "Not available this month: clv.parquet, clv_model.json (made by 04_clv)" in (
         reports / "07_summary.html").read_text()

@@ -256,7 +256,7 @@ class ForecastConfig(_Section):
     horizons_months: list[PositiveInt] = Field([3, 6, 12], min_length=1,
                                                description="a list of positive whole numbers of months")
     band: float = Field(0.8, gt=0, lt=1, description="a share between 0 and 1 (0.8 = an 80 % band)")
-    backtest_months: list[PositiveInt] = Field([3, 6, 12], description="a list of positive whole numbers of months")
+    backtest_months: list[PositiveInt] = Field([3, 12], description="a list of positive whole numbers of months")
     seasonal_min_months: int = Field(24, ge=24, description="a whole number of months, at least 24 (two years)")
     curve_cohorts: PositiveInt = 24
     draws: int = Field(400, ge=50, description="a whole number of at least 50")

@@ -55,7 +55,6 @@ from helpers.clv import (
     _with_log_params,
     average_purchase_value,
     fit_final,
-    holdout_comparison,
     fit_gamma_gamma,
     log_param_covariance,
 )
@@ -64,7 +63,6 @@ from helpers.customer_facts import (
     UNIT_DAYS,
     Fit,
     as_date,
-    calibration_holdout,
     cents,
     expected_purchases,
     month_index,
@@ -76,11 +74,11 @@ from helpers.customer_facts import (
 
 __all__ = ["ForecastResult", "run", "month_ends", "monthly_activity", "existing_forecast", "simulate_existing",
            "new_customer_series", "forecast_new_customers", "value_curve", "new_forecast", "backtest",
-           "forecast_model", "forecast_fit", "holdout_error", "holdout_error_at", "COLUMNS", "QUANTITIES"]
+           "forecast_model", "forecast_fit", "holdout_error", "COLUMNS", "QUANTITIES"]
 
 COLUMNS = artifacts.ARTIFACTS["forecast"].columns  # forecast.csv, as declared
 QUANTITIES = ("purchases", "revenue")  # forecast; margin is revenue x clv.gross_margin
-GRADIENT_ROWS = 2000  # the totals' sensitivity to each parameter is measured on a fixed sample of this many customers
+GRADIENT_ROWS = 1000  # the totals' sensitivity to each parameter is measured on a fixed sample of this many customers
 NOISE_ROWS = 500  # the purchases' noise is simulated for a fixed sample of this many customers
 MIN_TREND_MONTHS = 6  # fewer full months of first purchases: new customers are forecast as their mean
 
@@ -449,10 +447,12 @@ def _actual(activity: pd.DataFrame, cut: pd.Period, h: int) -> dict[str, dict[st
 
 
 def backtest(orders: ibis.Table, activity: pd.DataFrame, as_of, model: str, clv: ClvConfig,
-             cfg: ForecastConfig, notes: list) -> pd.DataFrame | None:
+             cfg: ForecastConfig, notes: list, model_error: float = 0.0) -> pd.DataFrame | None:
     """The forecast made at the end of the month h months before `as_of`'s last full month, for each h of
     ``cfg.backtest_months``, refitted on the history up to then, against what happened: one row per h and
-    source (existing, new, all) with predicted, band, actual, error_pct and covered."""
+    source (existing, new, all) with predicted, band, actual, error_pct and covered. The band's model-error
+    term is this month's (`model_error`): a holdout comparison at every cut-off would double the backtest's
+    fits for the width of a band."""
     end = last_full_month(as_of)
     lo, hi = _band_quantiles(cfg.band)
     rows = []
@@ -477,7 +477,7 @@ def backtest(orders: ibis.Table, activity: pd.DataFrame, as_of, model: str, clv:
             gg, aov = None, average_purchase_value(orders, cut_day, clv.time_unit)
         ends = month_ends(cut_day, h)
         ex = existing_forecast(summary, fit, gg, cut_day, ends, clv.time_unit, cfg.draws, cfg.seed, aov,
-                               model_error=holdout_error_at(orders, cut_day, model, clv))
+                               model_error=model_error)
         if ex is None:
             continue
         rng = np.random.default_rng(cfg.seed)
@@ -512,16 +512,6 @@ def holdout_error(comparison: pd.DataFrame | None, name: str) -> float:
     if not (np.isfinite(row["predicted_total"]) and row["actual_total"] > 0):
         return 0.0
     return float(row["predicted_total"] / row["actual_total"] - 1.0)
-
-
-def holdout_error_at(orders: ibis.Table, cut_off, name: str, clv: ClvConfig) -> float:
-    """`holdout_error` of model `name` at an earlier cut-off (the backtest's): fitted on the history up to
-    ``clv.holdout_days`` before it, judged on the purchases up to it (0 when that cannot be done)."""
-    calhold = calibration_holdout(orders, cut_off, clv.holdout_days, clv.time_unit)
-    if not (len(calhold) and (calhold["frequency_cal"] > 0).any()):
-        return 0.0
-    table, _, _ = holdout_comparison(calhold, clv, models=(name,))
-    return holdout_error(table, name)
 
 
 # --- acquisition: what a new customer is worth, by how they were won -------------------------------
@@ -798,8 +788,9 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, *, clv_res
     notes += [why] if why else []
     aov = float("nan") if gg is not None else float(
         average_purchase_value(orders, as_of, clv.time_unit) if len(summary) else 0.0)
+    error = holdout_error(clv_result.comparison, fit.name) if fit else 0.0
     existing = existing_forecast(summary, fit, gg, as_of, ends, clv.time_unit, fc.draws, fc.seed, aov, notes,
-                                 model_error=holdout_error(clv_result.comparison, fit.name) if fit else 0.0)
+                                 model_error=error)
     if fit is None:
         notes.append("No purchase model could be fitted (no customer has bought twice yet), so what the existing "
                      "customers will buy is not forecast; only new customers are.")
@@ -812,7 +803,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, *, clv_res
         notes.append("No full month of first purchases yet, so new customers are not forecast.")
     table = forecast_table(existing, new, ends, clv.gross_margin, fc.band)
     sums = totals(existing, new, fc.horizons_months, clv.gross_margin, fc.band)
-    bt = backtest(orders, activity, as_of, fit.name, clv, fc, notes) if fit is not None else None
+    bt = backtest(orders, activity, as_of, fit.name, clv, fc, notes, error) if fit is not None else None
     acq = acquisition(orders, processed_dir, as_of, cfg, summary, fit)
     artifacts.write(processed_dir, "forecast", table)
     artifacts.write(processed_dir, "forecast_model", _card(as_of, fc, clv, fit, how, sums, bt, notes, acq))
