@@ -299,9 +299,9 @@ def existing_forecast(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, as
 # --- new customers --------------------------------------------------------------------------------
 
 def new_customer_series(activity: pd.DataFrame, as_of) -> pd.Series:
-    """New customers (first purchases) per full calendar month up to `as_of`, from the shop's first full
-    month (its first month counts only when its first purchase fell on the 1st... of a month the data cover
-    whole: a month before the export began is not a month without customers)."""
+    """New customers (first purchases) per full calendar month up to `as_of`, from the export's second month
+    on: its first month is most likely cut by the export's start, and a month before it is not a month
+    without customers."""
     end = last_full_month(as_of)
     per = activity.groupby("first_month")["new"].sum()
     if per.empty:
@@ -342,7 +342,8 @@ def forecast_new_customers(series: pd.Series, months: int, cfg: ForecastConfig, 
     counts = series.to_numpy(float)
     sd = counts.std(ddof=1) if n > 1 else np.sqrt(max(counts.mean(), 1.0))
     paths = rng.normal(counts.mean(), sd, (draws, months)).clip(min=0.0)
-    return paths, f"the mean of the {n} full month{'s' if n != 1 else ''} seen (too short for a trend)"
+    why = "too short for a trend" if n < MIN_TREND_MONTHS else "the trend model could not be fitted to them"
+    return paths, f"the mean of the {n} full month{'s' if n != 1 else ''} seen ({why})"
 
 
 def value_curve(activity: pd.DataFrame, as_of, months: int, cohorts: int) -> pd.DataFrame:
