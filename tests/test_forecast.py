@@ -264,3 +264,20 @@ def test_the_page_names_the_channel_that_pays_best_and_the_unpaid_spend():
     assert "app pays best" in text and "The channel that pays least is web" in text and "Spend on tv won no customer" in text
     res.spend_by_channel = None
     assert "Add marketing_spend.csv" in page.acquisition_answer(res)
+
+
+def test_the_new_customers_band_carries_how_far_the_same_forecast_missed_a_year_ago():
+    """First purchases flat at 100 a month for two years, then 200 a month for the last year: the forecast made a
+    year ago (from the flat years) missed the customers won since by about half, and that miss widens the band."""
+    months = pd.period_range("2023-06", "2026-06", freq="M")
+    won = [100 if m <= pd.Period("2025-06", "M") else 200 for m in months]
+    a = _activity([(str(m), str(m), n, 50.0 * n, n) for m, n in zip(months, won)])
+    cfg = ForecastConfig()
+    error = forecast.new_customer_error(a, "2026-06-30", cfg)
+    assert error == pytest.approx(-0.5, abs=0.08)
+    d = forecast.new_at(a, pd.Period("2026-06", "M"), 12, cfg)
+    wide = forecast.with_model_error(d, error, 3)
+    assert wide.centre["revenue"] == pytest.approx(d.centre["revenue"])
+    spread = [np.subtract(*np.quantile(x.draws["revenue"].sum(axis=1), [0.9, 0.1])) for x in (d, wide)]
+    assert spread[1] > 2 * spread[0]
+    assert forecast.new_customer_error(a[a["month"] >= pd.Period("2025-10", "M")], "2026-06-30", cfg) == 0.0

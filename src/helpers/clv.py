@@ -420,6 +420,13 @@ def log_param_covariance(fit: Fit | None, step: float = 1e-4) -> np.ndarray | No
     a fit, without the rows it was fitted on, or where the Hessian is not positive definite (a boundary fit)."""
     if fit is None or fit.model is None or getattr(fit.model, "data", None) is None or fit.model.data.empty:
         return None
+    if fit.covariance is None:
+        fit.covariance = _log_param_covariance(fit, step)
+    return None if isinstance(fit.covariance, str) else fit.covariance
+
+
+def _log_param_covariance(fit: Fit, step: float):
+    """`log_param_covariance` computed ('none' where the Hessian is not positive definite)."""
     nll, x, is_gradient = _nll_at(fit)
     k = len(x)
     h = np.zeros((k, k))
@@ -436,7 +443,7 @@ def log_param_covariance(fit: Fit | None, step: float = 1e-4) -> np.ndarray | No
                     h[i, j] = h[j, i] = (nll(x + e[i] + e[j]) - nll(x + e[i] - e[j]) - nll(x - e[i] + e[j])
                                          + nll(x - e[i] - e[j])) / (4 * step * step)
     if not np.all(np.isfinite(h)) or np.any(np.linalg.eigvalsh(h) <= 0):
-        return None
+        return "none"
     return np.linalg.inv(h)
 
 

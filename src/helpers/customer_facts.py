@@ -52,7 +52,7 @@ import functools
 import operator
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ibis
 import ibis.expr.types as ir
@@ -562,6 +562,9 @@ class Fit:
     penalizer: float
     note: str | None = None
     boundary: str | None = None
+    # the log-parameters' covariance once clv.log_param_covariance has computed it (the CLV band and the forecast
+    # both need it; a fit's covariance never changes)
+    covariance: object = field(default=None, repr=False, compare=False)
 
 
 def lifetimes_expected_purchases(fit: Fit, t, f, r, T) -> np.ndarray:
@@ -597,16 +600,24 @@ def expected_purchases(fit: Fit, t: float, f, r, T, _groups=None) -> np.ndarray:
     the costly part) is therefore evaluated once per unique (x, T) with t_x = T, and divided by
     P(alive | x, T, T); equal to lifetimes' result to rounding (tested).
     """
+    return expected_purchases_at(fit, [t], f, r, T, _groups)[0]
+
+
+def expected_purchases_at(fit: Fit, ts, f, r, T, _groups=None) -> np.ndarray:
+    """`expected_purchases` over each horizon of `ts` at once (rows: horizons, columns: customers): P(alive),
+    which does not depend on the horizon and is the costly part for Pareto/NBD, is computed once."""
     f, r, T = (np.asarray(v, float) for v in (f, r, T))
     uf, uT, inv = _groups if _groups is not None else unique_x_T(f, T)
+    alive = probability_alive(fit, f, r, T)
     if fit.name == "pareto_nbd":  # closed form (Schmittlein et al. 1987, eq. 22 given alive), finite at T = 0
         k = fit.params
         with np.errstate(all="ignore"):
-            if_alive = ((k["r"] + uf) * (k["beta"] + uT) / ((k["alpha"] + uT) * (k["s"] - 1))
-                        * (1.0 - ((k["beta"] + uT) / (k["beta"] + uT + t)) ** (k["s"] - 1)))
+            rows = [((k["r"] + uf) * (k["beta"] + uT) / ((k["alpha"] + uT) * (k["s"] - 1))
+                     * (1.0 - ((k["beta"] + uT) / (k["beta"] + uT + t)) ** (k["s"] - 1))) for t in ts]
     else:
-        if_alive = lifetimes_expected_purchases(fit, t, uf, uT, uT) / probability_alive(fit, uf, uT, uT)
-    return probability_alive(fit, f, r, T) * if_alive[inv]
+        base = probability_alive(fit, uf, uT, uT)
+        rows = [lifetimes_expected_purchases(fit, t, uf, uT, uT) / base for t in ts]
+    return alive * np.stack(rows)[:, inv] if len(rows) else np.zeros((0, len(f)))
 
 
 def probability_of_purchase(fit: Fit, t: float, f, r, T) -> np.ndarray:

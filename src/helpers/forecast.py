@@ -21,7 +21,9 @@ exponential-smoothing model (statsmodels' ETS on log counts: damped trend and, w
 ``forecast.seasonal_min_months`` full months of history, a yearly season; with fewer, no season, and
 with under six months the mean of the months seen), simulated ``forecast.draws`` times; each month's new
 customers then buy as the recent cohorts did: purchases and revenue per new customer in their first,
-second, ... month (the newest ``forecast.curve_cohorts`` cohorts observed at that age).
+second, ... month (the newest ``forecast.curve_cohorts`` cohorts observed at that age). Their band: the ETS
+paths, each times a factor whose sd is how far the same forecast made ``max(forecast.backtest_months)`` months
+ago missed (`new_customer_error`): the paths alone carry the month-to-month noise, not a wrong trend.
 
 **Purchases** are the purchase models' unit: a customer's days with a positive net amount (weeks with
 ``clv.time_unit: week``); **revenue** is the net value of those days (a return booked on a later day is not
@@ -65,16 +67,16 @@ from helpers.customer_facts import (
     as_date,
     cents,
     expected_purchases,
+    expected_purchases_at,
     month_index,
     probability_alive,
     purchase_periods,
     rfm_summary,
-    unique_x_T,
 )
 
 __all__ = ["ForecastResult", "run", "month_ends", "monthly_activity", "existing_forecast", "simulate_existing",
            "new_customer_series", "forecast_new_customers", "value_curve", "new_forecast", "backtest",
-           "forecast_model", "forecast_fit", "holdout_error", "COLUMNS", "QUANTITIES"]
+           "forecast_model", "forecast_fit", "holdout_error", "new_at", "new_customer_error", "with_model_error", "COLUMNS", "QUANTITIES"]
 
 COLUMNS = artifacts.ARTIFACTS["forecast"].columns  # forecast.csv, as declared
 QUANTITIES = ("purchases", "revenue")  # forecast; margin is revenue x clv.gross_margin
@@ -159,9 +161,8 @@ def _cumulative(summary: pd.DataFrame, fit: Fit, gg: Fit | None, t: np.ndarray, 
     """(cumulative expected purchases, cumulative expected revenue) to each horizon in `t`, summed over
     `summary`'s customers: arrays of len(t)."""
     f, r, T = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
-    groups = unique_x_T(f, T)
     value = _order_value(summary, gg, aov)
-    cum = np.array([expected_purchases(fit, h, f, r, T, groups) for h in t])  # horizons x customers
+    cum = expected_purchases_at(fit, t, f, r, T)  # horizons x customers
     return cum.sum(axis=1), cum @ value
 
 
@@ -386,6 +387,43 @@ def new_forecast(paths: np.ndarray, curve: pd.DataFrame) -> Draws:
     return Draws({k: v.mean(axis=0) for k, v in out.items()}, out)
 
 
+def new_at(activity: pd.DataFrame, cut: pd.Period, months: int, cfg: ForecastConfig) -> Draws | None:
+    """The new-customer forecast made at the end of month `cut` from the history up to it, for `months`
+    months (None with under :data:`MIN_TREND_MONTHS` full months of first purchases by then)."""
+    seen = activity[activity["month"] <= cut]
+    cut_day = cut.end_time.date()
+    series = new_customer_series(seen, cut_day)
+    if len(series) < MIN_TREND_MONTHS:
+        return None
+    paths, _ = forecast_new_customers(series, months, cfg, cfg.draws, np.random.default_rng(cfg.seed))
+    return new_forecast(paths, value_curve(seen, cut_day, months, cfg.curve_cohorts))
+
+
+def new_customer_error(activity: pd.DataFrame, as_of, cfg: ForecastConfig) -> float:
+    """How far the new-customer forecast made ``max(forecast.backtest_months)`` months ago missed the revenue of
+    the customers won since (predicted / actual - 1; 0 without that much history): the sd of the new customers'
+    model-error factor, as the holdout's miss is for the customers you have. The ETS paths alone carry only the
+    month-to-month noise of first purchases, not how wrong the trend may be."""
+    if not cfg.backtest_months:
+        return 0.0
+    h = max(cfg.backtest_months)
+    cut = last_full_month(as_of) - h
+    d = new_at(activity, cut, h, cfg)
+    actual = _actual(activity, cut, h)["new"]["revenue"]
+    if d is None or actual <= 0:
+        return 0.0
+    return float(d.centre["revenue"].sum() / actual - 1.0)
+
+
+def with_model_error(d: Draws | None, error: float, seed: int) -> Draws | None:
+    """`d`'s draws, each times one factor 1 + N(0, `error`) common to its months (a level the model may have
+    wrong); the centre unchanged."""
+    if d is None or not error:
+        return d
+    factor = 1.0 + np.random.default_rng(seed).normal(0.0, abs(error), (next(iter(d.draws.values())).shape[0], 1))
+    return Draws(d.centre, {q: v * factor for q, v in d.draws.items()})
+
+
 # --- the table ------------------------------------------------------------------------------------
 
 def _band_quantiles(band: float) -> tuple[float, float]:
@@ -448,20 +486,20 @@ def _actual(activity: pd.DataFrame, cut: pd.Period, h: int) -> dict[str, dict[st
 
 
 def backtest(orders: ibis.Table, activity: pd.DataFrame, as_of, model: str, clv: ClvConfig,
-             cfg: ForecastConfig, notes: list, model_error: float = 0.0) -> pd.DataFrame | None:
+             cfg: ForecastConfig, notes: list, model_error: float = 0.0, new_error: float = 0.0) -> pd.DataFrame | None:
     """The forecast made at the end of the month h months before `as_of`'s last full month, for each h of
     ``cfg.backtest_months``, refitted on the history up to then, against what happened: one row per h and
     source (existing, new, all) with predicted, band, actual, error_pct and covered. The band's model-error
-    term is this month's (`model_error`): a holdout comparison at every cut-off would double the backtest's
-    fits for the width of a band."""
+    terms are this month's (`model_error`, `new_error`): a holdout comparison at every cut-off would double the
+    backtest's fits for the width of a band."""
     end = last_full_month(as_of)
     lo, hi = _band_quantiles(cfg.band)
     rows = []
     for h in cfg.backtest_months:
         cut = end - h
         cut_day = cut.end_time.date()
-        series = new_customer_series(activity[activity["month"] <= cut], cut_day)
-        if len(series) < MIN_TREND_MONTHS:
+        nw = with_model_error(new_at(activity, cut, h, cfg), new_error, cfg.seed + 2)
+        if nw is None:
             continue
         summary = rfm_summary(orders, cut_day, clv.time_unit)
         if not (summary["frequency"] > 0).any():
@@ -481,9 +519,6 @@ def backtest(orders: ibis.Table, activity: pd.DataFrame, as_of, model: str, clv:
                                model_error=model_error)
         if ex is None:
             continue
-        rng = np.random.default_rng(cfg.seed)
-        paths, _ = forecast_new_customers(series, h, cfg, cfg.draws, rng)
-        nw = new_forecast(paths, value_curve(activity[activity["month"] <= cut], cut_day, h, cfg.curve_cohorts))
         actual = _actual(activity, cut, h)
         parts = {"existing": ex, "new": nw,
                  "all": Draws({q: ex.centre[q] + nw.centre[q] for q in QUANTITIES},
@@ -767,6 +802,8 @@ class ForecastResult:
     new_series: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     notes: list = field(default_factory=list)
     payback_months: int = 12
+    model_error: float = 0.0  # the purchase model's miss on its holdout total (the band's model-error term)
+    new_error: float = 0.0  # the new-customer forecast's miss made max(backtest_months) ago (its band's term)
     acquisition: dict = field(default_factory=dict)  # dimension -> acquisition_table (None: the data lack it)
     spend_by_channel: pd.DataFrame | None = None  # spend_tables; None without marketing_spend.csv
     spend_by_month: pd.DataFrame | None = None
@@ -799,19 +836,20 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, *, clv_res
     rng = np.random.default_rng(fc.seed + 1)
     paths, how = forecast_new_customers(series, fc.months, fc, fc.draws, rng)
     curve = value_curve(activity, as_of, fc.months, fc.curve_cohorts)
-    new = new_forecast(paths, curve) if len(series) else None
+    new_error = new_customer_error(activity, as_of, fc)
+    new = with_model_error(new_forecast(paths, curve), new_error, fc.seed + 2) if len(series) else None
     if new is None:
         notes.append("No full month of first purchases yet, so new customers are not forecast.")
     table = forecast_table(existing, new, ends, clv.gross_margin, fc.band)
     sums = totals(existing, new, fc.horizons_months, clv.gross_margin, fc.band)
-    bt = backtest(orders, activity, as_of, fit.name, clv, fc, notes, error) if fit is not None else None
+    bt = backtest(orders, activity, as_of, fit.name, clv, fc, notes, error, new_error) if fit is not None else None
     acq = acquisition(orders, processed_dir, as_of, cfg, summary, fit)
     artifacts.write(processed_dir, "forecast", table)
     artifacts.write(processed_dir, "forecast_model", _card(as_of, fc, clv, fit, how, sums, bt, notes, acq))
     return ForecastResult(
         as_of=str(as_of), settings=fc, currency=cfg.shop.currency, gross_margin=clv.gross_margin, table=table,
         totals=sums, history=history(activity, as_of), curve=curve, backtest=bt, new_model=how, new_series=series,
-        notes=notes, payback_months=cfg.budget.payback_months, acquisition=acq["tables"],
+        notes=notes, model_error=error, new_error=new_error, payback_months=cfg.budget.payback_months, acquisition=acq["tables"],
         spend_by_channel=acq["by_channel"], spend_by_month=acq["by_month"],
         curves=ltv_curves(activity, as_of, clv.gross_margin))
 

@@ -471,8 +471,9 @@ def glossary_table(result: ClvResult, forecast=None) -> pd.DataFrame:
         "purchases (forecast)": "the days on which a customer bought (weeks with clv.time_unit: week), as the purchase "
                                 "models count them; revenue is their net value (a return on a later day not deducted)",
         "forecast band": f"{forecast.settings.band:.0%} of {forecast.settings.draws} draws (forecast.band, "
-                         "forecast.draws): the models' parameters, the chance in who buys and, for customers still to "
-                         "be won, the paths of the new-customer model",
+                         "forecast.draws): the models' parameters, the chance in who buys and the purchase model's miss "
+                         "on its holdout total; for customers still to be won, the new-customer model's paths and the "
+                         "miss of the same forecast made max(forecast.backtest_months) months ago",
         "customers still to be won": "customers whose first purchase falls after this month; forecast from the "
                                      "monthly count of first purchases (statsmodels' exponential smoothing) and what "
                                      f"the newest {forecast.settings.curve_cohorts} monthly cohorts bought in their "

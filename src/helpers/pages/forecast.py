@@ -67,6 +67,15 @@ def method_sentence(result: ForecastResult) -> str:
     s = result.new_series
     text = (f"New customers per month were forecast by {result.new_model}, from {len(s)} full months of first "
             "purchases" + (f" (last: {s.iloc[-1]:,.0f} in {s.index[-1]})" if len(s) else "") + ".")
+    bands = []
+    if result.model_error:
+        bands.append(f"the customers you have also carries the purchase model's miss on its holdout total "
+                     f"({100 * result.model_error:+.1f} %)")
+    if result.new_error:
+        bands.append(f"that of customers still to be won the miss of the same forecast made "
+                     f"{max(result.settings.backtest_months)} months ago ({100 * result.new_error:+.1f} %)")
+    if bands:
+        text += " The band of " + "; ".join(bands) + ", as how far the models themselves may be off."
     return " ".join([text, *result.notes])
 
 
@@ -167,7 +176,10 @@ def backtest_takeaway(result: ForecastResult) -> str:
     return (f"Over {len(bt)} backtested forecasts the error in revenue ranged from {bt['revenue_error_pct'].min():+.1f} % "
             f"to {bt['revenue_error_pct'].max():+.1f} % (the largest: the {SOURCE_NAMES[worst['source']]} over "
             f"{worst['months']} months from {worst['cutoff']}); the actual purchases and revenue fell inside the "
-            f"{_band(result)} band in {int(cells.sum())} of {len(cells)} cases.")
+            f"{_band(result)} band in {int(cells.sum())} of {len(cells)} cases"
+            + (f" (the bands carry this month's model-error terms; the one for customers still to be won is the "
+               f"{max(result.settings.backtest_months)}-month backtest's own miss, so that row holds it by "
+               "construction)." if result.new_error else "."))
 
 
 def curve_table(result: ForecastResult) -> pd.DataFrame:
