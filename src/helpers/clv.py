@@ -253,14 +253,16 @@ def fit_from_card(card: dict | None) -> Fit | None:
 
 
 def fit_purchase_model(name: str, unique: pd.DataFrame, penalizer: float = 0.0, max_evaluations: int = 3000,
-                       fit_seconds: float = 60.0, time_unit: str = "day") -> Fit:
+                       fit_seconds: float = 60.0, time_unit: str = "day", start: dict | None = None) -> Fit:
     """Fit BG/NBD (``bgnbd``), Pareto/NBD (``pareto_nbd``) or MBG/NBD (``mbgnbd``) on compressed rows.
 
     `unique` has ``frequency``, ``recency``, ``T`` and ``weights`` (see `compress`). lifetimes'
     likelihood, weighted by row counts, is minimised by `_minimise` (L-BFGS-B on log-parameters with
     time scaled so the oldest customer has age 1, as lifetimes does; at most `max_evaluations`
     evaluations, abandoned after `fit_seconds`). A boundary solution is kept and named in the Fit's
-    ``boundary`` sentence. Raises FitFailed with one sentence for the report.
+    ``boundary`` sentence. Raises FitFailed with one sentence for the report. `start`: parameters to start from
+    (the forecast's backtest refits from this month's fit: the same model on a shorter history), else
+    lifetimes' starting points.
     """
     label = MODEL_NAMES[name]
     f = unique["frequency"].to_numpy(float)
@@ -269,6 +271,9 @@ def fit_purchase_model(name: str, unique: pd.DataFrame, penalizer: float = 0.0, 
     scale = 1.0 / T.max() if T.max() > 0 else 1.0
     objective, gradient = _objective(name, f, r * scale, T * scale, w, penalizer)
     x0 = np.zeros(4) if name == "pareto_nbd" else np.full(4, 0.1)  # lifetimes' starting points
+    if start:
+        x0 = np.clip(np.log([start[k] * (scale if k in ("alpha", "beta") else 1.0) for k in PARAM_NAMES[name]]),
+                     -LOG_BOUND + 1.0, LOG_BOUND - 1.0)
     x = _minimise(objective, x0, max_evaluations, fit_seconds, label, gradient)
     params = dict(zip(PARAM_NAMES[name], np.exp(x).tolist()))
     params["alpha"] /= scale
@@ -284,7 +289,7 @@ def fit_purchase_model(name: str, unique: pd.DataFrame, penalizer: float = 0.0, 
     return Fit(name, _lifetimes_object(name, params, penalizer, data), params, penalizer, None, boundary)
 
 
-def fit_final(summary: pd.DataFrame, name: str, clv: ClvConfig) -> Fit:
+def fit_final(summary: pd.DataFrame, name: str, clv: ClvConfig, start: dict | None = None) -> Fit:
     """The final purchase-model fit on all customers' summary, compressed to unique rows.
 
     A four-parameter model is pinned down long before a million customers, so above
@@ -297,7 +302,7 @@ def fit_final(summary: pd.DataFrame, name: str, clv: ClvConfig) -> Fit:
         note = (f"The final {MODEL_NAMES[name]} fit used a random sample of {clv.sample_customers:,} of "
                 f"{len(summary):,} customers; every customer is scored.")
     unique, _ = compress(rows)
-    fit = fit_purchase_model(name, unique, clv.penalizer, clv.max_evaluations, clv.fit_seconds, clv.time_unit)
+    fit = fit_purchase_model(name, unique, clv.penalizer, clv.max_evaluations, clv.fit_seconds, clv.time_unit, start)
     fit.note = note
     return fit
 

@@ -387,15 +387,17 @@ def new_forecast(paths: np.ndarray, curve: pd.DataFrame) -> Draws:
     return Draws({k: v.mean(axis=0) for k, v in out.items()}, out)
 
 
-def new_at(activity: pd.DataFrame, cut: pd.Period, months: int, cfg: ForecastConfig) -> Draws | None:
+def new_at(activity: pd.DataFrame, cut: pd.Period, months: int, cfg: ForecastConfig,
+           draws: int | None = None) -> Draws | None:
     """The new-customer forecast made at the end of month `cut` from the history up to it, for `months`
-    months (None with under :data:`MIN_TREND_MONTHS` full months of first purchases by then)."""
+    months, in `draws` draws (default ``cfg.draws``; None with under :data:`MIN_TREND_MONTHS` full months of
+    first purchases by then)."""
     seen = activity[activity["month"] <= cut]
     cut_day = cut.end_time.date()
     series = new_customer_series(seen, cut_day)
     if len(series) < MIN_TREND_MONTHS:
         return None
-    paths, _ = forecast_new_customers(series, months, cfg, cfg.draws, np.random.default_rng(cfg.seed))
+    paths, _ = forecast_new_customers(series, months, cfg, draws or cfg.draws, np.random.default_rng(cfg.seed))
     return new_forecast(paths, value_curve(seen, cut_day, months, cfg.curve_cohorts))
 
 
@@ -485,27 +487,29 @@ def _actual(activity: pd.DataFrame, cut: pd.Period, h: int) -> dict[str, dict[st
             "new": {q: float(w.loc[~old, q].sum()) for q in QUANTITIES}}
 
 
-def backtest(orders: ibis.Table, activity: pd.DataFrame, as_of, model: str, clv: ClvConfig,
+def backtest(orders: ibis.Table, activity: pd.DataFrame, as_of, model: Fit, clv: ClvConfig,
              cfg: ForecastConfig, notes: list, model_error: float = 0.0, new_error: float = 0.0) -> pd.DataFrame | None:
     """The forecast made at the end of the month h months before `as_of`'s last full month, for each h of
     ``cfg.backtest_months``, refitted on the history up to then, against what happened: one row per h and
     source (existing, new, all) with predicted, band, actual, error_pct and covered. The band's model-error
     terms are this month's (`model_error`, `new_error`): a holdout comparison at every cut-off would double the
-    backtest's fits for the width of a band."""
+    backtest's fits for the width of a band. Each refit starts from `model`'s parameters (this month's fit of the
+    same model), and the bands take half of ``cfg.draws``: enough for a band's two quantiles."""
     end = last_full_month(as_of)
     lo, hi = _band_quantiles(cfg.band)
+    draws = max(50, cfg.draws // 2)
     rows = []
     for h in cfg.backtest_months:
         cut = end - h
         cut_day = cut.end_time.date()
-        nw = with_model_error(new_at(activity, cut, h, cfg), new_error, cfg.seed + 2)
+        nw = with_model_error(new_at(activity, cut, h, cfg, draws), new_error, cfg.seed + 2)
         if nw is None:
             continue
         summary = rfm_summary(orders, cut_day, clv.time_unit)
         if not (summary["frequency"] > 0).any():
             continue
         try:
-            fit = fit_final(summary, model, clv)
+            fit = fit_final(summary, model.name, clv, start=model.params)
         except FitFailed:
             notes.append(f"Backtest at {cut_day}: the purchase model could not be fitted on the history up to then.")
             continue
@@ -515,7 +519,7 @@ def backtest(orders: ibis.Table, activity: pd.DataFrame, as_of, model: str, clv:
         except FitFailed:
             gg, aov = None, average_purchase_value(orders, cut_day, clv.time_unit)
         ends = month_ends(cut_day, h)
-        ex = existing_forecast(summary, fit, gg, cut_day, ends, clv.time_unit, cfg.draws, cfg.seed, aov,
+        ex = existing_forecast(summary, fit, gg, cut_day, ends, clv.time_unit, draws, cfg.seed, aov,
                                model_error=model_error)
         if ex is None:
             continue
@@ -842,7 +846,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, *, clv_res
         notes.append("No full month of first purchases yet, so new customers are not forecast.")
     table = forecast_table(existing, new, ends, clv.gross_margin, fc.band)
     sums = totals(existing, new, fc.horizons_months, clv.gross_margin, fc.band)
-    bt = backtest(orders, activity, as_of, fit.name, clv, fc, notes, error, new_error) if fit is not None else None
+    bt = backtest(orders, activity, as_of, fit, clv, fc, notes, error, new_error) if fit is not None else None
     acq = acquisition(orders, processed_dir, as_of, cfg, summary, fit)
     artifacts.write(processed_dir, "forecast", table)
     artifacts.write(processed_dir, "forecast_model", _card(as_of, fc, clv, fit, how, sums, bt, notes, acq))
