@@ -401,6 +401,11 @@ def new_at(activity: pd.DataFrame, cut: pd.Period, months: int, cfg: ForecastCon
     return new_forecast(paths, value_curve(seen, cut_day, months, cfg.curve_cohorts))
 
 
+def backtest_draws(cfg: ForecastConfig) -> int:
+    """The backtest's draws: half of ``cfg.draws`` (at least 50), enough for a band's two quantiles."""
+    return max(50, cfg.draws // 2)
+
+
 def new_customer_error(activity: pd.DataFrame, as_of, cfg: ForecastConfig) -> float:
     """How far the new-customer forecast made ``max(forecast.backtest_months)`` months ago missed the revenue of
     the customers won since (predicted / actual - 1; 0 without that much history): the sd of the new customers'
@@ -410,7 +415,7 @@ def new_customer_error(activity: pd.DataFrame, as_of, cfg: ForecastConfig) -> fl
         return 0.0
     h = max(cfg.backtest_months)
     cut = last_full_month(as_of) - h
-    d = new_at(activity, cut, h, cfg)
+    d = new_at(activity, cut, h, cfg, backtest_draws(cfg))  # as the backtest draws it: the page shows one miss
     actual = _actual(activity, cut, h)["new"]["revenue"]
     if d is None or actual <= 0:
         return 0.0
@@ -497,7 +502,7 @@ def backtest(orders: ibis.Table, activity: pd.DataFrame, as_of, model: Fit, clv:
     same model), and the bands take half of ``cfg.draws``: enough for a band's two quantiles."""
     end = last_full_month(as_of)
     lo, hi = _band_quantiles(cfg.band)
-    draws = max(50, cfg.draws // 2)
+    draws = backtest_draws(cfg)
     rows = []
     for h in cfg.backtest_months:
         cut = end - h
