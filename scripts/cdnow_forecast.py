@@ -16,7 +16,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +51,7 @@ def main(argv=None) -> int:
     actual = after.groupby("month")["purchases"].sum().reindex(pd.period_range(cut + 1, cut + MONTHS, freq="M"),
                                                                 fill_value=0)
     band = cfg.forecast.band
-    lo, hi = np.quantile(ex.draws["purchases"].sum(axis=1), [(1 - band) / 2, (1 + band) / 2])
+    lo, hi = forecast.band_of(ex.draws["purchases"].sum(axis=1), band)
     print(f"CDNOW, {len(res.scores):,} customers, models fitted on the log up to {AS_OF}; forecast model "
           f"{clv.MODEL_NAMES[fit.name]} (CLV's: {clv.MODEL_NAMES[res.final.name]}). {why}")
     print(pd.DataFrame({"forecast": ex.centre["purchases"].round(0), "actual": actual.to_numpy()},

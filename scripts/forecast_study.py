@@ -59,7 +59,7 @@ def one(kind: str, seed: int, customers: int, cfg, band: float) -> dict:
                                         cfg.forecast.draws, cfg.forecast.seed,
                                         model_error=forecast.holdout_error(res.comparison, fit.name))
         draws = ex.draws["purchases"].sum(axis=1)
-        low, high = np.quantile(draws, [(1 - band) / 2, (1 + band) / 2])
+        low, high = forecast.band_of(draws, band)
         pred = float(ex.centre["purchases"].sum())
         s = res.scores
         true_fit = Fit(truth_model, clv._lifetimes_object(truth_model, truth, 0.0, pd.DataFrame()), truth, 0.0)

@@ -452,10 +452,43 @@ def _log_param_covariance(fit: Fit, step: float):
     return np.linalg.inv(h)
 
 
+def _param_names(fit: Fit) -> tuple[str, ...]:
+    return ("p", "q", "v") if fit.name == "gamma_gamma" else PARAM_NAMES[fit.name]
+
+
+def log_params(fit: Fit) -> np.ndarray:
+    """A fit's parameters as logs, in :data:`PARAM_NAMES` order (p, q, v for Gamma-Gamma)."""
+    return np.log([fit.params[k] for k in _param_names(fit)])
+
+
 def _with_log_params(fit: Fit, x: np.ndarray) -> Fit:
-    names = ("p", "q", "v") if fit.name == "gamma_gamma" else PARAM_NAMES[fit.name]
-    params = dict(zip(names, np.exp(x).tolist()))
+    params = dict(zip(_param_names(fit), np.exp(x).tolist()))
     return Fit(fit.name, _lifetimes_object(fit.name, params, fit.penalizer, pd.DataFrame()), params, fit.penalizer)
+
+
+def parameter_moves(fits: list[Fit], value, base: np.ndarray, draws: int, rng: np.random.Generator,
+                    step: float = 1e-4) -> np.ndarray | None:
+    """Draws x len(`base`) moves of ``value(fits)`` (an array, `base` its value at `fits`) from the fits'
+    parameter uncertainty: draws of each fit's log-parameters from their covariance (:func:`log_param_covariance`;
+    no refits), the value's first-order change by forward differences (one evaluation per parameter). The CLV
+    total's band and the forecast's both stand on it. None where a covariance is not usable or a change is not
+    finite."""
+    covs = [log_param_covariance(f) for f in fits]
+    if any(c is None for c in covs):
+        return None
+    grads = []
+    for i, one in enumerate(fits):
+        x0 = log_params(one)
+        g = np.zeros((len(x0), len(base)))
+        for j in range(len(x0)):
+            x = x0.copy()
+            x[j] += step
+            moved = [*fits[:i], _with_log_params(one, x), *fits[i + 1:]]
+            g[j] = (np.asarray(value(moved), float) - base) / step
+        grads.append(g)
+    if not all(np.all(np.isfinite(g)) for g in grads):
+        return None
+    return sum(rng.multivariate_normal(np.zeros(len(g)), c, draws) @ g for g, c in zip(grads, covs))
 
 
 def clv_total_band(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv: ClvConfig,
@@ -467,36 +500,25 @@ def clv_total_band(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv: 
     forward differences: 7 scorings of a fixed sample of :data:`BAND_ROWS` customers, its total scaled to
     the whole, whatever the shop's size and the number of draws). Purchase noise is not in it: it is how sure
     the models are of the expected total. None without a purchase model or a usable covariance."""
-    fits = [f for f in (fit, gg) if f is not None]
-    covs = [log_param_covariance(f) for f in fits]
-    if fit is None or any(c is None for c in covs):
+    if fit is None:
         return None
-    x0 = [np.log([f.params[k] for k in (("p", "q", "v") if f.name == "gamma_gamma" else PARAM_NAMES[f.name])])
-          for f in fits]
-
     centre = float(score_customers(summary, fit, gg, clv, average_order_value)["clv"].sum()
                    if total_clv is None else total_clv)
     sample = summary if len(summary) <= BAND_ROWS else summary.sample(n=BAND_ROWS, random_state=clv.seed)
     # the sample's total, scaled to the whole: its relative change per parameter stands for the whole's
     ratio = centre / float(score_customers(sample, fit, gg, clv, average_order_value)["clv"].sum() or np.nan)
-
-    def total(xs) -> float:
-        moved = [_with_log_params(f, x) for f, x in zip(fits, xs)]
-        return ratio * float(score_customers(sample, moved[0], moved[1] if gg is not None else None, clv,
-                                             average_order_value)["clv"].sum())
-
-    grads, step, base = [], 1e-4, centre  # total(x0) is the centre by construction of ratio
-    for i, x in enumerate(x0):
-        g = np.zeros(len(x))
-        for j in range(len(x)):
-            up = [y.copy() for y in x0]
-            up[i][j] += step
-            g[j] = (total(up) - base) / step  # forward differences: one scoring per parameter
-        grads.append(g)
-    if not np.isfinite(ratio) or not all(np.all(np.isfinite(g)) for g in grads):
+    if not np.isfinite(ratio):
         return None
-    rng = np.random.default_rng(clv.seed)
-    moves = sum(rng.multivariate_normal(np.zeros(len(g)), c, BAND_DRAWS) @ g for g, c in zip(grads, covs))
+
+    def total(moved) -> np.ndarray:
+        return np.array([ratio * float(score_customers(sample, moved[0], moved[1] if gg is not None else None, clv,
+                                                       average_order_value)["clv"].sum())])
+
+    fits = [f for f in (fit, gg) if f is not None]  # total(fits) is the centre by construction of ratio
+    moves = parameter_moves(fits, total, np.array([centre]), BAND_DRAWS, np.random.default_rng(clv.seed))
+    if moves is None:
+        return None
+    moves = moves[:, 0]
     low, high = np.quantile(centre + moves, BAND)
     return float(low), float(high)
 

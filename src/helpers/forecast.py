@@ -51,17 +51,16 @@ from helpers import artifacts, engine
 from helpers.clv import (
     DAYS_PER_MONTH,
     MODEL_NAMES,
-    PARAM_NAMES,
     FitFailed,
     ClvResult,
-    _with_log_params,
+    parameter_moves,
     average_purchase_value,
     fit_final,
     fit_gamma_gamma,
-    log_param_covariance,
 )
 from helpers.config import ClvConfig, Config, ForecastConfig
 from helpers.customer_facts import (
+    EPOCH,
     UNIT_DAYS,
     Fit,
     as_date,
@@ -123,8 +122,8 @@ def monthly_activity(orders: ibis.Table, as_of, time_unit: str = "day") -> pd.Da
     first = p.group_by("customer_id").aggregate(first=p.period.min())
     j = p.join(first, "customer_id")
     # a period's calendar month: its first day's (a week belongs to the month of its Monday)
-    day = ibis.date(1970, 1, 5) + (j.period * UNIT_DAYS[time_unit]).as_interval("D")
-    fday = ibis.date(1970, 1, 5) + (j["first"] * UNIT_DAYS[time_unit]).as_interval("D")
+    day = ibis.date(EPOCH) + (j.period * UNIT_DAYS[time_unit]).as_interval("D")
+    fday = ibis.date(EPOCH) + (j["first"] * UNIT_DAYS[time_unit]).as_interval("D")
     j = j.select(month=month_index(day), first_month=month_index(fday), cents=j.cents,
                  is_first=(j.period == j["first"]).cast("int64"))
     agg = j.group_by(["month", "first_month"]).aggregate(purchases=j.count(), cents=j.cents.sum(),
@@ -173,42 +172,23 @@ def _order_value(summary: pd.DataFrame, gg: Fit | None, aov: float) -> np.ndarra
         summary["frequency"].to_numpy(float), summary["monetary_value"].to_numpy(float)), dtype=float)
 
 
-def _log_params(fit: Fit) -> np.ndarray:
-    names = ("p", "q", "v") if fit.name == "gamma_gamma" else PARAM_NAMES[fit.name]
-    return np.log([fit.params[k] for k in names])
-
-
 def _parameter_moves(summary: pd.DataFrame, fit: Fit, gg: Fit | None, t: np.ndarray, aov: float,
                      centre: tuple[np.ndarray, np.ndarray], draws: int, rng: np.random.Generator):
     """Draws x months moves of the cumulative (purchases, revenue) totals from the fits' parameter
-    uncertainty, by their first-order change; None where a covariance is not usable (a boundary fit)."""
-    fits = [f for f in (fit, gg) if f is not None]
-    covs = [log_param_covariance(f) for f in fits]
-    if any(c is None for c in covs):
-        return None
+    uncertainty (`clv.parameter_moves`, measured on a fixed sample of :data:`GRADIENT_ROWS` customers whose
+    relative change stands for the whole's); None where it cannot be measured (a boundary fit)."""
     sample = summary if len(summary) <= GRADIENT_ROWS else summary.sample(n=GRADIENT_ROWS, random_state=0)
-    base = _cumulative(sample, fit, gg, t, aov)
     with np.errstate(all="ignore"):
-        ratios = [c / b for c, b in zip(centre, base)]  # the sample's relative change stands for the whole's
-    step = 1e-4
-    moves = [np.zeros((draws, len(t))) for _ in QUANTITIES]
-    for i, (one, cov) in enumerate(zip(fits, covs)):
-        x0 = _log_params(one)
-        grads = [np.zeros((len(x0), len(t))) for _ in QUANTITIES]
-        for j in range(len(x0)):
-            x = x0.copy()
-            x[j] += step
-            moved = _with_log_params(one, x)
-            pair = (moved, gg) if i == 0 else (fit, moved)
-            up = _cumulative(sample, pair[0], pair[1], t, aov)
-            for q in range(len(QUANTITIES)):
-                grads[q][j] = (up[q] - base[q]) / step * ratios[q]
-        delta = rng.multivariate_normal(np.zeros(len(x0)), cov, draws)
-        for q in range(len(QUANTITIES)):
-            moves[q] += delta @ grads[q]
-    if not all(np.all(np.isfinite(m)) for m in moves):
+        ratios = [c / b for c, b in zip(centre, _cumulative(sample, fit, gg, t, aov))]
+
+    def totals_of(moved) -> np.ndarray:
+        got = _cumulative(sample, moved[0], moved[1] if gg is not None else None, t, aov)
+        return np.concatenate([v * r for v, r in zip(got, ratios)])
+
+    moves = parameter_moves([f for f in (fit, gg) if f is not None], totals_of, np.concatenate(centre), draws, rng)
+    if moves is None:
         return None
-    return moves
+    return [moves[:, :len(t)], moves[:, len(t):]]
 
 
 def simulate_existing(summary: pd.DataFrame, fit: Fit, gg: Fit | None, t: np.ndarray, draws: int,
@@ -287,7 +267,7 @@ def existing_forecast(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, as
     sample = summary if len(summary) <= NOISE_ROWS else summary.sample(n=NOISE_ROWS, random_state=1)
     sims = simulate_existing(sample, fit, gg, t, draws, rng, aov)
     scale = np.sqrt(len(summary) / len(sample))  # a sum of independent customers: variance grows with their number
-    factor = 1.0 + rng.normal(0.0, abs(model_error), (draws, 1)) if model_error else np.ones((draws, 1))
+    factor = level_factors(model_error, draws, rng)
     out_c, out_d = {}, {}
     for q, name in enumerate(QUANTITIES):
         noise = (sims[q] - sims[q].mean(axis=0)) * scale
@@ -427,58 +407,57 @@ def with_model_error(d: Draws | None, error: float, seed: int) -> Draws | None:
     wrong); the centre unchanged."""
     if d is None or not error:
         return d
-    factor = 1.0 + np.random.default_rng(seed).normal(0.0, abs(error), (next(iter(d.draws.values())).shape[0], 1))
+    factor = level_factors(error, d.draws["purchases"].shape[0], np.random.default_rng(seed))
     return Draws(d.centre, {q: v * factor for q, v in d.draws.items()})
+
+
+def level_factors(error: float, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """One factor 1 + N(0, `error`) per draw (a column), common to the draw's months: a model's level may be
+    off by about its measured miss; ones without an error."""
+    return 1.0 + rng.normal(0.0, abs(error), (draws, 1)) if error else np.ones((draws, 1))
+
+
+def combined(a: Draws, b: Draws) -> Draws:
+    """Two independent forecasts (existing and new customers) as one: centres and draws added."""
+    return Draws({q: a.centre[q] + b.centre[q] for q in QUANTITIES}, {q: a.draws[q] + b.draws[q] for q in QUANTITIES})
 
 
 # --- the table ------------------------------------------------------------------------------------
 
-def _band_quantiles(band: float) -> tuple[float, float]:
-    return (1.0 - band) / 2.0, (1.0 + band) / 2.0
+def band_of(values: np.ndarray, band: float) -> tuple[float, float]:
+    """The central `band` of `values` (0.8: the 10th and 90th percentiles), the low end at least 0."""
+    low, high = np.quantile(values, [(1.0 - band) / 2.0, (1.0 + band) / 2.0])
+    return float(max(low, 0.0)), float(high)
+
+
+def _summed(d: Draws, months: slice, band: float, margin: float) -> dict:
+    """Purchases, revenue and margin of `d` summed over `months`, each with its band from the summed draws."""
+    row = {}
+    for q in QUANTITIES:
+        row[q] = float(d.centre[q][months].sum())
+        row[f"{q}_low"], row[f"{q}_high"] = band_of(d.draws[q][:, months].sum(axis=1), band)
+    for s in ("", "_low", "_high"):
+        row[f"margin{s}"] = margin * row[f"revenue{s}"]
+    return row
 
 
 def forecast_table(existing: Draws | None, new: Draws | None, ends: list[dt.date], margin: float,
                    band: float) -> pd.DataFrame:
     """forecast.csv: one row per future month and source with purchases, revenue and margin and their band."""
-    lo, hi = _band_quantiles(band)
-    rows = []
-    for source, d in (("existing", existing), ("new", new)):
-        if d is None:
-            continue
-        for m, end in enumerate(ends):
-            row = {"month": _month_label(end), "months_ahead": m + 1, "source": source}
-            for name in QUANTITIES:
-                v = d.draws[name][:, m]
-                row[name], row[f"{name}_low"], row[f"{name}_high"] = (
-                    float(d.centre[name][m]), float(max(np.quantile(v, lo), 0.0)), float(np.quantile(v, hi)))
-            for s in ("", "_low", "_high"):
-                row[f"margin{s}"] = margin * row[f"revenue{s}"]
-            rows.append(row)
+    rows = [{"month": _month_label(end), "months_ahead": m + 1, "source": source,
+             **_summed(d, slice(m, m + 1), band, margin)}
+            for source, d in (("existing", existing), ("new", new)) if d is not None for m, end in enumerate(ends)]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def totals(existing: Draws | None, new: Draws | None, horizons, margin: float, band: float) -> pd.DataFrame:
     """Sums over the next 3, 6, 12... months per source (existing, new, all) with their band from the summed
     draws (existing and new are independent: their draws are added)."""
-    lo, hi = _band_quantiles(band)
-    rows = []
     parts = {s: d for s, d in (("existing", existing), ("new", new)) if d is not None}
     if len(parts) == 2:
-        parts["all"] = Draws({q: existing.centre[q] + new.centre[q] for q in QUANTITIES},
-                             {q: existing.draws[q] + new.draws[q] for q in QUANTITIES})
-    for h in horizons:
-        for source, d in parts.items():
-            if h > len(d.centre["purchases"]):
-                continue
-            row = {"months": h, "source": source}
-            for name in QUANTITIES:
-                v = d.draws[name][:, :h].sum(axis=1)
-                row[name], row[f"{name}_low"], row[f"{name}_high"] = (
-                    float(d.centre[name][:h].sum()), float(max(np.quantile(v, lo), 0.0)), float(np.quantile(v, hi)))
-            for s in ("", "_low", "_high"):
-                row[f"margin{s}"] = margin * row[f"revenue{s}"]
-            rows.append(row)
-    return pd.DataFrame(rows)
+        parts["all"] = combined(existing, new)
+    return pd.DataFrame([{"months": h, "source": source, **_summed(d, slice(0, h), band, margin)}
+                         for h in horizons for source, d in parts.items() if h <= len(d.centre["purchases"])])
 
 
 # --- backtest -------------------------------------------------------------------------------------
@@ -501,7 +480,6 @@ def backtest(orders: ibis.Table, activity: pd.DataFrame, as_of, model: Fit, clv:
     backtest's fits for the width of a band. Each refit starts from `model`'s parameters (this month's fit of the
     same model), and the bands take half of ``cfg.draws``: enough for a band's two quantiles."""
     end = last_full_month(as_of)
-    lo, hi = _band_quantiles(cfg.band)
     draws = backtest_draws(cfg)
     rows = []
     for h in cfg.backtest_months:
@@ -529,16 +507,12 @@ def backtest(orders: ibis.Table, activity: pd.DataFrame, as_of, model: Fit, clv:
         if ex is None:
             continue
         actual = _actual(activity, cut, h)
-        parts = {"existing": ex, "new": nw,
-                 "all": Draws({q: ex.centre[q] + nw.centre[q] for q in QUANTITIES},
-                              {q: ex.draws[q] + nw.draws[q] for q in QUANTITIES})}
-        for source, d in parts.items():
+        for source, d in {"existing": ex, "new": nw, "all": combined(ex, nw)}.items():
             row = {"months": h, "cutoff": str(cut_day), "source": source}
             for q in QUANTITIES:
-                v = d.draws[q].sum(axis=1)
                 pred = float(d.centre[q].sum())
                 act = (actual["existing"][q] + actual["new"][q]) if source == "all" else actual[source][q]
-                low, high = float(max(np.quantile(v, lo), 0.0)), float(np.quantile(v, hi))
+                low, high = band_of(d.draws[q].sum(axis=1), cfg.band)
                 row.update({q: pred, f"{q}_low": low, f"{q}_high": high, f"{q}_actual": act,
                             f"{q}_error_pct": (pred - act) / act * 100 if act else float("nan"),
                             f"{q}_covered": bool(low <= act <= high)})

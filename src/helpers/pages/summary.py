@@ -168,10 +168,10 @@ def headline_takeaway(res: SummaryResult) -> str:
             s += (f", carrying {plots.money(car.this_month, currency)} of predicted {month.clv_months}-month CLV "
                   f"({car.this_month / tot.this_month:.0%} of the total)")
         parts.append(s + ".")
-    parts += [forecast_sentence(res)] if forecast_sentence(res) else []
+    parts.append(forecast_sentence(res))
     if not math.isnan(nums.loc["winback_profit"].this_month):
         parts.append(plan_sentence(res))
-    return " ".join(parts) or "No headline numbers: run notebooks 02-05 for this month first."
+    return " ".join(p for p in parts if p) or "No headline numbers: run notebooks 02-05 for this month first."
 
 
 # ---------------------------------------------------------------------------------------------
