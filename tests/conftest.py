@@ -13,6 +13,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Two test workers share the cores: one OpenMP and BLAS thread each (as the runner gives two notebooks side by side),
+# set before any test imports scikit-learn or numpy. churn.model_threads' default (null) follows it.
+for _threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
+
 import pytest
 import yaml
 from filelock import FileLock

@@ -171,3 +171,43 @@ def test_each_notebook_waits_for_the_makers_of_what_it_reads():
     assert inputs["01_clean"] == set() and inputs["02_kpis"] == inputs["03_segments"] == {"01_clean"}
     assert inputs["04_clv"] == {"01_clean", "03_segments"}
     assert inputs["07_summary"] == {"01_clean", "02_kpis", "03_segments", "04_clv", "05_churn", "06_winback"}
+
+
+# --- a notebook started beside the makers of its inputs (helpers.runner) -----------------------------------------
+
+def inputs_env(monkeypatch, month, ended, runner_pid=None):
+    said = {"month": str(month.resolve()), "ended": str(ended), "notebook": "04_clv", "waits_for": ["03_segments"],
+            "runner_pid": runner_pid or os.getpid()}
+    monkeypatch.setenv(artifacts.INPUTS_VARIABLE, __import__("json").dumps(said))
+
+
+def test_a_read_of_a_running_makers_artifact_waits_until_it_ended_and_counts_the_wait(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    month, ended = tmp_path / "2026-06", tmp_path / "ended"
+    month.mkdir()
+    ended.mkdir()
+    inputs_env(monkeypatch, month, ended)
+    threading.Timer(0.3, lambda: (ended / "03_segments").touch()).start()
+    started = time.perf_counter()
+    assert not artifacts.exists(month, "segments")  # 03 ended without writing it: the reader says so
+    assert time.perf_counter() - started >= 0.3
+    assert 0.3 <= float((ended / "04_clv.waited").read_text()) < 5
+    started = time.perf_counter()
+    artifacts.exists(month, "orders_clean")  # 01 is not one it waits for (ended before it started)
+    artifacts.exists(tmp_path / "2026-05", "segments")  # another month's
+    assert time.perf_counter() - started < 0.2
+
+
+def test_a_reader_whose_runner_died_stops_with_a_sentence(tmp_path, monkeypatch):
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    month, ended = tmp_path / "2026-06", tmp_path / "ended"
+    month.mkdir()
+    ended.mkdir()
+    inputs_env(monkeypatch, month, ended, runner_pid=gone.pid)
+    with pytest.raises(RuntimeError, match="stopped before 03_segments ended; run the month again"):
+        artifacts.read_if_exists(month, "segments")

@@ -69,7 +69,8 @@ BUDGETS = {
     ("churn", "importance_repeats"): (1, 2, 1),
     ("winback", "draws"): (200, 300, 1),
     ("offers", "evaluation_customers"): (150, 100, 1),
-    # null (all cores) is valid, but OpenMP's waiting threads make a fit many times slower on shared cores
+    # null (OMP_NUM_THREADS, 1 in the tests) is the default; more threads than cores' share make a fit many
+    # times slower on shared cores
     ("churn", "model_threads"): (2, 2, 1),
 }
 # A different valid segment grid (five segments instead of eleven) for run "high"; the settings that

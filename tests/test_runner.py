@@ -323,7 +323,7 @@ def test_refresh_notebooks_stores_fresh_outputs_in_the_committed_notebook(tmp_pa
 # --- notebooks side by side ------------------------------------------------------------------------
 # The fake notebooks carry the real notebooks' names, so the declarations in helpers.artifacts say who waits
 # for whom: 02_kpis and 03_segments wait for 01_clean only; 04_clv reads segments (03). Each writes when its
-# first cell on the month's folder started and when it ended.
+# first cell started and when it ended.
 
 def timed(stem: str, *code: str, seconds: float = 0.0) -> tuple[str, ...]:
     """Cells of a fake notebook: note the start in processed_dir, run `code`, sleep, note the end."""
@@ -355,21 +355,29 @@ def duckdb_settings(threads: int | None, memory_limit: str) -> str:
 SETTINGS_QUERY = "SELECT current_setting('threads'), current_setting('memory_limit')"
 
 
-# 03 ends only once 02 has started on the month (or after a minute): run one after the other, they would not overlap
-WAIT_FOR_02 = ("deadline = time.time() + 60\n"
-               "while not Path(processed_dir, '02_kpis.start').exists() and time.time() < deadline:\n"
-               "    time.sleep(0.05)")
+def wait_for_start(stem: str) -> str:
+    """A cell that goes on once notebook `stem` has started (or after a minute): run one after the other, the two
+    would not overlap."""
+    return ("deadline = time.time() + 60\n"
+            f"while not Path(processed_dir, '{stem}.start').exists() and time.time() < deadline:\n"
+            "    time.sleep(0.05)")
+
+
+# 04 reads segments (03): the read returns once 03 has ended
+READ_SEGMENTS = ("from helpers import artifacts\nartifacts.exists(processed_dir, 'segments')\n"
+                 "Path(processed_dir, '04_clv.read').write_text(repr(time.time()))")
 
 
 @pytest.fixture(scope="module")
 def side_by_side(tmp_path_factory):
     """01_clean, then 03_segments (three notebooks wait for it: it starts first) beside 02_kpis, then 04_clv
-    (it reads segments), two at a time."""
+    beside 03 (it reads segments: the read waits), two at a time. 03 ends only once 02 and then 04 have started."""
     root = make_project(tmp_path_factory.mktemp("project"))
     make_notebook(root, "01_clean.ipynb", *timed("01_clean", DUCKDB_SETTINGS))
-    make_notebook(root, "02_kpis.ipynb", *timed("02_kpis", DUCKDB_SETTINGS, seconds=2))
-    make_notebook(root, "03_segments.ipynb", *timed("03_segments", WAIT_FOR_02))
-    make_notebook(root, "04_clv.ipynb", *timed("04_clv"))
+    make_notebook(root, "02_kpis.ipynb", *timed("02_kpis", DUCKDB_SETTINGS))
+    make_notebook(root, "03_segments.ipynb", *timed("03_segments", wait_for_start("02_kpis"),
+                                                      wait_for_start("04_clv")))
+    make_notebook(root, "04_clv.ipynb", *timed("04_clv", READ_SEGMENTS))
     lines = []
     run_month("2026-06-30", "data/raw/demo", root=root, log=lines.append)
     return root, lines
@@ -379,10 +387,11 @@ def test_notebooks_that_need_nothing_from_each_other_run_side_by_side_and_a_read
     root, lines = side_by_side
     june = root / "data" / "processed" / "demo" / "2026-06"
     clean, kpis, segments, clv = (times(june, s) for s in ("01_clean", "02_kpis", "03_segments", "04_clv"))
-    assert clean[1] <= min(kpis[0], segments[0])
+    assert clean[1] <= kpis[0]
     assert kpis[0] < segments[1] and segments[0] < kpis[1], "02 and 03 overlap"
-    assert segments[1] - segments[0] < 30, "03 saw 02 start"
-    assert clv[0] >= segments[1], "04 reads segments: it starts on the month once 03 has ended"
+    assert segments[1] - segments[0] < 30, "03 saw 02 and 04 start"
+    assert clv[0] < segments[1], "04 starts beside 03"
+    assert float((june / "04_clv.read").read_text()) >= segments[1], "04's read of segments waits for 03 to end"
     assert lines[0] == ("demo 2026-06: running 4 notebook(s), up to 2 side by side (each DuckDB then "
                         f"{max(1, os.cpu_count() // 2)} thread{'s' * (os.cpu_count() > 3)}, 1500MB), "
                         "with as_of=2026-06-30")

@@ -34,12 +34,12 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import ibis
-import openpyxl
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow.parquet as pq
@@ -278,8 +278,51 @@ def spec(name: str) -> Artifact:
 
 
 def path(processed_dir: str | Path, name: str) -> Path:
-    """The file of artifact `name` for the month in `processed_dir`."""
-    return resolve(processed_dir) / spec(name).file
+    """The file of artifact `name` for the month in `processed_dir` (in a notebook the runner started beside the
+    notebook that makes it, once that notebook has ended: :func:`await_maker`)."""
+    p = resolve(processed_dir) / spec(name).file
+    await_maker(p.parent, spec(name).made_by)
+    return p
+
+
+# The runner (helpers.runner) starts a notebook beside the notebooks that make what it reads, so that its kernel
+# start, imports and the work that needs only earlier inputs overlap theirs. It tells the kernel, in this variable
+# (JSON), the month's folder, the notebooks still running that it waits for, the folder where the runner marks each
+# notebook that ended (a file named after it) and its own pid; the kernel adds the seconds it waited to
+# ``<ended>/<notebook>.waited``, which the runner leaves out of the notebook's time.
+INPUTS_VARIABLE = "RETENTION_INPUTS"
+
+
+def await_maker(folder: Path, made_by: str, poll_seconds: float = 0.05) -> None:
+    """Wait until notebook `made_by` has ended, when this kernel's run (:data:`INPUTS_VARIABLE`) still waits for it
+    and `folder` is the run's month; return at once otherwise (outside a run, another month, a notebook that
+    ended or is not in the run). A runner that died stops the wait with one sentence."""
+    said = os.environ.get(INPUTS_VARIABLE)
+    if not said:
+        return
+    inputs = json.loads(said)
+    if made_by not in inputs["waits_for"] or str(Path(folder).resolve()) != inputs["month"]:
+        return
+    ended = Path(inputs["ended"])
+    marker = ended / made_by
+    if marker.exists():
+        return
+    started = time.perf_counter()
+    while not marker.exists():
+        time.sleep(poll_seconds)
+        if not _alive(inputs["runner_pid"]):
+            raise RuntimeError(f"the run that started this notebook stopped before {made_by} ended; run the month again")
+    waited = ended / f"{inputs['notebook']}.waited"
+    before = float(waited.read_text()) if waited.exists() else 0.0
+    write_file(waited, repr(before + time.perf_counter() - started))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:  # no such process, or another user's: the runner ran as this kernel's user
+        return False
+    return True
 
 
 def exists(processed_dir: str | Path, name: str) -> bool:
@@ -871,6 +914,8 @@ def workbook_rows(p: str | Path, sheet: str | None) -> tuple[str, list[str], lis
     rows from row 1 as Python values - text, numbers, bool, datetime for a cell shown as a date, a formula's
     last computed value, an error cell as its text ("#N/A"), None when empty; rows may differ in length.
     `sheet` None reads the first sheet; a name the workbook lacks raises :class:`NoSuchSheet`."""
+    import openpyxl  # here, not at the top: only a workbook needs it (0.1 s of every notebook's start)
+
     book = openpyxl.load_workbook(p, read_only=True, data_only=True)
     try:
         names = list(book.sheetnames)

@@ -563,9 +563,12 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ChurnRe
 
     Reads orders_clean (and customers_clean, segments, clv and clv_model if present) from
     `processed_dir`; writes churn.parquet and churn_model.json there. Gradient boosting runs on
-    churn.model_threads OpenMP threads: on shared cores, OpenMP's waiting threads made a fit up to
-    30 times slower. (threadpool_limits only limits libraries already loaded: sklearn.ensemble,
-    imported at the top of this module, has loaded OpenMP by now.)
+    churn.model_threads OpenMP threads, null: OpenMP's own count, which follows OMP_NUM_THREADS (the
+    runner sets it to each notebook's share of the cores when notebooks run side by side: on shared
+    cores, OpenMP's waiting threads made a fit up to 30 times slower) or else takes every core.
+    The scores do not depend on the count (churn.parquet byte-identical with 1 and 2 threads).
+    (threadpool_limits only limits libraries already loaded: sklearn.ensemble, imported at the top
+    of this module, has loaded OpenMP by now.)
     """
     timer = _Timer()
     with threadpool_limits(limits=cfg.churn.model_threads, user_api="openmp"):

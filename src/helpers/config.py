@@ -286,7 +286,8 @@ class ChurnConfig(_Section):
     mix_levels: PositiveInt = 6
     importance_rows: PositiveInt = 5_000
     importance_repeats: PositiveInt = 3
-    model_threads: PositiveInt | None = Field(1, description="a positive whole number or null (all cores)")
+    model_threads: PositiveInt | None = Field(None, description="a positive whole number or null (the notebook's "
+                                                                "share of the cores)")
     random_state: Whole = 42
 
 

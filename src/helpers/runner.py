@@ -4,8 +4,9 @@ One call of :func:`run_month` executes ``notebooks/NN_*.ipynb`` with the same fo
 (``as_of``, ``raw_dir``, ``processed_dir``, ``config_path``), saves each executed notebook to
 ``reports/<shop>/<YYYY-MM>/NN_name.ipynb``, exports it to ``NN_name.html`` for business readers (code
 hidden, figures inlined; :mod:`helpers.publish`), records the run in ``run.json`` and rebuilds
-``reports/index.html``. Notebooks run side by side where the declarations allow (a notebook goes past its
-imports once the makers of what it reads have finished, :func:`helpers.artifacts.notebook_inputs`): at most
+``reports/index.html``. Notebooks run side by side where the declarations allow (a notebook starts beside the
+makers of what it reads, :func:`helpers.artifacts.notebook_inputs`, and each read of their artifacts waits until
+they have ended, :func:`helpers.artifacts.await_maker`): at most
 ``engine.parallel_notebooks`` at once, fewer when the month would not fit in memory (:func:`_at_once`), each
 kernel's DuckDB given its share of threads and memory (:func:`helpers.engine.duckdb_share`).
 On a failing cell the partly executed notebook is still published with
@@ -24,8 +25,10 @@ Layout written (nothing outside the month's own folder and ``index.html`` is tou
 from __future__ import annotations
 
 import calendar
+import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -116,17 +119,22 @@ class Interrupted(KeyboardInterrupt):
 # Small pure helpers
 
 
-def kernel_config(duckdb_share: int = 1, spark_log: Path | None = None):
+def kernel_config(duckdb_share: int = 1, spark_log: Path | None = None, inputs: dict | None = None,
+                  library_threads: int = 0):
     """Kernel settings for every notebook run: local IPC sockets on Linux and macOS, and a kernel
     manager the runner can reach when a signal stops the run and that tells the kernel's DuckDB its
-    share, and where a Spark session logs (`spark_log`: the month's spark.log; :class:`TrackedKernelManager`).
+    share, where a Spark session logs (`spark_log`: the month's spark.log), which notebooks it waits for
+    (`inputs`: :data:`helpers.artifacts.INPUTS_VARIABLE`'s content) and the threads of its numerical libraries
+    (`library_threads`, 0: theirs; :class:`TrackedKernelManager`).
 
     With the default TCP transport the kernel listens on local ports that other users of the machine
     could reach, and ipykernel 7 prints a warning about unencrypted TCP for every notebook; IPC
     sockets are files in the user's Jupyter runtime folder. Windows has no IPC transport: TCP there.
     """
     tracked = {"NotebookClient": {"kernel_manager_class": TrackedKernelManager},
-               "TrackedKernelManager": {"duckdb_share": duckdb_share, "spark_log": str(spark_log or "")}}
+               "TrackedKernelManager": {"duckdb_share": duckdb_share, "spark_log": str(spark_log or ""),
+                                        "inputs": json.dumps(inputs) if inputs else "",
+                                        "library_threads": library_threads}}
     if os.name != "posix":
         return Config(tracked)
     # An absolute socket path: jupyter_client's default ("kernel-ipc") is relative to each process's
@@ -143,6 +151,20 @@ _LIVE_KERNELS: weakref.WeakSet = weakref.WeakSet()
 _LIVE_KERNELS_LOCK = threading.RLock()  # notebooks' threads add to it while the signal handler reads it
 
 
+# The numerical libraries' thread counts (OpenMP: scikit-learn; OpenBLAS, MKL, Accelerate: numpy and scipy), set
+# for kernels that run side by side (:func:`_library_threads`). Each library otherwise starts a thread per core in
+# every kernel, and on shared cores OpenBLAS's and OpenMP's waiting threads spin: the demo month side by side took
+# 50.5 CPU s with one thread each against 67.2 with the libraries' default (2 CPUs; benchmarks/RESULTS.md).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+def _library_threads(at_once: int) -> int:
+    """The numerical libraries' threads in each kernel of a run with `at_once` notebooks side by side: the cores
+    shared evenly, the same for every notebook of the run whenever it starts (so results never depend on which
+    notebooks happened to overlap); 0 (the libraries' default) one at a time."""
+    return max(1, (os.cpu_count() or 1) // at_once) if at_once > 1 else 0
+
+
 class TrackedKernelManager(AsyncKernelManager):
     """nbclient's default kernel manager, registered while its kernel runs so that a signal handler
     can interrupt it (:func:`_signal_kernels`). The kernel starts with :data:`helpers.engine.SHARE_VARIABLE`
@@ -150,11 +172,17 @@ class TrackedKernelManager(AsyncKernelManager):
 
     duckdb_share = Integer(1, config=True, help="DuckDBs working at once: each gets 1/N of threads and memory_limit")
     spark_log = Unicode("", config=True, help="the file a Spark session started in the kernel logs to (empty: Spark's default)")
+    inputs = Unicode("", config=True, help="JSON: the notebooks still running whose artifacts the kernel waits for")
+    library_threads = Integer(0, config=True, help="threads of OpenMP and the BLAS libraries (0: their default)")
 
     async def _async_pre_start_kernel(self, **kw):  # the kernel's environment: this process's, plus its share
         kw["env"] = {**kw.get("env", os.environ), engine.SHARE_VARIABLE: str(self.duckdb_share)}
         if self.spark_log:
             kw["env"][engine.SPARK_LOG_VARIABLE] = self.spark_log
+        if self.inputs:
+            kw["env"][artifacts.INPUTS_VARIABLE] = self.inputs
+        for name in THREAD_VARIABLES if self.library_threads else ():
+            kw["env"].setdefault(name, str(self.library_threads))  # a thread count set for the run wins
         return await super()._async_pre_start_kernel(**kw)
 
     async def _async_post_start_kernel(self, **kwargs) -> None:  # start_kernel's last step
@@ -208,22 +236,23 @@ class _StopRequest:
 
 class _Inputs:
     """Whether a notebook's inputs are ready: set by the run loop once every notebook it waits for has
-    finished. Its kernel may start before (a free place beside the notebooks it waits for) and run the
-    cells that do not touch the month's folder (parameters, imports, config); :meth:`before_cell`, nbclient's
-    ``on_cell_execute`` hook, holds the first cell that names ``processed_dir`` until then (``hold_all``, for
-    a notebook the declarations do not name: the first cell after the parameters)."""
+    finished. A notebook the declarations name is never held here: its kernel waits in each read of an
+    artifact whose maker still runs (:func:`helpers.artifacts.await_maker`, told by :func:`_inputs_for`). One they
+    do not name (``hold_all``) may start before (a free place beside the notebooks it waits for) and run its
+    parameters cell; :meth:`before_cell`, nbclient's ``on_cell_execute`` hook, holds its first cell after the
+    parameters until then."""
 
     def __init__(self, stop_request: _StopRequest, hold_all: bool = False):
         self.ready = threading.Event()
+        if not hold_all:
+            self.ready.set()
         self.waited = 0.0  # seconds held, left out of the notebook's time
-        self._stop, self._hold_all = stop_request, hold_all
+        self._stop, self.hold_all = stop_request, hold_all
 
     def before_cell(self, cell=None, **_hook_kwargs) -> None:
         self._stop.check()
         if self.ready.is_set() or cell is None or {"parameters", "injected-parameters"} & set(
                 cell.get("metadata", {}).get("tags", [])):
-            return
-        if not self._hold_all and "processed_dir" not in cell.source:
             return
         started = time.perf_counter()
         while not self.ready.wait(0.1):
@@ -440,12 +469,15 @@ def run_month(as_of: str, raw_dir: str | Path, config_path: str | Path = "config
 
 def _run_notebooks(plan: _MonthPlan, record: dict, stop_request, kernel_name: str, show_cells: bool,
                    log) -> tuple[list[Path], list[RunFailed]]:
-    """Run the plan's notebooks, at most ``plan.at_once`` at a time, each going past its parameters and imports
-    once the notebooks it waits for have finished (ok or failed: :class:`_Inputs`); one progress line each as
-    it ends. Side by side, the notebook most others wait for starts first (03 before 02: the longest chain),
-    always after those it waits for. Returns the reports written and the failures, in the plan's order."""
+    """Run the plan's notebooks, at most ``plan.at_once`` at a time; each reads the artifacts of a notebook it waits
+    for once that one has ended (ok or failed: :func:`helpers.artifacts.await_maker`, or :class:`_Inputs` for a
+    notebook the declarations do not name); one progress line each as it ends. Side by side, the notebook most
+    others wait for starts first (03 before 02: the longest chain), always after those it waits for, so the
+    notebooks a running one waits for are running or ended. Returns the reports written and the failures, in the
+    plan's order."""
     declared = artifacts.notebook_inputs()
-    runs = [_Run(number, source, _Inputs(stop_request, hold_all=source.stem not in declared))
+    ended_dir = Path(tempfile.mkdtemp(prefix="retention-ended-"))  # a file per notebook that ended: _mark_ended
+    runs = [_Run(number, source, _Inputs(stop_request, hold_all=source.stem not in declared), ended_dir=ended_dir)
             for number, source in enumerate(plan.notebooks, start=1)]
     waited_for = {stem: sum(stem in waits for waits in plan.waits_for.values()) for stem in plan.waits_for}
     queue = sorted(runs, key=lambda r: (-waited_for[r.source.stem] * (plan.at_once > 1), r.number))
@@ -456,7 +488,9 @@ def _run_notebooks(plan: _MonthPlan, record: dict, stop_request, kernel_name: st
                 while queue and len(running) < plan.at_once:
                     run = queue.pop(0)
                     share = _duckdb_share(plan, run.source.stem, ended)
-                    running[pool.submit(_run_notebook, plan, run, stop_request, share, kernel_name, show_cells)] = run
+                    inputs = _inputs_for(plan, run, ended)
+                    running[pool.submit(_run_notebook, plan, run, stop_request, share, kernel_name, show_cells,
+                                        inputs)] = run
                     _open_inputs(plan, record, running.values(), ended)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=lambda f: running[f].number):
@@ -466,6 +500,8 @@ def _run_notebooks(plan: _MonthPlan, record: dict, stop_request, kernel_name: st
         except BaseException:
             _stop_running(stop_request)
             raise
+        finally:
+            shutil.rmtree(ended_dir, ignore_errors=True)
     outcomes = [ended[run.source.stem] for run in runs]
     return [o for o in outcomes if isinstance(o, Path)], [o for o in outcomes if isinstance(o, RunFailed)]
 
@@ -478,6 +514,29 @@ class _Run:
     source: Path
     inputs: _Inputs
     entry: dict | None = None
+    ended_dir: Path | None = None  # where the run marks the notebooks that ended (_mark_ended)
+
+
+def _inputs_for(plan: _MonthPlan, run: _Run, ended: dict) -> dict | None:
+    """What a notebook's kernel is told of the notebooks it waits for that still run (None: none, or a notebook
+    the declarations do not name, held by :class:`_Inputs`): see :data:`helpers.artifacts.INPUTS_VARIABLE`."""
+    waits = sorted(plan.waits_for[run.source.stem] - ended.keys())
+    if not waits or not run.inputs.ready.is_set():
+        return None
+    return {"month": str(plan.processed_dir.resolve()), "ended": str(run.ended_dir), "notebook": run.source.stem,
+            "waits_for": waits, "runner_pid": os.getpid()}
+
+
+def _mark_ended(run: _Run) -> None:
+    """Tell the kernels waiting for this notebook's artifacts that they are final (written, or removed as stale)."""
+    if run.ended_dir is not None:
+        (run.ended_dir / run.source.stem).touch()
+
+
+def _kernel_waited(run: _Run) -> float:
+    """Seconds the notebook's kernel waited in reads for the notebooks it waits for (helpers.artifacts.await_maker)."""
+    p = run.ended_dir / f"{run.source.stem}.waited" if run.ended_dir is not None else None
+    return float(p.read_text()) if p is not None and p.exists() else 0.0
 
 
 def _duckdb_share(plan: _MonthPlan, stem: str, ended: dict) -> int:
@@ -493,7 +552,7 @@ def _open_inputs(plan: _MonthPlan, record: dict, running, ended: dict) -> None:
     """Let each running notebook past its imports once every notebook it waits for has ended; from then on
     run.json lists it (a kernel stopped while it waited had done nothing to the month)."""
     for run in running:
-        if run.entry is None and plan.waits_for[run.source.stem] <= ended.keys():
+        if run.entry is None and (not run.inputs.hold_all or plan.waits_for[run.source.stem] <= ended.keys()):
             run.entry = _note_start(plan, record, run.source.stem)
             run.inputs.ready.set()
 
@@ -659,16 +718,18 @@ def _note_end(plan: _MonthPlan, record: dict, run: _Run, outcome: tuple, log) ->
         log(f"[{number}/{total}] {stem} ... done in {seconds:.1f} s")
         return plan.out_dir / f"{stem}.html"
     error = _record_failure(plan, run.source, record, run.entry, failure, started_ns, saved)
+    _mark_ended(run)  # its earlier run's artifacts are gone now
     cell = f" at cell {error.cell_index}" if error.cell_index is not None else ""
     log(f"[{number}/{total}] {stem} ... FAILED{cell} after {seconds:.1f} s: {error.ename}")
     return error
 
 
 def _run_notebook(plan: _MonthPlan, run: _Run, stop_request, duckdb_share: int, kernel_name: str,
-                  show_cells: bool) -> tuple[Exception | None, float, int, str | None, bool]:
+                  show_cells: bool, inputs: dict | None = None) -> tuple[Exception | None, float, int, str | None, bool]:
     """Execute one notebook with papermill (in a thread of its own: nbclient runs its own event loop there) and
-    publish its executed copy and page. Returns (the failure or None, seconds without the wait for its inputs,
-    the start in ns, the title, whether the executed notebook was saved)."""
+    publish its executed copy and page; the notebooks waiting for its artifacts go on as soon as it ran. Returns
+    (the failure or None, seconds without the wait for its inputs, the start in ns, the title, whether the executed
+    notebook was saved)."""
     stem = run.source.stem
     ipynb_path, html_path = plan.out_dir / f"{stem}.ipynb", plan.out_dir / f"{stem}.html"
     fd, tmp_name = tempfile.mkstemp(dir=plan.out_dir, prefix=f".{stem}.", suffix=".ipynb")
@@ -681,11 +742,14 @@ def _run_notebook(plan: _MonthPlan, run: _Run, stop_request, duckdb_share: int, 
             pm.execute_notebook(
                 str(run.source), str(tmp), parameters=plan.parameters, kernel_name=kernel_name,
                 resources={"metadata": {"path": str(plan.root)}}, progress_bar=show_cells, log_output=False,
-                config=kernel_config(duckdb_share, plan.out_dir / "spark.log"), on_cell_execute=run.inputs.before_cell,
+                config=kernel_config(duckdb_share, plan.out_dir / "spark.log", inputs, _library_threads(plan.at_once)),
+                on_cell_execute=run.inputs.before_cell,
             )
         except Exception as err:  # a failing cell (PapermillExecutionError), a kernel that died or never started
             failure = err
-        seconds = time.perf_counter() - started - run.inputs.waited
+        if failure is None:
+            _mark_ended(run)  # a failure's stale artifacts go first (_note_end)
+        seconds = time.perf_counter() - started - run.inputs.waited - _kernel_waited(run)
         stop_request.check()  # a stopped notebook's page would only show the interruption
         nb = _read_if_saved(tmp)
         if nb is not None:

@@ -113,22 +113,28 @@ def _sample(n: int, size: int, random_state: int) -> np.ndarray:
     return np.sort(np.random.default_rng(random_state).choice(n, size=size, replace=False))
 
 
-def silhouettes(S: np.ndarray, labelings: list[np.ndarray], chunk: int = 1000) -> list[float]:
+def silhouettes(S: np.ndarray, labelings: list[np.ndarray], chunk: int = 2000) -> list[float]:
     """Mean silhouette of each labelling of the rows of `S` (Rousseeuw 1987), as sklearn's
     ``silhouette_score`` but computing the pairwise distances once for all labellings (chunked,
-    so memory stays at chunk x n)."""
-    n = len(S)
+    so memory stays at chunk x n) and summing them per cluster of every labelling in one product."""
+    n, rows = len(S), np.arange(len(S))
     sq = (S * S).sum(axis=1)
-    onehots = [np.eye(lab.max() + 1)[lab] for lab in labelings]
-    sums = [np.empty((n, o.shape[1])) for o in onehots]  # per row: summed distance to each cluster
+    offsets = np.cumsum([0] + [int(lab.max()) + 1 for lab in labelings])
+    onehot = np.zeros((n, offsets[-1]))  # the labellings' cluster indicators side by side
+    for lab, start in zip(labelings, offsets):
+        onehot[rows, start + lab] = 1.0
+    sums = np.empty((n, offsets[-1]))  # per row: summed distance to each cluster of each labelling
     for start in range(0, n, chunk):
-        blk = S[start:start + chunk]
-        dist = np.sqrt(np.maximum(sq[start:start + chunk, None] + sq[None, :] - 2 * blk @ S.T, 0))
-        for o, total in zip(onehots, sums):
-            total[start:start + chunk] = dist @ o
-    out, rows = [], np.arange(n)
-    for lab, o, total in zip(labelings, onehots, sums):
-        size = o.sum(axis=0)
+        dist = S[start:start + chunk] @ S.T
+        dist *= -2
+        dist += sq[start:start + chunk, None]
+        dist += sq[None, :]
+        np.maximum(dist, 0, out=dist)
+        np.sqrt(dist, out=dist)
+        sums[start:start + chunk] = dist @ onehot
+    out = []
+    for lab, lo, hi in zip(labelings, offsets[:-1], offsets[1:]):
+        total, size = sums[:, lo:hi], onehot[:, lo:hi].sum(axis=0)
         own = size[lab]
         a = total[rows, lab] / np.maximum(own - 1, 1)
         mean = total / np.maximum(size, 1)
