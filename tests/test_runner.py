@@ -370,14 +370,14 @@ READ_SEGMENTS = ("from helpers import artifacts\nartifacts.exists(processed_dir,
 
 @pytest.fixture(scope="module")
 def side_by_side(tmp_path_factory):
-    """01_clean, then 03_segments (three notebooks wait for it: it starts first) beside 02_kpis, then 04_clv
-    beside 03 (it reads segments: the read waits), two at a time. 03 ends only once 02 and then 04 have started."""
+    """01_clean, then 03_segments (another notebook waits for it: it starts first) beside 04_clv (it waits for more
+    notebooks than 02 does: the end of the longer chain), whose read of segments waits for 03; then 02_kpis beside
+    04, two at a time. 03 ends only once 04 has started, 04 only once 02 has."""
     root = make_project(tmp_path_factory.mktemp("project"))
     make_notebook(root, "01_clean.ipynb", *timed("01_clean", DUCKDB_SETTINGS))
     make_notebook(root, "02_kpis.ipynb", *timed("02_kpis", DUCKDB_SETTINGS))
-    make_notebook(root, "03_segments.ipynb", *timed("03_segments", wait_for_start("02_kpis"),
-                                                      wait_for_start("04_clv")))
-    make_notebook(root, "04_clv.ipynb", *timed("04_clv", READ_SEGMENTS))
+    make_notebook(root, "03_segments.ipynb", *timed("03_segments", wait_for_start("04_clv")))
+    make_notebook(root, "04_clv.ipynb", *timed("04_clv", READ_SEGMENTS, wait_for_start("02_kpis")))
     lines = []
     run_month("2026-06-30", "data/raw/demo", root=root, log=lines.append)
     return root, lines
@@ -388,10 +388,10 @@ def test_notebooks_that_need_nothing_from_each_other_run_side_by_side_and_a_read
     june = root / "data" / "processed" / "demo" / "2026-06"
     clean, kpis, segments, clv = (times(june, s) for s in ("01_clean", "02_kpis", "03_segments", "04_clv"))
     assert clean[1] <= kpis[0]
-    assert kpis[0] < segments[1] and segments[0] < kpis[1], "02 and 03 overlap"
-    assert segments[1] - segments[0] < 30, "03 saw 02 and 04 start"
+    assert segments[1] - segments[0] < 30 and clv[1] - clv[0] < 30, "03 saw 04 start, 04 saw 02 start"
     assert clv[0] < segments[1], "04 starts beside 03"
     assert float((june / "04_clv.read").read_text()) >= segments[1], "04's read of segments waits for 03 to end"
+    assert kpis[0] < clv[1] and clv[0] < kpis[1], "02 and 04 overlap"
     assert lines[0] == ("demo 2026-06: running 4 notebook(s), up to 2 side by side (each DuckDB then "
                         f"{max(1, os.cpu_count() // 2)} thread{'s' * (os.cpu_count() > 3)}, 1500MB), "
                         "with as_of=2026-06-30")

@@ -473,14 +473,17 @@ def _run_notebooks(plan: _MonthPlan, record: dict, stop_request, kernel_name: st
     for once that one has ended (ok or failed: :func:`helpers.artifacts.await_maker`, or :class:`_Inputs` for a
     notebook the declarations do not name); one progress line each as it ends. Side by side, the notebook most
     others wait for starts first (03 before 02: the longest chain), always after those it waits for, so the
-    notebooks a running one waits for are running or ended. Returns the reports written and the failures, in the
+    notebooks a running one waits for are running or ended; of two that as many wait for, the one that waits for
+    more (06, the end of the longest chain, before 02). Returns the reports written and the failures, in the
     plan's order."""
     declared = artifacts.notebook_inputs()
     ended_dir = Path(tempfile.mkdtemp(prefix="retention-ended-"))  # a file per notebook that ended: _mark_ended
     runs = [_Run(number, source, _Inputs(stop_request, hold_all=source.stem not in declared), ended_dir=ended_dir)
             for number, source in enumerate(plan.notebooks, start=1)]
     waited_for = {stem: sum(stem in waits for waits in plan.waits_for.values()) for stem in plan.waits_for}
-    queue = sorted(runs, key=lambda r: (-waited_for[r.source.stem] * (plan.at_once > 1), r.number))
+    side_by_side = plan.at_once > 1  # then: most waited for first, then the one waiting for most (06 before 02)
+    queue = sorted(runs, key=lambda r: (-waited_for[r.source.stem] * side_by_side,
+                                        -len(plan.waits_for[r.source.stem]) * side_by_side, r.number))
     running, ended = {}, {}
     with ThreadPoolExecutor(max_workers=plan.at_once, thread_name_prefix="notebook") as pool:
         try:
