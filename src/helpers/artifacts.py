@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ibis
+import openpyxl
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow.parquet as pq
@@ -315,6 +316,18 @@ def await_maker(folder: Path, made_by: str, poll_seconds: float = 0.05) -> None:
     waited = ended / f"{inputs['notebook']}.waited"
     before = float(waited.read_text()) if waited.exists() else 0.0
     write_file(waited, repr(before + time.perf_counter() - started))
+
+
+def mark_ended(ended: Path, notebook: str) -> None:
+    """The runner's side of :func:`await_maker`: `notebook` has ended, its artifacts are final (written, or
+    removed as an earlier run's)."""
+    write_file(Path(ended) / notebook, b"")
+
+
+def waited_seconds(ended: Path, notebook: str) -> float:
+    """The seconds `notebook`'s kernel waited in :func:`await_maker` (0 when it never waited)."""
+    p = Path(ended) / f"{notebook}.waited"
+    return float(p.read_text()) if p.exists() else 0.0
 
 
 def _alive(pid: int) -> bool:
@@ -914,8 +927,6 @@ def workbook_rows(p: str | Path, sheet: str | None) -> tuple[str, list[str], lis
     rows from row 1 as Python values - text, numbers, bool, datetime for a cell shown as a date, a formula's
     last computed value, an error cell as its text ("#N/A"), None when empty; rows may differ in length.
     `sheet` None reads the first sheet; a name the workbook lacks raises :class:`NoSuchSheet`."""
-    import openpyxl  # here, not at the top: only a workbook needs it (0.1 s of every notebook's start)
-
     book = openpyxl.load_workbook(p, read_only=True, data_only=True)
     try:
         names = list(book.sheetnames)

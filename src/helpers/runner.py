@@ -533,13 +533,12 @@ def _inputs_for(plan: _MonthPlan, run: _Run, ended: dict) -> dict | None:
 def _mark_ended(run: _Run) -> None:
     """Tell the kernels waiting for this notebook's artifacts that they are final (written, or removed as stale)."""
     if run.ended_dir is not None:
-        (run.ended_dir / run.source.stem).touch()
+        artifacts.mark_ended(run.ended_dir, run.source.stem)
 
 
 def _kernel_waited(run: _Run) -> float:
     """Seconds the notebook's kernel waited in reads for the notebooks it waits for (helpers.artifacts.await_maker)."""
-    p = run.ended_dir / f"{run.source.stem}.waited" if run.ended_dir is not None else None
-    return float(p.read_text()) if p is not None and p.exists() else 0.0
+    return artifacts.waited_seconds(run.ended_dir, run.source.stem) if run.ended_dir is not None else 0.0
 
 
 def _duckdb_share(plan: _MonthPlan, stem: str, ended: dict) -> int:
