@@ -43,6 +43,7 @@ import ibis
 import openpyxl
 import pandas as pd
 import pandera.pandas as pa
+import psutil
 import pyarrow.parquet as pq
 
 from helpers import engine
@@ -331,11 +332,8 @@ def waited_seconds(ended: Path, notebook: str) -> float:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:  # no such process, or another user's: the runner ran as this kernel's user
-        return False
-    return True
+    """Whether process `pid` still runs (psutil: ``os.kill(pid, 0)`` would end it on Windows)."""
+    return psutil.pid_exists(pid)
 
 
 def exists(processed_dir: str | Path, name: str) -> bool:
