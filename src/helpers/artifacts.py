@@ -314,9 +314,8 @@ def await_maker(folder: Path, made_by: str, poll_seconds: float = 0.05) -> None:
         time.sleep(poll_seconds)
         if not _alive(inputs["runner_pid"]):
             raise RuntimeError(f"the run that started this notebook stopped before {made_by} ended; run the month again")
-    waited = ended / f"{inputs['notebook']}.waited"
-    before = float(waited.read_text()) if waited.exists() else 0.0
-    write_file(waited, repr(before + time.perf_counter() - started))
+    before = waited_seconds(ended, inputs["notebook"])
+    write_file(ended / f"{inputs['notebook']}.waited", repr(before + time.perf_counter() - started))
 
 
 def mark_ended(ended: Path, notebook: str) -> None:

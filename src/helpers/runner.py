@@ -235,12 +235,12 @@ class _StopRequest:
 
 
 class _Inputs:
-    """Whether a notebook's inputs are ready: set by the run loop once every notebook it waits for has
-    finished. A notebook the declarations name is never held here: its kernel waits in each read of an
-    artifact whose maker still runs (:func:`helpers.artifacts.await_maker`, told by :func:`_inputs_for`). One they
-    do not name (``hold_all``) may start before (a free place beside the notebooks it waits for) and run its
-    parameters cell; :meth:`before_cell`, nbclient's ``on_cell_execute`` hook, holds its first cell after the
-    parameters until then."""
+    """Whether a notebook may go on. A notebook the declarations name is never held here (ready from the start):
+    its kernel waits in each read of an artifact whose maker still runs (:func:`helpers.artifacts.await_maker`,
+    told by :func:`_inputs_for`). One they do not name (``hold_all``) may start before (a free place beside the
+    notebooks it waits for) and run its parameters cell; :meth:`before_cell`, nbclient's ``on_cell_execute``
+    hook, holds its first cell after the parameters until the run loop sets ``ready``, once every notebook it
+    waits for has finished."""
 
     def __init__(self, stop_request: _StopRequest, hold_all: bool = False):
         self.ready = threading.Event()
@@ -478,7 +478,7 @@ def _run_notebooks(plan: _MonthPlan, record: dict, stop_request, kernel_name: st
     plan's order."""
     declared = artifacts.notebook_inputs()
     ended_dir = Path(tempfile.mkdtemp(prefix="retention-ended-"))  # a file per notebook that ended: _mark_ended
-    runs = [_Run(number, source, _Inputs(stop_request, hold_all=source.stem not in declared), ended_dir=ended_dir)
+    runs = [_Run(number, source, _Inputs(stop_request, hold_all=source.stem not in declared), ended_dir)
             for number, source in enumerate(plan.notebooks, start=1)]
     waited_for = {stem: sum(stem in waits for waits in plan.waits_for.values()) for stem in plan.waits_for}
     side_by_side = plan.at_once > 1  # then: most waited for first, then the one waiting for most (06 before 02)
@@ -516,15 +516,15 @@ class _Run:
     number: int
     source: Path
     inputs: _Inputs
+    ended_dir: Path  # where the run marks the notebooks that ended (_mark_ended)
     entry: dict | None = None
-    ended_dir: Path | None = None  # where the run marks the notebooks that ended (_mark_ended)
 
 
 def _inputs_for(plan: _MonthPlan, run: _Run, ended: dict) -> dict | None:
     """What a notebook's kernel is told of the notebooks it waits for that still run (None: none, or a notebook
     the declarations do not name, held by :class:`_Inputs`): see :data:`helpers.artifacts.INPUTS_VARIABLE`."""
     waits = sorted(plan.waits_for[run.source.stem] - ended.keys())
-    if not waits or not run.inputs.ready.is_set():
+    if not waits or run.inputs.hold_all:
         return None
     return {"month": str(plan.processed_dir.resolve()), "ended": str(run.ended_dir), "notebook": run.source.stem,
             "waits_for": waits, "runner_pid": os.getpid()}
@@ -532,13 +532,12 @@ def _inputs_for(plan: _MonthPlan, run: _Run, ended: dict) -> dict | None:
 
 def _mark_ended(run: _Run) -> None:
     """Tell the kernels waiting for this notebook's artifacts that they are final (written, or removed as stale)."""
-    if run.ended_dir is not None:
-        artifacts.mark_ended(run.ended_dir, run.source.stem)
+    artifacts.mark_ended(run.ended_dir, run.source.stem)
 
 
 def _kernel_waited(run: _Run) -> float:
     """Seconds the notebook's kernel waited in reads for the notebooks it waits for (helpers.artifacts.await_maker)."""
-    return artifacts.waited_seconds(run.ended_dir, run.source.stem) if run.ended_dir is not None else 0.0
+    return artifacts.waited_seconds(run.ended_dir, run.source.stem)
 
 
 def _duckdb_share(plan: _MonthPlan, stem: str, ended: dict) -> int:

@@ -1010,11 +1010,11 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> Winback
     lines = artifacts.table(con, processed_dir, "orders_clean")
     cust_t = artifacts.table_if_exists(con, processed_dir, "customers_clean")
     measured, models = measure_campaigns(con, processed_dir, as_of, cfg, lines, cust_t)
-    # The measured uplift above needs none of the plan's inputs. A missing one (its notebook failed
-    # or was not run this month) leaves the plan out with one sentence, never the page.
     # What to show each customer, and who was contacted too recently to be contacted again (before the plan's
     # inputs: in a run side by side this overlaps notebook 05, whose churn scores the plan reads).
     offer_run = offers.run(processed_dir, as_of, cfg, con=con)
+    # The measured uplift above needs none of the plan's inputs. A missing one (its notebook failed
+    # or was not run this month) leaves the plan out with one sentence, never the page.
     all_cands, notes = plan_candidates(processed_dir, cfg)
     customers = contact_details(processed_dir)
     consented, capped = customer_facts.consented_ids(customers), set(map(str, offer_run.capped))
