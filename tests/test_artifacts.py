@@ -3,8 +3,11 @@ import ast
 import os
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import artifacts, summary
 from helpers.paths import project_root, resolve
@@ -59,6 +62,52 @@ def test_csv_artifacts_escape_spreadsheet_formulas(tmp_path):
     artifacts.write(tmp_path, "winback_targets", df)
     text = artifacts.path(tmp_path, "winback_targets").read_text()
     assert "'=HYPERLINK(1)" in text and "'@x" in text
+
+
+# Text a CSV writer must get right: delimiters, quotes, line ends of every kind, formula starts, blanks, non-ASCII
+_TEXT = st.one_of(st.none(), st.text(st.sampled_from(list(',"\n\r\t =+-@\'x;é€1.e')), max_size=6),
+                  st.text(st.characters(exclude_categories=["Cs"]), max_size=8))
+_FLOATS = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.floats(width=16),
+                    st.sampled_from([0.0, -0.0, 1.0, 0.1, 1e16, 1e-5, 1e-4, 123456789.125, 5e-324]))
+
+
+@st.composite
+def _frames(draw):
+    rows = draw(st.integers(0, 6))
+    columns = {}
+    for i, kind in enumerate(draw(st.lists(st.sampled_from(["str", "object", "float", "Int64", "int", "bool"]),
+                                           min_size=2, max_size=5))):
+        if kind in ("str", "object"):
+            values = draw(st.lists(_TEXT, min_size=rows, max_size=rows))
+            col = pd.Series(values, dtype="string" if kind == "str" else object)
+        elif kind == "float":
+            col = pd.Series(draw(st.lists(_FLOATS, min_size=rows, max_size=rows)), dtype="float64")
+        elif kind == "Int64":
+            col = pd.Series(draw(st.lists(st.one_of(st.none(), st.integers(-2**63, 2**63 - 1)), min_size=rows,
+                                          max_size=rows)), dtype="Int64")
+        else:
+            col = pd.Series(draw(st.lists(st.integers(-2**63, 2**63 - 1) if kind == "int" else st.booleans(),
+                                          min_size=rows, max_size=rows)), dtype="int64" if kind == "int" else bool)
+        columns[draw(st.sampled_from(["id", "a,b", 'say "hi"', "n", "=x", "é"])) + str(i)] = col
+    return pd.DataFrame(columns)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(df=_frames())
+def test_a_csv_artifact_holds_what_pandas_writes_byte_for_byte(tmp_path_factory, df):
+    """write_csv formats lines in DuckDB for speed; what lands in the file is exactly pandas' text (quotes, line
+    ends, floats' digits, missing values, booleans, escaped formulas)."""
+    target = tmp_path_factory.mktemp("csv") / "frame.csv"
+    artifacts.write_csv(target, df)
+    assert target.read_bytes() == artifacts.csv_text(df).encode("utf-8")
+
+
+def test_a_csv_with_dates_or_one_column_is_written_by_pandas(tmp_path):
+    for df in (pd.DataFrame({"day": pd.to_datetime(["2026-06-30", None]), "n": [1, 2]}),
+               pd.DataFrame({"only": ["", "a"]}),
+               pd.DataFrame({"mixed": ["a", 1], "n": [1.5, np.nan]})):
+        artifacts.write_csv(tmp_path / "f.csv", df)
+        assert (tmp_path / "f.csv").read_bytes() == artifacts.csv_text(df).encode("utf-8")
 
 
 def test_a_missing_artifact_names_the_notebook_that_makes_it(tmp_path):

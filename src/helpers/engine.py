@@ -40,7 +40,7 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
     backend = engine.backend.lower()
     if backend == "duckdb":
         con = ibis.duckdb.connect()
-        threads, memory_limit = duckdb_share(engine, int(os.environ.get(SHARE_VARIABLE) or 1))
+        threads, memory_limit = duckdb_share(engine, share())
         if threads:
             con.raw_sql(f"SET threads = {int(threads)}")
         if memory_limit:
@@ -121,6 +121,11 @@ def spark_log_config(log_file: Path, level: str) -> Path:
 SHARE_VARIABLE = "RETENTION_DUCKDB_SHARE"
 _SIZE_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
                "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def share() -> int:
+    """How many DuckDBs work at once beside this one (:data:`SHARE_VARIABLE`; 1 outside the runner)."""
+    return int(os.environ.get(SHARE_VARIABLE) or 1)
 
 
 def duckdb_share(engine: EngineConfig, share: int = 1) -> tuple[int | None, str | None]:
