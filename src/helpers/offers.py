@@ -143,9 +143,10 @@ def category_history_expr(orders: ir.Table, as_of: str, products: bool = True,
                           & orders.product_id.notnull())
         pc = o.group_by("customer_id", pcat=o.category.cast("string"), item=o.product_id.cast("string")).agg(
             n=o.order_date.date().nunique())
-        rn = ibis.row_number().over(ibis.window(group_by=["customer_id", "pcat"], order_by=[ibis.desc("n"), "item"]))
-        pc = pc.mutate(rn=rn)
-        top = pc.filter(pc.rn == 0).select(pid=pc.customer_id, pcat=pc.pcat, top_product=pc.item)
+        # most days first, then the first name: the smallest text "<10**9 - days, ten digits><product>" (a
+        # window ranking each customer's products sorted 8.8M rows at 1.35M customers; this is one aggregate)
+        key = (ibis.literal(10**9) - pc.n).cast("string").lpad(10, "0") + pc.item
+        top = pc.group_by(pid=pc.customer_id, pcat=pc.pcat).agg(top_product=key.min().substr(10))
         h = h.left_join(top, [h.customer_id == top.pid, h.category == top.pcat]).drop("pid", "pcat")
     else:
         h = h.mutate(top_product=ibis.null("string"))
@@ -245,10 +246,14 @@ def repeat_summary(cycles: pd.DataFrame) -> pd.DataFrame:
 
 def customer_history(orders: ir.Table, as_of: str, products: bool = True,
                      days: ir.Table | None = None) -> pd.DataFrame:
-    """`category_history_expr` as a pandas frame (dates as Timestamps)."""
-    h = category_history_expr(orders, as_of, products, days).to_pandas()
+    """`category_history_expr` as a pandas frame (dates as Timestamps, to the second, as Ibis gives them).
+
+    Through Arrow, each date cast there: Ibis' own conversion makes a Python date of every row first (2.5 of
+    the 11 s this took at 1.35M customers)."""
+    h = category_history_expr(orders, as_of, products, days).to_pyarrow()
     for c in ("first_day", "last_day"):
-        h[c] = pd.to_datetime(h[c])
+        h = h.set_column(h.schema.get_field_index(c), c, h[c].cast(pa.timestamp("s")))
+    h = h.to_pandas()
     h["customer_id"] = h.customer_id.astype(str)
     return h
 
@@ -554,48 +559,58 @@ def _best_candidates(parts: list, n_cats: int, top_n: int):
 def _reasons(src: np.ndarray, ref: np.ndarray, cyc: pd.DataFrame, aff: pd.DataFrame, sim: pd.DataFrame,
              window_days: int) -> tuple[pd.Series, pd.Series]:
     """For the chosen candidates (their source and row in it, `src` and `ref`): the customer's own top
-    product (repeats; None otherwise) and the reason sentence, aligned to the candidates. A sentence
-    is written once per affinity and per (share, profile level), then taken for every candidate."""
-    reasons = np.empty(len(src), dtype=object)
-    product = pd.Series(None, index=range(len(src)), dtype=object)
+    product (repeats; missing otherwise) and the reason sentence, aligned to the candidates. A sentence is
+    written once per repeat candidate, affinity and (share, profile level), in Arrow; each candidate then takes
+    its own (millions of rows at a million customers: no Python string per row)."""
+    texts, take, own = [], np.zeros(len(src), np.int64), np.full(len(src), -1)  # own: the row of cyc, or -1
     w = str(window_days)
     for kind in (_SRC_CYCLE, _SRC_AFFINITY, _SRC_SIMILAR):
         at = np.flatnonzero(src == kind)
         if not len(at):
             continue
-        rows = ref[at]
+        rows, offset = ref[at], sum(len(t) for t in texts)
         if kind == _SRC_CYCLE:
-            r = cyc.iloc[rows]
-            reasons[at] = _cycle_reasons(r)
-            product.iloc[at] = r.top_product.to_numpy()
+            texts.append(_cycle_reasons(cyc.iloc[rows]))
+            take[at] = offset + np.arange(len(at))
+            own[at] = rows
         elif kind == _SRC_AFFINITY:
-            text = (f"{REASONS['affinity']}: " + (aff.share * 100).round().astype(int).astype(str) + "% of "
-                    + aff.bought + " buyers buy " + aff.then_bought + " within " + w + " days (lift "
-                    + aff.lift.map("{:.1f}".format) + ")").to_numpy()
-            reasons[at] = text[rows]
+            texts.append(pa.array((f"{REASONS['affinity']}: " + (aff.share * 100).round().astype(int).astype(str)
+                                   + "% of " + aff.bought + " buyers buy " + aff.then_bought + " within " + w
+                                   + " days (lift " + aff.lift.map("{:.1f}".format) + ")").to_numpy(dtype=object),
+                                  type=pa.string()))
+            take[at] = offset + rows
         else:
             levels = np.array([" + ".join(k.replace("_", " ") for k in lv) if lv else "all customers"
                                for lv in PROFILE_LEVELS], dtype=object)
-            pct = np.round(sim.share.to_numpy(float)[rows] * 100).astype(int)
-            pairs, which = np.unique(np.c_[pct, sim.level.to_numpy()[rows]], axis=0, return_inverse=True)
-            text = (f"{REASONS['similar']}: " + pairs[:, 0].astype(str).astype(object)
-                    + "% of customers like them (" + levels[pairs[:, 1]] + ") bought it within " + w + " days")
-            reasons[at] = text[which.ravel()]
-    return product, pd.Series(reasons, dtype="string")
+            # a sentence per (percent, level) pair that occurs: 101 percents x the levels, counted, not sorted
+            key = np.round(sim.share.to_numpy(float)[rows] * 100).astype(np.int64) * len(levels) + sim.level.to_numpy()[rows]
+            pairs = np.flatnonzero(np.bincount(key))
+            which = np.zeros(pairs[-1] + 1, np.int64)
+            which[pairs] = np.arange(len(pairs))
+            texts.append(pa.array(f"{REASONS['similar']}: " + (pairs // len(levels)).astype(str).astype(object)
+                                  + "% of customers like them (" + levels[pairs % len(levels)] + ") bought it within "
+                                  + w + " days", type=pa.string()))
+            take[at] = offset + which[key]
+    reasons = pa.concat_arrays(texts).take(pa.array(take)) if texts else pa.array([], pa.string())
+    product = pa.array(cyc.top_product, type=pa.string(), from_pandas=True).take(
+        pa.array(np.maximum(own, 0), mask=own < 0))
+    return tuple(pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([a], type=pa.string())))
+                 for a in (product, reasons))
 
 
-def _cycle_reasons(r: pd.DataFrame) -> np.ndarray:
+def _cycle_reasons(r: pd.DataFrame) -> pa.Array:
     """'repeat due: bought on 3 days, every ~30 days, overdue since 2026-06-01' or 'repeat: ..., next due ...'."""
-    dates, which = np.unique(r.due_date.to_numpy(), return_inverse=True)  # a date's text written once
-    due = pd.DatetimeIndex(dates).strftime("%Y-%m-%d").to_numpy(dtype=object)[which.ravel()]
-    days = r.days.astype(str).to_numpy(dtype=object)
-    now = r.due.to_numpy(bool)
-    out = np.empty(len(r), dtype=object)  # each sentence written in its own branch only
-    since = np.where(r.days_until_due.to_numpy()[now] < 0, "overdue since ", "due ").astype(object)
-    out[now] = (f"{REASONS['due']}: bought on " + days[now] + " days, every ~"
-                + r.interval_days.astype(str).to_numpy(dtype=object)[now] + " days, " + since + due[now])
-    out[~now] = f"{REASONS['repeat']}: bought on " + days[~now] + " days, next due " + due[~now]
-    return out
+    days = pa.array(r.days.to_numpy(np.int64)).cast(pa.string())
+    day = r.due_date.to_numpy("datetime64[D]").astype(np.int64)  # each date's text written once
+    first = int(day.min()) if len(day) else 0
+    dates = pd.date_range(pd.Timestamp(first, unit="D"), periods=int(day.max()) - first + 1 if len(day) else 0)
+    due = pa.array(dates.strftime("%Y-%m-%d").to_numpy(dtype=object), type=pa.string()).take(pa.array(day - first))
+    since = pa.array(np.where(r.days_until_due.to_numpy() < 0, "overdue since ", "due "))
+    now = pc.binary_join_element_wise(f"{REASONS['due']}: bought on ", days, " days, every ~",
+                                      pa.array(r.interval_days.to_numpy(np.int64)).cast(pa.string()), " days, ",
+                                      since, due, "")
+    later = pc.binary_join_element_wise(f"{REASONS['repeat']}: bought on ", days, " days, next due ", due, "")
+    return pc.if_else(pa.array(r.due.to_numpy(bool)), now, later)
 
 
 def _empty_offers() -> pd.DataFrame:
