@@ -62,6 +62,36 @@ def test_behaviour_at_the_cut_off_has_gaps_discount_share_and_channel_mix(lines)
     assert set(f.index) == {"A", "B"}
 
 
+def _features(lines, cutoff, orders=None):
+    levels = cf.mix_levels(lines, AS_OF, top=6)
+    return cf.features_at(lines, cutoff, levels, orders=orders).to_pandas().sort_values("customer_id", ignore_index=True)
+
+
+@pytest.mark.parametrize("cutoff", ["2025-01-31", "2025-02-28", AS_OF])
+def test_features_cut_from_the_runs_order_history_equal_those_from_the_lines(lines, cutoff):
+    """Churn's three cut-offs read one grouped and sorted order history: A's latest order and its gap at an
+    earlier cut-off are the ones before that cut-off, B's April order is never seen."""
+    history = cf.order_history(lines.get_backend(), lines, AS_OF)
+    orders = cf.orders_before(history, cutoff)
+    assert orders is not None
+    pd.testing.assert_frame_equal(_features(lines, cutoff, orders), _features(lines, cutoff))
+
+
+def test_an_order_whose_lines_straddle_the_cut_off_is_grouped_from_the_lines():
+    """Only the lines before a cut-off count: an order with a line on each side of it cannot come from the history
+    (its value there is both lines'), so orders_before says so and the features group the lines themselves."""
+    con = connect()
+    rows = [line("O1", "A", "2025-01-01 10:00"), line("O2", "A", "2025-02-27 10:00", 30.0),
+            line("O2", "A", "2025-03-02 10:00", 70.0)]
+    split = con.create_table("facts_split", pd.DataFrame(rows, columns=COLUMNS).astype(
+        {"order_date": "datetime64[us]", "coupon_code": "string"}), overwrite=True)
+    history = cf.order_history(con, split, AS_OF)
+    assert cf.orders_before(history, "2025-02-28") is None
+    assert cf.orders_before(history, AS_OF) is not None
+    f = _features(split, "2025-02-28").set_index("customer_id")
+    assert f.loc["A", "revenue_gross"] == pytest.approx(80.0)  # O1 and O2's first line
+
+
 def test_gaps_between_orders_count_whole_days(lines):
     corders = cf.customer_orders(cf.orders_until(lines, AS_OF))
     hist = cf.gap_histogram(corders, max_days=60).set_index("gap_days")

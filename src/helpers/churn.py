@@ -66,8 +66,8 @@ from threadpoolctl import threadpool_limits
 
 from helpers import artifacts, clv, customer_facts
 from helpers.config import ChurnConfig, Config
-from helpers.customer_facts import features_at, mix_levels
-from helpers.engine import connect, cutoff_end
+from helpers.customer_facts import features_at, mix_levels, order_history, orders_before
+from helpers.engine import connect, cutoff_end, release
 
 MODELS = ("bgnbd", "recency", "model")
 TIERS = ("low", "medium", "high")
@@ -106,27 +106,29 @@ def labels_at(lines: ir.Table, cutoff: str, horizon_days: int) -> ir.Table:
 
 
 def feature_frame(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
-                  customers: ir.Table | None = None, bgnbd: bool = True) -> pd.DataFrame:
+                  customers: ir.Table | None = None, bgnbd: bool = True, orders: ir.Table | None = None) -> pd.DataFrame:
     """`customer_facts.features_at` as a pandas frame (one row per customer, sorted by customer_id),
     plus the BG/NBD columns p_alive and p_no_purchase at the same cut-off when `bgnbd` is true.
 
     Floats are rounded to 6 decimals so that engine-side summation order cannot change a model.
     See `feature_frame_with_params` for the BG/NBD parameters of the same fit.
     """
-    return feature_frame_with_params(lines, cutoff, levels, cfg, customers, bgnbd)[0]
+    return feature_frame_with_params(lines, cutoff, levels, cfg, customers, bgnbd, orders=orders)[0]
 
 
 def feature_frame_with_params(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
                               customers: ir.Table | None = None, bgnbd: bool = True,
-                              horizon_days: int | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+                              horizon_days: int | None = None,
+                              orders: ir.Table | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
     """(`feature_frame`, the BG/NBD parameters r, alpha, a, b fitted at `cutoff`; {} without `bgnbd`).
 
     Customers with no positive purchase at `cutoff` (`customer_facts.no_positive_purchase`) are left out:
     no model has a purchase of theirs to judge (the BG/NBD summary has no row of theirs), and a churn
     risk made up for them (once: P(no purchase) = 1) would be a number the data does not support.
-    With `horizon_days`, the frame ends with the label churned (`labels_at`) of each customer.
+    With `horizon_days`, the frame ends with the label churned (`labels_at`) of each customer. `orders`: see
+    `customer_facts.features_at`.
     """
-    summary, df = cutoff_rows(lines, cutoff, levels, cfg, customers, horizon_days)
+    summary, df = cutoff_rows(lines, cutoff, levels, cfg, customers, horizon_days, orders)
     for col in df.columns:
         if col in CATEGORICAL:
             df[col] = df[col].astype("object").where(df[col].notna(), None)
@@ -152,8 +154,8 @@ def feature_frame_with_params(lines: ir.Table, cutoff: str, levels: dict[str, li
 
 
 def cutoff_rows(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
-                customers: ir.Table | None = None,
-                horizon_days: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                customers: ir.Table | None = None, horizon_days: int | None = None,
+                orders: ir.Table | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Everything the models need at `cutoff`, in one query, sorted by customer_id: (the lifetimes summary
     of every customer with a positive purchase, `customer_facts.rfm_summary`; the `features_at` rows of
     those among them who are customers, with churned from `labels_at` when `horizon_days` is given).
@@ -161,7 +163,7 @@ def cutoff_rows(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg:
     The second frame's index points into the first. One query rather than one per piece: at a million
     customers each piece's string ids cost more than its arithmetic.
     """
-    feats = features_at(lines, cutoff, levels, customers)
+    feats = features_at(lines, cutoff, levels, customers, orders)
     columns = [c for c in feats.columns if c != "customer_id"]
     if horizon_days is not None:
         feats = feats.join(labels_at(lines, cutoff, horizon_days), "customer_id")
@@ -405,9 +407,11 @@ def _enough(n: int, churned: int, cfg: ChurnConfig) -> str | None:
     return None
 
 
-def labelled_frame(lines, cutoff, levels, cfg, customers=None, bgnbd=True) -> pd.DataFrame:
-    """Feature frame at `cutoff` with the column churned (next churn.horizon_days days)."""
-    return feature_frame_with_params(lines, cutoff, levels, cfg, customers, bgnbd, cfg.churn.horizon_days)[0]
+def labelled_frame(lines, cutoff, levels, cfg, customers=None, bgnbd=True, history=None) -> pd.DataFrame:
+    """Feature frame at `cutoff` with the column churned (next churn.horizon_days days); `history`: the run's
+    `customer_facts.order_history`, which the frame's orders are cut from."""
+    orders = None if history is None else orders_before(history, cutoff)
+    return feature_frame_with_params(lines, cutoff, levels, cfg, customers, bgnbd, cfg.churn.horizon_days, orders)[0]
 
 
 def permutation_table(model, frame: pd.DataFrame, cfg: ChurnConfig) -> pd.DataFrame:
@@ -585,19 +589,23 @@ def _compute(processed_dir, as_of: str, cfg: Config, con, timer: _Timer) -> Chur
     lines = artifacts.table(con, processed_dir, "orders_clean")
     customers = artifacts.table_if_exists(con, processed_dir, "customers_clean")
     cut = backtest_cutoffs(as_of, ch.horizon_days)
-    levels = mix_levels(lines, cut["train_cutoff"], ch.mix_levels)
+    # every purchase order up to as_of, grouped and sorted once: each cut-off's features cut their orders from it
+    history = order_history(con, lines, cut["as_of"])
+    levels = mix_levels(lines, cut["train_cutoff"], ch.mix_levels, orders_before(history, cut["train_cutoff"]))
     problem = history_problem(lines, cut, ch)
     timer.lap("labels")
 
     failures: list[str] = []  # models that could not be fitted, one sentence each
-    now, bgnbd_params = feature_frame_with_params(lines, cut["as_of"], levels, cfg, customers)
+    now, bgnbd_params = feature_frame_with_params(lines, cut["as_of"], levels, cfg, customers,
+                                                  orders=orders_before(history, cut["as_of"]))
     timer.lap("features_as_of")
     bgnbd_failed = BGNBD_FAILED in bgnbd_params
     if bgnbd_failed:
         failures.append(BGNBD_FAILED_NOTE.format(reason=bgnbd_params[BGNBD_FAILED]))
-    labelled = partial(labelled_frame, lines, levels=levels, cfg=cfg, customers=customers)
+    labelled = partial(labelled_frame, lines, levels=levels, cfg=cfg, customers=customers, history=history)
     bt = (run_backtest(labelled, cut, ch, failures, timer) if problem is None
           else no_backtest(labelled, cut, problem, bgnbd_failed))
+    release(con, [history])
     scored, chosen = score(now, bt, ch, failures, bgnbd_failed)
     timer.lap("scoring")
 

@@ -62,7 +62,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from helpers.config import SegmentsConfig
-from helpers.engine import cutoff_end, trim
+from helpers.engine import cache, cutoff_end, trim
 
 UNIT_DAYS = {"day": 1, "week": 7}
 # 1970-01-05 was a Monday: period numbers count days (or Monday-to-Sunday weeks) since then.
@@ -430,11 +430,12 @@ def compress(summary: pd.DataFrame, columns=("frequency", "recency", "T")) -> tu
 
 # --------------------------------------------------------------------------- behaviour at a cut-off
 
-def purchase_orders(lines: ir.Table, cutoff: str) -> ir.Table:
+def purchase_orders(lines: ir.Table, cutoff: str, last_line: bool = False) -> ir.Table:
     """One row per purchase order placed on or before day `cutoff`.
 
     Columns: customer_id, order_id, order_ts (first line's time), value (sum of its lines),
-    discounted (any line with a discount or coupon), channel, payment_method.
+    discounted (any line with a discount or coupon), channel, payment_method; with `last_line`,
+    last_line_ts (its last line's time) too.
     """
     p = lines.filter(~lines.is_return, lines.order_date < ibis.literal(cutoff_end(cutoff)))
     cols = set(p.columns)
@@ -445,20 +446,48 @@ def purchase_orders(lines: ir.Table, cutoff: str) -> ir.Table:
         flags.append(p.coupon_code.fill_null("") != "")
     discounted = functools.reduce(operator.or_, flags).any() if flags else ibis.literal(False)
     mixes = {c: p[c].min() for c in MIX_COLUMNS if c in cols}
+    last = {"last_line_ts": p.order_date.max()} if last_line else {}
     return p.group_by(["customer_id", "order_id"]).aggregate(
-        order_ts=p.order_date.min(), value=p.amount.sum(), discounted=discounted, **mixes)
+        order_ts=p.order_date.min(), value=p.amount.sum(), discounted=discounted, **mixes, **last)
+
+
+def _with_gaps(o: ir.Table) -> ir.Table:
+    """Purchase orders with gap (days since the customer's previous order; null for the first) and next_ts (the
+    time of the customer's next order; null for the latest). One window sorted once serves both."""
+    by_time = ibis.window(group_by="customer_id", order_by=["order_ts", "order_id"])
+    return o.mutate(gap=(o.order_ts.epoch_seconds() - o.order_ts.lag().over(by_time).epoch_seconds()) / 86_400.0,
+                    next_ts=o.order_ts.lead().over(by_time))
+
+
+def order_history(con, lines: ir.Table, as_of: str) -> ir.Table:
+    """Every purchase order up to `as_of` with its gaps (`_with_gaps`) and last line's time, kept by the engine:
+    `orders_before` cuts the orders of an earlier cut-off from it, so the lines are grouped into orders and the
+    orders sorted once for every cut-off of a run (three in churn's backtest). Release it with
+    ``helpers.engine.release``."""
+    return cache(con, _with_gaps(purchase_orders(lines, as_of, last_line=True)))
+
+
+def orders_before(history: ir.Table, cutoff: str) -> ir.Table | None:
+    """The orders of `order_history` placed on or before day `cutoff`, as `features_at` reads them; None when an
+    order's lines straddle the cut-off (its value, discount and time at the cut-off count only the lines before
+    it: `features_at` then groups the lines itself). In a clean table no order does: cleaning gives an order's
+    purchase lines one time."""
+    end = ibis.literal(cutoff_end(cutoff))
+    straddling = history.filter((history.order_ts < end) & (history.last_line_ts >= end)).count().execute()
+    return None if straddling else history.filter(history.order_ts < end).drop("last_line_ts")
 
 
 MIX_COLUMNS = ("channel", "payment_method")  # optional order columns whose shares are features
 
 
-def mix_levels(lines: ir.Table, cutoff: str, top: int = 6) -> dict[str, list[str]]:
-    """The `top` most common channels and payment methods among purchase orders on or before `cutoff`.
+def mix_levels(lines: ir.Table, cutoff: str, top: int = 6, orders: ir.Table | None = None) -> dict[str, list[str]]:
+    """The `top` most common channels and payment methods among purchase orders on or before `cutoff`
+    (`orders`: those orders, from `orders_before`, instead of grouping `lines`).
 
     Each becomes a share-of-orders feature; fixing them once per run keeps the columns of every
     cut-off the same. Ties are broken by name.
     """
-    o = purchase_orders(lines, cutoff)
+    o = purchase_orders(lines, cutoff) if orders is None else orders
     out = {}
     for col in MIX_COLUMNS:
         if col not in o.columns:
@@ -475,7 +504,7 @@ def slug(value: str) -> str:
 
 
 def features_at(lines: ir.Table, cutoff: str, levels: dict[str, list[str]],
-                customers: ir.Table | None = None) -> ir.Table:
+                customers: ir.Table | None = None, orders: ir.Table | None = None) -> ir.Table:
     """Per-customer features at `cutoff`, from order lines dated on or before that day only.
 
     One row per customer with a purchase by then. Columns (days are fractional, measured to the end
@@ -484,16 +513,14 @@ def features_at(lines: ir.Table, cutoff: str, levels: dict[str, list[str]],
     > 1 means slowing down; null below 3 orders), overdue_ratio (recency / (mean gap + 1)),
     return_share (returned / purchased revenue), category_breadth, discount_share, one
     ``<channel|payment_method>_share_<level>`` per level in `levels`, and from `customers` where
-    present: gender, region, age_years, marketing_opt_in.
+    present: gender, region, age_years, marketing_opt_in. `orders`: the purchase orders up to `cutoff` with their
+    gaps (`orders_before`), instead of grouping and sorting `lines` again.
     """
     end = ibis.literal(cutoff_end(cutoff))
     day = 86_400.0
-    o = purchase_orders(lines, cutoff)
-    by_time = ibis.window(group_by="customer_id", order_by=["order_ts", "order_id"])
-    # the latest order is the one with no next order: one sorted window serves both (a second,
-    # latest-first window sorted every order again)
-    o = o.mutate(gap=(o.order_ts.epoch_seconds() - o.order_ts.lag().over(by_time).epoch_seconds()) / day,
-                 latest=o.order_id.lead().over(by_time).isnull())
+    o = _with_gaps(purchase_orders(lines, cutoff)) if orders is None else orders
+    # the latest order at the cut-off is the one whose next order, if any, comes after it
+    o = o.mutate(latest=o.next_ts.isnull() | (o.next_ts >= end))
     shares = {}
     for col, values in levels.items():
         if col not in o.columns:
