@@ -601,7 +601,7 @@ def contact_lists(month: Month, cfg: SummaryConfig) -> pd.DataFrame:
         out = out[month.consented(out["customer_id"]).to_numpy()]
         targets = month.get("winback_targets")
         if targets is not None:
-            out = out[~out["customer_id"].isin(targets["customer_id"].astype(str))]
+            out = out[~customer_facts.is_in(out["customer_id"], targets["customer_id"].astype(str))]
     emails = (artifacts.read(month.folder, "customers_clean", ["customer_id", "email"])
               if len(out) and month.folder is not None else None)
     facts = [("customers_clean", emails, ["email"]), ("segments", month.get("segments"), ["rfm_segment"]),
@@ -609,8 +609,10 @@ def contact_lists(month: Month, cfg: SummaryConfig) -> pd.DataFrame:
     out = out.drop(columns=[c for c in ("clv", "risk_tier") if c in out.columns])
     for _, frame, cols in facts:
         if frame is not None and len(out):
-            f = frame[["customer_id", *cols]].assign(customer_id=frame["customer_id"].astype(str))
-            out = out.merge(f.drop_duplicates("customer_id"), on="customer_id", how="left")
+            ids = frame["customer_id"].astype(str)
+            f = frame.loc[customer_facts.is_in(ids, out["customer_id"]), ["customer_id", *cols]]  # the list's only
+            out = out.merge(f.assign(customer_id=ids[f.index]).drop_duplicates("customer_id"), on="customer_id",
+                            how="left")
     out = out.reindex(columns=artifacts.ARTIFACTS["contact_lists"].columns)
     out = out.sort_values(["list", "clv", "customer_id"], ascending=[True, False, True], na_position="last")
     for col, decl in artifacts.ARTIFACTS["contact_lists"].schema.columns.items():
