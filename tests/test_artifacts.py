@@ -92,7 +92,7 @@ def _frames(draw):
     return pd.DataFrame(columns)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(df=_frames())
 def test_a_csv_artifact_holds_what_pandas_writes_byte_for_byte(tmp_path_factory, df):
     """write_csv formats lines in DuckDB for speed; what lands in the file is exactly pandas' text (quotes, line
