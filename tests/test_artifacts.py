@@ -102,7 +102,7 @@ def test_a_csv_artifact_holds_what_pandas_writes_byte_for_byte(tmp_path_factory,
     assert target.read_bytes() == artifacts.csv_text(df).encode("utf-8")
 
 
-def test_a_csv_with_dates_or_one_column_is_written_by_pandas(tmp_path):
+def test_a_csv_with_dates_one_column_or_mixed_objects_holds_pandas_bytes(tmp_path):
     for df in (pd.DataFrame({"day": pd.to_datetime(["2026-06-30", None]), "n": [1, 2]}),
                pd.DataFrame({"only": ["", "a"]}),
                pd.DataFrame({"mixed": ["a", 1], "n": [1.5, np.nan]})):

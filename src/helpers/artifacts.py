@@ -546,8 +546,12 @@ def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
 def csv_text(df: pd.DataFrame) -> str:
     """A frame as CSV text with spreadsheet formulas escaped (what every CSV artifact holds), written by pandas:
     the text :func:`write_csv` writes, byte for byte."""
+    return _pandas_csv(escape_formulas(df))
+
+
+def _pandas_csv(df: pd.DataFrame) -> str:
     buf = io.StringIO()
-    escape_formulas(df).to_csv(buf, index=False, lineterminator="\n")
+    df.to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue()
 
 
@@ -559,14 +563,15 @@ def write_csv(p: str | Path, df: pd.DataFrame) -> Path:
     line as pandas would, and the lines go to the file in batches: a float's shortest round-trip digits (as
     ``repr``); NaN and missing values empty; "True" / "False"; a field quoted, its quotes doubled, when it holds a
     comma, a quote or a line feed (Python's csv module leaves a carriage return unquoted when lines end in a line
-    feed). Any other column (dates, mixed objects) and a one-column frame are written by pandas.
+    feed). Any other column (dates, categories, float32) and a one-column frame are written by pandas. Objects are
+    text by then: escaping the formulas made them so.
     """
     escaped = escape_formulas(df)
     fields = _csv_fields(escaped) if df.shape[1] > 1 and df.columns.is_unique else None
     if fields is None:
-        return write_file(p, csv_text(df))
+        return write_file(p, _pandas_csv(escaped))
     data = pyarrow.Table.from_pandas(escaped, preserve_index=False).rename_columns([f"c{i}" for i in range(df.shape[1])])
-    header = csv_text(df.iloc[:0]).encode("utf-8")
+    header = _pandas_csv(escaped.iloc[:0]).encode("utf-8")
 
     def lines(tmp):
         con = duckdb.connect(config={"threads": max(1, (os.cpu_count() or 1) // engine.share())})

@@ -582,15 +582,13 @@ def _reasons(src: np.ndarray, ref: np.ndarray, cyc: pd.DataFrame, aff: pd.DataFr
         else:
             levels = np.array([" + ".join(k.replace("_", " ") for k in lv) if lv else "all customers"
                                for lv in PROFILE_LEVELS], dtype=object)
-            # a sentence per (percent, level) pair that occurs: 101 percents x the levels, counted, not sorted
+            # a sentence per (percent, level) pair that occurs, as one integer (np.unique of 2-D rows is slow)
             key = np.round(sim.share.to_numpy(float)[rows] * 100).astype(np.int64) * len(levels) + sim.level.to_numpy()[rows]
-            pairs = np.flatnonzero(np.bincount(key))
-            which = np.zeros(pairs[-1] + 1, np.int64)
-            which[pairs] = np.arange(len(pairs))
+            pairs, which = np.unique(key, return_inverse=True)
             texts.append(pa.array(f"{REASONS['similar']}: " + (pairs // len(levels)).astype(str).astype(object)
                                   + "% of customers like them (" + levels[pairs % len(levels)] + ") bought it within "
                                   + w + " days", type=pa.string()))
-            take[at] = offset + which[key]
+            take[at] = offset + which.ravel()
     reasons = pa.concat_arrays(texts).take(pa.array(take)) if texts else pa.array([], pa.string())
     product = pa.array(cyc.top_product, type=pa.string(), from_pandas=True).take(
         pa.array(np.maximum(own, 0), mask=own < 0))
@@ -601,10 +599,9 @@ def _reasons(src: np.ndarray, ref: np.ndarray, cyc: pd.DataFrame, aff: pd.DataFr
 def _cycle_reasons(r: pd.DataFrame) -> pa.Array:
     """'repeat due: bought on 3 days, every ~30 days, overdue since 2026-06-01' or 'repeat: ..., next due ...'."""
     days = pa.array(r.days.to_numpy(np.int64)).cast(pa.string())
-    day = r.due_date.to_numpy("datetime64[D]").astype(np.int64)  # each date's text written once
-    first = int(day.min()) if len(day) else 0
-    dates = pd.date_range(pd.Timestamp(first, unit="D"), periods=int(day.max()) - first + 1 if len(day) else 0)
-    due = pa.array(dates.strftime("%Y-%m-%d").to_numpy(dtype=object), type=pa.string()).take(pa.array(day - first))
+    dates, which = np.unique(r.due_date.to_numpy("datetime64[D]"), return_inverse=True)  # a date's text written once
+    due = pa.array(pd.DatetimeIndex(dates).strftime("%Y-%m-%d").to_numpy(dtype=object), type=pa.string()).take(
+        pa.array(which.ravel()))
     since = pa.array(np.where(r.days_until_due.to_numpy() < 0, "overdue since ", "due "))
     now = pc.binary_join_element_wise(f"{REASONS['due']}: bought on ", days, " days, every ~",
                                       pa.array(r.interval_days.to_numpy(np.int64)).cast(pa.string()), " days, ",

@@ -609,10 +609,9 @@ def contact_lists(month: Month, cfg: SummaryConfig) -> pd.DataFrame:
     out = out.drop(columns=[c for c in ("clv", "risk_tier") if c in out.columns])
     for _, frame, cols in facts:
         if frame is not None and len(out):
-            ids = frame["customer_id"].astype(str)
-            f = frame.loc[customer_facts.is_in(ids, out["customer_id"]), ["customer_id", *cols]]  # the list's only
-            out = out.merge(f.assign(customer_id=ids[f.index]).drop_duplicates("customer_id"), on="customer_id",
-                            how="left")
+            f = frame[["customer_id", *cols]].assign(customer_id=frame["customer_id"].astype(str))
+            f = f[customer_facts.is_in(f["customer_id"], out["customer_id"])]  # the list's customers only
+            out = out.merge(f.drop_duplicates("customer_id"), on="customer_id", how="left")
     out = out.reindex(columns=artifacts.ARTIFACTS["contact_lists"].columns)
     out = out.sort_values(["list", "clv", "customer_id"], ascending=[True, False, True], na_position="last")
     for col, decl in artifacts.ARTIFACTS["contact_lists"].schema.columns.items():
