@@ -118,6 +118,16 @@ def test_amounts_are_read_as_shops_write_them(text, expected):
     assert (pd.isna(got) and expected is None) or got == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("text,decimal,expected", [
+    ("1.234", ",", 1234.0), ("1.234", "auto", 1.234), ("1.234", ".", 1.234), ("-12", ",", -12.0),
+    ("007.50", "auto", 7.5), ("-0.5", ".", -0.5), ("12.", "auto", 12.0), (".5", "auto", 0.5),
+])
+def test_plain_numbers_follow_the_decimal_setting(text, decimal, expected):
+    # a plain number is read without the shop-format rules, except where "," makes its dot a thousands mark
+    t = ibis.memtable({"s": [text]}, schema={"s": "string"})
+    assert connect().execute(clean.parse_amount(t.s, decimal).name("v")).iloc[0] == pytest.approx(expected)
+
+
 @pytest.mark.parametrize("text,fmt,expected", [
     ("2025-01-31", None, "2025-01-31 00:00:00"), ("2025-01-31 14:05:00", None, "2025-01-31 14:05:00"),
     ("2025-13-45", None, None), ("not a date", None, None),
@@ -125,6 +135,7 @@ def test_amounts_are_read_as_shops_write_them(text, expected):
     ("1/2/25 9:05", "%m/%d/%y %H:%M", "2025-01-02 09:05:00"),
     ("2025-01-31T14:05:00+02:00", None, "2025-01-31 14:05:00"), ("2025-01-31 14:05Z", None, "2025-01-31 14:05:00"),
     ("2025-01-31", "%d.%m.%Y", "2025-01-31 00:00:00"),  # ISO is read besides the configured format
+    ("2025-02-30 10:00:00", None, None), ("2025-1-31 14:05:00", None, "2025-01-31 14:05:00"),
     ("2025/01/31", None, None), ("infinity", None, None), ("epoch", None, None), ("0000-01-01", None, None),
     ("1/31/2025 12:05 AM", "%m/%d/%Y %I:%M %p", "2025-01-31 00:05:00"),  # a 12-hour clock: midnight is 12 AM
     ("1/31/2025 12:05 PM", "%m/%d/%Y %I:%M %p", "2025-01-31 12:05:00"),

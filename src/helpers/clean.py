@@ -489,6 +489,7 @@ _SPACE = " \u00a0\u202f"  # thousands separators: space, no-break space, narrow 
 _CURRENCY = r"(?:\p{Sc}|[A-Z]{3}|Kč|zł|kr|Ft|lei)"
 AMOUNT_SHAPE = (rf"^[+-]?[{_SPACE}]*(?:{_CURRENCY}[{_SPACE}]*)?[+-]?[0-9.,]*[0-9][0-9.,'{_SPACE}]*"
                 rf"(?:{_CURRENCY})?$")
+PLAIN_NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"  # read the same with "." or auto as the decimal mark
 SCIENTIFIC = r"^[+-]?[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$"
 NON_FINITE = r"^[+-]?(inf|infinity|nan)$"
 
@@ -517,7 +518,10 @@ def amount_text(t: ir.StringValue, decimal_separator: str = "auto") -> ir.String
     else:
         number = comma_decimal.ifelse(as_comma, as_dot)
     signed = t.contains("-").ifelse("-", "") + number.nullif("")
-    return ibis.cases((t.re_search(SCIENTIFIC), t), (t.re_search(AMOUNT_SHAPE), signed), else_=ibis.null("string"))
+    plain = (t.re_search(PLAIN_NUMBER), t) if decimal_separator != "," else (ibis.literal(False), t)
+    # a plain number ('12.50', '-3') is its own text: most values are, and the cases after it are not computed for them
+    return ibis.cases(plain, (t.re_search(SCIENTIFIC), t), (t.re_search(AMOUNT_SHAPE), signed),
+                      else_=ibis.null("string"))
 
 
 def finite(value: ir.FloatingValue) -> ir.FloatingValue:
@@ -536,6 +540,7 @@ _FORMAT_PARTS = {"%Y": ("year", r"([0-9]{4})"), "%y": ("year2", r"([0-9]{2})"), 
                  "%p": ("ampm", r"([AaPp]\.?[Mm]\.?)")}
 FORMAT_CODES = re.compile(r"%[YymdHMSIp]")
 # ISO date, optional time (T or space) with optional fraction and UTC offset (Z, +02, +0200, +02:00).
+PLAIN_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 ISO_TIMESTAMP = (r"^([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})(?:[T ]([0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?)"
                  r" ?(Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?$")
 
@@ -557,7 +562,9 @@ def read_timestamp(t: ir.StringValue, date_format: str | None = None) -> ir.Time
     apart, so a rule that reads the date several times parses it once."""
     date_part = t.re_extract(ISO_TIMESTAMP, 1)
     time_part = t.re_extract(ISO_TIMESTAMP, 2).nullif("").fill_null("00:00:00")
-    iso = t.re_search(ISO_TIMESTAMP).ifelse(date_part + " " + time_part, ibis.null("string")).try_cast("timestamp")
+    # 'YYYY-MM-DD hh:mm:ss' is the text ISO_TIMESTAMP would make of it: cast as it is, the extracts not computed
+    iso = ibis.cases((t.re_search(PLAIN_TIMESTAMP), t), (t.re_search(ISO_TIMESTAMP), date_part + " " + time_part),
+                     else_=ibis.null("string")).try_cast("timestamp")
     if not date_format:
         return iso
     pattern, names, pos = "^", [], 0
