@@ -779,19 +779,18 @@ def _order_conflicts(t: ir.Table, tolerance_hours: float) -> ir.Table:
     after the order's earliest purchase line (a return is dated when it came back). The other purchase
     lines are one order: their ``order_ts`` becomes that earliest line's.
 
-    Per order id, an aggregate joined back on the order id (no window, no self-join of lines), so Spark
-    spreads the orders over its workers: the first kept line (row, customer) and, per customer, the earliest
+    Per order id, aggregates joined back on the order id (no window, no self-join of lines), so Spark
+    spreads the orders over its workers: the first kept line (row, customer) and that customer's earliest
     kept purchase line (time, row; the lowest row among lines of one time).
     """
     ok = t.filter(t.reason.isnull())
-    first = ok.group_by("_oid").agg(_first=ibis.struct({"row": ok.source_row, "customer": ok.customer_key}).min())
-    first = first.select("_oid", _fr=first._first["row"], _fc=first._first["customer"])
-    buys = ok.filter(~ok._return)
-    earliest = buys.group_by("_oid", "customer_key").agg(
-        _earliest=ibis.struct({"ts": buys.order_ts, "row": buys.source_row}).min())
-    orders = first.left_join(earliest, [first._oid == earliest._oid, first._fc == earliest.customer_key])
-    orders = orders.select(_oid=first._oid, _fr=first._fr, _fc=first._fc, _fts=orders._earliest["ts"],
-                           _fpr=orders._earliest["row"])
+    # per order and customer: the first kept row and the earliest purchase line; then per order, the customer of
+    # the first row and that customer's earliest line (argmin: rows are unique), so the lines are grouped once
+    per = ok.group_by("_oid", "customer_key").agg(
+        _r=ok.source_row.min(), _e=ibis.struct({"ts": ok.order_ts, "row": ok.source_row}).min(where=~ok._return))
+    orders = per.group_by("_oid").agg(_fr=per._r.min(), _fc=per.customer_key.argmin(per._r),
+                                      _earliest=per._e.argmin(per._r))
+    orders = orders.select("_oid", "_fr", "_fc", _fts=orders._earliest["ts"], _fpr=orders._earliest["row"])
     t = t.left_join(orders, "_oid").mutate(_ok=t.reason.isnull())
     t = t.mutate(_buy=t._ok & (t.customer_key == t._fc) & ~t._return)
     seconds = t.order_ts.epoch_seconds() - t._fts.epoch_seconds()

@@ -560,8 +560,9 @@ def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS) -> pd.Data
     """
     t = orders.filter(orders.order_date < ibis.timestamp(engine.cutoff_end(as_of)))
     buy = t.filter(~t.is_return)
-    first = buy.group_by("customer_id").aggregate(first_ts=buy.order_date.min(),
-                                                   first_order=buy.order_id.argmin(buy.order_date))
+    con = ibis.get_backend(orders)
+    first = engine.cache(con, buy.group_by("customer_id").aggregate(first_ts=buy.order_date.min(),
+                                                                     first_order=buy.order_id.argmin(buy.order_date)))
     lines = buy.join(first, ["customer_id", buy.order_id == first.first_order])
     attrs = {}
     if "channel" in orders.columns:
@@ -579,6 +580,7 @@ def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS) -> pd.Data
     df = agg.to_pandas()
     if per is not None:
         df = df.merge(per.to_pandas(), on="customer_id", how="left")
+    engine.release(con, [first])  # kept for the two queries above: each would group the lines again
     df["first_date"] = pd.to_datetime(df.pop("first_ts")).dt.normalize()
     df["cohort"] = df["first_date"].dt.strftime("%Y-%m")
     df["age_days"] = (pd.Timestamp(as_date(as_of)) - df["first_date"]).dt.days.astype("int64")
