@@ -394,7 +394,9 @@ def test_scored_file_has_one_row_per_customer_the_documented_columns_and_no_emai
     a = scored.set_index("customer_id").loc["A"]
     assert (a["rfm_segment"], a["clv"], a["risk_tier"]) == ("At Risk", 100.0, "high")
     assert (bool(a["winback_target"]), a["winback_discount"], a["winback_expected_profit"]) == (True, 0.10, 12.5)
-    assert (a["offer_1"], a["offer_2"], a["offer_3"]) == ("P1", "P2", "P3")
+    assert (a["offer_1"], a["offer_2"], a["offer_3"]) == ("P1", "P2", "P3")  # by rank, not row order; rank 4 left out
+    c = scored.set_index("customer_id").loc["C"]
+    assert c["offer_1"] == "P9" and pd.isna(c["offer_2"]) and pd.isna(c["offer_3"])
     e = scored.set_index("customer_id").loc["E"]
     assert pd.isna(e["rfm_segment"]) and e["risk_tier"] == "high" and not bool(e["winback_target"])
 

@@ -741,6 +741,13 @@ def is_in(values, members) -> np.ndarray:
     return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
+def positions(values, names) -> np.ndarray:
+    """The position of each of `values` among `names` (customer ids as text; -1 when absent), hashed in Arrow."""
+    found = pc.index_in(strings(pd.Series(values).astype(str)),
+                        value_set=strings(pd.Series(names).astype(str)).combine_chunks())
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def consented(customers: pd.DataFrame) -> pd.Series:
     """customers_clean's marketing_opt_in as a plain bool per row (unknown = no consent): who may be contacted."""
     return customers["marketing_opt_in"].astype("boolean").fillna(False).astype(bool)

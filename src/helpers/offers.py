@@ -808,7 +808,7 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
     (the most common set of suggestions, best first), main_reason (most common kind of first reason).
     """
     first = offers[offers["rank"] == 1]
-    seg_at = _positions(first["customer_id"], segments["customer_id"])
+    seg_at = customer_facts.positions(first["customer_id"], segments["customer_id"])
     if not (seg_at >= 0).any():  # no suggestions at all (e.g. a shop without categories)
         return pd.DataFrame(columns=["customers", "top_category", "top_category_share", "most_common_top3",
                                      "main_reason"], index=pd.Index([], name=by))
@@ -817,7 +817,7 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
     kind = pc.list_element(pc.split_pattern(customer_facts.strings(first.reason.astype(str)), ":", max_splits=1), 0)
     first["kind"] = kind.to_numpy(zero_copy_only=False)  # the kind of reason, before its ':'
     ids, trio = _joined_by_customer(offers, ", ")  # "a, b, c": the suggestions best first
-    first["trio"] = pd.Series(trio[_positions(first["customer_id"], ids)], index=first.index, dtype="string")
+    first["trio"] = pd.Series(trio[customer_facts.positions(first["customer_id"], ids)], index=first.index, dtype="string")
     rows = {}
     for seg, g in first.groupby(by):
         vc = g.category.value_counts()
@@ -827,13 +827,6 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = by
     return out.sort_values("customers", ascending=False)
-
-
-def _positions(values, names) -> np.ndarray:
-    """The position of each of `values` among `names` (customer ids as text; -1 when absent)."""
-    found = pc.index_in(customer_facts.strings(pd.Series(values).astype(str)),
-                        value_set=customer_facts.strings(pd.Series(names).astype(str)).combine_chunks())
-    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
