@@ -385,7 +385,9 @@ def test_with_only_kpis_the_summary_still_gives_actions_and_says_what_is_missing
 
 def test_scored_file_has_one_row_per_customer_the_documented_columns_and_no_email(shop):
     extra_churn = pd.concat([churn_frame(), churn_frame().iloc[[0]].assign(customer_id="E")])
-    folder = full_month(shop, churn=extra_churn, targets=pd.concat([targets_frame(), targets_frame().iloc[[0]]]))
+    unscored = offers_frame().iloc[[4]].assign(customer_id="Z", product_id="PZ")  # an offer for no scored customer
+    folder = full_month(shop, churn=extra_churn, targets=pd.concat([targets_frame(), targets_frame().iloc[[0]]]),
+                        offers=pd.concat([offers_frame(), unscored]))
     scored = summary.build_customers_scored(summary.load_month(folder))
     assert list(scored.columns) == list(summary.SCORED_COLUMNS)
     assert scored["customer_id"].tolist() == ["A", "B", "C", "D", "E"]
@@ -399,6 +401,7 @@ def test_scored_file_has_one_row_per_customer_the_documented_columns_and_no_emai
     assert c["offer_1"] == "P9" and pd.isna(c["offer_2"]) and pd.isna(c["offer_3"])
     e = scored.set_index("customer_id").loc["E"]
     assert pd.isna(e["rfm_segment"]) and e["risk_tier"] == "high" and not bool(e["winback_target"])
+    assert "PZ" not in set(scored[["offer_1", "offer_2", "offer_3"]].stack())
 
     parquet, csv = summary.save_customers_scored(folder, scored)
     assert parquet.name == "customers_scored.parquet" and csv.name == "customers_scored.csv"

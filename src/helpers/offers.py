@@ -817,7 +817,8 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
     kind = pc.list_element(pc.split_pattern(customer_facts.strings(first.reason.astype(str)), ":", max_splits=1), 0)
     first["kind"] = kind.to_numpy(zero_copy_only=False)  # the kind of reason, before its ':'
     ids, trio = _joined_by_customer(offers, ", ")  # "a, b, c": the suggestions best first
-    first["trio"] = pd.Series(trio[customer_facts.positions(first["customer_id"], ids)], index=first.index, dtype="string")
+    trio_at = customer_facts.positions(first["customer_id"], ids)
+    first["trio"] = pd.Series(trio[trio_at], index=first.index, dtype="string")
     rows = {}
     for seg, g in first.groupby(by):
         vc = g.category.value_counts()

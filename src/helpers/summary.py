@@ -754,7 +754,8 @@ def build_customers_scored(month: Month) -> pd.DataFrame:
                              top["rank"].to_numpy(), top["product_id"].to_numpy(dtype=object))
         for r in (1, 2, 3):
             column = np.full(len(out), None, dtype=object)
-            column[at[rank == r]] = product[rank == r]
+            here = (rank == r) & (at >= 0)  # a customer of the offers with no score is no row here
+            column[at[here]] = product[here]
             out[f"offer_{r}"] = column
     out = out.reindex(columns=SCORED_COLUMNS)
     return _as_declared(out).reset_index(drop=True)
