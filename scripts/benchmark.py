@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from helpers import demo, runner
+from helpers import artifacts, demo, runner
 from helpers.config import load_config
 
 DONE = re.compile(r"^\[(\d+)/(\d+)\] (\S+) \.\.\. (done|FAILED).*?(?:in|after) ([\d.]+) s")
@@ -73,6 +73,7 @@ class KernelMemory:
         self.interval = interval
         self.run_peak = 0
         self.seen: dict[int, tuple[float, int]] = {}  # pid -> (latest CPU seconds, peak RSS)
+        self.notebook: dict[int, str | None] = {}  # pid -> the notebook a kernel says it runs (None: not said)
         self.alive: set[int] = set()
         self.taken: set[int] = set()
         self._lock = threading.Lock()
@@ -81,18 +82,25 @@ class KernelMemory:
 
     def _poll(self) -> None:
         me = psutil.Process()
+        mine, started = me.cmdline(), set()
         while not self._stop.is_set():
             now: dict[int, tuple[float, int]] = {}
             total = me.memory_info().rss
             for child in me.children(recursive=True):
                 try:
                     with child.oneshot():
+                        # a child forked but not yet started shows this process's pages as its own: not counted
+                        if child.pid not in started and child.cmdline() == mine:
+                            continue
+                        started.add(child.pid)
                         rss = child.memory_info().rss
                         t = child.cpu_times()
                 except psutil.Error:  # exited in the meantime
                     continue
                 now[child.pid] = (t.user + t.system, rss)
                 total += rss
+                if child.pid not in self.notebook:
+                    self.notebook[child.pid] = _notebook_of(child)
             with self._lock:
                 for pid, (cpu, rss) in now.items():
                     self.seen[pid] = (cpu, max(rss, self.seen.get(pid, (0.0, 0))[1]))
@@ -100,12 +108,15 @@ class KernelMemory:
                 self.run_peak = max(self.run_peak, total)
             self._stop.wait(self.interval)
 
-    def take(self) -> tuple[int, float]:
+    def take(self, notebook: str | None = None) -> tuple[int, float]:
         """Peak RSS (bytes, the ended processes' peaks summed) and CPU seconds of the processes that ended
-        since the last call."""
+        since the last call. With `notebook`: the kernel that said it runs that notebook, if one did, else those
+        that said nothing (two kernels ending together were both counted for the first notebook logged done)."""
         time.sleep(2 * self.interval)  # let the poll see the kernel gone
         with self._lock:
             ended = [pid for pid in self.seen if pid not in self.alive and pid not in self.taken]
+            named = [pid for pid in ended if notebook is not None and self.notebook.get(pid) == notebook]
+            ended = named or [pid for pid in ended if self.notebook.get(pid) is None]
             self.taken.update(ended)
             return sum(self.seen[p][1] for p in ended), sum(self.seen[p][0] for p in ended)
 
@@ -116,6 +127,16 @@ class KernelMemory:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+def _notebook_of(proc: psutil.Process) -> str | None:
+    """The notebook a kernel runs, when the runner told it (:data:`helpers.artifacts.INPUTS_VARIABLE`: only a kernel
+    that waits for another notebook's artifacts is told), else None."""
+    try:
+        said = proc.environ().get(artifacts.INPUTS_VARIABLE)
+    except psutil.Error:
+        return None
+    return json.loads(said).get("notebook") if said else None
 
 
 def duckdb_floor(raw: Path, out: Path, config: str) -> dict:
@@ -157,7 +178,7 @@ def run_month(raw: Path, base: Path, as_of: str, config: str) -> tuple[list[dict
             m = DONE.match(line)
             if m:
                 now = time.perf_counter()
-                rss, cpu = memory.take()
+                rss, cpu = memory.take(m.group(3))
                 rows.append({"notebook": m.group(3), "status": m.group(4), "kernel_s": float(m.group(5)),
                              "wall_s": now - mark[0], "rss": rss, "cpu_s": cpu})
                 (base / "benchmark.json").write_text(json.dumps(rows, indent=1))  # kept if the run stops later
