@@ -518,9 +518,9 @@ def amount_text(t: ir.StringValue, decimal_separator: str = "auto") -> ir.String
     else:
         number = comma_decimal.ifelse(as_comma, as_dot)
     signed = t.contains("-").ifelse("-", "") + number.nullif("")
-    plain = (t.re_search(PLAIN_NUMBER), t) if decimal_separator != "," else (ibis.literal(False), t)
     # a plain number ('12.50', '-3') is its own text: most values are, and the cases after it are not computed for them
-    return ibis.cases(plain, (t.re_search(SCIENTIFIC), t), (t.re_search(AMOUNT_SHAPE), signed),
+    plain = [(t.re_search(PLAIN_NUMBER), t)] if decimal_separator != "," else []
+    return ibis.cases(*plain, (t.re_search(SCIENTIFIC), t), (t.re_search(AMOUNT_SHAPE), signed),
                       else_=ibis.null("string"))
 
 

@@ -560,7 +560,7 @@ def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS) -> pd.Data
     """
     t = orders.filter(orders.order_date < ibis.timestamp(engine.cutoff_end(as_of)))
     buy = t.filter(~t.is_return)
-    con = ibis.get_backend(orders)
+    con = orders.get_backend()
     first = engine.cache(con, buy.group_by("customer_id").aggregate(first_ts=buy.order_date.min(),
                                                                      first_order=buy.order_id.argmin(buy.order_date)))
     lines = buy.join(first, ["customer_id", buy.order_id == first.first_order])
