@@ -146,6 +146,7 @@ def test_the_labelled_frame_holds_the_customers_with_a_positive_purchase_with_th
     assert frame["churned"].tolist() == [False, False]
     left_out = customer_facts.no_positive_purchase(lines, CUTOFF)
     assert left_out.to_dict("records") == [{"customer_id": "Z", "reason": "zero_price"}]
+    assert customer_facts.no_positive_counts(lines, CUTOFF) == {"zero_price": 1}
     plain = churn.feature_frame(lines, CUTOFF, levels, cfg, bgnbd=False)
     pd.testing.assert_frame_equal(frame.drop(columns="churned"), plain)
 

@@ -168,6 +168,16 @@ def test_customers_with_no_positive_purchase_are_named_with_the_reason(who, unit
     assert not set(summary["customer_id"]) & set(left["customer_id"])
 
 
+def test_01s_count_of_customers_with_no_positive_purchase_is_reused_only_at_its_own_day_and_period(who):
+    lines, _ = who
+    assert cf.no_positive_counts(lines, AS_OF, "day") == {"zero_price": 1, "returned": 1}
+    by_01 = {"orders": {"no_positive_purchase": {"as_of": AS_OF, "time_unit": "day",
+                                                 "customers": {"zero_price": 1, "returned": 7}}}}
+    assert cf.no_positive_counts(lines, AS_OF, "day", by_01) == {"zero_price": 1, "returned": 7}  # not counted again
+    assert cf.no_positive_counts(lines, AS_OF, "week", by_01) == {"zero_price": 1, "returned": 2}  # W's week
+    assert cf.no_positive_counts(lines, "2024-01-01", "day", by_01) == {}
+
+
 def test_average_order_value_is_of_purchase_orders_net_of_their_own_returns_never_of_credit_notes(who):
     lines, _ = who
     rfm = cf.rfm_table(lines, AS_OF).set_index("customer_id")

@@ -365,9 +365,9 @@ class ChurnResult:
     clv_at_risk: tuple[float, float] | None = None
     clv_months: int | None = None
     currency: str = "EUR"
-    # customers with no positive purchase at as_of (customer_facts.no_positive_purchase: customer_id, reason):
-    # not scored, so no row in `scored`; the page counts them. time_unit: the purchase period (clv.time_unit)
-    left_out: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["customer_id", "reason"]))
+    # how many customers have no positive purchase at as_of, by reason (customer_facts.no_positive_counts): not
+    # scored, so no row in `scored`. time_unit: the purchase period (clv.time_unit)
+    left_out: dict = field(default_factory=dict)
     time_unit: str = "day"
 
 
@@ -618,7 +618,9 @@ def _compute(processed_dir, as_of: str, cfg: Config, con, timer: _Timer) -> Chur
                        backtest_note=bt.note, chosen_model=chosen, metrics=bt.metrics.astype(float).round(4),
                        test_predictions=bt.predictions, importance=bt.importance, scored=scored, card=card,
                        timings=timer.timings, failures=failures, currency=cfg.shop.currency,
-                       left_out=customer_facts.no_positive_purchase(lines, cut["as_of"], cfg.clv.time_unit),
+                       left_out=customer_facts.no_positive_counts(
+                           lines, cut["as_of"], cfg.clv.time_unit,
+                           artifacts.read_if_exists(processed_dir, "data_quality")),
                        time_unit=cfg.clv.time_unit, **earlier_stages(processed_dir, scored))
 
 

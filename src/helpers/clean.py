@@ -1644,18 +1644,20 @@ def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None) -> d
 
 def _no_positive_purchase(facts: dict, orders: ir.Table, as_of: str | None, time_unit: str) -> list[str]:
     """Customers whose purchases net to zero or less (customer_facts.no_positive_purchase): counted in the
-    report's facts by reason when there are any, and one warning saying what 04 and 05 do with them."""
+    report's facts by reason, with the day and purchase period counted at (04 and 05 read the count there), and
+    one warning saying what 04 and 05 do with them when there are any."""
     if not facts["lines"]:
         return []
-    cut = as_of or facts["last_date"]
-    found = customer_facts.no_positive_purchase(orders, cut, time_unit)["reason"].value_counts()
-    if found.empty:
+    cut = str(as_of or facts["last_date"])[:10]
+    found = customer_facts.no_positive_counts(orders, cut, time_unit)
+    # where and how it was counted, so that 04 and 05 need not count again (customer_facts.no_positive_counts)
+    facts["no_positive_purchase"] = {"as_of": cut, "time_unit": time_unit, "customers": found}
+    if not found:
         return []
-    facts["no_positive_purchase"] = {r: int(found.get(r, 0)) for r in customer_facts.NO_POSITIVE_REASONS if r in found}
     parts = [f"{found.get('zero_price', 0):,} bought only zero-price lines" if found.get("zero_price") else "",
              f"{found.get('returned', 0):,} had every purchase cancelled by returns or credit notes within the "
              f"{time_unit}" if found.get("returned") else ""]
-    n = int(found.sum())
+    n = sum(found.values())
     return [f"{n:,} customer{'s' if n != 1 else ''} {'have' if n != 1 else 'has'} no purchase that nets to more "
             f"than zero ({'; '.join(p for p in parts if p)}): counted as customers, but 04 gives them no CLV and 05 "
             "no churn risk, and both pages say so."]

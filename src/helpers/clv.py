@@ -83,11 +83,11 @@ from helpers.customer_facts import (
     compress,
     expected_purchases,
     lifetimes_expected_purchases,
+    no_positive_counts,
     period_number,
     probability_alive,
     probability_of_purchase,
     purchase_periods,
-    no_positive_purchase,
     repeat_purchases_per_period,
     rfm_summary,
     unique_x_T,
@@ -802,8 +802,8 @@ class ClvResult:
     are None without a purchase model; `final` and `gamma_gamma` are the fits (lifetimes objects inside),
     None when they failed; `segments` is CLV per RFM segment (None without segments.parquet);
     `churn_horizon_days` is notebook 05's horizon, for the sentence on P(alive) vs churn risk.
-    `left_out`: the customers with no positive purchase (`customer_facts.no_positive_purchase`:
-    customer_id, reason), counted by the page; they have no row in `scores`, so no CLV.
+    `left_out`: how many customers have no positive purchase, by reason (`customer_facts.no_positive_counts`);
+    they have no row in `scores`, so no CLV.
     """
 
     as_of: str
@@ -825,7 +825,7 @@ class ClvResult:
     notes: list = field(default_factory=list)
     segments: pd.DataFrame | None = None
     churn_horizon_days: int = 90
-    left_out: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["customer_id", "reason"]))
+    left_out: dict = field(default_factory=dict)
 
 
 def _holdout(orders: ibis.Table, as_of: str, clv: ClvConfig, cal_end: dt.date, notes: list):
@@ -941,4 +941,4 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvResu
         period_tx=period_transactions(summary, final, clv.seed) if final else None,
         alive=alive_maps(final, scores, clv), final=final, gamma_gamma=gg, correlation=corr, notes=notes,
         segments=clv_by_segment(scores, segments), churn_horizon_days=cfg.churn.horizon_days,
-        left_out=no_positive_purchase(orders, as_of, unit))
+        left_out=no_positive_counts(orders, as_of, unit, artifacts.read_if_exists(processed_dir, "data_quality")))

@@ -199,6 +199,18 @@ def no_positive_purchase(orders: ir.Table, as_of: str, time_unit: str = "day") -
     return out.sort_values("customer_id", ignore_index=True)
 
 
+def no_positive_counts(orders: ir.Table, as_of: str, time_unit: str = "day", quality: dict | None = None) -> dict:
+    """How many customers `no_positive_purchase` finds for each reason (the reasons found, in
+    NO_POSITIVE_REASONS' order): 01's count (`quality`: the month's data_quality.json, its
+    orders.no_positive_purchase) when 01 counted at the same as_of and time unit, else counted here. At 10M
+    order lines counting again costs a stage 3-4 s."""
+    checked = ((quality or {}).get("orders") or {}).get("no_positive_purchase")
+    if checked and checked.get("as_of") == str(as_of)[:10] and checked.get("time_unit") == time_unit:
+        return {r: int(checked["customers"][r]) for r in NO_POSITIVE_REASONS if checked["customers"].get(r)}
+    found = no_positive_purchase(orders, as_of, time_unit)["reason"].value_counts()
+    return {r: int(found[r]) for r in NO_POSITIVE_REASONS if found.get(r, 0)}
+
+
 # --------------------------------------------------------------------------- RFM and named segments
 
 def rfm_expr(orders: ir.Table, as_of: str) -> ir.Table:

@@ -301,18 +301,17 @@ def plot_clv_distribution(result: ClvResult, ax=None):
     return ax
 
 
-def no_positive_purchase_phrase(left_out: pd.DataFrame, time_unit: str = "day") -> str:
+def no_positive_purchase_phrase(left_out: dict, time_unit: str = "day") -> str:
     """'N customers have no positive purchase (how many for each reason)', the subject of 04's and 05's
-    sentence on the customers they leave out (`customer_facts.no_positive_purchase`); '' for none."""
-    if left_out is None or left_out.empty:
+    sentence on the customers they leave out (`customer_facts.no_positive_counts`); '' for none."""
+    total = sum((left_out or {}).values())
+    if not total:
         return ""
-    n = left_out["reason"].value_counts()
-    why = [f"{n[r]:,} {text}" for r, text in (
+    why = [f"{left_out[r]:,} {text}" for r, text in (
         ("zero_price", "bought only zero-price lines"),
         ("returned", f"had every purchase cancelled by returns or credit notes within the {time_unit}"))
-        if n.get(r, 0)]
-    return (f"{len(left_out):,} customer{'s' if len(left_out) != 1 else ''} whose purchases net to zero or less "
-            f"({' and '.join(why)})")
+        if left_out.get(r, 0)]
+    return f"{total:,} customer{'s' if total != 1 else ''} whose purchases net to zero or less ({' and '.join(why)})"
 
 
 def left_out_sentence(result: ClvResult) -> str:
