@@ -150,6 +150,19 @@ def test_run_record_says_the_month_succeeded(june_run):
     assert record["notebooks"][0]["title"] == "Hello"
 
 
+def test_a_kernel_that_dies_leaves_the_cells_it_ran_in_a_partial_report(tmp_path):
+    """The runner writes an executed notebook once, when it ends (not at every cell): a kernel killed mid-run (the
+    machine out of memory) still leaves a page with what it printed up to there."""
+    root = make_project(tmp_path)
+    make_notebook(root, "01_dies.ipynb", "print('before the kernel died')",
+                  "import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "print('never printed')")
+    with pytest.raises(RunFailed) as caught:
+        run_month("2026-06-30", "data/raw/demo", root=root, log=lambda _: None)
+    assert caught.value.output_html == root / "reports" / "demo" / "2026-06" / "01_dies.html"
+    page = caught.value.output_html.read_text()
+    assert "before the kernel died" in page and "never printed" not in page
+
+
 def test_failing_notebook_keeps_partial_report_later_notebooks_still_run_then_run_failed(tmp_path):
     root = make_project(tmp_path)
     make_notebook(root, "01_ok.ipynb", "print('first is fine')")
