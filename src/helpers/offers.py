@@ -270,8 +270,9 @@ def customer_profiles(history: pd.DataFrame, customers: ir.Table | pd.DataFrame 
     if customers is not None:
         cols = [c for c in PROFILE_COLUMNS if c in customers.columns]
         cu = customers[cols] if isinstance(customers, pd.DataFrame) else customers.select(*cols).to_pandas()
-        cu = cu.assign(customer_id=cu.customer_id.astype(str)).drop_duplicates("customer_id")
-        prof = prof.merge(cu, on="customer_id", how="left")
+        # each buyer's first row in customers (a left merge on its de-duplicated rows), found by Arrow's hash
+        at = customer_facts.positions(prof["customer_id"], cu["customer_id"])
+        prof = prof.assign(**{c: cu[c].array.take(at, allow_fill=True) for c in cols[1:]})
     for c in ("gender", "region"):
         prof[c] = prof[c].astype("string").fillna("(unknown)") if c in prof else "(unknown)"
     if "birth_year" in prof:
