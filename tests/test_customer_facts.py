@@ -178,6 +178,17 @@ def test_01s_count_of_customers_with_no_positive_purchase_is_reused_only_at_its_
     assert cf.no_positive_counts(lines, "2024-01-01", "day", by_01) == {}
 
 
+def test_01s_customer_counts_are_taken_only_for_its_own_day_and_with_leads_when_it_had_the_customer_file():
+    quality = {"as_of": AS_OF, "orders": {"customers": 5, "repeat_customers": 1},
+               "customers": {"leads_without_order": 3}}
+    assert cf.counts_from_01(quality, AS_OF, listed=True) == cf.CustomerCounts(5, 1, 3)
+    assert cf.counts_from_01(quality, AS_OF, listed=False) == cf.CustomerCounts(5, 1, None)
+    assert cf.counts_from_01(quality, "2025-02-28", listed=True) is None
+    assert cf.counts_from_01({**quality, "customers": {}}, AS_OF, listed=True) is None
+    assert cf.counts_from_01({**quality, "as_of": None}, AS_OF, listed=False) is None
+    assert cf.counts_from_01(None, AS_OF, listed=False) is None
+
+
 def test_average_order_value_is_of_purchase_orders_net_of_their_own_returns_never_of_credit_notes(who):
     lines, _ = who
     rfm = cf.rfm_table(lines, AS_OF).set_index("customer_id")

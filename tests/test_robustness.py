@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from helpers import churn, clv, kpis, segments
+from helpers import artifacts, churn, clv, customer_facts, kpis, segments
 from helpers import clean as _clean
 from helpers.cli import main
 from helpers.config import ConfigError, config_from_dict, load_config
@@ -816,7 +816,8 @@ def customers_month(tmp_path_factory, cfg):
     tmp = tmp_path_factory.mktemp("customers")
     out, con = tmp / "out" / AS_OF[:7], connect()
     report = clean.run(out, AS_OF, cfg, raw_dir=_customers_shop(tmp), con=con).report
-    return {"report": report, "kpis": kpis.run(out, AS_OF, cfg, con), "segments": segments.run(out, AS_OF, cfg, con),
+    return {"folder": out, "report": report, "kpis": kpis.run(out, AS_OF, cfg, con),
+            "segments": segments.run(out, AS_OF, cfg, con),
             "clv": clv.run(out, AS_OF, cfg, con), "churn": churn.run(out, AS_OF, cfg, con)}
 
 
@@ -827,6 +828,11 @@ def test_customers_leads_and_repeat_customers_are_the_same_count_in_01_and_02(cu
             report["customers"]["leads_without_order"]) == (43, 34, 2)
     assert (k.counts.customers, k.counts.repeat_customers, k.counts.leads) == (43, 34, 2)
     assert k.leads["leads"].iloc[0] == 2
+    # 02 takes 01's counts of the month: the definitions, counted again on what 01 wrote, agree with them
+    con = connect()
+    month = customers_month["folder"]
+    assert customer_facts.customer_counts(artifacts.table(con, month, "orders_clean"), AS_OF,
+                                          artifacts.table(con, month, "customers_clean")) == k.counts
 
 
 def test_customers_with_no_positive_purchase_get_no_clv_and_04_says_how_many_and_why(customers_month):

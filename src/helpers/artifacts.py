@@ -135,7 +135,7 @@ declare("quarantine", "quarantine.csv", "01_clean",
         {"file": _c(_STR), "source_row": _c(_INT), "reason": _c(_STR), "detail": _c(_STR)}, strict=False,
         csv_dtypes={"file": str, "reason": str, "detail": str, "order_id": str, "customer_id": str, "order_date": str})
 declare("data_quality", "data_quality.json", "01_clean", "row accounting per file, warnings and order facts",
-        read_by=("04_clv", "05_churn", "07_summary"))
+        read_by=("02_kpis", "04_clv", "05_churn", "07_summary"))
 declare("guest_revenue", "guest_revenue.csv", "01_clean",
         "per month, the order lines without a customer id that pass every other rule (guest checkouts): lines, "
         "orders and net revenue; quarantined, so no customer figure counts them, but the shop's revenue",

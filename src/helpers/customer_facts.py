@@ -178,6 +178,20 @@ def customer_counts(orders: ir.Table, as_of: str | None = None, listed: ir.Table
     return CustomerCounts(int(row["n"]), int(0 if pd.isna(row["repeat"]) else row["repeat"]), leads)
 
 
+def counts_from_01(quality: dict | None, as_of: str, listed: bool) -> CustomerCounts | None:
+    """`customer_counts` at `as_of` as 01 recorded them (`quality`: the month's data_quality.json; leads only when
+    `listed`, i.e. with customers.csv), or None when 01 cleaned the month at another day or without the customer
+    file's facts. 01's orders end at its as_of (later lines are excluded), so its counts over all of them are the
+    counts at that day; at 10M order lines counting again costs 5 s."""
+    q = quality or {}
+    facts, listed_facts = q.get("orders") or {}, q.get("customers") or {}
+    if (not q.get("as_of") or str(q["as_of"])[:10] != str(as_of)[:10] or "repeat_customers" not in facts
+            or (listed and "leads_without_order" not in listed_facts)):
+        return None
+    return CustomerCounts(int(facts["customers"]), int(facts["repeat_customers"]),
+                          int(listed_facts["leads_without_order"]) if listed else None)
+
+
 # why a customer has no positive purchase: every purchase line at zero or less, or returns in the same period
 NO_POSITIVE_REASONS = ("zero_price", "returned")
 

@@ -672,12 +672,13 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> KpiResu
     c = cohorts(facts, as_of)
     artifacts.write(processed_dir, "kpis", m)
     artifacts.write(processed_dir, "cohorts", c)
-    return _result(facts, customers, m, c, str(as_of), cfg)
+    return _result(facts, customers, m, c, str(as_of), cfg, artifacts.read_if_exists(processed_dir, "data_quality"))
 
 
 def _result(facts: OrderFacts, customers: ir.Table | None, m: pd.DataFrame, c: pd.DataFrame, as_of: str,
-            cfg: Config) -> KpiResult:
-    """The KpiResult of the month's order facts and saved tables (see `run`)."""
+            cfg: Config, quality: dict | None = None) -> KpiResult:
+    """The KpiResult of the month's order facts and saved tables (see `run`); `quality`: the month's
+    data_quality.json, whose customer counts are this month's when 01 cleaned it at `as_of`."""
     k = cfg.kpis
     gaps = gap_histogram(facts)
     res = KpiResult(
@@ -690,7 +691,8 @@ def _result(facts: OrderFacts, customers: ir.Table | None, m: pd.DataFrame, c: p
         discount=discount_first_order(facts, as_of, k.discount_followup_days),
         gaps=gaps, gap_summary=gap_summary(gaps, k.inactivity_quantile),
         suggested_inactivity_days=suggested_inactivity_days(gaps, k.inactivity_quantile),
-        counts=customer_facts.customer_counts(facts.lines, as_of, customers),
+        counts=(customer_facts.counts_from_01(quality, as_of, customers is not None)
+                or customer_facts.customer_counts(facts.lines, as_of, customers)),
         min_rate_base=cfg.reports.min_rate_base,
     )
     for dimension in (*BREAKDOWN_ORDER_COLUMNS, *BREAKDOWN_CUSTOMER_COLUMNS):
