@@ -45,10 +45,10 @@ from pathlib import Path
 
 import nbformat
 import papermill as pm
-from papermill.engines import NBClientEngine, papermill_engines
 from jupyter_client import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 from nbclient import NotebookClient
+from papermill.engines import NBClientEngine, papermill_engines
 from traitlets import Integer, Unicode
 from traitlets.config import Config
 
