@@ -316,7 +316,7 @@ def test_tiers_by_segment_gives_each_segments_tier_shares():
                            "churn_probability": [0.9, 0.1, 0.85, 0.6]})
     segments = pd.DataFrame({"customer_id": ["a", "b", "c", "d", "e"],
                              "rfm_segment": ["Lost", "Champions", "Lost", "Champions", "Champions"]})
-    table = page.tier_shares_by_segment(scored, segments)
+    table = churn.tier_shares_by_segment(scored, segments)
     assert list(table.index) == ["Lost", "Champions"]  # highest mean churn probability first
     assert table.loc["Lost", "customers"] == 2 and table.loc["Lost", "share high"] == 1.0
     assert table.loc["Champions", "share low"] == 0.5 and table.loc["Champions", "share medium"] == 0.5

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import pages, plots
-from helpers.churn import CATEGORICAL, TIERS, ChurnResult
+from helpers.churn import CATEGORICAL, TIERS, ChurnResult, tier_shares_by_segment
 from helpers.pages.clv import no_positive_purchase_phrase
 
 MODEL_NAMES = {"bgnbd": "purchase-model P(no purchase)", "recency": "days since last order only",
@@ -199,16 +199,17 @@ def tier_reasons(result: ChurnResult, top_features: int = 8, reasons: int = 3) -
     candidates = [f for f in result.importance.index if f in s.columns and f not in CATEGORICAL][:top_features]
     if not candidates:
         candidates = ["recency_days", "orders", "tenure_days"]
-    overall = s[candidates].median()
-    iqr = (s[candidates].quantile(0.75) - s[candidates].quantile(0.25)).replace(0, np.nan)
-    iqr = iqr.fillna(s[candidates].std()).replace(0, 1.0)
+    values = s[candidates]  # the candidates' columns only: each tier's rows are taken of these, not of every column
+    overall = values.median()
+    iqr = (values.quantile(0.75) - values.quantile(0.25)).replace(0, np.nan)
+    iqr = iqr.fillna(values.std()).replace(0, 1.0)
     rows = {}
     for tier in TIERS:
-        grp = s[s["risk_tier"] == tier]
+        grp = values[(s["risk_tier"] == tier).to_numpy()]
         if grp.empty:
             rows[tier] = ["no customers"]
             continue
-        med = grp[candidates].median()
+        med = grp.median()
         z = ((med - overall) / iqr).abs().fillna(0).sort_values(ascending=False, kind="stable")
         rows[tier] = [f"{feature_label(f)}: {_fmt(med[f], f)} (all {_fmt(overall[f], f)})" for f in z.index[:reasons]]
     out = pd.DataFrame.from_dict({t: (r if isinstance(r, list) else [r]) for t, r in rows.items()}, orient="index")
@@ -274,28 +275,11 @@ def tier_takeaway(result: ChurnResult) -> str:
 
 # --------------------------------------------------------------------------- tiers by RFM segment
 
-def tier_shares_by_segment(scored: pd.DataFrame, segments: pd.DataFrame | None) -> pd.DataFrame:
-    """Share of each RFM segment's customers per risk tier (rows: segment).
-
-    `scored`: customer_id, risk_tier, churn_probability (`ChurnResult.scored`); `segments`: customer_id,
-    rfm_segment (segments.parquet of notebook 03, `ChurnResult.segments`). Without segments, one row says so."""
-    if segments is None:
-        return plots.note_table("segments.parquet is missing; run 03_segments for this month to see tiers by segment.",
-                                "segments", "segment")
-    col = "rfm_segment"
-    seg = segments[["customer_id", col]].assign(customer_id=lambda d: d["customer_id"].astype(str))
-    j = scored[["customer_id", "risk_tier", "churn_probability"]].merge(seg, on="customer_id", how="inner")
-    tab = pd.crosstab(j[col], j["risk_tier"], normalize="index").reindex(columns=list(TIERS), fill_value=0).round(3)
-    tab.columns = [f"share {c}" for c in tab.columns]
-    tab.insert(0, "customers", j.groupby(col).size())
-    tab["mean_churn_probability"] = j.groupby(col)["churn_probability"].mean().round(3)
-    tab = tab.sort_values("mean_churn_probability", ascending=False, kind="stable")
-    tab.index.name = "segment"
-    return tab
-
-
 def tiers_by_segment_numbers(result: ChurnResult) -> pd.DataFrame:
-    """`tier_shares_by_segment` of this month's scores and segments."""
+    """`helpers.churn.tier_shares_by_segment` of this month's scores and segments, as the stage computed it once
+    for the table, the figure and the sentence (a result built without it: computed here)."""
+    if result.tiers_by_segment is not None:
+        return result.tiers_by_segment
     return tier_shares_by_segment(result.scored, result.segments)
 
 
