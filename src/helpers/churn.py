@@ -574,8 +574,8 @@ def tier_shares_by_segment(scored: pd.DataFrame, segments: pd.DataFrame | None) 
 
 def earlier_stages(processed_dir: str | Path, scored: pd.DataFrame) -> dict:
     """What the page shows of notebooks 03 and 04, read here so that the page reads no file: segments
-    (customer_id, rfm_segment) and the scores' tiers by segment (`tier_shares_by_segment`), clv_at_risk (`customer_facts.clv_at_risk`) and clv_months; None for
-    each whose artifact this month lacks."""
+    (customer_id, rfm_segment) and the scores' tiers by segment (`tier_shares_by_segment`), clv_at_risk
+    (`customer_facts.clv_at_risk`) and clv_months; None for each whose artifact this month lacks."""
     segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
     clv_scores = artifacts.read_if_exists(processed_dir, "clv", columns=["customer_id", "clv"])
     clv_card = artifacts.read_if_exists(processed_dir, "clv_model")
