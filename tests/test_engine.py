@@ -25,6 +25,18 @@ def test_trim_is_written_as_a_regex_spark_reads_as_blanks():
     assert "TRIM(" not in sql and "\\\\x0B\\\\x0C" in sql
 
 
+def test_a_frame_through_arrow_is_the_frame_ibis_gives():
+    """engine.to_pandas takes the per-customer frames out of DuckDB through Arrow: every kind of column the stages
+    read comes out as Ibis's own to_pandas makes it (dates as datetime64, missing values as Ibis writes them)."""
+    con = engine.connect()
+    t = con.sql("SELECT 1::BIGINT a, NULL::BIGINT b, 1.5 c, true d, NULL::BOOLEAN e, 'x' f, DATE '2024-01-02' g, "
+                "TIMESTAMP '2024-01-02 03:04:05' h, 2::INTEGER i UNION ALL "
+                "SELECT 2, 3, NULL, false, true, NULL, NULL, NULL, NULL")
+    for expr in (t, t.filter(t.a > 5)):  # and with no rows
+        pd.testing.assert_frame_equal(engine.to_pandas(expr), expr.to_pandas(), check_exact=True)
+    assert str(engine.to_pandas(t)["g"].dtype).startswith("datetime64")
+
+
 def test_a_cached_table_is_computed_once(tmp_path):
     con = engine.connect()
     t = ibis.memtable({"a": [3, 1, 2]})

@@ -64,7 +64,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
-from helpers import artifacts, clv, customer_facts, plots
+from helpers import artifacts, clv, customer_facts, engine, plots
 from helpers.config import ChurnConfig, Config
 from helpers.customer_facts import features_at, mix_levels, order_history, orders_before
 from helpers.engine import connect, cutoff_end, release
@@ -171,9 +171,9 @@ def cutoff_rows(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg:
     feats = feats.mutate(is_customer=ibis.literal(True))
     summary = customer_facts.rfm_summary_expr(lines, cutoff, cfg.clv.time_unit)
     j = summary.left_join(feats, summary.customer_id == feats.customer_id)
-    both = j.select(customer_id=summary.customer_id.cast("string"), frequency=summary.frequency,
-                    recency=summary.recency, T=summary["T"], is_customer=feats.is_customer,
-                    **{c: feats[c] for c in columns}).to_pandas()
+    both = engine.to_pandas(j.select(customer_id=summary.customer_id.cast("string"), frequency=summary.frequency,
+                                     recency=summary.recency, T=summary["T"], is_customer=feats.is_customer,
+                                     **{c: feats[c] for c in columns}))
     # sorted here, not by the engine: its sort of every column kept far more memory after the query
     both = both.sort_values("customer_id", kind="stable", ignore_index=True)
     rows = both["is_customer"].notna().to_numpy()

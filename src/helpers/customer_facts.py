@@ -62,7 +62,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from helpers.config import SegmentsConfig
-from helpers.engine import cache, cutoff_end, trim
+from helpers.engine import cache, cutoff_end, to_pandas, trim
 
 UNIT_DAYS = {"day": 1, "week": 7}
 # 1970-01-05 was a Monday: period numbers count days (or Monday-to-Sunday weeks) since then.
@@ -261,7 +261,7 @@ def rfm_expr(orders: ir.Table, as_of: str) -> ir.Table:
 
 def rfm_table(orders: ir.Table, as_of: str) -> pd.DataFrame:
     """``rfm_expr`` as a pandas frame, sorted by customer_id."""
-    df = rfm_expr(orders, as_of).to_pandas()
+    df = to_pandas(rfm_expr(orders, as_of))
     df = df.sort_values("customer_id", ignore_index=True)
     for col in ("recency_days", "frequency", "tenure_days"):
         df[col] = df[col].astype("int64")
@@ -381,7 +381,7 @@ def rfm_summary_expr(orders: ibis.Table, cut_off, time_unit: str = "day", **cols
 
 def rfm_summary(orders: ibis.Table, cut_off, time_unit: str = "day", **cols) -> pd.DataFrame:
     """`rfm_summary_expr` executed: a pandas frame with the same columns, sorted by customer_id."""
-    df = rfm_summary_expr(orders, cut_off, time_unit, **cols).to_pandas()
+    df = to_pandas(rfm_summary_expr(orders, cut_off, time_unit, **cols))
     return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
@@ -422,7 +422,7 @@ def calibration_holdout_expr(orders: ibis.Table, as_of, holdout_days: int, time_
 def calibration_holdout(orders: ibis.Table, as_of, holdout_days: int, time_unit: str = "day",
                         **cols) -> pd.DataFrame:
     """`calibration_holdout_expr` executed, sorted by customer_id."""
-    df = calibration_holdout_expr(orders, as_of, holdout_days, time_unit, **cols).to_pandas()
+    df = to_pandas(calibration_holdout_expr(orders, as_of, holdout_days, time_unit, **cols))
     return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 

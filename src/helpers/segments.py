@@ -43,7 +43,7 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from helpers import artifacts, plots
+from helpers import artifacts, engine, plots
 from helpers.config import Config, SegmentsConfig
 from helpers.customer_facts import (
     SCORED,
@@ -231,7 +231,7 @@ def profile_mix(rfm: pd.DataFrame, orders: ir.Table, customers: ir.Table | None,
     if customers is not None:
         cols = [c for c in ("gender", "birth_year", "region") if c in customers.columns]
         if cols:
-            demo = groups.merge(customers.select("customer_id", *cols).to_pandas(), on="customer_id", how="left")
+            demo = groups.merge(engine.to_pandas(customers.select("customer_id", *cols)), on="customer_id", how="left")
             cols = [c for c in cols if demo[c].notna().any()]  # an empty export column is absent, not "(unknown) 100 %"
             if "gender" in cols:
                 add(demo.assign(value=demo["gender"].fillna(UNKNOWN)), "gender", None)

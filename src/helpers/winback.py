@@ -78,7 +78,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
-from helpers import artifacts, churn, customer_facts, offers
+from helpers import artifacts, churn, customer_facts, engine, offers
 from helpers.customer_facts import EFFECT_WORDS, effect_basis, measured_profit  # noqa: F401  (the page reads them here)
 from helpers.config import Config
 from helpers.engine import connect, cutoff_end
@@ -115,7 +115,7 @@ def campaign_outcomes(lines: ir.Table, campaigns: ir.Table, window_days: int) ->
                         p.ts < c.sent_date + ibis.interval(days=int(window_days))])
     g = j.group_by(["campaign_id", "customer_id", "sent_date", "arm", "discount"]).aggregate(
         converted=j.buyer.notnull().any(), revenue=j.line_amount.sum().fill_null(0))
-    out = g.to_pandas()
+    out = engine.to_pandas(g)
     out["revenue"] = out["revenue"].astype(float).round(2)
     out["customer_id"] = out["customer_id"].astype(str)
     out["arm"] = out["arm"].astype(str)
