@@ -3,8 +3,10 @@
 What a report page and the index show is tested on hand-built inputs in test_publish.py; here, that a run
 publishes them."""
 
+import asyncio
 import json
 import os
+import signal
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -315,6 +317,24 @@ def test_notebooks_run_on_a_local_ipc_kernel_without_the_unencrypted_tcp_warning
     run_month("2026-06-30", root / "data" / "raw" / "demo", root=root, log=lambda line: None)
     assert "transport ipc" in stream_text(root / "reports" / "demo" / "2026-06" / "01_kernel.ipynb")
     assert "without encryption" not in capfd.readouterr().err
+
+
+def test_a_kernel_on_its_way_to_shutdown_is_not_interrupted():
+    """jupyter_client sends SIGINT before every shutdown request; a kernel still finishing its last message then
+    printed "ERROR | KeyboardInterrupt caught in kernel." among a successful run's progress lines."""
+    km, sent = runner.TrackedKernelManager(kernel_name="python3"), []
+
+    async def start_and_shut_down():
+        await km.start_kernel()
+        send = km.provisioner.send_signal
+
+        async def spy(signum):
+            sent.append(signum)
+            await send(signum)
+        km.provisioner.send_signal = spy
+        await km.shutdown_kernel()
+    asyncio.run(start_and_shut_down())
+    assert not km.has_kernel and signal.SIGINT not in sent
 
 
 @pytest.mark.parametrize("cell_progress", [True, False])

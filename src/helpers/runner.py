@@ -214,6 +214,14 @@ class TrackedKernelManager(AsyncKernelManager):
         with _LIVE_KERNELS_LOCK:
             _LIVE_KERNELS.add(self)
 
+    async def _async_interrupt_kernel(self) -> None:
+        """Interrupt the kernel, but not on the way to its shutdown: jupyter_client interrupts every kernel before
+        asking it to shut down, and a kernel still finishing its last message (a notebook's figures) then prints
+        "ERROR | KeyboardInterrupt caught in kernel." among the run's progress lines. The shutdown request stops it
+        on its own; the runner's stop signals the kernels itself (:func:`_signal_kernels`)."""
+        if not self.shutting_down:
+            await super()._async_interrupt_kernel()
+
 
 def _kernel_processes() -> list:
     found = []
