@@ -6,16 +6,19 @@ publishes them."""
 import asyncio
 import json
 import os
-import signal
 import re
+import signal
+import sys
 from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 import nbformat
+import psutil
 import pytest
 
-from helpers import artifacts, demo, runner
+from helpers import artifacts, demo, runner, warm_kernels
+from helpers.config import load_config
 from helpers.paths import project_root
 from helpers.publish import external_resources
 from helpers.runner import (RunFailed, backfill, last_complete_month_end, refresh_notebooks,
@@ -25,8 +28,10 @@ PARAMETERS = "as_of = '2020-01-31'\nraw_dir = ''\nprocessed_dir = ''\nconfig_pat
 
 
 def make_project(root: Path) -> Path:
-    """A project skeleton: pyproject.toml, a demo raw folder, a config file, no notebooks yet."""
+    """A project skeleton: pyproject.toml and src/helpers (what marks a project's root, so that the kernels take the
+    notebooks' relative paths from it, helpers.paths), a demo raw folder, a config file, no notebooks yet."""
     (root / "pyproject.toml").write_text("[project]\nname = 'fixture'\n")
+    (root / "src" / "helpers").mkdir(parents=True)
     (root / "data" / "raw" / "demo").mkdir(parents=True)
     (root / "config").mkdir()
     (root / "config" / "default.yml").write_text("shop: {currency: EUR}\n")
@@ -499,3 +504,61 @@ def test_a_demo_month_run_twice_with_notebooks_side_by_side_gives_byte_identical
         processed.append(folder_bytes(tmp_path / run / "processed" / "demo" / "2026-06"))
     assert len(processed[0]) == len(artifacts.ARTIFACTS) + 1  # every declared artifact, plus customers_scored.csv
     assert processed[0] == processed[1]
+
+
+# --------------------------------------------------------------------------- warm kernels (helpers.warm_kernels)
+
+WARM_CELLS = (
+    "import sys\nprint('duckdb loaded before its import:', 'duckdb' in sys.modules)",
+    "import os\nimport duckdb\nimport matplotlib.pyplot as plt\nimport pandas as pd\n"
+    "print(pd.DataFrame({f'column_{i}': [i] for i in range(30)}))\n"
+    "print(os.environ['RETENTION_DUCKDB_SHARE'], os.getcwd() == os.path.realpath(os.environ['PROJECT']))\n"
+    "plt.plot([1, 2, 3]);",
+)
+
+
+def executed_outputs(ipynb: Path) -> list:
+    nb = nbformat.read(str(ipynb), as_version=4)
+    return [(cell.get("execution_count"), cell.get("outputs")) for cell in nb.cells if cell.cell_type == "code"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels are forked warm on Linux only")
+def test_a_warm_kernel_holds_its_notebooks_imports_and_runs_it_as_a_fresh_kernel_would(tmp_path, monkeypatch):
+    """The same notebook, run warm and with engine.warm_kernels: false: only whether duckdb was loaded before its
+    import differs. Its figure is on the page (matplotlib's inline backend is not loaded outside a kernel), a wide
+    frame prints as a kernel prints it (pandas' columns limit) and the kernel has its own environment and folder.
+    No process is left behind."""
+    outputs = {}
+    for warm in (True, False):
+        (tmp_path / str(warm)).mkdir()
+        root = make_project(tmp_path / str(warm))
+        monkeypatch.setenv("PROJECT", str(root))
+        if not warm:
+            (root / "config" / "default.yml").write_text("engine: {warm_kernels: false}\n")
+        make_notebook(root, "01_a.ipynb", *WARM_CELLS)
+        run_month("2026-06-30", "data/raw/demo", root=root, log=lambda line: None)
+        outputs[warm] = executed_outputs(root / "reports" / "demo" / "2026-06" / "01_a.ipynb")
+    first, rest = -len(WARM_CELLS), 1 - len(WARM_CELLS)  # the cells after the parameters papermill injects
+    assert "duckdb loaded before its import: True" in str(outputs[True][first])
+    assert "duckdb loaded before its import: False" in str(outputs[False][first])
+    assert outputs[True][rest:] == outputs[False][rest:]
+    shown = str(outputs[True][rest:])
+    assert "image/png" in shown and "column_29" in shown and "1 True" in shown
+    assert not psutil.Process().children(recursive=True)
+
+
+def test_a_notebooks_imports_are_its_top_level_import_lines():
+    sources = ["from helpers import clean, plots\nfrom helpers.pages import clean as page\nimport a.b, c",
+               "%matplotlib inline", "if x:\n    import inside\nfrom . import relative\nimport matplotlib_inline"]
+    assert warm_kernels.imports_of(sources) == [
+        "helpers", "helpers.clean", "helpers.plots", "helpers.pages", "helpers.pages.clean", "a.b", "c"]
+
+
+def test_kernels_start_afresh_when_the_memory_target_cannot_hold_one_more(tmp_path, monkeypatch):
+    """The process kernels are forked from counts as one kernel: a month that fits one notebook at a time in the
+    default 3GB but not that process beside it starts its kernels afresh, as does warm_kernels: false."""
+    cfg = load_config(make_project(tmp_path) / "config" / "default.yml").engine
+    assert runner._warm(cfg, tmp_path, 2)
+    assert not runner._warm(cfg.model_copy(update={"warm_kernels": False}), tmp_path, 2)
+    monkeypatch.setattr(runner, "_order_lines", lambda raw_dir: 4_500_000)  # 2.65 GB a notebook
+    assert runner._at_once(cfg, tmp_path)[0] == 1 and not runner._warm(cfg, tmp_path, 1)

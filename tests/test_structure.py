@@ -22,14 +22,16 @@ STAGES = {"clean", "kpis", "segments", "clv", "forecast", "churn", "winback", "o
 # forecast (a section of 04) builds on the CLV stage's fits, and the track record scores its forecasts.
 STAGE_ALLOWED = {"forecast": {"clv"}, "churn": {"clv"}, "winback": {"churn", "clv", "offers"},
                  "track": {"clv", "forecast"}}
-# Beside the stages: the demo generator, its truth check, the runner, the publisher and the CLI.
+# Beside the stages: the demo generator, its truth check, the runner, the publisher, the CLI and the process the
+# runner forks warm kernels from (it loads the stages and pages by name, importing none).
 # The demo's truth is counted from the generator's records, not with the stages it checks; the site is
 # built from declared artifacts, so the publisher imports no stage.
 BESIDE_ALLOWED = {
     "demo": GROUND,
     "demo_truth": GROUND | {"demo"},
     "publish": GROUND,
-    "runner": GROUND | {"publish"},
+    "runner": GROUND | {"publish", "warm_kernels"},
+    "warm_kernels": set(),
     "cli": GROUND | STAGES | {"demo", "runner", "publish", "pages"},
 }
 # A page (helpers/pages/<stage>.py) draws its stage's result: it may import its own stage (the result's
@@ -191,7 +193,8 @@ FILE_IO = re.compile(
 # config.py reads the YAML config (not an artifact); engine.py writes the log4j2 settings a Spark driver starts
 # with (Spark reads them from a file); the CLI prints JSON to the terminal.
 FILE_IO_ALLOWED = {"config": {".read_text("}, "engine": {".write_text("},
-                   "publish": {"open("}}  # publish: PIL's Image.open of a figure's bytes in memory
+                   "publish": {"open("},  # publish: PIL's Image.open of a figure's bytes in memory
+                   "warm_kernels": {"json.loads("}}  # the runner's requests over a pipe
 
 
 @pytest.mark.parametrize("module", [m for m in _modules() if m != "artifacts"])

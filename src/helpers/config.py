@@ -115,6 +115,8 @@ class EngineConfig(_Section):
                                        description="a folder, or null (retention-duckdb in the system's temp folder)")
     # the runner's notebooks at once; each kernel's DuckDB then gets its share of threads and memory_limit
     parallel_notebooks: PositiveInt = Field(2, description="a positive whole number (1 = one notebook at a time)")
+    # the runner's kernels forked from one process that has imported what the notebooks import (helpers.warm_kernels)
+    warm_kernels: bool = Field(True, description="true or false")
 
 
 class ColumnsConfig(_Section):
