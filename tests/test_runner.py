@@ -562,3 +562,24 @@ def test_kernels_start_afresh_when_the_memory_target_cannot_hold_one_more(tmp_pa
     assert not runner._warm(cfg.model_copy(update={"warm_kernels": False}), tmp_path, 2)
     monkeypatch.setattr(runner, "_order_lines", lambda raw_dir: 4_500_000)  # 2.65 GB a notebook
     assert runner._at_once(cfg, tmp_path)[0] == 1 and not runner._warm(cfg, tmp_path, 1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels are forked warm on Linux only")
+def test_a_kernel_starts_afresh_when_the_process_it_would_be_forked_from_has_ended(tmp_path):
+    zygote = warm_kernels.Zygote(warm_kernels.interpreter("python3"), dict(os.environ), [], tmp_path)
+    zygote.process.kill()
+    zygote.process.wait()
+    km = runner.TrackedKernelManager(kernel_name="python3")
+
+    async def start_and_shut_down():
+        await km.start_kernel(cwd=str(tmp_path))
+        started = km.provisioner.process
+        await km.shutdown_kernel()
+        return started
+    runner.TrackedKernelManager.zygote = zygote
+    try:
+        started = asyncio.run(start_and_shut_down())
+    finally:
+        runner.TrackedKernelManager.zygote = None
+        zygote.close()
+    assert not isinstance(started, warm_kernels.ForkedKernel) and started.pid != zygote.process.pid

@@ -214,11 +214,14 @@ class TrackedKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
         """The kernel forked from the run's zygote, already holding the notebooks' libraries (2.5-3.4 s less per
         notebook: :mod:`helpers.warm_kernels`); without one, or for a kernel of another Python, as Jupyter starts it."""
-        zygote = TrackedKernelManager.zygote
-        if zygote is None or not zygote.can_start(kernel_cmd):
+        zygote, p = TrackedKernelManager.zygote, self.provisioner
+        try:
+            p.process = zygote.start_kernel(kernel_cmd, kw.get("env") or os.environ, kw.get("cwd")) if (
+                zygote is not None and zygote.can_start(kernel_cmd)) else None
+        except (OSError, RuntimeError):  # the zygote has ended (killed, out of memory): this kernel starts afresh
+            p.process = None
+        if p.process is None:
             return await super()._async_launch_kernel(kernel_cmd, **kw)
-        p = self.provisioner
-        p.process = zygote.start_kernel(kernel_cmd, kw.get("env") or os.environ, kw.get("cwd"))
         p.pid = p.pgid = p.process.pid  # it leads its own process group, as Jupyter starts a kernel
         p.cwd = kw.get("cwd", Path.cwd())
         self._reconcile_connection_info(p.connection_info)
@@ -531,7 +534,8 @@ def _run_notebooks(plan: _MonthPlan, record: dict, stop_request, kernel_name: st
     queue = sorted(runs, key=lambda r: (-waited_for[r.source.stem] * side_by_side,
                                         -len(plan.waits_for[r.source.stem]) * side_by_side, r.number))
     running, ended = {}, {}
-    with _warm_kernels(plan, kernel_name), ThreadPoolExecutor(max_workers=plan.at_once, thread_name_prefix="notebook") as pool:
+    with _warm_kernels(plan, kernel_name), \
+            ThreadPoolExecutor(max_workers=plan.at_once, thread_name_prefix="notebook") as pool:
         try:
             while queue or running:
                 while queue and len(running) < plan.at_once:
@@ -568,7 +572,7 @@ def _warm_kernels(plan: _MonthPlan, kernel_name: str):
     env = {**{name: str(threads) for name in THREAD_VARIABLES if threads}, **os.environ}
     sources = [cell.source for p in plan.notebooks for cell in nbformat.read(str(p), as_version=4).cells
                if cell.cell_type == "code"]
-    with warm_kernels.Zygote(python, env, warm_kernels.imports_of(sources)) as zygote:
+    with warm_kernels.Zygote(python, env, warm_kernels.imports_of(sources), plan.root) as zygote:
         TrackedKernelManager.zygote = zygote
         try:
             yield

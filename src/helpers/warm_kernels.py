@@ -113,15 +113,18 @@ class Zygote:
     """The process kernels are forked from, for one run (a context manager: the process ends with the block).
 
     ``python``: :func:`interpreter`, the kernels' Python and its options; ``env``: the environment it starts with, what
-    every kernel of the run shares; ``modules``: what it imports for them (:func:`imports_of` their notebooks)."""
+    every kernel of the run shares; ``modules``: what it imports for them (:func:`imports_of` their notebooks); ``cwd``:
+    the kernels' folder, where it starts, so that it finds the modules they would find."""
 
-    def __init__(self, python: list[str], env: dict[str, str], modules: list[str]):
+    def __init__(self, python: list[str], env: dict[str, str], modules: list[str],
+                 cwd: str | os.PathLike | None = None):
         self.python, self._lock = python, threading.Lock()
         request_read, self._requests = os.pipe()
         self._replies, reply_write = os.pipe()
         self.process = subprocess.Popen(
-            [*python, "-m", __name__, str(request_read), str(reply_write), *modules], pass_fds=(request_read, reply_write),
-            stdin=subprocess.DEVNULL, env=env, start_new_session=True)  # Ctrl-C reaches the runner, which stops the run
+            [*python, "-m", __name__, str(request_read), str(reply_write), *modules],
+            pass_fds=(request_read, reply_write), stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+            start_new_session=True)  # Ctrl-C reaches the runner, which stops the run
         os.close(request_read)
         os.close(reply_write)
         self._reply_lines = os.fdopen(self._replies, "r")
@@ -174,9 +177,23 @@ def _preload(modules: list[str]) -> None:
     the kernel, which says so in the notebook as it would have. Then every object is set aside from the garbage
     collector: its passes would touch them and copy, in each kernel, the pages they share with the zygote."""
     os.environ.setdefault("MPLBACKEND", INLINE)  # before matplotlib loads, as ipykernel would set it
-    for name in [*KERNEL, *modules]:
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    kept = os.dup(1), os.dup(2)
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)  # what an import prints (a library's warning) is not the run's to show
+    os.dup2(quiet, 2)
+    try:
+        for name in [*KERNEL, *modules]:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, saved in zip((1, 2), kept):
+            os.dup2(saved, fd)
+            os.close(saved)
+        os.close(quiet)
     gc.collect()
     gc.freeze()
 
