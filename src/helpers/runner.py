@@ -8,7 +8,8 @@ hidden, figures inlined; :mod:`helpers.publish`), records the run in ``run.json`
 makers of what it reads, :func:`helpers.artifacts.notebook_inputs`, and each read of their artifacts waits until
 they have ended, :func:`helpers.artifacts.await_maker`): at most
 ``engine.parallel_notebooks`` at once, fewer when the month would not fit in memory (:func:`_at_once`), each
-kernel's DuckDB given its share of threads and memory (:func:`helpers.engine.duckdb_share`).
+kernel's DuckDB given its share of threads and memory (:func:`helpers.engine.duckdb_share`). On Linux, when memory
+allows, each kernel is forked from one process that has imported what the notebooks import (:func:`_warm_kernels`).
 On a failing cell the partly executed notebook is still published with
 the error visible, the later notebooks still run (each shows what it can without the missing artifacts),
 and at the end :class:`RunFailed` says which notebooks broke and at which cell. A run stopped by SIGTERM
@@ -742,8 +743,7 @@ def _at_once(engine_cfg: EngineConfig, raw_dir: Path) -> tuple[int, str]:
         return 1, f"one at a time ({why})"
     if engine_cfg.backend.lower() != "duckdb":
         return 1, f"one at a time (engine.backend {engine_cfg.backend})"
-    target, lines = engine.memory_bytes(engine_cfg), _order_lines(raw_dir)
-    need = KERNEL_BYTES + BYTES_PER_LINE * lines
+    target, (lines, need) = engine.memory_bytes(engine_cfg), _notebook_bytes(raw_dir)
     fits = max(1, min(wanted, target // need)) if target else 1
     if fits == 1:
         return 1, (f"one at a time (about {lines:,} order lines: two notebooks would need about {2 * need / 1e9:.1f} "
@@ -757,10 +757,16 @@ def _warm(engine_cfg: EngineConfig, raw_dir: Path, at_once: int) -> bool:
     process they are forked from (:data:`KERNEL_BYTES`, a kernel's imports) beside `at_once` notebooks' estimated
     peaks (:func:`_at_once`), and ``engine.warm_kernels`` is on. The 10.1M-line benchmark month does not fit: the
     memory target wins over the 2.5-3 s each kernel would save."""
-    target = engine.memory_bytes(engine_cfg)
-    need = KERNEL_BYTES + BYTES_PER_LINE * _order_lines(raw_dir)
+    target, (_, need) = engine.memory_bytes(engine_cfg), _notebook_bytes(raw_dir)
     return (engine_cfg.warm_kernels and engine_cfg.backend.lower() == "duckdb" and target is not None
             and target >= at_once * need + KERNEL_BYTES)
+
+
+def _notebook_bytes(raw_dir: Path) -> tuple[int, int]:
+    """(the month's order lines, :func:`_order_lines`; a notebook's estimated peak: :data:`KERNEL_BYTES` +
+    :data:`BYTES_PER_LINE` per line)."""
+    lines = _order_lines(raw_dir)
+    return lines, KERNEL_BYTES + BYTES_PER_LINE * lines
 
 
 def _order_lines(raw_dir: Path) -> int:
