@@ -13,8 +13,8 @@ month and writes only into a temporary folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
-import os
 import sys
 import tempfile
 import time
@@ -26,8 +26,7 @@ import papermill as pm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from helpers import warm_kernels  # noqa: E402
-from helpers.runner import TrackedKernelManager, kernel_config  # noqa: E402
+from helpers.runner import kernel_config, warm_kernels_for  # noqa: E402
 
 
 def main() -> None:
@@ -36,22 +35,12 @@ def main() -> None:
     ap.add_argument("--warm", action="store_true", help="fork the kernels warm, as retention run does on Linux")
     args = ap.parse_args()
     sources = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    zygote = None
-    if args.warm:
-        python = warm_kernels.interpreter("python3")
-        if python is None:
+    with warm_kernels_for(sources, "python3", cwd=ROOT) if args.warm else contextlib.nullcontext(False) as warm:
+        if args.warm and not warm:
             raise SystemExit("kernels cannot be forked warm here (Linux and an IPython kernel of this Python only)")
-        cells = [c.source for p in sources for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code"]
-        zygote = warm_kernels.Zygote(python, dict(os.environ), warm_kernels.imports_of(cells))
-        TrackedKernelManager.zygote = zygote
-    try:
         with tempfile.TemporaryDirectory() as tmp:
             for source in sources:
                 time_notebook(source, Path(tmp), args.runs)
-    finally:
-        if zygote is not None:
-            TrackedKernelManager.zygote = None
-            zygote.close()
 
 
 def time_notebook(source: Path, tmp: Path, runs: int) -> None:

@@ -2,7 +2,7 @@
 
 Everything over order lines is an Ibis expression built on the tables handed out here, so the same
 code runs on DuckDB on a laptop and on a Spark cluster. Only small results (one row per customer
-or less) leave the engine as pandas frames via ``.to_pandas()``, or :func:`to_pandas` for a frame of a row per
+or less) leave the engine as pandas frames: ``.to_pandas()``, or :func:`to_pandas` (through Arrow) for a row per
 customer.
 
 Where the engines read the same expression differently, the one definition lives here: :func:`trim`

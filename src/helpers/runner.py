@@ -183,6 +183,12 @@ _LIVE_KERNELS_LOCK = threading.RLock()  # notebooks' threads add to it while the
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
 
+def _with_library_threads(env: dict, threads: int) -> dict:
+    """`env` with :data:`THREAD_VARIABLES` set to `threads` (0: left as they are); a thread count set for the run
+    wins."""
+    return {**{name: str(threads) for name in THREAD_VARIABLES if threads}, **env}
+
+
 def _library_threads(at_once: int) -> int:
     """The numerical libraries' threads in each kernel of a run with `at_once` notebooks side by side: the cores
     shared evenly, the same for every notebook of the run whenever it starts (so results never depend on which
@@ -206,8 +212,7 @@ class TrackedKernelManager(AsyncKernelManager):
             kw["env"][engine.SPARK_LOG_VARIABLE] = self.spark_log
         if self.inputs:
             kw["env"][artifacts.INPUTS_VARIABLE] = self.inputs
-        for name in THREAD_VARIABLES if self.library_threads else ():
-            kw["env"].setdefault(name, str(self.library_threads))  # a thread count set for the run wins
+        kw["env"] = _with_library_threads(kw["env"], self.library_threads)
         return await super()._async_pre_start_kernel(**kw)
 
     zygote: warm_kernels.Zygote | None = None  # the run's, while it runs (:func:`_warm_kernels`)
@@ -562,21 +567,32 @@ def _run_notebooks(plan: _MonthPlan, record: dict, stop_request, kernel_name: st
 
 @contextmanager
 def _warm_kernels(plan: _MonthPlan, kernel_name: str):
-    """The run's kernels forked from one process that has imported what the notebooks import
-    (:mod:`helpers.warm_kernels`), where the system can fork them and the memory target holds that process too
-    (``plan.warm``): it starts with the environment every kernel of the run shares."""
-    python = warm_kernels.interpreter(kernel_name) if plan.warm else None
-    if python is None:
-        yield
+    """The run's kernels forked warm (:func:`warm_kernels_for`) when the memory target holds the process they are
+    forked from too (``plan.warm``)."""
+    if not plan.warm:
+        yield False
         return
-    threads = _library_threads(plan.at_once)
-    env = {**{name: str(threads) for name in THREAD_VARIABLES if threads}, **os.environ}
-    sources = [cell.source for p in plan.notebooks for cell in nbformat.read(str(p), as_version=4).cells
+    with warm_kernels_for(plan.notebooks, kernel_name, _library_threads(plan.at_once), plan.root) as warm:
+        yield warm
+
+
+@contextmanager
+def warm_kernels_for(notebooks: list[Path], kernel_name: str, library_threads: int = 0, cwd: Path | None = None):
+    """While the block runs, :class:`TrackedKernelManager` forks its kernels from one process that has imported what
+    `notebooks` import (:mod:`helpers.warm_kernels`), where the system can fork them; yields whether it does. That
+    process starts in `cwd` (the kernels' folder) with the environment every kernel of the run shares (its
+    numerical libraries' `library_threads`)."""
+    python = warm_kernels.interpreter(kernel_name)
+    if python is None:
+        yield False
+        return
+    env = _with_library_threads(dict(os.environ), library_threads)
+    sources = [cell.source for p in notebooks for cell in nbformat.read(str(p), as_version=4).cells
                if cell.cell_type == "code"]
-    with warm_kernels.Zygote(python, env, warm_kernels.imports_of(sources), plan.root) as zygote:
+    with warm_kernels.Zygote(python, env, warm_kernels.imports_of(sources), cwd) as zygote:
         TrackedKernelManager.zygote = zygote
         try:
-            yield
+            yield True
         finally:
             TrackedKernelManager.zygote = None
 
