@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from helpers import customer_facts as cf
+from helpers import engine
 from helpers.engine import connect
 
 AS_OF = "2025-03-31"
@@ -75,6 +76,34 @@ def test_features_cut_from_the_runs_order_history_equal_those_from_the_lines(lin
     orders = cf.orders_before(history, cutoff)
     assert orders is not None
     pd.testing.assert_frame_equal(_features(lines, cutoff, orders), _features(lines, cutoff))
+
+
+def _shop_lines(con, seed=5, n=1500):
+    """Not the demo generator's: lines at any minute over 16 months, a fifth of them returns or zero-price lines,
+    several per customer and day, and some after every cut-off below."""
+    rng = np.random.default_rng(seed)
+    when = pd.Timestamp("2024-03-01") + pd.to_timedelta(rng.integers(0, 480 * 24 * 60, n), unit="min")
+    amount = np.round(rng.gamma(2.0, 20.0, n), 2) * rng.choice([1, 1, 1, 1, -1, 0], n)
+    rows = [line(f"O{i}", f"K{k}", w, a, is_return=a < 0)
+            for i, (k, w, a) in enumerate(zip(rng.integers(0, 120, n), when, amount))]
+    return con.create_table(f"facts_shop_{seed}", pd.DataFrame(rows, columns=COLUMNS).astype(
+        {"order_date": "datetime64[us]", "coupon_code": "string"}), overwrite=True)
+
+
+@pytest.mark.parametrize("unit", ["day", "week"])
+def test_summaries_taken_from_the_cached_purchase_days_equal_those_from_the_lines(unit):
+    """04 groups the month's lines once per customer and day and takes every summary from that: at each earlier
+    cut-off (one in mid-week), the lifetimes summary, the holdout split and the tracking counts are the lines' own."""
+    con = connect()
+    lines = _shop_lines(con)
+    days = engine.cache(con, cf.purchase_days(lines, "2025-06-30"))
+    for cutoff in ("2024-09-18", "2025-01-01", "2025-06-30"):
+        pd.testing.assert_frame_equal(cf.rfm_summary(days, cutoff, unit), cf.rfm_summary(lines, cutoff, unit))
+        pd.testing.assert_frame_equal(cf.calibration_holdout(days, cutoff, 45, unit),
+                                      cf.calibration_holdout(lines, cutoff, 45, unit))
+        pd.testing.assert_frame_equal(cf.repeat_purchases_per_period(days, cutoff, unit),
+                                      cf.repeat_purchases_per_period(lines, cutoff, unit))
+    assert len(cf.rfm_summary(days, "2024-09-18", unit)) < len(cf.rfm_summary(days, "2025-06-30", unit))
 
 
 def test_an_order_whose_lines_straddle_the_cut_off_is_grouped_from_the_lines():

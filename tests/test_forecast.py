@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import artifacts, clv, forecast
+from helpers import artifacts, clv, customer_facts, engine, forecast
 from helpers.config import ForecastConfig, config_from_dict, ConfigError
 from helpers.customer_facts import Fit
 
@@ -195,7 +195,12 @@ def test_two_channels_of_known_worth_are_given_back():
         rows += [(f"M{i}", f"m{i}", "2023-02-01", 50.0, "mail", "bags", "HELLO"),
                  (f"M{i}", f"m{i}", "2023-02-01", 0.0, "mail", "socks", "HELLO"),
                  (f"M{i}", f"m{i}r", "2023-02-20", -10.0, None, "bags", None)]
-    facts = forecast.acquisition_facts(_orders(rows), "2025-12-31", (6, 12, 24))
+    rows.append(("A0", "a0d", "2026-01-05", 100.0, "ads", "bags", None))  # after as_of: never counted
+    orders = _orders(rows)
+    facts = forecast.acquisition_facts(orders, "2025-12-31", (6, 12, 24))
+    # the same from the lines' purchase days, as forecast.run takes them (cached up to a later day)
+    days = engine.cache(orders.get_backend(), customer_facts.purchase_days(orders, "2026-03-31"))
+    pd.testing.assert_frame_equal(forecast.acquisition_facts(orders, "2025-12-31", (6, 12, 24), days), facts)
     values = forecast.customer_values(facts, pd.DataFrame(columns=["customer_id", "frequency", "recency", "T",
                                                                    "exp_avg_value"]), None, 0.3, "day", (6, 12, 24))
     t = forecast.acquisition_table(values, "channel", payback_months=6)

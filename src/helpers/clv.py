@@ -3,7 +3,8 @@
 Stage 04. The work splits as DESIGN.md "Engine" says:
 
 - **over order lines** (Ibis, in `helpers.customer_facts`): `purchase_periods`, `rfm_summary_expr` /
-  `rfm_summary` and `calibration_holdout` turn orders_clean into one row per customer;
+  `rfm_summary` and `calibration_holdout` turn orders_clean into one row per customer, each from the month's
+  `purchase_days` (the lines grouped once per customer and day, cached by `run`; the forecast caches its own);
 - **over customers** (pandas + ``lifetimes``): the models are fitted on *compressed* rows (one row per
   unique ``(frequency, recency, T)`` with a ``weights`` count, as Fader and Hardie do), and every
   score is computed vectorised on those unique rows and mapped back, so fitting N customers does
@@ -87,6 +88,7 @@ from helpers.customer_facts import (
     period_number,
     probability_alive,
     probability_of_purchase,
+    purchase_days,
     purchase_periods,
     repeat_purchases_per_period,
     rfm_summary,
@@ -828,11 +830,12 @@ class ClvResult:
     left_out: dict = field(default_factory=dict)
 
 
-def _holdout(orders: ibis.Table, as_of: str, clv: ClvConfig, cal_end: dt.date, notes: list):
+def _holdout(days: ibis.Table, as_of: str, clv: ClvConfig, cal_end: dt.date, notes: list):
     """(comparison, by_frequency, tracking) of the holdout comparison, or three None when there are no
-    repeat purchases before `cal_end`; what a reader needs to know is added to `notes`."""
+    repeat purchases before `cal_end`; what a reader needs to know is added to `notes`. `days`: the order lines
+    or their `purchase_days`."""
     unit = clv.time_unit
-    calhold = calibration_holdout(orders, as_of, clv.holdout_days, unit)
+    calhold = calibration_holdout(days, as_of, clv.holdout_days, unit)
     if not (len(calhold) and (calhold["frequency_cal"] > 0).any()):
         notes.append(f"No repeat purchases before {cal_end}: the holdout comparison is skipped.")
         return None, None, None
@@ -842,7 +845,7 @@ def _holdout(orders: ibis.Table, as_of: str, clv: ClvConfig, cal_end: dt.date, n
         notes.append(f"The holdout comparison used a random sample of {clv.sample_customers:,} of "
                      f"{len(calhold):,} customers.")
     notes += [n for n in comparison["note"].dropna()]
-    per_period = repeat_purchases_per_period(orders, as_of, unit)
+    per_period = repeat_purchases_per_period(days, as_of, unit)
     tracking = tracking_table(per_period, fits, period_number(cal_end, unit))
     tracking.insert(1, "date", pd.Timestamp(EPOCH) + pd.to_timedelta(tracking["period"] * UNIT_DAYS[unit], unit="D"))
     return comparison, by_freq, tracking
@@ -911,16 +914,18 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvResu
     notes: list[str] = []
     unit = clv.time_unit
     cal_end = as_date(as_of) - dt.timedelta(days=clv.holdout_days)
-    summary = rfm_summary(orders, as_of, unit)
+    # the lines grouped once per customer and day: every summary below (and the forecast's) is taken from it
+    days = engine.cache(con, purchase_days(orders, as_of))
+    summary = rfm_summary(days, as_of, unit)
 
     comparison = by_freq = tracking = final = gg = None
     if not (summary["frequency"] > 0).any():
         notes.append("No customer has bought twice yet, so no purchase model can be fitted; each customer's CLV "
                      "is the margin on one average order, and the purchase columns are empty.")
     else:
-        comparison, by_freq, tracking = _holdout(orders, as_of, clv, cal_end, notes)
+        comparison, by_freq, tracking = _holdout(days, as_of, clv, cal_end, notes)
         final, gg = _final_fits(summary, comparison, clv, notes)
-    aov = average_purchase_value(orders, as_of, unit) if gg is None else float("nan")
+    aov = average_purchase_value(days, as_of, unit) if gg is None else float("nan")
     scores = score_customers(summary, final, gg, clv, aov)
     by_horizon = expected_purchases_by_horizon(summary, final, clv.horizons_days, unit)
     corr = monetary_correlation(summary)

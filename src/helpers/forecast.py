@@ -68,7 +68,9 @@ from helpers.customer_facts import (
     expected_purchases,
     expected_purchases_at,
     month_index,
+    period_number,
     probability_alive,
+    purchase_days,
     purchase_periods,
     rfm_summary,
 )
@@ -478,7 +480,8 @@ def backtest(orders: ibis.Table, activity: pd.DataFrame, as_of, model: Fit, clv:
     source (existing, new, all) with predicted, band, actual, error_pct and covered. The band's model-error
     terms are this month's (`model_error`, `new_error`): a holdout comparison at every cut-off would double the
     backtest's fits for the width of a band. Each refit starts from `model`'s parameters (this month's fit of the
-    same model), and the bands take half of ``cfg.draws``: enough for a band's two quantiles."""
+    same model), and the bands take half of ``cfg.draws``: enough for a band's two quantiles. `orders`: the order
+    lines or their `customer_facts.purchase_days` up to `as_of`."""
     end = last_full_month(as_of)
     draws = backtest_draws(cfg)
     rows = []
@@ -541,9 +544,10 @@ DIMENSIONS = {"cohort": "first order month", "channel": "channel of the first or
 NO_COUPON = "(no coupon)"
 
 
-def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS) -> pd.DataFrame:
+def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS, days: ibis.Table | None = None) -> pd.DataFrame:
     """One row per customer with a purchase up to `as_of`, as one Ibis expression: how they were won and what
-    they have brought since.
+    they have brought since. `days`: the lines' `customer_facts.purchase_days` up to `as_of` or later, when a stage
+    has them cached: the revenue columns are summed from them instead of from every line again.
 
     ============  =======  ===============================================================================
     customer_id   string
@@ -572,11 +576,17 @@ def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS) -> pd.Data
     if "coupon_code" in orders.columns:
         attrs["coupon"] = lines.coupon_code.max()
     per = lines.group_by("customer_id").aggregate(**attrs) if attrs else None
-    j = t.join(first, "customer_id")
-    start = j.first_ts.date()
-    sums = {f"cents_{m}": (cents(j.amount) * (j.order_date.date() < start + ibis.interval(days=int(round(m * DAYS_PER_MONTH))))
-                           .cast("int64")).sum() for m in months}
-    agg = j.group_by("customer_id").aggregate(first_ts=j.first_ts.min(), cents_all=cents(j.amount).sum(), **sums)
+    if days is None:
+        j = t.join(first, "customer_id")
+        day, amount = j.order_date.date().delta(ibis.date(EPOCH), unit="day"), cents(j.amount)
+    else:
+        d = days.filter(days.day <= period_number(as_of, "day"))
+        j = d.join(first, "customer_id")
+        day, amount = j.day, j.cents
+    start = j.first_ts.date().delta(ibis.date(EPOCH), unit="day")
+    sums = {f"cents_{m}": (amount * (day < start + int(round(m * DAYS_PER_MONTH))).cast("int64")).sum()
+            for m in months}
+    agg = j.group_by("customer_id").aggregate(first_ts=j.first_ts.min(), cents_all=amount.sum(), **sums)
     if per is not None:
         agg = agg.left_join(per, agg.customer_id == per.customer_id).select(agg, *[per[c] for c in attrs])
     # the day and its month written by the engine, the rows sorted there: in pandas these took 2.5 of the 10 s
@@ -804,15 +814,18 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, *, clv_res
     fc, clv = cfg.forecast, cfg.clv
     con = con or engine.connect(cfg.engine)
     orders = artifacts.table(con, processed_dir, "orders_clean")
+    # the lines grouped once per customer and day: the activity, the backtest's summaries and the acquisition
+    # revenue are taken from it (at 10M lines each grouped the lines again)
+    days = engine.cache(con, purchase_days(orders, as_of))
     notes: list[str] = []
-    activity = monthly_activity(orders, as_of, clv.time_unit)
+    activity = monthly_activity(days, as_of, clv.time_unit)
     ends = month_ends(as_of, fc.months)
     summary = clv_result.scores
     fit, gg = clv_result.final, clv_result.gamma_gamma
     fit, why = forecast_fit(clv_result, clv)
     notes += [why] if why else []
     aov = float("nan") if gg is not None else float(
-        average_purchase_value(orders, as_of, clv.time_unit) if len(summary) else 0.0)
+        average_purchase_value(days, as_of, clv.time_unit) if len(summary) else 0.0)
     error = holdout_error(clv_result.comparison, fit.name) if fit else 0.0
     existing = existing_forecast(summary, fit, gg, as_of, ends, clv.time_unit, fc.draws, fc.seed, aov, notes,
                                  model_error=error)
@@ -829,8 +842,8 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, *, clv_res
         notes.append("No full month of first purchases yet, so new customers are not forecast.")
     table = forecast_table(existing, new, ends, clv.gross_margin, fc.band)
     sums = totals(existing, new, fc.horizons_months, clv.gross_margin, fc.band)
-    bt = backtest(orders, activity, as_of, fit, clv, fc, notes, error, new_error) if fit is not None else None
-    acq = acquisition(orders, processed_dir, as_of, cfg, summary, fit)
+    bt = backtest(days, activity, as_of, fit, clv, fc, notes, error, new_error) if fit is not None else None
+    acq = acquisition(orders, processed_dir, as_of, cfg, summary, fit, days)
     artifacts.write(processed_dir, "forecast", table)
     artifacts.write(processed_dir, "forecast_model", _card(as_of, fc, clv, fit, how, sums, bt, notes, acq))
     return ForecastResult(
@@ -841,12 +854,13 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, *, clv_res
         curves=ltv_curves(activity, as_of, clv.gross_margin))
 
 
-def acquisition(orders: ibis.Table, processed_dir, as_of, cfg: Config, summary: pd.DataFrame, fit: Fit | None) -> dict:
+def acquisition(orders: ibis.Table, processed_dir, as_of, cfg: Config, summary: pd.DataFrame, fit: Fit | None,
+                days: ibis.Table | None = None) -> dict:
     """The acquisition tables (value per new customer by each of :data:`DIMENSIONS` the data have) and, with
-    marketing_spend_clean, what a new customer cost per channel and month."""
+    marketing_spend_clean, what a new customer cost per channel and month. `days`: see `acquisition_facts`."""
     payback = cfg.budget.payback_months
     points = value_points(payback)
-    facts = acquisition_facts(orders, as_of, points)
+    facts = acquisition_facts(orders, as_of, points, days)
     values = customer_values(facts, summary, fit, cfg.clv.gross_margin, cfg.clv.time_unit, points)
     tables = {d: acquisition_table(values, d, payback) for d in DIMENSIONS}
     spend = artifacts.read_if_exists(processed_dir, "marketing_spend_clean")
