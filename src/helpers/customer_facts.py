@@ -551,14 +551,16 @@ def mix_levels(lines: ir.Table, cutoff: str, top: int = 6, orders: ir.Table | No
     cut-off the same. Ties are broken by name.
     """
     o = purchase_orders(lines, cutoff) if orders is None else orders
+    present = [c for c in MIX_COLUMNS if c in o.columns]
+    # one query for every column: the orders counted per combination of levels (a few rows), then per column here
+    pairs = o.group_by(present).aggregate(n=o.count()).to_pandas() if present else None
     out = {}
     for col in MIX_COLUMNS:
-        if col not in o.columns:
+        if col not in present:
             out[col] = []
             continue
-        f = o.filter(o[col].notnull())
-        counts = (f.group_by(col).aggregate(n=f.count()).order_by([ibis.desc("n"), col]).limit(top).to_pandas())
-        out[col] = [str(v) for v in counts[col]]
+        counts = pairs[pairs[col].notna()].groupby(col)["n"].sum()
+        out[col] = sorted((str(v) for v in counts.index), key=lambda v: (-int(counts[v]), v))[:top]
     return out
 
 
