@@ -511,7 +511,7 @@ def test_a_month_run_before_trend_csv_existed_still_builds_and_says_the_tile_is_
 
 
 def test_the_index_imports_no_stage():
-    """The site is built from declared artifacts (helpers.artifacts) and the reports' names (helpers.plots)."""
+    """The site is built from declared artifacts (helpers.artifacts) and the reports' names (helpers.words)."""
     import ast
 
     tree = ast.parse((project_root() / "src" / "helpers" / "publish.py").read_text(encoding="utf-8"))
@@ -520,7 +520,7 @@ def test_the_index_imports_no_stage():
                  and node.module == "helpers" for a in node.names}
     imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
     helpers = {name for name in imported if name.startswith("helpers.")}
-    assert helpers <= {"helpers.artifacts", "helpers.plots"}, helpers
+    assert helpers <= {"helpers.artifacts", "helpers.words"}, helpers
 
 
 def test_a_broken_older_month_leaves_out_only_the_clv_at_risk_tile(tmp_path):

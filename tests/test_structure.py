@@ -6,7 +6,10 @@ functions stay short and notebooks thin, and that the tests do not repeat themse
 """
 import ast
 import json
+import os
 import re
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -15,7 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HELPERS = ROOT / "src" / "helpers"
 
-GROUND = {"artifacts", "config", "engine", "customer_facts", "plots", "contract", "presets", "paths", "demographics"}
+GROUND = {"artifacts", "config", "engine", "customer_facts", "plots", "contract", "presets", "paths", "demographics",
+          "words"}
 STAGES = {"clean", "kpis", "segments", "clv", "forecast", "churn", "winback", "offers", "summary", "track"}
 # Stages that build on another stage's results (DESIGN.md): churn uses clv; win-back uses churn, clv
 # and offers, which shares its notebook; the track record (07) rebuilds the CLV stage's purchase model; the
@@ -183,6 +187,15 @@ def test_nothing_imports_the_runner_the_publisher_or_the_cli_but_the_layer_above
     for module in _modules():
         for top in TOP & helper_imports(module):
             assert module in above[top], f"{module} imports {top}"
+
+
+def test_the_run_command_loads_no_plotting_library():
+    """`retention run` stays alive beside every kernel of a month: matplotlib and seaborn (the pages') would add
+    86 MB to the month's peak memory, counted over every process."""
+    code = "import sys, helpers.cli; print(sorted(m for m in ('matplotlib', 'seaborn', 'helpers.plots') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert out.stdout.strip() == "[]"
 
 
 # Calls that read or write a Parquet, CSV or JSON file (or any file by hand). Only artifacts.py may.

@@ -10,6 +10,7 @@ Every failure a user can cause prints one sentence and exits non-zero; no traceb
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import warnings
@@ -18,7 +19,6 @@ from helpers import clean, demo, presets, runner
 from helpers.artifacts import MissingArtifact
 from helpers.config import ConfigError, load_config
 from helpers.contract import ContractError
-from helpers.pages import clean as clean_page
 from helpers.paths import resolve
 from helpers.runner import RunFailed
 
@@ -87,6 +87,9 @@ def _cmd_validate(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
+        # loaded here, not at the top: a page brings matplotlib and seaborn, which `retention run` (this process, alive
+        # beside every kernel of a month) never needs
+        clean_page = importlib.import_module("helpers.pages.clean")
         table = clean_page.accounting_table(report)
         print(table.reset_index().drop(columns=["meaning"]).to_string(index=False))
         print()

@@ -19,6 +19,10 @@ from IPython.display import Markdown, display
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+# what the reports call things and how they write a number, in a module of their own (the publisher needs them
+# without matplotlib); every page keeps reading them here
+from helpers.words import METRIC_NAMES, MISSING, SORTABLE_MIME, format_value, money  # noqa: F401
+
 FIGSIZE = (9, 4.5)
 PALETTE = "crest"
 
@@ -102,45 +106,6 @@ def say(sentence: str, width: int = 110) -> None:
 thousands = FuncFormatter(lambda v, _: f"{v:,.0f}")
 plain_number = FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 1 else f"{v:g}")  # log axes: 0.1, 1, 10, 1,000
 
-
-def money(value: float, currency: str = "EUR") -> str:
-    """12345.6 -> 'EUR 12,346'."""
-    return f"{currency} {value:,.0f}"
-
-
-MISSING = "\u2013"  # what a table shows for a value that does not exist (no month a year back, no ROI)
-
-
-def format_value(value, kind: str, currency: str | None = None) -> str:
-    """One number as the reports show it, by kind: money (whole units; 'EUR 12,346' when a currency is
-    given, else '12,346'), money2 (with cents), share (0.0407 -> '4.1%'), count ('4,269') or ratio
-    ('1.26'). A missing value (None, NaN) is shown as MISSING."""
-    if value is None or pd.isna(value):
-        return MISSING
-    if kind == "money" and currency:
-        return money(value, currency)
-    return {"money": f"{value:,.0f}", "money2": f"{value:,.2f}", "share": f"{100 * value:.1f}%",
-            "count": f"{value:,.0f}", "ratio": f"{value:,.2f}"}[kind]
-
-
-# ---------------------------------------------------------------------------------------------
-# Words a reader sees on several pages, defined here once (04, 05, 07 use these)
-
-# The month's key figures by name, as 07's headline table and the index's tiles (helpers.publish) both
-# show them: one figure, one name on every page. {clv_months} is the CLV horizon clv_model.json records.
-METRIC_NAMES = {
-    "revenue": "Revenue",
-    "orders": "Orders",
-    "active_customers": "Active customers",
-    "new_customers": "New customers",
-    "returning_revenue_share": "Revenue from returning customers",
-    "repeat_rate": "Repeat rate (customers with 2+ orders)",
-    "sleeping_customers": "Sleeping customers",
-    "clv_total": "Predicted {clv_months}-month CLV, all customers",
-    "high_risk_customers": "Customers at high churn risk",
-    "clv_at_risk": "CLV of high-risk customers",
-    "winback_profit": "Win-back plan: expected profit",
-}
 
 LIKELY_ACTIVE_FROM = 0.5  # P(alive) from which a customer is "likely active"
 
@@ -379,7 +344,6 @@ def cut_rows(df: pd.DataFrame, max_rows: int | None = MAX_ROWS, rest: str | None
     return out
 
 
-SORTABLE_MIME = "application/vnd.retention.sortable-table+html"  # read by publish.notebook_to_html
 
 
 class SortableTable:

@@ -18,7 +18,7 @@ Layout read and written::
                                                 for CLV at risk)
 
 The index reads declared artifacts only (through :mod:`helpers.artifacts`) and imports no stage: the
-figures come as the stages wrote them, the names from :data:`helpers.plots.METRIC_NAMES`.
+figures come as the stages wrote them, the names from :data:`helpers.words.METRIC_NAMES`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from jinja2 import DictLoader
 from nbconvert import HTMLExporter
 from PIL import Image
 
-from helpers import artifacts, plots
+from helpers import artifacts, words
 
 MONTH_PATTERN = re.compile(r"^\d{4}-\d{2}$")
 RUN_RECORD = "run.json"
@@ -127,7 +127,7 @@ def _sortable_tables(nb) -> None:
     first = True
     for cell in nb.cells:
         for out in cell.get("outputs", []):
-            html = out.get("data", {}).pop(plots.SORTABLE_MIME, None)
+            html = out.get("data", {}).pop(words.SORTABLE_MIME, None)
             if html is None:
                 continue
             if first:
@@ -240,8 +240,8 @@ def _index_page(reports_dir: Path, processed_base: Path) -> str:
 
 
 # kpis.csv column -> (label, kind, what a rise means: +1 good news, -1 bad news). The labels are the
-# reports' names of these figures (plots.METRIC_NAMES), which 07's headline shows too.
-KPI_TILES = {key: (plots.METRIC_NAMES[key], kind, good) for key, kind, good in (
+# reports' names of these figures (words.METRIC_NAMES), which 07's headline shows too.
+KPI_TILES = {key: (words.METRIC_NAMES[key], kind, good) for key, kind, good in (
     ("revenue", "money", +1),
     ("orders", "count", +1),
     ("active_customers", "count", +1),
@@ -252,7 +252,7 @@ KPI_TILES = {key: (plots.METRIC_NAMES[key], kind, good) for key, kind, good in (
 )}
 # A model total, from each month's own run as 07 recorded it in trend.csv (no history before the first
 # run): a rise is bad news.
-CLV_AT_RISK_TILE = ("clv_at_risk", plots.METRIC_NAMES["clv_at_risk"], "money", -1)
+CLV_AT_RISK_TILE = ("clv_at_risk", words.METRIC_NAMES["clv_at_risk"], "money", -1)
 SPARKLINE_MONTHS = 24  # the sparkline's window, ending with the tile's month
 
 
@@ -267,10 +267,10 @@ def change_text(value: float, before: float, kind: str) -> tuple[str, int]:
 
     Shares change in percentage points ('+1.5 pp'), money and counts in per cent of ``before``
     ('+3.2%'; from 0, the difference itself). A change that rounds to zero shows as zero, sign 0;
-    a missing ``before`` (no such month) is :data:`helpers.plots.MISSING`, sign 0.
+    a missing ``before`` (no such month) is :data:`helpers.words.MISSING`, sign 0.
     """
     if before is None or math.isnan(value) or math.isnan(before):
-        return plots.MISSING, 0
+        return words.MISSING, 0
     if kind == "share":
         shown, unit = round((value - before) * 100, 1), " pp"
     elif before != 0:
@@ -315,7 +315,7 @@ def _tiles_html(shop_processed: Path) -> str:
             f'<p class="meta legend">Lines: {html.escape(first)} to {html.escape(month)} (up to {SPARKLINE_MONTHS} '
             f'months). Changes vs last month and vs the same month a year ago, in % (shares in percentage points, '
             f'pp); <span class="good">green</span> is good news and <span class="bad">red</span> bad news for '
-            f'that figure (more sleeping customers is bad news); {plots.MISSING} where the history has no such '
+            f'that figure (more sleeping customers is bad news); {words.MISSING} where the history has no such '
             f'month.{clv_note}</p>\n')
 
 
@@ -388,19 +388,19 @@ def _tile_html(key: str, label: str, kind: str, good: int, series, month: str, c
     points = [(str(m), float(v)) for m, v in series.items() if first <= str(m) <= month and not math.isnan(v)]
     value = float(series.get(month, float("nan")))
     changes = []
-    for words, compared in (("vs last month", month_shift(month, -1)), ("vs a year ago", month_shift(month, -12))):
+    for vs, compared in (("vs last month", month_shift(month, -1)), ("vs a year ago", month_shift(month, -12))):
         before = float(series[compared]) if compared in series.index else None
         text, sign = change_text(value, before, kind)
         arrow = {1: "\u25b2 ", -1: "\u25bc ", 0: ""}[sign]
-        tone = tile_tone(sign, good) if text != plots.MISSING else "none"
-        was = plots.format_value(before, kind, currency) if before is not None else "no data"
-        changes.append(f'<div class="change"><span class="vs">{words}</span> '
+        tone = tile_tone(sign, good) if text != words.MISSING else "none"
+        was = words.format_value(before, kind, currency) if before is not None else "no data"
+        changes.append(f'<div class="change"><span class="vs">{vs}</span> '
                        f'<b class="{tone}" data-vs="{compared}" title="{compared}: {html.escape(was)}">'
                        f'{arrow}{html.escape(text)}</b></div>')
     data = ";".join(f"{m}={v:.6g}" for m, v in points)
     return (f'<div class="tile" data-metric="{key}" data-points="{html.escape(data)}">'
             f'<div class="label">{html.escape(label)}</div>'
-            f'<div class="value">{html.escape(plots.format_value(value, kind, currency))}</div>'
+            f'<div class="value">{html.escape(words.format_value(value, kind, currency))}</div>'
             f'{_sparkline_svg(label, kind, points, currency)}{"".join(changes)}</div>')
 
 
@@ -430,7 +430,7 @@ def _sparkline_svg(label: str, kind: str, points: list[tuple[str, float]], curre
     coords = [xy(m, v) for m, v in points]
     line = " ".join(f"{x},{y}" for x, y in coords)
     dots = "".join(f'<circle cx="{x}" cy="{y}" r="{2.6 if i == len(points) - 1 else 1.4}">'
-                   f'<title>{html.escape(m)}: {html.escape(plots.format_value(v, kind, currency))}</title></circle>'
+                   f'<title>{html.escape(m)}: {html.escape(words.format_value(v, kind, currency))}</title></circle>'
                    for i, ((m, v), (x, y)) in enumerate(zip(points, coords)))
     ticks = (f'<text x="{left}" y="{height - 2}" class="tick">{html.escape(points[0][0])}</text>'
              f'<text x="{width - right}" y="{height - 2}" class="tick" text-anchor="end">{html.escape(points[-1][0])}</text>')
