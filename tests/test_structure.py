@@ -192,7 +192,8 @@ def test_nothing_imports_the_runner_the_publisher_or_the_cli_but_the_layer_above
 def test_the_run_command_loads_no_plotting_library():
     """`retention run` stays alive beside every kernel of a month: matplotlib and seaborn (the pages') would add
     86 MB to the month's peak memory, counted over every process."""
-    code = "import sys, helpers.cli; print(sorted(m for m in ('matplotlib', 'seaborn', 'helpers.plots') if m in sys.modules))"
+    code = ("import sys, helpers.cli; "
+            "print(sorted(m for m in ('matplotlib', 'seaborn', 'helpers.plots') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert out.stdout.strip() == "[]"

@@ -914,7 +914,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvResu
     notes: list[str] = []
     unit = clv.time_unit
     cal_end = as_date(as_of) - dt.timedelta(days=clv.holdout_days)
-    # the lines grouped once per customer and day: every summary below (and the forecast's) is taken from it
+    # the lines grouped once per customer and day: every summary below is taken from it
     days = engine.cache(con, purchase_days(orders, as_of))
     summary = rfm_summary(days, as_of, unit)
 
