@@ -118,17 +118,17 @@ def feature_frame(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cf
 
 def feature_frame_with_params(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
                               customers: ir.Table | None = None, bgnbd: bool = True,
-                              horizon_days: int | None = None, orders: ir.Table | None = None,
-                              days: ir.Table | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+                              horizon_days: int | None = None,
+                              orders: ir.Table | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
     """(`feature_frame`, the BG/NBD parameters r, alpha, a, b fitted at `cutoff`; {} without `bgnbd`).
 
     Customers with no positive purchase at `cutoff` (`customer_facts.no_positive_purchase`) are left out:
     no model has a purchase of theirs to judge (the BG/NBD summary has no row of theirs), and a churn
     risk made up for them (once: P(no purchase) = 1) would be a number the data does not support.
     With `horizon_days`, the frame ends with the label churned (`labels_at`) of each customer. `orders`: see
-    `customer_facts.features_at`; `days`: see `cutoff_rows`.
+    `customer_facts.features_at`.
     """
-    summary, df = cutoff_rows(lines, cutoff, levels, cfg, customers, horizon_days, orders, days)
+    summary, df = cutoff_rows(lines, cutoff, levels, cfg, customers, horizon_days, orders)
     for col in df.columns:
         if col in CATEGORICAL:
             df[col] = df[col].astype("object").where(df[col].notna(), None)
@@ -155,14 +155,13 @@ def feature_frame_with_params(lines: ir.Table, cutoff: str, levels: dict[str, li
 
 def cutoff_rows(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
                 customers: ir.Table | None = None, horizon_days: int | None = None,
-                orders: ir.Table | None = None, days: ir.Table | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                orders: ir.Table | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Everything the models need at `cutoff`, in one query, sorted by customer_id: (the lifetimes summary
     of every customer with a positive purchase, `customer_facts.rfm_summary`; the `features_at` rows of
     those among them who are customers, with churned from `labels_at` when `horizon_days` is given).
 
     The second frame's index points into the first. One query rather than one per piece: at a million
-    customers each piece's string ids cost more than its arithmetic. `days`: the lines'
-    `customer_facts.purchase_days` up to `cutoff` or later, cached by the run: the summary is taken from them.
+    customers each piece's string ids cost more than its arithmetic.
     """
     feats = features_at(lines, cutoff, levels, customers, orders)
     columns = [c for c in feats.columns if c != "customer_id"]
@@ -170,7 +169,7 @@ def cutoff_rows(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg:
         feats = feats.join(labels_at(lines, cutoff, horizon_days), "customer_id")
         columns.append("churned")
     feats = feats.mutate(is_customer=ibis.literal(True))
-    summary = customer_facts.rfm_summary_expr(lines if days is None else days, cutoff, cfg.clv.time_unit)
+    summary = customer_facts.rfm_summary_expr(lines, cutoff, cfg.clv.time_unit)
     j = summary.left_join(feats, summary.customer_id == feats.customer_id)
     both = engine.to_pandas(j.select(customer_id=summary.customer_id.cast("string"), frequency=summary.frequency,
                                      recency=summary.recency, T=summary["T"], is_customer=feats.is_customer,
@@ -409,12 +408,11 @@ def _enough(n: int, churned: int, cfg: ChurnConfig) -> str | None:
     return None
 
 
-def labelled_frame(lines, cutoff, levels, cfg, customers=None, bgnbd=True, history=None, days=None) -> pd.DataFrame:
+def labelled_frame(lines, cutoff, levels, cfg, customers=None, bgnbd=True, history=None) -> pd.DataFrame:
     """Feature frame at `cutoff` with the column churned (next churn.horizon_days days); `history`: the run's
-    `customer_facts.order_history`, which the frame's orders are cut from; `days`: its purchase days."""
+    `customer_facts.order_history`, which the frame's orders are cut from."""
     orders = None if history is None else orders_before(history, cutoff)
-    return feature_frame_with_params(lines, cutoff, levels, cfg, customers, bgnbd, cfg.churn.horizon_days, orders,
-                                     days)[0]
+    return feature_frame_with_params(lines, cutoff, levels, cfg, customers, bgnbd, cfg.churn.horizon_days, orders)[0]
 
 
 def permutation_table(model, frame: pd.DataFrame, cfg: ChurnConfig) -> pd.DataFrame:
@@ -615,23 +613,21 @@ def _compute(processed_dir, as_of: str, cfg: Config, con, timer: _Timer) -> Chur
     cut = backtest_cutoffs(as_of, ch.horizon_days)
     # every purchase order up to as_of, grouped and sorted once: each cut-off's features cut their orders from it
     history = order_history(con, lines, cut["as_of"])
-    days = engine.cache(con, customer_facts.purchase_days(lines, cut["as_of"]))  # each cut-off's lifetimes summary
     levels = mix_levels(lines, cut["train_cutoff"], ch.mix_levels, orders_before(history, cut["train_cutoff"]))
     problem = history_problem(lines, cut, ch)
     timer.lap("labels")
 
     failures: list[str] = []  # models that could not be fitted, one sentence each
     now, bgnbd_params = feature_frame_with_params(lines, cut["as_of"], levels, cfg, customers,
-                                                  orders=orders_before(history, cut["as_of"]), days=days)
+                                                  orders=orders_before(history, cut["as_of"]))
     timer.lap("features_as_of")
     bgnbd_failed = BGNBD_FAILED in bgnbd_params
     if bgnbd_failed:
         failures.append(BGNBD_FAILED_NOTE.format(reason=bgnbd_params[BGNBD_FAILED]))
-    labelled = partial(labelled_frame, lines, levels=levels, cfg=cfg, customers=customers, history=history,
-                       days=days)
+    labelled = partial(labelled_frame, lines, levels=levels, cfg=cfg, customers=customers, history=history)
     bt = (run_backtest(labelled, cut, ch, failures, timer) if problem is None
           else no_backtest(labelled, cut, problem, bgnbd_failed))
-    release(con, [history, days])
+    release(con, [history])
     scored, chosen = score(now, bt, ch, failures, bgnbd_failed)
     timer.lap("scoring")
 
