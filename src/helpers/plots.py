@@ -344,8 +344,6 @@ def cut_rows(df: pd.DataFrame, max_rows: int | None = MAX_ROWS, rest: str | None
     return out
 
 
-
-
 class SortableTable:
     """A long table for people: in the notebook (JupyterLab, nbval) its first `max_rows` rows and a line
     saying how many more there are; in the published HTML report every row, sortable and searchable
