@@ -91,12 +91,12 @@ def _shop_lines(con, seed=5, n=1500):
 
 
 @pytest.mark.parametrize("unit", ["day", "week"])
-def test_summaries_taken_from_the_cached_purchase_days_equal_those_from_the_lines(unit):
+def test_summaries_taken_from_the_cached_daily_net_amounts_equal_those_from_the_lines(unit):
     """04 groups the month's lines once per customer and day and takes every summary from that: at each earlier
     cut-off (one in mid-week), the lifetimes summary, the holdout split and the tracking counts are the lines' own."""
     con = connect()
     lines = _shop_lines(con)
-    days = engine.cache(con, cf.purchase_days(lines, "2025-06-30"))
+    days = engine.cache(con, cf.daily_net(lines, "2025-06-30"))
     for cutoff in ("2024-09-18", "2025-01-01", "2025-06-30"):
         pd.testing.assert_frame_equal(cf.rfm_summary(days, cutoff, unit), cf.rfm_summary(lines, cutoff, unit))
         pd.testing.assert_frame_equal(cf.calibration_holdout(days, cutoff, 45, unit),

@@ -199,7 +199,7 @@ def test_two_channels_of_known_worth_are_given_back():
     orders = _orders(rows)
     facts = forecast.acquisition_facts(orders, "2025-12-31", (6, 12, 24))
     # the same from the lines' purchase days, as forecast.run takes them (cached up to a later day)
-    days = engine.cache(orders.get_backend(), customer_facts.purchase_days(orders, "2026-03-31"))
+    days = engine.cache(orders.get_backend(), customer_facts.daily_net(orders, "2026-03-31"))
     pd.testing.assert_frame_equal(forecast.acquisition_facts(orders, "2025-12-31", (6, 12, 24), days), facts)
     values = forecast.customer_values(facts, pd.DataFrame(columns=["customer_id", "frequency", "recency", "T",
                                                                    "exp_avg_value"]), None, 0.3, "day", (6, 12, 24))

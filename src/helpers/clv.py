@@ -4,7 +4,7 @@ Stage 04. The work splits as DESIGN.md "Engine" says:
 
 - **over order lines** (Ibis, in `helpers.customer_facts`): `purchase_periods`, `rfm_summary_expr` /
   `rfm_summary` and `calibration_holdout` turn orders_clean into one row per customer, each from the month's
-  `purchase_days` (the lines grouped once per customer and day, cached by `run`; the forecast caches its own);
+  `daily_net` (the lines grouped once per customer and day, cached by `run`; the forecast caches its own);
 - **over customers** (pandas + ``lifetimes``): the models are fitted on *compressed* rows (one row per
   unique ``(frequency, recency, T)`` with a ``weights`` count, as Fader and Hardie do), and every
   score is computed vectorised on those unique rows and mapped back, so fitting N customers does
@@ -82,13 +82,13 @@ from helpers.customer_facts import (
     as_date,
     calibration_holdout,
     compress,
+    daily_net,
     expected_purchases,
     lifetimes_expected_purchases,
     no_positive_counts,
     period_number,
     probability_alive,
     probability_of_purchase,
-    purchase_days,
     purchase_periods,
     repeat_purchases_per_period,
     rfm_summary,
@@ -833,7 +833,7 @@ class ClvResult:
 def _holdout(days: ibis.Table, as_of: str, clv: ClvConfig, cal_end: dt.date, notes: list):
     """(comparison, by_frequency, tracking) of the holdout comparison, or three None when there are no
     repeat purchases before `cal_end`; what a reader needs to know is added to `notes`. `days`: the order lines
-    or their `purchase_days`."""
+    or their `daily_net`."""
     unit = clv.time_unit
     calhold = calibration_holdout(days, as_of, clv.holdout_days, unit)
     if not (len(calhold) and (calhold["frequency_cal"] > 0).any()):
@@ -915,7 +915,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvResu
     unit = clv.time_unit
     cal_end = as_date(as_of) - dt.timedelta(days=clv.holdout_days)
     # the lines grouped once per customer and day: every summary below is taken from it
-    days = engine.cache(con, purchase_days(orders, as_of))
+    days = engine.cache(con, daily_net(orders, as_of))
     summary = rfm_summary(days, as_of, unit)
 
     comparison = by_freq = tracking = final = gg = None

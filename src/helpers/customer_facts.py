@@ -322,12 +322,12 @@ def cents(amount: ibis.Value) -> ibis.Value:
     return (amount * 100).round().cast("int64")
 
 
-# the columns of `purchase_days`: a table with exactly these is taken for it, not for order lines
-DAYS_COLUMNS = ("customer_id", "day", "cents")
+# the columns of `daily_net`: a table with exactly these is taken for it, not for order lines
+DAILY_NET_COLUMNS = ("customer_id", "day", "cents")
 
 
-def purchase_days(orders: ibis.Table, cut_off, customer_id_col: str = "customer_id", datetime_col: str = "order_date",
-                  amount_col: str = "amount") -> ibis.Table:
+def daily_net(orders: ibis.Table, cut_off, customer_id_col: str = "customer_id", datetime_col: str = "order_date",
+              amount_col: str = "amount") -> ibis.Table:
     """Net amount per customer and day up to and including the day `cut_off`, as an Ibis expression: the one
     pass over the order lines that every purchase summary here is taken from.
 
@@ -335,7 +335,8 @@ def purchase_days(orders: ibis.Table, cut_off, customer_id_col: str = "customer_
     cut-offs) caches this table once (`engine.cache`) and passes it wherever order lines are asked for
     (`purchase_periods`, `rfm_summary`, `calibration_holdout`, ...), for cut-offs up to `cut_off`: each summary then
     reads about half as many rows as there are lines, already grouped, instead of grouping the lines again.
-    Parameters as `purchase_periods`. Output (:data:`DAYS_COLUMNS`), one row per customer and day with a line:
+    (Not offers' `purchase_days`: those are per item, of purchase lines only.) Parameters as `purchase_periods`.
+    Output (:data:`DAILY_NET_COLUMNS`), one row per customer and day with a line:
 
     ============  ======  =========================================================
     customer_id   string  renamed from ``customer_id_col``
@@ -363,7 +364,7 @@ def purchase_periods(orders: ibis.Table, cut_off, time_unit: str = "day", custom
     """Purchase periods up to and including the day `cut_off`, as an Ibis expression.
 
     Input: order lines with ``customer_id_col``, ``datetime_col`` (timestamp or date) and
-    ``amount_col`` (net line revenue; returns negative), or their `purchase_days` up to `cut_off` or later
+    ``amount_col`` (net line revenue; returns negative), or their `daily_net` up to `cut_off` or later
     (then the column names are its own). Output, one row per customer and period with a positive net amount
     (see the module docstring for why other periods are dropped):
 
@@ -377,7 +378,7 @@ def purchase_periods(orders: ibis.Table, cut_off, time_unit: str = "day", custom
     if time_unit not in UNIT_DAYS:
         raise ValueError(f"time_unit must be one of {', '.join(UNIT_DAYS)}, got {time_unit!r}")
     unit = UNIT_DAYS[time_unit]
-    if tuple(orders.columns) != DAYS_COLUMNS:
+    if tuple(orders.columns) != DAILY_NET_COLUMNS:
         per = _net_cents(orders, cut_off, unit, customer_id_col, datetime_col, amount_col)
     else:
         days = orders.filter(orders.day <= period_number(cut_off, "day"))

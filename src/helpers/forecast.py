@@ -64,13 +64,12 @@ from helpers.customer_facts import (
     UNIT_DAYS,
     Fit,
     as_date,
-    cents,
+    daily_net,
     expected_purchases,
     expected_purchases_at,
     month_index,
     period_number,
     probability_alive,
-    purchase_days,
     purchase_periods,
     rfm_summary,
 )
@@ -481,7 +480,7 @@ def backtest(orders: ibis.Table, activity: pd.DataFrame, as_of, model: Fit, clv:
     terms are this month's (`model_error`, `new_error`): a holdout comparison at every cut-off would double the
     backtest's fits for the width of a band. Each refit starts from `model`'s parameters (this month's fit of the
     same model), and the bands take half of ``cfg.draws``: enough for a band's two quantiles. `orders`: the order
-    lines or their `customer_facts.purchase_days` up to `as_of`."""
+    lines or their `customer_facts.daily_net` up to `as_of`."""
     end = last_full_month(as_of)
     draws = backtest_draws(cfg)
     rows = []
@@ -546,8 +545,8 @@ NO_COUPON = "(no coupon)"
 
 def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS, days: ibis.Table | None = None) -> pd.DataFrame:
     """One row per customer with a purchase up to `as_of`, as one Ibis expression: how they were won and what
-    they have brought since. `days`: the lines' `customer_facts.purchase_days` up to `as_of` or later, when a stage
-    has them cached: the revenue columns are summed from them instead of from every line again.
+    they have brought since. The revenue columns are summed from the lines' `customer_facts.daily_net`: `days`,
+    when the stage has it cached (up to `as_of` or later), else taken here.
 
     ============  =======  ===============================================================================
     customer_id   string
@@ -576,17 +575,12 @@ def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS, days: ibis
     if "coupon_code" in orders.columns:
         attrs["coupon"] = lines.coupon_code.max()
     per = lines.group_by("customer_id").aggregate(**attrs) if attrs else None
-    if days is None:
-        j = t.join(first, "customer_id")
-        day, amount = j.order_date.date().delta(ibis.date(EPOCH), unit="day"), cents(j.amount)
-    else:
-        d = days.filter(days.day <= period_number(as_of, "day"))
-        j = d.join(first, "customer_id")
-        day, amount = j.day, j.cents
+    d = daily_net(orders, as_of) if days is None else days.filter(days.day <= period_number(as_of, "day"))
+    j = d.join(first, "customer_id")
     start = j.first_ts.date().delta(ibis.date(EPOCH), unit="day")
-    sums = {f"cents_{m}": (amount * (day < start + int(round(m * DAYS_PER_MONTH))).cast("int64")).sum()
+    sums = {f"cents_{m}": (j.cents * (j.day < start + int(round(m * DAYS_PER_MONTH))).cast("int64")).sum()
             for m in months}
-    agg = j.group_by("customer_id").aggregate(first_ts=j.first_ts.min(), cents_all=amount.sum(), **sums)
+    agg = j.group_by("customer_id").aggregate(first_ts=j.first_ts.min(), cents_all=j.cents.sum(), **sums)
     if per is not None:
         agg = agg.left_join(per, agg.customer_id == per.customer_id).select(agg, *[per[c] for c in attrs])
     # the day and its month written by the engine, the rows sorted there: in pandas these took 2.5 of the 10 s
@@ -816,7 +810,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, *, clv_res
     orders = artifacts.table(con, processed_dir, "orders_clean")
     # the lines grouped once per customer and day: the activity, the backtest's summaries and the acquisition
     # revenue are taken from it (at 10M lines each grouped the lines again)
-    days = engine.cache(con, purchase_days(orders, as_of))
+    days = engine.cache(con, daily_net(orders, as_of))
     notes: list[str] = []
     activity = monthly_activity(days, as_of, clv.time_unit)
     ends = month_ends(as_of, fc.months)
