@@ -72,8 +72,10 @@ class KernelMemory:
     def __init__(self, interval: float = 0.1):
         self.interval = interval
         self.run_peak = 0
+        self.last_jvm = 0
         self.seen: dict[int, tuple[float, int]] = {}  # pid -> (latest CPU seconds, peak RSS)
         self.notebook: dict[int, str | None] = {}  # pid -> the notebook a kernel says it runs (None: not said)
+        self.jvm: set[int] = set()  # the pids of Java processes (Spark's driver, started by a kernel on Spark)
         self.alive: set[int] = set()
         self.taken: set[int] = set()
         self._lock = threading.Lock()
@@ -95,6 +97,8 @@ class KernelMemory:
                         started.add(child.pid)
                         rss = child.memory_info().rss
                         t = child.cpu_times()
+                        if child.name() == "java":  # Spark's driver: a shell script that becomes Java (exec)
+                            self.jvm.add(child.pid)
                 except psutil.Error:  # exited in the meantime
                     continue
                 now[child.pid] = (t.user + t.system, rss)
@@ -110,14 +114,17 @@ class KernelMemory:
 
     def take(self, notebook: str | None = None) -> tuple[int, float]:
         """Peak RSS (bytes, the ended processes' peaks summed) and CPU seconds of the processes that ended
-        since the last call. With `notebook`: the kernel that said it runs that notebook, if one did, else those
-        that said nothing (two kernels ending together were both counted for the first notebook logged done)."""
+        since the last call. With `notebook`: the kernel that said it runs that notebook (and the Java driver it
+        started on Spark, which inherits what the kernel was told), if one did, else those that said nothing (two
+        kernels ending together were both counted for the first notebook logged done). :attr:`last_jvm`: the
+        part of the peak that was Java's."""
         time.sleep(2 * self.interval)  # let the poll see the kernel gone
         with self._lock:
             ended = [pid for pid in self.seen if pid not in self.alive and pid not in self.taken]
             named = [pid for pid in ended if notebook is not None and self.notebook.get(pid) == notebook]
             ended = named or [pid for pid in ended if self.notebook.get(pid) is None]
             self.taken.update(ended)
+            self.last_jvm = sum(self.seen[p][1] for p in ended if p in self.jvm)
             return sum(self.seen[p][1] for p in ended), sum(self.seen[p][0] for p in ended)
 
     def __enter__(self):
@@ -180,7 +187,7 @@ def run_month(raw: Path, base: Path, as_of: str, config: str) -> tuple[list[dict
                 now = time.perf_counter()
                 rss, cpu = memory.take(m.group(3))
                 rows.append({"notebook": m.group(3), "status": m.group(4), "kernel_s": float(m.group(5)),
-                             "wall_s": now - mark[0], "rss": rss, "cpu_s": cpu})
+                             "wall_s": now - mark[0], "rss": rss, "rss_jvm": memory.last_jvm, "cpu_s": cpu})
                 (base / "benchmark.json").write_text(json.dumps(rows, indent=1))  # kept if the run stops later
                 mark[0] = now
             elif line.endswith("with as_of=" + as_of):  # the run starts: notebook 01 from here
@@ -304,13 +311,15 @@ def main() -> None:
     print()
     print(f"load average (1 min) at start {load[0]:.1f}, at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     base_s = floor.get("wall_s")
+    jvm = any(r["rss_jvm"] for r in rows)  # on Spark: each kernel's Java driver, apart
     print(f"{'notebook':<14} {'kernel s':>9} {'with HTML s':>12} {'kernel CPU s':>13} {'peak RSS MB':>12} "
-          f"{'x floor':>8}  status")
+          + (f"{'of it JVM MB':>13} " if jvm else "") + f"{'x floor':>8}  status")
     for r in rows:
         flag = "  > 60 s" if r["kernel_s"] > 60 else ""
         ratio = f"{r['kernel_s'] / base_s:>8.1f}" if base_s else f"{'':>8}"
         print(f"{r['notebook']:<14} {r['kernel_s']:>9.1f} {r['wall_s']:>12.1f} {r['cpu_s']:>13.1f} "
-              f"{r['rss'] / 2**20:>12,.0f} {ratio}  {r['status']}{flag}")
+              f"{r['rss'] / 2**20:>12,.0f} " + (f"{r['rss_jvm'] / 2**20:>13,.0f} " if jvm else "")
+              + f"{ratio}  {r['status']}{flag}")
     print(f"{'total':<14} {sum(r['kernel_s'] for r in rows):>9.1f} {total:>12.1f} "
           f"{sum(r['cpu_s'] for r in rows):>13.1f} {run_peak / 2**20:>12,.0f}  "
           f"(whole run, wall; peak RSS of every process at one moment. Largest single process by getrusage: "

@@ -466,15 +466,18 @@ def suggest(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: 
     if not parts:
         return _empty_offers()
     cust, cat, score, src, ref, rank = _best_candidates(parts, len(cats), oc.top_n)
-    # one Python string per category name, shared by its rows (not one per row)
-    category = pd.Series(np.asarray(cats.to_pylist(), dtype=object)[cat], dtype="string")
-    out = pd.DataFrame({"customer_id": _take_strings(ids, cust), "rank": rank.astype("int64"), "category": category})
+    out = pd.DataFrame({"customer_id": _take_strings(ids, cust), "rank": rank.astype("int64"),
+                        "category": _take_strings(cats, cat)})
     if not details:
         return out.assign(product_id=pd.Series(pd.NA, index=range(len(cat)), dtype="string"),
                           reason=pd.Series(pd.NA, index=range(len(cat)), dtype="string"),
                           score=np.round(score.astype(float), 4))[OFFER_COLUMNS]
     product, reason = _reasons(src, ref, cyc, aff, sim, oc.affinity_window_days)
-    return out.assign(product_id=product.where(product.notnull(), category.map(inp.best_sellers)).astype("string"),
+    # the customer's own product, else the category's best seller: taken by category code, in Arrow
+    best = pa.array(inp.best_sellers.reindex(cats.to_pylist()).to_numpy(dtype=object), pa.large_string(),
+                    from_pandas=True).take(pa.array(cat))
+    return out.assign(product_id=pd.Series(pd.arrays.ArrowStringArray(pc.coalesce(product.cast(pa.large_string()),
+                                                                                  best))),
                       reason=reason, score=np.round(score.astype(float), 4))[OFFER_COLUMNS]
 
 
@@ -554,9 +557,9 @@ def _best_candidates(parts: list, n_cats: int, top_n: int):
 
 
 def _reasons(src: np.ndarray, ref: np.ndarray, cyc: pd.DataFrame, aff: pd.DataFrame, sim: pd.DataFrame,
-             window_days: int) -> tuple[pd.Series, pd.Series]:
+             window_days: int) -> tuple[pa.Array, pd.Series]:
     """For the chosen candidates (their source and row in it, `src` and `ref`): the customer's own top
-    product (repeats; missing otherwise) and the reason sentence, aligned to the candidates. A sentence is
+    product (repeats; missing otherwise; Arrow) and the reason sentence, aligned to the candidates. A sentence is
     written once per repeat candidate, affinity and (share, profile level), in Arrow; each candidate then takes
     its own (millions of rows at a million customers: no Python string per row)."""
     texts, take, own = [], np.zeros(len(src), np.int64), np.full(len(src), -1)  # own: the row of cyc, or -1
@@ -589,8 +592,7 @@ def _reasons(src: np.ndarray, ref: np.ndarray, cyc: pd.DataFrame, aff: pd.DataFr
     reasons = pa.concat_arrays(texts).take(pa.array(take)) if texts else pa.array([], pa.string())
     product = pa.array(cyc.top_product, type=pa.string(), from_pandas=True).take(
         pa.array(np.maximum(own, 0), mask=own < 0))
-    return tuple(pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([a], type=pa.string())))
-                 for a in (product, reasons))
+    return product, pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([reasons], type=pa.string())))
 
 
 def _cycle_reasons(r: pd.DataFrame) -> pa.Array:
@@ -616,7 +618,8 @@ def _empty_offers() -> pd.DataFrame:
 def suggested_categories(offers: pd.DataFrame, top_n: int = 3) -> pd.DataFrame:
     """customer_id, suggested_categories ("cat1; cat2; cat3", best first, at most `top_n`): one text
     column whatever `top_n` is, for merging into winback_targets."""
-    ids, joined = _joined_by_customer(offers[offers["rank"] <= top_n], "; ")
+    rows = offers[["customer_id", "rank", "category"]]  # the columns first: a reason is long text
+    ids, joined = _joined_by_customer(rows[rows["rank"] <= top_n], "; ")
     return pd.DataFrame({"customer_id": pd.Index(ids).astype(str), "suggested_categories": joined})
 
 
@@ -792,7 +795,7 @@ def second_order_list(orders: ir.Table, offers: pd.DataFrame, as_of: str, cfg: C
     if np.isnan(day):
         return one.iloc[0:0].assign(suggested_category=None, product_id=None, reason=None)
     keep = one[(one.days_since_first > day) & (one.days_since_first <= cfg.offers.second_order_max_days)]
-    top = offers[offers["rank"] == 1][["customer_id", "category", "product_id", "reason"]]
+    top = offers[["customer_id", "category", "product_id", "reason"]][(offers["rank"] == 1).to_numpy()]
     out = keep.merge(top.astype({"customer_id": str}), on="customer_id", how="left")
     out = out.rename(columns={"category": "suggested_category"})
     return out.sort_values(["days_since_first", "customer_id"]).reset_index(drop=True)
@@ -804,7 +807,8 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
     Columns: customers, top_category (most common first suggestion) and its share, most_common_top3
     (the most common set of suggestions, best first), main_reason (most common kind of first reason).
     """
-    first = offers[offers["rank"] == 1]
+    first = offers[["customer_id", "rank", "category", "reason"]]  # the columns first: product ids are text too
+    first = first[first["rank"] == 1]
     seg_at = customer_facts.positions(first["customer_id"], segments["customer_id"])
     if not (seg_at >= 0).any():  # no suggestions at all (e.g. a shop without categories)
         return pd.DataFrame(columns=["customers", "top_category", "top_category_share", "most_common_top3",
@@ -813,7 +817,7 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
     first[by] = segments[by].astype(str).to_numpy(dtype=object)[seg_at[seg_at >= 0]]
     kind = pc.list_element(pc.split_pattern(customer_facts.strings(first.reason.astype(str)), ":", max_splits=1), 0)
     first["kind"] = kind.to_numpy(zero_copy_only=False)  # the kind of reason, before its ':'
-    ids, trio = _joined_by_customer(offers, ", ")  # "a, b, c": the suggestions best first
+    ids, trio = _joined_by_customer(offers[["customer_id", "rank", "category"]], ", ")  # "a, b, c": best first
     trio_at = customer_facts.positions(first["customer_id"], ids)
     first["trio"] = pd.Series(trio[trio_at], index=first.index, dtype="string")
     rows = {}
