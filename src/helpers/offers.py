@@ -618,8 +618,7 @@ def _empty_offers() -> pd.DataFrame:
 def suggested_categories(offers: pd.DataFrame, top_n: int = 3) -> pd.DataFrame:
     """customer_id, suggested_categories ("cat1; cat2; cat3", best first, at most `top_n`): one text
     column whatever `top_n` is, for merging into winback_targets."""
-    rows = offers[["customer_id", "rank", "category"]]  # the columns first: a reason is long text
-    ids, joined = _joined_by_customer(rows[rows["rank"] <= top_n], "; ")
+    ids, joined = _joined_by_customer(offers[offers["rank"] <= top_n], "; ")
     return pd.DataFrame({"customer_id": pd.Index(ids).astype(str), "suggested_categories": joined})
 
 
@@ -795,7 +794,7 @@ def second_order_list(orders: ir.Table, offers: pd.DataFrame, as_of: str, cfg: C
     if np.isnan(day):
         return one.iloc[0:0].assign(suggested_category=None, product_id=None, reason=None)
     keep = one[(one.days_since_first > day) & (one.days_since_first <= cfg.offers.second_order_max_days)]
-    top = offers[["customer_id", "category", "product_id", "reason"]][(offers["rank"] == 1).to_numpy()]
+    top = offers[offers["rank"] == 1][["customer_id", "category", "product_id", "reason"]]
     out = keep.merge(top.astype({"customer_id": str}), on="customer_id", how="left")
     out = out.rename(columns={"category": "suggested_category"})
     return out.sort_values(["days_since_first", "customer_id"]).reset_index(drop=True)
@@ -807,8 +806,7 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
     Columns: customers, top_category (most common first suggestion) and its share, most_common_top3
     (the most common set of suggestions, best first), main_reason (most common kind of first reason).
     """
-    first = offers[["customer_id", "rank", "category", "reason"]]  # the columns first: product ids are text too
-    first = first[first["rank"] == 1]
+    first = offers[offers["rank"] == 1]
     seg_at = customer_facts.positions(first["customer_id"], segments["customer_id"])
     if not (seg_at >= 0).any():  # no suggestions at all (e.g. a shop without categories)
         return pd.DataFrame(columns=["customers", "top_category", "top_category_share", "most_common_top3",
@@ -817,7 +815,7 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
     first[by] = segments[by].astype(str).to_numpy(dtype=object)[seg_at[seg_at >= 0]]
     kind = pc.list_element(pc.split_pattern(customer_facts.strings(first.reason.astype(str)), ":", max_splits=1), 0)
     first["kind"] = kind.to_numpy(zero_copy_only=False)  # the kind of reason, before its ':'
-    ids, trio = _joined_by_customer(offers[["customer_id", "rank", "category"]], ", ")  # "a, b, c": best first
+    ids, trio = _joined_by_customer(offers, ", ")  # "a, b, c": the suggestions best first
     trio_at = customer_facts.positions(first["customer_id"], ids)
     first["trio"] = pd.Series(trio[trio_at], index=first.index, dtype="string")
     rows = {}
