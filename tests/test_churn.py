@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import lines
-from helpers import artifacts, churn, customer_facts, plots
+from helpers import artifacts, churn, clv, customer_facts, plots
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.pages import churn as page
 
@@ -191,6 +191,26 @@ def test_bgnbd_no_purchase_probability_follows_the_closed_form(con, cfg, demo_di
         (prm["alpha"] + s["T"]) / (prm["alpha"] + s["T"] + t)) ** (prm["r"] + s["frequency"])
     np.testing.assert_allclose(base.loc[s.index, "p_no_purchase"], expected, atol=2e-6)
     assert base["p_no_purchase"].between(0, 1).all() and base["p_alive"].between(0, 1).all()
+
+
+def test_above_the_sample_size_the_purchase_baseline_is_fitted_on_a_sample_and_every_customer_is_scored(cfg):
+    # a population drawn here (not the demo generator): purchase rates and lifetimes vary by customer
+    rng = np.random.default_rng(11)
+    n = 1500
+    T = rng.integers(30, 700, n).astype(float)
+    x = rng.poisson(rng.gamma(1.5, 1.0, n) * T / 150).astype(float)
+    summary = pd.DataFrame({"frequency": x, "recency": np.where(x > 0, np.floor(T * rng.uniform(0.2, 1, n)), 0.0),
+                            "T": T}, index=pd.RangeIndex(100, 100 + n))
+    small = cfg.replace(clv=cfg.clv.replace(sample_customers=400))
+    base, params = churn.bgnbd_baseline(summary, small)
+    assert base.index.equals(summary.index) and base.notna().all().all()
+    sample = summary.sample(n=400, random_state=small.clv.seed).sort_index()
+    on_sample = clv.fit_first_that_fits(customer_facts.compress(sample)[0], small.clv).params
+    on_all = clv.fit_first_that_fits(customer_facts.compress(summary)[0], small.clv).params
+    assert params == {k: round(v, 6) for k, v in on_sample.items()}
+    assert params != {k: round(v, 6) for k, v in on_all.items()}
+    # at or below the sample size every customer's row is fitted, as before
+    assert churn.bgnbd_baseline(summary, cfg)[1] == {k: round(v, 6) for k, v in on_all.items()}
 
 
 # --------------------------------------------------------------------------- metrics and tiers
