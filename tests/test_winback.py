@@ -486,3 +486,16 @@ def test_a_campaign_inside_its_response_window_is_named_with_the_run_that_measur
     assert text.startswith(f"Still inside the {cfg.winback.window_days}-day response window, so not measured yet: "
                            "WB-new (sent 2026-06-18) is measured from the run of")
     assert "No past campaign" not in text
+
+
+@pytest.mark.demo_month
+def test_every_customer_on_the_demo_contact_list_carries_their_own_suggested_categories():
+    """The list's suggestions are joined for the customers the list may hold only: none may lose theirs."""
+    month = "data/processed/demo/2026-06"
+    targets, offered = artifacts.read(month, "winback_targets"), artifacts.read(month, "offers")
+    assert len(targets) > 100
+    top_n = load_config("config/default.yml").offers.top_n
+    expected = offers.suggested_categories(offered, top_n).set_index("customer_id")["suggested_categories"]
+    got = targets.set_index("customer_id")["suggested_categories"]
+    assert got.notna().mean() > 0.9
+    assert got.equals(expected.reindex(got.index).astype(got.dtype).rename(got.name))

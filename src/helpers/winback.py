@@ -674,6 +674,12 @@ def profit_curve(rows: pd.DataFrame, budget: float | None = None) -> pd.DataFram
     return out
 
 
+def may_be_listed(plan_rows: pd.DataFrame) -> pd.Series:
+    """Which `customer_rows` the contact list may hold: a segment with an offer and a positive expected
+    incremental profit (consent, the contact cap and the budget then narrow it down in `build_targets`)."""
+    return plan_rows["recommended"] & (plan_rows["expected_incremental_profit"] > 0)
+
+
 def build_targets(plan_rows: pd.DataFrame, customers: pd.DataFrame, budget: float | None = None,
                   exclude_ids=None, suggestions: pd.DataFrame | None = None) -> pd.DataFrame:
     """The contact list, TARGET_COLUMNS (winback_targets.csv's declared columns), highest profit first.
@@ -685,7 +691,7 @@ def build_targets(plan_rows: pd.DataFrame, customers: pd.DataFrame, budget: floa
     (`offers.suggested_categories`); without it the column is empty. Formula escaping happens on
     write (artifacts.write).
     """
-    r = plan_rows[plan_rows["recommended"] & (plan_rows["expected_incremental_profit"] > 0)]
+    r = plan_rows[may_be_listed(plan_rows)]
     consent = customers[["customer_id", "email", "marketing_opt_in"]].astype({"customer_id": str})
     r = r.merge(consent.loc[customer_facts.consented(consent), ["customer_id", "email"]], on="customer_id", how="inner")
     if exclude_ids is not None:
@@ -1024,9 +1030,9 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> Winback
     rows = customer_rows(cands, uplift, options_table, cfg)
     curve = contact_curve(rows, consented, capped, cfg.winback.budget)
     # the suggestions joined for the customers the list may hold only (a third of the shop at 1.35M customers)
-    wanted = rows.loc[rows["recommended"] & (rows["expected_incremental_profit"] > 0), "customer_id"]
     offered = offer_run.offers[["customer_id", "rank", "category"]]
-    offered = offered[customer_facts.is_in(offered["customer_id"], wanted.astype(str))]
+    listable = rows.loc[may_be_listed(rows), "customer_id"].astype(str)
+    offered = offered[customer_facts.is_in(offered["customer_id"], listable)]
     listed = build_targets(rows, customers, cfg.winback.budget, exclude_ids=capped,
                            suggestions=offers.suggested_categories(offered, offer_run.cfg.top_n))
     # The control group is held back from the list: the contact list, the plan and every count are the treated.
