@@ -223,17 +223,14 @@ def bgnbd_baseline(summary: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, di
 
     with x = repeat purchase periods, t_x their recency, T the customer's age, p_alive lifetimes'
     ``conditional_probability_alive``; t = H days in the model's time unit. The scores are computed
-    on the unique (x, t_x, T) rows and mapped back to customers. Above ``clv.sample_customers`` customers the
-    model is fitted on a fixed random sample of them (``clv.seed``), as stage 04's final fit is: four parameters
-    are pinned down long before a million customers. Every customer is scored.
+    on the unique (x, t_x, T) rows and mapped back to customers. The model is fitted on ``clv.fit_sample``'s rows,
+    as stage 04's final fit is (above ``clv.sample_customers`` customers, a fixed random sample); every customer
+    is scored.
     """
     unit = cfg.clv.time_unit
     unique, inverse = customer_facts.compress(summary)
-    fitted = unique
-    if len(summary) > cfg.clv.sample_customers:
-        fitted, _ = customer_facts.compress(summary.sample(n=cfg.clv.sample_customers,
-                                                           random_state=cfg.clv.seed).sort_index())
-    fit = clv.fit_first_that_fits(fitted, cfg.clv)
+    sample = clv.fit_sample(summary, cfg.clv)
+    fit = clv.fit_first_that_fits(unique if sample is summary else customer_facts.compress(sample)[0], cfg.clv)
     t = cfg.churn.horizon_days / customer_facts.UNIT_DAYS[unit]
     f, r, T = (unique[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     p_alive = np.clip(customer_facts.probability_alive(fit, f, r, T), 0.0, 1.0)

@@ -291,16 +291,22 @@ def fit_purchase_model(name: str, unique: pd.DataFrame, penalizer: float = 0.0, 
     return Fit(name, _lifetimes_object(name, params, penalizer, data), params, penalizer, None, boundary)
 
 
+def fit_sample(rows: pd.DataFrame, clv: ClvConfig) -> pd.DataFrame:
+    """The rows a purchase model is fitted on: every row, or above ``clv.sample_customers`` rows (one per customer)
+    a fixed random sample of them (``clv.seed``), in their order. A four-parameter model is pinned down long
+    before a million customers; every customer is still scored."""
+    return rows if len(rows) <= clv.sample_customers else rows.sample(n=clv.sample_customers,
+                                                                     random_state=clv.seed).sort_index()
+
+
 def fit_final(summary: pd.DataFrame, name: str, clv: ClvConfig, start: dict | None = None) -> Fit:
     """The final purchase-model fit on all customers' summary, compressed to unique rows.
 
-    A four-parameter model is pinned down long before a million customers, so above
-    ``clv.sample_customers`` the fit uses a fixed random sample (``clv.seed``); every customer is
-    still scored. The returned note says so. Raises FitFailed like `fit_purchase_model`.
+    The fit takes `fit_sample`'s rows (above ``clv.sample_customers``, a fixed random sample); every customer is
+    still scored. The returned note says when it sampled. Raises FitFailed like `fit_purchase_model`.
     """
-    rows, note = summary, None
-    if len(summary) > clv.sample_customers:
-        rows = summary.sample(n=clv.sample_customers, random_state=clv.seed).sort_index()
+    rows, note = fit_sample(summary, clv), None
+    if len(rows) < len(summary):
         note = (f"The final {MODEL_NAMES[name]} fit used a random sample of {clv.sample_customers:,} of "
                 f"{len(summary):,} customers; every customer is scored.")
     unique, _ = compress(rows)
@@ -567,9 +573,7 @@ def holdout_comparison(calhold: pd.DataFrame, clv: ClvConfig, models=tuple(MODEL
     total_error_pct, penalizer; dict of `Fit`; per-customer predictions frame with
     ``frequency_cal``, ``frequency_holdout`` and one ``pred_<model>`` column each).
     """
-    data = calhold
-    if len(data) > clv.sample_customers:
-        data = data.sample(n=clv.sample_customers, random_state=clv.seed).sort_index()
+    data = fit_sample(calhold, clv)
     s = data.rename(columns={"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T"})
     u, inv = compress(s)
     f, r, T = (u[c].to_numpy(float) for c in ("frequency", "recency", "T"))
