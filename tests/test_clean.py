@@ -65,6 +65,29 @@ def test_every_row_is_kept_quarantined_or_excluded_with_its_reason(shop, cfg, tm
     assert orders["excluded"] == {"test_order": 1, "cancelled": 1, "after_as_of": 1, "duplicate_line": 1}
 
 
+def test_an_export_in_several_currencies_needs_a_rate_only_for_the_currencies_of_kept_lines(tmp_path, cfg):
+    # a shop's own export (not a platform's): a GBP line with a bad date, a CHF line in conflict with its order's
+    # first line (another customer) and a JPY line after the cut-off are not kept, so only USD needs a rate
+    raw = tmp_path / "raw" / "shop"
+    raw.mkdir(parents=True)
+    (raw / "orders.csv").write_text(HEADER + "\n".join([
+        "O1,C1,2025-01-02,10,completed,,EUR", "O2,C2,2025-01-03,20,completed,,usd",
+        "O3,C3,2025-13-45,5,completed,,GBP", "O4,C4,2025-01-05,5,completed,,EUR", "O4,C5,2025-01-05,6,completed,,CHF",
+        "O9,C9,2026-03-04,7.5,completed,,JPY"]) + "\n", encoding="utf-8")
+    with pytest.raises(ContractError, match=r"orders.csv mixes currencies \(EUR, USD\) and the config has no exchange "
+                                            r"rate for USD;"):
+        clean.run(tmp_path / "out", "2025-01-31", cfg, raw_dir=raw)
+    cfg = cfg.model_copy(update={"shop": cfg.shop.model_copy(update={"exchange_rates": {"USD": 0.5}})})
+    res = clean.run(tmp_path / "out", "2025-01-31", cfg, raw_dir=raw)
+    orders = pd.read_parquet(tmp_path / "out" / "orders_clean.parquet")
+    assert dict(zip(orders["order_id"], orders["amount"])) == {"O1": 10.0, "O2": 10.0, "O4": 5.0}
+    assert any("1 USD = 0.5 EUR" in w for w in res.report["warnings"])
+    report = res.report["files"]["orders"]
+    assert (report["rows_raw"], report["rows_kept"]) == (6, 3)
+    assert report["quarantined"] == {"bad_date": 1, "order_conflict": 1}
+    assert report["excluded"] == {"after_as_of": 1}
+
+
 def test_quarantine_file_lists_each_unusable_row_with_file_row_and_reason(shop, cfg, tmp_path):
     clean.run(tmp_path / "out", "2025-03-31", cfg, raw_dir=shop)
     q = pd.read_csv(tmp_path / "out" / "quarantine.csv", dtype=str, keep_default_na=False)

@@ -760,6 +760,13 @@ def order_copies(history: ir.Table) -> ir.Table:
 def cut_orders(history: ir.Table, copies: ir.Table, as_of: str | None, rules: CleaningConfig) -> ir.Table:
     """A month's tags from the order history (:func:`tag_order_history`): lines dated after `as_of` are
     after_as_of, the `copies` (:func:`order_copies`) left are duplicate_line, then :func:`_order_conflicts`."""
+    t = _cut_reasons(history, copies, as_of)
+    firsts = order_firsts(t)
+    return _order_conflicts(t, rules.order_time_tolerance_hours, firsts).drop("_oid")
+
+
+def _cut_reasons(history: ir.Table, copies: ir.Table, as_of: str | None) -> ir.Table:
+    """:func:`cut_orders` before its order conflicts: after_as_of and duplicate_line added to the history's tags."""
     r = history.reason
     after = (history.order_ts >= ibis.literal(cutoff_end(as_of))) if as_of else ibis.literal(False)
     reason = ibis.cases(
@@ -769,20 +776,14 @@ def cut_orders(history: ir.Table, copies: ir.Table, as_of: str | None, rules: Cl
         (history.source_row.isin(copies.source_row), "duplicate_line"),
         else_=ibis.null("string"),
     )
-    t = history.mutate(reason=reason).drop("_line")
-    return _order_conflicts(t, rules.order_time_tolerance_hours).drop("_oid", "_return", "_shape_detail")
+    return history.mutate(reason=reason).drop("_line")
 
 
-def _order_conflicts(t: ir.Table, tolerance_hours: float) -> ir.Table:
-    """Tag ``order_conflict`` on lines that passed every other rule but name another customer than the first
-    such line of their order_id (any line), or, for a purchase line, are dated more than `tolerance_hours`
-    after the order's earliest purchase line (a return is dated when it came back). The other purchase
-    lines are one order: their ``order_ts`` becomes that earliest line's.
-
-    Per order id, aggregates joined back on the order id (no window, no self-join of lines), so Spark
-    spreads the orders over its workers: the first kept line (row, customer) and that customer's earliest
-    kept purchase line (time, row; the lowest row among lines of one time).
-    """
+def order_firsts(t: ir.Table) -> ir.Table:
+    """Per order id of the lines that passed every other rule (`t`: :func:`_cut_reasons`), what
+    :func:`_order_conflicts` compares each line with: the first such line (``_fr``, row; ``_fc``, its customer)
+    and that customer's earliest purchase line (``_fts``, time; ``_fpr``, row; the lowest row among lines of one
+    time). Aggregates, no window and no self-join of lines, so Spark spreads the orders over its workers."""
     ok = t.filter(t.reason.isnull())
     # per order and customer: the first kept row and the earliest purchase line; then per order, the customer of
     # the first row and that customer's earliest line (argmin: rows are unique), so the lines are grouped once
@@ -790,8 +791,20 @@ def _order_conflicts(t: ir.Table, tolerance_hours: float) -> ir.Table:
         _r=ok.source_row.min(), _e=ibis.struct({"ts": ok.order_ts, "row": ok.source_row}).min(where=~ok._return))
     orders = per.group_by("_oid").agg(_fr=per._r.min(), _fc=per.customer_key.argmin(per._r),
                                       _earliest=per._e.argmin(per._r))
-    orders = orders.select("_oid", "_fr", "_fc", _fts=orders._earliest["ts"], _fpr=orders._earliest["row"])
-    t = t.left_join(orders, "_oid").mutate(_ok=t.reason.isnull())
+    return orders.select("_oid", "_fr", "_fc", _fts=orders._earliest["ts"], _fpr=orders._earliest["row"])
+
+
+def _order_conflicts(t: ir.Table, tolerance_hours: float, firsts: ir.Table) -> ir.Table:
+    """Tag ``order_conflict`` on lines that passed every other rule but name another customer than the first
+    such line of their order_id (any line), or, for a purchase line, are dated more than `tolerance_hours`
+    after the order's earliest purchase line (a return is dated when it came back). The other purchase
+    lines are one order: their ``order_ts`` becomes that earliest line's.
+
+    `firsts` is :func:`order_firsts` of `t` (a month writes it once: both the clean lines and the others read it),
+    joined back on the order id. Keeps ``_oid`` (the clean table's order_id), drops ``_return`` and
+    ``_shape_detail`` (``detail`` holds it).
+    """
+    t = t.left_join(firsts, "_oid").mutate(_ok=t.reason.isnull())
     t = t.mutate(_buy=t._ok & (t.customer_key == t._fc) & ~t._return)
     seconds = t.order_ts.epoch_seconds() - t._fts.epoch_seconds()
     tenths = (seconds / 360).ceil().cast("int64")  # hours to one decimal, rounded up: never shown as "24" when later
@@ -807,7 +820,7 @@ def _order_conflicts(t: ir.Table, tolerance_hours: float) -> ir.Table:
     )
     t = t.mutate(reason=detail.notnull().ifelse("order_conflict", t.reason), detail=detail.coalesce(t._shape_detail),
                  order_ts=(t._buy & detail.isnull()).ifelse(t._fts, t.order_ts))
-    return t.drop("_ok", "_fc", "_fr", "_fts", "_fpr", "_buy")
+    return t.drop("_ok", "_fc", "_fr", "_fts", "_fpr", "_buy", "_return", "_shape_detail")
 
 
 def kept_orders(tagged: ir.Table, rules: CleaningConfig, optional_present: list[str]) -> ir.Table:
@@ -826,7 +839,7 @@ def kept_orders(tagged: ir.Table, rules: CleaningConfig, optional_present: list[
     amount = is_return.ifelse(-kept.amount_value.abs(), kept.amount_value)
     discount = finite(kept._discount.try_cast("float64")).abs()
     return kept.select(
-        order_id=text(kept.order_id),
+        order_id=kept._oid if "_oid" in cols else text(kept.order_id),  # a month's tags carry it trimmed
         customer_id=kept.customer_key,
         order_date=kept.order_ts.cast("timestamp"),
         amount=amount.round(2),
@@ -986,9 +999,14 @@ class FileReport:
             raise AssertionError(f"{self.file}: {self.rows_raw} raw rows but {total} accounted for")
 
 
-def _account(tagged: ir.Table, file: str, encoding: str, raw: RawFile) -> FileReport:
+def _account(tagged: ir.Table, file: str, encoding: str, raw: RawFile,
+             kept_rows: ir.IntegerScalar | None = None) -> FileReport:
+    """Every row of the file counted by its tag. `tagged` holds every row, or with `kept_rows` (the clean table's
+    count) only those not kept."""
     counts = tagged.group_by("reason").agg(n=tagged.count()).to_pandas()
     by_reason = {(r if isinstance(r, str) else None): int(n) for r, n in zip(counts["reason"], counts["n"])}
+    if kept_rows is not None:
+        by_reason[None] = by_reason.get(None, 0) + int(kept_rows.to_pandas())
     for reason, n in raw.rejected["reason"].value_counts().items():
         by_reason[reason] = by_reason.get(reason, 0) + int(n)
     kept = by_reason.pop(None, 0)
@@ -1295,19 +1313,25 @@ def _clean_file(con, month: _Month, kind: str, read: FileHistory | str, as_of: s
                                   f"{', '.join(raw.ignored[:10])}{'...' if len(raw.ignored) > 10 else ''}.")
     # each written once: the tags feed the accounting, the quarantine and the clean table, which the facts read;
     # the clean table sorted as its artifact is, so that `_write` moves the file into place
-    tagged = _tag_file(kind, read, outputs, as_of, cfg, preset)
-    tagged = artifacts.parquet_table(con, tmp / f"tagged_{kind}.parquet", tagged)
-    kept = _kept_table(kind, tagged, raw, as_of, cfg, label, report)
+    tagged = _tag_file(con, tmp, kind, read, outputs, as_of, cfg, preset)
+    # A shop's own order export: its kept lines go straight into the clean table and only the others are written
+    # as tags, as the lines of both are never needed again (at 10M lines one wide write and read fewer). A
+    # platform's customers are drawn from its kept order lines' e-mails: every tag is written there.
+    split = kind == "orders" and preset is None
+    rest = artifacts.parquet_table(con, tmp / f"tagged_{kind}.parquet",
+                                   tagged.filter(tagged.reason.notnull()) if split else tagged)
+    tagged = tagged if split else rest
+    kept = _kept_table(kind, tagged, raw, as_of, cfg, label, report, read.table if split else None)
     held = [engine.cache(con, kept)] if engine.is_spark(con) else []  # Spark's sort samples its input first: once
     month.written[kind] = tmp / f"clean_{kind}.parquet"
     clean = artifacts.parquet_table(con, month.written[kind], (held[0] if held else kept).order_by(SORT_KEYS[kind]))
     engine.release(con, held)
-    fr, rows = _account_file(tagged, label, read.encoding, raw)
+    fr, rows = _account_file(rest, label, read.encoding, raw, kept_rows=clean.count() if split else None)
     report["files"][kind] = {**fr.__dict__, **raw.reading}  # reading: header line, sheet, line ends when notable
     month.quarantine.append(rows)
     if kind == "orders":
-        _note_order_values(report, tagged, rows, label, cfg.cleaning)
-        month.guests = guest_revenue(tagged, as_of, cfg.cleaning)
+        _note_order_values(report, clean, rows, label, cfg.cleaning)
+        month.guests = guest_revenue(rest, as_of, cfg.cleaning)
     if kind == "customers" and "customers" in outputs:  # a preset's customers: the file's rows first
         derived = outputs["customers"].anti_join(clean, "customer_id")
         clean = clean.union(derived.select(*[derived[c].cast(clean.schema()[c]).name(c) for c in clean.columns]))
@@ -1345,11 +1369,11 @@ _OTHER_CUSTOMER = " with another customer_id"  # the end of an order_conflict de
 _HOURS_APART = r"\) is ([0-9.]+) hours earlier"  # in one naming a time too far from the order's earliest line
 
 
-def unknown_statuses(tagged: ir.Table, rules: CleaningConfig) -> dict[str, int]:
-    """Kept order lines per status the rules do not know (after ``cleaning.status_map``; trimmed, lower case),
-    most frequent first: they are counted as completed orders."""
-    kept = tagged.filter(tagged.reason.isnull() & ~tagged.status_norm.isin(rules.known_statuses()))
-    counts = kept.group_by(status=kept.status_norm).agg(n=kept.count()).order_by([ibis.desc("n"), "status"])
+def unknown_statuses(clean: ir.Table, rules: CleaningConfig) -> dict[str, int]:
+    """Kept order lines (`clean`: the month's clean orders) per status the rules do not know (after
+    ``cleaning.status_map``; trimmed, lower case), most frequent first: they are counted as completed orders."""
+    kept = clean.filter(~clean.status.isin(rules.known_statuses()))
+    counts = kept.group_by("status").agg(n=kept.count()).order_by([ibis.desc("n"), "status"])
     df = counts.to_pandas()
     return {str(s): int(n) for s, n in zip(df["status"], df["n"])}
 
@@ -1401,26 +1425,29 @@ def conflict_warning(label: str, rows: pd.DataFrame, tolerance_hours: float) -> 
             f"{'is' if n == 1 else 'are'} quarantined as order_conflict: " + "; ".join(parts) + ".")
 
 
-def _note_order_values(report: dict, tagged: ir.Table, rows: pd.DataFrame, label: str, rules: CleaningConfig) -> None:
+def _note_order_values(report: dict, clean: ir.Table, rows: pd.DataFrame, label: str, rules: CleaningConfig) -> None:
     """What the order rules could not place, said in the warnings (01's page and `retention validate`): statuses
     they do not know (also counted in the file's report as ``unknown_statuses``) and what conflicts disagree on."""
-    unknown = unknown_statuses(tagged, rules)
+    unknown = unknown_statuses(clean, rules)
     if unknown:
         report["files"]["orders"]["unknown_statuses"] = unknown
     said = [status_warning(label, unknown), conflict_warning(label, rows, rules.order_time_tolerance_hours)]
     report["warnings"] += [w for w in said if w]
 
 
-def _tag_file(kind: str, read: FileHistory, outputs: dict, as_of: str | None, cfg: Config,
+def _tag_file(con, tmp: Path, kind: str, read: FileHistory, outputs: dict, as_of: str | None, cfg: Config,
               preset: presets.Preset | None) -> ir.Table:
     """Each row of one raw file tagged with the first rule it breaks (:func:`cut_orders` and its siblings).
 
-    Customers named by an e-mail hash take the platform's id where the orders give one; campaign rows are
-    checked against the customers kept so far.
+    The orders' :func:`order_firsts` are written to `tmp` (each reading of the tags joins them, none groups the
+    lines again), and their tags keep ``_oid``. Customers named by an e-mail hash take the platform's id where the
+    orders give one; campaign rows are checked against the customers kept so far.
     """
     fold, raw = cfg.cleaning.fold_id_case, read.raw
     if kind == "orders":
-        return cut_orders(read.table, read.copies, as_of, cfg.cleaning)
+        t = _cut_reasons(read.table, read.copies, as_of)
+        firsts = artifacts.parquet_table(con, tmp / "order_firsts.parquet", order_firsts(t))
+        return _order_conflicts(t, cfg.cleaning.order_time_tolerance_hours, firsts)
     if kind == "customers":
         table = _registered_ids(raw.table, outputs["_registered"]) if preset is not None else raw.table
         return tag_customers(table, as_of, fold)
@@ -1433,10 +1460,11 @@ def _tag_file(kind: str, read: FileHistory, outputs: dict, as_of: str | None, cf
 
 
 def _kept_table(kind: str, tagged: ir.Table, raw: RawFile, as_of: str | None, cfg: Config, label: str,
-                report: dict) -> ir.Table:
-    """The kept rows of one file in their clean layout; order amounts in the shop's currency."""
+                report: dict, history: ir.Table | None = None) -> ir.Table:
+    """The kept rows of one file in their clean layout; order amounts in the shop's currency (`history`: see
+    :func:`_in_shop_currency`)."""
     if kind == "orders":
-        return _in_shop_currency(kept_orders(tagged, cfg.cleaning, raw.optional), cfg.shop, label, report)
+        return _in_shop_currency(kept_orders(tagged, cfg.cleaning, raw.optional), cfg.shop, label, report, history)
     if kind == "customers":
         return kept_customers(tagged, as_of)
     if kind == "marketing_spend":
@@ -1444,9 +1472,11 @@ def _kept_table(kind: str, tagged: ir.Table, raw: RawFile, as_of: str | None, cf
     return kept_campaigns(tagged)
 
 
-def _account_file(tagged: ir.Table, label: str, encoding: str, raw: RawFile) -> tuple[FileReport, pd.DataFrame]:
-    """The file's row accounting (with example rows and details per quarantine reason) and its quarantined rows."""
-    fr = _account(tagged, label, encoding, raw)
+def _account_file(tagged: ir.Table, label: str, encoding: str, raw: RawFile,
+                  kept_rows: ir.IntegerScalar | None = None) -> tuple[FileReport, pd.DataFrame]:
+    """The file's row accounting (with example rows and details per quarantine reason) and its quarantined rows.
+    `kept_rows`: see :func:`_account`."""
+    fr = _account(tagged, label, encoding, raw, kept_rows)
     fr.parts = [list(p) for p in raw.files]
     rows = _quarantine_rows(tagged, label, raw)
     fr.examples = {r: (g["source_row"].head(5).tolist() if not raw.files else  # several files: name each
@@ -1546,11 +1576,27 @@ def _read_all(con, sources: list[Path], kind: str, cfg: Config, tmp: Path, repor
                    first.export_columns, first.reading), label
 
 
-def _in_shop_currency(orders: ir.Table, shop, label: str, report: dict) -> ir.Table:
+def _currencies(t: ir.Table) -> list[str]:
+    """The currencies `t`'s currency column names, upper case, sorted."""
+    found = t.filter(t.currency.notnull()).currency.upper().name("c").as_table().distinct().to_pandas()
+    return sorted(found["c"].tolist())
+
+
+def _in_shop_currency(orders: ir.Table, shop, label: str, report: dict, history: ir.Table | None = None) -> ir.Table:
     """Amounts in shop.currency: orders in several currencies are converted with shop.exchange_rates (the
-    currency column keeps each order's own); without a rate for one of them the run stops."""
-    found = orders.filter(orders.currency.notnull()).currency.upper().name("c").as_table().distinct().to_pandas()
-    found = sorted(found["c"].tolist())
+    currency column keeps each order's own); without a rate for one of them the run stops.
+
+    `history`: the order history (:func:`tag_order_history`) `orders` are cut from. Its lines no rule tagged hold
+    every kept line, so when they name no currency but the shop's, neither do the kept lines, which are then not
+    read for it (an expression joining each line to its order's firsts).
+    """
+    if history is not None:
+        if "currency" not in history.columns:  # nor in the kept lines
+            return orders
+        ok = history.filter(history.reason.isnull())
+        if not [c for c in _currencies(ok.mutate(currency=text(ok.currency))) if c != shop.currency.upper()]:
+            return orders
+    found = _currencies(orders)
     others = [c for c in found if c != shop.currency.upper()]
     if not others:
         return orders
