@@ -77,7 +77,7 @@ def test_an_export_in_several_currencies_needs_a_rate_only_for_the_currencies_of
     with pytest.raises(ContractError, match=r"orders.csv mixes currencies \(EUR, USD\) and the config has no exchange "
                                             r"rate for USD;"):
         clean.run(tmp_path / "out", "2025-01-31", cfg, raw_dir=raw)
-    cfg = cfg.model_copy(update={"shop": cfg.shop.model_copy(update={"exchange_rates": {"USD": 0.5}})})
+    cfg = config_from_dict({"shop": {"exchange_rates": {"USD": 0.5}}})  # as a shop would set it
     res = clean.run(tmp_path / "out", "2025-01-31", cfg, raw_dir=raw)
     orders = pd.read_parquet(tmp_path / "out" / "orders_clean.parquet")
     assert dict(zip(orders["order_id"], orders["amount"])) == {"O1": 10.0, "O2": 10.0, "O4": 5.0}
