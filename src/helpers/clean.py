@@ -61,6 +61,7 @@ import json
 import re
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -682,7 +683,7 @@ def tag_orders(raw: ir.Table, as_of: str | None, rules: CleaningConfig, zone: st
     `as_of` by :func:`cut_orders`.
     """
     history = tag_order_history(raw, rules, zone)
-    return cut_orders(history, order_copies(history), as_of, rules)
+    return cut_orders(history, order_copies(history), as_of, rules).drop("_oid")
 
 
 # Columns the history adds to the raw ones (the raw columns are the rest: compared for duplicate lines).
@@ -757,16 +758,12 @@ def order_copies(history: ir.Table) -> ir.Table:
     return ranked.filter(ranked._copy > 0).select("source_row")
 
 
-def cut_orders(history: ir.Table, copies: ir.Table, as_of: str | None, rules: CleaningConfig) -> ir.Table:
+def cut_orders(history: ir.Table, copies: ir.Table, as_of: str | None, rules: CleaningConfig,
+               keep: Callable[[ir.Table], ir.Table] | None = None) -> ir.Table:
     """A month's tags from the order history (:func:`tag_order_history`): lines dated after `as_of` are
-    after_as_of, the `copies` (:func:`order_copies`) left are duplicate_line, then :func:`_order_conflicts`."""
-    t = _cut_reasons(history, copies, as_of)
-    firsts = order_firsts(t)
-    return _order_conflicts(t, rules.order_time_tolerance_hours, firsts).drop("_oid")
-
-
-def _cut_reasons(history: ir.Table, copies: ir.Table, as_of: str | None) -> ir.Table:
-    """:func:`cut_orders` before its order conflicts: after_as_of and duplicate_line added to the history's tags."""
+    after_as_of, the `copies` (:func:`order_copies`) left are duplicate_line, then :func:`_order_conflicts`
+    (the tags keep ``_oid``, the trimmed order id). `keep` writes the orders' :func:`order_firsts` and returns
+    them read back, so that each reading of the tags joins them instead of grouping the lines again."""
     r = history.reason
     after = (history.order_ts >= ibis.literal(cutoff_end(as_of))) if as_of else ibis.literal(False)
     reason = ibis.cases(
@@ -776,11 +773,13 @@ def _cut_reasons(history: ir.Table, copies: ir.Table, as_of: str | None) -> ir.T
         (history.source_row.isin(copies.source_row), "duplicate_line"),
         else_=ibis.null("string"),
     )
-    return history.mutate(reason=reason).drop("_line")
+    t = history.mutate(reason=reason).drop("_line")
+    firsts = order_firsts(t)
+    return _order_conflicts(t, rules.order_time_tolerance_hours, keep(firsts) if keep else firsts)
 
 
 def order_firsts(t: ir.Table) -> ir.Table:
-    """Per order id of the lines that passed every other rule (`t`: :func:`_cut_reasons`), what
+    """Per order id of the lines that passed every other rule (`t`: a month's tags before the conflicts), what
     :func:`_order_conflicts` compares each line with: the first such line (``_fr``, row; ``_fc``, its customer)
     and that customer's earliest purchase line (``_fts``, time; ``_fpr``, row; the lowest row among lines of one
     time). Aggregates, no window and no self-join of lines, so Spark spreads the orders over its workers."""
@@ -800,8 +799,7 @@ def _order_conflicts(t: ir.Table, tolerance_hours: float, firsts: ir.Table) -> i
     after the order's earliest purchase line (a return is dated when it came back). The other purchase
     lines are one order: their ``order_ts`` becomes that earliest line's.
 
-    `firsts` is :func:`order_firsts` of `t` (a month writes it once: both the clean lines and the others read it),
-    joined back on the order id. Keeps ``_oid`` (the clean table's order_id), drops ``_return`` and
+    `firsts` is :func:`order_firsts` of `t`, joined back on the order id. Keeps ``_oid`` (the clean table's order_id), drops ``_return`` and
     ``_shape_detail`` (``detail`` holds it).
     """
     t = t.left_join(firsts, "_oid").mutate(_ok=t.reason.isnull())
@@ -839,7 +837,7 @@ def kept_orders(tagged: ir.Table, rules: CleaningConfig, optional_present: list[
     amount = is_return.ifelse(-kept.amount_value.abs(), kept.amount_value)
     discount = finite(kept._discount.try_cast("float64")).abs()
     return kept.select(
-        order_id=kept._oid if "_oid" in cols else text(kept.order_id),  # a month's tags carry it trimmed
+        order_id=kept._oid,  # the tags' trimmed order id
         customer_id=kept.customer_key,
         order_date=kept.order_ts.cast("timestamp"),
         amount=amount.round(2),
@@ -1320,7 +1318,8 @@ def _clean_file(con, month: _Month, kind: str, read: FileHistory | str, as_of: s
     split = kind == "orders" and preset is None
     rest = artifacts.parquet_table(con, tmp / f"tagged_{kind}.parquet",
                                    tagged.filter(tagged.reason.notnull()) if split else tagged)
-    tagged = tagged if split else rest
+    if not split:  # every tag is in Parquet now: read from there
+        tagged = rest
     kept = _kept_table(kind, tagged, raw, as_of, cfg, label, report, read.table if split else None)
     held = [engine.cache(con, kept)] if engine.is_spark(con) else []  # Spark's sort samples its input first: once
     month.written[kind] = tmp / f"clean_{kind}.parquet"
@@ -1445,9 +1444,8 @@ def _tag_file(con, tmp: Path, kind: str, read: FileHistory, outputs: dict, as_of
     """
     fold, raw = cfg.cleaning.fold_id_case, read.raw
     if kind == "orders":
-        t = _cut_reasons(read.table, read.copies, as_of)
-        firsts = artifacts.parquet_table(con, tmp / "order_firsts.parquet", order_firsts(t))
-        return _order_conflicts(t, cfg.cleaning.order_time_tolerance_hours, firsts)
+        return cut_orders(read.table, read.copies, as_of, cfg.cleaning,
+                          keep=functools.partial(artifacts.parquet_table, con, tmp / "order_firsts.parquet"))
     if kind == "customers":
         table = _registered_ids(raw.table, outputs["_registered"]) if preset is not None else raw.table
         return tag_customers(table, as_of, fold)
