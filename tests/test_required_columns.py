@@ -200,7 +200,7 @@ def test_a_bgnbd_baseline_that_cannot_be_fitted_gives_way_to_recency(plain, cfg,
     def broken(*args, **kwargs):
         raise RuntimeError("BG/NBD could not be fitted even with penalizer 0.001")
 
-    monkeypatch.setattr(churn, "bgnbd_baseline", broken)
+    monkeypatch.setattr(churn, "fit_bgnbd", broken)  # at every cut-off: the backtest's windows and as_of
     res = churn.run(_copy_without(plain[0], tmp_path, []), AS_OF, cfg)
     assert res.chosen_model != "bgnbd" and "bgnbd" not in res.metrics.index
     assert res.scored["p_alive_baseline"].isna().all() and res.scored["churn_probability"].between(0, 1).all()

@@ -52,6 +52,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -129,12 +130,8 @@ def feature_frame_with_params(lines: ir.Table, cutoff: str, levels: dict[str, li
     `customer_facts.features_at`.
     """
     summary, df = cutoff_rows(lines, cutoff, levels, cfg, customers, horizon_days, orders)
-    for col in df.columns:
-        if col in CATEGORICAL:
-            df[col] = df[col].astype("object").where(df[col].notna(), None)
-        elif col not in ("customer_id", "churned"):
-            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64").round(6)
     label = df.pop("churned").astype(bool) if horizon_days is not None else None
+    df = as_features(df)
     if bgnbd:
         try:
             with quiet():
@@ -153,16 +150,29 @@ def feature_frame_with_params(lines: ir.Table, cutoff: str, levels: dict[str, li
     return df, params
 
 
-def cutoff_rows(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
-                customers: ir.Table | None = None, horizon_days: int | None = None,
-                orders: ir.Table | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Everything the models need at `cutoff`, in one query, sorted by customer_id: (the lifetimes summary
-    of every customer with a positive purchase, `customer_facts.rfm_summary`; the `features_at` rows of
-    those among them who are customers, with churned from `labels_at` when `horizon_days` is given).
+def as_features(df: pd.DataFrame) -> pd.DataFrame:
+    """`cutoff_expr`'s feature columns as the models take them: categorical columns as text (None where missing),
+    every other column but customer_id and churned a float rounded to 6 decimals (so that engine-side summation
+    order cannot change a model)."""
+    df = df.copy()
+    for col in df.columns:
+        if col in CATEGORICAL:
+            df[col] = df[col].astype("object").where(df[col].notna(), None)
+        elif col not in ("customer_id", "churned"):
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64").round(6)
+    return df
 
-    The second frame's index points into the first. One query rather than one per piece: at a million
-    customers each piece's string ids cost more than its arithmetic.
-    """
+
+SUMMARY_KEYS = ("customer_id", "frequency", "recency", "T", "is_customer")  # cutoff_expr's columns that are no feature
+
+
+def cutoff_expr(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
+                customers: ir.Table | None = None, horizon_days: int | None = None,
+                orders: ir.Table | None = None) -> ir.Table:
+    """Everything the models need at `cutoff`, as one Ibis expression: one row per customer with a positive
+    purchase (`customer_facts.rfm_summary_expr`'s customer_id, frequency, recency, T), is_customer (true where
+    `features_at` has a row, else null) and the `features_at` columns, with churned from `labels_at` when
+    `horizon_days` is given. Parameters: see `feature_frame_with_params`."""
     feats = features_at(lines, cutoff, levels, customers, orders)
     columns = [c for c in feats.columns if c != "customer_id"]
     if horizon_days is not None:
@@ -171,12 +181,26 @@ def cutoff_rows(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg:
     feats = feats.mutate(is_customer=ibis.literal(True))
     summary = customer_facts.rfm_summary_expr(lines, cutoff, cfg.clv.time_unit)
     j = summary.left_join(feats, summary.customer_id == feats.customer_id)
-    both = engine.to_pandas(j.select(customer_id=summary.customer_id.cast("string"), frequency=summary.frequency,
-                                     recency=summary.recency, T=summary["T"], is_customer=feats.is_customer,
-                                     **{c: feats[c] for c in columns}))
+    return j.select(customer_id=summary.customer_id.cast("string"), frequency=summary.frequency,
+                    recency=summary.recency, T=summary["T"], is_customer=feats.is_customer,
+                    **{c: feats[c] for c in columns})
+
+
+def cutoff_rows(lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
+                customers: ir.Table | None = None, horizon_days: int | None = None,
+                orders: ir.Table | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`cutoff_expr` collected, sorted by customer_id: (the lifetimes summary of every customer with a positive
+    purchase, `customer_facts.rfm_summary`; the `features_at` rows of those among them who are customers, with
+    churned when `horizon_days` is given).
+
+    The second frame's index points into the first. One query rather than one per piece: at a million
+    customers each piece's string ids cost more than its arithmetic.
+    """
+    both = engine.to_pandas(cutoff_expr(lines, cutoff, levels, cfg, customers, horizon_days, orders))
     # sorted here, not by the engine: its sort of every column kept far more memory after the query
     both = both.sort_values("customer_id", kind="stable", ignore_index=True)
     rows = both["is_customer"].notna().to_numpy()
+    columns = [c for c in both.columns if c not in SUMMARY_KEYS]
     return both[["customer_id", "frequency", "recency", "T"]], both.loc[rows, ["customer_id", *columns]]
 
 
@@ -227,17 +251,29 @@ def bgnbd_baseline(summary: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, di
     as stage 04's final fit is (above ``clv.sample_customers`` customers, a fixed random sample); every customer
     is scored.
     """
-    unit = cfg.clv.time_unit
-    unique, inverse = customer_facts.compress(summary)
+    fit = fit_bgnbd(summary, cfg)
+    return bgnbd_columns(fit, summary, cfg), {k: round(v, 6) for k, v in fit.params.items()}
+
+
+def fit_bgnbd(summary: pd.DataFrame, cfg: Config) -> customer_facts.Fit:
+    """`bgnbd_baseline`'s fit: stage 04's preferred purchase model on `summary` (frequency, recency, T of every
+    customer with a positive purchase, sorted by customer_id), on ``clv.fit_sample``'s rows compressed."""
     sample = clv.fit_sample(summary, cfg.clv)
-    fit = clv.fit_first_that_fits(unique if sample is summary else customer_facts.compress(sample)[0], cfg.clv)
-    t = cfg.churn.horizon_days / customer_facts.UNIT_DAYS[unit]
+    return clv.fit_first_that_fits(customer_facts.compress(sample)[0], cfg.clv)
+
+
+def bgnbd_columns(fit: customer_facts.Fit, summary: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """p_alive and p_no_purchase in the next churn.horizon_days days of `fit` for each row of `summary`
+    (frequency, recency, T), rounded to 6 decimals, with `summary`'s index: computed on the unique rows, each row's
+    value its own whatever rows come with it (`Scorer` computes them a batch at a time)."""
+    unique, inverse = customer_facts.compress(summary)
+    t = cfg.churn.horizon_days / customer_facts.UNIT_DAYS[cfg.clv.time_unit]
     f, r, T = (unique[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    p_alive = np.clip(customer_facts.probability_alive(fit, f, r, T), 0.0, 1.0)
-    p_none = 1.0 - customer_facts.probability_of_purchase(fit, t, f, r, T)
-    out = pd.DataFrame({"p_alive": p_alive[inverse].round(6), "p_no_purchase": p_none[inverse].round(6)},
-                       index=summary.index)
-    return out, {k: round(v, 6) for k, v in fit.params.items()}
+    with np.errstate(all="ignore"):
+        p_alive = np.clip(customer_facts.probability_alive(fit, f, r, T), 0.0, 1.0)
+        p_none = 1.0 - customer_facts.probability_of_purchase(fit, t, f, r, T)
+    return pd.DataFrame({"p_alive": p_alive[inverse].round(6), "p_no_purchase": p_none[inverse].round(6)},
+                        index=summary.index)
 
 
 # --------------------------------------------------------------------------- models (pandas)
@@ -358,11 +394,12 @@ class ChurnResult:
     metrics: pd.DataFrame  # index: model; roc_auc, pr_auc, brier, top_decile_lift, top_decile_captured
     test_predictions: pd.DataFrame  # customer_id, churned, p_bgnbd, p_recency, p_model (test cut-off)
     importance: pd.DataFrame  # index: feature; importance_mean, importance_std (ROC-AUC drop)
-    scored: pd.DataFrame  # customer_id, churn_probability, risk_tier, p_alive_baseline, p_no_purchase_bgnbd + features
+    # what the page reads of the scored customers (`page_scores`): churn_probability, risk_tier, p_alive_baseline
+    # and the tier reasons' features, in customer_id order; their ids stay in churn.parquet, written by the engine
+    scored: pd.DataFrame
     card: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)  # seconds per step (benchmark only; not saved)
-    segments: pd.DataFrame | None = None  # customer_id, rfm_segment of segments.parquet (notebook 03), if made
-    tiers_by_segment: pd.DataFrame | None = None  # tier_shares_by_segment of scored and segments
+    tiers_by_segment: pd.DataFrame | None = None  # tier_shares_by_segment of churn.parquet and segments.parquet (03)
     failures: list[str] = field(default_factory=list)  # one sentence per model that could not be fitted
     # (predicted CLV of the high-risk customers, of all customers), customer_facts.clv_at_risk on
     # clv.parquet (notebook 04), if made; clv_months: its horizon (clv_model.json)
@@ -526,46 +563,127 @@ def no_backtest(labelled, cut: dict, problem: str, bgnbd_failed: bool) -> Backte
     return BacktestOutcome(metrics=metrics, predictions=pred, chosen="bgnbd", note=note)
 
 
-def score(now: pd.DataFrame, bt: BacktestOutcome, ch: ChurnConfig, failures: list[str],
-          bgnbd_failed: bool) -> tuple[pd.DataFrame, str]:
-    """(the customers at as_of with churn_probability, risk_tier and the BG/NBD columns, the model that
-    scored them). The chosen model is retrained on the latest labelled window (the test window); if it
-    cannot be, the best baseline scores instead and `failures` says why."""
-    chosen = bt.chosen
-    scored = now.copy()
-    final = None
+SCORED_COLUMNS = artifacts.ARTIFACTS["churn"].columns
+REASON_FEATURES = 8  # the page explains each tier by how it differs on at most this many of the top features
+REASON_FALLBACK = ("recency_days", "orders", "tenure_days")
+
+
+def reason_features(importance: pd.DataFrame, features, top: int = REASON_FEATURES) -> list[str]:
+    """The numeric features, most important first (`permutation_table`'s order), that the page's tier reasons
+    compare tiers on: at most `top` of them; without an importance table, recency, orders and tenure."""
+    chosen = [f for f in importance.index if f in features and f not in CATEGORICAL][:top]
+    return chosen or [f for f in REASON_FALLBACK if f in features]
+
+
+@dataclass
+class Scorer:
+    """The scoring of the customers at as_of, one batch of `cutoff_expr` rows at a time (`engine.map_batches`: on
+    Spark's executors), into churn.parquet's columns plus the `keep` feature columns the page reads.
+
+    `chosen`: the model that scores (`MODELS`); `model`: `fit_model`'s classifier when that is "model";
+    `recency`: `fit_recency`'s regression when that is "recency"; `bgnbd`: the purchase model fitted at as_of
+    (`fit_bgnbd`), None when it could not be fitted (its columns are then empty). Each row's scores depend on
+    that row only, so the batches may be cut anywhere. Every batch is checked against churn.parquet's
+    declaration where it is scored."""
+
+    chosen: str
+    model: object | None
+    recency: object | None
+    bgnbd: customer_facts.Fit | None
+    cfg: Config
+    keep: list[str]
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([("customer_id", pa.string()), ("churn_probability", pa.float64()),
+                          ("risk_tier", pa.string()), ("p_alive_baseline", pa.float64()),
+                          ("p_no_purchase_bgnbd", pa.float64()), *[(c, pa.float64()) for c in self.keep]])
+
+    def __call__(self, rows: pd.DataFrame) -> pd.DataFrame:
+        now = as_features(rows.drop(columns=[c for c in SUMMARY_KEYS if c != "customer_id"]))
+        if self.bgnbd is None:
+            now = now.assign(p_alive=np.nan, p_no_purchase=np.nan)
+        elif len(now):
+            base = bgnbd_columns(self.bgnbd, rows[["frequency", "recency", "T"]], self.cfg)
+            now = now.assign(**{c: base[c].to_numpy() for c in BGNBD_COLUMNS})
+        else:
+            now = now.assign(p_alive=pd.Series(dtype=float), p_no_purchase=pd.Series(dtype=float))
+        if not len(now):
+            probability = np.zeros(0)
+        elif self.chosen == "model":
+            probability = predict_model(self.model, now)
+        elif self.chosen == "recency":
+            probability = self.recency.predict(now["recency_days"].to_numpy())
+        else:
+            probability = now["p_no_purchase"].to_numpy()
+        probability = np.asarray(probability, dtype=float).round(6)
+        out = pd.DataFrame({"customer_id": now["customer_id"].astype(str).to_numpy(), "churn_probability": probability,
+                            "risk_tier": assign_tiers(probability, self.cfg.churn.tier_thresholds).astype(str),
+                            "p_alive_baseline": now["p_alive"].to_numpy(dtype=float),
+                            "p_no_purchase_bgnbd": now["p_no_purchase"].to_numpy(dtype=float),
+                            **{c: now[c].to_numpy(dtype=float) for c in self.keep}})
+        artifacts.check("churn", out[SCORED_COLUMNS])
+        return out
+
+
+def make_scorer(bt: BacktestOutcome, cfg: Config, failures: list[str], bgnbd: customer_facts.Fit | None,
+                keep: list[str]) -> tuple[Scorer, str]:
+    """(the `Scorer` of the customers at as_of, the model that scores them). The chosen model is retrained on the
+    latest labelled window (the test window); if it cannot be, the best baseline scores instead and `failures`
+    says why; the purchase-model baseline gives way to recency when it could not be fitted at as_of."""
+    chosen, model, ch = bt.chosen, None, cfg.churn
     if chosen == "model":
-        final, why = fit_model_or_none(bt.test, ch)
-        if final is None:
+        model, why = fit_model_or_none(bt.test, ch)
+        if model is None:
             failures.append(MODEL_FAILED.format(reason=why))
             chosen = choose_model(bt.metrics.drop(index="model"))
-    if chosen == "bgnbd" and bgnbd_failed:  # chosen on the backtest, not fitted at as_of
+    if chosen == "bgnbd" and bgnbd is None:  # chosen on the backtest, not fitted at as_of
         chosen = "recency"
-    if chosen == "model":
-        scored["churn_probability"] = predict_model(final, now)
-    elif chosen == "recency":
-        scored["churn_probability"] = fit_recency(bt.test).predict(now["recency_days"].to_numpy())
-    else:
-        scored["churn_probability"] = now["p_no_purchase"].to_numpy()
-    scored["churn_probability"] = scored["churn_probability"].astype(float).round(6)
-    scored["risk_tier"] = assign_tiers(scored["churn_probability"], ch.tier_thresholds)
-    scored["p_alive_baseline"] = now["p_alive"]
-    scored["p_no_purchase_bgnbd"] = now["p_no_purchase"]
-    return scored, chosen
+    recency = fit_recency(bt.test) if chosen == "recency" else None
+    return Scorer(chosen, model, recency, bgnbd, cfg, keep), chosen
+
+
+def bgnbd_at(rows: ir.Table, cfg: Config) -> tuple[customer_facts.Fit | None, dict]:
+    """(`fit_bgnbd` on `cutoff_expr`'s summary at a cut-off, its parameters rounded to 6 decimals), or (None,
+    {BGNBD_FAILED: why}) when it cannot be fitted. Only the summary's numbers reach pandas, in customer_id order
+    (the order `clv.fit_sample` draws from), not the customers' ids."""
+    summary = engine.to_pandas(rows.order_by("customer_id").select("frequency", "recency", "T"))
+    try:
+        with quiet():
+            fit = fit_bgnbd(summary, cfg)
+    except Exception as exc:  # noqa: BLE001 - a purchase model that cannot be fitted must not stop the stage
+        return None, {BGNBD_FAILED: one_line(exc)}
+    return fit, {k: round(v, 6) for k, v in fit.params.items()}
+
+
+def page_scores(scored: ir.Table, keep: list[str]) -> pd.DataFrame:
+    """What the page reads of the scored customers, in customer_id order and without their ids: churn_probability,
+    risk_tier (ordered categories `TIERS`), p_alive_baseline and the `keep` features."""
+    df = engine.to_pandas(scored.order_by("customer_id").select("churn_probability", "risk_tier", "p_alive_baseline",
+                                                                *keep))
+    df["risk_tier"] = pd.Categorical(df["risk_tier"], categories=list(TIERS), ordered=True)
+    return df
 
 
 def tier_shares_by_segment(scored: pd.DataFrame, segments: pd.DataFrame | None) -> pd.DataFrame:
     """Share of each RFM segment's customers per risk tier (rows: segment), highest mean churn probability first.
 
-    `scored`: customer_id, risk_tier, churn_probability (`ChurnResult.scored`); `segments`: customer_id,
-    rfm_segment (segments.parquet of notebook 03, `ChurnResult.segments`). Without segments, one row says so.
-    The stage computes it once for the page's table, figure and sentence (each took 0.5 s at 1.35M customers)."""
+    `scored`: customer_id, risk_tier, churn_probability (churn.parquet's rows); `segments`: customer_id,
+    rfm_segment (segments.parquet of notebook 03). Without segments, one row says so. The stage takes the same
+    table from the engine's join (`tiers_by_segment_table`)."""
     if segments is None:
+        return tier_shares(None)
+    seg = segments[["customer_id", "rfm_segment"]].assign(customer_id=lambda d: d["customer_id"].astype(str))
+    return tier_shares(scored[["customer_id", "risk_tier", "churn_probability"]].merge(seg, on="customer_id",
+                                                                                    how="inner"))
+
+
+def tier_shares(joined: pd.DataFrame | None) -> pd.DataFrame:
+    """`tier_shares_by_segment` of the scored customers who have a segment (`joined`: risk_tier,
+    churn_probability, rfm_segment, in customer_id order); None: segments.parquet is missing."""
+    if joined is None:
         return plots.note_table("segments.parquet is missing; run 03_segments for this month to see tiers by segment.",
                                 "segments", "segment")
-    col = "rfm_segment"
-    seg = segments[["customer_id", col]].assign(customer_id=lambda d: d["customer_id"].astype(str))
-    j = scored[["customer_id", "risk_tier", "churn_probability"]].merge(seg, on="customer_id", how="inner")
+    col, j = "rfm_segment", joined
     tab = pd.crosstab(j[col], j["risk_tier"], normalize="index").reindex(columns=list(TIERS), fill_value=0).round(3)
     tab.columns = [f"share {c}" for c in tab.columns]
     tab.insert(0, "customers", j.groupby(col).size())
@@ -575,15 +693,26 @@ def tier_shares_by_segment(scored: pd.DataFrame, segments: pd.DataFrame | None) 
     return tab
 
 
-def earlier_stages(processed_dir: str | Path, scored: pd.DataFrame) -> dict:
-    """What the page shows of notebooks 03 and 04, read here so that the page reads no file: segments
-    (customer_id, rfm_segment) and the scores' tiers by segment (`tier_shares_by_segment`), clv_at_risk
-    (`customer_facts.clv_at_risk`) and clv_months; None for each whose artifact this month lacks."""
-    segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
-    clv_scores = artifacts.read_if_exists(processed_dir, "clv", columns=["customer_id", "clv"])
+def tiers_by_segment_table(con, processed_dir: str | Path, scored: ir.Table) -> pd.DataFrame:
+    """`tier_shares` of the scored customers joined to segments.parquet by the engine: only their tier, churn
+    probability and segment reach pandas, not their ids."""
+    segments = artifacts.table_if_exists(con, processed_dir, "segments")
+    if segments is None:
+        return tier_shares(None)
+    seg = segments.select(customer_id=segments.customer_id.cast("string"), rfm_segment=segments.rfm_segment)
+    j = scored.join(seg, "customer_id")
+    return tier_shares(engine.to_pandas(j.order_by("customer_id").select("risk_tier", "churn_probability",
+                                                                         "rfm_segment")))
+
+
+def earlier_stages(con, processed_dir: str | Path, scored: ir.Table) -> dict:
+    """What the page shows of notebooks 03 and 04, taken here so that the page reads no file: the scores' tiers by
+    segment (`tiers_by_segment_table`), clv_at_risk (`customer_facts.clv_at_risk_of_tables`) and clv_months;
+    None for each whose artifact this month lacks."""
+    clv_scores = artifacts.table_if_exists(con, processed_dir, "clv")
     clv_card = artifacts.read_if_exists(processed_dir, "clv_model")
-    return {"segments": segments, "tiers_by_segment": tier_shares_by_segment(scored, segments),
-            "clv_at_risk": None if clv_scores is None else customer_facts.clv_at_risk(scored, clv_scores),
+    return {"tiers_by_segment": tiers_by_segment_table(con, processed_dir, scored),
+            "clv_at_risk": None if clv_scores is None else customer_facts.clv_at_risk_of_tables(scored, clv_scores),
             "clv_months": (clv_card or {}).get("clv_months")}
 
 
@@ -591,7 +720,9 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ChurnRe
     """Backtest, choose, retrain on the latest labelled window, score at `as_of`, save the artifacts.
 
     Reads orders_clean (and customers_clean, segments, clv and clv_model if present) from
-    `processed_dir`; writes churn.parquet and churn_model.json there. Gradient boosting runs on
+    `processed_dir`; writes churn.parquet and churn_model.json there. The customers at as_of are scored where
+    they are (`engine.map_batches`: on Spark's executors) and churn.parquet is written by the engine; the page
+    gets the columns it reads, without the customers' ids (`ChurnResult.scored`). Gradient boosting runs on
     churn.model_threads OpenMP threads, null: OpenMP's own count, which follows OMP_NUM_THREADS (the
     runner sets it to each notebook's share of the cores when notebooks run side by side: on shared
     cores, OpenMP's waiting threads made a fit up to 30 times slower) or else takes every core.
@@ -602,13 +733,14 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ChurnRe
     timer = _Timer()
     with threadpool_limits(limits=cfg.churn.model_threads, user_api="openmp"):
         result = _compute(processed_dir, as_of, cfg, con, timer)
-        save_artifacts(processed_dir, result)
+        artifacts.write(processed_dir, "churn_model", result.card)
         timer.lap("save")
     return result
 
 
 def _compute(processed_dir, as_of: str, cfg: Config, con, timer: _Timer) -> ChurnResult:
-    """`run` without writing: features, backtest, scoring, model card, the earlier stages' figures."""
+    """`run` but for churn_model.json: features, backtest, scoring into churn.parquet, model card, the earlier
+    stages' figures."""
     ch = cfg.churn
     con = con or connect(cfg.engine)
     lines = artifacts.table(con, processed_dir, "orders_clean")
@@ -621,32 +753,36 @@ def _compute(processed_dir, as_of: str, cfg: Config, con, timer: _Timer) -> Chur
     timer.lap("labels")
 
     failures: list[str] = []  # models that could not be fitted, one sentence each
-    now, bgnbd_params = feature_frame_with_params(lines, cut["as_of"], levels, cfg, customers,
-                                                  orders=orders_before(history, cut["as_of"]))
+    now = cutoff_expr(lines, cut["as_of"], levels, cfg, customers, orders=orders_before(history, cut["as_of"]))
+    bgnbd, bgnbd_params = bgnbd_at(now, cfg)
+    features = [c for c in now.columns if c not in SUMMARY_KEYS] + list(BGNBD_COLUMNS)
     timer.lap("features_as_of")
-    bgnbd_failed = BGNBD_FAILED in bgnbd_params
-    if bgnbd_failed:
+    if bgnbd is None:
         failures.append(BGNBD_FAILED_NOTE.format(reason=bgnbd_params[BGNBD_FAILED]))
     labelled = partial(labelled_frame, lines, levels=levels, cfg=cfg, customers=customers, history=history)
     bt = (run_backtest(labelled, cut, ch, failures, timer) if problem is None
-          else no_backtest(labelled, cut, problem, bgnbd_failed))
-    release(con, [history])
-    scored, chosen = score(now, bt, ch, failures, bgnbd_failed)
+          else no_backtest(labelled, cut, problem, bgnbd is None))
+    scorer, chosen = make_scorer(bt, cfg, failures, bgnbd, reason_features(bt.importance, features))
+    scored = engine.map_batches(con, now.filter(now.is_customer.notnull()), scorer, scorer.schema())
+    artifacts.write_table(con, processed_dir, "churn", scored.select(*SCORED_COLUMNS).order_by("customer_id"))
+    page = page_scores(scored, scorer.keep)
     timer.lap("scoring")
 
-    card = model_card(cfg, cut, bt.n_train, bt.n_test, len(now), bt.metrics, chosen, bt.note, problem is None,
-                      features=[c for c in now.columns if c != "customer_id"])
-    card["bgnbd_params_at_as_of"] = {} if bgnbd_failed else bgnbd_params
+    card = model_card(cfg, cut, bt.n_train, bt.n_test, len(page), bt.metrics, chosen, bt.note, problem is None,
+                      features=features)
+    card["bgnbd_params_at_as_of"] = {} if bgnbd is None else bgnbd_params
     if failures:
         card["not_fitted"] = failures
-    return ChurnResult(as_of=cut["as_of"], horizon_days=ch.horizon_days, cutoffs=cut, backtest_ok=problem is None,
-                       backtest_note=bt.note, chosen_model=chosen, metrics=bt.metrics.astype(float).round(4),
-                       test_predictions=bt.predictions, importance=bt.importance, scored=scored, card=card,
-                       timings=timer.timings, failures=failures, currency=cfg.shop.currency,
-                       left_out=customer_facts.no_positive_counts(
-                           lines, cut["as_of"], cfg.clv.time_unit,
-                           artifacts.read_if_exists(processed_dir, "data_quality")),
-                       time_unit=cfg.clv.time_unit, **earlier_stages(processed_dir, scored))
+    result = ChurnResult(as_of=cut["as_of"], horizon_days=ch.horizon_days, cutoffs=cut, backtest_ok=problem is None,
+                         backtest_note=bt.note, chosen_model=chosen, metrics=bt.metrics.astype(float).round(4),
+                         test_predictions=bt.predictions, importance=bt.importance, scored=page, card=card,
+                         timings=timer.timings, failures=failures, currency=cfg.shop.currency,
+                         left_out=customer_facts.no_positive_counts(
+                             lines, cut["as_of"], cfg.clv.time_unit,
+                             artifacts.read_if_exists(processed_dir, "data_quality")),
+                         time_unit=cfg.clv.time_unit, **earlier_stages(con, processed_dir, scored))
+    release(con, [scored, history])
+    return result
 
 
 def definition_text(horizon_days: int) -> str:
@@ -679,18 +815,6 @@ def model_card(cfg: Config, cut: dict, n_train: int, n_test: int, n_scored: int,
 
 
 # churn.parquet's columns, as declared in helpers.artifacts
-SCORED_COLUMNS = artifacts.ARTIFACTS["churn"].columns
-
-
-def save_artifacts(processed_dir: str | Path, result: ChurnResult) -> None:
-    """churn.parquet (customer_id, churn_probability, risk_tier, p_alive_baseline, p_no_purchase_bgnbd)
-    and churn_model.json, checked against their declarations in helpers.artifacts."""
-    out = result.scored[SCORED_COLUMNS].copy()
-    out["risk_tier"] = out["risk_tier"].astype(str)
-    artifacts.write(processed_dir, "churn", out)
-    artifacts.write(processed_dir, "churn_model", result.card)
-
-
 def load_scores(processed_dir: str | Path) -> pd.DataFrame:
     """churn.parquet as written by notebook 05 (its declared columns)."""
     return artifacts.read(processed_dir, "churn")

@@ -756,6 +756,17 @@ def clv_at_risk(churn: pd.DataFrame, clv: pd.DataFrame) -> tuple[float, float]:
     return float(values.reindex(high).fillna(0.0).sum()), float(values.sum())
 
 
+def clv_at_risk_of_tables(churn: ibis.Table, clv: ibis.Table) -> tuple[float, float]:
+    """`clv_at_risk` of the same two tables as engine tables, the same two sums: the engine joins the high-risk
+    customers to their CLV, and only the CLV values reach pandas (the high-risk ones in customer_id order, as
+    `clv_at_risk` takes them; all of them in clv.parquet's order), so each float sum is the same number."""
+    high = churn.filter(churn.risk_tier == "high").select(customer_id=churn.customer_id.cast("string"))
+    values = clv.select(key=clv.customer_id.cast("string"), clv=clv.clv)
+    j = high.left_join(values, high.customer_id == values.key)
+    at_risk = to_pandas(j.order_by(j.customer_id).select(clv=j.clv.fill_null(0.0)))["clv"]
+    return float(at_risk.sum()), float(to_pandas(clv.select("clv"))["clv"].sum())
+
+
 def cohort_retention(cohorts: pd.DataFrame, k: int) -> float | None:
     """Member-weighted share of the cohorts old enough buying k months after their first order
     (cohorts.csv: cohort_size and active_customers at months_since_first == k), rounded to 4 decimals:

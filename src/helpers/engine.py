@@ -15,11 +15,14 @@ import contextlib
 import hashlib
 import os
 import re
+import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
@@ -36,7 +39,9 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
     runs notebooks side by side: the runner then sets :data:`SHARE_VARIABLE` in each kernel's
     environment to the number of DuckDBs that may work at once (:func:`duckdb_share`).
     Spark: a session on ``engine.spark_master`` with every ``engine.spark_conf`` setting passed to the
-    session builder (the first call in a process starts the session; later calls reuse it).
+    session builder (the first call in a process starts the session; later calls reuse it). On a ``local``
+    master the Python that scores on the executors (:func:`map_batches`) is this one, which has the project
+    installed, unless ``PYSPARK_PYTHON`` names another; a cluster's executors need their own (README).
     """
     engine = engine or EngineConfig()
     backend = engine.backend.lower()
@@ -52,6 +57,8 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
     if backend in SPARK:
         from pyspark.sql import SparkSession
 
+        if engine.spark_master.startswith("local"):
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = SparkSession.builder.master(engine.spark_master).appName("retention")
         for key, value in spark_settings(engine).items():
             builder = builder.config(key, value)
@@ -204,10 +211,41 @@ def to_pandas(expr: ir.Table) -> pd.DataFrame:
     return table.to_pandas()
 
 
+MAP_BATCH_ROWS = 100_000  # DuckDB's batches for `map_batches`: a batch's pandas frames stay small beside the output
+
+
+def map_batches(con, expr: ir.Table, fn: Callable[[pd.DataFrame], pd.DataFrame], schema: pa.Schema) -> ir.Table:
+    """`fn` applied to `expr`'s rows a batch at a time, where the rows are, kept like :func:`cache`
+    (:func:`release` it): per-customer scoring with a model fitted on the driver, without every customer's row
+    passing through the driver on Spark.
+
+    `fn` takes a pandas frame of `expr`'s columns and returns one row per row with `schema`'s columns; it must
+    not depend on how the rows are cut into batches (each row scored on its own). Spark: ``mapInPandas`` on the
+    executors (`fn` is pickled and sent to them, so it may hold a fitted model, not a connection), the output
+    cached. DuckDB: the result's Arrow batches of :data:`MAP_BATCH_ROWS` rows in turn, the output an Arrow table in
+    memory (release drops nothing then; it goes with the last expression that holds it).
+    """
+    if is_spark(con):
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        con._run_pre_execute_hooks(expr)  # in-memory tables the expression joins
+        rows = con._session.sql(con.compile(expr))
+        mapped = rows.mapInPandas(lambda frames: (fn(f) for f in frames), schema=from_arrow_schema(schema))
+        name = f"mapped_{uuid.uuid4().hex[:12]}"
+        mapped.createOrReplaceTempView(name)
+        return cache(con, con.table(name))
+    batches = (pa.RecordBatch.from_pandas(fn(b.to_pandas()), schema=schema, preserve_index=False)
+               for b in expr.to_pyarrow_batches(chunk_size=MAP_BATCH_ROWS))
+    # the output as Arrow, which DuckDB scans where it is (a table made of it would be a second copy)
+    return ibis.memtable(pa.Table.from_batches(batches, schema=schema))
+
+
 def release(con, tables: list[ir.Table]) -> None:
-    """Free tables made by :func:`cache` that nothing reads any more: DuckDB drops its temporary tables,
-    Spark unpersists the cached DataFrames."""
+    """Free tables made by :func:`cache` or :func:`map_batches` that nothing reads any more: DuckDB drops its
+    temporary tables, Spark unpersists the cached DataFrames."""
     for t in tables:
+        if isinstance(t.op(), ops.InMemoryTable):  # map_batches' output on DuckDB: freed with its last reader
+            continue
         if getattr(con, "name", "") == "duckdb":
             con.drop_table(t.op().name, database="temp", force=True)  # cache makes temporary tables
         else:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import pages, plots
-from helpers.churn import CATEGORICAL, TIERS, ChurnResult, tier_shares_by_segment
+from helpers.churn import TIERS, ChurnResult, reason_features, tier_shares
 from helpers.pages.clv import no_positive_purchase_phrase
 
 MODEL_NAMES = {"bgnbd": "purchase-model P(no purchase)", "recency": "days since last order only",
@@ -196,9 +196,7 @@ def tier_reasons(result: ChurnResult, top_features: int = 8, reasons: int = 3) -
     """Per risk tier, the features (among the most important) where the tier differs most from all
     customers: median in the tier vs median overall, distance measured in overall interquartile ranges."""
     s = result.scored
-    candidates = [f for f in result.importance.index if f in s.columns and f not in CATEGORICAL][:top_features]
-    if not candidates:
-        candidates = ["recency_days", "orders", "tenure_days"]
+    candidates = reason_features(result.importance, s.columns, top_features)
     values = s[candidates]  # the candidates' columns only: each tier's rows are taken of these, not of every column
     overall = values.median()
     iqr = (values.quantile(0.75) - values.quantile(0.25)).replace(0, np.nan)
@@ -277,10 +275,8 @@ def tier_takeaway(result: ChurnResult) -> str:
 
 def tiers_by_segment_numbers(result: ChurnResult) -> pd.DataFrame:
     """`helpers.churn.tier_shares_by_segment` of this month's scores and segments, as the stage computed it once
-    for the table, the figure and the sentence (a result built without it: computed here)."""
-    if result.tiers_by_segment is not None:
-        return result.tiers_by_segment
-    return tier_shares_by_segment(result.scored, result.segments)
+    for the table, the figure and the sentence (the engine joins them: the page holds no customer's id)."""
+    return result.tiers_by_segment if result.tiers_by_segment is not None else tier_shares(None)
 
 
 def tiers_by_segment_for_readers(table: pd.DataFrame) -> pd.DataFrame:
