@@ -151,6 +151,8 @@ def execute(notebook: Path, parameters: dict, figures: bool = False):
     warnings its cells raised that a kernel shows (`warnings.WarningMessage`, each once per cell). Raises
     `Stopped` at the first failing cell (its `CellFailed` and the executed notebook so far)."""
     nb = nbformat.read(str(notebook), as_version=4)
+    # a kernel starts without figures: one a test left open in this process would show in the first cell's outputs
+    plt.close("all")
     with _shell() as shell, matplotlib.rc_context():  # the notebook's plots.use_style() stays in the notebook
         return _execute_cells(nb, notebook.name, shell, parameters, figures)
 

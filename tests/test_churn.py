@@ -344,6 +344,27 @@ def test_tiers_by_segment_gives_each_segments_tier_shares():
     assert table.loc["Champions", "mean_churn_probability"] == pytest.approx(0.35)
 
 
+def test_the_engine_joins_give_the_tiers_by_segment_and_the_clv_at_risk_of_their_pandas_definitions(tmp_path):
+    """05 joins its scores to segments.parquet and clv.parquet in the engine (no customer id reaches the page):
+    the same tables and sums as the pandas definitions 07 uses, a high-risk customer without a CLV row counting 0
+    and a segment's customer without a score left out."""
+    scored = pd.DataFrame({"customer_id": ["d", "a", "c", "b", "e"],
+                           "risk_tier": ["medium", "high", "high", "low", "high"],
+                           "churn_probability": [0.6, 0.9, 0.85, 0.1, 0.95]})
+    segments = pd.DataFrame({"customer_id": ["a", "b", "c", "d", "x"],
+                             "rfm_segment": ["Lost", "Champions", "Lost", "Champions", "Champions"]})
+    clv_scores = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "clv": [10.25, 3.5, 0.125, 7.0]})
+    segments.to_parquet(artifacts.path(tmp_path, "segments"))
+    con = churn.connect()
+    table = ibis.memtable(scored)
+    by_engine = churn.tiers_by_segment_table(con, tmp_path, table)
+    pd.testing.assert_frame_equal(by_engine, churn.tier_shares_by_segment(scored.sort_values("customer_id"), segments))
+    assert by_engine.loc["Lost", "customers"] == 2 and "x" not in set(by_engine.index)
+    assert customer_facts.clv_at_risk_of_tables(table, ibis.memtable(clv_scores)) == \
+        customer_facts.clv_at_risk(scored.sort_values("customer_id"), clv_scores) == (10.375, 20.875)
+    assert churn.tiers_by_segment_table(con, tmp_path / "none", table)["note"].str.contains("03_segments").all()
+
+
 def test_the_tier_sentence_defines_high_churn_risk_and_counts_the_high_risk_customers_still_likely_active(demo_run):
     """One vocabulary with 04: "high churn risk" and "likely active" defined in words, and the
     customers who are both counted, with the sentence on why the two pages differ."""

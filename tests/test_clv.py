@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import artifacts, clv, customer_facts, plots
+from helpers import artifacts, clv, customer_facts, engine, plots
 from helpers.config import ClvConfig, config_from_dict
 from helpers.pages import clv as page
 from helpers.paths import resolve
@@ -399,7 +399,8 @@ def demo_month_runs(tmp_path_factory):
             shutil.copy(src / artifacts.ARTIFACTS[name].file, folder / artifacts.ARTIFACTS[name].file)
         res = clv.run(folder, "2026-06-30", config_from_dict({"clv": {"model": model}}))
         seg = artifacts.read(folder, "segments", columns=["customer_id", "rfm_segment"])
-        runs[model] = (res, res.scores.merge(seg, on="customer_id").groupby("rfm_segment")["p_alive"].median())
+        saved = artifacts.read(folder, "clv")
+        runs[model] = (res, saved.merge(seg, on="customer_id").groupby("rfm_segment")["p_alive"].median())
     return runs
 
 
@@ -596,7 +597,8 @@ def test_clv_parquet_has_the_declared_columns_whatever_the_clv_months(small_shop
     saved = artifacts.read(folder, "clv")
     assert list(saved.columns) == artifacts.ARTIFACTS["clv"].columns
     artifacts.check("clv", saved)
-    pd.testing.assert_frame_equal(saved, res.scores)
+    assert "customer_id" not in res.scores  # the ids stay in the engine, which wrote the file
+    pd.testing.assert_frame_equal(saved.drop(columns="customer_id"), res.scores)
     card = artifacts.read(folder, "clv_model")
     assert card["clv_months"] == months
     assert card["purchase_window_days"] == 90 and card["horizons_days"] == [30, 90, 365]
@@ -663,8 +665,9 @@ def test_no_table_of_notebook_04_shows_a_model_internal_or_snake_case_name(small
               "deciles": page.decile_table(res)}
     assert {k: plots.unreadable_names(t) for k, t in tables.items()} == {k: [] for k in tables}
     assert not set(tables["summary"].index) & plots.MODEL_INTERNAL_NAMES
-    ids = res.scores["customer_id"]
-    segments = clv.clv_by_segment(res.scores, pd.DataFrame({"customer_id": ids, "rfm_segment": ["A", "B"] * (len(ids) // 2)}))
+    scores = artifacts.read(small_shop_runs[12][0], "clv")
+    ids = scores["customer_id"]
+    segments = clv.clv_by_segment(scores, pd.DataFrame({"customer_id": ids, "rfm_segment": ["A", "B"] * (len(ids) // 2)}))
     seg = page.segments_table(dataclasses.replace(res, segments=segments))
     assert plots.unreadable_names(seg) == [] and "mean CLV, next 12 months (margin, EUR)" in seg.columns
     assert seg["mean P(alive)"].str.endswith("%").all() and seg["share of total CLV"].str.endswith("%").all()
@@ -792,3 +795,19 @@ def test_the_clv_total_band_brackets_the_total_and_repeats_exactly(cdnow):
     assert low < total < high and (high - low) / total < 0.5  # 2,357 customers: a band, not a guess
     assert clv.clv_total_band(d, fit, gg, settings) == (low, high)  # seeded draws: the same bytes on a rerun
     assert clv.clv_total_band(d, None, gg, settings, 30.0) is None  # no purchase model: nothing to draw from
+
+
+def test_clv_by_segment_joined_by_the_engine_is_the_pandas_table(tmp_path):
+    """04 joins its scores to segments.parquet in the engine (the page holds no customer id): the same table as
+    the pandas definition, a segment's customer without a score and a score without a segment left out."""
+    scores = pd.DataFrame({"customer_id": ["d", "a", "c", "b", "e"], "frequency": [0, 3, 1, 2, 5],
+                           "clv": [1.5, 40.25, 7.0, 12.5, 99.0], "p_alive": [0.2, 0.9, 0.5, 0.7, 1.0],
+                           "p_purchase": [0.1, 0.6, 0.3, 0.4, 0.9]})
+    segments = pd.DataFrame({"customer_id": ["a", "b", "c", "d", "x"],
+                             "rfm_segment": ["Champions", "Champions", "Lost", "Lost", "Lost"]})
+    segments.to_parquet(artifacts.path(tmp_path, "segments"))
+    con = engine.connect()
+    table = clv.clv_by_segment_table(con, tmp_path, ibis.memtable(scores))
+    pd.testing.assert_frame_equal(table, clv.clv_by_segment(scores.sort_values("customer_id"), segments))
+    assert list(table.index) == ["Champions", "Lost"] and table.loc["Lost", "customers"] == 2
+    assert clv.clv_by_segment_table(con, tmp_path / "none", ibis.memtable(scores)) is None

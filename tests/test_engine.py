@@ -5,6 +5,7 @@ from pathlib import Path
 
 import ibis
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from helpers import artifacts, engine
@@ -157,3 +158,27 @@ def test_a_failed_folder_write_leaves_the_old_artifact(tmp_path):
     with pytest.raises(RuntimeError):
         artifacts.atomic(p, broken)
     assert pd.read_parquet(p)["x"].tolist() == [9] and len(list(tmp_path.iterdir())) == 1
+
+
+def test_map_batches_gives_the_function_of_the_whole_table_however_the_rows_are_cut(monkeypatch):
+    """05 scores its customers a batch at a time (on Spark, on the executors): the result is fn of every row,
+    the same whether the rows come in one batch or in many, and it is kept until released."""
+    con = engine.connect()
+    # a table the engine holds, as the stages' are: a second query on the connection streaming it would end the
+    # stream after its first batch (250 rows scored as 7 before the writes went through their own connection)
+    t = engine.cache(con, ibis.memtable({"id": [f"c{i:03d}" for i in range(250)], "x": [float(i % 7) for i in range(250)]}))
+    schema = pa.schema([("id", pa.string()), ("y", pa.float64())])
+
+    def fn(rows: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"id": rows["id"], "y": rows["x"] ** 2 + 1})
+
+    whole = fn(t.to_pandas()).sort_values("id", ignore_index=True)
+    for rows in (10_000, 7):
+        monkeypatch.setattr(engine, "MAP_BATCH_ROWS", rows)
+        mapped = engine.map_batches(con, t, fn, schema)
+        got = engine.to_pandas(mapped.order_by("id"))
+        pd.testing.assert_frame_equal(got, whole, check_dtype=False)
+        assert con.to_pandas(mapped.count()) == 250
+        engine.release(con, [mapped])
+    empty = engine.map_batches(con, t.filter(t.x > 100), fn, schema)
+    assert list(engine.to_pandas(empty).columns) == ["id", "y"] and engine.to_pandas(empty).empty

@@ -29,7 +29,10 @@ cut-off ``as_of - H`` labelled by ``as_of``. Scoring at ``as_of`` retrains the c
 latest labelled window (cut-off ``as_of - H``).
 
 Order lines are handled as Ibis expressions (DESIGN.md, "Engine"); only per-customer frames become
-pandas. The per-customer behaviour at a cut-off (`features_at`, `mix_levels`) is defined once in
+pandas: the backtest's two labelled windows, on which the models are fitted and judged. The customers at as_of
+are scored where they are (`Scorer` through `engine.map_batches`: on Spark's executors) and churn.parquet is
+written by the engine; the page gets the columns it reads without the customers' ids (`page_scores`), and the
+tiers by segment and the CLV at risk are joined by the engine. The per-customer behaviour at a cut-off (`features_at`, `mix_levels`) is defined once in
 ``helpers.customer_facts``; the BG/NBD fit comes from ``helpers.clv``.
 
 Use: ``res = run(processed_dir, as_of, cfg)`` writes churn.parquet and churn_model.json and returns a

@@ -10,6 +10,11 @@ Stage 04. The work splits as DESIGN.md "Engine" says:
   score is computed vectorised on those unique rows and mapped back, so fitting N customers does
   not cost N likelihood terms. The formulas (`probability_alive`, `expected_purchases`,
   `probability_of_purchase`) live in `helpers.customer_facts`, shared with churn and win-back.
+- **where the customers are**: the customers' ids stay in the engine. `run` takes the summary's numbers in
+  customer_id order without the ids (`customer_facts.numbers_by_customer_id`) for the fits and the page; the
+  scores are computed a batch at a time where the rows are (`Scorer` through `engine.map_batches`: on Spark's
+  executors) and written to clv.parquet by the engine; CLV by segment is joined there (`clv_by_segment_table`),
+  and so are the forecast's values per new customer (`forecast.acquisition_facts` with the scores).
 
 Purchase definition (used by every function here, and by churn and win-back through customer_facts):
 order lines are netted per customer and time unit (``day`` by default, or ``week``, Monday to
@@ -63,6 +68,7 @@ from pathlib import Path
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from autograd import value_and_grad
 from lifetimes import (
     BetaGeoFitter,
@@ -81,17 +87,20 @@ from helpers.customer_facts import (
     Fit,
     as_date,
     calibration_holdout,
+    calibration_holdout_expr,
     compress,
     daily_net,
     expected_purchases,
     lifetimes_expected_purchases,
     no_positive_counts,
+    numbers_by_customer_id,
     period_number,
     probability_alive,
     probability_of_purchase,
     purchase_periods,
     repeat_purchases_per_period,
     rfm_summary,
+    rfm_summary_expr,
     unique_x_T,
 )
 
@@ -360,7 +369,9 @@ def score_customers(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv:
     window, expected average order value and CLV, computed on the unique (frequency, recency, T)
     rows and mapped back.
 
-    Input: `rfm_summary` columns. Output: clv.parquet's declared columns (`SCORE_COLUMNS`):
+    Input: `rfm_summary` columns (customer_id may be left out: then so it is in the output). Each row's scores
+    are its own, whatever rows come with it (`Scorer` scores a batch at a time). Output: clv.parquet's declared
+    columns (`SCORE_COLUMNS`):
     the summary, ``p_alive``, ``exp_purchases`` and ``p_purchase`` over ``clv.purchase_window_days``,
     ``exp_avg_value`` (currency; Gamma-Gamma) and ``clv`` = gross margin x expected average order
     value x expected purchases in each of the next ``clv.clv_months`` months, discounted at
@@ -369,7 +380,8 @@ def score_customers(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv:
     CLV is the margin on one `average_order_value`, the only value the data supports; the same value
     stands in for Gamma-Gamma when `gg` is None.
     """
-    out = summary[SUMMARY_COLUMNS].copy()
+    out = summary[[c for c in SUMMARY_COLUMNS if c in summary]].copy()  # with customer_id when `summary` has it
+    columns = [c for c in SCORE_COLUMNS if c in out or c not in SUMMARY_COLUMNS]
     unit = UNIT_DAYS[clv.time_unit]
     if gg is not None:
         out["exp_avg_value"] = np.asarray(gg.model.conditional_expected_average_profit(
@@ -379,7 +391,7 @@ def score_customers(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv:
     if fit is None:
         out[["p_alive", "exp_purchases", "p_purchase"]] = np.nan
         out["clv"] = clv.gross_margin * out["exp_avg_value"]
-        return out[SCORE_COLUMNS]
+        return out[columns]
     f, r, T, groups, inv = _unique_rows(out)
     window = clv.purchase_window_days / unit
     out["p_alive"] = probability_alive(fit, f, r, T)[inv]
@@ -392,7 +404,7 @@ def score_customers(summary: pd.DataFrame, fit: Fit | None, gg: Fit | None, clv:
         discounted += (cum - previous) / (1.0 + clv.monthly_discount_rate) ** m
         previous = cum
     out["clv"] = clv.gross_margin * out["exp_avg_value"].to_numpy() * discounted[inv]
-    return out[SCORE_COLUMNS]
+    return out[columns]
 
 
 # --- how sure the total is: the fits' parameter uncertainty ---------------------------------------
@@ -550,7 +562,7 @@ def scores_for_report(scores: pd.DataFrame, by_horizon: pd.DataFrame, clv: ClvCo
     """clv.parquet's scores as the report shows them: the expectation per horizon in place of
     ``exp_purchases``, and the window and CLV months in the column names (``p_purchase_90d``,
     ``clv_12m``)."""
-    s = scores.drop(columns=["customer_id", "exp_purchases"]).rename(
+    s = scores.drop(columns=["customer_id", "exp_purchases"], errors="ignore").rename(
         columns={"p_purchase": f"p_purchase_{clv.purchase_window_days}d", "clv": f"clv_{clv.clv_months}m"})
     at = s.columns.get_loc("p_alive") + 1
     return pd.concat([s.iloc[:, :at], by_horizon, s.iloc[:, at:]], axis=1)
@@ -753,11 +765,17 @@ def clv_by_segment(scores: pd.DataFrame, segments: pd.DataFrame | None) -> pd.Da
     repeat purchases and share of total CLV per RFM segment.
 
     `segments` has segments.parquet's ``customer_id`` and ``rfm_segment``; None (notebook 03 not
-    run for this month) gives None.
+    run for this month) gives None. The stage takes the same table from the engine's join
+    (`clv_by_segment_table`).
     """
     if segments is None:
         return None
-    j = scores.merge(segments[["customer_id", "rfm_segment"]], on="customer_id", how="inner")
+    return segment_table(scores.merge(segments[["customer_id", "rfm_segment"]], on="customer_id", how="inner"))
+
+
+def segment_table(j: pd.DataFrame) -> pd.DataFrame:
+    """`clv_by_segment` of the scored customers who have a segment (`j`: rfm_segment, clv, p_alive, p_purchase,
+    frequency, in customer_id order)."""
     g = j.groupby("rfm_segment", observed=True)
     out = pd.DataFrame({"customers": g.size(), "mean_clv": g["clv"].mean(), "total_clv": g["clv"].sum(),
                         "mean_p_alive": g["p_alive"].mean(), "mean_p_purchase": g["p_purchase"].mean(),
@@ -765,6 +783,37 @@ def clv_by_segment(scores: pd.DataFrame, segments: pd.DataFrame | None) -> pd.Da
     out["clv_share_pct"] = 100 * out["total_clv"] / out["total_clv"].sum()
     out.index.name = "segment"
     return out.sort_values("mean_clv", ascending=False).round(2)
+
+
+def clv_by_segment_table(con, processed_dir: str | Path, scored: ibis.Table) -> pd.DataFrame | None:
+    """`segment_table` of the scored customers joined to segments.parquet by the engine (None without it): only
+    their segment and scores reach pandas, not their ids."""
+    segments = artifacts.table_if_exists(con, processed_dir, "segments")
+    if segments is None:
+        return None
+    seg = segments.select(customer_id=segments.customer_id.cast("string"), rfm_segment=segments.rfm_segment)
+    j = scored.join(seg, "customer_id")
+    return segment_table(engine.to_pandas(j.order_by("customer_id").select(
+        "rfm_segment", "clv", "p_alive", "p_purchase", "frequency")))
+
+
+@dataclass
+class Scorer:
+    """`score_customers` with the fits of the month, a batch of `rfm_summary_expr` rows at a time
+    (`engine.map_batches`: on Spark's executors), each batch checked against clv.parquet's declaration there."""
+
+    fit: Fit | None
+    gamma_gamma: Fit | None
+    settings: ClvConfig
+    average_order_value: float
+
+    SCHEMA = pa.schema([("customer_id", pa.string()), ("frequency", pa.int64()),
+                        *[(c, pa.float64()) for c in SCORE_COLUMNS[2:]]])
+
+    def __call__(self, rows: pd.DataFrame) -> pd.DataFrame:
+        out = score_customers(rows, self.fit, self.gamma_gamma, self.settings, self.average_order_value)
+        artifacts.check("clv", out)
+        return out
 
 
 # --- the stage -----------------------------------------------------------------------------------
@@ -799,7 +848,8 @@ def alive_maps(fit: Fit | None, scores: pd.DataFrame, clv: ClvConfig) -> AliveMa
 @dataclass
 class ClvResult:
     """What stage 04 computed, for its page (`helpers.pages.clv`): frames, numbers and the fits, no
-    engine. `scores` is clv.parquet, `model_json` is clv_model.json.
+    engine. `scores` is clv.parquet's rows in customer_id order without the ids (they stay in the engine, which
+    wrote clv.parquet), `model_json` is clv_model.json.
 
     `by_horizon`: expected purchases per ``clv.horizons_days`` (rows as `scores`); `score_summary`: the
     `score_distribution` of `scores_for_report`; `deciles`: `decile_table` of CLV. `comparison`,
@@ -839,7 +889,7 @@ def _holdout(days: ibis.Table, as_of: str, clv: ClvConfig, cal_end: dt.date, not
     repeat purchases before `cal_end`; what a reader needs to know is added to `notes`. `days`: the order lines
     or their `daily_net`."""
     unit = clv.time_unit
-    calhold = calibration_holdout(days, as_of, clv.holdout_days, unit)
+    calhold = numbers_by_customer_id(calibration_holdout_expr(days, as_of, clv.holdout_days, unit))
     if not (len(calhold) and (calhold["frequency_cal"] > 0).any()):
         notes.append(f"No repeat purchases before {cal_end}: the holdout comparison is skipped.")
         return None, None, None
@@ -920,7 +970,10 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvResu
     cal_end = as_date(as_of) - dt.timedelta(days=clv.holdout_days)
     # the lines grouped once per customer and day: every summary below is taken from it
     days = engine.cache(con, daily_net(orders, as_of))
-    summary = rfm_summary(days, as_of, unit)
+    # the customers' ids stay in the engine: the fits, the figures and the tables take their numbers in customer_id
+    # order, the scores are written where the customers are (`Scorer`), and the segments are joined there
+    summary_t = engine.cache(con, rfm_summary_expr(days, as_of, unit))
+    summary = numbers_by_customer_id(summary_t)
 
     comparison = by_freq = tracking = final = gg = None
     if not (summary["frequency"] > 0).any():
@@ -930,7 +983,9 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvResu
         comparison, by_freq, tracking = _holdout(days, as_of, clv, cal_end, notes)
         final, gg = _final_fits(summary, comparison, clv, notes)
     aov = average_purchase_value(days, as_of, unit) if gg is None else float("nan")
-    scores = score_customers(summary, final, gg, clv, aov)
+    scored = engine.map_batches(con, summary_t, Scorer(final, gg, clv, aov), Scorer.SCHEMA)
+    artifacts.write_table(con, processed_dir, "clv", scored.order_by("customer_id"))
+    scores = numbers_by_customer_id(scored)
     by_horizon = expected_purchases_by_horizon(summary, final, clv.horizons_days, unit)
     corr = monetary_correlation(summary)
     if np.isfinite(corr) and abs(corr) > clv.correlation_warning:
@@ -940,14 +995,14 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> ClvResu
     band = clv_total_band(summary, final, gg, clv, aov, float(scores["clv"].sum()))
     model_json = _model_card(as_of, clv, summary, final, gg, comparison, corr, cal_end, notes)
     model_json["clv_total_band"] = list(band) if band is not None else None  # 5-95 %, parameter uncertainty
-    artifacts.write(processed_dir, "clv", scores)
     artifacts.write(processed_dir, "clv_model", model_json)
-    segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
+    by_segment = clv_by_segment_table(con, processed_dir, scored)
+    engine.release(con, [scored, summary_t])
     return ClvResult(
         as_of=str(as_of), settings=clv, currency=cfg.shop.currency, scores=scores, model_json=model_json,
         by_horizon=by_horizon, score_summary=score_distribution(scores_for_report(scores, by_horizon, clv)),
         deciles=decile_table(scores["clv"]), comparison=comparison, by_frequency=by_freq, tracking=tracking,
         period_tx=period_transactions(summary, final, clv.seed) if final else None,
         alive=alive_maps(final, scores, clv), final=final, gamma_gamma=gg, correlation=corr, notes=notes,
-        segments=clv_by_segment(scores, segments), churn_horizon_days=cfg.churn.horizon_days,
+        segments=by_segment, churn_horizon_days=cfg.churn.horizon_days,
         left_out=no_positive_counts(orders, as_of, unit, artifacts.read_if_exists(processed_dir, "data_quality")))

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ibis
-import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
@@ -212,6 +211,7 @@ def to_pandas(expr: ir.Table) -> pd.DataFrame:
 
 
 MAP_BATCH_ROWS = 100_000  # DuckDB's batches for `map_batches`: a batch's pandas frames stay small beside the output
+MAPPED_PREFIX = "mapped_"  # the names of `map_batches`' tables
 
 
 def map_batches(con, expr: ir.Table, fn: Callable[[pd.DataFrame], pd.DataFrame], schema: pa.Schema) -> ir.Table:
@@ -222,8 +222,7 @@ def map_batches(con, expr: ir.Table, fn: Callable[[pd.DataFrame], pd.DataFrame],
     `fn` takes a pandas frame of `expr`'s columns and returns one row per row with `schema`'s columns; it must
     not depend on how the rows are cut into batches (each row scored on its own). Spark: ``mapInPandas`` on the
     executors (`fn` is pickled and sent to them, so it may hold a fitted model, not a connection), the output
-    cached. DuckDB: the result's Arrow batches of :data:`MAP_BATCH_ROWS` rows in turn, the output an Arrow table in
-    memory (release drops nothing then; it goes with the last expression that holds it).
+    cached. DuckDB: the result's Arrow batches of :data:`MAP_BATCH_ROWS` rows in turn, the output a table in memory.
     """
     if is_spark(con):
         from pyspark.sql.pandas.types import from_arrow_schema
@@ -234,20 +233,29 @@ def map_batches(con, expr: ir.Table, fn: Callable[[pd.DataFrame], pd.DataFrame],
         name = f"mapped_{uuid.uuid4().hex[:12]}"
         mapped.createOrReplaceTempView(name)
         return cache(con, con.table(name))
-    batches = (pa.RecordBatch.from_pandas(fn(b.to_pandas()), schema=schema, preserve_index=False)
-               for b in expr.to_pyarrow_batches(chunk_size=MAP_BATCH_ROWS))
-    # the output as Arrow, which DuckDB scans where it is (a table made of it would be a second copy)
-    return ibis.memtable(pa.Table.from_batches(batches, schema=schema))
+    # Each batch's output goes into a table as it comes, so only one batch is ever held in pandas. It is written
+    # through a second connection to the same database: a query on the connection that streams the batches would
+    # end that stream after its first batch, silently. (A table of the database, not a temporary one: those are
+    # the connection's own.)
+    name = f"{MAPPED_PREFIX}{uuid.uuid4().hex[:12]}"
+    out = con.create_table(name, schema=ibis.schema(schema))
+    writer = con.con.cursor()
+    try:
+        for batch in expr.to_pyarrow_batches(chunk_size=MAP_BATCH_ROWS):
+            rows = pa.Table.from_pandas(fn(batch.to_pandas()), schema=schema, preserve_index=False)  # noqa: F841
+            writer.execute(f'INSERT INTO "{name}" SELECT * FROM rows')  # DuckDB reads the local Arrow table `rows`
+    finally:
+        writer.close()
+    return out
 
 
 def release(con, tables: list[ir.Table]) -> None:
     """Free tables made by :func:`cache` or :func:`map_batches` that nothing reads any more: DuckDB drops its
     temporary tables, Spark unpersists the cached DataFrames."""
     for t in tables:
-        if isinstance(t.op(), ops.InMemoryTable):  # map_batches' output on DuckDB: freed with its last reader
-            continue
         if getattr(con, "name", "") == "duckdb":
-            con.drop_table(t.op().name, database="temp", force=True)  # cache makes temporary tables
+            name = t.op().name  # cache makes temporary tables, map_batches tables of the in-memory database
+            con.drop_table(name, database=None if name.startswith(MAPPED_PREFIX) else "temp", force=True)
         else:
             t.release()
 

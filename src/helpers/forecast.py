@@ -543,7 +543,8 @@ DIMENSIONS = {"cohort": "first order month", "channel": "channel of the first or
 NO_COUPON = "(no coupon)"
 
 
-def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS, days: ibis.Table | None = None) -> pd.DataFrame:
+def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS, days: ibis.Table | None = None,
+                      scores: ibis.Table | None = None) -> pd.DataFrame:
     """One row per customer with a purchase up to `as_of`, as one Ibis expression: how they were won and what
     they have brought since. The revenue columns are summed from the lines' `customer_facts.daily_net`: `days`,
     when the stage has it cached (up to `as_of` or later), else taken here.
@@ -560,6 +561,10 @@ def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS, days: ibis
                            days) after it or `as_of`, whichever comes first, one column per `months`
     revenue       float    net revenue from the first purchase up to `as_of`
     ============  =======  ===============================================================================
+
+    With `scores` (clv.parquet as a table), each customer's frequency, recency, T and exp_avg_value are joined to
+    the rows by the engine (empty for a customer without a score) and customer_id is left out: the frame is in
+    customer_id order and the ids stay in the engine (`customer_values` takes the scores from it).
     """
     t = orders.filter(orders.order_date < ibis.timestamp(engine.cutoff_end(as_of)))
     buy = t.filter(~t.is_return)
@@ -586,6 +591,10 @@ def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS, days: ibis
     # the day and its month written by the engine, the rows sorted there: in pandas these took 2.5 of the 10 s
     # at 1.35M customers (customer ids are unique, so the order is the same)
     agg = agg.mutate(first_date=agg.first_ts.truncate("D"), cohort=agg.first_ts.strftime("%Y-%m"))
+    joined = list(SCORED_FACTS) if scores is not None else []
+    if scores is not None:
+        s = scores.select(key=scores.customer_id.cast("string"), **{c: scores[c] for c in SCORED_FACTS})
+        agg = agg.left_join(s, agg.customer_id == s.key).drop("key")
     df = engine.to_pandas(agg.order_by("customer_id"))
     engine.release(con, [first])  # kept for the two queries above: each would group the lines again
     df["age_days"] = (pd.Timestamp(as_date(as_of)) - df["first_date"]).dt.days.astype("int64")
@@ -595,18 +604,24 @@ def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS, days: ibis
     if "coupon" in df:
         blank = df["coupon"].isna() | (df["coupon"].astype(str).str.strip() == "")
         df["coupon"] = df["coupon"].where(~blank, NO_COUPON)
-    return df[["customer_id", *attrs, "first_date", "cohort", "age_days", *[f"revenue_{m}m" for m in months],
-               "revenue"]]
+    ids = [] if scores is not None else ["customer_id"]
+    return df[[*ids, *attrs, "first_date", "cohort", "age_days", *[f"revenue_{m}m" for m in months], "revenue",
+               *joined]]
 
 
-def customer_values(facts: pd.DataFrame, scores: pd.DataFrame, fit: Fit | None, margin: float, time_unit: str,
-                    months=VALUE_MONTHS) -> pd.DataFrame:
+SCORED_FACTS = ("frequency", "recency", "T", "exp_avg_value")  # what customer_values takes of clv.parquet
+
+
+def customer_values(facts: pd.DataFrame, scores: pd.DataFrame | None, fit: Fit | None, margin: float,
+                    time_unit: str, months=VALUE_MONTHS) -> pd.DataFrame:
     """Each customer's margin at `months` after their first order: what they brought until then or until
     as_of, plus what the purchase model expects from as_of to that point (expected purchases times their
     expected order value; nothing expected once the point has passed, or without a model). Adds
-    ``value_<m>m`` (margin), ``expected_<m>m`` (its expected part) and ``margin_so_far`` to `facts`."""
+    ``value_<m>m`` (margin), ``expected_<m>m`` (its expected part) and ``margin_so_far`` to `facts`.
+    `scores`: clv.parquet's rows, matched to `facts` by customer_id; None when `facts` carry their columns
+    (`acquisition_facts` with `scores`)."""
     out = facts.copy()
-    s = scores.set_index("customer_id").reindex(out["customer_id"])
+    s = out if scores is None else scores.set_index("customer_id").reindex(out["customer_id"])
     half = DAYS_PER_MONTH / 2  # the time left is taken to the nearest half month: one evaluation per half month
     left = {m: np.round(np.clip(m * DAYS_PER_MONTH - (out["age_days"].to_numpy(float) + 1), 0.0, None) / half)
             for m in months}
@@ -837,7 +852,7 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, *, clv_res
     table = forecast_table(existing, new, ends, clv.gross_margin, fc.band)
     sums = totals(existing, new, fc.horizons_months, clv.gross_margin, fc.band)
     bt = backtest(days, activity, as_of, fit, clv, fc, notes, error, new_error) if fit is not None else None
-    acq = acquisition(orders, processed_dir, as_of, cfg, summary, fit, days)
+    acq = acquisition(orders, processed_dir, as_of, cfg, artifacts.table(con, processed_dir, "clv"), fit, days)
     artifacts.write(processed_dir, "forecast", table)
     artifacts.write(processed_dir, "forecast_model", _card(as_of, fc, clv, fit, how, sums, bt, notes, acq))
     return ForecastResult(
@@ -848,14 +863,15 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None, *, clv_res
         curves=ltv_curves(activity, as_of, clv.gross_margin))
 
 
-def acquisition(orders: ibis.Table, processed_dir, as_of, cfg: Config, summary: pd.DataFrame, fit: Fit | None,
+def acquisition(orders: ibis.Table, processed_dir, as_of, cfg: Config, scores: ibis.Table, fit: Fit | None,
                 days: ibis.Table | None = None) -> dict:
     """The acquisition tables (value per new customer by each of :data:`DIMENSIONS` the data have) and, with
-    marketing_spend_clean, what a new customer cost per channel and month. `days`: see `acquisition_facts`."""
+    marketing_spend_clean, what a new customer cost per channel and month. `scores`: the month's clv.parquet as a
+    table (joined to the customers by the engine); `days`: see `acquisition_facts`."""
     payback = cfg.budget.payback_months
     points = value_points(payback)
-    facts = acquisition_facts(orders, as_of, points, days)
-    values = customer_values(facts, summary, fit, cfg.clv.gross_margin, cfg.clv.time_unit, points)
+    facts = acquisition_facts(orders, as_of, points, days, scores)
+    values = customer_values(facts, None, fit, cfg.clv.gross_margin, cfg.clv.time_unit, points)
     tables = {d: acquisition_table(values, d, payback) for d in DIMENSIONS}
     spend = artifacts.read_if_exists(processed_dir, "marketing_spend_clean")
     by_channel, by_month = spend_tables(spend, values, payback, points)
