@@ -256,6 +256,10 @@ def test_run_writes_scores_and_model_card(demo_run, demo_dir):
     artifacts.check("churn", scores)
     assert scores["customer_id"].is_unique and scores["churn_probability"].between(0, 1).all()
     assert set(scores["risk_tier"]) <= set(churn.TIERS)
+    # the page's frame is the file's rows in the same order, without the ids (they stay in the engine)
+    assert "customer_id" not in demo_run.scored and len(demo_run.scored) == len(scores)
+    np.testing.assert_array_equal(demo_run.scored["churn_probability"], scores["churn_probability"])
+    assert demo_run.scored["risk_tier"].astype(str).tolist() == scores["risk_tier"].tolist()
     card = json.loads((demo_dir / "churn_model.json").read_text())
     assert card["horizon_days"] == 90 and card["chosen_model"] in churn.MODELS
     assert card["train"] == {"cutoff": "2026-01-01", "labelled_until": "2026-04-01",

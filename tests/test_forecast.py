@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -181,6 +182,28 @@ def _orders(rows) -> "ibis.Table":
     df["order_date"] = pd.to_datetime(df["order_date"])
     df["is_return"] = df["amount"] < 0
     return ibis.duckdb.connect().create_table("orders", df)
+
+
+def test_acquisition_facts_take_the_scores_from_the_engine_and_leave_the_ids_there():
+    """04's forecast joins clv.parquet's scores to the new customers in the engine: the facts come without ids, in
+    customer_id order, each row with its own customer's scores (empty for a customer without one), and give the
+    same values per customer as the scores matched by id in pandas."""
+    orders = _orders([("B", "b1", "2024-03-01", 40.0, "ads", "bags", None), ("B", "b2", "2024-09-01", 60.0, "ads", "bags", None),
+                      ("A", "a1", "2025-10-01", 20.0, "mail", "shoes", "HELLO"), ("C", "c1", "2025-11-01", 30.0, "ads", "bags", None)])
+    scores = pd.DataFrame({"customer_id": ["A", "B"], "frequency": [0, 1], "recency": [0.0, 184.0], "T": [91.0, 670.0],
+                           "exp_avg_value": [25.0, 55.0]})
+    plain = forecast.acquisition_facts(orders, "2025-12-31", (6, 12))
+    joined = forecast.acquisition_facts(orders, "2025-12-31", (6, 12), scores=ibis.memtable(scores))
+    assert "customer_id" not in joined and plain["customer_id"].tolist() == ["A", "B", "C"]
+    expected = plain.merge(scores, on="customer_id", how="left").drop(columns="customer_id")
+    pd.testing.assert_frame_equal(joined, expected, check_dtype=False)
+    fit = clv.fit_purchase_model("bgnbd", clv.compress(pd.DataFrame({"frequency": [0, 1, 2, 0, 3], "recency": [0.0, 100, 200, 0, 300],
+                                                                     "T": [400.0, 500, 600, 300, 700]}))[0])
+    by_id = forecast.customer_values(plain, scores, fit, 0.3, "day", (6, 12))
+    pd.testing.assert_frame_equal(forecast.customer_values(joined, None, fit, 0.3, "day", (6, 12))[by_id.columns[1:]],
+                                  by_id.drop(columns="customer_id"), check_dtype=False)
+    a, b, c = by_id["expected_12m"].tolist()
+    assert a > 0 and b == 0 and c == 0  # A is young; B's twelve months are past; C, as young as A, has no score
 
 
 def test_two_channels_of_known_worth_are_given_back():

@@ -602,6 +602,10 @@ class Scorer:
                           ("p_no_purchase_bgnbd", pa.float64()), *[(c, pa.float64()) for c in self.keep]])
 
     def __call__(self, rows: pd.DataFrame) -> pd.DataFrame:
+        with quiet():  # the libraries' warnings stay out of the page (and of the executors' logs)
+            return self._score(rows)
+
+    def _score(self, rows: pd.DataFrame) -> pd.DataFrame:
         now = as_features(rows.drop(columns=[c for c in SUMMARY_KEYS if c != "customer_id"]))
         if self.bgnbd is None:
             now = now.assign(p_alive=np.nan, p_no_purchase=np.nan)

@@ -230,7 +230,7 @@ def map_batches(con, expr: ir.Table, fn: Callable[[pd.DataFrame], pd.DataFrame],
         con._run_pre_execute_hooks(expr)  # in-memory tables the expression joins
         rows = con._session.sql(con.compile(expr))
         mapped = rows.mapInPandas(lambda frames: (fn(f) for f in frames), schema=from_arrow_schema(schema))
-        name = f"mapped_{uuid.uuid4().hex[:12]}"
+        name = f"{MAPPED_PREFIX}{uuid.uuid4().hex[:12]}"
         mapped.createOrReplaceTempView(name)
         return cache(con, con.table(name))
     # Each batch's output goes into a table as it comes, so only one batch is ever held in pandas. It is written
@@ -242,8 +242,13 @@ def map_batches(con, expr: ir.Table, fn: Callable[[pd.DataFrame], pd.DataFrame],
     writer = con.con.cursor()
     try:
         for batch in expr.to_pyarrow_batches(chunk_size=MAP_BATCH_ROWS):
-            rows = pa.Table.from_pandas(fn(batch.to_pandas()), schema=schema, preserve_index=False)  # noqa: F841
-            writer.execute(f'INSERT INTO "{name}" SELECT * FROM rows')  # DuckDB reads the local Arrow table `rows`
+            writer.register("mapped_batch", pa.Table.from_pandas(fn(batch.to_pandas()), schema=schema,
+                                                                 preserve_index=False))
+            writer.execute(f'INSERT INTO "{name}" SELECT * FROM mapped_batch')
+            writer.unregister("mapped_batch")
+    except BaseException:
+        con.drop_table(name, force=True)  # no half-filled table is left behind
+        raise
     finally:
         writer.close()
     return out
