@@ -650,9 +650,9 @@ def make_scorer(bt: BacktestOutcome, cfg: Config, failures: list[str], bgnbd: cu
 
 
 def bgnbd_at(rows: ir.Table, cfg: Config) -> tuple[customer_facts.Fit | None, dict]:
-    """(`fit_bgnbd` on `cutoff_expr`'s summary at a cut-off, its parameters rounded to 6 decimals), or (None,
-    {BGNBD_FAILED: why}) when it cannot be fitted. Only the summary's numbers reach pandas, in customer_id order
-    (the order `clv.fit_sample` draws from), not the customers' ids."""
+    """(`fit_bgnbd` on a summary at a cut-off (`customer_facts.rfm_summary_expr`: the rows of `cutoff_expr`), its
+    parameters rounded to 6 decimals), or (None, {BGNBD_FAILED: why}) when it cannot be fitted. Only the summary's
+    numbers reach pandas, in customer_id order (the order `clv.fit_sample` draws from), not the customers' ids."""
     summary = engine.to_pandas(rows.order_by("customer_id").select("frequency", "recency", "T"))
     try:
         with quiet():
@@ -761,7 +761,8 @@ def _compute(processed_dir, as_of: str, cfg: Config, con, timer: _Timer) -> Chur
 
     failures: list[str] = []  # models that could not be fitted, one sentence each
     now = cutoff_expr(lines, cut["as_of"], levels, cfg, customers, orders=orders_before(history, cut["as_of"]))
-    bgnbd, bgnbd_params = bgnbd_at(now, cfg)
+    # fitted on the summary alone (the rows of `now`, without its features: those are computed once, to score)
+    bgnbd, bgnbd_params = bgnbd_at(customer_facts.rfm_summary_expr(lines, cut["as_of"], cfg.clv.time_unit), cfg)
     features = [c for c in now.columns if c not in SUMMARY_KEYS] + list(BGNBD_COLUMNS)
     timer.lap("features_as_of")
     if bgnbd is None:
