@@ -667,7 +667,7 @@ def test_no_table_of_notebook_04_shows_a_model_internal_or_snake_case_name(small
     assert not set(tables["summary"].index) & plots.MODEL_INTERNAL_NAMES
     scores = artifacts.read(small_shop_runs[12][0], "clv")
     ids = scores["customer_id"]
-    segments = clv.clv_by_segment(scores, pd.DataFrame({"customer_id": ids, "rfm_segment": ["A", "B"] * (len(ids) // 2)}))
+    segments = clv.segment_table(scores.assign(rfm_segment=["A", "B"] * (len(ids) // 2)))
     seg = page.segments_table(dataclasses.replace(res, segments=segments))
     assert plots.unreadable_names(seg) == [] and "mean CLV, next 12 months (margin, EUR)" in seg.columns
     assert seg["mean P(alive)"].str.endswith("%").all() and seg["share of total CLV"].str.endswith("%").all()
@@ -799,7 +799,7 @@ def test_the_clv_total_band_brackets_the_total_and_repeats_exactly(cdnow):
 
 def test_clv_by_segment_joined_by_the_engine_is_the_pandas_table(tmp_path):
     """04 joins its scores to segments.parquet in the engine (the page holds no customer id): the same table as
-    the pandas definition, a segment's customer without a score and a score without a segment left out."""
+    the pandas join's, a segment's customer without a score and a score without a segment left out."""
     scores = pd.DataFrame({"customer_id": ["d", "a", "c", "b", "e"], "frequency": [0, 3, 1, 2, 5],
                            "clv": [1.5, 40.25, 7.0, 12.5, 99.0], "p_alive": [0.2, 0.9, 0.5, 0.7, 1.0],
                            "p_purchase": [0.1, 0.6, 0.3, 0.4, 0.9]})
@@ -808,6 +808,6 @@ def test_clv_by_segment_joined_by_the_engine_is_the_pandas_table(tmp_path):
     segments.to_parquet(artifacts.path(tmp_path, "segments"))
     con = engine.connect()
     table = clv.clv_by_segment_table(con, tmp_path, ibis.memtable(scores))
-    pd.testing.assert_frame_equal(table, clv.clv_by_segment(scores.sort_values("customer_id"), segments))
+    pd.testing.assert_frame_equal(table, clv.segment_table(scores.sort_values("customer_id").merge(segments)))
     assert list(table.index) == ["Champions", "Lost"] and table.loc["Lost", "customers"] == 2
     assert clv.clv_by_segment_table(con, tmp_path / "none", ibis.memtable(scores)) is None

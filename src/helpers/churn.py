@@ -402,7 +402,7 @@ class ChurnResult:
     scored: pd.DataFrame
     card: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)  # seconds per step (benchmark only; not saved)
-    tiers_by_segment: pd.DataFrame | None = None  # tier_shares_by_segment of churn.parquet and segments.parquet (03)
+    tiers_by_segment: pd.DataFrame | None = None  # tiers_by_segment_table: churn.parquet and segments.parquet (03)
     failures: list[str] = field(default_factory=list)  # one sentence per model that could not be fitted
     # (predicted CLV of the high-risk customers, of all customers), customer_facts.clv_at_risk on
     # clv.parquet (notebook 04), if made; clv_months: its horizon (clv_model.json)
@@ -671,22 +671,11 @@ def page_scores(scored: ir.Table, keep: list[str]) -> pd.DataFrame:
     return df
 
 
-def tier_shares_by_segment(scored: pd.DataFrame, segments: pd.DataFrame | None) -> pd.DataFrame:
-    """Share of each RFM segment's customers per risk tier (rows: segment), highest mean churn probability first.
-
-    `scored`: customer_id, risk_tier, churn_probability (churn.parquet's rows); `segments`: customer_id,
-    rfm_segment (segments.parquet of notebook 03). Without segments, one row says so. The stage takes the same
-    table from the engine's join (`tiers_by_segment_table`)."""
-    if segments is None:
-        return tier_shares(None)
-    seg = segments[["customer_id", "rfm_segment"]].assign(customer_id=lambda d: d["customer_id"].astype(str))
-    return tier_shares(scored[["customer_id", "risk_tier", "churn_probability"]].merge(seg, on="customer_id",
-                                                                                    how="inner"))
-
-
 def tier_shares(joined: pd.DataFrame | None) -> pd.DataFrame:
-    """`tier_shares_by_segment` of the scored customers who have a segment (`joined`: risk_tier,
-    churn_probability, rfm_segment, in customer_id order); None: segments.parquet is missing."""
+    """Share of each RFM segment's customers per risk tier (rows: segment), highest mean churn probability first,
+    of the scored customers who have a segment (`joined`: risk_tier, churn_probability, rfm_segment, in customer_id
+    order; the stage takes it from the engine's join, `tiers_by_segment_table`). None: segments.parquet is missing,
+    and one row says so."""
     if joined is None:
         return plots.note_table("segments.parquet is missing; run 03_segments for this month to see tiers by segment.",
                                 "segments", "segment")

@@ -760,22 +760,11 @@ def decile_table(values) -> pd.DataFrame:
     return d.round(1)
 
 
-def clv_by_segment(scores: pd.DataFrame, segments: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Customers, mean and total CLV, mean P(alive), mean P(purchase) over the purchase window, mean
-    repeat purchases and share of total CLV per RFM segment.
-
-    `segments` has segments.parquet's ``customer_id`` and ``rfm_segment``; None (notebook 03 not
-    run for this month) gives None. The stage takes the same table from the engine's join
-    (`clv_by_segment_table`).
-    """
-    if segments is None:
-        return None
-    return segment_table(scores.merge(segments[["customer_id", "rfm_segment"]], on="customer_id", how="inner"))
-
-
 def segment_table(j: pd.DataFrame) -> pd.DataFrame:
-    """`clv_by_segment` of the scored customers who have a segment (`j`: rfm_segment, clv, p_alive, p_purchase,
-    frequency, in customer_id order)."""
+    """Customers, mean and total CLV, mean P(alive), mean P(purchase) over the purchase window, mean repeat
+    purchases and share of total CLV per RFM segment, of the scored customers who have a segment (`j`: rfm_segment,
+    clv, p_alive, p_purchase, frequency, in customer_id order; the stage takes it from the engine's join,
+    `clv_by_segment_table`)."""
     g = j.groupby("rfm_segment", observed=True)
     out = pd.DataFrame({"customers": g.size(), "mean_clv": g["clv"].mean(), "total_clv": g["clv"].sum(),
                         "mean_p_alive": g["p_alive"].mean(), "mean_p_purchase": g["p_purchase"].mean(),

@@ -274,13 +274,13 @@ def tier_takeaway(result: ChurnResult) -> str:
 # --------------------------------------------------------------------------- tiers by RFM segment
 
 def tiers_by_segment_numbers(result: ChurnResult) -> pd.DataFrame:
-    """`helpers.churn.tier_shares_by_segment` of this month's scores and segments, as the stage computed it once
+    """`helpers.churn.tiers_by_segment_table` of this month's scores and segments, as the stage computed it once
     for the table, the figure and the sentence (the engine joins them: the page holds no customer's id)."""
     return result.tiers_by_segment if result.tiers_by_segment is not None else tier_shares(None)
 
 
 def tiers_by_segment_for_readers(table: pd.DataFrame) -> pd.DataFrame:
-    """`tier_shares_by_segment` for reading (the one-row note without segments stays as it is)."""
+    """`helpers.churn.tier_shares` for reading (the one-row note without segments stays as it is)."""
     if "note" in table.columns:
         return table
     shares = {f"share {t}": "share" for t in TIERS}

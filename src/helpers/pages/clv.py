@@ -367,7 +367,7 @@ def plot_deciles(result: ClvResult, ax=None):
 # --- CLV by RFM segment ----------------------------------------------------------------------------
 
 def segments_table(result: ClvResult) -> pd.DataFrame | None:
-    """CLV per RFM segment (see `helpers.clv.clv_by_segment`) for reading, or None when segments.parquet
+    """CLV per RFM segment (see `helpers.clv.clv_by_segment_table`) for reading, or None when segments.parquet
     is absent."""
     if result.segments is None:
         return None
@@ -396,7 +396,7 @@ def segment_takeaway(result: ClvResult) -> str:
 
 def segment_sentence(table: pd.DataFrame | None, currency: str = "EUR", window_days: int = 90) -> str:
     """The segment worth the most, the one holding the largest share of CLV, and the one least likely
-    to order soon, from a `clv_by_segment` table (None: segments.parquet absent)."""
+    to order soon, from a `clv_by_segment_table` table (None: segments.parquet absent)."""
     if table is None:
         return ("segments.parquet is not there yet (run notebook 03 for this month), so CLV by segment is "
                 "left out.")
