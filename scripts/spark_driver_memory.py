@@ -5,7 +5,7 @@
 
 The month folder (made by any engine: the artifacts are the same) is copied to ``--keep`` without the stage's own
 outputs, and the stage runs there as its notebook runs it (04: ``clv.run`` then ``forecast.run``; 05:
-``churn.run``; 02: ``kpis.run``) on Spark with ``--config``'s engine settings (default: config/default.yml with
+``churn.run``; 06: ``winback.run``; 02: ``kpis.run``) on Spark with ``--config``'s engine settings (default: config/default.yml with
 ``local[2]``, a 2g driver heap, 4 shuffle partitions, no UI). ``--src`` runs another checkout's helpers (a git
 worktree of an earlier commit), for before and after on one machine.
 
@@ -30,7 +30,8 @@ import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-OWN_OUTPUTS = {"02": ("kpis*", "cohorts*"), "04": ("clv*", "forecast*"), "05": ("churn*",)}
+OWN_OUTPUTS = {"02": ("kpis*", "cohorts*"), "04": ("clv*", "forecast*"), "05": ("churn*",),
+               "06": ("winback*", "campaign_plan*", "offers*")}
 SPARK = {"backend": "spark", "spark_master": "local[2]",
          "spark_conf": {"spark.driver.memory": "2g", "spark.sql.shuffle.partitions": 4, "spark.ui.enabled": False}}
 
@@ -68,6 +69,25 @@ class Peaks:
         self._thread.join()
 
 
+def _print_on_return(name: str, peaks: Peaks) -> None:
+    """Wrap helpers' `module.function` (where the stage looks it up) to print the seconds and the driver's peak so
+    far when it returns."""
+    import importlib
+
+    module_name, function = name.rsplit(".", 1)
+    module = importlib.import_module(f"helpers.{module_name}")
+    inner = getattr(module, function)
+
+    def timed(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            print(f"  {name}: {time.perf_counter() - t:.1f} s, driver's Python peak so far "
+                  f"{peaks.driver / 2**20:,.0f} MB", flush=True)
+    setattr(module, function, timed)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stage", choices=sorted(OWN_OUTPUTS), required=True)
@@ -76,10 +96,12 @@ def main() -> None:
     ap.add_argument("--as-of", default="2026-06-30")
     ap.add_argument("--config", default=None, help="a config file whose engine is Spark (default: see above)")
     ap.add_argument("--src", default=str(ROOT / "src"), help="the helpers to run (another checkout's src)")
+    ap.add_argument("--phases", default="", help="module.function,... of the helpers: the driver's peak so far is "
+                    "printed as each returns (e.g. offers.run,winback.plan_candidates)")
     args = ap.parse_args()
     sys.path.insert(0, args.src)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from helpers import churn, clv, engine, forecast, kpis
+    from helpers import churn, clv, engine, forecast, kpis, winback
     from helpers.config import config_from_dict
 
     if args.config:
@@ -92,6 +114,8 @@ def main() -> None:
     con = engine.connect(cfg.engine)
     start = psutil.Process().memory_info().rss
     with Peaks() as peaks:
+        for name in filter(None, args.phases.split(",")):
+            _print_on_return(name, peaks)
         t = time.perf_counter()
         if args.stage == "04":
             result = clv.run(out, args.as_of, cfg, con)
@@ -100,6 +124,8 @@ def main() -> None:
             forecast.run(out, args.as_of, cfg, con, clv_result=result)
         elif args.stage == "05":
             churn.run(out, args.as_of, cfg, con)
+        elif args.stage == "06":
+            winback.run(out, args.as_of, cfg, con)
         else:
             kpis.run(out, args.as_of, cfg, con)
         wall = time.perf_counter() - t

@@ -179,6 +179,28 @@ def test_demo_features_and_bgnbd_ignore_appended_future_orders(con, cfg, demo_di
     pd.testing.assert_frame_equal(churn.feature_frame(p, cutoff, levels, cfg, customers), before)
 
 
+def test_the_labelled_window_kept_by_the_engine_gives_the_frames_own_rows_sample_and_numbers(con, cfg, demo_dir):
+    """The backtest takes its windows from the engine (`labelled_window`) and only samples and id-free columns reach
+    pandas: each is what the pandas frame (`labelled_frame`) gives, including the random draw above the sample size
+    (the rows of the same positions in customer_id order)."""
+    orders = con.read_parquet(str(demo_dir / "orders_clean.parquet"))
+    customers = con.read_parquet(str(demo_dir / "customers_clean.parquet"))
+    cutoff = "2025-12-31"
+    levels = customer_facts.mix_levels(orders, cutoff)
+    frame = churn.labelled_frame(orders, cutoff, levels, cfg, customers)
+    window = churn.labelled_window(con, orders, cutoff, levels, cfg, customers)
+    try:
+        assert window.n == len(frame) > 3000 and window.has_bgnbd()
+        pd.testing.assert_frame_equal(window.sample(len(frame), 1), frame)
+        drawn = churn._sample(frame, 3000, 7)
+        pd.testing.assert_frame_equal(window.sample(3000, 7), drawn)
+        assert not drawn.index.equals(pd.RangeIndex(3000))  # a draw, not the first rows
+        pd.testing.assert_frame_equal(window.numbers(["recency_days", "churned"]),
+                                      frame[["recency_days", "churned"]])
+    finally:
+        churn.engine.release(con, [window.rows])
+
+
 # --------------------------------------------------------------------------- BG/NBD baseline
 
 def test_bgnbd_no_purchase_probability_follows_the_closed_form(con, cfg, demo_dir):

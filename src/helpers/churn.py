@@ -28,11 +28,14 @@ Backtest (mirrors use): train on the cut-off ``as_of - 2H`` labelled by ``as_of 
 cut-off ``as_of - H`` labelled by ``as_of``. Scoring at ``as_of`` retrains the chosen model on the
 latest labelled window (cut-off ``as_of - H``).
 
-Order lines are handled as Ibis expressions (DESIGN.md, "Engine"); only per-customer frames become
-pandas: the backtest's two labelled windows, on which the models are fitted and judged. The customers at as_of
-are scored where they are (`Scorer` through `engine.map_batches`: on Spark's executors) and churn.parquet is
-written by the engine; the page gets the columns it reads without the customers' ids (`page_scores`), and the
-tiers by segment and the CLV at risk are joined by the engine. The per-customer behaviour at a cut-off (`features_at`, `mix_levels`) is defined once in
+Order lines are handled as Ibis expressions (DESIGN.md, "Engine"), and so are the customers: the backtest's two
+labelled windows are kept by the engine (`labelled_window`), with each customer's features and baseline computed
+where the rows are (`engine.map_batches`: on Spark's executors). The classifier is fitted on a sample of a window
+(churn.max_train_rows rows, the engine picking them by id), the recency baseline on two columns of every row, and
+the test window is scored where it is: its labels and probabilities reach pandas without ids. The customers at
+as_of are scored the same way (`Scorer`) and churn.parquet is written by the engine; the page gets the columns it
+reads without the customers' ids (`page_scores`), and the tiers by segment and the CLV at risk are joined by the
+engine. The per-customer behaviour at a cut-off (`features_at`, `mix_levels`) is defined once in
 ``helpers.customer_facts``; the BG/NBD fit comes from ``helpers.clv``.
 
 Use: ``res = run(processed_dir, as_of, cfg)`` writes churn.parquet and churn_model.json and returns a
@@ -151,6 +154,12 @@ def feature_frame_with_params(lines: ir.Table, cutoff: str, levels: dict[str, li
     if label is not None:
         df["churned"] = label.to_numpy()
     return df, params
+
+
+def categories_as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with its categorical feature columns as `as_features` gives them (text, None where missing), as they
+    come back from the engine as pandas' string columns."""
+    return df.assign(**{c: df[c].astype("object").where(df[c].notna(), None) for c in CATEGORICAL if c in df.columns})
 
 
 def as_features(df: pd.DataFrame) -> pd.DataFrame:
@@ -279,6 +288,91 @@ def bgnbd_columns(fit: customer_facts.Fit, summary: pd.DataFrame, cfg: Config) -
                         index=summary.index)
 
 
+def window_features(rows: pd.DataFrame, bgnbd: customer_facts.Fit | None, cfg: Config) -> pd.DataFrame:
+    """`cutoff_expr`'s rows (a batch of them, or all) as the models take them: customer_id, the features
+    (`as_features`) and the purchase-model baseline's p_alive and p_no_purchase (`bgnbd_columns` of `bgnbd`, empty
+    when it could not be fitted), then churned when the rows carry a label. Each row's values are its own."""
+    label = rows["churned"].astype(bool).to_numpy() if "churned" in rows.columns else None
+    now = as_features(rows.drop(columns=[c for c in (*SUMMARY_KEYS, "churned") if c in rows.columns
+                                         and c != "customer_id"]))
+    if bgnbd is None:
+        now = now.assign(p_alive=np.nan, p_no_purchase=np.nan)
+    elif len(now):
+        base = bgnbd_columns(bgnbd, rows[["frequency", "recency", "T"]], cfg)
+        now = now.assign(**{c: base[c].to_numpy() for c in BGNBD_COLUMNS})
+    else:
+        now = now.assign(p_alive=pd.Series(dtype=float), p_no_purchase=pd.Series(dtype=float))
+    return now if label is None else now.assign(churned=label)
+
+
+@dataclass
+class _WindowRows:
+    """`window_features` a batch at a time (`engine.map_batches`), into `schema`."""
+
+    bgnbd: customer_facts.Fit | None
+    cfg: Config
+    schema: pa.Schema
+
+    def __call__(self, rows: pd.DataFrame) -> pd.DataFrame:
+        with quiet():
+            return window_features(rows, self.bgnbd, self.cfg)[self.schema.names]
+
+
+@dataclass
+class LabelledWindow:
+    """A labelled cut-off window, kept by the engine (`labelled_window`): one row per customer with a positive
+    purchase at the cut-off, with `labelled_frame`'s columns (customer_id, the features, p_alive, p_no_purchase,
+    churned). Only what a model takes reaches pandas: `numbers` (columns of every row, without ids) and `sample`
+    (the rows `_sample` would draw from the whole frame), both in customer_id order, as the frame has them.
+    `release` it when done."""
+
+    rows: ir.Table
+    n: int
+    missing_bgnbd: int = 0  # rows without the purchase-model baseline (it could not be fitted at the cut-off)
+    _ids: pa.ChunkedArray | None = field(default=None, repr=False)  # the ids in customer_id order, once drawn from
+
+    def numbers(self, columns: list[str]) -> pd.DataFrame:
+        return engine.to_pandas(self.rows.order_by("customer_id").select(*columns))
+
+    def _frame(self, rows: ir.Table) -> pd.DataFrame:
+        return categories_as_text(engine.to_pandas(rows.order_by("customer_id")))
+
+    def sample(self, rows: int, seed: int) -> pd.DataFrame:
+        """`_sample(labelled_frame(...), rows, seed)`: every row up to `rows`, else the same random draw of
+        positions in customer_id order, whose rows the engine picks by their ids (only the ids reach pandas)."""
+        if self.n <= rows:
+            return self._frame(self.rows)
+        at = pd.RangeIndex(self.n).to_series().sample(n=rows, random_state=seed).sort_index().to_numpy()
+        if self._ids is None:
+            self._ids = self.rows.order_by("customer_id").select("customer_id").to_pyarrow()["customer_id"]
+        picked = ibis.memtable(pa.table({"customer_id": self._ids.take(pa.array(at))}))
+        out = self._frame(self.rows.semi_join(picked, "customer_id"))
+        out.index = at
+        return out
+
+    def has_bgnbd(self) -> bool:
+        """Whether the purchase-model baseline scored every row (it was fitted at the cut-off)."""
+        return self.missing_bgnbd == 0
+
+
+def labelled_window(con, lines: ir.Table, cutoff: str, levels: dict[str, list[str]], cfg: Config,
+                    customers: ir.Table | None = None, history: ir.Table | None = None,
+                    bgnbd: bool = True) -> LabelledWindow:
+    """`labelled_frame` kept by the engine: `cutoff_expr` with churned, the purchase model fitted on the summary's
+    numbers alone (`bgnbd_at`; not with ``bgnbd=False``: its columns are then empty), and each row's features and
+    baseline computed where the rows are (`engine.map_batches`: on Spark's executors)."""
+    orders = None if history is None else orders_before(history, cutoff)
+    expr = cutoff_expr(lines, cutoff, levels, cfg, customers, cfg.churn.horizon_days, orders)
+    fit = bgnbd_at(customer_facts.rfm_summary_expr(lines, cutoff, cfg.clv.time_unit), cfg)[0] if bgnbd else None
+    features = [c for c in expr.columns if c not in SUMMARY_KEYS and c != "churned"]
+    schema = pa.schema([("customer_id", pa.string()),
+                        *[(c, pa.string() if c in CATEGORICAL else pa.float64()) for c in features],
+                        *[(c, pa.float64()) for c in BGNBD_COLUMNS], ("churned", pa.bool_())])
+    rows = engine.map_batches(con, expr.filter(expr.is_customer.notnull()), _WindowRows(fit, cfg, schema), schema)
+    counts = rows.aggregate(n=rows.count(), missing=rows.p_no_purchase.isnull().sum()).to_pyarrow().to_pylist()[0]
+    return LabelledWindow(rows, int(counts["n"]), int(counts["missing"] or 0))
+
+
 # --------------------------------------------------------------------------- models (pandas)
 
 def model_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -395,7 +489,7 @@ class ChurnResult:
     backtest_note: str
     chosen_model: str
     metrics: pd.DataFrame  # index: model; roc_auc, pr_auc, brier, top_decile_lift, top_decile_captured
-    test_predictions: pd.DataFrame  # customer_id, churned, p_bgnbd, p_recency, p_model (test cut-off)
+    test_predictions: pd.DataFrame  # churned, p_model, p_recency, p_bgnbd of the test cut-off's customers, no ids
     importance: pd.DataFrame  # index: feature; importance_mean, importance_std (ROC-AUC drop)
     # what the page reads of the scored customers (`page_scores`): churn_probability, risk_tier, p_alive_baseline
     # and the tier reasons' features, in customer_id order; their ids stay in churn.parquet, written by the engine
@@ -423,7 +517,7 @@ class BacktestOutcome:
     predictions: pd.DataFrame
     chosen: str
     note: str
-    test: pd.DataFrame | None = None  # the labelled test window, on which scoring retrains
+    test: LabelledWindow | None = None  # the labelled test window, on which scoring retrains
     importance: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         columns=["importance_mean", "importance_std"]).rename_axis("feature"))
     n_train: int = 0
@@ -453,7 +547,8 @@ def _enough(n: int, churned: int, cfg: ChurnConfig) -> str | None:
 
 def labelled_frame(lines, cutoff, levels, cfg, customers=None, bgnbd=True, history=None) -> pd.DataFrame:
     """Feature frame at `cutoff` with the column churned (next churn.horizon_days days); `history`: the run's
-    `customer_facts.order_history`, which the frame's orders are cut from."""
+    `customer_facts.order_history`, which the frame's orders are cut from. The stage keeps its windows in the engine
+    (`labelled_window`); this frame, all in pandas, is what they are checked against."""
     orders = None if history is None else orders_before(history, cutoff)
     return feature_frame_with_params(lines, cutoff, levels, cfg, customers, bgnbd, cfg.churn.horizon_days, orders)[0]
 
@@ -475,29 +570,59 @@ def permutation_table(model, frame: pd.DataFrame, cfg: ChurnConfig) -> pd.DataFr
     return out.set_index("feature")
 
 
-def backtest(train: pd.DataFrame, test: pd.DataFrame, cfg: ChurnConfig, has_bgnbd: bool):
+def backtest(con, train: LabelledWindow, test: LabelledWindow, cfg: ChurnConfig):
     """Fit on the training window, evaluate the three models on the test window.
 
-    Returns (metrics frame indexed by model, test predictions, fitted model, why it could not be
-    fitted); a model that cannot be fitted is None, left out of the metrics, and `why` says so."""
-    model, why = fit_model_or_none(train, cfg)
-    recency = fit_recency(train)
-    pred = test[["customer_id", "churned"]].copy()
-    pred["p_model"] = predict_model(model, test) if model is not None else np.nan
-    pred["p_recency"] = recency.predict(test["recency_days"].to_numpy())
-    y = test["churned"].astype(int).to_numpy()
+    The classifier is fitted on `train`'s sample (churn.max_train_rows), the recency baseline on its recency and
+    label; the test window is scored where its rows are (`engine.map_batches`) and only each row's label and three
+    probabilities reach pandas. Returns (metrics frame indexed by model, test predictions: churned, p_model,
+    p_recency, p_bgnbd in customer_id order, without ids; fitted model, why it could not be fitted); a model that
+    cannot be fitted is None, left out of the metrics, and `why` says so."""
+    model, why = fit_model_or_none(train.sample(cfg.max_train_rows, cfg.random_state), cfg)
+    recency = fit_recency(train.numbers(["recency_days", "churned"]))
+    has_bgnbd = test.has_bgnbd()
+    scored = engine.map_batches(con, test.rows, _Predictions(model, recency, has_bgnbd), _Predictions.SCHEMA)
+    pred = engine.to_pandas(scored.order_by("customer_id").select(*_Predictions.SCHEMA.names[1:]))
+    engine.release(con, [scored])
+    return backtest_metrics(pred, has_bgnbd, model is not None), pred.drop(columns="recency_days"), model, why
+
+
+def backtest_metrics(pred: pd.DataFrame, has_bgnbd: bool, has_model: bool) -> pd.DataFrame:
+    """`model_metrics` of each model scored on the test window (`pred`: churned, p_model, p_recency, p_bgnbd,
+    recency_days), indexed by model: the purchase-model baseline when it scored every customer, recency, and the
+    classifier when it was fitted."""
+    y = pred["churned"].astype(int).to_numpy()
     rows = {}
     if has_bgnbd:
-        pred["p_bgnbd"] = test["p_no_purchase"].to_numpy()
         rows["bgnbd"] = model_metrics(y, pred["p_bgnbd"])
-    else:
-        pred["p_bgnbd"] = np.nan
-    rows["recency"] = model_metrics(y, pred["p_recency"], score=test["recency_days"])
-    if model is not None:
+    rows["recency"] = model_metrics(y, pred["p_recency"], score=pred["recency_days"])
+    if has_model:
         rows["model"] = model_metrics(y, pred["p_model"])
     metrics = pd.DataFrame(rows).T
     metrics.index.name = "model"
-    return metrics, pred, model, why
+    return metrics
+
+
+@dataclass
+class _Predictions:
+    """The backtest's three probabilities for a batch of the test window's rows (`backtest`)."""
+
+    model: object | None
+    recency: object
+    has_bgnbd: bool
+    SCHEMA = pa.schema([("customer_id", pa.string()), ("churned", pa.bool_()), ("p_model", pa.float64()),
+                        ("p_recency", pa.float64()), ("p_bgnbd", pa.float64()), ("recency_days", pa.float64())])
+
+    def __call__(self, rows: pd.DataFrame) -> pd.DataFrame:
+        with quiet():
+            rows, n = categories_as_text(rows), len(rows)
+            return pd.DataFrame({
+                "customer_id": rows["customer_id"].astype(str).to_numpy(),
+                "churned": rows["churned"].astype(bool).to_numpy(),
+                "p_model": (predict_model(self.model, rows) if self.model is not None and n else np.full(n, np.nan)),
+                "p_recency": self.recency.predict(rows["recency_days"].to_numpy()) if n else np.zeros(0),
+                "p_bgnbd": rows["p_no_purchase"].to_numpy(dtype=float) if self.has_bgnbd else np.full(n, np.nan),
+                "recency_days": rows["recency_days"].to_numpy(dtype=float)})
 
 
 def choose_model(metrics: pd.DataFrame) -> str:
@@ -529,39 +654,40 @@ def history_problem(lines: ir.Table, cut: dict, ch: ChurnConfig) -> str | None:
     return problem
 
 
-def run_backtest(labelled, cut: dict, ch: ChurnConfig, failures: list[str], timer: _Timer) -> BacktestOutcome:
+def run_backtest(con, window, cut: dict, ch: ChurnConfig, failures: list[str], timer: _Timer) -> BacktestOutcome:
     """The backtest of the three models, their permutation importance and the model chosen.
 
-    `labelled(cutoff)` gives the labelled feature frame at a cut-off; a model that cannot be fitted
-    adds its sentence to `failures`."""
-    train, test = labelled(cut["train_cutoff"]), labelled(cut["test_cutoff"])
+    `window(cutoff)` gives the labelled window at a cut-off (`labelled_window`); a model that cannot be fitted
+    adds its sentence to `failures`. The training window is released here, the test window is kept on the outcome
+    (scoring retrains on it)."""
+    train, test = window(cut["train_cutoff"]), window(cut["test_cutoff"])
     timer.lap("features_backtest")
-    has_bgnbd = bool(test["p_no_purchase"].notna().all())
-    metrics, pred, bt_model, why = backtest(train, test, ch, has_bgnbd=has_bgnbd)
+    metrics, pred, bt_model, why = backtest(con, train, test, ch)
+    engine.release(con, [train.rows])
     timer.lap("backtest_models")
-    note = (f"Backtest: trained on the {len(train):,} customers who had bought by {cut['train_cutoff']}, "
-            f"tested on the {len(test):,} who had bought by {cut['test_cutoff']}.")
+    note = (f"Backtest: trained on the {train.n:,} customers who had bought by {cut['train_cutoff']}, "
+            f"tested on the {test.n:,} who had bought by {cut['test_cutoff']}.")
     out = BacktestOutcome(metrics=metrics, predictions=pred, chosen=choose_model(metrics), note=note, test=test,
-                          n_train=len(train), n_test=len(test))
+                          n_train=train.n, n_test=test.n)
     if bt_model is None:
         failures.append(MODEL_FAILED.format(reason=why))
     else:
-        out.importance = permutation_table(bt_model, test, ch)
+        out.importance = permutation_table(bt_model, test.sample(ch.importance_rows, ch.random_state), ch)
     timer.lap("importance")
     return out
 
 
-def no_backtest(labelled, cut: dict, problem: str, bgnbd_failed: bool) -> BacktestOutcome:
+def no_backtest(window, cut: dict, problem: str, bgnbd_failed: bool) -> BacktestOutcome:
     """Not enough history: the purchase-model baseline scores, or the recency baseline (fitted on the
     test window) when the purchase model could not be fitted either."""
     metrics = pd.DataFrame(columns=["roc_auc", "pr_auc", "brier", "top_decile_lift", "top_decile_captured"])
     metrics.index.name = "model"
-    pred = pd.DataFrame(columns=["customer_id", "churned", "p_bgnbd", "p_recency", "p_model"])
+    pred = pd.DataFrame(columns=["churned", "p_model", "p_recency", "p_bgnbd"])
     if bgnbd_failed:
         note = (f"Not enough history for the backtest ({problem}); churn probability is the recency baseline, "
                 f"fitted on the customers who had bought by {cut['test_cutoff']}.")
         return BacktestOutcome(metrics=metrics, predictions=pred, chosen="recency", note=note,
-                               test=labelled(cut["test_cutoff"], bgnbd=False))
+                               test=window(cut["test_cutoff"], bgnbd=False))
     note = f"Not enough history for the backtest ({problem}); churn probability is the purchase-model baseline."
     return BacktestOutcome(metrics=metrics, predictions=pred, chosen="bgnbd", note=note)
 
@@ -606,14 +732,7 @@ class Scorer:
             return self._score(rows)
 
     def _score(self, rows: pd.DataFrame) -> pd.DataFrame:
-        now = as_features(rows.drop(columns=[c for c in SUMMARY_KEYS if c != "customer_id"]))
-        if self.bgnbd is None:
-            now = now.assign(p_alive=np.nan, p_no_purchase=np.nan)
-        elif len(now):
-            base = bgnbd_columns(self.bgnbd, rows[["frequency", "recency", "T"]], self.cfg)
-            now = now.assign(**{c: base[c].to_numpy() for c in BGNBD_COLUMNS})
-        else:
-            now = now.assign(p_alive=pd.Series(dtype=float), p_no_purchase=pd.Series(dtype=float))
+        now = window_features(rows, self.bgnbd, self.cfg)
         if not len(now):
             probability = np.zeros(0)
         elif self.chosen == "model":
@@ -639,13 +758,13 @@ def make_scorer(bt: BacktestOutcome, cfg: Config, failures: list[str], bgnbd: cu
     says why; the purchase-model baseline gives way to recency when it could not be fitted at as_of."""
     chosen, model, ch = bt.chosen, None, cfg.churn
     if chosen == "model":
-        model, why = fit_model_or_none(bt.test, ch)
+        model, why = fit_model_or_none(bt.test.sample(ch.max_train_rows, ch.random_state), ch)
         if model is None:
             failures.append(MODEL_FAILED.format(reason=why))
             chosen = choose_model(bt.metrics.drop(index="model"))
     if chosen == "bgnbd" and bgnbd is None:  # chosen on the backtest, not fitted at as_of
         chosen = "recency"
-    recency = fit_recency(bt.test) if chosen == "recency" else None
+    recency = fit_recency(bt.test.numbers(["recency_days", "churned"])) if chosen == "recency" else None
     return Scorer(chosen, model, recency, bgnbd, cfg, keep), chosen
 
 
@@ -756,9 +875,9 @@ def _compute(processed_dir, as_of: str, cfg: Config, con, timer: _Timer) -> Chur
     timer.lap("features_as_of")
     if bgnbd is None:
         failures.append(BGNBD_FAILED_NOTE.format(reason=bgnbd_params[BGNBD_FAILED]))
-    labelled = partial(labelled_frame, lines, levels=levels, cfg=cfg, customers=customers, history=history)
-    bt = (run_backtest(labelled, cut, ch, failures, timer) if problem is None
-          else no_backtest(labelled, cut, problem, bgnbd is None))
+    window = partial(labelled_window, con, lines, levels=levels, cfg=cfg, customers=customers, history=history)
+    bt = (run_backtest(con, window, cut, ch, failures, timer) if problem is None
+          else no_backtest(window, cut, problem, bgnbd is None))
     scorer, chosen = make_scorer(bt, cfg, failures, bgnbd, reason_features(bt.importance, features))
     scored = engine.map_batches(con, now.filter(now.is_customer.notnull()), scorer, scorer.schema())
     artifacts.write_table(con, processed_dir, "churn", scored.select(*SCORED_COLUMNS).order_by("customer_id"))
@@ -778,7 +897,7 @@ def _compute(processed_dir, as_of: str, cfg: Config, con, timer: _Timer) -> Chur
                              lines, cut["as_of"], cfg.clv.time_unit,
                              artifacts.read_if_exists(processed_dir, "data_quality")),
                          time_unit=cfg.clv.time_unit, **earlier_stages(con, processed_dir, scored))
-    release(con, [scored, history])
+    release(con, [scored, history] + ([] if bt.test is None else [bt.test.rows]))
     return result
 
 
