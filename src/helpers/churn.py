@@ -362,14 +362,16 @@ def labelled_window(con, lines: ir.Table, cutoff: str, levels: dict[str, list[st
     numbers alone (`bgnbd_at`; not with ``bgnbd=False``: its columns are then empty), and each row's features and
     baseline computed where the rows are (`engine.map_batches`: on Spark's executors)."""
     orders = None if history is None else orders_before(history, cutoff)
-    expr = cutoff_expr(lines, cutoff, levels, cfg, customers, cfg.churn.horizon_days, orders)
-    fit = bgnbd_at(customer_facts.rfm_summary_expr(lines, cutoff, cfg.clv.time_unit), cfg)[0] if bgnbd else None
+    # computed once: the purchase model fits on its summary columns (every row), the features are its customers'
+    expr = engine.cache(con, cutoff_expr(lines, cutoff, levels, cfg, customers, cfg.churn.horizon_days, orders))
+    fit = bgnbd_at(expr, cfg)[0] if bgnbd else None
     features = [c for c in expr.columns if c not in SUMMARY_KEYS and c != "churned"]
     schema = pa.schema([("customer_id", pa.string()),
                         *[(c, pa.string() if c in CATEGORICAL else pa.float64()) for c in features],
                         *[(c, pa.float64()) for c in BGNBD_COLUMNS], ("churned", pa.bool_())])
     rows = engine.map_batches(con, expr.filter(expr.is_customer.notnull()), _WindowRows(fit, cfg, schema), schema)
     counts = rows.aggregate(n=rows.count(), missing=rows.p_no_purchase.isnull().sum()).to_pyarrow().to_pylist()[0]
+    engine.release(con, [expr])  # after the count: Spark has computed the rows (and kept them) by then
     return LabelledWindow(rows, int(counts["n"]), int(counts["missing"] or 0))
 
 
