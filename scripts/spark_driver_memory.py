@@ -5,7 +5,7 @@
 
 The month folder (made by any engine: the artifacts are the same) is copied to ``--keep`` without the stage's own
 outputs, and the stage runs there as its notebook runs it (04: ``clv.run`` then ``forecast.run``; 05:
-``churn.run``; 06: ``winback.run``; 02: ``kpis.run``) on Spark with ``--config``'s engine settings (default: config/default.yml with
+``churn.run``; 06: ``winback.run``; 02, 03, 07: ``kpis.run``, ``segments.run``, ``summary.run``) on Spark with ``--config``'s engine settings (default: config/default.yml with
 ``local[2]``, a 2g driver heap, 4 shuffle partitions, no UI). ``--src`` runs another checkout's helpers (a git
 worktree of an earlier commit), for before and after on one machine.
 
@@ -30,8 +30,9 @@ import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-OWN_OUTPUTS = {"02": ("kpis*", "cohorts*"), "04": ("clv*", "forecast*"), "05": ("churn*",),
-               "06": ("winback*", "campaign_plan*", "offers*")}
+OWN_OUTPUTS = {"02": ("kpis*", "cohorts*"), "03": ("segments*",), "04": ("clv*", "forecast*"), "05": ("churn*",),
+               "06": ("winback*", "campaign_plan*", "offers*"),
+               "07": ("predictions*", "track_record*", "customers_scored*", "contact_lists*", "trend*")}
 SPARK = {"backend": "spark", "spark_master": "local[2]",
          "spark_conf": {"spark.driver.memory": "2g", "spark.sql.shuffle.partitions": 4, "spark.ui.enabled": False}}
 
@@ -92,7 +93,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stage", choices=sorted(OWN_OUTPUTS), required=True)
     ap.add_argument("--month", required=True, help="a month folder of data/processed/<shop>/ (only read)")
-    ap.add_argument("--keep", required=True, help="where the copy is made and the stage writes")
+    ap.add_argument("--keep", required=True, help="where the copy is made and the stage writes: a month folder "
+                    "(.../<shop>/2026-06), since 03 and 07 look for the month before it beside it")
     ap.add_argument("--as-of", default="2026-06-30")
     ap.add_argument("--config", default=None, help="a config file whose engine is Spark (default: see above)")
     ap.add_argument("--src", default=str(ROOT / "src"), help="the helpers to run (another checkout's src)")
@@ -101,7 +103,7 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, args.src)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from helpers import churn, clv, engine, forecast, kpis, winback
+    from helpers import churn, clv, engine, forecast, kpis, segments, summary, winback
     from helpers.config import config_from_dict
 
     if args.config:
@@ -127,7 +129,7 @@ def main() -> None:
         elif args.stage == "06":
             winback.run(out, args.as_of, cfg, con)
         else:
-            kpis.run(out, args.as_of, cfg, con)
+            {"02": kpis, "03": segments, "07": summary}[args.stage].run(out, args.as_of, cfg, con)
         wall = time.perf_counter() - t
     print(f"{args.stage} ({args.src}): {wall:.1f} s; driver's Python peak {peaks.driver / 2**20:,.0f} MB "
           f"({start / 2**20:,.0f} MB with the session started); JVM peak {peaks.jvm / 2**20:,.0f} MB; "
