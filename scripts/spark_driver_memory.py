@@ -5,8 +5,9 @@
 
 The month folder (made by any engine: the artifacts are the same) is copied to ``--keep`` without the stage's own
 outputs, and the stage runs there as its notebook runs it (04: ``clv.run`` then ``forecast.run``; 05:
-``churn.run``; 06: ``winback.run``; 02, 03, 07: ``kpis.run``, ``segments.run``, ``summary.run``) on Spark with ``--config``'s engine settings (default: config/default.yml with
-``local[2]``, a 2g driver heap, 4 shuffle partitions, no UI). ``--src`` runs another checkout's helpers (a git
+``churn.run``; 06: ``winback.run``; 02, 03, 07: ``kpis.run``, ``segments.run``, ``summary.run``) on Spark with
+``--config``'s engine settings (default: config/default.yml with ``local[2]``, a 2g driver heap, 4 shuffle
+partitions, no UI). ``--src`` runs another checkout's helpers (a git
 worktree of an earlier commit), for before and after on one machine.
 
 Printed: the stage's seconds (``clv.run``'s own peak too, for 04), and the peaks, polled every 0.1 s, of the
@@ -19,6 +20,7 @@ Needs pyspark and Java 17 (``make spark-setup``). Not part of CI.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import sys
@@ -73,8 +75,6 @@ class Peaks:
 def _print_on_return(name: str, peaks: Peaks) -> None:
     """Wrap helpers' `module.function` (where the stage looks it up) to print the seconds and the driver's peak so
     far when it returns."""
-    import importlib
-
     module_name, function = name.rsplit(".", 1)
     module = importlib.import_module(f"helpers.{module_name}")
     inner = getattr(module, function)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import lines
-from helpers import artifacts, churn, clv, customer_facts, plots
+from helpers import artifacts, churn, clv, customer_facts, engine, plots
 from helpers.config import ConfigError, config_from_dict, load_config
 from helpers.pages import churn as page
 
@@ -198,7 +198,7 @@ def test_the_labelled_window_kept_by_the_engine_gives_the_frames_own_rows_sample
         pd.testing.assert_frame_equal(window.numbers(["recency_days", "churned"]),
                                       frame[["recency_days", "churned"]])
     finally:
-        churn.engine.release(con, [window.rows])
+        engine.release(con, [window.rows])
 
 
 # --------------------------------------------------------------------------- BG/NBD baseline
