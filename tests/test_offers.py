@@ -1,6 +1,7 @@
 """Offers: affinities, repeat cycles, the similar-customer fallback, no look-ahead, the contact cap, holdout."""
 from __future__ import annotations
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,13 +64,28 @@ REPEAT_SHOP = [line("R1", d, "books", product=p) for d, p in [
 
 
 def test_repeat_cycle_is_the_median_interval_between_purchase_days(con, cfg):
-    hist = offers.customer_history(table(con, REPEAT_SHOP, "rep"), "2025-06-30")
-    cyc = offers.repeat_cycle_table(hist, "2025-06-30", cfg).set_index("category")
+    hist = offers.category_history_expr(table(con, REPEAT_SHOP, "rep"), "2025-06-30")
+    cyc = offers.repeat_cycles(hist, "2025-06-30", cfg).to_pandas().set_index("category")
     # purchase days Jan 1, Jan 31 (two orders, one day), Mar 2, Apr 21: gaps 30, 30, 50 -> median 30
     assert list(cyc.index) == ["books"]
     r = cyc.loc["books"]
     assert (r.days, r.interval_days, str(r.due_date.date()), r.days_until_due, r.due) == (
         4, 30, "2025-05-21", -40, True)
+
+
+def test_a_median_interval_and_a_score_on_a_half_round_to_even_as_pandas_rounds_them(con, cfg):
+    # gaps 30 and 31 days: median 30.5 -> every ~30 days (SQL's ROUND would say 31); gaps 31 and 32 -> 32.
+    # Two of 64 purchase days (0.03125) score 0.0312 (pandas' np.round), not 0.0313.
+    rows = [line("H1", d, "books") for d in ("2025-01-01", "2025-01-31", "2025-03-03")]
+    rows += [line("H2", d, "books") for d in ("2025-01-01", "2025-02-01", "2025-03-05")]
+    rows += [line("H3", d, "home" if i > 1 else "books") for i, d in enumerate(pd.date_range("2025-01-01", periods=64))]
+    s = offers.suggest(table(con, rows, "halves"), None, "2025-06-30", cfg).set_index(["customer_id", "category"])
+    assert "every ~30 days" in s.loc[("H1", "books"), "reason"] and "every ~32 days" in s.loc[("H2", "books"), "reason"]
+    assert s.loc[("H3", "books"), "score"] == 0.0312 == np.round(2 / 64, 4)
+    x = pd.Series([0.5, 1.5, 2.5, -0.5, 0.03125, 0.00015, 1 / 3, 0.6129032258064516])
+    t = ibis.memtable(pd.DataFrame({"x": x}))
+    got = con.execute(t.select(a=offers.round_even(t.x), b=offers.round_even(t.x, 4)))
+    assert got.a.tolist() == x.round().tolist() and got.b.tolist() == x.round(4).tolist()
 
 
 def test_purchase_days_kept_at_a_later_cutoff_give_the_same_history_and_affinities(con, cfg):
@@ -282,7 +298,7 @@ def test_offers_page_uses_the_results_settings_and_shows_the_hit_rate_header_wit
     aff = offers.affinity_table(table(con, AFFINITY_SHOP, "aff_run"), AS_OF, cfg)
     second = pd.DataFrame({"customer_id": pd.Series(dtype=str), "suggested_category": pd.Series(dtype=str),
                            "days_since_first": pd.Series(dtype="int64")})
-    res = offers.OffersResult(affinities=aff, repeats=pd.DataFrame(), offers=pd.DataFrame(), evaluation=ev,
+    res = offers.OffersResult(affinities=aff, repeats=pd.DataFrame(), evaluation=ev,
                               capped=set(), second_order_day=30.0, second_order=second, examples=pd.DataFrame(),
                               as_of=AS_OF, cfg=oc)
     assert "hit rate (one of the 5 suggestions bought)" in page.evaluation_table(res).columns

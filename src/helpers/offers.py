@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 
 from helpers import artifacts, customer_facts, engine
 from helpers.config import Config, OffersConfig
-from helpers.demographics import age_band
+from helpers.demographics import UNKNOWN, age_band_expr
 from helpers.engine import connect, cutoff_end
 
 OFFER_COLUMNS = ["customer_id", "rank", "category", "product_id", "reason", "score"]
@@ -110,7 +110,7 @@ def affinity_expr(orders: ir.Table, as_of: str, window_days: int = 90, item: str
 
 
 def category_history_expr(orders: ir.Table, as_of: str, products: bool = True,
-                          days: ir.Table | None = None) -> ir.Table:
+                          days: ir.Table | None = None, products_from_days: int = 1) -> ir.Table:
     """Per customer and category up to `as_of`: the customer's purchase history in that category.
 
     Columns: customer_id, category, days (purchase days with the category), first_day, last_day,
@@ -119,7 +119,9 @@ def category_history_expr(orders: ir.Table, as_of: str, products: bool = True,
     NULL when not bought that day), customer_days (the customer's purchase days in all
     categories), top_product (the product bought on most days in the category; NULL without
     product_id, or with ``products=False``: the holdout evaluation scores categories only and skips
-    that per-product ranking, the costliest part of the expression). `days`: see `_purchase_days`.
+    that per-product ranking, the costliest part of the expression; NULL too where the customer bought the
+    category on fewer than `products_from_days` days: the suggestions read it for repeat categories only).
+    `days`: see `_purchase_days`.
     """
     pd_ = _purchase_days(orders, as_of, "category", days)
     w = ibis.window(group_by=["customer_id", "item"], order_by="day")
@@ -141,6 +143,9 @@ def category_history_expr(orders: ir.Table, as_of: str, products: bool = True,
         end = ibis.timestamp(cutoff_end(as_of))
         o = orders.filter((orders.order_date < end) & ~orders.is_return & orders.category.notnull()
                           & orders.product_id.notnull())
+        if products_from_days > 1:
+            r = h.filter(h.days >= products_from_days).select(_rc="customer_id", _rk="category")
+            o = o.semi_join(r, [o.customer_id == r._rc, o.category.cast("string") == r._rk])
         pc = o.group_by("customer_id", pcat=o.category.cast("string"), item=o.product_id.cast("string")).agg(
             n=o.order_date.date().nunique())
         # most days first, then the first name: the smallest text "<10**9 - days, ten digits><product>" (a
@@ -215,118 +220,121 @@ def _affinity_finish(df: pd.DataFrame, min_support: int) -> pd.DataFrame:
     return out
 
 
-def repeat_cycle_table(history: pd.DataFrame, as_of: str, cfg: Config | OffersConfig) -> pd.DataFrame:
-    """Per customer and category with a repeat cycle: interval_days, due_date, days_until_due
-    (negative = overdue), due (due within horizon_days or overdue). From `customer_history`."""
+def _ocfg(cfg: Config | OffersConfig) -> OffersConfig:
+    return cfg if isinstance(cfg, OffersConfig) else cfg.offers
+
+
+def round_even(x: ir.NumericValue, digits: int = 0) -> ir.FloatingValue:
+    """numpy's ``np.round(x, digits)`` as an expression: rint(x * 10**digits) / 10**digits, a half to the even
+    neighbour (pandas rounds the same way; SQL's ROUND takes a half away from zero)."""
+    scale = float(10 ** digits)
+    r = x.cast("float64") * scale
+    f = r.floor()
+    up = ((r - f) > 0.5) | (((r - f) == 0.5) & ((f.cast("int64") % 2) != 0))
+    return (f + up.ifelse(1.0, 0.0)) / scale
+
+
+def repeat_cycles(history: ir.Table, as_of: str, cfg: Config | OffersConfig) -> ir.Table:
+    """Per customer and category of `category_history_expr` with a repeat cycle: its columns plus interval_days
+    (the median interval, rounded half to even), due_date, days_until_due (negative = overdue), due (due within
+    horizon_days or overdue)."""
     oc = _ocfg(cfg)
-    h = history[history.days >= oc.repeat_min_orders].copy()
-    h["interval_days"] = h.median_interval_days.astype(float).round().astype("int64")
-    h["due_date"] = pd.to_datetime(h.last_day) + pd.to_timedelta(h.interval_days, unit="D")
-    h["days_until_due"] = (h.due_date - _day(as_of)).dt.days.astype("int64")
-    h["due"] = h.days_until_due <= oc.horizon_days
-    return h[["customer_id", "category", "days", "interval_days", "last_day", "due_date", "days_until_due", "due"]]
+    c = history.filter(history.days >= oc.repeat_min_orders)
+    c = c.mutate(interval_days=round_even(c.median_interval_days).cast("int64"))
+    c = c.mutate(due_date=(c.last_day + c.interval_days.as_interval("D")).cast("date"),
+                 days_until_due=(c.last_day.delta(_date_lit(_day(as_of)), unit="day") + c.interval_days).cast("int64"))
+    return c.mutate(due=c.days_until_due <= oc.horizon_days)
 
 
-def repeat_summary(cycles: pd.DataFrame) -> pd.DataFrame:
-    """Per category of `repeat_cycle_table`: customers with a repeat cycle, their median interval in days
+def repeat_summary(cycles: ir.Table) -> pd.DataFrame:
+    """Per category of `repeat_cycles`: customers with a repeat cycle, their median interval in days
     and how many are due within the horizon (or overdue). Index: category."""
-    g = cycles.groupby("category")
-    out = pd.DataFrame({
-        "customers_repeating": g.size().astype("int64"),
-        "median_interval_days": g.interval_days.median().round(0),
-        "due_now": g.due.sum().astype("int64"),
-    })
+    g = engine.to_pandas(cycles.group_by("category").agg(
+        customers_repeating=cycles.count(), median_interval_days=cycles.interval_days.median(),
+        due_now=cycles.due.cast("int64").sum()))
+    out = g.sort_values("category").set_index("category").astype(
+        {"customers_repeating": "int64", "median_interval_days": "float64", "due_now": "int64"})
+    out["median_interval_days"] = out.median_interval_days.round(0)
     out["due_share"] = (out.due_now / out.customers_repeating).round(4)
     return out.sort_values(["customers_repeating"], ascending=False)
 
 
 # ---------------------------------------------------------------------------------------------
-# Per-customer inputs (pandas, one row per customer or customer x category)
+# Per-customer inputs (kept by the engine: one row per customer, or per customer and category)
 # ---------------------------------------------------------------------------------------------
 
 def customer_history(orders: ir.Table, as_of: str, products: bool = True,
                      days: ir.Table | None = None) -> pd.DataFrame:
     """`category_history_expr` as a pandas frame (dates as Timestamps, to the second, as Ibis gives them), through
-    Arrow (:func:`helpers.engine.to_pandas`): Ibis' own conversion makes a Python date of every row first (2.5 of
-    the 11 s this took at 1.35M customers)."""
+    Arrow (:func:`helpers.engine.to_pandas`): what a test reads of a small shop's history."""
     h = engine.to_pandas(category_history_expr(orders, as_of, products, days))
     h["customer_id"] = h.customer_id.astype(str)
     return h
 
 
-def customer_profiles(history: pd.DataFrame, customers: ir.Table | pd.DataFrame | None, as_of: str,
-                      age_bands=(25, 35, 45, 55, 65)) -> pd.DataFrame:
-    """One row per buying customer: customer_id, first_category (largest value on the first purchase
-    day), gender, age_band, region ('(unknown)' when missing), single (one purchase day only)."""
-    first = history[history.first_amount.notnull()]
-    order, starts = _by_customer(first, "first_amount")
-    prof = first.iloc[order[starts]][["customer_id", "category", "customer_days"]].rename(
-        columns={"category": "first_category"})
-    prof["single"] = prof.pop("customer_days") == 1
-    if customers is not None:
-        cols = [c for c in PROFILE_COLUMNS if c in customers.columns]
-        cu = customers[cols] if isinstance(customers, pd.DataFrame) else engine.to_pandas(customers.select(*cols))
-        # each buyer's first row in customers (a left merge on its de-duplicated rows), found by Arrow's hash
-        at = customer_facts.positions(prof["customer_id"], cu["customer_id"])
-        prof = prof.assign(**{c: cu[c].array.take(at, allow_fill=True) for c in cols[1:]})
-    for c in ("gender", "region"):
-        prof[c] = prof[c].astype("string").fillna("(unknown)") if c in prof else "(unknown)"
-    if "birth_year" in prof:
-        prof["age_band"] = age_band(prof.pop("birth_year"), as_of, age_bands)
-    else:
-        prof["age_band"] = "(unknown)"
-    return prof[["customer_id", "first_category", "gender", "age_band", "region", "single"]].reset_index(drop=True)
+def profiles_expr(history: ir.Table, customers: ir.Table | None, as_of: str,
+                  age_bands=(25, 35, 45, 55, 65)) -> ir.Table:
+    """One row per buying customer: customer_id, first_category (largest value on the first purchase day, then
+    the first name), gender, age_band, region ('(unknown)' when missing), single (one purchase day only) and
+    first_day (the first purchase day)."""
+    f = history.filter(history.first_amount.notnull())
+    w = ibis.window(group_by="customer_id", order_by=[ibis.desc("first_amount"), "category"])
+    f = f.mutate(_r=ibis.row_number().over(w))
+    f = f.filter(f._r == 0)
+    p = f.select("customer_id", first_category=f.category, single=f.customer_days == 1, first_day=f.first_day)
+    cols = [c for c in PROFILE_COLUMNS[1:] if customers is not None and c in customers.columns]
+    if cols:  # customers_clean holds each customer once (01 drops a repeated id)
+        cu = customers.select(_cid=customers.customer_id.cast("string"), *cols)
+        p = p.left_join(cu, p.customer_id.cast("string") == cu._cid).drop("_cid")
+    text = {c: p[c].cast("string").fill_null(UNKNOWN) if c in cols else ibis.literal(UNKNOWN)
+            for c in ("gender", "region")}
+    band = (age_band_expr(p.birth_year, as_of, age_bands).fill_null(UNKNOWN) if "birth_year" in cols
+            else ibis.literal(UNKNOWN))
+    return p.select("customer_id", "first_category", gender=text["gender"], age_band=band, region=text["region"],
+                    single="single", first_day="first_day")
 
 
-def _by_customer(history: pd.DataFrame, value: str) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of `history`'s rows sorted by customer_id, `value` largest first, then category, and
-    which of them start a customer. Arrow sorts the text (pandas compares it in Python)."""
-    t = pa.table({"c": customer_facts.strings(history.customer_id), "v": pa.array(history[value].to_numpy(float)),
-                  "k": customer_facts.strings(history.category)})
-    order = pc.sort_indices(t, sort_keys=[("c", "ascending"), ("v", "descending"), ("k", "ascending")])
-    c = t["c"].take(order)
-    starts = np.r_[True, pc.not_equal(c[1:], c[:-1]).to_numpy(zero_copy_only=False)] if len(c) else np.zeros(0, bool)
-    return order.to_numpy(), starts
-
-
-def similar_customer_shares(profiles: pd.DataFrame, later: pd.DataFrame, eligible_ids) -> dict[tuple, pd.DataFrame]:
-    """For each profile level (PROFILE_LEVELS), per group and category: customers (in the group and
-    in `eligible_ids`, i.e. first purchase a full window before the cut-off), buyers (of them, bought
-    the category on a later day within the window) and share. `later` holds customer_id, category
-    (from later_categories_expr)."""
-    eligible = profiles[customer_facts.is_in(profiles.customer_id, pd.Series(eligible_ids, dtype="string"))]
-    joined = later.merge(eligible, on="customer_id")
+def similar_customer_shares(profiles: ir.Table, later: ir.Table, as_of: str,
+                            window_days: int) -> dict[tuple, pd.DataFrame]:
+    """For each profile level (PROFILE_LEVELS), per group and category: customers (in the group whose first
+    purchase lies a full window before the cut-off), buyers (of them, bought the category on a later day within
+    the window) and share (small pandas tables, in group and category order). `later`: later_categories_expr.
+    The engine counts the finest groups; the coarser levels are their sums."""
+    finest = list(PROFILE_LEVELS[0])
+    e = profiles.filter(profiles.first_day <= _date_lit(_day(as_of) - pd.Timedelta(days=window_days)))
+    e = e.select(_ec=e.customer_id.cast("string"), *finest)
+    lt = later.select(_lc=later.customer_id.cast("string"), category=later.category.cast("string"))
+    joined = lt.join(e, lt._lc == e._ec)
+    n0 = engine.to_pandas(e.group_by(finest).agg(customers=e.count()))
+    b0 = engine.to_pandas(joined.group_by([*finest, "category"]).agg(buyers=joined.count()))
     out = {}
     for level in PROFILE_LEVELS:
         keys = list(level)
         if keys:
-            n = eligible.groupby(keys).size().rename("customers")
-            b = joined.groupby(keys + ["category"]).size().rename("buyers").reset_index()
-            b = b.join(n, on=keys)
+            b = b0.groupby([*keys, "category"]).buyers.sum().reset_index().join(
+                n0.groupby(keys).customers.sum(), on=keys)
         else:
-            b = joined.groupby("category").size().rename("buyers").reset_index()
-            b["customers"] = len(eligible)
+            b = b0.groupby("category").buyers.sum().reset_index().assign(customers=n0.customers.sum())
+        b = b.astype({"buyers": "int64", "customers": "int64"})
         b["share"] = b.buyers / b.customers
         out[level] = b
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# Suggestions
-# ---------------------------------------------------------------------------------------------
-
 @dataclass
 class OfferInputs:
-    """What `suggest` builds the suggestions from, all computed at one cut-off (pandas)."""
+    """What `suggest` builds the suggestions from, all computed at one cut-off: the per-customer tables kept by
+    the engine (`release_inputs` frees them), the small ones in pandas."""
 
-    history: pd.DataFrame      # customer_history
-    cycles: pd.DataFrame       # repeat_cycle_table
+    history: ir.Table          # category_history_expr
+    cycles: ir.Table           # repeat_cycles
     affinities: pd.DataFrame   # affinity_table (category)
-    profiles: pd.DataFrame     # customer_profiles
+    profiles: ir.Table         # profiles_expr
     similar: dict              # similar_customer_shares
-    best_sellers: pd.DataFrame  # category -> product_id (most customers in the window)
+    best_sellers: pd.Series    # category -> product_id (most customers in the window)
     popular: list              # categories by customers in the window, most first
     as_of: str
+    kept: list = field(default_factory=list)  # the engine's tables to release
 
 
 def offer_inputs(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config,
@@ -337,17 +345,15 @@ def offer_inputs(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as
     `days`: see `_purchase_days`). With `sample` (a table of customer_id, `holdout_sample`) the
     per-customer inputs, the similar-customer shares and the popular categories are those customers'
     only; the affinities stay the whole shop's."""
-    oc = cfg.offers
+    oc, con = cfg.offers, orders.get_backend()
     w = oc.affinity_window_days
+    if isinstance(customers, pd.DataFrame):
+        customers = ibis.memtable(customers)
     mine = days if sample is None else _purchase_days(orders, as_of, "category", days).semi_join(sample, "customer_id")
-    history = customer_history(orders, as_of, products, mine)
-    cycles = repeat_cycle_table(history, as_of, oc)
+    history = engine.cache(con, category_history_expr(orders, as_of, products, mine, oc.repeat_min_orders))
     aff = _affinity_finish(affinity_expr(orders, as_of, w, days=days).to_pandas(), oc.min_support)
-    profiles = customer_profiles(history, customers, as_of, cfg.kpis.age_bands)
-    first = history.groupby("customer_id").first_day.min()
-    elig = first.index[first <= _day(as_of) - pd.Timedelta(days=w)]
-    later = engine.to_pandas(later_categories_expr(orders, as_of, w, mine)).astype({"customer_id": str})
-    similar = similar_customer_shares(profiles, later, elig)
+    profiles = engine.cache(con, profiles_expr(history, customers, as_of, cfg.kpis.age_bands))
+    similar = similar_customer_shares(profiles, later_categories_expr(orders, as_of, w, mine), as_of, w)
     if "product_id" in orders.columns:
         bs = best_sellers_expr(orders, as_of, w).to_pandas()
         bs = bs[bs.product_id.notnull()].sort_values(["category", "customers", "product_id"], ascending=[True, False, True])
@@ -356,263 +362,207 @@ def offer_inputs(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as
     else:
         best = pd.Series(dtype="string")
         popular = pd.Series(dtype="float64")
-    recent = history[history.last_day > _day(as_of) - pd.Timedelta(days=w)]
-    pop = recent.groupby("category").size().sort_values(ascending=False) if not recent.empty else popular
+    recent = history.filter(history.last_day > _date_lit(_day(as_of) - pd.Timedelta(days=w)))
+    pop = engine.to_pandas(recent.group_by("category").agg(n=recent.count())).set_index("category").n
+    pop = pop if len(pop) else popular
     popular_list = sorted(pop.index, key=lambda c: (-pop[c], c))
-    return OfferInputs(history, cycles, aff, profiles, similar, best, popular_list, str(as_of))
+    return OfferInputs(history, repeat_cycles(history, as_of, oc), aff, profiles, similar, best, popular_list,
+                       str(as_of), [history, profiles])
 
 
-def _ocfg(cfg: Config | OffersConfig) -> OffersConfig:
-    return cfg if isinstance(cfg, OffersConfig) else cfg.offers
+def release_inputs(inp: OfferInputs) -> None:
+    """Free the engine's tables of `inp`."""
+    if inp.kept:
+        engine.release(inp.history.get_backend(), inp.kept)
+        inp.kept = []
 
 
-def _sorted_names(*columns) -> pa.Array:
-    """The distinct strings of `columns`, sorted by code point (as Python and pandas sort them)."""
-    u = pc.unique(pa.chunked_array([c for col in columns for c in customer_facts.strings(col).chunks], type=pa.large_string()))
-    return u.take(pc.array_sort_indices(u))
+# ---------------------------------------------------------------------------------------------
+# Suggestions (ranked by the engine)
+# ---------------------------------------------------------------------------------------------
+
+_SEP = "\x1f"  # joins a profile group's keys into one text
 
 
-def _codes(values, names: pa.Array) -> np.ndarray:
-    """Positions of `values` in `names` (from `_sorted_names`, so codes sort as the strings do)."""
-    return pc.index_in(customer_facts.strings(values), value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
+def _group_key(t: ir.Table, keys: list[str]) -> ir.StringValue:
+    key = ibis.literal("")
+    for i, k in enumerate(keys):
+        key = (key + _SEP if i else key) + t[k].cast("string")
+    return key
 
 
-def _take_strings(names: pa.Array, codes: np.ndarray) -> pd.Series:
-    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([names.take(pa.array(codes))])))
-
-
-def _expand(starts: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each entry of `group` (ids into blocks [starts[g], starts[g + 1]) of a sorted table), the
-    table rows of its block, concatenated, and the block sizes (for np.repeat of the entry's own data)."""
-    size = starts[group + 1] - starts[group]
-    rows = np.repeat(starts[group], size) + (np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size))
-    return rows, size
-
-
-def _similar_candidates(inp: OfferInputs, oc: OffersConfig, ids: pa.Array, cats: pa.Array) -> pd.DataFrame:
-    """Integer frame cust, cat, share, level (index into PROFILE_LEVELS): per customer the categories
-    of the finest profile group with at least `similar_min_customers` customers (the `top_n` with the
-    largest shares: the only ones that can be suggested)."""
-    prof = inp.profiles
-    cust = _codes(prof.customer_id, ids)
-    assigned = np.zeros(len(prof), bool)
-    parts = []
+def _similar_slots(similar: dict, oc: OffersConfig) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Per profile level, the groups with at least `similar_min_customers` customers (level, gkey) and each
+    group's top_n categories by share, then name (level, gkey, category, share, reason): the only ones that
+    can be suggested. None when no level has a group."""
+    names = [" + ".join(k.replace("_", " ") for k in lv) if lv else "all customers" for lv in PROFILE_LEVELS]
+    groups, slots = [], []
     for k, level in enumerate(PROFILE_LEVELS):
-        if assigned.all():
-            break
-        table, keys = inp.similar[level], list(level)
+        table, keys = similar[level], list(level)
         ok = table[table.customers >= oc.similar_min_customers] if keys else table
         if ok.empty:
             continue
-        groups = ok[keys].drop_duplicates().reset_index(drop=True) if keys else pd.DataFrame(index=[0])
-        if keys:
-            gid = prof[keys].merge(groups.reset_index(names="_g"), on=keys, how="left")["_g"].to_numpy()
-            hit = ~assigned & ~np.isnan(gid)
-        else:
-            gid, hit = np.zeros(len(prof)), ~assigned
-        if not hit.any():
-            continue
-        ok_g = ok.merge(groups.reset_index(names="_g"), on=keys) if keys else ok.assign(_g=0)
-        ok_g = ok_g.assign(_cat=_codes(ok_g["category"], cats))
-        # a customer's similar categories rank by share, then name (`_best_candidates`), and the first top_n
-        # are distinct categories: none after them can be among the customer's top_n
-        ok_g = ok_g.sort_values(["_g", "share", "_cat"], ascending=[True, False, True], kind="stable")
-        ok_g = ok_g[ok_g.groupby("_g").cumcount().to_numpy() < oc.top_n]
-        starts = np.searchsorted(ok_g["_g"].to_numpy(), np.arange(len(groups) + 1))
-        rows, size = _expand(starts, gid[hit].astype(np.int64))
-        ok_cat = ok_g["_cat"].to_numpy()
-        parts.append(pd.DataFrame({"cust": np.repeat(cust[hit], size).astype(np.int32), "cat": ok_cat[rows].astype(np.int32),
-                                   "share": ok_g["share"].to_numpy(dtype=float)[rows], "level": np.int8(k)}))
-        assigned |= hit
-    if not parts:
-        return pd.DataFrame({"cust": np.zeros(0, np.int64), "cat": np.zeros(0, np.int64), "share": np.zeros(0),
-                             "level": np.zeros(0, np.int8)})
-    return pd.concat(parts, ignore_index=True)
+        gkey = ok[keys].astype(str).agg(_SEP.join, axis=1).to_numpy() if keys else np.full(len(ok), "")
+        ok = ok.assign(level=k, gkey=gkey).sort_values(["gkey", "share", "category"], ascending=[True, False, True],
+                                                       kind="stable")
+        ok = ok[ok.groupby("gkey").cumcount().to_numpy() < oc.top_n]
+        pct = np.round(ok.share.to_numpy(float) * 100).astype(np.int64).astype(str)
+        ok = ok.assign(reason=[f"{REASONS['similar']}: {p}% of customers like them ({names[k]}) bought it within "
+                               f"{oc.affinity_window_days} days" for p in pct])
+        groups.append(pd.DataFrame({"level": k, "gkey": pd.unique(ok.gkey)}))
+        slots.append(ok[["level", "gkey", "category", "share", "reason"]])
+    if not slots:
+        return None
+    return pd.concat(groups, ignore_index=True), pd.concat(slots, ignore_index=True)
 
 
-_SRC_CYCLE, _SRC_AFFINITY, _SRC_SIMILAR = 0, 1, 2
+def _affinity_reasons(aff: pd.DataFrame, window_days: int) -> pd.Series:
+    return (f"{REASONS['affinity']}: " + (aff.share * 100).round().astype(int).astype(str) + "% of " + aff.bought
+            + " buyers buy " + aff.then_bought + f" within {window_days} days (lift "
+            + aff.lift.map("{:.1f}".format) + ")")
 
 
-def suggest(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config,
-            inputs: OfferInputs | None = None, details: bool = True) -> pd.DataFrame:
-    """The top `offers.top_n` categories for every customer who bought up to `as_of` (see the module
-    docstring for the order of preference). Uses only orders dated on or before `as_of`.
+def _cycle_reasons(c: ir.Table) -> ir.StringValue:
+    """'repeat due: bought on 3 days, every ~30 days, overdue since 2026-06-01' or 'repeat: ..., next due ...'."""
+    due, days = c.due_date.strftime("%Y-%m-%d"), c.days.cast("string")
+    since = (c.days_until_due < 0).ifelse("overdue since ", "due ")
+    every = c.interval_days.cast("string")
+    now = f"{REASONS['due']}: bought on " + days + " days, every ~" + every + " days, " + since + due
+    return c.due.ifelse(now, f"{REASONS['repeat']}: bought on " + days + " days, next due " + due)
+
+
+def suggest_table(inp: OfferInputs, cfg: Config, details: bool = True) -> ir.Table:
+    """The top `offers.top_n` categories for every customer who bought up to the inputs' cut-off (see the module
+    docstring for the order of preference), as an expression in customer and rank order.
 
     Columns: customer_id, rank (1 = best), category, product_id (the customer's own most-bought
     product in a repeat category, else the category's best seller in the window; NULL without
     product_id), reason (one short sentence), score (0..1, the evidence share behind the reason:
     share of the customer's purchase days with the category for repeats, share of A-buyers who then
-    bought B for affinities, share of similar customers for the fallback).
+    bought B for affinities, share of similar customers for the fallback; rounded half to even).
 
-    Candidates are ranked as integer codes (customers and categories by their sorted names) and the
-    reason sentences are written for the chosen `top_n` per customer only: for a million customers
-    the candidates run to tens of millions of rows. With ``details=False`` (the holdout evaluation,
-    which scores categories only) product_id and reason are left empty and no sentence is written.
-    """
+    The engine ranks narrow candidates (customer, category, tier, score, part, ref) where the rows are: tier 0 =
+    repeat due; 1 = other repeats, and what similar customers bought for a one-day customer; 2 = affinities, 3
+    for a one-day customer; 4 = what similar customers bought. A category a customer has from several parts
+    keeps its best (tier, then score, then part); the customer's categories rank by tier, score, then name.
+    Only the chosen take their sentence (`ref`: the row of the small table of affinity and similar-customer
+    sentences) and product. With ``details=False`` (the holdout evaluation, which scores categories only)
+    product_id and reason are left empty."""
     oc = cfg.offers
-    inp = inputs or offer_inputs(orders, customers, as_of, cfg)
-    h, prof = inp.history, inp.profiles
+    c = inp.cycles
+    parts = [c.select("customer_id", "category", tier=c.due.ifelse(0, 1).cast("int8"),
+                      score=c.days.cast("float64") / c.customer_days.cast("float64"), part=ibis.literal(0, "int8"),
+                      ref=ibis.literal(-1, "int64"))]
     aff = inp.affinities.reset_index()
     aff = aff[aff.lift >= oc.min_lift].reset_index(drop=True)
-    ids = _sorted_names(h.customer_id, prof.customer_id)
-    cats = _sorted_names(h.category, aff.then_bought, aff.bought, *(t.category for t in inp.similar.values()))
-    single = np.zeros(len(ids), bool)
-    single[_codes(prof.customer_id[prof.single], ids)] = True
-    h_cust, h_cat = _codes(h.customer_id, ids), _codes(h.category, cats)
-    cyc, cycle_part = _cycle_candidates(inp, ids, cats, h_cust, h_cat)
-    sim = _similar_candidates(inp, oc, ids, cats)
-    parts = [p for p in (cycle_part, _affinity_candidates(aff, cats, h_cust, h_cat, single),
-                         _similar_part(sim, single)) if p is not None]
-    if not parts:
-        return _empty_offers()
-    cust, cat, score, src, ref, rank = _best_candidates(parts, len(cats), oc.top_n)
-    out = pd.DataFrame({"customer_id": _take_strings(ids, cust), "rank": rank.astype("int64"),
-                        "category": _take_strings(cats, cat)})
+    texts = []
+    if not aff.empty:
+        texts.append(_affinity_reasons(aff, oc.affinity_window_days))
+        parts.append(_affinity_part(inp.history, aff))
+    slots = _similar_slots(inp.similar, oc)
+    if slots is not None:
+        parts.append(_similar_part(inp.profiles, *slots, first_ref=len(aff)))
+        texts.append(slots[1].reason)
+    u = ibis.union(*parts)
+    u = u.mutate(_d=ibis.row_number().over(group_by=["customer_id", "category"],
+                                           order_by=["tier", ibis.desc("score"), "part"]))
+    u = u.filter(u._d == 0)
+    u = u.mutate(rank=(ibis.row_number().over(group_by="customer_id",
+                                              order_by=["tier", ibis.desc("score"), "category"]) + 1).cast("int64"))
+    u = u.filter(u["rank"] <= oc.top_n).view()
     if not details:
-        return out.assign(product_id=pd.Series(pd.NA, index=range(len(cat)), dtype="string"),
-                          reason=pd.Series(pd.NA, index=range(len(cat)), dtype="string"),
-                          score=np.round(score.astype(float), 4))[OFFER_COLUMNS]
-    product, reason = _reasons(src, ref, cyc, aff, sim, oc.affinity_window_days)
-    # the customer's own product, else the category's best seller: taken by category code, in Arrow
-    best = pa.array(inp.best_sellers.reindex(cats.to_pylist()).to_numpy(dtype=object), pa.large_string(),
-                    from_pandas=True).take(pa.array(cat))
-    return out.assign(product_id=pd.Series(pd.arrays.ArrowStringArray(pc.coalesce(product.cast(pa.large_string()),
-                                                                                  best))),
-                      reason=reason, score=np.round(score.astype(float), 4))[OFFER_COLUMNS]
+        null = ibis.null("string")
+        return u.select("customer_id", "rank", "category", product_id=null, reason=null,
+                        score=round_even(u.score, 4)).order_by(["customer_id", "rank"])
+    return _with_details(u, c, pd.concat(texts, ignore_index=True).astype(str) if texts else None, inp.best_sellers)
 
 
-# A candidate part: (cust, cat, tier, score, src, ref), arrays of one length (src may be one number): customer
-# and category codes, the tier (0 = repeat due; 1 = other repeats, and what similar customers bought for a
-# one-day customer; 2 = affinities, 3 for a one-day customer; 4 = what similar customers bought), the score,
-# the source (_SRC_*) and ref = the row in that source's frame.
-
-def _cycle_candidates(inp: OfferInputs, ids: pa.Array, cats: pa.Array, h_cust: np.ndarray, h_cat: np.ndarray):
-    """Repeat categories (tier 0 when due, else 1): the cycles with each customer's purchase days and top
-    product in the category (the rows `ref` points to), and the candidate part (None without a cycle)."""
-    h = inp.history
-    h_at = pd.Index(h_cust * len(cats) + h_cat)  # (customer, category) -> row of h
-    c_cust, c_cat = _codes(inp.cycles.customer_id, ids), _codes(inp.cycles.category, cats)
-    row = h_at.get_indexer(c_cust * len(cats) + c_cat)
-    cyc = inp.cycles[row >= 0].assign(customer_days=h.customer_days.to_numpy()[row[row >= 0]],
-                                       top_product=h.top_product.to_numpy()[row[row >= 0]])
-    if cyc.empty:
-        return cyc, None
-    return cyc, (c_cust[row >= 0], c_cat[row >= 0], np.where(cyc.due, 0, 1),
-                 (cyc.days / cyc.customer_days).to_numpy(float), _SRC_CYCLE, np.arange(len(cyc)))
+def _affinity_part(history: ir.Table, aff: pd.DataFrame) -> ir.Table:
+    """Categories affine to one a customer bought and not bought yet (tier 2, or 3 for one-day customers), the
+    strongest share per customer and category (ties: the first bought category by name); ref = row of `aff`."""
+    pairs = ibis.memtable(pd.DataFrame({"_ref": np.arange(len(aff)), "_b": aff.bought.astype(str),
+                                        "_t": aff.then_bought.astype(str), "_share": aff.share.astype(float)}))
+    h = history.select("customer_id", "category", "customer_days")
+    j = h.join(pairs, h.category == pairs._b).view()
+    bought = history.select(_mc="customer_id", _mk="category")
+    j = j.anti_join(bought, [j.customer_id == bought._mc, j._t == bought._mk])
+    j = j.mutate(_r=ibis.row_number().over(group_by=["customer_id", "_t"], order_by=[ibis.desc("_share"), "_b"]))
+    j = j.filter(j._r == 0)
+    return j.select("customer_id", category=j._t, tier=(j.customer_days == 1).ifelse(3, 2).cast("int8"),
+                    score=j._share, part=ibis.literal(1, "int8"), ref=j._ref.cast("int64"))
 
 
-def _affinity_candidates(aff: pd.DataFrame, cats: pa.Array, h_cust: np.ndarray, h_cat: np.ndarray,
-                         single: np.ndarray):
-    """Categories affine to one a customer bought and not bought yet (tier 2, or 3 for one-day
-    customers), the strongest share per customer and category; None without affinities."""
-    if aff.empty:
-        return None
-    a_bought, a_then = _codes(aff.bought, cats), _codes(aff.then_bought, cats)
-    by_bought = np.argsort(a_bought, kind="stable")
-    starts = np.searchsorted(a_bought[by_bought], np.arange(len(cats) + 1))
-    pos, size = _expand(starts, h_cat)
-    pair = by_bought[pos]  # row of aff for each (customer, bought category, then_bought)
-    cust = np.repeat(h_cust, size)
-    share = aff.share.to_numpy(float)[pair]
-    # per customer and then_bought keep the strongest share (ties: first bought category by name)
-    order = np.lexsort((a_bought[pair], -share, a_then[pair], cust))
-    cust, pair, share = cust[order], pair[order], share[order]
-    key = cust * len(cats) + a_then[pair]
-    first = np.r_[True, key[1:] != key[:-1]]
-    cust, pair, share, key = cust[first], pair[first], share[first], key[first]
-    new = ~np.isin(key, h_cust * len(cats) + h_cat)  # not bought before
-    cust, pair, share = cust[new], pair[new], share[new]
-    return (cust, a_then[pair], np.where(single[cust], 3, 2), share, _SRC_AFFINITY, pair)
+def _similar_part(profiles: ir.Table, groups: pd.DataFrame, slots: pd.DataFrame, first_ref: int) -> ir.Table:
+    """What similar customers bought (`_similar_slots`), from the finest level whose group the customer is in:
+    tier 1 for one-day customers, else 4; ref = first_ref + row of `slots`. Every join is on a key column (the
+    level of all customers, without keys, gives its few rows as literals: a join on a constant is a nested loop
+    on Spark)."""
+    keyed = [k for k in sorted(set(groups.level), reverse=True) if PROFILE_LEVELS[k]]
+    p = profiles.select("customer_id", "single", *[_group_key(profiles, list(PROFILE_LEVELS[k])).name(f"_g{k}")
+                                                   for k in keyed])
+    for k in keyed:  # whether the customer is in one of the level's big-enough groups
+        g = ibis.memtable(pd.DataFrame({f"_h{k}": groups.gkey[groups.level == k].to_numpy()}))
+        p = p.left_join(g, p[f"_g{k}"] == g[f"_h{k}"])
+    everyone = [k for k in set(groups.level) if not PROFILE_LEVELS[k]]
+    level = ibis.literal(everyone[0], "int64") if everyone else ibis.null("int64")
+    key = ibis.literal("") if everyone else ibis.null("string")
+    for k in keyed:  # the finest level wins
+        level = p[f"_h{k}"].notnull().ifelse(ibis.literal(int(k), "int64"), level)
+        key = p[f"_h{k}"].notnull().ifelse(p[f"_h{k}"], key)
+    p = p.select("customer_id", "single", _lvl=level, _gk=key)
+    p = p.filter(p._lvl.notnull()).view()
+    refs = first_ref + np.arange(len(slots))
+    at = slots.level.isin(keyed).to_numpy()
+    parts = []
+    if at.any():
+        st = ibis.memtable(pd.DataFrame({"_ref": refs[at], "_sl": slots.level[at].astype("int64"),
+                                         "_sg": slots.gkey[at].astype(str), "_sc": slots.category[at].astype(str),
+                                         "_ss": slots.share[at].astype(float)}))
+        s = p.join(st, [p._lvl == st._sl, p._gk == st._sg])
+        parts.append(s.select("customer_id", category=s._sc, tier=s.single.ifelse(1, 4).cast("int8"), score=s._ss,
+                              part=ibis.literal(2, "int8"), ref=s._ref.cast("int64")))
+    rest = p.filter(p._lvl.isin(everyone)) if everyone else None
+    for i in np.flatnonzero(~at):  # the level of all customers: at most top_n categories
+        parts.append(rest.select("customer_id", category=ibis.literal(str(slots.category.iloc[i])),
+                                 tier=rest.single.ifelse(1, 4).cast("int8"),
+                                 score=ibis.literal(float(slots.share.iloc[i]), "float64"),
+                                 part=ibis.literal(2, "int8"), ref=ibis.literal(int(refs[i]), "int64")))
+    return ibis.union(*parts) if len(parts) > 1 else parts[0]
 
 
-def _similar_part(sim: pd.DataFrame, single: np.ndarray):
-    """What similar customers bought (`_similar_candidates`): tier 1 for one-day customers, else 4."""
-    if sim.empty:
-        return None
-    s_cust = sim.cust.to_numpy()
-    return (s_cust, sim.cat.to_numpy(), np.where(single[s_cust], 1, 4), sim.share.to_numpy(float),
-            _SRC_SIMILAR, np.arange(len(sim)))
+def _with_details(chosen: ir.Table, cycles: ir.Table, texts: pd.Series | None, best: pd.Series) -> ir.Table:
+    """The chosen candidates with their reason (a repeat's own sentence, else the sentence `ref` points to in
+    `texts`) and product (a repeat's own top product, else the category's best seller)."""
+    null = ibis.null("string")
+    u, c = chosen, cycles
+    cr = c.select(_cc="customer_id", _ck="category", _creason=_cycle_reasons(c), _cprod=c.top_product.cast("string"))
+    j = u.left_join(cr, [u.customer_id == cr._cc, u.category == cr._ck])
+    if texts is not None:
+        tt = ibis.memtable(pd.DataFrame({"_ref": np.arange(len(texts)), "_text": texts.to_numpy()}))
+        j = j.left_join(tt, u.ref == tt._ref)
+    if len(best):
+        bt = ibis.memtable(pd.DataFrame({"_bc": best.index.astype(str), "_bp": best.astype(str).to_numpy()}))
+        j = j.left_join(bt, u.category == bt._bc)
+    j = j.select("customer_id", "rank", "category", "score", "part", "_creason", "_cprod",
+                 _text=j._text if texts is not None else null, _bp=j._bp if len(best) else null)
+    own = j.part == 0
+    return j.select("customer_id", "rank", "category", product_id=own.ifelse(j._cprod, null).coalesce(j._bp),
+                    reason=own.ifelse(j._creason, j._text),
+                    score=round_even(j.score, 4)).order_by(["customer_id", "rank"])
 
 
-def _best_candidates(parts: list, n_cats: int, top_n: int):
-    """All candidate parts in one set of arrays, ranked per customer (tier, then score, then category
-    code): cust, cat, score, src, ref and rank (1 = best) of the best `top_n` distinct categories per
-    customer, in customer and rank order. Empties `parts` once it is copied: tens of millions of
-    candidates at a million customers, freed before the sort."""
-    dtypes = (np.int32, np.int32, np.int8, np.float64, np.int8, np.int32)
-    cust, cat, tier, score, src, ref = (
-        np.concatenate([np.broadcast_to(np.asarray(p[i], dtype=dt), len(p[0])) for p in parts])
-        for i, dt in enumerate(dtypes))
-    parts.clear()
-    order = np.lexsort((np.arange(len(cust)), cat, -score, tier, cust))
-    key = cust[order].astype(np.int64) * n_cats + cat[order]
-    first = ~pd.Series(key).duplicated().to_numpy()  # the best row per customer and category
-    del key
-    idx = order[first]
-    c = cust[idx]
-    pos = np.arange(len(c))
-    rank = pos - np.maximum.accumulate(np.where(np.r_[True, c[1:] != c[:-1]], pos, 0)) + 1
-    sel = idx[rank <= top_n]
-    return cust[sel], cat[sel], score[sel], src[sel], ref[sel], rank[rank <= top_n]
-
-
-def _reasons(src: np.ndarray, ref: np.ndarray, cyc: pd.DataFrame, aff: pd.DataFrame, sim: pd.DataFrame,
-             window_days: int) -> tuple[pa.Array, pd.Series]:
-    """For the chosen candidates (their source and row in it, `src` and `ref`): the customer's own top
-    product (repeats; missing otherwise; Arrow) and the reason sentence, aligned to the candidates. A sentence is
-    written once per repeat candidate, affinity and (share, profile level), in Arrow; each candidate then takes
-    its own (millions of rows at a million customers: no Python string per row)."""
-    texts, take, own = [], np.zeros(len(src), np.int64), np.full(len(src), -1)  # own: the row of cyc, or -1
-    w = str(window_days)
-    for kind in (_SRC_CYCLE, _SRC_AFFINITY, _SRC_SIMILAR):
-        at = np.flatnonzero(src == kind)
-        if not len(at):
-            continue
-        rows, offset = ref[at], sum(len(t) for t in texts)
-        if kind == _SRC_CYCLE:
-            texts.append(_cycle_reasons(cyc.iloc[rows]))
-            take[at] = offset + np.arange(len(at))
-            own[at] = rows
-        elif kind == _SRC_AFFINITY:
-            texts.append(pa.array((f"{REASONS['affinity']}: " + (aff.share * 100).round().astype(int).astype(str)
-                                   + "% of " + aff.bought + " buyers buy " + aff.then_bought + " within " + w
-                                   + " days (lift " + aff.lift.map("{:.1f}".format) + ")").to_numpy(dtype=object),
-                                  type=pa.string()))
-            take[at] = offset + rows
-        else:
-            levels = np.array([" + ".join(k.replace("_", " ") for k in lv) if lv else "all customers"
-                               for lv in PROFILE_LEVELS], dtype=object)
-            # a sentence per (percent, level) pair that occurs, as one integer (np.unique of 2-D rows is slow)
-            key = np.round(sim.share.to_numpy(float)[rows] * 100).astype(np.int64) * len(levels) + sim.level.to_numpy()[rows]
-            pairs, which = np.unique(key, return_inverse=True)
-            texts.append(pa.array(f"{REASONS['similar']}: " + (pairs // len(levels)).astype(str).astype(object)
-                                  + "% of customers like them (" + levels[pairs % len(levels)] + ") bought it within "
-                                  + w + " days", type=pa.string()))
-            take[at] = offset + which.ravel()
-    reasons = pa.concat_arrays(texts).take(pa.array(take)) if texts else pa.array([], pa.string())
-    product = pa.array(cyc.top_product, type=pa.string(), from_pandas=True).take(
-        pa.array(np.maximum(own, 0), mask=own < 0))
-    return product, pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([reasons], type=pa.string())))
-
-
-def _cycle_reasons(r: pd.DataFrame) -> pa.Array:
-    """'repeat due: bought on 3 days, every ~30 days, overdue since 2026-06-01' or 'repeat: ..., next due ...'."""
-    days = pa.array(r.days.to_numpy(np.int64)).cast(pa.string())
-    dates, which = np.unique(r.due_date.to_numpy("datetime64[D]"), return_inverse=True)  # a date's text written once
-    due = pa.array(pd.DatetimeIndex(dates).strftime("%Y-%m-%d").to_numpy(dtype=object), type=pa.string()).take(
-        pa.array(which.ravel()))
-    since = pa.array(np.where(r.days_until_due.to_numpy() < 0, "overdue since ", "due "))
-    now = pc.binary_join_element_wise(f"{REASONS['due']}: bought on ", days, " days, every ~",
-                                      pa.array(r.interval_days.to_numpy(np.int64)).cast(pa.string()), " days, ",
-                                      since, due, "")
-    later = pc.binary_join_element_wise(f"{REASONS['repeat']}: bought on ", days, " days, next due ", due, "")
-    return pc.if_else(pa.array(r.due.to_numpy(bool)), now, later)
-
-
-def _empty_offers() -> pd.DataFrame:
-    return pd.DataFrame({"customer_id": pd.Series(dtype="string"), "rank": pd.Series(dtype="int64"),
-                         "category": pd.Series(dtype="string"), "product_id": pd.Series(dtype="string"),
-                         "reason": pd.Series(dtype="string"), "score": pd.Series(dtype="float64")})
+def suggest(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config,
+            inputs: OfferInputs | None = None, details: bool = True) -> pd.DataFrame:
+    """`suggest_table` as a pandas frame (OFFER_COLUMNS), from `inputs` or the inputs at `as_of` (uses only
+    orders dated on or before `as_of`): a small shop's, or the holdout sample's, suggestions."""
+    inp = inputs or offer_inputs(orders, customers, as_of, cfg)
+    try:
+        out = engine.to_pandas(suggest_table(inp, cfg, details))
+    finally:
+        if inputs is None:
+            release_inputs(inp)
+    return out.astype({"customer_id": str, "rank": "int64", "category": str, "product_id": "string",
+                       "reason": "string", "score": "float64"})[OFFER_COLUMNS].reset_index(drop=True)
 
 
 def suggested_categories(offers: pd.DataFrame, top_n: int = 3) -> pd.DataFrame:
@@ -654,7 +604,7 @@ def _joined_by_customer(rows: pd.DataFrame, sep: str) -> tuple[np.ndarray, np.nd
 def popular_baseline(inp: OfferInputs, top_n: int = 3) -> pd.DataFrame:
     """Every customer gets the shop's most popular categories (customers buying them in the window)."""
     cats = inp.popular[:top_n]
-    ids = inp.profiles.customer_id
+    ids = engine.to_pandas(inp.profiles.select("customer_id")).customer_id.astype(str)
     return pd.DataFrame({"customer_id": np.repeat(ids.to_numpy(), len(cats)),
                          "rank": np.tile(np.arange(1, len(cats) + 1), len(ids)),
                          "category": np.tile(cats, len(ids))})
@@ -662,10 +612,12 @@ def popular_baseline(inp: OfferInputs, top_n: int = 3) -> pd.DataFrame:
 
 def last_time_baseline(inp: OfferInputs, top_n: int = 3) -> pd.DataFrame:
     """"The same as last time": the categories of the customer's last purchase day, largest value first."""
-    last = inp.history[inp.history.last_amount.notnull()]
-    order, starts = _by_customer(last, "last_amount")
-    last = last.iloc[order].assign(rank=np.arange(len(order)) - np.flatnonzero(starts)[np.cumsum(starts) - 1] + 1)
-    return last[last["rank"] <= top_n][["customer_id", "rank", "category"]].reset_index(drop=True)
+    last = inp.history.filter(inp.history.last_amount.notnull())
+    last = last.mutate(rank=ibis.row_number().over(group_by="customer_id",
+                                                   order_by=[ibis.desc("last_amount"), "category"]) + 1)
+    last = last.filter(last["rank"] <= top_n)
+    out = engine.to_pandas(last.select("customer_id", last["rank"].cast("int64"), "category"))
+    return out.astype({"customer_id": str})
 
 
 def bought_between(orders: ir.Table, start: str, end: str) -> pd.DataFrame:
@@ -728,13 +680,17 @@ def evaluate_holdout(orders: ir.Table, customers: ir.Table | pd.DataFrame | None
     cutoff = holdout_cutoff(as_of, cfg)
     # categories are scored, not products or reasons: neither is computed at this cut-off
     inp = offer_inputs(orders, customers, cutoff, cfg, products=False, days=days, sample=sample)
-    ours = suggest(orders, customers, cutoff, cfg, inputs=inp, details=False)
-    actual = bought_between(orders, cutoff, as_of)
-    base = inp.profiles.customer_id
+    try:
+        ours = suggest(orders, customers, cutoff, cfg, inputs=inp, details=False)
+        actual = bought_between(orders, cutoff, as_of)
+        popular, last_time = popular_baseline(inp, oc.top_n), last_time_baseline(inp, oc.top_n)
+        base = engine.to_pandas(inp.profiles.select("customer_id")).customer_id.astype(str)
+    finally:
+        release_inputs(inp)
     rows = {
         "personalised": hit_rate(ours, actual, base, oc.top_n),
-        "most popular categories": hit_rate(popular_baseline(inp, oc.top_n), actual, base, oc.top_n),
-        "same as last time": hit_rate(last_time_baseline(inp, oc.top_n), actual, base, oc.top_n),
+        "most popular categories": hit_rate(popular, actual, base, oc.top_n),
+        "same as last time": hit_rate(last_time, actual, base, oc.top_n),
     }
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "method"
@@ -780,50 +736,65 @@ def second_order_day(orders: ir.Table, as_of: str, cfg: Config) -> float:
     return customer_facts.suggested_inactivity_days(customer_facts.gap_histogram(corders), cfg.kpis.inactivity_quantile)
 
 
-def second_order_list(orders: ir.Table, offers: pd.DataFrame, as_of: str, cfg: Config,
-                      history: pd.DataFrame | None = None, day: float | None = None) -> pd.DataFrame:
+def second_order_list(orders: ir.Table, offers: ir.Table | pd.DataFrame, as_of: str, cfg: Config,
+                      profiles: ir.Table | None = None, day: float | None = None) -> pd.DataFrame:
     """First-time buyers (one purchase day) whose first purchase is more than `second_order_day` and at
-    most `offers.second_order_max_days` days before `as_of`, with their top suggestion.
+    most `offers.second_order_max_days` days before `as_of`, with their top suggestion (`profiles`:
+    `profiles_expr` at `as_of`).
 
     Columns: customer_id, first_day, days_since_first, suggested_category, product_id, reason.
     """
     day = second_order_day(orders, as_of, cfg) if day is None else day
-    h = customer_history(orders, as_of) if history is None else history
-    one = h[h.customer_days == 1].drop_duplicates("customer_id")[["customer_id", "first_day"]]
-    one = one.assign(days_since_first=(_day(as_of) - one.first_day).dt.days.astype("int64"))
+    p = profiles_expr(category_history_expr(orders, as_of), None, as_of) if profiles is None else profiles
+    one = p.filter(p.single)
+    one = one.select(customer_id=one.customer_id.cast("string"), first_day=one.first_day,
+                     days_since_first=_date_lit(_day(as_of)).delta(one.first_day, unit="day").cast("int64"))
+    columns = ["customer_id", "first_day", "days_since_first", "suggested_category", "product_id", "reason"]
     if np.isnan(day):
-        return one.iloc[0:0].assign(suggested_category=None, product_id=None, reason=None)
-    keep = one[(one.days_since_first > day) & (one.days_since_first <= cfg.offers.second_order_max_days)]
-    top = offers[offers["rank"] == 1][["customer_id", "category", "product_id", "reason"]]
-    out = keep.merge(top.astype({"customer_id": str}), on="customer_id", how="left")
-    out = out.rename(columns={"category": "suggested_category"})
+        return engine.to_pandas(one.limit(0)).assign(suggested_category=None, product_id=None, reason=None)[columns]
+    one = one.filter((one.days_since_first > day) & (one.days_since_first <= cfg.offers.second_order_max_days))
+    o = ibis.memtable(offers) if isinstance(offers, pd.DataFrame) else offers
+    top = o.filter(o["rank"] == 1)
+    top = top.select(_oc=top.customer_id.cast("string"), suggested_category=top.category.cast("string"),
+                     product_id=top.product_id.cast("string"), reason=top.reason.cast("string"))
+    out = engine.to_pandas(one.left_join(top, one.customer_id == top._oc).select(*columns))
     return out.sort_values(["days_since_first", "customer_id"]).reset_index(drop=True)
 
 
-def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = "rfm_segment") -> pd.DataFrame:
+def examples_by_segment(offers: ir.Table | pd.DataFrame, segments: ir.Table | pd.DataFrame,
+                        by: str = "rfm_segment") -> pd.DataFrame:
     """Per segment, what is suggested (no customer identifiers). Index: segment.
 
     Columns: customers, top_category (most common first suggestion) and its share, most_common_top3
-    (the most common set of suggestions, best first), main_reason (most common kind of first reason).
+    (the most common set of suggestions, best first), main_reason (most common kind of first reason). The
+    engine gives each customer's first suggestion, set and kind of reason in customer order, without the ids.
     """
-    first = offers[offers["rank"] == 1]
-    seg_at = customer_facts.positions(first["customer_id"], segments["customer_id"])
-    if not (seg_at >= 0).any():  # no suggestions at all (e.g. a shop without categories)
+    o = ibis.memtable(offers) if isinstance(offers, pd.DataFrame) else offers
+    seg = ibis.memtable(segments) if isinstance(segments, pd.DataFrame) else segments
+    seg = seg.select(_sid=seg.customer_id.cast("string"), _seg=seg[by].cast("string"))
+    ranks = int(o["rank"].max().execute() or 0)
+    first = o.filter(o["rank"] == 1)
+    j = first.join(seg, first.customer_id.cast("string") == seg._sid)
+    trio = [j.category.cast("string")]
+    for k in range(2, ranks + 1):  # the k-th suggestion of each customer, when there is one
+        ok = o.filter(o["rank"] == k)
+        ok = ok.select(**{f"_k{k}": ok.customer_id, f"_c{k}": ok.category.cast("string")})
+        j = j.left_join(ok, j.customer_id == ok[f"_k{k}"])
+        trio.append(j[f"_c{k}"])
+    j = j.select("customer_id", _seg=j._seg, category=j.category.cast("string"),
+                 trio=ibis.literal(", ").join(trio), kind=j.reason.cast("string").split(":")[0])
+    first = engine.to_pandas(j.order_by("customer_id").drop("customer_id"))
+    if first.empty:  # no suggestions at all (e.g. a shop without categories)
         return pd.DataFrame(columns=["customers", "top_category", "top_category_share", "most_common_top3",
                                      "main_reason"], index=pd.Index([], name=by))
-    first = first[seg_at >= 0].copy()
-    first[by] = segments[by].astype(str).to_numpy(dtype=object)[seg_at[seg_at >= 0]]
-    kind = pc.list_element(pc.split_pattern(customer_facts.strings(first.reason.astype(str)), ":", max_splits=1), 0)
-    first["kind"] = kind.to_numpy(zero_copy_only=False)  # the kind of reason, before its ':'
-    ids, trio = _joined_by_customer(offers, ", ")  # "a, b, c": the suggestions best first
-    trio_at = customer_facts.positions(first["customer_id"], ids)
-    first["trio"] = pd.Series(trio[trio_at], index=first.index, dtype="string")
+    first = first.rename(columns={"_seg": by}).astype({"trio": "string"})
     rows = {}
-    for seg, g in first.groupby(by):
+    for segment, g in first.groupby(by):
         vc = g.category.value_counts()
-        rows[seg] = {"customers": len(g), "top_category": vc.index[0], "top_category_share": round(vc.iloc[0] / len(g), 4),
-                     "most_common_top3": g.trio.value_counts().index[0],
-                     "main_reason": g.kind.value_counts().index[0]}
+        rows[segment] = {"customers": len(g), "top_category": vc.index[0],
+                         "top_category_share": round(vc.iloc[0] / len(g), 4),
+                         "most_common_top3": g.trio.value_counts().index[0],
+                         "main_reason": g.kind.value_counts().index[0]}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = by
     return out.sort_values("customers", ascending=False)
@@ -833,13 +804,24 @@ def examples_by_segment(offers: pd.DataFrame, segments: pd.DataFrame, by: str = 
 # Artifact and run
 # ---------------------------------------------------------------------------------------------
 
-def save_offers(processed_dir: str | Path, offers: pd.DataFrame) -> Path:
-    """offers.parquet: OFFER_COLUMNS, top_n rows per customer (checked against its declaration)."""
-    return artifacts.write(processed_dir, "offers", offers[OFFER_COLUMNS])
+def save_offers(processed_dir: str | Path, offers: ir.Table | pd.DataFrame) -> Path:
+    """offers.parquet: OFFER_COLUMNS, top_n rows per customer, in customer and rank order (a frame is checked
+    against its declaration; a table is written by the engine)."""
+    if isinstance(offers, pd.DataFrame):
+        return artifacts.write(processed_dir, "offers", offers[OFFER_COLUMNS])
+    return artifacts.write_table(offers.get_backend(), processed_dir, "offers", offers.select(*OFFER_COLUMNS))
 
 
 def load_offers(processed_dir: str | Path) -> pd.DataFrame:
     return artifacts.read(processed_dir, "offers")
+
+
+def listed_offers(con, processed_dir: str | Path, customer_ids: pd.Series) -> pd.DataFrame:
+    """customer_id, rank, category of offers.parquet for `customer_ids` only (picked by the engine)."""
+    o = artifacts.table(con, processed_dir, "offers")
+    ids = ibis.memtable(pd.DataFrame({"_id": pd.unique(customer_ids.astype(str))}))
+    o = o.semi_join(ids, o.customer_id.cast("string") == ids._id)
+    return engine.to_pandas(o.select("customer_id", "rank", "category").order_by(["customer_id", "rank"]))
 
 
 @dataclass
@@ -850,7 +832,6 @@ class OffersResult:
 
     affinities: pd.DataFrame = field(default_factory=pd.DataFrame)  # affinity_table
     repeats: pd.DataFrame = field(default_factory=pd.DataFrame)  # repeat_summary
-    offers: pd.DataFrame = field(default_factory=lambda: _empty_offers())  # offers.parquet's rows
     evaluation: pd.DataFrame = field(default_factory=pd.DataFrame)  # evaluate_holdout: hit_rate @ cfg.top_n
     capped: set = field(default_factory=set)  # contact_cap: contacted within cfg.min_days_between_contacts
     second_order_day: float = float("nan")  # second_order_day
@@ -864,29 +845,29 @@ class OffersResult:
 
 def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> OffersResult:
     """Compute suggestions for every customer at `as_of`, the holdout comparison, the contact cap,
-    the second-order list and examples by segment; write offers.parquet."""
+    the second-order list and examples by segment; write offers.parquet (the engine writes it: the
+    suggestions of every customer do not pass through pandas)."""
     con = con or connect(cfg.engine)
     orders = artifacts.table(con, processed_dir, "orders_clean")
     customers = artifacts.table_if_exists(con, processed_dir, "customers_clean")
-    if customers is not None:  # read once: the profiles at as_of and at the holdout's cut-off join it
-        customers = engine.to_pandas(customers.select(*[c for c in PROFILE_COLUMNS if c in customers.columns]))
     campaigns = artifacts.table_if_exists(con, processed_dir, "campaigns_clean")
     # every purchase day up to as_of, kept by the engine: the holdout's earlier cut-off reads it too
     days = engine.cache(con, purchase_days(orders, as_of))
-    # the holdout first: its inputs are freed before those at as_of are built (the memory peak is one set)
+    # the holdout first: its inputs are freed before those at as_of are built
     sample, evaluation_base = holdout_sample(orders, as_of, cfg, days)
     evaluation = evaluate_holdout(orders, customers, as_of, cfg, days=days, sample=sample)
     inp = offer_inputs(orders, customers, as_of, cfg, days=days)
     engine.release(con, [days])
-    del customers  # the inputs hold what the suggestions need of it
-    offers = suggest(orders, None, as_of, cfg, inputs=inp)
-    save_offers(processed_dir, offers)
+    save_offers(processed_dir, suggest_table(inp, cfg))
+    offers = artifacts.table(con, processed_dir, "offers")
     capped = contact_cap(campaigns, as_of, cfg.offers.min_days_between_contacts)
     day = second_order_day(orders, as_of, cfg)
-    second = second_order_list(orders, offers, as_of, cfg, history=inp.history, day=day)
-    segments = artifacts.read_if_exists(processed_dir, "segments", columns=["customer_id", "rfm_segment"])
+    second = second_order_list(orders, offers, as_of, cfg, profiles=inp.profiles, day=day)
+    segments = artifacts.table_if_exists(con, processed_dir, "segments")
     examples = examples_by_segment(offers, segments) if segments is not None else pd.DataFrame()
-    return OffersResult(inp.affinities, repeat_summary(inp.cycles), offers, evaluation, capped, day, second, examples,
+    repeats = repeat_summary(inp.cycles)
+    release_inputs(inp)
+    return OffersResult(inp.affinities, repeats, evaluation, capped, day, second, examples,
                         str(as_of), cfg.offers, note=None if has_categories(orders, as_of) else NO_CATEGORIES,
                         evaluation_base=evaluation_base if sample is not None else None)
 

@@ -1030,9 +1030,8 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> Winback
     rows = customer_rows(cands, uplift, options_table, cfg)
     curve = contact_curve(rows, consented, capped, cfg.winback.budget)
     # the suggestions joined for the customers the list may hold only (a third of the shop at 1.35M customers)
-    offered = offer_run.offers[["customer_id", "rank", "category"]]
     listable = rows.loc[may_be_listed(rows), "customer_id"].astype(str)
-    offered = offered[customer_facts.is_in(offered["customer_id"], listable)]
+    offered = offers.listed_offers(con, processed_dir, listable)
     listed = build_targets(rows, customers, cfg.winback.budget, exclude_ids=capped,
                            suggestions=offers.suggested_categories(offered, offer_run.cfg.top_n))
     # The control group is held back from the list: the contact list, the plan and every count are the treated.
