@@ -283,6 +283,24 @@ def test_saved_offers_and_segment_examples_carry_no_customer_ids(con, demo_part,
     artifacts.check("offers", back)
 
 
+def test_examples_by_segment_break_ties_as_value_counts_over_the_customers_in_id_order():
+    # few customers and categories: many ties, each won by the value of the first customer in id order
+    rng = np.random.default_rng(5)
+    ids = [f"K{i:03d}" for i in range(60)]
+    rows = [(c, r, cat) for c in ids for r, cat in enumerate(rng.choice(["books", "home", "toys"], 2, replace=False), 1)]
+    s = pd.DataFrame(rows, columns=["customer_id", "rank", "category"])
+    s["reason"] = np.where(rng.random(len(s)) < 0.5, "repeat: x", "similar customers: y")
+    seg = pd.DataFrame({"customer_id": ids, "rfm_segment": rng.choice(["A", "B", "C", "D"], len(ids))})
+    got = offers.examples_by_segment(s, seg)
+    first = s[s["rank"] == 1].merge(seg, on="customer_id").sort_values("customer_id")
+    first["trio"] = first.customer_id.map(s.groupby("customer_id").category.agg(", ".join))
+    first["kind"] = first.reason.str.split(":").str[0]
+    for name, g in first.groupby("rfm_segment"):
+        want = (len(g), g.category.value_counts().index[0], g.trio.value_counts().index[0],
+                g.kind.value_counts().index[0])
+        assert tuple(got.loc[name, ["customers", "top_category", "most_common_top3", "main_reason"]]) == want
+
+
 def test_suggested_categories_are_one_text_column_best_first_whatever_top_n_is():
     s = pd.DataFrame({"customer_id": ["B", "A", "A", "A", "B"], "rank": [1, 2, 1, 3, 2],
                       "category": ["toys", "home", "books", "garden", "fashion"]})

@@ -143,9 +143,10 @@ def category_history_expr(orders: ir.Table, as_of: str, products: bool = True,
         end = ibis.timestamp(cutoff_end(as_of))
         o = orders.filter((orders.order_date < end) & ~orders.is_return & orders.category.notnull()
                           & orders.product_id.notnull())
-        if products_from_days > 1:
-            r = h.filter(h.days >= products_from_days).select(_rc="customer_id", _rk="category")
-            o = o.semi_join(r, [o.customer_id == r._rc, o.category.cast("string") == r._rk])
+        if products_from_days > 1:  # counted on the purchase days, not on `h` (its window would run twice)
+            n = pd_.group_by(_rc=pd_.customer_id, _rk=pd_.item).agg(_n=pd_.count())
+            n = n.filter(n._n >= products_from_days)
+            o = o.semi_join(n, [o.customer_id == n._rc, o.category.cast("string") == n._rk])
         pc = o.group_by("customer_id", pcat=o.category.cast("string"), item=o.product_id.cast("string")).agg(
             n=o.order_date.date().nunique())
         # most days first, then the first name: the smallest text "<10**9 - days, ten digits><product>" (a
@@ -767,8 +768,8 @@ def examples_by_segment(offers: ir.Table | pd.DataFrame, segments: ir.Table | pd
 
     Columns: customers, top_category (most common first suggestion) and its share, most_common_top3
     (the most common set of suggestions, best first), main_reason (most common kind of first reason). The
-    engine gives each customer's first suggestion, set and kind of reason in customer order, without the ids.
-    """
+    engine counts them per segment; a tie goes to the value of the first customer in id order (as pandas'
+    value_counts over the customers in id order)."""
     o = ibis.memtable(offers) if isinstance(offers, pd.DataFrame) else offers
     seg = ibis.memtable(segments) if isinstance(segments, pd.DataFrame) else segments
     seg = seg.select(_sid=seg.customer_id.cast("string"), _seg=seg[by].cast("string"))
@@ -781,23 +782,35 @@ def examples_by_segment(offers: ir.Table | pd.DataFrame, segments: ir.Table | pd
         ok = ok.select(**{f"_k{k}": ok.customer_id, f"_c{k}": ok.category.cast("string")})
         j = j.left_join(ok, j.customer_id == ok[f"_k{k}"])
         trio.append(j[f"_c{k}"])
-    j = j.select("customer_id", _seg=j._seg, category=j.category.cast("string"),
+    j = j.select(customer_id=j.customer_id.cast("string"), segment=j._seg, category=j.category.cast("string"),
                  trio=ibis.literal(", ").join(trio), kind=j.reason.cast("string").split(":")[0])
-    first = engine.to_pandas(j.order_by("customer_id").drop("customer_id"))
-    if first.empty:  # no suggestions at all (e.g. a shop without categories)
+    con = o.get_backend()
+    j = engine.cache(con, j)
+    try:
+        sizes = engine.to_pandas(j.group_by("segment").agg(customers=j.count()))
+        top = {col: _most_common(j, col) for col in ("category", "trio", "kind")}
+    finally:
+        engine.release(con, [j])
+    if sizes.empty:  # no suggestions at all (e.g. a shop without categories)
         return pd.DataFrame(columns=["customers", "top_category", "top_category_share", "most_common_top3",
                                      "main_reason"], index=pd.Index([], name=by))
-    first = first.rename(columns={"_seg": by}).astype({"trio": "string"})
+    sizes = sizes.astype({"customers": "int64"}).sort_values("segment").set_index("segment").customers
     rows = {}
-    for segment, g in first.groupby(by):
-        vc = g.category.value_counts()
-        rows[segment] = {"customers": len(g), "top_category": vc.index[0],
-                         "top_category_share": round(vc.iloc[0] / len(g), 4),
-                         "most_common_top3": g.trio.value_counts().index[0],
-                         "main_reason": g.kind.value_counts().index[0]}
+    for segment, n in sizes.items():
+        (cat, n_cat), (trio_, _), (kind, _) = (top[c][segment] for c in ("category", "trio", "kind"))
+        rows[segment] = {"customers": int(n), "top_category": cat, "top_category_share": round(n_cat / n, 4),
+                         "most_common_top3": trio_, "main_reason": kind}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = by
     return out.sort_values("customers", ascending=False)
+
+
+def _most_common(t: ir.Table, col: str) -> dict[str, tuple]:
+    """Per segment of `t`, the most common value of `col` and its count (ties: the smallest customer_id's)."""
+    g = t.group_by("segment", _v=t[col]).agg(_n=t.count(), _first=t.customer_id.min())
+    g = g.mutate(_r=ibis.row_number().over(group_by="segment", order_by=[ibis.desc("_n"), "_first"]))
+    g = engine.to_pandas(g.filter(g._r == 0).select("segment", value="_v", n="_n"))
+    return {seg: (v, int(n)) for seg, v, n in zip(g.segment, g.value, g.n)}
 
 
 # ---------------------------------------------------------------------------------------------
