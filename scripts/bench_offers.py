@@ -5,8 +5,8 @@
 Times the category affinity table (one Ibis expression over every order line on DuckDB, then the
 small pandas finish) on `--processed`/orders_clean.parquet; `--product` adds the product-level
 affinity, `--full` also the holdout evaluation (on a sample of offers.evaluation_customers when the shop
-is larger), the per-customer history and the suggestions for every customer, from the purchase days the
-engine keeps once (as `offers.run` does). Nothing is written.
+is larger), the per-customer history and the suggestions for every customer (ranked and counted by the engine),
+from the purchase days the engine keeps once (as `offers.run` does). Nothing is written.
 Prints one line per step, and the peak resident memory of this process.
 """
 from __future__ import annotations
@@ -42,7 +42,6 @@ def main() -> None:
         print(f"product affinity table: {time.perf_counter() - t:.1f} s, {len(paff):,} pairs with enough support")
     if args.full:
         customers = artifacts.table(con, args.processed, "customers_clean")
-        customers = customers.select(*[c for c in offers.PROFILE_COLUMNS if c in customers.columns]).to_pandas()
         t = time.perf_counter()
         days = engine.cache(con, offers.purchase_days(orders, args.as_of))
         print(f"purchase days kept by the engine: {time.perf_counter() - t:.1f} s")
@@ -54,10 +53,10 @@ def main() -> None:
         t = time.perf_counter()
         inp = offers.offer_inputs(orders, customers, args.as_of, cfg, days=days)
         print(f"offer inputs (history, cycles, affinities, profiles): {time.perf_counter() - t:.1f} s, "
-              f"{len(inp.profiles):,} customers")
+              f"{inp.profiles.count().execute():,} customers")
         t = time.perf_counter()
-        s = offers.suggest(orders, customers, args.as_of, cfg, inputs=inp)
-        print(f"suggestions: {time.perf_counter() - t:.1f} s, {len(s):,} rows")
+        n = offers.suggest_table(inp, cfg).count().execute()  # ranked by the engine, counted there
+        print(f"suggestions: {time.perf_counter() - t:.1f} s, {n:,} rows")
     print(f"peak memory (this process): {peak_mb():,.0f} MB")
 
 

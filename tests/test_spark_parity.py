@@ -67,6 +67,9 @@ def make_shop(tmp: Path):
     # the churn classifier fits on a sample of its window (234 customers at the train cut-off), drawn as a large
     # shop's is: the engine picks the drawn customers by id
     cfg = cfg.replace(churn=cfg.churn.replace(max_train_rows=150))
+    # and the offers' holdout check scores a sample of its customers, as a large shop's does: the engine keeps
+    # the sample's history (a table of ids sent from the driver)
+    cfg = cfg.replace(offers=cfg.offers.replace(evaluation_customers=100))
     duck = tmp / "duckdb" / "parity" / "2026-06"
     times = run_stages(raw, duck, cfg, AS_OF)
     return raw, duck, cfg, times

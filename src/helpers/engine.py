@@ -193,6 +193,9 @@ def cache(con, expr: ir.Table, name: str | None = None) -> ir.Table:
         # rows twice (into a scratch table, then a copy), which for 10M order lines doubled the time and memory
         con.drop_table(name, database="temp", force=True)
         return con.create_table(name, expr, temp=True)
+    # Ibis' PySpark backend caches an expression without registering the in-memory tables it reads (a sample of
+    # ids as a memtable): registered here first, as running the expression would
+    con._register_in_memory_tables(expr)
     return expr.cache()
 
 

@@ -1,7 +1,9 @@
 """Personalised offers (notebook 06, "What to offer"): which categories to show each customer.
 
-Everything over order lines is an Ibis expression (DESIGN.md, "Engine"); only per-customer (or
-per customer x category) results and the small affinity tables become pandas frames.
+Everything over order lines and customers is an Ibis expression (DESIGN.md, "Engine"): each customer's
+history, profile and suggestions are kept, ranked and written (offers.parquet) by the engine. Only small
+tables become pandas frames: the affinities, the similar-customer shares per profile group, the page's
+tables, and the holdout sample's suggestions (at most ``evaluation_customers`` customers).
 
 Definitions (purchase lines only, ``is_return`` False, dated on or before the cut-off; a customer's
 purchases are counted per calendar day, so two orders on one day are one purchase):
