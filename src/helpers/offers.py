@@ -834,7 +834,8 @@ def load_offers(processed_dir: str | Path) -> pd.DataFrame:
 def listed_offers(con, processed_dir: str | Path, customer_ids: pd.Series) -> pd.DataFrame:
     """customer_id, rank, category of offers.parquet for `customer_ids` only (picked by the engine)."""
     o = artifacts.table(con, processed_dir, "offers")
-    ids = ibis.memtable(pd.DataFrame({"_id": pd.unique(customer_ids.astype(str))}))
+    # an Arrow table: Spark takes it as Arrow (a pandas frame of text goes through its row-by-row fallback)
+    ids = ibis.memtable(pa.table({"_id": pc.unique(customer_facts.strings(customer_ids.astype(str)))}))
     o = o.semi_join(ids, o.customer_id.cast("string") == ids._id)
     return engine.to_pandas(o.select("customer_id", "rank", "category").order_by(["customer_id", "rank"]))
 
