@@ -73,8 +73,8 @@ class Peaks:
 
 
 def _print_on_return(name: str, peaks: Peaks) -> None:
-    """Wrap helpers' `module.function` (where the stage looks it up) to print the seconds and the driver's peak so
-    far when it returns."""
+    """Wrap helpers' `module.function` (where the stage looks it up) to print the seconds and the driver's and the
+    Python workers' peaks so far when it returns."""
     module_name, function = name.rsplit(".", 1)
     module = importlib.import_module(f"helpers.{module_name}")
     inner = getattr(module, function)
@@ -85,7 +85,7 @@ def _print_on_return(name: str, peaks: Peaks) -> None:
             return inner(*args, **kwargs)
         finally:
             print(f"  {name}: {time.perf_counter() - t:.1f} s, driver's Python peak so far "
-                  f"{peaks.driver / 2**20:,.0f} MB", flush=True)
+                  f"{peaks.driver / 2**20:,.0f} MB, Python workers' {peaks.workers / 2**20:,.0f} MB", flush=True)
     setattr(module, function, timed)
 
 
