@@ -828,6 +828,12 @@ def is_in(values, members) -> np.ndarray:
     return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
+def ids_table(values) -> ibis.Table:
+    """The distinct `values` (customer ids) as a one-column engine table `_id`, to semi-join with: an Arrow table,
+    which Spark takes as Arrow (a pandas frame of text goes through its row-by-row fallback)."""
+    return ibis.memtable(pa.table({"_id": pc.unique(strings(pd.Series(values).astype(str)))}))
+
+
 def positions(values, names) -> np.ndarray:
     """The position of each of `values` among `names` (customer ids as text; -1 when absent), hashed in Arrow."""
     found = pc.index_in(strings(pd.Series(values).astype(str)),

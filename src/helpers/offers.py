@@ -394,12 +394,12 @@ def _group_key(t: ir.Table, keys: list[str]) -> ir.StringValue:
     return key
 
 
-def _similar_slots(similar: dict, oc: OffersConfig) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """Per profile level, the groups with at least `similar_min_customers` customers (level, gkey) and each
-    group's top_n categories by share, then name (level, gkey, category, share, reason): the only ones that
-    can be suggested. None when no level has a group."""
+def _similar_slots(similar: dict, oc: OffersConfig) -> pd.DataFrame | None:
+    """Per profile level, each group with at least `similar_min_customers` customers (level, gkey) and its
+    top_n categories by share, then name (category, share, reason): the only ones that can be suggested.
+    None when no level has a group."""
     names = [" + ".join(k.replace("_", " ") for k in lv) if lv else "all customers" for lv in PROFILE_LEVELS]
-    groups, slots = [], []
+    slots = []
     for k, level in enumerate(PROFILE_LEVELS):
         table, keys = similar[level], list(level)
         ok = table[table.customers >= oc.similar_min_customers] if keys else table
@@ -412,11 +412,10 @@ def _similar_slots(similar: dict, oc: OffersConfig) -> tuple[pd.DataFrame, pd.Da
         pct = np.round(ok.share.to_numpy(float) * 100).astype(np.int64).astype(str)
         ok = ok.assign(reason=[f"{REASONS['similar']}: {p}% of customers like them ({names[k]}) bought it within "
                                f"{oc.affinity_window_days} days" for p in pct])
-        groups.append(pd.DataFrame({"level": k, "gkey": pd.unique(ok.gkey)}))
         slots.append(ok[["level", "gkey", "category", "share", "reason"]])
     if not slots:
         return None
-    return pd.concat(groups, ignore_index=True), pd.concat(slots, ignore_index=True)
+    return pd.concat(slots, ignore_index=True)
 
 
 def _affinity_reasons(aff: pd.DataFrame, window_days: int) -> pd.Series:
@@ -464,8 +463,8 @@ def suggest_table(inp: OfferInputs, cfg: Config, details: bool = True) -> ir.Tab
         parts.append(_affinity_part(inp.history, aff))
     slots = _similar_slots(inp.similar, oc)
     if slots is not None:
-        parts.append(_similar_part(inp.profiles, *slots, first_ref=len(aff)))
-        texts.append(slots[1].reason)
+        parts.append(_similar_part(inp.profiles, slots, first_ref=len(aff)))
+        texts.append(slots.reason)
     u = ibis.union(*parts)
     u = u.mutate(_d=ibis.row_number().over(group_by=["customer_id", "category"],
                                            order_by=["tier", ibis.desc("score"), "part"]))
@@ -495,11 +494,12 @@ def _affinity_part(history: ir.Table, aff: pd.DataFrame) -> ir.Table:
                     score=j._share, part=ibis.literal(1, "int8"), ref=j._ref.cast("int64"))
 
 
-def _similar_part(profiles: ir.Table, groups: pd.DataFrame, slots: pd.DataFrame, first_ref: int) -> ir.Table:
+def _similar_part(profiles: ir.Table, slots: pd.DataFrame, first_ref: int) -> ir.Table:
     """What similar customers bought (`_similar_slots`), from the finest level whose group the customer is in:
     tier 1 for one-day customers, else 4; ref = first_ref + row of `slots`. Every join is on a key column (the
     level of all customers, without keys, gives its few rows as literals: a join on a constant is a nested loop
     on Spark)."""
+    groups = slots[["level", "gkey"]].drop_duplicates()
     keyed = [k for k in sorted(set(groups.level), reverse=True) if PROFILE_LEVELS[k]]
     p = profiles.select("customer_id", "single", *[_group_key(profiles, list(PROFILE_LEVELS[k])).name(f"_g{k}")
                                                    for k in keyed])
@@ -604,10 +604,10 @@ def _joined_by_customer(rows: pd.DataFrame, sep: str) -> tuple[np.ndarray, np.nd
 # Baselines and holdout evaluation
 # ---------------------------------------------------------------------------------------------
 
-def popular_baseline(inp: OfferInputs, top_n: int = 3) -> pd.DataFrame:
-    """Every customer gets the shop's most popular categories (customers buying them in the window)."""
+def popular_baseline(inp: OfferInputs, ids: pd.Series, top_n: int = 3) -> pd.DataFrame:
+    """Every customer (`ids`: those of the inputs' profiles) gets the shop's most popular categories (customers
+    buying them in the window)."""
     cats = inp.popular[:top_n]
-    ids = engine.to_pandas(inp.profiles.select("customer_id")).customer_id.astype(str)
     return pd.DataFrame({"customer_id": np.repeat(ids.to_numpy(), len(cats)),
                          "rank": np.tile(np.arange(1, len(cats) + 1), len(ids)),
                          "category": np.tile(cats, len(ids))})
@@ -686,8 +686,8 @@ def evaluate_holdout(orders: ir.Table, customers: ir.Table | pd.DataFrame | None
     try:
         ours = suggest(orders, customers, cutoff, cfg, inputs=inp, details=False)
         actual = bought_between(orders, cutoff, as_of)
-        popular, last_time = popular_baseline(inp, oc.top_n), last_time_baseline(inp, oc.top_n)
         base = engine.to_pandas(inp.profiles.select("customer_id")).customer_id.astype(str)
+        popular, last_time = popular_baseline(inp, base, oc.top_n), last_time_baseline(inp, oc.top_n)
     finally:
         release_inputs(inp)
     rows = {
@@ -834,8 +834,7 @@ def load_offers(processed_dir: str | Path) -> pd.DataFrame:
 def listed_offers(con, processed_dir: str | Path, customer_ids: pd.Series) -> pd.DataFrame:
     """customer_id, rank, category of offers.parquet for `customer_ids` only (picked by the engine)."""
     o = artifacts.table(con, processed_dir, "offers")
-    # an Arrow table: Spark takes it as Arrow (a pandas frame of text goes through its row-by-row fallback)
-    ids = ibis.memtable(pa.table({"_id": pc.unique(customer_facts.strings(customer_ids.astype(str)))}))
+    ids = customer_facts.ids_table(customer_ids)
     o = o.semi_join(ids, o.customer_id.cast("string") == ids._id)
     return engine.to_pandas(o.select("customer_id", "rank", "category").order_by(["customer_id", "rank"]))
 

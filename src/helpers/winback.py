@@ -178,8 +178,8 @@ def add_campaign_features(frame: pd.DataFrame, lines: ir.Table, cfg: Config, cus
 
 def _lines_of(lines: ir.Table, customer_ids: pd.Series) -> ir.Table:
     """The order lines of `customer_ids` only (a semi join with a small in-memory table of ids)."""
-    ids = ibis.memtable(pd.DataFrame({"_cid": pd.unique(customer_ids.astype(str))}))
-    return lines.semi_join(ids, lines.customer_id.cast("string") == ids._cid)
+    ids = customer_facts.ids_table(customer_ids)
+    return lines.semi_join(ids, lines.customer_id.cast("string") == ids._id)
 
 
 def _day_before(sent) -> str:
