@@ -182,3 +182,21 @@ def test_map_batches_gives_the_function_of_the_whole_table_however_the_rows_are_
         engine.release(con, [mapped])
     empty = engine.map_batches(con, t.filter(t.x > 100), fn, schema)
     assert list(engine.to_pandas(empty).columns) == ["id", "y"] and engine.to_pandas(empty).empty
+
+
+def test_map_batches_raises_the_functions_own_error_and_leaves_no_table(monkeypatch):
+    """A model that fails on a batch (a contract check of its scores) stops the stage with its own message, not
+    an Arrow stream error, and no half-filled table is left in the engine."""
+    con = engine.connect()
+    t = engine.cache(con, ibis.memtable({"id": [f"c{i:03d}" for i in range(50)], "x": [float(i) for i in range(50)]}))
+    schema = pa.schema([("id", pa.string()), ("y", pa.float64())])
+    monkeypatch.setattr(engine, "MAP_BATCH_ROWS", 10)
+
+    def fn(rows: pd.DataFrame) -> pd.DataFrame:
+        if rows["x"].max() >= 30:
+            raise ValueError("churn.parquet: risk_tier 'severe' is not one of low, medium, high")
+        return pd.DataFrame({"id": rows["id"], "y": rows["x"]})
+
+    with pytest.raises(ValueError, match="risk_tier 'severe'"):
+        engine.map_batches(con, t, fn, schema)
+    assert not [n for n in con.list_tables() if n.startswith(engine.MAPPED_PREFIX)]

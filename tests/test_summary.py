@@ -421,6 +421,18 @@ def test_scored_file_without_winback_outputs_keeps_the_columns_empty(shop):
     assert "empty until notebook 06 has run" in page.scored_takeaway(run(folder))
 
 
+def test_the_month_holds_only_the_columns_its_crm_file_and_rules_read(shop):
+    """At a million customers 07 held every column of every per-customer artifact (the offers' reason sentences
+    the most): it reads what customers_scored takes and its rules need, and the CRM file is the same."""
+    folder = full_month(shop)
+    month = summary.load_month(folder)
+    assert list(month.get("offers").columns) == ["customer_id", "rank", "product_id"]
+    assert "monetary_value" not in month.get("clv").columns and "email" not in month.get("winback_targets").columns
+    assert {"cluster", "avg_order_value"}.isdisjoint(month.get("segments").columns)
+    whole = summary.Month(month.month, {n: artifacts.read(folder, n) for n in summary.PER_CUSTOMER_COLUMNS})
+    pd.testing.assert_frame_equal(summary.build_customers_scored(month), summary.build_customers_scored(whole))
+
+
 def test_every_scored_column_has_a_source_and_a_meaning():
     table = page.scored_columns()
     assert table.index.tolist() == artifacts.ARTIFACTS["customers_scored"].columns

@@ -67,7 +67,9 @@ INPUTS = ("kpis", "cohorts", "segments", "clv", "clv_model", "churn", "churn_mod
 # plan, and months run before it existed have none.
 OPTIONAL_INPUTS = ("campaign_plan", "data_quality",  # data_quality: which optional columns the export had
                    "forecast_model")  # 04's forecast (months run before it existed have none)
-# Read only what the page needs: consent, never the e-mail; of the campaign plan, the arms (control group size).
+# Read only what the page needs: consent, never the e-mail; of the campaign plan, the arms (control group size); of
+# the per-customer artifacts, the columns customers_scored takes and the rules read (:data:`PER_CUSTOMER_COLUMNS`,
+# below SCORED_FROM). At a million customers the offers' reasons alone were most of what 07 held.
 INPUT_COLUMNS = {"customers_clean": ["customer_id", "marketing_opt_in"], "campaign_plan": ["arm"]}
 # Columns read for the index's trends (small reads even for a million customers).
 TREND_COLUMNS = {"clv": ["customer_id", "clv"], "churn": ["customer_id", "risk_tier"]}
@@ -87,6 +89,17 @@ SCORED_FROM = {
     "winback_targets": ["winback_target", "winback_discount", "winback_expected_profit"],
     "offers": ["offer_1", "offer_2", "offer_3"],
 }
+# What the rules and the page read besides SCORED_FROM: CLV's age T (this month's new customers) and the win-back
+# targets' columns customers_scored renames.
+PER_CUSTOMER_COLUMNS = {
+    "segments": ["customer_id", *SCORED_FROM["segments"]],
+    "clv": ["customer_id", "T", *SCORED_FROM["clv"]],
+    "churn": ["customer_id", *SCORED_FROM["churn"]],
+    "winback_targets": ["customer_id", "discount", "expected_incremental_profit"],
+    "offers": ["customer_id", "rank", "product_id"],
+}
+INPUT_COLUMNS.update(PER_CUSTOMER_COLUMNS)
+
 # What each column means, for the CRM's users; {clv_months} and {purchase_window_days} are the
 # horizons recorded in clv_model.json.
 SCORED_MEANINGS = [
