@@ -73,9 +73,13 @@ class KernelMemory:
         self.interval = interval
         self.run_peak = 0
         self.last_jvm = 0
+        self.last_workers = 0
         self.seen: dict[int, tuple[float, int]] = {}  # pid -> (latest CPU seconds, peak RSS)
         self.notebook: dict[int, str | None] = {}  # pid -> the notebook a kernel says it runs (None: not said)
         self.jvm: set[int] = set()  # the pids of Java processes (Spark's driver, started by a kernel on Spark)
+        # the pids of Spark's Python workers (`pyspark.daemon` and its forks: the executors' Python, which scores
+        # with mapInPandas; on a local master they run on the driver's machine, on a cluster on the executors)
+        self.workers: set[int] = set()
         self.alive: set[int] = set()
         self.taken: set[int] = set()
         self._lock = threading.Lock()
@@ -99,6 +103,8 @@ class KernelMemory:
                         t = child.cpu_times()
                         if child.name() == "java":  # Spark's driver: a shell script that becomes Java (exec)
                             self.jvm.add(child.pid)
+                        elif "pyspark.daemon" in child.cmdline():
+                            self.workers.add(child.pid)
                 except psutil.Error:  # exited in the meantime
                     continue
                 now[child.pid] = (t.user + t.system, rss)
@@ -117,7 +123,8 @@ class KernelMemory:
         since the last call. With `notebook`: the kernel that said it runs that notebook (and the Java driver it
         started on Spark, which inherits what the kernel was told), if one did, else those that said nothing (two
         kernels ending together were both counted for the first notebook logged done). :attr:`last_jvm`: the
-        part of the peak that was Java's."""
+        part of the peak that was Java's; :attr:`last_workers`: the part that was Spark's Python workers' (their
+        peaks summed: forks of one daemon, so an upper bound)."""
         time.sleep(2 * self.interval)  # let the poll see the kernel gone
         with self._lock:
             ended = [pid for pid in self.seen if pid not in self.alive and pid not in self.taken]
@@ -125,6 +132,7 @@ class KernelMemory:
             ended = named or [pid for pid in ended if self.notebook.get(pid) is None]
             self.taken.update(ended)
             self.last_jvm = sum(self.seen[p][1] for p in ended if p in self.jvm)
+            self.last_workers = sum(self.seen[p][1] for p in ended if p in self.workers)
             return sum(self.seen[p][1] for p in ended), sum(self.seen[p][0] for p in ended)
 
     def __enter__(self):
@@ -187,7 +195,8 @@ def run_month(raw: Path, base: Path, as_of: str, config: str) -> tuple[list[dict
                 now = time.perf_counter()
                 rss, cpu = memory.take(m.group(3))
                 rows.append({"notebook": m.group(3), "status": m.group(4), "kernel_s": float(m.group(5)),
-                             "wall_s": now - mark[0], "rss": rss, "rss_jvm": memory.last_jvm, "cpu_s": cpu})
+                             "wall_s": now - mark[0], "rss": rss, "rss_jvm": memory.last_jvm,
+                             "rss_workers": memory.last_workers, "cpu_s": cpu})
                 (base / "benchmark.json").write_text(json.dumps(rows, indent=1))  # kept if the run stops later
                 mark[0] = now
             elif line.endswith("with as_of=" + as_of):  # the run starts: notebook 01 from here
@@ -313,12 +322,15 @@ def main() -> None:
     base_s = floor.get("wall_s")
     jvm = any(r["rss_jvm"] for r in rows)  # on Spark: each kernel's Java driver, apart
     print(f"{'notebook':<14} {'kernel s':>9} {'with HTML s':>12} {'kernel CPU s':>13} {'peak RSS MB':>12} "
-          + (f"{'of it JVM MB':>13} " if jvm else "") + f"{'x floor':>8}  status")
+          + (f"{'of it JVM MB':>13} {'workers MB':>11} {'driver Py MB':>13} " if jvm else "")
+          + f"{'x floor':>8}  status")
     for r in rows:
         flag = "  > 60 s" if r["kernel_s"] > 60 else ""
         ratio = f"{r['kernel_s'] / base_s:>8.1f}" if base_s else f"{'':>8}"
         print(f"{r['notebook']:<14} {r['kernel_s']:>9.1f} {r['wall_s']:>12.1f} {r['cpu_s']:>13.1f} "
-              f"{r['rss'] / 2**20:>12,.0f} " + (f"{r['rss_jvm'] / 2**20:>13,.0f} " if jvm else "")
+              f"{r['rss'] / 2**20:>12,.0f} "
+              + (f"{r['rss_jvm'] / 2**20:>13,.0f} {r.get('rss_workers', 0) / 2**20:>11,.0f} "
+                 f"{(r['rss'] - r['rss_jvm'] - r.get('rss_workers', 0)) / 2**20:>13,.0f} " if jvm else "")
               + f"{ratio}  {r['status']}{flag}")
     print(f"{'total':<14} {sum(r['kernel_s'] for r in rows):>9.1f} {total:>12.1f} "
           f"{sum(r['cpu_s'] for r in rows):>13.1f} {run_peak / 2**20:>12,.0f}  "
