@@ -320,17 +320,19 @@ def main() -> None:
     print()
     print(f"load average (1 min) at start {load[0]:.1f}, at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     base_s = floor.get("wall_s")
-    jvm = any(r["rss_jvm"] for r in rows)  # on Spark: each kernel's Java driver, apart
+    # on Spark: each kernel's Java driver and Spark's Python workers, apart. The rest of a peak is not the driver's
+    # Python alone: it sums every process the kernel started that ended by then (scripts/spark_driver_memory.py
+    # gives the driver's Python side of one stage)
+    jvm = any(r["rss_jvm"] for r in rows)
     print(f"{'notebook':<14} {'kernel s':>9} {'with HTML s':>12} {'kernel CPU s':>13} {'peak RSS MB':>12} "
-          + (f"{'of it JVM MB':>13} {'workers MB':>11} {'driver Py MB':>13} " if jvm else "")
+          + (f"{'of it JVM MB':>13} {'workers MB':>11} " if jvm else "")
           + f"{'x floor':>8}  status")
     for r in rows:
         flag = "  > 60 s" if r["kernel_s"] > 60 else ""
         ratio = f"{r['kernel_s'] / base_s:>8.1f}" if base_s else f"{'':>8}"
         print(f"{r['notebook']:<14} {r['kernel_s']:>9.1f} {r['wall_s']:>12.1f} {r['cpu_s']:>13.1f} "
               f"{r['rss'] / 2**20:>12,.0f} "
-              + (f"{r['rss_jvm'] / 2**20:>13,.0f} {r.get('rss_workers', 0) / 2**20:>11,.0f} "
-                 f"{(r['rss'] - r['rss_jvm'] - r.get('rss_workers', 0)) / 2**20:>13,.0f} " if jvm else "")
+              + (f"{r['rss_jvm'] / 2**20:>13,.0f} {r.get('rss_workers', 0) / 2**20:>11,.0f} " if jvm else "")
               + f"{ratio}  {r['status']}{flag}")
     print(f"{'total':<14} {sum(r['kernel_s'] for r in rows):>9.1f} {total:>12.1f} "
           f"{sum(r['cpu_s'] for r in rows):>13.1f} {run_peak / 2**20:>12,.0f}  "
