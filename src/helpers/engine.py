@@ -180,6 +180,18 @@ def is_spark(con) -> bool:
     return getattr(con, "name", "") in SPARK
 
 
+def memtable(frame: pd.DataFrame) -> ir.Table:
+    """A small pandas frame as an engine table, sent as Arrow: Spark's Arrow conversion refuses pandas' Arrow-backed
+    text ("Cannot convert ChunkedArray to Array") and falls back to sending the rows one by one through Python
+    workers, a job of its own for every such table. Text columns become plain Arrow strings; DuckDB reads the same
+    values either way."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, f in enumerate(table.schema):
+        if pa.types.is_large_string(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
+    return ibis.memtable(table.combine_chunks())
+
+
 def cache(con, expr: ir.Table, name: str | None = None) -> ir.Table:
     """`expr` computed once and kept by the engine, so later uses read it instead of recomputing it.
 

@@ -351,7 +351,7 @@ def offer_inputs(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as
     oc, con = cfg.offers, orders.get_backend()
     w = oc.affinity_window_days
     if isinstance(customers, pd.DataFrame):
-        customers = ibis.memtable(customers)
+        customers = engine.memtable(customers)
     mine = days if sample is None else _purchase_days(orders, as_of, "category", days).semi_join(sample, "customer_id")
     history = engine.cache(con, category_history_expr(orders, as_of, products, mine, oc.repeat_min_orders))
     aff = _affinity_finish(affinity_expr(orders, as_of, w, days=days).to_pandas(), oc.min_support)
@@ -482,7 +482,7 @@ def suggest_table(inp: OfferInputs, cfg: Config, details: bool = True) -> ir.Tab
 def _affinity_part(history: ir.Table, aff: pd.DataFrame) -> ir.Table:
     """Categories affine to one a customer bought and not bought yet (tier 2, or 3 for one-day customers), the
     strongest share per customer and category (ties: the first bought category by name); ref = row of `aff`."""
-    pairs = ibis.memtable(pd.DataFrame({"_ref": np.arange(len(aff)), "_b": aff.bought.astype(str),
+    pairs = engine.memtable(pd.DataFrame({"_ref": np.arange(len(aff)), "_b": aff.bought.astype(str),
                                         "_t": aff.then_bought.astype(str), "_share": aff.share.astype(float)}))
     h = history.select("customer_id", "category", "customer_days")
     j = h.join(pairs, h.category == pairs._b).view()
@@ -504,7 +504,7 @@ def _similar_part(profiles: ir.Table, slots: pd.DataFrame, first_ref: int) -> ir
     p = profiles.select("customer_id", "single", *[_group_key(profiles, list(PROFILE_LEVELS[k])).name(f"_g{k}")
                                                    for k in keyed])
     for k in keyed:  # whether the customer is in one of the level's big-enough groups
-        g = ibis.memtable(pd.DataFrame({f"_h{k}": groups.gkey[groups.level == k].to_numpy()}))
+        g = engine.memtable(pd.DataFrame({f"_h{k}": groups.gkey[groups.level == k].to_numpy()}))
         p = p.left_join(g, p[f"_g{k}"] == g[f"_h{k}"])
     everyone = [k for k in set(groups.level) if not PROFILE_LEVELS[k]]
     level = ibis.literal(everyone[0], "int64") if everyone else ibis.null("int64")
@@ -518,7 +518,7 @@ def _similar_part(profiles: ir.Table, slots: pd.DataFrame, first_ref: int) -> ir
     at = slots.level.isin(keyed).to_numpy()
     parts = []
     if at.any():
-        st = ibis.memtable(pd.DataFrame({"_ref": refs[at], "_sl": slots.level[at].astype("int64"),
+        st = engine.memtable(pd.DataFrame({"_ref": refs[at], "_sl": slots.level[at].astype("int64"),
                                          "_sg": slots.gkey[at].astype(str), "_sc": slots.category[at].astype(str),
                                          "_ss": slots.share[at].astype(float)}))
         s = p.join(st, [p._lvl == st._sl, p._gk == st._sg])
@@ -541,10 +541,10 @@ def _with_details(chosen: ir.Table, cycles: ir.Table, texts: pd.Series | None, b
     cr = c.select(_cc="customer_id", _ck="category", _creason=_cycle_reasons(c), _cprod=c.top_product.cast("string"))
     j = u.left_join(cr, [u.customer_id == cr._cc, u.category == cr._ck])
     if texts is not None:
-        tt = ibis.memtable(pd.DataFrame({"_ref": np.arange(len(texts)), "_text": texts.to_numpy()}))
+        tt = engine.memtable(pd.DataFrame({"_ref": np.arange(len(texts)), "_text": texts.to_numpy()}))
         j = j.left_join(tt, u.ref == tt._ref)
     if len(best):
-        bt = ibis.memtable(pd.DataFrame({"_bc": best.index.astype(str), "_bp": best.astype(str).to_numpy()}))
+        bt = engine.memtable(pd.DataFrame({"_bc": best.index.astype(str), "_bp": best.astype(str).to_numpy()}))
         j = j.left_join(bt, u.category == bt._bc)
     j = j.select("customer_id", "rank", "category", "score", "part", "_creason", "_cprod",
                  _text=j._text if texts is not None else null, _bp=j._bp if len(best) else null)
@@ -756,7 +756,7 @@ def second_order_list(orders: ir.Table, offers: ir.Table | pd.DataFrame, as_of: 
     if np.isnan(day):
         return engine.to_pandas(one.limit(0)).assign(suggested_category=None, product_id=None, reason=None)[columns]
     one = one.filter((one.days_since_first > day) & (one.days_since_first <= cfg.offers.second_order_max_days))
-    o = ibis.memtable(offers) if isinstance(offers, pd.DataFrame) else offers
+    o = engine.memtable(offers) if isinstance(offers, pd.DataFrame) else offers
     top = o.filter(o["rank"] == 1)
     top = top.select(_oc=top.customer_id.cast("string"), suggested_category=top.category.cast("string"),
                      product_id=top.product_id.cast("string"), reason=top.reason.cast("string"))
@@ -772,8 +772,8 @@ def examples_by_segment(offers: ir.Table | pd.DataFrame, segments: ir.Table | pd
     (the most common set of suggestions, best first), main_reason (most common kind of first reason). The
     engine counts them per segment; a tie goes to the value of the first customer in id order (as pandas'
     value_counts over the customers in id order)."""
-    o = ibis.memtable(offers) if isinstance(offers, pd.DataFrame) else offers
-    seg = ibis.memtable(segments) if isinstance(segments, pd.DataFrame) else segments
+    o = engine.memtable(offers) if isinstance(offers, pd.DataFrame) else offers
+    seg = engine.memtable(segments) if isinstance(segments, pd.DataFrame) else segments
     seg = seg.select(_sid=seg.customer_id.cast("string"), _seg=seg[by].cast("string"))
     ranks = int(o["rank"].max().execute() or 0)
     first = o.filter(o["rank"] == 1)

@@ -243,7 +243,7 @@ def profile_mix(rfm: pd.DataFrame, orders: ir.Table, customers: ir.Table | None,
     lines = orders.filter((orders.order_date.date() <= day) & ~orders.is_return)
     dims = {c: d for c, d in (("category", "category"), ("payment_method", "payment method")) if c in orders.columns}
     if dims:  # one join of the order lines to the groups, aggregated to a few thousand rows on the engine
-        j = lines.select("customer_id", "amount", *dims).inner_join(ibis.memtable(groups), "customer_id")
+        j = lines.select("customer_id", "amount", *dims).inner_join(engine.memtable(groups), "customer_id")
         cents = (j.amount * 100).round().cast("int64").sum()  # whole cents: order-independent sums
         agg = j.group_by(["rfm_segment", "cluster_label", *dims]).agg(revenue=cents).to_pandas()
         for col, dimension in dims.items():

@@ -55,7 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sklearn.metrics import roc_auc_score
 
-from helpers import artifacts, clv, customer_facts, forecast
+from helpers import artifacts, clv, customer_facts, engine, forecast
 from helpers.config import Config, TrackConfig
 from helpers.engine import connect, cutoff_end
 from helpers.paths import resolve
@@ -153,7 +153,7 @@ def window_activity(lines: ir.Table, windows: dict[str, tuple[str, list[int]]], 
             row[f"end_period_{h}"] = customer_facts.period_number(ends[h], unit) if h in ends else first - 1
             row[f"end_ts_{h}"] = cutoff_end(ends[h]) if h in ends else cutoff_end(start)
         rows.append(row)
-    w = ibis.memtable(pd.DataFrame(rows))
+    w = engine.memtable(pd.DataFrame(rows))
     t = lines.join(w, [lines.order_date >= w.from_ts, lines.order_date < w.last_ts])
     days = t.order_date.date().delta(ibis.date(customer_facts.EPOCH), unit="day")
     keys = ["window", "customer_id", "first_period", *[f"end_period_{h}" for h in every]]
