@@ -183,11 +183,12 @@ def is_spark(con) -> bool:
 def memtable(frame: pd.DataFrame) -> ir.Table:
     """A small pandas frame as an engine table, sent as Arrow: Spark's Arrow conversion refuses pandas' Arrow-backed
     text ("Cannot convert ChunkedArray to Array") and falls back to sending the rows one by one through Python
-    workers, a job of its own for every such table. Text columns become plain Arrow strings; DuckDB reads the same
-    values either way."""
+    workers, a job of its own for every such table. Text columns (categories too) become plain Arrow strings;
+    DuckDB reads the same values either way."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     for i, f in enumerate(table.schema):
-        if pa.types.is_large_string(f.type):
+        kind = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+        if pa.types.is_large_string(kind) or pa.types.is_string(kind):
             table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
     return ibis.memtable(table.combine_chunks())
 

@@ -483,7 +483,7 @@ def _affinity_part(history: ir.Table, aff: pd.DataFrame) -> ir.Table:
     """Categories affine to one a customer bought and not bought yet (tier 2, or 3 for one-day customers), the
     strongest share per customer and category (ties: the first bought category by name); ref = row of `aff`."""
     pairs = engine.memtable(pd.DataFrame({"_ref": np.arange(len(aff)), "_b": aff.bought.astype(str),
-                                        "_t": aff.then_bought.astype(str), "_share": aff.share.astype(float)}))
+                                          "_t": aff.then_bought.astype(str), "_share": aff.share.astype(float)}))
     h = history.select("customer_id", "category", "customer_days")
     j = h.join(pairs, h.category == pairs._b).view()
     bought = history.select(_mc="customer_id", _mk="category")
@@ -519,8 +519,8 @@ def _similar_part(profiles: ir.Table, slots: pd.DataFrame, first_ref: int) -> ir
     parts = []
     if at.any():
         st = engine.memtable(pd.DataFrame({"_ref": refs[at], "_sl": slots.level[at].astype("int64"),
-                                         "_sg": slots.gkey[at].astype(str), "_sc": slots.category[at].astype(str),
-                                         "_ss": slots.share[at].astype(float)}))
+                                           "_sg": slots.gkey[at].astype(str), "_sc": slots.category[at].astype(str),
+                                           "_ss": slots.share[at].astype(float)}))
         s = p.join(st, [p._lvl == st._sl, p._gk == st._sg])
         parts.append(s.select("customer_id", category=s._sc, tier=s.single.ifelse(1, 4).cast("int8"), score=s._ss,
                               part=ibis.literal(2, "int8"), ref=s._ref.cast("int64")))

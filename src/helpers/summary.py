@@ -67,10 +67,6 @@ INPUTS = ("kpis", "cohorts", "segments", "clv", "clv_model", "churn", "churn_mod
 # plan, and months run before it existed have none.
 OPTIONAL_INPUTS = ("campaign_plan", "data_quality",  # data_quality: which optional columns the export had
                    "forecast_model")  # 04's forecast (months run before it existed have none)
-# Read only what the page needs: consent, never the e-mail; of the campaign plan, the arms (control group size); of
-# the per-customer artifacts, the columns customers_scored takes and the rules read (:data:`PER_CUSTOMER_COLUMNS`,
-# below SCORED_FROM). At a million customers the offers' reasons alone were most of what 07 held.
-INPUT_COLUMNS = {"customers_clean": ["customer_id", "marketing_opt_in"], "campaign_plan": ["arm"]}
 # Columns read for the index's trends (small reads even for a million customers).
 TREND_COLUMNS = {"clv": ["customer_id", "clv"], "churn": ["customer_id", "risk_tier"]}
 # Of last month, what its headline numbers need; the other tables are only checked for presence (no columns).
@@ -98,7 +94,11 @@ PER_CUSTOMER_COLUMNS = {
     "winback_targets": ["customer_id", "discount", "expected_incremental_profit"],
     "offers": ["customer_id", "rank", "product_id"],
 }
-INPUT_COLUMNS.update(PER_CUSTOMER_COLUMNS)
+# Read only what the page needs: consent, never the e-mail; of the campaign plan, the arms (control group size); of
+# the per-customer artifacts, the columns customers_scored takes and the rules read. At a million customers the
+# offers' reasons alone were most of what 07 held.
+INPUT_COLUMNS = {"customers_clean": ["customer_id", "marketing_opt_in"], "campaign_plan": ["arm"],
+                 **PER_CUSTOMER_COLUMNS}
 
 # What each column means, for the CRM's users; {clv_months} and {purchase_window_days} are the
 # horizons recorded in clv_model.json.
