@@ -1,13 +1,15 @@
 """Offers: affinities, repeat cycles, the similar-customer fallback, no look-ahead, the contact cap, holdout."""
 from __future__ import annotations
 
+import shutil
+
 import ibis
 import numpy as np
 import pandas as pd
 import pytest
 
 import lines
-from helpers import artifacts, offers, plots
+from helpers import artifacts, engine, kpis, offers, plots
 from helpers.config import ConfigError, OffersConfig, config_from_dict, load_config
 from helpers.pages import offers as page
 
@@ -201,6 +203,37 @@ def test_second_order_list_keeps_first_time_buyers_past_the_day_and_within_the_m
     lst = offers.second_order_list(o, s, AS_OF, cfg, day=30.0)
     assert list(lst.customer_id) == ["in31", "in365"]
     assert lst.suggested_category.notnull().all()
+
+
+def test_the_second_order_day_is_02s_when_it_was_read_at_the_same_cutoff_and_quantile(con, cfg, tmp_path):
+    """06 starts its second-order list where notebook 02 said second orders come (second_orders.json) instead of
+    counting every gap between orders again; a card of another as_of or quantile is not this month's figure."""
+    rows = [line("a", "2025-01-01", "books"), line("a", "2025-01-11", "books"),
+            line("b", "2025-02-01", "books"), line("b", "2025-03-03", "home")]
+    o = table(con, rows, "gaps")
+    counted = offers.second_order_day(o, AS_OF, cfg)
+    assert counted in (10.0, 30.0)
+    month = tmp_path / "shop" / "2025-12"
+    q = cfg.kpis.inactivity_quantile
+    artifacts.write(month, "second_orders", {"as_of": AS_OF, "inactivity_quantile": q, "second_order_day": 99.0})
+    assert offers.second_order_day(o, AS_OF, cfg, month) == 99.0
+    artifacts.write(month, "second_orders", {"as_of": AS_OF, "inactivity_quantile": q, "second_order_day": None})
+    assert np.isnan(offers.second_order_day(o, AS_OF, cfg, month))  # nobody ordered twice: no list
+    for other in ({"as_of": "2025-11-30", "inactivity_quantile": q}, {"as_of": AS_OF, "inactivity_quantile": 0.5}):
+        artifacts.write(month, "second_orders", {**other, "second_order_day": 99.0})
+        assert offers.second_order_day(o, AS_OF, cfg, month) == counted
+
+
+def test_notebook_02s_second_order_day_is_the_one_06_would_count(demo_dir, cfg, tmp_path):
+    """second_orders.json holds the figure 06 counted itself before: the same day from 02's order facts."""
+    month = tmp_path / "demo" / "2026-06"
+    shutil.copytree(demo_dir, month)
+    res = kpis.run(month, "2026-06-30", cfg)
+    card = artifacts.read(month, "second_orders")
+    assert card == {"as_of": "2026-06-30", "inactivity_quantile": cfg.kpis.inactivity_quantile,
+                    "second_order_day": res.suggested_inactivity_days}
+    orders = artifacts.table(engine.connect(cfg.engine), month, "orders_clean")
+    assert card["second_order_day"] == offers.second_order_day(orders, "2026-06-30", cfg) > 0
 
 
 def test_config_rejects_a_lift_below_one():

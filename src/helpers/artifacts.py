@@ -155,6 +155,10 @@ declare("cohorts", "cohorts.csv", "02_kpis", "one row per acquisition month and 
         {"cohort": _c(_STR), "months_since_first": _c(_INT), "cohort_size": _c(_INT), "active_customers": _c(_INT),
          "retention": _c(_FLOAT, checks=_SHARE), "revenue": _c(_FLOAT), "revenue_per_member": _c(_FLOAT)},
         csv_dtypes={"cohort": str}, read_by=("07_summary",))
+declare("second_orders", "second_orders.json", "02_kpis",
+        "the day after a first order by which kpis.inactivity_quantile of second orders had happened (02's gap "
+        "histogram), with its as_of and quantile: 06's second-order list starts there instead of counting again",
+        read_by=("06_winback",))
 declare("segments", "segments.parquet", "03_segments", "one row per customer who bought: RFM, segment, cluster",
         {"customer_id": _c(_STR), "recency_days": _c(_INT), "frequency": _c(_INT), "monetary": _c(_FLOAT),
          "avg_order_value": _c(_FLOAT), "r_score": _c(_INT, checks=pa.Check.in_range(1, 5)),

@@ -672,7 +672,17 @@ def run(processed_dir: str | Path, as_of: str, cfg: Config, con=None) -> KpiResu
     c = cohorts(facts, as_of)
     artifacts.write(processed_dir, "kpis", m)
     artifacts.write(processed_dir, "cohorts", c)
-    return _result(facts, customers, m, c, str(as_of), cfg, artifacts.read_if_exists(processed_dir, "data_quality"))
+    res = _result(facts, customers, m, c, str(as_of), cfg, artifacts.read_if_exists(processed_dir, "data_quality"))
+    artifacts.write(processed_dir, "second_orders", second_orders_card(res))
+    return res
+
+
+def second_orders_card(res: KpiResult) -> dict:
+    """second_orders.json: the day by which ``kpis.inactivity_quantile`` of second orders happened (None when no
+    customer ordered twice), with the as_of and quantile it was read at (06 uses it only when both match)."""
+    day = res.suggested_inactivity_days
+    return {"as_of": str(res.as_of), "inactivity_quantile": res.settings.inactivity_quantile,
+            "second_order_day": None if math.isnan(day) else day}
 
 
 def _result(facts: OrderFacts, customers: ir.Table | None, m: pd.DataFrame, c: pd.DataFrame, as_of: str,
