@@ -200,4 +200,3 @@ def test_map_batches_raises_the_functions_own_error_and_leaves_no_table(monkeypa
     with pytest.raises(ValueError, match="risk_tier 'severe'"):
         engine.map_batches(con, t, fn, schema)
     assert not [n for n in con.list_tables() if n.startswith(engine.MAPPED_PREFIX)]
-
