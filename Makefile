@@ -50,7 +50,7 @@ test: setup demo
 	$(PYTEST) tests $(NBVAL) $(XDIST) -q $(PYTEST_ARGS)
 	$(PYTEST) tests -q -m demo_month -p no:xdist $(PYTEST_ARGS)
 
-## test-slow: what cannot be fast (JupyterLab as root, SIGTERM, two months at once, the whole CDNOW log, the seasonal and homogeneous shops' and the WooCommerce export's months, a month through retention run)
+## test-slow: what cannot be fast (JupyterLab as root, SIGTERM, two months at once, the whole CDNOW log, the seasonal, homogeneous and Pareto/NBD shops' and the WooCommerce export's months, a month through retention run)
 test-slow: setup demo
 	$(PYTEST) tests -m slow $(XDIST) -q $(PYTEST_ARGS)
 
