@@ -345,7 +345,7 @@ class LabelledWindow:
         at = pd.RangeIndex(self.n).to_series().sample(n=rows, random_state=seed).sort_index().to_numpy()
         if self._ids is None:
             self._ids = self.rows.order_by("customer_id").select("customer_id").to_pyarrow()["customer_id"]
-        picked = ibis.memtable(pa.table({"customer_id": self._ids.take(pa.array(at))}))
+        picked = engine.memtable(pa.table({"customer_id": self._ids.take(pa.array(at))}))
         out = self._frame(self.rows.semi_join(picked, "customer_id"))
         out.index = at
         return out

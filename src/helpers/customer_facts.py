@@ -62,7 +62,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from helpers.config import SegmentsConfig
-from helpers.engine import cache, cutoff_end, to_pandas, trim
+from helpers.engine import cache, cutoff_end, memtable, to_pandas, trim
 
 UNIT_DAYS = {"day": 1, "week": 7}
 # 1970-01-05 was a Monday: period numbers count days (or Monday-to-Sunday weeks) since then.
@@ -829,9 +829,9 @@ def is_in(values, members) -> np.ndarray:
 
 
 def ids_table(values) -> ibis.Table:
-    """The distinct `values` (customer ids) as a one-column engine table `_id`, to semi-join with: an Arrow table,
-    which Spark takes as Arrow (a pandas frame of text goes through its row-by-row fallback)."""
-    return ibis.memtable(pa.table({"_id": pc.unique(strings(pd.Series(values).astype(str)))}))
+    """The distinct `values` (customer ids) as a one-column engine table `_id`, to semi-join with, sent as Arrow
+    (:func:`helpers.engine.memtable`)."""
+    return memtable(pa.table({"_id": pc.unique(strings(pd.Series(values).astype(str)))}))
 
 
 def positions(values, names) -> np.ndarray:

@@ -180,12 +180,12 @@ def is_spark(con) -> bool:
     return getattr(con, "name", "") in SPARK
 
 
-def memtable(frame: pd.DataFrame) -> ir.Table:
-    """A small pandas frame as an engine table, sent as Arrow: Spark's Arrow conversion refuses pandas' Arrow-backed
-    text ("Cannot convert ChunkedArray to Array") and falls back to sending the rows one by one through Python
-    workers, a job of its own for every such table. Text columns (categories too) become plain Arrow strings;
-    DuckDB reads the same values either way."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+def memtable(data: pd.DataFrame | pa.Table) -> ir.Table:
+    """A table the driver sends to the engine (a small pandas frame, or Arrow ids), sent as Arrow: Spark's Arrow
+    conversion refuses pandas' Arrow-backed text ("Cannot convert ChunkedArray to Array") and falls back to sending
+    the rows one by one through Python workers, a job of its own for every such table. Text columns (categories
+    too) become plain Arrow strings in one chunk; DuckDB reads the same values either way."""
+    table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
     for i, f in enumerate(table.schema):
         kind = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
         if pa.types.is_large_string(kind) or pa.types.is_string(kind):

@@ -666,7 +666,7 @@ def holdout_sample(orders: ir.Table, as_of: str, cfg: Config,
         return None, len(ids)
     ids = ids.take(pc.sort_indices(ids)).combine_chunks()
     pick = np.sort(np.random.default_rng(EVALUATION_SEED).choice(len(ids), n, replace=False))
-    return ibis.memtable(pa.table({"customer_id": ids.take(pa.array(pick))})), len(ids)
+    return engine.memtable(pa.table({"customer_id": ids.take(pa.array(pick))})), len(ids)
 
 
 def evaluate_holdout(orders: ir.Table, customers: ir.Table | pd.DataFrame | None, as_of: str, cfg: Config,
