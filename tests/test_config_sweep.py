@@ -65,6 +65,7 @@ BUDGETS = {
     ("segments", "silhouette_sample"): (150, 100, 2),
     ("churn", "max_iter"): (10, 50, 1),
     ("churn", "max_train_rows"): (150, 100, 1),
+    ("churn", "backtest_rows"): (150, 100, 1),
     ("churn", "importance_rows"): (50, 100, 1),
     ("churn", "importance_repeats"): (1, 2, 1),
     ("winback", "draws"): (200, 300, 1),

@@ -32,7 +32,8 @@ Order lines are handled as Ibis expressions (DESIGN.md, "Engine"), and so are th
 labelled windows are kept by the engine (`labelled_window`), with each customer's features and baseline computed
 where the rows are (`engine.map_batches`: on Spark's executors). The classifier is fitted on a sample of a window
 (churn.max_train_rows rows, the engine picking them by id), the recency baseline on two columns of every row, and
-the test window is scored where it is: its labels and probabilities reach pandas without ids. The customers at
+the three are compared on a sample of the test window (churn.backtest_rows: the rows scoring then trains on, drawn
+once; every customer below it). The customers at
 as_of are scored the same way (`Scorer`) and churn.parquet is written by the engine; the page gets the columns it
 reads without the customers' ids (`page_scores`), and the tiers by segment and the CLV at risk are joined by the
 engine. The per-customer behaviour at a cut-off (`features_at`, `mix_levels`) is defined once in
@@ -330,6 +331,8 @@ class LabelledWindow:
     n: int
     missing_bgnbd: int = 0  # rows without the purchase-model baseline (it could not be fitted at the cut-off)
     _ids: pa.ChunkedArray | None = field(default=None, repr=False)  # the ids in customer_id order, once drawn from
+    _drawn: dict = field(default_factory=dict, repr=False)  # (rows, seed) -> `sample`'s kept frame: the backtest
+    # scores the test window's sample that scoring then trains on (churn.backtest_rows = max_train_rows): drawn once
 
     def numbers(self, columns: list[str]) -> pd.DataFrame:
         return engine.to_pandas(self.rows.order_by("customer_id").select(*columns))
@@ -337,9 +340,19 @@ class LabelledWindow:
     def _frame(self, rows: ir.Table) -> pd.DataFrame:
         return categories_as_text(engine.to_pandas(rows.order_by("customer_id")))
 
-    def sample(self, rows: int, seed: int) -> pd.DataFrame:
+    def sample(self, rows: int, seed: int, keep: bool = False) -> pd.DataFrame:
         """`_sample(labelled_frame(...), rows, seed)`: every row up to `rows`, else the same random draw of
-        positions in customer_id order, whose rows the engine picks by their ids (only the ids reach pandas)."""
+        positions in customer_id order, whose rows the engine picks by their ids (only the ids reach pandas).
+        A draw made with `keep` is handed to the next call with the same rows and seed without asking the engine,
+        and then forgotten (callers do not change it)."""
+        if (rows, seed) in self._drawn:
+            return self._drawn[rows, seed] if keep else self._drawn.pop((rows, seed))
+        drawn = self._draw(rows, seed)
+        if keep:
+            self._drawn[rows, seed] = drawn
+        return drawn
+
+    def _draw(self, rows: int, seed: int) -> pd.DataFrame:
         if self.n <= rows:
             return self._frame(self.rows)
         at = pd.RangeIndex(self.n).to_series().sample(n=rows, random_state=seed).sort_index().to_numpy()
@@ -572,20 +585,22 @@ def permutation_table(model, frame: pd.DataFrame, cfg: ChurnConfig) -> pd.DataFr
     return out.set_index("feature")
 
 
-def backtest(con, train: LabelledWindow, test: LabelledWindow, cfg: ChurnConfig):
+def backtest(train: LabelledWindow, test: LabelledWindow, cfg: ChurnConfig):
     """Fit on the training window, evaluate the three models on the test window.
 
     The classifier is fitted on `train`'s sample (churn.max_train_rows), the recency baseline on its recency and
-    label; the test window is scored where its rows are (`engine.map_batches`) and only each row's label and three
-    probabilities reach pandas. Returns (metrics frame indexed by model, test predictions: churned, p_model,
-    p_recency, p_bgnbd in customer_id order, without ids; fitted model, why it could not be fitted); a model that
-    cannot be fitted is None, left out of the metrics, and `why` says so."""
+    label; the three are scored on the test window's sample (churn.backtest_rows; every customer below it, or when
+    the sample lacks churned or retained customers), the rows that scoring then trains on when the two settings
+    are equal. Returns (metrics frame indexed by model,
+    test predictions: churned, p_model, p_recency, p_bgnbd in customer_id order, without ids; fitted model, why it
+    could not be fitted); a model that cannot be fitted is None, left out of the metrics, and `why` says so."""
     model, why = fit_model_or_none(train.sample(cfg.max_train_rows, cfg.random_state), cfg)
     recency = fit_recency(train.numbers(["recency_days", "churned"]))
     has_bgnbd = test.has_bgnbd()
-    scored = engine.map_batches(con, test.rows, _Predictions(model, recency, has_bgnbd), _Predictions.SCHEMA)
-    pred = engine.to_pandas(scored.order_by("customer_id").select(*_Predictions.SCHEMA.names[1:]))
-    engine.release(con, [scored])
+    rows = test.sample(cfg.backtest_rows, cfg.random_state, keep=True)
+    if rows["churned"].nunique() < 2:  # a sample too small to rank churners (a tiny setting): every customer
+        rows = test.sample(test.n, cfg.random_state)
+    pred = _Predictions(model, recency, has_bgnbd)(rows).drop(columns="customer_id").reset_index(drop=True)
     return backtest_metrics(pred, has_bgnbd, model is not None), pred.drop(columns="recency_days"), model, why
 
 
@@ -664,11 +679,13 @@ def run_backtest(con, window, cut: dict, ch: ChurnConfig, failures: list[str], t
     (scoring retrains on it)."""
     train, test = window(cut["train_cutoff"]), window(cut["test_cutoff"])
     timer.lap("features_backtest")
-    metrics, pred, bt_model, why = backtest(con, train, test, ch)
+    metrics, pred, bt_model, why = backtest(train, test, ch)
     engine.release(con, [train.rows])
     timer.lap("backtest_models")
+    tested = (f"the {test.n:,}" if len(pred) == test.n
+              else f"a random sample of {len(pred):,} of the {test.n:,} customers")
     note = (f"Backtest: trained on the {train.n:,} customers who had bought by {cut['train_cutoff']}, "
-            f"tested on the {test.n:,} who had bought by {cut['test_cutoff']}.")
+            f"tested on {tested} who had bought by {cut['test_cutoff']}.")
     out = BacktestOutcome(metrics=metrics, predictions=pred, chosen=choose_model(metrics), note=note, test=test,
                           n_train=train.n, n_test=test.n)
     if bt_model is None:
@@ -927,8 +944,8 @@ def model_card(cfg: Config, cut: dict, n_train: int, n_test: int, n_scored: int,
         "tier_thresholds": {"medium_from": cfg.churn.tier_thresholds[0], "high_from": cfg.churn.tier_thresholds[1]},
         "features": features,
         "model_settings": {k: getattr(cfg.churn, k) for k in
-                           ("max_iter", "learning_rate", "max_leaf_nodes", "max_train_rows", "calibration_share",
-                            "random_state")},
+                           ("max_iter", "learning_rate", "max_leaf_nodes", "max_train_rows", "backtest_rows",
+                            "calibration_share", "random_state")},
     }
 
 

@@ -1488,11 +1488,16 @@ def _account_file(tagged: ir.Table, label: str, encoding: str, raw: RawFile,
 def _add_facts(month: _Month, cfg: Config, as_of: str | None) -> None:
     """The report's facts on the kept orders and customers, the warnings they call for, and the stop sentence."""
     report, outputs = month.report, month.outputs
-    report["orders"] = _order_facts(outputs["orders"], cfg.shop.currency, as_of)
+    con = outputs["orders"].get_backend()
+    # the orders end at as_of: every customer grouped once for the counts below (at 10M lines each grouped them)
+    buyers = engine.cache(con, customer_facts.buyers_expr(outputs["orders"]))
+    report["orders"] = _order_facts(outputs["orders"], cfg.shop.currency, as_of, buyers)
     report["warnings"] += _shape_warnings(report["orders"])
-    report["warnings"] += _no_positive_purchase(report["orders"], outputs["orders"], as_of, cfg.clv.time_unit)
+    report["warnings"] += _no_positive_purchase(report["orders"], outputs["orders"], as_of, cfg.clv.time_unit,
+                                                buyers)
     if "customers" in outputs:
-        report["customers"] = _customer_facts(outputs["customers"], outputs["orders"])
+        report["customers"] = _customer_facts(outputs["customers"], outputs["orders"], buyers)
+    engine.release(con, [buyers])
     unknown = report["files"].get("campaigns", {}).get("excluded", {}).get("unknown_customer")
     if unknown:
         report["warnings"].append(f"{unknown:,} campaign rows name customers found neither in the orders nor in "
@@ -1657,7 +1662,7 @@ def _shape_warnings(facts: dict) -> list[str]:
     return []
 
 
-def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None) -> dict:
+def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None, buyers: ir.Table | None = None) -> dict:
     month_start = pd.Timestamp(as_of).to_period("M").start_time.to_pydatetime() if as_of else None
     in_month = (orders.order_date >= month_start).sum() if month_start else orders.count()
     facts = orders.aggregate(
@@ -1669,7 +1674,7 @@ def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None) -> d
         last_date=orders.order_date.max(),
         lines_in_month=in_month,
     ).to_pandas().iloc[0]
-    who = customer_facts.customer_counts(orders)  # customers and repeat customers: one definition, as in 02
+    who = customer_facts.customer_counts(orders, buyers=buyers)  # customers, repeat customers: one definition, as in 02
     currencies = orders.filter(orders.currency.notnull()).currency.upper().name("c").as_table().distinct().to_pandas()
     return {
         "lines": int(facts["lines"]),
@@ -1686,14 +1691,15 @@ def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None) -> d
     }
 
 
-def _no_positive_purchase(facts: dict, orders: ir.Table, as_of: str | None, time_unit: str) -> list[str]:
+def _no_positive_purchase(facts: dict, orders: ir.Table, as_of: str | None, time_unit: str,
+                          buyers: ir.Table | None = None) -> list[str]:
     """Customers whose purchases net to zero or less (customer_facts.no_positive_purchase): counted in the
     report's facts by reason, with the day and purchase period counted at (04 and 05 read the count there), and
     one warning saying what 04 and 05 do with them when there are any."""
     if not facts["lines"]:
         return []
     cut = str(as_of or facts["last_date"])[:10]
-    found = customer_facts.no_positive_counts(orders, cut, time_unit)
+    found = customer_facts.no_positive_counts(orders, cut, time_unit, buyers=buyers)
     # where and how it was counted, so that 04 and 05 need not count again (customer_facts.no_positive_counts)
     facts["no_positive_purchase"] = {"as_of": cut, "time_unit": time_unit, "customers": found}
     if not found:
@@ -1707,11 +1713,13 @@ def _no_positive_purchase(facts: dict, orders: ir.Table, as_of: str | None, time
             "no churn risk, and both pages say so."]
 
 
-def _customer_facts(customers: ir.Table, orders: ir.Table) -> dict:
-    buyers = customer_facts.customers_expr(orders).select("customer_id")  # as in 02: a return alone buys nothing
+def _customer_facts(customers: ir.Table, orders: ir.Table, buyers: ir.Table | None = None) -> dict:
+    """`buyers`: `customer_facts.buyers_expr` of `orders`, when the caller has it."""
+    if buyers is None:
+        buyers = customer_facts.customers_expr(orders)  # as in 02: a return alone buys nothing
     listed = customers.select("customer_id")
-    leads = customer_facts.leads_expr(listed, orders).count().to_pandas()
-    unlisted = buyers.anti_join(listed, "customer_id").count().to_pandas()
+    leads = customer_facts.leads_expr(listed, orders, buyers=buyers).count().to_pandas()
+    unlisted = buyers.select("customer_id").anti_join(listed, "customer_id").count().to_pandas()
     agg = customers.aggregate(n=customers.count(), consent=customers.marketing_opt_in.sum()).to_pandas().iloc[0]
     n = int(agg["n"])
     return {

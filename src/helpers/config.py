@@ -281,6 +281,7 @@ class ChurnConfig(_Section):
     min_customers: PositiveInt = 200
     min_class_size: PositiveInt = 20
     max_train_rows: PositiveInt = 300_000
+    backtest_rows: PositiveInt = 300_000
     calibration_share: float = Field(0.2, gt=0, lt=0.5, description="between 0 and 0.5 (0.2 = 20 %)")
     max_iter: PositiveInt = 200
     learning_rate: Probability = Field(0.05, description="between 0 and 1")
