@@ -206,6 +206,34 @@ def test_acquisition_facts_take_the_scores_from_the_engine_and_leave_the_ids_the
     assert a > 0 and b == 0 and c == 0  # A is young; B's twelve months are past; C, as young as A, has no score
 
 
+def test_the_engine_sums_cells_that_give_the_tables_of_the_customers_own_values():
+    """04's acquisition tables come from cells the engine sums (each customer's expected revenue taken where the
+    rows are, in whole millionths): the same tables, to the millionth, as one row per customer in pandas, the
+    groups in the same order, and fewer rows reach pandas than there are customers."""
+    rows = [(f"{c}{i}", f"{c}{i}o{k}", f"2025-{4 + (i + k * 4) % 9:02d}-0{1 + k}", 20.0 + 7 * i + k, ch, cat, cp)
+            for c, ch, cat, cp in (("W", "web", "shoes", None), ("A", "app", "bags", "HELLO"), ("X", None, "bags", " "))
+            for i in range(6) for k in range(1 + i % 3)]
+    rows += [("O1", "o1", "2023-05-02", 80.0, "web", "shoes", None),
+             ("O1", "o2", "2025-05-02", 30.0, "web", "bags", None)]
+    orders = _orders(rows)  # O1 is over two years old: the model adds nothing to them (the engine skips them)
+    summary = customer_facts.rfm_summary(orders, "2025-12-31")
+    fit = clv.fit_purchase_model("bgnbd", clv.compress(pd.DataFrame({
+        "frequency": [0, 1, 2, 0, 3], "recency": [0.0, 100, 200, 0, 300], "T": [400.0, 500, 600, 300, 700]}))[0])
+    scores = summary.assign(exp_avg_value=summary["monetary_value"].fillna(0.0) + 10.0)
+    table = ibis.memtable(scores[["customer_id", "frequency", "recency", "T", "exp_avg_value"]])
+    cells = forecast.acquisition_cells(orders, "2025-12-31", fit, 0.3, "day", (6, 12), scores=table)
+    values = forecast.customer_values(forecast.acquisition_facts(orders, "2025-12-31", (6, 12)), scores, fit, 0.3,
+                                      "day", (6, 12))
+    assert len(cells) < len(values) == 19 and cells["customers"].sum() == 19
+    young = values["customer_id"] != "O1"
+    assert values["expected_6m"].gt(0).any() and values.loc[young, "expected_12m"].gt(0).all()  # the model's part
+    assert values.loc[~young, ["expected_6m", "expected_12m"]].eq(0).all(axis=None)
+    for dim in ("channel", "category", "coupon", "cohort"):
+        by_cell, by_customer = (forecast.acquisition_table(v, dim, 6, months=(6, 12)) for v in (cells, values))
+        assert list(by_cell.index) == list(by_customer.index)
+        pd.testing.assert_frame_equal(by_cell, by_customer, check_dtype=False, rtol=1e-6)
+
+
 def test_two_channels_of_known_worth_are_given_back():
     """Customers won through 'ads' bring 100, then 100 seven months later; through 'mail' one order of 50 and a
     return of 10. All are over two years old, so their worth is what they bought, model or not."""

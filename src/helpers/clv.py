@@ -14,7 +14,7 @@ Stage 04. The work splits as DESIGN.md "Engine" says:
   customer_id order without the ids (`customer_facts.numbers_by_customer_id`) for the fits and the page; the
   scores are computed a batch at a time where the rows are (`Scorer` through `engine.map_batches`: on Spark's
   executors) and written to clv.parquet by the engine; CLV by segment is joined there (`clv_by_segment_table`),
-  and so are the forecast's values per new customer (`forecast.acquisition_facts` with the scores).
+  and so are the forecast's values per new customer (`forecast.acquisition_cells` with the scores).
 
 Purchase definition (used by every function here, and by churn and win-back through customer_facts):
 order lines are netted per customer and time unit (``day`` by default, or ``week``, Monday to

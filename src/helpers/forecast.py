@@ -45,6 +45,7 @@ from pathlib import Path
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
 from helpers import artifacts, engine
@@ -545,9 +546,10 @@ NO_COUPON = "(no coupon)"
 
 def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS, days: ibis.Table | None = None,
                       scores: ibis.Table | None = None) -> pd.DataFrame:
-    """One row per customer with a purchase up to `as_of`, as one Ibis expression: how they were won and what
-    they have brought since. The revenue columns are summed from the lines' `customer_facts.daily_net`: `days`,
-    when the stage has it cached (up to `as_of` or later), else taken here.
+    """One row per customer with a purchase up to `as_of`: how they were won and what they have brought since: the
+    rows `acquisition_cells` sums in the engine, here in pandas (with `customer_values`, the definition the cells are
+    tested against; the stage itself takes the cells). The revenue columns are summed from the lines'
+    `customer_facts.daily_net`: `days`, when the stage has it cached (up to `as_of` or later), else taken here.
 
     ============  =======  ===============================================================================
     customer_id   string
@@ -566,9 +568,29 @@ def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS, days: ibis
     the rows by the engine (empty for a customer without a score) and customer_id is left out: the frame is in
     customer_id order and the ids stay in the engine (`customer_values` takes the scores from it).
     """
+    expr, attrs, kept = _acquisition_expr(orders, as_of, months, days, scores)
+    df = engine.to_pandas(expr.order_by("customer_id"))
+    engine.release(orders.get_backend(), kept)
+    df["age_days"] = (pd.Timestamp(as_date(as_of)) - df["first_date"]).dt.days.astype("int64")
+    for m in months:
+        df[f"revenue_{m}m"] = df.pop(f"cents_{m}").astype(float) / 100
+    df["revenue"] = df.pop("cents_all").astype(float) / 100
+    if "coupon" in df:
+        blank = df["coupon"].isna() | (df["coupon"].astype(str).str.strip() == "")
+        df["coupon"] = df["coupon"].where(~blank, NO_COUPON)
+    joined = list(SCORED_FACTS) if scores is not None else []
+    ids = [] if scores is not None else ["customer_id"]
+    return df[[*ids, *attrs, "first_date", "cohort", "age_days", *[f"revenue_{m}m" for m in months], "revenue",
+               *joined]]
+
+
+def _acquisition_expr(orders: ibis.Table, as_of, months, days: ibis.Table | None, scores: ibis.Table | None):
+    """(`acquisition_facts`' rows as one Ibis expression, with the revenue in whole cents (cents_<m>, cents_all)
+    and first_date a timestamp; the attribute columns it has; the engine's tables to release after it is read)."""
     t = orders.filter(orders.order_date < ibis.timestamp(engine.cutoff_end(as_of)))
     buy = t.filter(~t.is_return)
     con = orders.get_backend()
+    # kept for the two uses below: each would group the lines again
     first = engine.cache(con, buy.group_by("customer_id").aggregate(first_ts=buy.order_date.min(),
                                                                      first_order=buy.order_id.argmin(buy.order_date)))
     lines = buy.join(first, ["customer_id", buy.order_id == first.first_order])
@@ -588,25 +610,12 @@ def acquisition_facts(orders: ibis.Table, as_of, months=VALUE_MONTHS, days: ibis
     agg = j.group_by("customer_id").aggregate(first_ts=j.first_ts.min(), cents_all=j.cents.sum(), **sums)
     if per is not None:
         agg = agg.left_join(per, agg.customer_id == per.customer_id).select(agg, *[per[c] for c in attrs])
-    # the day and its month written by the engine, the rows sorted there: in pandas these took 2.5 of the 10 s
-    # at 1.35M customers (customer ids are unique, so the order is the same)
+    # the day and its month written by the engine: in pandas these took 2.5 of the 10 s at 1.35M customers
     agg = agg.mutate(first_date=agg.first_ts.truncate("D"), cohort=agg.first_ts.strftime("%Y-%m"))
-    joined = list(SCORED_FACTS) if scores is not None else []
     if scores is not None:
         s = scores.select(key=scores.customer_id.cast("string"), **{c: scores[c] for c in SCORED_FACTS})
         agg = agg.left_join(s, agg.customer_id == s.key).drop("key")
-    df = engine.to_pandas(agg.order_by("customer_id"))
-    engine.release(con, [first])  # kept for the two queries above: each would group the lines again
-    df["age_days"] = (pd.Timestamp(as_date(as_of)) - df["first_date"]).dt.days.astype("int64")
-    for m in months:
-        df[f"revenue_{m}m"] = df.pop(f"cents_{m}").astype(float) / 100
-    df["revenue"] = df.pop("cents_all").astype(float) / 100
-    if "coupon" in df:
-        blank = df["coupon"].isna() | (df["coupon"].astype(str).str.strip() == "")
-        df["coupon"] = df["coupon"].where(~blank, NO_COUPON)
-    ids = [] if scores is not None else ["customer_id"]
-    return df[[*ids, *attrs, "first_date", "cohort", "age_days", *[f"revenue_{m}m" for m in months], "revenue",
-               *joined]]
+    return agg.drop("first_ts"), list(attrs), [first]
 
 
 SCORED_FACTS = ("frequency", "recency", "T", "exp_avg_value")  # what customer_values takes of clv.parquet
@@ -622,21 +631,7 @@ def customer_values(facts: pd.DataFrame, scores: pd.DataFrame | None, fit: Fit |
     (`acquisition_facts` with `scores`)."""
     out = facts.copy()
     s = out if scores is None else scores.set_index("customer_id").reindex(out["customer_id"])
-    half = DAYS_PER_MONTH / 2  # the time left is taken to the nearest half month: one evaluation per half month
-    left = {m: np.round(np.clip(m * DAYS_PER_MONTH - (out["age_days"].to_numpy(float) + 1), 0.0, None) / half)
-            for m in months}
-    expected = {m: np.zeros(len(out)) for m in months}
-    if fit is not None:
-        f, r, T, v = (s[c].to_numpy(float) for c in ("frequency", "recency", "T", "exp_avg_value"))
-        ok = np.isfinite(f) & np.isfinite(v)
-        for h in np.unique(np.concatenate([left[m][ok] for m in months])):
-            if h <= 0:
-                continue
-            need = ok & np.any([left[m] == h for m in months], axis=0)
-            e = np.nan_to_num(expected_purchases(fit, h * half / UNIT_DAYS[time_unit], f[need], r[need], T[need]))
-            for m in months:
-                at = left[m][need] == h
-                expected[m][np.flatnonzero(need)[at]] = e[at] * v[need][at]
+    expected = _expected_revenue(out["age_days"].to_numpy(float), s, fit, time_unit, months)
     for m in months:
         out[f"expected_{m}m"] = margin * expected[m]
         out[f"value_{m}m"] = margin * (out[f"revenue_{m}m"].to_numpy(float) + expected[m])
@@ -644,20 +639,117 @@ def customer_values(facts: pd.DataFrame, scores: pd.DataFrame | None, fit: Fit |
     return out
 
 
+def _expected_revenue(age_days: np.ndarray, scores: pd.DataFrame, fit: Fit | None, time_unit: str,
+                      months) -> dict[int, np.ndarray]:
+    """Per point m of `months`: what the purchase model expects each customer (`scores`: their SCORED_FACTS, in
+    the order of `age_days`) to spend from as_of until m months after their first order (0 once it has passed,
+    and without a model or a score)."""
+    half = DAYS_PER_MONTH / 2  # the time left is taken to the nearest half month: one evaluation per half month
+    left = {m: np.round(np.clip(m * DAYS_PER_MONTH - (age_days + 1), 0.0, None) / half) for m in months}
+    expected = {m: np.zeros(len(age_days)) for m in months}
+    if fit is None:
+        return expected
+    f, r, T, v = (scores[c].to_numpy(float) for c in SCORED_FACTS)
+    ok = np.isfinite(f) & np.isfinite(v)
+    for h in np.unique(np.concatenate([left[m][ok] for m in months])):
+        if h <= 0:
+            continue
+        need = ok & np.any([left[m] == h for m in months], axis=0)
+        e = np.nan_to_num(expected_purchases(fit, h * half / UNIT_DAYS[time_unit], f[need], r[need], T[need]))
+        for m in months:
+            at = left[m][need] == h
+            expected[m][np.flatnonzero(need)[at]] = e[at] * v[need][at]
+    return expected
+
+
+MICRO = 1_000_000  # the expected revenue per customer is summed by the engine in whole millionths of the currency
+
+
+@dataclass
+class _Expected:
+    """A batch of customers (`engine.map_batches`: on Spark's executors; customer_id, first_date and SCORED_FACTS)
+    as what the purchase model expects each to spend until each point, in whole millionths (`_expected_revenue`, as
+    `customer_values` takes it): integers, so that the engine's sums do not depend on the order of the rows."""
+
+    fit: Fit
+    time_unit: str
+    months: tuple
+    as_of: str
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([("customer_id", pa.string()), *[(f"micro_{m}", pa.int64()) for m in self.months]])
+
+    def __call__(self, rows: pd.DataFrame) -> pd.DataFrame:
+        age = (pd.Timestamp(as_date(self.as_of)) - rows["first_date"]).dt.days.to_numpy(float)
+        expected = _expected_revenue(age, rows, self.fit, self.time_unit, self.months)
+        return pd.DataFrame({"customer_id": rows["customer_id"].astype(str).to_numpy(),
+                             **{f"micro_{m}": np.round(expected[m] * MICRO).astype("int64") for m in self.months}})
+
+
+def acquisition_cells(orders: ibis.Table, as_of, fit: Fit | None, margin: float, time_unit: str,
+                      months=VALUE_MONTHS, days: ibis.Table | None = None, scores: ibis.Table | None = None
+                      ) -> pd.DataFrame:
+    """`customer_values` of `acquisition_facts`' customers summed by the engine per combination of the attributes
+    and the cohort (a few thousand cells, not a row per customer): the attributes, cohort, ``customers``, and the
+    sums ``margin_so_far``, ``value_<m>m`` and ``expected_<m>m``, which `acquisition_table` and `spend_tables`
+    take as they take one row per customer. The expected revenue is taken where the rows are (on Spark, on the
+    executors), for the customers young enough to have some (first order less than max(`months`) ago, with a
+    score); only the cells reach pandas, in the order of their first customer's id."""
+    expr, attrs, kept = _acquisition_expr(orders, as_of, months, days, scores)
+    con = orders.get_backend()
+    facts = engine.cache(con, expr)
+    mapped = None
+    if fit is not None and scores is not None:
+        since = pd.Timestamp(as_date(as_of)) - pd.Timedelta(days=max(months) * DAYS_PER_MONTH)
+        young = facts.filter((facts.first_date > since.to_pydatetime()) & facts.frequency.notnull())
+        score = _Expected(fit, time_unit, tuple(months), str(as_of))
+        mapped = engine.map_batches(con, young.select("customer_id", "first_date", *SCORED_FACTS), score,
+                                    score.schema())
+        j = facts.left_join(mapped, facts.customer_id == mapped.customer_id).select(
+            facts, *[mapped[f"micro_{m}"].fill_null(0).name(f"micro_{m}") for m in months])
+    else:
+        j = facts.mutate(**{f"micro_{m}": ibis.literal(0, "int64") for m in months})
+    keys = [*attrs, "cohort"]
+    sums = ["cents_all", *[f"{k}_{m}" for k in ("cents", "micro") for m in months]]
+    grouped = j.group_by(keys).aggregate(customers=j.count(), first_id=j.customer_id.min(),
+                                         **{c: j[c].sum() for c in sums})
+    cells = engine.to_pandas(grouped).sort_values("first_id", kind="stable", ignore_index=True)
+    engine.release(con, [facts, *kept] + ([mapped] if mapped is not None else []))
+    if "coupon" in cells:  # as `acquisition_facts` gives it: blank is NO_COUPON (the groups merge in the tables)
+        blank = cells["coupon"].isna() | (cells["coupon"].astype(str).str.strip() == "")
+        cells["coupon"] = cells["coupon"].where(~blank, NO_COUPON)
+    out = cells[[*keys, "customers"]].copy()
+    out["customers"] = out["customers"].astype("int64")
+    out["margin_so_far"] = margin * cells["cents_all"].astype(float) / 100
+    for m in months:
+        expected = cells[f"micro_{m}"].astype(float) / MICRO
+        out[f"expected_{m}m"] = margin * expected
+        out[f"value_{m}m"] = margin * (cells[f"cents_{m}"].astype(float) / 100 + expected)
+    return out
+
+
+def _sizes(v: pd.DataFrame) -> pd.Series:
+    """Customers per row: `acquisition_cells`' count, or 1 for a row per customer."""
+    return v["customers"] if "customers" in v else pd.Series(1, index=v.index)
+
+
 def acquisition_table(values: pd.DataFrame, dimension: str, payback_months: int, min_customers: int = 1,
                       months=VALUE_MONTHS) -> pd.DataFrame | None:
     """Per value of `dimension` (a column of `values`): customers, margin so far per customer, the value per
     customer at each of `months` and at `payback_months` (the most one may pay to win such a customer and earn
     it back within that time), and the share of the first of `months`' value already realised. Largest groups
-    first; groups under `min_customers` are left out. None when the shop's data lack the dimension."""
+    first; groups under `min_customers` are left out. None when the shop's data lack the dimension. `values`: one
+    row per customer (`customer_values`), or `acquisition_cells`' sums with their ``customers``."""
     if dimension not in values or values[dimension].isna().all():
         return None
     v = values.dropna(subset=[dimension])
+    v = v.assign(customers=_sizes(v))
     g = v.groupby(dimension, sort=False)
-    out = pd.DataFrame({"customers": g.size(), "margin_so_far": g["margin_so_far"].mean()})
+    n = g["customers"].sum()
+    out = pd.DataFrame({"customers": n, "margin_so_far": g["margin_so_far"].sum() / n})
     for m in months:
-        out[f"value_{m}m"] = g[f"value_{m}m"].mean()
-    out["ceiling"] = g[f"value_{payback_months}m"].mean() if f"value_{payback_months}m" in v else np.nan
+        out[f"value_{m}m"] = g[f"value_{m}m"].sum() / n
+    out["ceiling"] = g[f"value_{payback_months}m"].sum() / n if f"value_{payback_months}m" in v else np.nan
     first = months[0]
     out["realised_share"] = 1.0 - g[f"expected_{first}m"].sum() / g[f"value_{first}m"].sum().where(
         g[f"value_{first}m"].sum() > 0)
@@ -692,7 +784,7 @@ def _key(values) -> pd.Series:
 def spend_tables(spend: pd.DataFrame | None, values: pd.DataFrame, payback_months: int,
                  points=None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """What a new customer cost per channel, from marketing_spend_clean (month, channel, spend) and the
-    customers' first orders (`values`: `customer_values` with ``channel`` and ``cohort``).
+    customers' first orders (`values`: `customer_values` with ``channel`` and ``cohort``, or `acquisition_cells`).
 
     By month: channel, month, spend, new customers won through the channel that month, cost per new customer.
     By channel (over the months the file has spend for it): spend, new customers, cost per new customer, value
@@ -704,8 +796,9 @@ def spend_tables(spend: pd.DataFrame | None, values: pd.DataFrame, payback_month
     points = points or value_points(payback_months)
     sp = spend.assign(key=_key(spend["channel"]), cohort=pd.to_datetime(spend["month"]).dt.strftime("%Y-%m"))
     sp = sp.groupby(["key", "cohort"], as_index=False).agg(channel=("channel", "first"), spend=("spend", "sum"))
-    v = values.dropna(subset=["channel"]).assign(key=lambda d: _key(d["channel"]))
-    won = v.groupby(["key", "cohort"]).size().rename("new_customers").reset_index()
+    v = values.dropna(subset=["channel"])
+    v = v.assign(key=_key(v["channel"]).to_numpy(), customers=_sizes(v))
+    won = v.groupby(["key", "cohort"])["customers"].sum().rename("new_customers").reset_index()
     by_month = sp.merge(won, on=["key", "cohort"], how="left").fillna({"new_customers": 0})
     by_month["new_customers"] = by_month["new_customers"].astype("int64")
     by_month["cost_per_customer"] = by_month["spend"] / by_month["new_customers"].where(by_month["new_customers"] > 0)
@@ -714,7 +807,7 @@ def spend_tables(spend: pd.DataFrame | None, values: pd.DataFrame, payback_month
         paid = v[(v["key"] == key) & v["cohort"].isin(g["cohort"])]
         n, total = int(g["new_customers"].sum()), float(g["spend"].sum())
         cac = total / n if n else float("nan")
-        curve = {m: float(paid[f"value_{m}m"].mean()) if n else float("nan") for m in points}
+        curve = {m: float(paid[f"value_{m}m"].sum() / n) if n else float("nan") for m in points}
         rows.append({"channel": g["channel"].iloc[0], "months": len(g), "spend": total, "new_customers": n,
                      "cost_per_customer": cac, "value_12m": curve.get(12, float("nan")),
                      "ceiling": curve.get(payback_months, float("nan")),
@@ -870,8 +963,7 @@ def acquisition(orders: ibis.Table, processed_dir, as_of, cfg: Config, scores: i
     table (joined to the customers by the engine); `days`: see `acquisition_facts`."""
     payback = cfg.budget.payback_months
     points = value_points(payback)
-    facts = acquisition_facts(orders, as_of, points, days, scores)
-    values = customer_values(facts, None, fit, cfg.clv.gross_margin, cfg.clv.time_unit, points)
+    values = acquisition_cells(orders, as_of, fit, cfg.clv.gross_margin, cfg.clv.time_unit, points, days, scores)
     tables = {d: acquisition_table(values, d, payback) for d in DIMENSIONS}
     spend = artifacts.read_if_exists(processed_dir, "marketing_spend_clean")
     by_channel, by_month = spend_tables(spend, values, payback, points)
