@@ -1662,7 +1662,8 @@ def _shape_warnings(facts: dict) -> list[str]:
     return []
 
 
-def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None, buyers: ir.Table | None = None) -> dict:
+def _order_facts(orders: ir.Table, currency: str, as_of: str | None, buyers: ir.Table) -> dict:
+    """The orders' facts of data_quality.json (`buyers`: `customer_facts.buyers_expr` of `orders`)."""
     month_start = pd.Timestamp(as_of).to_period("M").start_time.to_pydatetime() if as_of else None
     in_month = (orders.order_date >= month_start).sum() if month_start else orders.count()
     facts = orders.aggregate(
@@ -1692,7 +1693,7 @@ def _order_facts(orders: ir.Table, currency: str, as_of: str | None = None, buye
 
 
 def _no_positive_purchase(facts: dict, orders: ir.Table, as_of: str | None, time_unit: str,
-                          buyers: ir.Table | None = None) -> list[str]:
+                          buyers: ir.Table) -> list[str]:
     """Customers whose purchases net to zero or less (customer_facts.no_positive_purchase): counted in the
     report's facts by reason, with the day and purchase period counted at (04 and 05 read the count there), and
     one warning saying what 04 and 05 do with them when there are any."""
@@ -1713,10 +1714,8 @@ def _no_positive_purchase(facts: dict, orders: ir.Table, as_of: str | None, time
             "no churn risk, and both pages say so."]
 
 
-def _customer_facts(customers: ir.Table, orders: ir.Table, buyers: ir.Table | None = None) -> dict:
-    """`buyers`: `customer_facts.buyers_expr` of `orders`, when the caller has it."""
-    if buyers is None:
-        buyers = customer_facts.customers_expr(orders)  # as in 02: a return alone buys nothing
+def _customer_facts(customers: ir.Table, orders: ir.Table, buyers: ir.Table) -> dict:
+    """`buyers`: `customer_facts.buyers_expr` of `orders` (as in 02: a return alone buys nothing)."""
     listed = customers.select("customer_id")
     leads = customer_facts.leads_expr(listed, orders, buyers=buyers).count().to_pandas()
     unlisted = buyers.select("customer_id").anti_join(listed, "customer_id").count().to_pandas()
