@@ -15,8 +15,9 @@ sum); the queries whose physical plan cannot spread over a cluster (``engine.wat
 joins, Cartesian products, windows without PARTITION BY); the artifacts that differ between the engines under
 the parity rules; the peak resident memory of the Spark driver, its Python side (the pandas frames collected
 from Spark) and its JVM, polled every 0.1 s while Spark runs; the load average. ``--runner`` then runs the month
-as ``retention run`` does on each engine (a kernel per notebook, each starting its own Spark session, and the
-HTML pages) and prints both walls and their ratio. The same figures go to ``KEEP/spark_benchmark.json``.
+as ``retention run`` does on each engine (a kernel per notebook, on Spark each a session of the one driver the
+runner starts; the HTML pages) and prints both walls, their ratio and the artifacts of the two months that differ;
+``--runner-only`` does only that. The same figures go to ``KEEP/spark_benchmark.json``.
 
 Targets (issue 29, 2 cores, local[2]): the demo month on Spark at most 6 times the DuckDB month, every artifact
 equal; a 200,000-customer shop: each Spark stage at most 12 times its demo-month time. Not part of CI.
@@ -100,8 +101,9 @@ def run_spark(raw: Path, month: Path, cfg, as_of: str) -> dict:
 
 
 def run_months(raw: Path, keep: Path, as_of: str, config: str, spark_engine: dict) -> dict:
-    """The month through the runner as ``retention run`` runs it (a kernel per notebook, each starting its own
-    Spark session; HTML pages), on DuckDB and then on Spark: wall seconds and each notebook's."""
+    """The month through the runner as ``retention run`` runs it (a kernel per notebook, each a session of the
+    runner's Spark driver unless the config says otherwise; HTML pages), on DuckDB and then on Spark: wall seconds,
+    each notebook's, and the artifacts that differ between the two months under the parity rules."""
     out = {}
     for name, overrides in (("duckdb", {}), ("spark", spark_engine)):
         settings = yaml.safe_load(Path(config).read_text())
@@ -115,6 +117,10 @@ def run_months(raw: Path, keep: Path, as_of: str, config: str, spark_engine: dic
         out[name] = {"wall_s": round(time.perf_counter() - started, 1), "log": lines}
         print(f"{name} through the runner: {out[name]['wall_s']} s\n  " + "\n  ".join(lines), flush=True)
     out["ratio"] = round(out["spark"]["wall_s"] / out["duckdb"]["wall_s"], 2)
+    out["differences"] = month_differences(*(keep / "runner" / e / "processed" / raw.name / as_of[:7]
+                                             for e in ("duckdb", "spark")))
+    print(f"artifacts of the runner's months that differ: {len(out['differences'])}"
+          + "".join(f"\n  {d}" for d in out["differences"]), flush=True)
     return out
 
 
@@ -140,14 +146,23 @@ def main() -> None:
     ap.add_argument("--skip-duckdb", action="store_true", help="Spark only (no ratio, no comparison)")
     ap.add_argument("--runner", action="store_true",
                     help="then the month through the runner on both engines (retention run: kernels, pages)")
+    ap.add_argument("--runner-only", action="store_true", help="only the month through the runner on both engines")
     args = ap.parse_args()
     args.keep = args.keep or tempfile.mkdtemp(prefix="spark-bench-")
+    Path(args.keep).mkdir(parents=True, exist_ok=True)
     raw, month = shop_folder(args), args.as_of[:7]
     cfg = load_config(args.config)
     conf = {**DEFAULT_CONF, **dict(c.split("=", 1) for c in args.conf)}
     spark_cfg = cfg.replace(engine=cfg.engine.replace(backend="spark", spark_master=args.master, spark_conf=conf))
     print(f"shop {raw}, month {month}, Spark {args.master} {conf}; load average {os.getloadavg()}", flush=True)
 
+    if args.runner_only:
+        result = {"shop": str(raw), "master": args.master, "conf": conf, "load_average_before": os.getloadavg(),
+                  "runner": run_months(raw, Path(args.keep), args.as_of, args.config,
+                                       {"backend": "spark", "spark_master": args.master, "spark_conf": conf})}
+        print(f"the month through the runner: Spark / DuckDB {result['runner']['ratio']}x")
+        (Path(args.keep) / "spark_benchmark.json").write_text(json.dumps(result, indent=1))
+        return
     duck_dir, spark_dir = (Path(args.keep) / "processed" / e / raw.name / month for e in ("duckdb", "spark"))
     # Spark first, so that the driver's Python peak is Spark's own (this process keeps what DuckDB's run held)
     spark = run_spark(raw, spark_dir, spark_cfg, args.as_of)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import artifacts, churn, clean, clv, kpis, segments, summary, winback
+from helpers import artifacts, churn, clean, clv, forecast, kpis, segments, summary, track, winback
 
 # JSON keys that hold a measurement of the run, not a result (fit time in seconds)
 VOLATILE_KEYS = ("seconds", "elapsed", "duration")
@@ -21,14 +21,16 @@ VOLATILE_KEYS = ("seconds", "elapsed", "duration")
 
 
 def stages(as_of: str) -> tuple:
-    """(notebook, run(raw, processed_dir, cfg)) for the seven stages of the month `as_of`, in the runner's order."""
+    """(notebook, run(raw, processed_dir, cfg)) for the seven notebooks of the month `as_of`, in the runner's order,
+    each running what its notebook runs (04: the CLV models, then the forecast; 07: the summary, then the track
+    record)."""
     return (("01_clean", lambda raw, pdir, cfg: clean.run(pdir, as_of, cfg, raw_dir=raw)),
             ("02_kpis", lambda raw, pdir, cfg: kpis.run(pdir, as_of, cfg)),
             ("03_segments", lambda raw, pdir, cfg: segments.run(pdir, as_of, cfg)),
-            ("04_clv", lambda raw, pdir, cfg: clv.run(pdir, as_of, cfg)),
+            ("04_clv", lambda raw, pdir, cfg: forecast.run(pdir, as_of, cfg, clv_result=clv.run(pdir, as_of, cfg))),
             ("05_churn", lambda raw, pdir, cfg: churn.run(pdir, as_of, cfg)),
             ("06_winback", lambda raw, pdir, cfg: winback.run(pdir, as_of, cfg)),
-            ("07_summary", lambda raw, pdir, cfg: summary.run(pdir, as_of, cfg)))
+            ("07_summary", lambda raw, pdir, cfg: (summary.run(pdir, as_of, cfg), track.run(pdir, as_of, cfg))))
 
 
 def _frame(processed_dir: Path, name: str) -> pd.DataFrame:

@@ -4,6 +4,7 @@ What a report page and the index show is tested on hand-built inputs in test_pub
 publishes them."""
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import nbformat
 import psutil
 import pytest
 
-from helpers import artifacts, demo, runner, warm_kernels
+from helpers import artifacts, demo, engine, runner, warm_kernels
 from helpers.config import load_config
 from helpers.paths import project_root
 from helpers.publish import external_resources
@@ -574,6 +575,43 @@ def test_kernels_start_afresh_when_the_memory_target_cannot_hold_one_more(tmp_pa
     assert not runner._warm(cfg.model_copy(update={"warm_kernels": False}), tmp_path, 2)
     monkeypatch.setattr(runner, "_order_lines", lambda raw_dir: 4_500_000)  # 2.65 GB a notebook
     assert runner._at_once(cfg, tmp_path)[0] == 1 and not runner._warm(cfg, tmp_path, 1)
+
+
+def test_on_spark_the_notebooks_are_sessions_of_one_driver_side_by_side_unless_told_otherwise(tmp_path):
+    """On Spark the runner starts one Spark driver for the month, whose sessions the kernels are: they run side by
+    side and start warm, as on DuckDB. With engine.spark_shared_driver: false each kernel starts a driver of its
+    own, one notebook at a time; with engine.spark_remote the kernels work on that server and none is started."""
+    cfg = load_config(make_project(tmp_path) / "config" / "default.yml").engine.model_copy(update={"backend": "spark"})
+    at_once, said = runner._at_once(cfg, tmp_path)
+    assert runner._shares_spark_driver(cfg) and at_once == 2 and runner._warm(cfg, tmp_path, at_once)
+    assert said == "up to 2 side by side (each a session of one Spark driver)"
+    own = cfg.model_copy(update={"spark_shared_driver": False})
+    assert not runner._shares_spark_driver(own) and not runner._warm(own, tmp_path, 1)
+    assert runner._at_once(own, tmp_path) == (1, "one at a time (engine.backend spark)")
+    remote = cfg.model_copy(update={"spark_remote": "sc://spark.example.com:15002"})
+    assert not runner._shares_spark_driver(remote) and runner._at_once(remote, tmp_path)[0] == 2
+
+
+def test_a_month_on_spark_tells_every_kernel_the_driver_it_shares(tmp_path, monkeypatch):
+    """The runner starts the month's Spark driver once, before the notebooks, and each kernel finds its address in
+    its environment (helpers.engine.connect then opens a session on it); it is stopped when the month ends."""
+    root = make_project(tmp_path)
+    (root / "config" / "default.yml").write_text("shop: {currency: EUR}\nengine: {backend: spark}\n")
+    started = []
+
+    @contextlib.contextmanager
+    def driver(engine_cfg, log_file):
+        started.append((engine_cfg.backend, log_file.name))
+        yield "sc://localhost:15099"
+        started.append("stopped")
+    monkeypatch.setattr(runner.spark_server, "shared_driver", driver)
+    show = f"import os\nprint('driver', os.environ.get({engine.REMOTE_VARIABLE!r}))"
+    make_notebook(root, "01_a.ipynb", show)
+    make_notebook(root, "02_b.ipynb", show)
+    run_month("2026-06-30", root / "data" / "raw" / "demo", root=root, log=lambda line: None)
+    assert started == [("spark", "spark.log"), "stopped"]
+    for name in ("01_a", "02_b"):
+        assert "driver sc://localhost:15099" in stream_text(root / "reports" / "demo" / "2026-06" / f"{name}.ipynb")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels are forked warm on Linux only")

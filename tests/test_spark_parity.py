@@ -26,8 +26,8 @@ import ibis
 import pandas as pd
 import pytest
 
-from helpers import artifacts, clean, demo, engine
-from helpers.config import load_config
+from helpers import artifacts, clean, demo, engine, runner, spark_server
+from helpers.config import EngineConfig, config_text_with, load_config
 from helpers.paths import project_root
 from parity import month_differences, run_stages
 
@@ -41,6 +41,11 @@ SPARK_TEST_CONF = {"spark.sql.shuffle.partitions": 2, "spark.sql.codegen.wholeSt
                    "spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}
 
 # --------------------------------------------------------------------------- the shop and its DuckDB month
+
+# The churn classifier fits on a sample of its window (234 customers at the train cut-off), drawn as a large shop's
+# is: the engine picks the drawn customers by id. And the offers' holdout check scores a sample of its customers,
+# as a large shop's does: the engine keeps the sample's history (a table of ids sent from the driver).
+SHOP_SETTINGS = {"churn": {"max_train_rows": 150}, "offers": {"evaluation_customers": 100}}
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
@@ -64,12 +69,7 @@ def make_shop(tmp: Path):
     with open(raw / "orders.csv", "a") as fh:
         fh.write(f"{first},extra\n{first.split(',')[0]},C_short\n")
     cfg = load_config(project_root() / "config" / "default.yml")
-    # the churn classifier fits on a sample of its window (234 customers at the train cut-off), drawn as a large
-    # shop's is: the engine picks the drawn customers by id
-    cfg = cfg.replace(churn=cfg.churn.replace(max_train_rows=150))
-    # and the offers' holdout check scores a sample of its customers, as a large shop's does: the engine keeps
-    # the sample's history (a table of ids sent from the driver)
-    cfg = cfg.replace(offers=cfg.offers.replace(evaluation_customers=100))
+    cfg = cfg.replace(**{section: getattr(cfg, section).replace(**values) for section, values in SHOP_SETTINGS.items()})
     duck = tmp / "duckdb" / "parity" / "2026-06"
     times = run_stages(raw, duck, cfg, AS_OF)
     return raw, duck, cfg, times
@@ -171,6 +171,36 @@ def test_spark_writes_its_log_to_the_file_and_only_errors_to_the_console(tmp_pat
     assert "No Partition Defined for Window operation" in log.read_text()
     console = done.stdout + done.stderr
     assert " WARN " not in console and "log4j" not in console and "[Stage " not in console, console
+
+
+@pytest.mark.spark
+def test_a_month_run_on_spark_shares_one_driver_and_writes_what_duckdb_writes(shop, tmp_path, capfd):
+    """`retention run` on Spark: one Spark driver for the month (a Spark Connect server, helpers.spark_server), the
+    notebooks side by side, each kernel a session of it. The artifacts are DuckDB's under the parity rules (a
+    Connect session analyses every request anew: what the stages cache is found and released all the same), and
+    none of Spark's log lines reach the console."""
+    pytest.importorskip("pyspark", reason="make test-spark installs pyspark (requirements-spark.lock)")
+    raw, duck, cfg, _ = shop
+    config = tmp_path / "spark.yml"
+    config.write_text(config_text_with(project_root() / "config" / "default.yml", {
+        **SHOP_SETTINGS, "engine": {"backend": "spark", "spark_conf": SPARK_TEST_CONF}}, "the parity shop on Spark"))
+    lines: list[str] = []
+    runner.run_month(AS_OF, raw, config, root=project_root(), reports_dir=tmp_path / "reports",
+                     processed_base=tmp_path / "processed", log=lines.append)
+    assert "each a session of one Spark driver" in lines[0], lines
+    differences = month_differences(duck, tmp_path / "processed" / raw.name / "2026-06")
+    assert not differences, "\n".join(differences)
+    console = capfd.readouterr()
+    assert " ERROR " not in console.err and " WARN " not in console.err, console.err
+
+
+@pytest.mark.spark
+def test_a_shared_driver_that_cannot_start_says_so_and_what_to_do():
+    pytest.importorskip("pyspark", reason="make test-spark installs pyspark (requirements-spark.lock)")
+    with pytest.raises(spark_server.SparkDriverFailed, match=r"did not start: it ended with code \d+; .* "
+                                                               r"engine.spark_shared_driver: false"):
+        with spark_server.shared_driver(EngineConfig(backend="spark", spark_master="nowhere://at-all")):
+            pass
 
 
 @pytest.mark.spark

@@ -26,17 +26,19 @@ STAGES = {"clean", "kpis", "segments", "clv", "forecast", "churn", "winback", "o
 # forecast (a section of 04) builds on the CLV stage's fits, and the track record scores its forecasts.
 STAGE_ALLOWED = {"forecast": {"clv"}, "churn": {"clv"}, "winback": {"churn", "clv", "offers"},
                  "track": {"clv", "forecast"}}
-# Beside the stages: the demo generator, its truth check, the runner, the publisher, the CLI and the process the
-# runner forks warm kernels from (it loads the stages and pages by name, importing none).
+# Beside the stages: the demo generator, its truth check, the runner, the publisher, the CLI, the process the
+# runner forks warm kernels from (it loads the stages and pages by name, importing none) and the Spark driver the
+# runner shares among a month's notebooks.
 # The demo's truth is counted from the generator's records, not with the stages it checks; the site is
 # built from declared artifacts, so the publisher imports no stage.
 BESIDE_ALLOWED = {
     "demo": GROUND,
     "demo_truth": GROUND | {"demo"},
     "publish": GROUND,
-    "runner": GROUND | {"publish", "warm_kernels"},
+    "runner": GROUND | {"publish", "warm_kernels", "spark_server"},
     "warm_kernels": set(),
-    "cli": GROUND | STAGES | {"demo", "runner", "publish", "pages"},
+    "spark_server": GROUND,
+    "cli": GROUND | STAGES | {"demo", "runner", "publish", "pages", "spark_server"},
 }
 # A page (helpers/pages/<stage>.py) draws its stage's result: it may import its own stage (the result's
 # type), other pages and what formats and names things, never the engine, the artifacts, the per-customer
@@ -209,7 +211,8 @@ FILE_IO = re.compile(
 # with (Spark reads them from a file); the CLI prints JSON to the terminal.
 FILE_IO_ALLOWED = {"config": {".read_text("}, "engine": {".write_text("},
                    "publish": {"open("},  # publish: PIL's Image.open of a figure's bytes in memory
-                   "warm_kernels": {"json.loads(", "open("}}  # the runner's requests over a pipe; /dev/null
+                   "warm_kernels": {"json.loads(", "open("},  # the runner's requests over a pipe; /dev/null
+                   "spark_server": {"json.loads("}}  # the runner's settings over a pipe
 
 
 @pytest.mark.parametrize("module", [m for m in _modules() if m != "artifacts"])
@@ -273,8 +276,10 @@ TESTS = ROOT / "tests"
 KERNEL_RUNS = {"run_month", "backfill", "refresh_notebooks", "execute_notebook"}
 CLI_RUNS = {"run", "backfill"}
 # The files whose point is the runner, the command, publishing or privacy as `retention run` writes it
-# (DESIGN.md, Tests). Everywhere else a whole month is conftest's in-process `rendered_month`.
-KERNEL_FILES = {"test_runner.py", "test_process.py", "test_cli.py", "test_publish.py", "test_privacy.py"}
+# (DESIGN.md, Tests), and the runner's one Spark driver shared by a month's kernels (test_spark_parity.py, in
+# `make test-spark`). Everywhere else a whole month is conftest's in-process `rendered_month`.
+KERNEL_FILES = {"test_runner.py", "test_process.py", "test_cli.py", "test_publish.py", "test_privacy.py",
+                "test_spark_parity.py"}
 
 
 def kernel_runs(tree: ast.AST) -> list[int]:

@@ -748,9 +748,9 @@ def raw_table(con, p: str | Path) -> ibis.Table:
     """
     p = Path(p)
     if engine.is_spark(con):
-        from pyspark.sql import SparkSession, functions as F
+        from pyspark.sql import functions as F
 
-        df = SparkSession.getActiveSession().read.parquet(str(p))
+        df = con._session.read.parquet(str(p))
         df = df.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in df.columns])
         return _spark_view(con, df)
     t = con.read_parquet(str(p), file_row_number=True)
@@ -758,9 +758,10 @@ def raw_table(con, p: str | Path) -> ibis.Table:
                     t.file_row_number.cast("int64").name(FILE_POS))
 
 
-def _spark_view(con, df) -> ibis.Table:
+def _spark_view(con, df, one_partition: bool = False) -> ibis.Table:
     """A Spark DataFrame read from a file as a cached Ibis table with :data:`FILE_POS` 0, 1, 2, ... in the file's
-    order: read once, so every use sees the same rows and positions.
+    order: read once, so every use sees the same rows and positions. `one_partition`: the file is read as one
+    partition (a CSV read with multiLine is never split), whose ids are 0, 1, 2, ... already.
 
     Spark's ``monotonically_increasing_id`` is the partition's number times 2**33 plus the row's offset in it
     (partitions follow the file); each partition's rows are counted (one small result per partition) and the
@@ -768,7 +769,7 @@ def _spark_view(con, df) -> ibis.Table:
     from pyspark.sql import functions as F
 
     name = f"raw_{uuid.uuid4().hex[:12]}"
-    if df.rdd.getNumPartitions() == 1:  # a CSV (read with multiLine, in one task): the ids are 0, 1, 2, ... already
+    if one_partition:
         df.withColumn(FILE_POS, F.monotonically_increasing_id()).createOrReplaceTempView(name)
         return engine.cache(con, con.table(name))
     df = df.withColumn("_mid", F.monotonically_increasing_id()).persist()
@@ -826,13 +827,13 @@ def raw_csv(con, p: str | Path, columns: list[str], delimiter: str) -> tuple[ibi
     """
     p = Path(p)
     if engine.is_spark(con):
-        from pyspark.sql import SparkSession, types as T
+        from pyspark.sql import types as T
 
         schema = T.StructType([T.StructField(c, T.StringType()) for c in [*columns, SPARK_BAD]])
-        df = SparkSession.getActiveSession().read.csv(
+        df = con._session.read.csv(
             str(p), schema=schema, header=True, enforceSchema=True, sep=delimiter, quote='"', escape='"',
             multiLine=True, mode="PERMISSIVE", columnNameOfCorruptRecord=SPARK_BAD, encoding="UTF-8")
-        return _spark_view(con, df), None
+        return _spark_view(con, df, one_partition=True), None
     for parallel in (True, False):
         token = uuid.uuid4().hex[:12]
         t = con.read_csv(str(p), all_varchar=True, header=True, auto_detect=False, delim=delimiter, quote='"',

@@ -21,6 +21,7 @@ from helpers.config import ConfigError, load_config
 from helpers.contract import ContractError
 from helpers.paths import resolve
 from helpers.runner import RunFailed
+from helpers.spark_server import SparkDriverFailed
 
 DEFAULT_RAW = "data/raw/demo"
 DEFAULT_CONFIG = "config/default.yml"
@@ -149,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         return COMMANDS[args.command](args)
-    except (ContractError, ConfigError, MissingArtifact, RunFailed, FileNotFoundError, ValueError) as exc:
+    except (ContractError, ConfigError, MissingArtifact, RunFailed, SparkDriverFailed, FileNotFoundError,
+            ValueError) as exc:
         print(f"retention {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # Ctrl-C; SIGTERM during a run arrives as runner.Interrupted

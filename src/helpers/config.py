@@ -106,6 +106,10 @@ class EngineConfig(_Section):
     spark_log_level: Literal["ALL", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = Field(
         "WARN", description="a log4j level: what Spark writes to spark.log beside the month's reports (ERROR and "
                             "worse also on the console)")
+    # a Spark Connect server to work on instead of starting a Spark driver (its own settings apply)
+    spark_remote: str | None = Field(None, pattern=r"^sc://\S+$", description="null or a URL such as sc://host:15002")
+    # `retention run` on Spark: one driver (a Spark Connect server, helpers.spark_server) for the month's notebooks
+    spark_shared_driver: bool = Field(True, description="true or false")
     threads: PositiveInt | None = Field(None, description="a positive whole number or null (all cores)")
     # pasted into DuckDB's SET memory_limit, hence the strict pattern
     memory_limit: str | None = Field("3GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",

@@ -38,7 +38,9 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
     runs notebooks side by side: the runner then sets :data:`SHARE_VARIABLE` in each kernel's
     environment to the number of DuckDBs that may work at once (:func:`duckdb_share`).
     Spark: a session on ``engine.spark_master`` with every ``engine.spark_conf`` setting passed to the
-    session builder (the first call in a process starts the session; later calls reuse it). On a ``local``
+    session builder (the first call in a process starts the session; later calls reuse it), or a session on the
+    Spark Connect server named by :data:`REMOTE_VARIABLE` (the runner's shared driver: :mod:`helpers.spark_server`)
+    or ``engine.spark_remote``, which has the settings it was started with. On a ``local``
     master the Python that scores on the executors (:func:`map_batches`) is this one, which has the project
     installed, unless ``PYSPARK_PYTHON`` names another; a cluster's executors need their own (README).
     """
@@ -56,6 +58,12 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
     if backend in SPARK:
         from pyspark.sql import SparkSession
 
+        remote = os.environ.get(REMOTE_VARIABLE) or engine.spark_remote
+        if remote:  # a Spark Connect server: the runner's shared driver (helpers.spark_server), or the config's
+            session = SparkSession.builder.remote(remote).getOrCreate()
+            if os.environ.get(REMOTE_VARIABLE):  # on this machine: no network to reattach a long query over, and
+                session.client.disable_reattachable_execute()  # the server logs an ERROR for each early release
+            return _caching_by_view(ibis.pyspark.connect(session))
         if engine.spark_master.startswith("local"):
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = SparkSession.builder.master(engine.spark_master).appName("retention")
@@ -63,10 +71,38 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
             builder = builder.config(key, value)
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel(engine.spark_log_level)  # a session started earlier takes it too
-        return ibis.pyspark.connect(session)
+        return _caching_by_view(ibis.pyspark.connect(session))
     return getattr(ibis, backend).connect()
 
 
+def _caching_by_view(con):
+    """`con` (Ibis' PySpark backend), caching a table (:func:`cache`, ``Table.cache``) as a temporary view that Spark
+    caches by its name, and releasing it (``CachedTable.release``, or when Ibis lets go of it) the same way.
+
+    Ibis caches the DataFrame of the query, then names it as a view. A Spark Connect session analyses the query
+    anew for every request: a query with a common table expression read twice gets new ids each time, so Spark
+    never finds the cached rows under the view (Ibis then fails its own check that the rows are cached, and the
+    rows would be computed again on every use), and Ibis' release analyses the query once more, which fails when a
+    view it reads was released before it ("TABLE_OR_VIEW_NOT_FOUND"). A view's plan is analysed once, when it is
+    made: cached, looked up and released through it, the rows are found in any session and released in any order
+    (only that table: not those that read it)."""
+    catalog = con._session.catalog
+
+    def create(name: str, expr: ir.Table) -> ir.Table:
+        con._session.sql(con.compile(expr)).createTempView(name)
+        catalog.cacheTable(name)
+        return con.table(name)
+
+    def drop(name: str) -> None:
+        catalog.uncacheTable(name)
+        catalog.dropTempView(name)
+
+    con._create_cached_table, con._drop_cached_table = create, drop
+    return con
+
+
+# The Spark Connect server the runner started for the month (helpers.spark_server), set in each kernel's environment
+REMOTE_VARIABLE = "RETENTION_SPARK_REMOTE"
 # Where Spark's log goes: set by the runner in each kernel's environment to spark.log beside the month's reports
 SPARK_LOG_VARIABLE = "RETENTION_SPARK_LOG"
 _JAVA_OPTIONS = "spark.driver.extraJavaOptions"

@@ -40,7 +40,7 @@ import uuid
 import weakref
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -58,7 +58,7 @@ from papermill.engines import NBClientEngine, papermill_engines
 from traitlets import Integer, Unicode
 from traitlets.config import Config
 
-from helpers import artifacts, engine, warm_kernels
+from helpers import artifacts, engine, spark_server, warm_kernels
 from helpers.config import EngineConfig, config_text_with, load_config
 from helpers.paths import project_root as find_project_root
 from helpers.paths import shop_name
@@ -150,10 +150,11 @@ papermill_engines.register(ENGINE_NAME, _SavedOnceEngine)
 
 
 def kernel_config(duckdb_share: int = 1, spark_log: Path | None = None, inputs: dict | None = None,
-                  library_threads: int = 0):
+                  library_threads: int = 0, spark_remote: str = ""):
     """Kernel settings for every notebook run: local IPC sockets on Linux and macOS, and a kernel
     manager the runner can reach when a signal stops the run and that tells the kernel's DuckDB its
-    share, where a Spark session logs (`spark_log`: the month's spark.log), which notebooks it waits for
+    share, where a Spark session logs (`spark_log`: the month's spark.log) or which Spark driver it works on
+    (`spark_remote`: the month's shared driver, :mod:`helpers.spark_server`), which notebooks it waits for
     (`inputs`: :data:`helpers.artifacts.INPUTS_VARIABLE`'s content) and the threads of its numerical libraries
     (`library_threads`, 0: theirs; :class:`TrackedKernelManager`).
 
@@ -163,6 +164,7 @@ def kernel_config(duckdb_share: int = 1, spark_log: Path | None = None, inputs: 
     """
     tracked = {"NotebookClient": {"kernel_manager_class": TrackedKernelManager},
                "TrackedKernelManager": {"duckdb_share": duckdb_share, "spark_log": str(spark_log or ""),
+                                        "spark_remote": spark_remote,
                                         "inputs": json.dumps(inputs) if inputs else "",
                                         "library_threads": library_threads}}
     if os.name != "posix":
@@ -208,6 +210,7 @@ class TrackedKernelManager(AsyncKernelManager):
 
     duckdb_share = Integer(1, config=True, help="DuckDBs working at once: each gets 1/N of threads and memory_limit")
     spark_log = Unicode("", config=True, help="the file a Spark session started in the kernel logs to (empty: Spark's default)")
+    spark_remote = Unicode("", config=True, help="the Spark Connect server the kernel's Spark sessions run on")
     inputs = Unicode("", config=True, help="JSON: the notebooks still running whose artifacts the kernel waits for")
     library_threads = Integer(0, config=True, help="threads of OpenMP and the BLAS libraries (0: their default)")
 
@@ -215,6 +218,8 @@ class TrackedKernelManager(AsyncKernelManager):
         kw["env"] = {**kw.get("env", os.environ), engine.SHARE_VARIABLE: str(self.duckdb_share)}
         if self.spark_log:
             kw["env"][engine.SPARK_LOG_VARIABLE] = self.spark_log
+        if self.spark_remote:
+            kw["env"][engine.REMOTE_VARIABLE] = self.spark_remote
         if self.inputs:
             kw["env"][artifacts.INPUTS_VARIABLE] = self.inputs
         kw["env"] = _with_library_threads(kw["env"], self.library_threads)
@@ -545,7 +550,7 @@ def _run_notebooks(plan: _MonthPlan, record: dict, stop_request, kernel_name: st
     queue = sorted(runs, key=lambda r: (-waited_for[r.source.stem] * side_by_side,
                                         -len(plan.waits_for[r.source.stem]) * side_by_side, r.number))
     running, ended = {}, {}
-    with _warm_kernels(plan, kernel_name), \
+    with _shared_spark_driver(plan) as plan, _warm_kernels(plan, kernel_name), \
             ThreadPoolExecutor(max_workers=plan.at_once, thread_name_prefix="notebook") as pool:
         try:
             while queue or running:
@@ -568,6 +573,31 @@ def _run_notebooks(plan: _MonthPlan, record: dict, stop_request, kernel_name: st
             shutil.rmtree(ended_dir, ignore_errors=True)
     outcomes = [ended[run.source.stem] for run in runs]
     return [o for o in outcomes if isinstance(o, Path)], [o for o in outcomes if isinstance(o, RunFailed)]
+
+
+def _on_spark_server(engine_cfg: EngineConfig) -> bool:
+    """Whether the month's kernels work on a Spark Connect server (the runner's shared driver, or
+    ``engine.spark_remote``) rather than each on a Spark driver of its own: then they may run side by side, and
+    start warm, as on DuckDB."""
+    return engine_cfg.backend.lower() in engine.SPARK and (engine_cfg.spark_shared_driver or bool(engine_cfg.spark_remote))
+
+
+def _shares_spark_driver(engine_cfg: EngineConfig) -> bool:
+    """Whether the runner starts one Spark driver for the month's notebooks (:mod:`helpers.spark_server`): on Spark
+    with ``engine.spark_shared_driver`` on and no ``engine.spark_remote`` of the config's own."""
+    return (engine_cfg.backend.lower() in engine.SPARK and engine_cfg.spark_shared_driver
+            and not engine_cfg.spark_remote)
+
+
+@contextmanager
+def _shared_spark_driver(plan: _MonthPlan):
+    """The plan, with the URL of the Spark driver its notebooks share while the block runs (``plan.spark``), or as
+    it is."""
+    if plan.spark is None:
+        yield plan
+        return
+    with spark_server.shared_driver(plan.spark, plan.out_dir / "spark.log") as remote:
+        yield replace(plan, spark_remote=remote)
 
 
 @contextmanager
@@ -686,6 +716,8 @@ class _MonthPlan:
     at_once: int                    # notebooks run side by side at most (_at_once)
     at_once_said: str               # ... and why, for the run's first line
     warm: bool = False              # kernels forked warm (_warm_kernels): the memory target holds one more kernel
+    spark: EngineConfig | None = None  # on Spark with engine.spark_shared_driver: the driver the runner starts
+    spark_remote: str = ""          # ... its URL while the notebooks run (_shared_spark_driver)
 
     @property
     def month(self) -> str:  # 'YYYY-MM', the report folder's name
@@ -725,7 +757,8 @@ def _plan_month(as_of, raw_dir, config_path, only, root, notebooks_dir, reports_
         "config_path": _shown(config_file, root),
     }
     return _MonthPlan(as_of, shop, root, notebooks, out_dir, processed_dir, reports_dir, processed_base,
-                      parameters, _waits_for(notebooks), at_once, at_once_said, _warm(engine_cfg, raw_path, at_once))
+                      parameters, _waits_for(notebooks), at_once, at_once_said, _warm(engine_cfg, raw_path, at_once),
+                      engine_cfg if _shares_spark_driver(engine_cfg) else None)
 
 
 def _waits_for(notebooks: list[Path]) -> dict[str, set[str]]:
@@ -762,13 +795,15 @@ def _at_once(engine_cfg: EngineConfig, raw_dir: Path) -> tuple[int, str]:
     if wanted == 1:
         why = "engine.parallel_notebooks: 1" if engine_cfg.parallel_notebooks == 1 else "one core"
         return 1, f"one at a time ({why})"
-    if engine_cfg.backend.lower() != "duckdb":
+    if engine_cfg.backend.lower() != "duckdb" and not _on_spark_server(engine_cfg):
         return 1, f"one at a time (engine.backend {engine_cfg.backend})"
     target, (lines, need) = engine.memory_bytes(engine_cfg), _notebook_bytes(raw_dir)
     fits = max(1, min(wanted, target // need)) if target else 1
     if fits == 1:
         return 1, (f"one at a time (about {lines:,} order lines: two notebooks would need about {2 * need / 1e9:.1f} "
                    f"GB, over the memory target {engine_cfg.memory_limit or f'{(target or 0) / 1e9:.1f} GB'})")
+    if engine_cfg.backend.lower() != "duckdb":
+        return fits, f"up to {fits} side by side (each a session of one Spark driver)"
     threads, memory_limit = engine.duckdb_share(engine_cfg, fits)
     return fits, f"up to {fits} side by side (each DuckDB then {threads} thread{'s' * (threads > 1)}, {memory_limit})"
 
@@ -779,7 +814,8 @@ def _warm(engine_cfg: EngineConfig, raw_dir: Path, at_once: int) -> bool:
     peaks (:func:`_at_once`), and ``engine.warm_kernels`` is on. The 10.1M-line benchmark month does not fit: the
     memory target wins over the 2.5-3 s each kernel would save."""
     target, (_, need) = engine.memory_bytes(engine_cfg), _notebook_bytes(raw_dir)
-    return (engine_cfg.warm_kernels and engine_cfg.backend.lower() == "duckdb" and target is not None
+    return (engine_cfg.warm_kernels and (engine_cfg.backend.lower() == "duckdb" or _on_spark_server(engine_cfg))
+            and target is not None
             and target >= at_once * need + KERNEL_BYTES)
 
 
@@ -854,7 +890,8 @@ def _run_notebook(plan: _MonthPlan, run: _Run, stop_request, duckdb_share: int, 
             executed = pm.execute_notebook(
                 str(run.source), str(tmp), parameters=plan.parameters, kernel_name=kernel_name, engine_name=ENGINE_NAME,
                 resources={"metadata": {"path": str(plan.root)}}, progress_bar=show_cells, log_output=False,
-                config=kernel_config(duckdb_share, plan.out_dir / "spark.log", inputs, _library_threads(plan.at_once)),
+                config=kernel_config(duckdb_share, plan.out_dir / "spark.log", inputs, _library_threads(plan.at_once),
+                                     plan.spark_remote),
                 on_cell_execute=run.inputs.before_cell,
             )
         except Exception as err:  # a failing cell (PapermillExecutionError), a kernel that died or never started
