@@ -177,8 +177,8 @@ def test_spark_writes_its_log_to_the_file_and_only_errors_to_the_console(tmp_pat
 def test_a_month_run_on_spark_shares_one_driver_and_writes_what_duckdb_writes(shop, tmp_path, capfd):
     """`retention run` on Spark: one Spark driver for the month (a Spark Connect server, helpers.spark_server), the
     notebooks side by side, each kernel a session of it. The artifacts are DuckDB's under the parity rules (a
-    Connect session analyses every request anew: what the stages cache is found and released all the same), and
-    none of Spark's log lines reach the console."""
+    Connect session analyses every request anew: what the stages cache is found and released all the same), no
+    notebook leaves cached tables in the driver, and none of Spark's log lines reach the console."""
     pytest.importorskip("pyspark", reason="make test-spark installs pyspark (requirements-spark.lock)")
     raw, duck, cfg, _ = shop
     config = tmp_path / "spark.yml"
@@ -192,6 +192,27 @@ def test_a_month_run_on_spark_shares_one_driver_and_writes_what_duckdb_writes(sh
     assert not differences, "\n".join(differences)
     console = capfd.readouterr()
     assert " ERROR " not in console.err and " WARN " not in console.err, console.err
+    assert "were left" not in (tmp_path / "reports" / raw.name / "2026-06" / "spark.log").read_text()
+
+
+@pytest.mark.spark
+def test_a_kernel_that_ends_leaves_nothing_cached_in_the_shared_driver(tmp_path):
+    """The runner's Spark driver serves the whole month: what a notebook's kernel cached there is released when the
+    kernel ends (Ibis lets go of its cached tables at exit), else the driver warns in spark.log. A process that
+    ends without its exit handlers shows the warning is written."""
+    pytest.importorskip("pyspark", reason="make test-spark installs pyspark (requirements-spark.lock)")
+    script = ("import os, sys\nfrom helpers import engine\nfrom helpers.config import EngineConfig\n"
+              "con = engine.connect(EngineConfig(backend='spark'))\n"
+              "t = engine.cache(con, con.sql('SELECT id FROM range(1000)'))\nassert t.count().execute() == 1000\n"
+              "os._exit(0) if sys.argv[1] == 'killed' else None\n")
+    for ending in ("ended", "killed"):
+        log = tmp_path / ending / "spark.log"
+        with spark_server.shared_driver(EngineConfig(backend="spark", spark_conf=SPARK_TEST_CONF), log) as url:
+            done = subprocess.run([sys.executable, "-c", script, ending], capture_output=True, text=True, timeout=300,
+                                  env={**os.environ, engine.REMOTE_VARIABLE: url})
+            assert done.returncode == 0, done.stderr
+        left = "cached table(s) were left" in (log.read_text() if log.exists() else "")
+        assert left == (ending == "killed"), ending
 
 
 @pytest.mark.spark

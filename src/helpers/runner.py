@@ -579,14 +579,14 @@ def _on_spark_server(engine_cfg: EngineConfig) -> bool:
     """Whether the month's kernels work on a Spark Connect server (the runner's shared driver, or
     ``engine.spark_remote``) rather than each on a Spark driver of its own: then they may run side by side, and
     start warm, as on DuckDB."""
-    return engine_cfg.backend.lower() in engine.SPARK and (engine_cfg.spark_shared_driver or bool(engine_cfg.spark_remote))
+    return (engine_cfg.backend.lower() in engine.SPARK
+            and (engine_cfg.spark_shared_driver or bool(engine_cfg.spark_remote)))
 
 
 def _shares_spark_driver(engine_cfg: EngineConfig) -> bool:
     """Whether the runner starts one Spark driver for the month's notebooks (:mod:`helpers.spark_server`): on Spark
     with ``engine.spark_shared_driver`` on and no ``engine.spark_remote`` of the config's own."""
-    return (engine_cfg.backend.lower() in engine.SPARK and engine_cfg.spark_shared_driver
-            and not engine_cfg.spark_remote)
+    return _on_spark_server(engine_cfg) and not engine_cfg.spark_remote
 
 
 @contextmanager
@@ -789,7 +789,9 @@ def _at_once(engine_cfg: EngineConfig, raw_dir: Path) -> tuple[int, str]:
     ``engine.parallel_notebooks`` at most, no more than the machine's cores, and only as many as fit in the
     memory target: ``engine.memory_limit`` (null: 80 % of the machine's memory, DuckDB's default) must hold
     that many notebooks' estimated peaks (:data:`KERNEL_BYTES` + :data:`BYTES_PER_LINE` per order line,
-    :func:`_order_lines`): the memory target wins over parallelism. DuckDB is the only engine given a share.
+    :func:`_order_lines`): the memory target wins over parallelism. DuckDB is the only engine given a share. Spark
+    runs notebooks side by side only as sessions of one Spark Connect server (:func:`_on_spark_server`): a driver of
+    their own each would be a JVM each.
     """
     wanted = min(engine_cfg.parallel_notebooks, os.cpu_count() or 1)
     if wanted == 1:
@@ -809,7 +811,8 @@ def _at_once(engine_cfg: EngineConfig, raw_dir: Path) -> tuple[int, str]:
 
 
 def _warm(engine_cfg: EngineConfig, raw_dir: Path, at_once: int) -> bool:
-    """Whether the run's kernels may start warm (:func:`_warm_kernels`): on DuckDB, when the memory target holds the
+    """Whether the run's kernels may start warm (:func:`_warm_kernels`): on DuckDB or a Spark Connect server
+    (:func:`_on_spark_server`: no kernel starts a JVM), when the memory target holds the
     process they are forked from (:data:`KERNEL_BYTES`, a kernel's imports) beside `at_once` notebooks' estimated
     peaks (:func:`_at_once`), and ``engine.warm_kernels`` is on. The 10.1M-line benchmark month does not fit: the
     memory target wins over the 2.5-3 s each kernel would save."""

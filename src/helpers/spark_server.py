@@ -107,7 +107,17 @@ def main() -> None:
     try:
         sys.stdin.read()  # until the runner closes it or ends
     finally:
+        _log_what_is_left(session)
         session.stop()
+
+
+def _log_what_is_left(session) -> None:
+    """A warning in spark.log when the month's notebooks left cached tables in the driver's memory (each kernel
+    releases its own when it ends: helpers.engine)."""
+    left = session.sparkContext._jsc.getPersistentRDDs().size()
+    if left:
+        session.sparkContext._jvm.org.apache.logging.log4j.LogManager.getLogger("retention").warn(
+            f"{left} cached table(s) were left in the shared driver's memory by the month's notebooks")
 
 
 if __name__ == "__main__":
