@@ -192,7 +192,8 @@ def test_a_month_run_on_spark_shares_one_driver_and_writes_what_duckdb_writes(sh
     assert not differences, "\n".join(differences)
     console = capfd.readouterr()
     assert " ERROR " not in console.err and " WARN " not in console.err, console.err
-    assert "were left" not in (tmp_path / "reports" / raw.name / "2026-06" / "spark.log").read_text()
+    log = tmp_path / "reports" / raw.name / "2026-06" / "spark.log"  # made on Spark's first line at WARN or worse
+    assert "were left" not in (log.read_text() if log.exists() else "")
 
 
 @pytest.mark.spark
