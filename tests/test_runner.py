@@ -5,6 +5,7 @@ publishes them."""
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import nbformat
 import psutil
 import pytest
 
-from helpers import artifacts, demo, engine, runner, warm_kernels
+from helpers import artifacts, demo, engine, runner, spark_server, warm_kernels
 from helpers.config import load_config
 from helpers.paths import project_root
 from helpers.publish import external_resources
@@ -590,6 +591,17 @@ def test_on_spark_the_notebooks_are_sessions_of_one_driver_side_by_side_unless_t
     assert runner._at_once(own, tmp_path) == (1, "one at a time (engine.backend spark)")
     remote = cfg.model_copy(update={"spark_remote": "sc://spark.example.com:15002"})
     assert not runner._shares_spark_driver(remote) and runner._at_once(remote, tmp_path)[0] == 2
+
+
+def test_a_month_on_spark_without_pyspark_stops_before_any_notebook_with_what_to_install(tmp_path, monkeypatch):
+    root = make_project(tmp_path)
+    (root / "config" / "default.yml").write_text("shop: {currency: EUR}\nengine: {backend: spark}\n")
+    make_notebook(root, "01_a.ipynb", "x = 1")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a))
+    with pytest.raises(spark_server.SparkDriverFailed, match="pyspark is not installed .* `make spark-setup`"):
+        run_month("2026-06-30", root / "data" / "raw" / "demo", root=root, log=lambda line: None)
+    assert not (root / "reports" / "demo" / "2026-06" / "01_a.html").exists()
 
 
 def test_a_month_on_spark_tells_every_kernel_the_driver_it_shares(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ runner ended, or was killed). Its console (Spark's ERROR lines and Java's own) i
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import selectors
@@ -39,7 +40,11 @@ class SparkDriverFailed(RuntimeError):
 def shared_driver(engine_cfg: EngineConfig, log_file: Path | None = None) -> Iterator[str]:
     """While the block runs, a Spark Connect server on ``engine_cfg.spark_master`` with the config's settings
     (:func:`helpers.engine.spark_settings`), logging to `log_file` (the month's spark.log); yields its URL.
-    Raises :class:`SparkDriverFailed` if it does not start within :data:`START_SECONDS`."""
+    Raises :class:`SparkDriverFailed` if pyspark is missing or the driver does not start within
+    :data:`START_SECONDS`."""
+    if importlib.util.find_spec("pyspark") is None:
+        raise SparkDriverFailed("engine.backend is spark but pyspark is not installed in this environment: "
+                                "`make spark-setup` installs it (requirements-spark.lock) and Java 17")
     env = dict(os.environ)
     env.setdefault("PYSPARK_PYTHON", sys.executable)  # the executors' Python (engine.connect's rule for local)
     if log_file is not None:
@@ -73,9 +78,12 @@ def _ready_url(process: subprocess.Popen) -> str:
                 line = process.stdout.readline()
                 if line.startswith("sc://"):
                     return line.strip()
-                if not line:  # the server ended
+                if not line:  # the server is ending: its output closed
                     break
-    code = process.poll()
+    try:
+        code = process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        code = None
     raise SparkDriverFailed(
         f"the shared Spark driver (engine.spark_shared_driver) did not start: "
         f"{'it ended with code ' + str(code) if code is not None else f'not ready after {START_SECONDS} s'}; "
