@@ -23,6 +23,7 @@ from pathlib import Path
 
 import exports
 import ibis
+import nbformat
 import pandas as pd
 import pytest
 
@@ -178,7 +179,8 @@ def test_a_month_run_on_spark_shares_one_driver_and_writes_what_duckdb_writes(sh
     """`retention run` on Spark: one Spark driver for the month (a Spark Connect server, helpers.spark_server), the
     notebooks side by side, each kernel a session of it. The artifacts are DuckDB's under the parity rules (a
     Connect session analyses every request anew: what the stages cache is found and released all the same), no
-    notebook leaves cached tables in the driver, and none of Spark's log lines reach the console."""
+    notebook leaves cached tables in the driver, and none of Spark's log lines or warnings reach the console or the
+    pages."""
     pytest.importorskip("pyspark", reason="make test-spark installs pyspark (requirements-spark.lock)")
     raw, duck, cfg, _ = shop
     config = tmp_path / "spark.yml"
@@ -192,7 +194,11 @@ def test_a_month_run_on_spark_shares_one_driver_and_writes_what_duckdb_writes(sh
     assert not differences, "\n".join(differences)
     console = capfd.readouterr()
     assert " ERROR " not in console.err and " WARN " not in console.err, console.err
-    log = tmp_path / "reports" / raw.name / "2026-06" / "spark.log"  # made on Spark's first line at WARN or worse
+    pages = tmp_path / "reports" / raw.name / "2026-06"
+    said = [o["text"] for p in sorted(pages.glob("*.ipynb")) for cell in nbformat.read(p, as_version=4).cells
+            for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+    assert not said, said  # a warning of Spark's on a page
+    log = pages / "spark.log"  # made on Spark's first line at WARN or worse
     assert "were left" not in (log.read_text() if log.exists() else "")
 
 

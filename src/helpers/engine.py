@@ -18,6 +18,7 @@ import re
 import sys
 import tempfile
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
 
         remote = os.environ.get(REMOTE_VARIABLE) or engine.spark_remote
         if remote:  # a Spark Connect server: the runner's shared driver (helpers.spark_server), or the config's
+            # Ibis sends in-memory tables with verifySchema=False, which a Connect session ignores, warning on the page
+            warnings.filterwarnings("ignore", message="'verifySchema' is ignored", category=UserWarning)
             session = SparkSession.builder.remote(remote).getOrCreate()
             if os.environ.get(REMOTE_VARIABLE):  # on this machine: no network to reattach a long query over, and
                 session.client.disable_reattachable_execute()  # the server logs an ERROR for each early release
