@@ -33,7 +33,7 @@ START_SECONDS = 180  # a driver not ready by then is reported as not starting
 
 
 class SparkDriverFailed(RuntimeError):
-    """The shared Spark driver did not start: the message says why, with the end of what it printed."""
+    """The shared Spark driver did not start: the message says why and where Spark's reason is."""
 
 
 @contextlib.contextmanager
@@ -46,7 +46,8 @@ def shared_driver(engine_cfg: EngineConfig, log_file: Path | None = None) -> Ite
         raise SparkDriverFailed("engine.backend is spark but pyspark is not installed in this environment: "
                                 "`make spark-setup` installs it (requirements-spark.lock) and Java 17")
     env = dict(os.environ)
-    env.setdefault("PYSPARK_PYTHON", sys.executable)  # the executors' Python (engine.connect's rule for local)
+    if engine_cfg.spark_master.startswith("local"):  # the executors' Python, as engine.connect sets it
+        env.setdefault("PYSPARK_PYTHON", sys.executable)
     if log_file is not None:
         env[engine.SPARK_LOG_VARIABLE] = str(log_file)
     env.pop(engine.REMOTE_VARIABLE, None)
@@ -102,6 +103,11 @@ def main() -> None:
     stdin to close, stop Spark."""
     settings = json.loads(sys.stdin.readline())
     engine_cfg = EngineConfig(**settings["engine"])
+    # The URL goes to the runner on this process's stdout, a pipe it stops reading then; everything else printed
+    # (Spark's JVM and its Python workers, started from here, included) goes to the console, so no full pipe ever
+    # blocks them.
+    ready = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(engine_cfg.spark_master).appName("retention")
@@ -111,7 +117,8 @@ def main() -> None:
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel(engine_cfg.spark_log_level)
-    print(f"sc://localhost:{settings['port']}", flush=True)
+    print(f"sc://localhost:{settings['port']}", file=ready, flush=True)
+    ready.close()
     try:
         sys.stdin.read()  # until the runner closes it or ends
     finally:
