@@ -156,29 +156,10 @@ def main() -> None:
     spark_cfg = cfg.replace(engine=cfg.engine.replace(backend="spark", spark_master=args.master, spark_conf=conf))
     print(f"shop {raw}, month {month}, Spark {args.master} {conf}; load average {os.getloadavg()}", flush=True)
 
-    if args.runner_only:
-        result = {"shop": str(raw), "master": args.master, "conf": conf, "load_average_before": os.getloadavg(),
-                  "runner": run_months(raw, Path(args.keep), args.as_of, args.config,
-                                       {"backend": "spark", "spark_master": args.master, "spark_conf": conf})}
-        print(f"the month through the runner: Spark / DuckDB {result['runner']['ratio']}x")
-        (Path(args.keep) / "spark_benchmark.json").write_text(json.dumps(result, indent=1))
-        return
-    duck_dir, spark_dir = (Path(args.keep) / "processed" / e / raw.name / month for e in ("duckdb", "spark"))
-    # Spark first, so that the driver's Python peak is Spark's own (this process keeps what DuckDB's run held)
-    spark = run_spark(raw, spark_dir, spark_cfg, args.as_of)
-    print(f"Spark: {spark['stages_s']}", flush=True)
-    duck = None if args.skip_duckdb else run_stages(raw, duck_dir, cfg, args.as_of)
-    differences = month_differences(duck_dir, spark_dir) if duck else None
-    result = {"shop": str(raw), "master": args.master, "conf": conf, "duckdb_s": duck, **spark,
-              "differences": differences, "load_average_after": os.getloadavg()}
-    print("\n".join(table(duck, spark["stages_s"])))
-    print(f"Spark session start {spark['session_start_s']} s (not in the month's sum); peak RSS "
-          f"driver Python {spark['peak_rss_mb']['driver_python']:,} MB, JVM {spark['peak_rss_mb']['driver_jvm']:,} MB")
-    print(f"plan problems: {len(spark['plan_problems'])}" + "".join(f"\n  {p}" for p in spark["plan_problems"]))
-    if differences is not None:
-        print(f"artifacts that differ from DuckDB's: {len(differences)}" + "".join(f"\n  {d}" for d in differences))
-    print(f"load average after: {result['load_average_after']}")
-    if args.runner:
+    result = {"shop": str(raw), "master": args.master, "conf": conf}
+    if not args.runner_only:
+        result.update(in_process(raw, Path(args.keep), cfg, spark_cfg, args))
+    if args.runner or args.runner_only:
         result["runner"] = run_months(raw, Path(args.keep), args.as_of, args.config,
                                       {"backend": "spark", "spark_master": args.master, "spark_conf": conf})
         print(f"the month through the runner: Spark / DuckDB {result['runner']['ratio']}x")
@@ -186,6 +167,24 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=1))
     print(f"written: {out}")
 
+
+def in_process(raw: Path, keep: Path, cfg, spark_cfg, args) -> dict:
+    """Every stage in this process on Spark, then on DuckDB: the figures the module's docstring lists, printed."""
+    duck_dir, spark_dir = (keep / "processed" / e / raw.name / args.as_of[:7] for e in ("duckdb", "spark"))
+    # Spark first, so that the driver's Python peak is Spark's own (this process keeps what DuckDB's run held)
+    spark = run_spark(raw, spark_dir, spark_cfg, args.as_of)
+    print(f"Spark: {spark['stages_s']}", flush=True)
+    duck = None if args.skip_duckdb else run_stages(raw, duck_dir, cfg, args.as_of)
+    differences = month_differences(duck_dir, spark_dir) if duck else None
+    result = {"duckdb_s": duck, **spark, "differences": differences, "load_average_after": os.getloadavg()}
+    print("\n".join(table(duck, spark["stages_s"])))
+    print(f"Spark session start {spark['session_start_s']} s (not in the month's sum); peak RSS "
+          f"driver Python {spark['peak_rss_mb']['driver_python']:,} MB, JVM {spark['peak_rss_mb']['driver_jvm']:,} MB")
+    print(f"plan problems: {len(spark['plan_problems'])}" + "".join(f"\n  {p}" for p in spark["plan_problems"]))
+    if differences is not None:
+        print(f"artifacts that differ from DuckDB's: {len(differences)}" + "".join(f"\n  {d}" for d in differences))
+    print(f"load average after: {result['load_average_after']}")
+    return result
 
 if __name__ == "__main__":
     main()

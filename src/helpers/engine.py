@@ -235,8 +235,9 @@ def memtable(data: pd.DataFrame | pa.Table) -> ir.Table:
 def cache(con, expr: ir.Table, name: str | None = None) -> ir.Table:
     """`expr` computed once and kept by the engine, so later uses read it instead of recomputing it.
 
-    DuckDB: a temporary table. Spark: the DataFrame cached in memory (``Table.cache``), so a window
-    without a full order, or a row number, is not recomputed - and perhaps different - per use.
+    DuckDB: a temporary table. Spark: a temporary view cached in memory (``Table.cache``, through
+    :func:`_caching_by_view`), so a window without a full order, or a row number, is not recomputed - and perhaps
+    different - per use.
     The cached table has the types the engine actually computed; cast where they must agree.
     """
     if getattr(con, "name", "") == "duckdb":
